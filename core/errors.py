@@ -1,0 +1,29 @@
+"""The errors every caller of ``core`` can expect, each with a message fit to show a user.
+
+Pages show ``str(error)`` as it is; the command line prints it on one line and exits
+non-zero; the HTTP gateway maps each class to a status code.
+"""
+
+
+class QuorumError(Exception):
+    """Base class: a refusal or failure that the user should read."""
+
+
+class ValidationError(QuorumError):
+    """The input is malformed or incomplete (an empty name, an unknown role...)."""
+
+
+class NotFound(QuorumError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(QuorumError):
+    """The change would clash with what is stored (a duplicate e-mail, a stale version)."""
+
+
+class PermissionDenied(QuorumError):
+    """The acting identity may not do this."""
+
+
+class InvalidTransition(QuorumError):
+    """A workflow step that is not allowed from the current state."""
