@@ -1,0 +1,29 @@
+"""Quorum: the dashboard and the gateway's HTTP routes, served by one server.
+
+`streamlit run app.py` finds the `st.App` below and serves it with the HTTP routes mounted
+beside the pages. Each browser session then runs this same file as its page script, which
+signs the person in and registers only the pages their roles may use.
+"""
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+if get_script_run_ctx() is None:
+    # Imported by the ASGI server: build the app with its HTTP routes.
+    from core.http.routes import http_routes, lifespan
+
+    app = st.App("app.py", routes=http_routes(), lifespan=lifespan)
+else:
+    # A browser session's run: sign in, then show the pages this person may use.
+    from core import migrate
+    from pages.ui import layout, registry, signin
+
+    st.set_page_config(page_title="Quorum", page_icon=":material/how_to_vote:", layout="wide")
+    migrate.upgrade_once()
+    actor = signin.current_actor()
+    st.session_state["actor"] = actor
+    layout.sidebar(actor)
+    sections: dict[str, list] = {}
+    for spec in registry.pages_for(actor):
+        sections.setdefault(spec.section, []).append(st.Page(spec.path, title=spec.title, icon=spec.icon))
+    st.navigation(sections).run()

@@ -1,0 +1,99 @@
+"""Engines and sessions: SQLite by default (WAL, foreign keys), PostgreSQL by URL.
+
+Services in core take a `Session` and commit their own change together with its audit
+event (see `core.audit.committing`). Pages and the command line open sessions here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+from core.settings import settings
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for `url`, tuned for Quorum's access pattern."""
+    if url.startswith("sqlite"):
+        file = _sqlite_file(url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own implicit
+        # transactions would defer it past our choice of lock mode).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # A write transaction takes the write lock up front: a deferred transaction that
+        # reads and then writes fails at once (SQLITE_BUSY) when another writer got in
+        # between, whereas BEGIN IMMEDIATE simply waits its turn.
+        mode = "IMMEDIATE" if conn.get_execution_options().get("quorum_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The shared engine for `url` (default: the configured database)."""
+    url = url or settings().database_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, and forks of the server process)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def session(engine: Engine | None = None) -> Session:
+    """A session for reading, or for a service that commits its own change."""
+    return Session(engine or get_engine(), expire_on_commit=False)
+
+
+def write_session(engine: Engine | None = None) -> Session:
+    """A session whose transactions take the write lock at once on SQLite."""
+    engine = (engine or get_engine()).execution_options(quorum_write=True)
+    return Session(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(*, write: bool = False) -> Iterator[Session]:
+    """`with session_scope() as s:` closes the session; services commit their own work."""
+    s = write_session() if write else session()
+    try:
+        yield s
+    finally:
+        s.close()

@@ -1,0 +1,11 @@
+"""The features' parts of the demo seed, run in order after the teams and people exist.
+
+Each step takes a session and seeds one feature (prompts, budgets, usage...) through that
+feature's own audited services.
+"""
+
+from collections.abc import Callable
+
+from sqlmodel import Session
+
+STEPS: list[Callable[[Session], None]] = []

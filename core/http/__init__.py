@@ -1,0 +1,1 @@
+"""HTTP routes served beside the dashboard (the gateway's endpoints live here)."""

@@ -1,0 +1,46 @@
+"""Schema migrations with alembic, applied by `quorum db upgrade` and at app start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect
+
+from core.db import get_engine
+from core.settings import settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Hand the engine to env.py directly: URLs with '%' would trip the ini interpolation.
+    config.attributes["engine"] = get_engine(url)
+    return config
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Bring the database to `revision` (idempotent)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str | None = None) -> str | None:
+    engine = get_engine(url)
+    if not inspect(engine).has_table("alembic_version"):
+        return None
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+_upgraded: set[str] = set()
+
+
+def upgrade_once(url: str | None = None) -> None:
+    """`upgrade()` the first time a process needs the database, then nothing."""
+    key = url or settings().database_url
+    if key not in _upgraded:
+        upgrade(url)
+        _upgraded.add(key)

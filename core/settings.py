@@ -1,0 +1,127 @@
+"""Settings from the environment and `.streamlit/secrets.toml`, checked before use.
+
+The environment wins over the secrets file, so a deployment can override one value
+without editing the file. Secrets are held in fields that never print.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from core.errors import ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+
+_TRUE = {"1", "true", "yes", "on"}
+# Values that ship in examples and must never guard a real deployment.
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "xxx", "replace-me"}
+_MIN_COOKIE_SECRET = 32
+
+
+class ConfigError(ValidationError):
+    """The configuration is unsafe or incomplete for the mode Quorum runs in."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    demo_mode: bool
+    timezone: str
+    auth: dict = field(default_factory=dict, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    audit_signing_key: str | None = field(default=None, repr=False)
+
+    @property
+    def auth_configured(self) -> bool:
+        """True when an OIDC provider is set up for `st.login`."""
+        return bool(self.auth.get("client_id") or any(isinstance(v, dict) for v in self.auth.values()))
+
+    @property
+    def uses_simulator(self) -> bool:
+        """With no OpenAI key, the built-in simulator answers every model call."""
+        return not self.openai_api_key
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_safe(self) -> None:
+        """Refuse to run outside demo mode on defaults that would be unsafe in production."""
+        if self.demo_mode:
+            return
+        problems = []
+        if not self.auth_configured:
+            problems.append(
+                "no [auth] section in .streamlit/secrets.toml: without OIDC sign-in anybody "
+                "could pick an identity (set QUORUM_DEMO=1 only for a demo)"
+            )
+        else:
+            cookie = str(self.auth.get("cookie_secret", ""))
+            if cookie.lower() in _PLACEHOLDER_SECRETS or len(cookie) < _MIN_COOKIE_SECRET:
+                problems.append(
+                    f"[auth] cookie_secret must be a random string of at least {_MIN_COOKIE_SECRET} characters"
+                )
+        if problems:
+            raise ConfigError("Unsafe configuration: " + "; ".join(problems))
+
+
+def _read_secrets_file(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{DATA_DIR / 'quorum.db'}"
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    """Read settings; `env` defaults to `os.environ` (tests pass their own).
+
+    QUORUM_SECRETS_FILE points at another secrets file (default .streamlit/secrets.toml).
+    """
+    env = os.environ if env is None else env
+    secrets = _read_secrets_file(Path(env.get("QUORUM_SECRETS_FILE") or SECRETS_FILE))
+
+    def pick(name: str) -> str | None:
+        value = env.get(name)
+        if value is None:
+            value = secrets.get(name)
+        return None if value in (None, "") else str(value)
+
+    timezone = pick("QUORUM_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"QUORUM_TIMEZONE: unknown time zone {timezone!r}") from exc
+
+    return Settings(
+        database_url=pick("DATABASE_URL") or default_database_url(),
+        demo_mode=(pick("QUORUM_DEMO") or "").lower() in _TRUE,
+        timezone=timezone,
+        auth=dict(secrets.get("auth", {})),
+        openai_api_key=pick("OPENAI_API_KEY"),
+        openai_base_url=pick("OPENAI_BASE_URL"),
+        audit_signing_key=pick("QUORUM_AUDIT_SIGNING_KEY"),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings, read once; `reset_settings()` re-reads them (tests)."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    settings.cache_clear()

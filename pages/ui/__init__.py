@@ -1,0 +1,1 @@
+"""Shared helpers of the page scripts: sign-in, navigation and common widgets."""

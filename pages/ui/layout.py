@@ -1,0 +1,62 @@
+"""The frame around every page: the signed-in person in the sidebar, and error display."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core.errors import QuorumError
+from core.permissions import ROLE_LABELS, Actor
+from pages.ui import registry, signin
+
+
+def sidebar(actor: Actor) -> None:
+    with st.sidebar:
+        roles = ", ".join(ROLE_LABELS[r] for r in sorted(actor.roles)) or "no role"
+        st.caption(f"Signed in as **{actor.display_name}** · {roles}")
+        st.button("Sign out", on_click=signin.sign_out, key="sign_out")
+
+
+def page_setup(page_file: str) -> Actor:
+    """The first line of every page: the signed-in actor, if this page is theirs to use.
+
+    app.py registers only a role's own pages, but Streamlit can still run a file under
+    `pages/` directly (its legacy multipage mode does so for a fresh process), so each
+    page checks again rather than trusting that it was reached through the navigation.
+    """
+    actor = st.session_state.get("actor")
+    if actor is None:
+        st.info("Please sign in first.")
+        st.stop()
+    if not registry.allowed(actor, page_file):
+        st.error("You do not have access to this page.")
+        st.stop()
+    return actor
+
+
+_FLASH_KEY = "flash_message"
+
+
+@contextmanager
+def shows_errors(success: str | None = None) -> Iterator[None]:
+    """Run a core call; show a refusal as an error box, and on success rerun with a notice.
+
+    The rerun makes every table on the page show the change at once; the notice survives it.
+    """
+    try:
+        yield
+    except QuorumError as error:
+        st.error(str(error), icon=":material/block:")
+    else:
+        if success:
+            st.session_state[_FLASH_KEY] = success
+            st.rerun()
+
+
+def show_flash() -> None:
+    """Show the notice left by the previous run's successful change, once."""
+    message = st.session_state.pop(_FLASH_KEY, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")

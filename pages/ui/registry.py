@@ -1,0 +1,37 @@
+"""Every page of the app, the section it sits in and the permission it needs.
+
+A page a role may not use is not registered for that role, so it is not routable either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.permissions import Actor, Permission
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str
+    title: str
+    icon: str
+    section: str
+    permission: Permission | None  # None: every signed-in person
+
+
+PAGES: list[PageSpec] = [
+    PageSpec("pages/home.py", "Home", ":material/home:", "Overview", None),
+    PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),
+]
+
+
+def pages_for(actor: Actor) -> list[PageSpec]:
+    return [p for p in PAGES if p.permission is None or actor.can(p.permission)]
+
+
+def allowed(actor: Actor, page_file: str) -> bool:
+    """Whether `actor` may use the page script at `page_file` (an unknown page: no)."""
+    name = Path(page_file).name
+    spec = next((p for p in PAGES if Path(p.path).name == name), None)
+    return spec is not None and (spec.permission is None or actor.can(spec.permission))

@@ -1,0 +1,112 @@
+"""Fixtures: a fresh, migrated database per test, on SQLite or on PostgreSQL.
+
+With DATABASE_URL pointing at PostgreSQL the schema is migrated once per run and every
+table is emptied before each test; otherwise each test gets its own SQLite file, copied
+from a template migrated once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from core import clock, db, demo, migrate
+from core.permissions import Actor, Role
+from core.settings import PROJECT_ROOT, reset_settings
+
+ENV_URL = os.environ.get("DATABASE_URL", "")
+ON_POSTGRES = ENV_URL.startswith("postgresql")
+APP = str(PROJECT_ROOT / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch, tmp_path):
+    """No test sees the developer's secrets file, and the clock is real unless a test sets it."""
+    monkeypatch.setenv("QUORUM_SECRETS_FILE", str(tmp_path / "no-secrets.toml"))
+    monkeypatch.setenv("QUORUM_DEMO", "1")
+    reset_settings()
+    yield
+    clock.set_clock(None)
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def _template_db(tmp_path_factory) -> str:
+    if ON_POSTGRES:
+        engine = db.make_engine(ENV_URL)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+        migrate.upgrade(ENV_URL)
+        db.dispose_engines()
+        return ENV_URL
+    path = tmp_path_factory.mktemp("template") / "quorum.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    db.dispose_engines()
+    return str(path)
+
+
+@pytest.fixture
+def db_url(_template_db, tmp_path, monkeypatch) -> str:
+    """The URL of an empty, migrated database that settings() and the pages now use."""
+    if ON_POSTGRES:
+        url = ENV_URL
+        engine = db.get_engine(url)
+        tables = [t for t in engine.dialect.get_table_names(engine.connect()) if t != "alembic_version"]
+        with engine.begin() as conn:
+            if tables:
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    else:
+        target = tmp_path / "quorum.db"
+        shutil.copy(_template_db, target)
+        url = f"sqlite:///{target}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    reset_settings()
+    migrate._upgraded.add(url)
+    yield url
+    db.dispose_engines()
+
+
+@pytest.fixture
+def session(db_url):
+    # Deferred transactions: a test's session must not hold SQLite's write lock while
+    # the page under test (another connection) writes.
+    s = db.session()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def directory(session):
+    """The demo teams and people; returns a lookup of actors by role (first person with it)."""
+    demo.seed_directory(session)
+    return People(session)
+
+
+class People:
+    """Actors of the seeded directory, by role or by e-mail."""
+
+    def __init__(self, session):
+        from core import identity
+
+        self._identity = identity
+        self._session = session
+
+    def by_email(self, email: str) -> Actor:
+        return self._identity.actor_for_email(self._session, email)
+
+    def with_role(self, role: Role) -> Actor:
+        for name, email, roles, _teams in demo.PEOPLE:
+            if role in roles:
+                return self.by_email(email)
+        raise LookupError(role)
+
+    @property
+    def admin(self) -> Actor:
+        return self.with_role(Role.ADMIN)
