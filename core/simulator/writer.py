@@ -75,7 +75,9 @@ def _answer(model: str, words: list[str], rng: random.Random) -> str:
     pool = words or ["this topic"]
     lines = [rng.choice(_OPENINGS).format(topic=topic)]
     for template in rng.sample(_BODY, answer_sentences(model)):
-        lines.append(template.format(a=rng.choice(pool), b=rng.choice(pool)))
+        first = rng.choice(pool)
+        second = rng.choice([w for w in pool if w != first] or pool)
+        lines.append(template.format(a=first, b=second))
     closing = rng.choice(_CLOSINGS)
     return " ".join(lines + ([closing] if closing else []))
 
