@@ -159,6 +159,48 @@ def test_json_schema_output_is_an_instance_of_the_schema():
     jsonschema.validate(json.loads(completion.choices[0].message.content), schema)
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {  # OpenAI's chain-of-thought example: $defs and $ref
+            "$defs": {"step": {"type": "object", "properties": {"explanation": {"type": "string"}, "output": {"type": "string"}},
+                               "required": ["explanation", "output"], "additionalProperties": False}},
+            "type": "object",
+            "properties": {"steps": {"type": "array", "items": {"$ref": "#/$defs/step"}}, "final_answer": {"type": "string"}},
+            "required": ["steps", "final_answer"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer", "exclusiveMinimum": 5, "maximum": 7},
+                "labels": {"type": "array", "uniqueItems": True, "items": {"enum": ["a", "b", "c"]}, "minItems": 2},
+                "due": {"type": "string", "format": "date-time"},
+                "note": {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 30}]},
+                "flags": {"allOf": [{"type": "object", "properties": {"x": {"type": "boolean"}}, "required": ["x"]},
+                                    {"properties": {"y": {"const": 3}}, "required": ["y"]}]},
+            },
+            "required": ["count", "labels", "due", "note", "flags"],
+        },
+    ],
+)  # fmt: skip
+def test_schema_features_used_by_structured_outputs_are_honoured(schema):
+    for prompt in ("Plan the quarterly budget review.", "List risks of the vendor contract renewal."):
+        body = {
+            "model": "gpt-4.1",
+            "messages": [{"role": "user", "content": prompt}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "out", "schema": schema}},
+        }
+        jsonschema.validate(json.loads(engine.chat_completion(body)["choices"][0]["message"]["content"]), schema)
+
+
+def test_simulator_never_imports_streamlit():
+    import pathlib
+
+    for path in (pathlib.Path(__file__).parents[1] / "core" / "simulator").glob("*.py"):
+        assert "streamlit" not in path.read_text(), path
+
+
 def test_json_object_mode_returns_an_object_and_requires_the_word_json():
     client = simulated_client()
     messages = [{"role": "system", "content": "Answer in JSON."}, *QUESTION]
@@ -176,8 +218,8 @@ def test_tool_call_arguments_are_valid_against_the_function_schema():
         "additionalProperties": False,
     }
     tools = [
-        {"type": "function", "function": {"name": "send_email", "description": "Send an email", "parameters": {"type": "object", "properties": {}}}},
-        {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city", "parameters": parameters}},
+        {"type": "function", "function": {"name": "send_email", "description": "Send an email", "parameters": {}}},
+        {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city", "parameters": parameters}},
     ]
     client = simulated_client()
     completion = ask(client, [{"role": "user", "content": "What is the weather in Lisbon right now?"}], tools=tools)
@@ -354,3 +396,8 @@ def test_async_client_completes_streams_and_retries():
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_cached_prompt_share_is_configurable():
+    usage = ask(simulated_client(SimulatorConfig(cached_prompt_fraction=0.5))).usage
+    assert usage.prompt_tokens_details.cached_tokens == usage.prompt_tokens // 2

@@ -96,9 +96,11 @@ def chat_completion_chunks(body: dict, **options) -> list[dict]:
 
     if message.get("tool_calls"):
         call = message["tool_calls"][0]
-        head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
+        name, arguments = call["function"]["name"], call["function"]["arguments"]
+        head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": name, "arguments": ""}}
         chunks = [chunk({"role": "assistant", "content": None, "tool_calls": [head]})]
-        chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in split_deltas(call["function"]["arguments"])]
+        for piece in split_deltas(arguments):
+            chunks.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
     else:
         chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
         chunks += [chunk({"content": piece}) for piece in split_deltas(message["content"])]

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass, field
 
 _MAX_DEPTH = 8
+_PROSE_NAMES = ("summary", "description", "answer", "text", "reason", "explanation", "content", "message", "comment")
 _FALLBACK_PLACES = ("Paris", "Berlin", "Tokyo", "Toronto", "Nairobi")
 
 
@@ -103,7 +104,7 @@ class _Generator:
             return by_format["uri"]
         if "date" in name:
             return by_format["date"]
-        if any(k in name for k in ("summary", "description", "answer", "text", "reason", "explanation", "content", "message", "comment")):
+        if any(k in name for k in _PROSE_NAMES):
             return self.hints.sentence or f"A note about {words[0]}."
         if any(k in name for k in ("name", "title", "label", "topic", "subject")):
             return " ".join(w[0].upper() + w[1:] for w in words[:3])

@@ -18,7 +18,9 @@ from core.simulator.prompt import STOPWORDS, keywords, last_user_text, proper_no
 from core.simulator.schema_instance import Hints, instance_for
 
 # Words every function description uses; matching on them would call tools for anything.
-_GENERIC = frozenset({"get", "set", "function", "tool", "given", "return", "returns", "current", "value", "data", "user", "use", "call", "specified"})
+_GENERIC = frozenset(
+    {"get", "set", "function", "tool", "given", "return", "returns", "current", "value", "data", "user", "use", "call"}
+)
 
 
 def functions_of(body: dict) -> list[dict]:
