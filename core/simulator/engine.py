@@ -1,0 +1,76 @@
+"""The simulator's answers as pure functions: a parsed request in, OpenAI-shaped dicts out.
+
+No I/O, no clock, no shared state: the caller passes ``created`` and, if it wants
+unique ids, ``response_id``. The transport and the HTTP server both go through
+``handle``; tests and tools may call the endpoint functions directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.simulator.api_error import SimulatedAPIError, bad_request, invalid_url, model_not_found
+from core.simulator.catalog import list_models, model_kind, model_object
+from core.simulator.chat import SYSTEM_FINGERPRINT, chat_completion, chat_completion_chunks
+from core.simulator.embeddings import embeddings
+from core.simulator.moderation import moderations
+
+__all__ = [
+    "SYSTEM_FINGERPRINT",
+    "EngineReply",
+    "chat_completion",
+    "chat_completion_chunks",
+    "embeddings",
+    "handle",
+    "list_models",
+    "moderations",
+]
+
+
+@dataclass(frozen=True)
+class EngineReply:
+    """What to answer: a JSON body, or (for ``stream: true``) the chunks of an SSE stream."""
+
+    status: int
+    body: dict | None = None
+    chunks: list[dict] | None = None
+
+
+def handle(
+    method: str,
+    path: str,
+    body: object,
+    *,
+    created: int = 0,
+    response_id: str | None = None,
+    cached_fraction: float = 0.0,
+) -> EngineReply:
+    """Route one request. ``path`` is the URL path (``/v1/...``); ``body`` the parsed JSON
+    (``None`` for GET). Refusals come back as replies carrying OpenAI's error body."""
+    try:
+        return _route(method.upper(), path.rstrip("/"), body, created, response_id, cached_fraction)
+    except SimulatedAPIError as error:
+        return EngineReply(status=error.status, body=error.body())
+
+
+def _route(method, path, body, created, response_id, cached_fraction) -> EngineReply:
+    if method == "GET" and path == "/v1/models":
+        return EngineReply(200, list_models())
+    if method == "GET" and path.startswith("/v1/models/"):
+        name = path.removeprefix("/v1/models/")
+        if model_kind(name) is None:
+            raise model_not_found(name)
+        return EngineReply(200, model_object(name))
+    endpoints = {"/v1/chat/completions", "/v1/embeddings", "/v1/moderations"}
+    if method != "POST" or path not in endpoints:
+        raise invalid_url(method, path)
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    if path == "/v1/embeddings":
+        return EngineReply(200, embeddings(body))
+    if path == "/v1/moderations":
+        return EngineReply(200, moderations(body))
+    options = {"created": created, "response_id": response_id, "cached_fraction": cached_fraction}
+    if body.get("stream"):
+        return EngineReply(200, chunks=chat_completion_chunks(body, **options))
+    return EngineReply(200, chat_completion(body, **options))

@@ -1,0 +1,173 @@
+"""Deterministic instances of a JSON Schema, for structured outputs and tool arguments.
+
+Covers what OpenAI's strict structured outputs allow: ``type`` (also as a list, e.g.
+``["string", "null"]``), ``enum``, ``const``, ``properties``/``required``, ``items`` with
+``minItems``/``maxItems``/``uniqueItems``, numeric bounds, string lengths and common
+formats, ``anyOf``/``oneOf`` (first branch), ``allOf`` and local ``$ref`` into
+``$defs``/``definitions``. ``pattern`` is not generated for; a schema that needs it
+gets a plain string. Strings are filled from the prompt's own words, guided by the
+property name ("city" takes a place named in the prompt, "summary" a sentence...).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+_MAX_DEPTH = 8
+_PROSE_NAMES = ("summary", "description", "answer", "text", "reason", "explanation", "content", "message", "comment")
+_FALLBACK_PLACES = ("Paris", "Berlin", "Tokyo", "Toronto", "Nairobi")
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Words from the prompt that generated strings draw on."""
+
+    words: list[str] = field(default_factory=list)
+    places: list[str] = field(default_factory=list)
+    sentence: str = ""
+
+
+def instance_for(schema: dict, *, rng: random.Random, hints: Hints | None = None) -> object:
+    """A value valid against ``schema``, the same one for the same ``rng`` state."""
+    return _Generator(schema, rng, hints or Hints()).value(schema, name="", depth=0)
+
+
+class _Generator:
+    def __init__(self, root: dict, rng: random.Random, hints: Hints) -> None:
+        self.root = root
+        self.rng = rng
+        self.hints = hints
+
+    def value(self, schema: dict, *, name: str, depth: int) -> object:
+        schema = self._resolve(schema)
+        if "const" in schema:
+            return schema["const"]
+        if schema.get("enum"):
+            return self.rng.choice(schema["enum"])
+        for key in ("anyOf", "oneOf"):
+            if schema.get(key):
+                branches = [self._resolve(b) for b in schema[key]]
+                non_null = [b for b in branches if b.get("type") != "null"]
+                return self.value((non_null or branches)[0], name=name, depth=depth)
+        if schema.get("allOf"):
+            return self.value(_merge(self._resolve(s) for s in schema["allOf"]), name=name, depth=depth)
+        kind = _pick_type(schema)
+        if depth > _MAX_DEPTH and kind in ("object", "array"):
+            return {} if kind == "object" else []
+        return getattr(self, f"_{kind}")(schema, name=name, depth=depth)
+
+    def _object(self, schema: dict, *, name: str, depth: int) -> dict:
+        properties = schema.get("properties") or {}
+        return {key: self.value(sub, name=key, depth=depth + 1) for key, sub in properties.items()}
+
+    def _array(self, schema: dict, *, name: str, depth: int) -> list:
+        low = schema.get("minItems", 1)
+        high = schema.get("maxItems", max(low, 3))
+        count = self.rng.randint(low, max(low, min(high, low + 2)))
+        items = schema.get("items") or {}
+        resolved = self._resolve(items)
+        if schema.get("uniqueItems") and resolved.get("enum"):
+            return self.rng.sample(resolved["enum"], min(count, len(resolved["enum"])))
+        values: list = []
+        for index in range(count):
+            item = self.value(items, name=f"{name}_{index}" if name else str(index), depth=depth + 1)
+            if schema.get("uniqueItems") and item in values:
+                continue
+            values.append(item)
+        return values
+
+    def _string(self, schema: dict, *, name: str, depth: int) -> str:
+        text = self._string_for(name.lower(), schema.get("format"))
+        low, high = schema.get("minLength", 0), schema.get("maxLength")
+        if len(text) < low:
+            text = (text + " " + "x" * low)[:low]
+        return text[:high] if high is not None else text
+
+    def _string_for(self, name: str, fmt: str | None) -> str:
+        words = self.hints.words or ["example"]
+        by_format = {
+            "date-time": "2025-01-15T09:30:00Z",
+            "date": "2025-01-15",
+            "time": "09:30:00",
+            "email": "alex.morgan@example.com",
+            "uri": f"https://example.com/{words[0].lower()}",
+            "uuid": "{:08x}-0000-4000-8000-{:012x}".format(self.rng.getrandbits(32), self.rng.getrandbits(48)),
+        }
+        if fmt in by_format:
+            return by_format[fmt]
+        if any(k in name for k in ("city", "location", "country", "place", "address", "destination")):
+            return self.hints.places[0] if self.hints.places else self.rng.choice(_FALLBACK_PLACES)
+        if "email" in name:
+            return by_format["email"]
+        if any(k in name for k in ("url", "link", "website")):
+            return by_format["uri"]
+        if "date" in name:
+            return by_format["date"]
+        if any(k in name for k in _PROSE_NAMES):
+            return self.hints.sentence or f"A note about {words[0]}."
+        if any(k in name for k in ("name", "title", "label", "topic", "subject")):
+            return " ".join(w[0].upper() + w[1:] for w in words[:3])
+        if name == "id" or name.endswith("_id"):
+            return f"{name or 'id'}-{self.rng.randint(1000, 9999)}"
+        return self.rng.choice(words)
+
+    def _integer(self, schema: dict, *, name: str, depth: int) -> int:
+        low, high = _bounds(schema, step=1)
+        return self.rng.randint(int(low), int(high))
+
+    def _number(self, schema: dict, *, name: str, depth: int) -> float:
+        low, high = _bounds(schema, step=0.01)
+        return min(max(round(self.rng.uniform(low, high), 2), low), high)
+
+    def _boolean(self, schema: dict, *, name: str, depth: int) -> bool:
+        return self.rng.random() < 0.5
+
+    def _null(self, schema: dict, *, name: str, depth: int) -> None:
+        return None
+
+    def _resolve(self, schema: dict) -> dict:
+        """Follows local ``$ref`` pointers (``#/$defs/...``); remote refs are not supported."""
+        seen = 0
+        while isinstance(schema, dict) and "$ref" in schema and seen < _MAX_DEPTH:
+            target: object = self.root
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                target = target[part.replace("~1", "/").replace("~0", "~")] if part else target
+            schema, seen = target, seen + 1
+        return schema if isinstance(schema, dict) else {}
+
+
+def _pick_type(schema: dict) -> str:
+    declared = schema.get("type")
+    if isinstance(declared, list):
+        non_null = [t for t in declared if t != "null"]
+        declared = non_null[0] if non_null else "null"
+    if declared in ("object", "array", "string", "integer", "number", "boolean", "null"):
+        return declared
+    if "properties" in schema:
+        return "object"
+    if "items" in schema:
+        return "array"
+    return "string"
+
+
+def _bounds(schema: dict, *, step: float) -> tuple[float, float]:
+    low = schema.get("minimum", schema.get("exclusiveMinimum", -step) + step)
+    high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100 + step) - step)
+    if low > high and "minimum" not in schema and "exclusiveMinimum" not in schema:
+        low = high  # only an upper bound was given, and it is below our default floor
+    multiple = schema.get("multipleOf")
+    if multiple:
+        # Keep it simple: the smallest multiple inside the range.
+        value = -(-low // multiple) * multiple
+        return value, value
+    return low, max(low, high)
+
+
+def _merge(schemas) -> dict:
+    merged: dict = {"properties": {}, "required": []}
+    for schema in schemas:
+        merged.update({k: v for k, v in schema.items() if k not in ("properties", "required")})
+        merged["properties"].update(schema.get("properties") or {})
+        merged["required"] += schema.get("required") or []
+    return merged
