@@ -1,0 +1,1 @@
+"""Budgets: money arithmetic, prices and offline token bounds (pure functions, no database)."""
