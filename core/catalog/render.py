@@ -4,8 +4,8 @@ Templates are written by prompt engineers and reviewed, but the variables come f
 applications and end users, so rendering is defensive: only declared variables, each of
 its declared type, no silent blanks (StrictUndefined), no attribute tricks (immutable
 sandbox), no giant strings from ``'x' * 10**9``. Autoescape is off because the output is
-chat text, not HTML. Every failure is a ValidationError that says which message or
-variable is at fault.
+chat text, not HTML; a block tag alone on its line leaves no blank line behind. Every
+failure is a ValidationError that says which message or variable is at fault.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ TEMPLATE_ENVIRONMENT = _CatalogSandbox(
     undefined=StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,  # render exactly what was written, final newline included
+    # A {% for %} or {% if %} on its own line leaves no blank line or indentation behind,
+    # so templates can be laid out for reading without padding the prompt.
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
 
 
