@@ -140,7 +140,7 @@ def dump_testset(testset: TestSetSpec) -> str:
     return dump_yaml(document)
 
 
-def testset_problems_against(testset: TestSetSpec, version: VersionSpec, source: str) -> list[str]:
+def case_variable_problems(testset: TestSetSpec, version: VersionSpec, source: str) -> list[str]:
     """Cases whose variables do not fit the version's declarations (names and types)."""
     return [
         f"{source}: case '{case.id}': {problem}"
