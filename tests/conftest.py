@@ -15,12 +15,16 @@ import pytest
 from sqlalchemy import text
 
 from core import clock, db, demo, migrate
+from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpec
 from core.permissions import Actor, Role
 from core.settings import PROJECT_ROOT, reset_settings
 
 ENV_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = ENV_URL.startswith("postgresql")
 APP = str(PROJECT_ROOT / "app.py")
+REPO_ROOT = PROJECT_ROOT
+PROMPTS_DIR = REPO_ROOT / "prompts"
+TESTSETS_DIR = PROMPTS_DIR / "testsets"
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +114,20 @@ class People:
     @property
     def admin(self) -> Actor:
         return self.with_role(Role.ADMIN)
+
+
+@pytest.fixture
+def simple_version() -> VersionSpec:
+    return VersionSpec(
+        messages=(
+            MessageSpec("system", "You answer questions about {{ product }}."),
+            MessageSpec("user", "{{ question }} (attempt {{ attempt }})"),
+        ),
+        variables=(
+            VariableSpec("product", "string"),
+            VariableSpec("question", "string"),
+            VariableSpec("attempt", "integer"),
+        ),
+        model="gpt-4o-mini",
+        params=ModelParams(temperature=0.2, max_tokens=200),
+    )

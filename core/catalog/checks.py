@@ -1,0 +1,218 @@
+"""Static checks run when a version is submitted for review, before any model call.
+
+``static_checks`` never raises: it returns findings, errors that block submission and
+warnings a reviewer should read. Secrets are found with detect-secrets' regex plugins,
+called directly on strings (no files, no baseline, no network verification); a finding
+shows a masked prefix only, because findings end up in the audit log and on screens.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jsonschema
+from jinja2 import TemplateSyntaxError, meta, nodes
+
+from core.catalog.render import TEMPLATE_ENVIRONMENT, message_label
+from core.catalog.spec import VersionSpec
+
+ERROR = "error"
+WARNING = "warning"
+
+# detect-secrets' OpenAI pattern requires the 'T3BlbkFJ' marker found in real keys; this
+# also catches project, service-account and admin keys pasted in another shape.
+_OPENAI_PREFIXED_KEY = re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}")
+_MASK_VISIBLE_CHARS = 6
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # ERROR or WARNING
+    code: str  # stable machine name, e.g. 'undeclared-variable'
+    message: str  # for people; never contains a secret
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity == ERROR for f in findings)
+
+
+def static_checks(version: VersionSpec) -> list[Finding]:
+    findings: list[Finding] = []
+    findings += _template_findings(version)
+    findings += _secret_findings(version)
+    findings += _schema_findings(version)
+    findings += _param_findings(version)
+    return findings
+
+
+def _template_findings(version: VersionSpec) -> list[Finding]:
+    findings = []
+    used: set[str] = set()
+    declared = set(version.variable_names)
+    for index, message in enumerate(version.messages):
+        label = message_label(index, message.role)
+        try:
+            tree = TEMPLATE_ENVIRONMENT.parse(message.content)
+        except TemplateSyntaxError as exc:
+            findings.append(
+                Finding(ERROR, "template-syntax", f"{label}, line {exc.lineno}: {exc.message}")
+            )
+            continue
+        names = meta.find_undeclared_variables(tree)
+        used |= names
+        for name in sorted(names - declared):
+            findings.append(
+                Finding(ERROR, "undeclared-variable", f"{label} uses '{name}', which is not declared")
+            )
+        for attribute in sorted(_private_attributes(tree)):
+            findings.append(
+                Finding(
+                    ERROR,
+                    "unsafe-attribute",
+                    f"{label} reads '{attribute}', which the template sandbox refuses",
+                )
+            )
+    if not any(f.code == "template-syntax" for f in findings):
+        # With a template that does not parse, 'unused' would be a guess.
+        for name in version.variable_names:
+            if name not in used:
+                findings.append(
+                    Finding(WARNING, "unused-variable", f"variable '{name}' is declared but never used")
+                )
+    return findings
+
+
+def _private_attributes(tree: nodes.Template) -> set[str]:
+    return {node.attr for node in tree.find_all(nodes.Getattr) if node.attr.startswith("_")}
+
+
+def _scanned_texts(version: VersionSpec) -> Iterator[tuple[str, str, str]]:
+    """(code, where, text) for every place a secret could have been pasted."""
+    for index, message in enumerate(version.messages):
+        yield "secret-in-template", message_label(index, message.role), message.content
+    for variable in version.variables:
+        yield "secret-in-template", f"description of variable '{variable.name}'", variable.description
+    for tool in version.tools:
+        text = json.dumps({"description": tool.description, "parameters": tool.parameters})
+        yield "secret-in-tool-schema", f"tool '{tool.name}'", text
+    if version.params.response_format:
+        yield "secret-in-tool-schema", "response_format", json.dumps(version.params.response_format)
+
+
+def _secret_findings(version: VersionSpec) -> list[Finding]:
+    findings = []
+    for code, where, text in _scanned_texts(version):
+        for kind, secret in find_secrets(text):
+            findings.append(
+                Finding(ERROR, code, f"{where} contains what looks like a {kind} ({mask(secret)})")
+            )
+    return findings
+
+
+def find_secrets(text: str) -> list[tuple[str, str]]:
+    """(kind, matched text) for each secret-looking string; ``kind`` is e.g. 'OpenAI Token'."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        for plugin in _secret_plugins():
+            for secret in plugin.analyze_string(line):
+                found.setdefault(secret, plugin.secret_type)
+        for match in _OPENAI_PREFIXED_KEY.finditer(line):
+            if not any(match.group(0) in known or known in match.group(0) for known in found):
+                found[match.group(0)] = "OpenAI Token"
+    return [(kind, secret) for secret, kind in found.items()]
+
+
+def mask(secret: str) -> str:
+    """A prefix a person can recognise ('sk-pro…'), never enough to use."""
+    # A third at most, so that even a short match never shows most of itself.
+    return secret[: min(_MASK_VISIBLE_CHARS, len(secret) // 3)] + "…"
+
+
+@lru_cache(maxsize=1)
+def _secret_plugins() -> tuple:
+    # Imported on first use: detect-secrets pulls in requests (~0.25 s) and only
+    # submission needs it, not rendering on the request path.
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.private_key import PrivateKeyDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+
+    # The entropy and keyword plugins are left out on purpose: prompts are prose, and
+    # 'password' in a support answer is not a leak.
+    return tuple(
+        plugin()
+        for plugin in (
+            OpenAIDetector, AWSKeyDetector, GitHubTokenDetector, GitLabTokenDetector,
+            SlackDetector, StripeDetector, PrivateKeyDetector,
+        )
+    )
+
+
+def _schema_findings(version: VersionSpec) -> list[Finding]:
+    findings = []
+    response_format = version.params.response_format or {}
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        problem = _json_schema_problem(schema)
+        if problem:
+            findings.append(
+                Finding(ERROR, "invalid-response-schema", f"response_format schema: {problem}")
+            )
+    if response_format.get("type") in ("json_object", "json_schema"):
+        # The API refuses json_object unless the word JSON appears in the messages.
+        if not any("json" in m.content.lower() for m in version.messages):
+            findings.append(
+                Finding(WARNING, "json-not-mentioned", "a JSON response format is set but no message mentions JSON")
+            )
+    seen: set[str] = set()
+    for tool in version.tools:
+        if tool.name in seen:
+            findings.append(Finding(ERROR, "duplicate-tool", f"tool '{tool.name}' is defined twice"))
+        seen.add(tool.name)
+        problem = _json_schema_problem(tool.parameters)
+        if problem is None and tool.parameters.get("type") != "object":
+            problem = "the parameters schema must have type 'object'"
+        if problem:
+            findings.append(
+                Finding(ERROR, "invalid-tool-schema", f"tool '{tool.name}' parameters: {problem}")
+            )
+    return findings
+
+
+def _json_schema_problem(schema: object) -> str | None:
+    if not isinstance(schema, dict):
+        return "a JSON Schema must be an object"
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path)
+        return f"{where}: {exc.message}" if where else exc.message
+    return None
+
+
+def _param_findings(version: VersionSpec) -> list[Finding]:
+    findings = []
+    temperature = version.params.temperature
+    if temperature is not None and not 0 <= temperature <= 2:
+        findings.append(
+            Finding(ERROR, "temperature-range", f"temperature {temperature} is outside [0, 2]")
+        )
+    max_tokens = version.params.max_tokens
+    if max_tokens is not None and max_tokens <= 0:
+        findings.append(Finding(ERROR, "max-tokens", f"max_tokens must be positive, got {max_tokens}"))
+    if version.params.reasoning_effort and temperature is not None:
+        findings.append(
+            Finding(
+                WARNING,
+                "temperature-with-reasoning",
+                "reasoning models ignore or refuse temperature; leave it out when reasoning_effort is set",
+            )
+        )
+    return findings

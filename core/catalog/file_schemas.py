@@ -1,0 +1,197 @@
+"""JSON Schemas of the two catalog file formats, as Python dicts.
+
+They check shape and vocabulary (required fields, known teams, variable types, assertion
+types). Value rules that a reviewer should see as findings rather than as a refused file
+(temperature range, max_tokens > 0, whether an embedded JSON Schema is itself valid)
+live in ``checks.py``, so each rule has one home.
+"""
+
+from __future__ import annotations
+
+from core.catalog.spec import (
+    DATA_CLASSIFICATIONS,
+    MESSAGE_ROLES,
+    PROMPT_NAME_PATTERN,
+    REASONING_EFFORTS,
+    RISK_TIERS,
+    TEAMS,
+    TOOL_NAME_PATTERN,
+    VARIABLE_NAME_PATTERN,
+    VARIABLE_TYPES,
+)
+
+_NON_EMPTY_TEXT = {"type": "string", "minLength": 1}
+
+_RESPONSE_FORMAT = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": ["text", "json_object", "json_schema"]},
+        "json_schema": {
+            "type": "object",
+            "required": ["name", "schema"],
+            "properties": {
+                "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                "description": {"type": "string"},
+                "schema": {"type": "object"},
+                "strict": {"type": "boolean"},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+    # The OpenAI shape: a json_schema format carries its schema, the others carry nothing.
+    "if": {"properties": {"type": {"const": "json_schema"}}},
+    "then": {"required": ["type", "json_schema"]},
+    "else": {"not": {"required": ["json_schema"]}},
+}
+
+PROMPT_FILE_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Quorum prompt file (prompts/<name>.yaml)",
+    "type": "object",
+    "required": [
+        "name", "team", "purpose", "risk_tier", "data_classification",
+        "model", "messages",
+    ],
+    "properties": {
+        "name": {"type": "string", "pattern": PROMPT_NAME_PATTERN, "maxLength": 64},
+        "team": {"enum": list(TEAMS)},
+        "purpose": _NON_EMPTY_TEXT,
+        "risk_tier": {"enum": list(RISK_TIERS)},
+        "data_classification": {"enum": list(DATA_CLASSIFICATIONS)},
+        "model": _NON_EMPTY_TEXT,
+        "params": {
+            "type": "object",
+            "properties": {
+                "temperature": {"type": "number"},
+                "max_tokens": {"type": "integer"},
+                "response_format": _RESPONSE_FORMAT,
+                "reasoning_effort": {"enum": list(REASONING_EFFORTS)},
+            },
+            "additionalProperties": False,
+        },
+        "variables": {
+            "type": "object",
+            "propertyNames": {"pattern": VARIABLE_NAME_PATTERN},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": list(VARIABLE_TYPES)},
+                    "description": {"type": "string"},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"enum": list(MESSAGE_ROLES)},
+                    "content": _NON_EMPTY_TEXT,
+                },
+                "additionalProperties": False,
+            },
+        },
+        "tools": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "description", "parameters"],
+                "properties": {
+                    "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                    "description": {"type": "string"},
+                    "parameters": {"type": "object"},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "change_note": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
+ASSERTION_TYPES = (
+    "equals", "contains", "icontains", "not-contains", "starts-with", "regex",
+    "is-json", "json-schema", "max-latency-ms", "max-cost-usd", "llm-rubric", "tool-call",
+)
+
+# What each assertion type's ``value`` must be; is-json takes none.
+_ASSERTION_VALUE_SCHEMAS = {
+    "equals": {},
+    "contains": {"type": "string"},
+    "icontains": {"type": "string"},
+    "not-contains": {"type": "string"},
+    "starts-with": {"type": "string"},
+    "regex": {"type": "string", "minLength": 1},
+    "json-schema": {"type": "object"},
+    "max-latency-ms": {"type": "integer", "exclusiveMinimum": 0},
+    "max-cost-usd": {"type": "number", "exclusiveMinimum": 0},
+    "llm-rubric": {"type": "string", "minLength": 1},
+    "tool-call": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string"}, "arguments": {"type": "object"}},
+        "additionalProperties": False,
+    },
+}
+
+_ASSERTION = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": list(ASSERTION_TYPES)},
+        "value": True,
+        "path": {"type": "string", "pattern": r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"},
+        "weight": {"type": "number", "exclusiveMinimum": 0},
+    },
+    "additionalProperties": False,
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"const": kind}}},
+            "then": {"required": ["value"], "properties": {"value": value_schema}},
+        }
+        for kind, value_schema in _ASSERTION_VALUE_SCHEMAS.items()
+    ]
+    + [
+        {
+            "if": {"properties": {"type": {"const": "is-json"}}},
+            "then": {"not": {"required": ["value"]}},
+        }
+    ],
+}
+
+_THRESHOLD = {"type": "number", "minimum": 0, "maximum": 1}
+
+TESTSET_FILE_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Quorum test set (prompts/testsets/<prompt-name>.yaml)",
+    "type": "object",
+    "required": ["prompt", "cases"],
+    "properties": {
+        "prompt": {"type": "string", "pattern": PROMPT_NAME_PATTERN},
+        "description": {"type": "string"},
+        "pass_threshold": _THRESHOLD,
+        "cases": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["id", "variables", "assertions"],
+                "properties": {
+                    "id": {"type": "string", "pattern": PROMPT_NAME_PATTERN},
+                    "description": {"type": "string"},
+                    "variables": {"type": "object"},
+                    "assertions": {"type": "array", "minItems": 1, "items": _ASSERTION},
+                    "pass_threshold": _THRESHOLD,
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+    "additionalProperties": False,
+}

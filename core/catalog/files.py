@@ -1,0 +1,130 @@
+"""The prompt file format: ``prompts/<name>.yaml``, one prompt per file.
+
+A file holds a prompt's metadata and its *current* content, not its history: version
+history lives in the database, and git keeps the history of the file. Importing a file
+whose content hash matches the latest stored version is therefore a no-op, and a changed
+file becomes the next draft version. Layout (keys in this order when dumped)::
+
+    name: ticket-triage              # slug; must equal the file name without .yaml
+    team: Support                    # Support | Marketing | Legal | Data
+    purpose: Classify an incoming support ticket ...
+    risk_tier: medium                # low | medium | high
+    data_classification: internal    # public | internal | confidential | restricted
+    change_note: What changed in this content and why
+    model: gpt-4o-mini
+    params:                          # all optional
+      temperature: 0                 # leave out for reasoning models
+      max_tokens: 400
+      response_format: {type: json_schema, json_schema: {name: ..., strict: true, schema: {...}}}
+      reasoning_effort: medium       # o-series models only
+    variables:                       # every declared variable is required when rendering
+      ticket_body: {type: string, description: ...}   # string|integer|number|boolean|list
+    messages:                        # content is a Jinja template
+      - role: system                 # system | developer | user | assistant
+        content: |
+          ...
+    tools:                           # optional function tools
+      - name: create_ticket
+        description: ...
+        parameters: {JSON Schema of the arguments}
+
+A ``list`` variable holds JSON-like items (strings, numbers, booleans or small mappings),
+so a template can loop over knowledge-base snippets and read ``snippet.title``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.catalog.file_schemas import PROMPT_FILE_SCHEMA
+from core.catalog.spec import (
+    PromptSpec,
+    VersionSpec,
+    prompt_from_dict,
+    prompt_to_dict,
+    version_content,
+    version_from_content,
+)
+from core.catalog.yaml_io import CatalogValidationError, dump_yaml, parse_yaml, schema_problems
+
+PROMPT_FILE_SUFFIX = ".yaml"
+
+
+def parse_prompt_document(
+    document: Any, source: str, *, expected_name: str | None = None
+) -> tuple[PromptSpec, VersionSpec]:
+    """Validate an already-parsed document (a dict from YAML, JSON or a form) and build specs."""
+    problems = schema_problems(document, PROMPT_FILE_SCHEMA, source)
+    if not problems and expected_name is not None and document["name"] != expected_name:
+        problems.append(
+            f"{source}: name: '{document['name']}' does not match the file name "
+            f"'{expected_name}{PROMPT_FILE_SUFFIX}'"
+        )
+    if problems:
+        raise CatalogValidationError(problems)
+    prompt = prompt_from_dict(document)
+    version = version_from_content(document, change_note=document.get("change_note", ""))
+    return prompt, version
+
+
+def load_prompt_text(text: str, source: str = "<prompt>") -> tuple[PromptSpec, VersionSpec]:
+    """Load a prompt from YAML text (an upload, a paste); ``source`` names it in errors."""
+    return parse_prompt_document(parse_yaml(text, source), source)
+
+
+def load_prompt_file(path: str | Path) -> tuple[PromptSpec, VersionSpec]:
+    """Load ``prompts/<name>.yaml``; the ``name`` inside must match the file name."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogValidationError([f"{source}: cannot read the file: {exc}"]) from None
+    return parse_prompt_document(parse_yaml(text, source), source, expected_name=path.stem)
+
+
+def load_directory(directory: str | Path) -> list[tuple[PromptSpec, VersionSpec]]:
+    """Every ``*.yaml`` directly in ``directory``, sorted by name; all or nothing.
+
+    Every file is validated before anything is returned; if any file is bad, the
+    CatalogValidationError lists the problems of all of them.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CatalogValidationError([f"{directory}: not a directory"])
+    loaded: list[tuple[PromptSpec, VersionSpec]] = []
+    problems: list[str] = []
+    for path in sorted(directory.glob(f"*{PROMPT_FILE_SUFFIX}")):
+        try:
+            loaded.append(load_prompt_file(path))
+        except CatalogValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise CatalogValidationError(problems)
+    return sorted(loaded, key=lambda pair: pair[0].name)
+
+
+def prompt_document(prompt: PromptSpec, version: VersionSpec) -> dict[str, Any]:
+    """The file's content as a dict, keys in the documented order."""
+    content = version_content(version)
+    document: dict[str, Any] = prompt_to_dict(prompt)
+    if version.change_note:
+        document["change_note"] = version.change_note
+    document["model"] = content["model"]
+    for key in ("params", "variables"):
+        if content[key]:
+            document[key] = content[key]
+    for name, variable in document.get("variables", {}).items():
+        if not variable["description"]:
+            # An empty description is the default; writing it would only add noise.
+            document["variables"][name] = {"type": variable["type"]}
+    document["messages"] = content["messages"]
+    if content["tools"]:
+        document["tools"] = content["tools"]
+    return document
+
+
+def dump_prompt_file(prompt: PromptSpec, version: VersionSpec) -> str:
+    """YAML text of a prompt file; loading it back gives the same content hash."""
+    return dump_yaml(prompt_document(prompt, version))
