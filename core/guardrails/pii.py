@@ -110,8 +110,14 @@ def redact(text: str, kinds: Iterable[str] | None = None, *,
     Pass one ``book`` to every text of a call (all messages of a request) so the same
     value gets the same placeholder everywhere in it.
     """
+    return replace_findings(text, find_pii(text, kinds), book=book)
+
+
+def replace_findings(text: str, findings: Iterable[PiiFinding], *,
+                     book: PlaceholderBook | None = None) -> RedactionResult:
+    """``redact`` for findings already in hand (from ``find_pii`` on this same text)."""
     book = book if book is not None else PlaceholderBook()
-    findings = find_pii(text, kinds)
+    findings = sorted(findings, key=lambda finding: finding.start)
     if not findings:
         return RedactionResult(text, ())
     pieces, position, placed = [], 0, []
