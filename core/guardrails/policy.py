@@ -40,7 +40,7 @@ class GuardrailPolicy:
     detect_high_entropy_secrets: bool = False
 
     def __post_init__(self) -> None:
-        if self.secrets_action != "block":
+        if self.secrets_action != "block":  # pragma: allowlist secret
             raise ValidationError("Secrets are always blocked; secrets_action can only be 'block'.")
         if self.moderation not in _MODERATION_MODES:
             raise ValidationError(

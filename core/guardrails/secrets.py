@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from dataclasses import dataclass
 
 # One pattern per kind, each opening with a literal: the regex engine then jumps between
@@ -35,7 +36,7 @@ class _Detector:
     group: int = 0  # the group that holds the secret itself
 
 
-_TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_TOKEN_CHARS = string.ascii_letters + string.digits + "_-"
 
 _DETECTORS = (
     # OpenAIDetector: sk-[A-Za-z0-9-_]*[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}
