@@ -8,7 +8,7 @@ signs the person in and registers only the pages their roles may use.
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-if get_script_run_ctx() is None:
+if get_script_run_ctx(suppress_warning=True) is None:
     # Imported by the ASGI server: build the app with its HTTP routes.
     from core.http.routes import http_routes, lifespan
 

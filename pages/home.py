@@ -14,6 +14,7 @@ with db.session_scope() as session:
     teams = identity.list_teams(session)
     people = identity.list_people(session)
     recent = audit.recent_events(session, actor=actor, limit=10) if actor.can(Permission.AUDIT_READ) else []
+    names = identity.actor_names(session)
 
 st.subheader("Needs your attention")
 columns = st.columns(len(panels))
@@ -35,7 +36,7 @@ right.metric("People", len(people))
 if recent:
     st.subheader("Recent activity")
     st.dataframe(
-        [{"time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "actor": e.actor,
+        [{"time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "actor": names.get(e.actor, e.actor),
           "action": e.action, "target": f"{e.target_type} {e.target_id}"} for e in recent],
         hide_index=True, width="stretch",
     )
