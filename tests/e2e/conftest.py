@@ -1,0 +1,151 @@
+"""The real product in a real browser: `streamlit run app.py` on a free port with a fresh
+demo database, driven by Playwright through Debian's Chromium.
+
+On the PostgreSQL pass the server gets its own database (`<name>_e2e`), so the other
+tests' per-test truncation never pulls the data from under it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.settings import PROJECT_ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(os.environ.get("QUORUM_SCREENSHOTS_DIR") or PROJECT_ROOT / "docs" / "screenshots")
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _e2e_database_url(tmp_dir: Path) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        return f"sqlite:///{tmp_dir / 'e2e.db'}"
+    from sqlalchemy import create_engine
+
+    base, name = url.rsplit("/", 1)
+    e2e_name = f"{name}_e2e"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{e2e_name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{e2e_name}"')
+    admin.dispose()
+    return f"{base}/{e2e_name}"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """Base URL of a running Quorum seeded with the demo data; its log is checked at the end."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium is not installed at {CHROMIUM}; .ci/run installs it")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = {**os.environ, "QUORUM_DEMO": "1", "DATABASE_URL": _e2e_database_url(tmp),
+           "QUORUM_SECRETS_FILE": str(tmp / "no-secrets.toml")}
+    subprocess.run([sys.executable, "-m", "core.cli.main", "demo", "seed"], cwd=PROJECT_ROOT, env=env,
+                   check=True, capture_output=True)
+    port = _free_port()
+    log_path = tmp / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process, log_path)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+def _wait_until_up(base: str, process, log_path: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited:\n" + log_path.read_text()[-3000:])
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("server did not come up:\n" + log_path.read_text()[-3000:])
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server)
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    yield tab
+    context.close()
+
+
+def sign_in(page, name: str) -> None:
+    """Demo sign-in as the seeded person called `name`."""
+    page.goto("/")
+    page.get_by_text("Sign in to Quorum (demo)").wait_for()
+    page.get_by_role("combobox").first.click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(name)} ")).click()
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").wait_for()
+
+
+def open_page(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
+    page.wait_for_load_state()
+    settle(page)
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished the run (no 'Running...' indicator)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
+
+
+def assert_no_errors(page, where: str) -> None:
+    exceptions = page.locator('[data-testid="stException"]')
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert exceptions.count() == 0, f"{where}: exception shown: {exceptions.first.inner_text()}"
+    assert errors.count() == 0, f"{where}: error shown: {errors.first.inner_text()}"
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
