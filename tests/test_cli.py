@@ -91,3 +91,12 @@ def test_db_upgrade_is_idempotent(db_url, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
     assert "database at revision" in capsys.readouterr().out
+
+
+def test_run_refuses_unsafe_settings_before_starting_anything(db_url, capsys, monkeypatch):
+    from core.settings import reset_settings
+
+    monkeypatch.delenv("QUORUM_DEMO")
+    reset_settings()
+    assert main(["run", "--port", "8599"]) == 1
+    assert capsys.readouterr().err.startswith("error: Unsafe configuration: no [auth] section")
