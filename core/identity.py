@@ -71,10 +71,7 @@ def person_by_email(session: Session, email: str) -> Person:
 
 
 def actor_for_person(session: Session, person_id: int) -> Actor:
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFound(f"No person with id {person_id}")
-    return _actor(session, person)
+    return _actor(session, _person(session, person_id))
 
 
 def actor_for_email(session: Session, email: str) -> Actor | None:
