@@ -240,3 +240,18 @@ def _team_name(session: Session, team_id: int) -> str:
 def _names(session: Session) -> dict[str, str]:
     """Actor reference -> display name, for screens only (never for audit payloads)."""
     return {f"person:{p.id}": p.display_name for p in session.exec(select(Person))}
+
+
+def version_spec_of(session: Session, *, actor: Actor, version_id: int):
+    """A stored version as a VersionSpec (the editor starts from it)."""
+    from core.catalog.store import version_spec
+
+    require(actor, Permission.CATALOG_READ)
+    return version_spec(get_version(session, version_id))
+
+
+def prompt_spec_of(session: Session, *, actor: Actor, prompt_id: int):
+    from core.catalog.store import prompt_spec
+
+    require(actor, Permission.CATALOG_READ)
+    return prompt_spec(session, get_prompt(session, prompt_id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import db, identity
+from core import db, identity, migrate
 from core.catalog import sync
 from core.errors import NotFound
 from core.permissions import Actor
@@ -34,6 +34,7 @@ def register(commands) -> None:
 
 
 def _import(args) -> int:
+    migrate.upgrade()
     with db.session_scope(write=True) as session:
         actor = CLI_ACTOR
         if args.as_email:
@@ -48,6 +49,7 @@ def _import(args) -> int:
 
 
 def _export(args) -> int:
+    migrate.upgrade()
     with db.session_scope() as session:
         paths = sync.export_directory(session=session, actor=CLI_ACTOR, directory=args.directory)
     print(f"exported {len(paths)} prompts to {args.directory}")
