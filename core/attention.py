@@ -30,6 +30,15 @@ PANELS: dict[str, list[Callable[[Session, Actor], list[AttentionItem]]]] = {
 }
 
 
+def _reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
+    from core.catalog.views import reviews_waiting  # imported here: it imports this module
+
+    return reviews_waiting(session, actor)
+
+
+PANELS["Reviews waiting"].append(_reviews_waiting)
+
+
 def attention_for(session: Session, actor: Actor) -> dict[str, list[AttentionItem]]:
     """Every panel with the items its providers return for `actor`."""
     return {panel: [item for provider in providers for item in provider(session, actor)]

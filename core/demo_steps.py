@@ -8,4 +8,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from core.catalog.demo_seed import seed_catalog
+
 STEPS: list[Callable[[Session], None]] = []
+STEPS.append(seed_catalog)

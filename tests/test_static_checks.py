@@ -4,9 +4,10 @@ import dataclasses
 
 import pytest
 
-from core.catalog.checks import ERROR, WARNING, find_secrets, has_errors, static_checks
+from core.catalog.checks import ERROR, WARNING, has_errors, static_checks
 from core.catalog.files import load_directory
 from core.catalog.spec import MessageSpec, ModelParams, ToolSpec, VariableSpec, VersionSpec
+from core.guardrails import find_secrets
 from tests.conftest import PROMPTS_DIR
 
 # Built from parts so this file itself holds no key-shaped string for scanners to trip on.

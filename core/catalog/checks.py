@@ -1,32 +1,39 @@
 """Static checks run when a version is submitted for review, before any model call.
 
 ``static_checks`` never raises: it returns findings, errors that block submission and
-warnings a reviewer should read. Secrets are found with detect-secrets' regex plugins,
-called directly on strings (no files, no baseline, no network verification); a finding
-shows a masked prefix only, because findings end up in the audit log and on screens.
+warnings a reviewer should read. Secrets are found with the project's one secret
+detector, ``core.guardrails.find_secrets`` (the same one the gateway runs on every
+request), so a key that would be blocked at run time is also refused at submission; a
+finding shows the detector's masked form only, because findings end up in the audit log
+and on screens.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 import jsonschema
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from core.catalog.render import TEMPLATE_ENVIRONMENT, message_label
 from core.catalog.spec import VersionSpec
+from core.guardrails.secrets import find_secrets
 
 ERROR = "error"
 WARNING = "warning"
 
-# detect-secrets' OpenAI pattern requires the 'T3BlbkFJ' marker found in real keys; this
-# also catches project, service-account and admin keys pasted in another shape.
-_OPENAI_PREFIXED_KEY = re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}")
-_MASK_VISIBLE_CHARS = 6
+# The detector's kinds, as a reviewer reads them.
+_SECRET_KIND_NAMES = {
+    "openai_api_key": "OpenAI API key",
+    "aws_access_key_id": "AWS access key id",
+    "aws_secret_access_key": "AWS secret access key",
+    "github_token": "GitHub token",
+    "slack_token": "Slack token",
+    "slack_webhook": "Slack webhook URL",
+    "private_key": "private key",
+}
 
 
 @dataclass(frozen=True)
@@ -106,53 +113,12 @@ def _scanned_texts(version: VersionSpec) -> Iterator[tuple[str, str, str]]:
 def _secret_findings(version: VersionSpec) -> list[Finding]:
     findings = []
     for code, where, text in _scanned_texts(version):
-        for kind, secret in find_secrets(text):
+        for secret in find_secrets(text):
+            kind = _SECRET_KIND_NAMES.get(secret.kind, secret.kind.replace("_", " "))
             findings.append(
-                Finding(ERROR, code, f"{where} contains what looks like a {kind} ({mask(secret)})")
+                Finding(ERROR, code, f"{where} contains what looks like a {kind} ({secret.masked})")
             )
     return findings
-
-
-def find_secrets(text: str) -> list[tuple[str, str]]:
-    """(kind, matched text) for each secret-looking string; ``kind`` is e.g. 'OpenAI Token'."""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        for plugin in _secret_plugins():
-            for secret in plugin.analyze_string(line):
-                found.setdefault(secret, plugin.secret_type)
-        for match in _OPENAI_PREFIXED_KEY.finditer(line):
-            if not any(match.group(0) in known or known in match.group(0) for known in found):
-                found[match.group(0)] = "OpenAI Token"
-    return [(kind, secret) for secret, kind in found.items()]
-
-
-def mask(secret: str) -> str:
-    """A prefix a person can recognise ('sk-pro…'), never enough to use."""
-    # A third at most, so that even a short match never shows most of itself.
-    return secret[: min(_MASK_VISIBLE_CHARS, len(secret) // 3)] + "…"
-
-
-@lru_cache(maxsize=1)
-def _secret_plugins() -> tuple:
-    # Imported on first use: detect-secrets pulls in requests (~0.25 s) and only
-    # submission needs it, not rendering on the request path.
-    from detect_secrets.plugins.aws import AWSKeyDetector
-    from detect_secrets.plugins.github_token import GitHubTokenDetector
-    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-    from detect_secrets.plugins.openai import OpenAIDetector
-    from detect_secrets.plugins.private_key import PrivateKeyDetector
-    from detect_secrets.plugins.slack import SlackDetector
-    from detect_secrets.plugins.stripe import StripeDetector
-
-    # The entropy and keyword plugins are left out on purpose: prompts are prose, and
-    # 'password' in a support answer is not a leak.
-    return tuple(
-        plugin()
-        for plugin in (
-            OpenAIDetector, AWSKeyDetector, GitHubTokenDetector, GitLabTokenDetector,
-            SlackDetector, StripeDetector, PrivateKeyDetector,
-        )
-    )
 
 
 def _schema_findings(version: VersionSpec) -> list[Finding]:

@@ -23,6 +23,9 @@ class PageSpec:
 PAGES: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "Overview", None),
     PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),
+    PageSpec("pages/catalog.py", "Catalog", ":material/library_books:", "Prompts", Permission.CATALOG_READ),
+    PageSpec("pages/prompt_editor.py", "Editor", ":material/edit_note:", "Prompts", Permission.PROMPT_WRITE),
+    PageSpec("pages/review_queue.py", "Review queue", ":material/rule:", "Prompts", Permission.PROMPT_REVIEW),
 ]
 
 

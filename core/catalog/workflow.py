@@ -1,0 +1,216 @@
+"""The review workflow of a prompt version, with four-eyes approval.
+
+    draft -> in_review -> approved | changes_requested | rejected
+    approved -> deprecated
+
+A changes_requested or rejected version is a dead end: the engineer writes a new version,
+which needs its own approvals. Each call below checks its permission, refuses with a
+message that says why, and makes its change with exactly one audit event.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from core import clock
+from core.audit import committing, record
+from core.catalog.checks import ERROR, has_errors, static_checks
+from core.catalog.policy import load_review_policy
+from core.catalog.store import (
+    APPROVED,
+    CHANGES_REQUESTED,
+    DEPRECATED,
+    DRAFT,
+    IN_REVIEW,
+    REJECTED,
+    get_prompt,
+    get_version,
+    label_of,
+    version_spec,
+)
+from core.errors import Conflict, InvalidTransition, ValidationError
+from core.models.catalog import Prompt, PromptLabel, PromptReview, PromptVersion, ReviewEvidence
+from core.permissions import Actor, Permission, require
+
+APPROVE = "approve"
+REQUEST_CHANGES = "request_changes"
+REJECT = "reject"
+
+# state -> the states a version may move to from it.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    DRAFT: frozenset({IN_REVIEW}),
+    IN_REVIEW: frozenset({APPROVED, CHANGES_REQUESTED, REJECTED}),
+    APPROVED: frozenset({DEPRECATED}),
+    CHANGES_REQUESTED: frozenset(),
+    REJECTED: frozenset(),
+    DEPRECATED: frozenset(),
+}
+_MAX_COMMENT = 4000
+
+
+def submit(*, session: Session, actor: Actor, version_id: int) -> PromptVersion:
+    """Send a draft to review; refused, with the reasons, when static checks find errors."""
+    version, prompt = _load(session, version_id)
+    require(actor, Permission.PROMPT_WRITE, team_id=prompt.team_id)
+    _check_transition(version, prompt, IN_REVIEW)
+    errors = [f.message for f in static_checks(version_spec(version)) if f.severity == ERROR]
+    if errors:
+        raise ValidationError(f"{label_of(version, prompt)} cannot be submitted: " + "; ".join(errors))
+    return _move(session, actor, version, prompt, IN_REVIEW, action="prompt.version.submit")
+
+
+def approve(*, session: Session, actor: Actor, version_id: int, comment: str) -> PromptVersion:
+    """Add `actor`'s approval; the version becomes approved once the policy's count is reached."""
+    version, prompt = _load(session, version_id)
+    require(actor, Permission.PROMPT_REVIEW)
+    comment = _required_comment(comment, "An approval")
+    _check_transition(version, prompt, APPROVED)
+    if is_author(actor, version):
+        raise Conflict(f"You wrote {label_of(version, prompt)}; another reviewer must approve it")
+    approvers = _approvers(session, version.id)
+    if actor.ref in approvers:
+        raise Conflict(f"You have already approved {label_of(version, prompt)}; it needs a different reviewer")
+    required = load_review_policy().required_for(prompt.risk_tier)
+    count = len(approvers) + 1
+    new_state = APPROVED if count >= required else IN_REVIEW
+    before = {"state": version.state, "approvals": len(approvers), "required": required}
+    with committing(session):
+        _add_review(session, actor, version, APPROVE, comment)
+        _set_state(version, new_state)
+        session.add(version)
+        record(session, actor=actor, action="prompt.version.approve", target_type="prompt_version",
+               target_id=version.id, team_id=prompt.team_id, before=before,
+               after={"state": new_state, "approvals": count, "required": required})
+    return version
+
+
+def request_changes(*, session: Session, actor: Actor, version_id: int, comment: str) -> PromptVersion:
+    return _decide(session, actor, version_id, comment, REQUEST_CHANGES, CHANGES_REQUESTED)
+
+
+def reject(*, session: Session, actor: Actor, version_id: int, comment: str) -> PromptVersion:
+    return _decide(session, actor, version_id, comment, REJECT, REJECTED)
+
+
+def deprecate(*, session: Session, actor: Actor, version_id: int) -> PromptVersion:
+    """Retire an approved version; refused while a label still points at it."""
+    version, prompt = _load(session, version_id)
+    require(actor, Permission.PROMPT_REVIEW)
+    _check_transition(version, prompt, DEPRECATED)
+    labels = list(session.exec(select(PromptLabel.name).where(PromptLabel.version_id == version.id)))
+    if labels:
+        names = ", ".join(f"'{n}'" for n in sorted(labels))
+        raise Conflict(f"{label_of(version, prompt)} is labelled {names}; move the label to another "
+                       "approved version before deprecating it")
+    return _move(session, actor, version, prompt, DEPRECATED, action="prompt.version.deprecate")
+
+
+def attach_evidence(*, session: Session, actor: Actor, version_id: int, kind: str, reference_id: str,
+                    summary: str) -> ReviewEvidence:
+    """Attach evidence for reviewers (an A/B result...) to a version of the actor's team."""
+    version, prompt = _load(session, version_id)
+    require(actor, Permission.PROMPT_WRITE, team_id=prompt.team_id)
+    kind, reference_id, summary = kind.strip().lower(), str(reference_id).strip(), summary.strip()
+    if not kind or not reference_id or not summary:
+        raise ValidationError("Evidence needs a kind, a reference and a summary")
+    evidence = ReviewEvidence(version_id=version.id, kind=kind[:32], reference_id=reference_id[:80],
+                              summary=summary[:_MAX_COMMENT], attached_by=actor.ref, attached_at=clock.now())
+    with committing(session):
+        session.add(evidence)
+        session.flush()
+        record(session, actor=actor, action="prompt.evidence.attach", target_type="prompt_version",
+               target_id=version.id, team_id=prompt.team_id,
+               after={"evidence_id": evidence.id, "kind": evidence.kind, "reference_id": evidence.reference_id})
+    return evidence
+
+
+def is_author(actor: Actor, version: PromptVersion) -> bool:
+    """Whoever wrote a version, by actor reference or by person, whatever their roles."""
+    return actor.ref == version.author_ref or (
+        actor.person_id is not None and actor.person_id == version.author_person_id
+    )
+
+
+def reviews_of(session: Session, version_id: int) -> list[PromptReview]:
+    query = select(PromptReview).where(PromptReview.version_id == version_id).order_by(col(PromptReview.id))
+    return list(session.exec(query))
+
+
+def submission_problems(version: PromptVersion) -> list[str]:
+    """The static-check findings of a stored version, as lines (errors first)."""
+    findings = static_checks(version_spec(version))
+    return [f"{f.severity}: {f.message}" for f in sorted(findings, key=lambda f: f.severity != ERROR)]
+
+
+def blocks_submission(version: PromptVersion) -> bool:
+    return has_errors(static_checks(version_spec(version)))
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def _decide(session, actor, version_id, comment, decision, new_state) -> PromptVersion:
+    version, prompt = _load(session, version_id)
+    require(actor, Permission.PROMPT_REVIEW)
+    what = "Rejecting a version" if decision == REJECT else "Requesting changes"
+    comment = _required_comment(comment, what)
+    _check_transition(version, prompt, new_state)
+    if actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)}:
+        raise Conflict(f"You have already reviewed {label_of(version, prompt)}")
+    action = "prompt.version.reject" if decision == REJECT else "prompt.version.request_changes"
+    with committing(session):
+        _add_review(session, actor, version, decision, comment)
+        return _move(session, actor, version, prompt, new_state, action=action, commit=False)
+
+
+def _move(session, actor, version, prompt, new_state, *, action, commit=True) -> PromptVersion:
+    before = {"state": version.state}
+    if commit:
+        with committing(session):
+            return _move(session, actor, version, prompt, new_state, action=action, commit=False)
+    _set_state(version, new_state)
+    session.add(version)
+    record(session, actor=actor, action=action, target_type="prompt_version", target_id=version.id,
+           team_id=prompt.team_id, before=before, after={"state": new_state})
+    return version
+
+
+def _set_state(version: PromptVersion, state: str) -> None:
+    if state != version.state:
+        version.state = state
+        version.state_changed_at = clock.now()
+
+
+def _add_review(session, actor, version, decision, comment) -> None:
+    session.add(PromptReview(version_id=version.id, reviewer_ref=actor.ref, reviewer_person_id=actor.person_id,
+                             decision=decision, comment=comment, created_at=clock.now()))
+    session.flush()
+
+
+def _approvers(session: Session, version_id: int) -> set[str]:
+    return {r.reviewer_ref for r in reviews_of(session, version_id) if r.decision == APPROVE}
+
+
+def _check_transition(version: PromptVersion, prompt: Prompt, new_state: str) -> None:
+    if new_state not in TRANSITIONS[version.state]:
+        allowed = ", ".join(sorted(TRANSITIONS[version.state])) or "nothing (write a new version instead)"
+        raise InvalidTransition(
+            f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}; it cannot become "
+            f"{new_state.replace('_', ' ')} (from {version.state} it can become: {allowed})"
+        )
+
+
+def _required_comment(comment: str, what: str) -> str:
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValidationError(f"{what} needs a comment")
+    return comment[:_MAX_COMMENT]
+
+
+def _load(session: Session, version_id: int) -> tuple[PromptVersion, Prompt]:
+    # Lock the row (PostgreSQL; SQLite write sessions already hold the write lock) so two
+    # reviewers deciding at once are counted one after the other.
+    version = session.exec(
+        select(PromptVersion).where(PromptVersion.id == version_id).with_for_update()
+    ).first() or get_version(session, version_id)
+    return version, get_prompt(session, version.prompt_id)

@@ -1,0 +1,83 @@
+"""The catalog pages end to end: submit, approve from the queue, promote to production."""
+
+from __future__ import annotations
+
+from core import demo, identity
+from core.catalog import store
+from core.catalog.resolve import resolve
+from core.catalog.spec import PromptSpec
+from tests.test_pages import errors_of, signed_in
+
+TOM, LENA = "tom.becker@example.com", "lena.fischer@example.com"
+
+
+def button(at, key):
+    return next(b for b in at.button if b.key == key)
+
+
+def test_engineer_submits_lead_approves_and_promotes_to_production(session, directory, simple_version):
+    prompt = PromptSpec("faq-answer", "Support", "Answer product questions", "medium", "internal")
+    vid = store.create_prompt(session=session, actor=directory.by_email(TOM), prompt=prompt, version=simple_version).id
+
+    at = signed_in(session, TOM)
+    at.switch_page("pages/prompt_editor.py").run()
+    assert "approve_" not in " ".join(str(b.key) for b in at.button)
+    button(at, f"submit_{vid}").click().run()
+    assert not at.exception and not errors_of(at)
+    assert any("submitted for review" in s.value for s in at.success)
+    session.rollback()
+    assert store.get_version(session, vid).state == "in_review"
+
+    at = signed_in(session, LENA)
+    at.switch_page("pages/review_queue.py").run()
+    button(at, f"approve_{vid}").click().run()
+    assert errors_of(at) == ["An approval needs a comment"]
+    at.text_area(key=f"comment_{vid}").input("Scope and wording are fine.")
+    button(at, f"approve_{vid}").click().run()
+    assert not errors_of(at) and any("Approved faq-answer v1" in s.value for s in at.success)
+
+    at = signed_in(session, LENA)
+    at.switch_page("pages/review_queue.py").run()
+    button(at, "move_label").click().run()
+    assert not errors_of(at), errors_of(at)
+    session.rollback()
+    assert resolve(session, "faq-answer").version_id == vid
+
+
+def test_a_lead_who_wrote_a_version_sees_no_approve_button_for_it(session, directory, simple_version):
+    lena_id = identity.person_by_email(session, LENA).id
+    identity.grant_role(session=session, actor=directory.admin, person_id=lena_id, role="prompt_engineer")
+    prompt = PromptSpec("clause-check", "Legal", "Check clauses", "high", "confidential")
+    lena = directory.by_email(LENA)
+    vid = store.create_prompt(session=session, actor=lena, prompt=prompt, version=simple_version).id
+    from core.catalog import workflow
+
+    workflow.submit(session=session, actor=lena, version_id=vid)
+    at = signed_in(session, LENA)
+    at.switch_page("pages/review_queue.py").run()
+    assert not at.exception
+    keys = {b.key for b in at.button}
+    assert f"approve_{vid}" not in keys and f"reject_{vid}" not in keys
+    assert any("You wrote this version" in c.value for c in at.caption)
+
+    at = signed_in(session, "rafael.gomez@example.com")
+    at.switch_page("pages/review_queue.py").run()
+    assert f"approve_{vid}" in {b.key for b in at.button}
+
+
+def test_catalog_pages_render_the_full_demo_for_every_role(session):
+    demo.seed(session)
+    from core.permissions import Role
+    from tests.test_pages import EMAIL_BY_ROLE
+
+    for role in Role:
+        for page in ("pages/home.py", "pages/catalog.py", "pages/prompt_editor.py", "pages/review_queue.py"):
+            at = signed_in(session, EMAIL_BY_ROLE[role])
+            try:
+                at.switch_page(page).run()
+            except ValueError:
+                continue  # not this role's page
+            assert not at.exception, (role, page, at.exception)
+            assert not errors_of(at), (role, page, errors_of(at))
+    at = signed_in(session, LENA)
+    assert any("support-answer v2 waits for your review" in i.value for i in at.info)
