@@ -334,6 +334,7 @@ class Gateway:
         if call.reservation is not None and status != "upstream_error":
             self.budget.release(call.reservation, status)
         self._settle(call, status=status, http_status=http_status, rule=rule)
+        error.request_id = call.request_id  # so the caller can quote it (HTTP: x-request-id)
         return error
 
     def _settle(self, call: _Call, *, status: str, http_status: int, response: dict | None = None,

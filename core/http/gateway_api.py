@@ -35,6 +35,7 @@ def openai_error(status: int, message: str, *, type_: str, code: str | None, par
 
 
 def error_response(error: Exception, request_id: str | None = None) -> Response:
+    request_id = request_id or getattr(error, "request_id", None)
     headers = {"x-request-id": request_id} if request_id else None
     if isinstance(error, HeldForReview):
         return JSONResponse({"object": "quorum.held_request", "id": error.held_id, "status": "pending",
