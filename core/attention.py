@@ -34,3 +34,12 @@ def attention_for(session: Session, actor: Actor) -> dict[str, list[AttentionIte
     """Every panel with the items its providers return for `actor`."""
     return {panel: [item for provider in providers for item in provider(session, actor)]
             for panel, providers in PANELS.items()}
+
+
+def _held_requests(session: Session, actor: Actor) -> list[AttentionItem]:
+    from core.review_requests import pending_attention
+
+    return pending_attention(session, actor)
+
+
+PANELS["Flagged requests"].append(_held_requests)

@@ -22,6 +22,9 @@ class PageSpec:
 
 PAGES: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "Overview", None),
+    PageSpec("pages/api_keys.py", "API keys", ":material/key:", "Administration", Permission.KEY_MANAGE),
+    PageSpec("pages/held_requests.py", "Held requests", ":material/front_hand:", "Governance", Permission.REQUEST_REVIEW),
+    PageSpec("pages/observability.py", "Observability", ":material/monitoring:", "Overview", Permission.OBSERVABILITY_READ),
     PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),
 ]
 
