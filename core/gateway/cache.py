@@ -15,7 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from core import clock
@@ -40,7 +41,7 @@ def lookup(session: Session, *, team_id: int, key: str) -> CacheEntry | None:
 
 
 def count_hit(session: Session, entry_id: int) -> None:
-    session.execute(update(CacheEntry).where(col(CacheEntry.id) == entry_id).values(hits=CacheEntry.hits + 1))
+    session.connection().execute(update(CacheEntry.__table__).where(col(CacheEntry.id) == entry_id).values(hits=CacheEntry.__table__.c.hits + 1))
 
 
 def store(session: Session, *, team_id: int, key: str, model: str, response: dict[str, Any], ttl_s: int) -> None:
@@ -48,14 +49,17 @@ def store(session: Session, *, team_id: int, key: str, model: str, response: dic
     if ttl_s <= 0:
         return
     now = clock.now()
-    session.execute(delete(CacheEntry).where(col(CacheEntry.team_id) == team_id, col(CacheEntry.request_hash) == key))
-    try:
-        with session.begin_nested():
-            session.add(CacheEntry(team_id=team_id, request_hash=key, model=model,
-                                   response_json=json.dumps(response), created_at=now,
-                                   expires_at=now + timedelta(seconds=ttl_s)))
-    except IntegrityError:
-        pass  # a concurrent identical call stored it first: same answer, nothing to do
+    connection = session.connection()
+    dialect = connection.dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    values = {"team_id": team_id, "request_hash": key, "model": model, "response_json": json.dumps(response),
+              "created_at": now, "expires_at": now + timedelta(seconds=ttl_s), "hits": 0}
+    # One statement, no ORM bookkeeping: an upsert also settles a race between two identical calls.
+    statement = insert(CacheEntry.__table__).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["team_id", "request_hash"],
+        set_={k: statement.excluded[k] for k in ("model", "response_json", "created_at", "expires_at", "hits")})
+    connection.execute(statement)
 
 
 def purge_expired(session: Session) -> int:
