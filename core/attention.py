@@ -1,13 +1,17 @@
 """What needs a person's attention: the panels of the Home page.
 
-Each feature contributes a provider (reviews waiting, budgets near their limit,
-flagged requests...). A provider returns the items the actor may act on or should see.
+Each feature contributes providers (reviews waiting, budgets near their limit, flagged
+requests...). A provider `(session, actor) -> list[AttentionItem]` returns only the items
+the actor may act on or should see. Providers are named by import path and loaded when
+first used, because their modules import `AttentionItem` from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
 
 from sqlmodel import Session
 
@@ -22,24 +26,21 @@ class AttentionItem:
     page: str | None = None  # the page that deals with it, e.g. "pages/review_queue.py"
 
 
-# Panel name -> providers, in display order. Features append to these lists.
-PANELS: dict[str, list[Callable[[Session, Actor], list[AttentionItem]]]] = {
-    "Reviews waiting": [],
+# Panel name -> "module:function" providers, in display order.
+PANELS: dict[str, list[str]] = {
+    "Reviews waiting": ["core.catalog.views:reviews_waiting"],
     "Budgets near their limit": [],
-    "Flagged requests": [],
+    "Flagged requests": ["core.review_requests:pending_attention"],
 }
 
 
-def _reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
-    from core.catalog.views import reviews_waiting  # imported here: it imports this module
-
-    return reviews_waiting(session, actor)
-
-
-PANELS["Reviews waiting"].append(_reviews_waiting)
+@cache
+def _load(path: str) -> Callable[[Session, Actor], list[AttentionItem]]:
+    module, function = path.split(":")
+    return getattr(import_module(module), function)
 
 
 def attention_for(session: Session, actor: Actor) -> dict[str, list[AttentionItem]]:
     """Every panel with the items its providers return for `actor`."""
-    return {panel: [item for provider in providers for item in provider(session, actor)]
+    return {panel: [item for path in providers for item in _load(path)(session, actor)]
             for panel, providers in PANELS.items()}

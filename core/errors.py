@@ -27,3 +27,7 @@ class PermissionDenied(QuorumError):
 
 class InvalidTransition(QuorumError):
     """A workflow step that is not allowed from the current state."""
+
+
+class BudgetExceeded(QuorumError):
+    """The call would take a team past its budget (the HTTP gateway answers 429)."""

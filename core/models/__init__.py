@@ -2,7 +2,12 @@
 
 from core.models.audit import AuditEvent
 from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptReview, PromptVersion, ReviewEvidence
+from core.models.gateway import CacheEntry, GatewayCall, HeldRequest, StoredPayload, TeamGuardrailPolicy
 from core.models.identity import Membership, Person, RoleGrant, Team
+from core.models.keys import ApiKey
 
-__all__ = ["AuditEvent", "Membership", "Person", "RoleGrant", "Team"]
-__all__ += ["Prompt", "PromptLabel", "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence"]
+__all__ = [
+    "ApiKey", "AuditEvent", "CacheEntry", "GatewayCall", "HeldRequest", "Membership", "Person",
+    "Prompt", "PromptLabel", "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence",
+    "RoleGrant", "StoredPayload", "Team", "TeamGuardrailPolicy",
+]

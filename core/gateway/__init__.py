@@ -1,0 +1,1 @@
+"""The governed gateway: every model call takes the one path in `pipeline`."""

@@ -1,0 +1,53 @@
+"""The gateway's refusals, each mapped to one HTTP status by core.http (see STATUS there)."""
+
+from __future__ import annotations
+
+from core.errors import PermissionDenied, QuorumError, ValidationError
+
+
+class Unauthenticated(QuorumError):
+    """No key, an unknown key, or a revoked, expired or out-of-range one (HTTP 401)."""
+
+
+class ModelNotAllowed(PermissionDenied):
+    """The team may not use this model (HTTP 403)."""
+
+
+class GuardrailBlocked(ValidationError):
+    """An input guardrail refused the request (HTTP 400); ``rule`` says which."""
+
+    def __init__(self, message: str, *, rule: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.request_id = request_id
+
+
+class HeldForReview(QuorumError):
+    """The request or its answer waits for a governance lead (HTTP 202 with an id to poll)."""
+
+    def __init__(self, message: str, *, held_id: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.held_id = held_id
+        self.request_id = request_id
+
+
+class UpstreamFailed(QuorumError):
+    """The model provider failed after the retries (HTTP 502), or refused the request as invalid."""
+
+    status = 502
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        self.code = code
+
+
+class UpstreamTimeout(UpstreamFailed):
+    """The model provider did not answer in time (HTTP 504)."""
+
+    status = 504
+
+
+class UpstreamUnavailable(UpstreamFailed):
+    """The circuit breaker is open: the provider failed repeatedly, calls are refused fast (HTTP 502)."""

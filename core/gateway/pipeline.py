@@ -1,0 +1,564 @@
+"""The one path every model call takes, whoever makes it (playground, A/B runs, HTTP).
+
+permission and model allow-list -> prompt resolution -> rendering -> input guardrails
+(and moderation) -> budget reservation -> response cache -> upstream call -> output
+guardrails -> settle (cost, call log row, budget ledger, audit event, stored payload)
+-> response.
+
+`Gateway.call()` returns a `GatewayResponse`, or a `GatewayStream` for streamed chat, or
+raises a typed error (core.errors / core.gateway.errors). Every outcome after the caller
+is known is settled in ONE write transaction: the call row, the redacted payloads, the
+budget's usage row and one `gateway.call` audit event that never holds prompt text.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from core import clock, db
+from core.audit import record
+from core.budgets.pricing import PriceBook
+from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_estimate, text_tokens_upper_bound
+from core.budgets.usage import Usage, usage_from_openai
+from core.catalog.render import render_messages
+from core.errors import BudgetExceeded, QuorumError, ValidationError
+from core.gateway import cache, policies
+from core.gateway.errors import GuardrailBlocked, HeldForReview, ModelNotAllowed, UpstreamFailed
+from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation, call_cost_micro
+from core.gateway.telemetry import span
+from core.gateway.upstream import Upstream, UpstreamStream
+from core.guardrails import GuardrailOutcome, GuardrailPolicy, apply_input_guardrails, scan_output
+from core.guardrails.pii import replace_findings, find_pii
+from core.guardrails.secrets import find_secrets
+from core.models.gateway import GatewayCall, StoredPayload
+from core.permissions import Actor, Permission, require
+from core.review_requests import new_hold
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: a person (playground, A/B runs) acting for a team, or a team key."""
+
+    actor: Actor
+    team_id: int
+    key_id: int | None = None
+
+    @classmethod
+    def for_key(cls, identity) -> Caller:
+        return cls(actor=identity.actor, team_id=identity.team_id, key_id=identity.key_id)
+
+
+@dataclass(frozen=True)
+class PromptCall:
+    name: str
+    variables: dict[str, Any]
+    label: str | None = None
+
+
+@dataclass
+class GatewayRequest:
+    """An OpenAI-shaped request body; for ``prompt`` calls the body adds only delivery options."""
+
+    kind: str  # "chat" | "embeddings"
+    body: dict[str, Any]
+    prompt: PromptCall | None = None
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    request_id: str
+    body: dict[str, Any]
+    cache_hit: bool
+    simulated: bool
+    attempts: int
+    cost_micro: int
+
+
+@dataclass
+class _Call:
+    """What the pipeline knows about one call as it goes."""
+
+    request_id: str
+    caller: Caller
+    kind: str
+    started: float
+    model: str = ""
+    stream: bool = False
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    cache_ttl_s: int | None = None
+    sent: dict[str, Any] | None = None  # the (redacted) body as sent upstream
+    attempts: int = 0
+    simulated: bool = False
+    upstream_ms: float = 0.0
+    reservation: Reservation | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+MODERATION_MODEL = "omni-moderation-latest"
+
+
+class Gateway:
+    def __init__(self, *, upstream: Upstream, prompts: PromptSource, budget: BudgetGate,
+                 prices: PriceBook | None = None, default_cache_ttl_s: int = cache.DEFAULT_TTL_S) -> None:
+        self.upstream, self.prompts, self.budget = upstream, prompts, budget
+        self.prices = prices or PriceBook.from_yaml()
+        self.default_cache_ttl_s = default_cache_ttl_s
+        self._priced = frozenset(self.prices.models()) | frozenset(self.prices.aliases())
+
+    # ---- the one entry point ---------------------------------------------------------------
+
+    def call(self, *, caller: Caller, request: GatewayRequest, skip_moderation: bool = False):
+        call = _Call(request_id=f"req_{uuid.uuid4().hex[:24]}", caller=caller, kind=request.kind,
+                     started=time.perf_counter())
+        if caller.key_id is None:
+            require(caller.actor, Permission.PLAYGROUND_RUN, team_id=caller.team_id)
+        try:
+            with span("gateway.prepare"):
+                body = self._prepared_body(call, request)
+            with span("gateway.allow_list"):
+                self._check_model(call)
+            with span("gateway.guardrails.input"):
+                body = self._input_guardrails(call, body, skip_moderation)
+            call.sent = body
+            with span("gateway.budget.reserve"):
+                call.reservation = self.budget.reserve(self._budget_request(call, body))
+            body = _cap_output(body, call.reservation)
+        except ModelNotAllowed as error:
+            raise self._refused(call, "not_allowed", 403, error) from None
+        except GuardrailBlocked as error:
+            error.request_id = call.request_id
+            raise self._refused(call, "blocked", 400, error, rule=error.rule) from None
+        except HeldForReview:
+            raise
+        except BudgetExceeded as error:
+            raise self._refused(call, "budget_exceeded", 429, error) from None
+        if call.stream:
+            return self._stream(call, body)
+        return self._complete(call, body)
+
+    def answer_released(self, *, caller: Caller, public_id: str) -> dict[str, Any] | None:
+        """The answer to a held request, once a lead released it (None while pending).
+
+        An input hold is answered now, on the first poll after release, from the redacted
+        request stored when it was held (moderation is not asked again)."""
+        from core.models.gateway import StoredPayload as Stored
+        from core.review_requests import DENIED, PENDING, attach_response, held_for_team
+
+        with db.session() as session:
+            held = held_for_team(session, team_id=caller.team_id, public_id=public_id)
+            stored = session.get(Stored, held.request_id)
+        if held.status in (PENDING, DENIED) or held.response is not None:
+            return held.response
+        body = json.loads(stored.request_json)["request"]
+        result = self.call(caller=caller, request=GatewayRequest(kind="chat" if "messages" in body else "embeddings",
+                                                                 body={**body, "stream": False}),
+                           skip_moderation=True)
+        with db.write_session() as session:
+            attach_response(session, public_id=public_id, response=result.body)
+        return result.body
+
+    # ---- stages ----------------------------------------------------------------------------
+
+    def _prepared_body(self, call: _Call, request: GatewayRequest) -> dict[str, Any]:
+        body = dict(request.body or {})
+        if request.prompt is not None:
+            with span("gateway.prompt.resolve"):
+                resolved = self.prompts.resolve(request.prompt.name, request.prompt.label, call.caller.actor)
+            with span("gateway.prompt.render"):
+                messages = render_messages(resolved.spec, request.prompt.variables)
+            call.prompt_name, call.prompt_version = resolved.name, resolved.version
+            call.cache_ttl_s = resolved.cache_ttl_s
+            body = {**{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
+                    **_prompt_params(resolved.spec), "messages": messages}
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise ValidationError("'model' is required")
+        call.model = model
+        if call.kind == "chat":
+            if not isinstance(body.get("messages"), list) or not body["messages"]:
+                raise ValidationError("'messages' must be a non-empty list")
+            call.stream = bool(body.get("stream"))
+        elif call.kind == "embeddings":
+            given = body.get("input")
+            texts = [given] if isinstance(given, str) else given
+            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+                raise ValidationError("'input' must be text or a list of texts (token arrays cannot be "
+                                      "checked by the guardrails)")
+        else:
+            raise ValidationError(f"Unknown call kind {call.kind!r}")
+        return body
+
+    def _check_model(self, call: _Call) -> None:
+        allowed = self.budget.allowed_models(call.caller.team_id)
+        ok = call.model in allowed if allowed is not None else call.model in self._priced
+        if not ok:
+            raise ModelNotAllowed(f"The model {call.model!r} is not allowed for this team")
+
+    def allowed_models(self, team_id: int) -> list[str]:
+        allowed = self.budget.allowed_models(team_id)
+        return sorted(allowed if allowed is not None else self.prices.models())
+
+    def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
+        with db.session() as session:
+            policy = policies.team_policy(session, call.caller.team_id)
+        messages = body["messages"] if call.kind == "chat" else [
+            {"role": "user", "content": t} for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
+        outcome = apply_input_guardrails(messages, policy)
+        call.findings = _findings(outcome)
+        if outcome.blocked:
+            raise GuardrailBlocked(f"Blocked by the guardrail '{outcome.rule}': the request contains "
+                                   f"{_what(outcome.rule)}; remove it and try again", rule=outcome.rule)
+        if call.kind == "chat":
+            body = {**body, "messages": outcome.messages}
+        else:
+            texts = [m["content"] for m in outcome.messages]
+            body = {**body, "input": texts[0] if isinstance(body["input"], str) else texts}
+        if policy.moderation != "off" and not skip_moderation:
+            self._moderate(call, body, outcome.messages, policy)
+        return body
+
+    def _moderate(self, call: _Call, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
+        texts = [t for m in messages for t in _texts(m)]
+        if not texts:
+            return
+        with span("gateway.moderation"):
+            try:
+                results = self.upstream.moderate(texts, MODERATION_MODEL)
+            except UpstreamFailed as error:
+                raise self._refused(call, "upstream_error", error.status, error) from None
+        categories = sorted({name for r in results if r.get("flagged")
+                             for name, hit in (r.get("categories") or {}).items() if hit})
+        if not categories:
+            return
+        rule = f"moderation.{categories[0]}"
+        call.findings.append({"rule": rule, "count": len(categories), "masked": categories, "action": policy.moderation})
+        if policy.moderation == "block":
+            raise GuardrailBlocked(f"Blocked by the guardrail '{rule}': the moderation check flagged "
+                                   f"{', '.join(categories)}", rule=rule)
+        call.sent = body
+        hold = new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="input", rule=rule,
+                        findings=call.findings)
+        self._settle(call, status="held", http_status=202, rule=rule, hold=hold)
+        raise HeldForReview(f"The request was held for review by a governance lead ({rule}); poll its status",
+                            held_id=hold.public_id, request_id=call.request_id)
+
+    def _budget_request(self, call: _Call, body: dict[str, Any]) -> BudgetRequest:
+        if call.kind == "chat":
+            bound = chat_input_tokens_upper_bound(messages=body["messages"], tools=body.get("tools"),
+                                                  response_format=body.get("response_format"))
+            max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        else:
+            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            bound, max_out = sum(text_tokens_upper_bound(t) for t in texts), 0
+        return BudgetRequest(request_id=call.request_id, team_id=call.caller.team_id, model=call.model,
+                             input_tokens_upper_bound=bound, max_output_tokens=max_out,
+                             actor_ref=call.caller.actor.ref)
+
+    def _complete(self, call: _Call, body: dict[str, Any]) -> GatewayResponse:
+        key = cache.request_hash(call.kind, body)
+        with span("gateway.cache.lookup"), db.session() as session:
+            entry = cache.lookup(session, team_id=call.caller.team_id, key=key)
+            cached = (entry.id, json.loads(entry.response_json)) if entry else None
+        if cached is not None:
+            self.budget.release(call.reservation, "cache_hit")
+            self._settle(call, status="ok", http_status=200, response=cached[1], cache_hit=True,
+                         cache_hit_id=cached[0])
+            return GatewayResponse(call.request_id, cached[1], True, False, 0, 0)
+        try:
+            with span("gateway.upstream"):
+                result = (self.upstream.chat(body) if call.kind == "chat" else self.upstream.embeddings(body))
+        except UpstreamFailed as error:
+            self.budget.release(call.reservation, "upstream_error")
+            raise self._refused(call, "upstream_error", error.status, error) from None
+        call.attempts, call.simulated, call.upstream_ms = result.attempts, result.simulated, result.elapsed_ms
+        response = result.body
+        usage = usage_from_openai(response.get("usage") or {"prompt_tokens": 0})
+        hold = None
+        if call.kind == "chat":
+            with span("gateway.guardrails.output"):
+                response, hold = self._output_guardrails(call, response)
+        cost = call_cost_micro(self.prices, call.model, usage)
+        ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s
+        with span("gateway.settle"):
+            self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
+                         response=response, usage=usage, cost=cost, hold=hold,
+                         rule=hold.rule if hold else None,
+                         cache_key=None if hold else key, cache_ttl_s=ttl)
+        if hold is not None:
+            raise HeldForReview(f"The answer was held for review by a governance lead ({hold.rule}); poll its status",
+                                held_id=hold.public_id, request_id=call.request_id)
+        return GatewayResponse(call.request_id, response, False, call.simulated, call.attempts, cost)
+
+    def _output_guardrails(self, call: _Call, response: dict[str, Any]):
+        with db.session() as session:
+            policy = policies.team_policy(session, call.caller.team_id)
+        choices = response.get("choices") or []
+        verdicts = [scan_output(c.get("message", {}).get("content") or "", policy) for c in choices]
+        flagged = [v for v in verdicts if v.decision == "flag"]
+        if not flagged:
+            return response, None
+        summaries = [_summary(f) for v in flagged for f in v.findings]
+        holding = [s for s in summaries if s["rule"].startswith("secret.")
+                   or policy.action_for(s["rule"][4:]) == "block"]
+        redacted = _redacted_response(response, policy)
+        call.findings.extend(summaries)
+        if not holding:
+            return redacted, None  # personal data the policy redacts: redact it and answer
+        return redacted, new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="output",
+                                  rule=holding[0]["rule"], findings=summaries, response=redacted)
+
+    def _stream(self, call: _Call, body: dict[str, Any]) -> GatewayStream:
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        upstream_body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+        try:
+            with span("gateway.upstream"):
+                upstream = self.upstream.chat_stream(upstream_body)
+        except UpstreamFailed as error:
+            self.budget.release(call.reservation, "upstream_error")
+            raise self._refused(call, "upstream_error", error.status, error) from None
+        call.attempts, call.simulated = upstream.attempts, upstream.simulated
+        return GatewayStream(self, call, upstream, wants_usage)
+
+    # ---- settling --------------------------------------------------------------------------
+
+    def _refused(self, call: _Call, status: str, http_status: int, error: QuorumError,
+                 rule: str | None = None) -> QuorumError:
+        if call.reservation is not None and status != "upstream_error":
+            self.budget.release(call.reservation, status)
+        self._settle(call, status=status, http_status=http_status, rule=rule)
+        error.request_id = call.request_id  # so the caller can quote it (HTTP: x-request-id)
+        return error
+
+    def _settle(self, call: _Call, *, status: str, http_status: int, response: dict | None = None,
+                usage: Usage | None = None, cost: int = 0, rule: str | None = None, hold=None,
+                cache_hit: bool = False, cache_hit_id: int | None = None, cache_key: str | None = None,
+                cache_ttl_s: int = 0, usage_estimated: bool = False) -> None:
+        """The call's one write transaction."""
+        usage = usage or Usage(input_tokens=0)
+        team_id = call.caller.team_id
+        row = GatewayCall(request_id=call.request_id, created_at=clock.now(), team_id=team_id,
+                          key_id=call.caller.key_id, actor=call.caller.actor.ref, endpoint=call.kind
+                          if call.prompt_name is None else "prompt", model=call.model[:80],
+                          prompt_name=call.prompt_name, prompt_version=call.prompt_version, status=status,
+                          http_status=http_status, rule=rule, stream=call.stream, cache_hit=cache_hit,
+                          simulated=call.simulated, attempts=call.attempts, input_tokens=usage.input_tokens,
+                          output_tokens=usage.output_tokens, usage_estimated=usage_estimated, cost_micro=cost,
+                          latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
+                          upstream_ms=round(call.upstream_ms, 3))
+        with db.write_session() as session:
+            try:
+                # Core inserts: the ORM's unit of work costs more than the writes themselves here.
+                connection = session.connection()
+                connection.execute(insert(GatewayCall.__table__).values(**_columns(row)))
+                if call.sent is not None or response is not None or call.findings:
+                    connection.execute(insert(StoredPayload.__table__).values(
+                        request_id=call.request_id, team_id=team_id, created_at=row.created_at,
+                        request_json=_payload(call.sent, call.findings),
+                        response_json=json.dumps(response) if response is not None else None))
+                if hold is not None:
+                    session.add(hold)
+                if cache_hit_id is not None:
+                    cache.count_hit(session, cache_hit_id)
+                if cache_key is not None and status == "ok":
+                    cache.store(session, team_id=team_id, key=cache_key, model=call.model, response=response,
+                                ttl_s=cache_ttl_s)
+                if call.reservation is not None and status in ("ok", "held") and not cache_hit:
+                    self.budget.settle(session, call.reservation, usage, CallOutcome(
+                        request_id=call.request_id, team_id=team_id, model=call.model, status=status,
+                        cost_micro=cost, usage_estimated=usage_estimated))
+                record(session, actor=call.caller.actor, action="gateway.call", target_type="gateway_request",
+                       target_id=call.request_id, team_id=team_id, after=_event(row, hold))
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+
+class GatewayStream:
+    """The chunks of a streamed answer, as dicts; settles once when the stream ends or is closed.
+
+    A client that leaves midway makes the caller ``close()`` the stream: the upstream
+    connection is closed (the provider stops generating) and the call is settled with
+    what was received: output tokens estimated from the text received, input tokens
+    estimated offline (the real counts arrive only in the final usage chunk, which never
+    came). Such rows are marked ``usage_estimated``.
+    """
+
+    def __init__(self, gateway: Gateway, call: _Call, upstream: UpstreamStream, wants_usage: bool) -> None:
+        self.gateway, self.call, self.upstream, self.wants_usage = gateway, call, upstream, wants_usage
+        self.request_id = call.request_id
+        self.simulated = call.simulated
+        self._texts: dict[int, list[str]] = {}
+        self._usage: Usage | None = None
+        self._chunks = 0
+        self._settled = False
+        self._lock = threading.Lock()
+
+    def __iter__(self):
+        try:
+            for chunk in self.upstream:
+                self._chunks += 1
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        self._texts.setdefault(choice.get("index", 0), []).append(delta["content"])
+                    for tool_call in delta.get("tool_calls") or ():
+                        arguments = (tool_call.get("function") or {}).get("arguments")
+                        if arguments:
+                            self._texts.setdefault(choice.get("index", 0), []).append(arguments)
+                if chunk.get("usage"):
+                    self._usage = usage_from_openai(chunk["usage"])
+                    if not self.wants_usage:
+                        continue  # we asked for it; the caller did not
+                yield chunk
+        except UpstreamFailed:
+            self._finish(complete=False)
+            raise
+        except Exception as error:  # noqa: BLE001 - a dropped upstream mid-stream
+            self._finish(complete=False)
+            raise UpstreamFailed(f"The model provider's stream broke off: {type(error).__name__}") from None
+        self._finish(complete=True)
+
+    def close(self) -> None:
+        """Stop early (the client left): close the upstream and settle with what was received."""
+        if not self._settled:
+            try:
+                self.upstream.close()
+            finally:
+                self._finish(complete=False)
+
+    def _finish(self, *, complete: bool) -> None:
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+        call, gateway = self.call, self.gateway
+        text = "".join("".join(parts) for parts in self._texts.values())
+        estimated = self._usage is None
+        if estimated:
+            from core.budgets.tokens import chat_input_tokens_estimate
+
+            usage = Usage(input_tokens=chat_input_tokens_estimate(messages=call.sent["messages"]),
+                          output_tokens=max(text_tokens_estimate(text), self._chunks))
+        else:
+            usage = self._usage
+        cost = call_cost_micro(gateway.prices, call.model, usage)
+        with db.session() as session:
+            policy = policies.team_policy(session, call.caller.team_id)
+        response = {"object": "chat.completion.stream", "complete": complete, "content": _redact_text(text, policy)}
+        hold = None
+        verdict = scan_output(text, policy)
+        if verdict.decision == "flag":
+            # The answer has already been delivered; record it for a lead to see.
+            call.findings.extend(_summary(f) for f in verdict.findings)
+            hold = new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="stream",
+                            rule=verdict.rule, findings=[_summary(f) for f in verdict.findings], response=response)
+        gateway._settle(call, status="ok", http_status=200, response=response, usage=usage, cost=cost,
+                        hold=hold, rule=hold.rule if hold else None, usage_estimated=estimated)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _prompt_params(spec) -> dict[str, Any]:
+    params: dict[str, Any] = {"model": spec.model}
+    for name in ("temperature", "max_tokens", "response_format", "reasoning_effort"):
+        value = getattr(spec.params, name, None)
+        if value is not None:
+            params[name] = value if not hasattr(value, "items") else json.loads(json.dumps(dict(value), default=dict))
+    if spec.tools:
+        params["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                             "parameters": json.loads(json.dumps(t.parameters,
+                                                                                                 default=dict))}}
+                           for t in spec.tools]
+    return params
+
+
+def _cap_output(body: dict[str, Any], reservation: Reservation) -> dict[str, Any]:
+    granted = reservation.granted_max_tokens
+    if granted is None:
+        return body
+    field_name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    current = body.get(field_name)
+    if current is None or current > granted:
+        return {**body, field_name: granted}
+    return body
+
+
+def _texts(message: dict[str, Any]) -> list[str]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content] if content else []
+    if isinstance(content, list):
+        return [p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text" and p.get("text")]
+    return []
+
+
+def _summary(finding) -> dict[str, Any]:
+    return {"rule": finding.rule, "count": finding.count, "masked": list(finding.masked), "action": finding.action}
+
+
+def _findings(outcome: GuardrailOutcome) -> list[dict[str, Any]]:
+    return [_summary(f) for f in outcome.findings]
+
+
+def _what(rule: str | None) -> str:
+    if rule and rule.startswith("secret."):
+        return "a credential (" + rule[7:].replace("_", " ") + ")"
+    if rule and rule.startswith("pii."):
+        return "personal data (" + rule[4:].replace("_", " ") + ") that this team's policy blocks"
+    return "content the policy blocks"
+
+
+def _redact_text(text: str, policy: GuardrailPolicy) -> str:
+    """Secrets masked, and personal data the policy does not allow replaced by placeholders."""
+    if not text:
+        return text
+    secrets = find_secrets(text, high_entropy=policy.detect_high_entropy_secrets)
+    for finding in sorted(secrets, key=lambda f: f.start, reverse=True):
+        text = text[:finding.start] + f"[{finding.rule}]" + text[finding.end:]
+    kinds = tuple(k for k in policy.kinds_with("redact") + policy.kinds_with("block"))
+    return replace_findings(text, find_pii(text, kinds)).text if kinds else text
+
+
+def _redacted_response(response: dict[str, Any], policy: GuardrailPolicy) -> dict[str, Any]:
+    choices = []
+    for choice in response.get("choices") or []:
+        message = dict(choice.get("message") or {})
+        if isinstance(message.get("content"), str):
+            message["content"] = _redact_text(message["content"], policy)
+        choices.append({**choice, "message": message})
+    return {**response, "choices": choices}
+
+
+def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str:
+    # A blocked request is stored as its findings only (masked): its text may hold a secret.
+    return json.dumps({"request": sent, "findings": findings}, default=str)
+
+
+def _columns(row: GatewayCall) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in GatewayCall.__table__.columns if c.name != "id"}
+
+
+def _event(row: GatewayCall, hold) -> dict[str, Any]:
+    event = {"status": row.status, "http_status": row.http_status, "model": row.model, "endpoint": row.endpoint,
+             "cache_hit": row.cache_hit, "stream": row.stream, "attempts": row.attempts,
+             "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "cost_micro": row.cost_micro}
+    for name, value in (("rule", row.rule), ("key_id", row.key_id), ("prompt", row.prompt_name),
+                        ("prompt_version", row.prompt_version)):
+        if value is not None:
+            event[name] = value
+    if hold is not None:
+        event["held_id"] = hold.public_id
+    if row.usage_estimated:
+        event["usage_estimated"] = True
+    return event

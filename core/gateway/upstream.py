@@ -1,0 +1,251 @@
+"""The model provider: the official `openai` SDK, with our own retries and circuit breaker.
+
+OPENAI_API_KEY / OPENAI_BASE_URL pick the provider (OpenAI, Azure OpenAI, vLLM, Ollama:
+anything speaking the OpenAI API). With no key, the built-in simulator answers, and
+every result says it is simulated.
+
+The SDK's own retries are off (max_retries=0): this module retries 429 and 5xx answers,
+timeouts and dropped connections itself, with exponential backoff and full jitter,
+waiting at least what Retry-After asks. Counting attempts here is what lets the gateway
+bill a call once, however many attempts it took. Only failed attempts are retried, and
+a failed attempt produced no answer to bill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+
+from core.gateway.errors import UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
+from core.settings import Settings
+from core.simulator import SIMULATED_HEADER, SimulatorConfig, simulated_client
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0
+    # A Retry-After longer than this is not waited for: the caller gets the failure now.
+    max_retry_after_s: float = 20.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform between 0 and the capped exponential step."""
+        return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+@dataclass
+class CircuitBreaker:
+    """Closed -> open after ``failure_threshold`` consecutive failures; after ``reset_after_s``
+    one probe call is let through (half-open): success closes it, failure opens it again."""
+
+    failure_threshold: int = 5
+    reset_after_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    state: str = "closed"
+    failures: int = 0
+    opened_at: float = 0.0
+    _probe_out: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def before_call(self) -> None:
+        with self._lock:
+            if self.state == "open":
+                if self.clock() - self.opened_at < self.reset_after_s:
+                    raise UpstreamUnavailable(
+                        "The model provider is failing; calls are paused for a few seconds (circuit open)")
+                self.state, self._probe_out = "half_open", False
+            if self.state == "half_open":
+                if self._probe_out:
+                    raise UpstreamUnavailable("The model provider is being probed after failures; try again shortly")
+                self._probe_out = True
+
+    def record_success(self) -> None:
+        with self._lock:
+            self.state, self.failures, self._probe_out = "closed", 0, False
+
+    def record_failure(self) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.state == "half_open" or self.failures >= self.failure_threshold:
+                self.state, self.opened_at, self._probe_out = "open", self.clock(), False
+
+
+_breakers: dict[str, CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker_for(name: str, **options) -> CircuitBreaker:
+    """One breaker per upstream (by base URL), shared by every client of it in the process."""
+    with _breakers_lock:
+        if name not in _breakers:
+            _breakers[name] = CircuitBreaker(**options)
+        return _breakers[name]
+
+
+@dataclass(frozen=True)
+class UpstreamResult:
+    body: dict[str, Any]
+    attempts: int
+    simulated: bool
+    elapsed_ms: float
+
+
+class UpstreamStream:
+    """Chunks of a streamed chat completion as dicts; ``close()`` stops reading early."""
+
+    def __init__(self, stream: openai.Stream, attempts: int, simulated: bool) -> None:
+        self._stream, self.attempts, self.simulated = stream, attempts, simulated
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for chunk in self._stream:
+            yield chunk.to_dict()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class Upstream:
+    def __init__(self, client: openai.OpenAI, *, name: str, simulated: bool, retry: RetryPolicy | None = None,
+                 breaker: CircuitBreaker | None = None, sleep: Callable[[float], None] = time.sleep,
+                 seed: int | None = None) -> None:
+        self.client, self.name, self.simulated = client, name, simulated
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker or breaker_for(name)
+        self._sleep, self._rng = sleep, random.Random(seed)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, simulator: SimulatorConfig | None = None) -> Upstream:
+        env = os.environ
+        timeout = httpx.Timeout(float(env.get("QUORUM_UPSTREAM_TIMEOUT_S", "60")), connect=5.0)
+        retry = RetryPolicy(max_attempts=int(env.get("QUORUM_UPSTREAM_MAX_ATTEMPTS", "3")))
+        breaker_options = {"failure_threshold": int(env.get("QUORUM_BREAKER_FAILURES", "5")),
+                           "reset_after_s": float(env.get("QUORUM_BREAKER_RESET_S", "30"))}
+        if settings.uses_simulator:
+            client = simulated_client(simulator, max_retries=0, timeout=timeout)
+            return cls(client, name="simulator", simulated=True, retry=retry,
+                       breaker=CircuitBreaker(**breaker_options))
+        client = openai.OpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+                               max_retries=0, timeout=timeout)
+        name = settings.openai_base_url or "https://api.openai.com/v1"
+        return cls(client, name=name, simulated=False, retry=retry, breaker=breaker_for(name, **breaker_options))
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    def chat(self, body: dict[str, Any]) -> UpstreamResult:
+        model, messages, rest = _split(body)
+        return self._json_call(lambda: self.client.chat.completions.with_raw_response.create(
+            model=model, messages=messages, extra_body=rest))
+
+    def chat_stream(self, body: dict[str, Any]) -> UpstreamStream:
+        model, messages, rest = _split(body)
+        rest.pop("stream", None)
+
+        def attempt():
+            raw = self.client.chat.completions.with_raw_response.create(
+                model=model, messages=messages, stream=True, extra_body=rest)
+            return raw.parse(), _is_simulated(raw.headers, self.simulated)
+
+        (stream, simulated), attempts, _ms = self._with_retries(attempt)
+        return UpstreamStream(stream, attempts, simulated)
+
+    def embeddings(self, body: dict[str, Any]) -> UpstreamResult:
+        rest = dict(body)
+        model, given = rest.pop("model"), rest.pop("input")
+        # Without an explicit format the SDK asks for base64 and decodes it; pass the caller's choice.
+        encoding = rest.pop("encoding_format", "float")
+        return self._json_call(lambda: self.client.embeddings.with_raw_response.create(
+            model=model, input=given, encoding_format=encoding, extra_body=rest))
+
+    def moderate(self, texts: list[str], model: str = "omni-moderation-latest") -> list[dict[str, Any]]:
+        result = self._json_call(lambda: self.client.moderations.with_raw_response.create(model=model, input=texts))
+        return result.body.get("results", [])
+
+    # ---- retries -------------------------------------------------------------------------
+
+    def _json_call(self, call) -> UpstreamResult:
+        def attempt():
+            raw = call()
+            return json.loads(raw.http_response.content), _is_simulated(raw.headers, self.simulated)
+
+        (body, simulated), attempts, elapsed = self._with_retries(attempt)
+        return UpstreamResult(body=body, attempts=attempts, simulated=simulated, elapsed_ms=elapsed)
+
+    def _with_retries(self, attempt_fn):
+        started = time.perf_counter()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.breaker.before_call()
+            try:
+                value = attempt_fn()
+            except openai.APIStatusError as error:
+                status = error.status_code
+                if status != 429 and status < 500:
+                    # The request itself is wrong (bad parameter, unknown model): no retry,
+                    # and no sign that the provider is unhealthy.
+                    self.breaker.record_success()
+                    raise UpstreamFailed(_message(error), status=status, code=_code(error)) from None
+                if status >= 500:
+                    self.breaker.record_failure()
+                wait = _retry_after(error.response.headers)
+                failure = UpstreamFailed(f"The model provider answered {status} after {attempt} attempt(s): "
+                                         f"{_message(error)}", code="upstream_error")
+            except openai.APITimeoutError:
+                self.breaker.record_failure()
+                wait, failure = None, UpstreamTimeout(
+                    f"The model provider did not answer in time ({attempt} attempt(s))", code="upstream_timeout")
+            except openai.APIConnectionError as error:
+                self.breaker.record_failure()
+                wait, failure = None, UpstreamFailed(
+                    f"Could not reach the model provider ({attempt} attempt(s)): {error}", code="upstream_error")
+            else:
+                self.breaker.record_success()
+                return value, attempt, (time.perf_counter() - started) * 1000
+            if attempt >= self.retry.max_attempts:
+                raise failure
+            if wait is not None and wait > self.retry.max_retry_after_s:
+                raise failure
+            self._sleep(max(wait or 0.0, self.retry.backoff(attempt, self._rng)))
+
+
+def _split(body: dict[str, Any]) -> tuple[str, list, dict[str, Any]]:
+    rest = dict(body)
+    return rest.pop("model"), rest.pop("messages"), rest
+
+
+def _is_simulated(headers: httpx.Headers, default: bool) -> bool:
+    return default or headers.get(SIMULATED_HEADER) == "true"
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait, from retry-after-ms (OpenAI's) or Retry-After (seconds)."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                continue
+    return None
+
+
+def _message(error: openai.APIStatusError) -> str:
+    body = error.body if isinstance(error.body, dict) else {}
+    inner = body.get("error", body) if isinstance(body, dict) else {}
+    return str((inner or {}).get("message") or error.message)
+
+
+def _code(error: openai.APIStatusError) -> str | None:
+    body = error.body if isinstance(error.body, dict) else {}
+    inner = body.get("error", body) if isinstance(body, dict) else {}
+    return (inner or {}).get("code") if isinstance(inner, dict) else None

@@ -1,0 +1,263 @@
+"""Team API keys: how applications authenticate to the gateway without the OpenAI key.
+
+A key is 32 random bytes (256 bits) shown once at creation as ``qk_live_<43 chars>``.
+Only its SHA-256 is stored. A slow password hash (bcrypt, argon2) protects low-entropy
+secrets against guessing; a 256-bit random key cannot be guessed, so a fast hash loses
+nothing, and it lets the gateway find a key with one indexed lookup on every call
+instead of comparing a slow hash against every stored key.
+
+Revocation is a column read on every call, so it is effective at once; rotation issues
+a new key and lets the old one work until its grace period ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from core import clock
+from core.audit import committing, record
+from core.errors import NotFound, ValidationError
+from core.gateway.errors import Unauthenticated
+from core.identity import get_team
+from core.models.keys import ApiKey
+from core.permissions import Actor, Permission, require
+
+KEY_PREFIX = "qk_live_"
+VISIBLE_CHARS = 6  # random characters shown after the prefix, enough to tell keys apart
+AGE_WARNING_DAYS = 90
+LAST_USE_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often
+MAX_EXPIRY_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    """A new key: ``secret`` is shown once and never again."""
+
+    key_id: int
+    team_id: int
+    prefix: str
+    secret: str = ""
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        return f"CreatedKey(key_id={self.key_id}, team_id={self.team_id}, prefix={self.prefix!r})"
+
+
+@dataclass(frozen=True)
+class KeyView:
+    id: int
+    team_id: int
+    label: str
+    prefix: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    grace_until: datetime | None
+    allowed_cidrs: tuple[str, ...]
+    status: str  # active | grace | expired | revoked
+    age_days: int
+
+    @property
+    def age_warning(self) -> str | None:
+        if self.status in ("active", "grace") and self.age_days > AGE_WARNING_DAYS:
+            return f"{self.age_days} days old: rotate it (keys should be replaced every {AGE_WARNING_DAYS} days)"
+        return None
+
+
+@dataclass(frozen=True)
+class KeyIdentity:
+    """The caller behind a valid key."""
+
+    key_id: int
+    team_id: int
+    prefix: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(ref=f"key:{self.key_id}", display_name=f"API key {self.prefix}…",
+                     team_ids=frozenset({self.team_id}))
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_cidrs(cidrs: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Validate an allow-list ("10.0.0.0/8, 192.168.1.7") into normalised CIDRs."""
+    if cidrs is None:
+        return ()
+    items = cidrs.replace("\n", ",").split(",") if isinstance(cidrs, str) else list(cidrs)
+    result = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        try:
+            result.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValidationError(f"{item!r} is not an IP address or CIDR range (e.g. 10.0.0.0/8)") from None
+    return tuple(dict.fromkeys(result))
+
+
+# ---- changing --------------------------------------------------------------------------
+
+
+def create_key(*, session: Session, actor: Actor, team_id: int, label: str = "",
+               expires_days: int | None = None, allowed_cidrs: str | list[str] | None = None) -> CreatedKey:
+    require(actor, Permission.KEY_MANAGE)
+    get_team(session, team_id)
+    label = " ".join((label or "").split())[:80]
+    if expires_days is not None and not (1 <= expires_days <= MAX_EXPIRY_DAYS):
+        raise ValidationError(f"Expiry must be between 1 and {MAX_EXPIRY_DAYS} days")
+    cidrs = parse_cidrs(allowed_cidrs)
+    with committing(session):
+        created = _insert_key(session, actor, team_id, label, expires_days, cidrs)
+        record(session, actor=actor, action="key.create", target_type="api_key", target_id=created.key_id,
+               team_id=team_id, after=_event_view(session.get(ApiKey, created.key_id)))
+    return created
+
+
+def revoke_key(*, session: Session, actor: Actor, key_id: int) -> None:
+    require(actor, Permission.KEY_MANAGE)
+    key = _key(session, key_id)
+    if key.revoked_at is not None:
+        raise ValidationError("This key is already revoked")
+    with committing(session):
+        key.revoked_at = clock.now()
+        session.add(key)
+        session.flush()
+        record(session, actor=actor, action="key.revoke", target_type="api_key", target_id=key.id,
+               team_id=key.team_id, after={"revoked_at": key.revoked_at})
+
+
+def rotate_key(*, session: Session, actor: Actor, key_id: int, grace_hours: int = 24) -> CreatedKey:
+    """A new key for the same team and settings; the old one works for ``grace_hours`` more."""
+    require(actor, Permission.KEY_MANAGE)
+    old = _key(session, key_id)
+    now = clock.now()
+    if _status(old, now) not in ("active",):
+        raise ValidationError("Only an active key can be rotated (this one is revoked, expired or already rotated)")
+    if not (0 <= grace_hours <= 24 * 30):
+        raise ValidationError("The grace period must be between 0 hours and 30 days")
+    expires_days = None
+    if old.expires_at is not None:
+        expires_days = max(1, (old.expires_at - old.created_at).days)
+    with committing(session):
+        created = _insert_key(session, actor, old.team_id, old.label, expires_days,
+                              parse_cidrs(old.allowed_cidrs))
+        old.grace_until = now + timedelta(hours=grace_hours)
+        old.replaced_by_id = created.key_id
+        session.add(old)
+        session.flush()
+        record(session, actor=actor, action="key.rotate", target_type="api_key", target_id=old.id,
+               team_id=old.team_id, after={"new_key_id": created.key_id, "grace_until": old.grace_until})
+    return created
+
+
+def set_allowed_cidrs(*, session: Session, actor: Actor, key_id: int, allowed_cidrs: str | list[str]) -> None:
+    require(actor, Permission.KEY_MANAGE)
+    key = _key(session, key_id)
+    cidrs = parse_cidrs(allowed_cidrs)
+    before = parse_cidrs(key.allowed_cidrs)
+    with committing(session):
+        key.allowed_cidrs = ",".join(cidrs)
+        session.add(key)
+        session.flush()
+        record(session, actor=actor, action="key.cidrs.set", target_type="api_key", target_id=key.id,
+               team_id=key.team_id, before={"allowed_cidrs": before}, after={"allowed_cidrs": cidrs})
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def list_keys(session: Session, *, actor: Actor, team_id: int | None = None) -> list[KeyView]:
+    require(actor, Permission.KEY_MANAGE)
+    query = select(ApiKey).order_by(col(ApiKey.team_id), col(ApiKey.id).desc())
+    if team_id is not None:
+        query = query.where(ApiKey.team_id == team_id)
+    now = clock.now()
+    return [_view(k, now) for k in session.exec(query)]
+
+
+def authenticate(session: Session, secret: str | None, *, client_ip: str | None = None) -> KeyIdentity:
+    """The identity behind a presented key, or Unauthenticated (one indexed lookup)."""
+    if not secret or not secret.startswith(KEY_PREFIX):
+        raise Unauthenticated("Missing or malformed API key: send 'Authorization: Bearer qk_live_...'")
+    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
+    now = clock.now()
+    if key is None:
+        raise Unauthenticated("Incorrect API key provided")
+    status = _status(key, now)
+    if status == "revoked":
+        raise Unauthenticated("This API key has been revoked")
+    if status == "expired":
+        raise Unauthenticated("This API key has expired")
+    if key.allowed_cidrs and not _ip_allowed(client_ip, key.allowed_cidrs):
+        raise Unauthenticated(f"This API key may not be used from {client_ip or 'an unknown address'}")
+    if key.last_used_at is None or now - key.last_used_at > LAST_USE_EVERY:
+        # Throttled so that a busy key does not write on every call.
+        session.execute(update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=now))
+        session.commit()
+    return KeyIdentity(key_id=key.id, team_id=key.team_id, prefix=key.prefix)
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def _insert_key(session, actor, team_id, label, expires_days, cidrs) -> CreatedKey:
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    now = clock.now()
+    key = ApiKey(team_id=team_id, label=label, prefix=secret[: len(KEY_PREFIX) + VISIBLE_CHARS],
+                 key_hash=hash_key(secret), created_by=actor.ref, created_at=now,
+                 expires_at=now + timedelta(days=expires_days) if expires_days else None,
+                 allowed_cidrs=",".join(cidrs))
+    session.add(key)
+    session.flush()
+    return CreatedKey(key_id=key.id, team_id=team_id, prefix=key.prefix, secret=secret)
+
+
+def _key(session: Session, key_id: int) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id}")
+    return key
+
+
+def _status(key: ApiKey, now: datetime) -> str:
+    if key.revoked_at is not None and key.revoked_at <= now:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    if key.grace_until is not None:
+        return "grace" if key.grace_until > now else "expired"
+    return "active"
+
+
+def _ip_allowed(client_ip: str | None, cidrs: str) -> bool:
+    if not client_ip:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(c) for c in cidrs.split(",") if c)
+
+
+def _event_view(key: ApiKey) -> dict:
+    # No key material: neither the hash nor the visible prefix goes into the audit trail.
+    return {"label": key.label, "expires_at": key.expires_at, "allowed_cidrs": parse_cidrs(key.allowed_cidrs)}
+
+
+def _view(key: ApiKey, now: datetime) -> KeyView:
+    return KeyView(id=key.id, team_id=key.team_id, label=key.label, prefix=key.prefix,
+                   created_by=key.created_by, created_at=key.created_at, expires_at=key.expires_at,
+                   last_used_at=key.last_used_at, revoked_at=key.revoked_at, grace_until=key.grace_until,
+                   allowed_cidrs=parse_cidrs(key.allowed_cidrs), status=_status(key, now),
+                   age_days=(now - key.created_at).days)

@@ -1,0 +1,66 @@
+"""API keys: admins create (shown once), rotate and revoke the teams' gateway keys."""
+
+import streamlit as st
+
+from core import db, identity, keys
+from pages.ui import layout
+
+actor = layout.page_setup(__file__)
+st.title("API keys")
+layout.show_flash()
+
+new_secret = st.session_state.pop("new_api_key", None)
+if new_secret:
+    st.warning("Copy this key now: it is shown once and Quorum keeps only its hash.", icon=":material/key:")
+    st.code(new_secret, language=None)
+
+with db.session_scope() as session:
+    teams = identity.list_teams(session)
+    key_views = keys.list_keys(session, actor=actor)
+team_names = {t.id: t.name for t in teams}
+
+for view in key_views:
+    if view.age_warning:
+        st.warning(f"{view.prefix}… ({team_names.get(view.team_id, '?')}): {view.age_warning}")
+st.dataframe(
+    [{"id": k.id, "key": f"{k.prefix}…", "team": team_names.get(k.team_id, "?"), "label": k.label,
+      "status": k.status, "age (days)": k.age_days, "expires": k.expires_at, "last used": k.last_used_at,
+      "IP allow-list": ", ".join(k.allowed_cidrs) or "any"} for k in key_views],
+    hide_index=True, width="stretch", key="keys_table",
+)
+
+
+def _remember(created) -> None:
+    st.session_state["new_api_key"] = created.secret
+
+
+create_tab, manage_tab = st.tabs(["New key", "Rotate or revoke"])
+with create_tab, st.form("create_key", clear_on_submit=True):
+    team = st.selectbox("Team", list(team_names), format_func=team_names.get, key="key_team")
+    label = st.text_input("Label (the application using it)", key="key_label", max_chars=80)
+    expires = st.number_input("Expires after (days, 0 = never)", min_value=0, max_value=3650, value=90,
+                              key="key_expires")
+    cidrs = st.text_input("Allowed IP ranges (comma-separated CIDRs, empty = any)", key="key_cidrs")
+    if st.form_submit_button("Create key", type="primary") and team is not None:
+        with db.session_scope(write=True) as session, layout.shows_errors("Key created"):
+            _remember(keys.create_key(session=session, actor=actor, team_id=team, label=label,
+                                      expires_days=int(expires) or None, allowed_cidrs=cidrs))
+
+with manage_tab:
+    live = [k for k in key_views if k.status in ("active", "grace")]
+    if not live:
+        st.caption("No active keys.")
+    else:
+        by_id = {k.id: k for k in live}
+        chosen = st.selectbox("Key", list(by_id), key="manage_key",
+                              format_func=lambda i: f"{by_id[i].prefix}… · {team_names.get(by_id[i].team_id, '?')}"
+                                                    f" · {by_id[i].label or 'no label'}")
+        grace = st.number_input("Grace period for the old key (hours)", min_value=0, max_value=720, value=24,
+                                key="grace_hours")
+        rotate_col, revoke_col = st.columns(2)
+        if rotate_col.button("Rotate", key="rotate_key", type="primary"):
+            with db.session_scope(write=True) as session, layout.shows_errors("Key rotated"):
+                _remember(keys.rotate_key(session=session, actor=actor, key_id=chosen, grace_hours=int(grace)))
+        if revoke_col.button("Revoke now", key="revoke_key"):
+            with db.session_scope(write=True) as session, layout.shows_errors("Key revoked"):
+                keys.revoke_key(session=session, actor=actor, key_id=chosen)

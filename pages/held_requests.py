@@ -1,0 +1,46 @@
+"""Held requests: calls held by moderation and answers flagged by the output scan."""
+
+import streamlit as st
+
+from core import db, identity, review_requests
+from pages.ui import layout
+
+actor = layout.page_setup(__file__)
+st.title("Held requests")
+layout.show_flash()
+st.caption("Requests held by moderation and answers flagged by the output scan wait here. "
+           "The calling application polls for your decision and reads your comment.")
+
+with db.session_scope() as session:
+    pending = review_requests.list_held(session, actor=actor)
+    decided = review_requests.list_held(session, actor=actor, status=None)
+    team_names = {t.id: t.name for t in identity.list_teams(session)}
+
+if not pending:
+    st.info("Nothing is waiting for a decision.")
+for held in pending:
+    with st.container(border=True):
+        st.markdown(f"**{held.public_id}** · {team_names.get(held.team_id, '?')} · {held.kind} · rule `{held.rule}`")
+        st.dataframe([{"rule": f["rule"], "count": f["count"], "masked": ", ".join(f["masked"]),
+                       "action": f["action"]} for f in held.findings], hide_index=True,
+                     key=f"findings_{held.public_id}")
+        if held.response:
+            choices = held.response.get("choices") or []
+            st.text_area("Answer (redacted)", value=(choices[0].get("message", {}).get("content") or "")
+                         if choices else str(held.response.get("content", "")), disabled=True,
+                         key=f"answer_{held.public_id}")
+        comment = st.text_input("Comment (required)", key=f"comment_{held.public_id}")
+        release_col, deny_col = st.columns(2)
+        if release_col.button("Release", key=f"release_{held.public_id}", type="primary"):
+            with db.session_scope(write=True) as session, layout.shows_errors("Released"):
+                review_requests.decide(session=session, actor=actor, public_id=held.public_id, release=True,
+                                       comment=comment)
+        if deny_col.button("Deny", key=f"deny_{held.public_id}"):
+            with db.session_scope(write=True) as session, layout.shows_errors("Denied"):
+                review_requests.decide(session=session, actor=actor, public_id=held.public_id, release=False,
+                                       comment=comment)
+
+st.subheader("Decided")
+st.dataframe([{"id": h.public_id, "team": team_names.get(h.team_id, "?"), "rule": h.rule, "status": h.status,
+               "decided": h.decided_at, "comment": h.comment} for h in decided if h.status != "pending"],
+             hide_index=True, width="stretch", key="decided_table")

@@ -1,0 +1,73 @@
+"""Shared helpers for the gateway tests: a recording simulator and a real HTTP server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import openai
+import uvicorn
+from starlette.applications import Starlette
+
+from core.gateway.pipeline import Gateway
+from core.gateway.ports import FilePromptSource, UnlimitedBudgetGate
+from core.gateway.upstream import CircuitBreaker, RetryPolicy, Upstream
+from core.http.routes import http_routes
+from core.simulator import SIMULATOR_API_KEY, SIMULATOR_BASE_URL, SimulatorConfig, SimulatorTransport
+from tests.conftest import PROMPTS_DIR
+
+
+class RecordingTransport(SimulatorTransport):
+    """The in-process simulator, remembering every request it received (path, body bytes)."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        super().__init__(config)
+        self.received: list[tuple[str, bytes]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.received.append((request.url.path, request.read()))
+        return super().handle_request(request)
+
+    def bodies(self, path: str) -> list[bytes]:
+        return [body for p, body in self.received if p.endswith(path)]
+
+
+def make_gateway(transport: RecordingTransport, budget=None, *, attempts: int = 3, breaker=None) -> Gateway:
+    client = openai.OpenAI(base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, max_retries=0, timeout=5,
+                           http_client=httpx.Client(transport=transport))
+    upstream = Upstream(client, name="test-simulator", simulated=True,
+                        retry=RetryPolicy(max_attempts=attempts, base_delay_s=0.001, max_delay_s=0.01),
+                        breaker=breaker or CircuitBreaker(), seed=1)
+    return Gateway(upstream=upstream, prompts=FilePromptSource(PROMPTS_DIR), budget=budget or UnlimitedBudgetGate())
+
+
+class Server:
+    """Quorum's HTTP routes served by uvicorn on a free port, in a thread."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(Starlette(routes=http_routes()), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)

@@ -1,0 +1,97 @@
+"""Pipeline pieces in-process: stream settlement on early close, circuit breaker, policy edits."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from core import audit
+from core.errors import PermissionDenied
+from core.gateway import policies
+from core.gateway.errors import UpstreamUnavailable
+from core.gateway.pipeline import Caller, GatewayRequest
+from core.gateway.upstream import CircuitBreaker
+from core.identity import team_by_name
+from core.models.gateway import GatewayCall
+from core.permissions import Actor, Role
+from core.simulator import SimulatorConfig
+from tests.gateway_support import RecordingTransport, make_gateway
+
+
+def test_a_stream_closed_early_is_settled_with_an_estimate(directory, session):
+    policies.forget()
+    engineer = directory.with_role(Role.PROMPT_ENGINEER)
+    team = next(iter(engineer.team_ids))
+    gateway = make_gateway(RecordingTransport())
+    stream = gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
+        kind="chat", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "A long story"}],
+                           "stream": True}))
+    chunks = iter(stream)
+    next(chunks), next(chunks)
+    stream.close()
+    stream.close()  # idempotent
+    session.rollback()
+    [row] = session.exec(select(GatewayCall)).all()
+    assert row.usage_estimated and row.output_tokens >= 2 and row.input_tokens > 0 and row.cost_micro > 0
+    [event] = [e for e in audit.recent_events(session, actor=Actor.system("t"), action_prefix="gateway.")]
+    assert event.actor == engineer.ref and event.after["usage_estimated"] is True
+
+
+def test_a_person_outside_the_team_may_not_call_for_it(directory, session):
+    engineer = directory.with_role(Role.PROMPT_ENGINEER)
+    other = next(t.id for t in [team_by_name(session, n) for n in ("Legal", "Data", "Marketing")]
+                 if t.id not in engineer.team_ids)
+    gateway = make_gateway(RecordingTransport())
+    with pytest.raises(PermissionDenied):
+        gateway.call(caller=Caller(actor=engineer, team_id=other), request=GatewayRequest(
+            kind="chat", body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+
+
+def test_circuit_breaker_opens_then_probes_then_closes():
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=2, reset_after_s=10, clock=lambda: now[0])
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_failure()
+    assert breaker.state == "open"
+    with pytest.raises(UpstreamUnavailable):
+        breaker.before_call()
+    now[0] = 11
+    breaker.before_call()  # the probe
+    with pytest.raises(UpstreamUnavailable):
+        breaker.before_call()  # only one probe at a time
+    breaker.record_success()
+    assert breaker.state == "closed"
+    breaker.before_call()
+
+
+def test_an_open_breaker_refuses_fast_without_calling_upstream(directory, session):
+    policies.forget()
+    sim = RecordingTransport(SimulatorConfig(faults=["500"] * 10))
+    gateway = make_gateway(sim, attempts=1, breaker=CircuitBreaker(failure_threshold=2, reset_after_s=60))
+    engineer = directory.with_role(Role.PROMPT_ENGINEER)
+    team = next(iter(engineer.team_ids))
+    policies.set_team_policy(session=session, actor=Actor.system("t"), team_id=team, pii_action="redact",
+                             moderation="off")
+    request = GatewayRequest(kind="chat", body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
+    for _ in range(2):
+        with pytest.raises(Exception, match="500"):
+            gateway.call(caller=Caller(actor=engineer, team_id=team), request=request)
+    with pytest.raises(UpstreamUnavailable):
+        gateway.call(caller=Caller(actor=engineer, team_id=team), request=request)
+    assert len(sim.received) == 2
+
+
+def test_only_admins_edit_guardrails_and_bad_settings_are_refused(directory, session):
+    team = team_by_name(session, "Support").id
+    with pytest.raises(PermissionDenied):
+        policies.set_team_policy(session=session, actor=directory.with_role(Role.AUDITOR), team_id=team,
+                                 pii_action="allow", moderation="off")
+    with pytest.raises(Exception, match="moderation must be one of"):
+        policies.set_team_policy(session=session, actor=directory.admin, team_id=team, pii_action="redact",
+                                 moderation="sometimes")
+    policies.set_team_policy(session=session, actor=directory.admin, team_id=team, pii_action="block",
+                             moderation="hold")
+    assert policies.team_policy(session, team).moderation == "hold"
+    [event] = audit.recent_events(session, actor=directory.admin, action_prefix="team.guardrails")
+    assert event.after == {"moderation": "hold", "pii_action": "block"}

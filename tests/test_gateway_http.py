@@ -1,0 +1,412 @@
+"""The gateway through its HTTP endpoint, with the official openai SDK as the client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import String, Text, inspect, select, text
+from sqlmodel import SQLModel
+
+from core import audit, clock, keys
+from core.budgets.pricing import PriceBook, cost_micro
+from core.budgets.usage import usage_from_openai
+from core.gateway import policies
+from core.gateway.ports import InMemoryBudgetGate, UnlimitedBudgetGate
+from core.gateway.wiring import set_gateway
+from core.identity import team_by_name
+from core.models.gateway import GatewayCall, HeldRequest
+from core.permissions import Actor, Role
+from core.review_requests import decide
+from core.simulator import SimulatorConfig
+from tests.gateway_support import RecordingTransport, Server, make_gateway
+
+ADMIN = Actor.system("test")
+MODEL = "gpt-4o-mini"
+HELLO = [{"role": "user", "content": "What are your opening hours?"}]
+
+
+@pytest.fixture
+def server(db_url):
+    server = Server().start()
+    yield server
+    server.stop()
+    set_gateway(None)
+    policies.forget()
+
+
+@pytest.fixture
+def sim():
+    return RecordingTransport(SimulatorConfig(retry_after_s=0.01))
+
+
+@pytest.fixture
+def gateway(sim, directory):
+    policies.forget()
+    gw = make_gateway(sim)
+    set_gateway(gw)
+    return gw
+
+
+def use(gateway_obj):
+    set_gateway(gateway_obj)
+    return gateway_obj
+
+
+def team_id(session, name="Support"):
+    return team_by_name(session, name).id
+
+
+def new_key(session, team="Support", **options):
+    return keys.create_key(session=session, actor=ADMIN, team_id=team_id(session, team), **options)
+
+
+def client(server, key, **options) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key=key.secret if hasattr(key, "secret") else key,
+                         max_retries=0, **options)
+
+
+def moderation_off(session, team="Support"):
+    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session, team), pii_action="redact",
+                             moderation="off")
+
+
+def calls(session) -> list[GatewayCall]:
+    session.rollback()
+    return list(session.exec(select(GatewayCall).order_by(GatewayCall.id)).scalars())
+
+
+def events(session, request_id):
+    session.rollback()
+    return [e for e in audit.recent_events(session, actor=ADMIN, limit=200, action_prefix="gateway.")
+            if e.target_id == request_id]
+
+
+# ---- the happy path, audited ---------------------------------------------------------------
+
+
+def test_chat_call_answers_and_is_audited_with_what_the_client_saw(server, gateway, session):
+    key = new_key(session)
+    raw = client(server, key).chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    completion = raw.parse()
+    assert completion.choices[0].message.content
+    assert raw.headers["x-quorum-simulated"] == "true"
+    request_id = raw.headers["x-request-id"]
+    [event] = events(session, request_id)
+    assert event.action == "gateway.call" and event.team_id == team_id(session)
+    assert event.after["status"] == "ok" and event.after["http_status"] == 200
+    assert event.after["output_tokens"] == completion.usage.completion_tokens
+    assert "opening hours" not in json.dumps(event.after)  # never the prompt text
+    [row] = calls(session)
+    assert (row.request_id, row.key_id, row.status) == (request_id, key.key_id, "ok")
+
+
+def test_tools_pass_through_and_tool_calls_come_back_unchanged(server, gateway, session, sim):
+    tools = [{"type": "function", "function": {"name": "lookup_order", "description": "Find an order",
+              "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                             "required": ["order_id"]}}}]
+    completion = client(server, new_key(session)).chat.completions.create(
+        model=MODEL, messages=HELLO, tools=tools, tool_choice="required")
+    call = completion.choices[0].message.tool_calls[0]
+    assert call.function.name == "lookup_order" and "order_id" in json.loads(call.function.arguments)
+    assert json.loads(sim.bodies("/chat/completions")[-1])["tools"] == tools
+
+
+def test_embeddings_and_models(server, gateway, session):
+    c = client(server, new_key(session))
+    result = c.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
+    assert len(result.data) == 2 and len(result.data[0].embedding) == 1536
+    assert MODEL in [m.id for m in c.models.list()]
+
+
+def test_streaming_returns_chunks_and_records_usage(server, gateway, session):
+    stream = client(server, new_key(session)).chat.completions.create(
+        model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    text_out = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text_out and chunks[-1].usage.completion_tokens > 0
+    [row] = calls(session)
+    assert row.stream and row.status == "ok" and not row.usage_estimated
+    assert row.output_tokens == chunks[-1].usage.completion_tokens and row.cost_micro > 0
+
+
+def test_stream_without_include_usage_gets_no_usage_chunk_but_is_billed(server, gateway, session):
+    chunks = list(client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO, stream=True))
+    assert all(c.usage is None for c in chunks) and all(c.choices for c in chunks)
+    [row] = calls(session)
+    assert row.output_tokens > 0 and not row.usage_estimated
+
+
+def test_prompt_endpoint_runs_a_catalog_prompt_by_name(server, gateway, session):
+    key = new_key(session)
+    variables = {"customer_name": "Ana", "customer_id": "C-1001", "question": "Where is my parcel?",
+                 "kb_snippets": [{"id": "KB-1", "title": "Shipping", "url": "https://kb.example.com/1", "text": "Parcels ship in 2 days."}], "channel": "email"}
+    response = httpx.post(f"{server.base_url}/prompts/support-answer/completions",
+                          headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": variables})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]
+    [row] = calls(session)
+    assert row.prompt_name == "support-answer" and row.endpoint == "prompt" and row.prompt_version
+    missing = httpx.post(f"{server.base_url}/prompts/support-answer/completions",
+                         headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}})
+    assert missing.status_code == 400 and "missing variable" in missing.json()["error"]["message"]
+    unknown = httpx.post(f"{server.base_url}/prompts/no-such-prompt/completions",
+                         headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}})
+    assert unknown.status_code == 404
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+
+def test_a_bad_key_gets_401_in_openai_format(server, gateway, session):
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client(server, "qk_live_" + "x" * 43).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.code == "invalid_api_key"
+    assert calls(session) == []
+
+
+def test_revoked_key_is_refused_at_once(server, gateway, session):
+    key = new_key(session)
+    c = client(server, key)
+    c.chat.completions.create(model=MODEL, messages=HELLO)
+    keys.revoke_key(session=session, actor=ADMIN, key_id=key.key_id)
+    with pytest.raises(openai.AuthenticationError, match="revoked"):
+        c.chat.completions.create(model=MODEL, messages=HELLO)
+
+
+def test_expired_key_is_refused(server, gateway, session):
+    key = new_key(session, expires_days=1)
+    c = client(server, key)
+    c.models.list()
+    later = clock.now() + timedelta(days=1, seconds=1)
+    clock.set_clock(lambda: later)
+    with pytest.raises(openai.AuthenticationError, match="expired"):
+        c.models.list()
+
+
+def test_ip_allow_list_is_enforced(server, gateway, session):
+    elsewhere = new_key(session, allowed_cidrs="10.0.0.0/8")
+    local = new_key(session, allowed_cidrs="127.0.0.1/32, 192.168.0.0/16")
+    with pytest.raises(openai.AuthenticationError, match="127.0.0.1"):
+        client(server, elsewhere).models.list()
+    assert client(server, local).models.list().data
+    with pytest.raises(Exception, match="not an IP address"):
+        new_key(session, allowed_cidrs="10.0.0.300/8")
+
+
+def test_rotation_keeps_the_old_key_working_until_the_grace_ends(server, gateway, session):
+    old = new_key(session)
+    new = keys.rotate_key(session=session, actor=ADMIN, key_id=old.key_id, grace_hours=2)
+    assert new.secret != old.secret
+    client(server, old).models.list()
+    client(server, new).models.list()
+    later = clock.now() + timedelta(hours=2, seconds=1)
+    clock.set_clock(lambda: later)
+    with pytest.raises(openai.AuthenticationError):
+        client(server, old).models.list()
+    client(server, new).models.list()
+
+
+def test_key_events_hold_no_key_material(gateway, session):
+    key = new_key(session)
+    keys.rotate_key(session=session, actor=ADMIN, key_id=key.key_id)
+    dumped = json.dumps([e.after for e in audit.recent_events(session, actor=ADMIN, action_prefix="key.")],
+                        default=str)
+    assert key.prefix not in dumped and key.secret not in dumped and keys.hash_key(key.secret) not in dumped
+
+
+def test_old_keys_carry_an_age_warning(gateway, session):
+    key = new_key(session)
+    later = clock.now() + timedelta(days=91)
+    clock.set_clock(lambda: later)
+    [view] = [k for k in keys.list_keys(session, actor=ADMIN) if k.id == key.key_id]
+    assert "91 days old" in view.age_warning
+
+
+# ---- refusals ------------------------------------------------------------------------------
+
+
+def test_a_model_outside_the_allow_list_gets_403(server, sim, directory, session):
+    use(make_gateway(sim, UnlimitedBudgetGate({team_id(session): frozenset({MODEL})})))
+    c = client(server, new_key(session))
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        c.chat.completions.create(model="gpt-4o", messages=HELLO)
+    assert caught.value.code == "model_not_allowed"
+    assert [m.id for m in c.models.list()] == [MODEL]
+    [row] = calls(session)
+    assert (row.status, row.http_status) == ("not_allowed", 403)
+    assert sim.bodies("/chat/completions") == []
+
+
+def test_an_exhausted_budget_gets_429_budget_exceeded(server, sim, directory, session):
+    budget = InMemoryBudgetGate(limits_micro={team_id(session): 0}, prices=PriceBook.from_yaml())
+    use(make_gateway(sim, budget))
+    raw = None
+    with pytest.raises(openai.RateLimitError) as caught:
+        client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.code == "budget_exceeded"
+    [row] = calls(session)
+    assert row.status == "budget_exceeded" and row.cost_micro == 0
+    [event] = events(session, caught.value.response.headers["x-request-id"])
+    assert event.after["http_status"] == 429
+    assert sim.bodies("/chat/completions") == [] and raw is None
+
+
+# ---- guardrails ----------------------------------------------------------------------------
+
+
+def _openai_key() -> str:
+    import random
+    import string
+
+    rng = random.Random(7)
+    alnum = string.ascii_letters + string.digits
+    return "sk-" + "proj-" + "".join(rng.choice(alnum) for _ in range(74)) + "T3Blbk" + "FJ" + "".join(
+        rng.choice(alnum) for _ in range(74))
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+def test_an_openai_key_in_a_prompt_is_blocked_and_stored_nowhere(server, gateway, session, sim, capfd):
+    secret = _openai_key()
+    capture = _Capture()
+    root = logging.getLogger()
+    root.addHandler(capture)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client(server, new_key(session)).chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": f"Why does {secret} not work?"}])
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(old_level)
+    error = caught.value
+    assert error.code == "guardrail_blocked" and error.param == "secret.openai_api_key"
+    assert secret not in str(error.body)
+    assert all(secret.encode() not in body for _p, body in sim.received)  # never sent upstream
+    session.rollback()
+    found = []
+    for table in SQLModel.metadata.sorted_tables:
+        columns = [c.name for c in table.columns if isinstance(c.type, (String, Text))]
+        for row in session.execute(table.select()).mappings():
+            found += [f"{table.name}.{c}" for c in columns if row[c] and secret[20:60] in str(row[c])]
+    assert found == []
+    out, err = capfd.readouterr()
+    assert secret[20:60] not in "\n".join(capture.lines) + out + err
+    [row] = calls(session)
+    assert (row.status, row.rule) == ("blocked", "secret.openai_api_key")
+
+
+def test_a_card_number_is_redacted_before_the_upstream_sees_it(server, gateway, session, sim):
+    card = "4111 1111 1111 1111"
+    client(server, new_key(session)).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": f"Refund the order paid with {card}, please."}])
+    [sent] = sim.bodies("/chat/completions")
+    content = json.loads(sent)["messages"][0]["content"]
+    assert "4111" not in content and "Refund the order" in content
+    for _path, body in sim.received:
+        assert b"4111 1111" not in body
+
+
+def test_moderation_block_names_the_rule(server, gateway, session):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server, new_key(session)).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "I will kill you"}])
+    assert caught.value.param.startswith("moderation.")
+
+
+def test_a_held_request_waits_for_a_lead_then_is_answered(server, gateway, session, directory):
+    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session), pii_action="redact",
+                             moderation="hold")
+    key = new_key(session)
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    response = httpx.post(f"{server.base_url}/chat/completions", headers=headers,
+                          json={"model": MODEL, "messages": [{"role": "user", "content": "I will kill you"}]})
+    assert response.status_code == 202
+    held_id = response.json()["id"]
+    poll = httpx.get(f"{server.base_url}/held/{held_id}", headers=headers).json()
+    assert poll["status"] == "pending" and poll["response"] is None
+    other_team = new_key(session, team="Legal")
+    assert httpx.get(f"{server.base_url}/held/{held_id}",
+                     headers={"Authorization": f"Bearer {other_team.secret}"}).status_code == 404
+    lead = directory.with_role(Role.GOVERNANCE_LEAD)
+    with pytest.raises(Exception, match="comment"):
+        decide(session=session, actor=lead, public_id=held_id, release=True, comment=" ")
+    decide(session=session, actor=lead, public_id=held_id, release=True, comment="Quoted from a ticket")
+    poll = httpx.get(f"{server.base_url}/held/{held_id}", headers=headers).json()
+    assert poll["status"] == "released" and poll["response"]["choices"][0]["message"]["content"]
+    assert poll["comment"] == "Quoted from a ticket"
+
+
+# ---- faults --------------------------------------------------------------------------------
+
+
+def test_a_429_then_success_is_retried_and_billed_once(server, directory, session):
+    sim = RecordingTransport(SimulatorConfig(faults=["429", "ok"], retry_after_s=0.01))
+    budget = InMemoryBudgetGate(limits_micro={}, prices=PriceBook.from_yaml())
+    use(make_gateway(sim, budget))
+    moderation_off(session)
+    completion = client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO)
+    assert len(sim.bodies("/chat/completions")) == 2
+    [row] = calls(session)
+    assert row.attempts == 2 and row.status == "ok"
+    expected = cost_micro(PriceBook.from_yaml().price_at(MODEL, clock.now()),
+                          usage_from_openai(completion.usage.model_dump()))
+    assert [o.cost_micro for o in budget.settled] == [expected] == [row.cost_micro]
+
+
+def test_500_until_retries_run_out_bills_nothing_and_answers_502(server, directory, session):
+    sim = RecordingTransport(SimulatorConfig(faults=["500"] * 3))
+    budget = InMemoryBudgetGate(limits_micro={}, prices=PriceBook.from_yaml())
+    use(make_gateway(sim, budget))
+    moderation_off(session)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO)
+    assert caught.value.status_code == 502 and "500" in caught.value.message
+    assert len(sim.bodies("/chat/completions")) == 3
+    assert budget.settled == [] and budget.held_micro == {}
+    [row] = calls(session)
+    assert (row.status, row.http_status, row.cost_micro) == ("upstream_error", 502, 0)
+
+
+def test_client_leaving_a_stream_midway_still_records_usage(server, gateway, session):
+    stream = client(server, new_key(session)).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Tell me a long story about ships"}], stream=True)
+    first = next(iter(stream))
+    assert first.choices
+    stream.close()
+    deadline = time.monotonic() + 5
+    while not calls(session) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [row] = calls(session)
+    assert row.status == "ok" and row.output_tokens > 0 and row.cost_micro > 0
+
+
+# ---- cache ---------------------------------------------------------------------------------
+
+
+def test_cache_hit_costs_nothing_and_never_crosses_teams(server, gateway, session, sim):
+    support, legal = client(server, new_key(session)), client(server, new_key(session, team="Legal"))
+    first = support.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    second = support.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    other = legal.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    assert [r.headers["x-quorum-cache"] for r in (first, second, other)] == ["miss", "hit", "miss"]
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert len(sim.bodies("/chat/completions")) == 2
+    rows = calls(session)
+    assert [(r.cache_hit, r.cost_micro > 0) for r in rows] == [(False, True), (True, False), (False, True)]
+    [event] = events(session, second.headers["x-request-id"])
+    assert event.after["cache_hit"] is True and event.after["cost_micro"] == 0
