@@ -163,14 +163,14 @@ def _admit(session: Session, budgets: list[Budget], reservation_id: str, now: da
             key = periods.period_key(budget.period, now)
             counters.sweep_expired(session, budget.id, now)
             if not counters.try_reserve(session, budget, key, micro, tokens):
+                # No row yet (a new period), or one another caller created after our UPDATE
+                # began: make sure it exists, then decide on a second UPDATE, which sees it.
                 if counters.read(session, budget.id, key) is None:
                     counters.ensure(session, budget, key, now)
-                    if counters.try_reserve(session, budget, key, micro, tokens):
-                        session.add(_hold(reservation_id, budget, key, micro, tokens, now + ttl))
-                        continue
-                left = counters.read(session, budget.id, key)
-                session.rollback()
-                return budget, left
+                if not counters.try_reserve(session, budget, key, micro, tokens):
+                    left = counters.read(session, budget.id, key)
+                    session.rollback()
+                    return budget, left
             session.add(_hold(reservation_id, budget, key, micro, tokens, now + ttl))
         session.commit()
         return None
@@ -200,10 +200,13 @@ def settle(
     and stored payload and commits them together (or rolls everything back).
     The price is the one in effect when the call started.
     """
+    # Write lock first (SQLite): a read before it would make the later writes fail when
+    # another caller commits in between. A caller that already read in this transaction
+    # should use a `db.write_session()`.
+    counters.begin_write(session)
     price = price_book(session).price_at(reservation.model, reservation.started_at)
     cost = 0 if cache_hit else cost_micro(price, usage)
     tokens = 0 if cache_hit else usage.input_tokens + usage.output_tokens
-    counters.begin_write(session)
     _settle_counters(session, reservation, spent_micro=cost, spent_tokens=tokens)
     row = UsageRecord(
         occurred_at=reservation.started_at, team_id=reservation.team_id, person_id=reservation.person_id,
