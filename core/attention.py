@@ -34,3 +34,9 @@ def attention_for(session: Session, actor: Actor) -> dict[str, list[AttentionIte
     """Every panel with the items its providers return for `actor`."""
     return {panel: [item for provider in providers for item in provider(session, actor)]
             for panel, providers in PANELS.items()}
+
+
+# Feature providers (imported last: they import AttentionItem from here).
+from core.budgets.views import budget_attention  # noqa: E402
+
+PANELS["Budgets near their limit"].append(budget_attention)

@@ -9,3 +9,7 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 STEPS: list[Callable[[Session], None]] = []
+
+from core.budgets.demo_seed import seed_budgets  # noqa: E402
+
+STEPS.append(seed_budgets)

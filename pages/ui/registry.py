@@ -23,6 +23,8 @@ class PageSpec:
 PAGES: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "Overview", None),
     PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),
+    PageSpec("pages/spend.py", "Spend", ":material/payments:", "Finance", Permission.SPEND_READ),
+    PageSpec("pages/budgets.py", "Budgets & prices", ":material/savings:", "Finance", Permission.SPEND_READ),
 ]
 
 
