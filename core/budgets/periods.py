@@ -70,3 +70,8 @@ def period_key(kind: str, instant: datetime) -> str:
 def _start_of(day: date) -> datetime:
     """The UTC instant at which local `day` begins (DST-aware through zoneinfo)."""
     return datetime.combine(day, time(0), tzinfo=zone()).astimezone(UTC)
+
+
+def day_end(day: date) -> datetime:
+    """The UTC instant at which local `day` ends."""
+    return _start_of(day + timedelta(days=1))

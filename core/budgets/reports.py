@@ -142,8 +142,7 @@ def burndown(session: Session, *, actor: Actor, team_id: int, now: datetime | No
     frame = ledger_frame(session, start=period.start, end=period.end, team_id=team_id)
     per_day = frame.groupby("day")["cost_micro"].sum().to_dict()
     today = periods.local_date(now)
-    elapsed_days = max((now - period.start).total_seconds() / 86400, 1 / 24)
-    daily_rate = overview.spent_micro / elapsed_days
+    rate = overview.spent_micro / max((now - period.start).total_seconds(), 3600.0)  # per second
     rows, running = [], 0
     day = period.first_day
     while day <= period.last_day:
@@ -151,9 +150,10 @@ def burndown(session: Session, *, actor: Actor, team_id: int, now: datetime | No
             running += int(per_day.get(day.isoformat(), 0))
             rows.append({"day": day.isoformat(), "kind": "actual", "cumulative_micro": running})
         else:
-            days_ahead = (day - today).days
+            # Through the end of that local day, at the run rate so far.
+            end_of_day = periods.day_end(day)
             rows.append({"day": day.isoformat(), "kind": "forecast",
-                         "cumulative_micro": overview.spent_micro + round(daily_rate * days_ahead)})
+                         "cumulative_micro": overview.spent_micro + round(rate * (end_of_day - now).total_seconds())})
         day += timedelta(days=1)
     result = pd.DataFrame(rows, columns=["day", "kind", "cumulative_micro"])
     result["cumulative_usd"] = result["cumulative_micro"].map(dollars)
