@@ -40,7 +40,7 @@ def counter(session, budget_id: int, at: datetime, period: str = "month") -> cou
 
 def ledger_total(session) -> int:
     session.rollback()
-    return session.exec(select(func.coalesce(func.sum(UsageRecord.cost_micro), 0))).one()
+    return int(session.exec(select(func.coalesce(func.sum(UsageRecord.cost_micro), 0))).one())
 
 
 def use_timezone(monkeypatch, name: str) -> None:

@@ -29,7 +29,7 @@ def month_ledger_total(session, team_id=None) -> int:
         UsageRecord.occurred_at >= month.start, UsageRecord.occurred_at < month.end)
     if team_id is not None:
         query = query.where(UsageRecord.team_id == team_id)
-    return session.exec(query).one()
+    return int(session.exec(query).one())
 
 
 def test_spend_page_totals_and_csv_equal_the_ledger(session, seeded):
