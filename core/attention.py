@@ -29,7 +29,7 @@ class AttentionItem:
 # Panel name -> "module:function" providers, in display order.
 PANELS: dict[str, list[str]] = {
     "Reviews waiting": ["core.catalog.views:reviews_waiting"],
-    "Budgets near their limit": [],
+    "Budgets near their limit": ["core.budgets.views:budget_attention"],
     "Flagged requests": ["core.review_requests:pending_attention"],
 }
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from core.budgets.demo_seed import seed_budgets
 from core.catalog.demo_seed import seed_catalog
 
-STEPS: list[Callable[[Session], None]] = []
-STEPS.append(seed_catalog)
+STEPS: list[Callable[[Session], None]] = [seed_catalog, seed_budgets]

@@ -1,13 +1,17 @@
 """Every table, imported here so `SQLModel.metadata` is complete for migrations."""
 
 from core.models.audit import AuditEvent
+from core.models.budgets import (
+    Budget, BudgetAlert, BudgetHold, BudgetPeriod, PriceOverride, TeamBudgetPolicy, UsageRecord,
+)
 from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptReview, PromptVersion, ReviewEvidence
 from core.models.gateway import CacheEntry, GatewayCall, HeldRequest, StoredPayload, TeamGuardrailPolicy
 from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.keys import ApiKey
 
 __all__ = [
-    "ApiKey", "AuditEvent", "CacheEntry", "GatewayCall", "HeldRequest", "Membership", "Person",
-    "Prompt", "PromptLabel", "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence",
-    "RoleGrant", "StoredPayload", "Team", "TeamGuardrailPolicy",
+    "ApiKey", "AuditEvent", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "CacheEntry",
+    "GatewayCall", "HeldRequest", "Membership", "Person", "PriceOverride", "Prompt", "PromptLabel",
+    "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence", "RoleGrant", "StoredPayload",
+    "Team", "TeamBudgetPolicy", "TeamGuardrailPolicy", "UsageRecord",
 ]

@@ -26,6 +26,8 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/catalog.py", "Catalog", ":material/library_books:", "Prompts", Permission.CATALOG_READ),
     PageSpec("pages/prompt_editor.py", "Editor", ":material/edit_note:", "Prompts", Permission.PROMPT_WRITE),
     PageSpec("pages/review_queue.py", "Review queue", ":material/rule:", "Prompts", Permission.PROMPT_REVIEW),
+    PageSpec("pages/spend.py", "Spend", ":material/payments:", "Finance", Permission.SPEND_READ),
+    PageSpec("pages/budgets.py", "Budgets & prices", ":material/savings:", "Finance", Permission.SPEND_READ),
     PageSpec("pages/held_requests.py", "Held requests", ":material/front_hand:", "Governance", Permission.REQUEST_REVIEW),
     PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),
     PageSpec("pages/api_keys.py", "API keys", ":material/key:", "Administration", Permission.KEY_MANAGE),

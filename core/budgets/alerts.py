@@ -1,0 +1,189 @@
+"""Budget alerts: exactly one per budget, threshold and period, stored, shown and sent.
+
+`check` runs inside the settling transaction: a unique constraint (budget, period,
+threshold) plus INSERT ... ON CONFLICT DO NOTHING makes the first settle that crosses a
+threshold the only one that records it, however many callers cross it at once. An
+alert's webhook is sent only after that transaction commits, from a background thread
+with retries, so a slow or dead receiver never delays a call.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from core import clock
+from core.budgets import counters, periods
+from core.budgets.money import format_micro, micro_to_decimal
+from core.models.budgets import BudgetAlert
+
+log = logging.getLogger(__name__)
+ALERT = BudgetAlert.__table__
+_PENDING = "quorum_budget_webhooks"
+# Seconds to wait before each retry; tests shorten it.
+RETRY_DELAYS: list[float] = [0.5, 2.0, 8.0]
+WEBHOOK_TIMEOUT = 5.0
+
+
+def crossed(budget: Any, counter: counters.Counter) -> list[int]:
+    """The thresholds (percent) that the spent amounts have reached, in micro-dollars or tokens."""
+    result = []
+    for threshold in (int(t) for t in budget.thresholds.split(",") if t):
+        by_money = budget.cap_micro is not None and counter.spent_micro * 100 >= threshold * budget.cap_micro
+        by_tokens = budget.cap_tokens is not None and counter.spent_tokens * 100 >= threshold * budget.cap_tokens
+        if by_money or by_tokens:
+            result.append(threshold)
+    return result
+
+
+def check(session: Session, budget: Any, key: str) -> list[int]:
+    """Record the alerts newly due for `budget` in period `key`; returns the new thresholds."""
+    counter = counters.read(session, budget.id, key)
+    if counter is None:
+        return []
+    due = crossed(budget, counter)
+    if not due:
+        return []
+    existing = set(session.execute(
+        select(ALERT.c.threshold_pct).where(ALERT.c.budget_id == budget.id, ALERT.c.period_key == key)).scalars())
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    new = []
+    for threshold in (t for t in due if t not in existing):
+        statement = insert(ALERT).values(
+            budget_id=budget.id, period_key=key, threshold_pct=threshold, spent_micro=counter.spent_micro,
+            spent_tokens=counter.spent_tokens, created_at=clock.now(),
+            webhook_status="pending" if budget.webhook_url else "none", webhook_attempts=0,
+        ).on_conflict_do_nothing(index_elements=["budget_id", "period_key", "threshold_pct"]).returning(ALERT.c.id)
+        alert_id = session.execute(statement).scalar()
+        if alert_id is None:
+            continue  # another caller recorded it first
+        new.append(threshold)
+        if budget.webhook_url:
+            payload = _payload(budget, key, threshold, counter, alert_id)
+            url = session.get_bind().url.render_as_string(hide_password=False)
+            session.info.setdefault(_PENDING, []).append((budget.webhook_url, payload, alert_id, url))
+    return new
+
+
+def _payload(budget: Any, key: str, threshold: int, counter: counters.Counter, alert_id: int) -> dict[str, Any]:
+    # Ids only: a webhook receiver learns no names or e-mails.
+    return {
+        "type": "budget.alert", "alert_id": alert_id, "budget_id": budget.id, "scope": budget.scope_key,
+        "period": key, "threshold_pct": threshold,
+        "spent_usd": str(micro_to_decimal(counter.spent_micro)), "spent_micro": counter.spent_micro,
+        "cap_usd": None if budget.cap_micro is None else str(micro_to_decimal(budget.cap_micro)),
+        "cap_micro": budget.cap_micro, "spent_tokens": counter.spent_tokens, "cap_tokens": budget.cap_tokens,
+        "hard": budget.hard, "sent_at": clock.now().isoformat(),
+    }
+
+
+# ---- delivery --------------------------------------------------------------------------
+
+
+@event.listens_for(Session, "after_commit")
+def _send_after_commit(session: Session) -> None:
+    for job in session.info.pop(_PENDING, []):
+        _queue.put(job)
+        _ensure_worker()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+_queue: queue.Queue = queue.Queue()
+_worker: threading.Thread | None = None
+_worker_lock = threading.Lock()
+
+
+def _ensure_worker() -> None:
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_work, name="budget-webhooks", daemon=True)
+            _worker.start()
+
+
+def _work() -> None:
+    while True:
+        url, payload, alert_id, db_url = _queue.get()
+        try:
+            attempts, delivered = deliver(url, payload)
+            _record_delivery(db_url, alert_id, attempts, delivered)
+        except Exception:  # noqa: BLE001 - the worker must outlive any one bad job
+            log.exception("budget alert webhook %s failed", alert_id)
+        finally:
+            _queue.task_done()
+
+
+def deliver(url: str, payload: dict[str, Any]) -> tuple[int, bool]:
+    """POST the payload as JSON, retrying with backoff; (attempts made, delivered?)."""
+    attempts = 0
+    for delay in [0.0, *RETRY_DELAYS]:
+        time.sleep(delay)
+        attempts += 1
+        try:
+            response = httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT)
+            if response.status_code < 300:
+                return attempts, True
+        except httpx.HTTPError:
+            pass
+    return attempts, False
+
+
+def _record_delivery(db_url: str, alert_id: int, attempts: int, delivered: bool) -> None:
+    from core import db  # late: keeps this module importable without a configured database
+
+    with db.write_session(db.get_engine(db_url)) as session:
+        session.execute(update(ALERT).where(ALERT.c.id == alert_id).values(
+            webhook_status="delivered" if delivered else "failed", webhook_attempts=attempts))
+        session.commit()
+
+
+def wait_for_webhooks(timeout: float = 30.0) -> bool:
+    """Block until every queued webhook was tried (tests, and a clean shutdown)."""
+    deadline = time.monotonic() + timeout
+    while _queue.unfinished_tasks:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    budget_id: int
+    period_key: str
+    threshold_pct: int
+    spent: str
+    created_at: datetime
+    webhook_status: str
+    webhook_attempts: int
+
+
+def list_alerts(session: Session, *, current_only: bool = False) -> list[AlertView]:
+    """Stored alerts, newest first; with `current_only`, those of each budget's current period."""
+    from core.models.budgets import Budget
+
+    rows = session.execute(select(ALERT).order_by(ALERT.c.id.desc())).all()
+    if current_only:
+        now = clock.now()
+        keys = {b.id: periods.period_key(b.period, now) for b in session.execute(select(Budget)).scalars()}
+        rows = [r for r in rows if keys.get(r.budget_id) == r.period_key]
+    return [AlertView(r.id, r.budget_id, r.period_key, r.threshold_pct, format_micro(r.spent_micro),
+                      r.created_at, r.webhook_status, r.webhook_attempts) for r in rows]

@@ -1,0 +1,129 @@
+"""The per-(budget, period) counter rows and the statements that move them.
+
+Every admission is one conditional UPDATE (`... WHERE spent + reserved + x <= cap`), so it
+is atomic on PostgreSQL (row lock, condition re-checked on the latest row version) and on
+SQLite (one writer at a time) alike, and stays correct across several Quorum servers.
+A period's row is created on first use, race-safe (INSERT ... ON CONFLICT DO NOTHING),
+starting from what the ledger already holds for that period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer, String, cast, delete, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from core.budgets import periods
+from core.models.budgets import Budget, BudgetHold, BudgetPeriod, UsageRecord
+
+PERIOD = BudgetPeriod.__table__
+HOLD = BudgetHold.__table__
+LEDGER = UsageRecord.__table__
+SWEEP_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Counter:
+    spent_micro: int
+    reserved_micro: int
+    spent_tokens: int
+    reserved_tokens: int
+
+
+def begin_write(session: Session) -> None:
+    """On SQLite, start the session's transaction with the write lock (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes fails at once when another writer
+    committed in between; taking the lock first makes concurrent callers queue instead.
+    Does nothing when the session is already in a transaction or on PostgreSQL.
+    """
+    if session.in_transaction():
+        return
+    session.connection(execution_options={"quorum_write": True})
+
+
+def read(session: Session, budget_id: int, key: str) -> Counter | None:
+    row = session.execute(
+        select(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens)
+        .where(PERIOD.c.budget_id == budget_id, PERIOD.c.period_key == key)
+    ).first()
+    return Counter(*row) if row else None
+
+
+def ensure(session: Session, budget: Budget, key: str, instant: datetime) -> None:
+    """Create the period's counter if missing, with the ledger's spend so far in that period."""
+    bounds = periods.period_at(budget.period, instant)
+    scope_column = {"team": LEDGER.c.team_id, "person": LEDGER.c.person_id, "prompt": LEDGER.c.prompt_id}[budget.scope]
+    target = {"team": budget.team_id, "person": budget.person_id, "prompt": budget.prompt_id}[budget.scope]
+    totals = select(
+        # Typed casts: PostgreSQL cannot infer the type of a bare parameter in a select list.
+        cast(literal(budget.id), Integer), cast(literal(key), String),
+        func.coalesce(func.sum(LEDGER.c.cost_micro), 0), cast(literal(0), BigInteger),
+        func.coalesce(func.sum(LEDGER.c.input_tokens + LEDGER.c.output_tokens), 0), cast(literal(0), BigInteger),
+    ).where(scope_column == target, LEDGER.c.occurred_at >= bounds.start, LEDGER.c.occurred_at < bounds.end)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(PERIOD).from_select(
+        ["budget_id", "period_key", "spent_micro", "reserved_micro", "spent_tokens", "reserved_tokens"], totals
+    ).on_conflict_do_nothing(index_elements=["budget_id", "period_key"])
+    session.execute(statement)
+
+
+def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: int) -> bool:
+    """Add to `reserved` if it still fits under the caps (hard budgets); False when it does not."""
+    statement = (
+        update(PERIOD)
+        .where(PERIOD.c.budget_id == budget.id, PERIOD.c.period_key == key)
+        .values(reserved_micro=PERIOD.c.reserved_micro + micro, reserved_tokens=PERIOD.c.reserved_tokens + tokens)
+    )
+    if budget.hard and budget.cap_micro is not None:
+        statement = statement.where(PERIOD.c.spent_micro + PERIOD.c.reserved_micro + micro <= budget.cap_micro)
+    if budget.hard and budget.cap_tokens is not None:
+        statement = statement.where(PERIOD.c.spent_tokens + PERIOD.c.reserved_tokens + tokens <= budget.cap_tokens)
+    return session.execute(statement).rowcount == 1
+
+
+def add(session: Session, budget_id: int, key: str, *, reserved_micro: int = 0, reserved_tokens: int = 0,
+        spent_micro: int = 0, spent_tokens: int = 0) -> None:
+    """Move a counter unconditionally (settling, releasing, sweeping)."""
+    session.execute(
+        update(PERIOD)
+        .where(PERIOD.c.budget_id == budget_id, PERIOD.c.period_key == key)
+        .values(reserved_micro=PERIOD.c.reserved_micro + reserved_micro,
+                reserved_tokens=PERIOD.c.reserved_tokens + reserved_tokens,
+                spent_micro=PERIOD.c.spent_micro + spent_micro,
+                spent_tokens=PERIOD.c.spent_tokens + spent_tokens)
+    )
+
+
+def take_hold(session: Session, reservation_id: str, budget_id: int) -> tuple[str, int, int] | None:
+    """Delete a reservation's hold on a budget; its (period, micro, tokens), or None if already gone."""
+    row = session.execute(
+        select(HOLD.c.id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
+        .where(HOLD.c.reservation_id == reservation_id, HOLD.c.budget_id == budget_id)
+    ).first()
+    if row is None:
+        return None
+    # Only the transaction whose DELETE removed the row gives the amount back (a sweeper
+    # racing us for an expired hold finds nothing to delete).
+    if session.execute(delete(HOLD).where(HOLD.c.id == row.id)).rowcount != 1:
+        return None
+    return row.period_key, row.amount_micro, row.amount_tokens
+
+
+def sweep_expired(session: Session, budget_id: int, now: datetime) -> int:
+    """Give back the holds of reservations that expired (a crashed caller); returns how many."""
+    rows = session.execute(
+        select(HOLD.c.id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
+        .where(HOLD.c.budget_id == budget_id, HOLD.c.expires_at < now)
+        .order_by(HOLD.c.id).limit(SWEEP_BATCH)
+    ).all()
+    swept = 0
+    for row in rows:
+        if session.execute(delete(HOLD).where(HOLD.c.id == row.id)).rowcount == 1:
+            add(session, budget_id, row.period_key, reserved_micro=-row.amount_micro,
+                reserved_tokens=-row.amount_tokens)
+            swept += 1
+    return swept

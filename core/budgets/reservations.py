@@ -1,0 +1,290 @@
+"""Budget reservations: admit a call only if its worst case fits every budget it counts against.
+
+The gateway's sequence for one call::
+
+    held = reserve(session=s, team_id=..., model=..., messages=..., max_tokens=...)  # commits
+    ... upstream call with max_tokens=held.max_tokens ...
+    record = settle(session=s, reservation=held, usage=usage, latency_ms=..., request_id=...)
+    audit.record(s, ...); s.add(stored_payload)   # the gateway's own rows
+    s.commit()                                     # ledger row, counters, alerts, audit: together
+
+or, when the upstream call fails, ``release(session=s, reservation=held); s.commit()``.
+
+`reserve` commits its own short transaction (the admission must be visible to every other
+caller at once). `settle` and `release` add their changes to the caller's transaction and
+never commit, so the ledger row, the audit event and the stored payload of a call are
+written together or not at all. Reservations of a process that died before settling
+expire after `ttl` and stop counting: the next `reserve` on the same budget sweeps them.
+
+These functions are steps of the one data flow, not people's actions: the gateway has
+already checked the caller's permission, and the audit event is the gateway's to write
+with the settled call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from core import clock
+from core.budgets import alerts, counters, periods
+from core.budgets.config import BudgetRule as Budget
+from core.budgets.config import applicable_budgets, team_policy
+from core.budgets.money import format_micro
+from core.budgets.prices import price_book
+from core.budgets.pricing import Price, Usage, cost_micro, worst_case_cost_micro
+from core.budgets.tokens import chat_input_tokens_upper_bound
+from core.errors import Conflict, PermissionDenied, ValidationError
+from core.models.budgets import BudgetHold, UsageRecord
+
+DEFAULT_TTL = timedelta(minutes=10)
+# Fewer output tokens than this are not worth a call: refuse rather than lower further.
+MIN_LOWERED_MAX_TOKENS = 16
+_LOWERING_ATTEMPTS = 3
+
+
+class BudgetExceeded(Conflict):
+    """The call's worst case does not fit what is left of a budget."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What `reserve` granted; hand it to `settle` or `release`."""
+
+    id: str
+    team_id: int
+    person_id: int | None
+    key_id: int | None
+    prompt_id: int | None
+    prompt_version_id: int | None
+    model: str
+    started_at: datetime
+    input_tokens_upper_bound: int
+    max_tokens: int  # granted: may be lower than asked when the team allows lowering
+    requested_max_tokens: int
+    worst_case_micro: int
+    worst_case_tokens: int
+    budget_periods: tuple[tuple[int, str], ...]  # (budget id, period key) held
+
+    @property
+    def lowered(self) -> bool:
+        return self.max_tokens < self.requested_max_tokens
+
+
+def reserve(
+    *,
+    session: Session,
+    team_id: int,
+    model: str,
+    max_tokens: int,
+    messages: Sequence[Mapping[str, Any]] | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    response_format: Mapping[str, Any] | None = None,
+    input_tokens_upper_bound: int | None = None,
+    person_id: int | None = None,
+    key_id: int | None = None,
+    prompt_id: int | None = None,
+    prompt_version_id: int | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+) -> Reservation:
+    """Hold the call's worst-case cost in every applicable budget, or raise (nothing held).
+
+    Raises PermissionDenied (model not allowed for the team), NotFound (no price for the
+    model: fail closed), BudgetExceeded (does not fit), ValidationError (bad input).
+    """
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+        raise ValidationError(f"max_tokens must be a whole number above 0 (got {max_tokens!r})")
+    if input_tokens_upper_bound is None:
+        if messages is None:
+            raise ValidationError("reserve needs the messages or an input token bound")
+        input_tokens_upper_bound = chat_input_tokens_upper_bound(
+            messages=messages, tools=tools, response_format=response_format)
+    now = clock.now()
+    try:
+        policy = team_policy(session, team_id)
+        book = price_book(session)
+        if policy.allowed_models and book.resolve_model(model) not in {book.resolve_model(m) for m in policy.allowed_models}:
+            raise PermissionDenied(
+                f"The team may not use model {model!r}; allowed: {', '.join(policy.allowed_models)}")
+        price = book.price_at(model, now)
+        budgets = applicable_budgets(session, team_id=team_id, person_id=person_id, prompt_id=prompt_id)
+    finally:
+        session.rollback()  # end the read snapshot: the admission below starts fresh
+
+    def worst(tokens_out: int) -> int:
+        return worst_case_cost_micro(price, input_tokens_upper_bound, tokens_out)
+
+    granted = max_tokens
+    for budget in budgets:
+        if budget.max_request_micro is not None and worst(granted) > budget.max_request_micro:
+            if not policy.lower_max_tokens:
+                raise BudgetExceeded(
+                    f"The call could cost up to {format_micro(worst(granted))}, above the per-request cap of "
+                    f"{format_micro(budget.max_request_micro)} ({_label(budget)}); lower max_tokens")
+            granted = _affordable(price, input_tokens_upper_bound, budget.max_request_micro, None, granted)
+
+    reservation_id = str(uuid.uuid4())
+    for _attempt in range(_LOWERING_ATTEMPTS):
+        refusal = _admit(session, budgets, reservation_id, now, ttl, worst(granted),
+                         input_tokens_upper_bound + granted)
+        if refusal is None:
+            break
+        budget, left = refusal
+        lowered = _affordable(price, input_tokens_upper_bound, _left_micro(budget, left),
+                              _left_tokens(budget, left), granted) if policy.lower_max_tokens else 0
+        if lowered < MIN_LOWERED_MAX_TOKENS or lowered >= granted:
+            raise BudgetExceeded(_refusal_message(budget, left, worst(granted)))
+        granted = lowered
+    else:
+        raise BudgetExceeded(f"The budget is too busy to admit this call now ({_label(budget)}); try again")
+
+    return Reservation(
+        id=reservation_id, team_id=team_id, person_id=person_id, key_id=key_id, prompt_id=prompt_id,
+        prompt_version_id=prompt_version_id, model=model, started_at=now,
+        input_tokens_upper_bound=input_tokens_upper_bound, max_tokens=granted, requested_max_tokens=max_tokens,
+        worst_case_micro=worst(granted), worst_case_tokens=input_tokens_upper_bound + granted,
+        budget_periods=tuple((b.id, periods.period_key(b.period, now)) for b in budgets),
+    )
+
+
+def _admit(session: Session, budgets: list[Budget], reservation_id: str, now: datetime, ttl: timedelta,
+           micro: int, tokens: int) -> tuple[Budget, counters.Counter] | None:
+    """One transaction: hold `micro`/`tokens` in every budget, or in none (returns the refusing one)."""
+    if not budgets:
+        return None
+    try:
+        counters.begin_write(session)
+        for budget in budgets:  # id order: every transaction locks counters in the same order
+            key = periods.period_key(budget.period, now)
+            counters.sweep_expired(session, budget.id, now)
+            if not counters.try_reserve(session, budget, key, micro, tokens):
+                # No row yet (a new period), or one another caller created after our UPDATE
+                # began: make sure it exists, then decide on a second UPDATE, which sees it.
+                if counters.read(session, budget.id, key) is None:
+                    counters.ensure(session, budget, key, now)
+                if not counters.try_reserve(session, budget, key, micro, tokens):
+                    left = counters.read(session, budget.id, key)
+                    session.rollback()
+                    return budget, left
+            session.add(_hold(reservation_id, budget, key, micro, tokens, now + ttl))
+        session.commit()
+        return None
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _hold(reservation_id: str, budget: Budget, key: str, micro: int, tokens: int, expires_at: datetime) -> BudgetHold:
+    return BudgetHold(reservation_id=reservation_id, budget_id=budget.id, period_key=key,
+                      amount_micro=micro, amount_tokens=tokens, expires_at=expires_at)
+
+
+def settle(
+    *,
+    session: Session,
+    reservation: Reservation,
+    usage: Usage,
+    latency_ms: int = 0,
+    status: str = "ok",
+    cache_hit: bool = False,
+    request_id: str | None = None,
+) -> UsageRecord:
+    """Replace the reservation by the call's actual cost and write its ledger row.
+
+    Adds to the caller's transaction and does not commit: the caller adds its audit event
+    and stored payload and commits them together (or rolls everything back).
+    The price is the one in effect when the call started.
+    """
+    # Write lock first (SQLite): a read before it would make the later writes fail when
+    # another caller commits in between. A caller that already read in this transaction
+    # should use a `db.write_session()`.
+    counters.begin_write(session)
+    price = price_book(session).price_at(reservation.model, reservation.started_at)
+    cost = 0 if cache_hit else cost_micro(price, usage)
+    tokens = 0 if cache_hit else usage.input_tokens + usage.output_tokens
+    _settle_counters(session, reservation, spent_micro=cost, spent_tokens=tokens)
+    row = UsageRecord(
+        occurred_at=reservation.started_at, team_id=reservation.team_id, person_id=reservation.person_id,
+        key_id=reservation.key_id, prompt_id=reservation.prompt_id,
+        prompt_version_id=reservation.prompt_version_id, model=reservation.model,
+        input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens, cost_micro=cost,
+        latency_ms=max(0, int(latency_ms)), status=status[:20], cache_hit=cache_hit, request_id=request_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def release(*, session: Session, reservation: Reservation) -> None:
+    """Give the reservation back (the call failed before costing anything); caller commits."""
+    counters.begin_write(session)
+    _settle_counters(session, reservation, spent_micro=0, spent_tokens=0)
+
+
+def _settle_counters(session: Session, reservation: Reservation, *, spent_micro: int, spent_tokens: int) -> None:
+    budgets = {b.id: b for b in applicable_budgets(session, team_id=reservation.team_id,
+                                                   person_id=reservation.person_id,
+                                                   prompt_id=reservation.prompt_id)}
+    for budget_id, key in sorted(reservation.budget_periods):
+        budget = budgets.get(budget_id)
+        taken = counters.take_hold(session, reservation.id, budget_id)
+        if taken is not None:
+            counters.add(session, budget_id, key, reserved_micro=-taken[1], reserved_tokens=-taken[2],
+                         spent_micro=spent_micro, spent_tokens=spent_tokens)
+        elif budget is not None and (spent_micro or spent_tokens):
+            # The hold expired and was swept (a very slow call): still count what it cost.
+            if counters.read(session, budget_id, key) is None:
+                counters.ensure(session, budget, key, reservation.started_at)
+            counters.add(session, budget_id, key, spent_micro=spent_micro, spent_tokens=spent_tokens)
+        if budget is not None and (spent_micro or spent_tokens):
+            alerts.check(session, budget, key)
+
+
+def _affordable(price: Price, input_bound: int, left_micro: int | None, left_tokens: int | None, cap: int) -> int:
+    """The most output tokens whose worst case fits `left_micro` and `left_tokens` (at most `cap`)."""
+    best = cap
+    if left_micro is not None:
+        out_price = price.output_micro_per_1m or 0
+        room = left_micro * 1_000_000 - input_bound * price.input_micro_per_1m
+        if room < 0:
+            return 0
+        if out_price:
+            best = min(best, room // out_price)
+    if left_tokens is not None:
+        best = min(best, left_tokens - input_bound)
+    return max(0, best)
+
+
+def _left_micro(budget: Budget, counter: counters.Counter | None) -> int | None:
+    if budget.cap_micro is None:
+        return None
+    used = counter.spent_micro + counter.reserved_micro if counter else 0
+    return max(0, budget.cap_micro - used)
+
+
+def _left_tokens(budget: Budget, counter: counters.Counter | None) -> int | None:
+    if budget.cap_tokens is None:
+        return None
+    used = counter.spent_tokens + counter.reserved_tokens if counter else 0
+    return max(0, budget.cap_tokens - used)
+
+
+def _label(budget: Budget) -> str:
+    return f"{budget.scope} budget {budget.scope_key}"
+
+
+def _refusal_message(budget: Budget, counter: counters.Counter | None, worst: int) -> str:
+    parts = []
+    left_micro, left_tokens = _left_micro(budget, counter), _left_tokens(budget, counter)
+    if left_micro is not None:
+        parts.append(f"{format_micro(left_micro)} left of {format_micro(budget.cap_micro)}")
+    if left_tokens is not None:
+        parts.append(f"{left_tokens:,} tokens left of {budget.cap_tokens:,}")
+    return (f"Over budget: the call could cost up to {format_micro(worst)}, but the {_label(budget)} "
+            f"has {' and '.join(parts)} this {budget.period}")

@@ -1,0 +1,117 @@
+"""Budgets & prices: finance and admins set budgets and team policies; admins override prices."""
+
+import streamlit as st
+
+from core import db, identity
+from core.budgets import alerts, config, periods, prices, views
+from core.permissions import Permission
+from pages.ui import layout
+
+actor = layout.page_setup(__file__)
+st.title("Budgets & prices")
+layout.show_flash()
+can_edit = actor.can(Permission.BUDGET_MANAGE)
+can_price = actor.can(Permission.PRICE_MANAGE)
+
+with db.session_scope() as session:
+    rows = views.budget_rows(session, actor=actor)
+    alert_rows = alerts.list_alerts(session)
+    teams = {t.id: t.name for t in identity.list_teams(session)}
+    people = {p.id: p.display_name for p in identity.list_people(session)} if can_edit else {}
+    models = prices.price_book(session).models()
+    price_rows = prices.list_prices(session, actor=actor)
+    policies = {t: config.team_policy(session, t) for t in teams}
+
+budgets_tab, alerts_tab, policy_tab, prices_tab = st.tabs(["Budgets", "Alerts", "Team policies", "Prices"])
+
+with budgets_tab:
+    st.dataframe([{
+        "scope": r.scope, "for": r.target, "period": r.period_key, "cap": r.cap, "token cap": r.cap_tokens,
+        "spent": r.spent, "reserved": r.reserved, "used %": round(r.percent, 1) if r.percent is not None else None,
+        "enforcement": "hard" if r.hard else "soft", "alerts at %": r.thresholds, "per-request cap": r.per_request_cap,
+        "webhook": r.webhook} for r in rows], hide_index=True, width="stretch", key="budgets_table")
+    if not can_edit:
+        st.caption("Read-only: finance and admins change budgets.")
+    else:
+        with st.form("budget_form"):
+            st.markdown("**Set a budget** (replaces the existing one for the same team, person or prompt)")
+            scope = st.selectbox("Scope", config.SCOPES, key="budget_scope")
+            team_pick = st.selectbox("Team (team scope)", list(teams), format_func=teams.get, key="budget_team")
+            person_pick = st.selectbox("Person (person scope)", list(people), format_func=people.get,
+                                       key="budget_person")
+            prompt_pick = st.number_input("Prompt id (prompt scope)", min_value=1, step=1, key="budget_prompt")
+            cap = st.text_input("Cap in USD (empty: none)", key="budget_cap")
+            cap_tokens = st.number_input("Cap in tokens (0: none)", min_value=0, step=1000, key="budget_tokens")
+            period = st.selectbox("Period", periods.PERIODS, format_func=periods.PERIOD_LABELS.get,
+                                  key="budget_period")
+            thresholds = st.text_input("Alert thresholds, %", value="50, 80, 100", key="budget_thresholds")
+            hard = st.checkbox("Hard: refuse calls that do not fit (otherwise alert only)", value=True,
+                               key="budget_hard")
+            per_request = st.text_input("Per-request cap in USD (empty: none)", key="budget_per_request")
+            webhook = st.text_input("Alert webhook URL (optional)", key="budget_webhook")
+            if st.form_submit_button("Save budget", type="primary"):
+                target = {"team": team_pick, "person": person_pick, "prompt": int(prompt_pick)}[scope]
+                data = config.BudgetInput(cap_usd=cap or None, cap_tokens=int(cap_tokens) or None, period=period,
+                                          thresholds=thresholds, hard=hard, max_request_usd=per_request or None,
+                                          webhook_url=webhook or None)
+                with db.session_scope(write=True) as session, layout.shows_errors("Budget saved"):
+                    config.set_budget(session=session, actor=actor, scope=scope, target_id=target, data=data)
+        if rows:
+            labels = {r.id: f"{r.scope}: {r.target}" for r in rows}
+            doomed = st.selectbox("Budget to remove", list(labels), format_func=labels.get, key="budget_delete_pick")
+            if st.button("Remove budget", key="budget_delete"):
+                with db.session_scope(write=True) as session, layout.shows_errors("Budget removed"):
+                    config.delete_budget(session=session, actor=actor, budget_id=doomed)
+
+with alerts_tab:
+    labels = {r.id: f"{r.scope}: {r.target}" for r in rows}
+    st.dataframe([{
+        "budget": labels.get(a.budget_id, a.budget_id), "period": a.period_key, "threshold %": a.threshold_pct,
+        "spent then": a.spent, "at (UTC)": a.created_at.strftime("%Y-%m-%d %H:%M"), "webhook": a.webhook_status,
+        "attempts": a.webhook_attempts} for a in alert_rows], hide_index=True, width="stretch", key="alerts_table")
+    if not alert_rows:
+        st.caption("No alerts yet.")
+
+with policy_tab:
+    st.dataframe([{"team": teams[t], "allowed models": ", ".join(p.allowed_models) or "all priced models",
+                   "lower max_tokens when tight": p.lower_max_tokens} for t, p in policies.items()],
+                 hide_index=True, width="stretch", key="policies_table")
+    if can_edit and teams:
+        with st.form("policy_form"):
+            team = st.selectbox("Team", list(teams), format_func=teams.get, key="policy_team")
+            allowed = st.multiselect("Allowed models (none selected: all priced models)", models, key="policy_models")
+            lower = st.checkbox("Lower max_tokens to what the budget can pay for when the worst case does not fit",
+                                key="policy_lower")
+            if st.form_submit_button("Save policy", type="primary"):
+                with db.session_scope(write=True) as session, layout.shows_errors("Team policy saved"):
+                    config.set_team_policy(session=session, actor=actor, team_id=team, allowed_models=allowed,
+                                           lower_max_tokens=lower)
+
+with prices_tab:
+    st.dataframe([{"model": p.model, "from (UTC)": p.effective_from.strftime("%Y-%m-%d %H:%M"),
+                   "input / 1M": p.input, "cached input / 1M": p.cached_input, "output / 1M": p.output,
+                   "source": p.source, "origin": p.origin} for p in price_rows],
+                 hide_index=True, width="stretch", key="prices_table")
+    if not can_price:
+        st.caption("Read-only: admins add price overrides.")
+    else:
+        with st.form("price_form"):
+            st.markdown("**Add a price override** (USD per 1M tokens; applies from its date on)")
+            model = st.text_input("Model", key="price_model")
+            effective = st.date_input("Effective from (00:00 UTC)", key="price_from")
+            input_price = st.text_input("Input", key="price_input")
+            cached_price = st.text_input("Cached input (empty: same as input)", key="price_cached")
+            output_price = st.text_input("Output (empty: no billable output)", key="price_output")
+            source = st.text_input("Source", key="price_source")
+            if st.form_submit_button("Add override", type="primary"):
+                with db.session_scope(write=True) as session, layout.shows_errors("Price override added"):
+                    prices.add_override(session=session, actor=actor, model=model, effective_from=effective.isoformat(),
+                                        input=input_price, cached_input=cached_price or None,
+                                        output=output_price or None, source=source)
+        future = {p.override_id: f"{p.model} from {p.effective_from:%Y-%m-%d}" for p in price_rows if p.override_id}
+        if future:
+            pick = st.selectbox("Override to remove (only before it takes effect)", list(future),
+                                format_func=future.get, key="price_delete_pick")
+            if st.button("Remove override", key="price_delete"):
+                with db.session_scope(write=True) as session, layout.shows_errors("Price override removed"):
+                    prices.delete_override(session=session, actor=actor, override_id=pick)

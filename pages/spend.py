@@ -1,0 +1,57 @@
+"""Spend: period to date per team against its budget, a burn-down with forecast, breakdowns, CSV."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import db
+from core.budgets import reports
+from core.budgets.money import format_micro
+from pages.ui import layout
+
+actor = layout.page_setup(__file__)
+st.title("Spend")
+layout.show_flash()
+
+with db.session_scope() as session:
+    overview = reports.team_overview(session, actor=actor)
+overview_table = reports.overview_frame(overview)
+
+st.subheader("Period to date, per team")
+st.metric("Spent by all teams this period", format_micro(int(overview_table["spent_micro"].sum())))
+st.dataframe(overview_table, hide_index=True, width="stretch", key="overview_table")
+st.download_button("Download CSV", reports.csv_bytes(overview_table), file_name="spend-by-team.csv",
+                   mime="text/csv", key="overview_csv")
+
+teams = {row.team_id: row for row in overview}
+if teams:
+    st.subheader("Burn-down")
+    team_id = st.selectbox("Team", list(teams), format_func=lambda t: teams[t].team, key="burndown_team")
+    chosen = teams[team_id]
+    with db.session_scope() as session:
+        curve = reports.burndown(session, actor=actor, team_id=team_id)
+    figure = go.Figure()
+    for kind, dash in (("actual", "solid"), ("forecast", "dot")):
+        part = curve[curve["kind"] == kind]
+        figure.add_scatter(x=part["day"], y=part["cumulative_micro"] / 1e6, name=kind, line={"dash": dash})
+    if chosen.cap_micro:
+        figure.add_hline(y=chosen.cap_micro / 1e6, line_dash="dash", line_color="red", annotation_text="budget")
+    figure.update_layout(yaxis_title="USD, cumulative", height=320, margin={"t": 20, "b": 20})
+    st.plotly_chart(figure, key="burndown_chart")
+    crossing = f", crossing the budget on {chosen.crosses_on.isoformat()}" if chosen.crosses_on else ""
+    st.caption(f"At the run rate so far, {chosen.team} ends {chosen.period.key} at "
+               f"{format_micro(chosen.forecast_micro)}{crossing}.")
+
+st.subheader("Breakdown")
+months = reports.recent_months()
+left, middle, right = st.columns(3)
+month = left.selectbox("Month", months, format_func=lambda p: p.key, key="breakdown_month")
+team_filter = middle.selectbox("Team", [None, *teams], key="breakdown_team",
+                               format_func=lambda t: "All teams" if t is None else teams[t].team)
+by = right.selectbox("By", ["model", "prompt", "person", "day", "team"], key="breakdown_by")
+with db.session_scope() as session:
+    _period, ledger = reports.period_ledger(session, actor=actor, at=month.start, team_id=team_filter)
+table = reports.breakdown(ledger, by)
+st.metric(f"Total for {month.key}", format_micro(int(table["cost_micro"].sum())))
+st.dataframe(table, hide_index=True, width="stretch", key="breakdown_table")
+st.download_button("Download CSV", reports.csv_bytes(table), file_name=f"spend-{month.key}-by-{by}.csv",
+                   mime="text/csv", key="breakdown_csv")

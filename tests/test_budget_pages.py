@@ -1,0 +1,92 @@
+"""Finance pages on the full demo seed: every total equals the ledger's sum to the micro-dollar."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from sqlmodel import func, select
+
+from core import clock
+from core.budgets import demo_seed, periods, reports
+from core.budgets.money import format_micro
+from core.models.audit import AuditEvent
+from core.models.budgets import Budget, UsageRecord
+from core.permissions import Role
+from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
+
+
+@pytest.fixture
+def seeded(session, directory):
+    demo_seed.seed_budgets(session)
+    return directory
+
+
+def month_ledger_total(session, team_id=None) -> int:
+    month = periods.period_at("month", clock.now())
+    query = select(func.coalesce(func.sum(UsageRecord.cost_micro), 0)).where(
+        UsageRecord.occurred_at >= month.start, UsageRecord.occurred_at < month.end)
+    if team_id is not None:
+        query = query.where(UsageRecord.team_id == team_id)
+    return int(session.exec(query).one())
+
+
+def test_spend_page_totals_and_csv_equal_the_ledger(session, seeded):
+    at = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
+    at.switch_page("pages/spend.py").run()
+    assert not at.exception and not errors_of(at)
+    total = month_ledger_total(session)
+    assert at.metric[0].value == format_micro(total)
+    overview = at.dataframe[0].value
+    assert int(overview["spent_micro"].sum()) == total
+    for by in ["model", "person", "day", "prompt", "team"]:
+        at.selectbox(key="breakdown_by").select(by).run()
+        table = at.dataframe[1].value
+        assert int(table["cost_micro"].sum()) == total, by
+        assert at.metric[1].value == format_micro(total)
+    # The CSV is the frame shown, written out: read back, it sums to the same micro-dollars.
+    _period, ledger = reports.period_ledger(session, actor=seeded.with_role(Role.FINANCE))
+    exported = pd.read_csv(io.BytesIO(reports.csv_bytes(reports.breakdown(ledger, "team"))))
+    assert int(exported["cost_micro"].sum()) == total
+    assert sum(int(round(float(v) * 1e6)) for v in exported["cost_usd"].astype(str)) == total
+
+
+def test_support_is_near_its_limit_and_finance_sees_the_alert_on_home(session, seeded):
+    support = session.exec(select(Budget).where(Budget.scope_key.like("team:%"))).first()
+    assert support is not None
+    at = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
+    texts = [w.value for w in at.warning] + [e.value for e in at.error]
+    assert any("Support (team) passed 80% of its budget" in t for t in texts)
+    at = signed_in(session, EMAIL_BY_ROLE[Role.PROMPT_ENGINEER])
+    assert not any("passed" in w.value for w in at.warning)
+
+
+def test_finance_sets_a_budget_on_the_page_and_it_is_audited(session, directory):
+    at = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
+    at.switch_page("pages/budgets.py").run()
+    at.text_input(key="budget_cap").input("250")
+    at.button[[b.label for b in at.button].index("Save budget")].click().run()
+    assert not at.exception and not errors_of(at)
+    assert any("Budget saved" in s.value for s in at.success)
+    session.rollback()
+    budget = session.exec(select(Budget)).one()
+    assert budget.cap_micro == 250_000_000
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "budget.create")).one()
+    assert '"cap_micro":250000000' in event.after_json
+
+
+def test_a_negative_cap_on_the_page_is_refused_clearly(session, directory):
+    at = signed_in(session, EMAIL_BY_ROLE[Role.ADMIN])
+    at.switch_page("pages/budgets.py").run()
+    at.text_input(key="budget_cap").input("-5")
+    at.button[[b.label for b in at.button].index("Save budget")].click().run()
+    assert errors_of(at) == ["The budget cap must be more than $0 (got -5)"]
+
+
+def test_auditors_see_budgets_read_only(session, seeded):
+    at = signed_in(session, EMAIL_BY_ROLE[Role.AUDITOR])
+    at.switch_page("pages/budgets.py").run()
+    assert not at.exception and not errors_of(at)
+    assert "Save budget" not in [b.label for b in at.button]
+    assert len(at.dataframe[0].value) == 4
