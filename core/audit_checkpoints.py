@@ -132,6 +132,21 @@ def new_key_pair() -> tuple[str, str]:
     return raw.hex(), public_key_hex(private.public_key())
 
 
+def protection_status() -> tuple[bool, str]:
+    """(protected, a sentence for the UI): whether checkpoints are signed, and with which key."""
+    try:
+        key = public_key()
+    except ConfigError as error:
+        return False, str(error)
+    if signing_key() is None:
+        if key is not None:
+            return False, (f"Checkpoints can be checked with public key {key_id(key)}, but new ones cannot be "
+                           "signed here (no QUORUM_AUDIT_SIGNING_KEY). " + NO_KEY_WARNING.split(": ", 1)[1])
+        return False, NO_KEY_WARNING
+    return True, (f"Checkpoints are signed with Ed25519 key {key_id(key)} (public key {public_key_hex(key)}); "
+                  f"they are also appended to {checkpoint_file()}.")
+
+
 def signature_ok(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
     if checkpoint.key_id != key_id(key):
         return False

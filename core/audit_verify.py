@@ -121,7 +121,9 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
     session.rollback()
     if checkpoint and result.ok and result.last_seq and audit_checkpoints.signing_key() is not None \
             and (result.last_checkpoint or 0) < result.last_seq:
-        made = audit_checkpoints.sign_head(session=session, seq=result.last_seq, head_hash=result.last_hash)
+        # Its own write transaction: the verification itself never held SQLite's write lock.
+        with Session(session.get_bind().execution_options(quorum_write=True), expire_on_commit=False) as writer:
+            made = audit_checkpoints.sign_head(session=writer, seq=result.last_seq, head_hash=result.last_hash)
         result.last_checkpoint = made.seq
     return result
 

@@ -45,8 +45,8 @@ def register(commands) -> None:
 
 def add_filter_arguments(parser) -> None:
     parser.add_argument("--actor", help="Actor id (person:12, system:cli) or a person's e-mail or name.")
-    parser.add_argument("--action", help="Action terms: 'budget.' is a prefix, '-team.' excludes, "
-                        "'team.create' is exact; separate with commas.")
+    parser.add_argument("--action", help="Action terms: 'budget.' is a prefix, '-team.' excludes (write "
+                        "--action=-team.), 'team.create' is exact; separate with commas.")
     parser.add_argument("--target-type", help="Target type, e.g. team or person.")
     parser.add_argument("--target-id", help="Target id (with --target-type).")
     parser.add_argument("--team", type=int, help="Team id.")
@@ -63,7 +63,7 @@ def filters_from(args) -> audit_query.AuditFilter:
 
 
 def _verify(args) -> int:
-    with db.session_scope(write=True) as session:
+    with db.session_scope() as session:
         result = audit_verify.verify_chain(session=session, actor=CLI_ACTOR, checkpoint=not args.no_checkpoint)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

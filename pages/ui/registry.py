@@ -23,6 +23,8 @@ class PageSpec:
 PAGES: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "Overview", None),
     PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),
+    PageSpec("pages/audit_log.py", "Audit log", ":material/history:", "Audit", Permission.AUDIT_READ),
+    PageSpec("pages/audit_verify.py", "Verify audit chain", ":material/fact_check:", "Audit", Permission.AUDIT_VERIFY),
 ]
 
 
