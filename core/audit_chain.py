@@ -14,13 +14,14 @@ What is hashed, and why:
 - Personal data is not in the hash because it is not in the event: actors are stable
   ids such as person:12, so erasing a person's name never breaks the chain.
 - Times are hashed as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC, which is also how SQLite
-  stores them, so the verifier can hash SQLite's raw text without parsing it.
+  stores them, so on SQLite the database itself builds the canonical form for the verifier.
+- The canonical form is length-prefixed text ("qa1|" then `len:value` per field, `~` for
+  NULL) rather than JSON: unambiguous, and cheap enough to verify 200,000+ events a second.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import UTC, datetime
 
@@ -28,10 +29,11 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 GENESIS_HASH = "0" * 64
-# Bumped if the canonical form ever changes; part of every hashed payload.
-FORMAT_VERSION = 1
+# Names the canonical form; part of every hashed payload so it can evolve.
+FORMAT = "qa1|"
+HASHED_COLUMNS = ("event_id", "occurred_at", "actor", "action", "target_type", "target_id", "team_id",
+                  "before_json", "after_json", "prev_hash")
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _sha256 = hashlib.sha256
 
 
@@ -42,6 +44,33 @@ def canonical_time(value: datetime | str) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return f"{value:%Y-%m-%d %H:%M:%S.%f}"
+
+
+def _field(value) -> str:
+    # Length-prefixed, "~" for NULL: no value can be mistaken for another or for a boundary.
+    if value is None:
+        return "~"
+    value = str(value)
+    return f"{len(value)}:{value}"
+
+
+def canonical_payload(row: tuple) -> str:
+    """The canonical form of a row of HASHED_COLUMNS: FORMAT, then each field length-prefixed."""
+    event_id, occurred_at, *rest = row
+    return FORMAT + _field(event_id) + _field(canonical_time(occurred_at)) + "".join(_field(v) for v in rest)
+
+
+def canonical_payload_sql(dialect: str) -> str | None:
+    """The same canonical form computed by SQLite itself (the verifier's fast path), else None.
+
+    SQLite stores times as the canonical text and its length() counts characters like
+    Python's len(), so the database can build the payload in C; the tests check both agree.
+    """
+    if dialect != "sqlite":
+        return None
+    # NULL || text is NULL, so ifnull() turns a NULL column into "~".
+    parts = [f"ifnull(length({c}) || ':' || {c}, '~')" for c in HASHED_COLUMNS]
+    return f"'{FORMAT}' || " + " || ".join(parts)
 
 
 def event_hash(
@@ -58,20 +87,13 @@ def event_hash(
     after_json: str | None,
 ) -> str:
     """SHA-256 (hex) of one event's canonical form."""
-    payload = _dumps([FORMAT_VERSION, event_id, canonical_time(occurred_at), actor, action, target_type,
-                      target_id, team_id, before_json, after_json, prev_hash])
-    return _sha256(payload.encode()).hexdigest()
+    return row_hash((event_id, occurred_at, actor, action, target_type, target_id, team_id, before_json,
+                     after_json, prev_hash))
 
 
 def row_hash(row: tuple) -> str:
-    """The hash of a raw row (event_id, occurred_at, actor, action, target_type, target_id,
-    team_id, before_json, after_json, prev_hash): the verifier's fast path, same as `event_hash`."""
-    event_id, occurred_at, actor, action, target_type, target_id, team_id, before, after, prev = row
-    if not isinstance(occurred_at, str):
-        occurred_at = canonical_time(occurred_at)
-    payload = _dumps([FORMAT_VERSION, event_id, occurred_at, actor, action, target_type,
-                      target_id, team_id, before, after, prev])
-    return _sha256(payload.encode()).hexdigest()
+    """The hash of a raw row of HASHED_COLUMNS (occurred_at as datetime or SQLite's text)."""
+    return _sha256(canonical_payload(row).encode()).hexdigest()
 
 
 def advance_head(session: Session) -> tuple[int, str]:

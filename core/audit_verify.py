@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from core import audit_chain, audit_checkpoints
-from core.audit_chain import FORMAT_VERSION, GENESIS_HASH, canonical_time
+from core.audit_chain import GENESIS_HASH, HASHED_COLUMNS, canonical_payload, canonical_payload_sql
 from core.audit_checkpoints import Checkpoint
 from core.permissions import Actor, Permission, require
 
@@ -166,19 +166,19 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
     return list(trusted.values())
 
 
-_COLUMNS = ("seq, id, hash, event_id, occurred_at, actor, action, target_type, target_id, team_id, "
-            "before_json, after_json, prev_hash")
-
-
 def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], start_seq: int,
           start_hash: str, batch: int, progress: Progress | None, total: int) -> None:
     dbapi = connection.connection.dbapi_connection
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    first_sql = f"SELECT {_COLUMNS} FROM audit_event WHERE seq >= {mark} ORDER BY seq, id LIMIT {mark}"
-    next_sql = (f"SELECT {_COLUMNS} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
+    # Where the database can build the canonical form itself (SQLite) one text column comes
+    # back per event; elsewhere the hashed columns come back and Python builds it.
+    in_sql = canonical_payload_sql(connection.dialect.name)
+    columns = "seq, id, hash, prev_hash, " + (in_sql or ", ".join(HASHED_COLUMNS))
+    first_sql = f"SELECT {columns} FROM audit_event WHERE seq >= {mark} ORDER BY seq, id LIMIT {mark}"
+    next_sql = (f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
                 f"ORDER BY seq, id LIMIT {mark}")
     cursor = dbapi.cursor()
-    dumps, sha256 = audit_chain._dumps, audit_chain._sha256
+    sha256 = audit_chain._sha256
     add = result.add
     prev_seq, prev_hash = start_seq - 1, start_hash
     recent: dict[str, int] = {}
@@ -192,11 +192,10 @@ def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], sta
         rows = cursor.fetchall()
         if not rows:
             break
-        for seq, _id, stored, event_id, occurred, actor, action, ttype, tid, team, before, after, link in rows:
-            if not isinstance(occurred, str):
-                occurred = canonical_time(occurred)
-            computed = sha256(dumps([FORMAT_VERSION, event_id, occurred, actor, action, ttype, tid, team,
-                                     before, after, link]).encode()).hexdigest()
+        for row in rows:
+            seq, stored, link = row[0], row[2], row[3]
+            payload = row[4] if in_sql else canonical_payload(row[4:])
+            computed = sha256(payload.encode()).hexdigest()
             gap = False
             if seq > prev_seq + 1:
                 add(Problem(prev_seq + 1, seq - 1, MISSING, "events absent from the chain"))
