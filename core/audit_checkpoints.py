@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -150,6 +151,8 @@ def protection_status() -> tuple[bool, str]:
 def signature_ok(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
     if checkpoint.key_id != key_id(key):
         return False
+    if not re.fullmatch(r"[0-9a-f]{128}", checkpoint.signature):
+        return False  # one spelling only: "AB" for "ab" is a changed checkpoint too
     try:
         key.verify(bytes.fromhex(checkpoint.signature), checkpoint.signed_payload())
     except (InvalidSignature, ValueError):
