@@ -1,7 +1,8 @@
 """The audit trail API: every state change in core records one event with it.
 
 `record()` adds the event to the caller's session, so it is committed, or rolled back,
-together with the change it describes. `committing()` is the one way services end a
+together with the change it describes. It chains the event onto the log's head
+(core.audit_chain), so nobody can change, delete, insert or reorder events unnoticed. `committing()` is the one way services end a
 change: commit both, or neither.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from core import clock
+from core import audit_chain, audit_checkpoints, clock
 from core.errors import ValidationError
 from core.models.audit import AuditEvent
 from core.permissions import Actor, Permission, require
@@ -58,7 +59,7 @@ def record(
         raise ValidationError(f"audit action {action!r} must be dotted lower-case, e.g. 'team.create'")
     if not target_type:
         raise ValidationError("audit event needs a target type")
-    event = AuditEvent(
+    fields = dict(
         event_id=str(uuid.uuid4()),
         occurred_at=clock.now(),
         actor=actor.ref,
@@ -69,9 +70,15 @@ def record(
         before_json=canonical_json(before),
         after_json=canonical_json(after),
     )
+    # Locks the chain head until the caller's transaction ends: writers take turns here.
+    seq, prev_hash = audit_chain.advance_head(session)
+    digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
+    event = AuditEvent(seq=seq, prev_hash=prev_hash, hash=digest, **fields)
     session.add(event)
     # Flush now so a failing audit write fails here, inside the caller's change.
     session.flush()
+    audit_chain.set_head_hash(session, digest)
+    audit_checkpoints.note_event(session, seq)
     return event
 
 
@@ -100,6 +107,7 @@ class EventView:
     team_id: int | None
     before: Any
     after: Any
+    seq: int = 0
 
 
 def recent_events(
@@ -107,7 +115,7 @@ def recent_events(
 ) -> list[EventView]:
     """The newest events first (the full browser with filters comes with the audit page)."""
     require(actor, Permission.AUDIT_READ)
-    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+    query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
     if action_prefix:
         query = query.where(col(AuditEvent.action).startswith(action_prefix))
     return [_view(e) for e in session.exec(query)]
@@ -125,4 +133,5 @@ def _view(event: AuditEvent) -> EventView:
         team_id=event.team_id,
         before=json.loads(event.before_json) if event.before_json else None,
         after=json.loads(event.after_json) if event.after_json else None,
+        seq=event.seq,
     )

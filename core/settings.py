@@ -38,6 +38,9 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     audit_signing_key: str | None = field(default=None, repr=False)
+    # Public half of the signing key: lets a verifier check checkpoints without the secret.
+    audit_public_key: str | None = None
+    audit_checkpoint_dir: Path = DATA_DIR / "checkpoints"
 
     @property
     def auth_configured(self) -> bool:
@@ -114,6 +117,8 @@ def load_settings(env: dict | None = None) -> Settings:
         openai_api_key=pick("OPENAI_API_KEY"),
         openai_base_url=pick("OPENAI_BASE_URL"),
         audit_signing_key=pick("QUORUM_AUDIT_SIGNING_KEY"),
+        audit_public_key=pick("QUORUM_AUDIT_PUBLIC_KEY"),
+        audit_checkpoint_dir=Path(pick("QUORUM_AUDIT_CHECKPOINT_DIR") or DATA_DIR / "checkpoints"),
     )
 
 

@@ -1,6 +1,6 @@
 """Every table, imported here so `SQLModel.metadata` is complete for migrations."""
 
-from core.models.audit import AuditEvent
+from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
     Budget, BudgetAlert, BudgetHold, BudgetPeriod, PriceOverride, TeamBudgetPolicy, UsageRecord,
 )
@@ -10,8 +10,8 @@ from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.keys import ApiKey
 
 __all__ = [
-    "ApiKey", "AuditEvent", "Budget", "BudgetAlert", "BudgetHold", "BudgetPeriod", "CacheEntry",
-    "GatewayCall", "HeldRequest", "Membership", "Person", "PriceOverride", "Prompt", "PromptLabel",
-    "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence", "RoleGrant", "StoredPayload",
-    "Team", "TeamBudgetPolicy", "TeamGuardrailPolicy", "UsageRecord",
+    "ApiKey", "AuditCheckpoint", "AuditEvent", "AuditHead", "Budget", "BudgetAlert", "BudgetHold",
+    "BudgetPeriod", "CacheEntry", "GatewayCall", "HeldRequest", "Membership", "Person", "PriceOverride",
+    "Prompt", "PromptLabel", "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence",
+    "RoleGrant", "StoredPayload", "Team", "TeamBudgetPolicy", "TeamGuardrailPolicy", "UsageRecord",
 ]

@@ -1,0 +1,260 @@
+"""`quorum audit verify`: check every link of the audit chain and every checkpoint.
+
+Events stream in keyset batches through a raw DB-API cursor (no ORM objects, no full
+load), inside one read snapshot so that concurrent writers do not confuse the result.
+Each problem names the sequence number(s) and one of these kinds:
+
+  modified      an event's content no longer matches its hash, or its hash was recomputed
+                (the next event still links to the original), or the chain differs from a
+                signed checkpoint (the whole chain was recomputed after an edit)
+  missing       sequence numbers absent from the chain
+  inserted      an event that the chain skips over, or a duplicate sequence number
+  reordered     events whose links say they belong elsewhere in the order
+  truncated after checkpoint   a signed checkpoint vouches for events that are gone
+  bad signature a checkpoint (database or file) whose signature does not verify
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from core import audit_chain, audit_checkpoints
+from core.audit_chain import GENESIS_HASH, HASHED_COLUMNS, canonical_payload, canonical_payload_sql
+from core.audit_checkpoints import Checkpoint
+from core.permissions import Actor, Permission, require
+
+BATCH = 20_000
+# How far back a misplaced link is looked for (reorders and inserts within this distance are named).
+WINDOW = 10_000
+MAX_PROBLEMS = 1_000
+
+MODIFIED, MISSING, INSERTED, REORDERED = "modified", "missing", "inserted", "reordered"
+TRUNCATED, BAD_SIGNATURE = "truncated after checkpoint", "bad signature"
+
+
+@dataclass(frozen=True)
+class Problem:
+    first: int | None
+    last: int | None
+    kind: str
+    detail: str
+    where: str | None = None  # when there is no seq, e.g. "checkpoint file line 3"
+
+    def __str__(self) -> str:
+        if self.first is None:
+            place = self.where or "chain"
+        elif self.last is None or self.last == self.first:
+            place = f"seq {self.first}"
+        else:
+            place = f"seq {self.first}-{self.last}"
+        return f"{place}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class VerifyResult:
+    events: int = 0
+    last_seq: int | None = None
+    last_hash: str | None = None
+    last_checkpoint: int | None = None
+    pruned_before: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    signed: bool = False  # a key was available to check checkpoints
+    dropped_problems: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        checkpoint = (f"last checkpoint at {self.last_checkpoint}" if self.last_checkpoint is not None
+                      else "no signed checkpoint yet")
+        text_ = f"{self.events} events verified, {checkpoint}"
+        if self.pruned_before is not None:
+            text_ += f", pruned before {self.pruned_before}"
+        return text_
+
+    def lines(self) -> list[str]:
+        out = [str(p) for p in self.problems]
+        if self.dropped_problems:
+            out.append(f"... and {self.dropped_problems} more problems")
+        return out
+
+    def add(self, problem: Problem) -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.dropped_problems += 1
+        elif problem not in self.problems[-8:]:
+            self.problems.append(problem)
+
+
+Progress = Callable[[int, int], None]
+
+
+def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = None,
+                 batch: int = BATCH, checkpoint: bool = False) -> VerifyResult:
+    """Verify the whole chain; with `checkpoint`, sign the verified head when all is well."""
+    require(actor, Permission.AUDIT_VERIFY)
+    session.rollback()
+    connection = session.connection(execution_options=_snapshot_options(session))
+    result = VerifyResult()
+    chain = audit_chain.chain_id(session)
+    head = audit_chain.head(session)
+    trusted = _checked_checkpoints(session, chain, result)
+    start_seq, start_hash = 1, GENESIS_HASH
+    prune = max((c for c in trusted if c.pruned_before is not None), key=lambda c: c.seq, default=None)
+    if prune is not None:
+        start_seq, start_hash = prune.pruned_before, prune.head_hash
+        result.pruned_before = prune.pruned_before
+        result.notes.append(f"pruned before {prune.pruned_before}: verification starts from that checkpoint's hash")
+    expected = {c.seq: c for c in trusted if c.seq >= start_seq}
+    total = connection.exec_driver_sql("SELECT COUNT(*) FROM audit_event").scalar() or 0
+
+    _walk(connection, result, expected, start_seq, start_hash, batch, progress, total)
+    _check_tail(result, trusted, head, start_seq)
+    if trusted:
+        result.last_checkpoint = max(c.seq for c in trusted)
+    session.rollback()
+    if checkpoint and result.ok and result.last_seq and audit_checkpoints.signing_key() is not None \
+            and (result.last_checkpoint or 0) < result.last_seq:
+        # Its own write transaction: the verification itself never held SQLite's write lock.
+        with Session(session.get_bind().execution_options(quorum_write=True), expire_on_commit=False) as writer:
+            made = audit_checkpoints.sign_head(session=writer, seq=result.last_seq, head_hash=result.last_hash)
+        result.last_checkpoint = made.seq
+    return result
+
+
+def _snapshot_options(session: Session) -> dict:
+    # SQLite's read transaction is already a snapshot; PostgreSQL needs REPEATABLE READ for one.
+    return {"isolation_level": "REPEATABLE READ"} if session.get_bind().dialect.name == "postgresql" else {}
+
+
+def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResult) -> list[Checkpoint]:
+    """The checkpoints whose signatures verify; a problem for each that does not."""
+    from_file = audit_checkpoints.file_checkpoints(chain)
+    for number in from_file.unreadable:
+        result.add(Problem(None, None, BAD_SIGNATURE, "not a readable checkpoint",
+                           where=f"checkpoint file line {number}"))
+    if from_file.other_chains:
+        result.notes.append(f"{from_file.other_chains} checkpoint(s) in {audit_checkpoints.checkpoint_file()} "
+                            "belong to another chain (a reset database or another installation)")
+    every = audit_checkpoints.database_checkpoints(session) + from_file.checkpoints
+    key = audit_checkpoints.public_key()
+    if key is None:
+        result.notes.append(audit_checkpoints.NO_KEY_WARNING)
+        if every:
+            result.notes.append(f"{len(every)} checkpoint(s) could not be checked without the public key")
+        return []
+    result.signed = True
+    trusted: dict[int, Checkpoint] = {}
+    for cp in every:
+        if cp.chain_id != chain:
+            result.add(Problem(cp.seq, None, BAD_SIGNATURE, f"{cp.source} checkpoint names another chain"))
+        elif not audit_checkpoints.signature_ok(cp, key):
+            result.add(Problem(cp.seq, None, BAD_SIGNATURE, f"{cp.source} checkpoint signed {cp.created_at} UTC"))
+        elif cp.seq in trusted and trusted[cp.seq].head_hash != cp.head_hash:
+            result.add(Problem(cp.seq, None, MODIFIED, "two signed checkpoints disagree about this event's hash"))
+        elif cp.seq not in trusted or cp.pruned_before is not None:
+            trusted[cp.seq] = cp
+    if not every:
+        result.notes.append("no signed checkpoint yet: deleting the newest events would go unnoticed "
+                            "until one is made (`quorum audit checkpoint`)")
+    return list(trusted.values())
+
+
+def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], start_seq: int,
+          start_hash: str, batch: int, progress: Progress | None, total: int) -> None:
+    dbapi = connection.connection.dbapi_connection
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    # Where the database can build the canonical form itself (SQLite) one text column comes
+    # back per event; elsewhere the hashed columns come back and Python builds it.
+    in_sql = canonical_payload_sql(connection.dialect.name)
+    columns = "seq, id, hash, prev_hash, " + (in_sql or ", ".join(HASHED_COLUMNS))
+    first_sql = f"SELECT {columns} FROM audit_event WHERE seq >= {mark} ORDER BY seq, id LIMIT {mark}"
+    next_sql = (f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
+                f"ORDER BY seq, id LIMIT {mark}")
+    cursor = dbapi.cursor()
+    sha256 = audit_chain._sha256
+    add = result.add
+    prev_seq, prev_hash = start_seq - 1, start_hash
+    recent: dict[str, int] = {}
+    recent_order: deque[str] = deque()
+    pending: dict[str, int] = {}  # a link to a hash not seen yet -> the seq of the event holding it
+    reordered: set[int] = set()
+    last_good_checkpoint = start_seq - 1
+    done = 0
+    cursor.execute(first_sql, (start_seq, batch))
+    while True:
+        rows = cursor.fetchall()
+        if not rows:
+            break
+        for row in rows:
+            seq, stored, link = row[0], row[2], row[3]
+            payload = row[4] if in_sql else canonical_payload(row[4:])
+            computed = sha256(payload.encode()).hexdigest()
+            gap = False
+            if seq > prev_seq + 1:
+                add(Problem(prev_seq + 1, seq - 1, MISSING, "events absent from the chain"))
+                gap = True
+            elif seq <= prev_seq:
+                add(Problem(seq, None, INSERTED, "a second event with this sequence number"))
+            if computed != stored:
+                add(Problem(seq, None, MODIFIED, "its content does not match its hash"))
+            earlier = pending.pop(stored, None)
+            if earlier is not None:
+                reordered.update((earlier, seq))
+                add(Problem(earlier, None, REORDERED, f"it is chained after seq {seq}, which comes later"))
+                add(Problem(seq, None, REORDERED, f"seq {earlier}, placed before it, is chained after it"))
+            if link != prev_hash and not gap:
+                known = recent.get(link)
+                if known is None:
+                    pending[link] = seq
+                elif seq not in reordered and not any(s in reordered for s in range(known + 1, seq)):
+                    add(Problem(known + 1, seq - 1, INSERTED, f"seq {seq} links directly to seq {known}"))
+            checkpoint = expected.get(seq)
+            if checkpoint is not None:
+                if checkpoint.head_hash != stored:
+                    add(Problem(last_good_checkpoint + 1, seq, MODIFIED,
+                                f"the chain differs from the checkpoint signed {checkpoint.created_at} UTC "
+                                "(events up to it were rewritten)"))
+                else:
+                    last_good_checkpoint = seq
+            recent[stored] = seq
+            recent_order.append(stored)
+            if len(recent_order) > WINDOW:
+                recent.pop(recent_order.popleft(), None)
+            prev_seq, prev_hash = seq, stored
+        done += len(rows)
+        result.events += len(rows)
+        if progress:
+            progress(done, max(total, done))
+        last = rows[-1]
+        cursor.execute(next_sql, (last[0], last[0], last[1], batch))
+    cursor.close()
+    for link, seq in sorted(pending.items(), key=lambda item: item[1]):
+        add(Problem(seq - 1, None, MODIFIED, f"its hash was recomputed; seq {seq} still links to the original"))
+    result.problems.sort(key=lambda p: (p.first is not None, p.first or 0))
+    if result.events:
+        result.last_seq, result.last_hash = prev_seq, prev_hash
+
+
+def _check_tail(result: VerifyResult, trusted: list[Checkpoint], head: tuple[int, str] | None,
+                start_seq: int) -> None:
+    last = result.last_seq if result.last_seq is not None else start_seq - 1
+    newest = max((c.seq for c in trusted), default=None)
+    if newest is not None and newest > last:
+        result.add(Problem(last + 1, newest, TRUNCATED,
+                           f"a signed checkpoint vouches for seq {newest}, the log ends at seq {last}"))
+    if head is not None:
+        head_seq, head_hash = head
+        if head_seq > last and (newest is None or head_seq > newest):
+            result.add(Problem(max(last, newest or 0) + 1, head_seq, MISSING,
+                               f"the chain head says the log reaches seq {head_seq}"))
+        elif head_seq < last:
+            result.add(Problem(head_seq + 1, last, INSERTED, f"the chain head says the log ends at seq {head_seq}"))
+        elif head_seq == last and result.last_hash is not None and head_hash != result.last_hash:
+            result.add(Problem(last, None, MODIFIED, "does not match the chain head's hash"))

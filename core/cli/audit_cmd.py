@@ -1,0 +1,103 @@
+"""`quorum audit ...`: verify the tamper-evident audit log, sign checkpoints, export events."""
+
+from __future__ import annotations
+
+import sys
+
+from core import audit_checkpoints, audit_export, audit_query, audit_verify, db
+from core.permissions import Actor
+
+CLI_ACTOR = Actor.system("cli")
+
+
+def register(commands) -> None:
+    audit = commands.add_parser("audit", help="Verify, checkpoint and export the audit log.",
+                                description="Verify, checkpoint and export the tamper-evident audit log.")
+    sub = audit.add_subparsers(title="audit commands", metavar="COMMAND", required=True)
+
+    verify = sub.add_parser(
+        "verify", help="Check every link of the audit chain and every signed checkpoint.",
+        description="Check every event's hash, every link and every signed checkpoint. Exits 0 with "
+        "'N events verified, last checkpoint at S', or 1 with one line per problem naming the sequence number.")
+    verify.add_argument("--no-checkpoint", action="store_true",
+                        help="Do not sign a checkpoint of the verified head afterwards.")
+    verify.set_defaults(func=_verify)
+
+    checkpoint = sub.add_parser(
+        "checkpoint", help="Sign a checkpoint of the chain's current head.",
+        description="Sign (sequence, head hash, time) with QUORUM_AUDIT_SIGNING_KEY; written to the database and "
+        "appended to the file in QUORUM_AUDIT_CHECKPOINT_DIR.")
+    checkpoint.set_defaults(func=_checkpoint)
+
+    keygen = sub.add_parser("keygen", help="Print a new Ed25519 signing key and its public key.",
+                            description="Print a new Ed25519 key pair as hex: put the private key in "
+                            "QUORUM_AUDIT_SIGNING_KEY and publish the public key (QUORUM_AUDIT_PUBLIC_KEY).")
+    keygen.set_defaults(func=_keygen)
+
+    export = sub.add_parser("export", help="Export the filtered audit log as CSV or JSON Lines.",
+                            description="Export exactly the events the filters select, oldest first, with UTC times "
+                            "and event ids (for de-duplication), e.g. to ship to a SIEM.")
+    export.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="csv or jsonl (default jsonl).")
+    export.add_argument("--output", help="File to write (default: standard output).")
+    add_filter_arguments(export)
+    export.set_defaults(func=_export)
+
+
+def add_filter_arguments(parser) -> None:
+    parser.add_argument("--actor", help="Actor id (person:12, system:cli) or a person's e-mail or name.")
+    parser.add_argument("--action", help="Action terms: 'budget.' is a prefix, '-team.' excludes (write "
+                        "--action=-team.), 'team.create' is exact; separate with commas.")
+    parser.add_argument("--target-type", help="Target type, e.g. team or person.")
+    parser.add_argument("--target-id", help="Target id (with --target-type).")
+    parser.add_argument("--team", type=int, help="Team id.")
+    parser.add_argument("--since", help="From this UTC time, inclusive (2026-03-01 or 2026-03-01T14:30).")
+    parser.add_argument("--until", help="Until this UTC time, exclusive.")
+    parser.add_argument("--text", help="Free text searched in the before/after details.")
+
+
+def filters_from(args) -> audit_query.AuditFilter:
+    return audit_query.AuditFilter(
+        actor=args.actor, action=args.action, target_type=args.target_type, target_id=args.target_id,
+        team_id=args.team, since=audit_query.parse_time(args.since, field="--since"),
+        until=audit_query.parse_time(args.until, field="--until"), text=args.text)
+
+
+def _verify(args) -> int:
+    with db.session_scope() as session:
+        result = audit_verify.verify_chain(session=session, actor=CLI_ACTOR, checkpoint=not args.no_checkpoint)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.ok:
+        print(result.summary())
+        return 0
+    for line in result.lines():
+        print(line)
+    print(f"{len(result.problems) + result.dropped_problems} problem(s) in {result.events} events", file=sys.stderr)
+    return 1
+
+
+def _checkpoint(_args) -> int:
+    with db.session_scope(write=True) as session:
+        made = audit_checkpoints.create_checkpoint(session=session, actor=CLI_ACTOR)
+    print(f"checkpoint at seq {made.seq} ({made.head_hash[:16]}...) signed with key {made.key_id}, "
+          f"appended to {audit_checkpoints.checkpoint_file()}")
+    return 0
+
+
+def _keygen(_args) -> int:
+    private, public = audit_checkpoints.new_key_pair()
+    print(f"QUORUM_AUDIT_SIGNING_KEY={private}")
+    print(f"QUORUM_AUDIT_PUBLIC_KEY={public}")
+    return 0
+
+
+def _export(args) -> int:
+    filters = filters_from(args)
+    with db.session_scope() as session:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = audit_export.export(session=session, actor=CLI_ACTOR, filters=filters, fmt=args.format, out=out)
+            print(f"exported {count} events to {args.output}", file=sys.stderr)
+        else:
+            audit_export.export(session=session, actor=CLI_ACTOR, filters=filters, fmt=args.format, out=sys.stdout)
+    return 0

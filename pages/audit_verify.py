@@ -1,0 +1,46 @@
+"""Verify audit chain: check every link and signed checkpoint, and sign new checkpoints."""
+
+import streamlit as st
+
+from core import audit_checkpoints, audit_verify, db
+from pages.ui import layout
+
+actor = layout.page_setup(__file__)
+st.title("Verify the audit chain")
+layout.show_flash()
+protected, protection = audit_checkpoints.protection_status()
+(st.info if protected else st.warning)(protection, icon=":material/verified_user:" if protected else ":material/lock_open:")
+st.caption("Every event's hash and every link between events is checked, not a sample, together with every "
+           "signed checkpoint in the database and in the checkpoint file.")
+
+if st.button("Verify the whole chain", key="verify_run", type="primary", icon=":material/fact_check:"):
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(done / total, 1.0) if total else 1.0, text=f"{done:,} of {total:,} events checked")
+
+    with db.session_scope() as session, layout.shows_errors():
+        result = audit_verify.verify_chain(session=session, actor=actor, progress=progress, checkpoint=True)
+        bar.progress(1.0, text=f"{result.events:,} events checked")
+        if result.ok:
+            st.success(result.summary(), icon=":material/check_circle:")
+        else:
+            st.error(f"{len(result.problems) + result.dropped_problems} problem(s) found in {result.events:,} events",
+                     icon=":material/gpp_bad:")
+            st.code("\n".join(result.lines()), language=None)
+        for note in result.notes:
+            st.caption(note)
+
+if protected and st.button("Sign a checkpoint now", key="verify_checkpoint", icon=":material/approval:"):
+    with db.session_scope(write=True) as session, layout.shows_errors("Checkpoint signed"):
+        audit_checkpoints.create_checkpoint(session=session, actor=actor)
+
+with db.session_scope() as session:
+    checkpoints = audit_checkpoints.recent_checkpoints(session, actor=actor)
+st.subheader("Recent checkpoints")
+if checkpoints:
+    st.dataframe([{"seq": c.seq, "signed (UTC)": c.created_at[:19], "head hash": c.head_hash[:16] + "…",
+                   "key": c.key_id, "pruned before": c.pruned_before or ""} for c in checkpoints],
+                 hide_index=True, width="stretch", key="verify_checkpoints")
+else:
+    st.caption("No checkpoints yet.")
