@@ -31,7 +31,7 @@ from core.catalog.spec import VersionSpec, content_hash, version_content
 from core.catalog.testsets import TestCaseSpec, TestSetSpec
 from core.errors import QuorumError, ValidationError
 from core.experiments.assertions import (
-    JUDGE_MAX_OUTPUT_CHARS, JUDGE_PARAMS, Judge, evaluate_case, judge_messages, judge_with,
+    JUDGE_MAX_OUTPUT_CHARS, JUDGE_PARAMS, evaluate_case, judge_messages, judge_with,
 )  # fmt: skip
 from core.experiments.calls import Call, CallResult, RateLimited
 from core.experiments.results import CellResult, ExperimentRun, VariantInfo, ordered
@@ -198,7 +198,6 @@ def run_experiment(
     call: Call,
     price_book: PriceBook,
     remaining_budget_micro: int | None = None,
-    judge: Judge | None = None,
     concurrency: int = 8,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
@@ -206,13 +205,14 @@ def run_experiment(
 ) -> ExperimentRun:
     """Run every cell; refuses (BudgetExceeded) before any call when the estimate exceeds the budget.
 
-    ``judge`` defaults to ``experiment.judge_model`` through the same ``call``.
+    ``llm-rubric`` assertions are graded by ``experiment.judge_model`` through the same ``call``
+    (so the estimate, which counts judge calls, covers them); without a judge model they are errors.
+    ``progress(done, total)`` is called in order, one call at a time.
     """
     estimate = estimate_cost(experiment, price_book)
     if remaining_budget_micro is not None:
         check_budget(estimate, remaining_budget_micro)
-    if judge is None and experiment.judge_model:
-        judge = judge_with(call, experiment.judge_model)
+    judge = judge_with(call, experiment.judge_model) if experiment.judge_model else None
     limiter = limiter or AimdLimiter(concurrency)
     cells = experiment.cells()
     finished: list[CellResult] = []
@@ -243,9 +243,8 @@ def run_experiment(
             return
         with lock:
             finished.append(cell)
-            done = len(finished)
-        if progress is not None:
-            progress(done, len(cells))
+            if progress is not None:
+                progress(len(finished), len(cells))
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="experiment") as pool:
         for future in [pool.submit(run_cell, *cell) for cell in cells]:
