@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,9 +56,15 @@ def _e2e_database_url(tmp_dir: Path) -> str:
     return f"{base}/{e2e_name}"
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    database_url: str
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """Base URL of a running Quorum seeded with the demo data; its log is checked at the end."""
+    """A running Quorum seeded with the demo data; its log is checked for tracebacks at the end."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not installed at {CHROMIUM}; .ci/run installs it")
@@ -77,7 +84,7 @@ def server(tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, log_path)
-        yield base
+        yield Server(base, env["DATABASE_URL"])
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -110,7 +117,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server.base)
     tab = context.new_page()
     tab.set_default_timeout(20_000)
     yield tab
@@ -128,15 +135,19 @@ def sign_in(page, name: str) -> None:
 
 
 def open_page(page, title: str) -> None:
+    from pages.ui.registry import PAGES
+
+    url_path = next(Path(p.path).stem for p in PAGES if p.title == title)
     page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
-    page.wait_for_load_state()
+    page.wait_for_url(re.compile(f"/{url_path}$"))
     settle(page)
 
 
 def settle(page) -> None:
     """Wait until Streamlit has finished the run (no 'Running...' indicator)."""
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(500)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
+    page.locator('[data-testid="stMain"] h1').first.wait_for()
 
 
 def assert_no_errors(page, where: str) -> None:
