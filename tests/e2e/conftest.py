@@ -148,6 +148,8 @@ def settle(page) -> None:
     page.wait_for_timeout(500)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
     page.locator('[data-testid="stMain"] h1').first.wait_for()
+    # Elements of the previous run linger, marked stale, until the new run replaces them.
+    page.wait_for_function("document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=30_000)
 
 
 def assert_no_errors(page, where: str) -> None:

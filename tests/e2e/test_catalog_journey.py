@@ -1,0 +1,83 @@
+"""A prompt engineer writes and submits a version; a governance lead approves it and
+moves the production label; applications then resolve to the new version."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import func, select
+
+from core import db
+from core.models.catalog import Prompt, PromptVersion
+from core.catalog.resolve import resolve
+from tests.e2e.conftest import assert_no_errors, open_page, screenshot, settle, sign_in
+
+
+def choose(page, label: str, text: str) -> None:
+    """Pick the first option matching `text` in the selectbox called `label`, as a keyboard user.
+
+    Typing filters the options; the dropdown list itself re-renders while the mouse moves,
+    which makes clicking an option flaky.
+    """
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(text)
+    box.press("Enter")
+    settle(page)
+
+
+def latest_version(server) -> int:
+    with db.session(db.make_engine(server.database_url)) as session:
+        query = select(func.max(PromptVersion.number)).join(Prompt).where(Prompt.name == "sql-explain")
+        return session.exec(query).one()
+
+
+def production(server):
+    with db.session(db.make_engine(server.database_url)) as session:
+        return resolve(session, "sql-explain", label="production")
+
+
+def test_write_submit_approve_promote(page, server):
+    before = production(server)
+
+    sign_in(page, "Jonas Berg")
+    open_page(page, "Editor")
+    choose(page, "Prompt", "sql-explain")
+    choose(page, "Start from", f"v{before.version_number} ")
+    message = page.get_by_label("Message 0 (Jinja template)")
+    message.fill(message.input_value() + "\nName every table the query reads.")
+    page.get_by_label("Change note").fill("Ask for the tables the query reads")
+    page.get_by_label("Change note").press("Tab")
+    settle(page)
+    page.get_by_role("button", name="Save as draft").click()
+    page.get_by_text("Draft saved").wait_for()
+    screenshot(page, "editor")
+    page.get_by_role("button", name="Submit for review").last.click()
+    page.get_by_text("submitted for review").wait_for()
+    assert_no_errors(page, "Editor")
+
+    sign_in(page, "Lena Fischer")
+    open_page(page, "Review queue")
+    heading = page.get_by_role("heading", name=re.compile(r"^sql-explain v\d+")).first
+    card = heading.locator("xpath=ancestor::div[@data-testid='stVerticalBlock'][1]")
+    card.get_by_label("Comment (required)").fill("Reads clearer; approved.")
+    card.get_by_label("Comment (required)").press("Tab")
+    settle(page)
+    screenshot(page, "review_queue")
+    card.get_by_role("button", name="Approve").click()
+    settle(page)
+    assert_no_errors(page, "Review queue after approval")
+
+    choose(page, "Prompt", "sql-explain")
+    choose(page, "Approved version", f"v{latest_version(server)}")
+    page.get_by_role("button", name="Move label here").click()
+    page.get_by_text("'production' now points at").wait_for()
+    assert_no_errors(page, "Review queue after the label move")
+
+    after = production(server)
+    assert after.version_number > before.version_number
+    system = after.spec.messages[0].content
+    assert system.startswith(before.spec.messages[0].content.rstrip())
+    assert system.rstrip().endswith("Name every table the query reads.")
+    open_page(page, "Catalog")
+    screenshot(page, "catalog")
