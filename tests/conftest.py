@@ -19,8 +19,17 @@ from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpe
 from core.permissions import Actor, Role
 from core.settings import PROJECT_ROOT, reset_settings
 
-ENV_URL = os.environ.get("DATABASE_URL", "")
-ON_POSTGRES = ENV_URL.startswith("postgresql")
+BASE_URL = os.environ.get("DATABASE_URL", "")
+ON_POSTGRES = BASE_URL.startswith("postgresql")
+# Under pytest-xdist each worker gets a PostgreSQL database of its own ("test_gw0"...).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+ENV_URL = f"{BASE_URL}_{WORKER}" if ON_POSTGRES and WORKER else BASE_URL
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests last: they are the slowest, and Playwright's event loop should not
+    be alive while other tests use asyncio."""
+    items.sort(key=lambda item: "tests/e2e/" in str(item.fspath))
 APP = str(PROJECT_ROOT / "app.py")
 REPO_ROOT = PROJECT_ROOT
 PROMPTS_DIR = REPO_ROOT / "prompts"
@@ -41,6 +50,8 @@ def _isolated_environment(monkeypatch, tmp_path):
 @pytest.fixture(scope="session")
 def _template_db(tmp_path_factory) -> str:
     if ON_POSTGRES:
+        if ENV_URL != BASE_URL:
+            _create_database(BASE_URL, ENV_URL.rsplit("/", 1)[1])
         engine = db.make_engine(ENV_URL)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
@@ -54,6 +65,17 @@ def _template_db(tmp_path_factory) -> str:
     migrate.upgrade(url)
     db.dispose_engines()
     return str(path)
+
+
+def _create_database(admin_url: str, name: str) -> None:
+    from sqlalchemy import create_engine
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).scalar()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
 
 
 @pytest.fixture

@@ -49,13 +49,13 @@ def test_each_role_gets_its_pages_and_only_those(session, directory, role):
 @pytest.mark.parametrize("role", list(Role))
 def test_a_page_run_directly_refuses_a_role_it_is_not_for(session, directory, role):
     actor = directory.with_role(role)
-    for spec in PAGES:
+    allowed = pages_for(actor)
+    for spec in [p for p in PAGES if p not in allowed]:
         at = AppTest.from_file(str(Path(APP).parent / spec.path), default_timeout=60)
         at.session_state["actor"] = actor
         at.run()
         assert not at.exception
-        refused = "You do not have access to this page." in errors_of(at)
-        assert refused == (spec not in pages_for(actor)), spec.path
+        assert errors_of(at) == ["You do not have access to this page."], spec.path
 
 
 def test_without_a_person_the_demo_sign_in_is_shown(session, directory):

@@ -47,7 +47,8 @@ def _e2e_database_url(tmp_dir: Path) -> str:
     from sqlalchemy import create_engine
 
     base, name = url.rsplit("/", 1)
-    e2e_name = f"{name}_e2e"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    e2e_name = f"{name}_e2e{('_' + worker) if worker else ''}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{e2e_name}" WITH (FORCE)')
@@ -105,8 +106,9 @@ def _wait_until_up(base: str, process, log_path: Path, seconds: float = 60) -> N
     raise RuntimeError("server did not come up:\n" + log_path.read_text()[-3000:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: Playwright's sync API keeps an event loop running while it is open.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -119,7 +121,8 @@ def browser():
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server.base)
     tab = context.new_page()
-    tab.set_default_timeout(20_000)
+    # Generous: on a loaded two-core machine a Streamlit run can take many seconds.
+    tab.set_default_timeout(60_000)
     yield tab
     context.close()
 
@@ -146,10 +149,10 @@ def open_page(page, title: str) -> None:
 def settle(page) -> None:
     """Wait until Streamlit has finished the run (no 'Running...' indicator)."""
     page.wait_for_timeout(500)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
     page.locator('[data-testid="stMain"] h1').first.wait_for()
     # Elements of the previous run linger, marked stale, until the new run replaces them.
-    page.wait_for_function("document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=60_000)
 
 
 def assert_no_errors(page, where: str) -> None:
