@@ -97,20 +97,21 @@ def oidc_quorum(tmp_path_factory):
     with open(log_path, "w") as log:
         provider = subprocess.Popen([node, "provider.js", str(config)], cwd=OIDC_DIR,
                                     stdout=log, stderr=subprocess.STDOUT)
+    secrets_file = tmp / "secrets.toml"
+    secrets_file.write_text(
+        "[auth]\n"
+        f'redirect_uri = "{callback}"\n'
+        f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
+        f'client_id = "{CLIENT_ID}"\n'
+        f'client_secret = "{client_secret}"\n'
+        f'server_metadata_url = "{issuer}/.well-known/openid-configuration"\n'
+    )
     try:
-        _wait_for_discovery(issuer, provider, log_path)
-        secrets_file = tmp / "secrets.toml"
-        secrets_file.write_text(
-            "[auth]\n"
-            f'redirect_uri = "{callback}"\n'
-            f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
-            f'client_id = "{CLIENT_ID}"\n'
-            f'client_secret = "{client_secret}"\n'
-            f'server_metadata_url = "{issuer}/.well-known/openid-configuration"\n'
-        )
         # QUORUM_DEMO off even if the developer's shell has it on: this is the production path.
+        # Quorum reads the provider's metadata only at the first sign-in, so both start together.
         with start_server(tmp, {"QUORUM_DEMO": "0"}, port=app_port, secrets_file=secrets_file,
                           db_suffix="e2e_oidc") as server:
+            _wait_for_discovery(issuer, provider, log_path)
             yield server.base, issuer
     finally:
         provider.terminate()

@@ -28,7 +28,8 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: config.client.client_id,
     client_secret: config.client.client_secret,
-    // A confidential web client on plain http: allowed for the code flow on 127.0.0.1.
+    // Plain http redirect URIs are accepted for a web client in the code flow (only the
+    // implicit flow demands https), so Quorum can run on http://127.0.0.1 here.
     redirect_uris: [config.client.redirect_uri],
     // Streamlit's st.logout sends the person back to its /oauth2callback after the
     // provider's sign-out page, so that address must be registered for logout too.
@@ -56,9 +57,10 @@ const provider = new Provider(issuer, {
   // userinfo endpoint; by default oidc-provider keeps scope claims out of the ID token
   // whenever an access token is issued too, so Quorum would see no e-mail.
   conformIdTokenClaims: false,
-  // Streamlit sends no PKCE challenge for a confidential client (client_kwargs could ask
-  // for one); the package's default already requires PKCE only of public clients. Stated
-  // here so a version changing that default fails loudly in the test, not silently.
+  // Streamlit (Authlib) sends a PKCE challenge only when [auth] client_kwargs asks for one
+  // (code_challenge_method = "S256"); by default it does not, and Quorum uses the default.
+  // PKCE stays optional here, explicitly, rather than relying on the package's default rule
+  // (which requires it of public clients and FAPI profiles and has changed across majors).
   pkce: { required: () => false },
   interactions: {
     policy,
