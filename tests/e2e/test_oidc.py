@@ -162,7 +162,9 @@ def test_a_known_email_gets_its_roles_pages_and_can_sign_out(tab, oidc_quorum):
     assert "Spend" in expected  # the journey below is only meaningful for a finance person
 
     _sign_in_at_provider(tab, oidc_quorum, "priya")
-    tab.get_by_text("Signed in as").wait_for()
+    # Wait for either outcome, so a refusal fails with its message rather than a timeout.
+    tab.get_by_text("Signed in as").or_(tab.locator('[data-testid="stAlertContentError"]')).first.wait_for()
+    assert_no_errors(tab, "after OIDC sign-in")
     settle(tab)
     assert tab.get_by_text(f"Signed in as {name}").is_visible()
     assert _nav_titles(tab) == expected
