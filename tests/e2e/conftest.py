@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,21 +36,26 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _e2e_database_url(tmp_dir: Path) -> str:
+def _e2e_database_url(tmp_dir: Path, suffix: str = "e2e") -> str:
+    """SQLite in `tmp_dir`, or on the PostgreSQL pass a fresh database `<name>_<suffix>`.
+
+    Each server gets its own suffix: recreating a database drops it from under a server
+    still running on it.
+    """
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgresql"):
-        return f"sqlite:///{tmp_dir / 'e2e.db'}"
+        return f"sqlite:///{tmp_dir / f'{suffix}.db'}"
     from sqlalchemy import create_engine
 
     base, name = url.rsplit("/", 1)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    e2e_name = f"{name}_e2e{('_' + worker) if worker else ''}"
+    e2e_name = f"{name}_{suffix}{('_' + worker) if worker else ''}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{e2e_name}" WITH (FORCE)')
@@ -61,35 +68,54 @@ def _e2e_database_url(tmp_dir: Path) -> str:
 class Server:
     base: str
     database_url: str
+    port: int
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """A running Quorum seeded with the demo data; its log is checked for tracebacks at the end."""
+def require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is not installed at {CHROMIUM}; .ci/run installs it")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
-    tmp = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "QUORUM_DEMO": "1", "DATABASE_URL": _e2e_database_url(tmp),
-           "QUORUM_SECRETS_FILE": str(tmp / "no-secrets.toml")}
+
+
+@contextmanager
+def start_server(tmp: Path, env_overrides: dict[str, str], *, port: int | None = None,
+                 secrets_file: Path | None = None, db_suffix: str = "e2e") -> Iterator[Server]:
+    """Seed a fresh database with the demo data and serve Quorum on it until the block ends.
+
+    `env_overrides` go over the test run's environment (e.g. QUORUM_DEMO). `secrets_file`
+    is read both by Quorum's settings and by Streamlit itself (`st.login` takes its [auth]
+    section from Streamlit's secrets); without one, neither sees any secrets. The server's
+    log is checked for tracebacks at the end.
+    """
+    secrets = secrets_file or tmp / "no-secrets.toml"
+    env = {**os.environ, "DATABASE_URL": _e2e_database_url(tmp, db_suffix),
+           "QUORUM_SECRETS_FILE": str(secrets), **env_overrides}
     subprocess.run([sys.executable, "-m", "core.cli.main", "demo", "seed"], cwd=PROJECT_ROOT, env=env,
                    check=True, capture_output=True)
-    port = _free_port()
+    port = port or free_port()
     log_path = tmp / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--secrets.files", str(secrets)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, log_path)
-        yield Server(base, env["DATABASE_URL"])
+        yield Server(base, env["DATABASE_URL"], port)
     finally:
         process.terminate()
         process.wait(timeout=20)
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A running Quorum in demo mode, seeded with the demo data."""
+    require_chromium()
+    with start_server(tmp_path_factory.mktemp("e2e"), {"QUORUM_DEMO": "1"}) as running:
+        yield running
 
 
 def _wait_until_up(base: str, process, log_path: Path, seconds: float = 60) -> None:
