@@ -41,4 +41,7 @@ def _run(args) -> int:
         "--server.port", str(args.port), "--server.address", args.host,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]
+    if os.environ.get("QUORUM_SECRETS_FILE"):
+        # st.login reads [auth] from Streamlit's own secrets files; point it at the same file.
+        command += ["--secrets.files", os.environ["QUORUM_SECRETS_FILE"]]
     return subprocess.call(command, cwd=PROJECT_ROOT)
