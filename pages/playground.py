@@ -44,11 +44,8 @@ for index, column in enumerate(st.columns(count)):
 st.subheader("Input")
 declared = by_version[chosen[0].version_id].variables
 variables = {}
-for name, kind, required in declared:
-    raw = st.text_area(f"{name} ({kind}{', required' if required else ''})", key=f"pg_var_{prompt_id}_{name}",
-                       height=68)
-    if raw == "" and not required:
-        continue
+for name, kind in declared:
+    raw = st.text_area(f"{name} ({kind})", key=f"pg_var_{prompt_id}_{name}", height=68)
     if kind == "string":
         variables[name] = raw
     else:

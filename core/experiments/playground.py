@@ -53,7 +53,7 @@ class VersionChoice:
     number: int
     state: str
     model: str
-    variables: tuple[tuple[str, str, bool], ...]  # (name, type, required)
+    variables: tuple[tuple[str, str], ...]  # (name, type); every declared variable is required
 
 
 def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list[VersionChoice]:
@@ -67,7 +67,7 @@ def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list
             continue
         spec = version_spec(version)
         choices.append(VersionChoice(version.id, version.number, version.state, spec.model,
-                                     tuple((v.name, v.type, v.required) for v in spec.variables)))
+                                     tuple((v.name, v.type) for v in spec.variables)))
     return choices
 
 
