@@ -92,3 +92,27 @@ def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(se
         assert b"And the urgency?" in transport.bodies("/chat/completions")[-1]
     finally:
         set_gateway(None)
+
+
+def test_the_demo_seed_has_a_finished_ab_in_review_and_the_pages_render_it(session, directory):
+    import time
+
+    from core.demo_steps import STEPS
+
+    for step in STEPS[:-1]:
+        step(session)
+    started = time.perf_counter()
+    STEPS[-1](session)  # the experiments step
+    assert time.perf_counter() - started < 3
+    try:
+        tom = directory.by_email(TOM)
+        [view] = service.list_experiments(session, actor=tom)
+        assert (view.prompt_name, view.status, view.finished_cells) == ("ticket-triage", "finished", 20)
+        for email, path in ((TOM, "pages/experiments.py"), (TOM, "pages/playground.py"), (LENA, "pages/live_ab.py"),
+                            (LENA, "pages/review_queue.py")):
+            at = signed_in(session, email)
+            at.switch_page(path).run()
+            assert not at.exception and not errors_of(at), path
+        assert any("experiment:" in str(d.value) for d in at.dataframe)
+    finally:
+        set_gateway(None)
