@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from core.catalog import traffic
 from core.catalog.labels import PRODUCTION
 from core.catalog.spec import VersionSpec
 from core.catalog.store import APPROVED, get_version, label_of, prompt_by_name, version_spec
@@ -34,9 +35,20 @@ class ResolvedPrompt:
     spec: VersionSpec
 
 
-def resolve(session: Session, name: str, label: str = PRODUCTION) -> ResolvedPrompt:
-    """The approved version `label` points at; NotFound or Conflict otherwise, never a draft."""
+def resolve(session: Session, name: str, label: str = PRODUCTION, *,
+            assignment_key: str | None = None) -> ResolvedPrompt:
+    """The approved version `label` points at; NotFound or Conflict otherwise, never a draft.
+
+    With an ``assignment_key`` (the end user, or the request id) and a live traffic split
+    on the prompt, production traffic goes to the split's version for that key instead.
+    """
     prompt = prompt_by_name(session, name)
+    if assignment_key and (label or PRODUCTION) == PRODUCTION:
+        split = traffic.active_split(session, prompt.id)
+        if split is not None:
+            version = get_version(session, traffic.assigned_version(split, assignment_key))
+            if version.state == APPROVED:  # a split is approved between approved versions only
+                return _resolved(prompt, version, PRODUCTION)
     row = session.exec(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id,
                                                  PromptLabel.name == label)).first()
     if row is None:

@@ -70,6 +70,9 @@ class GatewayRequest:
     kind: str  # "chat" | "embeddings"
     body: dict[str, Any]
     prompt: PromptCall | None = None
+    # False: neither answered from nor stored in the response cache (experiment repetitions
+    # must each reach the model, or they would measure nothing).
+    use_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class _Call:
     upstream_ms: float = 0.0
     reservation: Reservation | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
+    use_cache: bool = True
 
 
 MODERATION_MODEL = "omni-moderation-latest"
@@ -118,7 +122,7 @@ class Gateway:
 
     def call(self, *, caller: Caller, request: GatewayRequest, skip_moderation: bool = False):
         call = _Call(request_id=f"req_{uuid.uuid4().hex[:24]}", caller=caller, kind=request.kind,
-                     started=time.perf_counter())
+                     started=time.perf_counter(), use_cache=request.use_cache)
         if caller.key_id is None:
             require(caller.actor, Permission.PLAYGROUND_RUN, team_id=caller.team_id)
         try:
@@ -266,7 +270,7 @@ class Gateway:
     def _complete(self, call: _Call, body: dict[str, Any]) -> GatewayResponse:
         key = cache.request_hash(call.kind, body)
         with span("gateway.cache.lookup"), db.session() as session:
-            entry = cache.lookup(session, team_id=call.caller.team_id, key=key)
+            entry = cache.lookup(session, team_id=call.caller.team_id, key=key) if call.use_cache else None
             cached = (entry.id, json.loads(entry.response_json)) if entry else None
         if cached is not None:
             self.budget.release(call.reservation, "cache_hit")
@@ -292,7 +296,7 @@ class Gateway:
             self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
                          response=response, usage=usage, cost=cost, hold=hold,
                          rule=hold.rule if hold else None,
-                         cache_key=None if hold else key, cache_ttl_s=ttl)
+                         cache_key=None if hold or not call.use_cache else key, cache_ttl_s=ttl)
         if hold is not None:
             raise HeldForReview(f"The answer was held for review by a governance lead ({hold.rule}); poll its status",
                                 held_id=hold.public_id, request_id=call.request_id)

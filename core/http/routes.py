@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core import migrate
+from core.http.feedback_api import feedback_routes
 from core.http.gateway_api import gateway_routes
 from core.settings import settings
 
@@ -18,7 +19,7 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 def http_routes() -> list[Route]:
-    return [Route("/healthz", healthz, methods=["GET"]), *gateway_routes()]
+    return [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes()]
 
 
 @asynccontextmanager

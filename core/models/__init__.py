@@ -4,6 +4,7 @@ from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
     Budget, BudgetAlert, BudgetHold, BudgetPeriod, PriceOverride, TeamBudgetPolicy, UsageRecord,
 )
+from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase, TrafficSplit
 from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptReview, PromptVersion, ReviewEvidence
 from core.models.gateway import CacheEntry, GatewayCall, HeldRequest, StoredPayload, TeamGuardrailPolicy
 from core.models.identity import Membership, Person, RoleGrant, Team
@@ -14,4 +15,5 @@ __all__ = [
     "BudgetPeriod", "CacheEntry", "GatewayCall", "HeldRequest", "Membership", "Person", "PriceOverride",
     "Prompt", "PromptLabel", "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence",
     "RoleGrant", "StoredPayload", "Team", "TeamBudgetPolicy", "TeamGuardrailPolicy", "UsageRecord",
+    "Experiment", "RequestFeedback", "TestSet", "TestSetCase", "TrafficSplit",
 ]

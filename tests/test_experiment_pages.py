@@ -1,0 +1,118 @@
+"""The pages as people use them: an A/B run attached to a review, seen in the Review queue."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from core.catalog import workflow
+from core.catalog.demo_seed import seed_catalog
+from core.catalog.spec import MessageSpec
+from core.catalog.store import create_version, prompt_by_name, version_spec, versions_of
+from core.experiments import running, service, testset_store
+from core.gateway.wiring import set_gateway
+from core.permissions import Actor
+from tests.experiment_support import use_simulated_gateway
+from tests.test_pages import errors_of, signed_in
+
+TOM, LENA = "tom.becker@example.com", "lena.fischer@example.com"
+
+
+def test_an_engineer_runs_an_ab_attaches_it_and_the_lead_sees_it_in_the_queue(session, directory):
+    seed_catalog(session)
+    use_simulated_gateway()
+    try:
+        tom = directory.by_email(TOM)
+        prompt = prompt_by_name(session, "ticket-triage")
+        full = testset_store.import_directory(session=session, actor=Actor.system("t"), only={"ticket-triage"})[0]
+        spec = testset_store.testset_spec(session, full.id)
+        small = testset_store.save_testset(session=session, actor=tom, prompt_id=prompt.id, name="small",
+                                           spec=dataclasses.replace(spec, cases=spec.cases[:4]))
+        production = versions_of(session, prompt.id)[-1]
+        base = version_spec(production)
+        shorter = (MessageSpec(base.messages[0].role, base.messages[0].content + "\nKeep reasons short.\n"),
+                   *base.messages[1:])
+        candidate = create_version(session=session, actor=tom, prompt_id=prompt.id, version=dataclasses.replace(
+            base, messages=shorter, change_note="Shorter reasons"))
+        workflow.submit(session=session, actor=tom, version_id=candidate.id)
+
+        at = signed_in(session, TOM)
+        at.switch_page("pages/experiments.py").run()
+        at.selectbox(key="exp_testset").set_value(small.id).run()
+        at.selectbox(key="exp_version_0").set_value(production.id)
+        at.selectbox(key="exp_version_1").set_value(candidate.id).run()
+        at.button(key="exp_estimate").click().run()
+        assert not errors_of(at) and any("Up to $" in i.value for i in at.info)
+        at.button(key="exp_confirm").click().run()
+        assert not at.exception and not errors_of(at)
+        experiment_id = at.session_state["exp_running"]
+        assert running.wait(experiment_id, 60)
+        at.run()
+        session.rollback()
+        view, run = service.open_run(session, actor=tom, experiment_id=experiment_id)
+        assert view.status == "finished" and len(run.cells) == 8
+
+        at.selectbox(key="exp_open").set_value(experiment_id).run()
+        summary = next(d.value for d in at.dataframe if "pass rate" in d.value.columns)
+        assert list(summary["variant"]) == ["v2", "v3"]
+        assert not at.exception
+        at.toggle(key="exp_failures_only").set_value(True).run()
+        at.selectbox(key="exp_attach_version").set_value(candidate.id).run()
+        at.button(key="exp_attach").click().run()
+        assert not errors_of(at) and any("Attached" in s.value for s in at.success)
+
+        lead = signed_in(session, LENA)
+        lead.switch_page("pages/review_queue.py").run()
+        evidence = next(d.value for d in lead.dataframe if "reference" in d.value.columns)
+        assert list(evidence["reference"]) == [f"experiment:{experiment_id}"]
+        assert "McNemar" in evidence["summary"][0] and "v2 vs v3" in evidence["summary"][0]
+    finally:
+        set_gateway(None)
+
+
+def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(session, directory):
+    seed_catalog(session)
+    transport = use_simulated_gateway()
+    try:
+        prompt = prompt_by_name(session, "ticket-triage")
+        at = signed_in(session, TOM)
+        at.switch_page("pages/playground.py").run()
+        at.selectbox(key="pg_prompt").set_value(prompt.id).run()
+        at.number_input(key="pg_count").set_value(2).run()
+        for name, value in (("subject", "Charged twice"), ("body", "Refund one please"), ("channel", "email"),
+                            ("customer_plan", "pro")):
+            at.text_area(key=f"pg_var_{prompt.id}_{name}").input(value)
+        at.button(key="pg_run").click().run()
+        assert not errors_of(at) and not at.exception
+        answers = at.session_state["pg_answers"]
+        assert len(answers) == 2 and all(a.request_id and not a.error for a in answers)
+        at.text_input(key="pg_follow_up").input("And the urgency?")
+        at.button(key="pg_send").click().run()
+        assert len(at.session_state["pg_history"]) == 2
+        assert len(transport.bodies("/chat/completions")) == 4
+        assert b"And the urgency?" in transport.bodies("/chat/completions")[-1]
+    finally:
+        set_gateway(None)
+
+
+def test_the_demo_seed_has_a_finished_ab_in_review_and_the_pages_render_it(session, directory):
+    import time
+
+    from core.demo_steps import STEPS
+
+    for step in STEPS[:-1]:
+        step(session)
+    started = time.perf_counter()
+    STEPS[-1](session)  # the experiments step
+    assert time.perf_counter() - started < 3
+    try:
+        tom = directory.by_email(TOM)
+        [view] = service.list_experiments(session, actor=tom)
+        assert (view.prompt_name, view.status, view.finished_cells) == ("ticket-triage", "finished", 20)
+        for email, path in ((TOM, "pages/experiments.py"), (TOM, "pages/playground.py"), (LENA, "pages/live_ab.py"),
+                            (LENA, "pages/review_queue.py")):
+            at = signed_in(session, email)
+            at.switch_page(path).run()
+            assert not at.exception and not errors_of(at), path
+        assert any("experiment:" in str(d.value) for d in at.dataframe)
+    finally:
+        set_gateway(None)
