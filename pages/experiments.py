@@ -86,8 +86,12 @@ with run_tab:
                     except QuorumError as error:
                         st.error(str(error))
         else:
-            st.success(f"Experiment #{experiment_id} {status}; open it under Results.")
+            # A full rerun, so the Results tab shows the finished run rather than the page as it
+            # was when the run started.
+            st.session_state.pop("exp_running", None)
             st.session_state["exp_selected"] = experiment_id
+            layout.flash(f"Experiment #{experiment_id} {status}; open it under Results.")
+            st.rerun(scope="app")
 
     progress_panel()
 

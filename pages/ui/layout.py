@@ -51,8 +51,13 @@ def shows_errors(success: str | None = None) -> Iterator[None]:
         st.error(str(error), icon=":material/block:")
     else:
         if success:
-            st.session_state[_FLASH_KEY] = success
+            flash(success)
             st.rerun()
+
+
+def flash(message: str) -> None:
+    """Leave a notice for the next run to show (after an explicit st.rerun)."""
+    st.session_state[_FLASH_KEY] = message
 
 
 def show_flash() -> None:
