@@ -2,8 +2,8 @@
 
 `record()` adds the event to the caller's session, so it is committed, or rolled back,
 together with the change it describes. It chains the event onto the log's head
-(core.audit_chain), so nobody can change, delete, insert or reorder events unnoticed. `committing()` is the one way services end a
-change: commit both, or neither.
+(core.audit_chain), so nobody can change, delete, insert or reorder events unnoticed.
+`committing()` is the one way services end a change: commit both, or neither.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from core import audit_chain, audit_checkpoints, clock
 from core.errors import ValidationError
 from core.models.audit import AuditEvent
-from core.permissions import Actor, Permission, require
+from core.permissions import Actor
+
+if TYPE_CHECKING:
+    from core.audit_query import EventRow
 
 # Dotted, lower-case: "team.create", "prompt.version.approve".
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -93,45 +95,13 @@ def committing(session: Session) -> Iterator[Session]:
         raise
 
 
-@dataclass(frozen=True)
-class EventView:
-    """An audit event as readers see it."""
-
-    id: int
-    event_id: str
-    occurred_at: datetime
-    actor: str
-    action: str
-    target_type: str
-    target_id: str
-    team_id: int | None
-    before: Any
-    after: Any
-    seq: int = 0
-
-
 def recent_events(
     session: Session, *, actor: Actor, limit: int = 50, action_prefix: str | None = None
-) -> list[EventView]:
-    """The newest events first (the full browser with filters comes with the audit page)."""
-    require(actor, Permission.AUDIT_READ)
-    query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
+) -> list[EventRow]:
+    """The newest events first, optionally those whose action starts with `action_prefix`."""
+    from core.audit_query import AuditFilter, search  # imported here: it builds on this module
+
+    action = None
     if action_prefix:
-        query = query.where(col(AuditEvent.action).startswith(action_prefix))
-    return [_view(e) for e in session.exec(query)]
-
-
-def _view(event: AuditEvent) -> EventView:
-    return EventView(
-        id=event.id or 0,
-        event_id=event.event_id,
-        occurred_at=event.occurred_at,
-        actor=event.actor,
-        action=event.action,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        team_id=event.team_id,
-        before=json.loads(event.before_json) if event.before_json else None,
-        after=json.loads(event.after_json) if event.after_json else None,
-        seq=event.seq,
-    )
+        action = action_prefix if action_prefix.endswith(".") else f"{action_prefix}*"
+    return search(session, actor=actor, filters=AuditFilter(action=action), limit=limit).events

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+
 from sqlmodel import Session
 
 from core import audit_chain, audit_checkpoints

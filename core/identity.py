@@ -43,11 +43,6 @@ def list_people(session: Session) -> list[PersonView]:
     return [_view(p, roles.get(p.id, ()), teams.get(p.id, ())) for p in people]
 
 
-def actor_names(session: Session) -> dict[str, str]:
-    """Display names by audit actor reference ("person:12" -> "Tom Becker"), for readers of events."""
-    return {f"person:{p.id}": p.display_name for p in session.exec(select(Person))}
-
-
 def get_team(session: Session, team_id: int) -> Team:
     team = session.get(Team, team_id)
     if team is None:

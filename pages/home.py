@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import attention, audit, db, identity
+from core import attention, audit, audit_query, db, identity
 from core.permissions import Permission
 from pages.ui import layout
 
@@ -14,7 +14,7 @@ with db.session_scope() as session:
     teams = identity.list_teams(session)
     people = identity.list_people(session)
     recent = audit.recent_events(session, actor=actor, limit=10) if actor.can(Permission.AUDIT_READ) else []
-    names = identity.actor_names(session)
+    names = audit_query.actor_names(session, [e.actor for e in recent])
 
 st.subheader("Needs your attention")
 columns = st.columns(len(panels))
