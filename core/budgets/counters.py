@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, cast, delete, func, literal, select, update
+from sqlalchemy import BigInteger, Integer, String, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -64,8 +64,8 @@ def ensure(session: Session, budget: Budget, key: str, instant: datetime) -> Non
         func.coalesce(func.sum(LEDGER.c.cost_micro), 0), cast(literal(0), BigInteger),
         func.coalesce(func.sum(LEDGER.c.input_tokens + LEDGER.c.output_tokens), 0), cast(literal(0), BigInteger),
     ).where(scope_column == target, LEDGER.c.occurred_at >= bounds.start, LEDGER.c.occurred_at < bounds.end)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(PERIOD).from_select(
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(PERIOD).from_select(
         ["budget_id", "period_key", "spent_micro", "reserved_micro", "spent_tokens", "reserved_tokens"], totals
     ).on_conflict_do_nothing(index_elements=["budget_id", "period_key"])
     session.execute(statement)
@@ -86,31 +86,36 @@ def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: 
 
 
 def add(session: Session, budget_id: int, key: str, *, reserved_micro: int = 0, reserved_tokens: int = 0,
-        spent_micro: int = 0, spent_tokens: int = 0) -> None:
-    """Move a counter unconditionally (settling, releasing, sweeping)."""
-    session.execute(
+        spent_micro: int = 0, spent_tokens: int = 0) -> Counter | None:
+    """Move a counter unconditionally (settling, releasing, sweeping); the counter after, None if no row."""
+    row = session.execute(
         update(PERIOD)
         .where(PERIOD.c.budget_id == budget_id, PERIOD.c.period_key == key)
         .values(reserved_micro=PERIOD.c.reserved_micro + reserved_micro,
                 reserved_tokens=PERIOD.c.reserved_tokens + reserved_tokens,
                 spent_micro=PERIOD.c.spent_micro + spent_micro,
                 spent_tokens=PERIOD.c.spent_tokens + spent_tokens)
-    )
-
-
-def take_hold(session: Session, reservation_id: str, budget_id: int) -> tuple[str, int, int] | None:
-    """Delete a reservation's hold on a budget; its (period, micro, tokens), or None if already gone."""
-    row = session.execute(
-        select(HOLD.c.id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
-        .where(HOLD.c.reservation_id == reservation_id, HOLD.c.budget_id == budget_id)
+        .returning(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens)
     ).first()
-    if row is None:
-        return None
-    # Only the transaction whose DELETE removed the row gives the amount back (a sweeper
-    # racing us for an expired hold finds nothing to delete).
-    if session.execute(delete(HOLD).where(HOLD.c.id == row.id)).rowcount != 1:
-        return None
-    return row.period_key, row.amount_micro, row.amount_tokens
+    return Counter(*row) if row else None
+
+
+def insert_holds(session: Session, rows: list[dict]) -> None:
+    """Record a reservation's holds (one per budget) with one Core statement."""
+    session.execute(insert(HOLD), rows)
+
+
+def take_holds(session: Session, reservation_id: str) -> dict[int, tuple[str, int, int]]:
+    """Delete a reservation's holds; {budget id: (period, micro, tokens)} of those this call deleted.
+
+    Only the transaction whose DELETE removed a row gives its amount back (a sweeper
+    racing us for an expired hold gets nothing back from RETURNING).
+    """
+    rows = session.execute(
+        delete(HOLD).where(HOLD.c.reservation_id == reservation_id)
+        .returning(HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
+    ).all()
+    return {row.budget_id: (row.period_key, row.amount_micro, row.amount_tokens) for row in rows}
 
 
 def sweep_expired(session: Session, budget_id: int, now: datetime) -> int:
