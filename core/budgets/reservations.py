@@ -94,13 +94,17 @@ def reserve(
     prompt_id: int | None = None,
     prompt_version_id: int | None = None,
     ttl: timedelta = DEFAULT_TTL,
+    no_output: bool = False,
 ) -> Reservation:
     """Hold the call's worst-case cost in every applicable budget, or raise (nothing held).
 
+    ``no_output``: the call produces no output tokens (embeddings); ``max_tokens`` is ignored.
     Raises PermissionDenied (model not allowed for the team), NotFound (no price for the
     model: fail closed), BudgetExceeded (does not fit), ValidationError (bad input).
     """
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+    if no_output:  # embeddings: input tokens only
+        max_tokens = 0
+    elif isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
         raise ValidationError(f"max_tokens must be a whole number above 0 (got {max_tokens!r})")
     if input_tokens_upper_bound is None:
         if messages is None:

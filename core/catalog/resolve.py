@@ -34,8 +34,12 @@ class ResolvedPrompt:
     spec: VersionSpec
 
 
-def resolve(session: Session, name: str, label: str = PRODUCTION) -> ResolvedPrompt:
-    """The approved version `label` points at; NotFound or Conflict otherwise, never a draft."""
+def resolve(session: Session, name: str, label: str = PRODUCTION, *, assignment_key: str | None = None) -> ResolvedPrompt:
+    """The approved version `label` points at; NotFound or Conflict otherwise, never a draft.
+
+    `assignment_key` (the end user, or the request id) will pick the side of a live A/B
+    traffic split stably; accepted and not used yet.
+    """
     prompt = prompt_by_name(session, name)
     row = session.exec(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id,
                                                  PromptLabel.name == label)).first()
