@@ -436,3 +436,85 @@ def test_cache_hit_costs_nothing_and_never_crosses_teams(server, gateway, sessio
     assert [(r.cache_hit, r.cost_micro > 0) for r in rows] == [(False, True), (True, False), (False, True)]
     [event] = events(session, second.headers["x-request-id"])
     assert event.after["cache_hit"] is True and event.after["cost_micro"] == 0
+
+
+# ---- the ledger and the audit log agree with the client ----------------------------------
+
+
+def test_usage_rows_and_audit_events_match_what_the_client_saw(server, gateway, session):
+    from core import audit_query
+    from core.budgets import reports
+
+    moderation_off(session)
+    key = new_key(session)
+    c = client(server, key)
+    seen = {}
+    for question in ("Opening hours?", "Do you ship to Norway?", "Opening hours?"):  # the third is a cache hit
+        raw = c.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": question}], user="customer-17")
+        seen[raw.headers["x-request-id"]] = (raw.parse().usage, raw.headers["x-quorum-cache"])
+    embedded = c.embeddings.with_raw_response.create(model="text-embedding-3-small", input="parcel")
+    seen[embedded.headers["x-request-id"]] = (embedded.parse().usage, "miss")
+
+    rows = {r.request_id: r for r in ledger(session)}
+    assert set(rows) == set(seen)
+    book = PriceBook.from_yaml()
+    for request_id, (usage, cache_state) in seen.items():
+        row = rows[request_id]
+        assert (row.input_tokens, row.output_tokens) == (usage.prompt_tokens, getattr(usage, "completion_tokens", 0))
+        assert (row.team_id, row.key_id, row.person_id) == (team_id(session), key.key_id, None)
+        assert row.cache_hit == (cache_state == "hit")
+        expected = 0 if row.cache_hit else cost_micro(book.price_at(row.model, row.occurred_at),
+                                                      usage_from_openai(usage.model_dump()))
+        assert row.cost_micro == expected
+        [event] = events(session, request_id)
+        assert (event.after["input_tokens"], event.after["output_tokens"], event.after["cost_micro"]) == (
+            row.input_tokens, row.output_tokens, row.cost_micro)
+        assert event.after["cache_hit"] == row.cache_hit
+    assert [r.cache_hit for r in rows.values()].count(True) == 1
+
+    # The Spend report and the audit log query see the same calls.
+    [support] = [t for t in reports.team_overview(session, actor=ADMIN) if t.team_id == team_id(session)]
+    assert support.spent_micro == sum(r.cost_micro for r in rows.values()) > 0
+    page = audit_query.search(session, actor=ADMIN, filters=audit_query.AuditFilter(
+        action="gateway.call", team_id=team_id(session)))
+    assert sorted(e.target_id for e in page.events) == sorted(seen)
+
+
+def test_a_price_override_prices_the_next_call(server, gateway, session):
+    from core.budgets import prices
+
+    moderation_off(session)
+    c = client(server, new_key(session))
+    prices.add_override(session=session, actor=ADMIN, model=MODEL, effective_from=clock.now() - timedelta(seconds=1),
+                        input="100", output="100", source="contract price")
+    completion = c.chat.completions.create(model=MODEL, messages=HELLO)
+    [row] = ledger(session)
+    assert row.cost_micro == (completion.usage.prompt_tokens + completion.usage.completion_tokens) * 100
+    assert calls(session)[0].cost_micro == row.cost_micro
+
+
+# ---- prompts: applications run approved versions only --------------------------------------
+
+
+def _prompt_call(server, key, name, **body):
+    return httpx.post(f"{server.base_url}/prompts/{name}/completions",
+                      headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}, **body})
+
+
+def test_an_application_cannot_run_a_draft_or_unapproved_prompt(server, gateway, session, sim):
+    seed_catalog(session)
+    key = new_key(session)
+    # Approved by one of the two leads it needs: no label, so nothing an application may run.
+    assert _prompt_call(server, key, "contract-clause-extract").status_code == 404
+    # Not labelled 'staging'; asking for a version number does not reach the unapproved v2.
+    unlabelled = _prompt_call(server, key, "support-answer", label="staging")
+    assert unlabelled.status_code == 404 and "staging" in unlabelled.json()["error"]["message"]
+    variables = {"customer_name": "Ana", "customer_id": "C-1", "question": "Where is my parcel?",
+                 "kb_snippets": [], "channel": "email"}
+    ran = _prompt_call(server, key, "support-answer", variables=variables, version=2)
+    assert ran.status_code == 200, ran.text
+    assert calls(session)[-1].prompt_version == "v1"
+    assert "order number" not in json.loads(sim.bodies("/chat/completions")[-1])["messages"][0]["content"]
+    [usage] = ledger(session)
+    assert usage.prompt_id is not None and usage.prompt_version_id is not None
