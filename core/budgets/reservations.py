@@ -44,6 +44,7 @@ from core.errors import Conflict, PermissionDenied, ValidationError
 from core.models.budgets import UsageRecord
 
 LEDGER = UsageRecord.__table__
+_INSERT_LEDGER = insert(LEDGER).returning(LEDGER.c.id)
 
 DEFAULT_TTL = timedelta(minutes=10)
 # Fewer output tokens than this are not worth a call: refuse rather than lower further.
@@ -261,7 +262,7 @@ def settle(
         latency_ms=max(0, int(latency_ms)), status=status[:20], cache_hit=cache_hit, request_id=request_id,
     )
     # A Core insert: the ORM's unit of work costs more than the write itself on this path.
-    row_id = session.execute(insert(LEDGER).values(**values).returning(LEDGER.c.id)).scalar_one()
+    row_id = session.execute(_INSERT_LEDGER, values).scalar_one()
     return UsageRecord(id=row_id, **values)
 
 
