@@ -3,10 +3,13 @@ pipeline, and through Quorum's HTTP endpoint (all with the official openai SDK).
 
     python bench/gateway.py [-n 300] [--database-url postgresql+psycopg://...]
 
-The simulator is served over HTTP (uvicorn) so the direct baseline pays a real HTTP hop
-too; "added" latency is the difference of medians/p95s against that baseline. The team's
-moderation is off: a moderation call is a second upstream call, not gateway overhead.
-Distinct prompts per call so that the cache does not answer (a hit would flatter us).
+The simulator runs in its own process (`quorum simulator serve`) and, for the HTTP path,
+Quorum's gateway in another (uvicorn), so the benchmark client shares a GIL with neither.
+"added" latency is the difference of medians/p95s against the direct baseline. The
+gateway is the real one: catalog prompts, budgets (a team budget, so every call reserves
+and settles against it), guardrails and the ledger. The team's moderation is off: a
+moderation call is a second upstream call, not gateway overhead. Distinct prompts per
+call so that the cache does not answer (a hit would flatter us).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import argparse
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 
 def _free_port() -> int:
@@ -30,15 +34,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(app) -> tuple[str, object]:
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}/v1", server
+def _wait(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def _pct(values, share):
@@ -46,27 +49,52 @@ def _pct(values, share):
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def _gateway(sim_url: str):
+    import openai
+
+    from core.gateway.adapters import BudgetsGate, CatalogPromptSource
+    from core.gateway.pipeline import Gateway
+    from core.gateway.upstream import CircuitBreaker, Upstream
+
+    client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
+    return Gateway(upstream=Upstream(client, name="bench-sim", simulated=True, breaker=CircuitBreaker()),
+                   prompts=CatalogPromptSource(), budget=BudgetsGate())
+
+
+def serve_quorum(port: int, sim_url: str) -> None:
+    """The HTTP gateway alone, in this process (started by the benchmark)."""
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from core.gateway import wiring
+    from core.http.routes import http_routes
+
+    wiring.set_gateway(_gateway(sim_url))
+    uvicorn.run(Starlette(routes=http_routes()), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="Calls per path (default 300).")
     parser.add_argument("--database-url", default=None, help="Database (default: a fresh SQLite file).")
+    parser.add_argument("--serve-quorum", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("QUORUM_DEMO", "1")
+    if args.serve_quorum:
+        serve_quorum(args.serve_quorum, args.upstream)
+        return
 
     import openai
-    from starlette.applications import Starlette
 
     from core import db, demo, keys, migrate
-    from core.gateway import policies, wiring
-    from core.gateway.pipeline import Caller, Gateway, GatewayRequest
-    from core.gateway.ports import FilePromptSource, UnlimitedBudgetGate
-    from core.gateway.upstream import CircuitBreaker, Upstream
-    from core.http.routes import http_routes
+    from core.budgets import config
+    from core.gateway import policies
+    from core.gateway.pipeline import Caller, GatewayRequest
+    from core.identity import team_by_name
     from core.permissions import Actor
-    from core.settings import PROJECT_ROOT
-    from core.simulator.server import create_app
 
     if url.startswith("postgresql"):
         engine = db.make_engine(url)
@@ -78,40 +106,51 @@ def main() -> None:
     admin = Actor.system("bench")
     with db.write_session() as session:
         demo.seed_directory(session)
-        from core.identity import team_by_name
-
         team = team_by_name(session, "Support").id
         policies.set_team_policy(session=session, actor=admin, team_id=team, pii_action="redact", moderation="off")
+        config.set_budget(session=session, actor=admin, scope="team", target_id=team,
+                          data=config.BudgetInput(cap_usd="1000000"))
         key = keys.create_key(session=session, actor=admin, team_id=team, label="bench")
 
-    sim_url, _sim = _serve(create_app())
-    upstream_client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
-    gateway = Gateway(upstream=Upstream(upstream_client, name="bench-sim", simulated=True, breaker=CircuitBreaker()),
-                      prompts=FilePromptSource(PROJECT_ROOT / "prompts"), budget=UnlimitedBudgetGate())
-    wiring.set_gateway(gateway)
-    quorum_url, _quorum = _serve(Starlette(routes=http_routes()))
-    quorum_client = openai.OpenAI(base_url=quorum_url, api_key=key.secret, max_retries=0)
-    caller = Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
+    processes = []
+    try:
+        sim_port, quorum_port = _free_port(), _free_port()
+        processes.append(subprocess.Popen([sys.executable, "-m", "core.cli.main", "simulator", "serve",
+                                           "--port", str(sim_port)], cwd=ROOT))
+        _wait(sim_port)
+        sim_url = f"http://127.0.0.1:{sim_port}/v1"
+        processes.append(subprocess.Popen([sys.executable, __file__, "--serve-quorum", str(quorum_port),
+                                           "--upstream", sim_url, "--database-url", url], cwd=ROOT))
+        _wait(quorum_port)
+        upstream_client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
+        gateway = _gateway(sim_url)
+        quorum_client = openai.OpenAI(base_url=f"http://127.0.0.1:{quorum_port}/v1", api_key=key.secret,
+                                      max_retries=0)
+        caller = Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
 
-    def body(i):
-        return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Question {i}: opening hours?"}]}
+        def body(i):
+            return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Question {i}: opening hours?"}]}
 
-    paths = {
-        "direct": lambda i: upstream_client.chat.completions.create(**body(i)),
-        "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind="chat", body=body(i))),
-        "http": lambda i: quorum_client.chat.completions.create(**body(i)),
-    }
-    timings = {}
-    for name, fn in paths.items():
-        for i in range(20):  # warm-up
-            fn(f"warm-{name}-{i}")
-        samples = []
-        started = time.perf_counter()
-        for i in range(args.n):
-            t0 = time.perf_counter()
-            fn(f"{name}-{i}")
-            samples.append((time.perf_counter() - t0) * 1000)
-        timings[name] = (samples, args.n / (time.perf_counter() - started))
+        paths = {
+            "direct": lambda i: upstream_client.chat.completions.create(**body(i)),
+            "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind="chat", body=body(i))),
+            "http": lambda i: quorum_client.chat.completions.create(**body(i)),
+        }
+        timings = {}
+        for name, fn in paths.items():
+            for i in range(20):  # warm-up
+                fn(f"warm-{name}-{i}")
+            samples = []
+            started = time.perf_counter()
+            for i in range(args.n):
+                t0 = time.perf_counter()
+                fn(f"{name}-{i}")
+                samples.append((time.perf_counter() - t0) * 1000)
+            timings[name] = (samples, args.n / (time.perf_counter() - started))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
     base = timings["direct"][0]
     print(f"database: {'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}, n={args.n}")
     for name, (samples, throughput) in timings.items():

@@ -11,5 +11,6 @@ from sqlmodel import Session
 from core.budgets.demo_seed import seed_budgets
 from core.catalog.demo_seed import seed_catalog
 from core.experiments.demo_seed import seed_experiments
+from core.gateway.demo_seed import seed_gateway
 
-STEPS: list[Callable[[Session], None]] = [seed_catalog, seed_budgets, seed_experiments]
+STEPS: list[Callable[[Session], None]] = [seed_catalog, seed_budgets, seed_gateway, seed_experiments]

@@ -12,11 +12,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from core.gateway.pipeline import Gateway
-from core.gateway.ports import FilePromptSource, UnlimitedBudgetGate
+from core.gateway.adapters import BudgetsGate, CatalogPromptSource
 from core.gateway.upstream import CircuitBreaker, RetryPolicy, Upstream
 from core.http.routes import http_routes
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_BASE_URL, SimulatorConfig, SimulatorTransport
-from tests.conftest import PROMPTS_DIR
 
 
 class RecordingTransport(SimulatorTransport):
@@ -34,13 +33,13 @@ class RecordingTransport(SimulatorTransport):
         return [body for p, body in self.received if p.endswith(path)]
 
 
-def make_gateway(transport: RecordingTransport, budget=None, *, attempts: int = 3, breaker=None) -> Gateway:
+def make_gateway(transport: RecordingTransport, *, attempts: int = 3, breaker=None) -> Gateway:
     client = openai.OpenAI(base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, max_retries=0, timeout=5,
                            http_client=httpx.Client(transport=transport))
     upstream = Upstream(client, name="test-simulator", simulated=True,
                         retry=RetryPolicy(max_attempts=attempts, base_delay_s=0.001, max_delay_s=0.01),
                         breaker=breaker or CircuitBreaker(), seed=1)
-    return Gateway(upstream=upstream, prompts=FilePromptSource(PROMPTS_DIR), budget=budget or UnlimitedBudgetGate())
+    return Gateway(upstream=upstream, prompts=CatalogPromptSource(), budget=BudgetsGate())
 
 
 class Server:

@@ -95,15 +95,10 @@ def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(se
 
 
 def test_the_demo_seed_has_a_finished_ab_in_review_and_the_pages_render_it(session, directory):
-    import time
-
     from core.demo_steps import STEPS
 
-    for step in STEPS[:-1]:
+    for step in STEPS:
         step(session)
-    started = time.perf_counter()
-    STEPS[-1](session)  # the experiments step
-    assert time.perf_counter() - started < 3
     try:
         tom = directory.by_email(TOM)
         [view] = service.list_experiments(session, actor=tom)

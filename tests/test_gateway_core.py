@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import threading
+
 import pytest
 from sqlmodel import select
 
 from core import audit
-from core.errors import PermissionDenied
+from core.budgets import config as budget_config
+from core.errors import BudgetExceeded, PermissionDenied
 from core.gateway import policies
 from core.gateway.errors import UpstreamUnavailable
-from core.gateway.pipeline import Caller, GatewayRequest
+from core.gateway.pipeline import Caller, GatewayRequest, PromptCall
 from core.gateway.upstream import CircuitBreaker
 from core.identity import team_by_name
+from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import GatewayCall
 from core.permissions import Actor, Role
 from core.simulator import SimulatorConfig
@@ -95,3 +100,71 @@ def test_only_admins_edit_guardrails_and_bad_settings_are_refused(directory, ses
     assert policies.team_policy(session, team).moderation == "hold"
     [event] = audit.recent_events(session, actor=directory.admin, action_prefix="team.guardrails")
     assert event.after == {"moderation": "hold", "pii_action": "block"}
+
+
+# ---- budgets and the catalog through the pipeline -------------------------------------------
+
+
+def _engineer_call(gateway, engineer, team, name, version):
+    variables = {"customer_name": "Ana", "customer_id": "C-1", "question": "Where is my parcel?",
+                 "kb_snippets": [], "channel": "email"}  # support-answer's; a refusal comes before rendering
+    return gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
+        kind="chat", body={}, prompt=PromptCall(name=name, variables=variables, version=version)))
+
+
+def test_a_prompt_engineer_runs_their_teams_draft_but_not_another_teams(directory, session):
+    from core.catalog.demo_seed import seed_catalog
+
+    policies.forget()
+    seed_catalog(session)
+    tom = directory.by_email("tom.becker@example.com")  # Support's prompt engineer
+    support = team_by_name(session, "Support").id
+    sim = RecordingTransport()
+    gateway = make_gateway(sim)
+    result = _engineer_call(gateway, tom, support, "support-answer", 2)  # in review, not approved
+    assert result.body["choices"]
+    assert "order number" in json.loads(sim.bodies("/chat/completions")[-1])["messages"][0]["content"]
+    session.rollback()
+    [row] = session.exec(select(GatewayCall)).all()
+    assert row.prompt_version == "v2" and row.endpoint == "prompt"
+    with pytest.raises(PermissionDenied):
+        _engineer_call(gateway, tom, support, "marketing-copy-review", 3)  # Marketing's draft
+    assert len(sim.bodies("/chat/completions")) == 1
+    [usage] = session.exec(select(UsageRecord)).all()
+    assert usage.person_id == tom.person_id and usage.key_id is None
+
+
+def test_concurrent_calls_never_overspend_the_team_budget(directory, session):
+    policies.forget()
+    team = team_by_name(session, "Support").id
+    admin = Actor.system("t")
+    policies.set_team_policy(session=session, actor=admin, team_id=team, pii_action="redact", moderation="off")
+    # Room for about three worst cases of 200 output tokens at gpt-4o prices.
+    budget_config.set_budget(session=session, actor=admin, scope="team", target_id=team,
+                             data=budget_config.BudgetInput(cap_usd="0.0065"))
+    gateway = make_gateway(RecordingTransport())
+    engineer = directory.by_email("tom.becker@example.com")
+    outcomes: list[str] = []
+
+    def one(index: int) -> None:
+        request = GatewayRequest(kind="chat", body={"model": "gpt-4o", "max_tokens": 200, "messages": [
+            {"role": "user", "content": f"Question {index}: tell me about shipping"}]})
+        try:
+            gateway.call(caller=Caller(actor=engineer, team_id=team), request=request)
+            outcomes.append("ok")
+        except BudgetExceeded:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    session.rollback()
+    spent = sum(session.exec(select(UsageRecord.cost_micro)).all())
+    assert "refused" in outcomes and outcomes.count("ok") >= 1
+    assert spent <= 6500
+    assert len(session.exec(select(UsageRecord)).all()) == outcomes.count("ok")
+    assert session.exec(select(BudgetHold)).all() == []
+    statuses = sorted(r.status for r in session.exec(select(GatewayCall)).all())
+    assert statuses.count("budget_exceeded") == outcomes.count("refused")

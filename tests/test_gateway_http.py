@@ -14,12 +14,14 @@ from sqlalchemy import String, Text, inspect, select, text
 from sqlmodel import SQLModel
 
 from core import audit, clock, keys
+from core.budgets import config as budget_config
 from core.budgets.pricing import PriceBook, cost_micro
 from core.budgets.usage import usage_from_openai
 from core.gateway import policies
-from core.gateway.ports import InMemoryBudgetGate, UnlimitedBudgetGate
 from core.gateway.wiring import set_gateway
 from core.identity import team_by_name
+from core.catalog.demo_seed import seed_catalog
+from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import GatewayCall, HeldRequest
 from core.permissions import Actor, Role
 from core.review_requests import decide
@@ -79,6 +81,16 @@ def moderation_off(session, team="Support"):
 def calls(session) -> list[GatewayCall]:
     session.rollback()
     return list(session.exec(select(GatewayCall).order_by(GatewayCall.id)).scalars())
+
+
+def ledger(session) -> list[UsageRecord]:
+    session.rollback()
+    return list(session.exec(select(UsageRecord).order_by(UsageRecord.id)).scalars())
+
+
+def holds(session) -> int:
+    session.rollback()
+    return len(session.exec(select(BudgetHold)).all())
 
 
 def events(session, request_id):
@@ -143,6 +155,7 @@ def test_stream_without_include_usage_gets_no_usage_chunk_but_is_billed(server, 
 
 
 def test_prompt_endpoint_runs_a_catalog_prompt_by_name(server, gateway, session):
+    seed_catalog(session)
     key = new_key(session)
     variables = {"customer_name": "Ana", "customer_id": "C-1001", "question": "Where is my parcel?",
                  "kb_snippets": [{"id": "KB-1", "title": "Shipping", "url": "https://kb.example.com/1", "text": "Parcels ship in 2 days."}], "channel": "email"}
@@ -151,7 +164,7 @@ def test_prompt_endpoint_runs_a_catalog_prompt_by_name(server, gateway, session)
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]
     [row] = calls(session)
-    assert row.prompt_name == "support-answer" and row.endpoint == "prompt" and row.prompt_version
+    assert row.prompt_name == "support-answer" and row.endpoint == "prompt" and row.prompt_version == "v1"
     missing = httpx.post(f"{server.base_url}/prompts/support-answer/completions",
                          headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}})
     assert missing.status_code == 400 and "missing variable" in missing.json()["error"]["message"]
@@ -231,8 +244,9 @@ def test_old_keys_carry_an_age_warning(gateway, session):
 # ---- refusals ------------------------------------------------------------------------------
 
 
-def test_a_model_outside_the_allow_list_gets_403(server, sim, directory, session):
-    use(make_gateway(sim, UnlimitedBudgetGate({team_id(session): frozenset({MODEL})})))
+def test_a_model_outside_the_allow_list_gets_403(server, gateway, sim, session):
+    budget_config.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session), allowed_models=[MODEL],
+                                  lower_max_tokens=False)
     c = client(server, new_key(session))
     with pytest.raises(openai.PermissionDeniedError) as caught:
         c.chat.completions.create(model="gpt-4o", messages=HELLO)
@@ -240,21 +254,35 @@ def test_a_model_outside_the_allow_list_gets_403(server, sim, directory, session
     assert [m.id for m in c.models.list()] == [MODEL]
     [row] = calls(session)
     assert (row.status, row.http_status) == ("not_allowed", 403)
-    assert sim.bodies("/chat/completions") == []
+    assert sim.bodies("/chat/completions") == [] and ledger(session) == []
 
 
-def test_an_exhausted_budget_gets_429_budget_exceeded(server, sim, directory, session):
-    budget = InMemoryBudgetGate(limits_micro={team_id(session): 0}, prices=PriceBook.from_yaml())
-    use(make_gateway(sim, budget))
-    raw = None
-    with pytest.raises(openai.RateLimitError) as caught:
-        client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO)
-    assert caught.value.code == "budget_exceeded"
+def test_a_model_without_a_price_fails_closed(server, gateway, sim, session):
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client(server, new_key(session)).chat.completions.create(model="gpt-unpriced-9", messages=HELLO)
+    assert caught.value.code == "model_not_priced" and "no price" in caught.value.message
     [row] = calls(session)
-    assert row.status == "budget_exceeded" and row.cost_micro == 0
+    assert (row.status, row.http_status) == ("not_priced", 403)
+    assert sim.bodies("/chat/completions") == [] and ledger(session) == []
+
+
+def test_a_team_at_its_hard_budget_gets_429_and_nothing_is_billed(server, gateway, sim, session):
+    moderation_off(session)
+    c = client(server, new_key(session))
+    first = c.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=50)
+    [spent] = ledger(session)
+    # The cap is what was spent: the team is exactly at its hard budget.
+    budget_config.set_budget(session=session, actor=ADMIN, scope="team", target_id=team_id(session),
+                             data=budget_config.BudgetInput(cap_usd=f"{spent.cost_micro / 1e6:.6f}"))
+    with pytest.raises(openai.RateLimitError) as caught:
+        c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "And on Sundays?"}])
+    assert caught.value.code == "budget_exceeded" and "Over budget" in caught.value.message
+    assert [r.status for r in calls(session)] == ["ok", "budget_exceeded"]
+    assert calls(session)[1].cost_micro == 0
     [event] = events(session, caught.value.response.headers["x-request-id"])
     assert event.after["http_status"] == 429
-    assert sim.bodies("/chat/completions") == [] and raw is None
+    assert len(sim.bodies("/chat/completions")) == 1 and ledger(session) == [spent] and holds(session) == 0
+    assert spent.output_tokens == first.usage.completion_tokens
 
 
 # ---- guardrails ----------------------------------------------------------------------------
@@ -356,8 +384,7 @@ def test_a_held_request_waits_for_a_lead_then_is_answered(server, gateway, sessi
 
 def test_a_429_then_success_is_retried_and_billed_once(server, directory, session):
     sim = RecordingTransport(SimulatorConfig(faults=["429", "ok"], retry_after_s=0.01))
-    budget = InMemoryBudgetGate(limits_micro={}, prices=PriceBook.from_yaml())
-    use(make_gateway(sim, budget))
+    use(make_gateway(sim))
     moderation_off(session)
     completion = client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO)
     assert len(sim.bodies("/chat/completions")) == 2
@@ -365,19 +392,18 @@ def test_a_429_then_success_is_retried_and_billed_once(server, directory, sessio
     assert row.attempts == 2 and row.status == "ok"
     expected = cost_micro(PriceBook.from_yaml().price_at(MODEL, clock.now()),
                           usage_from_openai(completion.usage.model_dump()))
-    assert [o.cost_micro for o in budget.settled] == [expected] == [row.cost_micro]
+    assert [u.cost_micro for u in ledger(session)] == [expected] == [row.cost_micro]
 
 
 def test_500_until_retries_run_out_bills_nothing_and_answers_502(server, directory, session):
     sim = RecordingTransport(SimulatorConfig(faults=["500"] * 3))
-    budget = InMemoryBudgetGate(limits_micro={}, prices=PriceBook.from_yaml())
-    use(make_gateway(sim, budget))
+    use(make_gateway(sim))
     moderation_off(session)
     with pytest.raises(openai.APIStatusError) as caught:
         client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO)
     assert caught.value.status_code == 502 and "500" in caught.value.message
     assert len(sim.bodies("/chat/completions")) == 3
-    assert budget.settled == [] and budget.held_micro == {}
+    assert ledger(session) == [] and holds(session) == 0
     [row] = calls(session)
     assert (row.status, row.http_status, row.cost_micro) == ("upstream_error", 502, 0)
 
@@ -410,3 +436,85 @@ def test_cache_hit_costs_nothing_and_never_crosses_teams(server, gateway, sessio
     assert [(r.cache_hit, r.cost_micro > 0) for r in rows] == [(False, True), (True, False), (False, True)]
     [event] = events(session, second.headers["x-request-id"])
     assert event.after["cache_hit"] is True and event.after["cost_micro"] == 0
+
+
+# ---- the ledger and the audit log agree with the client ----------------------------------
+
+
+def test_usage_rows_and_audit_events_match_what_the_client_saw(server, gateway, session):
+    from core import audit_query
+    from core.budgets import reports
+
+    moderation_off(session)
+    key = new_key(session)
+    c = client(server, key)
+    seen = {}
+    for question in ("Opening hours?", "Do you ship to Norway?", "Opening hours?"):  # the third is a cache hit
+        raw = c.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": question}], user="customer-17")
+        seen[raw.headers["x-request-id"]] = (raw.parse().usage, raw.headers["x-quorum-cache"])
+    embedded = c.embeddings.with_raw_response.create(model="text-embedding-3-small", input="parcel")
+    seen[embedded.headers["x-request-id"]] = (embedded.parse().usage, "miss")
+
+    rows = {r.request_id: r for r in ledger(session)}
+    assert set(rows) == set(seen)
+    book = PriceBook.from_yaml()
+    for request_id, (usage, cache_state) in seen.items():
+        row = rows[request_id]
+        assert (row.input_tokens, row.output_tokens) == (usage.prompt_tokens, getattr(usage, "completion_tokens", 0))
+        assert (row.team_id, row.key_id, row.person_id) == (team_id(session), key.key_id, None)
+        assert row.cache_hit == (cache_state == "hit")
+        expected = 0 if row.cache_hit else cost_micro(book.price_at(row.model, row.occurred_at),
+                                                      usage_from_openai(usage.model_dump()))
+        assert row.cost_micro == expected
+        [event] = events(session, request_id)
+        assert (event.after["input_tokens"], event.after["output_tokens"], event.after["cost_micro"]) == (
+            row.input_tokens, row.output_tokens, row.cost_micro)
+        assert event.after["cache_hit"] == row.cache_hit
+    assert [r.cache_hit for r in rows.values()].count(True) == 1
+
+    # The Spend report and the audit log query see the same calls.
+    [support] = [t for t in reports.team_overview(session, actor=ADMIN) if t.team_id == team_id(session)]
+    assert support.spent_micro == sum(r.cost_micro for r in rows.values()) > 0
+    page = audit_query.search(session, actor=ADMIN, filters=audit_query.AuditFilter(
+        action="gateway.call", team_id=team_id(session)))
+    assert sorted(e.target_id for e in page.events) == sorted(seen)
+
+
+def test_a_price_override_prices_the_next_call(server, gateway, session):
+    from core.budgets import prices
+
+    moderation_off(session)
+    c = client(server, new_key(session))
+    prices.add_override(session=session, actor=ADMIN, model=MODEL, effective_from=clock.now() - timedelta(seconds=1),
+                        input="100", output="100", source="contract price")
+    completion = c.chat.completions.create(model=MODEL, messages=HELLO)
+    [row] = ledger(session)
+    assert row.cost_micro == (completion.usage.prompt_tokens + completion.usage.completion_tokens) * 100
+    assert calls(session)[0].cost_micro == row.cost_micro
+
+
+# ---- prompts: applications run approved versions only --------------------------------------
+
+
+def _prompt_call(server, key, name, **body):
+    return httpx.post(f"{server.base_url}/prompts/{name}/completions",
+                      headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}, **body})
+
+
+def test_an_application_cannot_run_a_draft_or_unapproved_prompt(server, gateway, session, sim):
+    seed_catalog(session)
+    key = new_key(session)
+    # Approved by one of the two leads it needs: no label, so nothing an application may run.
+    assert _prompt_call(server, key, "contract-clause-extract").status_code == 404
+    # Not labelled 'staging'; asking for a version number does not reach the unapproved v2.
+    unlabelled = _prompt_call(server, key, "support-answer", label="staging")
+    assert unlabelled.status_code == 404 and "staging" in unlabelled.json()["error"]["message"]
+    variables = {"customer_name": "Ana", "customer_id": "C-1", "question": "Where is my parcel?",
+                 "kb_snippets": [], "channel": "email"}
+    ran = _prompt_call(server, key, "support-answer", variables=variables, version=2)
+    assert ran.status_code == 200, ran.text
+    assert calls(session)[-1].prompt_version == "v1"
+    assert "order number" not in json.loads(sim.bodies("/chat/completions")[-1])["messages"][0]["content"]
+    [usage] = ledger(session)
+    assert usage.prompt_id is not None and usage.prompt_version_id is not None

@@ -46,9 +46,11 @@ def crossed(budget: Any, counter: counters.Counter) -> list[int]:
     return result
 
 
-def check(session: Session, budget: Any, key: str) -> list[int]:
-    """Record the alerts newly due for `budget` in period `key`; returns the new thresholds."""
-    counter = counters.read(session, budget.id, key)
+def check(session: Session, budget: Any, key: str, counter: counters.Counter | None = None) -> list[int]:
+    """Record the alerts newly due for `budget` in period `key`; returns the new thresholds.
+
+    `counter`: the period's counter as this transaction just left it (saves a read)."""
+    counter = counter or counters.read(session, budget.id, key)
     if counter is None:
         return []
     due = crossed(budget, counter)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit import committing, record
-from core.budgets import periods
+from core.budgets import hot_cache, periods
 from core.budgets.money import parse_dollars_to_micro
 from core.budgets.prices import price_book
 from core.errors import Conflict, NotFound, ValidationError
@@ -128,6 +128,7 @@ def set_budget(*, session: Session, actor: Actor, scope: str, target_id: int, da
                    before=before, after=snapshot(budget))
     except IntegrityError as error:
         raise Conflict(f"The {scope} already has a budget; edit that one") from error
+    hot_cache.invalidate()
     return budget
 
 
@@ -139,6 +140,7 @@ def delete_budget(*, session: Session, actor: Actor, budget_id: int) -> None:
         session.delete(budget)
         record(session, actor=actor, action="budget.delete", target_type="budget", target_id=budget_id,
                team_id=budget.team_id, before=before, after=None)
+    hot_cache.invalidate()
 
 
 def get_budget(session: Session, budget_id: int) -> Budget:
@@ -232,4 +234,5 @@ def set_team_policy(
                team_id=team_id,
                before={"allowed_models": list(before.allowed_models), "lower_max_tokens": before.lower_max_tokens},
                after={"allowed_models": models, "lower_max_tokens": row.lower_max_tokens})
+    hot_cache.invalidate()
     return team_policy(session, team_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, cast, delete, func, literal, select, update
+from sqlalchemy import BigInteger, Integer, String, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -64,53 +64,79 @@ def ensure(session: Session, budget: Budget, key: str, instant: datetime) -> Non
         func.coalesce(func.sum(LEDGER.c.cost_micro), 0), cast(literal(0), BigInteger),
         func.coalesce(func.sum(LEDGER.c.input_tokens + LEDGER.c.output_tokens), 0), cast(literal(0), BigInteger),
     ).where(scope_column == target, LEDGER.c.occurred_at >= bounds.start, LEDGER.c.occurred_at < bounds.end)
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(PERIOD).from_select(
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(PERIOD).from_select(
         ["budget_id", "period_key", "spent_micro", "reserved_micro", "spent_tokens", "reserved_tokens"], totals
     ).on_conflict_do_nothing(index_elements=["budget_id", "period_key"])
     session.execute(statement)
 
 
-def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: int) -> bool:
-    """Add to `reserved` if it still fits under the caps (hard budgets); False when it does not."""
+def _reserve_statement(money_cap: bool, token_cap: bool):
     statement = (
         update(PERIOD)
-        .where(PERIOD.c.budget_id == budget.id, PERIOD.c.period_key == key)
-        .values(reserved_micro=PERIOD.c.reserved_micro + micro, reserved_tokens=PERIOD.c.reserved_tokens + tokens)
+        .where(PERIOD.c.budget_id == bindparam("b_id"), PERIOD.c.period_key == bindparam("b_key"))
+        .values(reserved_micro=PERIOD.c.reserved_micro + bindparam("b_micro"),
+                reserved_tokens=PERIOD.c.reserved_tokens + bindparam("b_tokens"))
     )
-    if budget.hard and budget.cap_micro is not None:
-        statement = statement.where(PERIOD.c.spent_micro + PERIOD.c.reserved_micro + micro <= budget.cap_micro)
-    if budget.hard and budget.cap_tokens is not None:
-        statement = statement.where(PERIOD.c.spent_tokens + PERIOD.c.reserved_tokens + tokens <= budget.cap_tokens)
-    return session.execute(statement).rowcount == 1
+    if money_cap:
+        statement = statement.where(PERIOD.c.spent_micro + PERIOD.c.reserved_micro + bindparam("b_micro")
+                                    <= bindparam("b_cap_micro"))
+    if token_cap:
+        statement = statement.where(PERIOD.c.spent_tokens + PERIOD.c.reserved_tokens + bindparam("b_tokens")
+                                    <= bindparam("b_cap_tokens"))
+    return statement
+
+
+# Built once: constructing a statement costs more Python time than SQLite takes to run it.
+_RESERVE = {(m, t): _reserve_statement(m, t) for m in (False, True) for t in (False, True)}
+_ADD = (
+    update(PERIOD)
+    .where(PERIOD.c.budget_id == bindparam("b_id"), PERIOD.c.period_key == bindparam("b_key"))
+    .values(reserved_micro=PERIOD.c.reserved_micro + bindparam("d_reserved_micro"),
+            reserved_tokens=PERIOD.c.reserved_tokens + bindparam("d_reserved_tokens"),
+            spent_micro=PERIOD.c.spent_micro + bindparam("d_spent_micro"),
+            spent_tokens=PERIOD.c.spent_tokens + bindparam("d_spent_tokens"))
+    .returning(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens)
+)
+_TAKE_HOLDS = (delete(HOLD).where(HOLD.c.reservation_id == bindparam("r_id"))
+               .returning(HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens))
+_INSERT_HOLD = insert(HOLD)
+
+
+def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: int) -> bool:
+    """Add to `reserved` if it still fits under the caps (hard budgets); False when it does not."""
+    money_cap = budget.hard and budget.cap_micro is not None
+    token_cap = budget.hard and budget.cap_tokens is not None
+    params = {"b_id": budget.id, "b_key": key, "b_micro": micro, "b_tokens": tokens}
+    if money_cap:
+        params["b_cap_micro"] = budget.cap_micro
+    if token_cap:
+        params["b_cap_tokens"] = budget.cap_tokens
+    return session.execute(_RESERVE[money_cap, token_cap], params).rowcount == 1
 
 
 def add(session: Session, budget_id: int, key: str, *, reserved_micro: int = 0, reserved_tokens: int = 0,
-        spent_micro: int = 0, spent_tokens: int = 0) -> None:
-    """Move a counter unconditionally (settling, releasing, sweeping)."""
-    session.execute(
-        update(PERIOD)
-        .where(PERIOD.c.budget_id == budget_id, PERIOD.c.period_key == key)
-        .values(reserved_micro=PERIOD.c.reserved_micro + reserved_micro,
-                reserved_tokens=PERIOD.c.reserved_tokens + reserved_tokens,
-                spent_micro=PERIOD.c.spent_micro + spent_micro,
-                spent_tokens=PERIOD.c.spent_tokens + spent_tokens)
-    )
+        spent_micro: int = 0, spent_tokens: int = 0) -> Counter | None:
+    """Move a counter unconditionally (settling, releasing, sweeping); the counter after, None if no row."""
+    row = session.execute(_ADD, {"b_id": budget_id, "b_key": key, "d_reserved_micro": reserved_micro,
+                                 "d_reserved_tokens": reserved_tokens, "d_spent_micro": spent_micro,
+                                 "d_spent_tokens": spent_tokens}).first()
+    return Counter(*row) if row else None
 
 
-def take_hold(session: Session, reservation_id: str, budget_id: int) -> tuple[str, int, int] | None:
-    """Delete a reservation's hold on a budget; its (period, micro, tokens), or None if already gone."""
-    row = session.execute(
-        select(HOLD.c.id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
-        .where(HOLD.c.reservation_id == reservation_id, HOLD.c.budget_id == budget_id)
-    ).first()
-    if row is None:
-        return None
-    # Only the transaction whose DELETE removed the row gives the amount back (a sweeper
-    # racing us for an expired hold finds nothing to delete).
-    if session.execute(delete(HOLD).where(HOLD.c.id == row.id)).rowcount != 1:
-        return None
-    return row.period_key, row.amount_micro, row.amount_tokens
+def insert_holds(session: Session, rows: list[dict]) -> None:
+    """Record a reservation's holds (one per budget) with one Core statement."""
+    session.execute(_INSERT_HOLD, rows)
+
+
+def take_holds(session: Session, reservation_id: str) -> dict[int, tuple[str, int, int]]:
+    """Delete a reservation's holds; {budget id: (period, micro, tokens)} of those this call deleted.
+
+    Only the transaction whose DELETE removed a row gives its amount back (a sweeper
+    racing us for an expired hold gets nothing back from RETURNING).
+    """
+    rows = session.execute(_TAKE_HOLDS, {"r_id": reservation_id}).all()
+    return {row.budget_id: (row.period_key, row.amount_micro, row.amount_tokens) for row in rows}
 
 
 def sweep_expired(session: Session, budget_id: int, now: datetime) -> int:

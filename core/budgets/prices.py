@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit import committing, record
+from core.budgets import hot_cache
 from core.budgets.money import format_micro, micro_to_decimal
 from core.budgets.pricing import OVERRIDES_ORIGIN, Price, PriceBook
 from core.budgets.pricing_file import parse_price_entries
@@ -133,6 +134,7 @@ def add_override(
     except BaseException:
         session.rollback()
         raise
+    hot_cache.invalidate()
     return row
 
 
@@ -152,3 +154,4 @@ def delete_override(*, session: Session, actor: Actor, override_id: int) -> None
         session.delete(row)
         record(session, actor=actor, action="price.override.delete", target_type="price_override",
                target_id=override_id, before=before, after=None)
+    hot_cache.invalidate()

@@ -13,6 +13,10 @@ class ModelNotAllowed(PermissionDenied):
     """The team may not use this model (HTTP 403)."""
 
 
+class ModelNotPriced(ModelNotAllowed):
+    """The model has no price, so its cost can be neither bounded nor billed: fail closed (HTTP 403)."""
+
+
 class GuardrailBlocked(ValidationError):
     """An input guardrail refused the request (HTTP 400); ``rule`` says which."""
 

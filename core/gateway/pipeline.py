@@ -25,14 +25,13 @@ from sqlmodel import Session
 
 from core import clock, db
 from core.audit import record
-from core.budgets.pricing import PriceBook
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_estimate, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
 from core.catalog.render import render_messages
 from core.errors import BudgetExceeded, QuorumError, ValidationError
 from core.gateway import cache, policies
-from core.gateway.errors import GuardrailBlocked, HeldForReview, ModelNotAllowed, UpstreamFailed
-from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation, call_cost_micro
+from core.gateway.errors import GuardrailBlocked, HeldForReview, ModelNotAllowed, ModelNotPriced, UpstreamFailed
+from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream, UpstreamStream
 from core.guardrails import GuardrailOutcome, GuardrailPolicy, apply_input_guardrails, scan_output
@@ -61,6 +60,7 @@ class PromptCall:
     name: str
     variables: dict[str, Any]
     label: str | None = None
+    version: int | None = None  # a numbered version: the playground only (people, not keys)
 
 
 @dataclass
@@ -97,6 +97,8 @@ class _Call:
     stream: bool = False
     prompt_name: str | None = None
     prompt_version: str | None = None
+    prompt_id: int | None = None
+    prompt_version_id: int | None = None
     cache_ttl_s: int | None = None
     sent: dict[str, Any] | None = None  # the (redacted) body as sent upstream
     attempts: int = 0
@@ -112,11 +114,9 @@ MODERATION_MODEL = "omni-moderation-latest"
 
 class Gateway:
     def __init__(self, *, upstream: Upstream, prompts: PromptSource, budget: BudgetGate,
-                 prices: PriceBook | None = None, default_cache_ttl_s: int = cache.DEFAULT_TTL_S) -> None:
+                 default_cache_ttl_s: int = cache.DEFAULT_TTL_S) -> None:
         self.upstream, self.prompts, self.budget = upstream, prompts, budget
-        self.prices = prices or PriceBook.from_yaml()
         self.default_cache_ttl_s = default_cache_ttl_s
-        self._priced = frozenset(self.prices.models()) | frozenset(self.prices.aliases())
 
     # ---- the one entry point ---------------------------------------------------------------
 
@@ -137,7 +137,8 @@ class Gateway:
                 call.reservation = self.budget.reserve(self._budget_request(call, body))
             body = _cap_output(body, call.reservation)
         except ModelNotAllowed as error:
-            raise self._refused(call, "not_allowed", 403, error) from None
+            status = "not_priced" if isinstance(error, ModelNotPriced) else "not_allowed"
+            raise self._refused(call, status, 403, error) from None
         except GuardrailBlocked as error:
             error.request_id = call.request_id
             raise self._refused(call, "blocked", 400, error, rule=error.rule) from None
@@ -176,10 +177,15 @@ class Gateway:
         body = dict(request.body or {})
         if request.prompt is not None:
             with span("gateway.prompt.resolve"):
-                resolved = self.prompts.resolve(request.prompt.name, request.prompt.label, call.caller.actor)
+                # The end user (or the request) picks the side of an A/B split, stably.
+                assignment_key = body.get("user") if isinstance(body.get("user"), str) else call.request_id
+                resolved = self.prompts.resolve(request.prompt.name, request.prompt.label, call.caller.actor,
+                                                application=call.caller.key_id is not None,
+                                                version=request.prompt.version, assignment_key=assignment_key)
             with span("gateway.prompt.render"):
                 messages = render_messages(resolved.spec, request.prompt.variables)
             call.prompt_name, call.prompt_version = resolved.name, resolved.version
+            call.prompt_id, call.prompt_version_id = resolved.prompt_id, resolved.version_id
             call.cache_ttl_s = resolved.cache_ttl_s
             body = {**{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
                     **_prompt_params(resolved.spec), "messages": messages}
@@ -202,14 +208,10 @@ class Gateway:
         return body
 
     def _check_model(self, call: _Call) -> None:
-        allowed = self.budget.allowed_models(call.caller.team_id)
-        ok = call.model in allowed if allowed is not None else call.model in self._priced
-        if not ok:
-            raise ModelNotAllowed(f"The model {call.model!r} is not allowed for this team")
+        self.budget.check_model(call.caller.team_id, call.model)
 
     def allowed_models(self, team_id: int) -> list[str]:
-        allowed = self.budget.allowed_models(team_id)
-        return sorted(allowed if allowed is not None else self.prices.models())
+        return self.budget.allowed_models(team_id)
 
     def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
         with db.session() as session:
@@ -263,9 +265,11 @@ class Gateway:
         else:
             texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
             bound, max_out = sum(text_tokens_upper_bound(t) for t in texts), 0
-        return BudgetRequest(request_id=call.request_id, team_id=call.caller.team_id, model=call.model,
-                             input_tokens_upper_bound=bound, max_output_tokens=max_out,
-                             actor_ref=call.caller.actor.ref)
+        return BudgetRequest(request_id=call.request_id, kind=call.kind, team_id=call.caller.team_id,
+                             model=call.model, input_tokens_upper_bound=bound, max_output_tokens=max_out,
+                             person_id=call.caller.actor.person_id if call.caller.key_id is None else None,
+                             key_id=call.caller.key_id, prompt_id=call.prompt_id,
+                             prompt_version_id=call.prompt_version_id)
 
     def _complete(self, call: _Call, body: dict[str, Any]) -> GatewayResponse:
         key = cache.request_hash(call.kind, body)
@@ -273,9 +277,9 @@ class Gateway:
             entry = cache.lookup(session, team_id=call.caller.team_id, key=key) if call.use_cache else None
             cached = (entry.id, json.loads(entry.response_json)) if entry else None
         if cached is not None:
-            self.budget.release(call.reservation, "cache_hit")
+            # A ledger row at cost 0 (the tokens the client saw); the hold is given back in it.
             self._settle(call, status="ok", http_status=200, response=cached[1], cache_hit=True,
-                         cache_hit_id=cached[0])
+                         cache_hit_id=cached[0], usage=usage_from_openai(cached[1].get("usage") or {"prompt_tokens": 0}))
             return GatewayResponse(call.request_id, cached[1], True, False, 0, 0)
         try:
             with span("gateway.upstream"):
@@ -290,7 +294,7 @@ class Gateway:
         if call.kind == "chat":
             with span("gateway.guardrails.output"):
                 response, hold = self._output_guardrails(call, response)
-        cost = call_cost_micro(self.prices, call.model, usage)
+        cost = self.budget.cost_micro(call.reservation, call.model, usage)
         ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s
         with span("gateway.settle"):
             self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
@@ -375,10 +379,11 @@ class Gateway:
                 if cache_key is not None and status == "ok":
                     cache.store(session, team_id=team_id, key=cache_key, model=call.model, response=response,
                                 ttl_s=cache_ttl_s)
-                if call.reservation is not None and status in ("ok", "held") and not cache_hit:
+                if call.reservation is not None and status in ("ok", "held"):
                     self.budget.settle(session, call.reservation, usage, CallOutcome(
                         request_id=call.request_id, team_id=team_id, model=call.model, status=status,
-                        cost_micro=cost, usage_estimated=usage_estimated))
+                        cost_micro=cost, cache_hit=cache_hit, usage_estimated=usage_estimated,
+                        latency_ms=round(row.latency_ms)))
                 record(session, actor=call.caller.actor, action="gateway.call", target_type="gateway_request",
                        target_id=call.request_id, team_id=team_id, after=_event(row, hold))
                 session.commit()
@@ -455,7 +460,7 @@ class GatewayStream:
                           output_tokens=max(text_tokens_estimate(text), self._chunks))
         else:
             usage = self._usage
-        cost = call_cost_micro(gateway.prices, call.model, usage)
+        cost = gateway.budget.cost_micro(call.reservation, call.model, usage)
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
         response = {"object": "chat.completion.stream", "complete": complete, "content": _redact_text(text, policy)}
@@ -491,7 +496,8 @@ def _cap_output(body: dict[str, Any], reservation: Reservation) -> dict[str, Any
     granted = reservation.granted_max_tokens
     if granted is None:
         return body
-    field_name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    # Reasoning models accept only max_completion_tokens; every chat model accepts it.
+    field_name = "max_tokens" if "max_tokens" in body and "max_completion_tokens" not in body else "max_completion_tokens"
     current = body.get(field_name)
     if current is None or current > granted:
         return {**body, field_name: granted}

@@ -1,17 +1,13 @@
-"""The process's gateway, built from settings: where the real catalog and budgets plug in.
-
-Replace `FilePromptSource` by the catalog's database source and `UnlimitedBudgetGate` by
-the budgets' gate here when they land; nothing else in the gateway changes.
-"""
+"""The process's gateway, built from settings, on the prompt catalog and budgets."""
 
 from __future__ import annotations
 
 import threading
 
+from core.gateway.adapters import BudgetsGate, CatalogPromptSource
 from core.gateway.pipeline import Gateway
-from core.gateway.ports import FilePromptSource, UnlimitedBudgetGate
 from core.gateway.upstream import Upstream
-from core.settings import PROJECT_ROOT, settings
+from core.settings import settings
 
 _gateway: Gateway | None = None
 _lock = threading.Lock()
@@ -21,9 +17,8 @@ def default_gateway() -> Gateway:
     global _gateway
     with _lock:
         if _gateway is None:
-            _gateway = Gateway(upstream=Upstream.from_settings(settings()),
-                               prompts=FilePromptSource(PROJECT_ROOT / "prompts"),
-                               budget=UnlimitedBudgetGate())
+            _gateway = Gateway(upstream=Upstream.from_settings(settings()), prompts=CatalogPromptSource(),
+                               budget=BudgetsGate())
         return _gateway
 
 

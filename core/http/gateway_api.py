@@ -2,7 +2,7 @@
 
 Errors come in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``:
 401 bad/revoked/expired key or address not allowed (``invalid_api_key``), 403 model not
-allowed (``model_not_allowed``), 429 budget exhausted (``budget_exceeded``), 400 blocked
+allowed (``model_not_allowed``) or without a price (``model_not_priced``: fail closed), 429 budget exhausted (``budget_exceeded``), 400 blocked
 by a guardrail (``guardrail_blocked``, ``param`` names the rule), 502/504 upstream
 failure. A request held for review gets 202 with ``{"object": "quorum.held_request",
 "id": "held_...", "status": "pending"}``; poll ``GET /v1/held/{id}``.
@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from core import db, keys
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, ValidationError
-from core.gateway.errors import (GuardrailBlocked, HeldForReview, ModelNotAllowed, Unauthenticated, UpstreamFailed,
-                                 UpstreamTimeout)
+from core.gateway.errors import (GuardrailBlocked, HeldForReview, ModelNotAllowed, ModelNotPriced, Unauthenticated,
+                                 UpstreamFailed, UpstreamTimeout)
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
 from core.review_requests import held_for_team
@@ -44,6 +44,9 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
                             headers={"x-request-id": error.request_id, "x-quorum-held": error.held_id})
     if isinstance(error, Unauthenticated):
         return openai_error(401, str(error), type_="invalid_request_error", code="invalid_api_key", headers=headers)
+    if isinstance(error, ModelNotPriced):
+        return openai_error(403, str(error), type_="invalid_request_error", code="model_not_priced",
+                            param="model", headers=headers)
     if isinstance(error, ModelNotAllowed):
         return openai_error(403, str(error), type_="invalid_request_error", code="model_not_allowed",
                             param="model", headers=headers)

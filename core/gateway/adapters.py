@@ -1,0 +1,105 @@
+"""The gateway's seams filled by the real features: the prompt catalog and budgets.
+
+`CatalogPromptSource`: applications (team keys) run only the approved version a label
+points at (`core.catalog.resolve.resolve`); a person in the playground may also run a
+numbered version, and a version that is not approved only when they write prompts for
+the owning team (`resolve_for_playground`).
+
+`BudgetsGate`: the team's allow-list is the budgets' `TeamBudgetPolicy` (the only one),
+prices are the price book with the database overrides, and every call is admitted by
+`core.budgets.reservations.reserve` and settled into the usage ledger inside the
+gateway's one settle transaction. A model without a price fails closed: 403
+``model_not_priced``, since its cost could be neither bounded nor billed.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from core import clock, db
+from core.budgets import reservations
+from core.budgets.pricing import cost_micro
+from core.budgets.usage import Usage
+from core.catalog import resolve as catalog
+from core.catalog.labels import PRODUCTION
+from core.errors import BudgetExceeded, NotFound, PermissionDenied
+from core.gateway.errors import ModelNotAllowed, ModelNotPriced
+from core.gateway.ports import BudgetRequest, CallOutcome, Reservation, ResolvedPrompt
+from core.permissions import Actor
+
+# The output a call may produce when the caller set no limit: the reservation holds its
+# worst case and the gateway caps the request to it, so no call can outspend its hold.
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+
+class CatalogPromptSource:
+    def resolve(self, name: str, label: str | None, caller: Actor, *, application: bool,
+                version: int | None = None, assignment_key: str | None = None) -> ResolvedPrompt:
+        with db.session() as session:
+            if version is not None and not application:
+                found = catalog.resolve_for_playground(session=session, actor=caller, name=name,
+                                                       version_number=version, label=label or PRODUCTION)
+            else:
+                found = catalog.resolve(session, name, label or PRODUCTION, assignment_key=assignment_key)
+        return ResolvedPrompt(name=found.prompt_name, version=f"v{found.version_number}", spec=found.spec,
+                              prompt_id=found.prompt_id, version_id=found.version_id)
+
+
+class BudgetsGate:
+    def check_model(self, team_id: int, model: str) -> None:
+        with db.session() as session:
+            policy = reservations.current_team_policy(session, team_id)
+            book = reservations.current_price_book(session)
+        if policy.allowed_models and book.resolve_model(model) not in {book.resolve_model(m)
+                                                                       for m in policy.allowed_models}:
+            raise ModelNotAllowed(f"The model {model!r} is not allowed for this team; allowed: "
+                                  f"{', '.join(policy.allowed_models)}")
+        try:
+            book.price_at(model, clock.now())
+        except NotFound:
+            raise ModelNotPriced(f"The model {model!r} has no price in Quorum's price book, so its cost cannot "
+                                 "be budgeted; an admin must add a price before it can be used") from None
+
+    def allowed_models(self, team_id: int) -> list[str]:
+        with db.session() as session:
+            policy = reservations.current_team_policy(session, team_id)
+            book = reservations.current_price_book(session)
+        return sorted(policy.allowed_models or book.models())
+
+    def reserve(self, request: BudgetRequest) -> Reservation:
+        embeddings = request.kind == "embeddings"
+        max_tokens = 0 if embeddings else (request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS)
+        try:
+            with db.session() as session:
+                held = reservations.reserve(
+                    session=session, team_id=request.team_id, model=request.model, max_tokens=max_tokens,
+                    input_tokens_upper_bound=request.input_tokens_upper_bound, person_id=request.person_id,
+                    key_id=request.key_id, prompt_id=request.prompt_id,
+                    prompt_version_id=request.prompt_version_id, no_output=embeddings)
+        except reservations.BudgetExceeded as error:
+            raise BudgetExceeded(str(error)) from None
+        except PermissionDenied as error:
+            raise ModelNotAllowed(str(error)) from None
+        except NotFound as error:
+            raise ModelNotPriced(str(error)) from None
+        return Reservation(id=held.id, granted_max_tokens=None if embeddings else held.max_tokens, held=held)
+
+    def cost_micro(self, reservation: Reservation | None, model: str, usage: Usage) -> int:
+        """The call's cost at the price in effect when it started (what the ledger records)."""
+        started = reservation.held.started_at if reservation is not None else clock.now()
+        with db.session() as session:
+            book = reservations.current_price_book(session)
+        try:
+            return cost_micro(book.price_at(model, started), usage)
+        except NotFound:
+            return 0  # refused before reserving: nothing was billed
+
+    def settle(self, session: Session, reservation: Reservation, usage: Usage, outcome: CallOutcome) -> None:
+        reservations.settle(session=session, reservation=reservation.held, usage=usage,
+                            latency_ms=outcome.latency_ms, status=outcome.status, cache_hit=outcome.cache_hit,
+                            request_id=outcome.request_id)
+
+    def release(self, reservation: Reservation, reason: str) -> None:
+        with db.write_session() as session:
+            reservations.release(session=session, reservation=reservation.held)
+            session.commit()
