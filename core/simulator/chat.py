@@ -16,9 +16,10 @@ from core.simulator.api_error import bad_request, model_not_found, wrong_endpoin
 from core.simulator.catalog import is_reasoning_model, model_kind
 from core.simulator.prompt import (
     estimate_tokens, keywords, last_user_text, prompt_tokens, proper_nouns, request_digest,
-    seeded_rng, sentences, truncate_to_tokens,
+    seeded_rng, sentences, system_text, truncate_to_tokens,
 )  # fmt: skip
 from core.simulator.schema_instance import Hints, instance_for
+from core.simulator.understanding import Reading
 from core.simulator.tools import call_arguments, chosen_function
 from core.simulator.writer import reply_text
 
@@ -122,7 +123,8 @@ def _content(body: dict, rng) -> str:
     if response_format["type"] == "json_schema":
         user = last_user_text(messages)
         found = sentences(user)
-        hints = Hints(words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "")
+        reading = Reading(body["model"], user, system_text(messages), rng)
+        hints = Hints(words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "", reading=reading)
         return json.dumps(instance_for(response_format["json_schema"]["schema"], rng=rng, hints=hints))
     text = reply_text(body["model"], messages, rng)
     if response_format["type"] == "json_object":

@@ -14,6 +14,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from core.simulator.fields import NULL, boolean_for, string_for
+from core.simulator.understanding import CUES, Reading, cue_hits
+
 _MAX_DEPTH = 8
 _PROSE_NAMES = ("summary", "description", "answer", "text", "reason", "explanation", "content", "message", "comment")
 _FALLBACK_PLACES = ("Paris", "Berlin", "Tokyo", "Toronto", "Nairobi")
@@ -26,6 +29,7 @@ class Hints:
     words: list[str] = field(default_factory=list)
     places: list[str] = field(default_factory=list)
     sentence: str = ""
+    reading: Reading | None = None  # when set, enums, flags and named strings follow the input
 
 
 def instance_for(schema: dict, *, rng: random.Random, hints: Hints | None = None) -> object:
@@ -44,18 +48,35 @@ class _Generator:
         if "const" in schema:
             return schema["const"]
         if schema.get("enum"):
-            return self.rng.choice(schema["enum"])
+            return self._enum(schema["enum"], name)
         for key in ("anyOf", "oneOf"):
             if schema.get(key):
                 branches = [self._resolve(b) for b in schema[key]]
                 non_null = [b for b in branches if b.get("type") != "null"]
+                if non_null and len(non_null) < len(branches) and self._decided_null(non_null[0], name):
+                    return None
                 return self.value((non_null or branches)[0], name=name, depth=depth)
         if schema.get("allOf"):
             return self.value(_merge(self._resolve(s) for s in schema["allOf"]), name=name, depth=depth)
         kind = _pick_type(schema)
+        if isinstance(schema.get("type"), list) and "null" in schema["type"] and self._decided_null(schema, name):
+            return None
         if depth > _MAX_DEPTH and kind in ("object", "array"):
             return {} if kind == "object" else []
         return getattr(self, f"_{kind}")(schema, name=name, depth=depth)
+
+    def _enum(self, options: list, name: str) -> object:
+        reading = self.hints.reading
+        chosen = reading.choose(name, options) if reading is not None else None
+        chosen = self.rng.choice(options) if chosen is None else chosen
+        if reading is not None and name:
+            reading.decided[name] = chosen
+        return chosen
+
+    def _decided_null(self, schema: dict, name: str) -> bool:
+        if self.hints.reading is None or _pick_type(schema) != "string":
+            return False
+        return string_for(self.hints.reading, name.lower(), nullable=True) is NULL
 
     def _object(self, schema: dict, *, name: str, depth: int) -> dict:
         properties = schema.get("properties") or {}
@@ -67,6 +88,8 @@ class _Generator:
         count = self.rng.randint(low, max(low, min(high, low + 2)))
         items = schema.get("items") or {}
         resolved = self._resolve(items)
+        if self.hints.reading is not None and low == 0 and not self._has_cue(resolved):
+            return []  # a list of classified findings is empty when nothing in the input fits a class
         if schema.get("uniqueItems") and resolved.get("enum"):
             return self.rng.sample(resolved["enum"], min(count, len(resolved["enum"])))
         values: list = []
@@ -77,8 +100,16 @@ class _Generator:
             values.append(item)
         return values
 
+    def _has_cue(self, item: dict) -> bool:
+        enums = [self._resolve(s).get("enum") for s in (item.get("properties") or {}).values()]
+        enums = [e for e in enums if e]
+        if not enums:
+            return True  # not a classified list: keep the generic behaviour
+        return any(cue_hits(self.hints.reading.text, CUES.get(str(o).lower(), ())) for e in enums for o in e)
+
     def _string(self, schema: dict, *, name: str, depth: int) -> str:
-        text = self._string_for(name.lower(), schema.get("format"))
+        decided = string_for(self.hints.reading, name.lower(), nullable=False) if self.hints.reading else None
+        text = decided if isinstance(decided, str) else self._string_for(name.lower(), schema.get("format"))
         low, high = schema.get("minLength", 0), schema.get("maxLength")
         if len(text) < low:
             text = (text + " " + "x" * low)[:low]
@@ -121,7 +152,8 @@ class _Generator:
         return min(max(round(self.rng.uniform(low, high), 2), low), high)
 
     def _boolean(self, schema: dict, *, name: str, depth: int) -> bool:
-        return self.rng.random() < 0.5
+        decided = boolean_for(self.hints.reading, name.lower()) if self.hints.reading else None
+        return self.rng.random() < 0.5 if decided is None else decided
 
     def _null(self, schema: dict, *, name: str, depth: int) -> None:
         return None
