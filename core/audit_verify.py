@@ -306,7 +306,7 @@ class _Walk:
                 return False
             good_checkpoint = seq
         self.last_good_checkpoint = good_checkpoint
-        self.window.extend(zip(stored, seqs))
+        self.window.extend(zip(stored[-WINDOW:], seqs[-WINDOW:]))
         self.recent = None
         self.prev_seq, self.prev_hash = last, stored[-1]
         return True
