@@ -10,6 +10,7 @@ Run: python bench/audit.py [--events 1000000] [--db bench/out/audit.db] [--rebui
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import sqlite3
@@ -36,16 +37,24 @@ SYSTEM = Actor.system("bench")
 
 
 def build(path: Path, count: int) -> None:
+    """Write `count` chained events straight into a fresh database, then build its indexes.
+
+    One transaction of executemany() over precomputed tuples; the indexes (and ANALYZE) come
+    after the load, which is far faster than maintaining them row by row. Event ids start
+    with the seq (still valid, unique UUIDs) so the event_id unique index grows at its end.
+    """
     if path.exists():
         path.unlink()
     url = f"sqlite:///{path}"
     migrate.upgrade(url)
     db.dispose_engines()
     rng = random.Random(7)
+    rand, bits = rng.random, rng.getrandbits
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
-    # Indexes are built once after loading, which is far faster than maintaining them per row.
+    conn.execute("PRAGMA cache_size=-400000")  # 400 MB: the index builds sort in memory
+    conn.execute("PRAGMA temp_store=MEMORY")
     indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_event' "
                            "AND sql IS NOT NULL").fetchall()
     for name, _sql in indexes:
@@ -56,24 +65,25 @@ def build(path: Path, count: int) -> None:
     prev = audit_chain.GENESIS_HASH
     insert = ("INSERT INTO audit_event (seq, event_id, occurred_at, actor, action, target_type, target_id, "
               "team_id, before_json, after_json, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
-    batch = []
     began = time.perf_counter()
     actions = rng.choices(ACTIONS, WEIGHTS, k=count)
+    target_types = {action: action.split(".")[0] for action in ACTIONS}
+    payload, sha256, uuid_of = audit_chain.canonical_payload, hashlib.sha256, uuid.UUID
+    batch = []
     for seq in range(1, count + 1):
         action = actions[seq - 1]
-        team = rng.randint(1, 20)
+        team = int(rand() * 20) + 1
         occurred = audit_chain.canonical_time(start + step * seq)
-        actor = f"person:{rng.randint(1, 300)}" if rng.random() < 0.6 else f"key:{team}"
-        target_type = action.split(".")[0]
-        target_id = str(rng.randint(1, 5000))
-        before = None if rng.random() < 0.3 else f'{{"limit":{rng.randint(1, 10**6)},"state":"draft"}}'
-        after = f'{{"limit":{rng.randint(1, 10**6)},"model":"gpt-4o-mini","state":"approved"}}'
-        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        row = (event_id, occurred, actor, action, target_type, target_id, team, before, after, prev)
-        digest = audit_chain.row_hash(row)
-        batch.append((seq, *row[:-1], prev, digest))
+        actor = f"person:{int(rand() * 300) + 1}" if rand() < 0.6 else f"key:{team}"
+        target_id = str(int(rand() * 5000) + 1)
+        before = None if rand() < 0.3 else f'{{"limit":{int(rand() * 10**6) + 1},"state":"draft"}}'
+        after = f'{{"limit":{int(rand() * 10**6) + 1},"model":"gpt-4o-mini","state":"approved"}}'
+        event_id = str(uuid_of(int=(seq << 96) | bits(96), version=4))
+        row = (event_id, occurred, actor, action, target_types[action], target_id, team, before, after, prev)
+        digest = sha256(payload(row).encode()).hexdigest()
+        batch.append((seq, *row, digest))
         prev = digest
-        if len(batch) == 50_000:
+        if len(batch) == 100_000:
             conn.executemany(insert, batch)
             batch.clear()
     if batch:
@@ -81,11 +91,13 @@ def build(path: Path, count: int) -> None:
     conn.execute("INSERT INTO audit_head (id, seq, head_hash, chain_id) VALUES (1, ?, ?, ?)",
                  (count, prev, str(uuid.uuid4())))
     conn.execute("COMMIT")
+    loaded = time.perf_counter()
     for _name, index_sql in indexes:
         conn.execute(index_sql)
     conn.execute("ANALYZE")
     conn.close()
-    print(f"built {count:,} chained events in {time.perf_counter() - began:.1f} s")
+    print(f"built {count:,} chained events in {time.perf_counter() - began:.1f} s "
+          f"({loaded - began:.1f} s rows, {time.perf_counter() - loaded:.1f} s indexes)")
 
 
 QUERIES = {

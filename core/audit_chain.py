@@ -60,17 +60,30 @@ def canonical_payload(row: tuple) -> str:
     return FORMAT + _field(event_id) + _field(canonical_time(occurred_at)) + "".join(_field(v) for v in rest)
 
 
+# May hold NULL (hashed as "~"); the other hashed columns are NOT NULL in the schema.
+NULLABLE_COLUMNS = frozenset({"team_id", "before_json", "after_json"})
+
+
 def canonical_payload_sql(dialect: str) -> str | None:
     """The same canonical form computed by SQLite itself (the verifier's fast path), else None.
 
     SQLite stores times as the canonical text and its length() counts characters like
-    Python's len(), so the database can build the payload in C; the tests check both agree.
+    Python's len(), so the database can build the payload in C; tests check both agree.
+    One printf() builds the whole payload: about twice as fast as a chain of `||`, which
+    allocates a new string per operator.
     """
     if dialect != "sqlite":
         return None
-    # NULL || text is NULL, so ifnull() turns a NULL column into "~".
-    parts = [f"ifnull(length({c}) || ':' || {c}, '~')" for c in HASHED_COLUMNS]
-    return f"'{FORMAT}' || " + " || ".join(parts)
+    pattern, args = FORMAT, []
+    for column in HASHED_COLUMNS:
+        if column in NULLABLE_COLUMNS:
+            # NULL gives "~" then "" (printf prints NULL as nothing); cheaper than iif() per column.
+            pattern += "%s%s"
+            args += [f"ifnull(length({column}) || ':', '~')", column]
+        else:
+            pattern += "%d:%s"
+            args += [f"length({column})", column]
+    return f"printf('{pattern}', {', '.join(args)})"
 
 
 def event_hash(

@@ -16,8 +16,12 @@ Each problem names the sequence number(s) and one of these kinds:
 
 from __future__ import annotations
 
+import gc
+import queue
+import threading
+from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -28,7 +32,7 @@ from core.audit_chain import GENESIS_HASH, HASHED_COLUMNS, canonical_payload, ca
 from core.audit_checkpoints import Checkpoint
 from core.permissions import Actor, Permission, require
 
-BATCH = 20_000
+BATCH = 50_000
 # How far back a misplaced link is looked for (reorders and inserts within this distance are named).
 WINDOW = 10_000
 MAX_PROBLEMS = 1_000
@@ -114,7 +118,14 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
     expected = {c.seq: c for c in trusted if c.seq >= start_seq}
     total = connection.exec_driver_sql("SELECT COUNT(*) FROM audit_event").scalar() or 0
 
-    _walk(connection, result, expected, start_seq, start_hash, batch, progress, total)
+    # A million rows of tuples would set off the cycle collector hundreds of times; they hold no cycles.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _walk(connection, result, expected, start_seq, start_hash, batch, progress, total)
+    finally:
+        if collecting:
+            gc.enable()
     _check_tail(result, trusted, head, start_seq)
     if trusted:
         result.last_checkpoint = max(c.seq for c in trusted)
@@ -168,34 +179,146 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
 
 def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], start_seq: int,
           start_hash: str, batch: int, progress: Progress | None, total: int) -> None:
-    dbapi = connection.connection.dbapi_connection
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    # Where the database can build the canonical form itself (SQLite) one text column comes
-    # back per event; elsewhere the hashed columns come back and Python builds it.
-    in_sql = canonical_payload_sql(connection.dialect.name)
-    columns = "seq, id, hash, prev_hash, " + (in_sql or ", ".join(HASHED_COLUMNS))
-    first_sql = f"SELECT {columns} FROM audit_event WHERE seq >= {mark} ORDER BY seq, id LIMIT {mark}"
-    next_sql = (f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
-                f"ORDER BY seq, id LIMIT {mark}")
-    cursor = dbapi.cursor()
-    sha256 = audit_chain._sha256
-    add = result.add
-    prev_seq, prev_hash = start_seq - 1, start_hash
-    recent: dict[str, int] = {}
-    recent_order: deque[str] = deque()
-    pending: dict[str, int] = {}  # a link to a hash not seen yet -> the seq of the event holding it
-    reordered: set[int] = set()
-    last_good_checkpoint = start_seq - 1
+    walk = _Walk(result.add, expected, start_seq, start_hash)
     done = 0
-    cursor.execute(first_sql, (start_seq, batch))
-    while True:
-        rows = cursor.fetchall()
-        if not rows:
-            break
-        for row in rows:
-            seq, stored, link = row[0], row[2], row[3]
-            payload = row[4] if in_sql else canonical_payload(row[4:])
-            computed = sha256(payload.encode()).hexdigest()
+    for rows in _batches(connection, start_seq, batch):
+        if not walk.sound_batch(rows):
+            walk.examine(rows)
+        done += len(rows)
+        result.events += len(rows)
+        if progress:
+            progress(done, max(total, done))
+    walk.finish()
+    result.problems.sort(key=lambda p: (p.first is not None, p.first or 0))
+    if result.events:
+        result.last_seq, result.last_hash = walk.prev_seq, walk.prev_hash
+
+
+def _batches(connection, start_seq: int, batch: int) -> Iterator[list[tuple]]:
+    """Every event from `start_seq` on in (seq, id) order, as (seq, hash, prev_hash, canonical bytes) rows."""
+    dbapi = connection.connection.dbapi_connection
+    cursor = dbapi.cursor()
+    try:
+        in_sql = canonical_payload_sql(connection.dialect.name)
+        if in_sql:
+            # SQLite builds the canonical form in C and hands it over as bytes, ready to hash.
+            # One query read with fetchmany: the read transaction is the snapshot, so no keyset is needed.
+            cursor.execute(f"SELECT seq, hash, prev_hash, CAST({in_sql} AS BLOB) FROM audit_event "
+                           "WHERE seq >= ? ORDER BY seq, id", (start_seq,))
+            yield from _read_ahead(lambda: cursor.fetchmany(batch))
+            return
+        # Elsewhere the hashed columns come back and Python builds the form, in keyset batches
+        # (a client-side cursor would hold the whole result in memory).
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        columns = "seq, id, hash, " + ", ".join(HASHED_COLUMNS)
+        cursor.execute(f"SELECT {columns} FROM audit_event WHERE seq >= {mark} ORDER BY seq, id LIMIT {mark}",
+                       (start_seq, batch))
+        next_sql = (f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
+                    f"ORDER BY seq, id LIMIT {mark}")
+        while rows := cursor.fetchall():
+            yield [(r[0], r[2], r[-1], canonical_payload(r[3:]).encode()) for r in rows]
+            last = rows[-1]
+            cursor.execute(next_sql, (last[0], last[0], last[1], batch))
+    finally:
+        cursor.close()
+
+
+def _read_ahead(fetch: Callable[[], list]) -> Iterator[list]:
+    """The batches `fetch` returns, fetched one ahead by a helper thread.
+
+    sqlite3 releases the GIL while SQLite steps (and builds the canonical text), so the
+    next batch is read on the second core while this thread hashes the current one.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                rows = fetch()
+                ready.put(rows)
+                if not rows:
+                    return
+        except BaseException as error:  # handed to the consumer, which raises it
+            ready.put(error)
+
+    thread = threading.Thread(target=reader, name="audit-verify-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            rows = ready.get()
+            if isinstance(rows, BaseException):
+                raise rows
+            if not rows:
+                return
+            yield rows
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting to put, then let it finish its fetch
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+_hexdigest = type(audit_chain._sha256()).hexdigest
+
+
+class _Walk:
+    """The state of one pass along the chain.
+
+    `sound_batch` checks a whole batch with C-level comparisons (no Python code per event)
+    and accepts it only if every event is in place, links to its predecessor, matches its
+    hash and every checkpoint in it. Any other batch goes through `examine`, event by event,
+    which names each problem; a sound chain never needs it.
+    """
+
+    def __init__(self, add: Callable[[Problem], None], expected: dict[int, Checkpoint], start_seq: int,
+                 start_hash: str) -> None:
+        self.add = add
+        self.expected = expected
+        self.checkpoint_seqs = sorted(expected)
+        self.prev_seq, self.prev_hash = start_seq - 1, start_hash
+        # The last WINDOW (hash, seq) pairs; `recent` indexes them by hash, rebuilt only when needed.
+        self.window: deque[tuple[str, int]] = deque(maxlen=WINDOW)
+        self.recent: dict[str, int] | None = {}
+        self.pending: dict[str, int] = {}  # a link to a hash not seen yet -> the seq of the event holding it
+        self.reordered: set[int] = set()
+        self.last_good_checkpoint = start_seq - 1
+
+    def sound_batch(self, rows: list[tuple]) -> bool:
+        if self.pending:
+            return False
+        seqs, stored, links, payloads = zip(*rows)
+        first = self.prev_seq + 1
+        if seqs != tuple(range(first, first + len(rows))):
+            return False
+        if links[0] != self.prev_hash or links[1:] != stored[:-1]:
+            return False
+        if tuple(map(_hexdigest, map(audit_chain._sha256, payloads))) != stored:
+            return False
+        last = seqs[-1]
+        good_checkpoint = self.last_good_checkpoint
+        for seq in self.checkpoint_seqs[bisect_left(self.checkpoint_seqs, first):bisect_right(self.checkpoint_seqs,
+                                                                                               last)]:
+            if self.expected[seq].head_hash != stored[seq - first]:
+                return False
+            good_checkpoint = seq
+        self.last_good_checkpoint = good_checkpoint
+        self.window.extend(zip(stored[-WINDOW:], seqs[-WINDOW:]))
+        self.recent = None
+        self.prev_seq, self.prev_hash = last, stored[-1]
+        return True
+
+    def examine(self, rows: list[tuple]) -> None:
+        """Event by event, naming every problem."""
+        add, expected, pending, reordered, window = self.add, self.expected, self.pending, self.reordered, self.window
+        recent = self.recent if self.recent is not None else dict(self.window)
+        prev_seq, prev_hash = self.prev_seq, self.prev_hash
+        sha256 = audit_chain._sha256
+        for seq, stored, link, payload in rows:
+            computed = sha256(payload).hexdigest()
             gap = False
             if seq > prev_seq + 1:
                 add(Problem(prev_seq + 1, seq - 1, MISSING, "events absent from the chain"))
@@ -218,28 +341,23 @@ def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], sta
             checkpoint = expected.get(seq)
             if checkpoint is not None:
                 if checkpoint.head_hash != stored:
-                    add(Problem(last_good_checkpoint + 1, seq, MODIFIED,
+                    add(Problem(self.last_good_checkpoint + 1, seq, MODIFIED,
                                 f"the chain differs from the checkpoint signed {checkpoint.created_at} UTC "
                                 "(events up to it were rewritten)"))
                 else:
-                    last_good_checkpoint = seq
+                    self.last_good_checkpoint = seq
             recent[stored] = seq
-            recent_order.append(stored)
-            if len(recent_order) > WINDOW:
-                recent.pop(recent_order.popleft(), None)
+            if len(window) == WINDOW:
+                recent.pop(window[0][0], None)
+            window.append((stored, seq))
             prev_seq, prev_hash = seq, stored
-        done += len(rows)
-        result.events += len(rows)
-        if progress:
-            progress(done, max(total, done))
-        last = rows[-1]
-        cursor.execute(next_sql, (last[0], last[0], last[1], batch))
-    cursor.close()
-    for link, seq in sorted(pending.items(), key=lambda item: item[1]):
-        add(Problem(seq - 1, None, MODIFIED, f"its hash was recomputed; seq {seq} still links to the original"))
-    result.problems.sort(key=lambda p: (p.first is not None, p.first or 0))
-    if result.events:
-        result.last_seq, result.last_hash = prev_seq, prev_hash
+        self.recent = recent
+        self.prev_seq, self.prev_hash = prev_seq, prev_hash
+
+    def finish(self) -> None:
+        for _link, seq in sorted(self.pending.items(), key=lambda item: item[1]):
+            self.add(Problem(seq - 1, None, MODIFIED,
+                             f"its hash was recomputed; seq {seq} still links to the original"))
 
 
 def _check_tail(result: VerifyResult, trusted: list[Checkpoint], head: tuple[int, str] | None,

@@ -17,7 +17,8 @@ class AuditEvent(SQLModel, table=True):
     # 50 at a time" walks the index in order instead of sorting every match.
     __table_args__ = (
         Index("ux_audit_event_seq", "seq", unique=True),
-        Index("ix_audit_event_occurred_at", "occurred_at"),
+        # Covers a time window's min and max seq (core.audit_query._seq_range) without reading rows.
+        Index("ix_audit_event_occurred_at_seq", "occurred_at", "seq"),
         Index("ix_audit_event_actor_seq", "actor", "seq"),
         Index("ix_audit_event_action_seq", "action", "seq"),
         Index("ix_audit_event_target_seq", "target_type", "target_id", "seq"),

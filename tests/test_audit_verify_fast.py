@@ -1,0 +1,101 @@
+"""The verifier's fast path: whole batches checked at once, problems still named event by event."""
+
+from __future__ import annotations
+
+import pytest
+from core import audit_chain, audit_verify, db
+from core.audit import committing, record
+from core.settings import reset_settings
+from tests.audit_helpers import SYSTEM, add_events, sql
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUORUM_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    reset_settings()
+
+
+def lines(session, batch: int) -> list[str]:
+    return audit_verify.verify_chain(session=session, actor=SYSTEM, batch=batch).lines()
+
+
+def test_sqlite_builds_exactly_the_canonical_form_python_builds(session):
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("only SQLite builds the canonical form in SQL")
+    odd = [(None, None, None), (7, "", '{"name":"Zoë ✓ 日本"}'), (12345, '{"a":"~"}', "3:x"), (0, "~", None)]
+    for team_id, before, after in odd:
+        with committing(session):
+            event = record(session, actor=SYSTEM, action="thing.change", target_type="thing", target_id="ä",
+                           team_id=team_id)
+            event.before_json, event.after_json = before, after
+    session.rollback()
+    columns = ", ".join(audit_chain.HASHED_COLUMNS)
+    with db.get_engine().connect() as conn:
+        rows = conn.exec_driver_sql(
+            f"SELECT {columns}, {audit_chain.canonical_payload_sql('sqlite')} FROM audit_event ORDER BY seq").all()
+    assert len(rows) == len(odd)
+    for row in rows:
+        assert row[-1] == audit_chain.canonical_payload(row[:-1])
+
+
+def test_problems_found_after_sound_batches_and_across_batch_boundaries(session):
+    add_events(session, 23)
+    assert lines(session, 4) == []
+    sql("UPDATE audit_event SET after_json = :j WHERE seq = 13", {"j": '{"n":0}'})
+    # Swap two events that sit in different batches of four.
+    sql("UPDATE audit_event SET seq = -8 WHERE seq = 8")
+    sql("UPDATE audit_event SET seq = 8 WHERE seq = 9")
+    sql("UPDATE audit_event SET seq = 9 WHERE seq = -8")
+    sql("DELETE FROM audit_event WHERE seq = 21")
+    expected = [
+        "seq 8: reordered: it is chained after seq 9, which comes later",
+        "seq 9: reordered: seq 8, placed before it, is chained after it",
+        "seq 13: modified: its content does not match its hash",
+        "seq 21: missing: events absent from the chain",
+    ]
+    assert lines(session, 4) == expected
+    assert lines(session, 1) == expected
+    assert lines(session, 1000) == expected
+
+
+def test_an_insert_is_named_after_the_window_was_filled_by_sound_batches(session):
+    add_events(session, 12)
+    # Drop seq 10, renumber 11.. down: seq 10 now links to seq 9's hash no more but to the gone event.
+    sql("DELETE FROM audit_event WHERE seq = 10")
+    sql("UPDATE audit_event SET seq = seq - 1 WHERE seq > 10")
+    sql("UPDATE audit_head SET seq = 11")
+    # seq 10 (formerly 11) links to a hash nobody holds any more: an edit that was rehashed looks the same.
+    assert lines(session, 3) == ["seq 9: modified: its hash was recomputed; seq 10 still links to the original"]
+
+
+def test_a_checkpoint_inside_a_sound_batch_is_compared(session, monkeypatch, tmp_path):
+    from tests.audit_helpers import TEST_KEY, rehash_from
+
+    monkeypatch.setenv("QUORUM_AUDIT_SIGNING_KEY", TEST_KEY)
+    reset_settings()
+    from core import audit_checkpoints
+
+    add_events(session, 6)
+    audit_checkpoints.create_checkpoint(session=session, actor=SYSTEM)
+    add_events(session, 6)
+    sql("UPDATE audit_event SET target_id = 'x' WHERE seq = 2")
+    rehash_from(2)
+    found = lines(session, 100)
+    assert len(found) == 1 and found[0].startswith("seq 1-6: modified: the chain differs from the checkpoint")
+
+
+def test_events_written_while_verify_runs_are_left_for_the_next_run(session):
+    add_events(session, 30)
+
+    def write_one(done: int, total: int) -> None:
+        writer = db.write_session()
+        try:
+            with committing(writer):
+                record(writer, actor=SYSTEM, action="thing.change", target_type="thing", target_id=f"late-{done}")
+        finally:
+            writer.close()
+
+    result = audit_verify.verify_chain(session=session, actor=SYSTEM, batch=7, progress=write_one)
+    assert result.ok and result.events == 30 and result.last_seq == 30
+    result = audit_verify.verify_chain(session=session, actor=SYSTEM, batch=7)
+    assert result.ok and result.events == 35
