@@ -1,14 +1,14 @@
 """audit time window index
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0007
 Create Date: 2026-11-25
 """
 from alembic import op
 
 
 revision = '0009'
-down_revision = '0004'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
