@@ -52,3 +52,9 @@ def count(table: str, where: str = "1=1") -> int:
 
     with db.get_engine().connect() as conn:
         return conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE {where}")).scalar()
+
+
+def written(service, **kwargs):
+    """Call a service with a write session of its own, closed afterwards (as pages and the CLI do)."""
+    with db.session_scope(write=True) as session:
+        return service(session=session, **kwargs)

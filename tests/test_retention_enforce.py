@@ -15,7 +15,7 @@ from core.permissions import Actor, Role
 from core.retention import enforce, holds, rules
 from core.retention.classes import Period, parse_config
 from tests.audit_helpers import TEST_KEY, add_events
-from tests.retention_support import T0, Clock, add_payloads, add_usage, count
+from tests.retention_support import T0, Clock, add_payloads, add_usage, count, written
 
 SYSTEM = Actor.system("test")
 
@@ -35,9 +35,6 @@ def _team(session, name="Support") -> int:
     return team_id
 
 
-def _w():
-    """A write session, as the pages and the CLI give services."""
-    return db.write_session()
 
 
 def test_a_payload_is_kept_until_exactly_its_time_and_removed_after(session, directory):
@@ -58,8 +55,8 @@ def test_the_longer_of_two_rules_wins(session, directory):
     lead = directory.with_role(Role.GOVERNANCE_LEAD)
     clock = Clock(T0)
     add_payloads(2, at=T0, team_id=_team(session))
-    rules.set_rule(session=_w(), actor=lead, class_key="request_payloads", period="1y", action="delete")
-    rules.set_rule(session=_w(), actor=lead, class_key="response_payloads", period="3y", action="delete")
+    written(rules.set_rule, actor=lead, class_key="request_payloads", period="1y", action="delete")
+    written(rules.set_rule, actor=lead, class_key="response_payloads", period="3y", action="delete")
     clock.set(T0 + timedelta(days=2 * 365))  # past the request rule, inside the response rule
     enforce.enforce(actor=lead)
     assert count("stored_payload") == 2
@@ -75,7 +72,7 @@ def test_a_team_rule_beats_the_default(session, directory):
     add_payloads(2, at=T0, team_id=support, prefix="s")
     add_payloads(2, at=T0, team_id=legal, prefix="l")
     for class_key in ("request_payloads", "response_payloads"):
-        rules.set_rule(session=_w(), actor=lead, class_key=class_key, period="90d", action="delete",
+        written(rules.set_rule, actor=lead, class_key=class_key, period="90d", action="delete",
                        team_id=support)
     clock.set(T0 + timedelta(days=91))
     preview = enforce.preview(session=session, actor=lead)
@@ -104,12 +101,12 @@ def test_a_held_record_survives_and_goes_on_the_run_after_release(session, direc
     clock = Clock(T0)
     add_payloads(2, at=T0, team_id=support, prefix="s")
     add_payloads(2, at=T0, team_id=_team(session, "Data"), prefix="d")
-    hold = holds.add_hold(session=_w(), actor=lead, case_name="Acme v. Us", owner_person_id=lead.person_id,
+    hold = written(holds.add_hold, actor=lead, case_name="Acme v. Us", owner_person_id=lead.person_id,
                           team_id=support)
     clock.set(T0 + timedelta(days=6 * 365))
     enforce.enforce(actor=lead)
     assert count("stored_payload") == 2 and count("stored_payload", f"team_id = {support}") == 2
-    holds.release_hold(session=_w(), actor=lead, hold_id=hold.id)
+    written(holds.release_hold, actor=lead, hold_id=hold.id)
     enforce.enforce(actor=lead)
     assert count("stored_payload") == 0
 
@@ -119,7 +116,7 @@ def test_a_time_range_hold_keeps_only_its_range(session, directory):
     clock = Clock(T0)
     add_payloads(1, at=T0, team_id=None, prefix="in")
     add_payloads(1, at=T0 + timedelta(days=30), team_id=None, prefix="out")
-    holds.add_hold(session=_w(), actor=lead, case_name="Audit 2026", owner_person_id=lead.person_id,
+    written(holds.add_hold, actor=lead, case_name="Audit 2026", owner_person_id=lead.person_id,
                    starts_at=T0 - timedelta(days=1), ends_at=T0 + timedelta(days=1))
     clock.set(T0 + timedelta(days=7 * 365))
     enforce.enforce(actor=lead)
@@ -132,7 +129,7 @@ def test_a_person_hold_keeps_their_calls_payloads(session, directory):
     clock = Clock(T0)
     add_payloads(2, at=T0, team_id=_team(session), prefix="tom", actor=tom.ref)
     add_payloads(2, at=T0, team_id=_team(session), prefix="key")
-    holds.add_hold(session=_w(), actor=lead, case_name="HR-17", owner_person_id=lead.person_id,
+    written(holds.add_hold, actor=lead, case_name="HR-17", owner_person_id=lead.person_id,
                    person_id=tom.person_id)
     clock.set(T0 + timedelta(days=6 * 365))
     enforce.enforce(actor=lead)
@@ -246,10 +243,10 @@ def test_a_run_is_audited_with_its_counts(session, directory):
 def test_audit_retention_below_the_minimum_is_refused(session, directory):
     lead = directory.with_role(Role.GOVERNANCE_LEAD)
     with pytest.raises(ValidationError, match="at least 7y"):
-        rules.set_rule(session=_w(), actor=lead, class_key="audit_events", period="5y", action="delete")
+        written(rules.set_rule, actor=lead, class_key="audit_events", period="5y", action="delete")
     with pytest.raises(ValidationError, match="only be anonymized"):
-        rules.set_rule(session=_w(), actor=lead, class_key="prompt_versions", period="1y", action="delete")
-    rules.set_rule(session=_w(), actor=lead, class_key="audit_events", period="10y", action="delete")
+        written(rules.set_rule, actor=lead, class_key="prompt_versions", period="1y", action="delete")
+    written(rules.set_rule, actor=lead, class_key="audit_events", period="10y", action="delete")
     session.rollback()
     assert rules.current_rules(session).defaults["audit_events"].period == Period.parse("10y")
 
@@ -259,7 +256,7 @@ def test_only_governance_leads_change_retention(session, directory):
     with pytest.raises(PermissionDenied):
         enforce.enforce(actor=auditor)
     with pytest.raises(PermissionDenied):
-        rules.set_rule(session=_w(), actor=auditor, class_key="usage_rows", period="8y", action="anonymize")
+        written(rules.set_rule, actor=auditor, class_key="usage_rows", period="8y", action="anonymize")
     assert enforce.preview(session=session, actor=auditor)  # read-only view is allowed
 
 
