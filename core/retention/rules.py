@@ -141,3 +141,39 @@ def set_payload_storage_mode(*, session: Session, actor: Actor, team_id: int, mo
         session.flush()
         record(session, actor=actor, action="retention.payload_storage.set", target_type="team",
                target_id=team_id, team_id=team_id, before={"mode": before}, after={"mode": mode})
+
+
+@dataclass(frozen=True)
+class ClassView:
+    """A class as the Retention & privacy page and exports show it."""
+
+    key: str
+    label: str
+    period: str
+    action: str
+    basis: str
+    source: str
+    record_kinds: str
+    team_rules: str
+    note: str
+
+
+def class_views(session: Session, *, actor: Actor) -> list[ClassView]:
+    require(actor, Permission.RETENTION_READ)
+    current = current_rules(session)
+    names = {t.id: t.name for t in session.exec(select(Team))}
+    views = []
+    for key, klass in current.classes.items():
+        rule = current.defaults[key]
+        teams = [f"{names.get(team, team)}: {r.period} {r.action}" for (c, team), r in current.teams.items() if c == key]
+        views.append(ClassView(key, klass.label, str(rule.period), rule.action, ", ".join(klass.basis),
+                               {"file": "retention.yaml", "app": "changed in the app"}[rule.source],
+                               ", ".join(k.label for k in registry.kinds_for_class(key)) or "none yet",
+                               "; ".join(teams), klass.note))
+    return views
+
+
+def payload_modes(session: Session, *, actor: Actor) -> dict[int, str]:
+    """Every team's payload storage mode, by team id."""
+    require(actor, Permission.RETENTION_READ)
+    return {t.id: payload_storage_mode(session, t.id) for t in session.exec(select(Team).order_by(Team.name))}
