@@ -267,17 +267,28 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
         return
     kind = segment.kind
     where, params = segment.where(holds)
-    chosen = f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} LIMIT {int(batch_size)}"
     if segment.action == "delete":
+        chosen = f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} LIMIT {int(batch_size)}"
         statement = f"DELETE FROM {kind.table} WHERE {kind.id_column} IN ({chosen})"
     else:
+        # Anonymized rows still match the time condition: walk the ids in order (keyset, kept in
+        # the progress) so each batch starts after the last one instead of rescanning them.
+        chosen = (f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} AND {kind.id_column} > :after "
+                  f"ORDER BY {kind.id_column} LIMIT {int(batch_size)}")
         sets = ", ".join(f"{column} = :set_{column}" for column in kind.anonymize_set)
         params = {**params, **{f"set_{c}": v for c, v in kind.anonymize_set.items()}}
-        statement = f"UPDATE {kind.table} SET {sets} WHERE {kind.id_column} IN ({chosen})"
+        statement = f"UPDATE {kind.table} SET {sets} WHERE {kind.id_column} IN :ids"
     while True:
         with db.write_session(engine) as session:
             _renew(session, holder)
-            handled = _run(session, statement, params).rowcount
+            if segment.action == "delete":
+                handled = _run(session, statement, params).rowcount
+            else:
+                ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
+                handled = session.execute(text(statement).bindparams(bindparam("ids", expanding=True)),
+                                          {**params, "ids": ids}).rowcount if ids else 0
+                if ids:
+                    state["after"] = max(ids)
             if handled:
                 state["count"] += handled
             else:
