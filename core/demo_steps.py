@@ -10,5 +10,6 @@ from sqlmodel import Session
 
 from core.budgets.demo_seed import seed_budgets
 from core.catalog.demo_seed import seed_catalog
+from core.retention.demo_seed import seed_retention
 
-STEPS: list[Callable[[Session], None]] = [seed_catalog, seed_budgets]
+STEPS: list[Callable[[Session], None]] = [seed_catalog, seed_budgets, seed_retention]
