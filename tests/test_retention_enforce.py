@@ -278,3 +278,44 @@ def test_periods_are_calendar_periods():
     assert Period.parse("2y").cutoff(datetime(2028, 2, 29, tzinfo=UTC)) == datetime(2026, 2, 28, tzinfo=UTC)
     with pytest.raises(ValidationError):
         Period.parse("0d")
+
+
+def test_a_lead_is_told_about_an_interrupted_run_and_a_stale_schedule(session, directory):
+    from core.attention import attention_for
+
+    lead = directory.with_role(Role.GOVERNANCE_LEAD)
+    clock = Clock(T0)
+    assert "never run" in attention_for(session, lead)["Retention"][0].title
+    assert attention_for(session, directory.with_role(Role.AUDITOR))["Retention"] == []
+    session.rollback()
+    add_payloads(6, at=T0, team_id=None)
+    clock.set(T0 + timedelta(days=6 * 365))
+
+    def crash(_run, _batches):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        enforce.enforce(actor=lead, batch_size=2, after_batch=crash)
+    assert "interrupted" in attention_for(session, lead)["Retention"][0].title
+    session.rollback()
+    enforce.enforce(actor=lead)
+    assert attention_for(session, lead)["Retention"] == []
+
+
+def test_a_team_hold_stops_audit_pruning_at_the_first_held_event(early_clock, signing, session, directory):
+    lead = directory.with_role(Role.GOVERNANCE_LEAD)
+    session.rollback()
+    data_team = _team(session, "Data")
+    add_events(session, 10)
+    add_events(session, 1, team_id=data_team)
+    add_events(session, 10)
+    written(holds.add_hold, actor=lead, case_name="Data incident", owner_person_id=lead.person_id, team_id=data_team)
+    first_held = count("audit_event", f"team_id = {data_team}")  # the team's creation event comes first
+    early_clock.set(T0 + timedelta(days=7 * 366))
+    result = enforce.enforce(actor=lead)
+    session.rollback()
+    from sqlalchemy import text
+
+    held_seq = session.execute(text(f"SELECT MIN(seq) FROM audit_event WHERE team_id = {data_team}")).scalar()
+    assert first_held >= 1 and result.pruned_before == held_seq
+    assert verify_chain(session=session, actor=SYSTEM).ok

@@ -365,3 +365,23 @@ def _finish(engine, actor, holder, run, progress, result: RunResult) -> None:
 def recent_runs(session: Session, *, actor: Actor, limit: int = 20) -> list[RetentionRun]:
     require(actor, Permission.RETENTION_READ)
     return list(session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc()).limit(limit)))
+
+
+def retention_attention(session: Session, actor: Actor):
+    """Home page items for governance leads: an interrupted run, or enforcement not run for a week."""
+    from core.attention import AttentionItem
+
+    if not actor.can(Permission.RETENTION_MANAGE):
+        return []
+    latest = session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc())).first()
+    if latest is not None and latest.status == "running" and session.get(RetentionLock, LOCK_NAME) is None:
+        return [AttentionItem(title=f"Retention run {latest.id} was interrupted",
+                              detail="The next run resumes it where it stopped.", severity="warning",
+                              page="pages/retention.py")]
+    finished = latest.finished_at if latest is not None else None
+    if finished is None or clock.now() - finished > timedelta(days=7):
+        when = "has never run" if finished is None else f"last ran {finished:%Y-%m-%d}"
+        return [AttentionItem(title=f"Retention enforcement {when}",
+                              detail="Schedule `quorum retention enforce` (cron) or run it from the page.",
+                              page="pages/retention.py")]
+    return []
