@@ -177,3 +177,13 @@ def test_payload_storage_mode_is_validated_and_defaults_to_the_file(session, dir
     assert rules.payload_storage_mode(session, 1) == "full"
     with pytest.raises(Exception, match="full, redacted, none"):
         written(rules.set_payload_storage_mode, actor=lead, team_id=1, mode="some")
+
+
+def test_a_held_request_keeps_its_redacted_request_even_when_nothing_is_stored():
+    from core.retention.payloads import minimized_payload
+
+    request = json.dumps({"request": {"messages": [{"role": "user", "content": "mail ann@example.org"}]}})
+    assert minimized_payload("none", request, '{"x": 1}') is None
+    kept_request, kept_response = minimized_payload("none", request, '{"x": 1}', needed_for_hold=True)
+    assert "ann@example.org" not in kept_request and "[EMAIL" in kept_request and kept_response is None
+    assert minimized_payload("full", request, None) == (request, None)
