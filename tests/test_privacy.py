@@ -57,10 +57,9 @@ def mentions_anywhere(needles: list[str]) -> list[str]:
 
 
 def _seeded_with_tom_everywhere(session) -> Actor:
-    demo.seed(session)
-    tom = Actor.system("x")  # replaced below
     from core.identity import actor_for_email
 
+    demo.seed(session)
     tom = actor_for_email(session, EMAIL)
     session.rollback()
     add_payloads(2, at=T0, team_id=next(iter(tom.team_ids)), prefix="tom", actor=tom.ref, text="summarize my notes")

@@ -368,7 +368,7 @@ def recent_runs(session: Session, *, actor: Actor, limit: int = 20) -> list[Rete
 
 
 def retention_attention(session: Session, actor: Actor):
-    """Home page items for governance leads: an interrupted run, or enforcement not run for a week."""
+    """Home page items for governance leads: an interrupted run, or no run for a week after the last."""
     from core.attention import AttentionItem
 
     if not actor.can(Permission.RETENTION_MANAGE):
@@ -379,9 +379,9 @@ def retention_attention(session: Session, actor: Actor):
                               detail="The next run resumes it where it stopped.", severity="warning",
                               page="pages/retention.py")]
     finished = latest.finished_at if latest is not None else None
-    if finished is None or clock.now() - finished > timedelta(days=7):
-        when = "has never run" if finished is None else f"last ran {finished:%Y-%m-%d}"
-        return [AttentionItem(title=f"Retention enforcement {when}",
+    # A fresh installation is not "overdue": the item appears once runs are scheduled and stop.
+    if finished is not None and clock.now() - finished > timedelta(days=7):
+        return [AttentionItem(title=f"Retention enforcement last ran {finished:%Y-%m-%d}",
                               detail="Schedule `quorum retention enforce` (cron) or run it from the page.",
                               page="pages/retention.py")]
     return []
