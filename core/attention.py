@@ -31,6 +31,7 @@ PANELS: dict[str, list[str]] = {
     "Reviews waiting": ["core.catalog.views:reviews_waiting"],
     "Budgets near their limit": ["core.budgets.views:budget_attention"],
     "Flagged requests": ["core.review_requests:pending_attention"],
+    "Retention": ["core.retention.enforce:retention_attention"],
 }
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import audit_cmd, db_cmd, demo_cmd, keys_cmd, people_cmd, prompts_cmd, run_cmd, simulator_cmd
+from core.cli import (
+    audit_cmd, db_cmd, demo_cmd, keys_cmd, people_cmd, prompts_cmd, retention_cmd, run_cmd, simulator_cmd,
+)
 from core.errors import QuorumError
 
 # Each module adds its commands with `register(subparsers)`.
-COMMAND_MODULES = [run_cmd, db_cmd, demo_cmd, people_cmd, prompts_cmd, keys_cmd, audit_cmd, simulator_cmd]
+COMMAND_MODULES = [run_cmd, db_cmd, demo_cmd, people_cmd, prompts_cmd, keys_cmd, audit_cmd, retention_cmd,
+                   simulator_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

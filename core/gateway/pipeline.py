@@ -39,6 +39,7 @@ from core.guardrails.pii import replace_findings, find_pii
 from core.guardrails.secrets import find_secrets
 from core.models.gateway import GatewayCall, StoredPayload
 from core.permissions import Actor, Permission, require
+from core.retention.payloads import minimized_payload, payload_storage_mode
 from core.review_requests import new_hold
 
 
@@ -368,10 +369,13 @@ class Gateway:
                 connection = session.connection()
                 connection.execute(insert(GatewayCall.__table__).values(**_columns(row)))
                 if call.sent is not None or response is not None or call.findings:
-                    connection.execute(insert(StoredPayload.__table__).values(
-                        request_id=call.request_id, team_id=team_id, created_at=row.created_at,
-                        request_json=_payload(call.sent, call.findings),
-                        response_json=json.dumps(response) if response is not None else None))
+                    stored = minimized_payload(
+                        payload_storage_mode(session, team_id), _payload(call.sent, call.findings),
+                        json.dumps(response) if response is not None else None, needed_for_hold=hold is not None)
+                    if stored is not None:
+                        connection.execute(insert(StoredPayload.__table__).values(
+                            request_id=call.request_id, team_id=team_id, created_at=row.created_at,
+                            request_json=stored[0], response_json=stored[1]))
                 if hold is not None:
                     session.add(hold)
                 if cache_hit_id is not None:

@@ -9,6 +9,9 @@ from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptRevi
 from core.models.gateway import CacheEntry, GatewayCall, HeldRequest, StoredPayload, TeamGuardrailPolicy
 from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.keys import ApiKey
+from core.models.retention import (
+    LegalHold, RetentionLock, RetentionRule, RetentionRun, SubjectRequest, TeamPayloadPolicy,
+)
 
 __all__ = [
     "ApiKey", "AuditCheckpoint", "AuditEvent", "AuditHead", "Budget", "BudgetAlert", "BudgetHold",
@@ -16,4 +19,5 @@ __all__ = [
     "Prompt", "PromptLabel", "PromptLabelMove", "PromptReview", "PromptVersion", "ReviewEvidence",
     "RoleGrant", "StoredPayload", "Team", "TeamBudgetPolicy", "TeamGuardrailPolicy", "UsageRecord",
     "Experiment", "RequestFeedback", "TestSet", "TestSetCase", "TrafficSplit",
+    "LegalHold", "RetentionLock", "RetentionRule", "RetentionRun", "SubjectRequest", "TeamPayloadPolicy",
 ]

@@ -1,0 +1,223 @@
+"""Data-subject requests: access (one JSON document of everything held) and erasure.
+
+A subject is a person of the directory (by e-mail) or an application's end user (by the
+id sent in a request's `user` field). Audit events keep the stable pseudonymous actor id
+(person:12): the chain is never edited, and after erasure that id points at an
+anonymized person row. Both requests are audited without personal data: the event
+names person:<id> or a hash of the end-user id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import String, Text, text
+from sqlmodel import Session, SQLModel, col, select
+
+from core.audit import committing, record
+from core.errors import Conflict, NotFound, ValidationError
+from core.models.audit import AuditEvent
+from core.models.budgets import Budget, UsageRecord
+from core.models.catalog import PromptReview, PromptVersion
+from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
+from core.models.identity import Membership, Person, RoleGrant, Team
+from core.models.retention import LegalHold, SubjectRequest
+from core.permissions import Actor, Permission, require
+from core.retention.holds import holds_on_person
+
+ERASED = "[erased]"
+# Tables whose rows are deleted when they mention the subject (their text is the payload itself).
+CONTENT_TABLES = ("stored_payload", "gateway_cache_entry")
+# Never rewritten: the chain (people appear there only as ids) and the person row (anonymized below).
+UNTOUCHED_TABLES = ("audit_event", "audit_head", "audit_checkpoint", "alembic_version", "person")
+
+
+@dataclass(frozen=True)
+class Subject:
+    ref: str  # person:12 | end_user:<hash>
+    person: Person | None = None
+    end_user: str | None = None
+
+    @property
+    def needles(self) -> list[str]:
+        if self.person is not None:
+            return [n for n in (self.person.email, self.person.display_name) if n and len(n) >= 3]
+        return []
+
+
+def find_subject(session: Session, *, email: str | None = None, end_user: str | None = None) -> Subject:
+    if bool(email) == bool(end_user):
+        raise ValidationError("Name the subject by exactly one of: e-mail, end-user id")
+    if email:
+        person = session.exec(select(Person).where(Person.email == email.strip().lower())).first()
+        if person is None:
+            raise NotFound("No person with that e-mail address")
+        return Subject(ref=f"person:{person.id}", person=person)
+    end_user = end_user.strip()
+    if not end_user:
+        raise ValidationError("The end-user id is empty")
+    return Subject(ref="end_user:" + hashlib.sha256(end_user.encode()).hexdigest()[:16], end_user=end_user)
+
+
+def _request_ids(session: Session, subject: Subject) -> set[str]:
+    ids: set[str] = set()
+    if subject.person is not None:
+        ids |= set(session.exec(select(GatewayCall.request_id).where(GatewayCall.actor == subject.ref)))
+        for needle in subject.needles:
+            ids |= set(session.exec(select(StoredPayload.request_id).where(
+                col(StoredPayload.request_json).icontains(needle) | col(StoredPayload.response_json).icontains(needle))))
+    else:
+        marker = json.dumps({"user": subject.end_user})[1:-1]  # "user": "<id>" exactly as stored
+        ids |= set(session.exec(select(StoredPayload.request_id).where(col(StoredPayload.request_json).contains(marker))))
+    return ids
+
+
+# ---- access ------------------------------------------------------------------------------------
+
+
+def access_export(*, session: Session, actor: Actor, email: str | None = None,
+                  end_user: str | None = None) -> dict[str, Any]:
+    """Everything Quorum holds about the subject, as one JSON-ready document; audited."""
+    require(actor, Permission.RETENTION_MANAGE)
+    subject = find_subject(session, email=email, end_user=end_user)
+    request_ids = sorted(_request_ids(session, subject))
+    doc: dict[str, Any] = {"subject": subject.ref}
+    if subject.person is not None:
+        person = subject.person
+        doc["person"] = _row(person)
+        doc["teams"] = [t.name for t in session.exec(
+            select(Team).join(Membership, Membership.team_id == Team.id).where(Membership.person_id == person.id))]
+        doc["roles"] = [g.role for g in session.exec(select(RoleGrant).where(RoleGrant.person_id == person.id))]
+        doc["audit_events"] = [_row(e) for e in session.exec(select(AuditEvent).where(
+            (AuditEvent.actor == subject.ref) | ((AuditEvent.target_type == "person")
+                                                 & (AuditEvent.target_id == str(person.id)))).order_by(AuditEvent.seq))]
+        doc["usage_records"] = [_row(u) for u in session.exec(select(UsageRecord).where(UsageRecord.person_id == person.id))]
+        doc["prompt_versions_authored"] = [_row(v) for v in session.exec(
+            select(PromptVersion).where(PromptVersion.author_person_id == person.id))]
+        doc["reviews"] = [_row(r) for r in session.exec(select(PromptReview).where(
+            PromptReview.reviewer_person_id == person.id))]
+        doc["budgets"] = [_row(b) for b in session.exec(select(Budget).where(Budget.person_id == person.id))]
+        doc["legal_holds_owned"] = [_row(h) for h in session.exec(select(LegalHold).where(
+            LegalHold.owner_person_id == person.id))]
+    doc["gateway_calls"] = [_row(c) for c in session.exec(select(GatewayCall).where(
+        col(GatewayCall.request_id).in_(request_ids)))] if request_ids else []
+    doc["stored_payloads"] = [_payload_row(p) for p in session.exec(select(StoredPayload).where(
+        col(StoredPayload.request_id).in_(request_ids)))] if request_ids else []
+    doc["held_requests"] = [_row(h) for h in session.exec(select(HeldRequest).where(
+        col(HeldRequest.request_id).in_(request_ids)))] if request_ids else []
+    counts = {k: len(v) for k, v in doc.items() if isinstance(v, list)}
+    with committing(session):
+        session.add(SubjectRequest(kind="access", subject_ref=subject.ref, actor=actor.ref,
+                                   summary_json=json.dumps(counts, sort_keys=True)))
+        record(session, actor=actor, action="privacy.access", target_type="data_subject", target_id=subject.ref,
+               after={"counts": counts})
+    return doc
+
+
+def _row(model: SQLModel) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in model.model_dump().items()}
+
+
+def _payload_row(payload: StoredPayload) -> dict[str, Any]:
+    out = _row(payload)
+    for name in ("request_json", "response_json"):
+        value = out.pop(name)
+        out[name.removesuffix("_json")] = json.loads(value) if value else None
+    return out
+
+
+# ---- erasure ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ErasureResult:
+    subject: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def erase(*, session: Session, actor: Actor, email: str | None = None, end_user: str | None = None) -> ErasureResult:
+    """Delete or anonymize the subject's content; refused while a legal hold names the person."""
+    require(actor, Permission.RETENTION_MANAGE)
+    subject = find_subject(session, email=email, end_user=end_user)
+    if subject.person is not None:
+        holds = holds_on_person(session, subject.person.id)
+        if holds:
+            raise Conflict("This person's records are under legal hold (" + ", ".join(h.case_name for h in holds)
+                           + "); release the hold before erasing")
+    result = ErasureResult(subject.ref)
+    counts = result.counts
+    request_ids = sorted(_request_ids(session, subject))
+    with committing(session):
+        for chunk in _chunks(request_ids, 500):
+            counts["stored_payloads_deleted"] = counts.get("stored_payloads_deleted", 0) + session.execute(
+                text("DELETE FROM stored_payload WHERE request_id IN :ids").bindparams(_expanding("ids")),
+                {"ids": chunk}).rowcount
+            counts["held_answers_cleared"] = counts.get("held_answers_cleared", 0) + session.execute(
+                text("UPDATE held_request SET response_json = NULL, comment = '' WHERE request_id IN :ids")
+                .bindparams(_expanding("ids")), {"ids": chunk}).rowcount
+        if subject.person is not None:
+            person = subject.person
+            _scrub_everywhere(session, subject.needles, counts)
+            person.email = f"erased-{person.id}@erased.invalid"
+            person.display_name = f"Erased person {person.id}"
+            person.active = False
+            session.add(person)
+            counts["roles_removed"] = session.execute(
+                text("DELETE FROM role_grant WHERE person_id = :p"), {"p": person.id}).rowcount
+            counts["memberships_removed"] = session.execute(
+                text("DELETE FROM membership WHERE person_id = :p"), {"p": person.id}).rowcount
+        session.add(SubjectRequest(kind="erasure", subject_ref=subject.ref, actor=actor.ref,
+                                   summary_json=json.dumps(counts, sort_keys=True)))
+        session.flush()
+        record(session, actor=actor, action="privacy.erase", target_type="data_subject", target_id=subject.ref,
+               after={"counts": counts})
+    return result
+
+
+def _expanding(name: str):
+    from sqlalchemy import bindparam
+
+    return bindparam(name, expanding=True)
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _scrub_everywhere(session: Session, needles: list[str], counts: dict[str, int]) -> None:
+    """Every text column of every table: rows of content tables that mention the subject are
+    deleted; elsewhere each mention is replaced by "[erased]"."""
+    patterns = [re.compile(re.escape(n), re.IGNORECASE) for n in needles]
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name in UNTOUCHED_TABLES:
+            continue
+        columns = [c for c in table.columns if isinstance(c.type, (String, Text))]
+        keys = list(table.primary_key.columns)
+        if not columns or not keys:
+            continue
+        for column in columns:
+            for needle in needles:
+                matching = session.execute(
+                    table.select().with_only_columns(*keys, column).where(column.icontains(needle, autoescape=True))
+                ).all()
+                for row in matching:
+                    where = [k == row[i] for i, k in enumerate(keys)]
+                    if table.name in CONTENT_TABLES:
+                        session.execute(table.delete().where(*where))
+                        counts[f"{table.name}_deleted"] = counts.get(f"{table.name}_deleted", 0) + 1
+                        continue
+                    value = row[len(keys)]
+                    for pattern in patterns:
+                        value = pattern.sub(ERASED, value)
+                    session.execute(table.update().where(*where).values({column.name: value}))
+                    counts[f"{table.name}_scrubbed"] = counts.get(f"{table.name}_scrubbed", 0) + 1
+
+
+def recent_requests(session: Session, *, actor: Actor, limit: int = 50) -> list[SubjectRequest]:
+    require(actor, Permission.RETENTION_READ)
+    return list(session.exec(select(SubjectRequest).order_by(col(SubjectRequest.id).desc()).limit(limit)))

@@ -1,0 +1,387 @@
+"""`quorum retention enforce`: delete or anonymize what is past its retention, provably.
+
+- Each record kind (core.retention.kinds) is split into segments: the default rule, and one
+  per team with its own rule. A segment's records older than its cutoff and under no
+  active legal hold are handled in batches of `batch_size` rows, one transaction each.
+- The run's progress (per segment: done, rows handled) is committed in the same
+  transaction as each batch, so a run that dies resumes where it stopped, with its
+  original "as of" time, neither losing nor double-counting a row.
+- One run at a time across servers: a lease row (retention_lock) that the runner renews
+  with every batch; a crashed runner's lease simply expires.
+- Audit events are pruned as a prefix of the chain: first a signed checkpoint with
+  pruned_before=S, then events below S, so `quorum audit verify` reports "pruned before S".
+- Nothing is touched before its time: cutoffs come from core.clock, and a record created
+  at t with period P is eligible only once now > t + P.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core import audit_checkpoints, clock, db
+from core.audit import record
+from core.errors import Conflict
+from core.models.retention import RetentionLock, RetentionRun
+from core.models.types import UtcDateTime
+from core.permissions import Actor, Permission, require
+from core.retention import kinds as registry
+from core.retention.holds import active_holds, not_held
+from core.retention.rules import Rules, current_rules
+
+BATCH_SIZE = 5_000
+LEASE = timedelta(minutes=5)
+LOCK_NAME = "enforce"
+SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One kind's records under one rule: the default, or a team's own."""
+
+    key: str
+    kind: registry.RecordKind
+    class_key: str
+    period: str
+    action: str
+    cutoff: datetime
+    team_id: int | None  # None: every team without a rule of its own
+    other_teams: tuple[int, ...] = ()
+
+    def where(self, holds) -> tuple[str, dict[str, Any]]:
+        kind = self.kind
+        clauses = [f"{kind.time_column} < :cutoff"]
+        params: dict[str, Any] = {"cutoff": self.cutoff}
+        if kind.team_sql and self.team_id is not None:
+            clauses.append(f"{kind.team_sql} = :seg_team")
+            params["seg_team"] = self.team_id
+        elif kind.team_sql and self.other_teams:
+            names = [f"seg_other{n}" for n in range(len(self.other_teams))]
+            clauses.append(f"({kind.team_sql} IS NULL OR {kind.team_sql} NOT IN ({', '.join(':' + n for n in names)}))")
+            params.update(dict(zip(names, self.other_teams, strict=True)))
+        if self.action == "anonymize" and kind.needs_anonymizing_sql:
+            clauses.append(kind.needs_anonymizing_sql)
+        held = not_held(kind, holds)
+        clauses.append(held.sql)
+        params.update(held.params)
+        return " AND ".join(clauses), params
+
+
+def plan(session: Session, as_of: datetime, rules: Rules | None = None) -> list[Segment]:
+    """Every segment to enforce at `as_of`; audit events are planned separately (a chain prefix)."""
+    rules = rules or current_rules(session)
+    segments = []
+    for kind in registry.kinds():
+        if not any(c in rules.defaults for c in kind.classes):
+            continue
+        teams = tuple(rules.override_teams(kind)) if kind.team_sql and kind is not registry.AUDIT_KIND else ()
+        for team in (None, *teams):
+            rule = rules.winning(kind, team)
+            action = rule.action if (rule.action == "delete" and kind.can_delete) or not kind.can_anonymize \
+                else "anonymize"
+            segments.append(Segment(key=f"{kind.key}:{'default' if team is None else f'team{team}'}", kind=kind,
+                                    class_key=rule.class_key, period=str(rule.period), action=action,
+                                    cutoff=rule.period.cutoff(as_of), team_id=team,
+                                    other_teams=teams if team is None else ()))
+    return segments
+
+
+def _run(session: Session, statement: str, params: dict[str, Any]):
+    """Execute SQL text; datetime parameters go through UtcDateTime (SQLite stores naive UTC text)."""
+    clause = text(statement)
+    typed = [bindparam(k, type_=UtcDateTime()) for k, v in params.items() if isinstance(v, datetime)]
+    return session.execute(clause.bindparams(*typed) if typed else clause, params)
+
+
+# ---- preview (dry run) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    kind: str
+    label: str
+    class_key: str
+    team_id: int | None
+    period: str
+    action: str
+    cutoff: datetime
+    count: int
+    samples: list[dict[str, Any]]
+
+
+def preview(*, session: Session, actor: Actor) -> list[PreviewRow]:
+    """What a run now would delete or anonymize: counts per class and kind, with sample records."""
+    require(actor, Permission.RETENTION_READ)
+    as_of = clock.now()
+    holds = active_holds(session)
+    rows = []
+    for segment in plan(session, as_of):
+        kind = segment.kind
+        if kind is registry.AUDIT_KIND:
+            count, samples = _audit_preview(session, segment, holds)
+        else:
+            where, params = segment.where(holds)
+            count = _run(session, f"SELECT COUNT(*) FROM {kind.table} WHERE {where}", params).scalar() or 0
+            samples = [{"id": r[0], "time": r[1]} for r in _run(
+                session, f"SELECT {kind.id_column}, {kind.time_column} FROM {kind.table} WHERE {where} "
+                f"ORDER BY {kind.time_column} LIMIT {SAMPLES}", params)] if count else []
+        rows.append(PreviewRow(kind.key, kind.label, segment.class_key, segment.team_id, segment.period,
+                               segment.action, segment.cutoff, int(count), samples))
+    session.rollback()
+    return rows
+
+
+def _audit_prune_bound(session: Session, segment: Segment, holds) -> tuple[int | None, int | None]:
+    """(S, first seq present): events with seq < S are all past their time and unheld."""
+    first = session.execute(text("SELECT MIN(seq), MAX(seq) FROM audit_event")).first()
+    if first is None or first[0] is None:
+        return None, None
+    where, params = segment.where(holds)
+    keep = _run(session, f"SELECT MIN(seq) FROM audit_event WHERE NOT ({where})", params).scalar()
+    bound = int(keep) if keep is not None else int(first[1]) + 1
+    return bound, int(first[0])
+
+
+def _audit_preview(session: Session, segment: Segment, holds) -> tuple[int, list[dict]]:
+    bound, first = _audit_prune_bound(session, segment, holds)
+    if bound is None or bound <= max(first, 2):
+        return 0, []
+    samples = [{"id": r[0], "time": r[1]} for r in session.execute(text(
+        "SELECT seq, occurred_at FROM audit_event WHERE seq < :s ORDER BY seq LIMIT :n"), {"s": bound, "n": SAMPLES})]
+    return bound - first, samples
+
+
+# ---- the lock ---------------------------------------------------------------------------------
+
+
+def _acquire(engine: Engine, holder: str) -> None:
+    with db.write_session(engine) as session:
+        now = clock.now()
+        taken = _run(session, "UPDATE retention_lock SET holder = :me, expires_at = :exp "
+                     "WHERE name = :name AND (expires_at < :now OR holder = :me)",
+                     {"me": holder, "exp": now + LEASE, "name": LOCK_NAME, "now": now}).rowcount
+        if not taken:
+            if session.get(RetentionLock, LOCK_NAME) is not None:
+                raise Conflict("Another retention run is in progress; try again when it has finished")
+            session.add(RetentionLock(name=LOCK_NAME, holder=holder, expires_at=now + LEASE))
+        try:
+            session.commit()
+        except IntegrityError:
+            raise Conflict("Another retention run is in progress; try again when it has finished") from None
+
+
+def _renew(session: Session, holder: str) -> None:
+    now = clock.now()
+    params = {"me": holder, "exp": now + LEASE, "name": LOCK_NAME}
+    renewed = _run(session, "UPDATE retention_lock SET expires_at = :exp WHERE name = :name AND holder = :me",
+                   params).rowcount
+    if not renewed:
+        raise Conflict("The retention run lost its lock (its lease expired); it will resume on the next run")
+
+
+def _release(engine: Engine, holder: str) -> None:
+    with db.write_session(engine) as session:
+        session.execute(text("DELETE FROM retention_lock WHERE name = :name AND holder = :me"),
+                        {"name": LOCK_NAME, "me": holder})
+        session.commit()
+
+
+# ---- enforcement -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    as_of: datetime
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    pruned_before: int | None = None
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(n for c in self.counts.values() for n in c.values())
+
+
+AfterBatch = Callable[[int, int], None]
+
+
+def enforce(*, actor: Actor, engine: Engine | None = None, batch_size: int = BATCH_SIZE,
+            after_batch: AfterBatch | None = None) -> RunResult:
+    """Run (or resume) enforcement; `after_batch(run_id, batches)` is called after each committed batch."""
+    require(actor, Permission.RETENTION_MANAGE)
+    engine = engine or db.get_engine()
+    holder = f"{actor.ref}/{uuid.uuid4().hex[:12]}"
+    _acquire(engine, holder)
+    try:
+        run, resumed = _start_or_resume(engine, actor)
+        progress = json.loads(run.progress_json)
+        result = RunResult(run_id=run.id, as_of=run.as_of, resumed=resumed)
+        with db.session(engine) as reader:
+            segments = plan(reader, run.as_of)
+            holds = active_holds(reader)
+        for segment in segments:
+            if segment.kind is registry.AUDIT_KIND:
+                _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_size, after_batch, result)
+            else:
+                _enforce_segment(engine, holder, run, progress, segment, holds, batch_size, after_batch)
+        _finish(engine, actor, holder, run, progress, result)
+        return result
+    finally:
+        _release(engine, holder)
+
+
+def _start_or_resume(engine: Engine, actor: Actor) -> tuple[RetentionRun, bool]:
+    with db.write_session(engine) as session:
+        run = session.exec(select(RetentionRun).where(RetentionRun.status == "running")
+                           .order_by(col(RetentionRun.id).desc())).first()
+        resumed = run is not None
+        if run is None:
+            run = RetentionRun(as_of=clock.now(), actor=actor.ref, progress_json="{}")
+        else:
+            run.resumed += 1
+        session.add(run)
+        session.commit()
+        session.refresh(run)
+        return run, resumed
+
+
+def _save_progress(session: Session, run: RetentionRun, progress: dict, batches: int = 0) -> None:
+    run.batches += batches
+    session.execute(text("UPDATE retention_run SET progress_json = :p, batches = :b WHERE id = :id"),
+                    {"p": json.dumps(progress, sort_keys=True), "b": run.batches, "id": run.id})
+
+
+def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, batch_size, after_batch) -> None:
+    state = progress.setdefault(segment.key, {"done": False, "count": 0, "action": segment.action})
+    if state["done"]:
+        return
+    kind = segment.kind
+    where, params = segment.where(holds)
+    if segment.action == "delete":
+        chosen = f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} LIMIT {int(batch_size)}"
+        statement = f"DELETE FROM {kind.table} WHERE {kind.id_column} IN ({chosen})"
+    else:
+        # Anonymized rows still match the time condition: walk the ids in order (keyset, kept in
+        # the progress) so each batch starts after the last one instead of rescanning them.
+        chosen = (f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} AND {kind.id_column} > :after "
+                  f"ORDER BY {kind.id_column} LIMIT {int(batch_size)}")
+        sets = ", ".join(f"{column} = :set_{column}" for column in kind.anonymize_set)
+        params = {**params, **{f"set_{c}": v for c, v in kind.anonymize_set.items()}}
+        statement = f"UPDATE {kind.table} SET {sets} WHERE {kind.id_column} IN :ids"
+    while True:
+        with db.write_session(engine) as session:
+            _renew(session, holder)
+            if segment.action == "delete":
+                handled = _run(session, statement, params).rowcount
+            else:
+                ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
+                handled = session.execute(text(statement).bindparams(bindparam("ids", expanding=True)),
+                                          {**params, "ids": ids}).rowcount if ids else 0
+                if ids:
+                    state["after"] = max(ids)
+            if handled:
+                state["count"] += handled
+            else:
+                state["done"] = True
+            _save_progress(session, run, progress, batches=1 if handled else 0)
+            session.commit()
+        if not handled:
+            return
+        if after_batch:
+            after_batch(run.id, run.batches)
+
+
+def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_size, after_batch, result) -> None:
+    state = progress.setdefault(segment.key, {"done": False, "count": 0, "action": "delete"})
+    if state["done"]:
+        result.pruned_before = state.get("pruned_before")
+        return
+    if "pruned_before" not in state:
+        if audit_checkpoints.signing_key() is None:
+            result.notes.append("Audit events were not pruned: pruning needs a signed checkpoint "
+                                "(set QUORUM_AUDIT_SIGNING_KEY)")
+            return
+        with db.write_session(engine) as session:
+            bound, first = _audit_prune_bound(session, segment, holds)
+            if bound is None or bound <= max(first, 2):
+                state["done"] = True
+                _save_progress(session, run, progress)
+                session.commit()
+                return
+            # Signed first: once events below S are gone, this checkpoint is what verify starts from.
+            audit_checkpoints.create_checkpoint(session=session, actor=actor, pruned_before=bound)
+            state["pruned_before"] = bound
+            _renew(session, holder)
+            _save_progress(session, run, progress)
+            session.commit()
+    bound = state["pruned_before"]
+    result.pruned_before = bound
+    while True:
+        with db.write_session(engine) as session:
+            _renew(session, holder)
+            handled = session.execute(text(
+                "DELETE FROM audit_event WHERE seq IN "
+                f"(SELECT seq FROM audit_event WHERE seq < :s ORDER BY seq LIMIT {int(batch_size)})"),
+                {"s": bound}).rowcount
+            if handled:
+                state["count"] += handled
+            else:
+                state["done"] = True
+            _save_progress(session, run, progress, batches=1 if handled else 0)
+            session.commit()
+        if not handled:
+            return
+        if after_batch:
+            after_batch(run.id, run.batches)
+
+
+def _finish(engine, actor, holder, run, progress, result: RunResult) -> None:
+    for key, state in progress.items():
+        kind_key = key.split(":", 1)[0]
+        verb = "deleted" if state.get("action") == "delete" else "anonymized"
+        bucket = result.counts.setdefault(kind_key, {})
+        bucket[verb] = bucket.get(verb, 0) + state["count"]
+    with db.write_session(engine) as session:
+        _renew(session, holder)
+        row = session.get(RetentionRun, run.id)
+        row.status, row.finished_at = "done", clock.now()
+        session.add(row)
+        record(session, actor=actor, action="retention.run", target_type="retention_run", target_id=run.id,
+               after={"as_of": run.as_of, "counts": result.counts, "batches": row.batches,
+                      "resumed": row.resumed, "pruned_before": result.pruned_before})
+        session.commit()
+
+
+def recent_runs(session: Session, *, actor: Actor, limit: int = 20) -> list[RetentionRun]:
+    require(actor, Permission.RETENTION_READ)
+    return list(session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc()).limit(limit)))
+
+
+def retention_attention(session: Session, actor: Actor):
+    """Home page items for governance leads: an interrupted run, or no run for a week after the last."""
+    from core.attention import AttentionItem
+
+    if not actor.can(Permission.RETENTION_MANAGE):
+        return []
+    latest = session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc())).first()
+    if latest is not None and latest.status == "running" and session.get(RetentionLock, LOCK_NAME) is None:
+        return [AttentionItem(title=f"Retention run {latest.id} was interrupted",
+                              detail="The next run resumes it where it stopped.", severity="warning",
+                              page="pages/retention.py")]
+    finished = latest.finished_at if latest is not None else None
+    # A fresh installation is not "overdue": the item appears once runs are scheduled and stop.
+    if finished is not None and clock.now() - finished > timedelta(days=7):
+        return [AttentionItem(title=f"Retention enforcement last ran {finished:%Y-%m-%d}",
+                              detail="Schedule `quorum retention enforce` (cron) or run it from the page.",
+                              page="pages/retention.py")]
+    return []

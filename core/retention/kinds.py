@@ -1,0 +1,112 @@
+"""The registry of record kinds that retention knows how to find, hold, delete or anonymize.
+
+A kind names its table, the column that dates a record, the retention classes it falls
+under and SQL for the hold dimensions (team, person, prompt). Adding a kind later, e.g.
+experiment results, is one `register(RecordKind(...))` call in the module that owns the
+table; nothing else in retention changes.
+
+SQL fragments are written against the bare table name. Person conditions may use the
+bound parameters `:{id}` (the person id) and `:{ref}` ("person:12"); prompt conditions
+`:{id}` (the prompt id) and `:{sid}` (the same as text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ANONYMIZED = "anonymized"
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    key: str
+    label: str
+    table: str
+    id_column: str
+    time_column: str
+    classes: tuple[str, ...]
+    team_sql: str | None = None
+    person_sql: str | None = None
+    prompt_sql: str | None = None
+    # Columns set at expiry when the winning class says "anonymize", and the condition that
+    # is true while a row still needs it (so a resumed run never counts a row twice).
+    anonymize_set: dict[str, object] = field(default_factory=dict)
+    needs_anonymizing_sql: str | None = None
+    can_delete: bool = True
+
+    @property
+    def can_anonymize(self) -> bool:
+        return bool(self.anonymize_set)
+
+
+_KINDS: dict[str, RecordKind] = {}
+
+
+def register(kind: RecordKind) -> RecordKind:
+    if kind.key in _KINDS and _KINDS[kind.key] != kind:
+        raise ValueError(f"record kind {kind.key!r} registered twice")
+    if not kind.can_delete and not kind.can_anonymize:
+        raise ValueError(f"record kind {kind.key!r} can neither be deleted nor anonymized")
+    _KINDS[kind.key] = kind
+    return kind
+
+
+def kinds() -> list[RecordKind]:
+    return list(_KINDS.values())
+
+
+def kind(key: str) -> RecordKind:
+    return _KINDS[key]
+
+
+def kinds_for_class(class_key: str) -> list[RecordKind]:
+    return [k for k in _KINDS.values() if class_key in k.classes]
+
+
+_CALL_BY_PERSON = "request_id IN (SELECT request_id FROM gateway_call WHERE actor = :{ref})"
+_CALL_BY_PROMPT = ("request_id IN (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name "
+                   "WHERE p.id = :{id})")
+_VERSION_TEAM = "(SELECT p.team_id FROM prompt p WHERE p.id = prompt_version.prompt_id)"
+
+register(RecordKind(
+    key="stored_payload", label="Stored request and response payloads", table="stored_payload",
+    id_column="request_id", time_column="created_at", classes=("request_payloads", "response_payloads"),
+    team_sql="team_id", person_sql=_CALL_BY_PERSON, prompt_sql=_CALL_BY_PROMPT))
+register(RecordKind(
+    key="held_request", label="Held requests and their answers", table="held_request",
+    id_column="id", time_column="created_at", classes=("request_payloads", "response_payloads"),
+    team_sql="team_id", person_sql=_CALL_BY_PERSON, prompt_sql=_CALL_BY_PROMPT))
+register(RecordKind(
+    key="gateway_call", label="Gateway call log", table="gateway_call", id_column="id",
+    time_column="created_at", classes=("usage_rows",), team_sql="team_id", person_sql="actor = :{ref}",
+    prompt_sql="prompt_name = (SELECT p.name FROM prompt p WHERE p.id = :{id})",
+    anonymize_set={"actor": ANONYMIZED, "key_id": None},
+    needs_anonymizing_sql=f"(actor <> '{ANONYMIZED}' OR key_id IS NOT NULL)"))
+register(RecordKind(
+    key="usage_record", label="Usage ledger", table="usage_record", id_column="id", time_column="occurred_at",
+    classes=("usage_rows",), team_sql="team_id", person_sql="person_id = :{id}", prompt_sql="prompt_id = :{id}",
+    anonymize_set={"person_id": None, "key_id": None},
+    needs_anonymizing_sql="(person_id IS NOT NULL OR key_id IS NOT NULL)"))
+register(RecordKind(
+    key="prompt_version", label="Prompt versions", table="prompt_version", id_column="id",
+    time_column="created_at", classes=("prompt_versions",), team_sql=_VERSION_TEAM,
+    person_sql="author_person_id = :{id}", prompt_sql="prompt_id = :{id}",
+    anonymize_set={"author_ref": ANONYMIZED, "author_person_id": None, "change_note": ""},
+    needs_anonymizing_sql=f"(author_ref <> '{ANONYMIZED}' OR author_person_id IS NOT NULL OR change_note <> '')",
+    # Labels, reviews and evidence point at versions: a version is anonymized, never deleted.
+    can_delete=False))
+register(RecordKind(
+    key="prompt_review", label="Review decisions", table="prompt_review", id_column="id",
+    time_column="created_at", classes=("review_records",),
+    team_sql=("(SELECT p.team_id FROM prompt_version v JOIN prompt p ON p.id = v.prompt_id "
+              "WHERE v.id = prompt_review.version_id)"),
+    person_sql="reviewer_person_id = :{id}",
+    prompt_sql="version_id IN (SELECT v.id FROM prompt_version v WHERE v.prompt_id = :{id})",
+    anonymize_set={"reviewer_ref": ANONYMIZED, "reviewer_person_id": None, "comment": ""},
+    needs_anonymizing_sql=f"(reviewer_ref <> '{ANONYMIZED}' OR reviewer_person_id IS NOT NULL OR comment <> '')"))
+# Audit events are pruned as a prefix of the chain behind a signed checkpoint (enforce.py).
+AUDIT_KIND = register(RecordKind(
+    key="audit_event", label="Audit events", table="audit_event", id_column="seq", time_column="occurred_at",
+    classes=("audit_events",), team_sql="team_id",
+    person_sql="(actor = :{ref} OR (target_type = 'person' AND target_id = :{sid}))",
+    prompt_sql="(target_type = 'prompt' AND target_id = :{sid})"))
