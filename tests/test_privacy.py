@@ -74,9 +74,11 @@ def test_erasure_leaves_no_trace_in_any_table_or_export_and_the_chain_verifies(s
     assert mentions_anywhere([EMAIL, NAME])  # the check can fail: the person is there before
     lead = Actor.system("privacy-test")
     result = written(privacy.erase, actor=lead, email=EMAIL)
-    assert result.counts["stored_payloads_deleted"] == 3
+    # Tom's own calls in the demo seed count too, besides the three payloads made above.
+    assert result.counts["stored_payloads_deleted"] >= 3
     assert mentions_anywhere([EMAIL, NAME]) == []
     session.rollback()
+    assert [session.get(StoredPayload, i) for i in ("tom0", "tom1", "mention0")] == [None, None, None]
     assert session.get(StoredPayload, "other0") is not None
     # The call log keeps the pseudonymous id; usage and cost are not lost.
     assert session.exec(select(GatewayCall).where(GatewayCall.actor == tom.ref)).all()
