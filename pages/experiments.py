@@ -90,6 +90,7 @@ with run_tab:
             # was when the run started.
             st.session_state.pop("exp_running", None)
             st.session_state["exp_selected"] = experiment_id
+            st.session_state["exp_open"] = experiment_id  # the Results tab opens the run that just ended
             layout.flash(f"Experiment #{experiment_id} {status}; open it under Results.")
             st.rerun(scope="app")
 

@@ -32,9 +32,9 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/spend.py", "Spend", ":material/payments:", "Finance", Permission.SPEND_READ),
     PageSpec("pages/budgets.py", "Budgets & prices", ":material/savings:", "Finance", Permission.SPEND_READ),
     PageSpec("pages/held_requests.py", "Held requests", ":material/front_hand:", "Governance", Permission.REQUEST_REVIEW),
+    PageSpec("pages/retention.py", "Retention & privacy", ":material/auto_delete:", "Governance", Permission.RETENTION_READ),
     PageSpec("pages/audit_log.py", "Audit log", ":material/history:", "Audit", Permission.AUDIT_READ),
     PageSpec("pages/audit_verify.py", "Verify audit chain", ":material/fact_check:", "Audit", Permission.AUDIT_VERIFY),
-    PageSpec("pages/retention.py", "Retention & privacy", ":material/auto_delete:", "Governance", Permission.RETENTION_READ),
     PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),
     PageSpec("pages/api_keys.py", "API keys", ":material/key:", "Administration", Permission.KEY_MANAGE),
 ]

@@ -1,0 +1,71 @@
+"""An application calls Quorum with the official openai SDK and a team key; the call shows
+up in finance's Spend export and in the auditor's audit log export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import openai
+from sqlmodel import select
+
+from core import db
+from core.models.budgets import UsageRecord
+from core.settings import PROJECT_ROOT
+from tests.e2e.conftest import assert_no_errors, open_page, settle, sign_in
+
+
+def create_key(server) -> str:
+    env = {**os.environ, "DATABASE_URL": server.database_url, "QUORUM_DEMO": "1"}
+    done = subprocess.run([sys.executable, "-m", "core.cli.main", "keys", "create", "--team", "Support",
+                           "--name", "browser-journey"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          check=True)
+    return re.search(r"\bqk_\S+", done.stdout).group(0)
+
+
+def support_spent_micro(page) -> int:
+    open_page(page, "Spend")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").first.click()
+    rows = csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read()))
+    return next(int(row["spent_micro"]) for row in rows if row["team"] == "Support")
+
+
+def test_an_sdk_call_shows_up_in_spend_and_in_the_audit_log(page, server):
+    sign_in(page, "Priya Raman")
+    before = support_spent_micro(page)
+
+    client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=create_key(server), max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Where can I download my invoice?"}],
+        max_tokens=200)
+    completion = raw.parse()
+    request_id = raw.headers["x-request-id"]
+    assert completion.choices[0].message.content and completion.usage.total_tokens > 0
+
+    with db.session(db.make_engine(server.database_url)) as session:
+        row = session.exec(select(UsageRecord).where(UsageRecord.request_id == request_id)).one()
+    assert (row.input_tokens, row.output_tokens) == (completion.usage.prompt_tokens,
+                                                     completion.usage.completion_tokens)
+    assert row.cost_micro > 0
+
+    open_page(page, "Budgets & prices")  # away and back: Spend reads the ledger again
+    assert support_spent_micro(page) - before == row.cost_micro
+    assert_no_errors(page, "Spend after the call")
+
+    sign_in(page, "Daniel Kim")
+    open_page(page, "Audit log")
+    action = page.get_by_role("textbox", name="Action")
+    action.fill("gateway.")
+    action.press("Enter")
+    settle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="JSON Lines").click()
+    events = [json.loads(line) for line in open(download.value.path(), encoding="utf-8") if line.strip()]
+    assert any(e["target_id"] == request_id and e["action"] == "gateway.call" for e in events)
+    assert all(e["action"].startswith("gateway.") for e in events)
