@@ -14,18 +14,16 @@ budget's usage row and one `gateway.call` audit event that never holds prompt te
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session
 
 from core import clock, db
 from core.audit import record
-from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_estimate, text_tokens_upper_bound
+from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
 from core.catalog.render import render_messages
 from core.errors import BudgetExceeded, QuorumError, ValidationError
@@ -33,13 +31,15 @@ from core.gateway import cache, policies
 from core.gateway.errors import GuardrailBlocked, HeldForReview, ModelNotAllowed, ModelNotPriced, UpstreamFailed
 from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
 from core.gateway.telemetry import span
-from core.gateway.upstream import Upstream, UpstreamStream
-from core.guardrails import GuardrailOutcome, GuardrailPolicy, apply_input_guardrails, scan_output
-from core.guardrails.pii import replace_findings, find_pii
-from core.guardrails.secrets import find_secrets
+from core.gateway.upstream import Upstream
+from core.guardrails import GuardrailPolicy, apply_input_guardrails, scan_output
 from core.models.gateway import GatewayCall, StoredPayload
 from core.permissions import Actor, Permission, require
 from core.retention.payloads import minimized_payload, payload_storage_mode
+from core.gateway.redaction import (
+    blocked_reason, finding_summary, message_texts, outcome_findings, redacted_response,
+)
+from core.gateway.streaming import GatewayStream
 from core.review_requests import new_hold
 
 
@@ -220,10 +220,10 @@ class Gateway:
         messages = body["messages"] if call.kind == "chat" else [
             {"role": "user", "content": t} for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
         outcome = apply_input_guardrails(messages, policy)
-        call.findings = _findings(outcome)
+        call.findings = outcome_findings(outcome)
         if outcome.blocked:
             raise GuardrailBlocked(f"Blocked by the guardrail '{outcome.rule}': the request contains "
-                                   f"{_what(outcome.rule)}; remove it and try again", rule=outcome.rule)
+                                   f"{blocked_reason(outcome.rule)}; remove it and try again", rule=outcome.rule)
         if call.kind == "chat":
             body = {**body, "messages": outcome.messages}
         else:
@@ -234,7 +234,7 @@ class Gateway:
         return body
 
     def _moderate(self, call: _Call, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
-        texts = [t for m in messages for t in _texts(m)]
+        texts = [t for m in messages for t in message_texts(m)]
         if not texts:
             return
         with span("gateway.moderation"):
@@ -315,10 +315,10 @@ class Gateway:
         flagged = [v for v in verdicts if v.decision == "flag"]
         if not flagged:
             return response, None
-        summaries = [_summary(f) for v in flagged for f in v.findings]
+        summaries = [finding_summary(f) for v in flagged for f in v.findings]
         holding = [s for s in summaries if s["rule"].startswith("secret.")
                    or policy.action_for(s["rule"][4:]) == "block"]
-        redacted = _redacted_response(response, policy)
+        redacted = redacted_response(response, policy)
         call.findings.extend(summaries)
         if not holding:
             return redacted, None  # personal data the policy redacts: redact it and answer
@@ -396,89 +396,6 @@ class Gateway:
                 raise
 
 
-class GatewayStream:
-    """The chunks of a streamed answer, as dicts; settles once when the stream ends or is closed.
-
-    A client that leaves midway makes the caller ``close()`` the stream: the upstream
-    connection is closed (the provider stops generating) and the call is settled with
-    what was received: output tokens estimated from the text received, input tokens
-    estimated offline (the real counts arrive only in the final usage chunk, which never
-    came). Such rows are marked ``usage_estimated``.
-    """
-
-    def __init__(self, gateway: Gateway, call: _Call, upstream: UpstreamStream, wants_usage: bool) -> None:
-        self.gateway, self.call, self.upstream, self.wants_usage = gateway, call, upstream, wants_usage
-        self.request_id = call.request_id
-        self.simulated = call.simulated
-        self._texts: dict[int, list[str]] = {}
-        self._usage: Usage | None = None
-        self._chunks = 0
-        self._settled = False
-        self._lock = threading.Lock()
-
-    def __iter__(self):
-        try:
-            for chunk in self.upstream:
-                self._chunks += 1
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    if delta.get("content"):
-                        self._texts.setdefault(choice.get("index", 0), []).append(delta["content"])
-                    for tool_call in delta.get("tool_calls") or ():
-                        arguments = (tool_call.get("function") or {}).get("arguments")
-                        if arguments:
-                            self._texts.setdefault(choice.get("index", 0), []).append(arguments)
-                if chunk.get("usage"):
-                    self._usage = usage_from_openai(chunk["usage"])
-                    if not self.wants_usage:
-                        continue  # we asked for it; the caller did not
-                yield chunk
-        except UpstreamFailed:
-            self._finish(complete=False)
-            raise
-        except Exception as error:  # noqa: BLE001 - a dropped upstream mid-stream
-            self._finish(complete=False)
-            raise UpstreamFailed(f"The model provider's stream broke off: {type(error).__name__}") from None
-        self._finish(complete=True)
-
-    def close(self) -> None:
-        """Stop early (the client left): close the upstream and settle with what was received."""
-        if not self._settled:
-            try:
-                self.upstream.close()
-            finally:
-                self._finish(complete=False)
-
-    def _finish(self, *, complete: bool) -> None:
-        with self._lock:
-            if self._settled:
-                return
-            self._settled = True
-        call, gateway = self.call, self.gateway
-        text = "".join("".join(parts) for parts in self._texts.values())
-        estimated = self._usage is None
-        if estimated:
-            from core.budgets.tokens import chat_input_tokens_estimate
-
-            usage = Usage(input_tokens=chat_input_tokens_estimate(messages=call.sent["messages"]),
-                          output_tokens=max(text_tokens_estimate(text), self._chunks))
-        else:
-            usage = self._usage
-        cost = gateway.budget.cost_micro(call.reservation, call.model, usage)
-        with db.session() as session:
-            policy = policies.team_policy(session, call.caller.team_id)
-        response = {"object": "chat.completion.stream", "complete": complete, "content": _redact_text(text, policy)}
-        hold = None
-        verdict = scan_output(text, policy)
-        if verdict.decision == "flag":
-            # The answer has already been delivered; record it for a lead to see.
-            call.findings.extend(_summary(f) for f in verdict.findings)
-            hold = new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="stream",
-                            rule=verdict.rule, findings=[_summary(f) for f in verdict.findings], response=response)
-        gateway._settle(call, status="ok", http_status=200, response=response, usage=usage, cost=cost,
-                        hold=hold, rule=hold.rule if hold else None, usage_estimated=estimated)
-
-
 # ---- helpers -------------------------------------------------------------------------------
 
 
@@ -508,50 +425,16 @@ def _cap_output(body: dict[str, Any], reservation: Reservation) -> dict[str, Any
     return body
 
 
-def _texts(message: dict[str, Any]) -> list[str]:
-    content = message.get("content")
-    if isinstance(content, str):
-        return [content] if content else []
-    if isinstance(content, list):
-        return [p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text" and p.get("text")]
-    return []
 
 
-def _summary(finding) -> dict[str, Any]:
-    return {"rule": finding.rule, "count": finding.count, "masked": list(finding.masked), "action": finding.action}
 
 
-def _findings(outcome: GuardrailOutcome) -> list[dict[str, Any]]:
-    return [_summary(f) for f in outcome.findings]
 
 
-def _what(rule: str | None) -> str:
-    if rule and rule.startswith("secret."):
-        return "a credential (" + rule[7:].replace("_", " ") + ")"
-    if rule and rule.startswith("pii."):
-        return "personal data (" + rule[4:].replace("_", " ") + ") that this team's policy blocks"
-    return "content the policy blocks"
 
 
-def _redact_text(text: str, policy: GuardrailPolicy) -> str:
-    """Secrets masked, and personal data the policy does not allow replaced by placeholders."""
-    if not text:
-        return text
-    secrets = find_secrets(text, high_entropy=policy.detect_high_entropy_secrets)
-    for finding in sorted(secrets, key=lambda f: f.start, reverse=True):
-        text = text[:finding.start] + f"[{finding.rule}]" + text[finding.end:]
-    kinds = tuple(k for k in policy.kinds_with("redact") + policy.kinds_with("block"))
-    return replace_findings(text, find_pii(text, kinds)).text if kinds else text
 
 
-def _redacted_response(response: dict[str, Any], policy: GuardrailPolicy) -> dict[str, Any]:
-    choices = []
-    for choice in response.get("choices") or []:
-        message = dict(choice.get("message") or {})
-        if isinstance(message.get("content"), str):
-            message["content"] = _redact_text(message["content"], policy)
-        choices.append({**choice, "message": message})
-    return {**response, "choices": choices}
 
 
 def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str:
