@@ -321,3 +321,20 @@ def test_a_team_hold_stops_audit_pruning_at_the_first_held_event(early_clock, si
     held_seq = session.execute(text(f"SELECT MIN(seq) FROM audit_event WHERE team_id = {data_team}")).scalar()
     assert first_held >= 1 and result.pruned_before == held_seq
     assert verify_chain(session=session, actor=SYSTEM).ok
+
+
+def test_experiment_outputs_follow_their_class(session, directory):
+    from core.catalog.demo_seed import seed_catalog
+    from core.experiments.demo_seed import seed_experiments
+
+    clock = Clock(T0)
+    seed_catalog(session)
+    seed_experiments(session)
+    session.rollback()
+    assert count("experiment") == 1
+    expiry = T0 + timedelta(days=5 * 365 + 1)  # playground and experiment outputs: 5 years
+    clock.set(expiry - timedelta(days=2))
+    assert enforce.enforce(actor=SYSTEM).counts["experiment"]["deleted"] == 0
+    clock.set(expiry + timedelta(days=1))
+    assert enforce.enforce(actor=SYSTEM).counts["experiment"]["deleted"] == 1
+    assert count("experiment") == 0

@@ -104,6 +104,10 @@ register(RecordKind(
     prompt_sql="version_id IN (SELECT v.id FROM prompt_version v WHERE v.prompt_id = :{id})",
     anonymize_set={"reviewer_ref": ANONYMIZED, "reviewer_person_id": None, "comment": ""},
     needs_anonymizing_sql=f"(reviewer_ref <> '{ANONYMIZED}' OR reviewer_person_id IS NOT NULL OR comment <> '')"))
+register(RecordKind(
+    key="experiment", label="A/B experiments and their outputs", table="experiment", id_column="id",
+    time_column="created_at", classes=("playground_outputs",), team_sql="team_id",
+    person_sql="created_by = :{ref}", prompt_sql="prompt_id = :{id}"))
 # Audit events are pruned as a prefix of the chain behind a signed checkpoint (enforce.py).
 AUDIT_KIND = register(RecordKind(
     key="audit_event", label="Audit events", table="audit_event", id_column="seq", time_column="occurred_at",
