@@ -65,11 +65,13 @@ def test_write_submit_approve_promote(page, server):
     settle(page)
     screenshot(page, "review_queue")
     card.get_by_role("button", name="Approve").click()
-    settle(page)
+    page.get_by_text(re.compile(r"^Approved sql-explain v\d+$")).wait_for()
     assert_no_errors(page, "Review queue after approval")
 
     choose(page, "Prompt", "sql-explain")
-    choose(page, "Approved version", f"v{latest_version(server)}")
+    newest = f"v{latest_version(server)}"
+    choose(page, "Approved version", newest)
+    assert page.get_by_role("combobox", name="Approved version").input_value() == newest
     page.get_by_role("button", name="Move label here").click()
     page.get_by_text("'production' now points at").wait_for()
     assert_no_errors(page, "Review queue after the label move")
