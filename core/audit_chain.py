@@ -109,18 +109,22 @@ def row_hash(row: tuple) -> str:
     return _sha256(canonical_payload(row).encode()).hexdigest()
 
 
+# Built once: they run on every audited change (every gateway call).
+_ADVANCE = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, head_hash")
+_SET_HEAD = text("UPDATE audit_head SET head_hash = :h WHERE id = 1")
+
+
 def advance_head(session: Session) -> tuple[int, str]:
     """Take the next seq and the current head hash, locking the head until the transaction ends."""
-    advance = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, head_hash")
-    row = session.execute(advance).first()
+    row = session.execute(_ADVANCE).first()
     if row is None:
         _create_head(session)
-        row = session.execute(advance).one()
+        row = session.execute(_ADVANCE).one()
     return int(row[0]), str(row[1])
 
 
 def set_head_hash(session: Session, head_hash: str) -> None:
-    session.execute(text("UPDATE audit_head SET head_hash = :h WHERE id = 1"), {"h": head_hash})
+    session.execute(_SET_HEAD, {"h": head_hash})
 
 
 def _create_head(session: Session) -> None:
