@@ -238,12 +238,15 @@ def settle(
     status: str = "ok",
     cache_hit: bool = False,
     request_id: str | None = None,
-) -> UsageRecord:
-    """Replace the reservation by the call's actual cost and write its ledger row.
+    as_record: bool = True,
+) -> UsageRecord | dict[str, Any]:
+    """Replace the reservation by the call's actual cost and write its ledger row (returned).
 
     Adds to the caller's transaction and does not commit: the caller adds its audit event
     and stored payload and commits them together (or rolls everything back).
-    The price is the one in effect when the call started.
+    The price is the one in effect when the call started. ``as_record=False`` (the gateway,
+    which has no use for it) returns the ledger row's column values instead of building an
+    ORM object.
     """
     # Write lock first (SQLite): a read before it would make the later writes fail when
     # another caller commits in between. A caller that already read in this transaction
@@ -263,7 +266,7 @@ def settle(
     )
     # A Core insert: the ORM's unit of work costs more than the write itself on this path.
     row_id = session.execute(_INSERT_LEDGER, values).scalar_one()
-    return UsageRecord(id=row_id, **values)
+    return values if not as_record else UsageRecord(id=row_id, **values)
 
 
 def release(*, session: Session, reservation: Reservation) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import Connection, bindparam, delete, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -47,7 +47,7 @@ class Hit:
     response_json: str
 
 
-def lookup(session: Session, *, team_id: int, key: str) -> Hit | None:
+def lookup(session: Session | Connection, *, team_id: int, key: str) -> Hit | None:
     """The live entry for the request (id and stored answer), or None; one Core SELECT."""
     row = session.execute(_LOOKUP, {"t": team_id, "k": key}).first()
     if row is None or _aware(row.expires_at) <= clock.now():

@@ -276,8 +276,9 @@ class Gateway:
         key = cache.request_hash(call.kind, body)
         entry = None
         if call.use_cache:
-            with span("gateway.cache.lookup"), db.session() as session:
-                entry = cache.lookup(session, team_id=call.caller.team_id, key=key)
+            # A pooled connection, no ORM session: one SELECT in SQLite's autocommit read.
+            with span("gateway.cache.lookup"), db.get_engine().connect() as connection:
+                entry = cache.lookup(connection, team_id=call.caller.team_id, key=key)
         cached = (entry.id, json.loads(entry.response_json)) if entry else None
         if cached is not None:
             # A ledger row at cost 0 (the tokens the client saw); the hold is given back in it.
