@@ -94,11 +94,12 @@ def record_row(
     """
     fields = _event_fields(actor=actor, action=action, target_type=target_type, target_id=target_id,
                            team_id=team_id, before=before, after=after)
-    seq, prev_hash = audit_chain.advance_head(session)
+    connection = session.connection()  # the session's transaction; its Connection skips the ORM layer
+    seq, prev_hash = audit_chain.advance_head(connection)
     digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
     row = {"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields}
-    session.execute(_INSERT_EVENT, row)  # fails here, inside the caller's change, if it fails
-    audit_chain.set_head_hash(session, digest)
+    connection.execute(_INSERT_EVENT, row)  # fails here, inside the caller's change, if it fails
+    audit_chain.set_head_hash(connection, digest)
     audit_checkpoints.note_event(session, seq)
     return row
 

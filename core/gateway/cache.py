@@ -61,7 +61,7 @@ def _aware(value):
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def count_hit(session: Session, entry_id: int) -> None:
+def count_hit(session: Session | Connection, entry_id: int) -> None:
     session.execute(_COUNT_HIT, {"e_id": entry_id})
 
 
@@ -75,7 +75,7 @@ def _upsert(dialect_insert):
 _UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
 
 
-def store(session: Session, *, team_id: int, key: str, model: str, response: dict[str, Any] | None = None,
+def store(session: Session | Connection, *, team_id: int, key: str, model: str, response: dict[str, Any] | None = None,
           ttl_s: int, response_json: str | None = None) -> None:
     """Add or replace the entry (inside the caller's transaction).
 
@@ -88,7 +88,8 @@ def store(session: Session, *, team_id: int, key: str, model: str, response: dic
               "response_json": response_json if response_json is not None else json.dumps(response),
               "created_at": now, "expires_at": now + timedelta(seconds=ttl_s), "hits": 0}
     # One statement, no ORM bookkeeping: an upsert also settles a race between two identical calls.
-    session.execute(_UPSERT[session.get_bind().dialect.name], values)
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    session.execute(_UPSERT[dialect.name], values)
 
 
 def purge_expired(session: Session) -> int:

@@ -374,20 +374,22 @@ class Gateway:
         event = _event(row, hold)
         with db.write_session() as session:
             try:
-                session.execute(_INSERT_CALL, row)
+                # The session's Connection (BEGIN IMMEDIATE on SQLite): Core statements skip the ORM layer.
+                connection = session.connection()
+                connection.execute(_INSERT_CALL, row)
                 if request_json is not None:
-                    stored = minimized_payload(payload_storage_mode(session, team_id), request_json, response_json,
-                                               needed_for_hold=hold is not None)
+                    stored = minimized_payload(payload_storage_mode(connection, team_id), request_json,
+                                               response_json, needed_for_hold=hold is not None)
                     if stored is not None:
-                        session.execute(_INSERT_PAYLOAD, {
+                        connection.execute(_INSERT_PAYLOAD, {
                             "request_id": call.request_id, "team_id": team_id, "created_at": row["created_at"],
                             "request_json": stored[0], "response_json": stored[1]})
                 if hold is not None:
                     session.add(hold)
                 if cache_hit_id is not None:
-                    cache.count_hit(session, cache_hit_id)
+                    cache.count_hit(connection, cache_hit_id)
                 if cache_key is not None and status == "ok":
-                    cache.store(session, team_id=team_id, key=cache_key, model=call.model,
+                    cache.store(connection, team_id=team_id, key=cache_key, model=call.model,
                                 response_json=response_json, ttl_s=cache_ttl_s)
                 if call.reservation is not None and status in ("ok", "held"):
                     self.budget.settle(session, call.reservation, usage, CallOutcome(

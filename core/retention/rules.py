@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam
+from sqlalchemy import Connection, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -123,7 +123,7 @@ def clear_rule(*, session: Session, actor: Actor, class_key: str, team_id: int |
         session.delete(row)
 
 
-def payload_storage_mode(session: Session, team_id: int | None) -> str:
+def payload_storage_mode(session: Session | Connection, team_id: int | None) -> str:
     """What the gateway stores of a team's request and response text: full, redacted or none."""
     # A Core point read (every gateway call asks, inside its settle): no ORM identity-map work,
     # and always the committed setting, so a change applies to the very next call everywhere.
