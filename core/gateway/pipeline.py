@@ -84,6 +84,8 @@ class GatewayResponse:
     simulated: bool
     attempts: int
     cost_micro: int
+    # `body` already serialized (the settle stored this text), so the HTTP API sends it as is.
+    body_json: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -284,7 +286,7 @@ class Gateway:
             # A ledger row at cost 0 (the tokens the client saw); the hold is given back in it.
             self._settle(call, status="ok", http_status=200, response=cached[1], cache_hit=True,
                          cache_hit_id=cached[0], usage=usage_from_openai(cached[1].get("usage") or {"prompt_tokens": 0}))
-            return GatewayResponse(call.request_id, cached[1], True, False, 0, 0)
+            return GatewayResponse(call.request_id, cached[1], True, False, 0, 0, body_json=entry.response_json)
         try:
             with span("gateway.upstream"):
                 result = (self.upstream.chat(body) if call.kind == "chat" else self.upstream.embeddings(body))
@@ -301,14 +303,15 @@ class Gateway:
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
         ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s
         with span("gateway.settle"):
-            self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
+            response_json = self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
                          response=response, usage=usage, cost=cost, hold=hold,
                          rule=hold.rule if hold else None,
                          cache_key=None if hold or not call.use_cache else key, cache_ttl_s=ttl)
         if hold is not None:
             raise HeldForReview(f"The answer was held for review by a governance lead ({hold.rule}); poll its status",
                                 held_id=hold.public_id, request_id=call.request_id)
-        return GatewayResponse(call.request_id, response, False, call.simulated, call.attempts, cost)
+        return GatewayResponse(call.request_id, response, False, call.simulated, call.attempts, cost,
+                               body_json=response_json)
 
     def _output_guardrails(self, call: _Call, response: dict[str, Any]):
         with db.session() as session:
@@ -353,8 +356,8 @@ class Gateway:
     def _settle(self, call: _Call, *, status: str, http_status: int, response: dict | None = None,
                 usage: Usage | None = None, cost: int = 0, rule: str | None = None, hold=None,
                 cache_hit: bool = False, cache_hit_id: int | None = None, cache_key: str | None = None,
-                cache_ttl_s: int = 0, usage_estimated: bool = False) -> None:
-        """The call's one write transaction."""
+                cache_ttl_s: int = 0, usage_estimated: bool = False) -> str | None:
+        """The call's one write transaction; returns the response as serialized for it."""
         usage = usage or Usage(input_tokens=0)
         team_id = call.caller.team_id
         # Plain column values, no ORM object: the unit of work costs more than the writes here.
@@ -402,6 +405,7 @@ class Gateway:
             except BaseException:
                 session.rollback()
                 raise
+        return response_json
 
 
 # ---- helpers -------------------------------------------------------------------------------
