@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
 from core import audit_chain, audit_checkpoints, clock
@@ -57,21 +58,8 @@ def record(
     after: Any = None,
 ) -> AuditEvent:
     """Add an audit event to `session`'s transaction (flushed, not committed)."""
-    if not _ACTION.match(action):
-        raise ValidationError(f"audit action {action!r} must be dotted lower-case, e.g. 'team.create'")
-    if not target_type:
-        raise ValidationError("audit event needs a target type")
-    fields = dict(
-        event_id=str(uuid.uuid4()),
-        occurred_at=clock.now(),
-        actor=actor.ref,
-        action=action,
-        target_type=target_type,
-        target_id=str(target_id),
-        team_id=team_id,
-        before_json=canonical_json(before),
-        after_json=canonical_json(after),
-    )
+    fields = _event_fields(actor=actor, action=action, target_type=target_type, target_id=target_id,
+                           team_id=team_id, before=before, after=after)
     # Locks the chain head until the caller's transaction ends: writers take turns here.
     seq, prev_hash = audit_chain.advance_head(session)
     digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
@@ -82,6 +70,57 @@ def record(
     audit_chain.set_head_hash(session, digest)
     audit_checkpoints.note_event(session, seq)
     return event
+
+
+_INSERT_EVENT = insert(AuditEvent.__table__)
+
+
+def record_row(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    team_id: int | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> dict[str, Any]:
+    """`record()` for hot paths: the same chained event, written with one Core INSERT.
+
+    No ORM object joins the session (the unit of work costs more than the write on the
+    gateway's per-call path); returns the event's column values. The caller's pending ORM
+    changes are not flushed by it (they are at commit, in the same transaction).
+    """
+    fields = _event_fields(actor=actor, action=action, target_type=target_type, target_id=target_id,
+                           team_id=team_id, before=before, after=after)
+    connection = session.connection()  # the session's transaction; its Connection skips the ORM layer
+    seq, prev_hash = audit_chain.advance_head(connection)
+    digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
+    row = {"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields}
+    connection.execute(_INSERT_EVENT, row)  # fails here, inside the caller's change, if it fails
+    audit_chain.set_head_hash(connection, digest)
+    audit_checkpoints.note_event(session, seq)
+    return row
+
+
+def _event_fields(*, actor: Actor, action: str, target_type: str, target_id: str | int, team_id: int | None,
+                  before: Any, after: Any) -> dict[str, Any]:
+    if not _ACTION.match(action):
+        raise ValidationError(f"audit action {action!r} must be dotted lower-case, e.g. 'team.create'")
+    if not target_type:
+        raise ValidationError("audit event needs a target type")
+    return dict(
+        event_id=str(uuid.uuid4()),
+        occurred_at=clock.now(),
+        actor=actor.ref,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        team_id=team_id,
+        before_json=canonical_json(before),
+        after_json=canonical_json(after),
+    )
 
 
 @contextmanager

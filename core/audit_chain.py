@@ -25,7 +25,7 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlmodel import Session
 
 GENESIS_HASH = "0" * 64
@@ -109,21 +109,25 @@ def row_hash(row: tuple) -> str:
     return _sha256(canonical_payload(row).encode()).hexdigest()
 
 
-def advance_head(session: Session) -> tuple[int, str]:
+# Built once: they run on every audited change (every gateway call).
+_ADVANCE = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, head_hash")
+_SET_HEAD = text("UPDATE audit_head SET head_hash = :h WHERE id = 1")
+
+
+def advance_head(session: Session | Connection) -> tuple[int, str]:
     """Take the next seq and the current head hash, locking the head until the transaction ends."""
-    advance = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, head_hash")
-    row = session.execute(advance).first()
+    row = session.execute(_ADVANCE).first()
     if row is None:
         _create_head(session)
-        row = session.execute(advance).one()
+        row = session.execute(_ADVANCE).one()
     return int(row[0]), str(row[1])
 
 
-def set_head_hash(session: Session, head_hash: str) -> None:
-    session.execute(text("UPDATE audit_head SET head_hash = :h WHERE id = 1"), {"h": head_hash})
+def set_head_hash(session: Session | Connection, head_hash: str) -> None:
+    session.execute(_SET_HEAD, {"h": head_hash})
 
 
-def _create_head(session: Session) -> None:
+def _create_head(session: Session | Connection) -> None:
     """The first event of a database (or after a wipe): start the head at the newest event.
 
     ON CONFLICT DO NOTHING lets two first writers race safely; the loser then locks the
@@ -139,7 +143,7 @@ def _create_head(session: Session) -> None:
     )
 
 
-def _chain_id_from_checkpoints(session: Session) -> str | None:
+def _chain_id_from_checkpoints(session: Session | Connection) -> str | None:
     row = session.execute(text("SELECT chain_id FROM audit_checkpoint ORDER BY seq DESC LIMIT 1")).first()
     return str(row[0]) if row else None
 

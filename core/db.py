@@ -76,6 +76,7 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _write_engines.clear()
 
 
 def session(engine: Engine | None = None) -> Session:
@@ -85,8 +86,19 @@ def session(engine: Engine | None = None) -> Session:
 
 def write_session(engine: Engine | None = None) -> Session:
     """A session whose transactions take the write lock at once on SQLite."""
-    engine = (engine or get_engine()).execution_options(quorum_write=True)
-    return Session(engine, expire_on_commit=False)
+    return Session(_write_engine(engine or get_engine()), expire_on_commit=False)
+
+
+_write_engines: dict[Engine, Engine] = {}
+
+
+def _write_engine(engine: Engine) -> Engine:
+    # One option-engine per engine (every gateway call opens a write session; building one
+    # each time costs more than the statement it runs).
+    writer = _write_engines.get(engine)
+    if writer is None:
+        writer = _write_engines[engine] = engine.execution_options(quorum_write=True)
+    return writer
 
 
 @contextmanager

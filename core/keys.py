@@ -18,7 +18,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core import clock
@@ -190,7 +191,8 @@ def authenticate(session: Session, secret: str | None, *, client_ip: str | None 
     """The identity behind a presented key, or Unauthenticated (one indexed lookup)."""
     if not secret or not secret.startswith(KEY_PREFIX):
         raise Unauthenticated("Missing or malformed API key: send 'Authorization: Bearer qk_live_...'")
-    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
+    # A Core read of the columns it needs (no ORM object): it runs on every gateway call.
+    key = session.execute(_BY_HASH, {"h": hash_key(secret)}).first()
     now = clock.now()
     if key is None:
         raise Unauthenticated("Incorrect API key provided")
@@ -203,9 +205,16 @@ def authenticate(session: Session, secret: str | None, *, client_ip: str | None 
         raise Unauthenticated(f"This API key may not be used from {client_ip or 'an unknown address'}")
     if key.last_used_at is None or now - key.last_used_at > LAST_USE_EVERY:
         # Throttled so that a busy key does not write on every call.
-        session.execute(update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=now))
+        session.execute(_TOUCH, {"k_id": key.id, "now": now})
         session.commit()
     return KeyIdentity(key_id=key.id, team_id=key.team_id, prefix=key.prefix)
+
+
+_KEYS = ApiKey.__table__
+_BY_HASH = sa_select(_KEYS.c.id, _KEYS.c.team_id, _KEYS.c.prefix, _KEYS.c.revoked_at, _KEYS.c.expires_at,
+                     _KEYS.c.grace_until, _KEYS.c.allowed_cidrs, _KEYS.c.last_used_at).where(
+    _KEYS.c.key_hash == bindparam("h"))
+_TOUCH = update(_KEYS).where(_KEYS.c.id == bindparam("k_id")).values(last_used_at=bindparam("now"))
 
 
 # ---- helpers ---------------------------------------------------------------------------

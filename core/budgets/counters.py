@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, bindparam, cast, delete, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -115,7 +115,7 @@ def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: 
     return session.execute(_RESERVE[money_cap, token_cap], params).rowcount == 1
 
 
-def add(session: Session, budget_id: int, key: str, *, reserved_micro: int = 0, reserved_tokens: int = 0,
+def add(session: Session | Connection, budget_id: int, key: str, *, reserved_micro: int = 0, reserved_tokens: int = 0,
         spent_micro: int = 0, spent_tokens: int = 0) -> Counter | None:
     """Move a counter unconditionally (settling, releasing, sweeping); the counter after, None if no row."""
     row = session.execute(_ADD, {"b_id": budget_id, "b_key": key, "d_reserved_micro": reserved_micro,
@@ -129,7 +129,7 @@ def insert_holds(session: Session, rows: list[dict]) -> None:
     session.execute(_INSERT_HOLD, rows)
 
 
-def take_holds(session: Session, reservation_id: str) -> dict[int, tuple[str, int, int]]:
+def take_holds(session: Session | Connection, reservation_id: str) -> dict[int, tuple[str, int, int]]:
     """Delete a reservation's holds; {budget id: (period, micro, tokens)} of those this call deleted.
 
     Only the transaction whose DELETE removed a row gives its amount back (a sweeper

@@ -238,12 +238,15 @@ def settle(
     status: str = "ok",
     cache_hit: bool = False,
     request_id: str | None = None,
-) -> UsageRecord:
-    """Replace the reservation by the call's actual cost and write its ledger row.
+    as_record: bool = True,
+) -> UsageRecord | dict[str, Any]:
+    """Replace the reservation by the call's actual cost and write its ledger row (returned).
 
     Adds to the caller's transaction and does not commit: the caller adds its audit event
     and stored payload and commits them together (or rolls everything back).
-    The price is the one in effect when the call started.
+    The price is the one in effect when the call started. ``as_record=False`` (the gateway,
+    which has no use for it) returns the ledger row's column values instead of building an
+    ORM object.
     """
     # Write lock first (SQLite): a read before it would make the later writes fail when
     # another caller commits in between. A caller that already read in this transaction
@@ -261,9 +264,9 @@ def settle(
         output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens, cost_micro=cost,
         latency_ms=max(0, int(latency_ms)), status=status[:20], cache_hit=cache_hit, request_id=request_id,
     )
-    # A Core insert: the ORM's unit of work costs more than the write itself on this path.
-    row_id = session.execute(_INSERT_LEDGER, values).scalar_one()
-    return UsageRecord(id=row_id, **values)
+    # A Core insert on the transaction's Connection: the ORM layers cost more than the write here.
+    row_id = session.connection().execute(_INSERT_LEDGER, values).scalar_one()
+    return values if not as_record else UsageRecord(id=row_id, **values)
 
 
 def release(*, session: Session, reservation: Reservation) -> None:
@@ -273,7 +276,7 @@ def release(*, session: Session, reservation: Reservation) -> None:
 
 
 def _settle_counters(session: Session, reservation: Reservation, *, spent_micro: int, spent_tokens: int) -> None:
-    taken = counters.take_holds(session, reservation.id)
+    taken = counters.take_holds(session.connection(), reservation.id)
     budgets = None
     for budget_id, key in sorted(reservation.budget_periods):
         hold = taken.get(budget_id)
@@ -285,7 +288,8 @@ def _settle_counters(session: Session, reservation: Reservation, *, spent_micro:
                                                         prompt_id=reservation.prompt_id)}
         budget = budgets.get(budget_id)
         if hold is not None:
-            counter = counters.add(session, budget_id, key, reserved_micro=-hold[1], reserved_tokens=-hold[2],
+            counter = counters.add(session.connection(), budget_id, key, reserved_micro=-hold[1],
+                                   reserved_tokens=-hold[2],
                                    spent_micro=spent_micro, spent_tokens=spent_tokens)
         elif budget is not None:
             # The hold expired and was swept (a very slow call): still count what it cost.

@@ -97,7 +97,7 @@ class BudgetsGate:
     def settle(self, session: Session, reservation: Reservation, usage: Usage, outcome: CallOutcome) -> None:
         reservations.settle(session=session, reservation=reservation.held, usage=usage,
                             latency_ms=outcome.latency_ms, status=outcome.status, cache_hit=outcome.cache_hit,
-                            request_id=outcome.request_id)
+                            request_id=outcome.request_id, as_record=False)
 
     def release(self, reservation: Reservation, reason: str) -> None:
         with db.write_session() as session:

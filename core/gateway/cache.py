@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, bindparam, delete, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from core import clock
 from core.models.gateway import CacheEntry
@@ -32,34 +34,62 @@ def request_hash(kind: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def lookup(session: Session, *, team_id: int, key: str) -> CacheEntry | None:
-    entry = session.exec(select(CacheEntry).where(CacheEntry.team_id == team_id,
-                                                  CacheEntry.request_hash == key)).first()
-    if entry is None or entry.expires_at <= clock.now():
+ENTRY = CacheEntry.__table__
+# Built once: building a statement costs more Python time than SQLite takes to run it.
+_LOOKUP = (sa_select(ENTRY.c.id, ENTRY.c.response_json, ENTRY.c.expires_at)
+           .where(ENTRY.c.team_id == bindparam("t"), ENTRY.c.request_hash == bindparam("k")))
+_COUNT_HIT = update(ENTRY).where(ENTRY.c.id == bindparam("e_id")).values(hits=ENTRY.c.hits + 1)
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    response_json: str
+
+
+def lookup(session: Session | Connection, *, team_id: int, key: str) -> Hit | None:
+    """The live entry for the request (id and stored answer), or None; one Core SELECT."""
+    row = session.execute(_LOOKUP, {"t": team_id, "k": key}).first()
+    if row is None or _aware(row.expires_at) <= clock.now():
         return None
-    return entry
+    return Hit(id=row.id, response_json=row.response_json)
 
 
-def count_hit(session: Session, entry_id: int) -> None:
-    session.connection().execute(update(CacheEntry.__table__).where(col(CacheEntry.id) == entry_id).values(hits=CacheEntry.__table__.c.hits + 1))
+def _aware(value):
+    # Core reads through the column type (UtcDateTime), so this is already aware; SQLite
+    # text from another driver path would not be.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def store(session: Session, *, team_id: int, key: str, model: str, response: dict[str, Any], ttl_s: int) -> None:
-    """Add or replace the entry (inside the caller's transaction)."""
+def count_hit(session: Session | Connection, entry_id: int) -> None:
+    session.execute(_COUNT_HIT, {"e_id": entry_id})
+
+
+def _upsert(dialect_insert):
+    statement = dialect_insert(ENTRY)
+    return statement.on_conflict_do_update(
+        index_elements=["team_id", "request_hash"],
+        set_={k: statement.excluded[k] for k in ("model", "response_json", "created_at", "expires_at", "hits")})
+
+
+_UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
+
+
+def store(session: Session | Connection, *, team_id: int, key: str, model: str, response: dict[str, Any] | None = None,
+          ttl_s: int, response_json: str | None = None) -> None:
+    """Add or replace the entry (inside the caller's transaction).
+
+    ``response_json``: the answer already serialized (the caller stores the same text as the
+    call's payload), so it is not dumped twice."""
     if ttl_s <= 0:
         return
     now = clock.now()
-    connection = session.connection()
-    dialect = connection.dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    values = {"team_id": team_id, "request_hash": key, "model": model, "response_json": json.dumps(response),
+    values = {"team_id": team_id, "request_hash": key, "model": model,
+              "response_json": response_json if response_json is not None else json.dumps(response),
               "created_at": now, "expires_at": now + timedelta(seconds=ttl_s), "hits": 0}
     # One statement, no ORM bookkeeping: an upsert also settles a race between two identical calls.
-    statement = insert(CacheEntry.__table__).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=["team_id", "request_hash"],
-        set_={k: statement.excluded[k] for k in ("model", "response_json", "created_at", "expires_at", "hits")})
-    connection.execute(statement)
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    session.execute(_UPSERT[dialect.name], values)
 
 
 def purge_expired(session: Session) -> int:

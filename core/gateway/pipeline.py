@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from core import clock, db
-from core.audit import record
+from core.audit import record_row
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
 from core.catalog.render import render_messages
@@ -84,6 +84,8 @@ class GatewayResponse:
     simulated: bool
     attempts: int
     cost_micro: int
+    # `body` already serialized (the settle stored this text), so the HTTP API sends it as is.
+    body_json: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -274,14 +276,17 @@ class Gateway:
 
     def _complete(self, call: _Call, body: dict[str, Any]) -> GatewayResponse:
         key = cache.request_hash(call.kind, body)
-        with span("gateway.cache.lookup"), db.session() as session:
-            entry = cache.lookup(session, team_id=call.caller.team_id, key=key) if call.use_cache else None
-            cached = (entry.id, json.loads(entry.response_json)) if entry else None
+        entry = None
+        if call.use_cache:
+            # A pooled connection, no ORM session: one SELECT in SQLite's autocommit read.
+            with span("gateway.cache.lookup"), db.get_engine().connect() as connection:
+                entry = cache.lookup(connection, team_id=call.caller.team_id, key=key)
+        cached = (entry.id, json.loads(entry.response_json)) if entry else None
         if cached is not None:
             # A ledger row at cost 0 (the tokens the client saw); the hold is given back in it.
             self._settle(call, status="ok", http_status=200, response=cached[1], cache_hit=True,
                          cache_hit_id=cached[0], usage=usage_from_openai(cached[1].get("usage") or {"prompt_tokens": 0}))
-            return GatewayResponse(call.request_id, cached[1], True, False, 0, 0)
+            return GatewayResponse(call.request_id, cached[1], True, False, 0, 0, body_json=entry.response_json)
         try:
             with span("gateway.upstream"):
                 result = (self.upstream.chat(body) if call.kind == "chat" else self.upstream.embeddings(body))
@@ -298,14 +303,15 @@ class Gateway:
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
         ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s
         with span("gateway.settle"):
-            self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
+            response_json = self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
                          response=response, usage=usage, cost=cost, hold=hold,
                          rule=hold.rule if hold else None,
                          cache_key=None if hold or not call.use_cache else key, cache_ttl_s=ttl)
         if hold is not None:
             raise HeldForReview(f"The answer was held for review by a governance lead ({hold.rule}); poll its status",
                                 held_id=hold.public_id, request_id=call.request_id)
-        return GatewayResponse(call.request_id, response, False, call.simulated, call.attempts, cost)
+        return GatewayResponse(call.request_id, response, False, call.simulated, call.attempts, cost,
+                               body_json=response_json)
 
     def _output_guardrails(self, call: _Call, response: dict[str, Any]):
         with db.session() as session:
@@ -350,50 +356,56 @@ class Gateway:
     def _settle(self, call: _Call, *, status: str, http_status: int, response: dict | None = None,
                 usage: Usage | None = None, cost: int = 0, rule: str | None = None, hold=None,
                 cache_hit: bool = False, cache_hit_id: int | None = None, cache_key: str | None = None,
-                cache_ttl_s: int = 0, usage_estimated: bool = False) -> None:
-        """The call's one write transaction."""
+                cache_ttl_s: int = 0, usage_estimated: bool = False) -> str | None:
+        """The call's one write transaction; returns the response as serialized for it."""
         usage = usage or Usage(input_tokens=0)
         team_id = call.caller.team_id
-        row = GatewayCall(request_id=call.request_id, created_at=clock.now(), team_id=team_id,
-                          key_id=call.caller.key_id, actor=call.caller.actor.ref, endpoint=call.kind
-                          if call.prompt_name is None else "prompt", model=call.model[:80],
-                          prompt_name=call.prompt_name, prompt_version=call.prompt_version, status=status,
-                          http_status=http_status, rule=rule, stream=call.stream, cache_hit=cache_hit,
-                          simulated=call.simulated, attempts=call.attempts, input_tokens=usage.input_tokens,
-                          output_tokens=usage.output_tokens, usage_estimated=usage_estimated, cost_micro=cost,
-                          latency_ms=round((time.perf_counter() - call.started) * 1000, 3),
-                          upstream_ms=round(call.upstream_ms, 3))
+        # Plain column values, no ORM object: the unit of work costs more than the writes here.
+        row = {"request_id": call.request_id, "created_at": clock.now(), "team_id": team_id,
+               "key_id": call.caller.key_id, "actor": call.caller.actor.ref,
+               "endpoint": call.kind if call.prompt_name is None else "prompt", "model": call.model[:80],
+               "prompt_name": call.prompt_name, "prompt_version": call.prompt_version, "status": status,
+               "http_status": http_status, "rule": rule, "stream": call.stream, "cache_hit": cache_hit,
+               "simulated": call.simulated, "attempts": call.attempts, "input_tokens": usage.input_tokens,
+               "output_tokens": usage.output_tokens, "usage_estimated": usage_estimated, "cost_micro": cost,
+               "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
+               "upstream_ms": round(call.upstream_ms, 3)}
+        # Serialized once, outside the write lock: the stored payload and the cache entry share it.
+        response_json = json.dumps(response) if response is not None else None
+        request_json = (_payload(call.sent, call.findings)
+                        if call.sent is not None or response is not None or call.findings else None)
+        event = _event(row, hold)
         with db.write_session() as session:
             try:
-                # Core inserts: the ORM's unit of work costs more than the writes themselves here.
+                # The session's Connection (BEGIN IMMEDIATE on SQLite): Core statements skip the ORM layer.
                 connection = session.connection()
-                connection.execute(insert(GatewayCall.__table__).values(**_columns(row)))
-                if call.sent is not None or response is not None or call.findings:
-                    stored = minimized_payload(
-                        payload_storage_mode(session, team_id), _payload(call.sent, call.findings),
-                        json.dumps(response) if response is not None else None, needed_for_hold=hold is not None)
+                connection.execute(_INSERT_CALL, row)
+                if request_json is not None:
+                    stored = minimized_payload(payload_storage_mode(connection, team_id), request_json,
+                                               response_json, needed_for_hold=hold is not None)
                     if stored is not None:
-                        connection.execute(insert(StoredPayload.__table__).values(
-                            request_id=call.request_id, team_id=team_id, created_at=row.created_at,
-                            request_json=stored[0], response_json=stored[1]))
+                        connection.execute(_INSERT_PAYLOAD, {
+                            "request_id": call.request_id, "team_id": team_id, "created_at": row["created_at"],
+                            "request_json": stored[0], "response_json": stored[1]})
                 if hold is not None:
                     session.add(hold)
                 if cache_hit_id is not None:
-                    cache.count_hit(session, cache_hit_id)
+                    cache.count_hit(connection, cache_hit_id)
                 if cache_key is not None and status == "ok":
-                    cache.store(session, team_id=team_id, key=cache_key, model=call.model, response=response,
-                                ttl_s=cache_ttl_s)
+                    cache.store(connection, team_id=team_id, key=cache_key, model=call.model,
+                                response_json=response_json, ttl_s=cache_ttl_s)
                 if call.reservation is not None and status in ("ok", "held"):
                     self.budget.settle(session, call.reservation, usage, CallOutcome(
                         request_id=call.request_id, team_id=team_id, model=call.model, status=status,
                         cost_micro=cost, cache_hit=cache_hit, usage_estimated=usage_estimated,
-                        latency_ms=round(row.latency_ms)))
-                record(session, actor=call.caller.actor, action="gateway.call", target_type="gateway_request",
-                       target_id=call.request_id, team_id=team_id, after=_event(row, hold))
+                        latency_ms=round(row["latency_ms"])))
+                record_row(session, actor=call.caller.actor, action="gateway.call", target_type="gateway_request",
+                           target_id=call.request_id, team_id=team_id, after=event)
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
+        return response_json
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -442,20 +454,19 @@ def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str
     return json.dumps({"request": sent, "findings": findings}, default=str)
 
 
-def _columns(row: GatewayCall) -> dict[str, Any]:
-    return {c.name: getattr(row, c.name) for c in GatewayCall.__table__.columns if c.name != "id"}
+_INSERT_CALL = insert(GatewayCall.__table__)
+_INSERT_PAYLOAD = insert(StoredPayload.__table__)
 
 
-def _event(row: GatewayCall, hold) -> dict[str, Any]:
-    event = {"status": row.status, "http_status": row.http_status, "model": row.model, "endpoint": row.endpoint,
-             "cache_hit": row.cache_hit, "stream": row.stream, "attempts": row.attempts,
-             "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "cost_micro": row.cost_micro}
-    for name, value in (("rule", row.rule), ("key_id", row.key_id), ("prompt", row.prompt_name),
-                        ("prompt_version", row.prompt_version)):
+def _event(row: dict[str, Any], hold) -> dict[str, Any]:
+    event = {name: row[name] for name in ("status", "http_status", "model", "endpoint", "cache_hit", "stream",
+                                          "attempts", "input_tokens", "output_tokens", "cost_micro")}
+    for name, value in (("rule", row["rule"]), ("key_id", row["key_id"]), ("prompt", row["prompt_name"]),
+                        ("prompt_version", row["prompt_version"])):
         if value is not None:
             event[name] = value
     if hold is not None:
         event["held_id"] = hold.public_id
-    if row.usage_estimated:
+    if row["usage_estimated"]:
         event["usage_estimated"] = True
     return event

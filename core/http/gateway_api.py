@@ -104,6 +104,8 @@ async def _run(request: Request, make_request) -> Response:
     headers = {"x-request-id": result.request_id, "x-quorum-cache": "hit" if result.cache_hit else "miss"}
     if result.simulated:
         headers["x-quorum-simulated"] = "true"
+    if result.body_json is not None:
+        return Response(result.body_json, media_type="application/json", headers=headers)
     return JSONResponse(result.body, headers=headers)
 
 

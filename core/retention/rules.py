@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from core import clock
@@ -121,10 +123,15 @@ def clear_rule(*, session: Session, actor: Actor, class_key: str, team_id: int |
         session.delete(row)
 
 
-def payload_storage_mode(session: Session, team_id: int | None) -> str:
+def payload_storage_mode(session: Session | Connection, team_id: int | None) -> str:
     """What the gateway stores of a team's request and response text: full, redacted or none."""
-    row = session.get(TeamPayloadPolicy, team_id) if team_id is not None else None
-    return row.mode if row is not None else load_config().default_payload_storage
+    # A Core point read (every gateway call asks, inside its settle): no ORM identity-map work,
+    # and always the committed setting, so a change applies to the very next call everywhere.
+    mode = session.execute(_MODE, {"t": team_id}).scalar() if team_id is not None else None
+    return mode if mode is not None else load_config().default_payload_storage
+
+
+_MODE = sa_select(TeamPayloadPolicy.__table__.c.mode).where(TeamPayloadPolicy.__table__.c.team_id == bindparam("t"))
 
 
 def set_payload_storage_mode(*, session: Session, actor: Actor, team_id: int, mode: str) -> None:
