@@ -39,6 +39,7 @@ from core.retention.payloads import minimized_payload, payload_storage_mode
 from core.gateway.redaction import (
     blocked_reason, finding_summary, message_texts, outcome_findings, redacted_response,
 )
+from core.gateway.request_shape import cap_output, prompt_params
 from core.gateway.streaming import GatewayStream
 from core.review_requests import new_hold
 
@@ -138,7 +139,7 @@ class Gateway:
             call.sent = body
             with span("gateway.budget.reserve"):
                 call.reservation = self.budget.reserve(self._budget_request(call, body))
-            body = _cap_output(body, call.reservation)
+            body = cap_output(body, call.reservation)
         except ModelNotAllowed as error:
             status = "not_priced" if isinstance(error, ModelNotPriced) else "not_allowed"
             raise self._refused(call, status, 403, error) from None
@@ -191,7 +192,7 @@ class Gateway:
             call.prompt_id, call.prompt_version_id = resolved.prompt_id, resolved.version_id
             call.cache_ttl_s = resolved.cache_ttl_s
             body = {**{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
-                    **_prompt_params(resolved.spec), "messages": messages}
+                    **prompt_params(resolved.spec), "messages": messages}
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise ValidationError("'model' is required")
@@ -409,40 +410,6 @@ class Gateway:
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-
-def _prompt_params(spec) -> dict[str, Any]:
-    params: dict[str, Any] = {"model": spec.model}
-    for name in ("temperature", "max_tokens", "response_format", "reasoning_effort"):
-        value = getattr(spec.params, name, None)
-        if value is not None:
-            params[name] = value if not hasattr(value, "items") else json.loads(json.dumps(dict(value), default=dict))
-    if spec.tools:
-        params["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                             "parameters": json.loads(json.dumps(t.parameters,
-                                                                                                 default=dict))}}
-                           for t in spec.tools]
-    return params
-
-
-def _cap_output(body: dict[str, Any], reservation: Reservation) -> dict[str, Any]:
-    granted = reservation.granted_max_tokens
-    if granted is None:
-        return body
-    # Reasoning models accept only max_completion_tokens; every chat model accepts it.
-    field_name = "max_tokens" if "max_tokens" in body and "max_completion_tokens" not in body else "max_completion_tokens"
-    current = body.get(field_name)
-    if current is None or current > granted:
-        return {**body, field_name: granted}
-    return body
-
-
-
-
-
-
-
-
 
 
 
