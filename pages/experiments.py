@@ -90,7 +90,6 @@ with run_tab:
             # was when the run started.
             st.session_state.pop("exp_running", None)
             st.session_state["exp_selected"] = experiment_id
-            st.session_state["exp_open"] = experiment_id  # the Results tab opens the run that just ended
             layout.flash(f"Experiment #{experiment_id} {status}; open it under Results.")
             st.rerun(scope="app")
 
@@ -111,7 +110,9 @@ with results_tab:
                      hide_index=True, width="stretch", key="exp_past")
         ids = [e.id for e in past]
         selected = st.session_state.get("exp_selected")
-        experiment_id = st.selectbox("Open experiment", ids, key="exp_open", format_func=lambda i: f"#{i}",
+        # The key names the newest run, so a run that just ended opens as a fresh choice
+        # (at `selected`) rather than keeping the browser's earlier pick.
+        experiment_id = st.selectbox("Open experiment", ids, key=f"exp_open_{max(ids)}", format_func=lambda i: f"#{i}",
                                      index=ids.index(selected) if selected in ids else 0)
         with db.session_scope() as session:
             view, run = service.open_run(session, actor=actor, experiment_id=experiment_id)

@@ -51,7 +51,7 @@ def test_an_engineer_runs_an_ab_attaches_it_and_the_lead_sees_it_in_the_queue(se
         view, run = service.open_run(session, actor=tom, experiment_id=experiment_id)
         assert view.status == "finished" and len(run.cells) == 8
 
-        at.selectbox(key="exp_open").set_value(experiment_id).run()
+        at.selectbox(key=f"exp_open_{experiment_id}").set_value(experiment_id).run()
         summary = next(d.value for d in at.dataframe if "pass rate" in d.value.columns)
         assert list(summary["variant"]) == ["v2", "v3"]
         assert not at.exception
