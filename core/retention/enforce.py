@@ -289,16 +289,22 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
                                           {**params, "ids": ids}).rowcount if ids else 0
                 if ids:
                     state["after"] = max(ids)
-            if handled:
-                state["count"] += handled
-            else:
-                state["done"] = True
-            _save_progress(session, run, progress, batches=1 if handled else 0)
-            session.commit()
+            _end_batch(session, run, progress, state, handled)
         if not handled:
             return
         if after_batch:
             after_batch(run.id, run.batches)
+
+
+def _end_batch(session, run, progress, state: dict, handled: int) -> None:
+    """Count a batch (or mark the segment done when it found nothing) and commit it with the
+    run's progress, so a resumed run neither loses nor double-counts it."""
+    if handled:
+        state["count"] += handled
+    else:
+        state["done"] = True
+    _save_progress(session, run, progress, batches=1 if handled else 0)
+    session.commit()
 
 
 def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_size, after_batch, result) -> None:
@@ -333,12 +339,7 @@ def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_siz
                 "DELETE FROM audit_event WHERE seq IN "
                 f"(SELECT seq FROM audit_event WHERE seq < :s ORDER BY seq LIMIT {int(batch_size)})"),
                 {"s": bound}).rowcount
-            if handled:
-                state["count"] += handled
-            else:
-                state["done"] = True
-            _save_progress(session, run, progress, batches=1 if handled else 0)
-            session.commit()
+            _end_batch(session, run, progress, state, handled)
         if not handled:
             return
         if after_batch:
