@@ -136,17 +136,19 @@ def main() -> None:
             "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind="chat", body=body(i))),
             "http": lambda i: quorum_client.chat.completions.create(**body(i)),
         }
-        timings = {}
         for name, fn in paths.items():
             for i in range(20):  # warm-up
                 fn(f"warm-{name}-{i}")
-            samples = []
-            started = time.perf_counter()
-            for i in range(args.n):
+        # Interleaved, one call per path in turn: the machine's noise (other processes, CPU
+        # frequency) then falls on every path alike instead of on whichever ran last.
+        samples = {name: [] for name in paths}
+        for i in range(args.n):
+            for name, fn in paths.items():
                 t0 = time.perf_counter()
                 fn(f"{name}-{i}")
-                samples.append((time.perf_counter() - t0) * 1000)
-            timings[name] = (samples, args.n / (time.perf_counter() - started))
+                samples[name].append((time.perf_counter() - t0) * 1000)
+        # Throughput of a path: calls over the time spent in that path's calls.
+        timings = {name: (values, 1000 * len(values) / sum(values)) for name, values in samples.items()}
     finally:
         for process in processes:
             process.terminate()

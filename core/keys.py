@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Connection, bindparam, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -187,12 +187,16 @@ def list_keys(session: Session, *, actor: Actor, team_id: int | None = None) -> 
     return [_view(k, now) for k in session.exec(query)]
 
 
-def authenticate(session: Session, secret: str | None, *, client_ip: str | None = None) -> KeyIdentity:
-    """The identity behind a presented key, or Unauthenticated (one indexed lookup)."""
+def authenticate(connection: Connection, secret: str | None, *, client_ip: str | None = None) -> KeyIdentity:
+    """The identity behind a presented key, or Unauthenticated (one indexed lookup).
+
+    Reads the committed row on every call (no cache), so a revocation applies to the next
+    request on every server."""
     if not secret or not secret.startswith(KEY_PREFIX):
         raise Unauthenticated("Missing or malformed API key: send 'Authorization: Bearer qk_live_...'")
     # A Core read of the columns it needs (no ORM object): it runs on every gateway call.
-    key = session.execute(_BY_HASH, {"h": hash_key(secret)}).first()
+    key = connection.execute(_BY_HASH, {"h": hash_key(secret)}).first()
+    connection.rollback()  # end the read snapshot
     now = clock.now()
     if key is None:
         raise Unauthenticated("Incorrect API key provided")
@@ -204,9 +208,11 @@ def authenticate(session: Session, secret: str | None, *, client_ip: str | None 
     if key.allowed_cidrs and not _ip_allowed(client_ip, key.allowed_cidrs):
         raise Unauthenticated(f"This API key may not be used from {client_ip or 'an unknown address'}")
     if key.last_used_at is None or now - key.last_used_at > LAST_USE_EVERY:
-        # Throttled so that a busy key does not write on every call.
-        session.execute(_TOUCH, {"k_id": key.id, "now": now})
-        session.commit()
+        # Throttled so that a busy key does not write on every call; its own short write
+        # transaction (write lock first on SQLite), after the read ended.
+        connection.execution_options(quorum_write=True)
+        connection.execute(_TOUCH, {"k_id": key.id, "now": now})
+        connection.commit()
     return KeyIdentity(key_id=key.id, team_id=key.team_id, prefix=key.prefix)
 
 

@@ -225,6 +225,29 @@ def test_rotation_keeps_the_old_key_working_until_the_grace_ends(server, gateway
     client(server, new).models.list()
 
 
+def test_a_keys_last_use_is_shown_and_written_at_most_once_a_minute(server, gateway, session):
+    key = new_key(session)
+
+    def last_used():
+        session.rollback()  # a fresh snapshot: the server wrote in another connection
+        return {k.id: k.last_used_at for k in keys.list_keys(session, actor=ADMIN)}[key.key_id]
+
+    assert last_used() is None
+    start = clock.now()
+    clock.set_clock(lambda: start)
+    client(server, key).models.list()
+    first = last_used()
+    assert first is not None and abs((first.replace(tzinfo=None) - start.replace(tzinfo=None)).total_seconds()) < 1
+    soon = start + timedelta(seconds=30)
+    clock.set_clock(lambda: soon)
+    client(server, key).models.list()
+    assert last_used() == first  # a busy key does not write on every call
+    later = start + timedelta(seconds=61)
+    clock.set_clock(lambda: later)
+    client(server, key).models.list()
+    assert last_used() > first
+
+
 def test_key_events_hold_no_key_material(gateway, session):
     key = new_key(session)
     keys.rotate_key(session=session, actor=ADMIN, key_id=key.key_id)

@@ -72,8 +72,9 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
 def _caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     secret = header[7:].strip() if header.lower().startswith("bearer ") else None
-    with db.session() as session:
-        identity = keys.authenticate(session, secret, client_ip=request.client.host if request.client else None)
+    # A pooled Connection, no ORM session: this read runs before every gateway call.
+    with db.get_engine().connect() as connection:
+        identity = keys.authenticate(connection, secret, client_ip=request.client.host if request.client else None)
     return Caller.for_key(identity)
 
 
