@@ -45,6 +45,7 @@ from core.models.budgets import UsageRecord
 
 LEDGER = UsageRecord.__table__
 _INSERT_LEDGER = insert(LEDGER).returning(LEDGER.c.id)
+_INSERT_LEDGER_PLAIN = insert(LEDGER)  # no RETURNING when the caller has no use for the id
 
 DEFAULT_TTL = timedelta(minutes=10)
 # Fewer output tokens than this are not worth a call: refuse rather than lower further.
@@ -265,8 +266,11 @@ def settle(
         latency_ms=max(0, int(latency_ms)), status=status[:20], cache_hit=cache_hit, request_id=request_id,
     )
     # A Core insert on the transaction's Connection: the ORM layers cost more than the write here.
+    if not as_record:
+        session.connection().execute(_INSERT_LEDGER_PLAIN, values)
+        return values
     row_id = session.connection().execute(_INSERT_LEDGER, values).scalar_one()
-    return values if not as_record else UsageRecord(id=row_id, **values)
+    return UsageRecord(id=row_id, **values)
 
 
 def release(*, session: Session, reservation: Reservation) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core import clock
@@ -102,14 +102,20 @@ class UsageRecord(SQLModel, table=True):
     __table_args__ = (
         Index("ix_usage_record_team_time", "team_id", "occurred_at"),
         Index("ix_usage_record_occurred_at", "occurred_at"),
+        # Partial: a call by a team key has no person, a plain chat call no prompt, and an
+        # index that skips those rows costs them nothing to write (lookups are by equality).
+        Index("ix_usage_record_person_id", "person_id", sqlite_where=text("person_id IS NOT NULL"),
+              postgresql_where=text("person_id IS NOT NULL")),
+        Index("ix_usage_record_prompt_id", "prompt_id", sqlite_where=text("prompt_id IS NOT NULL"),
+              postgresql_where=text("prompt_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     occurred_at: datetime = Field(sa_type=UtcDateTime)  # when the call started (prices apply then)
     team_id: int = Field(foreign_key="team.id")
-    person_id: int | None = Field(default=None, index=True)
+    person_id: int | None = Field(default=None)
     key_id: int | None = Field(default=None)
-    prompt_id: int | None = Field(default=None, index=True)
+    prompt_id: int | None = Field(default=None)
     prompt_version_id: int | None = Field(default=None)
     model: str = Field(max_length=80)
     input_tokens: int = Field(default=0, sa_type=BigInteger)

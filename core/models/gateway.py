@@ -64,7 +64,7 @@ class CacheEntry(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("team_id", "request_hash", name="uq_gateway_cache_team_hash"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    team_id: int = Field(index=True)
+    team_id: int  # looked up with the hash: the unique constraint's index serves it
     request_hash: str = Field(max_length=64)
     model: str = Field(max_length=80)
     response_json: str = Field(sa_type=Text)
