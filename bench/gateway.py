@@ -70,7 +70,8 @@ def serve_quorum(port: int, sim_url: str) -> None:
     from core.http.routes import http_routes
 
     wiring.set_gateway(_gateway(sim_url))
-    uvicorn.run(Starlette(routes=http_routes()), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    uvicorn.run(Starlette(routes=http_routes()), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                access_log=False)  # as Streamlit's server runs it
 
 
 def main() -> None:
@@ -163,6 +164,12 @@ def main() -> None:
                      f"  p95 {_pct(samples, 0.95) - _pct(base, 0.95):5.2f} ms"
                      f"  throughput ratio {throughput / timings['direct'][1]:.2f}")
         print(line)
+    # Each call is paired with the direct call made just before it: the median of those
+    # differences is the added latency with the machine's slower drifts taken out.
+    for name, (values, _throughput) in timings.items():
+        if name != "direct":
+            paired = [v - b for v, b in zip(values, base)]
+            print(f"{name:>10}: paired added p50 {statistics.median(paired):5.2f} ms  p95 {_pct(paired, 0.95):5.2f} ms")
 
 
 if __name__ == "__main__":
