@@ -94,6 +94,30 @@ def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(se
         set_gateway(None)
 
 
+def test_the_playground_samples_the_model_every_time_instead_of_answering_from_the_cache(session, directory):
+    from sqlmodel import select
+
+    from core.experiments.playground import PlaygroundVariant, run
+    from core.models.gateway import GatewayCall
+
+    seed_catalog(session)
+    transport = use_simulated_gateway()
+    try:
+        prompt = prompt_by_name(session, "ticket-triage")
+        version = versions_of(session, prompt.id)[-1]
+        variables = {"subject": "Charged twice", "body": "Refund one please", "channel": "email",
+                     "customer_plan": "pro"}
+        for _ in range(2):  # the same version twice side by side, run twice
+            answers = run(session=session, actor=directory.by_email(TOM),
+                          variants=[PlaygroundVariant(version.id)] * 2, variables=variables)
+            assert [a.error for a in answers] == [None, None]
+        assert len(transport.bodies("/chat/completions")) == 4
+        session.rollback()
+        assert not any(call.cache_hit for call in session.exec(select(GatewayCall)))
+    finally:
+        set_gateway(None)
+
+
 def test_the_demo_seed_has_a_finished_ab_in_review_and_the_pages_render_it(session, directory):
     from core.demo_steps import STEPS
 

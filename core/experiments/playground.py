@@ -105,8 +105,10 @@ def _prepare(session, actor, choice: PlaygroundVariant, variables, history, inde
 def _call(actor: Actor, label: str, team_id: int, body: dict[str, Any]) -> Answer:
     started = time.perf_counter()
     try:
+        # Never from the response cache: variants side by side (often the same version twice,
+        # run at once) and re-runs are there to sample the model, not to repeat one answer.
         response = default_gateway().call(caller=Caller(actor=actor, team_id=team_id),
-                                          request=GatewayRequest(kind="chat", body=body))
+                                          request=GatewayRequest(kind="chat", body=body, use_cache=False))
     except Exception as error:  # noqa: BLE001 - one variant's refusal is shown next to the others
         return Answer(label, "", 0, 0, 0, (time.perf_counter() - started) * 1000, getattr(error, "request_id", ""),
                       error=str(error))
