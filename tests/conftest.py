@@ -15,9 +15,13 @@ import pytest
 from sqlalchemy import text
 
 from core import clock, db, demo, migrate
+from core.gateway import policies
+from core.gateway.wiring import set_gateway
 from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpec
 from core.permissions import Actor, Role
 from core.settings import PROJECT_ROOT, reset_settings
+from core.simulator import SimulatorConfig
+from tests.gateway_support import RecordingTransport, Server, make_gateway
 
 BASE_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = BASE_URL.startswith("postgresql")
@@ -153,3 +157,28 @@ def simple_version() -> VersionSpec:
         model="gpt-4o-mini",
         params=ModelParams(temperature=0.2, max_tokens=200),
     )
+
+
+# ---- the gateway's HTTP tests: a real server on a free port over a recording simulator -----
+
+
+@pytest.fixture
+def server(db_url):
+    server = Server().start()
+    yield server
+    server.stop()
+    set_gateway(None)
+    policies.forget()
+
+
+@pytest.fixture
+def sim():
+    return RecordingTransport(SimulatorConfig(retry_after_s=0.01))
+
+
+@pytest.fixture
+def gateway(sim, directory):
+    policies.forget()
+    gw = make_gateway(sim)
+    set_gateway(gw)
+    return gw

@@ -9,9 +9,16 @@ import time
 import httpx
 import openai
 import uvicorn
+from sqlalchemy import select
 from starlette.applications import Starlette
 
+from core import keys
+from core.gateway.wiring import set_gateway
+from core.identity import team_by_name
+from core.permissions import Actor
+
 from core.gateway.pipeline import Gateway
+from core.models.gateway import GatewayCall
 from core.gateway.adapters import BudgetsGate, CatalogPromptSource
 from core.gateway.upstream import CircuitBreaker, RetryPolicy, Upstream
 from core.http.routes import http_routes
@@ -70,3 +77,33 @@ class Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(5)
+
+
+# ---- helpers of the HTTP tests (their fixtures server, sim and gateway are in conftest.py) ----
+
+ADMIN = Actor.system("test")
+MODEL = "gpt-4o-mini"
+HELLO = [{"role": "user", "content": "What are your opening hours?"}]
+
+
+def use(gateway_obj):
+    set_gateway(gateway_obj)
+    return gateway_obj
+
+
+def team_id(session, name="Support"):
+    return team_by_name(session, name).id
+
+
+def new_key(session, team="Support", **options):
+    return keys.create_key(session=session, actor=ADMIN, team_id=team_id(session, team), **options)
+
+
+def client(server, key, **options) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key=key.secret if hasattr(key, "secret") else key,
+                         max_retries=0, **options)
+
+
+def calls(session) -> list[GatewayCall]:
+    session.rollback()
+    return list(session.exec(select(GatewayCall).order_by(GatewayCall.id)).scalars())
