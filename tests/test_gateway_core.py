@@ -168,3 +168,35 @@ def test_concurrent_calls_never_overspend_the_team_budget(directory, session):
     assert session.exec(select(BudgetHold)).all() == []
     statuses = sorted(r.status for r in session.exec(select(GatewayCall)).all())
     assert statuses.count("budget_exceeded") == outcomes.count("refused")
+
+
+def test_the_cache_answers_with_or_without_a_budget_and_never_for_a_larger_output_than_granted(directory, session):
+    policies.forget()
+    team = team_by_name(session, "Support").id
+    admin = Actor.system("t")
+    policies.set_team_policy(session=session, actor=admin, team_id=team, pii_action="redact", moderation="off")
+    sim = RecordingTransport()
+    gateway = make_gateway(sim)
+    engineer = directory.by_email("tom.becker@example.com")
+
+    def ask():
+        return gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
+            kind="chat", body={"model": "gpt-4o", "max_tokens": 1000,
+                               "messages": [{"role": "user", "content": "Where is my parcel?"}]}))
+
+    assert [ask().cache_hit for _ in range(2)] == [False, True]  # no budget applies yet
+    # A per-request cap that 1,000 output tokens of gpt-4o exceed; the team lets Quorum lower them.
+    session.rollback()  # a fresh snapshot before writing: the calls above committed elsewhere
+    budget_config.set_team_policy(session=session, actor=admin, team_id=team, allowed_models=[],
+                                  lower_max_tokens=True)
+    budget_config.set_budget(session=session, actor=admin, scope="team", target_id=team,
+                             data=budget_config.BudgetInput(cap_usd="100", max_request_usd="0.005"))
+    lowered = ask()
+    assert not lowered.cache_hit  # the answer cached for 1,000 tokens is not one for fewer
+    sent = json.loads(sim.bodies("/chat/completions")[-1])
+    assert 16 <= sent["max_tokens"] < 1000
+    again = ask()
+    assert again.cache_hit and again.cost_micro == 0 and again.body == lowered.body
+    assert len(sim.bodies("/chat/completions")) == 2
+    session.rollback()
+    assert session.exec(select(BudgetHold)).all() == []  # every hold given back, hits included

@@ -24,12 +24,12 @@ with the settled call.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlmodel import Session
 
 from core import clock
@@ -97,10 +97,14 @@ def reserve(
     prompt_version_id: int | None = None,
     ttl: timedelta = DEFAULT_TTL,
     no_output: bool = False,
+    within: Callable[[Connection, int], None] | None = None,
 ) -> Reservation:
     """Hold the call's worst-case cost in every applicable budget, or raise (nothing held).
 
     ``no_output``: the call produces no output tokens (embeddings); ``max_tokens`` is ignored.
+    ``within(connection, granted_max_tokens)``: a read made in the admission's transaction,
+    after the call is admitted (the gateway's response-cache lookup rides along instead of
+    opening a transaction of its own); it runs once, also when no budget applies.
     Raises PermissionDenied (model not allowed for the team), NotFound (no price for the
     model: fail closed), BudgetExceeded (does not fit), ValidationError (bad input).
     """
@@ -139,9 +143,15 @@ def reserve(
             granted = _affordable(price, input_tokens_upper_bound, budget.max_request_micro, None, granted)
 
     reservation_id = str(uuid.uuid4())
+    if not budgets and within is not None:
+        try:
+            within(session.connection(), granted)
+        finally:
+            session.rollback()
     for _attempt in range(_LOWERING_ATTEMPTS):
+        admitted_read = (lambda connection, tokens=granted: within(connection, tokens)) if within else None
         refusal = _admit(session, budgets, reservation_id, now, ttl, worst(granted),
-                         input_tokens_upper_bound + granted)
+                         input_tokens_upper_bound + granted, before_commit=admitted_read)
         if refusal is None:
             break
         budget, left = refusal
@@ -163,10 +173,12 @@ def reserve(
 
 
 def _admit(session: Session, budgets: list[Budget], reservation_id: str, now: datetime, ttl: timedelta,
-           micro: int, tokens: int) -> tuple[Budget, counters.Counter] | None:
+           micro: int, tokens: int, before_commit: Callable[[Connection], None] | None = None,
+           ) -> tuple[Budget, counters.Counter] | None:
     """One transaction: hold `micro`/`tokens` in every budget, or in none (returns the refusing one).
 
-    The common case is one conditional UPDATE per budget and one INSERT of the holds.
+    The common case is one conditional UPDATE per budget and one INSERT of the holds, then
+    `before_commit` (a read on the transaction's connection) once all budgets admitted.
     Expired holds only make admission stricter, so they are swept when an admission is
     refused and otherwise at most every `SWEEP_EVERY` per budget.
     """
@@ -193,6 +205,8 @@ def _admit(session: Session, budgets: list[Budget], reservation_id: str, now: da
             holds.append({"reservation_id": reservation_id, "budget_id": budget.id, "period_key": key,
                           "amount_micro": micro, "amount_tokens": tokens, "expires_at": now + ttl})
         counters.insert_holds(session, holds)
+        if before_commit is not None:
+            before_commit(session.connection())
         session.commit()
         return None
     except BaseException:

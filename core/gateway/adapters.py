@@ -24,7 +24,7 @@ from core.catalog import resolve as catalog
 from core.catalog.labels import PRODUCTION
 from core.errors import BudgetExceeded, NotFound, PermissionDenied
 from core.gateway.errors import ModelNotAllowed, ModelNotPriced
-from core.gateway.ports import BudgetRequest, CallOutcome, Reservation, ResolvedPrompt
+from core.gateway.ports import AdmissionRead, BudgetRequest, CallOutcome, Reservation, ResolvedPrompt
 from core.permissions import Actor
 
 # The output a call may produce when the caller set no limit: the reservation holds its
@@ -66,16 +66,19 @@ class BudgetsGate:
             book = reservations.current_price_book(session)
         return sorted(policy.allowed_models or book.models())
 
-    def reserve(self, request: BudgetRequest) -> Reservation:
+    def reserve(self, request: BudgetRequest, *, also: AdmissionRead | None = None) -> Reservation:
         embeddings = request.kind == "embeddings"
         max_tokens = 0 if embeddings else (request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS)
+        # Embeddings have no output to cap: the read gets None, as the Reservation says.
+        within = None if also is None else (
+            lambda connection, granted: also(connection, None if embeddings else granted))
         try:
             with db.session() as session:
                 held = reservations.reserve(
                     session=session, team_id=request.team_id, model=request.model, max_tokens=max_tokens,
                     input_tokens_upper_bound=request.input_tokens_upper_bound, person_id=request.person_id,
                     key_id=request.key_id, prompt_id=request.prompt_id,
-                    prompt_version_id=request.prompt_version_id, no_output=embeddings)
+                    prompt_version_id=request.prompt_version_id, no_output=embeddings, within=within)
         except reservations.BudgetExceeded as error:
             raise BudgetExceeded(str(error)) from None
         except PermissionDenied as error:

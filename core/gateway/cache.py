@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from core import clock
+from core.gateway.request_shape import cap_output
 from core.models.gateway import CacheEntry
 
 DEFAULT_TTL_S = 300
@@ -53,6 +54,20 @@ def lookup(session: Session | Connection, *, team_id: int, key: str) -> Hit | No
     if row is None or _aware(row.expires_at) <= clock.now():
         return None
     return Hit(id=row.id, response_json=row.response_json)
+
+
+class AdmissionLookup:
+    """The lookup made inside the budget admission's transaction (one transaction per call
+    instead of two), for the request capped to the output the reservation granted."""
+
+    def __init__(self, *, kind: str, team_id: int, body: dict[str, Any]) -> None:
+        self.kind, self.team_id, self.body = kind, team_id, body
+        self.key: str | None = None
+        self.hit: Hit | None = None
+
+    def __call__(self, connection: Connection, granted_max_tokens: int | None) -> None:
+        self.key = request_hash(self.kind, cap_output(self.body, granted_max_tokens))
+        self.hit = lookup(connection, team_id=self.team_id, key=self.key)
 
 
 def _aware(value):

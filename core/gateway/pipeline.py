@@ -111,6 +111,7 @@ class _Call:
     reservation: Reservation | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     use_cache: bool = True
+    cache_read: cache.AdmissionLookup | None = None
 
 
 MODERATION_MODEL = "omni-moderation-latest"
@@ -137,9 +138,11 @@ class Gateway:
             with span("gateway.guardrails.input"):
                 body = self._input_guardrails(call, body, skip_moderation)
             call.sent = body
+            if call.use_cache and not call.stream:
+                call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
             with span("gateway.budget.reserve"):
-                call.reservation = self.budget.reserve(self._budget_request(call, body))
-            body = cap_output(body, call.reservation)
+                call.reservation = self.budget.reserve(self._budget_request(call, body), also=call.cache_read)
+            body = cap_output(body, call.reservation.granted_max_tokens)
         except ModelNotAllowed as error:
             status = "not_priced" if isinstance(error, ModelNotPriced) else "not_allowed"
             raise self._refused(call, status, 403, error) from None
@@ -278,8 +281,9 @@ class Gateway:
     def _complete(self, call: _Call, body: dict[str, Any]) -> GatewayResponse:
         key = cache.request_hash(call.kind, body)
         entry = None
-        if call.use_cache:
-            # A pooled connection, no ORM session: one SELECT in SQLite's autocommit read.
+        if call.cache_read is not None and call.cache_read.key == key:
+            entry = call.cache_read.hit  # looked up in the admission's transaction
+        elif call.use_cache:
             with span("gateway.cache.lookup"), db.get_engine().connect() as connection:
                 entry = cache.lookup(connection, team_id=call.caller.team_id, key=key)
         cached = (entry.id, json.loads(entry.response_json)) if entry else None

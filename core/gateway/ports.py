@@ -7,6 +7,7 @@ the team's model allow-list and the price book with its overrides).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,6 +68,10 @@ class CallOutcome:
     latency_ms: int = 0
 
 
+# A read made in the budget admission's transaction: (connection, granted output tokens or None).
+AdmissionRead = Callable[[Any, "int | None"], None]
+
+
 class PromptSource(Protocol):
     def resolve(self, name: str, label: str | None, caller: Actor, *, application: bool,
                 version: int | None = None, assignment_key: str | None = None) -> ResolvedPrompt:
@@ -83,8 +88,12 @@ class BudgetGate(Protocol):
     def allowed_models(self, team_id: int) -> list[str]:
         """The models the team may call."""
 
-    def reserve(self, request: BudgetRequest) -> Reservation:
-        """Hold the worst-case cost, or raise BudgetExceeded."""
+    def reserve(self, request: BudgetRequest, *, also: AdmissionRead | None = None) -> Reservation:
+        """Hold the worst-case cost, or raise BudgetExceeded.
+
+        ``also(connection, granted_max_tokens)``: a read to make inside the admission's
+        transaction once the call is admitted (the gateway's cache lookup: one transaction
+        per call instead of two). A gate may ignore it; the gateway then reads on its own."""
 
     def cost_micro(self, reservation: Reservation | None, model: str, usage: Usage) -> int:
         """What the call costs (the price in effect when it was reserved)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.gateway.ports import Reservation
 
 
 def prompt_params(spec) -> dict[str, Any]:
@@ -23,8 +22,8 @@ def prompt_params(spec) -> dict[str, Any]:
     return params
 
 
-def cap_output(body: dict[str, Any], reservation: Reservation) -> dict[str, Any]:
-    granted = reservation.granted_max_tokens
+def cap_output(body: dict[str, Any], granted: int | None) -> dict[str, Any]:
+    """The body with its output limit lowered to what the reservation granted (None: no cap)."""
     if granted is None:
         return body
     # Reasoning models accept only max_completion_tokens; every chat model accepts it.
