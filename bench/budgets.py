@@ -29,13 +29,7 @@ USAGE = Usage(input_tokens=800, cached_input_tokens=200, output_tokens=150)
 
 
 def prepare(url: str) -> int:
-    if url.startswith("postgresql"):
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-        engine.dispose()
-    migrate.upgrade(url)
+    migrate.recreate(url)
     with db.session(db.get_engine(url)) as session:
         demo.seed_directory(session)
         team = identity.team_by_name(session, "Support").id

@@ -97,13 +97,7 @@ def main() -> None:
     from core.identity import team_by_name
     from core.permissions import Actor
 
-    if url.startswith("postgresql"):
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-        engine.dispose()
-    migrate.upgrade(url)
+    migrate.recreate(url)
     admin = Actor.system("bench")
     with db.write_session() as session:
         demo.seed_directory(session)

@@ -32,18 +32,7 @@ RESPONSE = '{"choices": [{"message": {"role": "assistant", "content": "It ships 
 
 
 def build(url: str, rows: int, table: str) -> None:
-    if url.startswith("sqlite"):
-        path = Path(url.split("///", 1)[1])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-    else:
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-        engine.dispose()
-    migrate.upgrade(url)
+    migrate.recreate(url)
     now = datetime.now(UTC)
     # Past their class: payloads are kept 5 years, usage rows 7.
     old, fresh = now - timedelta(days=(8 if table == "usage" else 6) * 366), now - timedelta(days=30)

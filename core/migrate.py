@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from core.db import get_engine
+from core.db import _sqlite_file, dispose_engines, get_engine, make_engine
 from core.settings import settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -25,6 +25,23 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Bring the database to `revision` (idempotent)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def recreate(url: str) -> None:
+    """An empty database at the newest schema, for benchmarks and test runs: a SQLite file is
+    deleted with its WAL, PostgreSQL's public schema is dropped with everything in it."""
+    dispose_engines()  # no pooled connection may outlive what it points at
+    file = _sqlite_file(url) if url.startswith("sqlite") else None
+    if file is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{file}{suffix}").unlink(missing_ok=True)
+    elif url.startswith("postgresql"):
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+    upgrade(url)
 
 
 def current_revision(url: str | None = None) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -56,12 +55,7 @@ def _template_db(tmp_path_factory) -> str:
     if ON_POSTGRES:
         if ENV_URL != BASE_URL:
             _create_database(BASE_URL, ENV_URL.rsplit("/", 1)[1])
-        engine = db.make_engine(ENV_URL)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-        engine.dispose()
-        migrate.upgrade(ENV_URL)
+        migrate.recreate(ENV_URL)
         db.dispose_engines()
         return ENV_URL
     path = tmp_path_factory.mktemp("template") / "quorum.db"

@@ -69,7 +69,7 @@ class CallOutcome:
 
 
 # A read made in the budget admission's transaction: (connection, granted output tokens or None).
-AdmissionRead = Callable[[Any, "int | None"], None]
+AdmissionRead = Callable[[Any, int | None], None]
 
 
 class PromptSource(Protocol):
