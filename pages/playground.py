@@ -38,7 +38,7 @@ for index, column in enumerate(st.columns(count)):
         model = st.text_input("Model", value="", placeholder=by_version[version_id].model, key=f"pg_model_{index}")
         temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key=f"pg_temperature_{index}")
         max_tokens = st.number_input("Max output tokens", 1, 32000, 512, key=f"pg_max_tokens_{index}")
-        chosen.append(playground.PlaygroundVariant(version_id, model.strip() or None,
+        chosen.append(playground.VariantChoice(version_id, model.strip() or None,
                                                    {"temperature": temperature, "max_completion_tokens": int(max_tokens)}))
 
 st.subheader("Input")

@@ -97,7 +97,7 @@ def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(se
 def test_the_playground_samples_the_model_every_time_instead_of_answering_from_the_cache(session, directory):
     from sqlmodel import select
 
-    from core.experiments.playground import PlaygroundVariant, run
+    from core.experiments.playground import VariantChoice, run
     from core.models.gateway import GatewayCall
 
     seed_catalog(session)
@@ -109,7 +109,7 @@ def test_the_playground_samples_the_model_every_time_instead_of_answering_from_t
                      "customer_plan": "pro"}
         for _ in range(2):  # the same version twice side by side, run twice
             answers = run(session=session, actor=directory.by_email(TOM),
-                          variants=[PlaygroundVariant(version.id)] * 2, variables=variables)
+                          variants=[VariantChoice(version.id)] * 2, variables=variables)
             assert [a.error for a in answers] == [None, None]
         assert len(transport.bodies("/chat/completions")) == 4
         session.rollback()

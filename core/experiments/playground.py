@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -20,19 +20,12 @@ from core.catalog.render import render_messages
 from core.catalog.store import APPROVED, get_prompt, get_version, version_spec, versions_of
 from core.errors import ValidationError
 from core.experiments.gateway_call import result_of
-from core.experiments.runner import Variant
+from core.experiments.runner import Variant, VariantChoice
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.gateway.wiring import default_gateway
 from core.permissions import Actor, Permission, require
 
 ROLES = ("user", "assistant")
-
-
-@dataclass(frozen=True)
-class PlaygroundVariant:
-    version_id: int
-    model: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,7 +64,7 @@ def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list
     return choices
 
 
-def run(*, session: Session, actor: Actor, variants: Sequence[PlaygroundVariant], variables: Mapping[str, Any],
+def run(*, session: Session, actor: Actor, variants: Sequence[VariantChoice], variables: Mapping[str, Any],
         history: Sequence[Mapping[str, str]] = ()) -> list[Answer]:
     """Each variant on the same input (and chat history), side by side, in the given order."""
     if not variants:
@@ -84,7 +77,7 @@ def run(*, session: Session, actor: Actor, variants: Sequence[PlaygroundVariant]
         return list(pool.map(lambda p: _call(actor, *p), prepared))
 
 
-def _prepare(session, actor, choice: PlaygroundVariant, variables, history, index):
+def _prepare(session, actor, choice: VariantChoice, variables, history, index):
     version = get_version(session, choice.version_id)
     prompt = get_prompt(session, version.prompt_id)
     require(actor, Permission.PLAYGROUND_RUN)

@@ -46,6 +46,15 @@ class BudgetExceeded(ValidationError):
 
 
 @dataclass(frozen=True)
+class VariantChoice:
+    """A version to run, as a person picks it: with an optional model and parameter overrides."""
+
+    version_id: int
+    model: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Variant:
     """A prompt version as run in the experiment, with an optional model and parameter overrides."""
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,8 @@ from core.errors import Conflict, NotFound, ValidationError
 from core.experiments import running
 from core.experiments.gateway_call import gateway_call
 from core.experiments.results import ExperimentRun, comparisons, run_from_json, run_to_json, summarize
-from core.experiments.runner import CostEstimate, Experiment, Variant, check_budget, estimate_cost, run_experiment
+from core.experiments.runner import (CostEstimate, Experiment, Variant, VariantChoice, check_budget, estimate_cost,
+                                     run_experiment)
 from core.experiments.testset_store import get_testset, testset_spec
 from core.models.experiments import Experiment as ExperimentRow
 from core.permissions import Actor, Permission, require
@@ -40,15 +41,6 @@ from core.permissions import Actor, Permission, require
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
 MAX_REPETITIONS = 20
 CONCURRENCY = 4
-
-
-@dataclass(frozen=True)
-class VariantChoice:
-    """A version to run, with an optional model and parameter overrides."""
-
-    version_id: int
-    model: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
