@@ -61,32 +61,14 @@ def _gateway(sim_url: str):
                    prompts=CatalogPromptSource(), budget=BudgetsGate())
 
 
-def serve_quorum(port: int, sim_url: str) -> None:
-    """The HTTP gateway alone, in this process (started by the benchmark)."""
-    import uvicorn
-    from starlette.applications import Starlette
-
-    from core.gateway import wiring
-    from core.http.routes import http_routes
-
-    wiring.set_gateway(_gateway(sim_url))
-    uvicorn.run(Starlette(routes=http_routes()), host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                access_log=False)  # as Streamlit's server runs it
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="Calls per path (default 300).")
     parser.add_argument("--database-url", default=None, help="Database (default: a fresh SQLite file).")
-    parser.add_argument("--serve-quorum", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("QUORUM_DEMO", "1")
-    if args.serve_quorum:
-        serve_quorum(args.serve_quorum, args.upstream)
-        return
 
     import openai
 
@@ -114,8 +96,13 @@ def main() -> None:
                                            "--port", str(sim_port)], cwd=ROOT))
         _wait(sim_port)
         sim_url = f"http://127.0.0.1:{sim_port}/v1"
-        processes.append(subprocess.Popen([sys.executable, __file__, "--serve-quorum", str(quorum_port),
-                                           "--upstream", sim_url, "--database-url", url], cwd=ROOT))
+        # Quorum's server as `quorum run` starts it (Streamlit's server with its middleware),
+        # its upstream the simulator's HTTP server as an OpenAI-compatible endpoint.
+        server_env = {**os.environ, "OPENAI_API_KEY": "sk-sim", "OPENAI_BASE_URL": sim_url}
+        processes.append(subprocess.Popen([sys.executable, "-m", "core.http.serve", "run", str(ROOT / "app.py"),
+                                           "--server.port", str(quorum_port), "--server.address", "127.0.0.1",
+                                           "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                                          cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL))
         _wait(quorum_port)
         upstream_client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
         gateway = _gateway(sim_url)

@@ -36,12 +36,17 @@ def _run(args) -> int:
                 counts = demo.seed(session)
                 print("demo data seeded: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     db.dispose_engines()
+    return subprocess.call(_streamlit_command(port=args.port, host=args.host), cwd=PROJECT_ROOT)
+
+
+def _streamlit_command(*, port: int, host: str) -> list[str]:
     command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(args.port), "--server.address", args.host,
+        # Streamlit's own command line, with Nagle's algorithm off on its socket (see core.http.serve).
+        sys.executable, "-m", "core.http.serve", "run", str(PROJECT_ROOT / "app.py"),
+        "--server.port", str(port), "--server.address", host,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]
     if os.environ.get("QUORUM_SECRETS_FILE"):
         # st.login reads [auth] from Streamlit's own secrets files; point it at the same file.
         command += ["--secrets.files", os.environ["QUORUM_SECRETS_FILE"]]
-    return subprocess.call(command, cwd=PROJECT_ROOT)
+    return command

@@ -1,5 +1,5 @@
-"""The real product in a real browser: `streamlit run app.py` on a free port with a fresh
-demo database, driven by Playwright through Debian's Chromium.
+"""The real product in a real browser: the app served as `quorum run` serves it, on a free
+port with a fresh demo database, driven by Playwright through Debian's Chromium.
 
 On the PostgreSQL pass the server gets its own database (`<name>_e2e`), so the other
 tests' per-test truncation never pulls the data from under it.
@@ -97,7 +97,7 @@ def start_server(tmp: Path, env_overrides: dict[str, str], *, port: int | None =
     log_path = tmp / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "core.http.serve", "run", "app.py", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--secrets.files", str(secrets)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

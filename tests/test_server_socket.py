@@ -1,0 +1,77 @@
+"""The served app's connections run without Nagle's algorithm (core.http.serve).
+
+Without it, every answer on a kept-alive connection (the OpenAI SDK keeps its connections)
+waited about 40 ms for the client's delayed ACK, because Streamlit's listening socket is
+created with protocol 0 and asyncio then leaves Nagle on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from streamlit.web.server.starlette import starlette_server
+
+from core.cli.run_cmd import _streamlit_command
+from core.http import serve
+
+
+def _nodelay_of_accepted_connection(listener: socket.socket) -> int:
+    """TCP_NODELAY on a connection accepted by asyncio from `listener`, as uvicorn accepts it."""
+
+    async def probe() -> int:
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                accepted.set_result(transport.get_extra_info("socket").getsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        _reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(accepted, 5)
+        finally:
+            writer.close()
+            server.close()
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture
+def restore_bind(monkeypatch):
+    monkeypatch.setattr(starlette_server, "_bind_socket", starlette_server._bind_socket)
+
+
+def test_connections_of_the_served_socket_have_nagle_off(restore_bind):
+    serve.install()
+    listener = starlette_server._bind_socket("127.0.0.1", 0, 8)
+    assert _nodelay_of_accepted_connection(listener) != 0
+
+
+def test_streamlits_own_socket_is_what_needed_the_fix(restore_bind):
+    # Streamlit's unwrapped binding: asyncio leaves Nagle on. Should a Streamlit release
+    # fix this, core.http.serve can go.
+    listener = starlette_server._bind_socket("127.0.0.1", 0, 8)
+    assert _nodelay_of_accepted_connection(listener) == 0
+
+
+def test_install_wraps_once(restore_bind):
+    serve.install()
+    wrapped = starlette_server._bind_socket
+    serve.install()
+    assert starlette_server._bind_socket is wrapped
+
+
+def test_install_refuses_a_streamlit_that_binds_otherwise(monkeypatch):
+    monkeypatch.delattr(starlette_server, "_bind_socket")
+    with pytest.raises(RuntimeError, match="_bind_socket is gone"):
+        serve.install()
+
+
+def test_quorum_run_serves_through_the_fixed_command_line():
+    command = _streamlit_command(port=8501, host="localhost")
+    assert command[1:4] == ["-m", "core.http.serve", "run"]
+    assert command[4].endswith("app.py")
