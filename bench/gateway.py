@@ -4,7 +4,9 @@ pipeline, and through Quorum's HTTP endpoint (all with the official openai SDK).
     python bench/gateway.py [-n 300] [--database-url postgresql+psycopg://...]
 
 The simulator runs in its own process (`quorum simulator serve`) and, for the HTTP path,
-Quorum's gateway in another (uvicorn), so the benchmark client shares a GIL with neither.
+Quorum's server in another, started as `quorum run` starts it (Streamlit's server and
+middleware, the gateway's upstream pointed at the simulator by OPENAI_BASE_URL), so the
+benchmark client shares a GIL with neither.
 "added" latency is the difference of medians/p95s against the direct baseline. The
 gateway is the real one: catalog prompts, budgets (a team budget, so every call reserves
 and settles against it), guardrails and the ledger. The team's moderation is off: a
