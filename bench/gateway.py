@@ -149,10 +149,15 @@ def main() -> None:
         print(line)
     # Each call is paired with the direct call made just before it: the median of those
     # differences is the added latency with the machine's slower drifts taken out.
+    targets = {"in-process": 2.0, "http": 5.0}  # ms of p50 added latency, on SQLite
     for name, (values, _throughput) in timings.items():
         if name != "direct":
             paired = [v - b for v, b in zip(values, base)]
-            print(f"{name:>10}: paired added p50 {statistics.median(paired):5.2f} ms  p95 {_pct(paired, 0.95):5.2f} ms")
+            line = f"{name:>10}: paired added p50 {statistics.median(paired):5.2f} ms  p95 {_pct(paired, 0.95):5.2f} ms"
+            if not url.startswith("postgresql"):
+                met = statistics.median(paired) < targets[name]
+                line += f"  (target < {targets[name]:.0f} ms: {'met' if met else 'MISSED'})"
+            print(line)
 
 
 if __name__ == "__main__":
