@@ -1,6 +1,6 @@
 """Quorum: the dashboard and the gateway's HTTP routes, served by one server.
 
-`quorum run` (Streamlit's `streamlit run app.py`, through core.http.serve for its socket
+`quorum run` (Streamlit's `streamlit run app.py`, through pages.ui.server for its socket
 options) finds the `st.App` below and serves it with the HTTP routes mounted beside the
 pages. Each browser session then runs this same file as its page script, which
 signs the person in and registers only the pages their roles may use.

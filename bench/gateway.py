@@ -101,7 +101,7 @@ def main() -> None:
         # Quorum's server as `quorum run` starts it (Streamlit's server with its middleware),
         # its upstream the simulator's HTTP server as an OpenAI-compatible endpoint.
         server_env = {**os.environ, "OPENAI_API_KEY": "sk-sim", "OPENAI_BASE_URL": sim_url}
-        processes.append(subprocess.Popen([sys.executable, "-m", "core.http.serve", "run", str(ROOT / "app.py"),
+        processes.append(subprocess.Popen([sys.executable, "-m", "pages.ui.server", "run", str(ROOT / "app.py"),
                                            "--server.port", str(quorum_port), "--server.address", "127.0.0.1",
                                            "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                                           cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL))

@@ -1,4 +1,4 @@
-"""The served app's connections run without Nagle's algorithm (core.http.serve).
+"""The served app's connections run without Nagle's algorithm (pages.ui.server).
 
 Without it, every answer on a kept-alive connection (the OpenAI SDK keeps its connections)
 waited about 40 ms for the client's delayed ACK, because Streamlit's listening socket is
@@ -14,7 +14,7 @@ import pytest
 from streamlit.web.server.starlette import starlette_server
 
 from core.cli.run_cmd import _streamlit_command
-from core.http import serve
+from pages.ui import server
 
 
 def _nodelay_of_accepted_connection(listener: socket.socket) -> int:
@@ -46,32 +46,32 @@ def restore_bind(monkeypatch):
 
 
 def test_connections_of_the_served_socket_have_nagle_off(restore_bind):
-    serve.install()
+    server.install()
     listener = starlette_server._bind_socket("127.0.0.1", 0, 8)
     assert _nodelay_of_accepted_connection(listener) != 0
 
 
 def test_streamlits_own_socket_is_what_needed_the_fix(restore_bind):
     # Streamlit's unwrapped binding: asyncio leaves Nagle on. Should a Streamlit release
-    # fix this, core.http.serve can go.
+    # fix this, pages.ui.server can go.
     listener = starlette_server._bind_socket("127.0.0.1", 0, 8)
     assert _nodelay_of_accepted_connection(listener) == 0
 
 
 def test_install_wraps_once(restore_bind):
-    serve.install()
+    server.install()
     wrapped = starlette_server._bind_socket
-    serve.install()
+    server.install()
     assert starlette_server._bind_socket is wrapped
 
 
 def test_install_refuses_a_streamlit_that_binds_otherwise(monkeypatch):
     monkeypatch.delattr(starlette_server, "_bind_socket")
     with pytest.raises(RuntimeError, match="_bind_socket is gone"):
-        serve.install()
+        server.install()
 
 
 def test_quorum_run_serves_through_the_fixed_command_line():
     command = _streamlit_command(port=8501, host="localhost")
-    assert command[1:4] == ["-m", "core.http.serve", "run"]
+    assert command[1:4] == ["-m", "pages.ui.server", "run"]
     assert command[4].endswith("app.py")

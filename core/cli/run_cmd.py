@@ -41,8 +41,8 @@ def _run(args) -> int:
 
 def _streamlit_command(*, port: int, host: str) -> list[str]:
     command = [
-        # Streamlit's own command line, with Nagle's algorithm off on its socket (see core.http.serve).
-        sys.executable, "-m", "core.http.serve", "run", str(PROJECT_ROOT / "app.py"),
+        # Streamlit's own command line, with Nagle's algorithm off on its socket (see pages.ui.server).
+        sys.executable, "-m", "pages.ui.server", "run", str(PROJECT_ROOT / "app.py"),
         "--server.port", str(port), "--server.address", host,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]

@@ -97,7 +97,7 @@ def start_server(tmp: Path, env_overrides: dict[str, str], *, port: int | None =
     log_path = tmp / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "core.http.serve", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "pages.ui.server", "run", "app.py", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--secrets.files", str(secrets)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

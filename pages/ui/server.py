@@ -1,6 +1,6 @@
 """Streamlit's command line with one fix to its server socket; `quorum run` starts the app so.
 
-    python -m core.http.serve run app.py --server.port 8501 ...
+    python -m pages.ui.server run app.py --server.port 8501 ...
 
 Streamlit binds its listening socket itself, as ``socket.socket(family)``: protocol 0, and
 asyncio turns Nagle's algorithm off only on connections whose socket says TCP. uvicorn
