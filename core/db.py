@@ -6,6 +6,8 @@ event (see `core.audit.committing`). Pages and the command line open sessions he
 
 from __future__ import annotations
 
+import math
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +51,12 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        try:
+            cursor.execute("SELECT ln(1), floor(1.5)")
+        except sqlite3.OperationalError:
+            # An SQLite built without its math functions: the observability histogram needs these two.
+            dbapi_connection.create_function("ln", 1, math.log, deterministic=True)
+            dbapi_connection.create_function("floor", 1, math.floor, deterministic=True)
         cursor.close()
 
     @event.listens_for(engine, "begin")

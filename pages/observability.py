@@ -1,37 +1,113 @@
-"""Observability: gateway latency, errors, 429s, cache hits and blocked requests."""
+"""Observability: gateway latency, errors, 429s, cache hits and blocked requests, per team,
+model or prompt, over time."""
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from core import db, identity
-from core.gateway.observability import gateway_metrics
+from core.budgets.money import format_micro
+from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
 from pages.ui import layout
 
 actor = layout.page_setup(__file__)
 st.title("Observability")
-days = st.slider("Days", min_value=1, max_value=90, value=14, key="obs_days")
+st.caption("Every call through the gateway, from the call log. Latency is for answered calls; "
+           "p50/p95 are read from a histogram (within 2.5 %). Times are UTC.")
 
 with db.session_scope() as session:
-    buckets = gateway_metrics(session, actor=actor, days=days)
-    team_names = {t.id: t.name for t in identity.list_teams(session)}
+    teams = {t.id: t.name for t in identity.list_teams(session)}
 
-if not buckets:
-    st.info("No gateway calls in this period yet.")
+top = st.columns([2, 1, 2])
+days = top[0].slider("Days", min_value=1, max_value=90, value=14, key="obs_days")
+granularity = top[1].radio("Per", ["day", "hour"], horizontal=True, key="obs_granularity")
+by = top[2].multiselect("Group by", ["team", "model", "prompt"], default=["team"], key="obs_by")
+filters = st.columns(3)
+team_ids = filters[0].multiselect("Teams", list(teams), format_func=lambda t: teams[t], key="obs_teams")
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _options(days: int, actor_ref: str, _actor) -> tuple[list[str], list[str]]:
+    # A scan of its own; the models and prompts called change seldom, so a minute-old list will do.
+    with db.session_scope() as session:
+        return filter_options(session, actor=_actor, days=days)
+
+
+offered_models, offered_prompts = _options(days, actor.ref, actor)
+models = filters[1].multiselect("Models", offered_models, key="obs_models")
+prompts = filters[2].multiselect("Prompts", offered_prompts, key="obs_prompts")
+
+query = MetricsQuery(days=days, by=tuple(by), granularity=granularity, team_ids=tuple(team_ids),
+                     models=tuple(models), prompts=tuple(prompts))
+with db.session_scope() as session:
+    series = gateway_metrics(session, actor=actor, query=query)
+
+if not series.calls:
+    st.info("No gateway calls match in this period yet.")
     st.stop()
 
-frame = pd.DataFrame([b.__dict__ for b in buckets])
-frame["team"] = frame["team_id"].map(lambda t: team_names.get(t, "?"))
-total = frame["calls"].sum()
-cols = st.columns(5)
-cols[0].metric("Calls", int(total))
-cols[1].metric("p95 latency (ms, worst day)", f"{frame['p95_ms'].max():.0f}")
-cols[2].metric("Error rate", f"{(frame['error_rate'] * frame['calls']).sum() / total:.1%}")
-cols[3].metric("Cache hit rate", f"{(frame['cache_hit_rate'] * frame['calls']).sum() / total:.1%}")
-cols[4].metric("Blocked", int(frame["blocked"].sum()))
-st.plotly_chart(px.line(frame, x="day", y="p95_ms", color="team", line_dash="model", markers=True,
-                        title="p95 latency per team and model (ms)"), key="p95_chart")
-st.plotly_chart(px.bar(frame, x="day", y=["error_rate", "rate_429", "cache_hit_rate"], barmode="group",
-                       title="Error, 429 and cache-hit rates"), key="rates_chart")
-st.dataframe(frame[["day", "team", "model", "calls", "p50_ms", "p95_ms", "error_rate", "rate_429",
-                    "cache_hit_rate", "blocked", "held"]], hide_index=True, width="stretch", key="obs_table")
+
+def _ms(value):
+    return "–" if value is None else f"{value:,.1f}"
+
+
+first, second = st.columns(4), st.columns(4)
+first[0].metric("Calls", f"{series.calls:,}")
+first[1].metric("p50 latency (ms)", _ms(series.p50_ms))
+first[2].metric("p95 latency (ms)", _ms(series.p95_ms))
+first[3].metric("Cost", format_micro(series.cost_micro))
+second[0].metric("Error rate (5xx)", f"{series.errors / series.calls:.1%}")
+second[1].metric("429 rate (budget)", f"{series.rejected_429 / series.calls:.1%}")
+second[2].metric("Cache hit rate", f"{series.cache_hits / series.calls:.1%}")
+second[3].metric("Blocked / held", f"{series.blocked:,} / {series.held:,}")
+
+
+def _group_label(bucket) -> str:
+    parts = {"team": teams.get(bucket.team_id, "(no team)"), "model": bucket.model,
+             "prompt": bucket.prompt or "(no catalog prompt)"}
+    return " · ".join(str(parts[d]) for d in by) or "all calls"
+
+
+def _frame(buckets) -> pd.DataFrame:
+    frame = pd.DataFrame([{**b.__dict__, "error_rate": b.error_rate, "rate_429": b.rate_429,
+                           "cache_hit_rate": b.cache_hit_rate, "group": _group_label(b)} for b in buckets])
+    if buckets is series.buckets:  # the whole-period totals have no time
+        hourly = granularity == "hour"
+        frame["time"] = pd.to_datetime(frame["period"] + (":00" if hourly else ""), utc=True,
+                                       format="%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d")
+    return frame
+
+
+frame = _frame(series.buckets)
+left, right = st.columns(2)
+left.plotly_chart(px.bar(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"),
+                  key="calls_chart")
+latency = frame.melt(id_vars=["time", "group"], value_vars=["p50_ms", "p95_ms"], var_name="percentile",
+                     value_name="ms").dropna()
+right.plotly_chart(px.line(latency, x="time", y="ms", color="group", line_dash="percentile", markers=True,
+                           title="Latency p50 and p95 (ms)"), key="latency_chart")
+
+per_period = frame.groupby("time")[["calls", "errors", "rejected_429", "cache_hits", "blocked", "held"]].sum()
+rates = pd.DataFrame({"error rate": per_period["errors"] / per_period["calls"],
+                      "429 rate": per_period["rejected_429"] / per_period["calls"],
+                      "cache hit rate": per_period["cache_hits"] / per_period["calls"]}).reset_index()
+left, right = st.columns(2)
+left.plotly_chart(px.line(rates.melt(id_vars="time", var_name="rate", value_name="share"), x="time", y="share",
+                          color="rate", markers=True, title="Error, 429 and cache-hit rates")
+                  .update_yaxes(tickformat=".0%"), key="rates_chart")
+right.plotly_chart(px.bar(per_period.reset_index().melt(id_vars="time", value_vars=["blocked", "held"],
+                                                         var_name="outcome", value_name="requests"),
+                          x="time", y="requests", color="outcome", title="Blocked and held requests"),
+                   key="guarded_chart")
+
+st.subheader("Breakdown over the whole period")
+table = _frame(series.totals)
+if not table.empty:
+    table["cost"] = table["cost_micro"].map(format_micro)
+    st.dataframe(table[["group", "calls", "p50_ms", "p95_ms", "error_rate", "rate_429", "cache_hit_rate",
+                        "blocked", "held", "cost"]].sort_values("calls", ascending=False),
+                 hide_index=True, width="stretch", key="obs_table",
+                 column_config={name: st.column_config.NumberColumn(format="percent")
+                                for name in ("error_rate", "rate_429", "cache_hit_rate")})
+    st.download_button("Download CSV", table.to_csv(index=False).encode(),
+                       file_name="gateway_metrics.csv", mime="text/csv", key="obs_csv")

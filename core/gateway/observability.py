@@ -1,67 +1,225 @@
 """Gateway health from the call log: latency percentiles, error, 429 and cache-hit rates,
-blocked requests, per team and model over time.
+blocked and held requests, per team, model or prompt, per day or hour.
 
-The query lives here so that it can move to the budgets' usage ledger later without the
-page changing: it returns plain rows.
+The database does the aggregating, so the page costs the same for a thousand calls as for
+millions: one grouped count query, and one grouped latency histogram from which p50 and
+p95 are read. The histogram's buckets grow by 5 % each, and a percentile is reported as its
+bucket's geometric middle: within 2.5 % of the exact value (OK calls only, since a refusal's
+latency says nothing about the model path).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
+from sqlalchemy import case, func, literal
 from sqlmodel import Session, col, select
 
 from core import clock
+from core.errors import ValidationError
 from core.models.gateway import GatewayCall
 from core.permissions import Actor, Permission, require
+
+DIMENSIONS = ("team", "model", "prompt")
+GRANULARITIES = ("day", "hour", "total")
+MAX_DAYS = 366
+_BUCKET_GROWTH = 1.05
+_BUCKET_FLOOR_MS = 0.01  # latencies below count in the first bucket
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    """Which calls, cut how: `by` is any of DIMENSIONS, `granularity` one of GRANULARITIES
+    ("total": one bucket per group over the whole window); empty filters mean all."""
+
+    days: int = 14
+    by: tuple[str, ...] = ("team", "model")
+    granularity: str = "day"
+    team_ids: tuple[int, ...] = ()
+    models: tuple[str, ...] = ()
+    prompts: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if not 1 <= self.days <= MAX_DAYS:
+            raise ValidationError(f"days must be between 1 and {MAX_DAYS}, not {self.days}")
+        unknown = [d for d in self.by if d not in DIMENSIONS]
+        if unknown:
+            raise ValidationError(f"Cannot group by {', '.join(unknown)}: choose from {', '.join(DIMENSIONS)}")
+        if self.granularity not in GRANULARITIES:
+            raise ValidationError(f"Unknown granularity {self.granularity!r}: choose from {', '.join(GRANULARITIES)}")
 
 
 @dataclass(frozen=True)
 class Bucket:
-    day: str
+    """One period and group. team_id / model / prompt are None where not grouped by them
+    (prompt is also None for plain chat and embeddings calls)."""
+
+    period: str  # "YYYY-MM-DD", "YYYY-MM-DD HH" (UTC hours), or "total"
     team_id: int | None
-    model: str
+    model: str | None
+    prompt: str | None
     calls: int
-    p50_ms: float
-    p95_ms: float
-    error_rate: float
-    rate_429: float
-    cache_hit_rate: float
+    ok: int
+    p50_ms: float | None  # None: no OK call to measure
+    p95_ms: float | None
+    errors: int  # upstream failures (5xx)
+    rejected_429: int  # budget exhausted
+    cache_hits: int
+    blocked: int
+    held: int
+    cost_micro: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls
+
+    @property
+    def rate_429(self) -> float:
+        return self.rejected_429 / self.calls
+
+    @property
+    def cache_hit_rate(self) -> float:
+        return self.cache_hits / self.calls
+
+
+@dataclass(frozen=True)
+class Metrics:
+    buckets: list[Bucket]  # per period and group
+    totals: list[Bucket]  # per group over the whole window (period "total")
+    calls: int
+    p50_ms: float | None
+    p95_ms: float | None
+    errors: int
+    rejected_429: int
+    cache_hits: int
     blocked: int
     held: int
     cost_micro: int
 
 
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def gateway_metrics(session: Session, *, actor: Actor, days: int = 14) -> list[Bucket]:
+def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = MetricsQuery()) -> Metrics:
+    """One scan of the window's calls, grouped by period, the chosen dimensions and latency
+    bucket (-1 for calls that were not answered); the roll-ups are added up here."""
     require(actor, Permission.OBSERVABILITY_READ)
-    since: datetime = clock.now() - timedelta(days=days)
-    rows = session.exec(select(GatewayCall.created_at, GatewayCall.team_id, GatewayCall.model,
-                               GatewayCall.status, GatewayCall.http_status, GatewayCall.cache_hit,
-                               GatewayCall.latency_ms, GatewayCall.cost_micro)
-                        .where(col(GatewayCall.created_at) >= since)).all()
-    groups: dict[tuple, list] = {}
+    query.check()
+    keys = [_COLUMNS[d].label(d) for d in query.by]
+    if query.granularity != "total":
+        keys.insert(0, _period(session, hourly=query.granularity == "hour").label("period"))
+    where = _window(query)
+
+    def count_if(condition):
+        return func.sum(case((condition, 1), else_=0))
+
+    latency_bucket = case((GatewayCall.status == "ok", func.floor(func.ln(
+        case((GatewayCall.latency_ms > _BUCKET_FLOOR_MS, GatewayCall.latency_ms), else_=literal(_BUCKET_FLOOR_MS))
+        / _BUCKET_FLOOR_MS) / math.log(_BUCKET_GROWTH))), else_=-1)
+    rows = session.exec(
+        select(*keys, latency_bucket.label("bucket"), func.count(), count_if(GatewayCall.http_status >= 500),
+               count_if(GatewayCall.http_status == 429), count_if(col(GatewayCall.cache_hit)),
+               count_if(GatewayCall.status == "blocked"), count_if(GatewayCall.status == "held"),
+               func.sum(GatewayCall.cost_micro))
+        .where(*where).group_by(*keys, latency_bucket)).all()
+
+    width, per_period = len(keys), {}
     for row in rows:
-        groups.setdefault((row[0].date().isoformat(), row[1], row[2]), []).append(row)
-    buckets = []
-    for (day, team_id, model), items in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2])):
-        n = len(items)
-        latencies = [r[6] for r in items if r[3] == "ok"]
-        buckets.append(Bucket(
-            day=day, team_id=team_id, model=model, calls=n,
-            p50_ms=round(percentile(latencies, 0.5), 2), p95_ms=round(percentile(latencies, 0.95), 2),
-            error_rate=round(sum(r[4] >= 500 for r in items) / n, 4),
-            rate_429=round(sum(r[4] == 429 for r in items) / n, 4),
-            cache_hit_rate=round(sum(bool(r[5]) for r in items) / n, 4),
-            blocked=sum(r[3] == "blocked" for r in items), held=sum(r[3] == "held" for r in items),
-            cost_micro=sum(r[7] for r in items)))
-    return buckets
+        group = tuple(row[:width])
+        tally = per_period.get(group) or per_period.setdefault(group, _Tally())
+        tally.add(int(row[width]), [int(v or 0) for v in row[width + 1:]])
+    # Roll-ups merge the tallies rather than the rows: there are far fewer of them.
+    per_group, overall = {}, _Tally()
+    for group, tally in per_period.items():
+        per_group.setdefault(group[width - len(query.by):], _Tally()).merge(tally)
+        overall.merge(tally)
+    period_of = (lambda group: group[0]) if query.granularity != "total" else (lambda _group: "total")
+    buckets = sorted((tally.bucket(period_of(group), dict(zip(query.by, group[width - len(query.by):])))
+                      for group, tally in per_period.items()), key=_order)
+    totals = sorted((tally.bucket("total", dict(zip(query.by, group))) for group, tally in per_group.items()),
+                    key=_order)
+    return Metrics(buckets=buckets, totals=totals, calls=overall.calls, p50_ms=percentile(overall.latencies, 0.5),
+                   p95_ms=percentile(overall.latencies, 0.95), errors=overall.errors,
+                   rejected_429=overall.rejected_429, cache_hits=overall.cache_hits, blocked=overall.blocked,
+                   held=overall.held, cost_micro=overall.cost_micro)
+
+
+def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[str], list[str]]:
+    """The models and catalog prompts called in the window, to offer as filters."""
+    require(actor, Permission.OBSERVABILITY_READ)
+    MetricsQuery(days=days).check()
+    pairs = session.exec(select(GatewayCall.model, GatewayCall.prompt_name)
+                         .where(*_window(MetricsQuery(days=days))).distinct()).all()
+    return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
+
+
+class _Tally:
+    """Counts of one group, and its answered calls' latency histogram."""
+
+    def __init__(self) -> None:
+        self.calls = self.errors = self.rejected_429 = self.cache_hits = self.blocked = self.held = 0
+        self.cost_micro = 0
+        self.latencies: dict[int, int] = {}
+
+    def add(self, bucket: int, counts: list[int]) -> None:
+        calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = counts
+        self.calls += calls
+        self.errors += errors
+        self.rejected_429 += rejected_429
+        self.cache_hits += cache_hits
+        self.blocked += blocked
+        self.held += held
+        self.cost_micro += cost_micro
+        if bucket >= 0:
+            self.latencies[bucket] = self.latencies.get(bucket, 0) + calls
+
+    def merge(self, other: _Tally) -> None:
+        self.add(-1, [other.calls, other.errors, other.rejected_429, other.cache_hits, other.blocked, other.held,
+                      other.cost_micro])
+        for index, n in other.latencies.items():
+            self.latencies[index] = self.latencies.get(index, 0) + n
+
+    def bucket(self, period: str, named: dict) -> Bucket:
+        return Bucket(period=period, team_id=named.get("team"), model=named.get("model"), prompt=named.get("prompt"),
+                      calls=self.calls, ok=sum(self.latencies.values()), p50_ms=percentile(self.latencies, 0.5),
+                      p95_ms=percentile(self.latencies, 0.95), errors=self.errors, rejected_429=self.rejected_429,
+                      cache_hits=self.cache_hits, blocked=self.blocked, held=self.held, cost_micro=self.cost_micro)
+
+
+def _order(bucket: Bucket):
+    return bucket.period, bucket.team_id or 0, bucket.model or "", bucket.prompt or ""
+
+
+def _window(query: MetricsQuery) -> list:
+    where = [col(GatewayCall.created_at) >= clock.now() - timedelta(days=query.days)]
+    if query.team_ids:
+        where.append(col(GatewayCall.team_id).in_(query.team_ids))
+    if query.models:
+        where.append(col(GatewayCall.model).in_(query.models))
+    if query.prompts:
+        where.append(col(GatewayCall.prompt_name).in_(query.prompts))
+    return where
+
+
+def percentile(histogram: dict[int, int], share: float) -> float | None:
+    """Nearest-rank percentile of a latency histogram, as its bucket's geometric middle."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank = max(1, math.ceil(share * total))
+    seen = 0
+    for index in sorted(histogram):
+        seen += histogram[index]
+        if seen >= rank:
+            return round(_BUCKET_FLOOR_MS * _BUCKET_GROWTH ** (index + 0.5), 2)
+    raise AssertionError("unreachable: the rank is at most the total")
+
+
+_COLUMNS = {"team": col(GatewayCall.team_id), "model": col(GatewayCall.model), "prompt": col(GatewayCall.prompt_name)}
+
+
+def _period(session: Session, *, hourly: bool):
+    """The UTC day (or hour) of a call as text, the same on both databases."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", GatewayCall.created_at), "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
+    # SQLite keeps UTC as text, "YYYY-MM-DD HH:MM:SS.ffffff".
+    return func.substr(GatewayCall.created_at, 1, 13 if hourly else 10)

@@ -34,6 +34,10 @@ def test_an_auditor_verifies_the_whole_chain(page):
     open_page(page, "Audit log")
     assert_no_errors(page, "Audit log")
     screenshot(page, "audit_log")
+    open_page(page, "Observability")
+    page.get_by_text("Breakdown over the whole period").wait_for()
+    assert_no_errors(page, "Observability")
+    screenshot(page, "observability")
 
 
 def test_a_prompt_engineer_runs_an_ab_comparison_and_sees_the_matrix(page):

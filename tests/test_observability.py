@@ -1,0 +1,174 @@
+"""Gateway observability: counts, rates and latency percentiles per team, model and prompt,
+per day or hour, aggregated by the database (core.gateway.observability) and on the page."""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import clock
+from core.errors import PermissionDenied, ValidationError
+from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
+from core.models.gateway import GatewayCall
+from core.permissions import Role
+from tests.conftest import APP
+from tests.gateway_support import team_id
+
+NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_now(monkeypatch):
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+
+
+def add_call(session, *, team, at=NOW, model="gpt-4o-mini", prompt=None, status="ok", http_status=200,
+             latency_ms=100.0, cache_hit=False, cost_micro=None):
+    session.add(GatewayCall(request_id=f"req_{uuid.uuid4().hex[:24]}", created_at=at, team_id=team, actor="key:1",
+                            endpoint="prompt" if prompt else "chat", model=model, prompt_name=prompt, status=status,
+                            http_status=http_status, cache_hit=cache_hit, latency_ms=latency_ms,
+                            cost_micro=(10 if status == "ok" else 0) if cost_micro is None else cost_micro))
+
+
+def exact_percentile(values, share):
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(share * len(ordered))) - 1]
+
+
+def metrics(session, directory, **query):
+    return gateway_metrics(session, actor=directory.with_role(Role.AUDITOR), query=MetricsQuery(**query))
+
+
+def test_percentiles_come_within_two_and_a_half_percent_of_the_exact_ones(session, directory):
+    support = team_id(session)
+    rng = random.Random(7)
+    latencies = [rng.lognormvariate(math.log(400), 0.8) for _ in range(2000)] + [0.004, 0.5, 90_000.0]
+    for ms in latencies:
+        add_call(session, team=support, latency_ms=ms)
+    session.commit()
+
+    result = metrics(session, directory, by=("team",), granularity="total")
+    (bucket,) = result.buckets
+    for share, reported in ((0.5, bucket.p50_ms), (0.95, bucket.p95_ms), (0.5, result.p50_ms)):
+        exact = exact_percentile(latencies, share)
+        assert abs(reported - exact) / exact <= 0.025, (share, reported, exact)
+
+
+def test_counts_and_rates_per_team_and_day(session, directory):
+    support, legal = team_id(session), team_id(session, "Legal")
+    yesterday = NOW - timedelta(days=1)
+    add_call(session, team=support, at=yesterday, latency_ms=50)
+    add_call(session, team=support, at=yesterday, cache_hit=True, latency_ms=1, cost_micro=0)
+    add_call(session, team=support, at=yesterday, status="upstream_error", http_status=502, latency_ms=9000)
+    add_call(session, team=support, at=yesterday, status="budget_exceeded", http_status=429, latency_ms=2)
+    add_call(session, team=support, status="blocked", http_status=400)
+    add_call(session, team=legal, status="held", http_status=202, cost_micro=25)
+    add_call(session, team=support, at=NOW - timedelta(days=30))  # outside the 14 days
+    session.commit()
+
+    result = metrics(session, directory, by=("team",))
+    by_key = {(b.period, b.team_id): b for b in result.buckets}
+    assert set(by_key) == {("2026-11-19", support), ("2026-11-20", support), ("2026-11-20", legal)}
+    day = by_key[("2026-11-19", support)]
+    assert (day.calls, day.ok, day.errors, day.rejected_429, day.cache_hits) == (4, 2, 1, 1, 1)
+    assert (day.error_rate, day.rate_429, day.cache_hit_rate) == (0.25, 0.25, 0.25)
+    # Only answered calls count for latency: the 9 s upstream failure does not make p95.
+    assert day.p95_ms < 60
+    assert by_key[("2026-11-20", support)].blocked == 1 and by_key[("2026-11-20", support)].p50_ms is None
+    assert by_key[("2026-11-20", legal)].held == 1
+    assert (result.calls, result.blocked, result.held, result.cost_micro) == (6, 1, 1, 35)
+
+
+def test_per_prompt_and_model_with_filters(session, directory):
+    support = team_id(session)
+    for _ in range(3):
+        add_call(session, team=support, prompt="support-answer", latency_ms=200)
+    add_call(session, team=support, prompt="ticket-triage", model="gpt-4o", latency_ms=900)
+    add_call(session, team=support, latency_ms=20)  # a plain chat call: no prompt
+    session.commit()
+
+    result = metrics(session, directory, by=("prompt", "model"), granularity="total")
+    rows = {(b.prompt, b.model): b.calls for b in result.buckets}
+    assert rows == {("support-answer", "gpt-4o-mini"): 3, ("ticket-triage", "gpt-4o"): 1, (None, "gpt-4o-mini"): 1}
+    assert filter_options(session, actor=directory.with_role(Role.AUDITOR), days=14) == (
+        ["gpt-4o", "gpt-4o-mini"], ["support-answer", "ticket-triage"])
+
+    only = metrics(session, directory, by=("prompt",), granularity="total", prompts=("ticket-triage",))
+    assert [(b.prompt, b.calls) for b in only.buckets] == [("ticket-triage", 1)]
+    assert abs(only.p50_ms - 900) / 900 <= 0.025
+    assert metrics(session, directory, models=("gpt-4o",), team_ids=(team_id(session, "Legal"),)).calls == 0
+
+
+def test_whole_period_totals_merge_the_days(session, directory):
+    support, legal = team_id(session), team_id(session, "Legal")
+    for day, latencies in ((1, [10, 20, 30]), (2, [1000, 2000])):
+        for ms in latencies:
+            add_call(session, team=support, at=NOW - timedelta(days=day), latency_ms=ms)
+    add_call(session, team=legal, latency_ms=5)
+    session.commit()
+
+    result = metrics(session, directory, by=("team",))
+    assert [(b.team_id, b.calls) for b in result.buckets if b.team_id == support] == [(support, 2), (support, 3)]
+    totals = {b.team_id: b for b in result.totals}
+    assert totals[support].calls == 5 and totals[support].period == "total"
+    # The median of all five calls (30 ms), not something made of the days' medians (20 and 1,500 ms).
+    assert abs(totals[support].p50_ms - 30) / 30 <= 0.025
+    assert totals[legal].calls == 1 and result.calls == 6
+
+
+def test_hourly_periods_are_utc_hours(session, directory):
+    support = team_id(session)
+    add_call(session, team=support, at=datetime(2026, 11, 20, 9, 59, tzinfo=UTC))
+    add_call(session, team=support, at=datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+    add_call(session, team=support, at=datetime(2026, 11, 20, 10, 45, tzinfo=UTC))
+    session.commit()
+    result = metrics(session, directory, by=(), granularity="hour", days=1)
+    assert [(b.period, b.calls) for b in result.buckets] == [("2026-11-20 09", 1), ("2026-11-20 10", 2)]
+
+
+def test_no_calls_gives_no_buckets(session, directory):
+    result = metrics(session, directory, by=(), granularity="total")
+    assert (result.buckets, result.calls, result.p50_ms) == ([], 0, None)
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"days": 0}, "days must be between 1 and 366"),
+    ({"days": 10_000}, "days must be between 1 and 366"),
+    ({"by": ("person",)}, "Cannot group by person"),
+    ({"granularity": "minute"}, "Unknown granularity 'minute'"),
+])
+def test_bad_queries_are_refused_with_what_is_allowed(session, directory, query, message):
+    with pytest.raises(ValidationError, match=message):
+        metrics(session, directory, **query)
+
+
+def test_finance_may_not_read_gateway_health(session, directory):
+    with pytest.raises(PermissionDenied, match="observability.read"):
+        gateway_metrics(session, actor=directory.with_role(Role.FINANCE), query=MetricsQuery())
+
+
+def test_the_page_shows_totals_and_breaks_down_by_prompt(session, directory):
+    support = team_id(session)
+    for _ in range(4):
+        add_call(session, team=support, prompt="support-answer", latency_ms=120, at=clock.now() - timedelta(hours=2))
+    add_call(session, team=support, status="upstream_error", http_status=502, at=clock.now() - timedelta(hours=1))
+    session.commit()
+
+    from core import identity
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["demo_person_id"] = identity.person_by_email(session, "daniel.kim@example.com").id
+    at.run()
+    at.switch_page("pages/observability.py").run()
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Calls"] == "5" and shown["Error rate (5xx)"] == "20.0%"
+    assert 117 <= float(shown["p50 latency (ms)"]) <= 123
+
+    at.multiselect(key="obs_by").set_value(["prompt"]).run()
+    (table,) = [frame.value for frame in at.dataframe]
+    assert dict(zip(table["group"], table["calls"])) == {"support-answer": 4, "(no catalog prompt)": 1}
