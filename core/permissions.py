@@ -42,6 +42,7 @@ class Permission(StrEnum):
     SPEND_READ = "spend.read"
     BUDGET_MANAGE = "budget.manage"
     PRICE_MANAGE = "price.manage"
+    MODEL_MANAGE = "model.manage"  # a team's model allow-list
     KEY_MANAGE = "key.manage"
     REQUEST_REVIEW = "request.review"
     OBSERVABILITY_READ = "observability.read"
@@ -56,7 +57,7 @@ _P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({
         _P.DIRECTORY_READ, _P.TEAM_MANAGE, _P.PERSON_MANAGE, _P.ROLE_GRANT,
-        _P.CATALOG_READ, _P.SPEND_READ, _P.BUDGET_MANAGE, _P.PRICE_MANAGE,
+        _P.CATALOG_READ, _P.SPEND_READ, _P.BUDGET_MANAGE, _P.PRICE_MANAGE, _P.MODEL_MANAGE,
         _P.KEY_MANAGE, _P.OBSERVABILITY_READ, _P.AUDIT_READ,
     }),
     Role.GOVERNANCE_LEAD: frozenset({

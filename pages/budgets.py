@@ -1,4 +1,4 @@
-"""Budgets & prices: finance and admins set budgets and team policies; admins override prices."""
+"""Budgets & prices: finance and admins set budgets; admins set model allow-lists and override prices."""
 
 import streamlit as st
 
@@ -12,6 +12,7 @@ st.title("Budgets & prices")
 layout.show_flash()
 can_edit = actor.can(Permission.BUDGET_MANAGE)
 can_price = actor.can(Permission.PRICE_MANAGE)
+can_models = actor.can(Permission.MODEL_MANAGE)
 
 with db.session_scope() as session:
     rows = views.budget_rows(session, actor=actor)
@@ -76,16 +77,21 @@ with policy_tab:
     st.dataframe([{"team": teams[t], "allowed models": ", ".join(p.allowed_models) or "all priced models",
                    "lower max_tokens when tight": p.lower_max_tokens} for t, p in policies.items()],
                  hide_index=True, width="stretch", key="policies_table")
-    if can_edit and teams:
+    if (can_edit or can_models) and teams:
         with st.form("policy_form"):
             team = st.selectbox("Team", list(teams), format_func=teams.get, key="policy_team")
-            allowed = st.multiselect("Allowed models (none selected: all priced models)", models, key="policy_models")
-            lower = st.checkbox("Lower max_tokens to what the budget can pay for when the worst case does not fit",
-                                key="policy_lower")
+            # Each person sees what their role may change: allow-lists are the admins', the
+            # max_tokens choice finance's too.
+            allowed = (st.multiselect("Allowed models (none selected: all priced models)", models, key="policy_models")
+                       if can_models else None)
+            lower = (st.checkbox("Lower max_tokens to what the budget can pay for when the worst case does not fit",
+                                 key="policy_lower") if can_edit else None)
             if st.form_submit_button("Save policy", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Team policy saved"):
                     config.set_team_policy(session=session, actor=actor, team_id=team, allowed_models=allowed,
                                            lower_max_tokens=lower)
+        if not can_models:
+            st.caption("Admins set the allowed models.")
 
 with prices_tab:
     st.dataframe([{"model": p.model, "from (UTC)": p.effective_from.strftime("%Y-%m-%d %H:%M"),

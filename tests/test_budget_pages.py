@@ -90,3 +90,14 @@ def test_auditors_see_budgets_read_only(session, seeded):
     assert not at.exception and not errors_of(at)
     assert "Save budget" not in [b.label for b in at.button]
     assert len(at.dataframe[0].value) == 4
+
+
+@pytest.mark.parametrize("role, sees_models", [(Role.FINANCE, False), (Role.ADMIN, True)])
+def test_team_policy_form_offers_each_role_its_own_part(session, seeded, role, sees_models):
+    at = signed_in(session, EMAIL_BY_ROLE[role])
+    at.switch_page("pages/budgets.py").run()
+    assert not at.exception and not errors_of(at)
+    keys = {widget.key for widget in at.multiselect} | {widget.key for widget in at.checkbox}
+    assert ("policy_models" in keys) is sees_models
+    assert "policy_lower" in keys
+    assert any("Admins set the allowed models" in c.value for c in at.caption) is not sees_models

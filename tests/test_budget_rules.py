@@ -239,10 +239,31 @@ def test_only_finance_and_admins_change_budgets_and_policies(session, directory,
         config.set_budget(session=session, actor=actor, scope="team", target_id=support,
                           data=BudgetInput(cap_usd="10"))
     with pytest.raises(PermissionDenied, match="budget.manage"):
-        config.set_team_policy(session=session, actor=actor, team_id=support, allowed_models=[],
-                               lower_max_tokens=True)
+        config.set_team_policy(session=session, actor=actor, team_id=support, lower_max_tokens=True)
     session.rollback()
     assert session.exec(select(func.count()).select_from(AuditEvent)).one() == _directory_events(session)
+
+
+@pytest.mark.parametrize("role", [Role.FINANCE, Role.PROMPT_ENGINEER, Role.GOVERNANCE_LEAD])
+def test_only_admins_change_a_teams_allowed_models(session, directory, role):
+    support = team_id(session)
+    with pytest.raises(PermissionDenied, match="model.manage"):
+        config.set_team_policy(session=session, actor=directory.with_role(role), team_id=support,
+                               allowed_models=["gpt-4.1"])
+    session.rollback()
+    assert config.team_policy(session, support).allowed_models == ()
+    policy = config.set_team_policy(session=session, actor=directory.admin, team_id=support,
+                                    allowed_models=["gpt-4.1"])
+    assert policy.allowed_models == ("gpt-4.1",)
+    # Finance's part of the policy leaves the admins' allow-list as it is.
+    policy = config.set_team_policy(session=session, actor=directory.with_role(Role.FINANCE), team_id=support,
+                                    lower_max_tokens=True)
+    assert (policy.allowed_models, policy.lower_max_tokens) == (("gpt-4.1",), True)
+
+
+def test_a_policy_change_must_change_something(session, directory):
+    with pytest.raises(ValidationError, match="Nothing to change"):
+        config.set_team_policy(session=session, actor=directory.admin, team_id=team_id(session))
 
 
 def test_every_budget_change_is_audited_with_before_and_after(session, directory):
@@ -252,8 +273,7 @@ def test_every_budget_change_is_audited_with_before_and_after(session, directory
                                data=BudgetInput(cap_usd="100"))
     config.set_budget(session=session, actor=finance, scope="team", target_id=support,
                       data=BudgetInput(cap_usd="150", period="week", hard=False))
-    config.set_team_policy(session=session, actor=finance, team_id=support, allowed_models=["gpt-4.1"],
-                           lower_max_tokens=True)
+    config.set_team_policy(session=session, actor=finance, team_id=support, lower_max_tokens=True)
     config.delete_budget(session=session, actor=finance, budget_id=budget.id)
     events = session.exec(select(AuditEvent).where(AuditEvent.actor == finance.ref).order_by(AuditEvent.id)).all()
     assert [e.action for e in events] == ["budget.create", "budget.update", "team.budget_policy.update",
@@ -261,7 +281,7 @@ def test_every_budget_change_is_audited_with_before_and_after(session, directory
     update = events[1]
     assert json.loads(update.before_json)["cap_micro"] == 100_000_000
     assert json.loads(update.after_json)["cap_micro"] == 150_000_000 and json.loads(update.after_json)["hard"] is False
-    assert json.loads(events[2].after_json) == {"allowed_models": ["gpt-4.1"], "lower_max_tokens": True}
+    assert json.loads(events[2].after_json) == {"allowed_models": [], "lower_max_tokens": True}
     assert events[3].after_json is None and events[3].team_id == support
 
 

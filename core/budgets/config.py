@@ -211,19 +211,31 @@ def team_policy(session: Session, team_id: int) -> TeamPolicy:
 
 
 def set_team_policy(
-    *, session: Session, actor: Actor, team_id: int, allowed_models: list[str], lower_max_tokens: bool
+    *, session: Session, actor: Actor, team_id: int, allowed_models: list[str] | None = None,
+    lower_max_tokens: bool | None = None,
 ) -> TeamPolicy:
-    """Which models a team may use (empty: all priced ones), and whether tight calls get fewer tokens."""
-    require(actor, Permission.BUDGET_MANAGE)
+    """Which models a team may use (empty: all priced ones; admins), and whether calls that do
+    not fit get fewer tokens (finance and admins). None leaves that part as it is."""
+    if allowed_models is not None:
+        require(actor, Permission.MODEL_MANAGE)
+    if lower_max_tokens is not None:
+        require(actor, Permission.BUDGET_MANAGE)
+    if allowed_models is None and lower_max_tokens is None:
+        raise ValidationError("Nothing to change: give the allowed models, the max_tokens choice, or both")
     if session.get(Team, team_id) is None:
         raise NotFound(f"No team with id {team_id}")
-    book = price_book(session)
-    known = set(book.models()) | set(book.aliases())
-    models = sorted({m.strip() for m in allowed_models if m and m.strip()})
-    unknown = [m for m in models if m not in known]
-    if unknown:
-        raise ValidationError(f"Unknown model(s) in the allow-list: {', '.join(unknown)} (no price for them)")
     before = team_policy(session, team_id)
+    if allowed_models is None:
+        models = list(before.allowed_models)
+    else:
+        book = price_book(session)
+        known = set(book.models()) | set(book.aliases())
+        models = sorted({m.strip() for m in allowed_models if m and m.strip()})
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise ValidationError(f"Unknown model(s) in the allow-list: {', '.join(unknown)} (no price for them)")
+    if lower_max_tokens is None:
+        lower_max_tokens = before.lower_max_tokens
     row = session.get(TeamBudgetPolicy, team_id) or TeamBudgetPolicy(team_id=team_id)
     row.allowed_models = ",".join(models)
     row.lower_max_tokens = bool(lower_max_tokens)
