@@ -1,9 +1,10 @@
-"""The gateway's part of the demo: a Support team key and a week of calls through the real pipeline.
+"""The gateway's part of the demo: team keys and a week of calls through the real pipeline.
 
 The calls go through `Gateway.call` on the catalog and budgets, against the in-process
 simulator with no latency, so the Observability page and the Spend page's recent days
-show gateway traffic: chat, a catalog prompt, embeddings, a cache hit, a person's
-playground call, one request blocked by a guardrail and one held for review. The key's
+show gateway traffic: Support's chat, a catalog prompt, embeddings, a cache hit, a
+person's playground call, one request blocked by a guardrail and one held for review;
+Data's and Marketing's catalog prompts run by their reporting keys. The key's
 secret is never printed or kept: the demo does not need it.
 """
 
@@ -34,6 +35,7 @@ def seed_gateway(session: Session) -> None:
     # Flagged requests wait for a governance lead rather than being refused outright.
     policies.set_team_policy(session=session, actor=SYSTEM, team_id=support, pii_action="redact", moderation="hold")
     app = Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=support, prefix=key.prefix))
+    others = {name: _team_key(session, name) for name in ("Data", "Marketing")}
     tom = identity.actor_for_email(session, "tom.becker@example.com")
     gateway = Gateway(upstream=Upstream(simulated_client(SimulatorConfig(seed=7), max_retries=0), name="simulator",
                                         simulated=True, breaker=CircuitBreaker(), seed=7),
@@ -54,6 +56,17 @@ def seed_gateway(session: Session) -> None:
                 name="support-answer", variables={"customer_name": "Ana", "customer_id": f"C-{1000 + days_ago}",
                                                   "question": "Where is my parcel?", "kb_snippets": [],
                                                   "channel": "email"})))
+            _call(gateway, others["Data"], GatewayRequest(kind="chat", body={}, prompt=PromptCall(
+                name="sql-explain", variables={
+                    "sql": f"SELECT region, sum(amount) FROM orders WHERE day >= current_date - {days_ago + 7} "
+                           "GROUP BY region", "dialect": "PostgreSQL", "table_notes": ["orders: one row per order"],
+                    "reader_is_technical": days_ago % 2 == 0})))
+            if days_ago % 2 == 0:
+                _call(gateway, others["Marketing"], GatewayRequest(kind="chat", body={}, prompt=PromptCall(
+                    name="marketing-copy-review", variables={
+                        "copy_text": "Track every parcel in real time, from warehouse to doorstep.",
+                        "channel": "email", "max_characters": 0, "brand_voice": ["Plain words", "No superlatives"],
+                        "approved_facts": ["Parcel tracking updates every 15 minutes"]})))
         clock.set_clock(lambda: real_now)
         repeated = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTIONS[-1]}]}
         _call(gateway, app, GatewayRequest(kind="chat", body=repeated))
@@ -70,6 +83,12 @@ def seed_gateway(session: Session) -> None:
             {"role": "user", "content": "If my parcel is late again I will kill the courier."}]}))
     finally:
         clock.set_clock(previous_clock)
+
+
+def _team_key(session: Session, team_name: str) -> Caller:
+    team = identity.team_by_name(session, team_name).id
+    key = keys.create_key(session=session, actor=SYSTEM, team_id=team, label=f"{team_name} reporting")
+    return Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
 
 
 def _call(gateway: Gateway, caller: Caller, request: GatewayRequest) -> None:
