@@ -67,6 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="Calls per path (default 300).")
     parser.add_argument("--database-url", default=None, help="Database (default: a fresh SQLite file).")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="Parallel callers of the throughput run (default 8; 0 skips it).")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     os.environ["DATABASE_URL"] = url
@@ -133,6 +135,8 @@ def main() -> None:
                 samples[name].append((time.perf_counter() - t0) * 1000)
         # Throughput of a path: calls over the time spent in that path's calls.
         timings = {name: (values, 1000 * len(values) / sum(values)) for name, values in samples.items()}
+        parallel = {name: _parallel_throughput(paths[name], args.n, args.concurrency)
+                    for name in ("direct", "http")} if args.concurrency > 0 else {}
     finally:
         for process in processes:
             process.terminate()
@@ -158,6 +162,22 @@ def main() -> None:
                 met = statistics.median(paired) < targets[name]
                 line += f"  (target < {targets[name]:.0f} ms: {'met' if met else 'MISSED'})"
             print(line)
+
+    if parallel:
+        print(f"{args.concurrency} parallel callers, {args.n} calls each path: direct {parallel['direct']:.0f} calls/s, "
+              f"through Quorum's HTTP endpoint {parallel['http']:.0f} calls/s "
+              f"(throughput ratio {parallel['http'] / parallel['direct']:.2f})")
+
+
+def _parallel_throughput(call, n: int, concurrency: int) -> float:
+    """Calls per second with `concurrency` callers at once (as many applications would call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda i: call(f"warm-parallel-{i}"), range(concurrency * 2)))
+        started = time.perf_counter()
+        list(pool.map(lambda i: call(f"parallel-{i}"), range(n)))
+        return n / (time.perf_counter() - started)
 
 
 if __name__ == "__main__":
