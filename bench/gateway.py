@@ -1,7 +1,7 @@
 """Gateway overhead: the same N calls to the simulator directly, through the in-process
 pipeline, and through Quorum's HTTP endpoint (all with the official openai SDK).
 
-    python bench/gateway.py [-n 300] [--database-url postgresql+psycopg://...]
+    python bench/gateway.py [-n 300] [--concurrency 8] [--database-url postgresql+psycopg://...]
 
 The simulator runs in its own process (`quorum simulator serve`) and, for the HTTP path,
 Quorum's server in another, started as `quorum run` starts it (Streamlit's server and
