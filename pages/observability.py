@@ -68,17 +68,17 @@ def _group_label(bucket) -> str:
     return " · ".join(str(parts[d]) for d in by) or "all calls"
 
 
-def _frame(buckets) -> pd.DataFrame:
+def _frame(buckets, *, timed: bool) -> pd.DataFrame:
     frame = pd.DataFrame([{**b.__dict__, "error_rate": b.error_rate, "rate_429": b.rate_429,
                            "cache_hit_rate": b.cache_hit_rate, "group": _group_label(b)} for b in buckets])
-    if buckets is series.buckets:  # the whole-period totals have no time
+    if timed:  # the whole-period totals have no time
         hourly = granularity == "hour"
         frame["time"] = pd.to_datetime(frame["period"] + (":00" if hourly else ""), utc=True,
                                        format="%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d")
     return frame
 
 
-frame = _frame(series.buckets)
+frame = _frame(series.buckets, timed=True)
 left, right = st.columns(2)
 left.plotly_chart(px.bar(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"),
                   key="calls_chart")
@@ -101,7 +101,7 @@ right.plotly_chart(px.bar(per_period.reset_index().melt(id_vars="time", value_va
                    key="guarded_chart")
 
 st.subheader("Breakdown over the whole period")
-table = _frame(series.totals)
+table = _frame(series.totals, timed=False)
 if not table.empty:
     table["cost"] = table["cost_micro"].map(format_micro)
     st.dataframe(table[["group", "calls", "p50_ms", "p95_ms", "error_rate", "rate_429", "cache_hit_rate",
