@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,8 +172,6 @@ def main() -> None:
 
 def _parallel_throughput(call, n: int, concurrency: int) -> float:
     """Calls per second with `concurrency` callers at once (as many applications would call)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(lambda i: call(f"warm-parallel-{i}"), range(concurrency * 2)))
         started = time.perf_counter()

@@ -78,12 +78,19 @@ with policy_tab:
                    "lower max_tokens when tight": p.lower_max_tokens} for t, p in policies.items()],
                  hide_index=True, width="stretch", key="policies_table")
     if (can_edit or can_models) and teams:
+        # Outside the form, so that picking a team fills the form with that team's policy:
+        # saving one part must not overwrite the other with an empty default.
+        team = st.selectbox("Team", list(teams), format_func=teams.get, key="policy_team")
+        if st.session_state.get("policy_loaded_for") != team:
+            st.session_state["policy_models"] = list(policies[team].allowed_models)
+            st.session_state["policy_lower"] = policies[team].lower_max_tokens
+            st.session_state["policy_loaded_for"] = team
         with st.form("policy_form"):
-            team = st.selectbox("Team", list(teams), format_func=teams.get, key="policy_team")
             # Each person sees what their role may change: allow-lists are the admins', the
             # max_tokens choice finance's too.
-            allowed = (st.multiselect("Allowed models (none selected: all priced models)", models, key="policy_models")
-                       if can_models else None)
+            choices = sorted(set(models) | set(policies[team].allowed_models))  # aliases too
+            allowed = (st.multiselect("Allowed models (none selected: all priced models)", choices,
+                                      key="policy_models") if can_models else None)
             lower = (st.checkbox("Lower max_tokens to what the budget can pay for when the worst case does not fit",
                                  key="policy_lower") if can_edit else None)
             if st.form_submit_button("Save policy", type="primary"):

@@ -101,3 +101,24 @@ def test_team_policy_form_offers_each_role_its_own_part(session, seeded, role, s
     assert ("policy_models" in keys) is sees_models
     assert "policy_lower" in keys
     assert any("Admins set the allowed models" in c.value for c in at.caption) is not sees_models
+
+
+def test_saving_one_part_of_a_team_policy_keeps_the_other(session, seeded):
+    from core import identity
+    from core.budgets import config
+    from tests.conftest import People
+
+    support = identity.team_by_name(session, "Support").id
+    config.set_team_policy(session=session, actor=People(session).admin, team_id=support, allowed_models=["gpt-4.1"])
+
+    # An admin sees both parts and changes only the max_tokens choice.
+    at = signed_in(session, EMAIL_BY_ROLE[Role.ADMIN])
+    at.switch_page("pages/budgets.py").run()
+    at.selectbox(key="policy_team").set_value(support).run()
+    at.checkbox(key="policy_lower").check()
+    next(b for b in at.button if b.label == "Save policy").click().run()
+    assert not at.exception and not errors_of(at)
+
+    session.rollback()  # end the test session's read snapshot
+    saved = config.team_policy(session, support)
+    assert (saved.allowed_models, saved.lower_max_tokens) == (("gpt-4.1",), True)

@@ -147,9 +147,9 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
 def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[str], list[str]]:
     """The models and catalog prompts called in the window, to offer as filters."""
     require(actor, Permission.OBSERVABILITY_READ)
-    MetricsQuery(days=days).check()
-    pairs = session.exec(select(GatewayCall.model, GatewayCall.prompt_name)
-                         .where(*_window(MetricsQuery(days=days))).distinct()).all()
+    query = MetricsQuery(days=days)
+    query.check()
+    pairs = session.exec(select(GatewayCall.model, GatewayCall.prompt_name).where(*_window(query)).distinct()).all()
     return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
 
 
