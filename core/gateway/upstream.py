@@ -61,12 +61,16 @@ class CircuitBreaker:
         with self._lock:
             if self.state == "open":
                 if self.clock() - self.opened_at < self.reset_after_s:
-                    raise UpstreamUnavailable(
+                    refusal = UpstreamUnavailable(
                         "The model provider is failing; calls are paused for a few seconds (circuit open)")
+                    refusal.retry_after_s = self.reset_after_s - (self.clock() - self.opened_at)
+                    raise refusal
                 self.state, self._probe_out = "half_open", False
             if self.state == "half_open":
                 if self._probe_out:
-                    raise UpstreamUnavailable("The model provider is being probed after failures; try again shortly")
+                    refusal = UpstreamUnavailable("The model provider is being probed after failures; try again shortly")
+                    refusal.retry_after_s = 1.0
+                    raise refusal
                 self._probe_out = True
 
     def record_success(self) -> None:
@@ -197,6 +201,9 @@ class Upstream:
                 wait = _retry_after(error.response.headers)
                 failure = UpstreamFailed(f"The model provider answered {status} after {attempt} attempt(s): "
                                          f"{_message(error)}", code="upstream_error")
+                if status == 429:
+                    # The provider's rate limit: the caller may come back when it says.
+                    failure.retry_after_s = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             except openai.APITimeoutError:
                 self.breaker.record_failure()
                 wait, failure = None, UpstreamTimeout(

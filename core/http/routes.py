@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core import migrate
@@ -19,7 +19,40 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 def http_routes() -> list[Route]:
-    return [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes()]
+    routes = [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes()]
+    # Last among ours, before the dashboard's own: every other /v1 path or method.
+    return [*routes, unknown_v1_route(routes)]
+
+
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def unknown_v1_route(known: list[Route]) -> Route:
+    """Any /v1 path no route serves: 404 ``unknown_url``, or 405 with ``Allow`` when the path
+    exists for other methods, in OpenAI's error shape. Without it the request would fall
+    through to the dashboard, which answers 200 with its HTML page (a string to the SDK)."""
+
+    async def unknown(request: Request) -> Response:
+        method, path = request.method, request.url.path
+        allowed = sorted({m for route in known if route.path.startswith("/v1/")
+                          for m in _methods_for(route, request.scope)})
+        if allowed:
+            return JSONResponse({"error": {"message": f"{method} is not supported on {path}; use "
+                                           f"{' or '.join(allowed)}", "type": "invalid_request_error",
+                                           "param": None, "code": "method_not_allowed"}},
+                                status_code=405, headers={"allow": ", ".join(allowed), "x-should-retry": "false"})
+        return JSONResponse({"error": {"message": f"Invalid URL ({method} {path}): Quorum serves no such "
+                                       "endpoint", "type": "invalid_request_error", "param": None,
+                                       "code": "unknown_url"}},
+                            status_code=404, headers={"x-should-retry": "false"})
+
+    return Route("/v1/{path:path}", unknown, methods=ANY_METHOD)
+
+
+def _methods_for(route: Route, scope) -> set[str]:
+    if not route.path_regex.match(scope["path"]):
+        return set()
+    return set(route.methods or ()) - {"HEAD"}
 
 
 @asynccontextmanager
