@@ -40,6 +40,7 @@ class UpstreamFailed(QuorumError):
 
     status = 502
     retry_after_s: float | None = None  # when waiting helps: the HTTP answer's retry-after
+    param: str | None = None  # the parameter the provider named in its refusal
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)

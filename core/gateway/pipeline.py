@@ -29,7 +29,7 @@ from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper
 from core.budgets.usage import Usage, usage_from_openai
 from core.catalog.render import render_messages
 from core.errors import BudgetExceeded, QuorumError, ValidationError
-from core.gateway import cache, policies, validation
+from core.gateway import cache, moderation, policies, validation
 from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
                                  UpstreamFailed)
 from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
@@ -118,7 +118,7 @@ class _Call:
     settled: bool = False
 
 
-MODERATION_MODEL = "omni-moderation-latest"
+MODERATION_MODEL = moderation.MODERATION_MODEL
 _log = logging.getLogger("quorum.gateway")
 
 
@@ -127,6 +127,7 @@ class Gateway:
                  default_cache_ttl_s: int = cache.DEFAULT_TTL_S) -> None:
         self.upstream, self.prompts, self.budget = upstream, prompts, budget
         self.default_cache_ttl_s = default_cache_ttl_s
+        self._verdicts = moderation.VerdictCache()
 
     # ---- the one entry point ---------------------------------------------------------------
 
@@ -156,6 +157,7 @@ class Gateway:
             with span("gateway.guardrails.input"):
                 body = self._input_guardrails(call, body, skip_moderation)
             call.sent = body
+            call.use_cache = call.use_cache and _cacheable(call, body)
             if call.use_cache and not call.stream:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
             with span("gateway.budget.reserve"):
@@ -266,9 +268,12 @@ class Gateway:
         texts = [t for m in messages for t in message_texts(m)]
         if not texts:
             return
+        provider = policies.team_settings(call.caller.team_id).moderation_provider
         with span("gateway.moderation"):
             try:
-                results = self.upstream.moderate(texts, MODERATION_MODEL)
+                results = moderation.verdicts(self.upstream, self._verdicts, texts, provider, policy.moderation)
+            except moderation.ModerationUnavailable as error:
+                raise self._refused(call, "moderation_unavailable", error.status, error) from None
             except UpstreamFailed as error:
                 raise self._refused(call, "upstream_error", error.status, error) from None
         categories = sorted({name for r in results if r.get("flagged")
@@ -451,6 +456,19 @@ class Gateway:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _cacheable(call: _Call, body: dict[str, Any]) -> bool:
+    """Whether the team's cache policy lets this answer be served from (and stored in) the cache.
+
+    ``deterministic`` (the default): embeddings, and chat at temperature 0 or with a seed;
+    a sampled answer served again would hide that a second call gives another answer."""
+    mode = policies.team_settings(call.caller.team_id).cache
+    if mode == "off":
+        return False
+    if mode == "all" or call.kind == "embeddings":
+        return True
+    return body.get("temperature") == 0 or body.get("seed") is not None
 
 
 def _check_output_limit(call: _Call, body: dict[str, Any]) -> None:

@@ -123,6 +123,9 @@ class Upstream:
                  breaker: CircuitBreaker | None = None, sleep: Callable[[float], None] = time.sleep,
                  seed: int | None = None) -> None:
         self.client, self.name, self.simulated = client, name, simulated
+        # Whether the upstream serves /v1/moderations: "unknown" until a probe or a call tells
+        # (core.gateway.moderation).
+        self.moderation_endpoint = "unknown"
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or breaker_for(name)
         self._sleep, self._rng = sleep, random.Random(seed)
@@ -195,7 +198,9 @@ class Upstream:
                     # The request itself is wrong (bad parameter, unknown model): no retry,
                     # and no sign that the provider is unhealthy.
                     self.breaker.record_success()
-                    raise UpstreamFailed(_message(error), status=status, code=_code(error)) from None
+                    refusal = UpstreamFailed(_message(error), status=status, code=_code(error))
+                    refusal.param = _field(error, "param")  # passed on: the client learns which parameter
+                    raise refusal from None
                 if status >= 500:
                     self.breaker.record_failure()
                 wait = _retry_after(error.response.headers)
@@ -250,6 +255,11 @@ def _message(error: openai.APIStatusError) -> str:
 
 
 def _code(error: openai.APIStatusError) -> str | None:
+    return _field(error, "code")
+
+
+def _field(error: openai.APIStatusError, name: str) -> str | None:
     body = error.body if isinstance(error.body, dict) else {}
     inner = body.get("error", body) if isinstance(body, dict) else {}
-    return (inner or {}).get("code") if isinstance(inner, dict) else None
+    value = (inner or {}).get(name) if isinstance(inner, dict) else None
+    return value if isinstance(value, str) else None

@@ -34,6 +34,7 @@ from starlette.routing import Route
 from core import clock, db, keys
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, ValidationError
 from core.gateway import validation
+from core.gateway.moderation import ModerationUnavailable
 from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced, Unauthenticated,
                                  UpstreamFailed, UpstreamTimeout, UpstreamUnavailable)
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
@@ -89,6 +90,8 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
                             param=getattr(error, "param", None), headers=final)
     if isinstance(error, UpstreamTimeout):
         return openai_error(504, str(error), type_="api_error", code="upstream_timeout", headers=ids or None)
+    if isinstance(error, ModerationUnavailable):
+        return openai_error(error.status, str(error), type_="api_error", code=error.code, headers=final)
     if isinstance(error, UpstreamFailed):
         type_ = "invalid_request_error" if error.status < 500 else "api_error"
         headers = dict(ids)
@@ -97,7 +100,7 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
         elif 400 <= error.status < 500 and error.status not in (408, 409, 429):
             headers.update(NO_RETRY)  # the provider refused the request itself: the same request fails again
         return openai_error(error.status, str(error), type_=type_, code=error.code or "upstream_error",
-                            headers=headers or None)
+                            param=error.param, headers=headers or None)
     return internal_error(error, request_id)
 
 
