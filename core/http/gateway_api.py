@@ -195,6 +195,10 @@ class _SSE(StreamingResponse):
             body = json.loads(error_response(error).body)
             yield f"data: {json.dumps(body)}\n\n"
             return
+        except Exception as error:  # noqa: BLE001 - the headers are sent: end with an error event
+            body = json.loads(internal_error(error, self.gateway_stream.request_id).body)
+            yield f"data: {json.dumps(body)}\n\n"
+            return
         yield "data: [DONE]\n\n"
 
     async def __call__(self, scope, receive, send) -> None:
