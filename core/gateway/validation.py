@@ -146,18 +146,23 @@ def check_raw_text(raw: bytes, body: Any) -> None:
 
 
 def _check_text(value: Any, param: str) -> None:
-    """Refuse a string that cannot be encoded as UTF-8 (a lone surrogate)."""
-    if isinstance(value, str):
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidRequest(f"Invalid value for '{param}': the text holds a lone UTF-16 surrogate "
-                                     "(such as \\ud800), which is not valid Unicode", param=param or None) from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, param)
-            _check_text(item, f"{param}.{key}" if param else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_text(item, f"{param}[{index}]")
+    """Refuse a string that cannot be encoded as UTF-8 (a lone surrogate).
+
+    A loop over a stack rather than recursion: the body may nest as deep as the JSON parser
+    allows, and this walk must not be the one to overflow."""
+    pending = [(value, param)]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise InvalidRequest(f"Invalid value for '{path}': the text holds a lone UTF-16 surrogate "
+                                         "(such as \\ud800), which is not valid Unicode", param=path or None) from None
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                pending.append((key, path))
+                pending.append((inner, f"{path}.{key}" if path else str(key)))
+        elif isinstance(item, list):
+            pending.extend((inner, f"{path}[{index}]") for index, inner in enumerate(item))
