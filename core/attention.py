@@ -32,6 +32,7 @@ PANELS: dict[str, list[str]] = {
     "Budgets near their limit": ["core.budgets.views:budget_attention"],
     "Flagged requests": ["core.review_requests:pending_attention"],
     "Retention": ["core.retention.enforce:retention_attention"],
+    "Gateway": ["core.gateway.attention:gateway_attention"],
 }
 
 

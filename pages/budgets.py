@@ -4,6 +4,8 @@ import streamlit as st
 
 from core import db, identity
 from core.budgets import alerts, config, periods, prices, views
+from core.gateway import moderation
+from core.gateway import policies as gateway_policies
 from core.permissions import Permission
 from pages.ui import layout
 
@@ -13,6 +15,8 @@ layout.show_flash()
 can_edit = actor.can(Permission.BUDGET_MANAGE)
 can_price = actor.can(Permission.PRICE_MANAGE)
 can_models = actor.can(Permission.MODEL_MANAGE)
+CACHE_LABELS = {"deterministic": "deterministic calls only (temperature 0 or a seed)",
+                "all": "every identical call, sampled ones too (same answer for 5 minutes)", "off": "off"}
 
 with db.session_scope() as session:
     rows = views.budget_rows(session, actor=actor)
@@ -99,6 +103,33 @@ with policy_tab:
                                            lower_max_tokens=lower)
         if not can_models:
             st.caption("Admins set the allowed models.")
+    if actor.can(Permission.TEAM_MANAGE) and teams:
+        gateway_team = st.session_state.get("policy_team", next(iter(teams)))
+        with db.session_scope() as session:
+            stored = gateway_policies.stored_policy_dict(session, gateway_team)
+        current = {**gateway_policies.DEFAULT_SETTINGS, **stored}
+        with st.form("gateway_policy_form"):
+            st.markdown(f"**Moderation and response cache of {teams[gateway_team]}**")
+            mod_action = st.selectbox("Moderation", ["block", "hold", "off"],
+                                      index=["block", "hold", "off"].index(current.get("moderation", "block")),
+                                      key="gw_moderation",
+                                      help="block: refuse flagged requests; hold: a governance lead reviews them")
+            provider = st.selectbox("Moderation source", list(moderation.PROVIDERS),
+                                    index=list(moderation.PROVIDERS).index(current["moderation_provider"]),
+                                    format_func=moderation.PROVIDER_LABELS.get, key="gw_provider")
+            cache_mode = st.selectbox("Response cache", list(gateway_policies.CACHE_MODES),
+                                      index=list(gateway_policies.CACHE_MODES).index(current["cache"]),
+                                      format_func=CACHE_LABELS.get, key="gw_cache")
+            if st.form_submit_button("Save moderation and cache", type="primary"):
+                with db.session_scope(write=True) as session, layout.shows_errors("Moderation and cache saved"):
+                    gateway_policies.set_team_policy(session=session, actor=actor, team_id=gateway_team,
+                                                     pii_action=stored.get("pii_action", "redact"),
+                                                     moderation=mod_action, cache=cache_mode,
+                                                     moderation_provider=provider)
+        if current.get("moderation") == "off":
+            st.warning(f"Moderation is off for {teams[gateway_team]}: its calls reach the model unchecked.")
+        elif current["moderation_provider"] == "local":
+            st.info("The local check matches explicit phrasings from a short list; it is not a classifier.")
 
 with prices_tab:
     st.dataframe([{"model": p.model, "from (UTC)": p.effective_from.strftime("%Y-%m-%d %H:%M"),

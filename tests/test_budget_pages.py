@@ -122,3 +122,35 @@ def test_saving_one_part_of_a_team_policy_keeps_the_other(session, seeded):
     session.rollback()  # end the test session's read snapshot
     saved = config.team_policy(session, support)
     assert (saved.allowed_models, saved.lower_max_tokens) == (("gpt-4.1",), True)
+
+
+def test_an_admin_picks_the_moderation_source_and_cache_of_a_team(session, seeded):
+    from core import audit, identity
+    from core.gateway import policies
+    from tests.conftest import People
+
+    support = identity.team_by_name(session, "Support").id
+    policies.forget()
+    at = signed_in(session, EMAIL_BY_ROLE[Role.ADMIN])
+    at.switch_page("pages/budgets.py").run()
+    at.selectbox(key="policy_team").set_value(support).run()
+    at.selectbox(key="gw_provider").set_value("local")
+    at.selectbox(key="gw_cache").set_value("all")
+    next(b for b in at.button if b.label == "Save moderation and cache").click().run()
+    assert not at.exception and not errors_of(at)
+    session.rollback()
+    policies.forget()
+    assert policies.team_settings(support, session) == policies.GatewaySettings(cache="all",
+                                                                                moderation_provider="local")
+    [event] = audit.recent_events(session, actor=People(session).admin, action_prefix="team.guardrails")
+    assert event.after["moderation_provider"] == "local" and event.after["cache"] == "all"
+    assert any("not a classifier" in i.value for i in at.info)
+    at.selectbox(key="gw_moderation").set_value("off")
+    next(b for b in at.button if b.label == "Save moderation and cache").click().run()
+    assert any("Moderation is off for Support" in w.value for w in at.warning)
+
+
+def test_finance_does_not_see_the_moderation_form(session, seeded):
+    at = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
+    at.switch_page("pages/budgets.py").run()
+    assert "gw_provider" not in {widget.key for widget in at.selectbox}

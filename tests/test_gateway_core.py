@@ -99,7 +99,8 @@ def test_only_admins_edit_guardrails_and_bad_settings_are_refused(directory, ses
                              moderation="hold")
     assert policies.team_policy(session, team).moderation == "hold"
     [event] = audit.recent_events(session, actor=directory.admin, action_prefix="team.guardrails")
-    assert event.after == {"moderation": "hold", "pii_action": "block"}
+    assert event.after == {"moderation": "hold", "pii_action": "block", "cache": "deterministic",
+                           "moderation_provider": "upstream"}
 
 
 # ---- budgets and the catalog through the pipeline -------------------------------------------
@@ -181,7 +182,7 @@ def test_the_cache_answers_with_or_without_a_budget_and_never_for_a_larger_outpu
 
     def ask():
         return gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
-            kind="chat", body={"model": "gpt-4o", "max_tokens": 1000,
+            kind="chat", body={"model": "gpt-4o", "max_tokens": 1000, "temperature": 0,
                                "messages": [{"role": "user", "content": "Where is my parcel?"}]}))
 
     assert [ask().cache_hit for _ in range(2)] == [False, True]  # no budget applies yet

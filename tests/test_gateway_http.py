@@ -310,9 +310,9 @@ def test_client_leaving_a_stream_midway_still_records_usage(server, gateway, ses
 
 def test_cache_hit_costs_nothing_and_never_crosses_teams(server, gateway, session, sim):
     support, legal = client(server, new_key(session)), client(server, new_key(session, team="Legal"))
-    first = support.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
-    second = support.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
-    other = legal.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
+    first = support.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, temperature=0)
+    second = support.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, temperature=0)
+    other = legal.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, temperature=0)
     assert [r.headers["x-quorum-cache"] for r in (first, second, other)] == ["miss", "hit", "miss"]
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert len(sim.bodies("/chat/completions")) == 2
@@ -335,7 +335,7 @@ def test_usage_rows_and_audit_events_match_what_the_client_saw(server, gateway, 
     seen = {}
     for question in ("Opening hours?", "Do you ship to Norway?", "Opening hours?"):  # the third is a cache hit
         raw = c.chat.completions.with_raw_response.create(
-            model=MODEL, messages=[{"role": "user", "content": question}], user="customer-17")
+            model=MODEL, messages=[{"role": "user", "content": question}], user="customer-17", seed=7)
         seen[raw.headers["x-request-id"]] = (raw.parse().usage, raw.headers["x-quorum-cache"])
     embedded = c.embeddings.with_raw_response.create(model="text-embedding-3-small", input="parcel")
     seen[embedded.headers["x-request-id"]] = (embedded.parse().usage, "miss")

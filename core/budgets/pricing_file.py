@@ -46,6 +46,11 @@ PRICING_FILE_SCHEMA: dict[str, Any] = {
         # Entries are checked one by one below, so that an error can name its entry.
         "prices": {"type": "array", "minItems": 1, "items": {"type": "object"}},
         "aliases": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+        # Read by core.budgets.model_limits: what each model accepts (not a price).
+        "limits": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"max_output_tokens": {"type": "integer", "minimum": 1},
+                           "context_window": {"type": "integer", "minimum": 1}}}},
     },
 }
 

@@ -54,7 +54,14 @@ _LOWERING_ATTEMPTS = 3
 
 
 class BudgetExceeded(Conflict):
-    """The call's worst case does not fit what is left of a budget."""
+    """The call's worst case does not fit what is left of a budget.
+
+    ``resets_at``: when waiting could change the answer (the period's end), or None when
+    it cannot (a per-request cap)."""
+
+    def __init__(self, message: str, *, resets_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
 
 
 @dataclass(frozen=True)
@@ -158,10 +165,12 @@ def reserve(
         lowered = _affordable(price, input_tokens_upper_bound, _left_micro(budget, left),
                               _left_tokens(budget, left), granted) if policy.lower_max_tokens else 0
         if lowered < MIN_LOWERED_MAX_TOKENS or lowered >= granted:
-            raise BudgetExceeded(_refusal_message(budget, left, worst(granted)))
+            raise BudgetExceeded(_refusal_message(budget, left, worst(granted)),
+                                 resets_at=periods.period_at(budget.period, now).end)
         granted = lowered
     else:
-        raise BudgetExceeded(f"The budget is too busy to admit this call now ({_label(budget)}); try again")
+        raise BudgetExceeded(f"The budget is too busy to admit this call now ({_label(budget)}); try again",
+                             resets_at=now)
 
     return Reservation(
         id=reservation_id, team_id=team_id, person_id=person_id, key_id=key_id, prompt_id=prompt_id,

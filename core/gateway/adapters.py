@@ -80,7 +80,9 @@ class BudgetsGate:
                     key_id=request.key_id, prompt_id=request.prompt_id,
                     prompt_version_id=request.prompt_version_id, no_output=embeddings, within=within)
         except reservations.BudgetExceeded as error:
-            raise BudgetExceeded(str(error)) from None
+            refusal = BudgetExceeded(str(error))
+            refusal.resets_at = error.resets_at  # the HTTP layer's retry advice
+            raise refusal from None
         except PermissionDenied as error:
             raise ModelNotAllowed(str(error)) from None
         except NotFound as error:

@@ -39,6 +39,8 @@ class UpstreamFailed(QuorumError):
     """The model provider failed after the retries (HTTP 502), or refused the request as invalid."""
 
     status = 502
+    retry_after_s: float | None = None  # when waiting helps: the HTTP answer's retry-after
+    param: str | None = None  # the parameter the provider named in its refusal
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -55,3 +57,12 @@ class UpstreamTimeout(UpstreamFailed):
 
 class UpstreamUnavailable(UpstreamFailed):
     """The circuit breaker is open: the provider failed repeatedly, calls are refused fast (HTTP 502)."""
+
+
+class InvalidRequest(ValidationError):
+    """A malformed request (HTTP 400); ``param`` names the parameter at fault, as OpenAI does."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code

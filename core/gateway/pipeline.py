@@ -14,6 +14,7 @@ budget's usage row and one `gateway.call` audit event that never holds prompt te
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from sqlalchemy import insert
 
 from core import clock, db
 from core.audit import record_row
+from core.budgets import model_limits
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
 from core.catalog.render import render_messages
 from core.errors import BudgetExceeded, QuorumError, ValidationError
-from core.gateway import cache, policies
-from core.gateway.errors import GuardrailBlocked, HeldForReview, ModelNotAllowed, ModelNotPriced, UpstreamFailed
+from core.gateway import cache, moderation, policies, validation
+from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
+                                 UpstreamFailed)
 from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream
@@ -112,9 +115,11 @@ class _Call:
     findings: list[dict[str, Any]] = field(default_factory=list)
     use_cache: bool = True
     cache_read: cache.AdmissionLookup | None = None
+    settled: bool = False
 
 
-MODERATION_MODEL = "omni-moderation-latest"
+MODERATION_MODEL = moderation.MODERATION_MODEL
+_log = logging.getLogger("quorum.gateway")
 
 
 class Gateway:
@@ -122,6 +127,7 @@ class Gateway:
                  default_cache_ttl_s: int = cache.DEFAULT_TTL_S) -> None:
         self.upstream, self.prompts, self.budget = upstream, prompts, budget
         self.default_cache_ttl_s = default_cache_ttl_s
+        self._verdicts = moderation.VerdictCache()
 
     # ---- the one entry point ---------------------------------------------------------------
 
@@ -131,13 +137,27 @@ class Gateway:
         if caller.key_id is None:
             require(caller.actor, Permission.PLAYGROUND_RUN, team_id=caller.team_id)
         try:
+            return self._stages(call, request, skip_moderation)
+        except QuorumError:
+            raise
+        except Exception as error:
+            # A defect, not a refusal: give the budget back at once (not in 10 minutes when
+            # the hold expires), keep a call-log row, and let the HTTP layer answer 500.
+            self._crashed(call, error)
+            raise
+
+    def _stages(self, call: _Call, request: GatewayRequest, skip_moderation: bool):
+        caller = call.caller
+        try:
             with span("gateway.prepare"):
                 body = self._prepared_body(call, request)
             with span("gateway.allow_list"):
                 self._check_model(call)
+                _check_output_limit(call, body)
             with span("gateway.guardrails.input"):
                 body = self._input_guardrails(call, body, skip_moderation)
             call.sent = body
+            call.use_cache = call.use_cache and _cacheable(call, body)
             if call.use_cache and not call.stream:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
             with span("gateway.budget.reserve"):
@@ -196,22 +216,27 @@ class Gateway:
             call.cache_ttl_s = resolved.cache_ttl_s
             body = {**{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
                     **prompt_params(resolved.spec), "messages": messages}
+        # Against the SDK's own request types, before any stage reads the body.
+        if call.kind == "chat":
+            validation.check_chat(body)
+        elif call.kind == "embeddings":
+            validation.check_embeddings(body)
+        else:
+            raise ValidationError(f"Unknown call kind {call.kind!r}")
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise ValidationError("'model' is required")
+            raise InvalidRequest("'model' is required", param="model")
         call.model = model
         if call.kind == "chat":
             if not isinstance(body.get("messages"), list) or not body["messages"]:
-                raise ValidationError("'messages' must be a non-empty list")
+                raise InvalidRequest("'messages' must be a non-empty list", param="messages")
             call.stream = bool(body.get("stream"))
-        elif call.kind == "embeddings":
+        else:
             given = body.get("input")
             texts = [given] if isinstance(given, str) else given
             if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-                raise ValidationError("'input' must be text or a list of texts (token arrays cannot be "
-                                      "checked by the guardrails)")
-        else:
-            raise ValidationError(f"Unknown call kind {call.kind!r}")
+                raise InvalidRequest("'input' must be text or a list of texts (token arrays cannot be "
+                                     "checked by the guardrails)", param="input")
         return body
 
     def _check_model(self, call: _Call) -> None:
@@ -243,9 +268,12 @@ class Gateway:
         texts = [t for m in messages for t in message_texts(m)]
         if not texts:
             return
+        provider = policies.team_settings(call.caller.team_id).moderation_provider
         with span("gateway.moderation"):
             try:
-                results = self.upstream.moderate(texts, MODERATION_MODEL)
+                results = moderation.verdicts(self.upstream, self._verdicts, texts, provider, policy.moderation)
+            except moderation.ModerationUnavailable as error:
+                raise self._refused(call, "moderation_unavailable", error.status, error) from None
             except UpstreamFailed as error:
                 raise self._refused(call, "upstream_error", error.status, error) from None
         categories = sorted({name for r in results if r.get("flagged")
@@ -350,6 +378,19 @@ class Gateway:
 
     # ---- settling --------------------------------------------------------------------------
 
+    def _crashed(self, call: _Call, error: Exception) -> None:
+        error.request_id = call.request_id  # type: ignore[attr-defined]  # quoted in the 500
+        if call.reservation is not None:
+            try:
+                self.budget.release(call.reservation, "error")  # a no-op once settled or released
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                _log.exception("gateway: could not release the reservation of %s", call.request_id)
+        if not call.settled:
+            try:
+                self._settle(call, status="error", http_status=500)
+            except Exception:  # noqa: BLE001
+                _log.exception("gateway: could not record the failed call %s", call.request_id)
+
     def _refused(self, call: _Call, status: str, http_status: int, error: QuorumError,
                  rule: str | None = None) -> QuorumError:
         if call.reservation is not None and status != "upstream_error":
@@ -410,10 +451,41 @@ class Gateway:
             except BaseException:
                 session.rollback()
                 raise
+        call.settled = True
         return response_json
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _cacheable(call: _Call, body: dict[str, Any]) -> bool:
+    """Whether the team's cache policy lets this answer be served from (and stored in) the cache.
+
+    ``deterministic`` (the default): embeddings, and chat at temperature 0 or with a seed;
+    a sampled answer served again would hide that a second call gives another answer."""
+    mode = policies.team_settings(call.caller.team_id).cache
+    if mode == "off":
+        return False
+    if mode == "all" or call.kind == "embeddings":
+        return True
+    return body.get("temperature") == 0 or body.get("seed") is not None
+
+
+def _check_output_limit(call: _Call, body: dict[str, Any]) -> None:
+    """Refuse an output limit above what the model can produce: a client mistake (400), not
+    a budget matter (the worst case of a call the model would refuse is no cost at all)."""
+    if call.kind != "chat":
+        return
+    for name in ("max_completion_tokens", "max_tokens"):
+        asked = body.get(name)
+        if asked is None:
+            continue
+        if asked < 1:
+            raise InvalidRequest(f"'{name}' must be at least 1 (got {asked})", param=name)
+        limits = model_limits.limits_for(call.model)
+        if limits is not None and limits.max_output_tokens is not None and asked > limits.max_output_tokens:
+            raise InvalidRequest(f"'{name}' is {asked:,}, above the {limits.max_output_tokens:,} output tokens "
+                                 f"{call.model} can produce; lower {name}", param=name)
 
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -25,20 +26,53 @@ from core.permissions import Actor, Permission, require
 POLICY_TTL_S = 5.0
 DEFAULT_POLICY: dict[str, Any] = {"pii_action": "redact", "moderation": "block"}
 
-_cache: dict[int, tuple[float, GuardrailPolicy]] = {}
+# Gateway settings kept in the same stored policy, beside the guardrails:
+#   cache: "deterministic" answers only temperature-0 or seeded chat (and embeddings) from
+#          the response cache; "all" also sampled ones; "off" never.
+#   moderation_provider: where the moderation verdict comes from (core.gateway.moderation).
+CACHE_MODES = ("deterministic", "all", "off")
+MODERATION_PROVIDERS = ("upstream", "upstream_or_local", "local")
+DEFAULT_SETTINGS: dict[str, str] = {"cache": "deterministic", "moderation_provider": "upstream"}
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    cache: str = "deterministic"
+    moderation_provider: str = "upstream"
+
+
+_cache: dict[int, tuple[float, GuardrailPolicy, GatewaySettings]] = {}
 _lock = threading.Lock()
 
 
 def team_policy(session: Session, team_id: int) -> GuardrailPolicy:
     """The team's policy (defaults when none is stored), from the short-lived copy if fresh."""
+    return _cached(team_id, session)[1]
+
+
+def team_settings(team_id: int, session: Session | None = None) -> GatewaySettings:
+    """The team's cache and moderation-source settings (a session is opened only on a miss)."""
+    return _cached(team_id, session)[2]
+
+
+def _cached(team_id: int, session: Session | None) -> tuple[float, GuardrailPolicy, GatewaySettings]:
     now = time.monotonic()
     cached = _cache.get(team_id)
     if cached and now - cached[0] < POLICY_TTL_S:
-        return cached[1]
-    policy = GuardrailPolicy.from_dict(stored_policy_dict(session, team_id))
+        return cached
+    if session is None:
+        from core import db
+
+        with db.session() as own:
+            stored = stored_policy_dict(own, team_id)
+    else:
+        stored = stored_policy_dict(session, team_id)
+    guardrails = {k: v for k, v in stored.items() if k not in DEFAULT_SETTINGS}
+    settings = GatewaySettings(**{k: stored.get(k, v) for k, v in DEFAULT_SETTINGS.items()})
+    entry = (now, GuardrailPolicy.from_dict(guardrails), settings)
     with _lock:
-        _cache[team_id] = (now, policy)
-    return policy
+        _cache[team_id] = entry
+    return entry
 
 
 def stored_policy_dict(session: Session, team_id: int) -> dict[str, Any]:
@@ -47,16 +81,25 @@ def stored_policy_dict(session: Session, team_id: int) -> dict[str, Any]:
 
 
 def set_team_policy(*, session: Session, actor: Actor, team_id: int, pii_action: str | dict[str, str],
-                    moderation: str) -> GuardrailPolicy:
-    """Change a team's guardrails (admins). ``pii_action`` is one action or a per-kind mapping."""
+                    moderation: str, cache: str | None = None,
+                    moderation_provider: str | None = None) -> GuardrailPolicy:
+    """Change a team's guardrails (admins). ``pii_action`` is one action or a per-kind mapping.
+
+    ``cache`` and ``moderation_provider``: None keeps what is stored (or the default)."""
     require(actor, Permission.TEAM_MANAGE)
     get_team(session, team_id)
+    before = stored_policy_dict(session, team_id)
     data = {"pii_action": pii_action, "moderation": moderation}
+    for name, value, allowed in (("cache", cache, CACHE_MODES),
+                                 ("moderation_provider", moderation_provider, MODERATION_PROVIDERS)):
+        value = value if value is not None else before.get(name, DEFAULT_SETTINGS[name])
+        if value not in allowed:
+            raise ValidationError(f"{name} must be one of {', '.join(allowed)}, not {value!r}.")
+        data[name] = value
     try:
-        policy = GuardrailPolicy.from_dict(data)
+        policy = GuardrailPolicy.from_dict({"pii_action": pii_action, "moderation": moderation})
     except TypeError as exc:
         raise ValidationError(f"Invalid guardrail policy: {exc}") from None
-    before = stored_policy_dict(session, team_id)
     row = session.get(TeamGuardrailPolicy, team_id) or TeamGuardrailPolicy(team_id=team_id, policy_json="{}",
                                                                           updated_by=actor.ref)
     with committing(session):

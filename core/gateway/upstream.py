@@ -61,12 +61,16 @@ class CircuitBreaker:
         with self._lock:
             if self.state == "open":
                 if self.clock() - self.opened_at < self.reset_after_s:
-                    raise UpstreamUnavailable(
+                    refusal = UpstreamUnavailable(
                         "The model provider is failing; calls are paused for a few seconds (circuit open)")
+                    refusal.retry_after_s = self.reset_after_s - (self.clock() - self.opened_at)
+                    raise refusal
                 self.state, self._probe_out = "half_open", False
             if self.state == "half_open":
                 if self._probe_out:
-                    raise UpstreamUnavailable("The model provider is being probed after failures; try again shortly")
+                    refusal = UpstreamUnavailable("The model provider is being probed after failures; try again shortly")
+                    refusal.retry_after_s = 1.0
+                    raise refusal
                 self._probe_out = True
 
     def record_success(self) -> None:
@@ -119,6 +123,9 @@ class Upstream:
                  breaker: CircuitBreaker | None = None, sleep: Callable[[float], None] = time.sleep,
                  seed: int | None = None) -> None:
         self.client, self.name, self.simulated = client, name, simulated
+        # Whether the upstream serves /v1/moderations: "unknown" until a probe or a call tells
+        # (core.gateway.moderation).
+        self.moderation_endpoint = "unknown"
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or breaker_for(name)
         self._sleep, self._rng = sleep, random.Random(seed)
@@ -191,12 +198,17 @@ class Upstream:
                     # The request itself is wrong (bad parameter, unknown model): no retry,
                     # and no sign that the provider is unhealthy.
                     self.breaker.record_success()
-                    raise UpstreamFailed(_message(error), status=status, code=_code(error)) from None
+                    refusal = UpstreamFailed(_message(error), status=status, code=_code(error))
+                    refusal.param = _field(error, "param")  # passed on: the client learns which parameter
+                    raise refusal from None
                 if status >= 500:
                     self.breaker.record_failure()
                 wait = _retry_after(error.response.headers)
                 failure = UpstreamFailed(f"The model provider answered {status} after {attempt} attempt(s): "
                                          f"{_message(error)}", code="upstream_error")
+                if status == 429:
+                    # The provider's rate limit: the caller may come back when it says.
+                    failure.retry_after_s = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             except openai.APITimeoutError:
                 self.breaker.record_failure()
                 wait, failure = None, UpstreamTimeout(
@@ -243,6 +255,11 @@ def _message(error: openai.APIStatusError) -> str:
 
 
 def _code(error: openai.APIStatusError) -> str | None:
+    return _field(error, "code")
+
+
+def _field(error: openai.APIStatusError, name: str) -> str | None:
     body = error.body if isinstance(error.body, dict) else {}
     inner = body.get("error", body) if isinstance(body, dict) else {}
-    return (inner or {}).get("code") if isinstance(inner, dict) else None
+    value = (inner or {}).get(name) if isinstance(inner, dict) else None
+    return value if isinstance(value, str) else None

@@ -6,11 +6,23 @@ allowed (``model_not_allowed``) or without a price (``model_not_priced``: fail c
 by a guardrail (``guardrail_blocked``, ``param`` names the rule), 502/504 upstream
 failure. A request held for review gets 202 with ``{"object": "quorum.held_request",
 "id": "held_...", "status": "pending"}``; poll ``GET /v1/held/{id}``.
+
+A malformed body is a 400 ``invalid_request`` whose ``param`` names the parameter at fault
+(checked against the openai SDK's own request types, core.gateway.validation). A refusal
+that retrying cannot change carries ``x-should-retry: false``, which the openai SDKs obey,
+so an application over budget sees the error at once instead of after its retries; one
+that waiting fixes (a budget period ending within a minute, the upstream's rate limit, an
+open circuit breaker) carries ``retry-after`` instead. A defect in the gateway is a JSON
+500 ``internal_error`` with the request id, logged without the request body.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
+import uuid
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -19,13 +31,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core import db, keys
+from core import clock, db, keys
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, ValidationError
-from core.gateway.errors import (GuardrailBlocked, HeldForReview, ModelNotAllowed, ModelNotPriced, Unauthenticated,
-                                 UpstreamFailed, UpstreamTimeout)
+from core.gateway import validation
+from core.gateway.moderation import ModerationUnavailable
+from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced, Unauthenticated,
+                                 UpstreamFailed, UpstreamTimeout, UpstreamUnavailable)
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
 from core.review_requests import held_for_team
+
+
+_log = logging.getLogger("quorum.http")
+
+# The openai SDKs honour these: "false" stops their retries; retry-after (seconds, up to a
+# minute) replaces their own backoff.
+NO_RETRY = {"x-should-retry": "false"}
+# A budget period that ends within this is worth waiting for; a later one is not.
+RETRY_WITHIN_S = 60
 
 
 def openai_error(status: int, message: str, *, type_: str, code: str | None, param: str | None = None,
@@ -36,37 +59,72 @@ def openai_error(status: int, message: str, *, type_: str, code: str | None, par
 
 def error_response(error: Exception, request_id: str | None = None) -> Response:
     request_id = request_id or getattr(error, "request_id", None)
-    headers = {"x-request-id": request_id} if request_id else None
+    ids = {"x-request-id": request_id} if request_id else {}
+    final = {**ids, **NO_RETRY}
     if isinstance(error, HeldForReview):
         return JSONResponse({"object": "quorum.held_request", "id": error.held_id, "status": "pending",
                              "request_id": error.request_id, "message": str(error),
                              "poll": f"/v1/held/{error.held_id}"}, status_code=202,
                             headers={"x-request-id": error.request_id, "x-quorum-held": error.held_id})
     if isinstance(error, Unauthenticated):
-        return openai_error(401, str(error), type_="invalid_request_error", code="invalid_api_key", headers=headers)
+        return openai_error(401, str(error), type_="invalid_request_error", code="invalid_api_key", headers=final)
     if isinstance(error, ModelNotPriced):
         return openai_error(403, str(error), type_="invalid_request_error", code="model_not_priced",
-                            param="model", headers=headers)
+                            param="model", headers=final)
     if isinstance(error, ModelNotAllowed):
         return openai_error(403, str(error), type_="invalid_request_error", code="model_not_allowed",
-                            param="model", headers=headers)
+                            param="model", headers=final)
     if isinstance(error, PermissionDenied):
-        return openai_error(403, str(error), type_="invalid_request_error", code="permission_denied", headers=headers)
+        return openai_error(403, str(error), type_="invalid_request_error", code="permission_denied", headers=final)
     if isinstance(error, BudgetExceeded):
-        return openai_error(429, str(error), type_="insufficient_quota", code="budget_exceeded", headers=headers)
+        return openai_error(429, str(error), type_="insufficient_quota", code="budget_exceeded",
+                            headers={**ids, **_budget_retry(error)})
     if isinstance(error, GuardrailBlocked):
         return openai_error(400, str(error), type_="invalid_request_error", code="guardrail_blocked",
-                            param=error.rule, headers={"x-request-id": error.request_id})
+                            param=error.rule, headers={"x-request-id": error.request_id, **NO_RETRY})
     if isinstance(error, NotFound):
-        return openai_error(404, str(error), type_="invalid_request_error", code="not_found", headers=headers)
+        return openai_error(404, str(error), type_="invalid_request_error", code="not_found", headers=final)
     if isinstance(error, ValidationError):
-        return openai_error(400, str(error), type_="invalid_request_error", code="invalid_request", headers=headers)
+        return openai_error(400, str(error), type_="invalid_request_error",
+                            code=getattr(error, "code", None) or "invalid_request",
+                            param=getattr(error, "param", None), headers=final)
     if isinstance(error, UpstreamTimeout):
-        return openai_error(504, str(error), type_="api_error", code="upstream_timeout", headers=headers)
+        return openai_error(504, str(error), type_="api_error", code="upstream_timeout", headers=ids or None)
+    if isinstance(error, ModerationUnavailable):
+        return openai_error(error.status, str(error), type_="api_error", code=error.code, headers=final)
     if isinstance(error, UpstreamFailed):
         type_ = "invalid_request_error" if error.status < 500 else "api_error"
-        return openai_error(error.status, str(error), type_=type_, code=error.code or "upstream_error", headers=headers)
-    return openai_error(500, "Internal error in the gateway", type_="api_error", code="internal_error")
+        headers = dict(ids)
+        if getattr(error, "retry_after_s", None) is not None:
+            headers["retry-after"] = str(max(1, round(error.retry_after_s)))
+        elif 400 <= error.status < 500 and error.status not in (408, 409, 429):
+            headers.update(NO_RETRY)  # the provider refused the request itself: the same request fails again
+        return openai_error(error.status, str(error), type_=type_, code=error.code or "upstream_error",
+                            param=error.param, headers=headers or None)
+    return internal_error(error, request_id)
+
+
+def _budget_retry(error: BudgetExceeded) -> dict[str, str]:
+    """retry-after when the budget's period ends within a minute, else no retry at all."""
+    resets_at: datetime | None = getattr(error, "resets_at", None)
+    if resets_at is None:
+        return dict(NO_RETRY)
+    seconds = (resets_at - clock.now()).total_seconds()
+    if seconds > RETRY_WITHIN_S:
+        return {**NO_RETRY, "retry-after": str(round(seconds))}  # for people: when to come back
+    return {"retry-after": str(max(1, round(seconds + 0.5)))}
+
+
+def internal_error(error: BaseException, request_id: str | None = None) -> JSONResponse:
+    """A defect: a JSON 500 with an id to quote, and a log line with where it happened.
+
+    The log gets the exception's type and its stack frames, not its message, which may
+    quote the request (a prompt, a secret); the client gets neither."""
+    request_id = request_id or getattr(error, "request_id", None) or f"req_{uuid.uuid4().hex[:24]}"
+    frames = "".join(traceback.format_tb(error.__traceback__)[-4:]).replace("\n", " | ")
+    _log.error("gateway: internal error %s in request %s at %s", type(error).__name__, request_id, frames)
+    return openai_error(500, f"Internal error in the gateway; quote request id {request_id} when reporting it",
+                        type_="api_error", code="internal_error", headers={"x-request-id": request_id})
 
 
 def _caller(request: Request) -> Caller:
@@ -79,12 +137,14 @@ def _caller(request: Request) -> Caller:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body() or b"{}"
     try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise ValidationError("The request body is not valid JSON") from None
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("The request body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise ValidationError("The request body must be a JSON object")
+        raise InvalidRequest("The request body must be a JSON object")
+    validation.check_raw_text(raw, body)
     return body
 
 
@@ -100,6 +160,8 @@ async def _run(request: Request, make_request) -> Response:
         result = await run_in_threadpool(work)
     except QuorumError as error:
         return error_response(error)
+    except Exception as error:  # noqa: BLE001 - a defect still answers in OpenAI's shape
+        return internal_error(error)
     if isinstance(result, GatewayStream):
         return _SSE(result)
     headers = {"x-request-id": result.request_id, "x-quorum-cache": "hit" if result.cache_hit else "miss"}
@@ -133,6 +195,10 @@ class _SSE(StreamingResponse):
             body = json.loads(error_response(error).body)
             yield f"data: {json.dumps(body)}\n\n"
             return
+        except Exception as error:  # noqa: BLE001 - the headers are sent: end with an error event
+            body = json.loads(internal_error(error, self.gateway_stream.request_id).body)
+            yield f"data: {json.dumps(body)}\n\n"
+            return
         yield "data: [DONE]\n\n"
 
     async def __call__(self, scope, receive, send) -> None:
@@ -154,9 +220,8 @@ async def embeddings(request: Request) -> Response:
 
 async def prompt_completions(request: Request) -> Response:
     def make(req: Request, body: dict[str, Any]) -> GatewayRequest:
+        validation.check_delivery(body)
         variables = body.get("variables") or {}
-        if not isinstance(variables, dict):
-            raise ValidationError("'variables' must be an object of the prompt's variables")
         delivery = {k: body[k] for k in ("stream", "stream_options", "user") if k in body}
         return GatewayRequest(kind="chat", body=delivery,
                               prompt=PromptCall(name=req.path_params["name"], variables=variables,
@@ -167,11 +232,32 @@ async def prompt_completions(request: Request) -> Response:
 async def models(request: Request) -> Response:
     try:
         caller = await run_in_threadpool(_caller, request)
+        names = await run_in_threadpool(default_gateway().allowed_models, caller.team_id)
     except QuorumError as error:
         return error_response(error)
-    names = default_gateway().allowed_models(caller.team_id)
-    return JSONResponse({"object": "list", "data": [
-        {"id": name, "object": "model", "created": 0, "owned_by": "quorum"} for name in names]})
+    except Exception as error:  # noqa: BLE001
+        return internal_error(error)
+    return JSONResponse({"object": "list", "data": [_model(name) for name in names]})
+
+
+async def model(request: Request) -> Response:
+    """One model the team may use, as OpenAI describes it; 404 ``model_not_found`` otherwise."""
+    model_id = request.path_params["model_id"]
+    try:
+        caller = await run_in_threadpool(_caller, request)
+        names = await run_in_threadpool(default_gateway().allowed_models, caller.team_id)
+    except QuorumError as error:
+        return error_response(error)
+    except Exception as error:  # noqa: BLE001
+        return internal_error(error)
+    if model_id not in names:
+        return openai_error(404, f"The model '{model_id}' does not exist or this team may not use it",
+                            type_="invalid_request_error", code="model_not_found", param="model", headers=NO_RETRY)
+    return JSONResponse(_model(model_id))
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "quorum"}
 
 
 async def held(request: Request) -> Response:
@@ -188,6 +274,8 @@ async def held(request: Request) -> Response:
         view, response = await run_in_threadpool(work)
     except QuorumError as error:
         return error_response(error)
+    except Exception as error:  # noqa: BLE001
+        return internal_error(error)
     return JSONResponse({"object": "quorum.held_request", "id": view.public_id, "status": view.status,
                          "request_id": view.request_id, "rule": view.rule, "comment": view.comment or None,
                          "response": response if view.status == "released" else None})
@@ -198,6 +286,7 @@ def gateway_routes() -> list[Route]:
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", model, methods=["GET"]),
         Route("/v1/prompts/{name}/completions", prompt_completions, methods=["POST"]),
         Route("/v1/held/{held_id}", held, methods=["GET"]),
     ]

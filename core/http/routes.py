@@ -2,24 +2,73 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from contextlib import asynccontextmanager
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core import migrate
+from core.gateway import moderation
+from core.gateway.wiring import default_gateway
 from core.http.feedback_api import feedback_routes
 from core.http.gateway_api import gateway_routes
 from core.settings import settings
 
 
 async def healthz(_request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok", "simulated_upstream": settings().uses_simulator})
+    """Liveness, and what an operator should know about the upstream: whether it serves
+    /v1/moderations ("unknown" until the start-up probe or a call finds out)."""
+    try:
+        endpoint = getattr(default_gateway().upstream, "moderation_endpoint", moderation.UNKNOWN)
+    except Exception:  # noqa: BLE001 - liveness must answer even when the upstream is misconfigured
+        endpoint = moderation.UNKNOWN
+    body = {"status": "ok", "simulated_upstream": settings().uses_simulator,
+            "upstream_moderation": endpoint}
+    if endpoint == moderation.MISSING:
+        body["warning"] = ("The upstream has no /v1/moderations endpoint: teams whose policy uses the upstream's "
+                           f"moderation are refused with 503 until {moderation.HOW_TO_CHANGE.removeprefix('an ')}")
+    return JSONResponse(body)
 
 
 def http_routes() -> list[Route]:
-    return [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes()]
+    routes = [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes()]
+    # Last among ours, before the dashboard's own: every other /v1 path or method.
+    return [*routes, unknown_v1_route(routes)]
+
+
+_log = logging.getLogger("quorum.http")
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def unknown_v1_route(known: list[Route]) -> Route:
+    """Any /v1 path no route serves: 404 ``unknown_url``, or 405 with ``Allow`` when the path
+    exists for other methods, in OpenAI's error shape. Without it the request would fall
+    through to the dashboard, which answers 200 with its HTML page (a string to the SDK)."""
+
+    async def unknown(request: Request) -> Response:
+        method, path = request.method, request.url.path
+        allowed = sorted({m for route in known if route.path.startswith("/v1/")
+                          for m in _methods_for(route, request.scope)})
+        if allowed:
+            return JSONResponse({"error": {"message": f"{method} is not supported on {path}; use "
+                                           f"{' or '.join(allowed)}", "type": "invalid_request_error",
+                                           "param": None, "code": "method_not_allowed"}},
+                                status_code=405, headers={"allow": ", ".join(allowed), "x-should-retry": "false"})
+        return JSONResponse({"error": {"message": f"Invalid URL ({method} {path}): Quorum serves no such "
+                                       "endpoint", "type": "invalid_request_error", "param": None,
+                                       "code": "unknown_url"}},
+                            status_code=404, headers={"x-should-retry": "false"})
+
+    return Route("/v1/{path:path}", unknown, methods=ANY_METHOD)
+
+
+def _methods_for(route: Route, scope) -> set[str]:
+    if not route.path_regex.match(scope["path"]):
+        return set()
+    return set(route.methods or ()) - {"HEAD"}
 
 
 @asynccontextmanager
@@ -27,4 +76,16 @@ async def lifespan(_app):
     """Refuse unsafe settings and bring the schema up to date before serving anything."""
     settings().check_safe()
     migrate.upgrade_once()
+    # In the background: a slow or absent upstream must not delay serving the dashboard.
+    threading.Thread(target=_probe_moderation, name="moderation-probe", daemon=True).start()
     yield {}
+
+
+def _probe_moderation() -> None:
+    try:
+        found = moderation.probe(default_gateway().upstream)
+    except Exception as error:  # noqa: BLE001 - a probe that fails leaves the state "unknown"
+        _log.warning("moderation probe failed: %s", type(error).__name__)
+        return
+    if found == moderation.MISSING:
+        _log.warning("The upstream has no /v1/moderations endpoint; teams on upstream moderation will be refused")

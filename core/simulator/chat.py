@@ -155,8 +155,9 @@ def _validate(body: dict) -> None:
         raise model_not_found(model)
     if kind != "chat":
         raise wrong_endpoint(model, "v1/chat/completions")
-    if body.get("n", 1) != 1:
-        raise bad_request("The simulator supports only n=1.", param="n")
+    if body.get("n", 1) not in (1, None):
+        raise bad_request("The simulator supports only n=1.", param="n", code="unsupported_parameter")
+    _refuse_unimplemented(body)
     for key in ("max_tokens", "max_completion_tokens"):
         if key in body and body[key] is not None and (not isinstance(body[key], int) or body[key] < 1):
             raise bad_request(f"Invalid '{key}': integer below minimum value. Expected a value >= 1.", param=key)
@@ -164,6 +165,27 @@ def _validate(body: dict) -> None:
     if temperature is not None and not (isinstance(temperature, (int, float)) and 0 <= temperature <= 2):
         raise bad_request("Invalid 'temperature': expected a number between 0 and 2.", param="temperature")
     _validate_response_format(body.get("response_format"), messages)
+
+
+# Parameters that change what the model returns in ways the simulator does not produce:
+# accepting them silently would let a test pass against an answer OpenAI would not give.
+# Sampling knobs (temperature, top_p, seed, penalties, stop...) are accepted: a simulated
+# answer has no distribution for them to change.
+_UNIMPLEMENTED = {
+    "logprobs": lambda v: v is True,
+    "top_logprobs": lambda v: v is not None,
+    "audio": lambda v: v is not None,
+    "modalities": lambda v: v not in (None, ["text"]),
+    "prediction": lambda v: v is not None,
+    "web_search_options": lambda v: v is not None,
+}
+
+
+def _refuse_unimplemented(body: dict) -> None:
+    for name, used in _UNIMPLEMENTED.items():
+        if name in body and used(body[name]):
+            raise bad_request(f"The simulator does not implement '{name}'; remove it, or call the real API to use it.",
+                              param=name, code="unsupported_parameter")
 
 
 def _validate_response_format(response_format: object, messages: list[dict]) -> None:

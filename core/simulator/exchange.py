@@ -51,6 +51,9 @@ def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes)
     if call.fault == "500":
         return _json_reply(500, api_error.server_error().body(), headers, call.delay_s)
 
+    if not config.serves_moderation and path.rstrip("/").endswith("/moderations"):
+        return _json_reply(404, api_error.invalid_url(method.upper(), path).body(), headers, call.delay_s)
+
     body = None
     if method.upper() == "POST":
         try:

@@ -51,6 +51,8 @@ class SimulatorConfig:
     drop_after_chunks: int = 2
     # Share of prompt tokens reported as cached (usage.prompt_tokens_details.cached_tokens).
     cached_prompt_fraction: float = 0.0
+    # False: no /v1/moderations (404), like vLLM, Ollama and most OpenAI-compatible servers.
+    serves_moderation: bool = True
 
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)
