@@ -19,15 +19,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from core import clock, db
 from core.audit import record_row
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
 from core.catalog.render import render_messages
-from core.errors import BudgetExceeded, QuorumError, ValidationError
-from core.gateway import cache, policies
+from core.errors import BudgetExceeded, NotFound, QuorumError, ValidationError
+from core.gateway import cache, policies, responses
 from core.gateway.errors import GuardrailBlocked, HeldForReview, ModelNotAllowed, ModelNotPriced, UpstreamFailed
 from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
 from core.gateway.telemetry import span
@@ -69,7 +69,7 @@ class PromptCall:
 class GatewayRequest:
     """An OpenAI-shaped request body; for ``prompt`` calls the body adds only delivery options."""
 
-    kind: str  # "chat" | "embeddings"
+    kind: str  # "chat" | "embeddings" | "responses" | "moderations"
     body: dict[str, Any]
     prompt: PromptCall | None = None
     # False: neither answered from nor stored in the response cache (experiment repetitions
@@ -112,6 +112,7 @@ class _Call:
     findings: list[dict[str, Any]] = field(default_factory=list)
     use_cache: bool = True
     cache_read: cache.AdmissionLookup | None = None
+    response_id: str | None = None  # the Responses API answer's id, for GET /v1/responses/{id}
 
 
 MODERATION_MODEL = "omni-moderation-latest"
@@ -142,7 +143,7 @@ class Gateway:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
             with span("gateway.budget.reserve"):
                 call.reservation = self.budget.reserve(self._budget_request(call, body), also=call.cache_read)
-            body = cap_output(body, call.reservation.granted_max_tokens)
+            body = cap_output(body, call.reservation.granted_max_tokens, call.kind)
         except ModelNotAllowed as error:
             status = "not_priced" if isinstance(error, ModelNotPriced) else "not_allowed"
             raise self._refused(call, status, 403, error) from None
@@ -171,12 +172,31 @@ class Gateway:
         if held.status in (PENDING, DENIED) or held.response is not None:
             return held.response
         body = json.loads(stored.request_json)["request"]
-        result = self.call(caller=caller, request=GatewayRequest(kind="chat" if "messages" in body else "embeddings",
-                                                                 body={**body, "stream": False}),
+        with db.get_engine().connect() as connection:
+            logged = connection.execute(select(GatewayCall.__table__.c.endpoint).where(
+                GatewayCall.__table__.c.request_id == held.request_id)).scalar()
+        # The call log says which endpoint was held; a catalog prompt is a chat call.
+        kind = "chat" if "messages" in body or logged in (None, "prompt") else logged
+        result = self.call(caller=caller, request=GatewayRequest(kind=kind, body={**body, "stream": False}),
                            skip_moderation=True)
         with db.write_session() as session:
             attach_response(session, public_id=public_id, response=result.body)
         return result.body
+
+    def retrieve_response(self, *, caller: Caller, response_id: str) -> dict[str, Any]:
+        """A stored Responses API answer, for the team whose call produced it (others get NotFound,
+        as for an id that does not exist); its output is redacted as the call's answer was."""
+        table = GatewayCall.__table__
+        with db.get_engine().connect() as connection:
+            owned = connection.execute(select(table.c.id).where(
+                table.c.response_id == response_id, table.c.team_id == caller.team_id).limit(1)).first()
+        if owned is None:
+            raise NotFound(f"Response with id '{response_id}' not found.")
+        with span("gateway.upstream"):
+            result = self.upstream.retrieve_response(response_id)
+        with db.session() as session:
+            policy = policies.team_policy(session, caller.team_id)
+        return responses.redacted_response(result.body, policy)
 
     # ---- stages ----------------------------------------------------------------------------
 
@@ -196,6 +216,8 @@ class Gateway:
             call.cache_ttl_s = resolved.cache_ttl_s
             body = {**{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
                     **prompt_params(resolved.spec), "messages": messages}
+        if call.kind == "moderations" and body.get("model") is None:
+            body["model"] = MODERATION_MODEL  # optional at OpenAI, which defaults to it
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise ValidationError("'model' is required")
@@ -204,7 +226,10 @@ class Gateway:
             if not isinstance(body.get("messages"), list) or not body["messages"]:
                 raise ValidationError("'messages' must be a non-empty list")
             call.stream = bool(body.get("stream"))
-        elif call.kind == "embeddings":
+        elif call.kind == "responses":
+            responses.validate(body)
+            call.stream = bool(body.get("stream"))
+        elif call.kind in ("embeddings", "moderations"):
             given = body.get("input")
             texts = [given] if isinstance(given, str) else given
             if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
@@ -223,8 +248,13 @@ class Gateway:
     def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        messages = body["messages"] if call.kind == "chat" else [
-            {"role": "user", "content": t} for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
+        if call.kind == "chat":
+            messages = body["messages"]
+        elif call.kind == "responses":
+            messages = responses.scan_messages(body)  # one message per text slot, tools included
+        else:
+            messages = [{"role": "user", "content": t}
+                        for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
         outcome = apply_input_guardrails(messages, policy)
         call.findings = outcome_findings(outcome)
         if outcome.blocked:
@@ -232,10 +262,13 @@ class Gateway:
                                    f"{blocked_reason(outcome.rule)}; remove it and try again", rule=outcome.rule)
         if call.kind == "chat":
             body = {**body, "messages": outcome.messages}
+        elif call.kind == "responses":
+            body = responses.with_texts(body, outcome.messages)
         else:
             texts = [m["content"] for m in outcome.messages]
             body = {**body, "input": texts[0] if isinstance(body["input"], str) else texts}
-        if policy.moderation != "off" and not skip_moderation:
+        # A moderation request is itself the check: it is not moderated again.
+        if policy.moderation != "off" and not skip_moderation and call.kind != "moderations":
             self._moderate(call, body, outcome.messages, policy)
         return body
 
@@ -269,6 +302,8 @@ class Gateway:
             bound = chat_input_tokens_upper_bound(messages=body["messages"], tools=body.get("tools"),
                                                   response_format=body.get("response_format"))
             max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        elif call.kind == "responses":
+            bound, max_out = responses.input_tokens_upper_bound(body), body.get("max_output_tokens")
         else:
             texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
             bound, max_out = sum(text_tokens_upper_bound(t) for t in texts), 0
@@ -294,15 +329,18 @@ class Gateway:
             return GatewayResponse(call.request_id, cached[1], True, False, 0, 0, body_json=entry.response_json)
         try:
             with span("gateway.upstream"):
-                result = (self.upstream.chat(body) if call.kind == "chat" else self.upstream.embeddings(body))
+                result = self.upstream.call(call.kind, body)
         except UpstreamFailed as error:
             self.budget.release(call.reservation, "upstream_error")
             raise self._refused(call, "upstream_error", error.status, error) from None
         call.attempts, call.simulated, call.upstream_ms = result.attempts, result.simulated, result.elapsed_ms
         response = result.body
+        # Moderations report no usage: they are free, and billed at 0.
         usage = usage_from_openai(response.get("usage") or {"prompt_tokens": 0})
+        if call.kind == "responses" and isinstance(response.get("id"), str):
+            call.response_id = response["id"][:80]
         hold = None
-        if call.kind == "chat":
+        if call.kind in ("chat", "responses"):
             with span("gateway.guardrails.output"):
                 response, hold = self._output_guardrails(call, response)
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
@@ -321,15 +359,19 @@ class Gateway:
     def _output_guardrails(self, call: _Call, response: dict[str, Any]):
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        choices = response.get("choices") or []
-        verdicts = [scan_output(c.get("message", {}).get("content") or "", policy) for c in choices]
+        if call.kind == "responses":
+            texts = responses.output_texts(response)
+        else:
+            texts = [c.get("message", {}).get("content") or "" for c in response.get("choices") or []]
+        verdicts = [scan_output(text, policy) for text in texts]
         flagged = [v for v in verdicts if v.decision == "flag"]
         if not flagged:
             return response, None
         summaries = [finding_summary(f) for v in flagged for f in v.findings]
         holding = [s for s in summaries if s["rule"].startswith("secret.")
                    or policy.action_for(s["rule"][4:]) == "block"]
-        redacted = redacted_response(response, policy)
+        redacted = (responses.redacted_response(response, policy) if call.kind == "responses"
+                    else redacted_response(response, policy))
         call.findings.extend(summaries)
         if not holding:
             return redacted, None  # personal data the policy redacts: redact it and answer
@@ -337,6 +379,16 @@ class Gateway:
                                   rule=holding[0]["rule"], findings=summaries, response=redacted)
 
     def _stream(self, call: _Call, body: dict[str, Any]) -> GatewayStream:
+        if call.kind == "responses":
+            # The final event (response.completed) always carries the usage: nothing to ask for.
+            try:
+                with span("gateway.upstream"):
+                    upstream = self.upstream.responses_stream(body)
+            except UpstreamFailed as error:
+                self.budget.release(call.reservation, "upstream_error")
+                raise self._refused(call, "upstream_error", error.status, error) from None
+            call.attempts, call.simulated = upstream.attempts, upstream.simulated
+            return GatewayStream(self, call, upstream, wants_usage=True)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         try:
@@ -374,7 +426,7 @@ class Gateway:
                "simulated": call.simulated, "attempts": call.attempts, "input_tokens": usage.input_tokens,
                "output_tokens": usage.output_tokens, "usage_estimated": usage_estimated, "cost_micro": cost,
                "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
-               "upstream_ms": round(call.upstream_ms, 3)}
+               "upstream_ms": round(call.upstream_ms, 3), "response_id": call.response_id}
         # Serialized once, outside the write lock: the stored payload and the cache entry share it.
         response_json = json.dumps(response) if response is not None else None
         request_json = (_payload(call.sent, call.findings)
