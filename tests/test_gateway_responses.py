@@ -218,3 +218,21 @@ def test_moderations_pass_through_free_logged_and_audited(server, gateway, sim, 
     with pytest.raises(openai.BadRequestError) as caught:
         client(server, new_key(session)).moderations.create(input=f"is {canary_key()} safe?")
     assert caught.value.code == "guardrail_blocked"
+
+
+def test_a_held_response_request_is_answered_as_a_response_once_released(server, gateway, session, directory):
+    from core.permissions import Role
+    from core.review_requests import decide
+
+    moderation(session, "hold")
+    key = new_key(session)
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    held = httpx.post(f"{server.base_url}/responses", headers=headers,
+                      json={"model": MODEL, "instructions": "Be kind.", "input": "I will kill you"})
+    assert held.status_code == 202 and held.json()["object"] == "quorum.held_request"
+    decide(session=session, actor=directory.with_role(Role.GOVERNANCE_LEAD), public_id=held.json()["id"],
+           release=True, comment="A quote from a ticket")
+    poll = httpx.get(f"{server.base_url}/held/{held.json()['id']}", headers=headers).json()
+    assert poll["status"] == "released" and poll["response"]["object"] == "response"
+    assert poll["response"]["output"][0]["content"][0]["text"]
+    assert [r.endpoint for r in calls(session)] == ["responses", "responses"]
