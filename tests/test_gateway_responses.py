@@ -19,7 +19,7 @@ from core.gateway.adapters import DEFAULT_MAX_OUTPUT_TOKENS
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import StoredPayload
-from tests.gateway_support import ADMIN, MODEL, calls, client, new_key, team_id
+from tests.gateway_support import ADMIN, MODEL, RecordingTransport, calls, client, new_key, team_id
 
 TOOLS = [{"type": "function", "name": "lookup_order", "description": "Find an order by its id",
           "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}]
@@ -236,3 +236,36 @@ def test_a_held_response_request_is_answered_as_a_response_once_released(server,
     assert poll["status"] == "released" and poll["response"]["object"] == "response"
     assert poll["response"]["output"][0]["content"][0]["text"]
     assert [r.endpoint for r in calls(session)] == ["responses", "responses"]
+
+
+class _LeakyTransport(RecordingTransport):
+    """The simulator, with a credential written into every Responses answer (an output hold)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        reply = super().handle_request(request)
+        if request.method != "POST" or not request.url.path.endswith("/responses"):
+            return reply
+        body = json.loads(reply.read())
+        body["output"][0]["content"][0]["text"] += f" Use {canary_key()} to log in."
+        return httpx.Response(reply.status_code, headers={"content-type": "application/json"}, json=body)
+
+
+def test_a_response_held_for_review_is_not_served_by_retrieve_until_released(server, session, directory):
+    from core.permissions import Role
+    from core.review_requests import decide
+    from tests.gateway_support import make_gateway, use
+
+    use(make_gateway(_LeakyTransport()))
+    moderation(session, "off")
+    key = new_key(session)
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    held = httpx.post(f"{server.base_url}/responses", headers=headers, json={"model": MODEL, "input": "Hello"})
+    assert held.status_code == 202
+    [row] = calls(session)
+    assert row.status == "held" and row.response_id
+    retrieved = httpx.get(f"{server.base_url}/responses/{row.response_id}", headers=headers)
+    assert retrieved.status_code == 202 and retrieved.json()["id"] == held.json()["id"]
+    decide(session=session, actor=directory.with_role(Role.GOVERNANCE_LEAD), public_id=held.json()["id"],
+           release=True, comment="A test credential")
+    released = httpx.get(f"{server.base_url}/responses/{row.response_id}", headers=headers)
+    assert released.status_code == 200 and released.json()["id"] == row.response_id

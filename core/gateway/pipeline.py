@@ -33,7 +33,7 @@ from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSou
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream
 from core.guardrails import GuardrailPolicy, apply_input_guardrails, scan_output
-from core.models.gateway import GatewayCall, StoredPayload
+from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.permissions import Actor, Permission, require
 from core.retention.payloads import minimized_payload, payload_storage_mode
 from core.gateway.redaction import (
@@ -41,7 +41,7 @@ from core.gateway.redaction import (
 )
 from core.gateway.request_shape import cap_output, prompt_params
 from core.gateway.streaming import GatewayStream
-from core.review_requests import new_hold
+from core.review_requests import RELEASED, new_hold
 
 
 @dataclass(frozen=True)
@@ -186,12 +186,18 @@ class Gateway:
     def retrieve_response(self, *, caller: Caller, response_id: str) -> dict[str, Any]:
         """A stored Responses API answer, for the team whose call produced it (others get NotFound,
         as for an id that does not exist); its output is redacted as the call's answer was."""
-        table = GatewayCall.__table__
+        table, holds = GatewayCall.__table__, HeldRequest.__table__
         with db.get_engine().connect() as connection:
-            owned = connection.execute(select(table.c.id).where(
+            owned = connection.execute(select(table.c.request_id, table.c.status).where(
                 table.c.response_id == response_id, table.c.team_id == caller.team_id).limit(1)).first()
+            hold = None if owned is None or owned.status != "held" else connection.execute(
+                select(holds.c.public_id, holds.c.status).where(holds.c.request_id == owned.request_id)).first()
         if owned is None:
             raise NotFound(f"Response with id '{response_id}' not found.")
+        if hold is not None and hold.status != RELEASED:
+            # The provider keeps the answer a lead has not released: it stays held here too.
+            raise HeldForReview(f"The response {response_id} is held for review by a governance lead; poll its status",
+                                held_id=hold.public_id, request_id=owned.request_id)
         with span("gateway.upstream"):
             result = self.upstream.retrieve_response(response_id)
         with db.session() as session:
