@@ -83,53 +83,55 @@ def _database_url(tmp: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def contract_database(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
-    """One seeded database for both servers, and its keys."""
+def contract_servers(tmp_path_factory) -> Iterator[dict[str, Running]]:
+    """One seeded database, the mock server and both Quorum servers, started side by side
+    (each takes seconds to come up) and stopped at the end of the run."""
     tmp = tmp_path_factory.mktemp("contract")
     url = _database_url(tmp)
     env = {**os.environ, "DATABASE_URL": url, "QUORUM_DEMO": "1", "QUORUM_SECRETS_FILE": str(tmp / "none.toml")}
-    seeded = subprocess.run([sys.executable, "-m", "tests.contract.seed_server"], cwd=PROJECT_ROOT, env=env,
-                            check=True, capture_output=True, text=True)
-    yield url, json.loads(seeded.stdout.strip().splitlines()[-1])["keys"]
-
-
-@pytest.fixture(scope="module", params=[SIMULATOR, THIRD_PARTY])
-def quorum(request, contract_database, tmp_path_factory) -> Iterator[Running]:
-    url, keys = contract_database
-    tmp = tmp_path_factory.mktemp(request.param)
-    env = {**os.environ, "DATABASE_URL": url, "QUORUM_DEMO": "1", "QUORUM_SECRETS_FILE": str(tmp / "none.toml")}
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         env.pop(name, None)
-    processes = []
-    caller = keys["support"]
-    log = tmp / "quorum.log"
+    processes: list[subprocess.Popen] = []
+    logs = {name: tmp / f"{name}.log" for name in (SIMULATOR, THIRD_PARTY, "mock")}
+    mock_port, ports = free_port(), {SIMULATOR: free_port(), THIRD_PARTY: free_port()}
+    rules = tmp / "rules.json5"
+    rules.write_text(json.dumps(MOCK_RULES))
+    engine = create_engine(url)
     try:
-        if request.param == THIRD_PARTY:
-            mock_port = free_port()
-            rules = tmp / "rules.json5"
-            rules.write_text(json.dumps(MOCK_RULES))
-            processes.append(_start(
-                [sys.executable, "-m", "llm_mock_api.cli", "start", "-p", str(mock_port), "-H", "127.0.0.1",
-                 "-r", str(rules), "-l", "20", "-c", "12", "-f", "A canned answer from the mock server.",
-                 "--log-level", "error"], env, tmp / "mock.log"))
-            _wait_for(f"http://127.0.0.1:{mock_port}/v1/chat/completions", processes[-1], tmp / "mock.log",
-                      method="POST")
-            env.update(OPENAI_API_KEY="dummy-upstream-key", OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1")
-            caller = keys["marketing"]
-        port = free_port()
         processes.append(_start(
-            [sys.executable, "-m", "pages.ui.server", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"], env, log))
-        _wait_for(f"http://127.0.0.1:{port}/healthz", processes[-1], log)
-        engine = create_engine(url)
-        yield Running(request.param, f"http://127.0.0.1:{port}/v1",
-                      {"caller": caller, "legal": keys["legal"], "data": keys["data"]}, engine)
-        engine.dispose()
+            [sys.executable, "-m", "llm_mock_api.cli", "start", "-p", str(mock_port), "-H", "127.0.0.1",
+             "-r", str(rules), "-l", "20", "-c", "12", "-f", "A canned answer from the mock server.",
+             "--log-level", "error"], env, logs["mock"]))
+        seeded = subprocess.run([sys.executable, "-m", "tests.contract.seed_server"], cwd=PROJECT_ROOT, env=env,
+                                check=True, capture_output=True, text=True)
+        keys = json.loads(seeded.stdout.strip().splitlines()[-1])["keys"]
+        upstream = {SIMULATOR: {}, THIRD_PARTY: {"OPENAI_API_KEY": "dummy-upstream-key",
+                                                 "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1"}}
+        for name in (SIMULATOR, THIRD_PARTY):
+            processes.append(_start(
+                [sys.executable, "-m", "pages.ui.server", "run", "app.py", "--server.port", str(ports[name]),
+                 "--server.address", "127.0.0.1", "--server.headless", "true"], {**env, **upstream[name]},
+                logs[name]))
+        _wait_for(f"http://127.0.0.1:{mock_port}/v1/chat/completions", processes[0], logs["mock"], method="POST")
+        for index, name in enumerate((SIMULATOR, THIRD_PARTY), start=1):
+            _wait_for(f"http://127.0.0.1:{ports[name]}/healthz", processes[index], logs[name])
+        # The third-party run calls as Marketing, whose moderation needs no upstream endpoint.
+        callers = {SIMULATOR: keys["support"], THIRD_PARTY: keys["marketing"]}
+        yield {name: Running(name, f"http://127.0.0.1:{ports[name]}/v1",
+                             {"caller": callers[name], "legal": keys["legal"], "data": keys["data"]}, engine)
+               for name in (SIMULATOR, THIRD_PARTY)}
     finally:
         for process in reversed(processes):
             process.terminate()
             process.wait(timeout=20)
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+        engine.dispose()
+    for name in (SIMULATOR, THIRD_PARTY):
+        assert "Traceback" not in logs[name].read_text(), logs[name].read_text()[-3000:]
+
+
+@pytest.fixture(scope="module", params=[SIMULATOR, THIRD_PARTY])
+def quorum(request, contract_servers) -> Running:
+    return contract_servers[request.param]
 
 
 def _start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
