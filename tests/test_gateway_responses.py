@@ -101,7 +101,8 @@ def test_max_output_tokens_is_capped_to_what_was_reserved(server, gateway, sim, 
     assert sent["max_output_tokens"] == DEFAULT_MAX_OUTPUT_TOKENS
 
 
-@pytest.mark.parametrize("where", ["instructions", "input_text", "tool_description", "function_output"])
+@pytest.mark.parametrize("where", ["instructions", "input_text", "tool_description", "function_output",
+                                   "output_schema"])
 def test_a_secret_anywhere_in_the_input_is_blocked_before_the_upstream(server, gateway, sim, session, where):
     secret = canary_key()
     body = {"model": MODEL, "input": "Hello", "tools": TOOLS}
@@ -111,8 +112,11 @@ def test_a_secret_anywhere_in_the_input_is_blocked_before_the_upstream(server, g
         body["input"] = [{"role": "user", "content": [{"type": "input_text", "text": f"my key is {secret}"}]}]
     elif where == "tool_description":
         body["tools"] = [{**TOOLS[0], "description": f"Calls the API with {secret}"}]
-    else:
+    elif where == "function_output":
         body["input"] = [{"type": "function_call_output", "call_id": "call_1", "output": f"token={secret}"}]
+    else:
+        body["text"] = {"format": {"type": "json_schema", "name": "answer", "schema": {
+            "type": "object", "properties": {"reply": {"type": "string", "description": f"sign with {secret}"}}}}}
     with pytest.raises(openai.BadRequestError) as caught:
         client(server, new_key(session)).responses.create(**body)
     assert caught.value.code == "guardrail_blocked" and caught.value.param.startswith("secret.")

@@ -2,8 +2,8 @@
 
 A Responses request carries text in more places than a chat request: ``instructions``,
 ``input`` (a string, or items whose content is a string or text parts), function call
-arguments and outputs, and the tool definitions. Every one of those strings is a *text
-slot*; the input guardrails see each slot as one message, so secrets are blocked and
+arguments and outputs, the tool definitions and the output format's schema. Every one of
+those strings is a *text slot*; the input guardrails see each slot as one message, so secrets are blocked and
 personal data redacted wherever it sits, and the redacted texts are written back into
 the same places before the body goes upstream.
 
@@ -29,7 +29,8 @@ from core.guardrails import GuardrailPolicy
 _NOT_TEXT = frozenset({"type", "role", "id", "call_id", "status", "strict"})
 _ITEM_TYPES = ("message", "function_call", "function_call_output")
 _TEXT_PARTS = ("input_text", "output_text")
-_SLOT_ROOTS = ("instructions", "input", "tools")
+# Everything the model reads: the output format's schema (descriptions, names) included.
+_SLOT_ROOTS = ("instructions", "input", "tools", "text")
 
 Path = tuple[Any, ...]
 
@@ -147,7 +148,8 @@ def _set(container: dict[str, Any], path: Path, text: str) -> None:
 # ---- budget --------------------------------------------------------------------------------
 
 def _input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text} for path, text in text_slots(body) if path[0] != "tools"]
+    # Tools and the output format are bounded as chat's are (below), not as messages.
+    return [{"role": "user", "content": text} for path, text in text_slots(body) if path[0] in ("instructions", "input")]
 
 
 def _chat_tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
