@@ -142,6 +142,9 @@ def test_parameters_the_gateway_cannot_govern_are_refused_with_their_name(server
         c.responses.create(model=MODEL, input="Hello", previous_response_id="resp_123")
     assert caught.value.param == "previous_response_id" and "send the earlier turns" in caught.value.message
     with pytest.raises(openai.BadRequestError) as caught:
+        c.responses.create(model=MODEL, input="Hello", prompt={"id": "pmpt_123", "variables": {"city": "Paris"}})
+    assert caught.value.param == "prompt" and "/v1/prompts/{name}/completions" in caught.value.message
+    with pytest.raises(openai.BadRequestError) as caught:
         c.responses.create(model=MODEL, input="Hello", tools=[{"type": "web_search"}])
     assert caught.value.param == "tools[0].type"
     with pytest.raises(openai.BadRequestError) as caught:

@@ -8,8 +8,8 @@ personal data redacted wherever it sits, and the redacted texts are written back
 the same places before the body goes upstream.
 
 What the gateway cannot bound offline it refuses with a 400 naming the parameter:
-``previous_response_id`` and ``conversation`` (the provider would add a stored history
-whose size and content no guardrail or budget reservation has seen), ``background``,
+``previous_response_id``, ``conversation`` and ``prompt`` (the provider would add stored
+text whose size and content no guardrail or budget reservation has seen), ``background``,
 built-in tools (web search, file search... bill beyond tokens) and input parts that are
 not text (images and files cannot be checked by the guardrails).
 """
@@ -50,6 +50,10 @@ def validate(body: dict[str, Any]) -> None:
             raise UnsupportedParameter(
                 f"'{name}' is not supported by this gateway: the provider would add a stored conversation that "
                 "the guardrails and the budget have not seen; send the earlier turns as 'input' items", param=name)
+    if body.get("prompt") is not None:
+        raise UnsupportedParameter(
+            "'prompt' (a prompt stored at the provider) is not supported by this gateway: its text would reach the "
+            "model unchecked; run an approved catalog prompt with POST /v1/prompts/{name}/completions", param="prompt")
     if body.get("background"):
         raise UnsupportedParameter("'background' responses are not supported by this gateway", param="background")
     instructions = body.get("instructions")
