@@ -221,6 +221,8 @@ def test_moderations_pass_through_free_logged_and_audited(server, gateway, sim, 
     [row] = calls(session)
     assert (row.endpoint, row.status, row.cost_micro) == ("moderations", "ok", 0)
     assert event_of(session, raw.headers["x-request-id"]).after["endpoint"] == "moderations"
+    stored = session.get(StoredPayload, raw.headers["x-request-id"])
+    assert "the weather is lovely" in stored.request_json and '"flagged": true' in stored.response_json
     assert ledger(session)[-1].cost_micro == 0
     with pytest.raises(openai.BadRequestError) as caught:
         client(server, new_key(session)).moderations.create(input=f"is {canary_key()} safe?")
