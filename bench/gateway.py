@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="Database (default: a fresh SQLite file).")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="Parallel callers of the throughput run (default 8; 0 skips it).")
+    parser.add_argument("--api", choices=("chat", "responses"), default="chat",
+                        help="Which OpenAI API the calls use (default chat).")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     os.environ["DATABASE_URL"] = url
@@ -116,12 +118,18 @@ def main() -> None:
         caller = Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
 
         def body(i):
-            return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Question {i}: opening hours?"}]}
+            question = f"Question {i}: opening hours?"
+            if args.api == "responses":
+                return {"model": "gpt-4o-mini", "input": question}
+            return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+
+        def create(client):
+            return client.responses.create if args.api == "responses" else client.chat.completions.create
 
         paths = {
-            "direct": lambda i: upstream_client.chat.completions.create(**body(i)),
-            "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind="chat", body=body(i))),
-            "http": lambda i: quorum_client.chat.completions.create(**body(i)),
+            "direct": lambda i: create(upstream_client)(**body(i)),
+            "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind=args.api, body=body(i))),
+            "http": lambda i: create(quorum_client)(**body(i)),
         }
         for name, fn in paths.items():
             for i in range(20):  # warm-up
@@ -143,7 +151,7 @@ def main() -> None:
             process.terminate()
             process.wait(10)
     base = timings["direct"][0]
-    print(f"database: {'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}, n={args.n}")
+    print(f"database: {'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}, api: {args.api}, n={args.n}")
     for name, (samples, throughput) in timings.items():
         line = (f"{name:>10}: p50 {statistics.median(samples):6.2f} ms  p95 {_pct(samples, 0.95):6.2f} ms  "
                 f"{throughput:7.1f} calls/s")

@@ -67,7 +67,8 @@ class BudgetsGate:
         return sorted(policy.allowed_models or book.models())
 
     def reserve(self, request: BudgetRequest, *, also: AdmissionRead | None = None) -> Reservation:
-        embeddings = request.kind == "embeddings"
+        # Embeddings and moderations produce no output tokens to reserve for.
+        embeddings = request.kind in ("embeddings", "moderations")
         max_tokens = 0 if embeddings else (request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS)
         # Embeddings have no output to cap: the read gets None, as the Reservation says.
         within = None if also is None else (

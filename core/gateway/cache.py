@@ -66,7 +66,7 @@ class AdmissionLookup:
         self.hit: Hit | None = None
 
     def __call__(self, connection: Connection, granted_max_tokens: int | None) -> None:
-        self.key = request_hash(self.kind, cap_output(self.body, granted_max_tokens))
+        self.key = request_hash(self.kind, cap_output(self.body, granted_max_tokens, self.kind))
         self.hit = lookup(connection, team_id=self.team_id, key=self.key)
 
 

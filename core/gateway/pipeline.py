@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from core import clock, db
 from core.audit import record_row
@@ -28,15 +28,15 @@ from core.budgets import model_limits
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
 from core.catalog.render import render_messages
-from core.errors import BudgetExceeded, QuorumError, ValidationError
-from core.gateway import cache, moderation, policies, validation
+from core.errors import BudgetExceeded, NotFound, QuorumError, ValidationError
+from core.gateway import cache, moderation, policies, responses, validation
 from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
                                  UpstreamFailed)
 from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream
 from core.guardrails import GuardrailPolicy, apply_input_guardrails, scan_output
-from core.models.gateway import GatewayCall, StoredPayload
+from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.permissions import Actor, Permission, require
 from core.retention.payloads import minimized_payload, payload_storage_mode
 from core.gateway.redaction import (
@@ -44,7 +44,7 @@ from core.gateway.redaction import (
 )
 from core.gateway.request_shape import cap_output, prompt_params
 from core.gateway.streaming import GatewayStream
-from core.review_requests import new_hold
+from core.review_requests import RELEASED, new_hold
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class PromptCall:
 class GatewayRequest:
     """An OpenAI-shaped request body; for ``prompt`` calls the body adds only delivery options."""
 
-    kind: str  # "chat" | "embeddings"
+    kind: str  # "chat" | "embeddings" | "responses" | "moderations"
     body: dict[str, Any]
     prompt: PromptCall | None = None
     # False: neither answered from nor stored in the response cache (experiment repetitions
@@ -116,6 +116,7 @@ class _Call:
     use_cache: bool = True
     cache_read: cache.AdmissionLookup | None = None
     settled: bool = False
+    response_id: str | None = None  # the Responses API answer's id, for GET /v1/responses/{id}
 
 
 MODERATION_MODEL = moderation.MODERATION_MODEL
@@ -162,7 +163,7 @@ class Gateway:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
             with span("gateway.budget.reserve"):
                 call.reservation = self.budget.reserve(self._budget_request(call, body), also=call.cache_read)
-            body = cap_output(body, call.reservation.granted_max_tokens)
+            body = cap_output(body, call.reservation.granted_max_tokens, call.kind)
         except ModelNotAllowed as error:
             status = "not_priced" if isinstance(error, ModelNotPriced) else "not_allowed"
             raise self._refused(call, status, 403, error) from None
@@ -191,12 +192,37 @@ class Gateway:
         if held.status in (PENDING, DENIED) or held.response is not None:
             return held.response
         body = json.loads(stored.request_json)["request"]
-        result = self.call(caller=caller, request=GatewayRequest(kind="chat" if "messages" in body else "embeddings",
-                                                                 body={**body, "stream": False}),
+        with db.get_engine().connect() as connection:
+            logged = connection.execute(select(GatewayCall.__table__.c.endpoint).where(
+                GatewayCall.__table__.c.request_id == held.request_id)).scalar()
+        # The call log says which endpoint was held; a catalog prompt is a chat call.
+        kind = "chat" if "messages" in body or logged in (None, "prompt") else logged
+        result = self.call(caller=caller, request=GatewayRequest(kind=kind, body={**body, "stream": False}),
                            skip_moderation=True)
         with db.write_session() as session:
             attach_response(session, public_id=public_id, response=result.body)
         return result.body
+
+    def retrieve_response(self, *, caller: Caller, response_id: str) -> dict[str, Any]:
+        """A stored Responses API answer, for the team whose call produced it (others get NotFound,
+        as for an id that does not exist); its output is redacted as the call's answer was."""
+        table, holds = GatewayCall.__table__, HeldRequest.__table__
+        with db.get_engine().connect() as connection:
+            owned = connection.execute(select(table.c.request_id, table.c.status).where(
+                table.c.response_id == response_id, table.c.team_id == caller.team_id).limit(1)).first()
+            hold = None if owned is None or owned.status != "held" else connection.execute(
+                select(holds.c.public_id, holds.c.status).where(holds.c.request_id == owned.request_id)).first()
+        if owned is None:
+            raise NotFound(f"Response with id '{response_id}' not found.")
+        if hold is not None and hold.status != RELEASED:
+            # The provider keeps the answer a lead has not released: it stays held here too.
+            raise HeldForReview(f"The response {response_id} is held for review by a governance lead; poll its status",
+                                held_id=hold.public_id, request_id=owned.request_id)
+        with span("gateway.upstream"):
+            result = self.upstream.retrieve_response(response_id)
+        with db.session() as session:
+            policy = policies.team_policy(session, caller.team_id)
+        return responses.redacted_response(result.body, policy)
 
     # ---- stages ----------------------------------------------------------------------------
 
@@ -216,12 +242,14 @@ class Gateway:
             call.cache_ttl_s = resolved.cache_ttl_s
             body = {**{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
                     **prompt_params(resolved.spec), "messages": messages}
+        if call.kind == "moderations" and body.get("model") is None:
+            body["model"] = MODERATION_MODEL  # optional at OpenAI, which defaults to it
         # Against the SDK's own request types, before any stage reads the body.
         if call.kind == "chat":
             validation.check_chat(body)
         elif call.kind == "embeddings":
             validation.check_embeddings(body)
-        else:
+        elif call.kind not in ("responses", "moderations"):
             raise ValidationError(f"Unknown call kind {call.kind!r}")
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -231,7 +259,10 @@ class Gateway:
             if not isinstance(body.get("messages"), list) or not body["messages"]:
                 raise InvalidRequest("'messages' must be a non-empty list", param="messages")
             call.stream = bool(body.get("stream"))
-        else:
+        elif call.kind == "responses":
+            responses.validate(body)
+            call.stream = bool(body.get("stream"))
+        else:  # embeddings, moderations
             given = body.get("input")
             texts = [given] if isinstance(given, str) else given
             if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
@@ -248,8 +279,13 @@ class Gateway:
     def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        messages = body["messages"] if call.kind == "chat" else [
-            {"role": "user", "content": t} for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
+        if call.kind == "chat":
+            messages = body["messages"]
+        elif call.kind == "responses":
+            messages = responses.scan_messages(body)  # one message per text slot, tools included
+        else:
+            messages = [{"role": "user", "content": t}
+                        for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
         outcome = apply_input_guardrails(messages, policy)
         call.findings = outcome_findings(outcome)
         if outcome.blocked:
@@ -257,10 +293,13 @@ class Gateway:
                                    f"{blocked_reason(outcome.rule)}; remove it and try again", rule=outcome.rule)
         if call.kind == "chat":
             body = {**body, "messages": outcome.messages}
+        elif call.kind == "responses":
+            body = responses.with_texts(body, outcome.messages)
         else:
             texts = [m["content"] for m in outcome.messages]
             body = {**body, "input": texts[0] if isinstance(body["input"], str) else texts}
-        if policy.moderation != "off" and not skip_moderation:
+        # A moderation request is itself the check: it is not moderated again.
+        if policy.moderation != "off" and not skip_moderation and call.kind != "moderations":
             self._moderate(call, body, outcome.messages, policy)
         return body
 
@@ -297,6 +336,8 @@ class Gateway:
             bound = chat_input_tokens_upper_bound(messages=body["messages"], tools=body.get("tools"),
                                                   response_format=body.get("response_format"))
             max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        elif call.kind == "responses":
+            bound, max_out = responses.input_tokens_upper_bound(body), body.get("max_output_tokens")
         else:
             texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
             bound, max_out = sum(text_tokens_upper_bound(t) for t in texts), 0
@@ -322,15 +363,18 @@ class Gateway:
             return GatewayResponse(call.request_id, cached[1], True, False, 0, 0, body_json=entry.response_json)
         try:
             with span("gateway.upstream"):
-                result = (self.upstream.chat(body) if call.kind == "chat" else self.upstream.embeddings(body))
+                result = self.upstream.call(call.kind, body)
         except UpstreamFailed as error:
             self.budget.release(call.reservation, "upstream_error")
             raise self._refused(call, "upstream_error", error.status, error) from None
         call.attempts, call.simulated, call.upstream_ms = result.attempts, result.simulated, result.elapsed_ms
         response = result.body
+        # Moderations report no usage: they are free, and billed at 0.
         usage = usage_from_openai(response.get("usage") or {"prompt_tokens": 0})
+        if call.kind == "responses" and isinstance(response.get("id"), str):
+            call.response_id = response["id"][:80]
         hold = None
-        if call.kind == "chat":
+        if call.kind in ("chat", "responses"):
             with span("gateway.guardrails.output"):
                 response, hold = self._output_guardrails(call, response)
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
@@ -349,15 +393,19 @@ class Gateway:
     def _output_guardrails(self, call: _Call, response: dict[str, Any]):
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        choices = response.get("choices") or []
-        verdicts = [scan_output(c.get("message", {}).get("content") or "", policy) for c in choices]
+        if call.kind == "responses":
+            texts = responses.output_texts(response)
+        else:
+            texts = [c.get("message", {}).get("content") or "" for c in response.get("choices") or []]
+        verdicts = [scan_output(text, policy) for text in texts]
         flagged = [v for v in verdicts if v.decision == "flag"]
         if not flagged:
             return response, None
         summaries = [finding_summary(f) for v in flagged for f in v.findings]
         holding = [s for s in summaries if s["rule"].startswith("secret.")
                    or policy.action_for(s["rule"][4:]) == "block"]
-        redacted = redacted_response(response, policy)
+        redacted = (responses.redacted_response(response, policy) if call.kind == "responses"
+                    else redacted_response(response, policy))
         call.findings.extend(summaries)
         if not holding:
             return redacted, None  # personal data the policy redacts: redact it and answer
@@ -365,6 +413,16 @@ class Gateway:
                                   rule=holding[0]["rule"], findings=summaries, response=redacted)
 
     def _stream(self, call: _Call, body: dict[str, Any]) -> GatewayStream:
+        if call.kind == "responses":
+            # The final event (response.completed) always carries the usage: nothing to ask for.
+            try:
+                with span("gateway.upstream"):
+                    upstream = self.upstream.responses_stream(body)
+            except UpstreamFailed as error:
+                self.budget.release(call.reservation, "upstream_error")
+                raise self._refused(call, "upstream_error", error.status, error) from None
+            call.attempts, call.simulated = upstream.attempts, upstream.simulated
+            return GatewayStream(self, call, upstream, wants_usage=True)
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         upstream_body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
         try:
@@ -415,7 +473,7 @@ class Gateway:
                "simulated": call.simulated, "attempts": call.attempts, "input_tokens": usage.input_tokens,
                "output_tokens": usage.output_tokens, "usage_estimated": usage_estimated, "cost_micro": cost,
                "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
-               "upstream_ms": round(call.upstream_ms, 3)}
+               "upstream_ms": round(call.upstream_ms, 3), "response_id": call.response_id}
         # Serialized once, outside the write lock: the stored payload and the cache entry share it.
         response_json = json.dumps(response) if response is not None else None
         request_json = (_payload(call.sent, call.findings)
@@ -461,22 +519,26 @@ class Gateway:
 def _cacheable(call: _Call, body: dict[str, Any]) -> bool:
     """Whether the team's cache policy lets this answer be served from (and stored in) the cache.
 
-    ``deterministic`` (the default): embeddings, and chat at temperature 0 or with a seed;
+    ``deterministic`` (the default): embeddings and moderations, chat at temperature 0 or with
+    a seed, and Responses at temperature 0;
     a sampled answer served again would hide that a second call gives another answer."""
     mode = policies.team_settings(call.caller.team_id).cache
     if mode == "off":
         return False
-    if mode == "all" or call.kind == "embeddings":
+    if mode == "all" or call.kind in ("embeddings", "moderations"):
         return True
-    return body.get("temperature") == 0 or body.get("seed") is not None
+    return body.get("temperature") == 0 or (call.kind == "chat" and body.get("seed") is not None)
 
 
 def _check_output_limit(call: _Call, body: dict[str, Any]) -> None:
     """Refuse an output limit above what the model can produce: a client mistake (400), not
     a budget matter (the worst case of a call the model would refuse is no cost at all)."""
-    if call.kind != "chat":
-        return
-    for name in ("max_completion_tokens", "max_tokens"):
+    if call.kind == "chat" and body.get("n") not in (None, 1):
+        # Each choice may use the whole output limit: the reservation holds room for one.
+        raise InvalidRequest("'n' above 1 is not served: the budget reserves room for one answer per call; "
+                             "send separate requests", param="n")
+    names = {"chat": ("max_completion_tokens", "max_tokens"), "responses": ("max_output_tokens",)}.get(call.kind, ())
+    for name in names:
         asked = body.get(name)
         if asked is None:
             continue

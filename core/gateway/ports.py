@@ -35,7 +35,7 @@ class BudgetRequest:
     """What a call may cost at most: input bounded offline, output by ``max_output_tokens``."""
 
     request_id: str
-    kind: str  # "chat" | "embeddings"
+    kind: str  # "chat" | "embeddings" | "responses" | "moderations"
     team_id: int
     model: str
     input_tokens_upper_bound: int

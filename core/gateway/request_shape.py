@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.gateway import responses
 
 
 def prompt_params(spec) -> dict[str, Any]:
@@ -22,10 +23,12 @@ def prompt_params(spec) -> dict[str, Any]:
     return params
 
 
-def cap_output(body: dict[str, Any], granted: int | None) -> dict[str, Any]:
+def cap_output(body: dict[str, Any], granted: int | None, kind: str = "chat") -> dict[str, Any]:
     """The body with its output limit lowered to what the reservation granted (None: no cap)."""
     if granted is None:
         return body
+    if kind == "responses":
+        return responses.cap_output(body, granted)
     # Reasoning models accept only max_completion_tokens; every chat model accepts it.
     field_name = "max_tokens" if "max_tokens" in body and "max_completion_tokens" not in body else "max_completion_tokens"
     current = body.get(field_name)

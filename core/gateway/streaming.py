@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from core import db
 from core.budgets.tokens import chat_input_tokens_estimate, text_tokens_estimate
 from core.budgets.usage import Usage, usage_from_openai
-from core.gateway import policies
+from core.gateway import policies, responses
 from core.gateway.errors import UpstreamFailed
 from core.gateway.redaction import finding_summary, redact_text
 from core.gateway.upstream import UpstreamStream
@@ -42,6 +42,10 @@ class GatewayStream:
     def __iter__(self):
         try:
             for chunk in self.upstream:
+                if self.call.kind == "responses":
+                    self._read_event(chunk)
+                    yield chunk
+                    continue
                 self._chunks += 1
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
@@ -64,6 +68,19 @@ class GatewayStream:
             raise UpstreamFailed(f"The model provider's stream broke off: {type(error).__name__}") from None
         self._finish(complete=True)
 
+    def _read_event(self, event: dict) -> None:
+        """A Responses API event: text deltas count as received, the final event carries the usage."""
+        kind = event.get("type")
+        if kind in responses.TEXT_DELTAS and isinstance(event.get("delta"), str):
+            self._texts.setdefault(event.get("output_index", 0), []).append(event["delta"])
+            self._chunks += 1  # a delta is at least one token, whatever its text
+        elif kind == "response.created":
+            response_id = (event.get("response") or {}).get("id")
+            if isinstance(response_id, str):
+                self.call.response_id = response_id[:80]
+        elif kind in responses.FINAL_EVENTS and (event.get("response") or {}).get("usage"):
+            self._usage = usage_from_openai(event["response"]["usage"])
+
     def close(self) -> None:
         """Stop early (the client left): close the upstream and settle with what was received."""
         if not self._settled:
@@ -81,14 +98,16 @@ class GatewayStream:
         text = "".join("".join(parts) for parts in self._texts.values())
         estimated = self._usage is None
         if estimated:
-            usage = Usage(input_tokens=chat_input_tokens_estimate(messages=call.sent["messages"]),
-                          output_tokens=max(text_tokens_estimate(text), self._chunks))
+            input_tokens = (responses.input_tokens_estimate(call.sent) if call.kind == "responses"
+                            else chat_input_tokens_estimate(messages=call.sent["messages"]))
+            usage = Usage(input_tokens=input_tokens, output_tokens=max(text_tokens_estimate(text), self._chunks))
         else:
             usage = self._usage
         cost = gateway.budget.cost_micro(call.reservation, call.model, usage)
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        response = {"object": "chat.completion.stream", "complete": complete, "content": redact_text(text, policy)}
+        stream_object = "response.stream" if call.kind == "responses" else "chat.completion.stream"
+        response = {"object": stream_object, "complete": complete, "content": redact_text(text, policy)}
         hold = None
         verdict = scan_output(text, policy)
         if verdict.decision == "flag":

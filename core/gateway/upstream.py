@@ -112,7 +112,7 @@ class UpstreamStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for chunk in self._stream:
-            yield chunk.to_dict()
+            yield chunk if isinstance(chunk, dict) else chunk.to_dict()
 
     def close(self) -> None:
         self._stream.close()
@@ -165,6 +165,30 @@ class Upstream:
 
     def embeddings(self, body: dict[str, Any]) -> UpstreamResult:
         return self._json_call("/embeddings", body)
+
+    def call(self, kind: str, body: dict[str, Any]) -> UpstreamResult:
+        """The non-streamed call of a gateway request kind (chat, embeddings, responses, moderations)."""
+        return self._json_call(_PATHS[kind], body)
+
+    def responses_stream(self, body: dict[str, Any]) -> UpstreamStream:
+        """A streamed Responses API call: its typed events, as dicts."""
+        def attempt():
+            # Generic POST, as for the non-streamed calls: the events come back as plain dicts.
+            stream = self.client.post("/responses", body={**body, "stream": True}, cast_to=object,
+                                      stream=True, stream_cls=openai.Stream[object])
+            return stream, _is_simulated(stream.response.headers, self.simulated)
+
+        (stream, simulated), attempts, _ms = self._with_retries(attempt)
+        return UpstreamStream(stream, attempts, simulated)
+
+    def retrieve_response(self, response_id: str) -> UpstreamResult:
+        """A stored Responses API answer (``GET /responses/{id}``)."""
+        def attempt():
+            response = self.client.get(f"/responses/{response_id}", cast_to=httpx.Response)
+            return json.loads(response.content), _is_simulated(response.headers, self.simulated)
+
+        (body, simulated), attempts, elapsed = self._with_retries(attempt)
+        return UpstreamResult(body=body, attempts=attempts, simulated=simulated, elapsed_ms=elapsed)
 
     def moderate(self, texts: list[str], model: str = "omni-moderation-latest") -> list[dict[str, Any]]:
         result = self._json_call("/moderations", {"model": model, "input": texts})
@@ -225,6 +249,10 @@ class Upstream:
             if wait is not None and wait > self.retry.max_retry_after_s:
                 raise failure
             self._sleep(max(wait or 0.0, self.retry.backoff(attempt, self._rng)))
+
+
+_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "responses": "/responses",
+          "moderations": "/moderations"}
 
 
 def _split(body: dict[str, Any]) -> tuple[str, list, dict[str, Any]]:

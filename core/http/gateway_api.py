@@ -185,21 +185,25 @@ class _SSE(StreamingResponse):
     async def _events(self):
         iterator = iter(self.gateway_stream)
         end = object()
+        # The Responses API names each event and ends on its last one; chat ends with [DONE].
+        typed = self.gateway_stream.call.kind == "responses"
         try:
             while True:
                 chunk = await run_in_threadpool(next, iterator, end)
                 if chunk is end:
                     break
-                yield f"data: {json.dumps(chunk)}\n\n"
+                name = f"event: {chunk.get('type')}\n" if typed else ""
+                yield f"{name}data: {json.dumps(chunk)}\n\n"
         except QuorumError as error:
             body = json.loads(error_response(error).body)
-            yield f"data: {json.dumps(body)}\n\n"
+            yield f"{'event: error' + chr(10) if typed else ''}data: {json.dumps(body)}\n\n"
             return
         except Exception as error:  # noqa: BLE001 - the headers are sent: end with an error event
             body = json.loads(internal_error(error, self.gateway_stream.request_id).body)
-            yield f"data: {json.dumps(body)}\n\n"
+            yield f"{'event: error' + chr(10) if typed else ''}data: {json.dumps(body)}\n\n"
             return
-        yield "data: [DONE]\n\n"
+        if not typed:
+            yield "data: [DONE]\n\n"
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -216,6 +220,27 @@ async def chat_completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     return await _run(request, lambda _r, body: GatewayRequest(kind="embeddings", body=body))
+
+
+async def responses_create(request: Request) -> Response:
+    return await _run(request, lambda _r, body: GatewayRequest(kind="responses", body=body))
+
+
+async def responses_retrieve(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+
+    def work():
+        return default_gateway().retrieve_response(caller=_caller(request), response_id=response_id)
+
+    try:
+        body = await run_in_threadpool(work)
+    except QuorumError as error:
+        return error_response(error)
+    return JSONResponse(body)
+
+
+async def moderations(request: Request) -> Response:
+    return await _run(request, lambda _r, body: GatewayRequest(kind="moderations", body=body))
 
 
 async def prompt_completions(request: Request) -> Response:
@@ -285,6 +310,9 @@ def gateway_routes() -> list[Route]:
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/responses", responses_create, methods=["POST"]),
+        Route("/v1/responses/{response_id}", responses_retrieve, methods=["GET"]),
+        Route("/v1/moderations", moderations, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", model, methods=["GET"]),
         Route("/v1/prompts/{name}/completions", prompt_completions, methods=["POST"]),

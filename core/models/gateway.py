@@ -24,7 +24,7 @@ class GatewayCall(SQLModel, table=True):
     team_id: int | None = Field(default=None)
     key_id: int | None = Field(default=None)
     actor: str = Field(max_length=64)
-    endpoint: str = Field(max_length=32)  # chat | embeddings | prompt
+    endpoint: str = Field(max_length=32)  # chat | embeddings | responses | moderations | prompt
     model: str = Field(default="", max_length=80)
     prompt_name: str | None = Field(default=None, max_length=80)
     prompt_version: str | None = Field(default=None, max_length=80)
@@ -43,6 +43,8 @@ class GatewayCall(SQLModel, table=True):
     cost_micro: int = Field(default=0)
     latency_ms: float = Field(default=0.0)
     upstream_ms: float = Field(default=0.0)
+    # The Responses API answer's id (resp_...): GET /v1/responses/{id} serves it to this team only.
+    response_id: str | None = Field(default=None, max_length=80, index=True)
 
 
 class StoredPayload(SQLModel, table=True):

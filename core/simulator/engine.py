@@ -14,6 +14,7 @@ from core.simulator.catalog import list_models, model_kind, model_object
 from core.simulator.chat import SYSTEM_FINGERPRINT, chat_completion, chat_completion_chunks
 from core.simulator.embeddings import embeddings
 from core.simulator.moderation import moderations
+from core.simulator.responses import ResponseStore, create_response, response_events, retrieve
 
 __all__ = [
     "SYSTEM_FINGERPRINT",
@@ -44,16 +45,18 @@ def handle(
     created: int = 0,
     response_id: str | None = None,
     cached_fraction: float = 0.0,
+    store: ResponseStore | None = None,
 ) -> EngineReply:
     """Route one request. ``path`` is the URL path (``/v1/...``); ``body`` the parsed JSON
     (``None`` for GET). Refusals come back as replies carrying OpenAI's error body."""
     try:
-        return _route(method.upper(), path.rstrip("/"), body, created, response_id, cached_fraction)
+        return _route(method.upper(), path.rstrip("/"), body, created, response_id, cached_fraction,
+                      store if store is not None else ResponseStore())
     except SimulatedAPIError as error:
         return EngineReply(status=error.status, body=error.body())
 
 
-def _route(method, path, body, created, response_id, cached_fraction) -> EngineReply:
+def _route(method, path, body, created, response_id, cached_fraction, store) -> EngineReply:
     if method == "GET" and path == "/v1/models":
         return EngineReply(200, list_models())
     if method == "GET" and path.startswith("/v1/models/"):
@@ -61,7 +64,9 @@ def _route(method, path, body, created, response_id, cached_fraction) -> EngineR
         if model_kind(name) is None:
             raise model_not_found(name)
         return EngineReply(200, model_object(name))
-    endpoints = {"/v1/chat/completions", "/v1/embeddings", "/v1/moderations"}
+    if method == "GET" and path.startswith("/v1/responses/"):
+        return EngineReply(200, retrieve(store, path.removeprefix("/v1/responses/")))
+    endpoints = {"/v1/chat/completions", "/v1/embeddings", "/v1/moderations", "/v1/responses"}
     if method != "POST" or path not in endpoints:
         raise invalid_url(method, path)
     if not isinstance(body, dict):
@@ -70,6 +75,11 @@ def _route(method, path, body, created, response_id, cached_fraction) -> EngineR
         return EngineReply(200, embeddings(body))
     if path == "/v1/moderations":
         return EngineReply(200, moderations(body))
+    if path == "/v1/responses":
+        options = {"created": created, "cached_fraction": cached_fraction, "store": store}
+        if body.get("stream"):
+            return EngineReply(200, chunks=response_events(body, **options))
+        return EngineReply(200, create_response(body, **options))
     options = {"created": created, "response_id": response_id, "cached_fraction": cached_fraction}
     if body.get("stream"):
         return EngineReply(200, chunks=chat_completion_chunks(body, **options))

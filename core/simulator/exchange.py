@@ -72,10 +72,13 @@ def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes)
         created=int(clock.now().timestamp()),
         response_id=f"chatcmpl-{uuid.uuid4().hex[:29]}",
         cached_fraction=config.cached_prompt_fraction,
+        store=config.stored_responses,
     )
     if reply.chunks is not None:
         headers.update({"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
-        parts = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in reply.chunks] + [b"data: [DONE]\n\n"]
+        parts = [_event(chunk) for chunk in reply.chunks]
+        if not _is_typed_event(reply.chunks[0]):
+            parts.append(b"data: [DONE]\n\n")  # Chat Completions' end; the Responses API ends on its last event
         planned = PlannedReply(200, headers, parts, delay_s=call.delay_s)
     else:
         planned = _json_reply(reply.status, reply.body, headers, call.delay_s)
@@ -88,6 +91,16 @@ def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes)
         whole = planned.parts[0]
         return _replace(planned, parts=[whole[: len(whole) // 2], whole[len(whole) // 2 :]], drop_after=1)
     return planned
+
+
+def _is_typed_event(chunk: dict) -> bool:
+    return str(chunk.get("type", "")).startswith("response.")
+
+
+def _event(chunk: dict) -> bytes:
+    # The Responses API names each event (``event: response.output_text.delta``); chat chunks are data only.
+    name = f"event: {chunk['type']}\n" if _is_typed_event(chunk) else ""
+    return f"{name}data: {json.dumps(chunk)}\n\n".encode()
 
 
 def _json_reply(status: int, body: dict | None, headers: dict[str, str], delay_s: float) -> PlannedReply:

@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from core.simulator.responses import ResponseStore
+
 FAULT_KINDS = ("ok", "429", "500", "timeout", "drop_stream")
 
 
@@ -54,6 +56,8 @@ class SimulatorConfig:
     # False: no /v1/moderations (404), like vLLM, Ollama and most OpenAI-compatible servers.
     serves_moderation: bool = True
 
+    # Responses stored for GET /v1/responses/{id} and previous_response_id (bounded).
+    stored_responses: ResponseStore = field(default_factory=ResponseStore, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _calls: int = field(default=0, init=False, repr=False, compare=False)
