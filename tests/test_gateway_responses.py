@@ -204,11 +204,19 @@ def test_a_stored_response_is_served_to_its_team_only(server, gateway, session):
 def test_an_identical_response_request_is_answered_from_the_cache(server, gateway, sim, session):
     moderation(session, "off")
     c = client(server, new_key(session))
-    first = c.responses.create(model=MODEL, input="Hello there")
-    again = c.responses.with_raw_response.create(model=MODEL, input="Hello there")
+    first = c.responses.create(model=MODEL, input="Hello there", temperature=0)
+    again = c.responses.with_raw_response.create(model=MODEL, input="Hello there", temperature=0)
     assert again.headers["x-quorum-cache"] == "hit" and again.parse().id == first.id
     assert len(sim.bodies("/responses")) == 1
     assert [r.cache_hit for r in calls(session)] == [False, True] and calls(session)[1].cost_micro == 0
+
+
+def test_a_sampled_response_request_always_reaches_the_model(server, gateway, sim, session):
+    moderation(session, "off")
+    c = client(server, new_key(session))
+    c.responses.create(model=MODEL, input="Hello there")
+    again = c.responses.with_raw_response.create(model=MODEL, input="Hello there")
+    assert again.headers["x-quorum-cache"] == "miss" and len(sim.bodies("/responses")) == 2
 
 
 def test_moderations_pass_through_free_logged_and_audited(server, gateway, sim, session):

@@ -154,9 +154,19 @@ def test_a_team_opts_in_to_caching_everything_or_nothing(server, gateway, sessio
 # ---- the simulator refuses what it does not implement; the gateway passes it on ----------
 
 
+def test_more_than_one_choice_is_refused_before_any_reservation(server, gateway, session, sim):
+    """Each of n choices may use the whole output limit; the reservation holds room for one."""
+    set_policy(session, moderation_action="off")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO, n=3, max_tokens=50)
+    assert caught.value.param == "n" and "one answer per call" in caught.value.message
+    assert sim.bodies("/chat/completions") == []
+    session.rollback()
+    assert session.exec(select(BudgetHold)).all() == []
+
+
 @pytest.mark.parametrize(("params", "param"), [
     ({"logprobs": True}, "logprobs"),
-    ({"n": 3}, "n"),
     ({"audio": {"voice": "alloy", "format": "wav"}, "modalities": ["text", "audio"]}, "audio"),
 ])
 def test_the_simulator_refuses_parameters_it_does_not_implement(server, gateway, session, sim, params, param):
