@@ -263,15 +263,17 @@ def database_checkpoints(session: Session) -> list[Checkpoint]:
 @dataclass(frozen=True)
 class FileCheckpoints:
     checkpoints: list[Checkpoint]
-    other_chains: int  # lines for another chain (a reset database, another installation)
+    # (line number, checkpoint) for lines naming a chain this database does not hold: a replaced
+    # chain, or a rewritten chain id. Verify fails on each one that carries a valid signature.
+    other_chains: list[tuple[int, Checkpoint]]
     unreadable: list[int]  # line numbers that are not a checkpoint
 
 
 def file_checkpoints(chain: str | None) -> FileCheckpoints:
     path = checkpoint_file()
     if not path.exists():
-        return FileCheckpoints([], 0, [])
-    found, others, unreadable = [], 0, []
+        return FileCheckpoints([], [], [])
+    found, others, unreadable = [], [], []
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -289,7 +291,7 @@ def file_checkpoints(chain: str | None) -> FileCheckpoints:
             if checkpoint.chain_id == chain:
                 found.append(checkpoint)
             else:
-                others += 1
+                others.append((number, checkpoint))
     return FileCheckpoints(found, others, unreadable)
 
 
