@@ -123,7 +123,9 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
     prune = max((c for c in trusted if c.pruned_before is not None), key=lambda c: c.seq, default=None)
     if prune is not None:
         result.pruned_before = prune.pruned_before
-        if first_in_chain is not None and first_in_chain < prune.pruned_before:
+        if first_in_chain is not None and first_in_chain < prune.pruned_before and connection.exec_driver_sql(
+                f"SELECT COUNT(*) FROM audit_event WHERE seq >= {int(first_in_chain)} AND seq < {prune.pruned_before}"
+        ).scalar() == prune.pruned_before - first_in_chain:
             # A prune signs first, then deletes from the oldest up: what is left below its start must
             # be the unbroken run first..S-1 ending in the signed hash; its first link has no predecessor.
             start_seq = int(first_in_chain)
@@ -171,7 +173,8 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
     for number in from_file.unreadable:
         result.add(Problem(None, None, BAD_SIGNATURE, "not a readable checkpoint",
                            where=f"checkpoint file line {number}"))
-    every = audit_checkpoints.database_checkpoints(session) + from_file.checkpoints
+    in_database = audit_checkpoints.database_checkpoints(session)
+    every = in_database + from_file.checkpoints
     key = audit_checkpoints.public_key()
     if key is None:
         result.notes.append(audit_checkpoints.NO_KEY_WARNING)
@@ -200,6 +203,13 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
             result.add(Problem(cp.seq, None, MODIFIED, "two signed checkpoints disagree about this event's hash"))
         elif cp.seq not in trusted or cp.pruned_before is not None:
             trusted[cp.seq] = cp
+    filed = {(c.seq, c.signature) for c in from_file.checkpoints}
+    for cp in in_database:
+        # Each checkpoint is appended to the file before its row is stored: a signed row without its
+        # line means lines were removed from the file (or verify was pointed at the wrong file).
+        if cp.chain_id == chain and (cp.seq, cp.signature) not in filed and audit_checkpoints.signature_ok(cp, key):
+            result.add(Problem(None, None, MISSING, f"the checkpoint of seq {cp.seq} signed {cp.created_at} UTC is "
+                               "in the database but not in the file", where="checkpoint file"))
     if not every:
         result.notes.append("no signed checkpoint yet: deleting the newest events would go unnoticed "
                             "until one is made (`quorum audit checkpoint`)")
