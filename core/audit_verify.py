@@ -402,7 +402,12 @@ class _Walk:
                 add(Problem(prev_seq + 1, seq - 1, MISSING, "events absent from the chain"))
                 gap = True
             elif seq <= prev_seq:
+                # The first row holding a seq keeps its place; a second one is named and left out of
+                # the links, so the events around it are not blamed for it.
                 add(Problem(seq, None, INSERTED, "a second event with this sequence number"))
+                if computed != stored:
+                    add(Problem(seq, None, MODIFIED, "its content does not match its hash"))
+                continue
             if computed != stored:
                 add(Problem(seq, None, MODIFIED, "its content does not match its hash"))
             earlier = pending.pop(stored, None)
