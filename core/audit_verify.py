@@ -23,6 +23,7 @@ audit page and exports show is what verification has seen.
 from __future__ import annotations
 
 import gc
+import sqlite3
 import queue
 import threading
 from bisect import bisect_left, bisect_right
@@ -144,8 +145,19 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
     # A million rows of tuples would set off the cycle collector hundreds of times; they hold no cycles.
     collecting = gc.isenabled()
     gc.disable()
+    kept, dropped = len(result.problems), result.dropped_problems
     try:
-        _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total)
+        try:
+            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total)
+        except sqlite3.OperationalError as error:
+            if "decode" not in str(error):
+                raise
+            # Bytes that are not UTF-8 in a hash column (only a tamperer writes them): walk again,
+            # reading text leniently. The fast path pays nothing for this.
+            del result.problems[kept:]
+            result.dropped_problems, result.events = dropped, 0
+            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total,
+                  lenient=True)
     finally:
         if collecting:
             gc.enable()
@@ -217,10 +229,11 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
 
 
 def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], start_seq: int,
-          start_hash: str, read_from: int, batch: int, progress: Progress | None, total: int) -> None:
+          start_hash: str, read_from: int, batch: int, progress: Progress | None, total: int,
+          lenient: bool = False) -> None:
     walk = _Walk(result.add, expected, start_seq, start_hash)
     done = 0
-    for rows in read_events(connection, read_from, batch):
+    for rows in read_events(connection, read_from, batch, lenient=lenient):
         if rows[0][0] < start_seq:  # rows come in seq order: any outside the chain lead the first batches
             outside = [row for row in rows if row[0] < start_seq]
             rows = rows[len(outside):]
@@ -243,12 +256,16 @@ def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], sta
         result.last_seq, result.last_hash = walk.prev_seq, walk.prev_hash
 
 
-def read_events(connection, start_seq: int, batch: int) -> Iterator[list[tuple]]:
+def read_events(connection, start_seq: int, batch: int, *, lenient: bool = False) -> Iterator[list[tuple]]:
     """Every event from `start_seq` on in (seq, id) order, as (seq, hash, prev_hash, canonical bytes) rows.
 
     The canonical bytes are built from exactly the bytes stored (NUL characters included).
+    `lenient` (SQLite) reads text that is not UTF-8 instead of failing on it.
     """
     dbapi = connection.connection.dbapi_connection
+    factory = getattr(dbapi, "text_factory", None)
+    if lenient:
+        dbapi.text_factory = _lenient_text
     cursor = dbapi.cursor()
     try:
         in_sql = canonical_payload_sql(connection.dialect.name)
@@ -286,6 +303,12 @@ def read_events(connection, start_seq: int, batch: int) -> Iterator[list[tuple]]
             cursor.execute(next_sql, (last[0], last[0], last[1], batch))
     finally:
         cursor.close()
+        if lenient:
+            dbapi.text_factory = factory
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _is_flagged(row: tuple) -> bool:

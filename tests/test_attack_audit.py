@@ -8,23 +8,18 @@ and checks its exit code and the lines a user reads.
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 
 import pytest
-from sqlalchemy import text
-
 from core import audit_chain, audit_checkpoints, audit_export, db
 from core.audit_query import AuditFilter
 from core.cli.main import main
 from core.errors import ValidationError
 from core.permissions import Actor
 from core.settings import reset_settings
-from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, hash_of, rehash_from
+from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, forge, hash_of, insider, on_sqlite, rehash_from
 
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
-COLUMNS = ("seq", "event_id", "occurred_at", "actor", "action", "target_type", "target_id", "team_id",
-           "before_json", "after_json", "prev_hash", "hash")
 
 
 @pytest.fixture(autouse=True)
@@ -32,38 +27,6 @@ def signed(tmp_path, monkeypatch, db_url):
     monkeypatch.setenv("QUORUM_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("QUORUM_AUDIT_SIGNING_KEY", TEST_KEY)
     reset_settings()
-
-
-def on_sqlite() -> bool:
-    return db.get_engine().dialect.name == "sqlite"
-
-
-def insider(statement: str, **params) -> None:
-    """One statement on a connection of the insider's own: sqlite3 on the file, or the PostgreSQL tables."""
-    engine = db.get_engine()
-    if engine.dialect.name == "sqlite":
-        conn = sqlite3.connect(engine.url.database)
-        try:
-            conn.execute(statement, params)
-            conn.commit()
-        finally:
-            conn.close()
-    else:
-        with engine.begin() as conn:
-            conn.execute(text(statement), params)
-
-
-def forge(seq: int, *, prev_hash: str, like: int = 1, **changes) -> None:
-    """Insert an event numbered `seq` whose own hash is right: a copy of event `like` with `changes`."""
-    with db.get_engine().connect() as conn:
-        row = dict(conn.execute(text(f"SELECT {', '.join(COLUMNS)} FROM audit_event WHERE seq = :s"),
-                                {"s": like}).mappings().one())
-    row.update(seq=seq, event_id=str(uuid.uuid4()), prev_hash=prev_hash, **changes)
-    hashed = tuple(row[c] for c in audit_chain.HASHED_COLUMNS)
-    row["hash"] = audit_chain.row_hash(hashed)
-    with db.get_engine().begin() as conn:
-        conn.execute(text(f"INSERT INTO audit_event ({', '.join(COLUMNS)}) VALUES "
-                          f"({', '.join(':' + c for c in COLUMNS)})"), row)
 
 
 def verify_cli(capsys) -> tuple[int, list[str]]:
@@ -337,3 +300,12 @@ def test_a_duplicate_sequence_number(session, capsys):
     finally:  # PostgreSQL's test database is shared by the tests that follow
         insider("DELETE FROM audit_event WHERE actor = 'person:666'")
         insider("CREATE UNIQUE INDEX ux_audit_event_seq ON audit_event (seq)")
+
+
+def test_bytes_that_are_not_utf8_in_a_hash_column_are_reported_not_a_crash(session, capsys):
+    if not on_sqlite():
+        pytest.skip("PostgreSQL refuses text that is not UTF-8")
+    add_events(session, 5)
+    insider("UPDATE audit_event SET hash = CAST(x'ff' || substr(CAST(hash AS BLOB), 2) AS TEXT) WHERE seq = 3")
+    assert verify_cli(capsys) == (1, ["seq 3: modified: its content does not match its hash",
+                                      "seq 3: modified: its hash was recomputed; seq 4 still links to the original"])
