@@ -24,6 +24,10 @@ EVENTS = 8
 # The README's words for what goes unseen without a signing key; test_docs_match keeps them in step.
 UNDETECTABLE_WITHOUT_KEY = ("truncated tail", "fully recomputed chain")
 DETECTABLE = ("edit", "byte flip", "deletion", "insertion", "reordering")
+# Each move the tamperer makes, and the README class it belongs to.
+CLASS_OF = {"edit": "edit", "nul append": "byte flip", "byte flip": "byte flip", "deletion": "deletion",
+            "insertion": "insertion", "insertion outside": "insertion", "reordering": "reordering",
+            "truncated tail": "truncated tail", "fully recomputed chain": "fully recomputed chain"}
 EDITABLE = ("event_id", "actor", "action", "target_type", "target_id", "before_json", "after_json", "prev_hash",
             "hash")
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -204,6 +208,7 @@ def test_with_a_key_every_change_is_reported(session, env, data):
 @given(data=st.data())
 def test_without_a_key_every_change_but_truncation_and_recomputation_is_reported(session, env, data):
     moves = data.draw(st.lists(detectable_moves(), min_size=1, max_size=3))
+    assert {CLASS_OF[m[0]] for m in moves} <= set(DETECTABLE)
     assume(tampered(session, moves, key=False, monkeypatch=env))
     assert not verify(session).ok, moves
 
@@ -211,6 +216,7 @@ def test_without_a_key_every_change_but_truncation_and_recomputation_is_reported
 @FAST
 @given(moves=st.lists(truncations | recomputes, min_size=1, max_size=3))
 def test_without_a_key_a_truncated_tail_and_a_recomputed_chain_go_unseen(session, env, moves):
+    assert {CLASS_OF[m[0]] for m in moves} <= set(UNDETECTABLE_WITHOUT_KEY)
     assume(tampered(session, moves, key=False, monkeypatch=env))
     result = verify(session)
     assert result.ok, (moves, result.lines())
