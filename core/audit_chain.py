@@ -87,17 +87,18 @@ def canonical_payload_sql(dialect: str) -> str | None:
 
 
 def stored_nul_sql(dialect: str) -> str | None:
-    """SQL that is NULL for a row whose hashed text holds no NUL byte, else the row's id (SQLite only).
+    """SQL giving NULL for a row whose hashed text holds no NUL byte, else the row's id as text (SQLite only).
 
-    printf('%s') and length() stop at a NUL, so text with "\\0..." appended would build the
-    same payload as the text without it. One instr() over the concatenated raw bytes finds such
-    rows; the verifier then builds their form in Python from the stored bytes. (PostgreSQL text
+    printf('%s') and length() stop at a NUL, so text with a NUL and more appended would build
+    the same payload as the text without them. One instr() over the raw bytes finds such rows;
+    the verifier then builds their form in Python from the stored bytes. prev_hash needs no
+    check: the verifier compares the whole stored value with the previous hash. (PostgreSQL text
     cannot hold NUL, and `record()` refuses it, so a NUL in a stored event is always tampering.)
     """
     if dialect != "sqlite":
         return None
-    raw = " || ".join(f"ifnull({c}, '')" if c in NULLABLE_COLUMNS else c for c in HASHED_COLUMNS)
-    return f"iif(instr(CAST({raw} AS BLOB), x'00'), id, NULL)"
+    raw = " || ".join(f"ifnull({c}, '')" if c in NULLABLE_COLUMNS else c for c in HASHED_COLUMNS if c != "prev_hash")
+    return f"iif(instr(CAST({raw} AS BLOB), x'00'), CAST(id AS TEXT), NULL)"
 
 
 def stored_payload(row: tuple) -> bytes:

@@ -30,6 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 
 from sqlmodel import Session
@@ -280,7 +281,7 @@ def read_events(connection, start_seq: int, batch: int, *, lenient: bool = False
 
             def fetch() -> list[tuple]:
                 rows = cursor.fetchmany(batch)
-                if rows and any(map(_is_flagged, rows)):
+                if any(map(_FLAG, rows)):  # C-level: ids as text are never false, NULL always is
                     rows = [_exact_row(exact, row) if row[4] is not None else row for row in rows]
                 return rows
 
@@ -298,7 +299,7 @@ def read_events(connection, start_seq: int, batch: int, *, lenient: bool = False
         next_sql = (f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
                     f"ORDER BY seq, id LIMIT {mark}")
         while rows := cursor.fetchall():
-            yield [(r[0], r[2], r[-1], canonical_payload(r[3:]).encode()) for r in rows]
+            yield [(r[0], r[2], r[-1], canonical_payload(r[3:]).encode(), None) for r in rows]
             last = rows[-1]
             cursor.execute(next_sql, (last[0], last[0], last[1], batch))
     finally:
@@ -311,8 +312,7 @@ def _lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _is_flagged(row: tuple) -> bool:
-    return row[4] is not None
+_FLAG = itemgetter(4)
 
 
 _RAW_COLUMNS = ", ".join(f"CAST({c} AS BLOB)" if c != "team_id" else c for c in HASHED_COLUMNS)
@@ -320,7 +320,7 @@ _RAW_COLUMNS = ", ".join(f"CAST({c} AS BLOB)" if c != "team_id" else c for c in 
 
 def _exact_row(cursor, row: tuple) -> tuple:
     """`row` with its canonical form rebuilt in Python from the stored bytes (same snapshot)."""
-    cursor.execute(f"SELECT {_RAW_COLUMNS} FROM audit_event WHERE id = ?", (row[4],))
+    cursor.execute(f"SELECT {_RAW_COLUMNS} FROM audit_event WHERE id = ?", (int(row[4]),))
     return (row[0], row[1], row[2], stored_payload(cursor.fetchone()), None)
 
 
@@ -391,7 +391,7 @@ class _Walk:
     def sound_batch(self, rows: list[tuple]) -> bool:
         if self.pending:
             return False
-        seqs, stored, links, payloads = tuple(zip(*rows))[:4]
+        seqs, stored, links, payloads, _flags = zip(*rows)
         first = self.prev_seq + 1
         if seqs != tuple(range(first, first + len(rows))):
             return False
@@ -418,7 +418,7 @@ class _Walk:
         recent = self.recent if self.recent is not None else dict(self.window)
         prev_seq, prev_hash = self.prev_seq, self.prev_hash
         sha256 = audit_chain._sha256
-        for seq, stored, link, payload, *_ in rows:
+        for seq, stored, link, payload, _flag in rows:
             computed = sha256(payload).hexdigest()
             gap = False
             if seq > prev_seq + 1:
