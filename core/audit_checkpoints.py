@@ -220,6 +220,24 @@ def _append_to_file(checkpoint: Checkpoint) -> None:
         os.close(fd)
 
 
+def retire_file(*, session: Session, actor: Actor) -> Path | None:
+    """Before a deliberate reset: move this chain's checkpoint file aside, as the retired chain's record.
+
+    A new chain's `verify` fails on every signed line of an old chain left in the file (that is
+    also what replacing the chain looks like), so the reset itself must put the file away.
+    Returns where it went, or None when there was none.
+    """
+    require(actor, Permission.AUDIT_VERIFY)
+    path = checkpoint_file()
+    if not path.exists():
+        return None
+    chain = audit_chain.chain_id(session) or "unknown"
+    target = path.with_name(f"audit-checkpoints-retired-{chain}-{clock.now():%Y%m%dT%H%M%S}.jsonl")
+    path.rename(target)
+    log.warning("audit checkpoint file of chain %s retired to %s", chain, target)
+    return target
+
+
 def _parse_time(value: str):
     from datetime import UTC, datetime
 

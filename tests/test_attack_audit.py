@@ -309,3 +309,17 @@ def test_bytes_that_are_not_utf8_in_a_hash_column_are_reported_not_a_crash(sessi
     insider("UPDATE audit_event SET hash = CAST(x'ff' || substr(CAST(hash AS BLOB), 2) AS TEXT) WHERE seq = 3")
     assert verify_cli(capsys) == (1, ["seq 3: modified: its content does not match its hash",
                                       "seq 3: modified: its hash was recomputed; seq 4 still links to the original"])
+
+
+def test_a_demo_reset_retires_the_old_checkpoint_file_so_the_new_chain_verifies(session, capsys, monkeypatch):
+    from core import demo
+
+    monkeypatch.setenv("QUORUM_DEMO", "1")
+    reset_settings()
+    add_events(session, 3)
+    old = checkpoint(session).chain_id
+    demo.wipe(session)
+    add_events(session, 2)
+    assert verify_cli(capsys) == (0, ["2 events verified, no signed checkpoint yet"])
+    [retired] = audit_checkpoints.checkpoint_file().parent.glob(f"audit-checkpoints-retired-{old}-*.jsonl")
+    assert len(retired.read_text().splitlines()) == 1
