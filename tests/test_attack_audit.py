@@ -11,7 +11,8 @@ import re
 import uuid
 
 import pytest
-from core import audit_chain, audit_checkpoints, audit_export, db
+
+from core import audit_chain, audit_checkpoints, audit_export
 from core.audit_query import AuditFilter
 from core.cli.main import main
 from core.errors import ValidationError
@@ -168,7 +169,8 @@ def test_truncation_with_the_head_rewritten_and_database_checkpoints_deleted_is_
     insider("DELETE FROM audit_checkpoint")
     code, lines = verify_cli(capsys)
     assert code == 1
-    assert lines == ["seq 9-15: truncated after checkpoint: a signed checkpoint vouches for seq 15, the log ends at seq 8"]
+    assert lines == ["seq 9-15: truncated after checkpoint: a signed checkpoint vouches for seq 15, "
+                     "the log ends at seq 8"]
 
 
 def test_truncation_with_a_new_chain_id_is_caught_by_the_files_signed_lines(session, capsys):

@@ -159,7 +159,8 @@ def _any_seq() -> int:
 def _raw(seq: int, column: str) -> bytes | None:
     with db.get_engine().connect() as conn:
         cast = "BLOB" if conn.dialect.name == "sqlite" else "bytea"
-        return conn.execute(text(f"SELECT CAST({column} AS {cast}) FROM audit_event WHERE seq = :s ORDER BY id LIMIT 1"),
+        return conn.execute(text(f"SELECT CAST({column} AS {cast}) FROM audit_event WHERE seq = :s "
+                                 "ORDER BY id LIMIT 1"),
                             {"s": seq}).scalar()
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from core import audit_chain, audit_verify, db
 from core.audit import committing, record
 from core.settings import reset_settings
@@ -128,9 +131,6 @@ def test_the_verifier_hashes_exactly_the_stored_text_nul_and_non_ascii_included(
     for verifier, python in forms:
         assert verifier == python
 
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 # Text the way a tamperer might store it: NULs, ASCII, accents, CJK, astral-plane characters.
 _TEXT = st.text(alphabet=st.sampled_from(["\x00", "a", "~", ":", "9", "ë", "日", "𝄞", "\n"]), max_size=6)
