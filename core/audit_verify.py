@@ -23,8 +23,8 @@ audit page and exports show is what verification has seen.
 from __future__ import annotations
 
 import gc
-import sqlite3
 import queue
+import sqlite3
 import threading
 from bisect import bisect_left, bisect_right
 from collections import deque
