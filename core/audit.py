@@ -110,6 +110,9 @@ def _event_fields(*, actor: Actor, action: str, target_type: str, target_id: str
         raise ValidationError(f"audit action {action!r} must be dotted lower-case, e.g. 'team.create'")
     if not target_type:
         raise ValidationError("audit event needs a target type")
+    if any("\x00" in str(value) for value in (actor.ref, target_type, target_id)):
+        # PostgreSQL refuses NUL in text, and on SQLite a stored NUL is what tampering looks like.
+        raise ValidationError("audit event fields cannot contain NUL characters")
     return dict(
         event_id=str(uuid.uuid4()),
         occurred_at=clock.now(),

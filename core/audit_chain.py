@@ -86,6 +86,31 @@ def canonical_payload_sql(dialect: str) -> str | None:
     return f"printf('{pattern}', {', '.join(args)})"
 
 
+def stored_nul_sql(dialect: str) -> str | None:
+    """SQL giving NULL for a row whose hashed text holds no NUL byte, else the row's id as text (SQLite only).
+
+    printf('%s') and length() stop at a NUL, so text with a NUL and more appended would build
+    the same payload as the text without them. One instr() over the raw bytes finds such rows;
+    the verifier then builds their form in Python from the stored bytes. prev_hash needs no
+    check: the verifier compares the whole stored value with the previous hash. (PostgreSQL text
+    cannot hold NUL, and `record()` refuses it, so a NUL in a stored event is always tampering.)
+    """
+    if dialect != "sqlite":
+        return None
+    raw = " || ".join(f"ifnull({c}, '')" if c in NULLABLE_COLUMNS else c for c in HASHED_COLUMNS if c != "prev_hash")
+    return f"iif(instr(CAST({raw} AS BLOB), x'00'), CAST(id AS TEXT), NULL)"
+
+
+def stored_payload(row: tuple) -> bytes:
+    """The canonical form of a row of HASHED_COLUMNS read as raw bytes (CAST(... AS BLOB)).
+
+    Hashes exactly the bytes stored: characters are counted after decoding, and bytes that are
+    not UTF-8 (only a tamperer writes them) are carried through unchanged.
+    """
+    values = [v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else v for v in row]
+    return canonical_payload(tuple(values)).encode("utf-8", "surrogateescape")
+
+
 def event_hash(
     *,
     prev_hash: str,

@@ -220,6 +220,24 @@ def _append_to_file(checkpoint: Checkpoint) -> None:
         os.close(fd)
 
 
+def retire_file(*, session: Session, actor: Actor) -> Path | None:
+    """Before a deliberate reset: move this chain's checkpoint file aside, as the retired chain's record.
+
+    A new chain's `verify` fails on every signed line of an old chain left in the file (that is
+    also what replacing the chain looks like), so the reset itself must put the file away.
+    Returns where it went, or None when there was none.
+    """
+    require(actor, Permission.AUDIT_VERIFY)
+    path = checkpoint_file()
+    if not path.exists():
+        return None
+    chain = audit_chain.chain_id(session) or "unknown"
+    target = path.with_name(f"audit-checkpoints-retired-{chain}-{clock.now():%Y%m%dT%H%M%S}.jsonl")
+    path.rename(target)
+    log.warning("audit checkpoint file of chain %s retired to %s", chain, target)
+    return target
+
+
 def _parse_time(value: str):
     from datetime import UTC, datetime
 
@@ -263,15 +281,17 @@ def database_checkpoints(session: Session) -> list[Checkpoint]:
 @dataclass(frozen=True)
 class FileCheckpoints:
     checkpoints: list[Checkpoint]
-    other_chains: int  # lines for another chain (a reset database, another installation)
+    # (line number, checkpoint) for lines naming a chain this database does not hold: a replaced
+    # chain, or a rewritten chain id. Verify fails on each one that carries a valid signature.
+    other_chains: list[tuple[int, Checkpoint]]
     unreadable: list[int]  # line numbers that are not a checkpoint
 
 
 def file_checkpoints(chain: str | None) -> FileCheckpoints:
     path = checkpoint_file()
     if not path.exists():
-        return FileCheckpoints([], 0, [])
-    found, others, unreadable = [], 0, []
+        return FileCheckpoints([], [], [])
+    found, others, unreadable = [], [], []
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -289,7 +309,7 @@ def file_checkpoints(chain: str | None) -> FileCheckpoints:
             if checkpoint.chain_id == chain:
                 found.append(checkpoint)
             else:
-                others += 1
+                others.append((number, checkpoint))
     return FileCheckpoints(found, others, unreadable)
 
 

@@ -12,23 +12,32 @@ Each problem names the sequence number(s) and one of these kinds:
   reordered     events whose links say they belong elsewhere in the order
   truncated after checkpoint   a signed checkpoint vouches for events that are gone
   bad signature a checkpoint (database or file) whose signature does not verify
+  unknown chain a validly signed checkpoint in the file names a chain this database does not
+                hold (the chain was replaced, or its id rewritten)
+
+Every stored row is read, whatever its seq: a row numbered below 1 (or below a prune's
+start, other than events the prune has yet to delete) is reported as inserted, so what the
+audit page and exports show is what verification has seen.
 """
 
 from __future__ import annotations
 
 import gc
 import queue
+import sqlite3
 import threading
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 
 from sqlmodel import Session
 
 from core import audit_chain, audit_checkpoints
-from core.audit_chain import GENESIS_HASH, HASHED_COLUMNS, canonical_payload, canonical_payload_sql
+from core.audit_chain import (GENESIS_HASH, HASHED_COLUMNS, canonical_payload, canonical_payload_sql,
+                              stored_nul_sql, stored_payload)
 from core.audit_checkpoints import Checkpoint
 from core.permissions import Actor, Permission, require
 
@@ -38,7 +47,8 @@ WINDOW = 10_000
 MAX_PROBLEMS = 1_000
 
 MODIFIED, MISSING, INSERTED, REORDERED = "modified", "missing", "inserted", "reordered"
-TRUNCATED, BAD_SIGNATURE = "truncated after checkpoint", "bad signature"
+TRUNCATED, BAD_SIGNATURE, UNKNOWN_CHAIN = "truncated after checkpoint", "bad signature", "unknown chain"
+KINDS = (MODIFIED, MISSING, INSERTED, REORDERED, TRUNCATED, BAD_SIGNATURE, UNKNOWN_CHAIN)
 
 
 @dataclass(frozen=True)
@@ -109,20 +119,46 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
     chain = audit_chain.chain_id(session)
     head = audit_chain.head(session)
     trusted = _checked_checkpoints(session, chain, result)
+    lowest, first_in_chain = connection.exec_driver_sql(
+        "SELECT MIN(seq), (SELECT MIN(seq) FROM audit_event WHERE seq >= 1) FROM audit_event").one()
     start_seq, start_hash = 1, GENESIS_HASH
     prune = max((c for c in trusted if c.pruned_before is not None), key=lambda c: c.seq, default=None)
     if prune is not None:
-        start_seq, start_hash = prune.pruned_before, prune.head_hash
         result.pruned_before = prune.pruned_before
-        result.notes.append(f"pruned before {prune.pruned_before}: verification starts from that checkpoint's hash")
+        if first_in_chain is not None and first_in_chain < prune.pruned_before and connection.exec_driver_sql(
+                f"SELECT COUNT(*) FROM audit_event WHERE seq >= {int(first_in_chain)} AND seq < {prune.pruned_before}"
+        ).scalar() == prune.pruned_before - first_in_chain:
+            # A prune signs first, then deletes from the oldest up: what is left below its start must
+            # be the unbroken run first..S-1 ending in the signed hash; its first link has no predecessor.
+            start_seq = int(first_in_chain)
+            start_hash = connection.exec_driver_sql(
+                f"SELECT prev_hash FROM audit_event WHERE seq = {start_seq} ORDER BY id LIMIT 1").scalar()
+            result.notes.append(f"pruned before {prune.pruned_before}: events {start_seq}-{prune.pruned_before - 1} "
+                                "are still to be deleted; they must end in that checkpoint's hash")
+        else:
+            start_seq, start_hash = prune.pruned_before, prune.head_hash
+            result.notes.append(f"pruned before {prune.pruned_before}: verification starts from that checkpoint's "
+                                "hash")
     expected = {c.seq: c for c in trusted if c.seq >= start_seq}
     total = connection.exec_driver_sql("SELECT COUNT(*) FROM audit_event").scalar() or 0
+    read_from = start_seq if lowest is None else min(int(lowest), start_seq)
 
     # A million rows of tuples would set off the cycle collector hundreds of times; they hold no cycles.
     collecting = gc.isenabled()
     gc.disable()
+    kept, dropped = len(result.problems), result.dropped_problems
     try:
-        _walk(connection, result, expected, start_seq, start_hash, batch, progress, total)
+        try:
+            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total)
+        except sqlite3.OperationalError as error:
+            if "decode" not in str(error):
+                raise
+            # Bytes that are not UTF-8 in a hash column (only a tamperer writes them): walk again,
+            # reading text leniently. The fast path pays nothing for this.
+            del result.problems[kept:]
+            result.dropped_problems, result.events = dropped, 0
+            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total,
+                  lenient=True)
     finally:
         if collecting:
             gc.enable()
@@ -150,17 +186,26 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
     for number in from_file.unreadable:
         result.add(Problem(None, None, BAD_SIGNATURE, "not a readable checkpoint",
                            where=f"checkpoint file line {number}"))
-    if from_file.other_chains:
-        result.notes.append(f"{from_file.other_chains} checkpoint(s) in {audit_checkpoints.checkpoint_file()} "
-                            "belong to another chain (a reset database or another installation)")
-    every = audit_checkpoints.database_checkpoints(session) + from_file.checkpoints
+    in_database = audit_checkpoints.database_checkpoints(session)
+    every = in_database + from_file.checkpoints
     key = audit_checkpoints.public_key()
     if key is None:
         result.notes.append(audit_checkpoints.NO_KEY_WARNING)
-        if every:
-            result.notes.append(f"{len(every)} checkpoint(s) could not be checked without the public key")
+        if every or from_file.other_chains:
+            result.notes.append(f"{len(every) + len(from_file.other_chains)} checkpoint(s) could not be checked "
+                                "without the public key")
         return []
     result.signed = True
+    for number, cp in from_file.other_chains:
+        # The file lives off the database host: a signed line is evidence the insider cannot unwrite.
+        where = f"checkpoint file line {number}"
+        if audit_checkpoints.signature_ok(cp, key):
+            result.add(Problem(None, None, UNKNOWN_CHAIN,
+                               f"signed for seq {cp.seq} of chain {cp.chain_id}, which this database does not hold "
+                               "(after a deliberate reset, archive the old checkpoint file)", where=where))
+        else:
+            result.add(Problem(None, None, BAD_SIGNATURE, f"checkpoint of chain {cp.chain_id} signed {cp.created_at} "
+                               "UTC", where=where))
     trusted: dict[int, Checkpoint] = {}
     for cp in every:
         if cp.chain_id != chain:
@@ -171,6 +216,13 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
             result.add(Problem(cp.seq, None, MODIFIED, "two signed checkpoints disagree about this event's hash"))
         elif cp.seq not in trusted or cp.pruned_before is not None:
             trusted[cp.seq] = cp
+    filed = {(c.seq, c.signature) for c in from_file.checkpoints}
+    for cp in in_database:
+        # Each checkpoint is appended to the file before its row is stored: a signed row without its
+        # line means lines were removed from the file (or verify was pointed at the wrong file).
+        if cp.chain_id == chain and (cp.seq, cp.signature) not in filed and audit_checkpoints.signature_ok(cp, key):
+            result.add(Problem(None, None, MISSING, f"the checkpoint of seq {cp.seq} signed {cp.created_at} UTC is "
+                               "in the database but not in the file", where="checkpoint file"))
     if not every:
         result.notes.append("no signed checkpoint yet: deleting the newest events would go unnoticed "
                             "until one is made (`quorum audit checkpoint`)")
@@ -178,10 +230,21 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
 
 
 def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], start_seq: int,
-          start_hash: str, batch: int, progress: Progress | None, total: int) -> None:
+          start_hash: str, read_from: int, batch: int, progress: Progress | None, total: int,
+          lenient: bool = False) -> None:
     walk = _Walk(result.add, expected, start_seq, start_hash)
     done = 0
-    for rows in _batches(connection, start_seq, batch):
+    for rows in read_events(connection, read_from, batch, lenient=lenient):
+        if rows[0][0] < start_seq:  # rows come in seq order: any outside the chain lead the first batches
+            outside = [row for row in rows if row[0] < start_seq]
+            rows = rows[len(outside):]
+            for row in outside:
+                result.add(Problem(row[0], None, INSERTED, "outside the chain, which starts at seq "
+                                   f"{start_seq}" + ("" if start_seq == 1 else " (pruned before it)")))
+            result.events += len(outside)
+            done += len(outside)
+            if not rows:
+                continue
         if not walk.sound_batch(rows):
             walk.examine(rows)
         done += len(rows)
@@ -194,18 +257,38 @@ def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], sta
         result.last_seq, result.last_hash = walk.prev_seq, walk.prev_hash
 
 
-def _batches(connection, start_seq: int, batch: int) -> Iterator[list[tuple]]:
-    """Every event from `start_seq` on in (seq, id) order, as (seq, hash, prev_hash, canonical bytes) rows."""
+def read_events(connection, start_seq: int, batch: int, *, lenient: bool = False) -> Iterator[list[tuple]]:
+    """Every event from `start_seq` on in (seq, id) order, as (seq, hash, prev_hash, canonical bytes) rows.
+
+    The canonical bytes are built from exactly the bytes stored (NUL characters included).
+    `lenient` (SQLite) reads text that is not UTF-8 instead of failing on it.
+    """
     dbapi = connection.connection.dbapi_connection
+    factory = getattr(dbapi, "text_factory", None)
+    if lenient:
+        dbapi.text_factory = _lenient_text
     cursor = dbapi.cursor()
     try:
         in_sql = canonical_payload_sql(connection.dialect.name)
         if in_sql:
             # SQLite builds the canonical form in C and hands it over as bytes, ready to hash.
             # One query read with fetchmany: the read transaction is the snapshot, so no keyset is needed.
-            cursor.execute(f"SELECT seq, hash, prev_hash, CAST({in_sql} AS BLOB) FROM audit_event "
+            # The fifth column names the rare row whose text holds a NUL, where printf() would stop short.
+            cursor.execute(f"SELECT seq, hash, prev_hash, CAST({in_sql} AS BLOB), "
+                           f"{stored_nul_sql(connection.dialect.name)} FROM audit_event "
                            "WHERE seq >= ? ORDER BY seq, id", (start_seq,))
-            yield from _read_ahead(lambda: cursor.fetchmany(batch))
+            exact = dbapi.cursor()
+
+            def fetch() -> list[tuple]:
+                rows = cursor.fetchmany(batch)
+                if any(map(_FLAG, rows)):  # C-level: ids as text are never false, NULL always is
+                    rows = [_exact_row(exact, row) if row[4] is not None else row for row in rows]
+                return rows
+
+            try:
+                yield from _read_ahead(fetch)
+            finally:
+                exact.close()
             return
         # Elsewhere the hashed columns come back and Python builds the form, in keyset batches
         # (a client-side cursor would hold the whole result in memory).
@@ -216,11 +299,29 @@ def _batches(connection, start_seq: int, batch: int) -> Iterator[list[tuple]]:
         next_sql = (f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
                     f"ORDER BY seq, id LIMIT {mark}")
         while rows := cursor.fetchall():
-            yield [(r[0], r[2], r[-1], canonical_payload(r[3:]).encode()) for r in rows]
+            yield [(r[0], r[2], r[-1], canonical_payload(r[3:]).encode(), None) for r in rows]
             last = rows[-1]
             cursor.execute(next_sql, (last[0], last[0], last[1], batch))
     finally:
         cursor.close()
+        if lenient:
+            dbapi.text_factory = factory
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+_FLAG = itemgetter(4)
+
+
+_RAW_COLUMNS = ", ".join(f"CAST({c} AS BLOB)" if c != "team_id" else c for c in HASHED_COLUMNS)
+
+
+def _exact_row(cursor, row: tuple) -> tuple:
+    """`row` with its canonical form rebuilt in Python from the stored bytes (same snapshot)."""
+    cursor.execute(f"SELECT {_RAW_COLUMNS} FROM audit_event WHERE id = ?", (int(row[4]),))
+    return (row[0], row[1], row[2], stored_payload(cursor.fetchone()), None)
 
 
 def _read_ahead(fetch: Callable[[], list]) -> Iterator[list]:
@@ -290,7 +391,7 @@ class _Walk:
     def sound_batch(self, rows: list[tuple]) -> bool:
         if self.pending:
             return False
-        seqs, stored, links, payloads = zip(*rows)
+        seqs, stored, links, payloads, _flags = zip(*rows)
         first = self.prev_seq + 1
         if seqs != tuple(range(first, first + len(rows))):
             return False
@@ -317,14 +418,19 @@ class _Walk:
         recent = self.recent if self.recent is not None else dict(self.window)
         prev_seq, prev_hash = self.prev_seq, self.prev_hash
         sha256 = audit_chain._sha256
-        for seq, stored, link, payload in rows:
+        for seq, stored, link, payload, _flag in rows:
             computed = sha256(payload).hexdigest()
             gap = False
             if seq > prev_seq + 1:
                 add(Problem(prev_seq + 1, seq - 1, MISSING, "events absent from the chain"))
                 gap = True
             elif seq <= prev_seq:
+                # The first row holding a seq keeps its place; a second one is named and left out of
+                # the links, so the events around it are not blamed for it.
                 add(Problem(seq, None, INSERTED, "a second event with this sequence number"))
+                if computed != stored:
+                    add(Problem(seq, None, MODIFIED, "its content does not match its hash"))
+                continue
             if computed != stored:
                 add(Problem(seq, None, MODIFIED, "its content does not match its hash"))
             earlier = pending.pop(stored, None)

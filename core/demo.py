@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, func, select
 
-from core import identity
+from core import audit_checkpoints, identity
 from core.demo_steps import STEPS
 from core.errors import ValidationError
 from core.models.identity import Person
@@ -71,7 +71,11 @@ def seed_directory(session: Session) -> None:
 
 
 def wipe(session: Session) -> None:
-    """Delete every row of every table (children first), keeping the schema."""
+    """Delete every row of every table (children first), keeping the schema.
+
+    The audit chain starts again, so the old chain's checkpoint file is moved aside first.
+    """
+    audit_checkpoints.retire_file(session=session, actor=SEED_ACTOR)
     for table in reversed(SQLModel.metadata.sorted_tables):
         session.execute(text(f'DELETE FROM "{table.name}"'))
     session.commit()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
+
+from sqlalchemy import text
+
 from core import audit_chain, audit_verify, db
 from core.audit import committing, record
 from core.permissions import Actor
@@ -10,6 +15,8 @@ SYSTEM = Actor.system("test")
 # A fixed Ed25519 seed (hex): tests only.
 TEST_KEY = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
 
+EVENT_COLUMNS = ("seq", "event_id", "occurred_at", "actor", "action", "target_type", "target_id", "team_id",
+                 "before_json", "after_json", "prev_hash", "hash")
 _RAW = ("event_id, occurred_at, actor, action, target_type, target_id, team_id, before_json, after_json")
 
 
@@ -58,3 +65,35 @@ def hash_of(seq: int) -> str:
 
     with db.get_engine().connect() as conn:
         return conn.execute(text("SELECT hash FROM audit_event WHERE seq = :s"), {"s": seq}).scalar()
+
+
+def on_sqlite() -> bool:
+    return db.get_engine().dialect.name == "sqlite"
+
+
+def insider(statement: str, **params) -> None:
+    """One statement on a connection of the insider's own: sqlite3 on the file, or the PostgreSQL tables."""
+    engine = db.get_engine()
+    if engine.dialect.name == "sqlite":
+        conn = sqlite3.connect(engine.url.database)
+        try:
+            conn.execute(statement, params)
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        with engine.begin() as conn:
+            conn.execute(text(statement), params)
+
+
+def forge(seq: int, *, prev_hash: str, like: int = 1, **changes) -> None:
+    """Insert an event numbered `seq` whose own hash is right: a copy of event `like` with `changes`."""
+    with db.get_engine().connect() as conn:
+        row = dict(conn.execute(text(f"SELECT {', '.join(EVENT_COLUMNS)} FROM audit_event WHERE seq = :s"),
+                                {"s": like}).mappings().one())
+    row.update(seq=seq, event_id=str(uuid.uuid4()), prev_hash=prev_hash, **changes)
+    hashed = tuple(row[c] for c in audit_chain.HASHED_COLUMNS)
+    row["hash"] = audit_chain.row_hash(hashed)
+    with db.get_engine().begin() as conn:
+        conn.execute(text(f"INSERT INTO audit_event ({', '.join(EVENT_COLUMNS)}) VALUES "
+                          f"({', '.join(':' + c for c in EVENT_COLUMNS)})"), row)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from core import audit_chain, audit_verify, db
 from core.audit import committing, record
 from core.settings import reset_settings
@@ -99,3 +102,48 @@ def test_events_written_while_verify_runs_are_left_for_the_next_run(session):
     assert result.ok and result.events == 30 and result.last_seq == 30
     result = audit_verify.verify_chain(session=session, actor=SYSTEM, batch=7)
     assert result.ok and result.events == 35
+
+
+def _stored_forms(session) -> list[tuple[bytes, bytes]]:
+    """(the verifier's canonical bytes, Python's canonical bytes of the stored values) for each event."""
+    columns = ", ".join(audit_chain.HASHED_COLUMNS)
+    session.rollback()
+    with db.get_engine().connect() as conn:
+        python = [audit_chain.canonical_payload(tuple(r)).encode()
+                  for r in conn.exec_driver_sql(f"SELECT {columns} FROM audit_event ORDER BY seq").all()]
+        verifier = [row[3] for rows in audit_verify.read_events(conn, 1, 3) for row in rows]
+    return list(zip(verifier, python, strict=True))
+
+
+NASTY = ["", "a\x00", "\x00", "person:1\x00person:2", "Zoë ✓ 日本", "日\x00本", "~", "3:x", "\x00\x00ë", "𝄞"]
+
+
+def test_the_verifier_hashes_exactly_the_stored_text_nul_and_non_ascii_included(session):
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL text cannot hold NUL; its form is built in Python anyway")
+    add_events(session, len(NASTY))
+    for seq, value in enumerate(NASTY, start=1):
+        sql("UPDATE audit_event SET actor = :v, target_id = :v, before_json = :v, after_json = :w WHERE seq = :s",
+            {"v": value, "w": value[::-1] or None, "s": seq})
+    sql("UPDATE audit_event SET team_id = :t WHERE seq = 2", {"t": "4\x005"})
+    forms = _stored_forms(session)
+    assert len(forms) == len(NASTY)
+    for verifier, python in forms:
+        assert verifier == python
+
+
+# Text the way a tamperer might store it: NULs, ASCII, accents, CJK, astral-plane characters.
+_TEXT = st.text(alphabet=st.sampled_from(["\x00", "a", "~", ":", "9", "ë", "日", "𝄞", "\n"]), max_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actor=_TEXT, target=_TEXT, after=st.none() | _TEXT)
+def test_sql_and_python_forms_agree_on_any_stored_text(session, actor, target, after):
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("only SQLite builds the canonical form in SQL")
+    sql("DELETE FROM audit_event")
+    sql("DELETE FROM audit_head")
+    add_events(session, 1)
+    sql("UPDATE audit_event SET actor = :a, target_id = :t, after_json = :f", {"a": actor, "t": target, "f": after})
+    [(verifier, python)] = _stored_forms(session)
+    assert verifier == python
