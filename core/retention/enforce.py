@@ -70,6 +70,8 @@ class Segment:
             params.update(dict(zip(names, self.other_teams, strict=True)))
         if self.action == "anonymize" and kind.needs_anonymizing_sql:
             clauses.append(kind.needs_anonymizing_sql)
+        if kind.keep_sql:
+            clauses.append(f"NOT ({kind.keep_sql})")
         held = not_held(kind, holds)
         clauses.append(held.sql)
         params.update(held.params)

@@ -33,6 +33,9 @@ class RecordKind:
     anonymize_set: dict[str, object] = field(default_factory=dict)
     needs_anonymizing_sql: str | None = None
     can_delete: bool = True
+    # True for rows retention never touches, whatever their class says (e.g. what four-eyes
+    # still needs); enforcement and its preview leave them alone.
+    keep_sql: str | None = None
 
     @property
     def can_anonymize(self) -> bool:
@@ -67,6 +70,11 @@ _CALL_BY_PERSON = "request_id IN (SELECT request_id FROM gateway_call WHERE acto
 _CALL_BY_PROMPT = ("request_id IN (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name "
                    "WHERE p.id = :{id})")
 _VERSION_TEAM = "(SELECT p.team_id FROM prompt p WHERE p.id = prompt_version.prompt_id)"
+# Four-eyes needs a version's author until it is decided, and its approvals while it is in
+# review, approved (a label may point at it any time) or labelled.
+_UNDECIDED_VERSION = "state IN ('draft', 'in_review')"
+_VERSION_THAT_MATTERS = ("version_id IN (SELECT v.id FROM prompt_version v WHERE v.state IN ('in_review', 'approved') "
+                         "OR v.id IN (SELECT l.version_id FROM prompt_label l))")
 
 register(RecordKind(
     key="stored_payload", label="Stored request and response payloads", table="stored_payload",
@@ -94,7 +102,7 @@ register(RecordKind(
     anonymize_set={"author_ref": ANONYMIZED, "author_person_id": None, "change_note": ""},
     needs_anonymizing_sql=f"(author_ref <> '{ANONYMIZED}' OR author_person_id IS NOT NULL OR change_note <> '')",
     # Labels, reviews and evidence point at versions: a version is anonymized, never deleted.
-    can_delete=False))
+    can_delete=False, keep_sql=_UNDECIDED_VERSION))
 register(RecordKind(
     key="prompt_review", label="Review decisions", table="prompt_review", id_column="id",
     time_column="created_at", classes=("review_records",),
@@ -103,7 +111,8 @@ register(RecordKind(
     person_sql="reviewer_person_id = :{id}",
     prompt_sql="version_id IN (SELECT v.id FROM prompt_version v WHERE v.prompt_id = :{id})",
     anonymize_set={"reviewer_ref": ANONYMIZED, "reviewer_person_id": None, "comment": ""},
-    needs_anonymizing_sql=f"(reviewer_ref <> '{ANONYMIZED}' OR reviewer_person_id IS NOT NULL OR comment <> '')"))
+    needs_anonymizing_sql=f"(reviewer_ref <> '{ANONYMIZED}' OR reviewer_person_id IS NOT NULL OR comment <> '')",
+    keep_sql=_VERSION_THAT_MATTERS))
 register(RecordKind(
     key="experiment", label="A/B experiments and their outputs", table="experiment", id_column="id",
     time_column="created_at", classes=("playground_outputs",), team_sql="team_id",
