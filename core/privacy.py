@@ -19,6 +19,7 @@ from sqlalchemy import String, Text, text
 from sqlmodel import Session, SQLModel, col, select
 
 from core.audit import committing, record
+from core.catalog import approvals
 from core.errors import Conflict, NotFound, ValidationError
 from core.models.audit import AuditEvent
 from core.models.budgets import Budget, UsageRecord
@@ -148,6 +149,12 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
         if holds:
             raise Conflict("This person's records are under legal hold (" + ", ".join(h.case_name for h in holds)
                            + "); release the hold before erasing")
+        # Once erased, a person created again with the same e-mail is someone new to Quorum:
+        # while a review is open, that would let one person count as author and approver.
+        open_reviews = approvals.open_reviews_involving(session, subject.ref, subject.person.id)
+        if open_reviews:
+            raise Conflict(f"This person wrote or approved versions still in review ({', '.join(open_reviews)}); "
+                           "decide those reviews before erasing the person")
     result = ErasureResult(subject.ref)
     counts = result.counts
     request_ids = sorted(_request_ids(session, subject))
