@@ -117,9 +117,18 @@ register(RecordKind(
     key="experiment", label="A/B experiments and their outputs", table="experiment", id_column="id",
     time_column="created_at", classes=("playground_outputs",), team_sql="team_id",
     person_sql="created_by = :{ref}", prompt_sql="prompt_id = :{id}"))
+# An event about a prompt, one of its versions, experiments or gateway calls: a prompt hold keeps them all.
+_EVENT_ABOUT_PROMPT = (
+    "((target_type = 'prompt' AND target_id = :{sid})"
+    " OR (target_type = 'prompt_version' AND target_id IN"
+    " (SELECT CAST(v.id AS VARCHAR(80)) FROM prompt_version v WHERE v.prompt_id = :{id}))"
+    " OR (target_type = 'experiment' AND target_id IN"
+    " (SELECT CAST(e.id AS VARCHAR(80)) FROM experiment e WHERE e.prompt_id = :{id}))"
+    " OR (target_type = 'gateway_request' AND target_id IN"
+    " (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name WHERE p.id = :{id})))")
 # Audit events are pruned as a prefix of the chain behind a signed checkpoint (enforce.py).
 AUDIT_KIND = register(RecordKind(
     key="audit_event", label="Audit events", table="audit_event", id_column="seq", time_column="occurred_at",
     classes=("audit_events",), team_sql="team_id",
     person_sql="(actor = :{ref} OR (target_type = 'person' AND target_id = :{sid}))",
-    prompt_sql="(target_type = 'prompt' AND target_id = :{sid})"))
+    prompt_sql=_EVENT_ABOUT_PROMPT))
