@@ -355,3 +355,19 @@ def test_a_high_risk_version_is_approved_only_by_two_distinct_people_whatever_ro
     assert fx.actor(ZOE).ref not in approvers  # the author never approved
     assert (fx.state(vid) == "approved") == (len(approvers) >= 2)
     assert all(r.reviewer_ref != fx.actor(ZOE).ref for r in fx.s.exec(select(PromptReview)))
+
+
+def test_anonymizing_the_reviews_of_a_retired_version_with_two_reviewers_completes(fx):
+    clock = Clock(T0)
+    lead = fx.actor(LENA)
+    vid = fx.prompt("high")
+    fx.submit(vid)
+    fx.approve(vid, LENA)
+    fx.approve(vid, RAFAEL)
+    workflow.deprecate(session=fx.s, actor=lead, version_id=vid)
+    written(rules.set_rule, actor=lead, class_key="review_records", period="1d", action="anonymize")
+    clock.set(T0 + timedelta(days=3))
+    fx.s.rollback()
+    assert enforce.enforce(actor=lead).counts["prompt_review"]["anonymized"] == 2
+    assert count("prompt_review", "reviewer_person_id IS NULL AND comment = ''") == 2
+    assert sorted(fx.approve_events(vid)) == sorted([lead.ref, fx.actor(RAFAEL).ref])  # the chain keeps who

@@ -30,6 +30,11 @@ APPROVE_EVENT = "prompt.version.approve"
 ANONYMIZED = "anonymized"  # what retention writes over a pseudonymous reference (core.retention.kinds)
 
 
+def _known(ref: str | None) -> bool:
+    """A reference that still names someone: not empty, not 'anonymized' nor 'anonymized:<n>'."""
+    return bool(ref) and ref != ANONYMIZED and not ref.startswith(ANONYMIZED + ":")
+
+
 def approvers(session: Session, version_id: int) -> set[str]:
     """Every actor reference that approved the version, by its review rows or by the audit chain."""
     from_rows = set(session.exec(select(PromptReview.reviewer_ref).where(
@@ -37,7 +42,7 @@ def approvers(session: Session, version_id: int) -> set[str]:
     from_chain = set(session.exec(select(AuditEvent.actor).where(
         AuditEvent.target_type == "prompt_version", AuditEvent.target_id == str(version_id),
         AuditEvent.action == APPROVE_EVENT)))
-    return {ref for ref in from_rows | from_chain if ref != ANONYMIZED}
+    return {ref for ref in from_rows | from_chain if _known(ref)}
 
 
 def approver_person_ids(session: Session, version_id: int) -> set[int]:
@@ -55,7 +60,7 @@ def authors(session: Session, version: PromptVersion) -> set[str]:
                              & (AuditEvent.action == "prompt.create"))
     refs = set(session.exec(select(AuditEvent.actor).where(created)))
     refs.add(version.author_ref)
-    return {ref for ref in refs if ref and ref != ANONYMIZED}
+    return {ref for ref in refs if _known(ref)}
 
 
 def is_author(session: Session, actor: Actor, version: PromptVersion) -> bool:

@@ -300,7 +300,8 @@ def _batch_sql(segment: Segment, holds, batch_size: int) -> tuple[str, str, dict
         # the progress) so each batch starts after the last one instead of rescanning them.
         chosen = (f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} AND {kind.id_column} > :after "
                   f"ORDER BY {kind.id_column} LIMIT {int(batch_size)}")
-        sets = ", ".join(f"{column} = :set_{column}" for column in kind.anonymize_set)
+        sets = ", ".join([f"{column} = :set_{column}" for column in kind.anonymize_set]
+                         + [f"{column} = {expression}" for column, expression in kind.anonymize_expressions.items()])
         params = {**params, **{f"set_{c}": v for c, v in kind.anonymize_set.items()}}
         statement = f"UPDATE {kind.table} SET {sets} WHERE {kind.id_column} IN :ids"
     return chosen, statement, params

@@ -31,6 +31,9 @@ class RecordKind:
     # Columns set at expiry when the winning class says "anonymize", and the condition that
     # is true while a row still needs it (so a resumed run never counts a row twice).
     anonymize_set: dict[str, object] = field(default_factory=dict)
+    # Columns set to an SQL expression of the row instead, e.g. a reference that must stay
+    # unique per row ('anonymized:' || id) because a unique constraint includes it.
+    anonymize_expressions: dict[str, str] = field(default_factory=dict)
     needs_anonymizing_sql: str | None = None
     can_delete: bool = True
     # True for rows retention never touches, whatever their class says (e.g. what four-eyes
@@ -39,7 +42,7 @@ class RecordKind:
 
     @property
     def can_anonymize(self) -> bool:
-        return bool(self.anonymize_set)
+        return bool(self.anonymize_set or self.anonymize_expressions)
 
 
 _KINDS: dict[str, RecordKind] = {}
@@ -110,8 +113,12 @@ register(RecordKind(
               "WHERE v.id = prompt_review.version_id)"),
     person_sql="reviewer_person_id = :{id}",
     prompt_sql="version_id IN (SELECT v.id FROM prompt_version v WHERE v.prompt_id = :{id})",
-    anonymize_set={"reviewer_ref": ANONYMIZED, "reviewer_person_id": None, "comment": ""},
-    needs_anonymizing_sql=f"(reviewer_ref <> '{ANONYMIZED}' OR reviewer_person_id IS NOT NULL OR comment <> '')",
+    # One decision per reviewer and version is a unique constraint: each anonymized reviewer
+    # stays distinct ("anonymized:<id>"), so a version with two reviews can be anonymized.
+    anonymize_set={"reviewer_person_id": None, "comment": ""},
+    anonymize_expressions={"reviewer_ref": f"'{ANONYMIZED}:' || CAST(id AS VARCHAR(20))"},
+    needs_anonymizing_sql=(f"(reviewer_ref NOT LIKE '{ANONYMIZED}:%' OR reviewer_person_id IS NOT NULL "
+                           "OR comment <> '')"),
     keep_sql=_VERSION_THAT_MATTERS))
 register(RecordKind(
     key="experiment", label="A/B experiments and their outputs", table="experiment", id_column="id",
