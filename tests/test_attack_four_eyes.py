@@ -170,6 +170,17 @@ def test_anonymizing_approval_rows_with_sql_never_lets_one_person_approve_twice(
     assert fx.state(vid) == "in_review"
 
 
+def test_a_review_row_forged_with_sql_adds_no_approval(fx):
+    vid = fx.prompt("high")
+    fx.submit(vid)
+    sql("INSERT INTO prompt_review (version_id, reviewer_ref, decision, comment, created_at) "
+        "VALUES (:v, 'person:999', 'approve', 'forged', :t)", v=vid, t=T0.replace(tzinfo=None))
+    fx.approve(vid, LENA)
+    assert fx.state(vid) == "in_review"  # one approval in the chain: a second reviewer is still needed
+    fx.approve(vid, RAFAEL)
+    assert fx.state(vid) == "approved"
+
+
 def test_clearing_the_author_with_sql_never_lets_the_author_approve(fx):
     zoe = fx.add_zoe()
     first = fx.prompt("low", author=ZOE)

@@ -7,9 +7,10 @@ approval and every version's creation also writes an audit event, and the audit 
 append-only (an edit, deletion or insertion is reported by `quorum audit verify`) and kept
 at least `audit_log_minimum` (7 years). So:
 
-- a version's approvers are the reviewers of its approve rows *and* the actors of its
-  `prompt.version.approve` events: deleting or anonymizing rows never frees anyone to
-  approve a second time, nor lowers the count below what the chain says;
+- whoever approved a version by its approve rows *or* by its `prompt.version.approve`
+  events may not approve it again: deleting or anonymizing rows never frees anyone;
+- the approvals that count are the chain's alone: a review row inserted or edited with SQL
+  adds no approval, and a deleted one takes none away;
 - a version's authors are its author columns *and* the actor of the event that created
   it (`prompt.version.create`, or `prompt.create` for a prompt's first version): clearing
   the author columns never lets the author approve their own version.
@@ -39,10 +40,14 @@ def approvers(session: Session, version_id: int) -> set[str]:
     """Every actor reference that approved the version, by its review rows or by the audit chain."""
     from_rows = set(session.exec(select(PromptReview.reviewer_ref).where(
         PromptReview.version_id == version_id, PromptReview.decision == APPROVE)))
-    from_chain = set(session.exec(select(AuditEvent.actor).where(
+    return {ref for ref in from_rows | counted_approvers(session, version_id) if _known(ref)}
+
+
+def counted_approvers(session: Session, version_id: int) -> set[str]:
+    """The distinct approvers that count towards the policy: those of the audit chain."""
+    return set(session.exec(select(AuditEvent.actor).where(
         AuditEvent.target_type == "prompt_version", AuditEvent.target_id == str(version_id),
         AuditEvent.action == APPROVE_EVENT)))
-    return {ref for ref in from_rows | from_chain if _known(ref)}
 
 
 def approver_person_ids(session: Session, version_id: int) -> set[int]:

@@ -190,7 +190,7 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
             version_id=version.id, prompt_name=prompt.name, team=_team_name(session, prompt.team_id),
             risk_tier=prompt.risk_tier, number=version.number,
             author=names.get(version.author_ref, version.author_ref), change_note=version.change_note,
-            approvals=len(approvals.approvers(session, version.id)),
+            approvals=len(approvals.counted_approvers(session, version.id)),
             required=required_approvals(version, prompt, policy),
             mine=is_author(session, actor, version),
             already_reviewed=actor.ref in {r.reviewer_ref for r in reviews} | approvals.approvers(session, version.id),

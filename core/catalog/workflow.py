@@ -78,13 +78,14 @@ def approve(*, session: Session, actor: Actor, version_id: int, comment: str) ->
     _check_transition(version, prompt, APPROVED)
     if is_author(session, actor, version):
         raise Conflict(f"You wrote {label_of(version, prompt)}; another reviewer must approve it")
-    approvers = approvals.approvers(session, version.id)
-    if actor.ref in approvers or actor.person_id in approvals.approver_person_ids(session, version.id):
+    if actor.ref in approvals.approvers(session, version.id) \
+            or actor.person_id in approvals.approver_person_ids(session, version.id):
         raise Conflict(f"You have already approved {label_of(version, prompt)}; it needs a different reviewer")
     required = required_approvals(version, prompt)
-    count = len(approvers) + 1
+    counted = approvals.counted_approvers(session, version.id)
+    count = len(counted) + 1
     new_state = APPROVED if count >= required else IN_REVIEW
-    before = {"state": version.state, "approvals": len(approvers), "required": required}
+    before = {"state": version.state, "approvals": len(counted), "required": required}
     with committing(session):
         _add_review(session, actor, version, APPROVE, comment)
         _set_state(version, new_state)
