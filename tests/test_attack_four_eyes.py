@@ -382,3 +382,31 @@ def test_anonymizing_the_reviews_of_a_retired_version_with_two_reviewers_complet
     assert enforce.enforce(actor=lead).counts["prompt_review"]["anonymized"] == 2
     assert count("prompt_review", "reviewer_person_id IS NULL AND comment = ''") == 2
     assert sorted(fx.approve_events(vid)) == sorted([lead.ref, fx.actor(RAFAEL).ref])  # the chain keeps who
+
+
+# ---- the README's promises, kept next to the tests that make them true ---------------------
+
+
+def _readme_section(title: str) -> str:
+    from core.settings import PROJECT_ROOT
+
+    text_ = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    start = text_.index(f"## {title}\n")
+    end = text_.find("\n## ", start + 1)
+    return " ".join(text_[start:end].split())
+
+
+def test_the_readme_states_what_four_eyes_protects_and_what_it_does_not(capsys):
+    from core.catalog.policy import DEFAULT_APPROVALS, load_review_policy
+
+    section = _readme_section("Prompt catalog")
+    assert "High-risk prompts need two different approvers" in section
+    assert DEFAULT_APPROVALS["high"] == load_review_policy().required_for("high") == 2
+    assert "Only approvals recorded in the audit chain count" in section
+    assert f"audited as `{risk.CHANGE_EVENT}`" in section
+    assert "only a governance lead lowers one" in section and "may raise it" in section
+    assert "A database user with write access can still set a version's state directly (not detected)" in section
+    assert "`quorum prompts risk-tier NAME TIER --as EMAIL`" in section
+    with pytest.raises(SystemExit) as done:
+        cli(["prompts", "risk-tier", "--help"])
+    assert done.value.code == 0 and "governance leads" in capsys.readouterr().out

@@ -322,3 +322,17 @@ def test_a_prompt_hold_keeps_the_audit_events_of_its_versions(early_clock, signi
     clock.set(T0 + timedelta(days=10 * 366))
     enforce.enforce(actor=lead)
     assert count("audit_event", f"action = 'prompt.version.submit' AND target_id = '{first.id}'") == 1
+
+
+def test_the_readme_states_what_holds_and_erasure_protect():
+    from tests.test_attack_four_eyes import _readme_section
+
+    section = _readme_section("Retention and privacy")
+    assert "a legal hold wins over deletion and over erasure" in section
+    assert ("Erasure is refused while a legal hold names the person, and while the person wrote or approved a "
+            "version still in review") in section
+    example = privacy.ErasureResult("person:1", kept={"Acme v. Example (hold 3)": {"stored_payload": 2}})
+    assert f"e.g. `{example.kept_lines()[0]}`" in section
+    assert "a name such as `%`, `_` or `\\` matches only itself" in section
+    assert "a database user with write access can delete held rows or the holds themselves" in section
+    assert "Holds are read again for every batch" in section

@@ -2,7 +2,9 @@
 
 - Each record kind (core.retention.kinds) is split into segments: the default rule, and one
   per team with its own rule. A segment's records older than its cutoff and under no
-  active legal hold are handled in batches of `batch_size` rows, one transaction each.
+  active legal hold are handled in batches of `batch_size` rows, one transaction each;
+  holds are read again in each batch, and rows a kind keeps (`keep_sql`: what four-eyes
+  still needs) are never touched.
 - The run's progress (per segment: done, rows handled) is committed in the same
   transaction as each batch, so a run that dies resumes where it stopped, with its
   original "as of" time, neither losing nor double-counting a row.
