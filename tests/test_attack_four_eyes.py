@@ -195,6 +195,20 @@ def test_clearing_the_author_with_sql_never_lets_the_author_approve(fx):
     assert zoe.ref not in fx.approve_events(first) + fx.approve_events(second)
 
 
+def test_a_state_set_to_approved_with_sql_cannot_be_labelled(fx):
+    from core.catalog import labels
+
+    vid = fx.prompt("high")
+    fx.submit(vid)
+    fx.approve(vid, LENA)
+    sql("UPDATE prompt_version SET state = 'approved' WHERE id = :v", v=vid)
+    with pytest.raises(Conflict) as refused:
+        labels.move_label(session=fx.s, actor=fx.actor(RAFAEL), version_id=vid)
+    assert str(refused.value) == ("faq-answer v1 is marked approved, but the audit log holds no approval that "
+                                  "approved it; label 'production' cannot point at it (run `quorum audit verify`)")
+    assert count("prompt_label") == 0
+
+
 def test_deleting_the_approval_from_the_audit_chain_too_is_reported_by_verify(fx):
     """A database user who deletes both the review row and its audit event can approve again:
     Quorum cannot prevent that, but `quorum audit verify` reports the gap."""
@@ -405,7 +419,8 @@ def test_the_readme_states_what_four_eyes_protects_and_what_it_does_not(capsys):
     assert "Only approvals recorded in the audit chain count" in section
     assert f"audited as `{risk.CHANGE_EVENT}`" in section
     assert "only a governance lead lowers one" in section and "may raise it" in section
-    assert "A database user with write access can still set a version's state directly (not detected)" in section
+    assert ("A database user with write access can still set a version's state and a label's row directly "
+            "(Quorum refuses only to move a label to a version whose approval is not in the audit chain)") in section
     assert "`quorum prompts risk-tier NAME TIER --as EMAIL`" in section
     with pytest.raises(SystemExit) as done:
         cli(["prompts", "risk-tier", "--help"])

@@ -50,6 +50,16 @@ def counted_approvers(session: Session, version_id: int) -> set[str]:
         AuditEvent.action == APPROVE_EVENT)))
 
 
+def approved_in_chain(session: Session, version_id: int) -> bool:
+    """Whether an approval in the audit chain moved the version to approved (its event says so)."""
+    # canonical_json: sorted keys, no spaces, so the state is written exactly like this.
+    made_approved = '%"state":"approved"%'
+    return session.exec(select(AuditEvent.seq).where(
+        AuditEvent.target_type == "prompt_version", AuditEvent.target_id == str(version_id),
+        AuditEvent.action == APPROVE_EVENT, AuditEvent.after_json.like(made_approved)).limit(1)  # type: ignore[union-attr]
+    ).first() is not None
+
+
 def approver_person_ids(session: Session, version_id: int) -> set[int]:
     rows = session.exec(select(PromptReview.reviewer_person_id).where(
         PromptReview.version_id == version_id, PromptReview.decision == APPROVE))
