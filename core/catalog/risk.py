@@ -42,6 +42,13 @@ def refusal(actor: Actor, prompt: Prompt, new_tier: str) -> str | None:
     return None
 
 
+def tiers_open_to(session: Session, *, actor: Actor, prompt_id: int) -> list[str]:
+    """The tiers `actor` may move the prompt to (for a page to offer), its current one left out."""
+    require(actor, Permission.CATALOG_READ)
+    prompt = get_prompt(session, prompt_id)
+    return [t for t in RISK_TIERS if t != prompt.risk_tier and refusal(actor, prompt, t) is None]
+
+
 def change_risk_tier(*, session: Session, actor: Actor, prompt_id: int, risk_tier: str) -> Prompt:
     """Set a prompt's risk tier (see the module note for who may); one audited change."""
     require(actor, Permission.CATALOG_READ)
