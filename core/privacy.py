@@ -33,7 +33,7 @@ from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.retention import LegalHold, SubjectRequest
 from core.permissions import Actor, Permission, require
 from core.retention import kinds as registry
-from core.retention.holds import active_holds, held_by, holds_on_person, not_held, typed
+from core.retention.holds import active_holds, held_by, holds_on_person, typed
 from core.retention.mentions import may_mention, mentions, scrub, token_pattern
 
 ERASED = "[erased]"

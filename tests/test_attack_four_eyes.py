@@ -21,7 +21,7 @@ from core.cli.main import main as cli
 from core.errors import Conflict, InvalidTransition, PermissionDenied
 from core.models.audit import AuditEvent
 from core.models.catalog import Prompt, PromptReview
-from core.permissions import Actor, Role
+from core.permissions import Actor
 from core.retention import enforce, rules
 from tests.retention_support import T0, Clock, count, written
 

@@ -21,7 +21,7 @@ from core.models.audit import AuditEvent
 from core.models.budgets import UsageRecord
 from core.models.experiments import Experiment
 from core.models.gateway import HeldRequest
-from core.permissions import Actor, Role
+from core.permissions import Actor
 from core.retention import enforce, holds, rules
 from tests.retention_support import T0, Clock, add_payloads, count, written
 
