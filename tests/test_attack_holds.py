@@ -10,6 +10,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert, text
 from sqlmodel import select
 
@@ -336,3 +338,16 @@ def test_the_readme_states_what_holds_and_erasure_protect():
     assert "a name such as `%`, `_` or `\\` matches only itself" in section
     assert "a database user with write access can delete held rows or the holds themselves" in section
     assert "Holds are read again for every batch" in section
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(alphabet="%_\\/ab", min_size=1, max_size=4), stored=st.text(alphabet="%_\\/abc ", max_size=12))
+def test_the_sql_look_up_never_widens_a_name_into_a_pattern(session, name, stored):
+    """On the database itself: the escaped LIKE is true only when the text holds the name."""
+    from sqlalchemy import String, literal
+    from sqlalchemy import select as sa_select
+
+    from core.retention.mentions import forms, may_mention
+
+    matched = session.execute(sa_select(may_mention(literal(stored, String), [name]))).scalar()
+    assert bool(matched) == any(f.lower() in stored.lower() for f in forms(name))
