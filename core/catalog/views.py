@@ -214,7 +214,8 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
     items = []
     for version in session.exec(select(PromptVersion).where(PromptVersion.state == IN_REVIEW)
                                 .order_by(col(PromptVersion.state_changed_at))):
-        if is_author(session, actor, version) or actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)}:
+        reviewed = {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(session, version.id)
+        if is_author(session, actor, version) or actor.ref in reviewed:
             continue
         prompt = get_prompt(session, version.prompt_id)
         items.append(AttentionItem(title=f"{prompt.name} v{version.number} waits for your review",
