@@ -152,6 +152,11 @@ def test_deleting_approval_rows_with_sql_never_lets_one_person_approve_twice(fx)
     fx.submit(vid)
     fx.approve(vid, LENA)
     sql("DELETE FROM prompt_review WHERE version_id = :v", v=vid)
+    from core.catalog.views import review_queue, reviews_waiting
+
+    assert reviews_waiting(fx.s, fx.actor(LENA)) == []  # the home page does not invite her again
+    [item] = review_queue(fx.s, actor=fx.actor(LENA))
+    assert (item.already_reviewed, item.approvals, item.required) == (True, 1, 2)
     with pytest.raises(Conflict, match="You have already approved faq-answer v1; it needs a different reviewer"):
         fx.approve(vid, LENA)
     assert fx.state(vid) == "in_review"
