@@ -189,7 +189,8 @@ class _Kept:
 
 
 def erase(*, session: Session, actor: Actor, email: str | None = None, end_user: str | None = None) -> ErasureResult:
-    """Delete or anonymize the subject's content; refused while a legal hold names the person."""
+    """Delete or anonymize the subject's content, keeping what any legal hold covers (counted per
+    hold in `kept`); refused while a hold names the person or the person is part of an open review."""
     require(actor, Permission.RETENTION_MANAGE)
     subject = find_subject(session, email=email, end_user=end_user)
     if subject.person is not None:
