@@ -430,3 +430,28 @@ def test_the_readme_states_what_four_eyes_protects_and_what_it_does_not(capsys):
     with pytest.raises(SystemExit) as done:
         cli(["prompts", "risk-tier", "--help"])
     assert done.value.code == 0 and "governance leads" in capsys.readouterr().out
+
+
+def test_the_migration_fixes_the_tier_of_versions_already_in_review(tmp_path):
+    """A version in review when 0012 runs keeps its prompt's tier then: lowering it later changes nothing."""
+    from core import migrate
+
+    url = f"sqlite:///{tmp_path / 'before.db'}"
+    migrate.upgrade(url, "0010")
+    engine = db.get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO team (id, name, name_key, description, created_at) VALUES (1, 'Support', 'support', '', :t)"),
+                     {"t": T0.replace(tzinfo=None)})
+        conn.execute(text("INSERT INTO prompt (id, name, team_id, purpose, risk_tier, data_classification, "
+                          "created_at) VALUES (1, 'faq-answer', 1, 'p', 'high', 'internal', :t)"),
+                     {"t": T0.replace(tzinfo=None)})
+        for number, state in ((1, "in_review"), (2, "draft")):
+            conn.execute(text("INSERT INTO prompt_version (prompt_id, number, content_json, content_hash, "
+                              "change_note, author_ref, created_at, state, state_changed_at) VALUES "
+                              "(1, :n, '{}', 'h', '', 'person:1', :t, :s, :t)"),
+                         {"n": number, "s": state, "t": T0.replace(tzinfo=None)})
+    migrate.upgrade(url)
+    with engine.connect() as conn:
+        tiers = conn.execute(text("SELECT number, submitted_risk_tier FROM prompt_version ORDER BY number")).all()
+    assert [tuple(row) for row in tiers] == [(1, "high"), (2, None)]
+    db.dispose_engines()
