@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import db, identity
+from core.catalog import risk as risk_tiers
 from core.catalog import views
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import STATES
@@ -43,6 +44,17 @@ with db.session_scope() as session:
 st.subheader(detail.prompt.name)
 st.caption(f"{detail.prompt.team} · {detail.prompt.risk_tier} risk · {detail.prompt.data_classification} data")
 st.write(detail.prompt.purpose)
+with db.session_scope() as session:
+    open_tiers = risk_tiers.tiers_open_to(session, actor=actor, prompt_id=chosen)
+if open_tiers:
+    with st.expander("Change the risk tier"):
+        st.caption("Lowering a tier is for governance leads; a prompt's engineers may raise it. "
+                   "A version already in review still needs what its tier at submission required.")
+        new_tier = st.selectbox("New risk tier", open_tiers, key="catalog_new_risk")
+        if st.button("Change risk tier", key="catalog_change_risk"):
+            with db.session_scope(write=True) as session, \
+                    layout.shows_errors(f"{detail.prompt.name} is now {new_tier} risk"):
+                risk_tiers.change_risk_tier(session=session, actor=actor, prompt_id=chosen, risk_tier=new_tier)
 
 versions_tab, diff_tab, labels_tab, reviews_tab = st.tabs(["Versions", "Compare", "Label history", "Reviews"])
 with versions_tab:

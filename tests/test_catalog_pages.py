@@ -81,3 +81,25 @@ def test_catalog_pages_render_the_full_demo_for_every_role(session):
             assert not errors_of(at), (role, page, errors_of(at))
     at = signed_in(session, LENA)
     assert any("support-answer v2 waits for your review" in i.value for i in at.info)
+
+
+def test_the_catalog_offers_engineers_a_higher_tier_only_and_leads_any(session, directory, simple_version):
+    prompt = PromptSpec("faq-answer", "Support", "Answer product questions", "medium", "internal")
+    store.create_prompt(session=session, actor=directory.by_email(TOM), prompt=prompt, version=simple_version)
+
+    at = signed_in(session, TOM)
+    at.switch_page("pages/catalog.py").run()
+    assert at.selectbox(key="catalog_new_risk").options == ["high"]
+
+    at = signed_in(session, LENA)
+    at.switch_page("pages/catalog.py").run()
+    assert at.selectbox(key="catalog_new_risk").options == ["low", "high"]
+    at.selectbox(key="catalog_new_risk").select("low")
+    button(at, "catalog_change_risk").click().run()
+    assert not errors_of(at) and any("faq-answer is now low risk" in s.value for s in at.success)
+    session.rollback()
+    assert store.prompt_by_name(session, "faq-answer").risk_tier == "low"
+
+    at = signed_in(session, "daniel.kim@example.com")  # an auditor reads, changes nothing
+    at.switch_page("pages/catalog.py").run()
+    assert "catalog_change_risk" not in {b.key for b in at.button}

@@ -61,12 +61,24 @@ def _seeded_with_tom_everywhere(session) -> Actor:
 
     demo.seed(session)
     tom = actor_for_email(session, EMAIL)
+    _decide_reviews_of(session, tom)
     session.rollback()
     add_payloads(2, at=T0, team_id=next(iter(tom.team_ids)), prefix="tom", actor=tom.ref, text="summarize my notes")
     add_payloads(1, at=T0, team_id=None, prefix="mention",
                  text=f"Please e-mail {NAME} at {EMAIL.upper()} about the refund")
     add_payloads(1, at=T0, team_id=None, prefix="other", text="nothing personal here")
     return tom
+
+
+def _decide_reviews_of(session, person: Actor) -> None:
+    """Erasure waits for the reviews the person is part of (four-eyes): a lead rejects them."""
+    from core.catalog import workflow
+    from core.models.catalog import PromptVersion
+
+    lead = Actor.system("review-test")
+    for version in session.exec(select(PromptVersion).where(PromptVersion.state == "in_review",
+                                                            PromptVersion.author_ref == person.ref)).all():
+        workflow.reject(session=session, actor=lead, version_id=version.id, comment="Closed before erasure")
 
 
 def test_erasure_leaves_no_trace_in_any_table_or_export_and_the_chain_verifies(session, signing, capsys):

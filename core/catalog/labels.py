@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit import committing, record
+from core.catalog import approvals
 from core.catalog.store import APPROVED, get_prompt, get_version, label_of
 from core.errors import Conflict, ValidationError
 from core.models.catalog import PromptLabel, PromptLabelMove, PromptVersion
@@ -44,6 +45,10 @@ def move_label(*, session: Session, actor: Actor, version_id: int, label: str = 
     if version.state != APPROVED:
         raise Conflict(f"Label '{label}' can point only at an approved version; "
                        f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}")
+    if not approvals.approved_in_chain(session, version.id):
+        # The state says approved, but no approval in the audit chain made it so: an edited row.
+        raise Conflict(f"{label_of(version, prompt)} is marked approved, but the audit log holds no approval "
+                       f"that approved it; label '{label}' cannot point at it (run `quorum audit verify`)")
     current = session.exec(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id,
                                                      PromptLabel.name == label)).first()
     if current is not None and current.version_id == version.id:

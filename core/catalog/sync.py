@@ -9,6 +9,10 @@ export, or the same directory twice, writes nothing.
 Export writes, per prompt, its latest approved version, or its latest version when none
 is approved yet: the file then holds what applications run (or will run first), and
 importing the directory into an empty catalog gives the same content hashes.
+
+A file whose risk tier differs from the stored prompt's changes the tier only as
+core.catalog.risk allows (a lower tier only by a governance lead); a refused change
+refuses the whole import, before anything is written.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from sqlmodel import Session, col, select
 
 from core import identity
 from core.audit import committing, record
+from core.catalog import risk
 from core.catalog.files import PROMPT_FILE_SUFFIX, dump_prompt_file, load_directory
 from core.catalog.spec import PromptSpec, VersionSpec, content_hash
 from core.catalog.store import APPROVED, _add_version, _create_prompt, prompt_spec, version_spec, versions_of
-from core.errors import Conflict, ValidationError
+from core.errors import Conflict, PermissionDenied, ValidationError
 from core.models.catalog import Prompt
 from core.permissions import Actor, Permission, require
 
@@ -53,6 +58,11 @@ def import_directory(*, session: Session, actor: Actor, directory: str | Path) -
             owner = prompt_spec(session, existing).team
             raise Conflict(f"{Path(directory) / (spec.name + PROMPT_FILE_SUFFIX)}: the prompt belongs to "
                            f"team {owner}, not {spec.team}; a prompt cannot change team by import")
+        if existing is not None:
+            refused = risk.refusal(actor, existing, spec.risk_tier)
+            if refused:
+                raise PermissionDenied(f"{Path(directory) / (spec.name + PROMPT_FILE_SUFFIX)}: {refused}; "
+                                       "nothing was imported")
         plan.append((spec, version, team.id, existing))
 
     report = ImportReport()
@@ -93,13 +103,14 @@ def export_directory(*, session: Session, actor: Actor, directory: str | Path) -
 
 
 def _update_metadata(session: Session, actor: Actor, prompt: Prompt, spec: PromptSpec) -> bool:
-    before = {"purpose": prompt.purpose, "risk_tier": prompt.risk_tier,
-              "data_classification": prompt.data_classification}
-    after = {"purpose": spec.purpose.strip(), "risk_tier": spec.risk_tier,
-             "data_classification": spec.data_classification}
+    tier_changed = spec.risk_tier != prompt.risk_tier
+    if tier_changed:  # allowed: checked with every file before the import began
+        risk.apply_change(session, actor, prompt, spec.risk_tier)
+    before = {"purpose": prompt.purpose, "data_classification": prompt.data_classification}
+    after = {"purpose": spec.purpose.strip(), "data_classification": spec.data_classification}
     if before == after:
-        return False
-    prompt.purpose, prompt.risk_tier, prompt.data_classification = after.values()
+        return tier_changed
+    prompt.purpose, prompt.data_classification = after.values()
     session.add(prompt)
     record(session, actor=actor, action="prompt.update", target_type="prompt", target_id=prompt.id,
            team_id=prompt.team_id, before=before, after=after)

@@ -17,7 +17,8 @@ from core.attention import AttentionItem
 from core.catalog.labels import PRODUCTION, LabelMoveView, label_history, labels_of
 from core.catalog.policy import load_review_policy
 from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, versions_of
-from core.catalog.workflow import APPROVE, is_author, reviews_of, submission_problems
+from core.catalog import approvals
+from core.catalog.workflow import is_author, required_approvals, reviews_of, submission_problems
 from core.catalog.yaml_io import dump_yaml
 from core.models.catalog import Prompt, PromptReview, PromptVersion, ReviewEvidence
 from core.models.identity import Person, Team
@@ -189,8 +190,10 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
             version_id=version.id, prompt_name=prompt.name, team=_team_name(session, prompt.team_id),
             risk_tier=prompt.risk_tier, number=version.number,
             author=names.get(version.author_ref, version.author_ref), change_note=version.change_note,
-            approvals=sum(r.decision == APPROVE for r in reviews), required=policy.required_for(prompt.risk_tier),
-            mine=is_author(actor, version), already_reviewed=actor.ref in {r.reviewer_ref for r in reviews},
+            approvals=len(approvals.counted_approvers(session, version.id)),
+            required=required_approvals(version, prompt, policy),
+            mine=is_author(session, actor, version),
+            already_reviewed=actor.ref in {r.reviewer_ref for r in reviews} | approvals.approvers(session, version.id),
             baseline=baseline, diff=side_by_side_diff(old_text, version_text(session, actor=actor, version_id=version.id)),
             checks=submission_problems(version),
             evidence=[EvidenceRow(e.kind, e.reference_id, e.summary, names.get(e.attached_by, e.attached_by),
@@ -211,7 +214,8 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
     items = []
     for version in session.exec(select(PromptVersion).where(PromptVersion.state == IN_REVIEW)
                                 .order_by(col(PromptVersion.state_changed_at))):
-        if is_author(actor, version) or actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)}:
+        reviewed = {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(session, version.id)
+        if is_author(session, actor, version) or actor.ref in reviewed:
             continue
         prompt = get_prompt(session, version.prompt_id)
         items.append(AttentionItem(title=f"{prompt.name} v{version.number} waits for your review",

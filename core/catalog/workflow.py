@@ -6,6 +6,11 @@
 A changes_requested or rejected version is a dead end: the engineer writes a new version,
 which needs its own approvals. Each call below checks its permission, refuses with a
 message that says why, and makes its change with exactly one audit event.
+
+Who wrote and who approved a version is read from its rows and from the audit chain
+(core.catalog.approvals), so neither retention nor a deleted row lets one person count
+twice or approve their own version. The approvals a version needs are fixed when it is
+submitted: the stricter of its prompt's risk tier then and now.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit import committing, record
+from core.catalog import approvals
 from core.catalog.checks import ERROR, has_errors, static_checks
-from core.catalog.policy import load_review_policy
+from core.catalog.policy import ReviewPolicy, load_review_policy
 from core.catalog.store import (
     APPROVED,
     CHANGES_REQUESTED,
@@ -56,7 +62,12 @@ def submit(*, session: Session, actor: Actor, version_id: int) -> PromptVersion:
     errors = [f.message for f in static_checks(version_spec(version)) if f.severity == ERROR]
     if errors:
         raise ValidationError(f"{label_of(version, prompt)} cannot be submitted: " + "; ".join(errors))
-    return _move(session, actor, version, prompt, IN_REVIEW, action="prompt.version.submit")
+    if approvals.erased_authors(session, version):
+        raise Conflict(f"{label_of(version, prompt)} was written by a person whose data was erased, so its "
+                       "author can no longer be told apart from its reviewers; write a new version instead")
+    version.submitted_risk_tier = prompt.risk_tier
+    return _move(session, actor, version, prompt, IN_REVIEW, action="prompt.version.submit",
+                 extra={"risk_tier": prompt.risk_tier, "required": load_review_policy().required_for(prompt.risk_tier)})
 
 
 def approve(*, session: Session, actor: Actor, version_id: int, comment: str) -> PromptVersion:
@@ -65,15 +76,16 @@ def approve(*, session: Session, actor: Actor, version_id: int, comment: str) ->
     require(actor, Permission.PROMPT_REVIEW)
     comment = _required_comment(comment, "An approval")
     _check_transition(version, prompt, APPROVED)
-    if is_author(actor, version):
+    if is_author(session, actor, version):
         raise Conflict(f"You wrote {label_of(version, prompt)}; another reviewer must approve it")
-    approvers = _approvers(session, version.id)
-    if actor.ref in approvers:
+    if actor.ref in approvals.approvers(session, version.id) \
+            or actor.person_id in approvals.approver_person_ids(session, version.id):
         raise Conflict(f"You have already approved {label_of(version, prompt)}; it needs a different reviewer")
-    required = load_review_policy().required_for(prompt.risk_tier)
-    count = len(approvers) + 1
+    required = required_approvals(version, prompt)
+    counted = approvals.counted_approvers(session, version.id)
+    count = len(counted) + 1
     new_state = APPROVED if count >= required else IN_REVIEW
-    before = {"state": version.state, "approvals": len(approvers), "required": required}
+    before = {"state": version.state, "approvals": len(counted), "required": required}
     with committing(session):
         _add_review(session, actor, version, APPROVE, comment)
         _set_state(version, new_state)
@@ -124,11 +136,16 @@ def attach_evidence(*, session: Session, actor: Actor, version_id: int, kind: st
     return evidence
 
 
-def is_author(actor: Actor, version: PromptVersion) -> bool:
+def is_author(session: Session, actor: Actor, version: PromptVersion) -> bool:
     """Whoever wrote a version, by actor reference or by person, whatever their roles."""
-    return actor.ref == version.author_ref or (
-        actor.person_id is not None and actor.person_id == version.author_person_id
-    )
+    return approvals.is_author(session, actor, version)
+
+
+def required_approvals(version: PromptVersion, prompt: Prompt, policy: ReviewPolicy | None = None) -> int:
+    """Distinct approvals the version needs: the stricter of its tier at submission and its prompt's now."""
+    policy = policy or load_review_policy()
+    tiers = {prompt.risk_tier, version.submitted_risk_tier or prompt.risk_tier}
+    return max(policy.required_for(tier) for tier in tiers)
 
 
 def reviews_of(session: Session, version_id: int) -> list[PromptReview]:
@@ -155,7 +172,7 @@ def _decide(session, actor, version_id, comment, decision, new_state) -> PromptV
     what = "Rejecting a version" if decision == REJECT else "Requesting changes"
     comment = _required_comment(comment, what)
     _check_transition(version, prompt, new_state)
-    if actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)}:
+    if actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(session, version.id):
         raise Conflict(f"You have already reviewed {label_of(version, prompt)}")
     action = "prompt.version.reject" if decision == REJECT else "prompt.version.request_changes"
     with committing(session):
@@ -163,15 +180,15 @@ def _decide(session, actor, version_id, comment, decision, new_state) -> PromptV
         return _move(session, actor, version, prompt, new_state, action=action, commit=False)
 
 
-def _move(session, actor, version, prompt, new_state, *, action, commit=True) -> PromptVersion:
+def _move(session, actor, version, prompt, new_state, *, action, commit=True, extra=None) -> PromptVersion:
     before = {"state": version.state}
     if commit:
         with committing(session):
-            return _move(session, actor, version, prompt, new_state, action=action, commit=False)
+            return _move(session, actor, version, prompt, new_state, action=action, commit=False, extra=extra)
     _set_state(version, new_state)
     session.add(version)
     record(session, actor=actor, action=action, target_type="prompt_version", target_id=version.id,
-           team_id=prompt.team_id, before=before, after={"state": new_state})
+           team_id=prompt.team_id, before=before, after={"state": new_state, **(extra or {})})
     return version
 
 
@@ -185,10 +202,6 @@ def _add_review(session, actor, version, decision, comment) -> None:
     session.add(PromptReview(version_id=version.id, reviewer_ref=actor.ref, reviewer_person_id=actor.person_id,
                              decision=decision, comment=comment, created_at=clock.now()))
     session.flush()
-
-
-def _approvers(session: Session, version_id: int) -> set[str]:
-    return {r.reviewer_ref for r in reviews_of(session, version_id) if r.decision == APPROVE}
 
 
 def _check_transition(version: PromptVersion, prompt: Prompt, new_state: str) -> None:

@@ -1,9 +1,12 @@
-"""`quorum prompts import|export DIR`: the catalog as YAML files, for review in git."""
+"""`quorum prompts import|export DIR`: the catalog as YAML files, for review in git;
+`quorum prompts risk-tier NAME TIER`: a governance decision on how much review a prompt needs."""
 
 from __future__ import annotations
 
 from core import db, identity, migrate
-from core.catalog import sync
+from core.catalog import risk, sync
+from core.catalog.spec import RISK_TIERS
+from core.catalog.store import prompt_by_name
 from core.errors import NotFound
 from core.permissions import Actor
 
@@ -32,19 +35,46 @@ def register(commands) -> None:
     exp.add_argument("directory", metavar="DIR", help="The directory to write (created if missing).")
     exp.set_defaults(func=_export)
 
+    tier = sub.add_parser(
+        "risk-tier", help="Change a prompt's risk tier (lowering it is for governance leads).",
+        description="Set how much review a prompt's versions need. Lowering a tier is for governance leads only; "
+        "raising it is also open to the prompt's engineers. A version already in review keeps needing what its "
+        "tier at submission required. Audited as 'prompt.risk_tier.change'.")
+    tier.add_argument("name", metavar="NAME", help="The prompt's name, e.g. ticket-triage.")
+    tier.add_argument("tier", metavar="TIER", choices=RISK_TIERS, help=f"The new tier: {', '.join(RISK_TIERS)}.")
+    tier.add_argument("--as", dest="as_email", metavar="EMAIL",
+                      help="Act as this person (a governance lead to lower a tier), not as system:cli.")
+    tier.set_defaults(func=_risk_tier)
+
+
+def _acting(session, as_email: str | None) -> Actor:
+    if not as_email:
+        return CLI_ACTOR
+    actor = identity.actor_for_email(session, as_email)
+    if actor is None:
+        raise NotFound(f"No active person with e-mail {as_email!r}")
+    return actor
+
 
 def _import(args) -> int:
     migrate.upgrade()
     with db.session_scope(write=True) as session:
-        actor = CLI_ACTOR
-        if args.as_email:
-            actor = identity.actor_for_email(session, args.as_email)
-            if actor is None:
-                raise NotFound(f"No active person with e-mail {args.as_email!r}")
+        actor = _acting(session, args.as_email)
         report = sync.import_directory(session=session, actor=actor, directory=args.directory)
     print(f"imported: {report.summary()}")
     for line in report.new_versions:
         print(f"  new draft: {line}")
+    return 0
+
+
+def _risk_tier(args) -> int:
+    migrate.upgrade()
+    with db.session_scope(write=True) as session:
+        prompt = prompt_by_name(session, args.name)
+        before = prompt.risk_tier
+        risk.change_risk_tier(session=session, actor=_acting(session, args.as_email), prompt_id=prompt.id,
+                              risk_tier=args.tier)
+    print(f"{args.name}: risk tier {before} -> {args.tier}")
     return 0
 
 

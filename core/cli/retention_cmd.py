@@ -171,4 +171,6 @@ def _erase(args) -> int:
     with db.session_scope(write=True) as session:
         result = privacy.erase(session=session, actor=CLI_ACTOR, email=args.email, end_user=args.user)
     print(f"erased {result.subject}: " + (", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "nothing held"))
+    for line in result.kept_lines():
+        print(line)
     return 0

@@ -51,6 +51,9 @@ class PromptVersion(SQLModel, table=True):
     # draft | in_review | approved | changes_requested | rejected | deprecated
     state: str = Field(max_length=20)
     state_changed_at: datetime = Field(default_factory=clock.now, sa_type=UtcDateTime)
+    # The prompt's risk tier when the version was submitted: a later change of the prompt's
+    # tier never lowers what this version needs (the stricter of the two applies).
+    submitted_risk_tier: str | None = Field(default=None, max_length=16)
 
 
 class PromptReview(SQLModel, table=True):

@@ -2,7 +2,9 @@
 
 - Each record kind (core.retention.kinds) is split into segments: the default rule, and one
   per team with its own rule. A segment's records older than its cutoff and under no
-  active legal hold are handled in batches of `batch_size` rows, one transaction each.
+  active legal hold are handled in batches of `batch_size` rows, one transaction each;
+  holds are read again in each batch, and rows a kind keeps (`keep_sql`: what four-eyes
+  still needs) are never touched.
 - The run's progress (per segment: done, rows handled) is committed in the same
   transaction as each batch, so a run that dies resumes where it stopped, with its
   original "as of" time, neither losing nor double-counting a row.
@@ -70,6 +72,8 @@ class Segment:
             params.update(dict(zip(names, self.other_teams, strict=True)))
         if self.action == "anonymize" and kind.needs_anonymizing_sql:
             clauses.append(kind.needs_anonymizing_sql)
+        if kind.keep_sql:
+            clauses.append(f"NOT ({kind.keep_sql})")
         held = not_held(kind, holds)
         clauses.append(held.sql)
         params.update(held.params)
@@ -265,22 +269,12 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
     state = progress.setdefault(segment.key, {"done": False, "count": 0, "action": segment.action})
     if state["done"]:
         return
-    kind = segment.kind
-    where, params = segment.where(holds)
-    if segment.action == "delete":
-        chosen = f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} LIMIT {int(batch_size)}"
-        statement = f"DELETE FROM {kind.table} WHERE {kind.id_column} IN ({chosen})"
-    else:
-        # Anonymized rows still match the time condition: walk the ids in order (keyset, kept in
-        # the progress) so each batch starts after the last one instead of rescanning them.
-        chosen = (f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} AND {kind.id_column} > :after "
-                  f"ORDER BY {kind.id_column} LIMIT {int(batch_size)}")
-        sets = ", ".join(f"{column} = :set_{column}" for column in kind.anonymize_set)
-        params = {**params, **{f"set_{c}": v for c, v in kind.anonymize_set.items()}}
-        statement = f"UPDATE {kind.table} SET {sets} WHERE {kind.id_column} IN :ids"
     while True:
         with db.write_session(engine) as session:
             _renew(session, holder)
+            # Holds are read again in each batch's own transaction: a hold placed while a
+            # long run is going applies from the next batch, not from the next run.
+            chosen, statement, params = _batch_sql(segment, active_holds(session), batch_size)
             if segment.action == "delete":
                 handled = _run(session, statement, params).rowcount
             else:
@@ -294,6 +288,25 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
             return
         if after_batch:
             after_batch(run.id, run.batches)
+
+
+def _batch_sql(segment: Segment, holds, batch_size: int) -> tuple[str, str, dict[str, Any]]:
+    """(the SELECT choosing a batch, the statement handling it, their parameters)."""
+    kind = segment.kind
+    where, params = segment.where(holds)
+    if segment.action == "delete":
+        chosen = f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} LIMIT {int(batch_size)}"
+        statement = f"DELETE FROM {kind.table} WHERE {kind.id_column} IN ({chosen})"
+    else:
+        # Anonymized rows still match the time condition: walk the ids in order (keyset, kept in
+        # the progress) so each batch starts after the last one instead of rescanning them.
+        chosen = (f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} AND {kind.id_column} > :after "
+                  f"ORDER BY {kind.id_column} LIMIT {int(batch_size)}")
+        sets = ", ".join([f"{column} = :set_{column}" for column in kind.anonymize_set]
+                         + [f"{column} = {expression}" for column, expression in kind.anonymize_expressions.items()])
+        params = {**params, **{f"set_{c}": v for c, v in kind.anonymize_set.items()}}
+        statement = f"UPDATE {kind.table} SET {sets} WHERE {kind.id_column} IN :ids"
+    return chosen, statement, params
 
 
 def _end_batch(session, run, progress, state: dict, handled: int) -> None:

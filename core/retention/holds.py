@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, select
 
 from core import clock
@@ -18,6 +19,7 @@ from core.errors import Conflict, NotFound, ValidationError
 from core.models.catalog import Prompt
 from core.models.identity import Person, Team
 from core.models.retention import LegalHold
+from core.models.types import UtcDateTime
 from core.permissions import Actor, Permission, require
 from core.retention.kinds import RecordKind
 
@@ -97,23 +99,38 @@ def not_held(kind: RecordKind, holds: list[LegalHold]) -> HeldFilter:
     when in doubt, a record is kept."""
     clauses, params = [], {}
     for n, hold in enumerate(holds):
-        parts = []
-        if hold.team_id is not None and kind.team_sql:
-            parts.append(f"{kind.team_sql} = :h{n}_team")
-            params[f"h{n}_team"] = hold.team_id
-        if hold.person_id is not None and kind.person_sql:
-            parts.append(kind.person_sql.format(id=f"h{n}_pid", ref=f"h{n}_pref", sid=f"h{n}_psid"))
-            params.update({f"h{n}_pid": hold.person_id, f"h{n}_pref": f"person:{hold.person_id}",
-                           f"h{n}_psid": str(hold.person_id)})
-        if hold.prompt_id is not None and kind.prompt_sql:
-            parts.append(kind.prompt_sql.format(id=f"h{n}_qid", sid=f"h{n}_qsid"))
-            params.update({f"h{n}_qid": hold.prompt_id, f"h{n}_qsid": str(hold.prompt_id)})
-        if hold.starts_at is not None:
-            parts.append(f"{kind.time_column} >= :h{n}_from")
-            params[f"h{n}_from"] = hold.starts_at
-        if hold.ends_at is not None:
-            parts.append(f"{kind.time_column} < :h{n}_to")
-            params[f"h{n}_to"] = hold.ends_at
-        # COALESCE: a NULL team (a system call) does not match a team hold, rather than making NOT(...) NULL.
-        clauses.append("NOT (" + (" AND ".join(f"COALESCE(({p}), FALSE)" for p in parts) or "TRUE") + ")")
+        held = held_by(kind, hold, n)
+        clauses.append(f"NOT ({held.sql})")
+        params.update(held.params)
     return HeldFilter(" AND ".join(clauses) or "TRUE", params)
+
+
+def held_by(kind: RecordKind, hold: LegalHold, n: int = 0) -> HeldFilter:
+    """A condition true for the records of `kind` that `hold` covers (every dimension it names)."""
+    params: dict = {}
+    parts = []
+    if hold.team_id is not None and kind.team_sql:
+        parts.append(f"{kind.team_sql} = :h{n}_team")
+        params[f"h{n}_team"] = hold.team_id
+    if hold.person_id is not None and kind.person_sql:
+        parts.append(kind.person_sql.format(id=f"h{n}_pid", ref=f"h{n}_pref", sid=f"h{n}_psid"))
+        params.update({f"h{n}_pid": hold.person_id, f"h{n}_pref": f"person:{hold.person_id}",
+                       f"h{n}_psid": str(hold.person_id)})
+    if hold.prompt_id is not None and kind.prompt_sql:
+        parts.append(kind.prompt_sql.format(id=f"h{n}_qid", sid=f"h{n}_qsid"))
+        params.update({f"h{n}_qid": hold.prompt_id, f"h{n}_qsid": str(hold.prompt_id)})
+    if hold.starts_at is not None:
+        parts.append(f"{kind.time_column} >= :h{n}_from")
+        params[f"h{n}_from"] = hold.starts_at
+    if hold.ends_at is not None:
+        parts.append(f"{kind.time_column} < :h{n}_to")
+        params[f"h{n}_to"] = hold.ends_at
+    # COALESCE: a NULL team (a system call) does not match a team hold, rather than making NOT(...) NULL.
+    return HeldFilter("(" + (" AND ".join(f"COALESCE(({p}), FALSE)" for p in parts) or "TRUE") + ")", params)
+
+
+def typed(statement: str, params: dict):
+    """SQL text whose datetime parameters go through UtcDateTime (SQLite stores naive UTC text)."""
+    clause = text(statement)
+    stamps = [bindparam(k, type_=UtcDateTime()) for k, v in params.items() if isinstance(v, datetime)]
+    return clause.bindparams(*stamps) if stamps else clause

@@ -31,12 +31,18 @@ class RecordKind:
     # Columns set at expiry when the winning class says "anonymize", and the condition that
     # is true while a row still needs it (so a resumed run never counts a row twice).
     anonymize_set: dict[str, object] = field(default_factory=dict)
+    # Columns set to an SQL expression of the row instead, e.g. a reference that must stay
+    # unique per row ('anonymized:' || id) because a unique constraint includes it.
+    anonymize_expressions: dict[str, str] = field(default_factory=dict)
     needs_anonymizing_sql: str | None = None
     can_delete: bool = True
+    # True for rows retention never touches, whatever their class says (e.g. what four-eyes
+    # still needs); enforcement and its preview leave them alone.
+    keep_sql: str | None = None
 
     @property
     def can_anonymize(self) -> bool:
-        return bool(self.anonymize_set)
+        return bool(self.anonymize_set or self.anonymize_expressions)
 
 
 _KINDS: dict[str, RecordKind] = {}
@@ -67,6 +73,11 @@ _CALL_BY_PERSON = "request_id IN (SELECT request_id FROM gateway_call WHERE acto
 _CALL_BY_PROMPT = ("request_id IN (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name "
                    "WHERE p.id = :{id})")
 _VERSION_TEAM = "(SELECT p.team_id FROM prompt p WHERE p.id = prompt_version.prompt_id)"
+# Four-eyes needs a version's author until it is decided, and its approvals while it is in
+# review, approved (a label may point at it any time) or labelled.
+_UNDECIDED_VERSION = "state IN ('draft', 'in_review')"
+_VERSION_THAT_MATTERS = ("version_id IN (SELECT v.id FROM prompt_version v WHERE v.state IN ('in_review', 'approved') "
+                         "OR v.id IN (SELECT l.version_id FROM prompt_label l))")
 
 register(RecordKind(
     key="stored_payload", label="Stored request and response payloads", table="stored_payload",
@@ -94,7 +105,7 @@ register(RecordKind(
     anonymize_set={"author_ref": ANONYMIZED, "author_person_id": None, "change_note": ""},
     needs_anonymizing_sql=f"(author_ref <> '{ANONYMIZED}' OR author_person_id IS NOT NULL OR change_note <> '')",
     # Labels, reviews and evidence point at versions: a version is anonymized, never deleted.
-    can_delete=False))
+    can_delete=False, keep_sql=_UNDECIDED_VERSION))
 register(RecordKind(
     key="prompt_review", label="Review decisions", table="prompt_review", id_column="id",
     time_column="created_at", classes=("review_records",),
@@ -102,15 +113,29 @@ register(RecordKind(
               "WHERE v.id = prompt_review.version_id)"),
     person_sql="reviewer_person_id = :{id}",
     prompt_sql="version_id IN (SELECT v.id FROM prompt_version v WHERE v.prompt_id = :{id})",
-    anonymize_set={"reviewer_ref": ANONYMIZED, "reviewer_person_id": None, "comment": ""},
-    needs_anonymizing_sql=f"(reviewer_ref <> '{ANONYMIZED}' OR reviewer_person_id IS NOT NULL OR comment <> '')"))
+    # One decision per reviewer and version is a unique constraint: each anonymized reviewer
+    # stays distinct ("anonymized:<id>"), so a version with two reviews can be anonymized.
+    anonymize_set={"reviewer_person_id": None, "comment": ""},
+    anonymize_expressions={"reviewer_ref": f"'{ANONYMIZED}:' || CAST(id AS VARCHAR(20))"},
+    needs_anonymizing_sql=(f"(reviewer_ref NOT LIKE '{ANONYMIZED}:%' OR reviewer_person_id IS NOT NULL "
+                           "OR comment <> '')"),
+    keep_sql=_VERSION_THAT_MATTERS))
 register(RecordKind(
     key="experiment", label="A/B experiments and their outputs", table="experiment", id_column="id",
     time_column="created_at", classes=("playground_outputs",), team_sql="team_id",
     person_sql="created_by = :{ref}", prompt_sql="prompt_id = :{id}"))
+# An event about a prompt, one of its versions, experiments or gateway calls: a prompt hold keeps them all.
+_EVENT_ABOUT_PROMPT = (
+    "((target_type = 'prompt' AND target_id = :{sid})"
+    " OR (target_type = 'prompt_version' AND target_id IN"
+    " (SELECT CAST(v.id AS VARCHAR(80)) FROM prompt_version v WHERE v.prompt_id = :{id}))"
+    " OR (target_type = 'experiment' AND target_id IN"
+    " (SELECT CAST(e.id AS VARCHAR(80)) FROM experiment e WHERE e.prompt_id = :{id}))"
+    " OR (target_type = 'gateway_request' AND target_id IN"
+    " (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name WHERE p.id = :{id})))")
 # Audit events are pruned as a prefix of the chain behind a signed checkpoint (enforce.py).
 AUDIT_KIND = register(RecordKind(
     key="audit_event", label="Audit events", table="audit_event", id_column="seq", time_column="occurred_at",
     classes=("audit_events",), team_sql="team_id",
     person_sql="(actor = :{ref} OR (target_type = 'person' AND target_id = :{sid}))",
-    prompt_sql="(target_type = 'prompt' AND target_id = :{sid})"))
+    prompt_sql=_EVENT_ABOUT_PROMPT))

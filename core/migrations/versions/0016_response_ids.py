@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0016'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
