@@ -1,7 +1,7 @@
 """gateway calls remember the id of the Responses API answer they produced
 
 Revision ID: 0016
-Revises: 0010
+Revises: 0012
 Create Date: 2026-11-27
 
 `GET /v1/responses/{id}` reads an answer the provider stored; the gateway serves it only
