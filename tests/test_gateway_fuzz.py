@@ -115,6 +115,17 @@ def test_fuzzed_chat_bodies_never_get_a_5xx_or_leave_a_reservation(fuzz_target, 
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("tool_calls", [["x"], "abc", [{"function": "x"}], [None]])
+def test_tool_calls_on_a_user_message_are_passed_on_not_a_5xx(fuzz_target, session, tool_calls):
+    """Found by the fuzzer: a user message carrying `tool_calls` (not a key of its type, so
+    passed through) made the simulator fail with a 500."""
+    server, key = fuzz_target
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hello", "tool_calls": tool_calls}]}
+    response = _post(server, key, "/chat/completions", body)
+    assert response.status_code == 200, response.text
+    _no_reservations_left(session)
+
+
 def test_fuzzed_embedding_and_prompt_bodies_never_get_a_5xx(fuzz_target, session, capfd):
     server, key = fuzz_target
 

@@ -40,9 +40,12 @@ def content_text(message: dict) -> str:
         text = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     else:
         text = ""
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        text += f" {function.get('name', '')} {function.get('arguments', '')}"
+    calls = message.get("tool_calls")
+    # Only an assistant message's tool calls are typed; a client may put anything under the key elsewhere.
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            text += f" {function.get('name', '')} {function.get('arguments', '')}"
     return text.strip()
 
 
