@@ -175,8 +175,10 @@ def _texts_of(messages: list[dict[str, Any]]) -> Iterable[tuple[_TextPath, str]]
             for part_index, part in enumerate(content):
                 if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                     yield (index, part_index, "content", None), part["text"]
-        for call_index, call in enumerate(message.get("tool_calls") or ()):
-            arguments = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+        calls = message.get("tool_calls")
+        for call_index, call in enumerate(calls if isinstance(calls, list) else ()):
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
             if isinstance(arguments, str):
                 yield (index, None, "arguments", call_index), arguments
 
