@@ -1,0 +1,147 @@
+"""Hostile input, tried the way an attacker would: YAML bombs and oversized files.
+
+Each test names a hole that was open (the input ran for minutes, exhausted memory, or
+crashed the page) and asserts the refusal a user reads instead.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.catalog.demo_seed import seed_catalog
+from core.catalog.files import load_prompt_text
+from core.catalog.spec import VariableSpec
+from core.catalog.store import prompt_by_name
+from core.catalog.testsets import cases_from_csv, load_testset_text
+from core.catalog.yaml_io import MAX_FILE_BYTES, CatalogValidationError, parse_yaml
+from core.cli.main import main
+from core.errors import ValidationError
+from core.experiments import testset_store
+from tests.conftest import PROMPTS_DIR
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Nine levels of nine aliases: 342 bytes that expand to 9**9 (387 million) strings."""
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    previous = "a"
+    for name in "bcdefghijklmnop"[: levels - 1]:
+        text += f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]\n"
+        previous = name
+    return text
+
+
+def quickly(call, seconds: float = 2.0):
+    start = time.perf_counter()
+    with pytest.raises(ValidationError) as refused:
+        call()
+    assert time.perf_counter() - start < seconds
+    return str(refused.value)
+
+
+# ---- YAML -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_billion_laughs_prompt_file_is_refused_at_once_naming_the_limit():
+    bomb = billion_laughs() + "name: x\n"
+    assert len(bomb.encode()) < 1024
+    message = quickly(lambda: load_prompt_text(bomb, "uploads/x.yaml"))
+    assert message == ("uploads/x.yaml: expands to more than 200,000 values (aliases inside aliases); "
+                       "the limit is 200,000")
+
+
+@pytest.mark.timeout(30)
+def test_a_billion_laughs_test_set_is_refused_at_once():
+    message = quickly(lambda: load_testset_text(billion_laughs() + "prompt: x\ncases: []\n", "the YAML"))
+    assert message.startswith("the YAML: expands to more than 200,000 values")
+
+
+@pytest.mark.timeout(30)
+def test_cli_prompt_import_refuses_a_bomb_with_one_error_line(session, directory, tmp_path, capsys):
+    for source in PROMPTS_DIR.glob("*.yaml"):
+        (tmp_path / source.name).write_text(source.read_text())
+    (tmp_path / "zz-bomb.yaml").write_text(billion_laughs())
+    assert main(["prompts", "import", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {tmp_path / 'zz-bomb.yaml'}: expands to more than 200,000 values "
+                   "(aliases inside aliases); the limit is 200,000\n")
+
+
+def test_cli_prompt_import_refuses_a_file_over_the_size_limit(session, directory, tmp_path, capsys):
+    big = tmp_path / "big.yaml"
+    big.write_text("name: big\npurpose: " + "x" * MAX_FILE_BYTES + "\n")
+    assert main(["prompts", "import", str(tmp_path)]) == 1
+    size = big.stat().st_size
+    assert capsys.readouterr().err == (
+        f"error: {big}: the file is {size:,} bytes; the limit is 1,000,000 bytes\n")
+
+
+def test_deep_nesting_is_refused_rather_than_crashing_the_parser():
+    deep = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    assert quickly(lambda: parse_yaml(deep, "deep.yaml")) == (
+        "deep.yaml: nested deeper than 64 levels; the limit is 64")
+
+
+def test_many_aliases_are_refused():
+    text = "base: &b {x: 1}\nitems:\n" + "".join("  - *b\n" for _ in range(1001))
+    assert quickly(lambda: parse_yaml(text, "many.yaml")) == (
+        "many.yaml: more than 1000 aliases (*name); the limit is 1000")
+
+
+def test_merge_keys_that_test_sets_use_still_load():
+    text = "base: &base {subject: hi, body: there}\ncases:\n" + "".join(
+        f"  - {{<<: *base, body: case {i}}}\n" for i in range(300))
+    document = parse_yaml(text, "ok.yaml")
+    assert document["cases"][299] == {"subject": "hi", "body": "case 299"}
+
+
+@pytest.mark.timeout(30)
+def test_the_test_set_page_shows_the_limit_as_an_error(session, directory):
+    from tests.test_pages import errors_of, signed_in
+
+    seed_catalog(session)
+    prompt = prompt_by_name(session, "ticket-triage")
+    at = signed_in(session, "tom.becker@example.com")
+    at.switch_page("pages/experiments.py").run()
+    at.selectbox(key="ts_new_prompt").set_value(prompt.id)
+    at.text_area(key="ts_new_yaml").set_value(billion_laughs() + "prompt: ticket-triage\n").run()
+    at.button(key="ts_create").click().run()
+    assert not at.exception
+    assert errors_of(at) == ["the YAML: expands to more than 200,000 values (aliases inside aliases); "
+                             "the limit is 200,000"]
+
+
+# ---- CSV --------------------------------------------------------------------------------
+
+VARIABLES = (VariableSpec("subject", "string"), VariableSpec("tags", "list"))
+
+
+def test_a_csv_over_the_size_limit_is_refused():
+    text = "id,var.subject,var.tags,assertions\n" + "c1,x,[],[]\n" * (MAX_FILE_BYTES // 10)
+    message = quickly(lambda: cases_from_csv(text, VARIABLES, "cases.csv"))
+    assert message.startswith("cases.csv: the file is ") and message.endswith("the limit is 1,000,000 bytes")
+
+
+def test_a_csv_cell_over_the_csv_field_limit_is_a_clear_error_not_a_crash():
+    text = 'id,var.subject,var.tags,assertions\nc1,"' + "x" * 200_000 + '",[],[]\n'
+    assert quickly(lambda: cases_from_csv(text, VARIABLES, "cases.csv")) == (
+        "cases.csv: cannot read the CSV: field larger than field limit (131072)")
+
+
+def test_deeply_nested_json_in_a_csv_cell_is_a_clear_error_not_a_crash():
+    text = "id,var.subject,var.tags,assertions\nc1,x," + "[" * 50_000 + "]" * 50_000 + ',"[{""type"": ""is-json""}]"\n'
+    assert quickly(lambda: cases_from_csv(text, VARIABLES, "cases.csv")) == (
+        "cases.csv: row 2: var.tags: JSON nested too deeply")
+
+
+def test_the_store_import_reports_the_limit(session, directory):
+    seed_catalog(session)
+    prompt = prompt_by_name(session, "ticket-triage")
+    tom = directory.by_email("tom.becker@example.com")
+    with pytest.raises(ValidationError, match="^the YAML: expands to more than 200,000 values"):
+        testset_store.import_yaml(session=session, actor=tom, prompt_id=prompt.id,
+                                  text=billion_laughs() + "prompt: ticket-triage\n")
+    with pytest.raises(CatalogValidationError):
+        parse_yaml("x" * (MAX_FILE_BYTES + 1), "pasted")
