@@ -1,4 +1,4 @@
-"""Hostile input, tried the way an attacker would: YAML bombs and oversized files.
+"""Hostile input, tried the way an attacker would: YAML bombs, oversized files, template bombs.
 
 Each test names a hole that was open (the input ran for minutes, exhausted memory, or
 crashed the page) and asserts the refusal a user reads instead.
@@ -10,9 +10,11 @@ import time
 
 import pytest
 
+from core.catalog.checks import has_errors, static_checks
 from core.catalog.demo_seed import seed_catalog
 from core.catalog.files import load_prompt_text
-from core.catalog.spec import VariableSpec
+from core.catalog.render import render_messages
+from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpec
 from core.catalog.store import prompt_by_name
 from core.catalog.testsets import cases_from_csv, load_testset_text
 from core.catalog.yaml_io import MAX_FILE_BYTES, CatalogValidationError, parse_yaml
@@ -145,3 +147,95 @@ def test_the_store_import_reports_the_limit(session, directory):
                                   text=billion_laughs() + "prompt: ticket-triage\n")
     with pytest.raises(CatalogValidationError):
         parse_yaml("x" * (MAX_FILE_BYTES + 1), "pasted")
+
+
+# ---- templates --------------------------------------------------------------------------
+
+
+def one_message(template: str, *variables: VariableSpec) -> VersionSpec:
+    return VersionSpec(messages=(MessageSpec("user", template),), variables=variables, model="gpt-4o-mini",
+                       params=ModelParams())
+
+
+REFUSED = "message 0 (user): refused by the template sandbox: "
+TEMPLATE_BOMBS = {
+    "nested range loops": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        "range() of 100,000 numbers; the limit is 1,000"),
+    "doubling through a namespace": (
+        '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}',
+        "the joined text would be 1,048,576 characters; the limit is 1,000,000"),
+    "doubling with +": (
+        '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}',
+        "the value would be 1,048,576 characters; the limit is 1,000,000"),
+    "doubling with %": (
+        '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = "%s%s" % (ns.s, ns.s) %}'
+        "{% endfor %}{{ ns.s }}",
+        "the value would be 1,048,576 characters; the limit is 1,000,000"),
+    "doubling with join": (
+        '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = [ns.s, ns.s]|join %}'
+        "{% endfor %}{{ ns.s }}",
+        "the joined text would be 1,048,576 characters; the limit is 1,000,000"),
+    "doubling by recursion": (
+        '{% macro f(s) %}{{ f(s ~ s) }}{% endmacro %}{{ f("x") }}',
+        "the joined text would be 1,048,576 characters; the limit is 1,000,000"),
+    "a gigabyte by repetition": ('{{ "a" * 10**9 }}',
+                                 "the repeated value would be 1,000,000,000 characters; the limit is 1,000,000"),
+    "a quadratic replace": ('{{ ("a" * 1000)|replace("a", "a" * 1000) }}',
+                            "the replaced text would be 1,001,000 characters; the limit is 1,000,000"),
+    "a wide %-format": ('{{ "%999999999s" % "x" }}', "a %-format width of 999999999 is larger than the sandbox allows"),
+    "a wide str.format": ('{{ "{:>999999999}".format("x") }}',
+                          "a format width of 999999999 is larger than the sandbox allows"),
+    "a wide center": ('{{ "x".center(999999999) }}', "a call was given a number larger than the sandbox allows"),
+    "a million loop steps": ("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
+                             "the loops ran more than 100,000 steps; the limit is 100,000"),
+    "output past the cap": ('{% for i in range(1000) %}{{ "y" * 1000 }}{% endfor %}{{ "z" * 1000 }}',
+                            "the rendered text is longer than the 1,000,000 character limit"),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", list(TEMPLATE_BOMBS))
+def test_a_template_bomb_is_refused_quickly_naming_the_limit(name):
+    template, limit = TEMPLATE_BOMBS[name]
+    assert quickly(lambda: render_messages(one_message(template), {})) == REFUSED + limit
+
+
+@pytest.mark.timeout(60)
+def test_a_render_that_passes_every_other_limit_stops_at_the_time_limit(monkeypatch):
+    from core.catalog import sandbox
+
+    # 99,000 loop steps each building a 9,000 character string: within the step and size
+    # limits, and (here, with a tighter clock) over the time limit.
+    monkeypatch.setattr(sandbox, "RENDER_SECONDS", 0.01)
+    template = '{% for a in range(1000) %}{% for b in range(99) %}{% set x = "y" * 9000 %}{% endfor %}{% endfor %}'
+    assert quickly(lambda: render_messages(one_message(template), {})) == (
+        REFUSED + "the render took longer than the 0.01 s limit")
+
+
+def test_templates_within_the_limits_render_as_before():
+    version = one_message("{% for s in items %}{{ loop.index }}. {{ s.title }}{% if not loop.last %}, {% endif %}"
+                          "{% endfor %} {{ ('ab' ~ 'c') * 2 }} {{ '%05d' % 42 }} {{ 'x'|center(5) }}|"
+                          "{{ '{:>4}'.format(7) }} {{ range(3)|join('-') }}",
+                          VariableSpec("items", "list"))
+    rendered = render_messages(version, {"items": [{"title": "a"}, {"title": "b"}]})
+    assert rendered[0]["content"] == "1. a, 2. b abcabc 00042   x  |   7 0-1-2"
+
+
+@pytest.mark.parametrize("template, code, message", [
+    ("{% for i in range(100000) %}x{% endfor %}", "range-too-large",
+     "message 0 (user): line 1: range() of 100,000 numbers; the sandbox allows 1,000"),
+    ("{% for i in range(n) %}x{% endfor %}", "unbounded-range",
+     "message 0 (user): line 1: range() takes its bound from a variable; the sandbox stops past 1,000 numbers"),
+    ('{% set s = "x" %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}{{ s }}', "self-doubling",
+     "message 0 (user): line 1: 's' is built from itself more than once inside a loop, so it doubles on every pass"),
+    ('{% set ns = namespace(s="x") %}{% for i in range(9) %}\n{% set ns.s = ns.s * 2 %}{% endfor %}', "self-doubling",
+     "message 0 (user): line 2: 'ns.s' is built from itself more than once inside a loop, so it doubles on every pass"),
+    ('{{ "a" * 10**9 }}', "repetition-too-large",
+     "message 0 (user): line 1: repeats a value into 1,000,000,000 characters; the sandbox allows 1,000,000"),
+])
+def test_static_checks_flag_costly_templates_before_review(template, code, message):
+    findings = [f for f in static_checks(one_message(template, VariableSpec("n", "integer")))
+                if f.code != "unused-variable"]
+    assert [(f.code, f.message) for f in findings] == [(code, message)]
+    assert has_errors(findings) == (code != "unbounded-range")
