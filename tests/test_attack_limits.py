@@ -1,4 +1,5 @@
-"""Hostile input, tried the way an attacker would: YAML bombs, oversized files, template bombs.
+"""Hostile input, tried the way an attacker would: YAML bombs, oversized files, template
+bombs, forged forwarding headers, guessable cookie secrets.
 
 Each test names a hole that was open (the input ran for minutes, exhausted memory, or
 crashed the page) and asserts the refusal a user reads instead.
@@ -6,8 +7,12 @@ crashed the page) and asserts the refusal a user reads instead.
 
 from __future__ import annotations
 
+import secrets
 import time
+import tomllib
 
+import httpx
+import openai
 import pytest
 
 from core.catalog.checks import has_errors, static_checks
@@ -22,6 +27,7 @@ from core.cli.main import main
 from core.errors import ValidationError
 from core.experiments import testset_store
 from tests.conftest import PROMPTS_DIR
+from tests.gateway_support import client, new_key
 
 
 def billion_laughs(levels: int = 9) -> str:
@@ -239,3 +245,129 @@ def test_static_checks_flag_costly_templates_before_review(template, code, messa
                 if f.code != "unused-variable"]
     assert [(f.code, f.message) for f in findings] == [(code, message)]
     assert has_errors(findings) == (code != "unbounded-range")
+
+
+# ---- forwarded addresses ----------------------------------------------------------------
+
+
+def _trust(monkeypatch, proxies: str | None) -> None:
+    from core.settings import reset_settings
+
+    if proxies is None:
+        monkeypatch.delenv("QUORUM_TRUSTED_PROXIES", raising=False)
+    else:
+        monkeypatch.setenv("QUORUM_TRUSTED_PROXIES", proxies)
+    reset_settings()
+
+
+def _models_status(server, key, forwarded: str | None = None) -> tuple[int, str]:
+    headers = {"authorization": f"Bearer {key.secret}"}
+    if forwarded is not None:
+        headers["x-forwarded-for"] = forwarded
+    response = httpx.get(f"{server.base_url}/models", headers=headers, timeout=10)
+    return response.status_code, response.json().get("error", {}).get("message", "")
+
+
+def test_a_forged_forwarded_for_is_ignored_without_trusted_proxies(server, gateway, session, monkeypatch):
+    _trust(monkeypatch, None)
+    key = new_key(session, allowed_cidrs="10.0.0.0/8")
+    assert _models_status(server, key, "10.1.2.3") == (401, "This API key may not be used from 127.0.0.1")
+    with pytest.raises(openai.AuthenticationError, match="127.0.0.1"):
+        client(server, key, default_headers={"X-Forwarded-For": "10.1.2.3"}).models.list()
+
+
+def test_a_trusted_proxy_forwards_the_client_address(server, gateway, session, monkeypatch):
+    _trust(monkeypatch, "127.0.0.1/32")
+    key = new_key(session, allowed_cidrs="10.0.0.0/8")
+    assert client(server, key, default_headers={"X-Forwarded-For": "10.1.2.3"}).models.list().data
+    assert _models_status(server, key, None) == (401, "This API key may not be used from 127.0.0.1")
+
+
+def test_with_a_trusted_proxy_the_right_most_untrusted_address_counts(server, gateway, session, monkeypatch):
+    _trust(monkeypatch, "127.0.0.1, 192.168.0.0/16")
+    key = new_key(session, allowed_cidrs="10.0.0.0/8")
+    # The client wrote '10.9.9.9' itself; 203.0.113.7 is who reached the trusted proxies.
+    assert _models_status(server, key, "10.9.9.9, 203.0.113.7, 192.168.1.5") == (
+        401, "This API key may not be used from 203.0.113.7")
+    # Two trusted hops, and the client behind them.
+    assert _models_status(server, key, "198.51.100.1, 10.1.2.3, 192.168.1.5")[0] == 200
+    assert _models_status(server, key, "10.1.2.3, 192.168.0.9:4431") == (200, "")
+
+
+def test_a_server_that_rewrites_the_address_itself_is_not_believed(db_url, gateway, session, monkeypatch):
+    from tests.gateway_support import Server
+
+    _trust(monkeypatch, None)
+    key = new_key(session, allowed_cidrs="10.0.0.0/8")
+    rewriting = Server(proxy_headers=True).start()  # uvicorn's default: believes loopback's header
+    try:
+        assert _models_status(rewriting, key, "10.1.2.3") == (
+            401, "This API key may not be used from an unknown address")
+    finally:
+        rewriting.stop()
+
+
+@pytest.mark.parametrize("peer, forwarded, trusted, client", [
+    ("127.0.0.1", [], "", "127.0.0.1"),
+    ("10.1.2.3", ["10.1.2.3"], "", None),  # the header names the peer itself: a rewrite, not believed
+    ("127.0.0.2", ["10.1.2.3"], "", "127.0.0.2"),
+    ("127.0.0.2", ["10.1.2.3"], "127.0.0.0/8", "10.1.2.3"),
+    ("127.0.0.2", ["1.1.1.1, 10.1.2.3", "192.168.0.1"], "127.0.0.0/8 192.168.0.0/16", "10.1.2.3"),
+    ("127.0.0.2", ["192.168.0.7, 192.168.0.1"], "127.0.0.0/8 192.168.0.0/16", "192.168.0.7"),
+    ("127.0.0.2", ["not-an-ip"], "127.0.0.0/8", None),
+    ("127.0.0.2", ["[2001:db8::1]:443"], "127.0.0.0/8", "2001:db8::1"),
+])
+def test_resolving_the_client_address(peer, forwarded, trusted, client):
+    from core.http.client_address import resolve_client
+    from core.settings import parse_trusted_proxies
+
+    assert resolve_client(peer, forwarded, parse_trusted_proxies(trusted)) == client
+
+
+def test_a_bad_trusted_proxy_setting_is_named():
+    from core.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="QUORUM_TRUSTED_PROXIES: '10.0.0.300' is not an IP address or CIDR"):
+        load_settings({"QUORUM_SECRETS_FILE": "/nonexistent", "QUORUM_TRUSTED_PROXIES": "10.0.0.300"})
+
+
+# ---- cookie secrets ---------------------------------------------------------------------
+
+MAKE_ONE = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def _settings_with_cookie(tmp_path, cookie: str):
+    from core.settings import load_settings
+
+    secrets_file = tmp_path / "secrets.toml"
+    secrets_file.write_text(f'[auth]\nclient_id = "q"\ncookie_secret = "{cookie}"\n')
+    return load_settings({"QUORUM_SECRETS_FILE": str(secrets_file)})
+
+
+def test_the_examples_cookie_secret_is_refused(tmp_path):
+    from core.settings import PROJECT_ROOT, ConfigError
+
+    example = tomllib.loads((PROJECT_ROOT / ".streamlit" / "secrets.toml.example").read_text())
+    with pytest.raises(ConfigError) as refused:
+        _settings_with_cookie(tmp_path, example["auth"]["cookie_secret"]).check_safe()
+    assert str(refused.value) == (
+        f"Unsafe configuration: [auth] cookie_secret is a placeholder from an example; {MAKE_ONE}")
+
+
+@pytest.mark.parametrize("cookie, distinct, bits", [
+    ("a" * 32, 1, 0), ("ab" * 32, 2, 64), ("password" * 4, 7, 88), ("0011" * 12, 2, 48),
+])
+def test_a_predictable_cookie_secret_is_refused(tmp_path, cookie, distinct, bits):
+    from core.settings import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        _settings_with_cookie(tmp_path, cookie).check_safe()
+    assert str(refused.value) == (
+        f"Unsafe configuration: [auth] cookie_secret is too predictable ({distinct} distinct characters, about "
+        f"{bits} bits; at least 8 and 80 needed); {MAKE_ONE}")
+
+
+def test_random_cookie_secrets_are_accepted(tmp_path):
+    for _ in range(200):
+        for cookie in (secrets.token_urlsafe(32), secrets.token_hex(16)):
+            _settings_with_cookie(tmp_path, cookie).check_safe()
