@@ -7,6 +7,7 @@ from core.catalog import views
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import STATES
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Prompt catalog")
@@ -40,9 +41,9 @@ by_id = {r.id: r for r in rows}
 chosen = st.selectbox("Show prompt", list(by_id), format_func=lambda i: by_id[i].name, key="catalog_prompt")
 with db.session_scope() as session:
     detail = views.prompt_detail(session, actor=actor, prompt_id=chosen)
-st.subheader(detail.prompt.name)
-st.caption(f"{detail.prompt.team} · {detail.prompt.risk_tier} risk · {detail.prompt.data_classification} data")
-st.write(detail.prompt.purpose)
+st.subheader(literal(detail.prompt.name))
+st.caption(literal(f"{detail.prompt.team} · {detail.prompt.risk_tier} risk · {detail.prompt.data_classification} data"))
+st.markdown(literal(detail.prompt.purpose))
 
 versions_tab, diff_tab, labels_tab, reviews_tab = st.tabs(["Versions", "Compare", "Label history", "Reviews"])
 with versions_tab:

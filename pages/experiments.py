@@ -10,6 +10,7 @@ from core.errors import QuorumError
 from core.experiments import report, service, testset_store
 from core.experiments.playground import runnable_versions
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Experiments")
@@ -84,7 +85,7 @@ with run_tab:
                     try:
                         service.cancel(session=session, actor=actor, experiment_id=experiment_id)
                     except QuorumError as error:
-                        st.error(str(error))
+                        st.error(literal(error))
         else:
             # A full rerun, so the Results tab shows the finished run rather than the page as it
             # was when the run started.
@@ -117,10 +118,10 @@ with results_tab:
         with db.session_scope() as session:
             view, run = service.open_run(session, actor=actor, experiment_id=experiment_id)
         if run is None:
-            st.info(f"Experiment #{view.id} is {view.status}" + (f": {view.error}" if view.error else "."))
+            st.info(literal(f"Experiment #{view.id} is {view.status}" + (f": {view.error}" if view.error else ".")))
         else:
             if view.error:
-                st.warning(view.error)
+                st.warning(literal(view.error))
             st.subheader("Per variant")
             summary = report.summary_rows(run)
             st.dataframe(summary, hide_index=True, width="stretch", key="exp_summary")

@@ -1,5 +1,5 @@
 """Hostile input, tried the way an attacker would: YAML bombs, oversized files, template
-bombs, forged forwarding headers, guessable cookie secrets.
+bombs, forged forwarding headers, guessable cookie secrets, Markdown in user-written text.
 
 Each test names a hole that was open (the input ran for minutes, exhausted memory, or
 crashed the page) and asserts the refusal a user reads instead.
@@ -7,6 +7,8 @@ crashed the page) and asserts the refusal a user reads instead.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import secrets
 import time
 import tomllib
@@ -19,7 +21,8 @@ from core.catalog.checks import has_errors, static_checks
 from core.catalog.demo_seed import seed_catalog
 from core.catalog.files import load_prompt_text
 from core.catalog.render import render_messages
-from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpec
+from core.catalog import store, workflow
+from core.catalog.spec import MessageSpec, ModelParams, PromptSpec, VariableSpec, VersionSpec
 from core.catalog.store import prompt_by_name
 from core.catalog.testsets import cases_from_csv, load_testset_text
 from core.catalog.yaml_io import MAX_FILE_BYTES, CatalogValidationError, parse_yaml
@@ -371,3 +374,72 @@ def test_random_cookie_secrets_are_accepted(tmp_path):
     for _ in range(200):
         for cookie in (secrets.token_urlsafe(32), secrets.token_hex(16)):
             _settings_with_cookie(tmp_path, cookie).check_safe()
+
+
+# ---- user text on the pages -------------------------------------------------------------
+
+PHISHING = "Fixed typo [click](http://evil.example) ![x](http://evil.example/t.png) www.evil.example :red[alarm]"
+# A link or image whose brackets are not escaped, or a bare address a renderer would link.
+_MARKUP = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(|https?://|www\.|(?<!\\):red\[")
+
+
+def _shown(source: str) -> str:
+    """What a reader sees of Markdown source made by pages.ui.text.literal."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", source.replace("  \n", "\n")).replace("\u200b", "")
+
+
+def _markdown_sources(at) -> list[str]:
+    elements = [*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success, *at.subheader, *at.title]
+    return [e.value for e in elements]
+
+
+def _seed_version_in_review(session, directory, simple_version):
+    tom = directory.by_email("tom.becker@example.com")
+    prompt = PromptSpec("faq-answer", "Support", "Answers " + PHISHING, "medium", "internal")
+    version = dataclasses.replace(simple_version, change_note=PHISHING)
+    created = store.create_prompt(session=session, actor=tom, prompt=prompt, version=version)
+    workflow.submit(session=session, actor=tom, version_id=created.id)
+    return created
+
+
+@pytest.mark.parametrize("email, page", [
+    ("lena.fischer@example.com", "pages/review_queue.py"),
+    ("lena.fischer@example.com", "pages/catalog.py"),
+    ("tom.becker@example.com", "pages/prompt_editor.py"),
+    ("lena.fischer@example.com", "pages/home.py"),
+])
+def test_user_text_is_shown_as_text_not_as_links_or_images(session, directory, simple_version, email, page):
+    from tests.test_pages import signed_in
+
+    _seed_version_in_review(session, directory, simple_version)
+    at = signed_in(session, email)
+    at.switch_page(page).run()
+    if page == "pages/prompt_editor.py":
+        at.selectbox(key="editor_prompt").set_value(store.prompt_by_name(session, "faq-answer").id).run()
+    assert not at.exception
+    sources = _markdown_sources(at)
+    assert [s for s in sources if _MARKUP.search(s)] == []
+    if page != "pages/home.py":
+        assert any(PHISHING in _shown(s) for s in sources)
+
+
+def test_the_review_queue_shows_the_change_note_literally(session, directory, simple_version):
+    from pages.ui.text import literal
+    from tests.test_pages import signed_in
+
+    _seed_version_in_review(session, directory, simple_version)
+    at = signed_in(session, "lena.fischer@example.com")
+    at.switch_page("pages/review_queue.py").run()
+    note = next(m.value for m in at.markdown if m.value.startswith("Change note: "))
+    assert note == "Change note: " + literal(PHISHING)
+    assert _shown(note) == "Change note: " + PHISHING
+    assert "](" not in note.replace("\\]", "") and "![" not in note.replace("!\\[", "")
+
+
+@pytest.mark.parametrize("text", ["# Heading", "- item", "1. first", "a_b and _em_ and *strong*", "`code`",
+                                  "$x$ and $y$", "line one\nline two", "<http://evil.example>", "back\\slash"])
+def test_literal_keeps_every_character_and_no_construct(text):
+    from pages.ui.text import literal
+
+    assert _shown(literal(text)) == text
+    assert not _MARKUP.search(literal(text))
