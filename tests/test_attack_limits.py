@@ -16,6 +16,8 @@ import tomllib
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from core.catalog.checks import has_errors, static_checks
 from core.catalog.demo_seed import seed_catalog
@@ -380,7 +382,7 @@ def test_random_cookie_secrets_are_accepted(tmp_path):
 
 PHISHING = "Fixed typo [click](http://evil.example) ![x](http://evil.example/t.png) www.evil.example :red[alarm]"
 # A link or image whose brackets are not escaped, or a bare address a renderer would link.
-_MARKUP = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(|https?://|www\.|(?<!\\):red\[")
+_MARKUP = re.compile(r"(?<!\\)\[[^\]]*(?<!\\)\]\(|https?://|www\.|(?<!\\):red\[", re.IGNORECASE)
 
 
 def _shown(source: str) -> str:
@@ -443,3 +445,25 @@ def test_literal_keeps_every_character_and_no_construct(text):
 
     assert _shown(literal(text)) == text
     assert not _MARKUP.search(literal(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(hst.text(alphabet=hst.characters(blacklist_characters="\u200b", blacklist_categories=("Cs",)), max_size=60)
+       | hst.lists(hst.sampled_from(["[", "](", "![", "http://", "www.", ":red[", "$", "#", "- ", "1.", "\n", "_",
+                                     "*", "`", "\\", "<", "a", " "]), max_size=20).map("".join))
+def test_literal_round_trips_any_text_without_markup(text):
+    from pages.ui.text import literal
+
+    assert _shown(literal(text)) == text
+    assert not _MARKUP.search(literal(text))
+
+
+@pytest.mark.timeout(30)
+def test_the_review_policy_file_goes_through_the_limited_loader(tmp_path):
+    from core.catalog.policy import load_review_policy
+
+    policy = tmp_path / "review_policy.yaml"
+    policy.write_text(billion_laughs())
+    assert quickly(lambda: load_review_policy(policy)) == (
+        f"cannot read the review policy: {policy}: expands to more than 200,000 values "
+        "(aliases inside aliases); the limit is 200,000")

@@ -29,7 +29,7 @@ _DIRECTIVE_COLON = re.compile(r":(?=[A-Za-z/])")
 # At the start of a line: headings, quotes, lists, setext underlines.
 _LINE_START = re.compile(r"^([ \t]*)([#>+\-=])", re.MULTILINE)
 _LINE_START_NUMBER = re.compile(r"^([ \t]*\d+)([.)])", re.MULTILINE)  # '1.' starts a numbered list
-_BARE_ADDRESS = re.compile(r"(?i)(://|\bwww(?=\.))")
+_BARE_ADDRESS = re.compile(r"(?i)(://|www(?=\.))")
 
 
 def literal(text: object) -> str:
