@@ -200,6 +200,13 @@ TEMPLATE_BOMBS = {
     "a wide center": ('{{ "x".center(999999999) }}', "a call was given a number larger than the sandbox allows"),
     "a million loop steps": ("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
                              "the loops ran more than 100,000 steps; the limit is 100,000"),
+    "a recursive loop": (
+        "{% for x in range(1000) recursive %}{% if loop.depth < 4 %}{{ loop(range(1000)) }}{% endif %}{% endfor %}",
+        "the loops ran more than 100,000 steps; the limit is 100,000"),
+    "loops inside a recursive macro": (
+        "{% macro m(n) %}{% for i in range(1000) %}{% if n > 0 %}{{ m(n - 1) }}{% endif %}{% endfor %}"
+        "{% endmacro %}{{ m(4) }}",
+        "the loops ran more than 100,000 steps; the limit is 100,000"),
     "output past the cap": ('{% for i in range(1000) %}{{ "y" * 1000 }}{% endfor %}{{ "z" * 1000 }}',
                             "the rendered text is longer than the 1,000,000 character limit"),
 }
@@ -467,3 +474,11 @@ def test_the_review_policy_file_goes_through_the_limited_loader(tmp_path):
     assert quickly(lambda: load_review_policy(policy)) == (
         f"cannot read the review policy: {policy}: expands to more than 200,000 values "
         "(aliases inside aliases); the limit is 200,000")
+
+
+def test_a_recursive_loop_within_the_limits_renders():
+    version = one_message("{% for node in tree recursive %}{{ node.name }}{% if node.children %}({{ loop(node.children) }})"
+                          "{% endif %}{% endfor %}", VariableSpec("tree", "list"))
+    tree = [{"name": "a", "children": [{"name": "b", "children": []}, {"name": "c", "children": []}]},
+            {"name": "d", "children": []}]
+    assert render_messages(version, {"tree": tree})[0]["content"] == "a(bc)d"

@@ -119,8 +119,14 @@ class _LimitedCodeGenerator(CodeGenerator):
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
         # Jinja forbids custom node types, so the loop's iterable is marked and wrapped
         # when the generator reaches it.
-        self._loop_iterables = getattr(self, "_loop_iterables", set()) | {id(node.iter)}
+        if not node.recursive:  # a recursive loop is guarded through 'reciter' (see write)
+            self._loop_iterables = getattr(self, "_loop_iterables", set()) | {id(node.iter)}
         super().visit_For(node, frame)
+
+    def write(self, x: str) -> None:
+        # A recursive loop iterates its function's 'reciter' argument, not node.iter:
+        # every level of a recursive loop (loop(children)) is counted too.
+        super().write("environment.guarded_iter(reciter)" if x == "reciter" else x)
 
     def visit(self, node: nodes.Node, *args: Any, **kwargs: Any) -> Any:
         if id(node) in getattr(self, "_loop_iterables", ()):
