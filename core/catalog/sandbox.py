@@ -26,6 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
@@ -40,31 +41,45 @@ MAX_RANGE = 1_000
 MAX_LOOP_STEPS = 100_000
 RENDER_SECONDS = 1.0
 _MAX_EXPONENT = 64
-_CLOCK_EVERY = 256  # loop steps between two looks at the clock
+_CLOCK_EVERY = 256  # loop steps between two looks at the clock (and at the step count)
+_OUTPUT_BATCH = 32  # output chunks counted at a time
 # A width or precision in a %-format ("%999999999s") builds a string that long.
 _FORMAT_WIDTH = re.compile(r"%[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?")
 # ... and in a str.format field: "{:>999999999}"
 _BRACE_WIDTH = re.compile(r"\{[^{}]*:[^{}]*?(\d{7,})")
 
 
-class _Budget(threading.local):
-    """What the render running on this thread may still spend (renders never share a thread)."""
+class _Budget:
+    """What one render may still spend."""
 
-    deadline: float = float("inf")
-    steps_left: int = MAX_LOOP_STEPS
+    __slots__ = ("deadline", "steps_left")
+
+    def __init__(self) -> None:
+        self.deadline = time.perf_counter() + RENDER_SECONDS
+        self.steps_left = MAX_LOOP_STEPS
 
 
-_budget = _Budget()
+class _CurrentBudget(threading.local):
+    """The budget of the render running on this thread (a render never changes thread).
+
+    render_limited gives each render its own; templates rendered any other way share one
+    budget per thread, so render through render_limited."""
+
+    budget: _Budget | None = None
 
 
-def start_budget() -> None:
-    """Give the render about to start on this thread its full budget."""
-    _budget.deadline = time.perf_counter() + RENDER_SECONDS
-    _budget.steps_left = MAX_LOOP_STEPS
+_current = _CurrentBudget()
+
+
+def _budget() -> _Budget:
+    budget = _current.budget
+    if budget is None:
+        budget = _current.budget = _Budget()
+    return budget
 
 
 def check_clock() -> None:
-    if time.perf_counter() > _budget.deadline:
+    if time.perf_counter() > _budget().deadline:
         raise SecurityError(f"the render took longer than the {RENDER_SECONDS:g} s limit")
 
 
@@ -79,12 +94,13 @@ def _checked(value: Any) -> Any:
 
 
 def _guarded(iterable: Iterable[Any]) -> Iterator[Any]:
-    budget = _budget
+    budget = _budget()
     for item in iterable:
         budget.steps_left -= 1
-        if budget.steps_left < 0:
-            raise SecurityError(f"the loops ran more than {MAX_LOOP_STEPS:,} steps; the limit is {MAX_LOOP_STEPS:,}")
-        if budget.steps_left % _CLOCK_EVERY == 0:
+        if not budget.steps_left % _CLOCK_EVERY:
+            if budget.steps_left < 0:
+                raise SecurityError(
+                    f"the loops ran more than {MAX_LOOP_STEPS:,} steps; the limit is {MAX_LOOP_STEPS:,}")
             check_clock()
         yield item
 
@@ -225,22 +241,24 @@ TEMPLATE_ENVIRONMENT = CatalogSandbox(
 
 
 def render_limited(template, variables: dict[str, Any]) -> str:
-    """Render ``template`` within the budget: streamed, counted, and timed.
+    """Render ``template`` within a fresh budget: streamed, counted, and timed.
 
-    The chunks come straight from the compiled render function (what ``render`` joins),
-    not through ``generate``'s extra generator: this runs on every gateway call."""
-    budget = _budget
-    budget.deadline = time.perf_counter() + RENDER_SECONDS
-    budget.steps_left = MAX_LOOP_STEPS
+    The chunks come straight from the compiled render function (what ``render`` joins)
+    and are taken a batch at a time, so the counting runs in C: this is on every gateway
+    call. A batch of chunks can pass the output limit by at most its own size, and each
+    chunk is bounded by the value limit."""
+    budget = _current.budget = _Budget()
+    chunks = template.root_render_func(template.new_context(variables))
     parts: list[str] = []
     size = 0
-    for chunk in template.root_render_func(template.new_context(variables)):
-        size += len(chunk)
-        if size > MAX_RENDERED_CHARS:
-            raise SecurityError(f"the rendered text is longer than the {MAX_RENDERED_CHARS:,} character limit")
-        parts.append(chunk)
-        if not len(parts) % _CLOCK_EVERY:
-            check_clock()
-    if time.perf_counter() > budget.deadline:
-        check_clock()
+    try:
+        while batch := list(islice(chunks, _OUTPUT_BATCH)):
+            size += sum(map(len, batch))
+            if size > MAX_RENDERED_CHARS:
+                raise SecurityError(f"the rendered text is longer than the {MAX_RENDERED_CHARS:,} character limit")
+            parts += batch
+            if time.perf_counter() > budget.deadline:
+                check_clock()
+    finally:
+        _current.budget = None
     return "".join(parts)
