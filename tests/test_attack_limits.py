@@ -197,7 +197,8 @@ TEMPLATE_BOMBS = {
     "a wide %-format": ('{{ "%999999999s" % "x" }}', "a %-format width of 999999999 is larger than the sandbox allows"),
     "a wide str.format": ('{{ "{:>999999999}".format("x") }}',
                           "a format width of 999999999 is larger than the sandbox allows"),
-    "a wide center": ('{{ "x".center(999999999) }}', "a call was given a number larger than the sandbox allows"),
+    "a wide center": ('{{ "x".center(999999999) }}', "center() was given a width of 999,999,999; the limit is 1,000,000"),
+    "a billion slices": ('{{ [1]|slice(999999999)|list }}', "the slice filter was given a size over 1,000,000, the limit"),
     "a million loop steps": ("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
                              "the loops ran more than 100,000 steps; the limit is 100,000"),
     "a recursive loop": (
@@ -234,10 +235,11 @@ def test_a_render_that_passes_every_other_limit_stops_at_the_time_limit(monkeypa
 def test_templates_within_the_limits_render_as_before():
     version = one_message("{% for s in items %}{{ loop.index }}. {{ s.title }}{% if not loop.last %}, {% endif %}"
                           "{% endfor %} {{ ('ab' ~ 'c') * 2 }} {{ '%05d' % 42 }} {{ 'x'|center(5) }}|"
-                          "{{ '{:>4}'.format(7) }} {{ range(3)|join('-') }}",
+                          "{{ '{:>4}'.format(7) }} {{ range(3)|join('-') }} {{ '{:,}'.format(5000000) }} "
+                          "{{ '%d'|format(5000000) }} {{ '%d' % 5000000 }}",
                           VariableSpec("items", "list"))
     rendered = render_messages(version, {"items": [{"title": "a"}, {"title": "b"}]})
-    assert rendered[0]["content"] == "1. a, 2. b abcabc 00042   x  |   7 0-1-2"
+    assert rendered[0]["content"] == "1. a, 2. b abcabc 00042   x  |   7 0-1-2 5,000,000 5000000 5000000"
 
 
 @pytest.mark.parametrize("template, code, message", [

@@ -167,8 +167,8 @@ def _limited_filter(name: str, original: Callable) -> Callable:
     def limited(*args: Any, **kwargs: Any) -> Any:
         values = [a for a in args if not hasattr(a, "environment")]  # skip a passed context
         numbers = [v for v in (*values[1:], *kwargs.values()) if isinstance(v, int)]
-        if any(abs(n) > MAX_RENDERED_CHARS for n in numbers):
-            raise SecurityError(f"the {name} filter was given a number larger than the sandbox allows")
+        if name in _SIZING_FILTERS and any(abs(n) > MAX_RENDERED_CHARS for n in numbers):
+            raise SecurityError(f"the {name} filter was given a size over {MAX_RENDERED_CHARS:,}, the limit")
         if name == "replace" and len(values) >= 3:
             text, old, new = (str(v) for v in values[:3])
             size = len(text) + (text.count(old) if old else len(text) + 1) * len(new)
@@ -186,8 +186,12 @@ def _limited_filter(name: str, original: Callable) -> Callable:
     return limited
 
 
-# Filters whose result can be much larger than their input.
+# Filters whose result can be much larger than their input ...
 _GROWING_FILTERS = ("center", "indent", "replace", "join", "wordwrap", "format", "truncate", "batch", "slice")
+# ... and those of them whose number arguments are sizes (a width, a count of pieces).
+_SIZING_FILTERS = frozenset({"center", "indent", "wordwrap", "batch", "slice"})
+# str methods whose number argument is the width of the result.
+_SIZING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
 class CatalogSandbox(ImmutableSandboxedEnvironment):
@@ -218,12 +222,13 @@ class CatalogSandbox(ImmutableSandboxedEnvironment):
         return _checked(super().call_binop(context, operator, left, right))
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
-        numbers = [v for v in (*args, *kwargs.values()) if isinstance(v, int)]
-        if any(abs(n) > MAX_RENDERED_CHARS for n in numbers):
-            # str.center / ljust / zfill / expandtabs build a string that wide
-            raise SecurityError("a call was given a number larger than the sandbox allows")
+        name = getattr(__obj, "__name__", "")
+        if name in _SIZING_METHODS:  # str.center / ljust / zfill / expandtabs build a string that wide
+            for number in (v for v in (*args, *kwargs.values()) if isinstance(v, int)):
+                if abs(number) > MAX_RENDERED_CHARS:
+                    raise SecurityError(f"{name}() was given a width of {number:,}; the limit is {MAX_RENDERED_CHARS:,}")
         bound_to = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)  # the sandbox wraps str.format
-        if isinstance(bound_to, str) and getattr(__obj, "__name__", "") in ("format", "format_map"):
+        if isinstance(bound_to, str) and name in ("format", "format_map"):
             if wide := _BRACE_WIDTH.search(bound_to):
                 raise SecurityError(f"a format width of {wide.group(1)} is larger than the sandbox allows")
         return _checked(super().call(__context, __obj, *args, **kwargs))
