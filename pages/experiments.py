@@ -178,9 +178,13 @@ with sets_tab:
                                               text=edited, name=sets[chosen_set].name)
             upload = st.file_uploader("Replace the cases from a CSV", type=["csv"], key="ts_csv_upload")
             if upload is not None and st.button("Import CSV", key="ts_import_csv"):
-                with db.session_scope(write=True) as session, layout.shows_errors("Cases imported"):
-                    testset_store.import_csv(session=session, actor=actor, testset_id=chosen_set,
-                                             text=upload.getvalue().decode("utf-8"))
+                try:
+                    csv_text = upload.getvalue().decode("utf-8")
+                except UnicodeDecodeError:
+                    st.error("The CSV is not UTF-8 text; save it from the spreadsheet as CSV UTF-8.")
+                else:
+                    with db.session_scope(write=True) as session, layout.shows_errors("Cases imported"):
+                        testset_store.import_csv(session=session, actor=actor, testset_id=chosen_set, text=csv_text)
     own = {p.id: p for p in prompts.values()}
     st.subheader("New test set from YAML")
     new_prompt = st.selectbox("Prompt", list(own), format_func=lambda i: own[i].name, key="ts_new_prompt") if own else None

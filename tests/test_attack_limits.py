@@ -31,6 +31,7 @@ from core.catalog.yaml_io import MAX_FILE_BYTES, CatalogValidationError, parse_y
 from core.cli.main import main
 from core.errors import ValidationError
 from core.experiments import testset_store
+from core.permissions import Actor
 from tests.conftest import PROMPTS_DIR
 from tests.gateway_support import client, new_key
 
@@ -484,3 +485,25 @@ def test_a_recursive_loop_within_the_limits_renders():
     tree = [{"name": "a", "children": [{"name": "b", "children": []}, {"name": "c", "children": []}]},
             {"name": "d", "children": []}]
     assert render_messages(version, {"tree": tree})[0]["content"] == "a(bc)d"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("content, error", [
+    (b"id,assertions\n\xff\xfe,[]\n", "The CSV is not UTF-8 text; save it from the spreadsheet as CSV UTF-8."),
+    (b'id,assertions\nc1,"' + b"x" * 200_000 + b'"\n',
+     "the CSV: cannot read the CSV: field larger than field limit (131072)"),
+    (b"id,assertions\n" + b"c1,[]\n" * 200_000,
+     "the CSV: the file is 1,200,014 bytes; the limit is 1,000,000 bytes"),
+])
+def test_a_hostile_csv_upload_is_refused_on_the_page(session, directory, content, error):
+    from tests.test_pages import errors_of, signed_in
+
+    seed_catalog(session)
+    stored = testset_store.import_directory(session=session, actor=Actor.system("t"), only={"ticket-triage"})[0]
+    at = signed_in(session, "tom.becker@example.com")
+    at.switch_page("pages/experiments.py").run()
+    at.selectbox(key="ts_pick").set_value(stored.id).run()
+    at.file_uploader(key="ts_csv_upload").upload("cases.csv", content, "text/csv").run()
+    at.button(key="ts_import_csv").click().run()
+    assert not at.exception
+    assert [_shown(e) for e in errors_of(at)] == [error]
