@@ -331,6 +331,8 @@ def test_a_server_that_rewrites_the_address_itself_is_not_believed(db_url, gatew
     ("127.0.0.2", ["192.168.0.7, 192.168.0.1"], "127.0.0.0/8 192.168.0.0/16", "192.168.0.7"),
     ("127.0.0.2", ["not-an-ip"], "127.0.0.0/8", None),
     ("127.0.0.2", ["[2001:db8::1]:443"], "127.0.0.0/8", "2001:db8::1"),
+    ("::ffff:127.0.0.2", ["10.1.2.3"], "127.0.0.0/8", "10.1.2.3"),
+    ("::ffff:10.1.2.3", [], "", "10.1.2.3"),
 ])
 def test_resolving_the_client_address(peer, forwarded, trusted, client):
     from core.http.client_address import resolve_client

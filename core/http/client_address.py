@@ -68,9 +68,11 @@ def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
     elif text.count(":") == 1:
         text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # A dual-stack socket reports IPv4 callers as ::ffff:a.b.c.d; IPv4 lists must match them.
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def _is_trusted(address, trusted: tuple[Network, ...]) -> bool:
