@@ -11,8 +11,8 @@ So every render here has a budget:
   than ``MAX_RENDERED_CHARS``, checked before building it where the size is known in
   advance (repetition, widths, joins, replacements) and right after otherwise;
 - the rendered text stops at ``MAX_RENDERED_CHARS`` (it is streamed and counted);
-- a render stops after ``RENDER_SECONDS``, checked at every loop step and every output
-  chunk, so even work the other limits allow cannot hold a gateway thread for long.
+- a render stops after ``RENDER_SECONDS``, checked every 256 loop steps and every 32
+  output chunks, so even work the other limits allow cannot hold a gateway thread for long.
 
 Each breach raises ``SecurityError`` naming the limit. The checks ride on hooks the
 code generator writes into the compiled template (loops and ``~``) and on the sandbox's
