@@ -6,8 +6,11 @@ without editing the file. Secrets are held in fields that never print.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,8 +24,16 @@ SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 
 _TRUE = {"1", "true", "yes", "on"}
 # Values that ship in examples and must never guard a real deployment.
-_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "xxx", "replace-me"}
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "xxx", "replace-me",
+                        "a random string of at least 32 characters"}  # .streamlit/secrets.toml.example's
 _MIN_COOKIE_SECRET = 32
+# A cookie secret signs sessions: guessing it is signing in as anybody. A random one of 32
+# characters has far more distinct characters and bits than these floors; a run of one
+# letter, a repeated word or a keyboard walk has fewer. (secrets.token_hex(16), 32 hex
+# digits, estimates at 91 to 120 bits and at least 9 distinct characters.)
+_MIN_DISTINCT_CHARS = 8
+_MIN_ESTIMATED_BITS = 80
+MAKE_A_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class ConfigError(ValidationError):
@@ -41,6 +52,8 @@ class Settings:
     # Public half of the signing key: lets a verifier check checkpoints without the secret.
     audit_public_key: str | None = None
     audit_checkpoint_dir: Path = DATA_DIR / "checkpoints"
+    # Proxies whose X-Forwarded-For is believed; empty: the connecting address is the client.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def auth_configured(self) -> bool:
@@ -67,13 +80,37 @@ class Settings:
                 "could pick an identity (set QUORUM_DEMO=1 only for a demo)"
             )
         else:
-            cookie = str(self.auth.get("cookie_secret", ""))
-            if cookie.lower() in _PLACEHOLDER_SECRETS or len(cookie) < _MIN_COOKIE_SECRET:
-                problems.append(
-                    f"[auth] cookie_secret must be a random string of at least {_MIN_COOKIE_SECRET} characters"
-                )
+            problem = cookie_secret_problem(str(self.auth.get("cookie_secret", "")))
+            if problem:
+                problems.append(problem)
         if problems:
             raise ConfigError("Unsafe configuration: " + "; ".join(problems))
+
+
+def cookie_secret_problem(cookie: str) -> str | None:
+    """Why ``cookie`` cannot sign sessions (placeholder, short, predictable), or None."""
+    fix = f"make one with: {MAKE_A_SECRET}"
+    if cookie.strip().lower() in _PLACEHOLDER_SECRETS:
+        return f"[auth] cookie_secret is a placeholder from an example; {fix}"
+    if len(cookie) < _MIN_COOKIE_SECRET:
+        return f"[auth] cookie_secret must be a random string of at least {_MIN_COOKIE_SECRET} characters; {fix}"
+    counts = Counter(cookie)
+    bits = max(0.0, -sum(n * math.log2(n / len(cookie)) for n in counts.values()))  # Shannon, whole string
+    if len(counts) < _MIN_DISTINCT_CHARS or bits < _MIN_ESTIMATED_BITS:
+        return (f"[auth] cookie_secret is too predictable ({len(counts)} distinct characters, about "
+                f"{bits:.0f} bits; at least {_MIN_DISTINCT_CHARS} and {_MIN_ESTIMATED_BITS} needed); {fix}")
+    return None
+
+
+def parse_trusted_proxies(value: str | None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """QUORUM_TRUSTED_PROXIES: addresses or CIDRs, separated by commas or spaces."""
+    networks = []
+    for item in (value or "").replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"QUORUM_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR range") from None
+    return tuple(networks)
 
 
 def _read_secrets_file(path: Path) -> dict:
@@ -119,6 +156,7 @@ def load_settings(env: dict | None = None) -> Settings:
         audit_signing_key=pick("QUORUM_AUDIT_SIGNING_KEY"),
         audit_public_key=pick("QUORUM_AUDIT_PUBLIC_KEY"),
         audit_checkpoint_dir=Path(pick("QUORUM_AUDIT_CHECKPOINT_DIR") or DATA_DIR / "checkpoints"),
+        trusted_proxies=parse_trusted_proxies(pick("QUORUM_TRUSTED_PROXIES")),
     )
 
 

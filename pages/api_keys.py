@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import db, identity, keys
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("API keys")
@@ -21,7 +22,7 @@ team_names = {t.id: t.name for t in teams}
 
 for view in key_views:
     if view.age_warning:
-        st.warning(f"{view.prefix}… ({team_names.get(view.team_id, '?')}): {view.age_warning}")
+        st.warning(literal(f"{view.prefix}… ({team_names.get(view.team_id, '?')}): {view.age_warning}"))
 st.dataframe(
     [{"id": k.id, "key": f"{k.prefix}…", "team": team_names.get(k.team_id, "?"), "label": k.label,
       "status": k.status, "age (days)": k.age_days, "expires": k.expires_at, "last used": k.last_used_at,

@@ -5,6 +5,7 @@ import streamlit as st
 from core import audit_checkpoints, audit_export, audit_query, db, identity
 from core.errors import QuorumError
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Audit log")
@@ -45,7 +46,7 @@ try:
         page = audit_query.search(session, actor=actor, filters=filters, before_seq=cursors[-1])
         names = audit_query.actor_names(session, {e.actor for e in page.events})
 except QuorumError as error:
-    st.error(str(error), icon=":material/block:")
+    st.error(literal(error), icon=":material/block:")
     st.stop()
 
 
@@ -74,9 +75,10 @@ if page.events:
     rows = picked.selection.rows if picked and picked.selection else []
     if rows:
         event = page.events[rows[0]]
-        st.subheader(f"Event {event.seq}: {event.action}")
-        st.caption(f"{event.occurred_at:%Y-%m-%d %H:%M:%S.%f} UTC · {actor_label(event.actor)} · "
-                   f"{event.target_type} {event.target_id} · event id {event.event_id} · hash {event.hash[:16]}…")
+        st.subheader(literal(f"Event {event.seq}: {event.action}"))
+        st.caption(literal(f"{event.occurred_at:%Y-%m-%d %H:%M:%S.%f} UTC · {actor_label(event.actor)} · "
+                           f"{event.target_type} {event.target_id} · event id {event.event_id} · "
+                           f"hash {event.hash[:16]}…"))
         changes = audit_query.diff(event.before, event.after)
         if changes:
             st.dataframe([{"field": c.path, "before": "" if c.before is None else str(c.before),

@@ -8,6 +8,7 @@ from core.catalog import views
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import STATES
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Prompt catalog")
@@ -41,9 +42,9 @@ by_id = {r.id: r for r in rows}
 chosen = st.selectbox("Show prompt", list(by_id), format_func=lambda i: by_id[i].name, key="catalog_prompt")
 with db.session_scope() as session:
     detail = views.prompt_detail(session, actor=actor, prompt_id=chosen)
-st.subheader(detail.prompt.name)
-st.caption(f"{detail.prompt.team} · {detail.prompt.risk_tier} risk · {detail.prompt.data_classification} data")
-st.write(detail.prompt.purpose)
+st.subheader(literal(detail.prompt.name))
+st.caption(literal(f"{detail.prompt.team} · {detail.prompt.risk_tier} risk · {detail.prompt.data_classification} data"))
+st.markdown(literal(detail.prompt.purpose))
 with db.session_scope() as session:
     open_tiers = risk_tiers.tiers_open_to(session, actor=actor, prompt_id=chosen)
 if open_tiers:

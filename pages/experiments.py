@@ -10,6 +10,7 @@ from core.errors import QuorumError
 from core.experiments import report, service, testset_store
 from core.experiments.playground import runnable_versions
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Experiments")
@@ -84,7 +85,7 @@ with run_tab:
                     try:
                         service.cancel(session=session, actor=actor, experiment_id=experiment_id)
                     except QuorumError as error:
-                        st.error(str(error))
+                        st.error(literal(error))
         else:
             # A full rerun, so the Results tab shows the finished run rather than the page as it
             # was when the run started.
@@ -117,10 +118,10 @@ with results_tab:
         with db.session_scope() as session:
             view, run = service.open_run(session, actor=actor, experiment_id=experiment_id)
         if run is None:
-            st.info(f"Experiment #{view.id} is {view.status}" + (f": {view.error}" if view.error else "."))
+            st.info(literal(f"Experiment #{view.id} is {view.status}" + (f": {view.error}" if view.error else ".")))
         else:
             if view.error:
-                st.warning(view.error)
+                st.warning(literal(view.error))
             st.subheader("Per variant")
             summary = report.summary_rows(run)
             st.dataframe(summary, hide_index=True, width="stretch", key="exp_summary")
@@ -177,9 +178,13 @@ with sets_tab:
                                               text=edited, name=sets[chosen_set].name)
             upload = st.file_uploader("Replace the cases from a CSV", type=["csv"], key="ts_csv_upload")
             if upload is not None and st.button("Import CSV", key="ts_import_csv"):
-                with db.session_scope(write=True) as session, layout.shows_errors("Cases imported"):
-                    testset_store.import_csv(session=session, actor=actor, testset_id=chosen_set,
-                                             text=upload.getvalue().decode("utf-8"))
+                try:
+                    csv_text = upload.getvalue().decode("utf-8")
+                except UnicodeDecodeError:
+                    st.error("The CSV is not UTF-8 text; save it from the spreadsheet as CSV UTF-8.")
+                else:
+                    with db.session_scope(write=True) as session, layout.shows_errors("Cases imported"):
+                        testset_store.import_csv(session=session, actor=actor, testset_id=chosen_set, text=csv_text)
     own = {p.id: p for p in prompts.values()}
     st.subheader("New test set from YAML")
     new_prompt = st.selectbox("Prompt", list(own), format_func=lambda i: own[i].name, key="ts_new_prompt") if own else None

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import db, identity, review_requests
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Held requests")
@@ -20,7 +21,7 @@ if not pending:
     st.info("Nothing is waiting for a decision.")
 for held in pending:
     with st.container(border=True):
-        st.markdown(f"**{held.public_id}** · {team_names.get(held.team_id, '?')} · {held.kind} · rule `{held.rule}`")
+        st.markdown(f"**{literal(held.public_id)}** · " + literal(f"{team_names.get(held.team_id, '?')} · {held.kind} · rule {held.rule}"))
         st.dataframe([{"rule": f["rule"], "count": f["count"], "masked": ", ".join(f["masked"]),
                        "action": f["action"]} for f in held.findings], hide_index=True,
                      key=f"findings_{held.public_id}")

@@ -5,9 +5,10 @@ import streamlit as st
 from core import attention, audit, audit_query, db, identity
 from core.permissions import Permission
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
-st.title(f"Good to see you, {actor.display_name.split()[0]}")
+st.title("Good to see you, " + literal(actor.display_name.split()[0]))
 
 with db.session_scope() as session:
     panels = attention.attention_for(session, actor)
@@ -20,12 +21,12 @@ st.subheader("Needs your attention")
 columns = st.columns(len(panels))
 for column, (panel, items) in zip(columns, panels.items(), strict=True):
     with column.container(border=True):
-        st.markdown(f"**{panel}**")
+        st.markdown(f"**{literal(panel)}**")
         if not items:
             st.caption("Nothing waiting.")
         for item in items:
             show = {"error": st.error, "warning": st.warning}.get(item.severity, st.info)
-            show(f"**{item.title}**  \n{item.detail}" if item.detail else item.title)
+            show(f"**{literal(item.title)}**  \n{literal(item.detail)}" if item.detail else literal(item.title))
             if item.page:
                 st.page_link(item.page, label="Open", icon=":material/arrow_forward:")
 

@@ -9,6 +9,7 @@ from core.budgets.money import format_micro
 from core.catalog import views
 from core.experiments import playground
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Playground")
@@ -73,9 +74,9 @@ answers = st.session_state.get("pg_answers") or []
 if answers:
     for column, answer in zip(st.columns(len(answers)), answers, strict=True):
         with column, st.container(border=True):
-            st.markdown(f"**{answer.label}**")
+            st.markdown(f"**{literal(answer.label)}**")
             if answer.error:
-                st.warning(answer.error)
+                st.warning(literal(answer.error))
             else:
                 st.write(answer.text)
             st.caption(f"{answer.input_tokens} in / {answer.output_tokens} out tokens · "

@@ -8,6 +8,7 @@ from core.catalog.checks import static_checks
 from core.catalog.spec import DATA_CLASSIFICATIONS, MESSAGE_ROLES, RISK_TIERS, PromptSpec
 from core.errors import QuorumError
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Prompt editor")
@@ -46,7 +47,8 @@ else:
     with db.session_scope() as session:
         base = views.version_spec_of(session, actor=actor, version_id=base_id)
     suffix = f"{choice}_{base_id}"
-    st.caption(f"{prompt.team} · {prompt.risk_tier} risk · {prompt.data_classification} data — {prompt.purpose}")
+    st.caption(literal(f"{prompt.team} · {prompt.risk_tier} risk · {prompt.data_classification} data — "
+                       f"{prompt.purpose}"))
 
 left, mid, right = st.columns([2, 1, 1])
 model = left.text_input("Model", value=base.model if base else "gpt-4o-mini", key=f"editor_model_{suffix}")
@@ -74,7 +76,7 @@ try:
                                       base=base)
 except QuorumError as problem:
     version = None
-    st.warning(f"Not a valid version yet: {problem}")
+    st.warning(literal(f"Not a valid version yet: {problem}"))
 if version is not None:
     findings = static_checks(version)
     with st.container(border=True):
@@ -82,7 +84,7 @@ if version is not None:
         if not findings:
             st.caption("No findings.")
         for finding in findings:
-            (st.warning if finding.severity == "error" else st.caption)(f"{finding.severity}: {finding.message}")
+            (st.warning if finding.severity == "error" else st.caption)(literal(f"{finding.severity}: {finding.message}"))
 
 if st.button("Save as draft", type="primary", key="editor_save"):
     with db.session_scope(write=True) as session, layout.shows_errors("Draft saved"):
@@ -100,7 +102,7 @@ if choice is not None:
         st.caption("No drafts. Save one above.")
     for draft in drafts:
         row = st.columns([4, 1])
-        row[0].markdown(f"**v{draft.number}** by {draft.author} — {draft.change_note}")
+        row[0].markdown(f"**v{draft.number}** by " + literal(f"{draft.author} — {draft.change_note}"))
         if row[1].button("Submit for review", key=f"submit_{draft.id}"):
             with db.session_scope(write=True) as session, layout.shows_errors(f"v{draft.number} submitted for review"):
                 workflow.submit(session=session, actor=actor, version_id=draft.id)

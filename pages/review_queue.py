@@ -6,6 +6,7 @@ from core import db
 from core.catalog import labels, views, workflow
 from core.permissions import Permission
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Review queue")
@@ -18,14 +19,14 @@ if not queue:
     st.info("Nothing waits for review.")
 for item in queue:
     with st.container(border=True):
-        st.subheader(f"{item.prompt_name} v{item.number}")
-        st.caption(f"{item.team} · {item.risk_tier} risk · by {item.author} · "
-                   f"approvals {item.approvals} of {item.required}")
-        st.write(f"Change note: {item.change_note or '—'}")
-        with st.expander(f"Changes against {item.baseline}", expanded=False):
+        st.subheader(literal(f"{item.prompt_name} v{item.number}"))
+        st.caption(literal(f"{item.team} · {item.risk_tier} risk · by {item.author} · "
+                           f"approvals {item.approvals} of {item.required}"))
+        st.markdown("Change note: " + literal(item.change_note or "—"))
+        with st.expander(literal(f"Changes against {item.baseline}"), expanded=False):
             st.dataframe(item.diff, hide_index=True, width="stretch", key=f"diff_{item.version_id}")
         if item.checks:
-            st.warning("Static checks:\n\n" + "\n\n".join(item.checks))
+            st.warning("Static checks:\n\n" + "\n\n".join(literal(check) for check in item.checks))
         else:
             st.caption("Static checks: no findings.")
         if item.evidence:

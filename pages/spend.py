@@ -7,6 +7,7 @@ from core import db
 from core.budgets import reports
 from core.budgets.money import format_micro
 from pages.ui import layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Spend")
@@ -38,8 +39,8 @@ if teams:
     figure.update_layout(yaxis_title="USD, cumulative", height=320, margin={"t": 20, "b": 20})
     st.plotly_chart(figure, key="burndown_chart")
     crossing = f", crossing the budget on {chosen.crosses_on.isoformat()}" if chosen.crosses_on else ""
-    st.caption(f"At the run rate so far, {chosen.team} ends {chosen.period.key} at "
-               f"{format_micro(chosen.forecast_micro)}{crossing}.")
+    st.caption(literal(f"At the run rate so far, {chosen.team} ends {chosen.period.key} at "
+                       f"{format_micro(chosen.forecast_micro)}{crossing}."))
 
 st.subheader("Breakdown")
 months = reports.recent_months()

@@ -52,13 +52,14 @@ def make_gateway(transport: RecordingTransport, *, attempts: int = 3, breaker=No
 class Server:
     """Quorum's HTTP routes served by uvicorn on a free port, in a thread."""
 
-    def __init__(self, extra_routes=()) -> None:
+    def __init__(self, extra_routes=(), *, proxy_headers: bool = False) -> None:
         """``extra_routes``: mounted after Quorum's, as the dashboard's are in the real app."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        # proxy_headers off, as `quorum run` serves (pages.ui.server): Quorum reads forwarding headers itself.
         config = uvicorn.Config(Starlette(routes=[*http_routes(), *extra_routes]), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="off")
+                                log_level="warning", lifespan="off", proxy_headers=proxy_headers)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

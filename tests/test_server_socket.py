@@ -43,6 +43,7 @@ def _nodelay_of_accepted_connection(listener: socket.socket) -> int:
 @pytest.fixture
 def restore_bind(monkeypatch):
     monkeypatch.setattr(starlette_server, "_bind_socket", starlette_server._bind_socket)
+    monkeypatch.setattr(starlette_server, "_get_uvicorn_config_kwargs", starlette_server._get_uvicorn_config_kwargs)
 
 
 def test_connections_of_the_served_socket_have_nagle_off(restore_bind):
@@ -63,6 +64,13 @@ def test_install_wraps_once(restore_bind):
     wrapped = starlette_server._bind_socket
     server.install()
     assert starlette_server._bind_socket is wrapped
+
+
+def test_quorum_run_tells_uvicorn_to_leave_the_client_address_alone(restore_bind):
+    # uvicorn's default believes X-Forwarded-For from loopback; Quorum decides that itself.
+    assert starlette_server._get_uvicorn_config_kwargs().get("proxy_headers", True) is True
+    server.install()
+    assert starlette_server._get_uvicorn_config_kwargs()["proxy_headers"] is False
 
 
 def test_install_refuses_a_streamlit_that_binds_otherwise(monkeypatch):

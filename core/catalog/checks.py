@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import jsonschema
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from core.catalog.render import TEMPLATE_ENVIRONMENT, message_label
+from core.catalog.render import message_label
+from core.catalog.sandbox import MAX_RANGE, MAX_RENDERED_CHARS, TEMPLATE_ENVIRONMENT
 from core.catalog.spec import VersionSpec
 from core.guardrails.secrets import find_secrets
 
@@ -75,6 +76,7 @@ def _template_findings(version: VersionSpec) -> list[Finding]:
             findings.append(
                 Finding(ERROR, "undeclared-variable", f"{label} uses '{name}', which is not declared")
             )
+        findings += [Finding(severity, code, f"{label}: {text}") for severity, code, text in _costly_constructs(tree)]
         for attribute in sorted(_private_attributes(tree)):
             findings.append(
                 Finding(
@@ -95,6 +97,81 @@ def _template_findings(version: VersionSpec) -> list[Finding]:
 
 def _private_attributes(tree: nodes.Template) -> set[str]:
     return {node.attr for node in tree.find_all(nodes.Getattr) if node.attr.startswith("_")}
+
+
+def _costly_constructs(tree: nodes.Template) -> list[tuple[str, str, str]]:
+    """Loops and values the render budget would stop (errors) or may stop (warnings).
+
+    The sandbox refuses them at run time anyway; saying so at submission keeps a template
+    that fails on some inputs, or on every call, from reaching review."""
+    found = []
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name == "range"):
+            continue
+        bounds = [_constant(arg) for arg in call.args]
+        if any(b is None for b in bounds) or call.kwargs or call.dyn_args:
+            found.append((WARNING, "unbounded-range",
+                          f"line {call.lineno}: range() takes its bound from a variable; the sandbox stops "
+                          f"past {MAX_RANGE:,} numbers"))
+        elif all(isinstance(b, int) for b in bounds) and bounds and len(range(*bounds)) > MAX_RANGE:
+            found.append((ERROR, "range-too-large",
+                          f"line {call.lineno}: range() of {len(range(*bounds)):,} numbers; the sandbox allows "
+                          f"{MAX_RANGE:,}"))
+    for operation in tree.find_all(nodes.Mul):
+        left, right = _constant(operation.left), _constant(operation.right)
+        for sized, count in ((left, right), (right, left)):
+            if isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_RENDERED_CHARS:
+                found.append((ERROR, "repetition-too-large",
+                              f"line {operation.lineno}: repeats a value into {len(sized) * count:,} characters; "
+                              f"the sandbox allows {MAX_RENDERED_CHARS:,}"))
+    for loop in tree.find_all(nodes.For):
+        for assign in loop.find_all(nodes.Assign):
+            target = _target_key(assign.target)
+            if target is None:
+                continue
+            value = [assign.node, *assign.node.find_all(nodes.Node)]
+            uses = sum(1 for node in value if _target_key(node) == target)
+            grows = uses >= 2 or (uses and any(isinstance(node, nodes.Mul) for node in value))
+            if grows:
+                found.append((ERROR, "self-doubling",
+                              f"line {assign.lineno}: '{'.'.join(target)}' is built from itself more than once "
+                              "inside a loop, so it doubles on every pass"))
+    return found
+
+
+def _constant(node: nodes.Node):
+    """The value of a constant expression (``10**9``, ``"ab"``, ``[1, 2]``), else None.
+
+    Jinja's own ``as_const`` gives up on operators the sandbox intercepts, which are
+    exactly the ones that matter here; exponents stay small so this stays cheap."""
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.List | nodes.Tuple):
+        items = [_constant(item) for item in node.items]
+        return None if any(i is None for i in items) else items
+    if isinstance(node, nodes.Neg):
+        value = _constant(node.node)
+        return -value if isinstance(value, int | float) else None
+    if isinstance(node, nodes.Pow | nodes.Mul | nodes.Add | nodes.Sub):
+        left, right = _constant(node.left), _constant(node.right)
+        if not (isinstance(left, int | float) and isinstance(right, int | float)):
+            return None
+        if isinstance(node, nodes.Pow):
+            return left**right if abs(right) <= 64 and abs(left) < 2**64 else None
+        if isinstance(node, nodes.Mul):
+            return left * right
+        return left + right if isinstance(node, nodes.Add) else left - right
+    return None
+
+
+def _target_key(node: nodes.Node) -> tuple[str, ...] | None:
+    if isinstance(node, nodes.Name):
+        return (node.name,)
+    if isinstance(node, nodes.NSRef):
+        return (node.name, node.attr)
+    if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
+        return (node.node.name, node.attr)
+    return None
 
 
 def _scanned_texts(version: VersionSpec) -> Iterator[tuple[str, str, str]]:

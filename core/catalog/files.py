@@ -46,7 +46,7 @@ from core.catalog.spec import (
     version_content,
     version_from_content,
 )
-from core.catalog.yaml_io import CatalogValidationError, dump_yaml, parse_yaml, schema_problems
+from core.catalog.yaml_io import CatalogValidationError, dump_yaml, parse_yaml, read_limited, schema_problems
 
 PROMPT_FILE_SUFFIX = ".yaml"
 
@@ -77,11 +77,7 @@ def load_prompt_file(path: str | Path) -> tuple[PromptSpec, VersionSpec]:
     """Load ``prompts/<name>.yaml``; the ``name`` inside must match the file name."""
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogValidationError([f"{source}: cannot read the file: {exc}"]) from None
-    return parse_prompt_document(parse_yaml(text, source), source, expected_name=path.stem)
+    return parse_prompt_document(parse_yaml(read_limited(path), source), source, expected_name=path.stem)
 
 
 def load_directory(directory: str | Path) -> list[tuple[PromptSpec, VersionSpec]]:

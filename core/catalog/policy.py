@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from core.catalog.spec import RISK_TIERS
+from core.catalog.yaml_io import CatalogValidationError, parse_yaml, read_limited
 from core.errors import ValidationError
 from core.settings import DATA_DIR
 
@@ -36,9 +35,9 @@ def load_review_policy(path: str | Path | None = None) -> ReviewPolicy:
     if not path.exists():
         return ReviewPolicy(dict(DEFAULT_APPROVALS))
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValidationError(f"{path}: cannot read the review policy: {exc}") from None
+        document = parse_yaml(read_limited(path), str(path)) or {}
+    except CatalogValidationError as exc:
+        raise ValidationError(f"cannot read the review policy: {exc}") from None
     return parse_review_policy(document, str(path))
 
 

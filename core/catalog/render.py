@@ -3,7 +3,8 @@
 Templates are written by prompt engineers and reviewed, but the variables come from
 applications and end users, so rendering is defensive: only declared variables, each of
 its declared type, no silent blanks (StrictUndefined), no attribute tricks (immutable
-sandbox), no giant strings from ``'x' * 10**9``. Autoescape is off because the output is
+sandbox), and a budget per render (core.catalog.sandbox: loop steps, value sizes, output
+size, time), so ``'x' * 10**9`` or nested ``range`` loops are refused. Autoescape is off because the output is
 chat text, not HTML; a block tag alone on its line leaves no blank line behind. Every
 failure is a ValidationError that says which message or variable is at fault.
 """
@@ -15,45 +16,12 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError
+from jinja2 import Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from core.catalog.sandbox import TEMPLATE_ENVIRONMENT, render_limited
 from core.catalog.spec import VariableSpec, VersionSpec
 from core.errors import ValidationError
-
-# Large enough for any real prompt (a long contract is ~100k characters); small enough
-# that a template cannot make the gateway build a gigabyte string.
-MAX_RENDERED_CHARS = 1_000_000
-_MAX_EXPONENT = 64
-
-
-class _CatalogSandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus a cap on the size of ``*`` and ``**`` results."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context, operator, left, right):
-        if operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
-            raise SecurityError(f"the exponent {right} is larger than the sandbox allows")
-        if operator == "*":
-            for sized, count in ((left, right), (right, left)):
-                if isinstance(sized, str | list | tuple) and isinstance(count, int):
-                    if len(sized) * count > MAX_RENDERED_CHARS:
-                        raise SecurityError("the repeated value would be larger than allowed")
-        return super().call_binop(context, operator, left, right)
-
-
-TEMPLATE_ENVIRONMENT = _CatalogSandbox(
-    undefined=StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,  # render exactly what was written, final newline included
-    # A {% for %} or {% if %} on its own line leaves no blank line or indentation behind,
-    # so templates can be laid out for reading without padding the prompt.
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
 
 def message_label(index: int, role: str) -> str:
     return f"message {index} ({role})"
@@ -130,15 +98,15 @@ def render_messages(version: VersionSpec, variables: Mapping[str, Any]) -> list[
         except TemplateSyntaxError as exc:
             raise ValidationError(f"{label}, line {exc.lineno}: template syntax error: {exc.message}") from None
         try:
-            content = template.render(dict(variables))
+            content = render_limited(template, dict(variables))
         except SecurityError as exc:
             raise ValidationError(f"{label}: refused by the template sandbox: {exc}") from None
         except UndefinedError as exc:
             raise ValidationError(f"{label}: {exc}") from None
+        except MemoryError:
+            raise ValidationError(f"{label}: refused by the template sandbox: the render ran out of memory") from None
         except Exception as exc:  # noqa: BLE001 - a template bug must surface as a user error, not a crash
             raise ValidationError(f"{label}: template failed: {type(exc).__name__}: {exc}") from None
-        if len(content) > MAX_RENDERED_CHARS:
-            raise ValidationError(f"{label}: rendered text is longer than {MAX_RENDERED_CHARS} characters")
         rendered.append({"role": message.role, "content": content})
     return rendered
 

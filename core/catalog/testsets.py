@@ -46,7 +46,9 @@ import jsonschema
 from core.catalog.file_schemas import TESTSET_FILE_SCHEMA
 from core.catalog.render import variable_problems
 from core.catalog.spec import VariableSpec, VersionSpec
-from core.catalog.yaml_io import CatalogValidationError, dump_yaml, parse_yaml, schema_problems
+from core.catalog.yaml_io import (
+    CatalogValidationError, check_size, dump_yaml, parse_yaml, read_limited, schema_problems,
+)  # fmt: skip
 
 DEFAULT_PASS_THRESHOLD = 1.0
 TESTSET_FILE_SUFFIX = ".yaml"
@@ -107,10 +109,7 @@ def load_testset_text(text: str, source: str = "<testset>") -> TestSetSpec:
 
 def load_testset_file(path: str | Path) -> TestSetSpec:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogValidationError([f"{path}: cannot read the file: {exc}"]) from None
+    text = read_limited(path)
     return parse_testset_document(parse_yaml(text, str(path)), str(path), expected_prompt=path.stem)
 
 
@@ -174,7 +173,13 @@ def cases_from_csv(
     text: str, variables: Sequence[VariableSpec], source: str = "cases.csv"
 ) -> list[TestCaseSpec]:
     """Cases from CSV; all or nothing, each problem naming the row and column."""
+    check_size(len(text.encode("utf-8")), source)
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        # e.g. a cell longer than the csv module's field limit (131,072 characters)
+        raise CatalogValidationError([f"{source}: cannot read the CSV: {exc}"]) from None
     header = reader.fieldnames or []
     declared = {v.name: v for v in variables}
     columns = {c[len(CSV_VARIABLE_PREFIX):] for c in header if c.startswith(CSV_VARIABLE_PREFIX)}
@@ -184,7 +189,7 @@ def cases_from_csv(
     if problems:
         raise CatalogValidationError(problems)
     cases = []
-    for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+    for row_number, row in enumerate(rows, start=2):  # row 1 is the header
         where = f"{source}: row {row_number}"
         case: dict[str, Any] = {"id": row["id"], "variables": {}}
         if row.get("description"):
@@ -195,12 +200,16 @@ def cases_from_csv(
                 case["variables"][name] = cell if variable.type == "string" else json.loads(cell)
             except json.JSONDecodeError as exc:
                 problems.append(f"{where}: var.{name}: not valid JSON for a {variable.type}: {exc.msg}")
+            except RecursionError:
+                problems.append(f"{where}: var.{name}: JSON nested too deeply")
         for column, parse in (("assertions", json.loads), ("pass_threshold", float)):
             if row.get(column):
                 try:
                     case[column] = parse(row[column])
                 except ValueError as exc:
                     problems.append(f"{where}: {column}: cannot be read: {exc}")
+                except RecursionError:
+                    problems.append(f"{where}: {column}: JSON nested too deeply")
         cases.append(case)
     document = {"prompt": "csv-import", "cases": cases}
     problems += schema_problems(document, TESTSET_FILE_SCHEMA, source) if cases else [f"{source}: no cases"]

@@ -4,11 +4,21 @@ Reading is strict in the two ways PyYAML is not by default: a key written twice 
 error (PyYAML silently keeps the last one, so a duplicated variable would vanish), and
 dates stay strings (a contract date in a test case is text for a template, not a
 ``datetime``). Every problem names the file, and for syntax errors the line.
+
+Files come from uploads and pull requests, so reading is also bounded: a file larger than
+``MAX_FILE_BYTES`` is refused before it is parsed, and so is one that uses more than
+``MAX_ALIASES`` aliases, nests deeper than ``MAX_DEPTH`` or expands to more than
+``MAX_VALUES`` values. PyYAML shares an aliased node instead of copying it, so a
+billion-laughs file of a few hundred bytes parses quickly, into a structure whose
+expansion every later step (schema validation, JSON encoding, storing) would walk for
+minutes; the expansion is counted on the node graph, once per shared node, before
+anything is constructed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,6 +27,14 @@ import yaml
 from core.errors import ValidationError
 
 _MAX_REASON_CHARS = 300
+
+# A prompt file or a test set is a few kilobytes; the largest real test sets are a few
+# hundred kilobytes of pasted documents.
+MAX_FILE_BYTES = 1_000_000
+# '<<: *base' once per case is the only reuse real files make.
+MAX_ALIASES = 1_000
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
 
 
 class CatalogValidationError(ValidationError):
@@ -31,8 +49,32 @@ class CatalogValidationError(ValidationError):
         super().__init__(message)
 
 
+class _YamlLimitExceeded(yaml.YAMLError):
+    """A limit of the module note was passed; the message names it."""
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and leaves timestamps as strings."""
+    """SafeLoader that refuses duplicate keys, leaves timestamps as strings, and counts
+    aliases and nesting while it composes the node graph."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _YamlLimitExceeded(f"more than {MAX_ALIASES} aliases (*name); the limit is {MAX_ALIASES}")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _YamlLimitExceeded(f"nested deeper than {MAX_DEPTH} levels; the limit is {MAX_DEPTH}")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -57,10 +99,65 @@ _StrictLoader.yaml_implicit_resolvers = {
 }
 
 
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text; syntax errors become a ValidationError naming source and line."""
+def _expanded_values(root: yaml.Node) -> int:
+    """How many values the document holds once every alias is expanded.
+
+    Sizes are remembered per node, so a node shared by a thousand aliases is walked once:
+    the count of a billion-laughs file is computed in microseconds, not expanded."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(key) + size(value) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
+def check_size(size_in_bytes: int, source: str) -> None:
+    """Refuse a file (or pasted text) above MAX_FILE_BYTES before reading or parsing it."""
+    if size_in_bytes > MAX_FILE_BYTES:
+        raise CatalogValidationError(
+            [f"{source}: the file is {size_in_bytes:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes"]
+        )
+
+
+def read_limited(path: Path) -> str:
+    """A file's text, refused unreadable or above MAX_FILE_BYTES without reading it whole."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                check_size(max(len(data), path.stat().st_size), str(path))
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogValidationError([f"{path}: cannot read the file: {exc}"]) from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text within the module's limits; every problem is a ValidationError
+    naming the source (and the line for syntax errors, the limit for limits)."""
+    check_size(len(text.encode("utf-8")), source)
+    loader = _StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if _expanded_values(root) > MAX_VALUES:
+            raise _YamlLimitExceeded(
+                f"expands to more than {MAX_VALUES:,} values (aliases inside aliases); the limit is {MAX_VALUES:,}"
+            )
+        return loader.construct_document(root)
+    except _YamlLimitExceeded as exc:
+        raise CatalogValidationError([f"{source}: {exc}"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -68,6 +165,8 @@ def parse_yaml(text: str, source: str) -> Any:
         raise CatalogValidationError([f"{source}: {where}YAML syntax error: {reason}"]) from None
     except yaml.YAMLError as exc:
         raise CatalogValidationError([f"{source}: YAML syntax error: {exc}"]) from None
+    finally:
+        loader.dispose()
 
 
 def schema_problems(document: Any, schema: Mapping[str, Any], source: str) -> list[str]:

@@ -39,6 +39,7 @@ from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest
                                  UpstreamFailed, UpstreamTimeout, UpstreamUnavailable)
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
+from core.http.client_address import client_address
 from core.review_requests import held_for_team
 
 
@@ -132,7 +133,7 @@ def _caller(request: Request) -> Caller:
     secret = header[7:].strip() if header.lower().startswith("bearer ") else None
     # A pooled Connection, no ORM session: this read runs before every gateway call.
     with db.get_engine().connect() as connection:
-        identity = keys.authenticate(connection, secret, client_ip=request.client.host if request.client else None)
+        identity = keys.authenticate(connection, secret, client_ip=client_address(request))
     return Caller.for_key(identity)
 
 

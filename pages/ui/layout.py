@@ -10,12 +10,13 @@ import streamlit as st
 from core.errors import QuorumError
 from core.permissions import ROLE_LABELS, Actor
 from pages.ui import registry, signin
+from pages.ui.text import literal
 
 
 def sidebar(actor: Actor) -> None:
     with st.sidebar:
         roles = ", ".join(ROLE_LABELS[r] for r in sorted(actor.roles)) or "no role"
-        st.caption(f"Signed in as **{actor.display_name}** · {roles}")
+        st.caption(f"Signed in as **{literal(actor.display_name)}** · {literal(roles)}")
         st.button("Sign out", on_click=signin.sign_out, key="sign_out")
 
 
@@ -48,7 +49,7 @@ def shows_errors(success: str | None = None) -> Iterator[None]:
     try:
         yield
     except QuorumError as error:
-        st.error(str(error), icon=":material/block:")
+        st.error(literal(error), icon=":material/block:")
     else:
         if success:
             flash(success)
@@ -64,4 +65,4 @@ def show_flash() -> None:
     """Show the notice left by the previous run's successful change, once."""
     message = st.session_state.pop(_FLASH_KEY, None)
     if message:
-        st.success(message, icon=":material/check_circle:")
+        st.success(literal(message), icon=":material/check_circle:")

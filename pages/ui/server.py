@@ -8,6 +8,11 @@ writes an answer's headers and body separately, so on a kept-alive connection (e
 OpenAI SDK client of the gateway) the body waited for the client's delayed ACK: about
 40 ms added to every call. Accepted connections inherit TCP_NODELAY from the listening
 socket, so setting it there once covers them all.
+
+And one fix to its uvicorn options: uvicorn believes ``X-Forwarded-For`` from any caller
+on loopback and replaces the client's address with it before Quorum sees the request;
+Quorum decides whom to believe itself (core.http.client_address, QUORUM_TRUSTED_PROXIES),
+so the server is told to pass the connecting address through untouched.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 from typing import Callable
 
 _PATCHED = "_quorum_no_delay"
+_NO_PROXY_HEADERS = "_quorum_no_proxy_headers"
 
 
 def no_delay(bind: Callable[..., socket.socket]) -> Callable[..., socket.socket]:
@@ -32,16 +38,30 @@ def no_delay(bind: Callable[..., socket.socket]) -> Callable[..., socket.socket]
     return bind_without_nagle
 
 
+def without_proxy_headers(options: Callable[[], dict]) -> Callable[[], dict]:
+    """uvicorn options with its own X-Forwarded-For handling turned off."""
+
+    def options_without_proxy_headers() -> dict:
+        return {**options(), "proxy_headers": False}
+
+    setattr(options_without_proxy_headers, _NO_PROXY_HEADERS, True)
+    return options_without_proxy_headers
+
+
 def install() -> None:
-    """Wrap Streamlit's socket binding; fails loudly if Streamlit no longer binds it that way."""
+    """Wrap Streamlit's socket binding and uvicorn options; fails loudly if Streamlit no
+    longer builds them that way."""
     from streamlit.web.server.starlette import starlette_server
 
-    bind = getattr(starlette_server, "_bind_socket", None)
-    if bind is None:
-        raise RuntimeError("streamlit.web.server.starlette.starlette_server._bind_socket is gone: "
-                           "check how this Streamlit version binds its socket before serving the gateway")
+    for name in ("_bind_socket", "_get_uvicorn_config_kwargs"):
+        if getattr(starlette_server, name, None) is None:
+            raise RuntimeError(f"streamlit.web.server.starlette.starlette_server.{name} is gone: check how this "
+                               "Streamlit version binds its socket and configures uvicorn before serving the gateway")
+    bind, options = starlette_server._bind_socket, starlette_server._get_uvicorn_config_kwargs
     if not getattr(bind, _PATCHED, False):
         starlette_server._bind_socket = no_delay(bind)
+    if not getattr(options, _NO_PROXY_HEADERS, False):
+        starlette_server._get_uvicorn_config_kwargs = without_proxy_headers(options)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import streamlit as st
 from core import db, identity
 from core.permissions import ROLE_LABELS, Actor
 from core.settings import settings
+from pages.ui.text import literal
 
 DEMO_PERSON_KEY = "demo_person_id"
 
@@ -33,8 +34,8 @@ def _oidc_actor() -> Actor:
     with db.session_scope() as session:
         actor = identity.actor_for_email(session, email) if email else None
     if actor is None:
-        st.error(f"No access: {email or 'your account'} is not registered in Quorum. "
-                 "Ask an admin to add you.")
+        st.error(literal(f"No access: {email or 'your account'} is not registered in Quorum. "
+                         "Ask an admin to add you."))
         st.button("Sign out", on_click=st.logout, key="oidc_logout_denied")
         st.stop()
     return actor
