@@ -32,7 +32,7 @@ from core.gateway.errors import GuardrailBlocked, HeldForReview, ModelNotAllowed
 from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream
-from core.guardrails import GuardrailPolicy, apply_input_guardrails, scan_output
+from core.guardrails import GuardrailPolicy, scan_body, scan_output
 from core.models.gateway import GatewayCall, StoredPayload
 from core.permissions import Actor, Permission, require
 from core.retention.payloads import minimized_payload, payload_storage_mode
@@ -131,6 +131,8 @@ class Gateway:
         if caller.key_id is None:
             require(caller.actor, Permission.PLAYGROUND_RUN, team_id=caller.team_id)
         try:
+            with span("gateway.guardrails.secrets"):
+                self._refuse_secrets(call, request)
             with span("gateway.prepare"):
                 body = self._prepared_body(call, request)
             with span("gateway.allow_list"):
@@ -220,23 +222,42 @@ class Gateway:
     def allowed_models(self, team_id: int) -> list[str]:
         return self.budget.allowed_models(team_id)
 
-    def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
+    def _refuse_secrets(self, call: _Call, request: GatewayRequest) -> None:
+        """Block a request with a credential anywhere in it, before any stage reads it.
+
+        Every string of the body and of a prompt call (its name, label and variables) is
+        scanned here, first: the model name, the prompt name and a render error would
+        otherwise carry a pasted key into the call log before the input guardrails run.
+        """
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        messages = body["messages"] if call.kind == "chat" else [
-            {"role": "user", "content": t} for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
-        outcome = apply_input_guardrails(messages, policy)
-        call.findings = outcome_findings(outcome)
-        if outcome.blocked:
-            raise GuardrailBlocked(f"Blocked by the guardrail '{outcome.rule}': the request contains "
-                                   f"{blocked_reason(outcome.rule)}; remove it and try again", rule=outcome.rule)
-        if call.kind == "chat":
-            body = {**body, "messages": outcome.messages}
-        else:
-            texts = [m["content"] for m in outcome.messages]
-            body = {**body, "input": texts[0] if isinstance(body["input"], str) else texts}
+        verdict = scan_body(request.body, policy, pii=False)
+        if not verdict.blocked and request.prompt is not None:
+            prompt = request.prompt
+            verdict = scan_body({"prompt": prompt.name, "label": prompt.label, "variables": prompt.variables},
+                                policy, pii=False)
+        if verdict.blocked:
+            call.findings = outcome_findings(verdict)
+            raise _blocked(verdict)
+
+    def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
+        """Secrets and personal data in every string of the body, whatever the endpoint.
+
+        The caller's own text was scanned for secrets already (``_refuse_secrets``); a
+        prompt call's body is rendered from the catalog, so it is scanned again here.
+        """
+        with db.session() as session:
+            policy = policies.team_policy(session, call.caller.team_id)
+        verdict = scan_body(body, policy, secrets=call.prompt_name is not None)
+        call.findings = outcome_findings(verdict)
+        if verdict.blocked:
+            raise _blocked(verdict)
+        body = verdict.body
         if policy.moderation != "off" and not skip_moderation:
-            self._moderate(call, body, outcome.messages, policy)
+            texts = body["input"] if call.kind == "embeddings" else None
+            messages = body["messages"] if texts is None else [
+                {"role": "user", "content": t} for t in ([texts] if isinstance(texts, str) else texts)]
+            self._moderate(call, body, messages, policy)
         return body
 
     def _moderate(self, call: _Call, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
@@ -418,6 +439,13 @@ class Gateway:
 
 
 
+
+
+def _blocked(verdict) -> GuardrailBlocked:
+    # Names the field, never the text in it: the caller finds the key without it being echoed.
+    return GuardrailBlocked(f"Blocked by the guardrail '{verdict.rule}': the request contains "
+                            f"{blocked_reason(verdict.rule)} in {verdict.field}; remove it and try again",
+                            rule=verdict.rule)
 
 
 def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str:

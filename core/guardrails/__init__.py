@@ -20,9 +20,18 @@ from core.guardrails.policy import (
     apply_input_guardrails,
     scan_output,
 )
-from core.guardrails.secrets import SecretFinding, find_secrets
+from core.guardrails.body import BodyVerdict, scan_body
+from core.guardrails.saved_text import SecretInText, refuse_secrets, refuse_secrets_in
+from core.guardrails.secrets import SecretFinding, find_secrets, mask_secrets, secret_kind_name
 
 __all__ = [
+    "BodyVerdict",
+    "SecretInText",
+    "mask_secrets",
+    "refuse_secrets",
+    "refuse_secrets_in",
+    "scan_body",
+    "secret_kind_name",
     "PII_KINDS",
     "FindingSummary",
     "GuardrailOutcome",

@@ -91,6 +91,7 @@ class FindingSummary:
     count: int
     masked: tuple[str, ...]
     action: str  # "block", "redact", "allow" or "flag"
+    fields: tuple[str, ...] = ()  # where in a request body, when known ("tools[0].function.description")
 
 
 @dataclass(frozen=True)
