@@ -156,9 +156,15 @@ def assert_nowhere(needles: list[str], *, sim=None, log=None, checkpoint_dir=Non
             assert not any(needle in file.read_text() for needle in needles)
 
 
-def blocked(error: openai.BadRequestError | httpx.Response) -> dict:
-    body = error.body if isinstance(error, openai.BadRequestError) else error.json()["error"]
-    return body
+def refusal(error: dict, field: str, canary: Canary) -> str:
+    """How a 400 reads: the outcome the tests want, or what is wrong with it."""
+    if (error.get("code"), error.get("param")) != ("guardrail_blocked", canary.rule):
+        return f"refused otherwise: {error.get('code')} {error.get('param')}"
+    if canary.needle in json.dumps(error):
+        return "refused, quoting the secret"
+    if f" in {field};" not in error["message"]:
+        return f"refused without naming the field: {error['message']}"
+    return "refused, naming the field"
 
 
 # ---- every field of every gateway endpoint ---------------------------------------------------
@@ -227,14 +233,16 @@ def chat_cases(s: str) -> list[tuple[str, dict]]:
 def test_a_secret_in_any_field_of_a_chat_request_is_refused_and_never_sent_stored_or_logged(
         server, gateway, session, sim, canary, captured_log, checkpoint_dir):
     sdk = client(server, new_key(session))
+    outcomes = {}
     for field, arguments in chat_cases(canary.secret):
-        arguments = {"model": MODEL, **arguments}
-        with pytest.raises(openai.BadRequestError) as refused:
-            sdk.chat.completions.create(**arguments)
-        error = blocked(refused.value)
-        assert (error["code"], error["param"]) == ("guardrail_blocked", canary.rule), field
-        assert f" in {field};" in error["message"], (field, error["message"])
-        assert canary.needle not in json.dumps(error)
+        try:
+            sdk.chat.completions.create(**{"model": MODEL, **arguments})
+            outcomes[field] = "answered"
+        except openai.APIStatusError as refused:
+            outcomes[field] = (refusal(refused.body, field, canary) if refused.status_code == 400
+                               else f"HTTP {refused.status_code}")
+    # One line per field, so that a failure lists every field that let the secret through.
+    assert outcomes == {field: "refused, naming the field" for field, _ in chat_cases(canary.secret)}
     audit_checkpoints.create_checkpoint(session=session, actor=SYSTEM)
     assert sim.received == []
     assert_nowhere([canary.needle], sim=sim, log=captured_log, checkpoint_dir=checkpoint_dir)
@@ -247,12 +255,15 @@ def test_a_secret_in_any_field_of_an_embeddings_request_is_refused_and_never_sto
     cases = [("input", {"input": f"index this: {s}"}), ("input[1]", {"input": ["fine", s]}),
              ("user", {"input": "fine", "user": s}), ("model", {"input": "fine", "model": s}),
              ("x_note", {"input": "fine", "extra_body": {"x_note": s}})]
+    outcomes = {}
     for field, arguments in cases:
-        with pytest.raises(openai.BadRequestError) as refused:
+        try:
             sdk.embeddings.create(**{"model": "text-embedding-3-small", **arguments})
-        error = blocked(refused.value)
-        assert (error["code"], error["param"]) == ("guardrail_blocked", canary.rule)
-        assert f" in {field};" in error["message"] and canary.needle not in error["message"]
+            outcomes[field] = "answered"
+        except openai.APIStatusError as refused:
+            outcomes[field] = (refusal(refused.body, field, canary) if refused.status_code == 400
+                               else f"HTTP {refused.status_code}")
+    assert outcomes == {field: "refused, naming the field" for field, _ in cases}
     assert sim.received == []
     assert_nowhere([canary.needle], sim=sim, log=captured_log)
 
@@ -274,13 +285,13 @@ def test_a_secret_in_a_prompt_calls_variables_label_user_or_name_is_refused_and_
         ("user", "support-answer", {"variables": variables, "user": s}),
         ("prompt", s, {"variables": variables}),
     ]
+    outcomes = {}
     for field, name, body in cases:
         response = httpx.post(f"{server.base_url}/prompts/{quote(name, safe='')}/completions",
                               headers={"Authorization": f"Bearer {key.secret}"}, json=body)
-        error = blocked(response)
-        assert response.status_code == 400 and error["code"] == "guardrail_blocked", (field, response.text)
-        assert error["param"] == canary.rule and f" in {field};" in error["message"]
-        assert canary.needle not in response.text
+        outcomes[field] = (refusal(response.json()["error"], field, canary) if response.status_code == 400
+                           else f"HTTP {response.status_code}")
+    assert outcomes == {field: "refused, naming the field" for field, _, _ in cases}
     assert sim.received == []
     assert_nowhere([canary.needle], sim=sim, log=captured_log)
 
