@@ -223,32 +223,31 @@ class Gateway:
         return self.budget.allowed_models(team_id)
 
     def _refuse_secrets(self, call: _Call, request: GatewayRequest) -> None:
-        """Block a request with a credential anywhere in it, before any stage reads it.
+        """Block a credential in what the stages before the input guardrails read.
 
-        Every string of the body and of a prompt call (its name, label and variables) is
-        scanned here, first: the model name, the prompt name and a render error would
-        otherwise carry a pasted key into the call log before the input guardrails run.
+        A refused model is recorded by name, and a prompt call's name, label and variables
+        are used (and a render error quotes them) before the rendered body is scanned, so
+        these are scanned first. The rest of the body is scanned, whole, by
+        ``_input_guardrails``.
         """
+        if request.prompt is None:
+            scanned = {"model": request.body.get("model")} if isinstance(request.body, dict) else {}
+        else:
+            prompt = request.prompt
+            scanned = {**(request.body or {}), "prompt": prompt.name, "label": prompt.label,
+                       "variables": prompt.variables}
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        verdict = scan_body(request.body, policy, pii=False)
-        if not verdict.blocked and request.prompt is not None:
-            prompt = request.prompt
-            verdict = scan_body({"prompt": prompt.name, "label": prompt.label, "variables": prompt.variables},
-                                policy, pii=False)
+        verdict = scan_body(scanned, policy, pii=False)
         if verdict.blocked:
             call.findings = outcome_findings(verdict)
             raise _blocked(verdict)
 
     def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
-        """Secrets and personal data in every string of the body, whatever the endpoint.
-
-        The caller's own text was scanned for secrets already (``_refuse_secrets``); a
-        prompt call's body is rendered from the catalog, so it is scanned again here.
-        """
+        """Secrets and personal data in every string of the body, whatever the endpoint."""
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        verdict = scan_body(body, policy, secrets=call.prompt_name is not None)
+        verdict = scan_body(body, policy)
         call.findings = outcome_findings(verdict)
         if verdict.blocked:
             raise _blocked(verdict)

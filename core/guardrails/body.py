@@ -13,13 +13,15 @@ values and field names only; a blocked verdict carries no body at all.
 
 from __future__ import annotations
 
+import dataclasses
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.guardrails.fields import Path, field_name, text_fields, with_texts
-from core.guardrails.pii import PII_KINDS, PlaceholderBook, find_pii, replace_findings
+from core.guardrails.fields import Path, TextField, field_name, text_fields, with_texts
+from core.guardrails.pii import PII_KINDS, PiiFinding, PlaceholderBook, find_pii, replace_findings
 from core.guardrails.policy import FindingSummary, GuardrailPolicy
-from core.guardrails.secrets import find_secrets
+from core.guardrails.secrets import SecretFinding, find_secrets
 
 
 @dataclass(frozen=True)
@@ -44,29 +46,20 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
     ``root`` prefixes the field names (``variables`` for a prompt call's variables).
     ``secrets=False`` skips the credential scan when this same text was scanned already.
     """
+    fields = [text_field for text_field in text_fields(body) if text_field.text]
     # rule -> (masked values, field names, action), in the order first found.
     found: dict[str, tuple[list[str], list[str], str]] = {}
-    # (rule, field) of the first secret, and of the first personal data the policy blocks.
-    secret_block: tuple[str, str] | None = None
-    pii_block: tuple[str, str] | None = None
+    secret_block = pii_block = None  # (rule, field) of the first secret / blocked personal data
+    if secrets:
+        for text_field, finding in _secret_findings(fields, policy):
+            name = field_name(text_field.path, root=root)
+            _note(found, finding.rule, finding.masked, name, "block")
+            secret_block = secret_block or (finding.rule, name)
     checked_kinds = tuple(kind for kind in PII_KINDS if policy.action_for(kind) != "allow") if pii else ()
     redact_kinds = set(policy.kinds_with("redact"))
-    to_redact: list[tuple[Path, str, list]] = []
-    for text_field in text_fields(body):
-        text = text_field.text
-        if not text:
-            continue
-        if secrets:
-            for finding in find_secrets(text, high_entropy=policy.detect_high_entropy_secrets
-                                        and not text_field.binary):
-                name = field_name(text_field.path, root=root)
-                _note(found, finding.rule, finding.masked, name, "block")
-                secret_block = secret_block or (finding.rule, name)
-        if not checked_kinds or not text_field.free_text or text_field.is_key:
-            continue
-        pii_found = find_pii(text, checked_kinds)
-        if not pii_found:
-            continue
+    to_redact: list[tuple[Path, str, list[PiiFinding]]] = []
+    free_text = [f for f in fields if f.free_text and not f.is_key] if checked_kinds else []
+    for text_field, pii_found in _pii_findings(free_text, checked_kinds):
         name = field_name(text_field.path, root=root)
         for finding in pii_found:
             action = policy.action_for(finding.kind)
@@ -75,7 +68,7 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
                 pii_block = pii_block or (finding.rule, name)
         redacted = [finding for finding in pii_found if finding.kind in redact_kinds]
         if redacted:
-            to_redact.append((text_field.path, text, redacted))
+            to_redact.append((text_field.path, text_field.text, redacted))
     summaries = tuple(FindingSummary(rule, len(masked), tuple(masked), action, tuple(dict.fromkeys(names)))
                       for rule, (masked, names, action) in found.items())
     blocking = secret_block or pii_block  # a secret decides first: it always blocks
@@ -84,6 +77,53 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
     book = PlaceholderBook()  # one per request: the same value, the same placeholder
     replacements = {path: replace_findings(text, findings, book=book).text for path, text, findings in to_redact}
     return BodyVerdict("allow", None, None, summaries, with_texts(body, replacements))
+
+
+# The fields' texts are scanned joined into one text: the detectors cost a few microseconds
+# per call whatever the length, and a body has dozens of short strings (keys, names, enum
+# values). No pattern matches across the separator (a NUL between line breaks), and a
+# finding that still crosses one is looked for again in its own field.
+_SEPARATOR = "\n\x00\n"
+
+
+def _joined(fields: list[TextField]) -> tuple[str, list[int]]:
+    starts, position = [], 0
+    for text_field in fields:
+        starts.append(position)
+        position += len(text_field.text) + len(_SEPARATOR)
+    return _SEPARATOR.join(f.text for f in fields), starts
+
+
+def _secret_findings(fields: list[TextField], policy: GuardrailPolicy) -> list[tuple[TextField, SecretFinding]]:
+    # Binary payloads (base64) would all look random: the entropy detector skips them.
+    entropy = policy.detect_high_entropy_secrets
+    groups = [[f for f in fields if not f.binary], [f for f in fields if f.binary]] if entropy else [fields]
+    located = []
+    for index, group in enumerate(groups):
+        text, starts = _joined(group)
+        for finding in find_secrets(text, high_entropy=entropy and index == 0):
+            text_field = group[bisect_right(starts, finding.start) - 1]
+            located.append((text_field, finding))  # a key block may run on: its field is where it starts
+    return located
+
+
+def _pii_findings(fields: list[TextField], kinds: tuple[str, ...]) -> list[tuple[TextField, list[PiiFinding]]]:
+    if not fields:
+        return []
+    text, starts = _joined(fields)
+    by_field: dict[int, list[PiiFinding]] = {}
+    crossing: set[int] = set()
+    for finding in find_pii(text, kinds):
+        index = bisect_right(starts, finding.start) - 1
+        offset = starts[index]
+        if finding.end - offset > len(fields[index].text):
+            crossing.add(index)
+            continue
+        by_field.setdefault(index, []).append(
+            dataclasses.replace(finding, start=finding.start - offset, end=finding.end - offset))
+    for index in crossing:
+        by_field[index] = find_pii(fields[index].text, kinds)
+    return [(fields[index], by_field[index]) for index in sorted(by_field) if by_field[index]]
 
 
 def _note(found: dict, rule: str, masked: str, name: str, action: str) -> None:

@@ -17,9 +17,7 @@ Every string, whatever its kind, is scanned for secrets.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.guardrails.secrets import find_secrets
 
@@ -36,9 +34,12 @@ _BINARY_KEYS = frozenset({"data", "file_data", "image_base64"})
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]{0,63}")
 
 
-@dataclass(frozen=True, slots=True)
-class TextField:
-    """One string of a value: where it is, and what kind of text it is."""
+class TextField(NamedTuple):
+    """One string of a value: where it is, and what kind of text it is.
+
+    A named tuple, not a dataclass: a body has dozens of strings and the walk is on every
+    gateway call, where a frozen dataclass's constructor alone cost more than the scan.
+    """
 
     path: Path  # keys and list indexes from the root; for a key, the path of the dict plus the key
     text: str
@@ -47,24 +48,29 @@ class TextField:
     binary: bool = False
 
 
-def text_fields(value: Any, path: Path = ()) -> Iterator[TextField]:
+def text_fields(value: Any, path: Path = ()) -> list[TextField]:
     """Every string in ``value`` (dict keys too), depth first, in document order."""
+    found: list[TextField] = []
+    _collect(value, path, None, found)
+    return found
+
+
+def _collect(value: Any, path: Path, key: str | None, found: list[TextField]) -> None:
+    # ``key``: the nearest dict key above ``value``, which says what kind of text it is.
     if isinstance(value, str):
-        yield _field(path, value)
+        binary = key in _BINARY_KEYS or value.startswith("data:")
+        found.append(TextField(path, value, False, not binary and key not in NOT_FREE_TEXT, binary))
     elif isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str):
-                yield TextField(path + (key,), key, is_key=True, free_text=False)
-            yield from text_fields(item, path + (key,))
+        for item_key, item in value.items():
+            item_path = path + (item_key,)
+            if isinstance(item_key, str):
+                found.append(TextField(item_path, item_key, True, False, False))
+                _collect(item, item_path, item_key, found)
+            else:
+                _collect(item, item_path, key, found)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            yield from text_fields(item, path + (index,))
-
-
-def _field(path: Path, text: str) -> TextField:
-    key = next((part for part in reversed(path) if isinstance(part, str)), None)
-    binary = key in _BINARY_KEYS or text.startswith("data:")
-    return TextField(path, text, free_text=not binary and key not in NOT_FREE_TEXT, binary=binary)
+            _collect(item, path + (index,), key, found)
 
 
 def field_name(path: Path, *, root: str = "") -> str:
