@@ -541,3 +541,16 @@ def _key_for(session) -> keys.KeyIdentity:
         _keys.clear()
         _keys[id(session)] = keys.KeyIdentity(key_id=created.key_id, team_id=team_id(session), prefix="qk")
     return _keys[id(session)]
+
+
+def test_the_audit_log_masks_a_secret_that_slips_into_an_event_and_the_chain_still_verifies(session, canary):
+    from core import audit
+    from tests.audit_helpers import problems
+
+    audit.record(session, actor=SYSTEM, action="thing.change", target_type="thing", target_id=1,
+                 after={"note": f"rotated to {canary.secret}", canary.secret: [canary.secret]})
+    session.commit()
+    assert raw_copies_in_database([canary.needle]) == []
+    [event] = audit.recent_events(session, actor=SYSTEM, limit=1)
+    assert "…" in json.dumps(event.after, ensure_ascii=False)
+    assert problems(session) == []
