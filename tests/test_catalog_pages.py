@@ -81,3 +81,20 @@ def test_catalog_pages_render_the_full_demo_for_every_role(session):
             assert not errors_of(at), (role, page, errors_of(at))
     at = signed_in(session, LENA)
     assert any("support-answer v2 waits for your review" in i.value for i in at.info)
+
+
+def test_a_review_comment_with_a_token_is_refused_on_the_page_and_not_stored(session, directory, simple_version):
+    from core.catalog import workflow
+
+    prompt = PromptSpec("faq-answer", "Support", "Answer product questions", "medium", "internal")
+    vid = store.create_prompt(session=session, actor=directory.by_email(TOM), prompt=prompt, version=simple_version).id
+    workflow.submit(session=session, actor=directory.by_email(TOM), version_id=vid)
+    token = "ghp_" + "Zq9w" * 9  # built here, at run time: not a literal key in the repository
+
+    at = signed_in(session, LENA)
+    at.switch_page("pages/review_queue.py").run()
+    at.text_area(key=f"comment_{vid}").input(f"Works with {token} for me.")
+    button(at, f"approve_{vid}").click().run()
+    assert errors_of(at) == ["The review comment contains a GitHub token; remove it before saving"]
+    session.rollback()
+    assert workflow.reviews_of(session, vid) == [] and store.get_version(session, vid).state == "in_review"
