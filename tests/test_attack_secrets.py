@@ -29,12 +29,15 @@ from sqlalchemy import MetaData, select
 
 from core import audit_checkpoints, db, identity, keys
 from core.budgets import config as budget_config
+from core.budgets import prices
 from core.catalog import store, workflow
 from core.catalog.demo_seed import seed_catalog
 from core.catalog.spec import MessageSpec, PromptSpec, VariableSpec
 from core.catalog.testsets import Assertion, TestCaseSpec, TestSetSpec
 from core.errors import QuorumError, ValidationError
+from core.experiments import service as experiment_service
 from core.experiments import testset_store
+from core.experiments.runner import VariantChoice
 from core.gateway import policies
 from core.retention import holds
 from core.review_requests import decide
@@ -414,6 +417,12 @@ def _save_paths(session, directory, simple_version, s):
         ("The person's name", lambda: identity.add_person(session=session, actor=admin, email="new@example.com",
                                                           display_name=s)),
         ("The key's name", lambda: keys.create_key(session=session, actor=admin, team_id=support, label=s)),
+        ("The price's source", lambda: prices.add_override(
+            session=session, actor=admin, model="gpt-4o-mini", effective_from="2026-01-01", input="1", output="2",
+            source=f"mail from {s}")),
+        ("The variants ([0].params.stop)", lambda: experiment_service.plan(
+            session=session, actor=tom, testset_id=_saved_testset(session, tom, prompt_id, testset).id,
+            variants=[VariantChoice(version_id=prompt.id, params={"stop": s})])),
         ("The case name", lambda: holds.add_hold(session=session, actor=lena, case_name=f"case {s}"[:120],
                                                  owner_person_id=lena.person_id, team_id=support)),
     ]
