@@ -253,10 +253,7 @@ class Gateway:
             raise _blocked(verdict)
         body = verdict.body
         if policy.moderation != "off" and not skip_moderation:
-            texts = body["input"] if call.kind == "embeddings" else None
-            messages = body["messages"] if texts is None else [
-                {"role": "user", "content": t} for t in ([texts] if isinstance(texts, str) else texts)]
-            self._moderate(call, body, messages, policy)
+            self._moderate(call, body, _moderated_messages(call.kind, body), policy)
         return body
 
     def _moderate(self, call: _Call, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
@@ -438,6 +435,15 @@ class Gateway:
 
 
 
+
+
+def _moderated_messages(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What moderation reads: a chat's messages, or the texts of any other kind's ``input``."""
+    if kind == "chat":
+        return body["messages"]
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+    return [{"role": "user", "content": text} for text in texts if isinstance(text, str)]
 
 
 def _blocked(verdict) -> GuardrailBlocked:
