@@ -13,7 +13,6 @@ values and field names only; a blocked verdict carries no body at all.
 
 from __future__ import annotations
 
-import dataclasses
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -57,10 +56,11 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
             secret_block = secret_block or (finding.rule, name)
     checked_kinds = tuple(kind for kind in PII_KINDS if policy.action_for(kind) != "allow") if pii else ()
     redact_kinds = set(policy.kinds_with("redact"))
-    to_redact: list[tuple[Path, str, list[PiiFinding]]] = []
     free_text = [f for f in fields if f.free_text and not f.is_key] if checked_kinds else []
-    for text_field, pii_found in _pii_findings(free_text, checked_kinds):
-        name = field_name(text_field.path, root=root)
+    by_field, joined = _pii_findings(free_text, checked_kinds)
+    to_redact: dict[int, list[PiiFinding]] = {}
+    for index, pii_found in by_field.items():
+        name = field_name(free_text[index].path, root=root)
         for finding in pii_found:
             action = policy.action_for(finding.kind)
             _note(found, finding.rule, finding.masked, name, action)
@@ -68,14 +68,21 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
                 pii_block = pii_block or (finding.rule, name)
         redacted = [finding for finding in pii_found if finding.kind in redact_kinds]
         if redacted:
-            to_redact.append((text_field.path, text_field.text, redacted))
+            to_redact[index] = redacted
     summaries = tuple(FindingSummary(rule, len(masked), tuple(masked), action, tuple(dict.fromkeys(names)))
                       for rule, (masked, names, action) in found.items())
     blocking = secret_block or pii_block  # a secret decides first: it always blocks
     if blocking is not None:
         return BodyVerdict("block", blocking[0], blocking[1], summaries)
     book = PlaceholderBook()  # one per request: the same value, the same placeholder
-    replacements = {path: replace_findings(text, findings, book=book).text for path, text, findings in to_redact}
+    if joined is not None and to_redact:
+        # Redacted in one pass over the joined text, then split back into its fields.
+        parts = replace_findings(joined, [f for found in to_redact.values() for f in found], book=book).text
+        parts = parts.split(_SEPARATOR)
+        replacements = {free_text[index].path: parts[index] for index in to_redact}
+    else:
+        replacements = {free_text[index].path: replace_findings(free_text[index].text, found, book=book).text
+                        for index, found in to_redact.items()}
     return BodyVerdict("allow", None, None, summaries, with_texts(body, replacements))
 
 
@@ -107,23 +114,28 @@ def _secret_findings(fields: list[TextField], policy: GuardrailPolicy) -> list[t
     return located
 
 
-def _pii_findings(fields: list[TextField], kinds: tuple[str, ...]) -> list[tuple[TextField, list[PiiFinding]]]:
+def _pii_findings(fields: list[TextField], kinds: tuple[str, ...]) -> tuple[dict[int, list[PiiFinding]], str | None]:
+    """Findings by field index, with the joined text they were found in (offsets are in it).
+
+    When a finding crosses from one field into the next, or a field itself holds the
+    separator, each field is scanned on its own instead: offsets are then the field's own,
+    and the joined text is None.
+    """
     if not fields:
-        return []
+        return {}, None
     text, starts = _joined(fields)
     by_field: dict[int, list[PiiFinding]] = {}
-    crossing: set[int] = set()
     for finding in find_pii(text, kinds):
         index = bisect_right(starts, finding.start) - 1
-        offset = starts[index]
-        if finding.end - offset > len(fields[index].text):
-            crossing.add(index)
-            continue
-        by_field.setdefault(index, []).append(
-            dataclasses.replace(finding, start=finding.start - offset, end=finding.end - offset))
-    for index in crossing:
-        by_field[index] = find_pii(fields[index].text, kinds)
-    return [(fields[index], by_field[index]) for index in sorted(by_field) if by_field[index]]
+        if finding.end > starts[index] + len(fields[index].text):
+            break
+        by_field.setdefault(index, []).append(finding)
+    else:
+        if text.count(_SEPARATOR) == len(fields) - 1:
+            return by_field, text
+    by_field = {index: found for index, text_field in enumerate(fields)
+                if (found := find_pii(text_field.text, kinds))}
+    return by_field, None
 
 
 def _note(found: dict, rule: str, masked: str, name: str, action: str) -> None:
