@@ -281,3 +281,12 @@ def test_a_base64_payload_is_not_taken_for_a_random_token_but_the_same_text_is()
     assert scan_body({"messages": [{"role": "user", "content": [image]}]}, policy).decision == "allow"
     pasted = scan_body({"messages": [{"role": "user", "content": f"token {blob}"}]}, policy)
     assert (pasted.rule, pasted.field) == ("secret.high_entropy_string", "messages[0].content")
+
+
+def test_a_field_holding_the_scan_separator_is_still_redacted_in_place():
+    from core.guardrails import scan_body
+
+    body = {"messages": [{"role": "user", "content": "a\n\x00\nana@example.com"},
+                         {"role": "user", "content": "bob@example.com"}]}
+    sent = scan_body(body, GuardrailPolicy()).body
+    assert [m["content"] for m in sent["messages"]] == ["a\n\x00\n[EMAIL_1]", "[EMAIL_2]"]
