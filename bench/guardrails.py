@@ -10,7 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.guardrails import GuardrailPolicy, apply_input_guardrails, find_pii, find_secrets  # noqa: E402
+from core.guardrails import (  # noqa: E402
+    GuardrailPolicy, apply_input_guardrails, find_pii, find_secrets, scan_body)
 
 PARAGRAPH = (
     "Hi, I'm writing about order 4471923 placed on 12 March 2024. The parcel arrived two weeks "
@@ -18,6 +19,13 @@ PARAGRAPH = (
     "for the support team, list the dates, and draft a polite reply? Our meeting is 2024-05-14 "
     "at 10:30; Ana (ana@example.com) will join from the Lisbon office. Thanks!\n"
 )
+
+
+TOOL = {"type": "function", "function": {
+    "name": "lookup_order", "description": "Find an order by its number and return its status.",
+    "parameters": {"type": "object", "properties": {
+        "order_id": {"type": "string", "description": "The order number, seven digits."},
+        "channel": {"type": "string", "enum": ["email", "chat", "phone"]}}, "required": ["order_id"]}}}
 
 
 def sized(target: int) -> str:
@@ -44,7 +52,13 @@ def main() -> None:
         print(f"{label}:")
         print(f"  find_secrets            {median_us(lambda: find_secrets(text), repeats):8.1f} us")
         print(f"  find_pii                {median_us(lambda: find_pii(text), repeats):8.1f} us")
-        print(f"  apply_input_guardrails  {median_us(lambda: apply_input_guardrails(messages, policy), repeats):8.1f} us")
+        print(f"  apply_input_guardrails  {median_us(lambda: apply_input_guardrails(messages, policy), repeats):8.1f} us"
+              "  (messages only)")
+        body = {"model": "gpt-4o-mini", "messages": messages, "user": "end-user-42", "temperature": 0.2,
+                "tools": [TOOL], "metadata": {"ticket": "T-1001", "channel": "email"}}
+        print(f"  scan_body               {median_us(lambda: scan_body(body, policy), repeats):8.1f} us"
+              "  (every field, a tool and metadata too)")
+        print(f"  scan_body, secrets only {median_us(lambda: scan_body(body, policy, pii=False), repeats):8.1f} us")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from sqlmodel import Session
 
 from core import audit_chain, audit_checkpoints, clock
 from core.errors import ValidationError
+from core.guardrails.fields import text_fields, with_texts
+from core.guardrails.secrets import find_secrets, mask_secrets
 from core.models.audit import AuditEvent
 from core.permissions import Actor
 
@@ -121,9 +123,36 @@ def _event_fields(*, actor: Actor, action: str, target_type: str, target_id: str
         target_type=target_type,
         target_id=str(target_id),
         team_id=team_id,
-        before_json=canonical_json(before),
-        after_json=canonical_json(after),
+        before_json=_without_secrets(canonical_json(before)),
+        after_json=_without_secrets(canonical_json(after)),
     )
+
+
+def _without_secrets(payload: str | None) -> str | None:
+    """The payload with any credential in it masked: the audit log is kept for years and exported.
+
+    Services keep secrets out of what they record (saves of text holding one are refused);
+    this is the backstop for a value that slipped through. One scan of the serialized text
+    (microseconds); only when it finds something is the value walked and re-serialized, so
+    that masking never cuts across the JSON's quoting.
+    """
+    if payload is None or not find_secrets(payload):
+        return payload
+    value = json.loads(payload)
+    found = [text_field for text_field in text_fields(value) if find_secrets(text_field.text)]
+    value = with_texts(value, {f.path: mask_secrets(f.text) for f in found if not f.is_key})
+    # Keys last and deepest first, so that renaming one never moves a path still to be masked.
+    for key_field in sorted((f for f in found if f.is_key), key=lambda f: len(f.path), reverse=True):
+        value = _with_key_masked(value, key_field.path)
+    return canonical_json(value)
+
+
+def _with_key_masked(value: Any, path: tuple) -> Any:
+    if len(path) == 1:
+        return {(mask_secrets(key) if key == path[0] else key): item for key, item in value.items()}
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _with_key_masked(value[path[0]], path[1:])
+    return copy
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from core.audit import committing, record
 from core.errors import Conflict, NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets_in
 from core.models.identity import Membership, Person, RoleGrant, Team
 from core.permissions import Actor, Permission, Role, parse_role, require
 
@@ -83,6 +84,7 @@ def actor_for_email(session: Session, email: str) -> Actor | None:
 def create_team(*, session: Session, actor: Actor, name: str, description: str = "") -> Team:
     require(actor, Permission.TEAM_MANAGE)
     name = _clean_team_name(name)
+    refuse_secrets_in({"the team name": name, "the team description": description})
     if session.exec(select(Team).where(Team.name_key == name.lower())).first():
         raise Conflict(f"A team named {name!r} already exists")
     team = Team(name=name, name_key=name.lower(), description=description.strip()[:500])
@@ -111,6 +113,7 @@ def add_person(
     display_name = display_name.strip()
     if not display_name:
         raise ValidationError("A person needs a name")
+    refuse_secrets_in({"the e-mail address": email, "the person's name": display_name})
     parsed_roles = sorted({parse_role(r) for r in roles})
     if parsed_roles:
         require(actor, Permission.ROLE_GRANT)

@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from core import clock
 from core.audit import committing, record
 from core.errors import NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets
 from core.gateway.errors import Unauthenticated
 from core.identity import get_team
 from core.models.keys import ApiKey
@@ -114,7 +115,9 @@ def create_key(*, session: Session, actor: Actor, team_id: int, label: str = "",
                expires_days: int | None = None, allowed_cidrs: str | list[str] | None = None) -> CreatedKey:
     require(actor, Permission.KEY_MANAGE)
     get_team(session, team_id)
-    label = " ".join((label or "").split())[:80]
+    label = " ".join((label or "").split())
+    refuse_secrets(label, field="the key's name")
+    label = label[:80]
     if expires_days is not None and not (1 <= expires_days <= MAX_EXPIRY_DAYS):
         raise ValidationError(f"Expiry must be between 1 and {MAX_EXPIRY_DAYS} days")
     cidrs = parse_cidrs(allowed_cidrs)

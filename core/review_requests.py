@@ -19,6 +19,7 @@ from core import clock
 from core.attention import AttentionItem
 from core.audit import committing, record
 from core.errors import InvalidTransition, NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets
 from core.models.gateway import HeldRequest
 from core.permissions import Actor, Permission, require
 
@@ -62,6 +63,7 @@ def decide(*, session: Session, actor: Actor, public_id: str, release: bool, com
     comment = (comment or "").strip()
     if not comment:
         raise ValidationError("Say why: a comment is required to release or deny a held request")
+    refuse_secrets(comment, field="the comment")
     held = _held(session, public_id)
     if held.status != PENDING:
         raise InvalidTransition(f"This request was already {held.status}")

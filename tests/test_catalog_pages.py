@@ -103,3 +103,20 @@ def test_the_catalog_offers_engineers_a_higher_tier_only_and_leads_any(session, 
     at = signed_in(session, "daniel.kim@example.com")  # an auditor reads, changes nothing
     at.switch_page("pages/catalog.py").run()
     assert "catalog_change_risk" not in {b.key for b in at.button}
+
+
+def test_a_review_comment_with_a_token_is_refused_on_the_page_and_not_stored(session, directory, simple_version):
+    from core.catalog import workflow
+
+    prompt = PromptSpec("faq-answer", "Support", "Answer product questions", "medium", "internal")
+    vid = store.create_prompt(session=session, actor=directory.by_email(TOM), prompt=prompt, version=simple_version).id
+    workflow.submit(session=session, actor=directory.by_email(TOM), version_id=vid)
+    token = "ghp_" + "Zq9w" * 9  # built here, at run time: not a literal key in the repository
+
+    at = signed_in(session, LENA)
+    at.switch_page("pages/review_queue.py").run()
+    at.text_area(key=f"comment_{vid}").input(f"Works with {token} for me.")
+    button(at, f"approve_{vid}").click().run()
+    assert errors_of(at) == ["The review comment contains a GitHub token; remove it before saving"]
+    session.rollback()
+    assert workflow.reviews_of(session, vid) == [] and store.get_version(session, vid).state == "in_review"

@@ -100,3 +100,13 @@ def test_run_refuses_unsafe_settings_before_starting_anything(db_url, capsys, mo
     reset_settings()
     assert main(["run", "--port", "8599"]) == 1
     assert capsys.readouterr().err.startswith("error: Unsafe configuration: no [auth] section")
+
+
+def test_a_key_name_holding_a_token_is_refused_with_exit_1_and_the_token_is_not_echoed(db_url, capsys, session):
+    main(["demo", "seed"])
+    capsys.readouterr()
+    token = "ghp_" + "Zq9w" * 9  # built at run time: no key-shaped literal in the repository
+    assert main(["keys", "create", "--team", "Support", "--name", f"ci {token}"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "error: The key's name contains a GitHub token; remove it before saving"
+    assert token not in captured.out + captured.err

@@ -227,3 +227,66 @@ def test_output_scan_flags_secrets_and_pii():
     assert {s.rule for s in outcome.findings} == {"secret.github_token", "pii.email"}
     assert scan_output(PLAIN_PARAGRAPHS[0], GuardrailPolicy()).decision == "allow"
     assert scan_output("mail ana@example.com", GuardrailPolicy(pii_action="allow")).decision == "allow"
+
+
+# --- whole request bodies --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLE_SECRETS))
+def test_a_secret_in_a_key_blocks_and_the_field_is_named_without_it(kind):
+    from core.guardrails import scan_body
+
+    secret = SAMPLE_SECRETS[kind]()
+    verdict = scan_body({"model": "m", "metadata": {secret: "x"}}, GuardrailPolicy())
+    assert (verdict.decision, verdict.rule, verdict.field, verdict.body) == (
+        "block", f"secret.{kind}", "metadata[…]", None)
+    assert secret not in repr(verdict)
+
+
+def test_personal_data_is_redacted_in_free_text_fields_only_and_one_value_keeps_one_placeholder():
+    from core.guardrails import scan_body
+
+    body = {"model": "gpt-4o-mini", "user": "ana@example.com",
+            "messages": [{"role": "user", "name": "ana", "content": "Mail bob@example.com, cc ana@example.com"}],
+            "tools": [{"type": "function", "function": {"name": "notify", "description": "Writes to ana@example.com",
+                                                         "parameters": {"type": "object", "properties": {
+                                                             "to": {"type": "string", "enum": ["bob@example.com"]}}}}}]}
+    verdict = scan_body(body, GuardrailPolicy(pii_action="redact"))
+    sent = verdict.body
+    assert sent["user"] == "[EMAIL_1]"
+    assert sent["messages"][0]["content"] == "Mail [EMAIL_2], cc [EMAIL_1]"
+    assert sent["tools"][0]["function"]["description"] == "Writes to [EMAIL_1]"
+    assert sent["tools"][0]["function"]["parameters"]["properties"]["to"]["enum"] == ["[EMAIL_2]"]
+    assert sent["messages"][0]["name"] == "ana" and sent["tools"][0]["function"]["name"] == "notify"
+    assert body["user"] == "ana@example.com"  # the caller's body is not changed
+    [emails] = verdict.findings
+    assert emails.fields == ("user", "messages[0].content", "tools[0].function.description",
+                             "tools[0].function.parameters.properties.to.enum[0]")
+
+
+def test_personal_data_split_over_two_fields_is_not_joined_into_one():
+    from core.guardrails import scan_body
+
+    # The two halves of a card number in two fields: no finding may cross from one into the other.
+    verdict = scan_body({"stop": ["4111 1111", "1111 1111"]}, GuardrailPolicy())
+    assert verdict.findings == () and verdict.body == {"stop": ["4111 1111", "1111 1111"]}
+
+
+def test_a_base64_payload_is_not_taken_for_a_random_token_but_the_same_text_is():
+    from core.guardrails import scan_body
+
+    policy = GuardrailPolicy(detect_high_entropy_secrets=True)
+    blob = _random(120, _ALNUM + "+/")
+    image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{blob}"}}
+    assert scan_body({"messages": [{"role": "user", "content": [image]}]}, policy).decision == "allow"
+    pasted = scan_body({"messages": [{"role": "user", "content": f"token {blob}"}]}, policy)
+    assert (pasted.rule, pasted.field) == ("secret.high_entropy_string", "messages[0].content")
+
+
+def test_a_field_holding_the_scan_separator_is_still_redacted_in_place():
+    from core.guardrails import scan_body
+
+    body = {"messages": [{"role": "user", "content": "a\n\x00\nana@example.com"},
+                         {"role": "user", "content": "bob@example.com"}]}
+    sent = scan_body(body, GuardrailPolicy()).body
+    assert [m["content"] for m in sent["messages"]] == ["a\n\x00\n[EMAIL_1]", "[EMAIL_2]"]

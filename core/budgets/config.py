@@ -7,9 +7,11 @@ with the budget as it was and as it is.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -45,7 +47,21 @@ class BudgetInput:
 def snapshot(budget: Budget) -> dict[str, Any]:
     return {"scope": budget.scope_key, "cap_micro": budget.cap_micro, "cap_tokens": budget.cap_tokens,
             "period": budget.period, "thresholds": budget.thresholds, "hard": budget.hard,
-            "max_request_micro": budget.max_request_micro, "webhook_url": budget.webhook_url}
+            "max_request_micro": budget.max_request_micro, "webhook_url": webhook_for_audit(budget.webhook_url)}
+
+
+def webhook_for_audit(url: str | None) -> str | None:
+    """The webhook as the audit log keeps it: its host and a fingerprint, never the whole URL.
+
+    A webhook URL often is a credential (a Slack webhook's path, a token in the query):
+    the budget keeps it, since the admin set it to be called, but the audit log, which
+    many more people read and export, gets only where it points and whether it changed.
+    """
+    if not url:
+        return url
+    parts = urlsplit(url)
+    fingerprint = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return f"{parts.scheme}://{parts.hostname}/… (sha256 {fingerprint})"
 
 
 def parse_thresholds(values: Any) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ from core.budgets.money import format_micro, micro_to_decimal
 from core.budgets.pricing import OVERRIDES_ORIGIN, Price, PriceBook
 from core.budgets.pricing_file import parse_price_entries
 from core.errors import Conflict, NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets_in
 from core.models.budgets import PriceOverride
 from core.permissions import Actor, Permission, require
 
@@ -104,6 +105,7 @@ def add_override(
 ) -> PriceOverride:
     """Add a price entry (dollar amounts per 1M tokens as decimal strings); audited."""
     require(actor, Permission.PRICE_MANAGE)
+    refuse_secrets_in({"the model name": model, "the price's source": source})
     raw: dict[str, Any] = {"model": (model or "").strip(), "effective_from": effective_from,
                            "input": input, "source": (source or "").strip()}
     if output not in (None, ""):

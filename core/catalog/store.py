@@ -25,6 +25,7 @@ from core.catalog.spec import (
     version_from_content,
 )
 from core.errors import Conflict, NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets_in
 from core.models.catalog import Prompt, PromptVersion
 from core.models.identity import Team
 from core.permissions import Actor, Permission, require
@@ -136,6 +137,7 @@ def _add_version(session: Session, actor: Actor, prompt: Prompt, version: Versio
 
 
 def _version_row(session: Session, actor: Actor, prompt: Prompt, version: VersionSpec) -> PromptVersion:
+    refuse_secrets_in({"the draft": version_content(version), "the change note": version.change_note})
     number = session.exec(
         select(func.coalesce(func.max(PromptVersion.number), 0)).where(PromptVersion.prompt_id == prompt.id)
     ).one() + 1
@@ -159,6 +161,7 @@ def _refuse_duplicate(session: Session, prompt: Prompt, version: VersionSpec) ->
 
 
 def _check_prompt_spec(spec: PromptSpec) -> None:
+    refuse_secrets_in({"the prompt name": spec.name, "the prompt's purpose": spec.purpose})
     if not re.match(PROMPT_NAME_PATTERN, spec.name or "") or len(spec.name) > 64:
         raise ValidationError(f"Prompt name {spec.name!r} must be lower-case words joined by '-', e.g. 'ticket-triage'")
     if not spec.purpose.strip():

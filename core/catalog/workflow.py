@@ -35,6 +35,7 @@ from core.catalog.store import (
     version_spec,
 )
 from core.errors import Conflict, InvalidTransition, ValidationError
+from core.guardrails.saved_text import refuse_secrets, refuse_secrets_in
 from core.models.catalog import Prompt, PromptLabel, PromptReview, PromptVersion, ReviewEvidence
 from core.permissions import Actor, Permission, require
 
@@ -123,6 +124,8 @@ def attach_evidence(*, session: Session, actor: Actor, version_id: int, kind: st
     version, prompt = _load(session, version_id)
     require(actor, Permission.PROMPT_WRITE, team_id=prompt.team_id)
     kind, reference_id, summary = kind.strip().lower(), str(reference_id).strip(), summary.strip()
+    refuse_secrets_in({"the evidence kind": kind, "the evidence reference": reference_id,
+                       "the evidence summary": summary})
     if not kind or not reference_id or not summary:
         raise ValidationError("Evidence needs a kind, a reference and a summary")
     evidence = ReviewEvidence(version_id=version.id, kind=kind[:32], reference_id=reference_id[:80],
@@ -217,6 +220,7 @@ def _required_comment(comment: str, what: str) -> str:
     comment = (comment or "").strip()
     if not comment:
         raise ValidationError(f"{what} needs a comment")
+    refuse_secrets(comment, field="the review comment")  # before it is cut: a cut key is still a key
     return comment[:_MAX_COMMENT]
 
 

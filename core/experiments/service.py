@@ -29,6 +29,7 @@ from core.budgets.remaining import remaining_micro
 from core.catalog import workflow
 from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, version_spec
 from core.errors import Conflict, NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets_in
 from core.experiments import running
 from core.experiments.gateway_call import gateway_call
 from core.experiments.results import ExperimentRun, comparisons, run_from_json, run_to_json, summarize
@@ -86,6 +87,9 @@ def plan(session: Session, *, actor: Actor, testset_id: int, variants: Sequence[
     require(actor, Permission.PLAYGROUND_RUN, team_id=prompt.team_id)
     if not variants:
         raise ValidationError("Choose at least one variant")
+    # Stored with the experiment (and sent as request parameters): no credential in them.
+    refuse_secrets_in({"the variants": [{"model": c.model, "params": dict(c.params)} for c in variants],
+                       "the judge model": judge_model})
     if not 1 <= int(repetitions) <= MAX_REPETITIONS:
         raise ValidationError(f"Repetitions must be between 1 and {MAX_REPETITIONS}")
     built, described = [], []

@@ -23,6 +23,7 @@ from core.catalog.testsets import (
 )  # fmt: skip
 from core.catalog.yaml_io import CatalogValidationError
 from core.errors import NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets, refuse_secrets_in
 from core.models.catalog import Prompt
 from core.models.experiments import TestSet, TestSetCase
 from core.permissions import Actor, Permission, require
@@ -88,6 +89,10 @@ def save_testset(*, session: Session, actor: Actor, prompt_id: int, spec: TestSe
         raise ValidationError("A test set needs a name of 1 to 64 characters")
     if not spec.cases:
         raise ValidationError("A test set needs at least one case")
+    refuse_secrets_in({"the test set name": name, "the test set description": spec.description})
+    for position, case in enumerate(spec.cases, start=1):
+        # The case as it would be stored: its id, description, variables and assertions.
+        refuse_secrets(_case_document(_case_row(0, position, case)), field=f"test case {position}")
     _check_variables(session, prompt, spec)
     testset = session.exec(select(TestSet).where(TestSet.prompt_id == prompt.id, TestSet.name == name)).first()
     before = None

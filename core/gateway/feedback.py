@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from core import clock
 from core.audit import committing, record
 from core.errors import NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets
 from core.models.experiments import RequestFeedback
 from core.models.gateway import GatewayCall
 from core.permissions import Actor
@@ -30,6 +31,7 @@ def record_feedback(*, session: Session, actor: Actor, team_id: int, key_id: int
     if comment is not None and not isinstance(comment, str):
         raise ValidationError("'comment' must be text")
     comment = (comment or "").strip()
+    refuse_secrets(comment, field="the feedback comment")
     if len(comment) > MAX_COMMENT:
         raise ValidationError(f"'comment' may be at most {MAX_COMMENT} characters")
     call = session.exec(select(GatewayCall).where(GatewayCall.request_id == request_id.strip())).first()

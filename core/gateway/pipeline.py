@@ -35,7 +35,7 @@ from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest
 from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream
-from core.guardrails import GuardrailPolicy, apply_input_guardrails, scan_output
+from core.guardrails import GuardrailPolicy, scan_body, scan_output
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.permissions import Actor, Permission, require
 from core.retention.payloads import minimized_payload, payload_storage_mode
@@ -150,6 +150,8 @@ class Gateway:
     def _stages(self, call: _Call, request: GatewayRequest, skip_moderation: bool):
         caller = call.caller
         try:
+            with span("gateway.guardrails.secrets"):
+                self._refuse_secrets(call, request)
             with span("gateway.prepare"):
                 body = self._prepared_body(call, request)
             with span("gateway.allow_list"):
@@ -276,31 +278,39 @@ class Gateway:
     def allowed_models(self, team_id: int) -> list[str]:
         return self.budget.allowed_models(team_id)
 
-    def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
+    def _refuse_secrets(self, call: _Call, request: GatewayRequest) -> None:
+        """Block a credential in what the stages before the input guardrails read.
+
+        A refused model is recorded by name, and a prompt call's name, label and variables
+        are used (and a render error quotes them) before the rendered body is scanned, so
+        these are scanned first. The rest of the body is scanned, whole, by
+        ``_input_guardrails``.
+        """
+        if request.prompt is None:
+            scanned = {"model": request.body.get("model")} if isinstance(request.body, dict) else {}
+        else:
+            prompt = request.prompt
+            scanned = {**(request.body or {}), "prompt": prompt.name, "label": prompt.label,
+                       "variables": prompt.variables}
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
-        if call.kind == "chat":
-            messages = body["messages"]
-        elif call.kind == "responses":
-            messages = responses.scan_messages(body)  # one message per text slot, tools included
-        else:
-            messages = [{"role": "user", "content": t}
-                        for t in ([body["input"]] if isinstance(body["input"], str) else body["input"])]
-        outcome = apply_input_guardrails(messages, policy)
-        call.findings = outcome_findings(outcome)
-        if outcome.blocked:
-            raise GuardrailBlocked(f"Blocked by the guardrail '{outcome.rule}': the request contains "
-                                   f"{blocked_reason(outcome.rule)}; remove it and try again", rule=outcome.rule)
-        if call.kind == "chat":
-            body = {**body, "messages": outcome.messages}
-        elif call.kind == "responses":
-            body = responses.with_texts(body, outcome.messages)
-        else:
-            texts = [m["content"] for m in outcome.messages]
-            body = {**body, "input": texts[0] if isinstance(body["input"], str) else texts}
+        verdict = scan_body(scanned, policy, pii=False)
+        if verdict.blocked:
+            call.findings = outcome_findings(verdict)
+            raise _blocked(verdict)
+
+    def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
+        """Secrets and personal data in every string of the body, whatever the endpoint."""
+        with db.session() as session:
+            policy = policies.team_policy(session, call.caller.team_id)
+        verdict = scan_body(body, policy)
+        call.findings = outcome_findings(verdict)
+        if verdict.blocked:
+            raise _blocked(verdict)
+        body = verdict.body
         # A moderation request is itself the check: it is not moderated again.
         if policy.moderation != "off" and not skip_moderation and call.kind != "moderations":
-            self._moderate(call, body, outcome.messages, policy)
+            self._moderate(call, body, _moderated_messages(call.kind, body), policy)
         return body
 
     def _moderate(self, call: _Call, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
@@ -552,6 +562,24 @@ def _check_output_limit(call: _Call, body: dict[str, Any]) -> None:
 
 
 
+
+
+def _moderated_messages(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What moderation reads: a chat's messages, a Responses request's text slots, or the texts of ``input``."""
+    if kind == "chat":
+        return body["messages"]
+    if kind == "responses":
+        return responses.scan_messages(body)  # one message per text slot, tools included
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+    return [{"role": "user", "content": text} for text in texts if isinstance(text, str)]
+
+
+def _blocked(verdict) -> GuardrailBlocked:
+    # Names the field, never the text in it: the caller finds the key without it being echoed.
+    return GuardrailBlocked(f"Blocked by the guardrail '{verdict.rule}': the request contains "
+                            f"{blocked_reason(verdict.rule)} in {verdict.field}; remove it and try again",
+                            rule=verdict.rule)
 
 
 def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.guardrails import GuardrailOutcome, GuardrailPolicy
+from core.guardrails import BodyVerdict, GuardrailOutcome, GuardrailPolicy
 from core.guardrails.pii import find_pii, replace_findings
 from core.guardrails.secrets import find_secrets
 
@@ -23,10 +23,13 @@ def message_texts(message: dict[str, Any]) -> list[str]:
 
 
 def finding_summary(finding) -> dict[str, Any]:
-    return {"rule": finding.rule, "count": finding.count, "masked": list(finding.masked), "action": finding.action}
+    summary = {"rule": finding.rule, "count": finding.count, "masked": list(finding.masked), "action": finding.action}
+    if finding.fields:
+        summary["fields"] = list(finding.fields)
+    return summary
 
 
-def outcome_findings(outcome: GuardrailOutcome) -> list[dict[str, Any]]:
+def outcome_findings(outcome: GuardrailOutcome | BodyVerdict) -> list[dict[str, Any]]:
     return [finding_summary(f) for f in outcome.findings]
 
 

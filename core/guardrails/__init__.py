@@ -1,7 +1,10 @@
-"""Input and output guardrails of the gateway: pure functions over text and messages.
+"""Input and output guardrails of the gateway: pure functions over text, messages and bodies.
 
 Every model call passes through these before it reaches the model, so they are built
 for the hot path: no I/O, no database, a 2 KB prompt scans in tens of microseconds.
+The gateway scans whole request bodies (``scan_body``, every string of every field);
+every service that saves text people typed refuses a credential in it
+(``refuse_secrets``), so that one detector decides both.
 """
 
 from core.guardrails.pii import (
@@ -20,9 +23,18 @@ from core.guardrails.policy import (
     apply_input_guardrails,
     scan_output,
 )
-from core.guardrails.secrets import SecretFinding, find_secrets
+from core.guardrails.body import BodyVerdict, scan_body
+from core.guardrails.saved_text import SecretInText, refuse_secrets, refuse_secrets_in
+from core.guardrails.secrets import SecretFinding, find_secrets, mask_secrets, secret_kind_name
 
 __all__ = [
+    "BodyVerdict",
+    "SecretInText",
+    "mask_secrets",
+    "refuse_secrets",
+    "refuse_secrets_in",
+    "scan_body",
+    "secret_kind_name",
     "PII_KINDS",
     "FindingSummary",
     "GuardrailOutcome",

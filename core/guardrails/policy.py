@@ -91,6 +91,7 @@ class FindingSummary:
     count: int
     masked: tuple[str, ...]
     action: str  # "block", "redact", "allow" or "flag"
+    fields: tuple[str, ...] = ()  # where in a request body, when known ("tools[0].function.description")
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,10 @@ class GuardrailOutcome:
 
 
 def apply_input_guardrails(messages: list[dict[str, Any]], policy: GuardrailPolicy) -> GuardrailOutcome:
-    """Check every text a request would send to the model, and redact per ``policy``.
+    """Check the texts of chat messages, and redact per ``policy``.
+
+    The gateway scans whole request bodies with ``core.guardrails.body.scan_body``; this
+    reads messages only.
 
     Texts are string ``content``, the text parts of list ``content`` (images and audio
     pass untouched) and the arguments of assistant tool calls. The input list and its

@@ -115,6 +115,23 @@ _OPENAI_PREFIXES = ("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-")
 _MASK_TAIL = 4
 
 
+# The detector's kinds as a person reads them, with their article ("contains an OpenAI API key").
+SECRET_KIND_NAMES = {
+    "openai_api_key": "an OpenAI API key",
+    "aws_access_key_id": "an AWS access key id",
+    "aws_secret_access_key": "an AWS secret access key",
+    "github_token": "a GitHub token",
+    "slack_token": "a Slack token",
+    "slack_webhook": "a Slack webhook URL",
+    "private_key": "a private key",
+    "high_entropy_string": "a random-looking token",
+}
+
+
+def secret_kind_name(kind: str) -> str:
+    return SECRET_KIND_NAMES.get(kind, "a " + kind.replace("_", " "))
+
+
 @dataclass(frozen=True, slots=True)
 class SecretFinding:
     """A credential found in text: what kind, where, and a masked form safe to log."""
@@ -163,6 +180,13 @@ def find_secrets(text: str, *, high_entropy: bool = False) -> list[SecretFinding
                 )
         findings.sort(key=lambda finding: finding.start)
     return findings
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every credential replaced by its masked form (safe to log or audit)."""
+    for finding in reversed(find_secrets(text)):
+        text = text[:finding.start] + finding.masked + text[finding.end:]
+    return text
 
 
 def _private_key_block(text: str, start: int, end: int) -> tuple[int, int]:

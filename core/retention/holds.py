@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from core import clock
 from core.audit import committing, record
 from core.errors import Conflict, NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets
 from core.models.catalog import Prompt
 from core.models.identity import Person, Team
 from core.models.retention import LegalHold
@@ -31,6 +32,7 @@ def add_hold(*, session: Session, actor: Actor, case_name: str, owner_person_id:
     case_name = (case_name or "").strip()
     if not case_name:
         raise ValidationError("A legal hold needs a case name")
+    refuse_secrets(case_name, field="the case name")
     if len(case_name) > 120:
         raise ValidationError("A case name has at most 120 characters")
     if team_id is None and person_id is None and prompt_id is None and starts_at is None and ends_at is None:
