@@ -563,3 +563,16 @@ def test_the_audit_log_masks_a_secret_that_slips_into_an_event_and_the_chain_sti
     [event] = audit.recent_events(session, actor=SYSTEM, limit=1)
     assert "…" in json.dumps(event.after, ensure_ascii=False)
     assert problems(session) == []
+
+
+def test_a_secret_in_a_field_the_request_types_refuse_is_not_quoted_by_the_refusal(gateway, session, sim):
+    """Found by the property test above: a message whose `role` holds a key is invalid, and the
+    validation message used to quote the role (so the refusal carried the key)."""
+    from core.gateway.pipeline import Caller, GatewayRequest
+
+    canary = make_canaries()[0]
+    body = {"model": MODEL, "messages": [{"role": f" {canary.secret} user", "content": "hi"}]}
+    with pytest.raises(ValidationError) as refused:
+        gateway.call(caller=Caller.for_key(_key_for(session)), request=GatewayRequest(kind="chat", body=body))
+    assert refused.value.param == "messages[0]" and canary.needle not in str(refused.value)
+    assert sim.bodies("/chat/completions") == []

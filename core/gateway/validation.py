@@ -67,9 +67,9 @@ def _check(adapter: pydantic.TypeAdapter, body: dict[str, Any], *, messages: boo
             _drain_at(("messages",), _MESSAGES.validate_python, body["messages"])
         _drain(validated, ())
     except pydantic.ValidationError as error:
-        raise _describe([(tuple(e["loc"]), e["msg"]) for e in error.errors()], body) from None
+        raise _describe([(tuple(e["loc"]), _message(e)) for e in error.errors()], body) from None
     except _Nested as nested:
-        raise _describe([((*nested.loc, *e["loc"]), e["msg"]) for e in nested.error.errors()], body) from None
+        raise _describe([((*nested.loc, *e["loc"]), _message(e)) for e in nested.error.errors()], body) from None
 
 
 def _drain(value: Any, loc: tuple) -> None:
@@ -100,6 +100,17 @@ class _Nested(Exception):
     def __init__(self, loc: tuple, error: pydantic.ValidationError) -> None:
         super().__init__()
         self.loc, self.error = loc, error
+
+
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message without the value it quotes (a tag, a string): the refusal is logged and
+    stored, and the value may be a credential the guardrails have not scanned yet."""
+    message = str(error.get("msg", "invalid value"))
+    quoted = [error.get("input"), (error.get("ctx") or {}).get("tag")]
+    for value in quoted:
+        if isinstance(value, str) and value:
+            message = message.replace(value, "…")
+    return message
 
 
 def _describe(problems: list[tuple[tuple, str]], body: Any) -> InvalidRequest:
