@@ -425,19 +425,15 @@ class Gateway:
     def _stream(self, call: _Call, body: dict[str, Any]) -> GatewayStream:
         if call.kind == "responses":
             # The final event (response.completed) always carries the usage: nothing to ask for.
-            try:
-                with span("gateway.upstream"):
-                    upstream = self.upstream.responses_stream(body)
-            except UpstreamFailed as error:
-                self.budget.release(call.reservation, "upstream_error")
-                raise self._refused(call, "upstream_error", error.status, error) from None
-            call.attempts, call.simulated = upstream.attempts, upstream.simulated
-            return GatewayStream(self, call, upstream, wants_usage=True)
-        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        upstream_body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+            open_stream, upstream_body, wants_usage = self.upstream.responses_stream, body, True
+        else:
+            # Usage is always asked of the upstream (the bill needs it); the client gets it if it asked.
+            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            upstream_body = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+            open_stream = self.upstream.chat_stream
         try:
             with span("gateway.upstream"):
-                upstream = self.upstream.chat_stream(upstream_body)
+                upstream = open_stream(upstream_body)
         except UpstreamFailed as error:
             self.budget.release(call.reservation, "upstream_error")
             raise self._refused(call, "upstream_error", error.status, error) from None
