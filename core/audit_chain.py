@@ -90,15 +90,23 @@ def stored_nul_sql(dialect: str) -> str | None:
     """SQL giving NULL for a row whose hashed text holds no NUL byte, else the row's id as text (SQLite only).
 
     printf('%s') and length() stop at a NUL, so text with a NUL and more appended would build
-    the same payload as the text without them. One instr() over the raw bytes finds such rows;
+    the same payload as the text without them. A length check, then instr() where it is needed, finds such rows;
     the verifier then builds their form in Python from the stored bytes. prev_hash needs no
     check: the verifier compares the whole stored value with the previous hash. (PostgreSQL text
     cannot hold NUL, and `record()` refuses it, so a NUL in a stored event is always tampering.)
     """
     if dialect != "sqlite":
         return None
-    raw = " || ".join(f"ifnull({c}, '')" if c in NULLABLE_COLUMNS else c for c in HASHED_COLUMNS if c != "prev_hash")
-    return f"iif(instr(CAST({raw} AS BLOB), x'00'), CAST(id AS TEXT), NULL)"
+    checks = []
+    for column in HASHED_COLUMNS:
+        if column == "prev_hash":
+            continue
+        value = f"ifnull({column}, '')" if column in NULLABLE_COLUMNS else column
+        # length() of text counts characters up to the first NUL; of a blob, every byte (no scan).
+        # Equal means ASCII with no NUL, the common case, so instr()'s byte-by-byte search runs
+        # only on text that holds a NUL or a non-ASCII character.
+        checks.append(f"(length(CAST({value} AS BLOB)) != length({value}) AND instr(CAST({value} AS BLOB), x'00'))")
+    return f"iif({' OR '.join(checks)}, CAST(id AS TEXT), NULL)"
 
 
 def stored_payload(row: tuple) -> bytes:
