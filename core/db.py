@@ -1,7 +1,7 @@
 """Engines and sessions: SQLite by default (WAL, foreign keys), PostgreSQL by URL.
 
 Services in core take a `Session` and commit their own change together with its audit
-event (see `core.audit.committing`). Pages and the command line open sessions here.
+event (see `core.audit.record.committing`). Pages and the command line open sessions here.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ import re
 
 from sqlmodel import Session, col, func, select
 
-from core import clock, identity
-from core.audit import committing, record
+from core import clock
+from core.identity import people as identity
+from core.audit.record import committing, record
 from core.catalog.spec import (
     DATA_CLASSIFICATIONS,
     PROMPT_NAME_PATTERN,

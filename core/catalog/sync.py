@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from core import identity
-from core.audit import committing, record
+from core.identity import people as identity
+from core.audit.record import committing, record
 from core.catalog import risk
 from core.catalog.files import PROMPT_FILE_SUFFIX, dump_prompt_file, load_directory
 from core.catalog.spec import PromptSpec, VersionSpec, content_hash

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core import db, identity, keys
+from core import db
+from core.identity import people as identity
+from core.identity import keys
 from core.permissions import Actor
 
 CLI_ACTOR = Actor.system("cli")

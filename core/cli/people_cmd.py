@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from core import db, identity
+from core import db
+from core.identity import people as identity
 from core.permissions import Actor, Role
 
 CLI_ACTOR = Actor.system("cli")

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlmodel import Session, col, delete, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.catalog.store import get_prompt, latest_version, prompt_by_name, version_spec
 from core.catalog.testsets import (
     TestCaseSpec, TestSetSpec, _assertion_to_dict, case_variable_problems, cases_from_csv, cases_to_csv,

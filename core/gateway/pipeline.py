@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from core import clock, db
-from core.audit import record_row
+from core.audit.record import record_row
 from core.budgets import model_limits
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
@@ -44,7 +44,7 @@ from core.gateway.redaction import (
 )
 from core.gateway.request_shape import cap_output, prompt_params
 from core.gateway.streaming import GatewayStream
-from core.review_requests import RELEASED, new_hold
+from core.gateway.held import RELEASED, new_hold
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class Gateway:
         An input hold is answered now, on the first poll after release, from the redacted
         request stored when it was held (moderation is not asked again)."""
         from core.models.gateway import StoredPayload as Stored
-        from core.review_requests import DENIED, PENDING, attach_response, held_for_team
+        from core.gateway.held import DENIED, PENDING, attach_response, held_for_team
 
         with db.session() as session:
             held = held_for_team(session, team_id=caller.team_id, public_id=public_id)

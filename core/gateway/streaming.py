@@ -13,7 +13,7 @@ from core.gateway.errors import UpstreamFailed
 from core.gateway.redaction import finding_summary, redact_text
 from core.gateway.upstream import UpstreamStream
 from core.guardrails import scan_output
-from core.review_requests import new_hold
+from core.gateway.held import new_hold
 
 if TYPE_CHECKING:
     from core.gateway.pipeline import Gateway, _Call

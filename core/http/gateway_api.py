@@ -31,7 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core import clock, db, keys
+from core import clock, db
+from core.identity import keys
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, ValidationError
 from core.gateway import validation
 from core.gateway.moderation import ModerationUnavailable
@@ -40,7 +41,7 @@ from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
 from core.http.client_address import client_address
-from core.review_requests import held_for_team
+from core.gateway.held import held_for_team
 
 
 _log = logging.getLogger("quorum.http")

@@ -9,8 +9,9 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, func, select
 
-from core import audit_checkpoints, identity
-from core.demo_steps import STEPS
+from core.audit import checkpoints as audit_checkpoints
+from core.identity import people as identity
+from core.demo.steps import STEPS
 from core.errors import ValidationError
 from core.models.identity import Person
 from core.permissions import Actor, Role
