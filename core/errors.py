@@ -21,6 +21,10 @@ class Conflict(QuorumError):
     """The change would clash with what is stored (a duplicate e-mail, a stale version)."""
 
 
+class Unauthenticated(QuorumError):
+    """No key, an unknown key, or a revoked, expired or out-of-range one (HTTP 401)."""
+
+
 class PermissionDenied(QuorumError):
     """The acting identity may not do this."""
 

@@ -33,10 +33,10 @@ from starlette.routing import Route
 
 from core import clock, db
 from core.identity import keys
-from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, ValidationError
+from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, Unauthenticated, ValidationError
 from core.gateway import validation
 from core.gateway.moderation import ModerationUnavailable
-from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced, Unauthenticated,
+from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
                                  UpstreamFailed, UpstreamTimeout, UpstreamUnavailable)
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway

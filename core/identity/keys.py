@@ -24,9 +24,8 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit.record import committing, record
-from core.errors import NotFound, ValidationError
+from core.errors import NotFound, Unauthenticated, ValidationError
 from core.guardrails.saved_text import refuse_secrets
-from core.gateway.errors import Unauthenticated
 from core.identity.people import get_team
 from core.models.keys import ApiKey
 from core.permissions import Actor, Permission, require
