@@ -16,7 +16,7 @@ from core.budgets.pricing import cost_micro
 from core.budgets.reservations import current_price_book
 from core.budgets.usage import usage_from_openai
 from core.gateway import policies
-from core.gateway.adapters import DEFAULT_MAX_OUTPUT_TOKENS
+from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import StoredPayload

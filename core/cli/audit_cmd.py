@@ -9,9 +9,7 @@ from core.audit import checkpoints as audit_checkpoints
 from core.audit import export as audit_export
 from core.audit import query as audit_query
 from core.audit import verify as audit_verify
-from core.permissions import Actor
-
-CLI_ACTOR = Actor.system("cli")
+from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:

@@ -10,8 +10,7 @@ from core.catalog.spec import RISK_TIERS
 from core.catalog.store import prompt_by_name
 from core.errors import NotFound
 from core.permissions import Actor
-
-CLI_ACTOR = Actor.system("cli")
+from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:
