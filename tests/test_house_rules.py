@@ -1,4 +1,4 @@
-"""The layering rules of DESIGN.md, checked on every file."""
+"""The layering rules of docs/architecture.md, checked on every file."""
 
 from __future__ import annotations
 

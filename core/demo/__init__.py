@@ -1,7 +1,8 @@
 """Demo data: four teams and a person for every role, so the app tells a story at once.
 
 Seeding goes through the same audited services as the app, so the demo's audit log
-starts with real events.
+starts with real events. Each context contributes its `demo_seed` step (``steps``). The
+demo sits above every context it seeds, below only the command line.
 """
 
 from __future__ import annotations
