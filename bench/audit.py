@@ -23,8 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import audit_chain, audit_query, audit_verify, db, migrate  # noqa: E402
-from core.audit_query import AuditFilter  # noqa: E402
+from core import db, migrate  # noqa: E402
+from core.audit import chain as audit_chain  # noqa: E402
+from core.audit import query as audit_query  # noqa: E402
+from core.audit import verify as audit_verify  # noqa: E402
+from core.audit.query import AuditFilter  # noqa: E402
 from core.permissions import Actor  # noqa: E402
 
 ACTIONS = ["budget.set", "budget.alert.ack", "team.create", "team.member.add", "team.member.remove",

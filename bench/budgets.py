@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import db, demo, identity, migrate  # noqa: E402
+from core import db, demo, migrate  # noqa: E402
+from core.identity import people as identity  # noqa: E402
 from core.budgets import config, reservations  # noqa: E402
 from core.budgets.pricing import Usage  # noqa: E402
 from core.permissions import Actor  # noqa: E402

@@ -79,11 +79,12 @@ def main() -> None:
 
     import openai
 
-    from core import db, demo, keys, migrate
+    from core import db, demo, migrate
+    from core.identity import keys
     from core.budgets import config
     from core.gateway import policies
     from core.gateway.pipeline import Caller, GatewayRequest
-    from core.identity import team_by_name
+    from core.identity.people import team_by_name
     from core.permissions import Actor
 
     migrate.recreate(url)

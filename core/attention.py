@@ -4,6 +4,10 @@ Each feature contributes providers (reviews waiting, budgets near their limit, f
 requests...). A provider `(session, actor) -> list[AttentionItem]` returns only the items
 the actor may act on or should see. Providers are named by import path and loaded when
 first used, because their modules import `AttentionItem` from here.
+
+It stays on the ground floor, beside permissions, rather than in a context of its own or
+on top of the others: the contexts import `AttentionItem` from it (an arrow up from them
+would be a cycle), and it names the providers only as strings, so it depends on no context.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class AttentionItem:
 PANELS: dict[str, list[str]] = {
     "Reviews waiting": ["core.catalog.views:reviews_waiting"],
     "Budgets near their limit": ["core.budgets.views:budget_attention"],
-    "Flagged requests": ["core.review_requests:pending_attention"],
+    "Flagged requests": ["core.gateway.held:pending_attention"],
     "Retention": ["core.retention.enforce:retention_attention"],
     "Gateway": ["core.gateway.attention:gateway_attention"],
 }

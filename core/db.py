@@ -1,7 +1,7 @@
 """Engines and sessions: SQLite by default (WAL, foreign keys), PostgreSQL by URL.
 
 Services in core take a `Session` and commit their own change together with its audit
-event (see `core.audit.committing`). Pages and the command line open sessions here.
+event (see `core.audit.record.committing`). Pages and the command line open sessions here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     path = url.split("///", 1)[1] if "///" in url else ""
     return Path(path) if path and path != ":memory:" else None
 
@@ -31,7 +31,7 @@ def _sqlite_file(url: str) -> Path | None:
 def make_engine(url: str) -> Engine:
     """A new engine for `url`, tuned for Quorum's access pattern."""
     if url.startswith("sqlite"):
-        file = _sqlite_file(url)
+        file = sqlite_file(url)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from core.db import _sqlite_file, dispose_engines, get_engine, make_engine
+from core.db import sqlite_file, dispose_engines, get_engine, make_engine
 from core.settings import settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -31,7 +31,7 @@ def recreate(url: str) -> None:
     """An empty database at the newest schema, for benchmarks and test runs: a SQLite file is
     deleted with its WAL, PostgreSQL's public schema is dropped with everything in it."""
     dispose_engines()  # no pooled connection may outlive what it points at
-    file = _sqlite_file(url) if url.startswith("sqlite") else None
+    file = sqlite_file(url) if url.startswith("sqlite") else None
     if file is not None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{file}{suffix}").unlink(missing_ok=True)

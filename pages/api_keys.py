@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from core import db, identity, keys
+from core import db
+from core.identity import people as identity
+from core.identity import keys
 from pages.ui import layout
 from pages.ui.text import literal
 

@@ -2,7 +2,11 @@
 
 import streamlit as st
 
-from core import audit_checkpoints, audit_export, audit_query, db, identity
+from core import db
+from core.audit import checkpoints as audit_checkpoints
+from core.audit import export as audit_export
+from core.audit import query as audit_query
+from core.identity import people as identity
 from core.errors import QuorumError
 from pages.ui import layout
 from pages.ui.text import literal

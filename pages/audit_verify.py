@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from core import audit_checkpoints, audit_verify, db
+from core import db
+from core.audit import checkpoints as audit_checkpoints
+from core.audit import verify as audit_verify
 from pages.ui import layout
 
 actor = layout.page_setup(__file__)

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core import db, identity
+from core import db
+from core.identity import people as identity
 from core.budgets import alerts, config, periods, prices, views
 from core.gateway import moderation
 from core.gateway import policies as gateway_policies

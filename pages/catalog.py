@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core import db, identity
+from core import db
+from core.identity import people as identity
 from core.catalog import risk as risk_tiers
 from core.catalog import views
 from core.catalog.spec import RISK_TIERS

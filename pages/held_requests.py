@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from core import db, identity, review_requests
+from core import db
+from core.identity import people as identity
+from core.gateway import held as review_requests
 from pages.ui import layout
 from pages.ui.text import literal
 

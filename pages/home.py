@@ -2,7 +2,10 @@
 
 import streamlit as st
 
-from core import attention, audit, audit_query, db, identity
+from core import attention, db
+from core.audit import record as audit
+from core.audit import query as audit_query
+from core.identity import people as identity
 from core.permissions import Permission
 from pages.ui import layout
 from pages.ui.text import literal

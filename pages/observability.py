@@ -5,7 +5,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import db, identity
+from core import db
+from core.identity import people as identity
 from core.budgets.money import format_micro
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
 from pages.ui import layout

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core import db, identity
+from core import db
+from core.identity import people as identity
 from core.catalog import editor, store, views, workflow
 from core.catalog.checks import static_checks
 from core.catalog.spec import DATA_CLASSIFICATIONS, MESSAGE_ROLES, RISK_TIERS, PromptSpec

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core import db, identity
+from core import db
+from core.identity import people as identity
 from core.permissions import ROLE_LABELS, Permission, Role
 from pages.ui import layout
 

@@ -7,8 +7,10 @@ import uuid
 
 from sqlalchemy import text
 
-from core import audit_chain, audit_verify, db
-from core.audit import committing, record
+from core import db
+from core.audit import chain as audit_chain
+from core.audit import verify as audit_verify
+from core.audit.record import committing, record
 from core.permissions import Actor
 
 SYSTEM = Actor.system("test")

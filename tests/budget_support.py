@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import func, select
 
-from core import identity
+from core.identity import people as identity
 from core.budgets import config, counters, periods
 from core.budgets.config import BudgetInput
 from core.models.budgets import Budget, UsageRecord

@@ -117,7 +117,7 @@ class People:
     """Actors of the seeded directory, by role or by e-mail."""
 
     def __init__(self, session):
-        from core import identity
+        from core.identity import people as identity
 
         self._identity = identity
         self._session = session

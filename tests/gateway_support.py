@@ -12,9 +12,9 @@ import uvicorn
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from core import keys
+from core.identity import keys
 from core.gateway.wiring import set_gateway
-from core.identity import team_by_name
+from core.identity.people import team_by_name
 from core.permissions import Actor
 
 from core.gateway.pipeline import Gateway

@@ -12,8 +12,10 @@ import uuid
 
 import pytest
 
-from core import audit_chain, audit_checkpoints, audit_export
-from core.audit_query import AuditFilter
+from core.audit import chain as audit_chain
+from core.audit import checkpoints as audit_checkpoints
+from core.audit import export as audit_export
+from core.audit.query import AuditFilter
 from core.cli.main import main
 from core.errors import ValidationError
 from core.permissions import Actor
@@ -113,7 +115,7 @@ def test_a_nul_in_the_team_column_is_reported(session, capsys):
 
 
 def test_quorum_refuses_to_write_a_nul_so_a_stored_one_is_always_tampering(session):
-    from core.audit import record
+    from core.audit.record import record
 
     with pytest.raises(ValidationError, match="cannot contain NUL"):
         record(session, actor=SYSTEM, action="thing.change", target_type="thing", target_id="a\x00b")
@@ -122,7 +124,7 @@ def test_quorum_refuses_to_write_a_nul_so_a_stored_one_is_always_tampering(sessi
 
 
 def _add_named(session, name: str) -> None:
-    from core.audit import committing, record
+    from core.audit.record import committing, record
 
     with committing(session):
         record(session, actor=SYSTEM, action="thing.rename", target_type="thing", target_id="ä",

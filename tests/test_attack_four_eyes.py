@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import select
 
-from core import db, identity, privacy
-from core.audit_verify import verify_chain
+from core import db
+from core.identity import people as identity
+from core.retention import privacy
+from core.audit.verify import verify_chain
 from core.catalog import risk, store, sync, workflow
 from core.catalog.spec import MessageSpec, PromptSpec
 from core.cli.main import main as cli

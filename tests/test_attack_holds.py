@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from sqlalchemy import insert, text
 from sqlmodel import select
 
-from core import db, identity, privacy
+from core import db
+from core.identity import people as identity
+from core.retention import privacy
 from core.catalog import store, workflow
 from core.catalog.spec import PromptSpec
 from core.cli.main import main as cli

@@ -27,7 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData, select
 
-from core import audit_checkpoints, db, identity, keys
+from core import db
+from core.audit import checkpoints as audit_checkpoints
+from core.identity import people as identity
+from core.identity import keys
 from core.budgets import config as budget_config
 from core.budgets import prices
 from core.catalog import store, workflow
@@ -40,7 +43,7 @@ from core.experiments import testset_store
 from core.experiments.runner import VariantChoice
 from core.gateway import policies
 from core.retention import holds
-from core.review_requests import decide
+from core.gateway.held import decide
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY
 from tests.gateway_support import ADMIN, MODEL, client, new_key, team_id
@@ -553,7 +556,7 @@ def _key_for(session) -> keys.KeyIdentity:
 
 
 def test_the_audit_log_masks_a_secret_that_slips_into_an_event_and_the_chain_still_verifies(session, canary):
-    from core import audit
+    from core.audit import record as audit
     from tests.audit_helpers import problems
 
     audit.record(session, actor=SYSTEM, action="thing.change", target_type="thing", target_id=1,

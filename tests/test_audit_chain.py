@@ -7,8 +7,9 @@ import json
 import pytest
 from sqlmodel import select
 
-from core import audit_checkpoints, audit_verify
-from core.audit import committing, record
+from core.audit import checkpoints as audit_checkpoints
+from core.audit import verify as audit_verify
+from core.audit.record import committing, record
 from core.cli.main import main
 from core.errors import PermissionDenied, ValidationError
 from core.models.audit import AuditCheckpoint, AuditEvent
@@ -107,7 +108,7 @@ def test_an_event_inserted_in_the_middle(session):
     if session.get_bind().dialect.name == "postgresql":
         sql("UPDATE audit_event SET occurred_at = '2026-01-01 00:00:00+00' WHERE seq = 6")
     sql("UPDATE audit_head SET seq = 11")
-    from core.audit_chain import row_hash
+    from core.audit.chain import row_hash
 
     with __import__("core.db", fromlist=["db"]).get_engine().connect() as conn:
         raw = conn.exec_driver_sql(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from core import audit_checkpoints, audit_verify
+from core.audit import checkpoints as audit_checkpoints
+from core.audit import verify as audit_verify
 from tests import test_audit_properties as properties
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from core import audit_checkpoints, db
-from core.audit import committing, record
+from core import db
+from core.audit import checkpoints as audit_checkpoints
+from core.audit.record import committing, record
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, verify
 

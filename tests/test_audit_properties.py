@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from core import audit_chain, audit_checkpoints, db
+from core import db
+from core.audit import chain as audit_chain
+from core.audit import checkpoints as audit_checkpoints
 from core.settings import reset_settings
 from tests.audit_helpers import (EVENT_COLUMNS, SYSTEM, TEST_KEY, add_events, forge, hash_of, on_sqlite,
                                  rehash_from, sql, verify)

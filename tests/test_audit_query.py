@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import audit_export, audit_query, clock, identity
-from core.audit import committing, record
-from core.audit_query import AuditFilter
+from core import clock
+from core.audit import export as audit_export
+from core.audit import query as audit_query
+from core.identity import people as identity
+from core.audit.record import committing, record
+from core.audit.query import AuditFilter
 from core.cli.main import main
 from core.errors import PermissionDenied, ValidationError
 from core.permissions import Role

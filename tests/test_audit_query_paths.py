@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core import audit_export, audit_query, clock
-from core.audit import committing, record
-from core.audit_query import AuditFilter
+from core import clock
+from core.audit import export as audit_export
+from core.audit import query as audit_query
+from core.audit.record import committing, record
+from core.audit.query import AuditFilter
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM
 

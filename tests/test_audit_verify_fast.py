@@ -6,8 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import audit_chain, audit_verify, db
-from core.audit import committing, record
+from core import db
+from core.audit import chain as audit_chain
+from core.audit import verify as audit_verify
+from core.audit.record import committing, record
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, add_events, sql
 
@@ -76,7 +78,7 @@ def test_a_checkpoint_inside_a_sound_batch_is_compared(session, monkeypatch, tmp
 
     monkeypatch.setenv("QUORUM_AUDIT_SIGNING_KEY", TEST_KEY)
     reset_settings()
-    from core import audit_checkpoints
+    from core.audit import checkpoints as audit_checkpoints
 
     add_events(session, 6)
     audit_checkpoints.create_checkpoint(session=session, actor=SYSTEM)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from core import demo, identity
+from core import demo
+from core.identity import people as identity
 from core.catalog import store
 from core.catalog.resolve import resolve
 from core.catalog.spec import PromptSpec

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from sqlmodel import func, select
 
-from core import identity
+from core.identity import people as identity
 from core.catalog import labels, store, workflow
 from core.catalog.policy import parse_review_policy
 from core.catalog.resolve import resolve, resolve_for_playground

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from core import identity
+from core.identity import people as identity
 from core.cli.main import build_parser, main
 
 

@@ -119,7 +119,7 @@ def test_the_playground_samples_the_model_every_time_instead_of_answering_from_t
 
 
 def test_the_demo_seed_has_a_finished_ab_in_review_and_the_pages_render_it(session, directory):
-    from core.demo_steps import STEPS
+    from core.demo.steps import STEPS
 
     for step in STEPS:
         step(session)

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from core import db, keys
-from core.audit import recent_events
+from core import db
+from core.identity import keys
+from core.audit.record import recent_events
 from core.budgets.config import BudgetInput, set_budget
 from core.catalog import labels, traffic, workflow
 from core.catalog.demo_seed import seed_catalog

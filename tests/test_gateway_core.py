@@ -8,14 +8,14 @@ import threading
 import pytest
 from sqlmodel import select
 
-from core import audit
+from core.audit import record as audit
 from core.budgets import config as budget_config
 from core.errors import BudgetExceeded, PermissionDenied
 from core.gateway import policies
 from core.gateway.errors import UpstreamUnavailable
 from core.gateway.pipeline import Caller, GatewayRequest, PromptCall
 from core.gateway.upstream import CircuitBreaker
-from core.identity import team_by_name
+from core.identity.people import team_by_name
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import GatewayCall
 from core.permissions import Actor, Role

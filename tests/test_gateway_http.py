@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import String, Text, select
 from sqlmodel import SQLModel
 
-from core import audit, clock
+from core import clock
+from core.audit import record as audit
 from core.budgets import config as budget_config
 from core.budgets.pricing import PriceBook, cost_micro
 from core.budgets.usage import usage_from_openai
@@ -21,7 +22,7 @@ from core.gateway import policies
 from core.catalog.demo_seed import seed_catalog
 from core.models.budgets import BudgetHold, UsageRecord
 from core.permissions import Role
-from core.review_requests import decide
+from core.gateway.held import decide
 from core.simulator import SimulatorConfig
 from tests.gateway_support import (ADMIN, HELLO, MODEL, RecordingTransport, calls, client, make_gateway, new_key,
                                    team_id, use)
@@ -326,7 +327,7 @@ def test_cache_hit_costs_nothing_and_never_crosses_teams(server, gateway, sessio
 
 
 def test_usage_rows_and_audit_events_match_what_the_client_saw(server, gateway, session):
-    from core import audit_query
+    from core.audit import query as audit_query
     from core.budgets import reports
 
     moderation_off(session)

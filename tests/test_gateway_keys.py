@@ -9,7 +9,9 @@ from datetime import timedelta
 import openai
 import pytest
 
-from core import audit, clock, keys
+from core import clock
+from core.audit import record as audit
+from core.identity import keys
 from tests.gateway_support import ADMIN, HELLO, MODEL, calls, client, new_key
 
 

@@ -10,12 +10,13 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from core import audit, clock
+from core import clock
+from core.audit import record as audit
 from core.budgets.pricing import cost_micro
 from core.budgets.reservations import current_price_book
 from core.budgets.usage import usage_from_openai
 from core.gateway import policies
-from core.gateway.adapters import DEFAULT_MAX_OUTPUT_TOKENS
+from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import StoredPayload
@@ -239,7 +240,7 @@ def test_moderations_pass_through_free_logged_and_audited(server, gateway, sim, 
 
 def test_a_held_response_request_is_answered_as_a_response_once_released(server, gateway, session, directory):
     from core.permissions import Role
-    from core.review_requests import decide
+    from core.gateway.held import decide
 
     moderation(session, "hold")
     key = new_key(session)
@@ -269,7 +270,7 @@ class _LeakyTransport(RecordingTransport):
 
 def test_a_response_held_for_review_is_not_served_by_retrieve_until_released(server, session, directory):
     from core.permissions import Role
-    from core.review_requests import decide
+    from core.gateway.held import decide
     from tests.gateway_support import make_gateway, use
 
     use(make_gateway(_LeakyTransport()))

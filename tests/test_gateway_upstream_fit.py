@@ -10,7 +10,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from core import audit
+from core.audit import record as audit
 from core.gateway import moderation, policies
 from core.gateway.wiring import set_gateway
 from core.guardrails import local_moderation

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import func, select
 
-from core import identity
+from core.identity import people as identity
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from core.models.audit import AuditEvent
 from core.models.identity import Person, Team

@@ -159,7 +159,7 @@ def test_the_page_shows_totals_and_breaks_down_by_prompt(session, directory):
     add_call(session, team=support, status="upstream_error", http_status=502, at=clock.now() - timedelta(hours=1))
     session.commit()
 
-    from core import identity
+    from core.identity import people as identity
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["demo_person_id"] = identity.person_by_email(session, "daniel.kim@example.com").id
     at.run()

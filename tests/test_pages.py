@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import identity
+from core.identity import people as identity
 from core.demo import PEOPLE
 from core.permissions import Role
 from pages.ui.registry import PAGES, pages_for

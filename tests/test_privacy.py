@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import select
 
-from core import db, demo, privacy
-from core.audit_export import export
-from core.audit_query import AuditFilter
+from core import db, demo
+from core.retention import privacy
+from core.audit.export import export
+from core.audit.query import AuditFilter
 from core.cli.main import main as cli
 from core.errors import Conflict, NotFound, PermissionDenied
 from core.gateway import policies
@@ -57,7 +58,7 @@ def mentions_anywhere(needles: list[str]) -> list[str]:
 
 
 def _seeded_with_tom_everywhere(session) -> Actor:
-    from core.identity import actor_for_email
+    from core.identity.people import actor_for_email
 
     demo.seed(session)
     tom = actor_for_email(session, EMAIL)
@@ -140,7 +141,7 @@ def test_an_end_users_requests_are_exported_and_erased(session, directory):
 
 
 def _events(session, prefix):
-    from core.audit import recent_events
+    from core.audit.record import recent_events
 
     return recent_events(session, actor=SYSTEM, action_prefix=prefix)
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core import db, identity
-from core.audit_verify import verify_chain
+from core import db
+from core.identity import people as identity
+from core.audit.verify import verify_chain
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.permissions import Actor, Role
 from core.retention import enforce, holds, rules
@@ -233,7 +234,7 @@ def test_a_run_is_audited_with_its_counts(session, directory):
     add_payloads(2, at=T0, team_id=None)
     clock.set(T0 + timedelta(days=6 * 365))
     run = enforce.enforce(actor=SYSTEM)
-    from core.audit import recent_events
+    from core.audit.record import recent_events
 
     event = recent_events(session, actor=SYSTEM, action_prefix="retention.run")[0]
     assert event.target_id == str(run.run_id)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.budgets import hot_cache, periods
 from core.budgets.money import parse_dollars_to_micro
 from core.budgets.prices import price_book

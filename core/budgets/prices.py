@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.budgets import hot_cache
 from core.budgets.money import format_micro, micro_to_decimal
 from core.budgets.pricing import OVERRIDES_ORIGIN, Price, PriceBook

@@ -40,7 +40,7 @@ from core.budgets.money import format_micro
 from core.budgets.prices import price_book
 from core.budgets.pricing import Price, PriceBook, Usage, cost_micro, worst_case_cost_micro
 from core.budgets.tokens import chat_input_tokens_upper_bound
-from core.errors import Conflict, PermissionDenied, ValidationError
+from core.errors import BudgetExceeded, PermissionDenied, ValidationError
 from core.models.budgets import UsageRecord
 
 LEDGER = UsageRecord.__table__
@@ -51,17 +51,6 @@ DEFAULT_TTL = timedelta(minutes=10)
 # Fewer output tokens than this are not worth a call: refuse rather than lower further.
 MIN_LOWERED_MAX_TOKENS = 16
 _LOWERING_ATTEMPTS = 3
-
-
-class BudgetExceeded(Conflict):
-    """The call's worst case does not fit what is left of a budget.
-
-    ``resets_at``: when waiting could change the answer (the period's end), or None when
-    it cannot (a per-request cap)."""
-
-    def __init__(self, message: str, *, resets_at: datetime | None = None) -> None:
-        super().__init__(message)
-        self.resets_at = resets_at
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,11 @@ from typing import Any
 
 from core.errors import ValidationError
 
+# The output a call may produce when the caller set no limit: the reservation holds its
+# worst case and the gateway (and an experiment's estimate) caps the request to it, so no
+# call can outspend its hold.
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
 # Template allowances, in tokens (cookbook figures, roughly doubled; see the module doc).
 MESSAGE_ALLOWANCE = 8  # cookbook: 3 per message, +1 for a name
 REPLY_PRIMER_ALLOWANCE = 8  # cookbook: 3

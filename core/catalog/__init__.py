@@ -1,7 +1,9 @@
-"""The prompt catalog without a database: the file formats, rendering and static checks.
+"""The prompt catalog: prompts, their versions, reviews and labels, and their file formats.
 
-Pure functions over frozen dataclasses (``spec.py``), so that the stored-version workflow
-can be built on top without these modules knowing about sessions or identities.
+The pure part works on frozen dataclasses (``spec.py``) without sessions or identities;
+the stored part (``store``, ``workflow``, ``approvals``, ``labels``, ``sync``, ...) owns the
+prompt tables and writes every change with its audit event. May import the ground floor,
+the models, guardrails, audit and identity; nothing above.
 
 - ``spec``     PromptSpec / VersionSpec and the content hash that identifies a version
 - ``files``    ``prompts/<name>.yaml``: load, validate, dump

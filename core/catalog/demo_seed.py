@@ -10,7 +10,7 @@ import dataclasses
 
 from sqlmodel import Session
 
-from core import identity
+from core.identity import people as identity
 from core.catalog import labels, store, workflow
 from core.catalog.files import load_directory
 from core.catalog.spec import MessageSpec, VersionSpec

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.catalog import approvals
 from core.catalog.store import APPROVED, get_prompt, get_version, label_of
 from core.errors import Conflict, ValidationError

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import get_prompt
 from core.errors import Conflict, PermissionDenied, ValidationError

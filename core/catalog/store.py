@@ -2,7 +2,7 @@
 
 Editing never changes a version: it makes the next one (numbered per prompt). The content
 is stored as the canonical JSON of ``version_content`` with its ``content_hash``, written
-once in ``_add_version`` and never updated by any service.
+once in ``insert_version`` and never updated by any service.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import re
 
 from sqlmodel import Session, col, func, select
 
-from core import clock, identity
-from core.audit import committing, record
+from core import clock
+from core.identity import people as identity
+from core.audit.record import committing, record
 from core.catalog.spec import (
     DATA_CLASSIFICATIONS,
     PROMPT_NAME_PATTERN,
@@ -97,7 +98,7 @@ def create_prompt(*, session: Session, actor: Actor, prompt: PromptSpec, version
     team = identity.team_by_name(session, prompt.team)
     require(actor, Permission.PROMPT_WRITE, team_id=team.id)
     with committing(session):
-        return _create_prompt(session, actor, prompt, version, team.id)
+        return insert_prompt(session, actor, prompt, version, team.id)
 
 
 def create_version(*, session: Session, actor: Actor, prompt_id: int, version: VersionSpec) -> PromptVersion:
@@ -108,10 +109,13 @@ def create_version(*, session: Session, actor: Actor, prompt_id: int, version: V
         raise ValidationError("A new version needs a change note saying what changed and why")
     _refuse_duplicate(session, prompt, version)
     with committing(session):
-        return _add_version(session, actor, prompt, version)
+        return insert_version(session, actor, prompt, version)
 
 
-def _create_prompt(session: Session, actor: Actor, spec: PromptSpec, version: VersionSpec, team_id: int) -> PromptVersion:
+def insert_prompt(session: Session, actor: Actor, spec: PromptSpec, version: VersionSpec, team_id: int) -> PromptVersion:
+    """Add a prompt and its first version, with their audit event, to the caller's transaction.
+
+    Checks no permission and commits nothing: `create_prompt` and the catalog import do both."""
     _check_prompt_spec(spec)
     if session.exec(select(Prompt).where(Prompt.name == spec.name)).first():
         raise Conflict(f"A prompt named {spec.name!r} already exists")
@@ -127,7 +131,10 @@ def _create_prompt(session: Session, actor: Actor, spec: PromptSpec, version: Ve
     return stored
 
 
-def _add_version(session: Session, actor: Actor, prompt: Prompt, version: VersionSpec) -> PromptVersion:
+def insert_version(session: Session, actor: Actor, prompt: Prompt, version: VersionSpec) -> PromptVersion:
+    """Add a version, with its audit event, to the caller's transaction.
+
+    Checks no permission and commits nothing: `create_version` and the catalog import do both."""
     stored = _version_row(session, actor, prompt, version)
     record(session, actor=actor, action="prompt.version.create", target_type="prompt_version",
            target_id=stored.id, team_id=prompt.team_id,

@@ -22,12 +22,12 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from core import identity
-from core.audit import committing, record
+from core.identity import people as identity
+from core.audit.record import committing, record
 from core.catalog import risk
 from core.catalog.files import PROMPT_FILE_SUFFIX, dump_prompt_file, load_directory
 from core.catalog.spec import PromptSpec, VersionSpec, content_hash
-from core.catalog.store import APPROVED, _add_version, _create_prompt, prompt_spec, version_spec, versions_of
+from core.catalog.store import APPROVED, insert_version, insert_prompt, prompt_spec, version_spec, versions_of
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.models.catalog import Prompt
 from core.permissions import Actor, Permission, require
@@ -71,7 +71,7 @@ def import_directory(*, session: Session, actor: Actor, directory: str | Path) -
             if not version.change_note.strip():
                 version = _with_note(version, f"Imported from {spec.name}{PROMPT_FILE_SUFFIX}")
             if existing is None:
-                _create_prompt(session, actor, spec, version, team_id)
+                insert_prompt(session, actor, spec, version, team_id)
                 report.created.append(spec.name)
                 continue
             if _update_metadata(session, actor, existing, spec):
@@ -79,7 +79,7 @@ def import_directory(*, session: Session, actor: Actor, directory: str | Path) -
             if content_hash(version) in {v.content_hash for v in versions_of(session, existing.id)}:
                 report.unchanged.append(spec.name)
             else:
-                stored = _add_version(session, actor, existing, version)
+                stored = insert_version(session, actor, existing, version)
                 report.new_versions.append(f"{spec.name} v{stored.number}")
     return report
 

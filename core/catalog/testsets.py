@@ -159,7 +159,7 @@ def cases_to_csv(cases: Sequence[TestCaseSpec], variables: Sequence[VariableSpec
             "id": case.id,
             "description": case.description,
             "pass_threshold": "" if case.pass_threshold is None else case.pass_threshold,
-            "assertions": json.dumps([_assertion_to_dict(a) for a in case.assertions], ensure_ascii=False),
+            "assertions": json.dumps([assertion_to_dict(a) for a in case.assertions], ensure_ascii=False),
         }
         for variable in variables:
             value = case.variables.get(variable.name, "")
@@ -273,11 +273,11 @@ def _case_to_dict(case: TestCaseSpec) -> dict[str, Any]:
     data["variables"] = dict(case.variables)
     if case.pass_threshold is not None:
         data["pass_threshold"] = case.pass_threshold
-    data["assertions"] = [_assertion_to_dict(a) for a in case.assertions]
+    data["assertions"] = [assertion_to_dict(a) for a in case.assertions]
     return data
 
 
-def _assertion_to_dict(assertion: Assertion) -> dict[str, Any]:
+def assertion_to_dict(assertion: Assertion) -> dict[str, Any]:
     data: dict[str, Any] = {"type": assertion.type}
     if assertion.path is not None:
         data["path"] = assertion.path

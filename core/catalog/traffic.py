@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.catalog.store import APPROVED, get_prompt, get_version, label_of
 from core.errors import Conflict, NotFound, ValidationError
 from core.models.experiments import TrafficSplit

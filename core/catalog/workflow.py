@@ -18,7 +18,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.catalog import approvals
 from core.catalog.checks import ERROR, has_errors, static_checks
 from core.catalog.policy import ReviewPolicy, load_review_policy

@@ -1,1 +1,9 @@
-"""The `quorum` command line: parses, validates, then calls core in a line or two."""
+"""The `quorum` command line: parses, validates, then calls core in a line or two.
+
+An outer door, like core.http: it may import every context, and nothing in core imports it.
+"""
+
+from core.permissions import Actor
+
+# Who the command line acts as: whoever may run it on the server may act as the system.
+CLI_ACTOR = Actor.system("cli")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from core import audit_checkpoints, audit_export, audit_query, audit_verify, db
-from core.permissions import Actor
-
-CLI_ACTOR = Actor.system("cli")
+from core import db
+from core.audit import checkpoints as audit_checkpoints
+from core.audit import export as audit_export
+from core.audit import query as audit_query
+from core.audit import verify as audit_verify
+from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:

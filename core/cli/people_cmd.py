@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core import db, identity
-from core.permissions import Actor, Role
-
-CLI_ACTOR = Actor.system("cli")
+from core import db
+from core.identity import people as identity
+from core.permissions import Role
+from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from core import db, identity, migrate
+from core import db, migrate
+from core.identity import people as identity
 from core.catalog import risk, sync
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import prompt_by_name
 from core.errors import NotFound
 from core.permissions import Actor
-
-CLI_ACTOR = Actor.system("cli")
+from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from core import db, identity, privacy
-from core.audit_query import parse_time
+from core import db
+from core.identity import people as identity
+from core.retention import privacy
+from core.audit.query import parse_time
 from core.catalog.store import prompt_by_name
-from core.permissions import Actor
 from core.retention import enforce, holds, rules
-
-CLI_ACTOR = Actor.system("cli")
+from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:

@@ -4,9 +4,10 @@ The engine never talks to a client itself: it receives a ``call`` callable::
 
     call(messages, model, params, tools) -> CallResult
 
-which may raise ``RateLimited(retry_after_s)``. Today ``openai_call`` adapts an openai
-SDK client (the simulator's, in tests and the bench); later the gateway provides the
-callable, so every experiment call gets the gateway's guardrails, logging and budgets.
+which may raise ``RateLimited(retry_after_s)``. In the app the callable comes from
+``gateway_call`` (every experiment call is a gateway call, with its guardrails, logging
+and budgets); ``openai_call`` here adapts a bare openai SDK client (the simulator's), for
+the engine's own tests and the bench.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import dataclasses
 
 from sqlmodel import Session
 
-from core import identity
+from core.identity import people as identity
 from core.catalog import workflow
 from core.catalog.demo_seed import ENGINEERS
 from core.catalog.spec import MessageSpec

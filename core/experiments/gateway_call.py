@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 from core.budgets.usage import Usage, usage_from_openai
-from core.budgets.reservations import BudgetExceeded as LedgerBudgetExceeded
 from core.errors import BudgetExceeded
 from core.experiments.calls import Call, CallResult, RateLimited, ToolCall
 from core.gateway.errors import UpstreamFailed
@@ -47,7 +46,7 @@ def gateway_call(*, actor: Actor, team_id: int, stop: threading.Event | None = N
         try:
             response = default_gateway().call(caller=caller, request=GatewayRequest(kind="chat", body=body,
                                                                                    use_cache=False))
-        except (BudgetExceeded, LedgerBudgetExceeded) as error:
+        except BudgetExceeded as error:
             if stop is not None:
                 stop.set()
             raise BudgetStop(f"the budget refused the call: {error}") from None

@@ -25,24 +25,18 @@ from typing import Any
 from core import clock
 from core.budgets.money import format_micro
 from core.budgets.pricing import PriceBook, worst_case_cost_micro
-from core.budgets.tokens import chat_input_tokens_upper_bound
+from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS, chat_input_tokens_upper_bound
 from core.catalog.render import render_messages
 from core.catalog.spec import VersionSpec, content_hash, version_content
 from core.catalog.testsets import TestCaseSpec, TestSetSpec
-from core.errors import QuorumError, ValidationError
+from core.errors import BudgetExceeded, QuorumError, ValidationError
 from core.experiments.assertions import (
     JUDGE_MAX_OUTPUT_CHARS, JUDGE_PARAMS, evaluate_case, judge_messages, judge_with,
 )  # fmt: skip
 from core.experiments.calls import Call, CallResult, RateLimited
 from core.experiments.results import CellResult, ExperimentRun, VariantInfo, ordered
 
-# Sent when a version sets no output limit, so that every call has a worst case to price.
-DEFAULT_MAX_OUTPUT_TOKENS = 4096
 MAX_ATTEMPTS = 8
-
-
-class BudgetExceeded(ValidationError):
-    """The experiment's worst-case cost is more than the budget left."""
 
 
 @dataclass(frozen=True)

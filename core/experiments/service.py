@@ -22,7 +22,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core import clock, db
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.budgets.money import format_micro
 from core.budgets.prices import price_book
 from core.budgets.remaining import remaining_micro

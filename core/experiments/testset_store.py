@@ -15,10 +15,10 @@ from pathlib import Path
 from sqlmodel import Session, col, delete, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.catalog.store import get_prompt, latest_version, prompt_by_name, version_spec
 from core.catalog.testsets import (
-    TestCaseSpec, TestSetSpec, _assertion_to_dict, case_variable_problems, cases_from_csv, cases_to_csv,
+    TestCaseSpec, TestSetSpec, assertion_to_dict, case_variable_problems, cases_from_csv, cases_to_csv,
     dump_testset, load_testset_directory, load_testset_text,
 )  # fmt: skip
 from core.catalog.yaml_io import CatalogValidationError
@@ -211,7 +211,7 @@ def _case_count(session: Session, testset_id: int) -> int:
 def _case_row(testset_id: int, position: int, case: TestCaseSpec) -> TestSetCase:
     return TestSetCase(testset_id=testset_id, position=position, case_key=case.id, description=case.description,
                        variables_json=json.dumps(dict(case.variables), ensure_ascii=False),
-                       assertions_json=json.dumps([_assertion_to_dict(a) for a in case.assertions],
+                       assertions_json=json.dumps([assertion_to_dict(a) for a in case.assertions],
                                                   ensure_ascii=False),
                        pass_threshold=case.pass_threshold)
 

@@ -19,17 +19,14 @@ from sqlmodel import Session
 from core import clock, db
 from core.budgets import reservations
 from core.budgets.pricing import cost_micro
+from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from core.budgets.usage import Usage
 from core.catalog import resolve as catalog
 from core.catalog.labels import PRODUCTION
-from core.errors import BudgetExceeded, NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied
 from core.gateway.errors import ModelNotAllowed, ModelNotPriced
 from core.gateway.ports import AdmissionRead, BudgetRequest, CallOutcome, Reservation, ResolvedPrompt
 from core.permissions import Actor
-
-# The output a call may produce when the caller set no limit: the reservation holds its
-# worst case and the gateway caps the request to it, so no call can outspend its hold.
-DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
 
 class CatalogPromptSource:
@@ -80,10 +77,6 @@ class BudgetsGate:
                     input_tokens_upper_bound=request.input_tokens_upper_bound, person_id=request.person_id,
                     key_id=request.key_id, prompt_id=request.prompt_id,
                     prompt_version_id=request.prompt_version_id, no_output=embeddings, within=within)
-        except reservations.BudgetExceeded as error:
-            refusal = BudgetExceeded(str(error))
-            refusal.resets_at = error.resets_at  # the HTTP layer's retry advice
-            raise refusal from None
         except PermissionDenied as error:
             raise ModelNotAllowed(str(error)) from None
         except NotFound as error:

@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from core.attention import AttentionItem
 from core.gateway import moderation, policies
-from core.identity import list_teams
+from core.identity.people import list_teams
 from core.permissions import Actor, Permission
 
 PAGE = "pages/budgets.py"

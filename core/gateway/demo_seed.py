@@ -14,7 +14,9 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from core import clock, identity, keys
+from core import clock
+from core.identity import people as identity
+from core.identity import keys
 from core.errors import QuorumError
 from core.gateway import policies
 from core.gateway.adapters import BudgetsGate, CatalogPromptSource

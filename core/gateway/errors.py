@@ -1,12 +1,10 @@
-"""The gateway's refusals, each mapped to one HTTP status by core.http (see STATUS there)."""
+"""The gateway's refusals, each mapped to one HTTP status by core.http (`error_response` in
+core/http/gateway_api.py). A missing or bad key is `core.errors.Unauthenticated`: identity
+raises it, below the gateway."""
 
 from __future__ import annotations
 
 from core.errors import PermissionDenied, QuorumError, ValidationError
-
-
-class Unauthenticated(QuorumError):
-    """No key, an unknown key, or a revoked, expired or out-of-range one (HTTP 401)."""
 
 
 class ModelNotAllowed(PermissionDenied):

@@ -11,7 +11,7 @@ import math
 from sqlmodel import Session, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.errors import NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.models.experiments import RequestFeedback

@@ -20,10 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from core import clock, db
-from core.audit import record_row
+from core import db
 from core.budgets import model_limits
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import Usage, usage_from_openai
@@ -32,32 +31,20 @@ from core.errors import BudgetExceeded, NotFound, QuorumError, ValidationError
 from core.gateway import cache, moderation, policies, responses, validation
 from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
                                  UpstreamFailed)
-from core.gateway.ports import BudgetGate, BudgetRequest, CallOutcome, PromptSource, Reservation
+from core.gateway.ports import BudgetGate, BudgetRequest, PromptSource
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream
 from core.guardrails import GuardrailPolicy, scan_body, scan_output
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
-from core.permissions import Actor, Permission, require
-from core.retention.payloads import minimized_payload, payload_storage_mode
+from core.permissions import Permission, require
 from core.gateway.redaction import (
     blocked_reason, finding_summary, message_texts, outcome_findings, redacted_response,
 )
 from core.gateway.request_shape import cap_output, prompt_params
+from core.gateway.call_state import Caller, CallState
+from core.gateway.settle import settle
 from core.gateway.streaming import GatewayStream
-from core.review_requests import RELEASED, new_hold
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who calls: a person (playground, A/B runs) acting for a team, or a team key."""
-
-    actor: Actor
-    team_id: int
-    key_id: int | None = None
-
-    @classmethod
-    def for_key(cls, identity) -> Caller:
-        return cls(actor=identity.actor, team_id=identity.team_id, key_id=identity.key_id)
+from core.gateway.held import RELEASED, new_hold
 
 
 @dataclass(frozen=True)
@@ -92,33 +79,6 @@ class GatewayResponse:
     body_json: str | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass
-class _Call:
-    """What the pipeline knows about one call as it goes."""
-
-    request_id: str
-    caller: Caller
-    kind: str
-    started: float
-    model: str = ""
-    stream: bool = False
-    prompt_name: str | None = None
-    prompt_version: str | None = None
-    prompt_id: int | None = None
-    prompt_version_id: int | None = None
-    cache_ttl_s: int | None = None
-    sent: dict[str, Any] | None = None  # the (redacted) body as sent upstream
-    attempts: int = 0
-    simulated: bool = False
-    upstream_ms: float = 0.0
-    reservation: Reservation | None = None
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    use_cache: bool = True
-    cache_read: cache.AdmissionLookup | None = None
-    settled: bool = False
-    response_id: str | None = None  # the Responses API answer's id, for GET /v1/responses/{id}
-
-
 MODERATION_MODEL = moderation.MODERATION_MODEL
 _log = logging.getLogger("quorum.gateway")
 
@@ -133,7 +93,7 @@ class Gateway:
     # ---- the one entry point ---------------------------------------------------------------
 
     def call(self, *, caller: Caller, request: GatewayRequest, skip_moderation: bool = False):
-        call = _Call(request_id=f"req_{uuid.uuid4().hex[:24]}", caller=caller, kind=request.kind,
+        call = CallState(request_id=f"req_{uuid.uuid4().hex[:24]}", caller=caller, kind=request.kind,
                      started=time.perf_counter(), use_cache=request.use_cache)
         if caller.key_id is None:
             require(caller.actor, Permission.PLAYGROUND_RUN, team_id=caller.team_id)
@@ -147,7 +107,7 @@ class Gateway:
             self._crashed(call, error)
             raise
 
-    def _stages(self, call: _Call, request: GatewayRequest, skip_moderation: bool):
+    def _stages(self, call: CallState, request: GatewayRequest, skip_moderation: bool):
         caller = call.caller
         try:
             with span("gateway.guardrails.secrets"):
@@ -186,7 +146,7 @@ class Gateway:
         An input hold is answered now, on the first poll after release, from the redacted
         request stored when it was held (moderation is not asked again)."""
         from core.models.gateway import StoredPayload as Stored
-        from core.review_requests import DENIED, PENDING, attach_response, held_for_team
+        from core.gateway.held import DENIED, PENDING, attach_response, held_for_team
 
         with db.session() as session:
             held = held_for_team(session, team_id=caller.team_id, public_id=public_id)
@@ -228,7 +188,7 @@ class Gateway:
 
     # ---- stages ----------------------------------------------------------------------------
 
-    def _prepared_body(self, call: _Call, request: GatewayRequest) -> dict[str, Any]:
+    def _prepared_body(self, call: CallState, request: GatewayRequest) -> dict[str, Any]:
         body = dict(request.body or {})
         if request.prompt is not None:
             with span("gateway.prompt.resolve"):
@@ -272,13 +232,13 @@ class Gateway:
                                      "checked by the guardrails)", param="input")
         return body
 
-    def _check_model(self, call: _Call) -> None:
+    def _check_model(self, call: CallState) -> None:
         self.budget.check_model(call.caller.team_id, call.model)
 
     def allowed_models(self, team_id: int) -> list[str]:
         return self.budget.allowed_models(team_id)
 
-    def _refuse_secrets(self, call: _Call, request: GatewayRequest) -> None:
+    def _refuse_secrets(self, call: CallState, request: GatewayRequest) -> None:
         """Block a credential in what the stages before the input guardrails read.
 
         A refused model is recorded by name, and a prompt call's name, label and variables
@@ -299,7 +259,7 @@ class Gateway:
             call.findings = outcome_findings(verdict)
             raise _blocked(verdict)
 
-    def _input_guardrails(self, call: _Call, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
+    def _input_guardrails(self, call: CallState, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
         """Secrets and personal data in every string of the body, whatever the endpoint."""
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
@@ -313,7 +273,7 @@ class Gateway:
             self._moderate(call, body, _moderated_messages(call.kind, body), policy)
         return body
 
-    def _moderate(self, call: _Call, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
+    def _moderate(self, call: CallState, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
         texts = [t for m in messages for t in message_texts(m)]
         if not texts:
             return
@@ -341,7 +301,7 @@ class Gateway:
         raise HeldForReview(f"The request was held for review by a governance lead ({rule}); poll its status",
                             held_id=hold.public_id, request_id=call.request_id)
 
-    def _budget_request(self, call: _Call, body: dict[str, Any]) -> BudgetRequest:
+    def _budget_request(self, call: CallState, body: dict[str, Any]) -> BudgetRequest:
         if call.kind == "chat":
             bound = chat_input_tokens_upper_bound(messages=body["messages"], tools=body.get("tools"),
                                                   response_format=body.get("response_format"))
@@ -357,7 +317,7 @@ class Gateway:
                              key_id=call.caller.key_id, prompt_id=call.prompt_id,
                              prompt_version_id=call.prompt_version_id)
 
-    def _complete(self, call: _Call, body: dict[str, Any]) -> GatewayResponse:
+    def _complete(self, call: CallState, body: dict[str, Any]) -> GatewayResponse:
         key = cache.request_hash(call.kind, body)
         entry = None
         if call.cache_read is not None and call.cache_read.key == key:
@@ -400,7 +360,7 @@ class Gateway:
         return GatewayResponse(call.request_id, response, False, call.simulated, call.attempts, cost,
                                body_json=response_json)
 
-    def _output_guardrails(self, call: _Call, response: dict[str, Any]):
+    def _output_guardrails(self, call: CallState, response: dict[str, Any]):
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
         if call.kind == "responses":
@@ -422,7 +382,7 @@ class Gateway:
         return redacted, new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="output",
                                   rule=holding[0]["rule"], findings=summaries, response=redacted)
 
-    def _stream(self, call: _Call, body: dict[str, Any]) -> GatewayStream:
+    def _stream(self, call: CallState, body: dict[str, Any]) -> GatewayStream:
         if call.kind == "responses":
             # The final event (response.completed) always carries the usage: nothing to ask for.
             open_stream, upstream_body, wants_usage = self.upstream.responses_stream, body, True
@@ -438,11 +398,11 @@ class Gateway:
             self.budget.release(call.reservation, "upstream_error")
             raise self._refused(call, "upstream_error", error.status, error) from None
         call.attempts, call.simulated = upstream.attempts, upstream.simulated
-        return GatewayStream(self, call, upstream, wants_usage)
+        return GatewayStream(self.budget, call, upstream, wants_usage)
 
     # ---- settling --------------------------------------------------------------------------
 
-    def _crashed(self, call: _Call, error: Exception) -> None:
+    def _crashed(self, call: CallState, error: Exception) -> None:
         error.request_id = call.request_id  # type: ignore[attr-defined]  # quoted in the 500
         if call.reservation is not None:
             try:
@@ -455,7 +415,7 @@ class Gateway:
             except Exception:  # noqa: BLE001
                 _log.exception("gateway: could not record the failed call %s", call.request_id)
 
-    def _refused(self, call: _Call, status: str, http_status: int, error: QuorumError,
+    def _refused(self, call: CallState, status: str, http_status: int, error: QuorumError,
                  rule: str | None = None) -> QuorumError:
         if call.reservation is not None and status != "upstream_error":
             self.budget.release(call.reservation, status)
@@ -463,66 +423,14 @@ class Gateway:
         error.request_id = call.request_id  # so the caller can quote it (HTTP: x-request-id)
         return error
 
-    def _settle(self, call: _Call, *, status: str, http_status: int, response: dict | None = None,
-                usage: Usage | None = None, cost: int = 0, rule: str | None = None, hold=None,
-                cache_hit: bool = False, cache_hit_id: int | None = None, cache_key: str | None = None,
-                cache_ttl_s: int = 0, usage_estimated: bool = False) -> str | None:
-        """The call's one write transaction; returns the response as serialized for it."""
-        usage = usage or Usage(input_tokens=0)
-        team_id = call.caller.team_id
-        # Plain column values, no ORM object: the unit of work costs more than the writes here.
-        row = {"request_id": call.request_id, "created_at": clock.now(), "team_id": team_id,
-               "key_id": call.caller.key_id, "actor": call.caller.actor.ref,
-               "endpoint": call.kind if call.prompt_name is None else "prompt", "model": call.model[:80],
-               "prompt_name": call.prompt_name, "prompt_version": call.prompt_version, "status": status,
-               "http_status": http_status, "rule": rule, "stream": call.stream, "cache_hit": cache_hit,
-               "simulated": call.simulated, "attempts": call.attempts, "input_tokens": usage.input_tokens,
-               "output_tokens": usage.output_tokens, "usage_estimated": usage_estimated, "cost_micro": cost,
-               "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
-               "upstream_ms": round(call.upstream_ms, 3), "response_id": call.response_id}
-        # Serialized once, outside the write lock: the stored payload and the cache entry share it.
-        response_json = json.dumps(response) if response is not None else None
-        request_json = (_payload(call.sent, call.findings)
-                        if call.sent is not None or response is not None or call.findings else None)
-        event = _event(row, hold)
-        with db.write_session() as session:
-            try:
-                # The session's Connection (BEGIN IMMEDIATE on SQLite): Core statements skip the ORM layer.
-                connection = session.connection()
-                connection.execute(_INSERT_CALL, row)
-                if request_json is not None:
-                    stored = minimized_payload(payload_storage_mode(connection, team_id), request_json,
-                                               response_json, needed_for_hold=hold is not None)
-                    if stored is not None:
-                        connection.execute(_INSERT_PAYLOAD, {
-                            "request_id": call.request_id, "team_id": team_id, "created_at": row["created_at"],
-                            "request_json": stored[0], "response_json": stored[1]})
-                if hold is not None:
-                    session.add(hold)
-                if cache_hit_id is not None:
-                    cache.count_hit(connection, cache_hit_id)
-                if cache_key is not None and status == "ok":
-                    cache.store(connection, team_id=team_id, key=cache_key, model=call.model,
-                                response_json=response_json, ttl_s=cache_ttl_s)
-                if call.reservation is not None and status in ("ok", "held"):
-                    self.budget.settle(session, call.reservation, usage, CallOutcome(
-                        request_id=call.request_id, team_id=team_id, model=call.model, status=status,
-                        cost_micro=cost, cache_hit=cache_hit, usage_estimated=usage_estimated,
-                        latency_ms=round(row["latency_ms"])))
-                record_row(session, actor=call.caller.actor, action="gateway.call", target_type="gateway_request",
-                           target_id=call.request_id, team_id=team_id, after=event)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-        call.settled = True
-        return response_json
+    def _settle(self, call: CallState, **outcome) -> str | None:
+        return settle(call, budget=self.budget, **outcome)
 
 
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def _cacheable(call: _Call, body: dict[str, Any]) -> bool:
+def _cacheable(call: CallState, body: dict[str, Any]) -> bool:
     """Whether the team's cache policy lets this answer be served from (and stored in) the cache.
 
     ``deterministic`` (the default): embeddings and moderations, chat at temperature 0 or with
@@ -536,7 +444,7 @@ def _cacheable(call: _Call, body: dict[str, Any]) -> bool:
     return body.get("temperature") == 0 or (call.kind == "chat" and body.get("seed") is not None)
 
 
-def _check_output_limit(call: _Call, body: dict[str, Any]) -> None:
+def _check_output_limit(call: CallState, body: dict[str, Any]) -> None:
     """Refuse an output limit above what the model can produce: a client mistake (400), not
     a budget matter (the worst case of a call the model would refuse is no cost at all)."""
     if call.kind == "chat" and body.get("n") not in (None, 1):
@@ -556,10 +464,6 @@ def _check_output_limit(call: _Call, body: dict[str, Any]) -> None:
                                  f"{call.model} can produce; lower {name}", param=name)
 
 
-
-
-
-
 def _moderated_messages(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     """What moderation reads: a chat's messages, a Responses request's text slots, or the texts of ``input``."""
     if kind == "chat":
@@ -576,26 +480,3 @@ def _blocked(verdict) -> GuardrailBlocked:
     return GuardrailBlocked(f"Blocked by the guardrail '{verdict.rule}': the request contains "
                             f"{blocked_reason(verdict.rule)} in {verdict.field}; remove it and try again",
                             rule=verdict.rule)
-
-
-def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str:
-    # A blocked request is stored as its findings only (masked): its text may hold a secret.
-    return json.dumps({"request": sent, "findings": findings}, default=str)
-
-
-_INSERT_CALL = insert(GatewayCall.__table__)
-_INSERT_PAYLOAD = insert(StoredPayload.__table__)
-
-
-def _event(row: dict[str, Any], hold) -> dict[str, Any]:
-    event = {name: row[name] for name in ("status", "http_status", "model", "endpoint", "cache_hit", "stream",
-                                          "attempts", "input_tokens", "output_tokens", "cost_micro")}
-    for name, value in (("rule", row["rule"]), ("key_id", row["key_id"]), ("prompt", row["prompt_name"]),
-                        ("prompt_version", row["prompt_version"])):
-        if value is not None:
-            event[name] = value
-    if hold is not None:
-        event["held_id"] = hold.public_id
-    if row["usage_estimated"]:
-        event["usage_estimated"] = True
-    return event

@@ -16,10 +16,10 @@ from typing import Any
 from sqlmodel import Session
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.errors import ValidationError
 from core.guardrails import GuardrailPolicy
-from core.identity import get_team
+from core.identity.people import get_team
 from core.models.gateway import TeamGuardrailPolicy
 from core.permissions import Actor, Permission, require
 

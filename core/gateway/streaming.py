@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from core import db
 from core.budgets.tokens import chat_input_tokens_estimate, text_tokens_estimate
@@ -13,10 +12,10 @@ from core.gateway.errors import UpstreamFailed
 from core.gateway.redaction import finding_summary, redact_text
 from core.gateway.upstream import UpstreamStream
 from core.guardrails import scan_output
-from core.review_requests import new_hold
-
-if TYPE_CHECKING:
-    from core.gateway.pipeline import Gateway, _Call
+from core.gateway.call_state import CallState
+from core.gateway.held import new_hold
+from core.gateway.ports import BudgetGate
+from core.gateway.settle import settle
 
 
 class GatewayStream:
@@ -29,8 +28,8 @@ class GatewayStream:
     came). Such rows are marked ``usage_estimated``.
     """
 
-    def __init__(self, gateway: Gateway, call: _Call, upstream: UpstreamStream, wants_usage: bool) -> None:
-        self.gateway, self.call, self.upstream, self.wants_usage = gateway, call, upstream, wants_usage
+    def __init__(self, budget: BudgetGate, call: CallState, upstream: UpstreamStream, wants_usage: bool) -> None:
+        self.budget, self.call, self.upstream, self.wants_usage = budget, call, upstream, wants_usage
         self.request_id = call.request_id
         self.simulated = call.simulated
         self._texts: dict[int, list[str]] = {}
@@ -94,7 +93,7 @@ class GatewayStream:
             if self._settled:
                 return
             self._settled = True
-        call, gateway = self.call, self.gateway
+        call = self.call
         text = "".join("".join(parts) for parts in self._texts.values())
         estimated = self._usage is None
         if estimated:
@@ -103,7 +102,7 @@ class GatewayStream:
             usage = Usage(input_tokens=input_tokens, output_tokens=max(text_tokens_estimate(text), self._chunks))
         else:
             usage = self._usage
-        cost = gateway.budget.cost_micro(call.reservation, call.model, usage)
+        cost = self.budget.cost_micro(call.reservation, call.model, usage)
         with db.session() as session:
             policy = policies.team_policy(session, call.caller.team_id)
         stream_object = "response.stream" if call.kind == "responses" else "chat.completion.stream"
@@ -115,5 +114,5 @@ class GatewayStream:
             call.findings.extend(finding_summary(f) for f in verdict.findings)
             hold = new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="stream",
                             rule=verdict.rule, findings=[finding_summary(f) for f in verdict.findings], response=response)
-        gateway._settle(call, status="ok", http_status=200, response=response, usage=usage, cost=cost,
-                        hold=hold, rule=hold.rule if hold else None, usage_estimated=estimated)
+        settle(call, budget=self.budget, status="ok", http_status=200, response=response, usage=usage, cost=cost,
+               hold=hold, rule=hold.rule if hold else None, usage_estimated=estimated)

@@ -1,7 +1,8 @@
 """Input and output guardrails of the gateway: pure functions over text, messages and bodies.
 
 Every model call passes through these before it reaches the model, so they are built
-for the hot path: no I/O, no database, a 2 KB prompt scans in tens of microseconds.
+for the hot path: no I/O, no database, a 2 KB prompt scans in tens of microseconds. It imports only
+the ground floor (the gateway's per-team policy table belongs to the gateway).
 The gateway scans whole request bodies (``scan_body``, every string of every field);
 every service that saves text people typed refuses a credential in it
 (``refuse_secrets``), so that one detector decides both.

@@ -1,1 +1,4 @@
-"""HTTP routes served beside the dashboard (the gateway's endpoints live here)."""
+"""HTTP routes served beside the dashboard (the gateway's endpoints live here).
+
+An outer door, like core.cli: it may import every context, and nothing in core imports it.
+"""

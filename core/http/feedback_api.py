@@ -14,15 +14,15 @@ from starlette.routing import Route
 from core import db
 from core.errors import QuorumError
 from core.gateway.feedback import record_feedback
-from core.http.gateway_api import _caller, _json_body, error_response
+from core.http.gateway_api import request_caller, json_body, error_response
 
 
 async def feedback(request: Request) -> Response:
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
 
         def work():
-            caller = _caller(request)
+            caller = request_caller(request)
             with db.write_session() as session:
                 row = record_feedback(session=session, actor=caller.actor, team_id=caller.team_id,
                                       key_id=caller.key_id, request_id=body.get("request_id"),

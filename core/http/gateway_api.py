@@ -31,16 +31,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core import clock, db, keys
-from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, ValidationError
+from core import clock, db
+from core.identity import keys
+from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, Unauthenticated, ValidationError
 from core.gateway import validation
 from core.gateway.moderation import ModerationUnavailable
-from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced, Unauthenticated,
+from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
                                  UpstreamFailed, UpstreamTimeout, UpstreamUnavailable)
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
 from core.http.client_address import client_address
-from core.review_requests import held_for_team
+from core.gateway.held import held_for_team
 
 
 _log = logging.getLogger("quorum.http")
@@ -128,7 +129,7 @@ def internal_error(error: BaseException, request_id: str | None = None) -> JSONR
                         type_="api_error", code="internal_error", headers={"x-request-id": request_id})
 
 
-def _caller(request: Request) -> Caller:
+def request_caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     secret = header[7:].strip() if header.lower().startswith("bearer ") else None
     # A pooled Connection, no ORM session: this read runs before every gateway call.
@@ -137,7 +138,7 @@ def _caller(request: Request) -> Caller:
     return Caller.for_key(identity)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body() or b"{}"
     try:
         body = json.loads(raw)
@@ -151,11 +152,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 async def _run(request: Request, make_request) -> Response:
     try:
-        body = await _json_body(request)
+        body = await json_body(request)
         gateway_request = make_request(request, body)
 
         def work():
-            caller = _caller(request)
+            caller = request_caller(request)
             return default_gateway().call(caller=caller, request=gateway_request)
 
         result = await run_in_threadpool(work)
@@ -231,7 +232,7 @@ async def responses_retrieve(request: Request) -> Response:
     response_id = request.path_params["response_id"]
 
     def work():
-        return default_gateway().retrieve_response(caller=_caller(request), response_id=response_id)
+        return default_gateway().retrieve_response(caller=request_caller(request), response_id=response_id)
 
     try:
         body = await run_in_threadpool(work)
@@ -257,7 +258,7 @@ async def prompt_completions(request: Request) -> Response:
 
 async def models(request: Request) -> Response:
     try:
-        caller = await run_in_threadpool(_caller, request)
+        caller = await run_in_threadpool(request_caller, request)
         names = await run_in_threadpool(default_gateway().allowed_models, caller.team_id)
     except QuorumError as error:
         return error_response(error)
@@ -270,7 +271,7 @@ async def model(request: Request) -> Response:
     """One model the team may use, as OpenAI describes it; 404 ``model_not_found`` otherwise."""
     model_id = request.path_params["model_id"]
     try:
-        caller = await run_in_threadpool(_caller, request)
+        caller = await run_in_threadpool(request_caller, request)
         names = await run_in_threadpool(default_gateway().allowed_models, caller.team_id)
     except QuorumError as error:
         return error_response(error)
@@ -290,7 +291,7 @@ async def held(request: Request) -> Response:
     public_id = request.path_params["held_id"]
 
     def work():
-        caller = _caller(request)
+        caller = request_caller(request)
         response = default_gateway().answer_released(caller=caller, public_id=public_id)
         with db.session() as session:
             view = held_for_team(session, team_id=caller.team_id, public_id=public_id)

@@ -17,7 +17,7 @@ class AuditEvent(SQLModel, table=True):
     # 50 at a time" walks the index in order instead of sorting every match.
     __table_args__ = (
         Index("ux_audit_event_seq", "seq", unique=True),
-        # Covers a time window's min and max seq (core.audit_query._seq_range) without reading rows.
+        # Covers a time window's min and max seq (core.audit.query._seq_range) without reading rows.
         Index("ix_audit_event_occurred_at_seq", "occurred_at", "seq"),
         Index("ix_audit_event_actor_seq", "actor", "seq"),
         Index("ix_audit_event_action_seq", "action", "seq"),
@@ -41,7 +41,7 @@ class AuditEvent(SQLModel, table=True):
     # Canonical JSON (sorted keys) so the same change always serializes the same way.
     before_json: str | None = Field(default=None, sa_type=Text)
     after_json: str | None = Field(default=None, sa_type=Text)
-    # SHA-256 (hex) of the previous event, and of this event's fields plus that (core.audit_chain).
+    # SHA-256 (hex) of the previous event, and of this event's fields plus that (core.audit.chain).
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
 

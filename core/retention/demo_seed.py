@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from core import identity
+from core.identity import people as identity
 from core.permissions import Actor
 from core.retention.holds import add_hold
 

@@ -30,8 +30,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import audit_checkpoints, clock, db
-from core.audit import record
+from core import clock, db
+from core.audit import checkpoints as audit_checkpoints
+from core.audit.record import record
 from core.errors import Conflict
 from core.models.retention import RetentionLock, RetentionRun
 from core.models.types import UtcDateTime

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.models.catalog import Prompt

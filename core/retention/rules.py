@@ -14,7 +14,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from core import clock
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.errors import NotFound, ValidationError
 from core.models.identity import Team
 from core.models.retention import RetentionRule, TeamPayloadPolicy

@@ -8,6 +8,9 @@ Reach it through the official SDK, either in-process::
 or over HTTP with ``serve()`` and ``base_url="http://127.0.0.1:8800/v1"``. Every reply
 carries ``system_fingerprint == "quorum-simulator"`` (chat) and the response header
 ``x-quorum-simulated: true`` so the UI can label simulated results.
+
+It imports nothing of Quorum's but the ground floor: it stands for OpenAI, and knows
+nothing of teams, budgets or the gateway that calls it.
 """
 
 from core.simulator.engine import SYSTEM_FINGERPRINT

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import db, identity
+from core import db
+from core.identity import people as identity
 from core.permissions import ROLE_LABELS, Actor
 from core.settings import settings
 from pages.ui.text import literal

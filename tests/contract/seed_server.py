@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 
-from core import db, demo, identity, keys, migrate
+from core import db, demo, migrate
+from core.identity import people as identity
+from core.identity import keys
 from core.budgets import config as budget_config
 from core.catalog.demo_seed import seed_catalog
 from core.errors import ValidationError

@@ -62,7 +62,7 @@ def upgrade() -> None:
 def _chain_existing_events() -> None:
     import uuid
 
-    from core.audit_chain import GENESIS_HASH, row_hash
+    from core.audit.chain import GENESIS_HASH, row_hash
 
     bind = op.get_bind()
     rows = bind.execute(sa.text(

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.attention import AttentionItem
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.errors import InvalidTransition, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.models.gateway import HeldRequest

@@ -2,7 +2,7 @@
 
 `record()` adds the event to the caller's session, so it is committed, or rolled back,
 together with the change it describes. It chains the event onto the log's head
-(core.audit_chain), so nobody can change, delete, insert or reorder events unnoticed.
+(core.audit.chain), so nobody can change, delete, insert or reorder events unnoticed.
 `committing()` is the one way services end a change: commit both, or neither.
 """
 
@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert
 from sqlmodel import Session
 
-from core import audit_chain, audit_checkpoints, clock
+from core import clock
+from core.audit import chain as audit_chain
+from core.audit import checkpoints as audit_checkpoints
 from core.errors import ValidationError
 from core.guardrails.fields import text_fields, with_texts
 from core.guardrails.secrets import find_secrets, mask_secrets
@@ -27,7 +29,7 @@ from core.models.audit import AuditEvent
 from core.permissions import Actor
 
 if TYPE_CHECKING:
-    from core.audit_query import EventRow
+    from core.audit.query import EventRow
 
 # Dotted, lower-case: "team.create", "prompt.version.approve".
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -170,7 +172,7 @@ def recent_events(
     session: Session, *, actor: Actor, limit: int = 50, action_prefix: str | None = None
 ) -> list[EventRow]:
     """The newest events first, optionally those whose action starts with `action_prefix`."""
-    from core.audit_query import AuditFilter, search  # imported here: it builds on this module
+    from core.audit.query import AuditFilter, search  # imported here: it builds on this module
 
     action = None
     if action_prefix:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import String, Text, text
 from sqlmodel import Session, SQLModel, col, select
 
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.catalog import approvals
 from core.errors import Conflict, NotFound, ValidationError
 from core.models.audit import AuditEvent

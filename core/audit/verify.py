@@ -35,10 +35,11 @@ from operator import itemgetter
 
 from sqlmodel import Session
 
-from core import audit_chain, audit_checkpoints
-from core.audit_chain import (GENESIS_HASH, HASHED_COLUMNS, canonical_payload, canonical_payload_sql,
+from core.audit import chain as audit_chain
+from core.audit import checkpoints as audit_checkpoints
+from core.audit.chain import (GENESIS_HASH, HASHED_COLUMNS, canonical_payload, canonical_payload_sql,
                               stored_nul_sql, stored_payload)
-from core.audit_checkpoints import Checkpoint
+from core.audit.checkpoints import Checkpoint
 from core.permissions import Actor, Permission, require
 
 BATCH = 50_000

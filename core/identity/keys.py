@@ -23,11 +23,10 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core import clock
-from core.audit import committing, record
-from core.errors import NotFound, ValidationError
+from core.audit.record import committing, record
+from core.errors import NotFound, Unauthenticated, ValidationError
 from core.guardrails.saved_text import refuse_secrets
-from core.gateway.errors import Unauthenticated
-from core.identity import get_team
+from core.identity.people import get_team
 from core.models.keys import ApiKey
 from core.permissions import Actor, Permission, require
 

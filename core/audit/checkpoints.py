@@ -34,7 +34,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlmodel import Session
 
-from core import audit_chain, clock
+from core import clock
+from core.audit import chain as audit_chain
 from core.errors import NotFound, ValidationError
 from core.models.audit import AuditCheckpoint
 from core.permissions import Actor, Permission, require

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from sqlmodel import Session
 
-from core.audit_query import AuditFilter, EventRow, iter_filtered
+from core.audit.query import AuditFilter, EventRow, iter_filtered
 from core.errors import ValidationError
 from core.permissions import Actor
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core.audit import committing, record
+from core.audit.record import committing, record
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets_in
 from core.models.identity import Membership, Person, RoleGrant, Team

@@ -1,7 +1,8 @@
 """Demo data: four teams and a person for every role, so the app tells a story at once.
 
 Seeding goes through the same audited services as the app, so the demo's audit log
-starts with real events.
+starts with real events. Each context contributes its `demo_seed` step (``steps``). The
+demo sits above every context it seeds, below only the command line.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, func, select
 
-from core import audit_checkpoints, identity
-from core.demo_steps import STEPS
+from core.audit import checkpoints as audit_checkpoints
+from core.identity import people as identity
+from core.demo.steps import STEPS
 from core.errors import ValidationError
 from core.models.identity import Person
 from core.permissions import Actor, Role

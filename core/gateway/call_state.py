@@ -1,0 +1,55 @@
+"""Who calls the gateway, and what the gateway knows about one call as it goes.
+
+Shared by the pipeline, the stream and the settle step, so none of them imports another
+for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.gateway import cache
+from core.gateway.ports import Reservation
+from core.permissions import Actor
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: a person (playground, A/B runs) acting for a team, or a team key."""
+
+    actor: Actor
+    team_id: int
+    key_id: int | None = None
+
+    @classmethod
+    def for_key(cls, identity) -> Caller:
+        return cls(actor=identity.actor, team_id=identity.team_id, key_id=identity.key_id)
+
+
+
+@dataclass
+class CallState:
+    """What the pipeline knows about one call as it goes."""
+
+    request_id: str
+    caller: Caller
+    kind: str
+    started: float
+    model: str = ""
+    stream: bool = False
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    prompt_id: int | None = None
+    prompt_version_id: int | None = None
+    cache_ttl_s: int | None = None
+    sent: dict[str, Any] | None = None  # the (redacted) body as sent upstream
+    attempts: int = 0
+    simulated: bool = False
+    upstream_ms: float = 0.0
+    reservation: Reservation | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    use_cache: bool = True
+    cache_read: cache.AdmissionLookup | None = None
+    settled: bool = False
+    response_id: str | None = None  # the Responses API answer's id, for GET /v1/responses/{id}
