@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import db, demo, migrate  # noqa: E402
-from core.identity import people as identity  # noqa: E402
 from core.budgets import config, reservations  # noqa: E402
 from core.budgets.pricing import Usage  # noqa: E402
+from core.identity import people as identity  # noqa: E402
 from core.permissions import Actor  # noqa: E402
 
 USAGE = Usage(input_tokens=800, cached_input_tokens=200, output_tokens=150)

@@ -13,9 +13,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.budgets.pricing import PriceBook  # noqa: E402
+from core.budgets.usage import Usage  # noqa: E402
 from core.catalog.files import load_prompt_file  # noqa: E402
 from core.catalog.testsets import Assertion, TestCaseSpec, TestSetSpec  # noqa: E402
-from core.budgets.usage import Usage  # noqa: E402
 from core.experiments.calls import CallResult, openai_call  # noqa: E402
 from core.experiments.results import summarize  # noqa: E402
 from core.experiments.runner import Experiment, Variant, run_experiment  # noqa: E402

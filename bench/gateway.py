@@ -80,10 +80,10 @@ def main() -> None:
     import openai
 
     from core import db, demo, migrate
-    from core.identity import keys
     from core.budgets import config
     from core.gateway import policies
     from core.gateway.pipeline import Caller, GatewayRequest
+    from core.identity import keys
     from core.identity.people import team_by_name
     from core.permissions import Actor
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.guardrails import (  # noqa: E402
-    GuardrailPolicy, apply_input_guardrails, find_pii, find_secrets, scan_body)
+from core.guardrails import GuardrailPolicy, apply_input_guardrails, find_pii, find_secrets, scan_body  # noqa: E402
 
 PARAGRAPH = (
     "Hi, I'm writing about order 4471923 placed on 12 March 2024. The parcel arrived two weeks "

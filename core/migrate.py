@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect
 
-from core.db import sqlite_file, dispose_engines, get_engine, make_engine
+from core.db import dispose_engines, get_engine, make_engine, sqlite_file
 from core.settings import settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

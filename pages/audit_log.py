@@ -6,8 +6,8 @@ from core import db
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import export as audit_export
 from core.audit import query as audit_query
-from core.identity import people as identity
 from core.errors import QuorumError
+from core.identity import people as identity
 from pages.ui import layout
 from pages.ui.text import literal
 

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from core import db
-from core.identity import people as identity
 from core.budgets import alerts, config, periods, prices, views
 from core.gateway import moderation
 from core.gateway import policies as gateway_policies
+from core.identity import people as identity
 from core.permissions import Permission
 from pages.ui import layout
 

@@ -3,11 +3,11 @@
 import streamlit as st
 
 from core import db
-from core.identity import people as identity
 from core.catalog import risk as risk_tiers
 from core.catalog import views
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import STATES
+from core.identity import people as identity
 from pages.ui import layout
 from pages.ui.text import literal
 

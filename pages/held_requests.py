@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core import db
-from core.identity import people as identity
 from core.gateway import held as review_requests
+from core.identity import people as identity
 from pages.ui import layout
 from pages.ui.text import literal
 

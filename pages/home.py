@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core import attention, db
-from core.audit import record as audit
 from core.audit import query as audit_query
+from core.audit import record as audit
 from core.identity import people as identity
 from core.permissions import Permission
 from pages.ui import layout

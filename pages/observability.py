@@ -6,9 +6,9 @@ import plotly.express as px
 import streamlit as st
 
 from core import db
-from core.identity import people as identity
 from core.budgets.money import format_micro
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
+from core.identity import people as identity
 from pages.ui import layout
 
 actor = layout.page_setup(__file__)

@@ -3,11 +3,11 @@
 import streamlit as st
 
 from core import db
-from core.identity import people as identity
 from core.catalog import editor, store, views, workflow
 from core.catalog.checks import static_checks
 from core.catalog.spec import DATA_CLASSIFICATIONS, MESSAGE_ROLES, RISK_TIERS, PromptSpec
 from core.errors import QuorumError
+from core.identity import people as identity
 from pages.ui import layout
 from pages.ui.text import literal
 

@@ -7,9 +7,8 @@ import streamlit as st
 
 from core import db
 from core.identity import people as identity
-from core.retention import privacy
 from core.permissions import Permission
-from core.retention import enforce, holds, rules
+from core.retention import enforce, holds, privacy, rules
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
 from pages.ui import layout
 

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from sqlmodel import func, select
 
-from core.identity import people as identity
 from core.budgets import config, counters, periods
 from core.budgets.config import BudgetInput
+from core.identity import people as identity
 from core.models.budgets import Budget, UsageRecord
 from core.permissions import Actor
 from core.settings import reset_settings

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import text
 
 from core import clock, db, demo, migrate
+from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpec
 from core.gateway import policies
 from core.gateway.wiring import set_gateway
-from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpec
 from core.permissions import Actor, Role
 from core.settings import PROJECT_ROOT, reset_settings
 from core.simulator import SimulatorConfig
@@ -126,7 +126,7 @@ class People:
         return self._identity.actor_for_email(self._session, email)
 
     def with_role(self, role: Role) -> Actor:
-        for name, email, roles, _teams in demo.PEOPLE:
+        for _name, email, roles, _teams in demo.PEOPLE:
             if role in roles:
                 return self.by_email(email)
         raise LookupError(role)

@@ -12,16 +12,15 @@ import uvicorn
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from core.identity import keys
-from core.gateway.wiring import set_gateway
-from core.identity.people import team_by_name
-from core.permissions import Actor
-
-from core.gateway.pipeline import Gateway
-from core.models.gateway import GatewayCall
 from core.gateway.adapters import BudgetsGate, CatalogPromptSource
+from core.gateway.pipeline import Gateway
 from core.gateway.upstream import CircuitBreaker, RetryPolicy, Upstream
+from core.gateway.wiring import set_gateway
 from core.http.routes import http_routes
+from core.identity import keys
+from core.identity.people import team_by_name
+from core.models.gateway import GatewayCall
+from core.permissions import Actor
 from core.simulator import SIMULATOR_API_KEY, SIMULATOR_BASE_URL, SimulatorConfig, SimulatorTransport
 
 

@@ -30,7 +30,7 @@ def add_payloads(count: int, *, at: datetime, team_id: int | None, prefix: str =
     with db.get_engine().begin() as conn:
         conn.execute(insert(StoredPayload.__table__), [
             {"request_id": r, "created_at": at, "team_id": team_id,
-             "request_json": '{"request": {"messages": [{"role": "user", "content": "%s"}]}}' % text,
+             "request_json": '{"request": {"messages": [{"role": "user", "content": "' + text + '"}]}}',
              "response_json": '{"choices": []}'} for r in ids])
         conn.execute(insert(GatewayCall.__table__), [
             {"request_id": r, "created_at": at, "team_id": team_id, "actor": actor, "endpoint": "chat",

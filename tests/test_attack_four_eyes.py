@@ -14,17 +14,16 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from core import db
-from core.identity import people as identity
-from core.retention import privacy
 from core.audit.verify import verify_chain
 from core.catalog import risk, store, sync, workflow
 from core.catalog.spec import MessageSpec, PromptSpec
 from core.cli.main import main as cli
 from core.errors import Conflict, InvalidTransition, PermissionDenied
+from core.identity import people as identity
 from core.models.audit import AuditEvent
 from core.models.catalog import Prompt, PromptReview
 from core.permissions import Actor
-from core.retention import enforce, rules
+from core.retention import enforce, privacy, rules
 from tests.retention_support import T0, Clock, count, written
 
 SYSTEM = Actor.system("test")

@@ -16,17 +16,16 @@ from sqlalchemy import insert, text
 from sqlmodel import select
 
 from core import db
-from core.identity import people as identity
-from core.retention import privacy
 from core.catalog import store, workflow
 from core.catalog.spec import PromptSpec
 from core.cli.main import main as cli
+from core.identity import people as identity
 from core.models.audit import AuditEvent
 from core.models.budgets import UsageRecord
 from core.models.experiments import Experiment
 from core.models.gateway import HeldRequest
 from core.permissions import Actor
-from core.retention import enforce, holds, rules
+from core.retention import enforce, holds, privacy, rules
 from tests.retention_support import T0, Clock, add_payloads, count, written
 
 SYSTEM = Actor.system("test")

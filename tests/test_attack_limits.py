@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hst
 
+from core.catalog import store, workflow
 from core.catalog.checks import has_errors, static_checks
 from core.catalog.demo_seed import seed_catalog
 from core.catalog.files import load_prompt_text
 from core.catalog.render import render_messages
-from core.catalog import store, workflow
 from core.catalog.spec import MessageSpec, ModelParams, PromptSpec, VariableSpec, VersionSpec
 from core.catalog.store import prompt_by_name
 from core.catalog.testsets import cases_from_csv, load_testset_text

@@ -17,8 +17,8 @@ import json
 import logging
 import random
 import string
-from urllib.parse import quote
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 import openai
@@ -29,8 +29,6 @@ from sqlalchemy import MetaData, select
 
 from core import db
 from core.audit import checkpoints as audit_checkpoints
-from core.identity import people as identity
-from core.identity import keys
 from core.budgets import config as budget_config
 from core.budgets import prices
 from core.catalog import store, workflow
@@ -42,8 +40,10 @@ from core.experiments import service as experiment_service
 from core.experiments import testset_store
 from core.experiments.runner import VariantChoice
 from core.gateway import policies
-from core.retention import holds
 from core.gateway.held import decide
+from core.identity import keys
+from core.identity import people as identity
+from core.retention import holds
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY
 from tests.gateway_support import ADMIN, MODEL, client, new_key, team_id

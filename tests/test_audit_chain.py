@@ -281,8 +281,8 @@ def test_migration_chains_events_written_before_it(tmp_path):
     with db.get_engine(url).begin() as conn:
         for i in range(3):
             conn.execute(text("INSERT INTO audit_event (event_id, occurred_at, actor, action, target_type, target_id) "
-                              "VALUES (:e, '2026-01-0%d 10:00:00.000000', 'system:cli', 'team.create', 'team', :e)"
-                              % (i + 1)), {"e": f"e{i}"})
+                              f"VALUES (:e, '2026-01-0{i + 1} 10:00:00.000000', 'system:cli', 'team.create', 'team', :e)"),
+                         {"e": f"e{i}"})
     command.upgrade(alembic_config(url), "head")
     with db.session(db.get_engine(url)) as s:
         assert audit_verify.verify_chain(session=s, actor=SYSTEM).summary() == \

@@ -19,8 +19,18 @@ from core import db
 from core.audit import chain as audit_chain
 from core.audit import checkpoints as audit_checkpoints
 from core.settings import reset_settings
-from tests.audit_helpers import (EVENT_COLUMNS, SYSTEM, TEST_KEY, add_events, forge, hash_of, on_sqlite,
-                                 rehash_from, sql, verify)
+from tests.audit_helpers import (
+    EVENT_COLUMNS,
+    SYSTEM,
+    TEST_KEY,
+    add_events,
+    forge,
+    hash_of,
+    on_sqlite,
+    rehash_from,
+    sql,
+    verify,
+)
 
 EVENTS = 8
 # The README's words for what goes unseen without a signing key; test_docs_match keeps them in step.

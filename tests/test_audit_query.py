@@ -7,16 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core import clock
 from core.audit import export as audit_export
 from core.audit import query as audit_query
-from core.identity import people as identity
-from core.audit.record import committing, record
 from core.audit.query import AuditFilter
+from core.audit.record import committing, record
 from core.cli.main import main
 from core.errors import PermissionDenied, ValidationError
+from core.identity import people as identity
 from core.permissions import Role
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY, sql

@@ -10,8 +10,8 @@ import pytest
 from core import clock
 from core.audit import export as audit_export
 from core.audit import query as audit_query
-from core.audit.record import committing, record
 from core.audit.query import AuditFilter
+from core.audit.record import committing, record
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM
 

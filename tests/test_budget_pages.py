@@ -104,8 +104,8 @@ def test_team_policy_form_offers_each_role_its_own_part(session, seeded, role, s
 
 
 def test_saving_one_part_of_a_team_policy_keeps_the_other(session, seeded):
-    from core.identity import people as identity
     from core.budgets import config
+    from core.identity import people as identity
     from tests.conftest import People
 
     support = identity.team_by_name(session, "Support").id
@@ -126,8 +126,8 @@ def test_saving_one_part_of_a_team_policy_keeps_the_other(session, seeded):
 
 def test_an_admin_picks_the_moderation_source_and_cache_of_a_team(session, seeded):
     from core.audit import record as audit
-    from core.identity import people as identity
     from core.gateway import policies
+    from core.identity import people as identity
     from tests.conftest import People
 
     support = identity.team_by_name(session, "Support").id

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from core import demo
-from core.identity import people as identity
 from core.catalog import store
 from core.catalog.resolve import resolve
 from core.catalog.spec import PromptSpec
+from core.identity import people as identity
 from tests.test_pages import errors_of, signed_in
 
 TOM, LENA = "tom.becker@example.com", "lena.fischer@example.com"

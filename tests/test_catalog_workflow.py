@@ -7,13 +7,13 @@ import dataclasses
 import pytest
 from sqlmodel import func, select
 
-from core.identity import people as identity
 from core.catalog import labels, store, workflow
 from core.catalog.policy import parse_review_policy
 from core.catalog.resolve import resolve, resolve_for_playground
 from core.catalog.spec import MessageSpec, PromptSpec
 from core.catalog.views import review_queue, reviews_waiting
 from core.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationError
+from core.identity import people as identity
 from core.models.audit import AuditEvent
 from core.permissions import Role
 

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from core.identity import people as identity
 from core.cli.main import build_parser, main
+from core.identity import people as identity
 
 
 def all_commands(parser: argparse.ArgumentParser, prefix=()):

@@ -16,7 +16,12 @@ from core.catalog.testsets import load_testset_file
 from core.experiments.calls import openai_call
 from core.experiments.results import comparisons, matrix, run_from_json, run_to_json, summarize
 from core.experiments.runner import (
-    AimdLimiter, BudgetExceeded, Experiment, Variant, estimate_cost, run_experiment,
+    AimdLimiter,
+    BudgetExceeded,
+    Experiment,
+    Variant,
+    estimate_cost,
+    run_experiment,
 )  # fmt: skip
 from core.simulator import SimulatorConfig, simulated_client
 

@@ -12,7 +12,6 @@ import pytest
 from sqlmodel import select
 
 from core import db
-from core.identity import keys
 from core.audit.record import recent_events
 from core.budgets.config import BudgetInput, set_budget
 from core.catalog import labels, traffic, workflow
@@ -24,6 +23,7 @@ from core.experiments import running, service, testset_store
 from core.experiments.results import matrix, run_to_json, summarize
 from core.experiments.runner import BudgetExceeded
 from core.gateway.wiring import set_gateway
+from core.identity import keys
 from core.models.budgets import UsageRecord
 from core.models.experiments import RequestFeedback
 from core.models.gateway import GatewayCall

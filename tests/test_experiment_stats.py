@@ -8,7 +8,13 @@ import pytest
 
 from core.experiments.results import CellResult, ExperimentRun, VariantInfo, comparisons, matrix, summarize
 from core.experiments.stats import (
-    NO_DIFFERENCE, PairedOutcome, compare, mcnemar, p95, paired_bootstrap, wilson_interval,
+    NO_DIFFERENCE,
+    PairedOutcome,
+    compare,
+    mcnemar,
+    p95,
+    paired_bootstrap,
+    wilson_interval,
 )  # fmt: skip
 
 

@@ -18,14 +18,24 @@ from core.audit import record as audit
 from core.budgets import config as budget_config
 from core.budgets.pricing import PriceBook, cost_micro
 from core.budgets.usage import usage_from_openai
-from core.gateway import policies
 from core.catalog.demo_seed import seed_catalog
+from core.gateway import policies
+from core.gateway.held import decide
 from core.models.budgets import BudgetHold, UsageRecord
 from core.permissions import Role
-from core.gateway.held import decide
 from core.simulator import SimulatorConfig
-from tests.gateway_support import (ADMIN, HELLO, MODEL, RecordingTransport, calls, client, make_gateway, new_key,
-                                   team_id, use)
+from tests.gateway_support import (
+    ADMIN,
+    HELLO,
+    MODEL,
+    RecordingTransport,
+    calls,
+    client,
+    make_gateway,
+    new_key,
+    team_id,
+    use,
+)
 
 
 def moderation_off(session, team="Support"):

@@ -14,9 +14,9 @@ from core import clock
 from core.audit import record as audit
 from core.budgets.pricing import cost_micro
 from core.budgets.reservations import current_price_book
+from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from core.budgets.usage import usage_from_openai
 from core.gateway import policies
-from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import StoredPayload
@@ -239,8 +239,8 @@ def test_moderations_pass_through_free_logged_and_audited(server, gateway, sim, 
 
 
 def test_a_held_response_request_is_answered_as_a_response_once_released(server, gateway, session, directory):
-    from core.permissions import Role
     from core.gateway.held import decide
+    from core.permissions import Role
 
     moderation(session, "hold")
     key = new_key(session)
@@ -269,8 +269,8 @@ class _LeakyTransport(RecordingTransport):
 
 
 def test_a_response_held_for_review_is_not_served_by_retrieve_until_released(server, session, directory):
-    from core.permissions import Role
     from core.gateway.held import decide
+    from core.permissions import Role
     from tests.gateway_support import make_gateway, use
 
     use(make_gateway(_LeakyTransport()))

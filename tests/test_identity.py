@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import func, select
 
-from core.identity import people as identity
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from core.identity import people as identity
 from core.models.audit import AuditEvent
 from core.models.identity import Person, Team
 from core.permissions import Actor, Role

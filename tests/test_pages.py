@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.identity import people as identity
 from core.demo import PEOPLE
+from core.identity import people as identity
 from core.permissions import Role
 from pages.ui.registry import PAGES, pages_for
 from tests.conftest import APP

@@ -11,7 +11,6 @@ from sqlalchemy import inspect, text
 from sqlmodel import select
 
 from core import db, demo
-from core.retention import privacy
 from core.audit.export import export
 from core.audit.query import AuditFilter
 from core.cli.main import main as cli
@@ -20,7 +19,7 @@ from core.gateway import policies
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.models.gateway import GatewayCall, StoredPayload
 from core.permissions import Actor, Role
-from core.retention import holds, rules
+from core.retention import holds, privacy, rules
 from tests.audit_helpers import TEST_KEY
 from tests.gateway_support import RecordingTransport, make_gateway
 from tests.retention_support import T0, add_payloads, written

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core import db
-from core.identity import people as identity
 from core.audit.verify import verify_chain
 from core.errors import Conflict, PermissionDenied, ValidationError
+from core.identity import people as identity
 from core.permissions import Actor, Role
 from core.retention import enforce, holds, rules
 from core.retention.classes import Period, parse_config

@@ -25,9 +25,9 @@ from core.simulator import (
     SimulatorConfig,
     SimulatorTransport,
     async_simulated_client,
+    engine,
     simulated_client,
 )
-from core.simulator import engine
 from core.simulator.prompt import estimate_tokens
 from core.simulator.server import create_app
 

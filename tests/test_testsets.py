@@ -5,13 +5,13 @@ import pytest
 from core.catalog.files import load_directory
 from core.catalog.render import render_messages
 from core.catalog.testsets import (
+    case_variable_problems,
     cases_from_csv,
     cases_to_csv,
     dump_testset,
     load_testset_directory,
     load_testset_file,
     load_testset_text,
-    case_variable_problems,
 )
 from core.errors import ValidationError
 from tests.conftest import PROMPTS_DIR, TESTSETS_DIR

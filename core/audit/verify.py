@@ -32,13 +32,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-
 from sqlmodel import Session
 
 from core.audit import chain as audit_chain
 from core.audit import checkpoints as audit_checkpoints
-from core.audit.chain import (GENESIS_HASH, HASHED_COLUMNS, canonical_payload, canonical_payload_sql,
-                              stored_nul_sql, stored_payload)
+from core.audit.chain import (
+    GENESIS_HASH,
+    HASHED_COLUMNS,
+    canonical_payload,
+    canonical_payload_sql,
+    stored_nul_sql,
+    stored_payload,
+)
 from core.audit.checkpoints import Checkpoint
 from core.permissions import Actor, Permission, require
 

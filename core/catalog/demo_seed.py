@@ -10,10 +10,10 @@ import dataclasses
 
 from sqlmodel import Session
 
-from core.identity import people as identity
 from core.catalog import labels, store, workflow
 from core.catalog.files import load_directory
 from core.catalog.spec import MessageSpec, VersionSpec
+from core.identity import people as identity
 from core.settings import PROJECT_ROOT
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"

@@ -23,6 +23,7 @@ from core.catalog.sandbox import TEMPLATE_ENVIRONMENT, render_limited
 from core.catalog.spec import VariableSpec, VersionSpec
 from core.errors import ValidationError
 
+
 def message_label(index: int, role: str) -> str:
     return f"message {index} ({role})"
 

@@ -13,7 +13,6 @@ import re
 from sqlmodel import Session, col, func, select
 
 from core import clock
-from core.identity import people as identity
 from core.audit.record import committing, record
 from core.catalog.spec import (
     DATA_CLASSIFICATIONS,
@@ -27,6 +26,7 @@ from core.catalog.spec import (
 )
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets_in
+from core.identity import people as identity
 from core.models.catalog import Prompt, PromptVersion
 from core.models.identity import Team
 from core.permissions import Actor, Permission, require

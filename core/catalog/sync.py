@@ -22,13 +22,13 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from core.identity import people as identity
 from core.audit.record import committing, record
 from core.catalog import risk
 from core.catalog.files import PROMPT_FILE_SUFFIX, dump_prompt_file, load_directory
 from core.catalog.spec import PromptSpec, VersionSpec, content_hash
-from core.catalog.store import APPROVED, insert_version, insert_prompt, prompt_spec, version_spec, versions_of
+from core.catalog.store import APPROVED, insert_prompt, insert_version, prompt_spec, version_spec, versions_of
 from core.errors import Conflict, PermissionDenied, ValidationError
+from core.identity import people as identity
 from core.models.catalog import Prompt
 from core.permissions import Actor, Permission, require
 

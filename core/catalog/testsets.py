@@ -47,7 +47,12 @@ from core.catalog.file_schemas import TESTSET_FILE_SCHEMA
 from core.catalog.render import variable_problems
 from core.catalog.spec import VariableSpec, VersionSpec
 from core.catalog.yaml_io import (
-    CatalogValidationError, check_size, dump_yaml, parse_yaml, read_limited, schema_problems,
+    CatalogValidationError,
+    check_size,
+    dump_yaml,
+    parse_yaml,
+    read_limited,
+    schema_problems,
 )  # fmt: skip
 
 DEFAULT_PASS_THRESHOLD = 1.0

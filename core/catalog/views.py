@@ -14,10 +14,10 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from core.attention import AttentionItem
+from core.catalog import approvals
 from core.catalog.labels import PRODUCTION, LabelMoveView, label_history, labels_of
 from core.catalog.policy import load_review_policy
 from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, versions_of
-from core.catalog import approvals
 from core.catalog.workflow import is_author, required_approvals, reviews_of, submission_problems
 from core.catalog.yaml_io import dump_yaml
 from core.models.catalog import Prompt, PromptReview, PromptVersion, ReviewEvidence

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from core import db
-from core.identity import people as identity
-from core.identity import keys
 from core.cli import CLI_ACTOR
+from core.identity import keys
+from core.identity import people as identity
 
 
 def register(commands) -> None:

@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from core.cli import (
-    audit_cmd, db_cmd, demo_cmd, keys_cmd, people_cmd, prompts_cmd, retention_cmd, run_cmd, simulator_cmd,
+    audit_cmd,
+    db_cmd,
+    demo_cmd,
+    keys_cmd,
+    people_cmd,
+    prompts_cmd,
+    retention_cmd,
+    run_cmd,
+    simulator_cmd,
 )
 from core.errors import QuorumError
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from core import db
+from core.cli import CLI_ACTOR
 from core.identity import people as identity
 from core.permissions import Role
-from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:

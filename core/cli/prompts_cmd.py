@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from core import db, migrate
-from core.identity import people as identity
 from core.catalog import risk, sync
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import prompt_by_name
-from core.errors import NotFound
-from core.permissions import Actor
 from core.cli import CLI_ACTOR
+from core.errors import NotFound
+from core.identity import people as identity
+from core.permissions import Actor
 
 
 def register(commands) -> None:

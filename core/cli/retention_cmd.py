@@ -6,12 +6,11 @@ import json
 import sys
 
 from core import db
-from core.identity import people as identity
-from core.retention import privacy
 from core.audit.query import parse_time
 from core.catalog.store import prompt_by_name
-from core.retention import enforce, holds, rules
 from core.cli import CLI_ACTOR
+from core.identity import people as identity
+from core.retention import enforce, holds, privacy, rules
 
 
 def register(commands) -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlmodel import Session, SQLModel, func, select
 
 from core.audit import checkpoints as audit_checkpoints
-from core.identity import people as identity
 from core.demo.steps import STEPS
 from core.errors import ValidationError
+from core.identity import people as identity
 from core.models.identity import Person
 from core.permissions import Actor, Role
 from core.settings import settings

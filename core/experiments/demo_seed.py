@@ -11,13 +11,13 @@ import dataclasses
 
 from sqlmodel import Session
 
-from core.identity import people as identity
 from core.catalog import workflow
 from core.catalog.demo_seed import ENGINEERS
 from core.catalog.spec import MessageSpec
 from core.catalog.store import create_version, latest_version, prompt_by_name, version_spec
 from core.catalog.testsets import TestSetSpec
 from core.experiments import service, testset_store
+from core.identity import people as identity
 from core.permissions import Actor
 
 SEED_ACTOR = Actor.system("demo-seed")

@@ -31,7 +31,11 @@ from core.catalog.spec import VersionSpec, content_hash, version_content
 from core.catalog.testsets import TestCaseSpec, TestSetSpec
 from core.errors import BudgetExceeded, QuorumError, ValidationError
 from core.experiments.assertions import (
-    JUDGE_MAX_OUTPUT_CHARS, JUDGE_PARAMS, evaluate_case, judge_messages, judge_with,
+    JUDGE_MAX_OUTPUT_CHARS,
+    JUDGE_PARAMS,
+    evaluate_case,
+    judge_messages,
+    judge_with,
 )  # fmt: skip
 from core.experiments.calls import Call, CallResult, RateLimited
 from core.experiments.results import CellResult, ExperimentRun, VariantInfo, ordered

@@ -29,13 +29,20 @@ from core.budgets.remaining import remaining_micro
 from core.catalog import workflow
 from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, version_spec
 from core.errors import Conflict, NotFound, ValidationError
-from core.guardrails.saved_text import refuse_secrets_in
 from core.experiments import running
 from core.experiments.gateway_call import gateway_call
 from core.experiments.results import ExperimentRun, comparisons, run_from_json, run_to_json, summarize
-from core.experiments.runner import (CostEstimate, Experiment, Variant, VariantChoice, check_budget, estimate_cost,
-                                     run_experiment)
+from core.experiments.runner import (
+    CostEstimate,
+    Experiment,
+    Variant,
+    VariantChoice,
+    check_budget,
+    estimate_cost,
+    run_experiment,
+)
 from core.experiments.testset_store import get_testset, testset_spec
+from core.guardrails.saved_text import refuse_secrets_in
 from core.models.experiments import Experiment as ExperimentRow
 from core.permissions import Actor, Permission, require
 

@@ -18,8 +18,15 @@ from core import clock
 from core.audit.record import committing, record
 from core.catalog.store import get_prompt, latest_version, prompt_by_name, version_spec
 from core.catalog.testsets import (
-    TestCaseSpec, TestSetSpec, assertion_to_dict, case_variable_problems, cases_from_csv, cases_to_csv,
-    dump_testset, load_testset_directory, load_testset_text,
+    TestCaseSpec,
+    TestSetSpec,
+    assertion_to_dict,
+    case_variable_problems,
+    cases_from_csv,
+    cases_to_csv,
+    dump_testset,
+    load_testset_directory,
+    load_testset_text,
 )  # fmt: skip
 from core.catalog.yaml_io import CatalogValidationError
 from core.errors import NotFound, ValidationError

@@ -15,13 +15,13 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from core import clock
-from core.identity import people as identity
-from core.identity import keys
 from core.errors import QuorumError
 from core.gateway import policies
 from core.gateway.adapters import BudgetsGate, CatalogPromptSource
 from core.gateway.pipeline import Caller, Gateway, GatewayRequest, PromptCall
 from core.gateway.upstream import CircuitBreaker, Upstream
+from core.identity import keys
+from core.identity import people as identity
 from core.permissions import Actor
 from core.simulator import SimulatorConfig
 from core.simulator.transport import simulated_client

@@ -25,26 +25,36 @@ from sqlalchemy import select
 from core import db
 from core.budgets import model_limits
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
-from core.budgets.usage import Usage, usage_from_openai
+from core.budgets.usage import usage_from_openai
 from core.catalog.render import render_messages
 from core.errors import BudgetExceeded, NotFound, QuorumError, ValidationError
 from core.gateway import cache, moderation, policies, responses, validation
-from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
-                                 UpstreamFailed)
+from core.gateway.call_state import Caller, CallState
+from core.gateway.errors import (
+    GuardrailBlocked,
+    HeldForReview,
+    InvalidRequest,
+    ModelNotAllowed,
+    ModelNotPriced,
+    UpstreamFailed,
+)
+from core.gateway.held import RELEASED, new_hold
 from core.gateway.ports import BudgetGate, BudgetRequest, PromptSource
+from core.gateway.redaction import (
+    blocked_reason,
+    finding_summary,
+    message_texts,
+    outcome_findings,
+    redacted_response,
+)
+from core.gateway.request_shape import cap_output, prompt_params
+from core.gateway.settle import settle
+from core.gateway.streaming import GatewayStream
 from core.gateway.telemetry import span
 from core.gateway.upstream import Upstream
 from core.guardrails import GuardrailPolicy, scan_body, scan_output
-from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
+from core.models.gateway import GatewayCall, HeldRequest
 from core.permissions import Permission, require
-from core.gateway.redaction import (
-    blocked_reason, finding_summary, message_texts, outcome_findings, redacted_response,
-)
-from core.gateway.request_shape import cap_output, prompt_params
-from core.gateway.call_state import Caller, CallState
-from core.gateway.settle import settle
-from core.gateway.streaming import GatewayStream
-from core.gateway.held import RELEASED, new_hold
 
 
 @dataclass(frozen=True)
@@ -145,8 +155,8 @@ class Gateway:
 
         An input hold is answered now, on the first poll after release, from the redacted
         request stored when it was held (moderation is not asked again)."""
-        from core.models.gateway import StoredPayload as Stored
         from core.gateway.held import DENIED, PENDING, attach_response, held_for_team
+        from core.models.gateway import StoredPayload as Stored
 
         with db.session() as session:
             held = held_for_team(session, team_id=caller.team_id, public_id=public_id)

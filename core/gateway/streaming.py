@@ -8,14 +8,14 @@ from core import db
 from core.budgets.tokens import chat_input_tokens_estimate, text_tokens_estimate
 from core.budgets.usage import Usage, usage_from_openai
 from core.gateway import policies, responses
-from core.gateway.errors import UpstreamFailed
-from core.gateway.redaction import finding_summary, redact_text
-from core.gateway.upstream import UpstreamStream
-from core.guardrails import scan_output
 from core.gateway.call_state import CallState
+from core.gateway.errors import UpstreamFailed
 from core.gateway.held import new_hold
 from core.gateway.ports import BudgetGate
+from core.gateway.redaction import finding_summary, redact_text
 from core.gateway.settle import settle
+from core.gateway.upstream import UpstreamStream
+from core.guardrails import scan_output
 
 
 class GatewayStream:

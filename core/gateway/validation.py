@@ -21,8 +21,10 @@ from typing import Annotated, Any
 
 import pydantic
 from openai.types.chat import ChatCompletionMessageParam
-from openai.types.chat.completion_create_params import (CompletionCreateParamsNonStreaming,
-                                                        CompletionCreateParamsStreaming)
+from openai.types.chat.completion_create_params import (
+    CompletionCreateParamsNonStreaming,
+    CompletionCreateParamsStreaming,
+)
 from openai.types.embedding_create_params import EmbeddingCreateParams
 
 from core.gateway.errors import InvalidRequest

@@ -8,6 +8,7 @@ every service that saves text people typed refuses a credential in it
 (``refuse_secrets``), so that one detector decides both.
 """
 
+from core.guardrails.body import BodyVerdict, scan_body
 from core.guardrails.pii import (
     PII_KINDS,
     PiiFinding,
@@ -24,7 +25,6 @@ from core.guardrails.policy import (
     apply_input_guardrails,
     scan_output,
 )
-from core.guardrails.body import BodyVerdict, scan_body
 from core.guardrails.saved_text import SecretInText, refuse_secrets, refuse_secrets_in
 from core.guardrails.secrets import SecretFinding, find_secrets, mask_secrets, secret_kind_name
 

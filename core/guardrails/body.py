@@ -17,7 +17,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.guardrails.fields import Path, TextField, field_name, text_fields, with_texts
+from core.guardrails.fields import TextField, field_name, text_fields, with_texts
 from core.guardrails.pii import PII_KINDS, PiiFinding, PlaceholderBook, find_pii, replace_findings
 from core.guardrails.policy import FindingSummary, GuardrailPolicy
 from core.guardrails.secrets import SecretFinding, find_secrets

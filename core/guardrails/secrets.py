@@ -21,6 +21,7 @@ import re
 import string
 from dataclasses import dataclass
 
+
 # One pattern per kind, each opening with a literal: the regex engine then jumps between
 # occurrences of that literal instead of trying every position, which measured about 3 us
 # per pattern on a 2 KB prompt. A leading lookbehind, a case-insensitive group or a

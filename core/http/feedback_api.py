@@ -14,7 +14,7 @@ from starlette.routing import Route
 from core import db
 from core.errors import QuorumError
 from core.gateway.feedback import record_feedback
-from core.http.gateway_api import request_caller, json_body, error_response
+from core.http.gateway_api import error_response, json_body, request_caller
 
 
 async def feedback(request: Request) -> Response:

@@ -32,17 +32,23 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from core import clock, db
-from core.identity import keys
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, Unauthenticated, ValidationError
 from core.gateway import validation
+from core.gateway.errors import (
+    GuardrailBlocked,
+    HeldForReview,
+    InvalidRequest,
+    ModelNotAllowed,
+    ModelNotPriced,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+from core.gateway.held import held_for_team
 from core.gateway.moderation import ModerationUnavailable
-from core.gateway.errors import (GuardrailBlocked, HeldForReview, InvalidRequest, ModelNotAllowed, ModelNotPriced,
-                                 UpstreamFailed, UpstreamTimeout, UpstreamUnavailable)
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
 from core.http.client_address import client_address
-from core.gateway.held import held_for_team
-
+from core.identity import keys
 
 _log = logging.getLogger("quorum.http")
 

@@ -2,15 +2,26 @@
 
 from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
-    Budget, BudgetAlert, BudgetHold, BudgetPeriod, PriceOverride, TeamBudgetPolicy, UsageRecord,
+    Budget,
+    BudgetAlert,
+    BudgetHold,
+    BudgetPeriod,
+    PriceOverride,
+    TeamBudgetPolicy,
+    UsageRecord,
 )
-from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase, TrafficSplit
 from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptReview, PromptVersion, ReviewEvidence
+from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase, TrafficSplit
 from core.models.gateway import CacheEntry, GatewayCall, HeldRequest, StoredPayload, TeamGuardrailPolicy
 from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.keys import ApiKey
 from core.models.retention import (
-    LegalHold, RetentionLock, RetentionRule, RetentionRun, SubjectRequest, TeamPayloadPolicy,
+    LegalHold,
+    RetentionLock,
+    RetentionRule,
+    RetentionRun,
+    SubjectRequest,
+    TeamPayloadPolicy,
 )
 
 __all__ = [

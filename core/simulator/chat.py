@@ -15,12 +15,20 @@ import re
 from core.simulator.api_error import bad_request, model_not_found, wrong_endpoint
 from core.simulator.catalog import is_reasoning_model, model_kind
 from core.simulator.prompt import (
-    estimate_tokens, keywords, last_user_text, prompt_tokens, proper_nouns, request_digest,
-    seeded_rng, sentences, system_text, truncate_to_tokens,
+    estimate_tokens,
+    keywords,
+    last_user_text,
+    prompt_tokens,
+    proper_nouns,
+    request_digest,
+    seeded_rng,
+    sentences,
+    system_text,
+    truncate_to_tokens,
 )  # fmt: skip
 from core.simulator.schema_instance import Hints, instance_for
-from core.simulator.understanding import Reading
 from core.simulator.tools import call_arguments, chosen_function
+from core.simulator.understanding import Reading
 from core.simulator.writer import reply_text
 
 SYSTEM_FINGERPRINT = "quorum-simulator"

@@ -123,7 +123,7 @@ class _Generator:
             "time": "09:30:00",
             "email": "alex.morgan@example.com",
             "uri": f"https://example.com/{words[0].lower()}",
-            "uuid": "{:08x}-0000-4000-8000-{:012x}".format(self.rng.getrandbits(32), self.rng.getrandbits(48)),
+            "uuid": f"{self.rng.getrandbits(32):08x}-0000-4000-8000-{self.rng.getrandbits(48):012x}",
         }
         if fmt in by_format:
             return by_format[fmt]

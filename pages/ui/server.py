@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 _PATCHED = "_quorum_no_delay"
 _NO_PROXY_HEADERS = "_quorum_no_proxy_headers"

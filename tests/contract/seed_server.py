@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 
 from core import db, demo, migrate
-from core.identity import people as identity
-from core.identity import keys
 from core.budgets import config as budget_config
 from core.catalog.demo_seed import seed_catalog
 from core.errors import ValidationError
 from core.gateway import policies
 from core.guardrails.policy import GuardrailPolicy
+from core.identity import keys
+from core.identity import people as identity
 from core.permissions import Actor
 
 SETUP = Actor.system("contract-setup")

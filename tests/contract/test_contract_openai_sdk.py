@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from core import clock
 from core.budgets.pricing import cost_micro
-from core.budgets.tokens import text_tokens_estimate
 from core.budgets.reservations import current_price_book
+from core.budgets.tokens import text_tokens_estimate
 from core.budgets.usage import usage_from_openai
 from tests.contract.conftest import Running
 

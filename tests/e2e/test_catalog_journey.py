@@ -8,8 +8,8 @@ import re
 from sqlmodel import func, select
 
 from core import db
-from core.models.catalog import Prompt, PromptVersion
 from core.catalog.resolve import resolve
+from core.models.catalog import Prompt, PromptVersion
 from tests.e2e.conftest import assert_no_errors, open_page, screenshot, settle, sign_in
 
 

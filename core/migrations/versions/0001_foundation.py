@@ -1,14 +1,14 @@
 """foundation: identity and audit trail
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import core.models.types
+from alembic import op
 
+import core.models.types
 
 revision = '0001'
 down_revision = None

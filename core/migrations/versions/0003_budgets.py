@@ -4,11 +4,11 @@ Revision ID: 0003
 Revises: 0005
 Create Date: 2026-11-25 17:21:34.010674
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import core.models.types
+from alembic import op
 
+import core.models.types
 
 revision = '0003'
 down_revision = '0005'

@@ -4,11 +4,11 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-25
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import core.models.types
+from alembic import op
 
+import core.models.types
 
 revision = '0004'
 down_revision = '0003'

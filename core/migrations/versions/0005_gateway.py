@@ -4,11 +4,11 @@ Revision ID: 0005
 Revises: 0002
 Create Date: 2026-11-25 17:22:10.246044
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import core.models.types
+from alembic import op
 
+import core.models.types
 
 revision = '0005'
 down_revision = '0002'

@@ -4,11 +4,11 @@ Revision ID: 0007
 Revises: 0004
 Create Date: 2026-11-25 17:47:17.741512
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import core.models.types
+from alembic import op
 
+import core.models.types
 
 revision = '0007'
 down_revision = '0004'

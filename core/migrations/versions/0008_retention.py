@@ -4,11 +4,11 @@ Revision ID: 0008
 Revises: 0009
 Create Date: 2026-11-25 17:49:12.422418
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import core.models.types
+from alembic import op
 
+import core.models.types
 
 revision = '0008'
 down_revision = '0009'

@@ -9,9 +9,8 @@ and prompt indexes become partial (rows without a person or prompt, the bulk of 
 traffic, are left out of them), and the cache's own team index goes: the (team, hash)
 unique constraint's index already serves every lookup by team.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0010'
 down_revision = '0008'

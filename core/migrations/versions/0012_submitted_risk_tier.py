@@ -9,10 +9,9 @@ submission is kept with the version, and approval needs what the stricter of tha
 and the current one requires. Versions in review when this runs take their prompt's tier
 now, so lowering it afterwards cannot lower what they need.
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0012'
 down_revision = '0010'

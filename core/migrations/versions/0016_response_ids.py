@@ -7,9 +7,8 @@ Create Date: 2026-11-27
 `GET /v1/responses/{id}` reads an answer the provider stored; the gateway serves it only
 to the team whose call produced it, which it knows from this column.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0016'
 down_revision = '0012'
