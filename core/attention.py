@@ -43,7 +43,8 @@ PANELS: dict[str, list[str]] = {
 @cache
 def _load(path: str) -> Callable[[Session, Actor], list[AttentionItem]]:
     module, function = path.split(":")
-    return getattr(import_module(module), function)
+    loaded: Callable[[Session, Actor], list[AttentionItem]] = getattr(import_module(module), function)
+    return loaded
 
 
 def attention_for(session: Session, actor: Actor) -> dict[str, list[AttentionItem]]:

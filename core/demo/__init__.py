@@ -63,9 +63,10 @@ def seed(session: Session, *, reset: bool = False) -> dict[str, int]:
 
 def seed_directory(session: Session) -> None:
     """The demo teams and people alone (tests use this without the features' data)."""
-    team_ids = {}
+    team_ids: dict[str, int] = {}
     for name, description in TEAMS:
         team = identity.create_team(session=session, actor=SEED_ACTOR, name=name, description=description)
+        assert team.id is not None  # flushed by create_team
         team_ids[name] = team.id
     for name, email, roles, teams in PEOPLE:
         identity.add_person(session=session, actor=SEED_ACTOR, email=email, display_name=name,

@@ -14,7 +14,8 @@ values and field names only; a blocked verdict carries no body at all.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Literal
 
 from core.guardrails.fields import TextField, field_name, text_fields, with_texts
@@ -31,7 +32,7 @@ class BodyVerdict:
     rule: str | None
     field: str | None  # the field where the blocking finding sits
     findings: tuple[FindingSummary, ...]
-    body: Any = field(default=None, repr=False)
+    body: Any = dataclass_field(default=None, repr=False)
 
     @property
     def blocked(self) -> bool:
@@ -61,9 +62,9 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
     to_redact: dict[int, list[PiiFinding]] = {}
     for index, pii_found in by_field.items():
         name = field_name(free_text[index].path, root=root)
-        for finding in pii_found:
-            action = policy.action_for(finding.kind)
-            _note(found, finding.rule, finding.masked, name, action)
+        for pii_finding in pii_found:
+            action = policy.action_for(pii_finding.kind)
+            _note(found, pii_finding.rule, pii_finding.masked, name, action)
             if action == "block":
                 pii_block = pii_block or (finding.rule, name)
         redacted = [finding for finding in pii_found if finding.kind in redact_kinds]
@@ -77,8 +78,8 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
     book = PlaceholderBook()  # one per request: the same value, the same placeholder
     if joined is not None and to_redact:
         # Redacted in one pass over the joined text, then split back into its fields.
-        parts = replace_findings(joined, [f for found in to_redact.values() for f in found], book=book).text
-        parts = parts.split(_SEPARATOR)
+        redacted_text = replace_findings(joined, [f for found in to_redact.values() for f in found], book=book).text
+        parts = redacted_text.split(_SEPARATOR)
         replacements = {free_text[index].path: parts[index] for index in to_redact}
     else:
         replacements = {free_text[index].path: replace_findings(free_text[index].text, found, book=book).text
@@ -138,7 +139,7 @@ def _pii_findings(fields: list[TextField], kinds: tuple[str, ...]) -> tuple[dict
     return by_field, None
 
 
-def _note(found: dict, rule: str, masked: str, name: str, action: str) -> None:
+def _note(found: dict[str, tuple[list[str], list[str], str]], rule: str, masked: str, name: str, action: str) -> None:
     entry = found.setdefault(rule, ([], [], action))
     entry[0].append(masked)
     entry[1].append(name)

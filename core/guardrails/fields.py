@@ -113,9 +113,6 @@ def _replaced(value: Any, path: Path, text: str) -> Any:
     if not path:
         return text
     head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        copy = dict(value)
-    else:
-        copy = list(value)
+    copy: Any = dict(value) if isinstance(value, dict) else list(value)
     copy[head] = _replaced(value[head], rest, text)
     return copy

@@ -192,7 +192,8 @@ def _iban_at(text: str, start: int) -> Span | None:
     length = IBAN_LENGTHS.get(text[start:start + 2])
     if length is None or not _starts_clean(text, start, ""):
         return None
-    compact, end = [], start
+    compact: list[str] = []
+    end = start
     while len(compact) < length and end < len(text):
         char = text[end]
         if char.isascii() and char.isalnum():

@@ -193,6 +193,7 @@ def _with_texts(messages: list[dict[str, Any]], texts: dict[_TextPath, str]) -> 
     for (index, part_index, where, call_index), text in texts.items():
         message = result[index] = dict(result[index])
         if where == "arguments":
+            assert call_index is not None  # an "arguments" path always names its tool call
             calls = message["tool_calls"] = list(message["tool_calls"])
             call = calls[call_index] = dict(calls[call_index])
             call["function"] = {**call["function"], "arguments": text}
