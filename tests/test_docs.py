@@ -107,3 +107,10 @@ def test_every_quorum_example_in_the_readme_parses(line):
     argv = shlex.split(line)[1:]
     build_parser().parse_args(argv)  # argparse exits (SystemExit) on anything it does not accept
 
+
+
+def test_every_page_is_described_in_the_readme():
+    from pages.ui.registry import PAGES
+
+    missing = [page.title for page in PAGES if f"**{page.title}**" not in README]
+    assert not missing, f"pages the README never describes (as **Title**): {missing}"
