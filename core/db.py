@@ -12,14 +12,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from core.errors import NotFound
 from core.settings import settings
 
 _engines: dict[str, Engine] = {}
+Row = TypeVar("Row")
 _lock = threading.Lock()
 
 
@@ -117,3 +120,15 @@ def session_scope(*, write: bool = False) -> Iterator[Session]:
         yield s
     finally:
         s.close()
+
+
+def get_or_not_found(session: Session, model: type[Row], row_id: object, what: str) -> Row:
+    """The ``model`` row with primary key ``row_id``, or NotFound("No {what} with id {row_id}").
+
+    One message shape for every lookup by id, so a page, the CLI and the HTTP layer all
+    tell a missing team, person or key the same way.
+    """
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"No {what} with id {row_id}")
+    return row

@@ -54,6 +54,14 @@ class Settings:
     audit_checkpoint_dir: Path = DATA_DIR / "checkpoints"
     # Proxies whose X-Forwarded-For is believed; empty: the connecting address is the client.
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # The upstream call: read timeout, attempts per call, and the circuit breaker's trip
+    # point and cool-down (core.gateway.upstream).
+    upstream_timeout_s: float = 60.0
+    upstream_max_attempts: int = 3
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+    # Where gateway spans go; None keeps telemetry off (core.gateway.telemetry).
+    otel_endpoint: str | None = None
 
     @property
     def auth_configured(self) -> bool:
@@ -113,6 +121,20 @@ def parse_trusted_proxies(value: str | None) -> tuple[ipaddress.IPv4Network | ip
     return tuple(networks)
 
 
+def _positive(name: str, value: str | None, default: float, kind: type) -> float:
+    """``value`` of setting ``name`` as a positive ``kind`` (int or float); ``default`` when unset."""
+    if value is None:
+        return kind(default)
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        noun = "whole number" if kind is int else "number"
+        raise ConfigError(f"{name}: {value!r} is not a positive {noun}")
+    return number
+
+
 def _read_secrets_file(path: Path) -> dict:
     if not path.exists():
         return {}
@@ -157,6 +179,11 @@ def load_settings(env: dict | None = None) -> Settings:
         audit_public_key=pick("QUORUM_AUDIT_PUBLIC_KEY"),
         audit_checkpoint_dir=Path(pick("QUORUM_AUDIT_CHECKPOINT_DIR") or DATA_DIR / "checkpoints"),
         trusted_proxies=parse_trusted_proxies(pick("QUORUM_TRUSTED_PROXIES")),
+        upstream_timeout_s=_positive("QUORUM_UPSTREAM_TIMEOUT_S", pick("QUORUM_UPSTREAM_TIMEOUT_S"), 60, float),
+        upstream_max_attempts=_positive("QUORUM_UPSTREAM_MAX_ATTEMPTS", pick("QUORUM_UPSTREAM_MAX_ATTEMPTS"), 3, int),
+        breaker_failures=_positive("QUORUM_BREAKER_FAILURES", pick("QUORUM_BREAKER_FAILURES"), 5, int),
+        breaker_reset_s=_positive("QUORUM_BREAKER_RESET_S", pick("QUORUM_BREAKER_RESET_S"), 30, float),
+        otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
     )
 
 

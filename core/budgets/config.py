@@ -21,7 +21,8 @@ from core.audit.record import committing, record
 from core.budgets import hot_cache, periods
 from core.budgets.money import parse_dollars_to_micro
 from core.budgets.prices import price_book
-from core.errors import Conflict, NotFound, ValidationError
+from core.db import get_or_not_found
+from core.errors import Conflict, ValidationError
 from core.models.budgets import Budget, TeamBudgetPolicy
 from core.models.identity import Person, Team
 from core.permissions import Actor, Permission, require
@@ -108,12 +109,10 @@ def _validated(data: BudgetInput) -> dict[str, Any]:
 
 def _scope(session: Session, scope: str, target_id: int) -> dict[str, Any]:
     if scope == "team":
-        if session.get(Team, target_id) is None:
-            raise NotFound(f"No team with id {target_id}")
+        get_or_not_found(session, Team, target_id, "team")
         return {"team_id": target_id}
     if scope == "person":
-        if session.get(Person, target_id) is None:
-            raise NotFound(f"No person with id {target_id}")
+        get_or_not_found(session, Person, target_id, "person")
         return {"person_id": target_id}
     if scope == "prompt":
         if not isinstance(target_id, int) or target_id <= 0:
@@ -160,10 +159,7 @@ def delete_budget(*, session: Session, actor: Actor, budget_id: int) -> None:
 
 
 def get_budget(session: Session, budget_id: int) -> Budget:
-    budget = session.get(Budget, budget_id)
-    if budget is None:
-        raise NotFound(f"No budget with id {budget_id}")
-    return budget
+    return get_or_not_found(session, Budget, budget_id, "budget")
 
 
 def list_budgets(session: Session) -> list[Budget]:
@@ -238,8 +234,7 @@ def set_team_policy(
         require(actor, Permission.BUDGET_MANAGE)
     if allowed_models is None and lower_max_tokens is None:
         raise ValidationError("Nothing to change: give the allowed models, the max_tokens choice, or both")
-    if session.get(Team, team_id) is None:
-        raise NotFound(f"No team with id {team_id}")
+    get_or_not_found(session, Team, team_id, "team")
     before = team_policy(session, team_id)
     if allowed_models is None:
         models = list(before.allowed_models)

@@ -22,7 +22,8 @@ from core.budgets import hot_cache
 from core.budgets.money import format_micro, micro_to_decimal
 from core.budgets.pricing import OVERRIDES_ORIGIN, Price, PriceBook
 from core.budgets.pricing_file import parse_price_entries
-from core.errors import Conflict, NotFound, ValidationError
+from core.db import get_or_not_found
+from core.errors import Conflict, ValidationError
 from core.guardrails.saved_text import refuse_secrets_in
 from core.models.budgets import PriceOverride
 from core.permissions import Actor, Permission, require
@@ -143,9 +144,7 @@ def add_override(
 def delete_override(*, session: Session, actor: Actor, override_id: int) -> None:
     """Remove an override that has not taken effect yet; audited with what it was."""
     require(actor, Permission.PRICE_MANAGE)
-    row = session.get(PriceOverride, override_id)
-    if row is None:
-        raise NotFound(f"No price override with id {override_id}")
+    row = get_or_not_found(session, PriceOverride, override_id, "price override")
     if row.effective_from <= clock.now():
         raise ValidationError(
             f"The override for {row.model} took effect on {row.effective_from.date().isoformat()} and may have "

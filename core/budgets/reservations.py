@@ -117,6 +117,10 @@ def reserve(
     try:
         policy = current_team_policy(session, team_id)
         book = current_price_book(session)
+        # Kept although the gateway refuses a model earlier (adapters.BudgetsGate.check_model):
+        # reserve is the budgets context's own guard for every caller, as every state change
+        # checks its permission itself. It reads the same short-lived copy as the gateway's
+        # check, not a row locked by the admission below, so it is not the more current one.
         if policy.allowed_models and book.resolve_model(model) not in {book.resolve_model(m) for m in policy.allowed_models}:
             raise PermissionDenied(
                 f"The team may not use model {model!r}; allowed: {', '.join(policy.allowed_models)}")

@@ -24,6 +24,7 @@ from core.catalog.spec import (
     version_content,
     version_from_content,
 )
+from core.db import get_or_not_found
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets_in
 from core.identity import people as identity
@@ -44,10 +45,7 @@ STATES = (DRAFT, IN_REVIEW, APPROVED, CHANGES_REQUESTED, REJECTED, DEPRECATED)
 
 
 def get_prompt(session: Session, prompt_id: int) -> Prompt:
-    prompt = session.get(Prompt, prompt_id)
-    if prompt is None:
-        raise NotFound(f"No prompt with id {prompt_id}")
-    return prompt
+    return get_or_not_found(session, Prompt, prompt_id, "prompt")
 
 
 def prompt_by_name(session: Session, name: str) -> Prompt:
@@ -58,10 +56,7 @@ def prompt_by_name(session: Session, name: str) -> Prompt:
 
 
 def get_version(session: Session, version_id: int) -> PromptVersion:
-    version = session.get(PromptVersion, version_id)
-    if version is None:
-        raise NotFound(f"No prompt version with id {version_id}")
-    return version
+    return get_or_not_found(session, PromptVersion, version_id, "prompt version")
 
 
 def versions_of(session: Session, prompt_id: int) -> list[PromptVersion]:

@@ -29,6 +29,7 @@ from core.catalog.testsets import (
     load_testset_text,
 )  # fmt: skip
 from core.catalog.yaml_io import CatalogValidationError
+from core.db import get_or_not_found
 from core.errors import NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets, refuse_secrets_in
 from core.models.catalog import Prompt
@@ -67,10 +68,7 @@ def list_testsets(session: Session, *, actor: Actor, prompt_id: int | None = Non
 
 
 def get_testset(session: Session, testset_id: int) -> TestSet:
-    testset = session.get(TestSet, testset_id)
-    if testset is None:
-        raise NotFound(f"No test set with id {testset_id}")
-    return testset
+    return get_or_not_found(session, TestSet, testset_id, "test set")
 
 
 def testset_spec(session: Session, testset_id: int) -> TestSetSpec:

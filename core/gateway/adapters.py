@@ -44,6 +44,8 @@ class CatalogPromptSource:
 
 class BudgetsGate:
     def check_model(self, team_id: int, model: str) -> None:
+        # Early, before the guardrails and moderation spend any work on a call that cannot
+        # run; reservations.reserve checks the allow-list again for its other callers.
         with db.session() as session:
             policy = reservations.current_team_policy(session, team_id)
             book = reservations.current_price_book(session)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.gateway import cache
+from core.gateway.policies import GatewaySettings
 from core.gateway.ports import Reservation
+from core.guardrails import GuardrailPolicy
 from core.permissions import Actor
 
 
@@ -53,3 +55,7 @@ class CallState:
     cache_read: cache.AdmissionLookup | None = None
     settled: bool = False
     response_id: str | None = None  # the Responses API answer's id, for GET /v1/responses/{id}
+    # The team's policy, read once when the call starts: the secrets check, the input and
+    # output guardrails, moderation, the cache and a stream's settle all apply this one.
+    policy: GuardrailPolicy = field(default_factory=GuardrailPolicy)
+    gateway_settings: GatewaySettings = field(default_factory=GatewaySettings)

@@ -108,6 +108,7 @@ class Gateway:
         if caller.key_id is None:
             require(caller.actor, Permission.PLAYGROUND_RUN, team_id=caller.team_id)
         try:
+            call.policy, call.gateway_settings = policies.for_call(caller.team_id)
             return self._stages(call, request, skip_moderation)
         except QuorumError:
             raise
@@ -262,17 +263,14 @@ class Gateway:
             prompt = request.prompt
             scanned = {**(request.body or {}), "prompt": prompt.name, "label": prompt.label,
                        "variables": prompt.variables}
-        with db.session() as session:
-            policy = policies.team_policy(session, call.caller.team_id)
-        verdict = scan_body(scanned, policy, pii=False)
+        verdict = scan_body(scanned, call.policy, pii=False)
         if verdict.blocked:
             call.findings = outcome_findings(verdict)
             raise _blocked(verdict)
 
     def _input_guardrails(self, call: CallState, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
         """Secrets and personal data in every string of the body, whatever the endpoint."""
-        with db.session() as session:
-            policy = policies.team_policy(session, call.caller.team_id)
+        policy = call.policy
         verdict = scan_body(body, policy)
         call.findings = outcome_findings(verdict)
         if verdict.blocked:
@@ -287,7 +285,7 @@ class Gateway:
         texts = [t for m in messages for t in message_texts(m)]
         if not texts:
             return
-        provider = policies.team_settings(call.caller.team_id).moderation_provider
+        provider = call.gateway_settings.moderation_provider
         with span("gateway.moderation"):
             try:
                 results = moderation.verdicts(self.upstream, self._verdicts, texts, provider, policy.moderation)
@@ -371,8 +369,7 @@ class Gateway:
                                body_json=response_json)
 
     def _output_guardrails(self, call: CallState, response: dict[str, Any]):
-        with db.session() as session:
-            policy = policies.team_policy(session, call.caller.team_id)
+        policy = call.policy
         if call.kind == "responses":
             texts = responses.output_texts(response)
         else:
@@ -446,7 +443,7 @@ def _cacheable(call: CallState, body: dict[str, Any]) -> bool:
     ``deterministic`` (the default): embeddings and moderations, chat at temperature 0 or with
     a seed, and Responses at temperature 0;
     a sampled answer served again would hide that a second call gives another answer."""
-    mode = policies.team_settings(call.caller.team_id).cache
+    mode = call.gateway_settings.cache
     if mode == "off":
         return False
     if mode == "all" or call.kind in ("embeddings", "moderations"):

@@ -55,6 +55,13 @@ def team_settings(team_id: int, session: Session | None = None) -> GatewaySettin
     return _cached(team_id, session)[2]
 
 
+def for_call(team_id: int) -> tuple[GuardrailPolicy, GatewaySettings]:
+    """The team's guardrails and gateway settings as one snapshot, read once at the start of
+    a call so that every stage of it applies the same policy (a session is opened only on a miss)."""
+    _, policy, settings = _cached(team_id, None)
+    return policy, settings
+
+
 def _cached(team_id: int, session: Session | None) -> tuple[float, GuardrailPolicy, GatewaySettings]:
     now = time.monotonic()
     cached = _cache.get(team_id)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from core import db
 from core.budgets.tokens import chat_input_tokens_estimate, text_tokens_estimate
 from core.budgets.usage import Usage, usage_from_openai
-from core.gateway import policies, responses
+from core.gateway import responses
 from core.gateway.call_state import CallState
 from core.gateway.errors import UpstreamFailed
 from core.gateway.held import new_hold
@@ -103,8 +102,7 @@ class GatewayStream:
         else:
             usage = self._usage
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
-        with db.session() as session:
-            policy = policies.team_policy(session, call.caller.team_id)
+        policy = call.policy
         stream_object = "response.stream" if call.kind == "responses" else "chat.completion.stream"
         response = {"object": stream_object, "complete": complete, "content": redact_text(text, policy)}
         hold = None

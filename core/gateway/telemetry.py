@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+
+from core.settings import settings
 
 log = logging.getLogger(__name__)
 _NOOP = contextlib.nullcontext()
@@ -21,7 +22,7 @@ _configured = False
 def _setup():
     global _tracer, _configured
     _configured = True
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    endpoint = settings().otel_endpoint
     if not endpoint:
         return
     try:

@@ -14,7 +14,6 @@ a failed attempt produced no answer to bill.
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
@@ -132,11 +131,10 @@ class Upstream:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, simulator: SimulatorConfig | None = None) -> Upstream:
-        env = os.environ
-        timeout = httpx.Timeout(float(env.get("QUORUM_UPSTREAM_TIMEOUT_S", "60")), connect=5.0)
-        retry = RetryPolicy(max_attempts=int(env.get("QUORUM_UPSTREAM_MAX_ATTEMPTS", "3")))
-        breaker_options = {"failure_threshold": int(env.get("QUORUM_BREAKER_FAILURES", "5")),
-                           "reset_after_s": float(env.get("QUORUM_BREAKER_RESET_S", "30"))}
+        timeout = httpx.Timeout(settings.upstream_timeout_s, connect=5.0)
+        retry = RetryPolicy(max_attempts=settings.upstream_max_attempts)
+        breaker_options = {"failure_threshold": settings.breaker_failures,
+                           "reset_after_s": settings.breaker_reset_s}
         if settings.uses_simulator:
             client = simulated_client(simulator, max_retries=0, timeout=timeout)
             return cls(client, name="simulator", simulated=True, retry=retry,

@@ -24,7 +24,8 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit.record import committing, record
-from core.errors import NotFound, Unauthenticated, ValidationError
+from core.db import get_or_not_found
+from core.errors import Unauthenticated, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.identity.people import get_team
 from core.models.keys import ApiKey
@@ -241,10 +242,7 @@ def _insert_key(session, actor, team_id, label, expires_days, cidrs) -> CreatedK
 
 
 def _key(session: Session, key_id: int) -> ApiKey:
-    key = session.get(ApiKey, key_id)
-    if key is None:
-        raise NotFound(f"No API key with id {key_id}")
-    return key
+    return get_or_not_found(session, ApiKey, key_id, "API key")
 
 
 def _status(key: ApiKey, now: datetime) -> str:

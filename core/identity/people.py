@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.audit.record import committing, record
+from core.db import get_or_not_found
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets_in
 from core.models.identity import Membership, Person, RoleGrant, Team
@@ -45,10 +46,7 @@ def list_people(session: Session) -> list[PersonView]:
 
 
 def get_team(session: Session, team_id: int) -> Team:
-    team = session.get(Team, team_id)
-    if team is None:
-        raise NotFound(f"No team with id {team_id}")
-    return team
+    return get_or_not_found(session, Team, team_id, "team")
 
 
 def team_by_name(session: Session, name: str) -> Team:
@@ -216,10 +214,7 @@ def _clean_team_name(name: str) -> str:
 
 
 def _person(session: Session, person_id: int) -> Person:
-    person = session.get(Person, person_id)
-    if person is None:
-        raise NotFound(f"No person with id {person_id}")
-    return person
+    return get_or_not_found(session, Person, person_id, "person")
 
 
 def _current_roles(session: Session, person_id: int) -> set[str]:

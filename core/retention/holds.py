@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit.record import committing, record
+from core.db import get_or_not_found
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.models.catalog import Prompt
@@ -42,8 +43,8 @@ def add_hold(*, session: Session, actor: Actor, case_name: str, owner_person_id:
     if session.get(Person, owner_person_id) is None:
         raise NotFound(f"No person with id {owner_person_id} to own the hold")
     for model, value, what in ((Team, team_id, "team"), (Person, person_id, "person"), (Prompt, prompt_id, "prompt")):
-        if value is not None and session.get(model, value) is None:
-            raise NotFound(f"No {what} with id {value}")
+        if value is not None:
+            get_or_not_found(session, model, value, what)
     hold = LegalHold(case_name=case_name, owner_person_id=owner_person_id, team_id=team_id, person_id=person_id,
                      prompt_id=prompt_id, starts_at=starts_at, ends_at=ends_at, created_by=actor.ref)
     with committing(session):
@@ -56,9 +57,7 @@ def add_hold(*, session: Session, actor: Actor, case_name: str, owner_person_id:
 
 def release_hold(*, session: Session, actor: Actor, hold_id: int) -> LegalHold:
     require(actor, Permission.RETENTION_MANAGE)
-    hold = session.get(LegalHold, hold_id)
-    if hold is None:
-        raise NotFound(f"No legal hold with id {hold_id}")
+    hold = get_or_not_found(session, LegalHold, hold_id, "legal hold")
     if hold.released_at is not None:
         raise Conflict(f"Legal hold {hold_id} ({hold.case_name}) was already released")
     with committing(session):

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from core import clock
 from core.audit.record import committing, record
+from core.db import get_or_not_found
 from core.errors import NotFound, ValidationError
 from core.models.identity import Team
 from core.models.retention import RetentionRule, TeamPayloadPolicy
@@ -92,8 +93,8 @@ def set_rule(*, session: Session, actor: Actor, class_key: str, period: str, act
         if config.audit_log_minimum.longer_than(parsed):
             raise ValidationError(f"Audit events must be kept at least {config.audit_log_minimum} "
                                   f"(audit_log_minimum in retention.yaml); {parsed} is shorter")
-    if team_id is not None and session.get(Team, team_id) is None:
-        raise NotFound(f"No team with id {team_id}")
+    if team_id is not None:
+        get_or_not_found(session, Team, team_id, "team")
     row = session.exec(select(RetentionRule).where(RetentionRule.class_key == class_key,
                                                    RetentionRule.team_id == team_id)).first()
     before = None if row is None else {"period": row.period, "action": row.action}
@@ -138,8 +139,7 @@ def set_payload_storage_mode(*, session: Session, actor: Actor, team_id: int, mo
     require(actor, Permission.RETENTION_MANAGE)
     if mode not in PAYLOAD_MODES:
         raise ValidationError(f"Payload storage must be one of {', '.join(PAYLOAD_MODES)}, not {mode!r}")
-    if session.get(Team, team_id) is None:
-        raise NotFound(f"No team with id {team_id}")
+    get_or_not_found(session, Team, team_id, "team")
     before = payload_storage_mode(session, team_id)
     row = session.get(TeamPayloadPolicy, team_id) or TeamPayloadPolicy(team_id=team_id, mode=mode, updated_by="")
     with committing(session):
