@@ -11,6 +11,7 @@ import os
 import shutil
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from core import clock, db, demo, migrate
@@ -21,6 +22,12 @@ from core.permissions import Actor, Role
 from core.settings import PROJECT_ROOT, reset_settings
 from core.simulator import SimulatorConfig
 from tests.gateway_support import RecordingTransport, Server, make_gateway
+
+# In CI the property tests run a fixed set of examples, so a red run can be reproduced;
+# elsewhere each run explores new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 BASE_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = BASE_URL.startswith("postgresql")

@@ -143,3 +143,19 @@ def test_fuzzed_embedding_and_prompt_bodies_never_get_a_5xx(fuzz_target, session
     prompts()
     _no_reservations_left(session)
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/prompts/support-answer/completions", {"variables": {}, "label": "\x00"}, "label"),
+    ("/chat/completions", {"model": "\x00", "messages": [{"role": "user", "content": "hi"}]}, "model"),
+    ("/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "a\x00b"}]},
+     "messages[0].content"),
+    ("/prompts/support%00answer/completions", {"variables": {}}, "name"),
+])
+def test_a_nul_character_is_a_400_naming_where_it_is(fuzz_target, session, path, body, param):
+    """Found by the fuzzer on PostgreSQL, whose text cannot hold NUL: a label of "\\x00" was a 500."""
+    server, key = fuzz_target
+    response = _post(server, key, path, body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param and "NUL" in response.json()["error"]["message"]
+    _no_reservations_left(session)

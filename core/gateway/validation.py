@@ -149,13 +149,21 @@ def _param(path: list) -> str:
 
 
 def check_raw_text(raw: bytes, body: Any) -> None:
-    """Refuse a body whose text holds a lone surrogate, given the bytes it was parsed from.
+    """Refuse a body whose text holds a lone surrogate or a NUL, given the bytes it was parsed from.
 
-    Such a string can only come from an escape (``\\udXXX``) or from UTF-8 bytes that encode
-    a surrogate (``\\xed\\xa0``...), so the walk over every string runs only when the raw
-    bytes hold one of those, which a normal request never does."""
-    if b"\\ud" in raw or b"\\uD" in raw or b"\xed" in raw:
+    Such a string can only come from an escape (``\\udXXX``, ``\\u0000``) or from UTF-8 bytes
+    that encode a surrogate (``\\xed\\xa0``...), so the walk over every string runs only when
+    the raw bytes hold one of those, which a normal request never does. A NUL is refused because
+    PostgreSQL text cannot hold one (a label or a model name is stored or looked up as given)."""
+    if b"\\ud" in raw or b"\\uD" in raw or b"\xed" in raw or b"\\u0000" in raw:
         _check_text(body, "")
+
+
+def check_path_text(value: str, param: str) -> str:
+    """A path parameter, refused if it holds a NUL (the database cannot look one up)."""
+    if "\x00" in value:
+        raise InvalidRequest(f"Invalid value for '{param}': the text holds a NUL character", param=param)
+    return value
 
 
 def _check_text(value: Any, param: str) -> None:
@@ -167,6 +175,9 @@ def _check_text(value: Any, param: str) -> None:
     while pending:
         item, path = pending.pop()
         if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidRequest(f"Invalid value for '{path}': the text holds a NUL character",
+                                     param=path or None)
             if not item.isascii():
                 try:
                     item.encode("utf-8")

@@ -235,9 +235,8 @@ async def responses_create(request: Request) -> Response:
 
 
 async def responses_retrieve(request: Request) -> Response:
-    response_id = request.path_params["response_id"]
-
     def work():
+        response_id = validation.check_path_text(request.path_params["response_id"], "response_id")
         return default_gateway().retrieve_response(caller=request_caller(request), response_id=response_id)
 
     try:
@@ -257,7 +256,8 @@ async def prompt_completions(request: Request) -> Response:
         variables = body.get("variables") or {}
         delivery = {k: body[k] for k in ("stream", "stream_options", "user") if k in body}
         return GatewayRequest(kind="chat", body=delivery,
-                              prompt=PromptCall(name=req.path_params["name"], variables=variables,
+                              prompt=PromptCall(name=validation.check_path_text(req.path_params["name"], "name"),
+                                                variables=variables,
                                                 label=body.get("label")))
     return await _run(request, make)
 
@@ -294,9 +294,8 @@ def _model(name: str) -> dict[str, Any]:
 
 
 async def held(request: Request) -> Response:
-    public_id = request.path_params["held_id"]
-
     def work():
+        public_id = validation.check_path_text(request.path_params["held_id"], "held_id")
         caller = request_caller(request)
         response = default_gateway().answer_released(caller=caller, public_id=public_id)
         with db.session() as session:
