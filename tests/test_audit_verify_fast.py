@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from core import db
 from core.audit import chain as audit_chain
+from core.audit import reading as audit_reading
 from core.audit import verify as audit_verify
 from core.audit.record import committing, record
 from core.settings import reset_settings
@@ -113,7 +114,7 @@ def _stored_forms(session) -> list[tuple[bytes, bytes]]:
     with db.get_engine().connect() as conn:
         python = [audit_chain.canonical_payload(tuple(r)).encode()
                   for r in conn.exec_driver_sql(f"SELECT {columns} FROM audit_event ORDER BY seq").all()]
-        verifier = [row[3] for rows in audit_verify.read_events(conn, 1, 3) for row in rows]
+        verifier = [row[3] for rows in audit_reading.read_events(conn, 1, 3) for row in rows]
     return list(zip(verifier, python, strict=True))
 
 
