@@ -111,3 +111,16 @@ def purge_expired(session: Session) -> int:
     result = session.execute(delete(CacheEntry).where(col(CacheEntry.expires_at) <= clock.now()))
     session.commit()
     return result.rowcount or 0
+
+
+def cacheable(kind: str, mode: str, body: dict[str, Any]) -> bool:
+    """Whether a team's cache ``mode`` lets this answer be served from (and stored in) the cache.
+
+    ``deterministic`` (the default): embeddings and moderations, chat at temperature 0 or with
+    a seed, and Responses at temperature 0; a sampled answer served again would hide that a
+    second call gives another answer."""
+    if mode == "off":
+        return False
+    if mode == "all" or kind in ("embeddings", "moderations"):
+        return True
+    return body.get("temperature") == 0 or (kind == "chat" and body.get("seed") is not None)

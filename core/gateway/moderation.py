@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from core.gateway import responses
 from core.gateway.errors import UpstreamFailed
 from core.guardrails import local_moderation
 
@@ -114,3 +115,14 @@ def _without_upstream(texts: list[str], provider: str, moderation_action: str) -
         f"The team's policy moderates every call with the upstream's moderation (moderation: {moderation_action}, "
         f"provider: upstream), but the upstream model server answers 404 there (no moderation endpoint or model); {HOW_TO_CHANGE}",
         code="moderation_unavailable")
+
+
+def moderated_messages(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What moderation reads: a chat's messages, a Responses request's text slots, or the texts of ``input``."""
+    if kind == "chat":
+        return list(body["messages"])
+    if kind == "responses":
+        return responses.scan_messages(body)  # one message per text slot, tools included
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+    return [{"role": "user", "content": text} for text in texts if isinstance(text, str)]

@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import select
 
 from core import db
-from core.budgets import model_limits
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import usage_from_openai
 from core.catalog.render import render_messages
@@ -47,7 +46,7 @@ from core.gateway.redaction import (
     outcome_findings,
     redacted_response,
 )
-from core.gateway.request_shape import cap_output, prompt_params
+from core.gateway.request_shape import cap_output, check_output_limit, prompt_params
 from core.gateway.settle import settle
 from core.gateway.streaming import GatewayStream
 from core.gateway.telemetry import span
@@ -127,11 +126,11 @@ class Gateway:
                 body = self._prepared_body(call, request)
             with span("gateway.allow_list"):
                 self._check_model(call)
-                _check_output_limit(call, body)
+                check_output_limit(call.kind, call.model, body)
             with span("gateway.guardrails.input"):
                 body = self._input_guardrails(call, body, skip_moderation)
             call.sent = body
-            call.use_cache = call.use_cache and _cacheable(call, body)
+            call.use_cache = call.use_cache and cache.cacheable(call.kind, call.gateway_settings.cache, body)
             if call.use_cache and not call.stream:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
             with span("gateway.budget.reserve"):
@@ -278,7 +277,7 @@ class Gateway:
         body = verdict.body
         # A moderation request is itself the check: it is not moderated again.
         if policy.moderation != "off" and not skip_moderation and call.kind != "moderations":
-            self._moderate(call, body, _moderated_messages(call.kind, body), policy)
+            self._moderate(call, body, moderation.moderated_messages(call.kind, body), policy)
         return body
 
     def _moderate(self, call: CallState, body: dict[str, Any], messages: list[dict], policy: GuardrailPolicy) -> None:
@@ -435,51 +434,6 @@ class Gateway:
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-
-def _cacheable(call: CallState, body: dict[str, Any]) -> bool:
-    """Whether the team's cache policy lets this answer be served from (and stored in) the cache.
-
-    ``deterministic`` (the default): embeddings and moderations, chat at temperature 0 or with
-    a seed, and Responses at temperature 0;
-    a sampled answer served again would hide that a second call gives another answer."""
-    mode = call.gateway_settings.cache
-    if mode == "off":
-        return False
-    if mode == "all" or call.kind in ("embeddings", "moderations"):
-        return True
-    return body.get("temperature") == 0 or (call.kind == "chat" and body.get("seed") is not None)
-
-
-def _check_output_limit(call: CallState, body: dict[str, Any]) -> None:
-    """Refuse an output limit above what the model can produce: a client mistake (400), not
-    a budget matter (the worst case of a call the model would refuse is no cost at all)."""
-    if call.kind == "chat" and body.get("n") not in (None, 1):
-        # Each choice may use the whole output limit: the reservation holds room for one.
-        raise InvalidRequest("'n' above 1 is not served: the budget reserves room for one answer per call; "
-                             "send separate requests", param="n")
-    names = {"chat": ("max_completion_tokens", "max_tokens"), "responses": ("max_output_tokens",)}.get(call.kind, ())
-    for name in names:
-        asked = body.get(name)
-        if asked is None:
-            continue
-        if asked < 1:
-            raise InvalidRequest(f"'{name}' must be at least 1 (got {asked})", param=name)
-        limits = model_limits.limits_for(call.model)
-        if limits is not None and limits.max_output_tokens is not None and asked > limits.max_output_tokens:
-            raise InvalidRequest(f"'{name}' is {asked:,}, above the {limits.max_output_tokens:,} output tokens "
-                                 f"{call.model} can produce; lower {name}", param=name)
-
-
-def _moderated_messages(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """What moderation reads: a chat's messages, a Responses request's text slots, or the texts of ``input``."""
-    if kind == "chat":
-        return body["messages"]
-    if kind == "responses":
-        return responses.scan_messages(body)  # one message per text slot, tools included
-    given = body.get("input")
-    texts = [given] if isinstance(given, str) else given if isinstance(given, list) else []
-    return [{"role": "user", "content": text} for text in texts if isinstance(text, str)]
 
 
 def _blocked(verdict) -> GuardrailBlocked:

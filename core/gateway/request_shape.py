@@ -1,12 +1,14 @@
-"""Shaping the request sent upstream: a catalog prompt's parameters, and the output cap
-that keeps a call within what its budget reservation holds."""
+"""Shaping the request sent upstream: a catalog prompt's parameters, the output cap that
+keeps a call within what its budget reservation holds, and the output limits it must respect."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from core.budgets import model_limits
 from core.gateway import responses
+from core.gateway.errors import InvalidRequest
 
 
 def prompt_params(spec) -> dict[str, Any]:
@@ -35,3 +37,22 @@ def cap_output(body: dict[str, Any], granted: int | None, kind: str = "chat") ->
     if current is None or current > granted:
         return {**body, field_name: granted}
     return body
+
+
+def check_output_limit(kind: str, model: str, body: dict[str, Any]) -> None:
+    """Refuse an output limit above what the model can produce: a client mistake (400), not
+    a budget matter (the worst case of a call the model would refuse is no cost at all)."""
+    if kind == "chat" and body.get("n") not in (None, 1):
+        # Each choice may use the whole output limit: the reservation holds room for one.
+        raise InvalidRequest("'n' above 1 is not served: the budget reserves room for one answer per call; "
+                             "send separate requests", param="n")
+    for name in {"chat": ("max_completion_tokens", "max_tokens"), "responses": ("max_output_tokens",)}.get(kind, ()):
+        asked = body.get(name)
+        if asked is None:
+            continue
+        if asked < 1:
+            raise InvalidRequest(f"'{name}' must be at least 1 (got {asked})", param=name)
+        limits = model_limits.limits_for(model)
+        if limits is not None and limits.max_output_tokens is not None and asked > limits.max_output_tokens:
+            raise InvalidRequest(f"'{name}' is {asked:,}, above the {limits.max_output_tokens:,} output tokens "
+                                 f"{model} can produce; lower {name}", param=name)

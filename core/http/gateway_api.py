@@ -262,27 +262,30 @@ async def prompt_completions(request: Request) -> Response:
     return await _run(request, make)
 
 
-async def models(request: Request) -> Response:
+async def _team_models(request: Request) -> list[str] | Response:
+    """The models the calling key's team may use, or the error answer."""
     try:
         caller = await run_in_threadpool(request_caller, request)
-        names = await run_in_threadpool(default_gateway().allowed_models, caller.team_id)
+        return await run_in_threadpool(default_gateway().allowed_models, caller.team_id)
     except QuorumError as error:
         return error_response(error)
     except Exception as error:  # noqa: BLE001
         return internal_error(error)
+
+
+async def models(request: Request) -> Response:
+    names = await _team_models(request)
+    if isinstance(names, Response):
+        return names
     return JSONResponse({"object": "list", "data": [_model(name) for name in names]})
 
 
 async def model(request: Request) -> Response:
     """One model the team may use, as OpenAI describes it; 404 ``model_not_found`` otherwise."""
     model_id = request.path_params["model_id"]
-    try:
-        caller = await run_in_threadpool(request_caller, request)
-        names = await run_in_threadpool(default_gateway().allowed_models, caller.team_id)
-    except QuorumError as error:
-        return error_response(error)
-    except Exception as error:  # noqa: BLE001
-        return internal_error(error)
+    names = await _team_models(request)
+    if isinstance(names, Response):
+        return names
     if model_id not in names:
         return openai_error(404, f"The model '{model_id}' does not exist or this team may not use it",
                             type_="invalid_request_error", code="model_not_found", param="model", headers=NO_RETRY)
