@@ -30,10 +30,26 @@ from core.audit import verify as audit_verify  # noqa: E402
 from core.audit.query import AuditFilter  # noqa: E402
 from core.permissions import Actor  # noqa: E402
 
-ACTIONS = ["budget.set", "budget.alert.ack", "team.create", "team.member.add", "team.member.remove",
-           "person.create", "person.role.grant", "prompt.version.create", "prompt.version.submit",
-           "prompt.version.approve", "prompt.label.move", "key.create", "key.rotate", "price.set",
-           "request.flag.review", "retention.policy.set", "gateway.call", "gateway.call.blocked"]
+ACTIONS = [
+    "budget.set",
+    "budget.alert.ack",
+    "team.create",
+    "team.member.add",
+    "team.member.remove",
+    "person.create",
+    "person.role.grant",
+    "prompt.version.create",
+    "prompt.version.submit",
+    "prompt.version.approve",
+    "prompt.label.move",
+    "key.create",
+    "key.rotate",
+    "price.set",
+    "request.flag.review",
+    "retention.policy.set",
+    "gateway.call",
+    "gateway.call.blocked",
+]
 # Gateway calls dominate a real log; governance actions are rarer.
 WEIGHTS = [2, 1, 0.1, 0.5, 0.3, 0.2, 0.2, 3, 2, 1, 1, 0.2, 0.2, 0.1, 1, 0.1, 80, 5]
 SYSTEM = Actor.system("bench")
@@ -58,16 +74,19 @@ def build(path: Path, count: int) -> None:
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA cache_size=-400000")  # 400 MB: the index builds sort in memory
     conn.execute("PRAGMA temp_store=MEMORY")
-    indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_event' "
-                           "AND sql IS NOT NULL").fetchall()
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_event' AND sql IS NOT NULL"
+    ).fetchall()
     for name, _sql in indexes:
         conn.execute(f"DROP INDEX {name}")
     conn.execute("BEGIN")
     start = datetime(2025, 1, 1, tzinfo=UTC)
     step = timedelta(days=365) / count
     prev = audit_chain.GENESIS_HASH
-    insert = ("INSERT INTO audit_event (seq, event_id, occurred_at, actor, action, target_type, target_id, "
-              "team_id, before_json, after_json, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+    insert = (
+        "INSERT INTO audit_event (seq, event_id, occurred_at, actor, action, target_type, target_id, "
+        "team_id, before_json, after_json, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    )
     began = time.perf_counter()
     actions = rng.choices(ACTIONS, WEIGHTS, k=count)
     target_types = {action: action.split(".")[0] for action in ACTIONS}
@@ -91,16 +110,19 @@ def build(path: Path, count: int) -> None:
             batch.clear()
     if batch:
         conn.executemany(insert, batch)
-    conn.execute("INSERT INTO audit_head (id, seq, head_hash, chain_id) VALUES (1, ?, ?, ?)",
-                 (count, prev, str(uuid.uuid4())))
+    conn.execute(
+        "INSERT INTO audit_head (id, seq, head_hash, chain_id) VALUES (1, ?, ?, ?)", (count, prev, str(uuid.uuid4()))
+    )
     conn.execute("COMMIT")
     loaded = time.perf_counter()
     for _name, index_sql in indexes:
         conn.execute(index_sql)
     conn.execute("ANALYZE")
     conn.close()
-    print(f"built {count:,} chained events in {time.perf_counter() - began:.1f} s "
-          f"({loaded - began:.1f} s rows, {time.perf_counter() - loaded:.1f} s indexes)")
+    print(
+        f"built {count:,} chained events in {time.perf_counter() - began:.1f} s "
+        f"({loaded - began:.1f} s rows, {time.perf_counter() - loaded:.1f} s indexes)"
+    )
 
 
 QUERIES = {
@@ -110,9 +132,12 @@ QUERIES = {
     "one actor": AuditFilter(actor="person:42"),
     "team + action": AuditFilter(team_id=7, action="prompt."),
     "target type + id": AuditFilter(target_type="key", target_id="123"),
-    "time range (one week)": AuditFilter(since=datetime(2025, 6, 1, tzinfo=UTC), until=datetime(2025, 6, 8, tzinfo=UTC)),
-    "actor + time range": AuditFilter(actor="person:42", since=datetime(2025, 3, 1, tzinfo=UTC),
-                                      until=datetime(2025, 9, 1, tzinfo=UTC)),
+    "time range (one week)": AuditFilter(
+        since=datetime(2025, 6, 1, tzinfo=UTC), until=datetime(2025, 6, 8, tzinfo=UTC)
+    ),
+    "actor + time range": AuditFilter(
+        actor="person:42", since=datetime(2025, 3, 1, tzinfo=UTC), until=datetime(2025, 9, 1, tzinfo=UTC)
+    ),
     "free text": AuditFilter(text="approved"),
     "rare action": AuditFilter(action="retention."),
 }
@@ -134,15 +159,18 @@ def bench_queries(repeats: int) -> None:
     for name, ts in timings.items():
         print(f"  {name:<24} median {statistics.median(ts):7.1f} ms")
     p95 = every[int(len(every) * 0.95) - 1]
-    print(f"audit page query over {len(QUERIES)} filter combinations: p50 {statistics.median(every):.1f} ms, "
-          f"p95 {p95:.1f} ms")
+    print(
+        f"audit page query over {len(QUERIES)} filter combinations: p50 {statistics.median(every):.1f} ms, "
+        f"p95 {p95:.1f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="How many events to build.")
-    parser.add_argument("--db", default=str(Path(__file__).resolve().parent / "out" / "audit.db"),
-                        help="SQLite file to build.")
+    parser.add_argument(
+        "--db", default=str(Path(__file__).resolve().parent / "out" / "audit.db"), help="SQLite file to build."
+    )
     parser.add_argument("--rebuild", action="store_true", help="Build again even if the file exists.")
     parser.add_argument("--repeats", type=int, default=10, help="Runs per filter combination.")
     args = parser.parse_args()
@@ -158,8 +186,10 @@ def main() -> None:
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert result.ok, result.lines()[:5]
     # CPU time too: on a shared machine the wall clock also counts other processes' turns.
-    print(f"verify: {result.events:,} events in {elapsed:.2f} s = {result.events / elapsed:,.0f} events/s "
-          f"({result.events / cpu:,.0f} events per CPU-second); load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"verify: {result.events:,} events in {elapsed:.2f} s = {result.events / elapsed:,.0f} events/s "
+        f"({result.events / cpu:,.0f} events per CPU-second); load average {os.getloadavg()[0]:.1f}"
+    )
     os.environ["DATABASE_URL"] = url
     from core.settings import reset_settings
 

@@ -34,14 +34,20 @@ def prepare(url: str) -> int:
     with db.session(db.get_engine(url)) as session:
         demo.seed_directory(session)
         team = identity.team_by_name(session, "Support").id
-        config.set_budget(session=session, actor=Actor.system("bench"), scope="team", target_id=team,
-                          data=config.BudgetInput(cap_usd="1000000"))
+        config.set_budget(
+            session=session,
+            actor=Actor.system("bench"),
+            scope="team",
+            target_id=team,
+            data=config.BudgetInput(cap_usd="1000000"),
+        )
         return team
 
 
 def one_call(session, team: int) -> None:
-    held = reservations.reserve(session=session, team_id=team, model="gpt-4.1-mini", max_tokens=300,
-                                input_tokens_upper_bound=1000)
+    held = reservations.reserve(
+        session=session, team_id=team, model="gpt-4.1-mini", max_tokens=300, input_tokens_upper_bound=1000
+    )
     reservations.settle(session=session, reservation=held, usage=USAGE)
     session.commit()
 
@@ -72,8 +78,11 @@ def bench(url: str, label: str, runs: int, seconds: float) -> None:
     team = prepare(url)
     for callers in (1, 16):
         figures = [run(url, team, callers, seconds) for _ in range(runs)]
-        print(f"{label:<10} {callers:>2} caller(s): median {statistics.median(figures):7.0f} reserve+settle/s "
-              f"(runs: {', '.join(f'{f:.0f}' for f in figures)})", flush=True)
+        print(
+            f"{label:<10} {callers:>2} caller(s): median {statistics.median(figures):7.0f} reserve+settle/s "
+            f"(runs: {', '.join(f'{f:.0f}' for f in figures)})",
+            flush=True,
+        )
     db.dispose_engines()
 
 

@@ -30,8 +30,12 @@ def main() -> None:
         TestCaseSpec(
             id=f"case-{index}",
             description="",
-            variables={"subject": f"Ticket {index}", "body": f"Order {index} has not arrived.",
-                       "channel": "email", "customer_plan": "pro"},  # fmt: skip
+            variables={
+                "subject": f"Ticket {index}",
+                "body": f"Order {index} has not arrived.",
+                "channel": "email",
+                "customer_plan": "pro",
+            },  # fmt: skip
             assertions=(Assertion("is-json"), Assertion("equals", "shipping", "intent")),
         )
         for index in range(CASES)
@@ -49,7 +53,9 @@ def main() -> None:
     run = run_experiment(experiment, call=call, price_book=book, concurrency=CONCURRENCY)
     wall = time.perf_counter() - started
     ideal = CASES * 2 * LATENCY_S / CONCURRENCY
-    print(f"{len(run.cells)} calls, {CASES} cases x 2 variants, {LATENCY_S * 1000:.0f} ms each, concurrency {CONCURRENCY}")
+    print(
+        f"{len(run.cells)} calls, {CASES} cases x 2 variants, {LATENCY_S * 1000:.0f} ms each, concurrency {CONCURRENCY}"
+    )
     print(f"wall time {wall:.2f} s, ideal {ideal:.2f} s, ratio {wall / ideal:.2f} (target <= 1.3)")
     for summary in summarize(run):
         print(f"  {summary.label}: {summary.passed}/{summary.cells} pass, p95 latency {summary.p95_latency_ms:.0f} ms")
@@ -57,7 +63,9 @@ def main() -> None:
     # The same run with a call that only sleeps: the runner's own overhead, without the
     # openai SDK and the simulator competing for the GIL (~10 ms of CPU per call).
     reply = run.cells[0]
-    canned = CallResult(reply.output, usage=Usage(reply.input_tokens, 0, reply.output_tokens), cost_micro=reply.cost_micro)
+    canned = CallResult(
+        reply.output, usage=Usage(reply.input_tokens, 0, reply.output_tokens), cost_micro=reply.cost_micro
+    )
 
     def sleeping_call(messages, model, params, tools):
         time.sleep(LATENCY_S)

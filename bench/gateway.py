@@ -60,18 +60,23 @@ def _gateway(sim_url: str):
     from core.gateway.upstream import CircuitBreaker, Upstream
 
     client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
-    return Gateway(upstream=Upstream(client, name="bench-sim", simulated=True, breaker=CircuitBreaker()),
-                   prompts=CatalogPromptSource(), budget=BudgetsGate())
+    return Gateway(
+        upstream=Upstream(client, name="bench-sim", simulated=True, breaker=CircuitBreaker()),
+        prompts=CatalogPromptSource(),
+        budget=BudgetsGate(),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="Calls per path (default 300).")
     parser.add_argument("--database-url", default=None, help="Database (default: a fresh SQLite file).")
-    parser.add_argument("--concurrency", type=int, default=8,
-                        help="Parallel callers of the throughput run (default 8; 0 skips it).")
-    parser.add_argument("--api", choices=("chat", "responses"), default="chat",
-                        help="Which OpenAI API the calls use (default chat).")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="Parallel callers of the throughput run (default 8; 0 skips it)."
+    )
+    parser.add_argument(
+        "--api", choices=("chat", "responses"), default="chat", help="Which OpenAI API the calls use (default chat)."
+    )
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     os.environ["DATABASE_URL"] = url
@@ -93,29 +98,50 @@ def main() -> None:
         demo.seed_directory(session)
         team = team_by_name(session, "Support").id
         policies.set_team_policy(session=session, actor=admin, team_id=team, pii_action="redact", moderation="off")
-        config.set_budget(session=session, actor=admin, scope="team", target_id=team,
-                          data=config.BudgetInput(cap_usd="1000000"))
+        config.set_budget(
+            session=session, actor=admin, scope="team", target_id=team, data=config.BudgetInput(cap_usd="1000000")
+        )
         key = keys.create_key(session=session, actor=admin, team_id=team, label="bench")
 
     processes = []
     try:
         sim_port, quorum_port = _free_port(), _free_port()
-        processes.append(subprocess.Popen([sys.executable, "-m", "core.cli.main", "simulator", "serve",
-                                           "--port", str(sim_port)], cwd=ROOT))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "core.cli.main", "simulator", "serve", "--port", str(sim_port)], cwd=ROOT
+            )
+        )
         _wait(sim_port)
         sim_url = f"http://127.0.0.1:{sim_port}/v1"
         # Quorum's server as `quorum run` starts it (Streamlit's server with its middleware),
         # its upstream the simulator's HTTP server as an OpenAI-compatible endpoint.
         server_env = {**os.environ, "OPENAI_API_KEY": "sk-sim", "OPENAI_BASE_URL": sim_url}
-        processes.append(subprocess.Popen([sys.executable, "-m", "pages.ui.server", "run", str(ROOT / "app.py"),
-                                           "--server.port", str(quorum_port), "--server.address", "127.0.0.1",
-                                           "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                                          cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pages.ui.server",
+                    "run",
+                    str(ROOT / "app.py"),
+                    "--server.port",
+                    str(quorum_port),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--server.headless",
+                    "true",
+                    "--browser.gatherUsageStats",
+                    "false",
+                ],
+                cwd=ROOT,
+                env=server_env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
         _wait(quorum_port)
         upstream_client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
         gateway = _gateway(sim_url)
-        quorum_client = openai.OpenAI(base_url=f"http://127.0.0.1:{quorum_port}/v1", api_key=key.secret,
-                                      max_retries=0)
+        quorum_client = openai.OpenAI(base_url=f"http://127.0.0.1:{quorum_port}/v1", api_key=key.secret, max_retries=0)
         caller = Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
 
         def body(i):
@@ -145,8 +171,11 @@ def main() -> None:
                 samples[name].append((time.perf_counter() - t0) * 1000)
         # Throughput of a path: calls over the time spent in that path's calls.
         timings = {name: (values, 1000 * len(values) / sum(values)) for name, values in samples.items()}
-        parallel = {name: _parallel_throughput(paths[name], args.n, args.concurrency)
-                    for name in ("direct", "http")} if args.concurrency > 0 else {}
+        parallel = (
+            {name: _parallel_throughput(paths[name], args.n, args.concurrency) for name in ("direct", "http")}
+            if args.concurrency > 0
+            else {}
+        )
     finally:
         for process in processes:
             process.terminate()
@@ -154,12 +183,16 @@ def main() -> None:
     base = timings["direct"][0]
     print(f"database: {'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}, api: {args.api}, n={args.n}")
     for name, (samples, throughput) in timings.items():
-        line = (f"{name:>10}: p50 {statistics.median(samples):6.2f} ms  p95 {_pct(samples, 0.95):6.2f} ms  "
-                f"{throughput:7.1f} calls/s")
+        line = (
+            f"{name:>10}: p50 {statistics.median(samples):6.2f} ms  p95 {_pct(samples, 0.95):6.2f} ms  "
+            f"{throughput:7.1f} calls/s"
+        )
         if name != "direct":
-            line += (f"  | added p50 {statistics.median(samples) - statistics.median(base):5.2f} ms"
-                     f"  p95 {_pct(samples, 0.95) - _pct(base, 0.95):5.2f} ms"
-                     f"  throughput ratio {throughput / timings['direct'][1]:.2f}")
+            line += (
+                f"  | added p50 {statistics.median(samples) - statistics.median(base):5.2f} ms"
+                f"  p95 {_pct(samples, 0.95) - _pct(base, 0.95):5.2f} ms"
+                f"  throughput ratio {throughput / timings['direct'][1]:.2f}"
+            )
         print(line)
     # Each call is paired with the direct call made just before it: the median of those
     # differences is the added latency with the machine's slower drifts taken out.
@@ -174,9 +207,11 @@ def main() -> None:
             print(line)
 
     if parallel:
-        print(f"{args.concurrency} parallel callers, {args.n} calls each path: direct {parallel['direct']:.0f} calls/s, "
-              f"through Quorum's HTTP endpoint {parallel['http']:.0f} calls/s "
-              f"(throughput ratio {parallel['http'] / parallel['direct']:.2f})")
+        print(
+            f"{args.concurrency} parallel callers, {args.n} calls each path: direct {parallel['direct']:.0f} calls/s, "
+            f"through Quorum's HTTP endpoint {parallel['http']:.0f} calls/s "
+            f"(throughput ratio {parallel['http'] / parallel['direct']:.2f})"
+        )
 
 
 def _parallel_throughput(call, n: int, concurrency: int) -> float:

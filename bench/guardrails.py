@@ -20,11 +20,21 @@ PARAGRAPH = (
 )
 
 
-TOOL = {"type": "function", "function": {
-    "name": "lookup_order", "description": "Find an order by its number and return its status.",
-    "parameters": {"type": "object", "properties": {
-        "order_id": {"type": "string", "description": "The order number, seven digits."},
-        "channel": {"type": "string", "enum": ["email", "chat", "phone"]}}, "required": ["order_id"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Find an order by its number and return its status.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "order_id": {"type": "string", "description": "The order number, seven digits."},
+                "channel": {"type": "string", "enum": ["email", "chat", "phone"]},
+            },
+            "required": ["order_id"],
+        },
+    },
+}
 
 
 def sized(target: int) -> str:
@@ -46,17 +56,29 @@ def main() -> None:
     policy = GuardrailPolicy()
     for label, size, repeats in (("2 KB prompt", 2048, 3000), ("20 KB document", 20480, 500)):
         text = sized(size)
-        messages = [{"role": "system", "content": "You are a helpful support assistant."},
-                    {"role": "user", "content": text}]
+        messages = [
+            {"role": "system", "content": "You are a helpful support assistant."},
+            {"role": "user", "content": text},
+        ]
         print(f"{label}:")
         print(f"  find_secrets            {median_us(lambda: find_secrets(text), repeats):8.1f} us")
         print(f"  find_pii                {median_us(lambda: find_pii(text), repeats):8.1f} us")
-        print(f"  apply_input_guardrails  {median_us(lambda: apply_input_guardrails(messages, policy), repeats):8.1f} us"
-              "  (messages only)")
-        body = {"model": "gpt-4o-mini", "messages": messages, "user": "end-user-42", "temperature": 0.2,
-                "tools": [TOOL], "metadata": {"ticket": "T-1001", "channel": "email"}}
-        print(f"  scan_body               {median_us(lambda: scan_body(body, policy), repeats):8.1f} us"
-              "  (every field, a tool and metadata too)")
+        print(
+            f"  apply_input_guardrails  {median_us(lambda: apply_input_guardrails(messages, policy), repeats):8.1f} us"
+            "  (messages only)"
+        )
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": messages,
+            "user": "end-user-42",
+            "temperature": 0.2,
+            "tools": [TOOL],
+            "metadata": {"ticket": "T-1001", "channel": "email"},
+        }
+        print(
+            f"  scan_body               {median_us(lambda: scan_body(body, policy), repeats):8.1f} us"
+            "  (every field, a tool and metadata too)"
+        )
         print(f"  scan_body, secrets only {median_us(lambda: scan_body(body, policy, pii=False), repeats):8.1f} us")
 
 

@@ -31,8 +31,11 @@ from core.permissions import Actor  # noqa: E402
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 PROMPTS = (None, "support-answer", "ticket-triage", "invoice-extract", "summary")
-OUTCOMES = [("ok", 200)] * 90 + [("upstream_error", 502), ("budget_exceeded", 429), ("blocked", 400),
-                                 ("held", 202)] + [("ok", 200)] * 6
+OUTCOMES = (
+    [("ok", 200)] * 90
+    + [("upstream_error", 502), ("budget_exceeded", 429), ("blocked", 400), ("held", 202)]
+    + [("ok", 200)] * 6
+)
 
 
 def build(url: str, rows: int) -> None:
@@ -48,12 +51,22 @@ def build(url: str, rows: int) -> None:
             batch = []
             for i in range(start, min(start + chunk, rows)):
                 status, http_status = OUTCOMES[i % len(OUTCOMES)]
-                batch.append({
-                    "request_id": f"req_{i:012d}", "created_at": now - timedelta(seconds=offsets[i]),
-                    "team_id": 1 + i % 4, "actor": "key:1", "endpoint": "chat", "model": MODELS[i % 3],
-                    "prompt_name": PROMPTS[i % 5], "status": status, "http_status": http_status,
-                    "cache_hit": i % 17 == 0, "latency_ms": rng.lognormvariate(math.log(400), 0.8),
-                    "cost_micro": 30})
+                batch.append(
+                    {
+                        "request_id": f"req_{i:012d}",
+                        "created_at": now - timedelta(seconds=offsets[i]),
+                        "team_id": 1 + i % 4,
+                        "actor": "key:1",
+                        "endpoint": "chat",
+                        "model": MODELS[i % 3],
+                        "prompt_name": PROMPTS[i % 5],
+                        "status": status,
+                        "http_status": http_status,
+                        "cache_hit": i % 17 == 0,
+                        "latency_ms": rng.lognormvariate(math.log(400), 0.8),
+                        "cost_micro": 30,
+                    }
+                )
             conn.execute(insert(GatewayCall.__table__), batch)
     print(f"built {rows:,} calls")
 

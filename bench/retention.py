@@ -41,34 +41,65 @@ def build(url: str, rows: int, table: str) -> None:
     total = rows + rows // 10
     with engine.begin() as conn:
         if table == "usage":
-            conn.execute(text("INSERT INTO team (id, name, name_key, description, created_at) "
-                              "VALUES (1, 'Bench', 'bench', '', :t)"), {"t": now.replace(tzinfo=None)})
+            conn.execute(
+                text(
+                    "INSERT INTO team (id, name, name_key, description, created_at) "
+                    "VALUES (1, 'Bench', 'bench', '', :t)"
+                ),
+                {"t": now.replace(tzinfo=None)},
+            )
         for start in range(0, total, chunk):
             if table == "usage":
-                conn.execute(insert(UsageRecord.__table__), [
-                    {"occurred_at": old if i < rows else fresh, "team_id": 1, "person_id": 1 + i % 50,
-                     "model": "gpt-4o-mini", "input_tokens": 100, "output_tokens": 20, "cost_micro": 30}
-                    for i in range(start, min(start + chunk, total))])
+                conn.execute(
+                    insert(UsageRecord.__table__),
+                    [
+                        {
+                            "occurred_at": old if i < rows else fresh,
+                            "team_id": 1,
+                            "person_id": 1 + i % 50,
+                            "model": "gpt-4o-mini",
+                            "input_tokens": 100,
+                            "output_tokens": 20,
+                            "cost_micro": 30,
+                        }
+                        for i in range(start, min(start + chunk, total))
+                    ],
+                )
                 continue
-            conn.execute(insert(StoredPayload.__table__), [
-                {"request_id": f"req_{i:010d}", "created_at": old if i < rows else fresh, "team_id": 1 + i % 4,
-                 "request_json": REQUEST, "response_json": RESPONSE}
-                for i in range(start, min(start + chunk, total))])
+            conn.execute(
+                insert(StoredPayload.__table__),
+                [
+                    {
+                        "request_id": f"req_{i:010d}",
+                        "created_at": old if i < rows else fresh,
+                        "team_id": 1 + i % 4,
+                        "request_json": REQUEST,
+                        "response_json": RESPONSE,
+                    }
+                    for i in range(start, min(start + chunk, total))
+                ],
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=enforce.BATCH_SIZE)
-    parser.add_argument("--table", choices=("payloads", "usage"), default="payloads",
-                        help="payloads: stored payloads, deleted; usage: usage rows, anonymized")
+    parser.add_argument(
+        "--table",
+        choices=("payloads", "usage"),
+        default="payloads",
+        help="payloads: stored payloads, deleted; usage: usage rows, anonymized",
+    )
     parser.add_argument("--url", default="sqlite:///" + str(Path(__file__).parent / "out" / "retention.db"))
     args = parser.parse_args()
 
     started = time.perf_counter()
     build(args.url, args.rows, args.table)
-    print(f"built {args.rows:,} expired + {args.rows // 10:,} recent {args.table} rows "
-          f"in {time.perf_counter() - started:.1f} s")
+    print(
+        f"built {args.rows:,} expired + {args.rows // 10:,} recent {args.table} rows "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
 
     engine = db.get_engine(args.url)
     longest, opened = [0.0], {}
@@ -94,8 +125,11 @@ def main() -> None:
         check = "SELECT COUNT(*) FROM stored_payload"
     with engine.connect() as conn:
         left = conn.execute(text(check)).scalar()
-    print(f"{'anonymized' if args.table == 'usage' else 'purged'} {deleted:,} rows in {elapsed:.1f} s: {deleted / elapsed:,.0f} rows/s, "
-          f"batches of {args.batch:,}, longest transaction {longest[0] * 1000:.0f} ms; {left:,} recent rows kept")
+    print(
+        f"{'anonymized' if args.table == 'usage' else 'purged'} {deleted:,} rows in {elapsed:.1f} s: "
+        f"{deleted / elapsed:,.0f} rows/s, "
+        f"batches of {args.batch:,}, longest transaction {longest[0] * 1000:.0f} ms; {left:,} recent rows kept"
+    )
     ok = deleted == args.rows and left == args.rows // 10
     print("target (< 30 s, no transaction > 1 s): " + ("met" if ok and elapsed < 30 and longest[0] < 1 else "NOT met"))
 

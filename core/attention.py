@@ -49,5 +49,7 @@ def _load(path: str) -> Callable[[Session, Actor], list[AttentionItem]]:
 
 def attention_for(session: Session, actor: Actor) -> dict[str, list[AttentionItem]]:
     """Every panel with the items its providers return for `actor`."""
-    return {panel: [item for path in providers for item in _load(path)(session, actor)]
-            for panel, providers in PANELS.items()}
+    return {
+        panel: [item for path in providers for item in _load(path)(session, actor)]
+        for panel, providers in PANELS.items()
+    }

@@ -55,26 +55,62 @@ class Permission(StrEnum):
 _P = Permission
 # The one place that says who may do what.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset({
-        _P.DIRECTORY_READ, _P.TEAM_MANAGE, _P.PERSON_MANAGE, _P.ROLE_GRANT,
-        _P.CATALOG_READ, _P.SPEND_READ, _P.BUDGET_MANAGE, _P.PRICE_MANAGE, _P.MODEL_MANAGE,
-        _P.KEY_MANAGE, _P.OBSERVABILITY_READ, _P.AUDIT_READ,
-    }),
-    Role.GOVERNANCE_LEAD: frozenset({
-        _P.DIRECTORY_READ, _P.CATALOG_READ, _P.PROMPT_REVIEW, _P.LABEL_MOVE,
-        _P.REQUEST_REVIEW, _P.OBSERVABILITY_READ, _P.AUDIT_READ, _P.AUDIT_VERIFY,
-        _P.RETENTION_READ, _P.RETENTION_MANAGE,
-    }),
-    Role.FINANCE: frozenset({
-        _P.CATALOG_READ, _P.SPEND_READ, _P.BUDGET_MANAGE,
-    }),
-    Role.PROMPT_ENGINEER: frozenset({
-        _P.CATALOG_READ, _P.PROMPT_WRITE, _P.PLAYGROUND_RUN, _P.OBSERVABILITY_READ,
-    }),
-    Role.AUDITOR: frozenset({
-        _P.DIRECTORY_READ, _P.CATALOG_READ, _P.SPEND_READ, _P.OBSERVABILITY_READ,
-        _P.AUDIT_READ, _P.AUDIT_VERIFY, _P.RETENTION_READ,
-    }),
+    Role.ADMIN: frozenset(
+        {
+            _P.DIRECTORY_READ,
+            _P.TEAM_MANAGE,
+            _P.PERSON_MANAGE,
+            _P.ROLE_GRANT,
+            _P.CATALOG_READ,
+            _P.SPEND_READ,
+            _P.BUDGET_MANAGE,
+            _P.PRICE_MANAGE,
+            _P.MODEL_MANAGE,
+            _P.KEY_MANAGE,
+            _P.OBSERVABILITY_READ,
+            _P.AUDIT_READ,
+        }
+    ),
+    Role.GOVERNANCE_LEAD: frozenset(
+        {
+            _P.DIRECTORY_READ,
+            _P.CATALOG_READ,
+            _P.PROMPT_REVIEW,
+            _P.LABEL_MOVE,
+            _P.REQUEST_REVIEW,
+            _P.OBSERVABILITY_READ,
+            _P.AUDIT_READ,
+            _P.AUDIT_VERIFY,
+            _P.RETENTION_READ,
+            _P.RETENTION_MANAGE,
+        }
+    ),
+    Role.FINANCE: frozenset(
+        {
+            _P.CATALOG_READ,
+            _P.SPEND_READ,
+            _P.BUDGET_MANAGE,
+        }
+    ),
+    Role.PROMPT_ENGINEER: frozenset(
+        {
+            _P.CATALOG_READ,
+            _P.PROMPT_WRITE,
+            _P.PLAYGROUND_RUN,
+            _P.OBSERVABILITY_READ,
+        }
+    ),
+    Role.AUDITOR: frozenset(
+        {
+            _P.DIRECTORY_READ,
+            _P.CATALOG_READ,
+            _P.SPEND_READ,
+            _P.OBSERVABILITY_READ,
+            _P.AUDIT_READ,
+            _P.AUDIT_VERIFY,
+            _P.RETENTION_READ,
+        }
+    ),
 }
 
 
@@ -134,11 +170,8 @@ def require(actor: Actor, permission: Permission, *, team_id: int | None = None)
     if actor.can(permission, team_id=team_id):
         return
     if permission in actor.permissions:
-        raise PermissionDenied(
-            f"{actor.display_name} may not '{permission.value}' for a team they do not belong to"
-        )
+        raise PermissionDenied(f"{actor.display_name} may not '{permission.value}' for a team they do not belong to")
     holders = sorted(r.value for r, perms in ROLE_PERMISSIONS.items() if permission in perms)
     raise PermissionDenied(
-        f"{actor.display_name} may not '{permission.value}': it needs one of the roles "
-        f"{', '.join(holders)}"
+        f"{actor.display_name} may not '{permission.value}': it needs one of the roles {', '.join(holders)}"
     )

@@ -24,8 +24,15 @@ SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 
 _TRUE = {"1", "true", "yes", "on"}
 # Values that ship in examples and must never guard a real deployment.
-_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "xxx", "replace-me",
-                        "a random string of at least 32 characters"}  # .streamlit/secrets.toml.example's
+_PLACEHOLDER_SECRETS = {
+    "",
+    "changeme",
+    "change-me",
+    "secret",
+    "xxx",
+    "replace-me",
+    "a random string of at least 32 characters",
+}  # .streamlit/secrets.toml.example's
 _MIN_COOKIE_SECRET = 32
 # A cookie secret signs sessions: guessing it is signing in as anybody. A random one of 32
 # characters has far more distinct characters and bits than these floors; a run of one
@@ -105,8 +112,10 @@ def cookie_secret_problem(cookie: str) -> str | None:
     counts = Counter(cookie)
     bits = max(0.0, -sum(n * math.log2(n / len(cookie)) for n in counts.values()))  # Shannon, whole string
     if len(counts) < _MIN_DISTINCT_CHARS or bits < _MIN_ESTIMATED_BITS:
-        return (f"[auth] cookie_secret is too predictable ({len(counts)} distinct characters, about "
-                f"{bits:.0f} bits; at least {_MIN_DISTINCT_CHARS} and {_MIN_ESTIMATED_BITS} needed); {fix}")
+        return (
+            f"[auth] cookie_secret is too predictable ({len(counts)} distinct characters, about "
+            f"{bits:.0f} bits; at least {_MIN_DISTINCT_CHARS} and {_MIN_ESTIMATED_BITS} needed); {fix}"
+        )
     return None
 
 

@@ -22,8 +22,19 @@ BEGIN, END = "<!-- context graph: begin (generated) -->", "<!-- context graph: e
 GROUND = {"errors", "clock", "settings", "db", "permissions", "attention"}
 # Lowest first: a context may import only contexts before it in this list.
 ORDER = [
-    "ground", "models", "simulator", "guardrails", "audit", "migrations", "identity",
-    "catalog", "budgets", "retention", "gateway", "experiments", "demo",
+    "ground",
+    "models",
+    "simulator",
+    "guardrails",
+    "audit",
+    "migrations",
+    "identity",
+    "catalog",
+    "budgets",
+    "retention",
+    "gateway",
+    "experiments",
+    "demo",
 ]
 # The outer doors: they may import anything; nothing else in core imports them.
 DOORS = ["cli", "http"]
@@ -68,9 +79,13 @@ def imports_in(path: Path) -> list[Import]:
                 # `from core.audit import chain` names a module: count it as core.audit.chain.
                 submodule = f"{node.module}.{alias.name}"
                 is_module = (ROOT / Path(*submodule.split("."))).with_suffix(".py").exists() or (
-                    ROOT / Path(*submodule.split(".")) / "__init__.py").exists()
-                found.append(Import(path, node.lineno, submodule if is_module else node.module,
-                                    None if is_module else alias.name))
+                    ROOT / Path(*submodule.split(".")) / "__init__.py"
+                ).exists()
+                found.append(
+                    Import(
+                        path, node.lineno, submodule if is_module else node.module, None if is_module else alias.name
+                    )
+                )
     return found
 
 
@@ -105,7 +120,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                found.append(trail[trail.index(nxt):] + [nxt])
+                found.append(trail[trail.index(nxt) :] + [nxt])
             elif nxt not in state:
                 walk(nxt, trail + [nxt])
         state[node] = "done"

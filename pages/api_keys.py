@@ -26,10 +26,23 @@ for view in key_views:
     if view.age_warning:
         st.warning(literal(f"{view.prefix}… ({team_names.get(view.team_id, '?')}): {view.age_warning}"))
 st.dataframe(
-    [{"id": k.id, "key": f"{k.prefix}…", "team": team_names.get(k.team_id, "?"), "label": k.label,
-      "status": k.status, "age (days)": k.age_days, "expires": k.expires_at, "last used": k.last_used_at,
-      "IP allow-list": ", ".join(k.allowed_cidrs) or "any"} for k in key_views],
-    hide_index=True, width="stretch", key="keys_table",
+    [
+        {
+            "id": k.id,
+            "key": f"{k.prefix}…",
+            "team": team_names.get(k.team_id, "?"),
+            "label": k.label,
+            "status": k.status,
+            "age (days)": k.age_days,
+            "expires": k.expires_at,
+            "last used": k.last_used_at,
+            "IP allow-list": ", ".join(k.allowed_cidrs) or "any",
+        }
+        for k in key_views
+    ],
+    hide_index=True,
+    width="stretch",
+    key="keys_table",
 )
 
 
@@ -41,13 +54,22 @@ create_tab, manage_tab = st.tabs(["New key", "Rotate or revoke"])
 with create_tab, st.form("create_key", clear_on_submit=True):
     team = st.selectbox("Team", list(team_names), format_func=team_names.get, key="key_team")
     label = st.text_input("Label (the application using it)", key="key_label", max_chars=80)
-    expires = st.number_input("Expires after (days, 0 = never)", min_value=0, max_value=3650, value=90,
-                              key="key_expires")
+    expires = st.number_input(
+        "Expires after (days, 0 = never)", min_value=0, max_value=3650, value=90, key="key_expires"
+    )
     cidrs = st.text_input("Allowed IP ranges (comma-separated CIDRs, empty = any)", key="key_cidrs")
     if st.form_submit_button("Create key", type="primary") and team is not None:
         with db.session_scope(write=True) as session, layout.shows_errors("Key created"):
-            _remember(keys.create_key(session=session, actor=actor, team_id=team, label=label,
-                                      expires_days=int(expires) or None, allowed_cidrs=cidrs))
+            _remember(
+                keys.create_key(
+                    session=session,
+                    actor=actor,
+                    team_id=team,
+                    label=label,
+                    expires_days=int(expires) or None,
+                    allowed_cidrs=cidrs,
+                )
+            )
 
 with manage_tab:
     live = [k for k in key_views if k.status in ("active", "grace")]
@@ -55,11 +77,17 @@ with manage_tab:
         st.caption("No active keys.")
     else:
         by_id = {k.id: k for k in live}
-        chosen = st.selectbox("Key", list(by_id), key="manage_key",
-                              format_func=lambda i: f"{by_id[i].prefix}… · {team_names.get(by_id[i].team_id, '?')}"
-                                                    f" · {by_id[i].label or 'no label'}")
-        grace = st.number_input("Grace period for the old key (hours)", min_value=0, max_value=720, value=24,
-                                key="grace_hours")
+        chosen = st.selectbox(
+            "Key",
+            list(by_id),
+            key="manage_key",
+            format_func=lambda i: (
+                f"{by_id[i].prefix}… · {team_names.get(by_id[i].team_id, '?')} · {by_id[i].label or 'no label'}"
+            ),
+        )
+        grace = st.number_input(
+            "Grace period for the old key (hours)", min_value=0, max_value=720, value=24, key="grace_hours"
+        )
         rotate_col, revoke_col = st.columns(2)
         if rotate_col.button("Rotate", key="rotate_key", type="primary"):
             with db.session_scope(write=True) as session, layout.shows_errors("Key rotated"):

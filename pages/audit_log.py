@@ -24,23 +24,36 @@ with db.session_scope() as session:
 with st.expander("Filters", expanded=True):
     left, middle, right = st.columns(3)
     actor_text = left.text_input("Actor", key="audit_actor", placeholder="person:12, e-mail or name")
-    action_text = middle.text_input("Action", key="audit_action", placeholder="budget.  -team.",
-                                    help="'budget.' is a prefix, '-team.' excludes, 'team.create' is exact")
-    team_id = right.selectbox("Team", [None, *teams], format_func=lambda t: "any team" if t is None else teams[t],
-                              key="audit_team")
+    action_text = middle.text_input(
+        "Action",
+        key="audit_action",
+        placeholder="budget.  -team.",
+        help="'budget.' is a prefix, '-team.' excludes, 'team.create' is exact",
+    )
+    team_id = right.selectbox(
+        "Team", [None, *teams], format_func=lambda t: "any team" if t is None else teams[t], key="audit_team"
+    )
     left, middle, right = st.columns(3)
     target_type = left.text_input("Target type", key="audit_target_type", placeholder="team, person, budget...")
     target_id = middle.text_input("Target id", key="audit_target_id")
     free_text = right.text_input("Text in the details", key="audit_text", help="Searched in the before/after JSON")
     left, right = st.columns(2)
-    since_text = left.text_input("From (UTC, inclusive)", key="audit_since", placeholder="2026-03-01 or 2026-03-01T14:30")
+    since_text = left.text_input(
+        "From (UTC, inclusive)", key="audit_since", placeholder="2026-03-01 or 2026-03-01T14:30"
+    )
     until_text = right.text_input("Until (UTC, exclusive)", key="audit_until")
 
 try:
     filters = audit_query.AuditFilter(
-        actor=actor_text, action=action_text, target_type=target_type, target_id=target_id, team_id=team_id,
-        since=audit_query.parse_time(since_text, field="From"), until=audit_query.parse_time(until_text, field="Until"),
-        text=free_text)
+        actor=actor_text,
+        action=action_text,
+        target_type=target_type,
+        target_id=target_id,
+        team_id=team_id,
+        since=audit_query.parse_time(since_text, field="From"),
+        until=audit_query.parse_time(until_text, field="Until"),
+        text=free_text,
+    )
     # A stack of page starts (seq cursors) for the current filters; new filters start over.
     if st.session_state.get("audit_filters") != filters:
         st.session_state["audit_filters"] = filters
@@ -62,10 +75,22 @@ if not page.events:
     st.info("No audit events match these filters.")
 else:
     picked = st.dataframe(
-        [{"seq": e.seq, "time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "actor": actor_label(e.actor),
-          "action": e.action, "target": f"{e.target_type} {e.target_id}",
-          "team": teams.get(e.team_id, e.team_id) if e.team_id is not None else ""} for e in page.events],
-        hide_index=True, width="stretch", key="audit_table", on_select="rerun", selection_mode="single-row",
+        [
+            {
+                "seq": e.seq,
+                "time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "actor": actor_label(e.actor),
+                "action": e.action,
+                "target": f"{e.target_type} {e.target_id}",
+                "team": teams.get(e.team_id, e.team_id) if e.team_id is not None else "",
+            }
+            for e in page.events
+        ],
+        hide_index=True,
+        width="stretch",
+        key="audit_table",
+        on_select="rerun",
+        selection_mode="single-row",
     )
 newer, older, _ = st.columns([1, 1, 4])
 if newer.button("Newer", key="audit_newer", disabled=len(cursors) == 1, icon=":material/arrow_back:"):
@@ -80,14 +105,29 @@ if page.events:
     if rows:
         event = page.events[rows[0]]
         st.subheader(literal(f"Event {event.seq}: {event.action}"))
-        st.caption(literal(f"{event.occurred_at:%Y-%m-%d %H:%M:%S.%f} UTC · {actor_label(event.actor)} · "
-                           f"{event.target_type} {event.target_id} · event id {event.event_id} · "
-                           f"hash {event.hash[:16]}…"))
+        st.caption(
+            literal(
+                f"{event.occurred_at:%Y-%m-%d %H:%M:%S.%f} UTC · {actor_label(event.actor)} · "
+                f"{event.target_type} {event.target_id} · event id {event.event_id} · "
+                f"hash {event.hash[:16]}…"
+            )
+        )
         changes = audit_query.diff(event.before, event.after)
         if changes:
-            st.dataframe([{"field": c.path, "before": "" if c.before is None else str(c.before),
-                           "after": "" if c.after is None else str(c.after), "change": c.kind} for c in changes],
-                         hide_index=True, width="stretch", key="audit_diff")
+            st.dataframe(
+                [
+                    {
+                        "field": c.path,
+                        "before": "" if c.before is None else str(c.before),
+                        "after": "" if c.after is None else str(c.after),
+                        "change": c.kind,
+                    }
+                    for c in changes
+                ],
+                hide_index=True,
+                width="stretch",
+                key="audit_diff",
+            )
         else:
             st.caption("No before/after details recorded.")
     else:
@@ -101,11 +141,24 @@ def export_of(fmt: str):
     def build() -> bytes:
         with db.session_scope() as session:
             return audit_export.export_bytes(session=session, actor=actor, filters=filters, fmt=fmt)
+
     return build
 
 
 left, right, _ = st.columns([1, 1, 4])
-left.download_button("CSV", data=export_of("csv"), file_name=audit_export.file_name("csv"),
-                     mime=audit_export.MIME["csv"], key="audit_export_csv", icon=":material/download:")
-right.download_button("JSON Lines", data=export_of("jsonl"), file_name=audit_export.file_name("jsonl"),
-                      mime=audit_export.MIME["jsonl"], key="audit_export_jsonl", icon=":material/download:")
+left.download_button(
+    "CSV",
+    data=export_of("csv"),
+    file_name=audit_export.file_name("csv"),
+    mime=audit_export.MIME["csv"],
+    key="audit_export_csv",
+    icon=":material/download:",
+)
+right.download_button(
+    "JSON Lines",
+    data=export_of("jsonl"),
+    file_name=audit_export.file_name("jsonl"),
+    mime=audit_export.MIME["jsonl"],
+    key="audit_export_jsonl",
+    icon=":material/download:",
+)

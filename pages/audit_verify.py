@@ -11,9 +11,13 @@ actor = layout.page_setup(__file__)
 st.title("Verify the audit chain")
 layout.show_flash()
 protected, protection = audit_checkpoints.protection_status()
-(st.info if protected else st.warning)(protection, icon=":material/verified_user:" if protected else ":material/lock_open:")
-st.caption("Every event's hash and every link between events is checked, not a sample, together with every "
-           "signed checkpoint in the database and in the checkpoint file.")
+(st.info if protected else st.warning)(
+    protection, icon=":material/verified_user:" if protected else ":material/lock_open:"
+)
+st.caption(
+    "Every event's hash and every link between events is checked, not a sample, together with every "
+    "signed checkpoint in the database and in the checkpoint file."
+)
 
 if st.button("Verify the whole chain", key="verify_run", type="primary", icon=":material/fact_check:"):
     bar = st.progress(0.0, text="Starting…")
@@ -27,8 +31,10 @@ if st.button("Verify the whole chain", key="verify_run", type="primary", icon=":
         if result.ok:
             st.success(result.summary(), icon=":material/check_circle:")
         else:
-            st.error(f"{len(result.problems) + result.dropped_problems} problem(s) found in {result.events:,} events",
-                     icon=":material/gpp_bad:")
+            st.error(
+                f"{len(result.problems) + result.dropped_problems} problem(s) found in {result.events:,} events",
+                icon=":material/gpp_bad:",
+            )
             st.code("\n".join(result.lines()), language=None)
         for note in result.notes:
             st.caption(note)
@@ -41,8 +47,20 @@ with db.session_scope() as session:
     checkpoints = audit_checkpoints.recent_checkpoints(session, actor=actor)
 st.subheader("Recent checkpoints")
 if checkpoints:
-    st.dataframe([{"seq": c.seq, "signed (UTC)": c.created_at[:19], "head hash": c.head_hash[:16] + "…",
-                   "key": c.key_id, "pruned before": c.pruned_before or ""} for c in checkpoints],
-                 hide_index=True, width="stretch", key="verify_checkpoints")
+    st.dataframe(
+        [
+            {
+                "seq": c.seq,
+                "signed (UTC)": c.created_at[:19],
+                "head hash": c.head_hash[:16] + "…",
+                "key": c.key_id,
+                "pruned before": c.pruned_before or "",
+            }
+            for c in checkpoints
+        ],
+        hide_index=True,
+        width="stretch",
+        key="verify_checkpoints",
+    )
 else:
     st.caption("No checkpoints yet.")

@@ -16,8 +16,11 @@ layout.show_flash()
 can_edit = actor.can(Permission.BUDGET_MANAGE)
 can_price = actor.can(Permission.PRICE_MANAGE)
 can_models = actor.can(Permission.MODEL_MANAGE)
-CACHE_LABELS = {"deterministic": "deterministic calls only (temperature 0 or a seed)",
-                "all": "every identical call, sampled ones too (same answer for 5 minutes)", "off": "off"}
+CACHE_LABELS = {
+    "deterministic": "deterministic calls only (temperature 0 or a seed)",
+    "all": "every identical call, sampled ones too (same answer for 5 minutes)",
+    "off": "off",
+}
 
 with db.session_scope() as session:
     rows = views.budget_rows(session, actor=actor)
@@ -31,11 +34,28 @@ with db.session_scope() as session:
 budgets_tab, alerts_tab, policy_tab, prices_tab = st.tabs(["Budgets", "Alerts", "Team policies", "Prices"])
 
 with budgets_tab:
-    st.dataframe([{
-        "scope": r.scope, "for": r.target, "period": r.period_key, "cap": r.cap, "token cap": r.cap_tokens,
-        "spent": r.spent, "reserved": r.reserved, "used %": round(r.percent, 1) if r.percent is not None else None,
-        "enforcement": "hard" if r.hard else "soft", "alerts at %": r.thresholds, "per-request cap": r.per_request_cap,
-        "webhook": r.webhook} for r in rows], hide_index=True, width="stretch", key="budgets_table")
+    st.dataframe(
+        [
+            {
+                "scope": r.scope,
+                "for": r.target,
+                "period": r.period_key,
+                "cap": r.cap,
+                "token cap": r.cap_tokens,
+                "spent": r.spent,
+                "reserved": r.reserved,
+                "used %": round(r.percent, 1) if r.percent is not None else None,
+                "enforcement": "hard" if r.hard else "soft",
+                "alerts at %": r.thresholds,
+                "per-request cap": r.per_request_cap,
+                "webhook": r.webhook,
+            }
+            for r in rows
+        ],
+        hide_index=True,
+        width="stretch",
+        key="budgets_table",
+    )
     if not can_edit:
         st.caption("Read-only: finance and admins change budgets.")
     else:
@@ -43,23 +63,30 @@ with budgets_tab:
             st.markdown("**Set a budget** (replaces the existing one for the same team, person or prompt)")
             scope = st.selectbox("Scope", config.SCOPES, key="budget_scope")
             team_pick = st.selectbox("Team (team scope)", list(teams), format_func=teams.get, key="budget_team")
-            person_pick = st.selectbox("Person (person scope)", list(people), format_func=people.get,
-                                       key="budget_person")
+            person_pick = st.selectbox(
+                "Person (person scope)", list(people), format_func=people.get, key="budget_person"
+            )
             prompt_pick = st.number_input("Prompt id (prompt scope)", min_value=1, step=1, key="budget_prompt")
             cap = st.text_input("Cap in USD (empty: none)", key="budget_cap")
             cap_tokens = st.number_input("Cap in tokens (0: none)", min_value=0, step=1000, key="budget_tokens")
-            period = st.selectbox("Period", periods.PERIODS, format_func=periods.PERIOD_LABELS.get,
-                                  key="budget_period")
+            period = st.selectbox("Period", periods.PERIODS, format_func=periods.PERIOD_LABELS.get, key="budget_period")
             thresholds = st.text_input("Alert thresholds, %", value="50, 80, 100", key="budget_thresholds")
-            hard = st.checkbox("Hard: refuse calls that do not fit (otherwise alert only)", value=True,
-                               key="budget_hard")
+            hard = st.checkbox(
+                "Hard: refuse calls that do not fit (otherwise alert only)", value=True, key="budget_hard"
+            )
             per_request = st.text_input("Per-request cap in USD (empty: none)", key="budget_per_request")
             webhook = st.text_input("Alert webhook URL (optional)", key="budget_webhook")
             if st.form_submit_button("Save budget", type="primary"):
                 target = {"team": team_pick, "person": person_pick, "prompt": int(prompt_pick)}[scope]
-                data = config.BudgetInput(cap_usd=cap or None, cap_tokens=int(cap_tokens) or None, period=period,
-                                          thresholds=thresholds, hard=hard, max_request_usd=per_request or None,
-                                          webhook_url=webhook or None)
+                data = config.BudgetInput(
+                    cap_usd=cap or None,
+                    cap_tokens=int(cap_tokens) or None,
+                    period=period,
+                    thresholds=thresholds,
+                    hard=hard,
+                    max_request_usd=per_request or None,
+                    webhook_url=webhook or None,
+                )
                 with db.session_scope(write=True) as session, layout.shows_errors("Budget saved"):
                     config.set_budget(session=session, actor=actor, scope=scope, target_id=target, data=data)
         if rows:
@@ -71,17 +98,40 @@ with budgets_tab:
 
 with alerts_tab:
     labels = {r.id: f"{r.scope}: {r.target}" for r in rows}
-    st.dataframe([{
-        "budget": labels.get(a.budget_id, a.budget_id), "period": a.period_key, "threshold %": a.threshold_pct,
-        "spent then": a.spent, "at (UTC)": a.created_at.strftime("%Y-%m-%d %H:%M"), "webhook": a.webhook_status,
-        "attempts": a.webhook_attempts} for a in alert_rows], hide_index=True, width="stretch", key="alerts_table")
+    st.dataframe(
+        [
+            {
+                "budget": labels.get(a.budget_id, a.budget_id),
+                "period": a.period_key,
+                "threshold %": a.threshold_pct,
+                "spent then": a.spent,
+                "at (UTC)": a.created_at.strftime("%Y-%m-%d %H:%M"),
+                "webhook": a.webhook_status,
+                "attempts": a.webhook_attempts,
+            }
+            for a in alert_rows
+        ],
+        hide_index=True,
+        width="stretch",
+        key="alerts_table",
+    )
     if not alert_rows:
         st.caption("No alerts yet.")
 
 with policy_tab:
-    st.dataframe([{"team": teams[t], "allowed models": ", ".join(p.allowed_models) or "all priced models",
-                   "lower max_tokens when tight": p.lower_max_tokens} for t, p in policies.items()],
-                 hide_index=True, width="stretch", key="policies_table")
+    st.dataframe(
+        [
+            {
+                "team": teams[t],
+                "allowed models": ", ".join(p.allowed_models) or "all priced models",
+                "lower max_tokens when tight": p.lower_max_tokens,
+            }
+            for t, p in policies.items()
+        ],
+        hide_index=True,
+        width="stretch",
+        key="policies_table",
+    )
     if (can_edit or can_models) and teams:
         # Outside the form, so that picking a team fills the form with that team's policy:
         # saving one part must not overwrite the other with an empty default.
@@ -94,14 +144,24 @@ with policy_tab:
             # Each person sees what their role may change: allow-lists are the admins', the
             # max_tokens choice finance's too.
             choices = sorted(set(models) | set(policies[team].allowed_models))  # aliases too
-            allowed = (st.multiselect("Allowed models (none selected: all priced models)", choices,
-                                      key="policy_models") if can_models else None)
-            lower = (st.checkbox("Lower max_tokens to what the budget can pay for when the worst case does not fit",
-                                 key="policy_lower") if can_edit else None)
+            allowed = (
+                st.multiselect("Allowed models (none selected: all priced models)", choices, key="policy_models")
+                if can_models
+                else None
+            )
+            lower = (
+                st.checkbox(
+                    "Lower max_tokens to what the budget can pay for when the worst case does not fit",
+                    key="policy_lower",
+                )
+                if can_edit
+                else None
+            )
             if st.form_submit_button("Save policy", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Team policy saved"):
-                    config.set_team_policy(session=session, actor=actor, team_id=team, allowed_models=allowed,
-                                           lower_max_tokens=lower)
+                    config.set_team_policy(
+                        session=session, actor=actor, team_id=team, allowed_models=allowed, lower_max_tokens=lower
+                    )
         if not can_models:
             st.caption("Admins set the allowed models.")
     if actor.can(Permission.TEAM_MANAGE) and teams:
@@ -111,32 +171,61 @@ with policy_tab:
         current = {**gateway_policies.DEFAULT_SETTINGS, **stored}
         with st.form("gateway_policy_form"):
             st.markdown(f"**Moderation and response cache of {teams[gateway_team]}**")
-            mod_action = st.selectbox("Moderation", ["block", "hold", "off"],
-                                      index=["block", "hold", "off"].index(current.get("moderation", "block")),
-                                      key="gw_moderation",
-                                      help="block: refuse flagged requests; hold: a governance lead reviews them")
-            provider = st.selectbox("Moderation source", list(moderation.PROVIDERS),
-                                    index=list(moderation.PROVIDERS).index(current["moderation_provider"]),
-                                    format_func=moderation.PROVIDER_LABELS.get, key="gw_provider")
-            cache_mode = st.selectbox("Response cache", list(gateway_policies.CACHE_MODES),
-                                      index=list(gateway_policies.CACHE_MODES).index(current["cache"]),
-                                      format_func=CACHE_LABELS.get, key="gw_cache")
+            mod_action = st.selectbox(
+                "Moderation",
+                ["block", "hold", "off"],
+                index=["block", "hold", "off"].index(current.get("moderation", "block")),
+                key="gw_moderation",
+                help="block: refuse flagged requests; hold: a governance lead reviews them",
+            )
+            provider = st.selectbox(
+                "Moderation source",
+                list(moderation.PROVIDERS),
+                index=list(moderation.PROVIDERS).index(current["moderation_provider"]),
+                format_func=moderation.PROVIDER_LABELS.get,
+                key="gw_provider",
+            )
+            cache_mode = st.selectbox(
+                "Response cache",
+                list(gateway_policies.CACHE_MODES),
+                index=list(gateway_policies.CACHE_MODES).index(current["cache"]),
+                format_func=CACHE_LABELS.get,
+                key="gw_cache",
+            )
             if st.form_submit_button("Save moderation and cache", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Moderation and cache saved"):
-                    gateway_policies.set_team_policy(session=session, actor=actor, team_id=gateway_team,
-                                                     pii_action=stored.get("pii_action", "redact"),
-                                                     moderation=mod_action, cache=cache_mode,
-                                                     moderation_provider=provider)
+                    gateway_policies.set_team_policy(
+                        session=session,
+                        actor=actor,
+                        team_id=gateway_team,
+                        pii_action=stored.get("pii_action", "redact"),
+                        moderation=mod_action,
+                        cache=cache_mode,
+                        moderation_provider=provider,
+                    )
         if current.get("moderation") == "off":
             st.warning(f"Moderation is off for {teams[gateway_team]}: its calls reach the model unchecked.")
         elif current["moderation_provider"] == "local":
             st.info("The local check matches explicit phrasings from a short list; it is not a classifier.")
 
 with prices_tab:
-    st.dataframe([{"model": p.model, "from (UTC)": p.effective_from.strftime("%Y-%m-%d %H:%M"),
-                   "input / 1M": p.input, "cached input / 1M": p.cached_input, "output / 1M": p.output,
-                   "source": p.source, "origin": p.origin} for p in price_rows],
-                 hide_index=True, width="stretch", key="prices_table")
+    st.dataframe(
+        [
+            {
+                "model": p.model,
+                "from (UTC)": p.effective_from.strftime("%Y-%m-%d %H:%M"),
+                "input / 1M": p.input,
+                "cached input / 1M": p.cached_input,
+                "output / 1M": p.output,
+                "source": p.source,
+                "origin": p.origin,
+            }
+            for p in price_rows
+        ],
+        hide_index=True,
+        width="stretch",
+        key="prices_table",
+    )
     if not can_price:
         st.caption("Read-only: admins add price overrides.")
     else:
@@ -150,13 +239,24 @@ with prices_tab:
             source = st.text_input("Source", key="price_source")
             if st.form_submit_button("Add override", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Price override added"):
-                    prices.add_override(session=session, actor=actor, model=model, effective_from=effective.isoformat(),
-                                        input=input_price, cached_input=cached_price or None,
-                                        output=output_price or None, source=source)
+                    prices.add_override(
+                        session=session,
+                        actor=actor,
+                        model=model,
+                        effective_from=effective.isoformat(),
+                        input=input_price,
+                        cached_input=cached_price or None,
+                        output=output_price or None,
+                        source=source,
+                    )
         future = {p.override_id: f"{p.model} from {p.effective_from:%Y-%m-%d}" for p in price_rows if p.override_id}
         if future:
-            pick = st.selectbox("Override to remove (only before it takes effect)", list(future),
-                                format_func=future.get, key="price_delete_pick")
+            pick = st.selectbox(
+                "Override to remove (only before it takes effect)",
+                list(future),
+                format_func=future.get,
+                key="price_delete_pick",
+            )
             if st.button("Remove override", key="price_delete"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Price override removed"):
                     prices.delete_override(session=session, actor=actor, override_id=pick)

@@ -11,8 +11,10 @@ from pages.ui.text import literal
 actor = layout.page_setup(__file__)
 st.title("Held requests")
 layout.show_flash()
-st.caption("Requests held by moderation and answers flagged by the output scan wait here. "
-           "The calling application polls for your decision and reads your comment.")
+st.caption(
+    "Requests held by moderation and answers flagged by the output scan wait here. "
+    "The calling application polls for your decision and reads your comment."
+)
 
 with db.session_scope() as session:
     pending = review_requests.list_held(session, actor=actor)
@@ -23,27 +25,56 @@ if not pending:
     st.info("Nothing is waiting for a decision.")
 for held in pending:
     with st.container(border=True):
-        st.markdown(f"**{literal(held.public_id)}** · " + literal(f"{team_names.get(held.team_id, '?')} · {held.kind} · rule {held.rule}"))
-        st.dataframe([{"rule": f["rule"], "count": f["count"], "masked": ", ".join(f["masked"]),
-                       "action": f["action"]} for f in held.findings], hide_index=True,
-                     key=f"findings_{held.public_id}")
+        st.markdown(
+            f"**{literal(held.public_id)}** · "
+            + literal(f"{team_names.get(held.team_id, '?')} · {held.kind} · rule {held.rule}")
+        )
+        st.dataframe(
+            [
+                {"rule": f["rule"], "count": f["count"], "masked": ", ".join(f["masked"]), "action": f["action"]}
+                for f in held.findings
+            ],
+            hide_index=True,
+            key=f"findings_{held.public_id}",
+        )
         if held.response:
             choices = held.response.get("choices") or []
-            st.text_area("Answer (redacted)", value=(choices[0].get("message", {}).get("content") or "")
-                         if choices else str(held.response.get("content", "")), disabled=True,
-                         key=f"answer_{held.public_id}")
+            st.text_area(
+                "Answer (redacted)",
+                value=(choices[0].get("message", {}).get("content") or "")
+                if choices
+                else str(held.response.get("content", "")),
+                disabled=True,
+                key=f"answer_{held.public_id}",
+            )
         comment = st.text_input("Comment (required)", key=f"comment_{held.public_id}")
         release_col, deny_col = st.columns(2)
         if release_col.button("Release", key=f"release_{held.public_id}", type="primary"):
             with db.session_scope(write=True) as session, layout.shows_errors("Released"):
-                review_requests.decide(session=session, actor=actor, public_id=held.public_id, release=True,
-                                       comment=comment)
+                review_requests.decide(
+                    session=session, actor=actor, public_id=held.public_id, release=True, comment=comment
+                )
         if deny_col.button("Deny", key=f"deny_{held.public_id}"):
             with db.session_scope(write=True) as session, layout.shows_errors("Denied"):
-                review_requests.decide(session=session, actor=actor, public_id=held.public_id, release=False,
-                                       comment=comment)
+                review_requests.decide(
+                    session=session, actor=actor, public_id=held.public_id, release=False, comment=comment
+                )
 
 st.subheader("Decided")
-st.dataframe([{"id": h.public_id, "team": team_names.get(h.team_id, "?"), "rule": h.rule, "status": h.status,
-               "decided": h.decided_at, "comment": h.comment} for h in decided if h.status != "pending"],
-             hide_index=True, width="stretch", key="decided_table")
+st.dataframe(
+    [
+        {
+            "id": h.public_id,
+            "team": team_names.get(h.team_id, "?"),
+            "rule": h.rule,
+            "status": h.status,
+            "decided": h.decided_at,
+            "comment": h.comment,
+        }
+        for h in decided
+        if h.status != "pending"
+    ],
+    hide_index=True,
+    width="stretch",
+    key="decided_table",
+)

@@ -40,7 +40,15 @@ right.metric("People", len(people))
 if recent:
     st.subheader("Recent activity")
     st.dataframe(
-        [{"time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), "actor": names.get(e.actor, e.actor),
-          "action": e.action, "target": f"{e.target_type} {e.target_id}"} for e in recent],
-        hide_index=True, width="stretch",
+        [
+            {
+                "time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "actor": names.get(e.actor, e.actor),
+                "action": e.action,
+                "target": f"{e.target_type} {e.target_id}",
+            }
+            for e in recent
+        ],
+        hide_index=True,
+        width="stretch",
     )

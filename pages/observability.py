@@ -13,8 +13,10 @@ from pages.ui import layout
 
 actor = layout.page_setup(__file__)
 st.title("Observability")
-st.caption("Every call through the gateway, from the call log. Latency is for answered calls; "
-           "p50/p95 are read from a histogram (within 2.5 %). Times are UTC.")
+st.caption(
+    "Every call through the gateway, from the call log. Latency is for answered calls; "
+    "p50/p95 are read from a histogram (within 2.5 %). Times are UTC."
+)
 
 with db.session_scope() as session:
     teams = {t.id: t.name for t in identity.list_teams(session)}
@@ -38,8 +40,14 @@ offered_models, offered_prompts = _options(days, actor.ref, actor)
 models = filters[1].multiselect("Models", offered_models, key="obs_models")
 prompts = filters[2].multiselect("Prompts", offered_prompts, key="obs_prompts")
 
-query = MetricsQuery(days=days, by=tuple(by), granularity=granularity, team_ids=tuple(team_ids),
-                     models=tuple(models), prompts=tuple(prompts))
+query = MetricsQuery(
+    days=days,
+    by=tuple(by),
+    granularity=granularity,
+    team_ids=tuple(team_ids),
+    models=tuple(models),
+    prompts=tuple(prompts),
+)
 with db.session_scope() as session:
     series = gateway_metrics(session, actor=actor, query=query)
 
@@ -64,51 +72,114 @@ second[3].metric("Blocked / held", f"{series.blocked:,} / {series.held:,}")
 
 
 def _group_label(bucket) -> str:
-    parts = {"team": teams.get(bucket.team_id, "(no team)"), "model": bucket.model,
-             "prompt": bucket.prompt or "(no catalog prompt)"}
+    parts = {
+        "team": teams.get(bucket.team_id, "(no team)"),
+        "model": bucket.model,
+        "prompt": bucket.prompt or "(no catalog prompt)",
+    }
     return " · ".join(str(parts[d]) for d in by) or "all calls"
 
 
 def _frame(buckets, *, timed: bool) -> pd.DataFrame:
-    frame = pd.DataFrame([{**b.__dict__, "error_rate": b.error_rate, "rate_429": b.rate_429,
-                           "cache_hit_rate": b.cache_hit_rate, "group": _group_label(b)} for b in buckets])
+    frame = pd.DataFrame(
+        [
+            {
+                **b.__dict__,
+                "error_rate": b.error_rate,
+                "rate_429": b.rate_429,
+                "cache_hit_rate": b.cache_hit_rate,
+                "group": _group_label(b),
+            }
+            for b in buckets
+        ]
+    )
     if timed:  # the whole-period totals have no time
         hourly = granularity == "hour"
-        frame["time"] = pd.to_datetime(frame["period"] + (":00" if hourly else ""), utc=True,
-                                       format="%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d")
+        frame["time"] = pd.to_datetime(
+            frame["period"] + (":00" if hourly else ""), utc=True, format="%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d"
+        )
     return frame
 
 
 frame = _frame(series.buckets, timed=True)
 left, right = st.columns(2)
-left.plotly_chart(px.bar(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"),
-                  key="calls_chart")
-latency = frame.melt(id_vars=["time", "group"], value_vars=["p50_ms", "p95_ms"], var_name="percentile",
-                     value_name="ms").dropna()
-right.plotly_chart(px.line(latency, x="time", y="ms", color="group", line_dash="percentile", markers=True,
-                           title="Latency p50 and p95 (ms)"), key="latency_chart")
+left.plotly_chart(
+    px.bar(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"), key="calls_chart"
+)
+latency = frame.melt(
+    id_vars=["time", "group"], value_vars=["p50_ms", "p95_ms"], var_name="percentile", value_name="ms"
+).dropna()
+right.plotly_chart(
+    px.line(
+        latency, x="time", y="ms", color="group", line_dash="percentile", markers=True, title="Latency p50 and p95 (ms)"
+    ),
+    key="latency_chart",
+)
 
 per_period = frame.groupby("time")[["calls", "errors", "rejected_429", "cache_hits", "blocked", "held"]].sum()
-rates = pd.DataFrame({"error rate": per_period["errors"] / per_period["calls"],
-                      "429 rate": per_period["rejected_429"] / per_period["calls"],
-                      "cache hit rate": per_period["cache_hits"] / per_period["calls"]}).reset_index()
+rates = pd.DataFrame(
+    {
+        "error rate": per_period["errors"] / per_period["calls"],
+        "429 rate": per_period["rejected_429"] / per_period["calls"],
+        "cache hit rate": per_period["cache_hits"] / per_period["calls"],
+    }
+).reset_index()
 left, right = st.columns(2)
-left.plotly_chart(px.line(rates.melt(id_vars="time", var_name="rate", value_name="share"), x="time", y="share",
-                          color="rate", markers=True, title="Error, 429 and cache-hit rates")
-                  .update_yaxes(tickformat=".0%"), key="rates_chart")
-right.plotly_chart(px.bar(per_period.reset_index().melt(id_vars="time", value_vars=["blocked", "held"],
-                                                         var_name="outcome", value_name="requests"),
-                          x="time", y="requests", color="outcome", title="Blocked and held requests"),
-                   key="guarded_chart")
+left.plotly_chart(
+    px.line(
+        rates.melt(id_vars="time", var_name="rate", value_name="share"),
+        x="time",
+        y="share",
+        color="rate",
+        markers=True,
+        title="Error, 429 and cache-hit rates",
+    ).update_yaxes(tickformat=".0%"),
+    key="rates_chart",
+)
+right.plotly_chart(
+    px.bar(
+        per_period.reset_index().melt(
+            id_vars="time", value_vars=["blocked", "held"], var_name="outcome", value_name="requests"
+        ),
+        x="time",
+        y="requests",
+        color="outcome",
+        title="Blocked and held requests",
+    ),
+    key="guarded_chart",
+)
 
 st.subheader("Breakdown over the whole period")
 table = _frame(series.totals, timed=False)
 if not table.empty:
     table["cost"] = table["cost_micro"].map(format_micro)
-    st.dataframe(table[["group", "calls", "p50_ms", "p95_ms", "error_rate", "rate_429", "cache_hit_rate",
-                        "blocked", "held", "cost"]].sort_values("calls", ascending=False),
-                 hide_index=True, width="stretch", key="obs_table",
-                 column_config={name: st.column_config.NumberColumn(format="percent")
-                                for name in ("error_rate", "rate_429", "cache_hit_rate")})
-    st.download_button("Download CSV", table.to_csv(index=False).encode(),
-                       file_name="gateway_metrics.csv", mime="text/csv", key="obs_csv")
+    st.dataframe(
+        table[
+            [
+                "group",
+                "calls",
+                "p50_ms",
+                "p95_ms",
+                "error_rate",
+                "rate_429",
+                "cache_hit_rate",
+                "blocked",
+                "held",
+                "cost",
+            ]
+        ].sort_values("calls", ascending=False),
+        hide_index=True,
+        width="stretch",
+        key="obs_table",
+        column_config={
+            name: st.column_config.NumberColumn(format="percent")
+            for name in ("error_rate", "rate_429", "cache_hit_rate")
+        },
+    )
+    st.download_button(
+        "Download CSV",
+        table.to_csv(index=False).encode(),
+        file_name="gateway_metrics.csv",
+        mime="text/csv",
+        key="obs_csv",
+    )

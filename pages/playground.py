@@ -21,8 +21,9 @@ if not prompts:
     st.info("The catalog has no prompts yet.")
     st.stop()
 by_id = {p.id: p for p in prompts}
-prompt_id = st.selectbox("Prompt", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].team})",
-                         key="pg_prompt")
+prompt_id = st.selectbox(
+    "Prompt", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].team})", key="pg_prompt"
+)
 with db.session_scope() as session:
     versions = playground.runnable_versions(session, actor=actor, prompt_id=prompt_id)
 if not versions:
@@ -34,13 +35,22 @@ count = int(st.number_input("Variants side by side", min_value=1, max_value=4, v
 chosen = []
 for index, column in enumerate(st.columns(count)):
     with column:
-        version_id = st.selectbox("Version", list(by_version), key=f"pg_version_{index}",
-                                  format_func=lambda i: f"v{by_version[i].number} ({by_version[i].state.replace('_', ' ')})")
+        version_id = st.selectbox(
+            "Version",
+            list(by_version),
+            key=f"pg_version_{index}",
+            format_func=lambda i: f"v{by_version[i].number} ({by_version[i].state.replace('_', ' ')})",
+        )
         model = st.text_input("Model", value="", placeholder=by_version[version_id].model, key=f"pg_model_{index}")
         temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key=f"pg_temperature_{index}")
         max_tokens = st.number_input("Max output tokens", 1, 32000, 512, key=f"pg_max_tokens_{index}")
-        chosen.append(playground.VariantChoice(version_id, model.strip() or None,
-                                                   {"temperature": temperature, "max_completion_tokens": int(max_tokens)}))
+        chosen.append(
+            playground.VariantChoice(
+                version_id,
+                model.strip() or None,
+                {"temperature": temperature, "max_completion_tokens": int(max_tokens)},
+            )
+        )
 
 st.subheader("Input")
 declared = by_version[chosen[0].version_id].variables
@@ -64,8 +74,9 @@ for turn in history:
 run_col, reset_col = st.columns([1, 1])
 if run_col.button("Run", type="primary", key="pg_run"):
     with db.session_scope() as session, layout.shows_errors():
-        st.session_state["pg_answers"] = playground.run(session=session, actor=actor, variants=chosen,
-                                                        variables=variables, history=history)
+        st.session_state["pg_answers"] = playground.run(
+            session=session, actor=actor, variants=chosen, variables=variables, history=history
+        )
 if reset_col.button("New conversation", key="pg_reset"):
     st.session_state["pg_history"], st.session_state["pg_answers"] = [], []
     st.rerun()
@@ -79,16 +90,21 @@ if answers:
                 st.warning(literal(answer.error))
             else:
                 st.write(answer.text)
-            st.caption(f"{answer.input_tokens} in / {answer.output_tokens} out tokens · "
-                       f"{format_micro(answer.cost_micro)} · {answer.latency_ms:.0f} ms · {answer.request_id}")
+            st.caption(
+                f"{answer.input_tokens} in / {answer.output_tokens} out tokens · "
+                f"{format_micro(answer.cost_micro)} · {answer.latency_ms:.0f} ms · {answer.request_id}"
+            )
     st.subheader("Continue the chat")
-    keep = st.selectbox("Keep the answer of", list(range(len(answers))), key="pg_keep",
-                        format_func=lambda i: answers[i].label)
+    keep = st.selectbox(
+        "Keep the answer of", list(range(len(answers))), key="pg_keep", format_func=lambda i: answers[i].label
+    )
     follow_up = st.text_input("Your next message", key="pg_follow_up")
     if st.button("Send", key="pg_send") and follow_up.strip():
-        history.extend([{"role": "assistant", "content": answers[keep].text},
-                        {"role": "user", "content": follow_up.strip()}])
+        history.extend(
+            [{"role": "assistant", "content": answers[keep].text}, {"role": "user", "content": follow_up.strip()}]
+        )
         with db.session_scope() as session, layout.shows_errors():
-            st.session_state["pg_answers"] = playground.run(session=session, actor=actor, variants=chosen,
-                                                            variables=variables, history=history)
+            st.session_state["pg_answers"] = playground.run(
+                session=session, actor=actor, variants=chosen, variables=variables, history=history
+            )
         st.rerun()

@@ -23,8 +23,13 @@ if not my_teams:
     st.stop()
 
 by_id = {p.id: p for p in prompts}
-choice = st.selectbox("Prompt", [None, *by_id], format_func=lambda i: by_id[i].name if i else "➕ New prompt",
-                      index=1 if prompts else 0, key="editor_prompt")
+choice = st.selectbox(
+    "Prompt",
+    [None, *by_id],
+    format_func=lambda i: by_id[i].name if i else "➕ New prompt",
+    index=1 if prompts else 0,
+    key="editor_prompt",
+)
 base = None
 if choice is None:
     left, right = st.columns(2)
@@ -33,48 +38,75 @@ if choice is None:
     purpose = st.text_area("Purpose", key="editor_new_purpose", height=70)
     left, right = st.columns(2)
     risk = left.selectbox("Risk tier", RISK_TIERS, key="editor_new_risk")
-    classification = right.selectbox("Data classification", DATA_CLASSIFICATIONS, index=1,
-                                     key="editor_new_classification")
-    prompt = PromptSpec(name=name.strip(), team=team, purpose=purpose, risk_tier=risk,
-                        data_classification=classification)
+    classification = right.selectbox(
+        "Data classification", DATA_CLASSIFICATIONS, index=1, key="editor_new_classification"
+    )
+    prompt = PromptSpec(
+        name=name.strip(), team=team, purpose=purpose, risk_tier=risk, data_classification=classification
+    )
     suffix = "new"
 else:
     with db.session_scope() as session:
         detail = views.prompt_detail(session, actor=actor, prompt_id=choice)
         prompt = views.prompt_spec_of(session, actor=actor, prompt_id=choice)
     numbers = {v.id: v for v in detail.versions}
-    base_id = st.selectbox("Start from", list(numbers), key="editor_base",
-                           format_func=lambda i: f"v{numbers[i].number} ({numbers[i].state.replace('_', ' ')})")
+    base_id = st.selectbox(
+        "Start from",
+        list(numbers),
+        key="editor_base",
+        format_func=lambda i: f"v{numbers[i].number} ({numbers[i].state.replace('_', ' ')})",
+    )
     with db.session_scope() as session:
         base = views.version_spec_of(session, actor=actor, version_id=base_id)
     suffix = f"{choice}_{base_id}"
-    st.caption(literal(f"{prompt.team} · {prompt.risk_tier} risk · {prompt.data_classification} data — "
-                       f"{prompt.purpose}"))
+    st.caption(
+        literal(f"{prompt.team} · {prompt.risk_tier} risk · {prompt.data_classification} data — {prompt.purpose}")
+    )
 
 left, mid, right = st.columns([2, 1, 1])
 model = left.text_input("Model", value=base.model if base else "gpt-4o-mini", key=f"editor_model_{suffix}")
-temperature = mid.number_input("Temperature", 0.0, 2.0, step=0.1, key=f"editor_temperature_{suffix}",
-                               value=base.params.temperature if base else None)
-max_tokens = right.number_input("Max tokens", 1, 128_000, step=50, key=f"editor_max_tokens_{suffix}",
-                                value=base.params.max_tokens if base else None)
+temperature = mid.number_input(
+    "Temperature",
+    0.0,
+    2.0,
+    step=0.1,
+    key=f"editor_temperature_{suffix}",
+    value=base.params.temperature if base else None,
+)
+max_tokens = right.number_input(
+    "Max tokens", 1, 128_000, step=50, key=f"editor_max_tokens_{suffix}", value=base.params.max_tokens if base else None
+)
 base_messages = [(m.role, m.content) for m in base.messages] if base else [("system", ""), ("user", "")]
 count = st.number_input("Messages", 1, 20, value=len(base_messages), key=f"editor_count_{suffix}")
 messages = []
 for index in range(int(count)):
     role, content = base_messages[index] if index < len(base_messages) else ("user", "")
     role_col, content_col = st.columns([1, 5])
-    role = role_col.selectbox("Role", MESSAGE_ROLES, index=MESSAGE_ROLES.index(role), key=f"editor_role_{index}_{suffix}")
-    content = content_col.text_area(f"Message {index} (Jinja template)", value=content, height=150,
-                                    key=f"editor_content_{index}_{suffix}")
+    role = role_col.selectbox(
+        "Role", MESSAGE_ROLES, index=MESSAGE_ROLES.index(role), key=f"editor_role_{index}_{suffix}"
+    )
+    content = content_col.text_area(
+        f"Message {index} (Jinja template)", value=content, height=150, key=f"editor_content_{index}_{suffix}"
+    )
     messages.append((role, content))
-variables = st.text_area("Variables, one per line: name: type: description (string, integer, number, boolean, list)",
-                         value=editor.variables_text(base) if base else "", key=f"editor_variables_{suffix}")
+variables = st.text_area(
+    "Variables, one per line: name: type: description (string, integer, number, boolean, list)",
+    value=editor.variables_text(base) if base else "",
+    key=f"editor_variables_{suffix}",
+)
 change_note = st.text_input("Change note", key=f"editor_note_{suffix}", placeholder="What changed, and why")
 
 try:
-    _, version = editor.build_version(prompt=prompt, model=model, temperature=temperature, max_tokens=max_tokens,
-                                      messages=messages, variables=variables, change_note=change_note or "-",
-                                      base=base)
+    _, version = editor.build_version(
+        prompt=prompt,
+        model=model,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        messages=messages,
+        variables=variables,
+        change_note=change_note or "-",
+        base=base,
+    )
 except QuorumError as problem:
     version = None
     st.warning(literal(f"Not a valid version yet: {problem}"))
@@ -85,12 +117,22 @@ if version is not None:
         if not findings:
             st.caption("No findings.")
         for finding in findings:
-            (st.warning if finding.severity == "error" else st.caption)(literal(f"{finding.severity}: {finding.message}"))
+            (st.warning if finding.severity == "error" else st.caption)(
+                literal(f"{finding.severity}: {finding.message}")
+            )
 
 if st.button("Save as draft", type="primary", key="editor_save"):
     with db.session_scope(write=True) as session, layout.shows_errors("Draft saved"):
-        _, version = editor.build_version(prompt=prompt, model=model, temperature=temperature, max_tokens=max_tokens,
-                                          messages=messages, variables=variables, change_note=change_note, base=base)
+        _, version = editor.build_version(
+            prompt=prompt,
+            model=model,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            messages=messages,
+            variables=variables,
+            change_note=change_note,
+            base=base,
+        )
         if choice is None:
             store.create_prompt(session=session, actor=actor, prompt=prompt, version=version)
         else:

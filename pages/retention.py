@@ -29,30 +29,58 @@ with db.session_scope() as session:
     people = {p.id: p.display_name for p in identity.list_people(session)}
 
 classes_tab, holds_tab, enforce_tab, requests_tab = st.tabs(
-    ["Classes", "Legal holds", "Enforcement", "Subject requests"])
+    ["Classes", "Legal holds", "Enforcement", "Subject requests"]
+)
 
 with classes_tab:
-    st.dataframe([{"class": c.label, "period": c.period, "at expiry": c.action, "compliance basis": c.basis,
-                   "rule from": c.source, "team rules": c.team_rules, "records": c.record_kinds, "note": c.note}
-                  for c in classes], hide_index=True, width="stretch", key="retention_classes")
-    st.caption("A legal hold wins over deletion; when several classes apply to a record the longest wins; "
-               "a team's own rule wins over the default.")
+    st.dataframe(
+        [
+            {
+                "class": c.label,
+                "period": c.period,
+                "at expiry": c.action,
+                "compliance basis": c.basis,
+                "rule from": c.source,
+                "team rules": c.team_rules,
+                "records": c.record_kinds,
+                "note": c.note,
+            }
+            for c in classes
+        ],
+        hide_index=True,
+        width="stretch",
+        key="retention_classes",
+    )
+    st.caption(
+        "A legal hold wins over deletion; when several classes apply to a record the longest wins; "
+        "a team's own rule wins over the default."
+    )
     st.subheader("Stored payloads per team")
-    st.dataframe([{"team": teams.get(t, t), "request and response text stored": m} for t, m in modes.items()],
-                 hide_index=True, width="stretch", key="retention_payload_modes")
+    st.dataframe(
+        [{"team": teams.get(t, t), "request and response text stored": m} for t, m in modes.items()],
+        hide_index=True,
+        width="stretch",
+        key="retention_payload_modes",
+    )
     if can_manage:
         by_key = {c.key: c for c in classes}
         with st.form("retention_rule"):
-            class_key = st.selectbox("Class", list(by_key), format_func=lambda k: by_key[k].label,
-                                     key="retention_rule_class")
-            team = st.selectbox("Applies to", [None, *teams], format_func=lambda t: "Everyone (default)"
-                                if t is None else teams[t], key="retention_rule_team")
+            class_key = st.selectbox(
+                "Class", list(by_key), format_func=lambda k: by_key[k].label, key="retention_rule_class"
+            )
+            team = st.selectbox(
+                "Applies to",
+                [None, *teams],
+                format_func=lambda t: "Everyone (default)" if t is None else teams[t],
+                key="retention_rule_team",
+            )
             period = st.text_input("Period (e.g. 2y, 18m, 90d)", key="retention_rule_period")
             action = st.selectbox("At expiry", ACTIONS, key="retention_rule_action")
             if st.form_submit_button("Save rule", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Rule saved"):
-                    rules.set_rule(session=session, actor=actor, class_key=class_key, period=period,
-                                   action=action, team_id=team)
+                    rules.set_rule(
+                        session=session, actor=actor, class_key=class_key, period=period, action=action, team_id=team
+                    )
         with st.form("retention_payloads"):
             team = st.selectbox("Team", list(teams), format_func=teams.get, key="retention_payload_team")
             mode = st.selectbox("Store", PAYLOAD_MODES, key="retention_payload_mode")
@@ -61,35 +89,63 @@ with classes_tab:
                     rules.set_payload_storage_mode(session=session, actor=actor, team_id=team, mode=mode)
 
 with holds_tab:
+
     def scope(hold) -> str:
-        parts = [f"team {teams.get(hold.team_id, hold.team_id)}" if hold.team_id else "",
-                 f"person {people.get(hold.person_id, hold.person_id)}" if hold.person_id else "",
-                 f"prompt {hold.prompt_id}" if hold.prompt_id else "",
-                 f"from {hold.starts_at:%Y-%m-%d}" if hold.starts_at else "",
-                 f"until {hold.ends_at:%Y-%m-%d}" if hold.ends_at else ""]
+        parts = [
+            f"team {teams.get(hold.team_id, hold.team_id)}" if hold.team_id else "",
+            f"person {people.get(hold.person_id, hold.person_id)}" if hold.person_id else "",
+            f"prompt {hold.prompt_id}" if hold.prompt_id else "",
+            f"from {hold.starts_at:%Y-%m-%d}" if hold.starts_at else "",
+            f"until {hold.ends_at:%Y-%m-%d}" if hold.ends_at else "",
+        ]
         return ", ".join(p for p in parts if p)
 
-    st.dataframe([{"id": h.id, "case": h.case_name, "owner": people.get(h.owner_person_id, h.owner_person_id),
-                   "scope": scope(h), "placed": h.created_at, "released": h.released_at} for h in all_holds],
-                 hide_index=True, width="stretch", key="retention_holds")
+    st.dataframe(
+        [
+            {
+                "id": h.id,
+                "case": h.case_name,
+                "owner": people.get(h.owner_person_id, h.owner_person_id),
+                "scope": scope(h),
+                "placed": h.created_at,
+                "released": h.released_at,
+            }
+            for h in all_holds
+        ],
+        hide_index=True,
+        width="stretch",
+        key="retention_holds",
+    )
     if not all_holds:
         st.caption("No legal holds.")
     if can_manage:
         with st.form("retention_hold_add"):
             case = st.text_input("Case name", key="hold_case", max_chars=120)
             owner = st.selectbox("Owner", list(people), format_func=people.get, key="hold_owner")
-            team = st.selectbox("Team", [None, *teams], format_func=lambda t: "any" if t is None else teams[t],
-                                key="hold_team")
-            person = st.selectbox("Person", [None, *people], format_func=lambda p: "any" if p is None else people[p],
-                                  key="hold_person")
+            team = st.selectbox(
+                "Team", [None, *teams], format_func=lambda t: "any" if t is None else teams[t], key="hold_team"
+            )
+            person = st.selectbox(
+                "Person", [None, *people], format_func=lambda p: "any" if p is None else people[p], key="hold_person"
+            )
             if st.form_submit_button("Place hold", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Legal hold placed"):
-                    holds.add_hold(session=session, actor=actor, case_name=case, owner_person_id=owner,
-                                   team_id=team, person_id=person)
+                    holds.add_hold(
+                        session=session,
+                        actor=actor,
+                        case_name=case,
+                        owner_person_id=owner,
+                        team_id=team,
+                        person_id=person,
+                    )
         active = [h for h in all_holds if h.released_at is None]
         if active:
-            chosen = st.selectbox("Release hold", [h.id for h in active], key="hold_release_id",
-                                  format_func=lambda i: next(f"{h.id}: {h.case_name}" for h in active if h.id == i))
+            chosen = st.selectbox(
+                "Release hold",
+                [h.id for h in active],
+                key="hold_release_id",
+                format_func=lambda i: next(f"{h.id}: {h.case_name}" for h in active if h.id == i),
+            )
             if st.button("Release", key="hold_release"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Legal hold released"):
                     holds.release_hold(session=session, actor=actor, hold_id=chosen)
@@ -98,26 +154,66 @@ with enforce_tab:
     st.subheader("Preview (dry run)")
     with db.session_scope() as session, layout.shows_errors():
         preview = enforce.preview(session=session, actor=actor)
-        st.dataframe([{"class": r.class_key, "records": r.label,
-                       "rule for": "default" if r.team_id is None else teams.get(r.team_id, r.team_id),
-                       "period": r.period, "action": r.action, "older than": r.cutoff, "would handle": r.count,
-                       "samples": ", ".join(str(s["id"]) for s in r.samples)} for r in preview],
-                     hide_index=True, width="stretch", key="retention_preview")
+        st.dataframe(
+            [
+                {
+                    "class": r.class_key,
+                    "records": r.label,
+                    "rule for": "default" if r.team_id is None else teams.get(r.team_id, r.team_id),
+                    "period": r.period,
+                    "action": r.action,
+                    "older than": r.cutoff,
+                    "would handle": r.count,
+                    "samples": ", ".join(str(s["id"]) for s in r.samples),
+                }
+                for r in preview
+            ],
+            hide_index=True,
+            width="stretch",
+            key="retention_preview",
+        )
     if can_manage:
         confirmed = st.checkbox("I have reviewed the preview", key="enforce_confirm")
         if st.button("Enforce now", key="enforce_run", type="primary", disabled=not confirmed):
             with layout.shows_errors("Retention enforced; see past runs"):
                 enforce.enforce(actor=actor)
     st.subheader("Past runs")
-    st.dataframe([{"run": r.id, "started": r.started_at, "as of": r.as_of, "status": r.status,
-                   "batches": r.batches, "resumed": r.resumed, "actor": r.actor,
-                   "handled": {k: v.get("count", 0) for k, v in json.loads(r.progress_json).items()}}
-                  for r in runs], hide_index=True, width="stretch", key="retention_runs")
+    st.dataframe(
+        [
+            {
+                "run": r.id,
+                "started": r.started_at,
+                "as of": r.as_of,
+                "status": r.status,
+                "batches": r.batches,
+                "resumed": r.resumed,
+                "actor": r.actor,
+                "handled": {k: v.get("count", 0) for k, v in json.loads(r.progress_json).items()},
+            }
+            for r in runs
+        ],
+        hide_index=True,
+        width="stretch",
+        key="retention_runs",
+    )
 
 with requests_tab:
-    st.dataframe([{"id": r.id, "kind": r.kind, "subject": r.subject_ref, "by": r.actor, "at": r.created_at,
-                   "summary": r.summary_json} for r in requests], hide_index=True, width="stretch",
-                 key="retention_requests")
+    st.dataframe(
+        [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "subject": r.subject_ref,
+                "by": r.actor,
+                "at": r.created_at,
+                "summary": r.summary_json,
+            }
+            for r in requests
+        ],
+        hide_index=True,
+        width="stretch",
+        key="retention_requests",
+    )
     if can_manage:
         email = st.text_input("Person's e-mail", key="dsr_email")
         end_user = st.text_input("…or an end-user id (the request's `user` field)", key="dsr_user")
@@ -128,8 +224,13 @@ with requests_tab:
                 doc = privacy.access_export(session=session, actor=actor, **subject)
                 st.session_state["dsr_document"] = json.dumps(doc, indent=2, ensure_ascii=False, default=str)
         if st.session_state.get("dsr_document"):
-            left.download_button("Download JSON", st.session_state["dsr_document"], file_name="subject-access.json",
-                                 mime="application/json", key="dsr_download")
+            left.download_button(
+                "Download JSON",
+                st.session_state["dsr_document"],
+                file_name="subject-access.json",
+                mime="application/json",
+                key="dsr_download",
+            )
         erase_ok = right.checkbox("Erase: I understand this cannot be undone", key="dsr_erase_confirm")
         if right.button("Erase", key="dsr_erase", disabled=not erase_ok):
             with db.session_scope(write=True) as session, layout.shows_errors("Subject's data erased"):

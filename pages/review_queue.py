@@ -20,8 +20,12 @@ if not queue:
 for item in queue:
     with st.container(border=True):
         st.subheader(literal(f"{item.prompt_name} v{item.number}"))
-        st.caption(literal(f"{item.team} · {item.risk_tier} risk · by {item.author} · "
-                           f"approvals {item.approvals} of {item.required}"))
+        st.caption(
+            literal(
+                f"{item.team} · {item.risk_tier} risk · by {item.author} · "
+                f"approvals {item.approvals} of {item.required}"
+            )
+        )
         st.markdown("Change note: " + literal(item.change_note or "—"))
         with st.expander(literal(f"Changes against {item.baseline}"), expanded=False):
             st.dataframe(item.diff, hide_index=True, width="stretch", key=f"diff_{item.version_id}")
@@ -31,9 +35,21 @@ for item in queue:
             st.caption("Static checks: no findings.")
         if item.evidence:
             st.markdown("**Evidence**")
-            st.dataframe([{"kind": e.kind, "reference": e.reference_id, "summary": e.summary, "by": e.attached_by,
-                           "when (UTC)": e.attached_at.strftime("%Y-%m-%d %H:%M")} for e in item.evidence],
-                         hide_index=True, width="stretch", key=f"evidence_{item.version_id}")
+            st.dataframe(
+                [
+                    {
+                        "kind": e.kind,
+                        "reference": e.reference_id,
+                        "summary": e.summary,
+                        "by": e.attached_by,
+                        "when (UTC)": e.attached_at.strftime("%Y-%m-%d %H:%M"),
+                    }
+                    for e in item.evidence
+                ],
+                hide_index=True,
+                width="stretch",
+                key=f"evidence_{item.version_id}",
+            )
         if item.mine:
             st.caption("You wrote this version, so another reviewer decides on it.")
             continue
@@ -43,7 +59,10 @@ for item in queue:
         comment = st.text_area("Comment (required)", key=f"comment_{item.version_id}", height=80)
         approve_col, changes_col, reject_col = st.columns(3)
         if approve_col.button("Approve", type="primary", key=f"approve_{item.version_id}"):
-            with db.session_scope(write=True) as session, layout.shows_errors(f"Approved {item.prompt_name} v{item.number}"):
+            with (
+                db.session_scope(write=True) as session,
+                layout.shows_errors(f"Approved {item.prompt_name} v{item.number}"),
+            ):
                 workflow.approve(session=session, actor=actor, version_id=item.version_id, comment=comment)
         if changes_col.button("Request changes", key=f"request_changes_{item.version_id}"):
             with db.session_scope(write=True) as session, layout.shows_errors("Changes requested"):
@@ -66,13 +85,21 @@ prompt_id = prompt_col.selectbox("Prompt", list(by_id), format_func=lambda i: by
 with db.session_scope() as session:
     approved = views.approved_versions(session, actor=actor, prompt_id=prompt_id)
 versions = {v.id: v for v in approved}
-version_id = version_col.selectbox("Approved version", list(versions), key="label_version",
-                                   format_func=lambda i: f"v{versions[i].number}"
-                                   + (f" ({', '.join(versions[i].labels)})" if versions[i].labels else ""))
+version_id = version_col.selectbox(
+    "Approved version",
+    list(versions),
+    key="label_version",
+    format_func=lambda i: (
+        f"v{versions[i].number}" + (f" ({', '.join(versions[i].labels)})" if versions[i].labels else "")
+    ),
+)
 label = label_col.selectbox("Label", [labels.PRODUCTION, labels.STAGING], key="label_name")
 move_col, deprecate_col = st.columns(2)
 if move_col.button("Move label here", type="primary", key="move_label"):
-    with db.session_scope(write=True) as session, layout.shows_errors(f"'{label}' now points at v{versions[version_id].number}"):
+    with (
+        db.session_scope(write=True) as session,
+        layout.shows_errors(f"'{label}' now points at v{versions[version_id].number}"),
+    ):
         labels.move_label(session=session, actor=actor, version_id=version_id, label=label)
 if deprecate_col.button("Deprecate this version", key="deprecate_version"):
     with db.session_scope(write=True) as session, layout.shows_errors(f"v{versions[version_id].number} deprecated"):

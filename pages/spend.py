@@ -20,8 +20,13 @@ overview_table = reports.overview_frame(overview)
 st.subheader("Period to date, per team")
 st.metric("Spent by all teams this period", format_micro(int(overview_table["spent_micro"].sum())))
 st.dataframe(overview_table, hide_index=True, width="stretch", key="overview_table")
-st.download_button("Download CSV", reports.csv_bytes(overview_table), file_name="spend-by-team.csv",
-                   mime="text/csv", key="overview_csv")
+st.download_button(
+    "Download CSV",
+    reports.csv_bytes(overview_table),
+    file_name="spend-by-team.csv",
+    mime="text/csv",
+    key="overview_csv",
+)
 
 teams = {row.team_id: row for row in overview}
 if teams:
@@ -39,20 +44,30 @@ if teams:
     figure.update_layout(yaxis_title="USD, cumulative", height=320, margin={"t": 20, "b": 20})
     st.plotly_chart(figure, key="burndown_chart")
     crossing = f", crossing the budget on {chosen.crosses_on.isoformat()}" if chosen.crosses_on else ""
-    st.caption(literal(f"At the run rate so far, {chosen.team} ends {chosen.period.key} at "
-                       f"{format_micro(chosen.forecast_micro)}{crossing}."))
+    st.caption(
+        literal(
+            f"At the run rate so far, {chosen.team} ends {chosen.period.key} at "
+            f"{format_micro(chosen.forecast_micro)}{crossing}."
+        )
+    )
 
 st.subheader("Breakdown")
 months = reports.recent_months()
 left, middle, right = st.columns(3)
 month = left.selectbox("Month", months, format_func=lambda p: p.key, key="breakdown_month")
-team_filter = middle.selectbox("Team", [None, *teams], key="breakdown_team",
-                               format_func=lambda t: "All teams" if t is None else teams[t].team)
+team_filter = middle.selectbox(
+    "Team", [None, *teams], key="breakdown_team", format_func=lambda t: "All teams" if t is None else teams[t].team
+)
 by = right.selectbox("By", ["model", "prompt", "person", "day", "team"], key="breakdown_by")
 with db.session_scope() as session:
     _period, ledger = reports.period_ledger(session, actor=actor, at=month.start, team_id=team_filter)
 table = reports.breakdown(ledger, by)
 st.metric(f"Total for {month.key}", format_micro(int(table["cost_micro"].sum())))
 st.dataframe(table, hide_index=True, width="stretch", key="breakdown_table")
-st.download_button("Download CSV", reports.csv_bytes(table), file_name=f"spend-{month.key}-by-{by}.csv",
-                   mime="text/csv", key="breakdown_csv")
+st.download_button(
+    "Download CSV",
+    reports.csv_bytes(table),
+    file_name=f"spend-{month.key}-by-{by}.csv",
+    mime="text/csv",
+    key="breakdown_csv",
+)

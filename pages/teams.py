@@ -20,17 +20,26 @@ role_options = [r.value for r in Role]
 
 st.subheader("People")
 st.dataframe(
-    [{"name": p.display_name, "e-mail": p.email,
-      "roles": ", ".join(ROLE_LABELS[r] for r in p.roles),
-      "teams": ", ".join(team_names.get(t, "?") for t in p.team_ids),
-      "active": p.active} for p in people],
-    hide_index=True, width="stretch", key="people_table",
+    [
+        {
+            "name": p.display_name,
+            "e-mail": p.email,
+            "roles": ", ".join(ROLE_LABELS[r] for r in p.roles),
+            "teams": ", ".join(team_names.get(t, "?") for t in p.team_ids),
+            "active": p.active,
+        }
+        for p in people
+    ],
+    hide_index=True,
+    width="stretch",
+    key="people_table",
 )
 st.subheader("Teams")
 st.dataframe(
-    [{"team": t.name, "description": t.description,
-      "members": sum(t.id in p.team_ids for p in people)} for t in teams],
-    hide_index=True, width="stretch", key="teams_table",
+    [{"team": t.name, "description": t.description, "members": sum(t.id in p.team_ids for p in people)} for t in teams],
+    hide_index=True,
+    width="stretch",
+    key="teams_table",
 )
 
 if not can_edit:
@@ -53,13 +62,15 @@ with add_person, st.form("add_person"):
     member_of = st.multiselect("Teams", list(team_names), format_func=team_names.get, key="person_teams")
     if st.form_submit_button("Add person", type="primary"):
         with db.session_scope(write=True) as session, layout.shows_errors(f"{display_name.strip()} added"):
-            identity.add_person(session=session, actor=actor, email=email, display_name=display_name,
-                                roles=roles, team_ids=member_of)
+            identity.add_person(
+                session=session, actor=actor, email=email, display_name=display_name, roles=roles, team_ids=member_of
+            )
 
 people_by_id = {p.id: p for p in people}
 with roles_tab:
-    who = st.selectbox("Person", list(people_by_id), format_func=lambda i: people_by_id[i].display_name,
-                       key="role_person")
+    who = st.selectbox(
+        "Person", list(people_by_id), format_func=lambda i: people_by_id[i].display_name, key="role_person"
+    )
     role = st.selectbox("Role", role_options, format_func=lambda r: ROLE_LABELS[Role(r)], key="role_role")
     grant_col, revoke_col = st.columns(2)
     if grant_col.button("Grant role", key="grant_role", type="primary"):
@@ -70,8 +81,9 @@ with roles_tab:
             identity.revoke_role(session=session, actor=actor, person_id=who, role=role)
 
 with members_tab:
-    member = st.selectbox("Person", list(people_by_id), format_func=lambda i: people_by_id[i].display_name,
-                          key="member_person")
+    member = st.selectbox(
+        "Person", list(people_by_id), format_func=lambda i: people_by_id[i].display_name, key="member_person"
+    )
     team = st.selectbox("Team", list(team_names), format_func=team_names.get, key="member_team")
     add_col, remove_col = st.columns(2)
     if add_col.button("Add to team", key="add_member", type="primary"):

@@ -21,15 +21,34 @@ def team_id(session, name: str = "Support") -> int:
 
 
 def make_budget(session, scope_id: int, *, scope: str = "team", cap: str | None = "10", **fields) -> Budget:
-    return config.set_budget(session=session, actor=SYSTEM, scope=scope, target_id=scope_id,
-                             data=BudgetInput(cap_usd=cap, **fields))
+    return config.set_budget(
+        session=session, actor=SYSTEM, scope=scope, target_id=scope_id, data=BudgetInput(cap_usd=cap, **fields)
+    )
 
 
-def spend(session, team: int, cost_micro: int, at: datetime, *, model: str = "gpt-4o-mini",
-          person_id: int | None = None, prompt_id: int | None = None, tokens: int = 0) -> None:
+def spend(
+    session,
+    team: int,
+    cost_micro: int,
+    at: datetime,
+    *,
+    model: str = "gpt-4o-mini",
+    person_id: int | None = None,
+    prompt_id: int | None = None,
+    tokens: int = 0,
+) -> None:
     """A ledger row as if a call had been settled earlier (no counters touched)."""
-    session.add(UsageRecord(occurred_at=at, team_id=team, person_id=person_id, prompt_id=prompt_id, model=model,
-                            input_tokens=tokens, cost_micro=cost_micro))
+    session.add(
+        UsageRecord(
+            occurred_at=at,
+            team_id=team,
+            person_id=person_id,
+            prompt_id=prompt_id,
+            model=model,
+            input_tokens=tokens,
+            cost_micro=cost_micro,
+        )
+    )
     session.commit()
 
 

@@ -40,6 +40,8 @@ def pytest_collection_modifyitems(items):
     """Browser tests last: they are the slowest, and Playwright's event loop should not
     be alive while other tests use asyncio."""
     items.sort(key=lambda item: "tests/e2e/" in str(item.fspath))
+
+
 APP = str(PROJECT_ROOT / "app.py")
 REPO_ROOT = PROJECT_ROOT
 PROMPTS_DIR = REPO_ROOT / "prompts"

@@ -40,11 +40,21 @@ class RecordingTransport(SimulatorTransport):
 
 
 def make_gateway(transport: RecordingTransport, *, attempts: int = 3, breaker=None) -> Gateway:
-    client = openai.OpenAI(base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, max_retries=0, timeout=5,
-                           http_client=httpx.Client(transport=transport))
-    upstream = Upstream(client, name="test-simulator", simulated=True,
-                        retry=RetryPolicy(max_attempts=attempts, base_delay_s=0.001, max_delay_s=0.01),
-                        breaker=breaker or CircuitBreaker(), seed=1)
+    client = openai.OpenAI(
+        base_url=SIMULATOR_BASE_URL,
+        api_key=SIMULATOR_API_KEY,
+        max_retries=0,
+        timeout=5,
+        http_client=httpx.Client(transport=transport),
+    )
+    upstream = Upstream(
+        client,
+        name="test-simulator",
+        simulated=True,
+        retry=RetryPolicy(max_attempts=attempts, base_delay_s=0.001, max_delay_s=0.01),
+        breaker=breaker or CircuitBreaker(),
+        seed=1,
+    )
     return Gateway(upstream=upstream, prompts=CatalogPromptSource(), budget=BudgetsGate())
 
 
@@ -57,8 +67,14 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         # proxy_headers off, as `quorum run` serves (pages.ui.server): Quorum reads forwarding headers itself.
-        config = uvicorn.Config(Starlette(routes=[*http_routes(), *extra_routes]), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="off", proxy_headers=proxy_headers)
+        config = uvicorn.Config(
+            Starlette(routes=[*http_routes(), *extra_routes]),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=proxy_headers,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -101,8 +117,9 @@ def new_key(session, team="Support", **options):
 
 
 def client(server, key, **options) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=key.secret if hasattr(key, "secret") else key,
-                         max_retries=0, **options)
+    return openai.OpenAI(
+        base_url=server.base_url, api_key=key.secret if hasattr(key, "secret") else key, max_retries=0, **options
+    )
 
 
 def calls(session) -> list[GatewayCall]:

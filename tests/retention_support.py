@@ -24,27 +24,70 @@ class Clock:
         self.at = at
 
 
-def add_payloads(count: int, *, at: datetime, team_id: int | None, prefix: str = "r", actor: str = "key:1",
-                 text: str = "hello") -> list[str]:
+def add_payloads(
+    count: int, *, at: datetime, team_id: int | None, prefix: str = "r", actor: str = "key:1", text: str = "hello"
+) -> list[str]:
     ids = [f"{prefix}{i}" for i in range(count)]
     with db.get_engine().begin() as conn:
-        conn.execute(insert(StoredPayload.__table__), [
-            {"request_id": r, "created_at": at, "team_id": team_id,
-             "request_json": '{"request": {"messages": [{"role": "user", "content": "' + text + '"}]}}',
-             "response_json": '{"choices": []}'} for r in ids])
-        conn.execute(insert(GatewayCall.__table__), [
-            {"request_id": r, "created_at": at, "team_id": team_id, "actor": actor, "endpoint": "chat",
-             "model": "gpt-4o-mini", "status": "ok", "http_status": 200, "stream": False, "cache_hit": False,
-             "simulated": True, "attempts": 1, "input_tokens": 1, "output_tokens": 1, "usage_estimated": False,
-             "cost_micro": 1, "latency_ms": 1.0, "upstream_ms": 1.0} for r in ids])
+        conn.execute(
+            insert(StoredPayload.__table__),
+            [
+                {
+                    "request_id": r,
+                    "created_at": at,
+                    "team_id": team_id,
+                    "request_json": '{"request": {"messages": [{"role": "user", "content": "' + text + '"}]}}',
+                    "response_json": '{"choices": []}',
+                }
+                for r in ids
+            ],
+        )
+        conn.execute(
+            insert(GatewayCall.__table__),
+            [
+                {
+                    "request_id": r,
+                    "created_at": at,
+                    "team_id": team_id,
+                    "actor": actor,
+                    "endpoint": "chat",
+                    "model": "gpt-4o-mini",
+                    "status": "ok",
+                    "http_status": 200,
+                    "stream": False,
+                    "cache_hit": False,
+                    "simulated": True,
+                    "attempts": 1,
+                    "input_tokens": 1,
+                    "output_tokens": 1,
+                    "usage_estimated": False,
+                    "cost_micro": 1,
+                    "latency_ms": 1.0,
+                    "upstream_ms": 1.0,
+                }
+                for r in ids
+            ],
+        )
     return ids
 
 
 def add_usage(count: int, *, at: datetime, team_id: int, person_id: int | None = None) -> None:
     with db.get_engine().begin() as conn:
-        conn.execute(insert(UsageRecord.__table__), [
-            {"occurred_at": at, "team_id": team_id, "person_id": person_id, "model": "gpt-4o-mini",
-             "input_tokens": 10, "output_tokens": 5, "cost_micro": 42} for _ in range(count)])
+        conn.execute(
+            insert(UsageRecord.__table__),
+            [
+                {
+                    "occurred_at": at,
+                    "team_id": team_id,
+                    "person_id": person_id,
+                    "model": "gpt-4o-mini",
+                    "input_tokens": 10,
+                    "output_tokens": 5,
+                    "cost_micro": 42,
+                }
+                for _ in range(count)
+            ],
+        )
 
 
 def count(table: str, where: str = "1=1") -> int:

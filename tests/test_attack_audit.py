@@ -63,7 +63,10 @@ def test_what_the_page_and_export_show_is_every_row_verify_read(session):
     forge(0, prev_hash=audit_chain.GENESIS_HASH)
     exported = audit_export.parse(
         audit_export.export_bytes(session=session, actor=SYSTEM, filters=AuditFilter(), fmt="jsonl")
-        .decode().splitlines(), "jsonl")
+        .decode()
+        .splitlines(),
+        "jsonl",
+    )
     from tests.audit_helpers import verify
 
     result = verify(session)
@@ -91,8 +94,9 @@ def test_events_a_prune_has_yet_to_delete_verify_and_a_forged_one_among_them_doe
     rehash_from(4)
     code, lines = verify_cli(capsys)
     assert code == 1
-    assert lines == ["seq 3-5: modified: the chain differs from the checkpoint signed <time> UTC "
-                     "(events up to it were rewritten)"]
+    assert lines == [
+        "seq 3-5: modified: the chain differs from the checkpoint signed <time> UTC (events up to it were rewritten)"
+    ]
 
 
 # ---- bytes the hashed text used to lose -----------------------------------------------------
@@ -127,8 +131,7 @@ def _add_named(session, name: str) -> None:
     from core.audit.record import committing, record
 
     with committing(session):
-        record(session, actor=SYSTEM, action="thing.rename", target_type="thing", target_id="ä",
-               after={"name": name})
+        record(session, actor=SYSTEM, action="thing.rename", target_type="thing", target_id="ä", after={"name": name})
 
 
 def test_a_byte_flipped_inside_a_non_ascii_character_is_reported(session, capsys):
@@ -137,8 +140,10 @@ def test_a_byte_flipped_inside_a_non_ascii_character_is_reported(session, capsys
     add_events(session, 2)
     assert verify_cli(capsys)[0] == 0
     if on_sqlite():  # ë is C3 AB: flip one bit of its second byte, giving ê (C3 AA)
-        insider("UPDATE audit_event SET after_json = CAST(replace(CAST(after_json AS BLOB), x'c3ab', x'c3aa') AS TEXT) "
-                "WHERE seq = 3")
+        insider(
+            "UPDATE audit_event SET after_json = CAST(replace(CAST(after_json AS BLOB), x'c3ab', x'c3aa') AS TEXT) "
+            "WHERE seq = 3"
+        )
     else:
         insider("UPDATE audit_event SET after_json = replace(after_json, 'ë', 'ê') WHERE seq = 3")
     assert verify_cli(capsys) == (1, ["seq 3: modified: its content does not match its hash"])
@@ -149,8 +154,10 @@ def test_a_byte_flip_that_leaves_invalid_utf8_is_reported(session, capsys):
         pytest.skip("PostgreSQL refuses text that is not UTF-8")
     _add_named(session, "Zoë")
     add_events(session, 2)
-    insider("UPDATE audit_event SET after_json = CAST(replace(CAST(after_json AS BLOB), x'c3ab', x'c32b') AS TEXT) "
-            "WHERE seq = 1")
+    insider(
+        "UPDATE audit_event SET after_json = CAST(replace(CAST(after_json AS BLOB), x'c3ab', x'c32b') AS TEXT) "
+        "WHERE seq = 1"
+    )
     assert verify_cli(capsys) == (1, ["seq 1: modified: its content does not match its hash"])
 
 
@@ -171,8 +178,9 @@ def test_truncation_with_the_head_rewritten_and_database_checkpoints_deleted_is_
     insider("DELETE FROM audit_checkpoint")
     code, lines = verify_cli(capsys)
     assert code == 1
-    assert lines == ["seq 9-15: truncated after checkpoint: a signed checkpoint vouches for seq 15, "
-                     "the log ends at seq 8"]
+    assert lines == [
+        "seq 9-15: truncated after checkpoint: a signed checkpoint vouches for seq 15, the log ends at seq 8"
+    ]
 
 
 def test_truncation_with_a_new_chain_id_is_caught_by_the_files_signed_lines(session, capsys):
@@ -239,8 +247,10 @@ def test_checkpoint_file_lines_deleted_are_reported(session, capsys):
     audit_checkpoints.checkpoint_file().write_text(file_lines()[0] + "\n")
     code, lines = verify_cli(capsys)
     assert made.seq == 6
-    assert (code, lines) == (1, ["checkpoint file: missing: the checkpoint of seq 6 signed <time> UTC is in the "
-                                 "database but not in the file"])
+    assert (code, lines) == (
+        1,
+        ["checkpoint file: missing: the checkpoint of seq 6 signed <time> UTC is in the database but not in the file"],
+    )
 
 
 def test_file_lines_and_database_checkpoints_both_deleted_leave_a_truncation_unseen(session, capsys):
@@ -261,9 +271,16 @@ def test_an_old_chains_checkpoint_replayed_into_the_database_is_reported(session
     path = audit_checkpoints.checkpoint_file()
     path.rename(path.with_name("audit-checkpoints-retired.jsonl"))
     add_events(session, 5)
-    insider("INSERT INTO audit_checkpoint (chain_id, seq, head_hash, created_at, pruned_before, key_id, signature) "
-            "VALUES (:c, :s, :h, :t, NULL, :k, :g)", c=stale.chain_id, s=stale.seq, h=stale.head_hash,
-            t=stale.created_at, k=stale.key_id, g=stale.signature)
+    insider(
+        "INSERT INTO audit_checkpoint (chain_id, seq, head_hash, created_at, pruned_before, key_id, signature) "
+        "VALUES (:c, :s, :h, :t, NULL, :k, :g)",
+        c=stale.chain_id,
+        s=stale.seq,
+        h=stale.head_hash,
+        t=stale.created_at,
+        k=stale.key_id,
+        g=stale.signature,
+    )
     code, lines = verify_cli(capsys)
     assert (code, lines) == (1, ["seq 3: bad signature: database checkpoint names another chain"])
 
@@ -274,13 +291,21 @@ def test_an_old_checkpoint_replayed_as_a_prune_to_hide_deleted_events_is_reporte
     anchor = hash_of(3)
     insider("DELETE FROM audit_event WHERE seq < 4")
     # Its signature, re-used on the statement "events before 4 were pruned, seq 3 ended in `anchor`".
-    insider("INSERT INTO audit_checkpoint (chain_id, seq, head_hash, created_at, pruned_before, key_id, signature) "
-            "VALUES (:c, 3, :h, :t, 4, :k, :g)", c=old.chain_id, h=anchor, t=old.created_at, k=old.key_id,
-            g=old.signature)
+    insider(
+        "INSERT INTO audit_checkpoint (chain_id, seq, head_hash, created_at, pruned_before, key_id, signature) "
+        "VALUES (:c, 3, :h, :t, 4, :k, :g)",
+        c=old.chain_id,
+        h=anchor,
+        t=old.created_at,
+        k=old.key_id,
+        g=old.signature,
+    )
     code, lines = verify_cli(capsys)
     assert code == 1
-    assert lines == ["seq 1-3: missing: events absent from the chain",
-                     "seq 3: bad signature: database checkpoint signed <time> UTC"]
+    assert lines == [
+        "seq 1-3: missing: events absent from the chain",
+        "seq 3: bad signature: database checkpoint signed <time> UTC",
+    ]
 
 
 # ---- order and numbering ---------------------------------------------------------------------
@@ -291,8 +316,13 @@ def test_two_events_reordered(session, capsys):
     insider("UPDATE audit_event SET seq = -3 WHERE seq = 3")
     insider("UPDATE audit_event SET seq = 3 WHERE seq = 4")
     insider("UPDATE audit_event SET seq = 4 WHERE seq = -3")
-    assert verify_cli(capsys) == (1, ["seq 3: reordered: it is chained after seq 4, which comes later",
-                                      "seq 4: reordered: seq 3, placed before it, is chained after it"])
+    assert verify_cli(capsys) == (
+        1,
+        [
+            "seq 3: reordered: it is chained after seq 4, which comes later",
+            "seq 4: reordered: seq 3, placed before it, is chained after it",
+        ],
+    )
 
 
 def test_a_duplicate_sequence_number(session, capsys):
@@ -311,8 +341,13 @@ def test_bytes_that_are_not_utf8_in_a_hash_column_are_reported_not_a_crash(sessi
         pytest.skip("PostgreSQL refuses text that is not UTF-8")
     add_events(session, 5)
     insider("UPDATE audit_event SET hash = CAST(x'ff' || substr(CAST(hash AS BLOB), 2) AS TEXT) WHERE seq = 3")
-    assert verify_cli(capsys) == (1, ["seq 3: modified: its content does not match its hash",
-                                      "seq 3: modified: its hash was recomputed; seq 4 still links to the original"])
+    assert verify_cli(capsys) == (
+        1,
+        [
+            "seq 3: modified: its content does not match its hash",
+            "seq 3: modified: its hash was recomputed; seq 4 still links to the original",
+        ],
+    )
 
 
 def test_a_demo_reset_retires_the_old_checkpoint_file_so_the_new_chain_verifies(session, capsys, monkeypatch):

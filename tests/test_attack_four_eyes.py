@@ -46,8 +46,14 @@ class FourEyes:
 
     def add_zoe(self) -> Actor:
         support = identity.team_by_name(self.s, "Support").id
-        identity.add_person(session=self.s, actor=SYSTEM, email=ZOE, display_name="Zoe Both",
-                            roles=["governance_lead", "prompt_engineer"], team_ids=[support])
+        identity.add_person(
+            session=self.s,
+            actor=SYSTEM,
+            email=ZOE,
+            display_name="Zoe Both",
+            roles=["governance_lead", "prompt_engineer"],
+            team_ids=[support],
+        )
         return self.actor(ZOE)
 
     def prompt(self, risk_tier="high", author=TOM, name="faq-answer") -> int:
@@ -58,10 +64,12 @@ class FourEyes:
 
     def next_version(self, vid, author=TOM) -> int:
         base = store.get_version(self.s, vid)
-        spec = dataclasses.replace(self.version, messages=(*self.version.messages, MessageSpec("system", "Be brief.")),
-                                   change_note="shorter answers")
-        return store.create_version(session=self.s, actor=self.actor(author), prompt_id=base.prompt_id,
-                                    version=spec).id
+        spec = dataclasses.replace(
+            self.version,
+            messages=(*self.version.messages, MessageSpec("system", "Be brief.")),
+            change_note="shorter answers",
+        )
+        return store.create_version(session=self.s, actor=self.actor(author), prompt_id=base.prompt_id, version=spec).id
 
     def submit(self, vid, who=TOM):
         return workflow.submit(session=self.s, actor=self.actor(who), version_id=vid)
@@ -75,8 +83,13 @@ class FourEyes:
 
     def approve_events(self, vid) -> list[str]:
         self.s.rollback()
-        return list(self.s.exec(select(AuditEvent.actor).where(
-            AuditEvent.action == "prompt.version.approve", AuditEvent.target_id == str(vid))))
+        return list(
+            self.s.exec(
+                select(AuditEvent.actor).where(
+                    AuditEvent.action == "prompt.version.approve", AuditEvent.target_id == str(vid)
+                )
+            )
+        )
 
 
 def sql(statement: str, **params) -> None:
@@ -179,8 +192,12 @@ def test_anonymizing_approval_rows_with_sql_never_lets_one_person_approve_twice(
 def test_a_review_row_forged_with_sql_adds_no_approval(fx):
     vid = fx.prompt("high")
     fx.submit(vid)
-    sql("INSERT INTO prompt_review (version_id, reviewer_ref, decision, comment, created_at) "
-        "VALUES (:v, 'person:999', 'approve', 'forged', :t)", v=vid, t=T0.replace(tzinfo=None))
+    sql(
+        "INSERT INTO prompt_review (version_id, reviewer_ref, decision, comment, created_at) "
+        "VALUES (:v, 'person:999', 'approve', 'forged', :t)",
+        v=vid,
+        t=T0.replace(tzinfo=None),
+    )
     fx.approve(vid, LENA)
     assert fx.state(vid) == "in_review"  # one approval in the chain: a second reviewer is still needed
     fx.approve(vid, RAFAEL)
@@ -210,8 +227,10 @@ def test_a_state_set_to_approved_with_sql_cannot_be_labelled(fx):
     sql("UPDATE prompt_version SET state = 'approved' WHERE id = :v", v=vid)
     with pytest.raises(Conflict) as refused:
         labels.move_label(session=fx.s, actor=fx.actor(RAFAEL), version_id=vid)
-    assert str(refused.value) == ("faq-answer v1 is marked approved, but the audit log holds no approval that "
-                                  "approved it; label 'production' cannot point at it (run `quorum audit verify`)")
+    assert str(refused.value) == (
+        "faq-answer v1 is marked approved, but the audit log holds no approval that "
+        "approved it; label 'production' cannot point at it (run `quorum audit verify`)"
+    )
     assert count("prompt_label") == 0
 
 
@@ -243,8 +262,10 @@ def test_erasure_is_refused_while_the_person_wrote_or_approved_a_version_in_revi
     fx.approve(approved_by_lena, LENA)
     with pytest.raises(Conflict) as refused:
         written(privacy.erase, actor=lead, email=ZOE)
-    assert str(refused.value) == ("This person wrote or approved versions still in review (faq-answer v1); "
-                                  "decide those reviews before erasing the person")
+    assert str(refused.value) == (
+        "This person wrote or approved versions still in review (faq-answer v1); "
+        "decide those reviews before erasing the person"
+    )
     with pytest.raises(Conflict, match=r"still in review \(other-prompt v1\)"):
         written(privacy.erase, actor=lead, email=LENA)
     fx.s.rollback()
@@ -261,8 +282,10 @@ def test_a_person_erased_and_created_again_cannot_get_their_old_draft_approved(f
     assert again.ref != store.get_version(fx.s, draft).author_ref
     with pytest.raises(Conflict) as refused:
         fx.submit(draft, TOM)
-    assert str(refused.value) == ("faq-answer v1 was written by a person whose data was erased, so its author can "
-                                  "no longer be told apart from its reviewers; write a new version instead")
+    assert str(refused.value) == (
+        "faq-answer v1 was written by a person whose data was erased, so its author can "
+        "no longer be told apart from its reviewers; write a new version instead"
+    )
     assert fx.state(draft) == "draft"
 
 
@@ -273,8 +296,11 @@ def _exported(fx, tmp_path, risk_tier: str):
     directory = tmp_path / "prompts"
     sync.export_directory(session=fx.s, actor=SYSTEM, directory=directory)
     path = directory / "faq-answer.yaml"
-    path.write_text(path.read_text().replace("risk_tier: high", f"risk_tier: {risk_tier}")
-                    .replace("risk_tier: low", f"risk_tier: {risk_tier}"))
+    path.write_text(
+        path.read_text()
+        .replace("risk_tier: high", f"risk_tier: {risk_tier}")
+        .replace("risk_tier: low", f"risk_tier: {risk_tier}")
+    )
     fx.s.rollback()
     return directory
 
@@ -282,14 +308,17 @@ def _exported(fx, tmp_path, risk_tier: str):
 def test_an_engineer_cannot_lower_a_risk_tier_by_import(fx, tmp_path):
     vid = fx.prompt("high")
     directory = _exported(fx, tmp_path, "low")
-    (directory / "faq-answer.yaml").write_text((directory / "faq-answer.yaml").read_text()
-                                               .replace("You answer", "You briefly answer"))
+    (directory / "faq-answer.yaml").write_text(
+        (directory / "faq-answer.yaml").read_text().replace("You answer", "You briefly answer")
+    )
     events = count("audit_event")
     with pytest.raises(PermissionDenied) as refused:
         sync.import_directory(session=fx.s, actor=fx.actor(TOM), directory=directory)
-    assert str(refused.value) == (f"{directory / 'faq-answer.yaml'}: Tom Becker may not lower the risk tier of "
-                                  "'faq-answer' from high to low: only a governance lead may lower a risk tier; "
-                                  "nothing was imported")
+    assert str(refused.value) == (
+        f"{directory / 'faq-answer.yaml'}: Tom Becker may not lower the risk tier of "
+        "'faq-answer' from high to low: only a governance lead may lower a risk tier; "
+        "nothing was imported"
+    )
     fx.s.rollback()
     assert fx.s.exec(select(Prompt.risk_tier)).all() == ["high"]
     assert count("prompt_version") == 1 and count("audit_event") == events
@@ -317,7 +346,10 @@ def test_an_engineer_may_raise_a_tier_by_import_and_it_is_audited(fx, tmp_path):
     assert fx.s.exec(select(Prompt.risk_tier)).all() == ["high"]
     event = fx.s.exec(select(AuditEvent).where(AuditEvent.action == "prompt.risk_tier.change")).one()
     assert (event.actor, event.before_json, event.after_json) == (
-        fx.actor(TOM).ref, '{"risk_tier":"low"}', '{"risk_tier":"high"}')
+        fx.actor(TOM).ref,
+        '{"risk_tier":"low"}',
+        '{"risk_tier":"high"}',
+    )
 
 
 def test_only_a_governance_lead_lowers_a_tier_and_never_for_a_version_already_in_review(fx):
@@ -326,8 +358,10 @@ def test_only_a_governance_lead_lowers_a_tier_and_never_for_a_version_already_in
     fx.submit(vid)
     with pytest.raises(PermissionDenied) as refused:
         risk.change_risk_tier(session=fx.s, actor=fx.actor(TOM), prompt_id=prompt_id, risk_tier="low")
-    assert str(refused.value) == ("Tom Becker may not lower the risk tier of 'faq-answer' from high to low: "
-                                  "only a governance lead may lower a risk tier")
+    assert str(refused.value) == (
+        "Tom Becker may not lower the risk tier of 'faq-answer' from high to low: "
+        "only a governance lead may lower a risk tier"
+    )
     risk.change_risk_tier(session=fx.s, actor=fx.actor(RAFAEL), prompt_id=prompt_id, risk_tier="low")
     fx.approve(vid, LENA)
     assert fx.state(vid) == "in_review"  # submitted as high: it still needs two
@@ -336,7 +370,10 @@ def test_only_a_governance_lead_lowers_a_tier_and_never_for_a_version_already_in
     fx.s.rollback()
     change = fx.s.exec(select(AuditEvent).where(AuditEvent.action == "prompt.risk_tier.change")).one()
     assert (change.actor, change.before_json, change.after_json) == (
-        fx.actor(RAFAEL).ref, '{"risk_tier":"high"}', '{"risk_tier":"low"}')
+        fx.actor(RAFAEL).ref,
+        '{"risk_tier":"high"}',
+        '{"risk_tier":"low"}',
+    )
     # A version submitted after the change needs what the new tier says.
     second = fx.next_version(vid)
     fx.submit(second)
@@ -425,8 +462,10 @@ def test_the_readme_states_what_four_eyes_protects_and_what_it_does_not(capsys):
     assert "Only approvals recorded in the audit chain count" in section
     assert f"audited as `{risk.CHANGE_EVENT}`" in section
     assert "only a governance lead lowers one" in section and "may raise it" in section
-    assert ("A database user with write access can still set a version's state and a label's row directly "
-            "(Quorum refuses only to move a label to a version whose approval is not in the audit chain)") in section
+    assert (
+        "A database user with write access can still set a version's state and a label's row directly "
+        "(Quorum refuses only to move a label to a version whose approval is not in the audit chain)"
+    ) in section
     assert "`quorum prompts risk-tier NAME TIER --as EMAIL`" in section
     with pytest.raises(SystemExit) as done:
         cli(["prompts", "risk-tier", "--help"])
@@ -441,16 +480,29 @@ def test_the_migration_fixes_the_tier_of_versions_already_in_review(tmp_path):
     migrate.upgrade(url, "0010")
     engine = db.get_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO team (id, name, name_key, description, created_at) VALUES (1, 'Support', 'support', '', :t)"),
-                     {"t": T0.replace(tzinfo=None)})
-        conn.execute(text("INSERT INTO prompt (id, name, team_id, purpose, risk_tier, data_classification, "
-                          "created_at) VALUES (1, 'faq-answer', 1, 'p', 'high', 'internal', :t)"),
-                     {"t": T0.replace(tzinfo=None)})
+        conn.execute(
+            text(
+                "INSERT INTO team (id, name, name_key, description, created_at) "
+                "VALUES (1, 'Support', 'support', '', :t)"
+            ),
+            {"t": T0.replace(tzinfo=None)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO prompt (id, name, team_id, purpose, risk_tier, data_classification, "
+                "created_at) VALUES (1, 'faq-answer', 1, 'p', 'high', 'internal', :t)"
+            ),
+            {"t": T0.replace(tzinfo=None)},
+        )
         for number, state in ((1, "in_review"), (2, "draft")):
-            conn.execute(text("INSERT INTO prompt_version (prompt_id, number, content_json, content_hash, "
-                              "change_note, author_ref, created_at, state, state_changed_at) VALUES "
-                              "(1, :n, '{}', 'h', '', 'person:1', :t, :s, :t)"),
-                         {"n": number, "s": state, "t": T0.replace(tzinfo=None)})
+            conn.execute(
+                text(
+                    "INSERT INTO prompt_version (prompt_id, number, content_json, content_hash, "
+                    "change_note, author_ref, created_at, state, state_changed_at) VALUES "
+                    "(1, :n, '{}', 'h', '', 'person:1', :t, :s, :t)"
+                ),
+                {"n": number, "s": state, "t": T0.replace(tzinfo=None)},
+            )
     migrate.upgrade(url)
     with engine.connect() as conn:
         tiers = conn.execute(text("SELECT number, submitted_risk_tier FROM prompt_version ORDER BY number")).all()

@@ -60,8 +60,14 @@ def hold(session, *, case="Case 1", **scope):
 
 
 def new_person(session, name: str, email: str) -> Actor:
-    identity.add_person(session=session, actor=SYSTEM, email=email, display_name=name,
-                        roles=["prompt_engineer"], team_ids=[team_id(session, "Marketing")])
+    identity.add_person(
+        session=session,
+        actor=SYSTEM,
+        email=email,
+        display_name=name,
+        roles=["prompt_engineer"],
+        team_ids=[team_id(session, "Marketing")],
+    )
     return person(session, email)
 
 
@@ -100,8 +106,11 @@ def test_a_hostile_end_user_id_matches_only_itself(session, directory, user):
     lead = person(session, LENA)
     add_payloads(3, at=T0, team_id=None, prefix="eu")
     for n, who in enumerate(["customer-1", user, "x"]):
-        sql("UPDATE stored_payload SET request_json = :j WHERE request_id = :r",
-            j=json.dumps({"request": {"user": who, "messages": []}}), r=f"eu{n}")
+        sql(
+            "UPDATE stored_payload SET request_json = :j WHERE request_id = :r",
+            j=json.dumps({"request": {"user": who, "messages": []}}),
+            r=f"eu{n}",
+        )
     doc = written(privacy.access_export, actor=lead, end_user=user)
     assert [p["request_id"] for p in doc["stored_payloads"]] == ["eu1"]
     written(privacy.erase, actor=lead, end_user=user)
@@ -176,13 +185,20 @@ def test_erasure_leaves_held_text_elsewhere_untouched(session, directory, simple
     note = {"change_note": "asked by Rita Vance"}
     for team, engineer, name in (("Support", TOM, "held-one"), ("Data", JONAS, "free-one")):
         spec = PromptSpec(name, team, "A purpose", "low", "internal")
-        store.create_prompt(session=session, actor=person(session, engineer), prompt=spec,
-                            version=dataclasses.replace(simple_version, **note))
+        store.create_prompt(
+            session=session,
+            actor=person(session, engineer),
+            prompt=spec,
+            version=dataclasses.replace(simple_version, **note),
+        )
     case = hold(session, case="Support dispute", team_id=team_id(session, "Support"))
     result = written(privacy.erase, actor=lead, email="rita.vance@example.com")
     with db.get_engine().connect() as conn:
-        notes = dict(conn.execute(text("SELECT p.name, v.change_note FROM prompt_version v JOIN prompt p "
-                                       "ON p.id = v.prompt_id")).all())
+        notes = dict(
+            conn.execute(
+                text("SELECT p.name, v.change_note FROM prompt_version v JOIN prompt p ON p.id = v.prompt_id")
+            ).all()
+        )
     assert notes == {"held-one": "asked by Rita Vance", "free-one": "asked by [erased]"}
     assert result.kept == {f"Support dispute (hold {case.id})": {"prompt_version": 1}}
     assert subject.ref == result.subject
@@ -211,15 +227,51 @@ def _records(session, simple_version, *, team: str, engineer: str, reviewer: str
     [request_id] = add_payloads(1, at=at, team_id=team_of, prefix=f"call-{tag}-", actor=author.ref)
     sql("UPDATE gateway_call SET prompt_name = :n WHERE request_id = :r", n=spec.name, r=request_id)
     with db.get_engine().begin() as conn:
-        conn.execute(insert(HeldRequest.__table__), [{
-            "public_id": f"held_{tag}", "request_id": request_id, "team_id": team_of, "kind": "input",
-            "rule": "moderation", "findings_json": "[]", "status": "denied", "created_at": at, "comment": ""}])
-        conn.execute(insert(UsageRecord.__table__), [{
-            "occurred_at": at, "team_id": team_of, "person_id": author.person_id, "prompt_id": version.prompt_id,
-            "model": "gpt-4o-mini", "input_tokens": 1, "output_tokens": 1, "cost_micro": 1}])
-        conn.execute(insert(Experiment.__table__), [{
-            "team_id": team_of, "prompt_id": version.prompt_id, "testset_name": "t", "variants_json": "[]",
-            "status": "finished", "created_by": author.ref, "created_at": at}])
+        conn.execute(
+            insert(HeldRequest.__table__),
+            [
+                {
+                    "public_id": f"held_{tag}",
+                    "request_id": request_id,
+                    "team_id": team_of,
+                    "kind": "input",
+                    "rule": "moderation",
+                    "findings_json": "[]",
+                    "status": "denied",
+                    "created_at": at,
+                    "comment": "",
+                }
+            ],
+        )
+        conn.execute(
+            insert(UsageRecord.__table__),
+            [
+                {
+                    "occurred_at": at,
+                    "team_id": team_of,
+                    "person_id": author.person_id,
+                    "prompt_id": version.prompt_id,
+                    "model": "gpt-4o-mini",
+                    "input_tokens": 1,
+                    "output_tokens": 1,
+                    "cost_micro": 1,
+                }
+            ],
+        )
+        conn.execute(
+            insert(Experiment.__table__),
+            [
+                {
+                    "team_id": team_of,
+                    "prompt_id": version.prompt_id,
+                    "testset_name": "t",
+                    "variants_json": "[]",
+                    "status": "finished",
+                    "created_by": author.ref,
+                    "created_at": at,
+                }
+            ],
+        )
     clock.set(at)
     session.rollback()
 
@@ -234,8 +286,10 @@ def _untouched(tag: str) -> dict[str, bool]:
         "gateway_call": count("gateway_call", f"{call} AND actor <> 'anonymized'") == 1,
         "usage_record": count("usage_record", f"prompt_id = {prompt} AND person_id IS NOT NULL") == 1,
         "prompt_version": count("prompt_version", f"prompt_id = {prompt} AND author_ref <> 'anonymized'") == 1,
-        "prompt_review": count("prompt_review", f"version_id IN (SELECT id FROM prompt_version "
-                                                f"WHERE prompt_id = {prompt})") == 1,
+        "prompt_review": count(
+            "prompt_review", f"version_id IN (SELECT id FROM prompt_version WHERE prompt_id = {prompt})"
+        )
+        == 1,
         "experiment": count("experiment", f"prompt_id = {prompt}") == 1,
     }
 
@@ -244,12 +298,12 @@ DIMENSIONS = ["team", "person", "prompt", "time range"]
 
 
 @pytest.mark.parametrize("dimension", DIMENSIONS)
-def test_enforcement_honours_every_hold_dimension_for_every_record_kind(session, directory, simple_version,
-                                                                       dimension):
+def test_enforcement_honours_every_hold_dimension_for_every_record_kind(session, directory, simple_version, dimension):
     lead = person(session, LENA)
     _records(session, simple_version, team="Support", engineer=TOM, reviewer=LENA, at=T0, tag="held")
-    _records(session, simple_version, team="Data", engineer=JONAS, reviewer=RAFAEL, at=T0 + timedelta(days=30),
-             tag="free")
+    _records(
+        session, simple_version, team="Data", engineer=JONAS, reviewer=RAFAEL, at=T0 + timedelta(days=30), tag="free"
+    )
     [held_prompt] = ids("prompt", "id", "name = 'prompt-held'")
     reviewer_of_held = person(session, LENA)
     scopes = {
@@ -307,8 +361,7 @@ def early_clock():
     return Clock(T0)
 
 
-def test_a_prompt_hold_keeps_the_audit_events_of_its_versions(early_clock, signing, session, directory,
-                                                               simple_version):
+def test_a_prompt_hold_keeps_the_audit_events_of_its_versions(early_clock, signing, session, directory, simple_version):
     """The prompt's own creation event was pruned before the hold; its versions' events stay."""
     clock = early_clock
     tom = person(session, TOM)
@@ -332,8 +385,10 @@ def test_the_readme_states_what_holds_and_erasure_protect():
 
     section = _readme_section("Retention and privacy")
     assert "a legal hold wins over deletion and over erasure" in section
-    assert ("Erasure is refused while a legal hold names the person, and while the person wrote or approved a "
-            "version still in review") in section
+    assert (
+        "Erasure is refused while a legal hold names the person, and while the person wrote or approved a "
+        "version still in review"
+    ) in section
     example = privacy.ErasureResult("person:1", kept={"Acme v. Example (hold 3)": {"stored_payload": 2}})
     assert f"e.g. `{example.kept_lines()[0]}`" in section
     assert "a name such as `%`, `_` or `\\` matches only itself" in section

@@ -62,8 +62,9 @@ def test_a_billion_laughs_prompt_file_is_refused_at_once_naming_the_limit():
     bomb = billion_laughs() + "name: x\n"
     assert len(bomb.encode()) < 1024
     message = quickly(lambda: load_prompt_text(bomb, "uploads/x.yaml"))
-    assert message == ("uploads/x.yaml: expands to more than 200,000 values (aliases inside aliases); "
-                       "the limit is 200,000")
+    assert message == (
+        "uploads/x.yaml: expands to more than 200,000 values (aliases inside aliases); the limit is 200,000"
+    )
 
 
 @pytest.mark.timeout(30)
@@ -79,8 +80,10 @@ def test_cli_prompt_import_refuses_a_bomb_with_one_error_line(session, directory
     (tmp_path / "zz-bomb.yaml").write_text(billion_laughs())
     assert main(["prompts", "import", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err == (f"error: {tmp_path / 'zz-bomb.yaml'}: expands to more than 200,000 values "
-                   "(aliases inside aliases); the limit is 200,000\n")
+    assert err == (
+        f"error: {tmp_path / 'zz-bomb.yaml'}: expands to more than 200,000 values "
+        "(aliases inside aliases); the limit is 200,000\n"
+    )
 
 
 def test_cli_prompt_import_refuses_a_file_over_the_size_limit(session, directory, tmp_path, capsys):
@@ -88,25 +91,27 @@ def test_cli_prompt_import_refuses_a_file_over_the_size_limit(session, directory
     big.write_text("name: big\npurpose: " + "x" * MAX_FILE_BYTES + "\n")
     assert main(["prompts", "import", str(tmp_path)]) == 1
     size = big.stat().st_size
-    assert capsys.readouterr().err == (
-        f"error: {big}: the file is {size:,} bytes; the limit is 1,000,000 bytes\n")
+    assert capsys.readouterr().err == (f"error: {big}: the file is {size:,} bytes; the limit is 1,000,000 bytes\n")
 
 
 def test_deep_nesting_is_refused_rather_than_crashing_the_parser():
     deep = "a: " + "[" * 5000 + "]" * 5000 + "\n"
     assert quickly(lambda: parse_yaml(deep, "deep.yaml")) == (
-        "deep.yaml: nested deeper than 64 levels; the limit is 64")
+        "deep.yaml: nested deeper than 64 levels; the limit is 64"
+    )
 
 
 def test_many_aliases_are_refused():
     text = "base: &b {x: 1}\nitems:\n" + "".join("  - *b\n" for _ in range(1001))
     assert quickly(lambda: parse_yaml(text, "many.yaml")) == (
-        "many.yaml: more than 1000 aliases (*name); the limit is 1000")
+        "many.yaml: more than 1000 aliases (*name); the limit is 1000"
+    )
 
 
 def test_merge_keys_that_test_sets_use_still_load():
     text = "base: &base {subject: hi, body: there}\ncases:\n" + "".join(
-        f"  - {{<<: *base, body: case {i}}}\n" for i in range(300))
+        f"  - {{<<: *base, body: case {i}}}\n" for i in range(300)
+    )
     document = parse_yaml(text, "ok.yaml")
     assert document["cases"][299] == {"subject": "hi", "body": "case 299"}
 
@@ -123,8 +128,9 @@ def test_the_test_set_page_shows_the_limit_as_an_error(session, directory):
     at.text_area(key="ts_new_yaml").set_value(billion_laughs() + "prompt: ticket-triage\n").run()
     at.button(key="ts_create").click().run()
     assert not at.exception
-    assert errors_of(at) == ["the YAML: expands to more than 200,000 values (aliases inside aliases); "
-                             "the limit is 200,000"]
+    assert errors_of(at) == [
+        "the YAML: expands to more than 200,000 values (aliases inside aliases); the limit is 200,000"
+    ]
 
 
 # ---- CSV --------------------------------------------------------------------------------
@@ -141,13 +147,15 @@ def test_a_csv_over_the_size_limit_is_refused():
 def test_a_csv_cell_over_the_csv_field_limit_is_a_clear_error_not_a_crash():
     text = 'id,var.subject,var.tags,assertions\nc1,"' + "x" * 200_000 + '",[],[]\n'
     assert quickly(lambda: cases_from_csv(text, VARIABLES, "cases.csv")) == (
-        "cases.csv: cannot read the CSV: field larger than field limit (131072)")
+        "cases.csv: cannot read the CSV: field larger than field limit (131072)"
+    )
 
 
 def test_deeply_nested_json_in_a_csv_cell_is_a_clear_error_not_a_crash():
     text = "id,var.subject,var.tags,assertions\nc1,x," + "[" * 50_000 + "]" * 50_000 + ',"[{""type"": ""is-json""}]"\n'
     assert quickly(lambda: cases_from_csv(text, VARIABLES, "cases.csv")) == (
-        "cases.csv: row 2: var.tags: JSON nested too deeply")
+        "cases.csv: row 2: var.tags: JSON nested too deeply"
+    )
 
 
 def test_the_store_import_reports_the_limit(session, directory):
@@ -155,8 +163,9 @@ def test_the_store_import_reports_the_limit(session, directory):
     prompt = prompt_by_name(session, "ticket-triage")
     tom = directory.by_email("tom.becker@example.com")
     with pytest.raises(ValidationError, match="^the YAML: expands to more than 200,000 values"):
-        testset_store.import_yaml(session=session, actor=tom, prompt_id=prompt.id,
-                                  text=billion_laughs() + "prompt: ticket-triage\n")
+        testset_store.import_yaml(
+            session=session, actor=tom, prompt_id=prompt.id, text=billion_laughs() + "prompt: ticket-triage\n"
+        )
     with pytest.raises(CatalogValidationError):
         parse_yaml("x" * (MAX_FILE_BYTES + 1), "pasted")
 
@@ -165,52 +174,77 @@ def test_the_store_import_reports_the_limit(session, directory):
 
 
 def one_message(template: str, *variables: VariableSpec) -> VersionSpec:
-    return VersionSpec(messages=(MessageSpec("user", template),), variables=variables, model="gpt-4o-mini",
-                       params=ModelParams())
+    return VersionSpec(
+        messages=(MessageSpec("user", template),), variables=variables, model="gpt-4o-mini", params=ModelParams()
+    )
 
 
 REFUSED = "message 0 (user): refused by the template sandbox: "
 TEMPLATE_BOMBS = {
     "nested range loops": (
         "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
-        "range() of 100,000 numbers; the limit is 1,000"),
+        "range() of 100,000 numbers; the limit is 1,000",
+    ),
     "doubling through a namespace": (
         '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}',
-        "the joined text would be 1,048,576 characters; the limit is 1,000,000"),
+        "the joined text would be 1,048,576 characters; the limit is 1,000,000",
+    ),
     "doubling with +": (
         '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}',
-        "the value would be 1,048,576 characters; the limit is 1,000,000"),
+        "the value would be 1,048,576 characters; the limit is 1,000,000",
+    ),
     "doubling with %": (
         '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = "%s%s" % (ns.s, ns.s) %}'
         "{% endfor %}{{ ns.s }}",
-        "the value would be 1,048,576 characters; the limit is 1,000,000"),
+        "the value would be 1,048,576 characters; the limit is 1,000,000",
+    ),
     "doubling with join": (
         '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = [ns.s, ns.s]|join %}'
         "{% endfor %}{{ ns.s }}",
-        "the joined text would be 1,048,576 characters; the limit is 1,000,000"),
+        "the joined text would be 1,048,576 characters; the limit is 1,000,000",
+    ),
     "doubling by recursion": (
         '{% macro f(s) %}{{ f(s ~ s) }}{% endmacro %}{{ f("x") }}',
-        "the joined text would be 1,048,576 characters; the limit is 1,000,000"),
-    "a gigabyte by repetition": ('{{ "a" * 10**9 }}',
-                                 "the repeated value would be 1,000,000,000 characters; the limit is 1,000,000"),
-    "a quadratic replace": ('{{ ("a" * 1000)|replace("a", "a" * 1000) }}',
-                            "the replaced text would be 1,001,000 characters; the limit is 1,000,000"),
+        "the joined text would be 1,048,576 characters; the limit is 1,000,000",
+    ),
+    "a gigabyte by repetition": (
+        '{{ "a" * 10**9 }}',
+        "the repeated value would be 1,000,000,000 characters; the limit is 1,000,000",
+    ),
+    "a quadratic replace": (
+        '{{ ("a" * 1000)|replace("a", "a" * 1000) }}',
+        "the replaced text would be 1,001,000 characters; the limit is 1,000,000",
+    ),
     "a wide %-format": ('{{ "%999999999s" % "x" }}', "a %-format width of 999999999 is larger than the sandbox allows"),
-    "a wide str.format": ('{{ "{:>999999999}".format("x") }}',
-                          "a format width of 999999999 is larger than the sandbox allows"),
-    "a wide center": ('{{ "x".center(999999999) }}', "center() was given a width of 999,999,999; the limit is 1,000,000"),
-    "a billion slices": ('{{ [1]|slice(999999999)|list }}', "the slice filter was given a size over 1,000,000, the limit"),
-    "a million loop steps": ("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
-                             "the loops ran more than 100,000 steps; the limit is 100,000"),
+    "a wide str.format": (
+        '{{ "{:>999999999}".format("x") }}',
+        "a format width of 999999999 is larger than the sandbox allows",
+    ),
+    "a wide center": (
+        '{{ "x".center(999999999) }}',
+        "center() was given a width of 999,999,999; the limit is 1,000,000",
+    ),
+    "a billion slices": (
+        "{{ [1]|slice(999999999)|list }}",
+        "the slice filter was given a size over 1,000,000, the limit",
+    ),
+    "a million loop steps": (
+        "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}",
+        "the loops ran more than 100,000 steps; the limit is 100,000",
+    ),
     "a recursive loop": (
         "{% for x in range(1000) recursive %}{% if loop.depth < 4 %}{{ loop(range(1000)) }}{% endif %}{% endfor %}",
-        "the loops ran more than 100,000 steps; the limit is 100,000"),
+        "the loops ran more than 100,000 steps; the limit is 100,000",
+    ),
     "loops inside a recursive macro": (
         "{% macro m(n) %}{% for i in range(1000) %}{% if n > 0 %}{{ m(n - 1) }}{% endif %}{% endfor %}"
         "{% endmacro %}{{ m(4) }}",
-        "the loops ran more than 100,000 steps; the limit is 100,000"),
-    "output past the cap": ('{% for i in range(1000) %}{{ "y" * 1000 }}{% endfor %}{{ "z" * 1000 }}',
-                            "the rendered text is longer than the 1,000,000 character limit"),
+        "the loops ran more than 100,000 steps; the limit is 100,000",
+    ),
+    "output past the cap": (
+        '{% for i in range(1000) %}{{ "y" * 1000 }}{% endfor %}{{ "z" * 1000 }}',
+        "the rendered text is longer than the 1,000,000 character limit",
+    ),
 }
 
 
@@ -230,34 +264,58 @@ def test_a_render_that_passes_every_other_limit_stops_at_the_time_limit(monkeypa
     monkeypatch.setattr(sandbox, "RENDER_SECONDS", 0.01)
     template = '{% for a in range(1000) %}{% for b in range(99) %}{% set x = "y" * 9000 %}{% endfor %}{% endfor %}'
     assert quickly(lambda: render_messages(one_message(template), {})) == (
-        REFUSED + "the render took longer than the 0.01 s limit")
+        REFUSED + "the render took longer than the 0.01 s limit"
+    )
 
 
 def test_templates_within_the_limits_render_as_before():
-    version = one_message("{% for s in items %}{{ loop.index }}. {{ s.title }}{% if not loop.last %}, {% endif %}"
-                          "{% endfor %} {{ ('ab' ~ 'c') * 2 }} {{ '%05d' % 42 }} {{ 'x'|center(5) }}|"
-                          "{{ '{:>4}'.format(7) }} {{ range(3)|join('-') }} {{ '{:,}'.format(5000000) }} "
-                          "{{ '%d'|format(5000000) }} {{ '%d' % 5000000 }}",
-                          VariableSpec("items", "list"))
+    version = one_message(
+        "{% for s in items %}{{ loop.index }}. {{ s.title }}{% if not loop.last %}, {% endif %}"
+        "{% endfor %} {{ ('ab' ~ 'c') * 2 }} {{ '%05d' % 42 }} {{ 'x'|center(5) }}|"
+        "{{ '{:>4}'.format(7) }} {{ range(3)|join('-') }} {{ '{:,}'.format(5000000) }} "
+        "{{ '%d'|format(5000000) }} {{ '%d' % 5000000 }}",
+        VariableSpec("items", "list"),
+    )
     rendered = render_messages(version, {"items": [{"title": "a"}, {"title": "b"}]})
     assert rendered[0]["content"] == "1. a, 2. b abcabc 00042   x  |   7 0-1-2 5,000,000 5000000 5000000"
 
 
-@pytest.mark.parametrize("template, code, message", [
-    ("{% for i in range(100000) %}x{% endfor %}", "range-too-large",
-     "message 0 (user): line 1: range() of 100,000 numbers; the sandbox allows 1,000"),
-    ("{% for i in range(n) %}x{% endfor %}", "unbounded-range",
-     "message 0 (user): line 1: range() takes its bound from a variable; the sandbox stops past 1,000 numbers"),
-    ('{% set s = "x" %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}{{ s }}', "self-doubling",
-     "message 0 (user): line 1: 's' is built from itself more than once inside a loop, so it doubles on every pass"),
-    ('{% set ns = namespace(s="x") %}{% for i in range(9) %}\n{% set ns.s = ns.s * 2 %}{% endfor %}', "self-doubling",
-     "message 0 (user): line 2: 'ns.s' is built from itself more than once inside a loop, so it doubles on every pass"),
-    ('{{ "a" * 10**9 }}', "repetition-too-large",
-     "message 0 (user): line 1: repeats a value into 1,000,000,000 characters; the sandbox allows 1,000,000"),
-])
+@pytest.mark.parametrize(
+    "template, code, message",
+    [
+        (
+            "{% for i in range(100000) %}x{% endfor %}",
+            "range-too-large",
+            "message 0 (user): line 1: range() of 100,000 numbers; the sandbox allows 1,000",
+        ),
+        (
+            "{% for i in range(n) %}x{% endfor %}",
+            "unbounded-range",
+            "message 0 (user): line 1: range() takes its bound from a variable; the sandbox stops past 1,000 numbers",
+        ),
+        (
+            '{% set s = "x" %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}{{ s }}',
+            "self-doubling",
+            "message 0 (user): line 1: 's' is built from itself more than once inside a loop, "
+            "so it doubles on every pass",
+        ),
+        (
+            '{% set ns = namespace(s="x") %}{% for i in range(9) %}\n{% set ns.s = ns.s * 2 %}{% endfor %}',
+            "self-doubling",
+            "message 0 (user): line 2: 'ns.s' is built from itself more than once inside a loop, "
+            "so it doubles on every pass",
+        ),
+        (
+            '{{ "a" * 10**9 }}',
+            "repetition-too-large",
+            "message 0 (user): line 1: repeats a value into 1,000,000,000 characters; the sandbox allows 1,000,000",
+        ),
+    ],
+)
 def test_static_checks_flag_costly_templates_before_review(template, code, message):
-    findings = [f for f in static_checks(one_message(template, VariableSpec("n", "integer")))
-                if f.code != "unused-variable"]
+    findings = [
+        f for f in static_checks(one_message(template, VariableSpec("n", "integer"))) if f.code != "unused-variable"
+    ]
     assert [(f.code, f.message) for f in findings] == [(code, message)]
     assert has_errors(findings) == (code != "unbounded-range")
 
@@ -303,7 +361,9 @@ def test_with_a_trusted_proxy_the_right_most_untrusted_address_counts(server, ga
     key = new_key(session, allowed_cidrs="10.0.0.0/8")
     # The client wrote '10.9.9.9' itself; 203.0.113.7 is who reached the trusted proxies.
     assert _models_status(server, key, "10.9.9.9, 203.0.113.7, 192.168.1.5") == (
-        401, "This API key may not be used from 203.0.113.7")
+        401,
+        "This API key may not be used from 203.0.113.7",
+    )
     # Two trusted hops, and the client behind them.
     assert _models_status(server, key, "198.51.100.1, 10.1.2.3, 192.168.1.5")[0] == 200
     assert _models_status(server, key, "10.1.2.3, 192.168.0.9:4431") == (200, "")
@@ -317,23 +377,28 @@ def test_a_server_that_rewrites_the_address_itself_is_not_believed(db_url, gatew
     rewriting = Server(proxy_headers=True).start()  # uvicorn's default: believes loopback's header
     try:
         assert _models_status(rewriting, key, "10.1.2.3") == (
-            401, "This API key may not be used from an unknown address")
+            401,
+            "This API key may not be used from an unknown address",
+        )
     finally:
         rewriting.stop()
 
 
-@pytest.mark.parametrize("peer, forwarded, trusted, client", [
-    ("127.0.0.1", [], "", "127.0.0.1"),
-    ("10.1.2.3", ["10.1.2.3"], "", None),  # the header names the peer itself: a rewrite, not believed
-    ("127.0.0.2", ["10.1.2.3"], "", "127.0.0.2"),
-    ("127.0.0.2", ["10.1.2.3"], "127.0.0.0/8", "10.1.2.3"),
-    ("127.0.0.2", ["1.1.1.1, 10.1.2.3", "192.168.0.1"], "127.0.0.0/8 192.168.0.0/16", "10.1.2.3"),
-    ("127.0.0.2", ["192.168.0.7, 192.168.0.1"], "127.0.0.0/8 192.168.0.0/16", "192.168.0.7"),
-    ("127.0.0.2", ["not-an-ip"], "127.0.0.0/8", None),
-    ("127.0.0.2", ["[2001:db8::1]:443"], "127.0.0.0/8", "2001:db8::1"),
-    ("::ffff:127.0.0.2", ["10.1.2.3"], "127.0.0.0/8", "10.1.2.3"),
-    ("::ffff:10.1.2.3", [], "", "10.1.2.3"),
-])
+@pytest.mark.parametrize(
+    "peer, forwarded, trusted, client",
+    [
+        ("127.0.0.1", [], "", "127.0.0.1"),
+        ("10.1.2.3", ["10.1.2.3"], "", None),  # the header names the peer itself: a rewrite, not believed
+        ("127.0.0.2", ["10.1.2.3"], "", "127.0.0.2"),
+        ("127.0.0.2", ["10.1.2.3"], "127.0.0.0/8", "10.1.2.3"),
+        ("127.0.0.2", ["1.1.1.1, 10.1.2.3", "192.168.0.1"], "127.0.0.0/8 192.168.0.0/16", "10.1.2.3"),
+        ("127.0.0.2", ["192.168.0.7, 192.168.0.1"], "127.0.0.0/8 192.168.0.0/16", "192.168.0.7"),
+        ("127.0.0.2", ["not-an-ip"], "127.0.0.0/8", None),
+        ("127.0.0.2", ["[2001:db8::1]:443"], "127.0.0.0/8", "2001:db8::1"),
+        ("::ffff:127.0.0.2", ["10.1.2.3"], "127.0.0.0/8", "10.1.2.3"),
+        ("::ffff:10.1.2.3", [], "", "10.1.2.3"),
+    ],
+)
 def test_resolving_the_client_address(peer, forwarded, trusted, client):
     from core.http.client_address import resolve_client
     from core.settings import parse_trusted_proxies
@@ -368,12 +433,19 @@ def test_the_examples_cookie_secret_is_refused(tmp_path):
     with pytest.raises(ConfigError) as refused:
         _settings_with_cookie(tmp_path, example["auth"]["cookie_secret"]).check_safe()
     assert str(refused.value) == (
-        f"Unsafe configuration: [auth] cookie_secret is a placeholder from an example; {MAKE_ONE}")
+        f"Unsafe configuration: [auth] cookie_secret is a placeholder from an example; {MAKE_ONE}"
+    )
 
 
-@pytest.mark.parametrize("cookie, distinct, bits", [
-    ("a" * 32, 1, 0), ("ab" * 32, 2, 64), ("password" * 4, 7, 88), ("0011" * 12, 2, 48),
-])
+@pytest.mark.parametrize(
+    "cookie, distinct, bits",
+    [
+        ("a" * 32, 1, 0),
+        ("ab" * 32, 2, 64),
+        ("password" * 4, 7, 88),
+        ("0011" * 12, 2, 48),
+    ],
+)
 def test_a_predictable_cookie_secret_is_refused(tmp_path, cookie, distinct, bits):
     from core.settings import ConfigError
 
@@ -381,7 +453,8 @@ def test_a_predictable_cookie_secret_is_refused(tmp_path, cookie, distinct, bits
         _settings_with_cookie(tmp_path, cookie).check_safe()
     assert str(refused.value) == (
         f"Unsafe configuration: [auth] cookie_secret is too predictable ({distinct} distinct characters, about "
-        f"{bits} bits; at least 8 and 80 needed); {MAKE_ONE}")
+        f"{bits} bits; at least 8 and 80 needed); {MAKE_ONE}"
+    )
 
 
 def test_random_cookie_secrets_are_accepted(tmp_path):
@@ -416,12 +489,15 @@ def _seed_version_in_review(session, directory, simple_version):
     return created
 
 
-@pytest.mark.parametrize("email, page", [
-    ("lena.fischer@example.com", "pages/review_queue.py"),
-    ("lena.fischer@example.com", "pages/catalog.py"),
-    ("tom.becker@example.com", "pages/prompt_editor.py"),
-    ("lena.fischer@example.com", "pages/home.py"),
-])
+@pytest.mark.parametrize(
+    "email, page",
+    [
+        ("lena.fischer@example.com", "pages/review_queue.py"),
+        ("lena.fischer@example.com", "pages/catalog.py"),
+        ("tom.becker@example.com", "pages/prompt_editor.py"),
+        ("lena.fischer@example.com", "pages/home.py"),
+    ],
+)
 def test_user_text_is_shown_as_text_not_as_links_or_images(session, directory, simple_version, email, page):
     from tests.test_pages import signed_in
 
@@ -450,8 +526,20 @@ def test_the_review_queue_shows_the_change_note_literally(session, directory, si
     assert "](" not in note.replace("\\]", "") and "![" not in note.replace("!\\[", "")
 
 
-@pytest.mark.parametrize("text", ["# Heading", "- item", "1. first", "a_b and _em_ and *strong*", "`code`",
-                                  "$x$ and $y$", "line one\nline two", "<http://evil.example>", "back\\slash"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# Heading",
+        "- item",
+        "1. first",
+        "a_b and _em_ and *strong*",
+        "`code`",
+        "$x$ and $y$",
+        "line one\nline two",
+        "<http://evil.example>",
+        "back\\slash",
+    ],
+)
 def test_literal_keeps_every_character_and_no_construct(text):
     from pages.ui.text import literal
 
@@ -460,9 +548,34 @@ def test_literal_keeps_every_character_and_no_construct(text):
 
 
 @settings(max_examples=300, deadline=None)
-@given(hst.text(alphabet=hst.characters(blacklist_characters="\u200b", blacklist_categories=("Cs",)), max_size=60)
-       | hst.lists(hst.sampled_from(["[", "](", "![", "http://", "www.", ":red[", "$", "#", "- ", "1.", "\n", "_",
-                                     "*", "`", "\\", "<", "a", " "]), max_size=20).map("".join))
+@given(
+    hst.text(alphabet=hst.characters(blacklist_characters="\u200b", blacklist_categories=("Cs",)), max_size=60)
+    | hst.lists(
+        hst.sampled_from(
+            [
+                "[",
+                "](",
+                "![",
+                "http://",
+                "www.",
+                ":red[",
+                "$",
+                "#",
+                "- ",
+                "1.",
+                "\n",
+                "_",
+                "*",
+                "`",
+                "\\",
+                "<",
+                "a",
+                " ",
+            ]
+        ),
+        max_size=20,
+    ).map("".join)
+)
 def test_literal_round_trips_any_text_without_markup(text):
     from pages.ui.text import literal
 
@@ -478,25 +591,38 @@ def test_the_review_policy_file_goes_through_the_limited_loader(tmp_path):
     policy.write_text(billion_laughs())
     assert quickly(lambda: load_review_policy(policy)) == (
         f"cannot read the review policy: {policy}: expands to more than 200,000 values "
-        "(aliases inside aliases); the limit is 200,000")
+        "(aliases inside aliases); the limit is 200,000"
+    )
 
 
 def test_a_recursive_loop_within_the_limits_renders():
-    version = one_message("{% for node in tree recursive %}{{ node.name }}{% if node.children %}({{ loop(node.children) }})"
-                          "{% endif %}{% endfor %}", VariableSpec("tree", "list"))
-    tree = [{"name": "a", "children": [{"name": "b", "children": []}, {"name": "c", "children": []}]},
-            {"name": "d", "children": []}]
+    version = one_message(
+        "{% for node in tree recursive %}{{ node.name }}{% if node.children %}({{ loop(node.children) }})"
+        "{% endif %}{% endfor %}",
+        VariableSpec("tree", "list"),
+    )
+    tree = [
+        {"name": "a", "children": [{"name": "b", "children": []}, {"name": "c", "children": []}]},
+        {"name": "d", "children": []},
+    ]
     assert render_messages(version, {"tree": tree})[0]["content"] == "a(bc)d"
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("content, error", [
-    (b"id,assertions\n\xff\xfe,[]\n", "The CSV is not UTF-8 text; save it from the spreadsheet as CSV UTF-8."),
-    (b'id,assertions\nc1,"' + b"x" * 200_000 + b'"\n',
-     "the CSV: cannot read the CSV: field larger than field limit (131072)"),
-    (b"id,assertions\n" + b"c1,[]\n" * 200_000,
-     "the CSV: the file is 1,200,014 bytes; the limit is 1,000,000 bytes"),
-])
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        (b"id,assertions\n\xff\xfe,[]\n", "The CSV is not UTF-8 text; save it from the spreadsheet as CSV UTF-8."),
+        (
+            b'id,assertions\nc1,"' + b"x" * 200_000 + b'"\n',
+            "the CSV: cannot read the CSV: field larger than field limit (131072)",
+        ),
+        (
+            b"id,assertions\n" + b"c1,[]\n" * 200_000,
+            "the CSV: the file is 1,200,014 bytes; the limit is 1,000,000 bytes",
+        ),
+    ],
+)
 def test_a_hostile_csv_upload_is_refused_on_the_page(session, directory, content, error):
     from tests.test_pages import errors_of, signed_in
 

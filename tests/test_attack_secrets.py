@@ -186,11 +186,18 @@ def refusal(error: dict, field: str, canary: Canary) -> str:
 
 # ---- every field of every gateway endpoint ---------------------------------------------------
 
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "lookup_order", "description": "Find an order by its id",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string", "description": "The id",
-                                                                 "enum": ["A-1", "B-2"]}},
-                   "required": ["order_id"]}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Find an order by its id",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string", "description": "The id", "enum": ["A-1", "B-2"]}},
+            "required": ["order_id"],
+        },
+    },
+}
 
 
 def _tool(**changes):
@@ -207,38 +214,97 @@ def _tool(**changes):
 def chat_cases(s: str) -> list[tuple[str, dict]]:
     """(the field a refusal must name, the SDK's create() arguments) for a secret ``s``."""
     user = {"role": "user", "content": "Where is my order?"}
-    asked = {"role": "assistant", "content": None,
-             "tool_calls": [{"id": "call_1", "type": "function",
-                             "function": {"name": "lookup_order", "arguments": json.dumps({"order_id": s})}}]}
-    schema = {"type": "json_schema", "json_schema": {"name": "answer", "description": f"key {s}", "schema": {
-        "type": "object", "properties": {"a": {"type": "string"}}}}}
-    schema_property = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
-        "type": "object", "properties": {"a": {"type": "string", "description": f"use {s}"}}}}}
+    asked = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "lookup_order", "arguments": json.dumps({"order_id": s})},
+            }
+        ],
+    }
+    schema = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "answer",
+            "description": f"key {s}",
+            "schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+        },
+    }
+    schema_property = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "answer",
+            "schema": {"type": "object", "properties": {"a": {"type": "string", "description": f"use {s}"}}},
+        },
+    }
     return [
         ("messages[0].content", {"messages": [{"role": "user", "content": f"my key is {s} thanks"}]}),
-        ("messages[0].content[1].text", {"messages": [{"role": "user", "content": [
-            {"type": "text", "text": "hello"}, {"type": "text", "text": s}]}]}),
-        ("messages[0].content[0].image_url.url", {"messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": f"https://img.example.com/a.png?token={s}"}}]}]}),
+        (
+            "messages[0].content[1].text",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": s}]}
+                ]
+            },
+        ),
+        (
+            "messages[0].content[0].image_url.url",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": f"https://img.example.com/a.png?token={s}"}}
+                        ],
+                    }
+                ]
+            },
+        ),
         ("messages[0].name", {"messages": [{**user, "name": s}]}),
-        ("messages[1].tool_calls[0].function.arguments", {"messages": [
-            user, asked, {"role": "tool", "tool_call_id": "call_1", "content": "shipped"}], "tools": [WEATHER_TOOL]}),
-        ("messages[2].content", {"messages": [
-            user, {**asked, "tool_calls": [{**asked["tool_calls"][0], "function": {"name": "lookup_order",
-                                                                              "arguments": "{}"}}]},
-            {"role": "tool", "tool_call_id": "call_1", "content": f"order note: {s}"}], "tools": [WEATHER_TOOL]}),
+        (
+            "messages[1].tool_calls[0].function.arguments",
+            {
+                "messages": [user, asked, {"role": "tool", "tool_call_id": "call_1", "content": "shipped"}],
+                "tools": [WEATHER_TOOL],
+            },
+        ),
+        (
+            "messages[2].content",
+            {
+                "messages": [
+                    user,
+                    {
+                        **asked,
+                        "tool_calls": [
+                            {**asked["tool_calls"][0], "function": {"name": "lookup_order", "arguments": "{}"}}
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "call_1", "content": f"order note: {s}"},
+                ],
+                "tools": [WEATHER_TOOL],
+            },
+        ),
         ("tools[0].function.description", {"messages": [user], "tools": [_tool(description=f"Uses {s}")]}),
-        ("tools[0].function.parameters.properties.order_id.description",
-         {"messages": [user], "tools": [_tool(parameters__properties__order_id__description=s)]}),
-        ("tools[0].function.parameters.properties.order_id.enum[1]",
-         {"messages": [user], "tools": [_tool(parameters__properties__order_id__enum=["A-1", s])]}),
+        (
+            "tools[0].function.parameters.properties.order_id.description",
+            {"messages": [user], "tools": [_tool(parameters__properties__order_id__description=s)]},
+        ),
+        (
+            "tools[0].function.parameters.properties.order_id.enum[1]",
+            {"messages": [user], "tools": [_tool(parameters__properties__order_id__enum=["A-1", s])]},
+        ),
         ("tools[0].function.name", {"messages": [user], "tools": [_tool(name=s)]}),
         ("user", {"messages": [user], "user": s}),
         ("metadata.note", {"messages": [user], "metadata": {"note": f"deploy with {s}"}, "store": True}),
         ("metadata[…]", {"messages": [user], "metadata": {s: "x"}, "store": True}),
         ("response_format.json_schema.description", {"messages": [user], "response_format": schema}),
-        ("response_format.json_schema.schema.properties.a.description",
-         {"messages": [user], "response_format": schema_property}),
+        (
+            "response_format.json_schema.schema.properties.a.description",
+            {"messages": [user], "response_format": schema_property},
+        ),
         ("stop[1]", {"messages": [user], "stop": ["END", s]}),
         ("prediction.content", {"messages": [user], "prediction": {"type": "content", "content": s}}),
         ("model", {"messages": [user], "model": s}),
@@ -248,7 +314,8 @@ def chat_cases(s: str) -> list[tuple[str, dict]]:
 
 
 def test_a_secret_in_any_field_of_a_chat_request_is_refused_and_never_sent_stored_or_logged(
-        server, gateway, session, sim, canary, captured_log, checkpoint_dir):
+    server, gateway, session, sim, canary, captured_log, checkpoint_dir
+):
     sdk = client(server, new_key(session))
     outcomes = {}
     for field, arguments in chat_cases(canary.secret):
@@ -256,8 +323,9 @@ def test_a_secret_in_any_field_of_a_chat_request_is_refused_and_never_sent_store
             sdk.chat.completions.create(**{"model": MODEL, **arguments})
             outcomes[field] = "answered"
         except openai.APIStatusError as refused:
-            outcomes[field] = (refusal(refused.body, field, canary) if refused.status_code == 400
-                               else f"HTTP {refused.status_code}")
+            outcomes[field] = (
+                refusal(refused.body, field, canary) if refused.status_code == 400 else f"HTTP {refused.status_code}"
+            )
     # One line per field, so that a failure lists every field that let the secret through.
     assert outcomes == {field: "refused, naming the field" for field, _ in chat_cases(canary.secret)}
     audit_checkpoints.create_checkpoint(session=session, actor=SYSTEM)
@@ -266,37 +334,53 @@ def test_a_secret_in_any_field_of_a_chat_request_is_refused_and_never_sent_store
 
 
 def test_a_secret_in_any_field_of_an_embeddings_request_is_refused_and_never_stored(
-        server, gateway, session, sim, canary, captured_log):
+    server, gateway, session, sim, canary, captured_log
+):
     sdk = client(server, new_key(session))
     s = canary.secret
-    cases = [("input", {"input": f"index this: {s}"}), ("input[1]", {"input": ["fine", s]}),
-             ("user", {"input": "fine", "user": s}), ("model", {"input": "fine", "model": s}),
-             ("x_note", {"input": "fine", "extra_body": {"x_note": s}})]
+    cases = [
+        ("input", {"input": f"index this: {s}"}),
+        ("input[1]", {"input": ["fine", s]}),
+        ("user", {"input": "fine", "user": s}),
+        ("model", {"input": "fine", "model": s}),
+        ("x_note", {"input": "fine", "extra_body": {"x_note": s}}),
+    ]
     outcomes = {}
     for field, arguments in cases:
         try:
             sdk.embeddings.create(**{"model": "text-embedding-3-small", **arguments})
             outcomes[field] = "answered"
         except openai.APIStatusError as refused:
-            outcomes[field] = (refusal(refused.body, field, canary) if refused.status_code == 400
-                               else f"HTTP {refused.status_code}")
+            outcomes[field] = (
+                refusal(refused.body, field, canary) if refused.status_code == 400 else f"HTTP {refused.status_code}"
+            )
     assert outcomes == {field: "refused, naming the field" for field, _ in cases}
     assert sim.received == []
     assert_nowhere([canary.needle], sim=sim, log=captured_log)
 
 
 def test_a_secret_in_a_prompt_calls_variables_label_user_or_name_is_refused_and_never_stored(
-        server, gateway, session, sim, canary, captured_log):
+    server, gateway, session, sim, canary, captured_log
+):
     seed_catalog(session)
     key = new_key(session)
     s = canary.secret
-    variables = {"customer_name": "Ana", "customer_id": "C-1001", "question": "Where is my parcel?",
-                 "kb_snippets": [{"id": "KB-1", "title": "Shipping", "url": "https://kb.example.com/1",
-                                  "text": "Parcels ship in 2 days."}], "channel": "email"}
+    variables = {
+        "customer_name": "Ana",
+        "customer_id": "C-1001",
+        "question": "Where is my parcel?",
+        "kb_snippets": [
+            {"id": "KB-1", "title": "Shipping", "url": "https://kb.example.com/1", "text": "Parcels ship in 2 days."}
+        ],
+        "channel": "email",
+    }
     cases = [
         ("variables.question", "support-answer", {"variables": {**variables, "question": f"my key: {s}"}}),
-        ("variables.kb_snippets[0].text", "support-answer",
-         {"variables": {**variables, "kb_snippets": [{**variables["kb_snippets"][0], "text": s}]}}),
+        (
+            "variables.kb_snippets[0].text",
+            "support-answer",
+            {"variables": {**variables, "kb_snippets": [{**variables["kb_snippets"][0], "text": s}]}},
+        ),
         ("variables.unknown", "support-answer", {"variables": {**variables, "unknown": s}}),
         ("label", "support-answer", {"variables": variables, "label": s}),
         ("user", "support-answer", {"variables": variables, "user": s}),
@@ -304,10 +388,16 @@ def test_a_secret_in_a_prompt_calls_variables_label_user_or_name_is_refused_and_
     ]
     outcomes = {}
     for field, name, body in cases:
-        response = httpx.post(f"{server.base_url}/prompts/{quote(name, safe='')}/completions",
-                              headers={"Authorization": f"Bearer {key.secret}"}, json=body)
-        outcomes[field] = (refusal(response.json()["error"], field, canary) if response.status_code == 400
-                           else f"HTTP {response.status_code}")
+        response = httpx.post(
+            f"{server.base_url}/prompts/{quote(name, safe='')}/completions",
+            headers={"Authorization": f"Bearer {key.secret}"},
+            json=body,
+        )
+        outcomes[field] = (
+            refusal(response.json()["error"], field, canary)
+            if response.status_code == 400
+            else f"HTTP {response.status_code}"
+        )
     assert outcomes == {field: "refused, naming the field" for field, _, _ in cases}
     assert sim.received == []
     assert_nowhere([canary.needle], sim=sim, log=captured_log)
@@ -316,13 +406,21 @@ def test_a_secret_in_a_prompt_calls_variables_label_user_or_name_is_refused_and_
 def test_a_secret_in_a_feedback_comment_is_refused_naming_the_field(server, gateway, session, canary):
     key = new_key(session)
     answered = client(server, key).chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": "hi"}])
-    response = httpx.post(f"{server.base_url}/feedback", headers={"Authorization": f"Bearer {key.secret}"},
-                          json={"request_id": answered.headers["x-request-id"], "score": 1,
-                                "comment": f"great, and here is {canary.secret}"})
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
+    response = httpx.post(
+        f"{server.base_url}/feedback",
+        headers={"Authorization": f"Bearer {key.secret}"},
+        json={
+            "request_id": answered.headers["x-request-id"],
+            "score": 1,
+            "comment": f"great, and here is {canary.secret}",
+        },
+    )
     assert response.status_code == 400
     assert response.json()["error"]["message"] == (
-        f"The feedback comment contains {canary.kind_name}; remove it before saving")
+        f"The feedback comment contains {canary.kind_name}; remove it before saving"
+    )
     assert_nowhere([canary.needle])
 
 
@@ -331,15 +429,21 @@ def test_a_request_that_is_blocked_is_stored_as_masked_findings_with_the_field(s
 
     sdk = client(server, new_key(session))
     with pytest.raises(openai.BadRequestError) as refused:
-        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
-                                    tools=[_tool(description=f"Uses {canary.secret}")])
+        sdk.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[_tool(description=f"Uses {canary.secret}")],
+        )
     request_id = refused.value.response.headers["x-request-id"]
     session.rollback()
     stored = json.loads(session.get(StoredPayload, request_id).request_json)
     assert stored["request"] is None
     [finding] = stored["findings"]
     assert (finding["rule"], finding["action"], finding["fields"]) == (
-        canary.rule, "block", ["tools[0].function.description"])
+        canary.rule,
+        "block",
+        ["tools[0].function.description"],
+    )
     assert canary.needle not in json.dumps(finding)
 
 
@@ -347,12 +451,17 @@ def test_a_request_that_is_blocked_is_stored_as_masked_findings_with_the_field(s
 
 
 def test_personal_data_in_tools_metadata_and_user_is_redacted_before_it_is_sent(server, gateway, session, sim):
-    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session), pii_action="redact",
-                             moderation="off")
+    policies.set_team_policy(
+        session=session, actor=ADMIN, team_id=team_id(session), pii_action="redact", moderation="off"
+    )
     client(server, new_key(session)).chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Where is my order?"}],
-        tools=[_tool(description="Escalate to ana.lopez@example.com")], user="ana.lopez@example.com",
-        metadata={"contact": "ana.lopez@example.com"}, store=True)
+        model=MODEL,
+        messages=[{"role": "user", "content": "Where is my order?"}],
+        tools=[_tool(description="Escalate to ana.lopez@example.com")],
+        user="ana.lopez@example.com",
+        metadata={"contact": "ana.lopez@example.com"},
+        store=True,
+    )
     [sent] = [json.loads(body) for body in sim.bodies("/chat/completions")]
     assert "ana.lopez" not in json.dumps(sent)
     assert sent["tools"][0]["function"]["description"] == "Escalate to [EMAIL_1]"
@@ -367,8 +476,12 @@ def _save_paths(session, directory, simple_version, s):
     """(what the refusal names, a call that tries to store ``s``): every form that saves text."""
     tom, lena, admin = directory.by_email(TOM), directory.by_email(LENA), directory.admin
     support = team_id(session)
-    prompt = store.create_prompt(session=session, actor=tom, version=simple_version,
-                                 prompt=PromptSpec("faq-answer", "Support", "Answer questions", "low", "internal"))
+    prompt = store.create_prompt(
+        session=session,
+        actor=tom,
+        version=simple_version,
+        prompt=PromptSpec("faq-answer", "Support", "Answer questions", "low", "internal"),
+    )
     workflow.submit(session=session, actor=tom, version_id=prompt.id)
     prompt_id = prompt.prompt_id
 
@@ -378,8 +491,9 @@ def _save_paths(session, directory, simple_version, s):
         spec = dataclasses.replace(simple_version, change_note="Shorter answers", **changes)
         return lambda: store.create_version(session=session, actor=tom, prompt_id=prompt_id, version=spec)
 
-    case = TestCaseSpec("c1", "a case", {"product": "Quorum", "question": "q", "attempt": 1},
-                        (Assertion("contains", "Quorum"),))
+    case = TestCaseSpec(
+        "c1", "a case", {"product": "Quorum", "question": "q", "attempt": 1}, (Assertion("contains", "Quorum"),)
+    )
     testset = TestSetSpec("faq-answer", (case,))
 
     def testset_with(**changes):
@@ -389,45 +503,118 @@ def _save_paths(session, directory, simple_version, s):
         return lambda: testset_store.save_testset(session=session, actor=tom, prompt_id=prompt_id, spec=spec)
 
     return [
-        ("The draft (messages[0].content)",
-         version(messages=(MessageSpec("system", f"Use {s}"), *simple_version.messages[1:]))),
-        ("The draft (variables.product.description)", version(variables=(
-            VariableSpec("product", "string", f"for {s}"), *simple_version.variables[1:]))),
-        ("The change note", lambda: store.create_version(
-            session=session, actor=tom, prompt_id=prompt_id,
-            version=__import__("dataclasses").replace(simple_version, change_note=f"rotated {s}",
-                                                      messages=simple_version.messages[:1]))),
-        ("The prompt's purpose", lambda: store.create_prompt(
-            session=session, actor=tom, version=simple_version,
-            prompt=PromptSpec("other-prompt", "Support", f"Calls the API with {s}", "low", "internal"))),
-        ("The review comment", lambda: workflow.request_changes(
-            session=session, actor=lena, version_id=prompt.id, comment=f"Do not paste {s} here")),
-        ("The evidence summary", lambda: workflow.attach_evidence(
-            session=session, actor=tom, version_id=prompt.id, kind="note", reference_id="r1", summary=f"ran with {s}")),
-        ("The test set description", lambda: testset_store.save_testset(
-            session=session, actor=tom, prompt_id=prompt_id,
-            spec=TestSetSpec("faq-answer", (case,), description=f"uses {s}"))),
+        (
+            "The draft (messages[0].content)",
+            version(messages=(MessageSpec("system", f"Use {s}"), *simple_version.messages[1:])),
+        ),
+        (
+            "The draft (variables.product.description)",
+            version(variables=(VariableSpec("product", "string", f"for {s}"), *simple_version.variables[1:])),
+        ),
+        (
+            "The change note",
+            lambda: store.create_version(
+                session=session,
+                actor=tom,
+                prompt_id=prompt_id,
+                version=__import__("dataclasses").replace(
+                    simple_version, change_note=f"rotated {s}", messages=simple_version.messages[:1]
+                ),
+            ),
+        ),
+        (
+            "The prompt's purpose",
+            lambda: store.create_prompt(
+                session=session,
+                actor=tom,
+                version=simple_version,
+                prompt=PromptSpec("other-prompt", "Support", f"Calls the API with {s}", "low", "internal"),
+            ),
+        ),
+        (
+            "The review comment",
+            lambda: workflow.request_changes(
+                session=session, actor=lena, version_id=prompt.id, comment=f"Do not paste {s} here"
+            ),
+        ),
+        (
+            "The evidence summary",
+            lambda: workflow.attach_evidence(
+                session=session,
+                actor=tom,
+                version_id=prompt.id,
+                kind="note",
+                reference_id="r1",
+                summary=f"ran with {s}",
+            ),
+        ),
+        (
+            "The test set description",
+            lambda: testset_store.save_testset(
+                session=session,
+                actor=tom,
+                prompt_id=prompt_id,
+                spec=TestSetSpec("faq-answer", (case,), description=f"uses {s}"),
+            ),
+        ),
         ("Test case 1 (variables.question)", testset_with(variables={**case.variables, "question": s})),
         ("Test case 1 (description)", testset_with(description=f"about {s}")),
         ("Test case 1 (assertions[0].value)", testset_with(assertions=(Assertion("contains", s),))),
-        ("Test case 1 (variables.question)", lambda: testset_store.import_csv(
-            session=session, actor=tom, testset_id=_saved_testset(session, tom, prompt_id, testset).id,
-            text=_csv([["id", "var.product", "var.question", "var.attempt", "assertions"],
-                       ["c1", "Quorum", s, "1", '[{"type": "contains", "value": "Quorum"}]']]))),
+        (
+            "Test case 1 (variables.question)",
+            lambda: testset_store.import_csv(
+                session=session,
+                actor=tom,
+                testset_id=_saved_testset(session, tom, prompt_id, testset).id,
+                text=_csv(
+                    [
+                        ["id", "var.product", "var.question", "var.attempt", "assertions"],
+                        ["c1", "Quorum", s, "1", '[{"type": "contains", "value": "Quorum"}]'],
+                    ]
+                ),
+            ),
+        ),
         ("The team name", lambda: identity.create_team(session=session, actor=admin, name=f"Team {s}"[:80])),
-        ("The team description", lambda: identity.create_team(session=session, actor=admin, name="Ops",
-                                                               description=f"key {s}")),
-        ("The person's name", lambda: identity.add_person(session=session, actor=admin, email="new@example.com",
-                                                          display_name=s)),
+        (
+            "The team description",
+            lambda: identity.create_team(session=session, actor=admin, name="Ops", description=f"key {s}"),
+        ),
+        (
+            "The person's name",
+            lambda: identity.add_person(session=session, actor=admin, email="new@example.com", display_name=s),
+        ),
         ("The key's name", lambda: keys.create_key(session=session, actor=admin, team_id=support, label=s)),
-        ("The price's source", lambda: prices.add_override(
-            session=session, actor=admin, model="gpt-4o-mini", effective_from="2026-01-01", input="1", output="2",
-            source=f"mail from {s}")),
-        ("The variants ([0].params.stop)", lambda: experiment_service.plan(
-            session=session, actor=tom, testset_id=_saved_testset(session, tom, prompt_id, testset).id,
-            variants=[VariantChoice(version_id=prompt.id, params={"stop": s})])),
-        ("The case name", lambda: holds.add_hold(session=session, actor=lena, case_name=f"case {s}"[:120],
-                                                 owner_person_id=lena.person_id, team_id=support)),
+        (
+            "The price's source",
+            lambda: prices.add_override(
+                session=session,
+                actor=admin,
+                model="gpt-4o-mini",
+                effective_from="2026-01-01",
+                input="1",
+                output="2",
+                source=f"mail from {s}",
+            ),
+        ),
+        (
+            "The variants ([0].params.stop)",
+            lambda: experiment_service.plan(
+                session=session,
+                actor=tom,
+                testset_id=_saved_testset(session, tom, prompt_id, testset).id,
+                variants=[VariantChoice(version_id=prompt.id, params={"stop": s})],
+            ),
+        ),
+        (
+            "The case name",
+            lambda: holds.add_hold(
+                session=session,
+                actor=lena,
+                case_name=f"case {s}"[:120],
+                owner_person_id=lena.person_id,
+                team_id=support,
+            ),
+        ),
     ]
 
 
@@ -442,7 +629,8 @@ def _saved_testset(session, actor, prompt_id, spec):
 
 
 def test_every_form_that_saves_text_refuses_a_secret_naming_the_field_and_kind(
-        session, directory, simple_version, canary, checkpoint_dir):
+    session, directory, simple_version, canary, checkpoint_dir
+):
     for field, save in _save_paths(session, directory, simple_version, canary.secret):
         with pytest.raises(ValidationError) as refused:
             save()
@@ -453,15 +641,22 @@ def test_every_form_that_saves_text_refuses_a_secret_naming_the_field_and_kind(
 
 
 def test_a_lead_cannot_answer_a_held_request_with_a_secret(server, gateway, session, directory, canary):
-    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session), pii_action="redact",
-                             moderation="hold")
+    policies.set_team_policy(
+        session=session, actor=ADMIN, team_id=team_id(session), pii_action="redact", moderation="hold"
+    )
     sdk = client(server, new_key(session))
     held = sdk.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": "I will kill you"}])
+        model=MODEL, messages=[{"role": "user", "content": "I will kill you"}]
+    )
     public_id = held.headers["x-quorum-held"]
     with pytest.raises(ValidationError, match=f"^The comment contains {canary.kind_name}; remove it"):
-        decide(session=session, actor=directory.by_email(LENA), public_id=public_id, release=True,
-               comment=f"use {canary.secret}")
+        decide(
+            session=session,
+            actor=directory.by_email(LENA),
+            public_id=public_id,
+            release=True,
+            comment=f"use {canary.secret}",
+        )
     session.rollback()
     assert_nowhere([canary.needle])
 
@@ -469,9 +664,13 @@ def test_a_lead_cannot_answer_a_held_request_with_a_secret(server, gateway, sess
 def test_a_budget_webhook_is_kept_but_the_audit_log_holds_only_its_host(session, directory):
     token = _random(string.ascii_letters + string.digits, 32)
     url = f"https://alerts.example.com/hook?token={token}"
-    budget = budget_config.set_budget(session=session, actor=directory.admin, scope="team",
-                                      target_id=team_id(session),
-                                      data=budget_config.BudgetInput(cap_usd="100", webhook_url=url))
+    budget = budget_config.set_budget(
+        session=session,
+        actor=directory.admin,
+        scope="team",
+        target_id=team_id(session),
+        data=budget_config.BudgetInput(cap_usd="100", webhook_url=url),
+    )
     assert budget.webhook_url == url  # the admin set it to be called
     session.rollback()
     assert raw_copies_in_database([token]) == ["budget.webhook_url"]
@@ -482,9 +681,20 @@ def test_a_budget_webhook_is_kept_but_the_audit_log_holds_only_its_host(session,
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=12),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=12)
-_TOP_LEVEL = ["messages", "tools", "metadata", "user", "response_format", "stop", "input", "instructions",
-              "x_extra", "model"]
+    max_leaves=12,
+)
+_TOP_LEVEL = [
+    "messages",
+    "tools",
+    "metadata",
+    "user",
+    "response_format",
+    "stop",
+    "input",
+    "instructions",
+    "x_extra",
+    "model",
+]
 
 
 def _places(value, path=()):
@@ -520,8 +730,7 @@ def test_a_secret_anywhere_in_any_json_body_never_reaches_upstream_or_storage(ga
 
     canary = data.draw(st.sampled_from(make_canaries()), label="canary")
     field = data.draw(st.sampled_from(_TOP_LEVEL), label="field")
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
-            field: data.draw(_JSON, label="value")}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], field: data.draw(_JSON, label="value")}
     places = list(_places(body))
     place = data.draw(st.sampled_from(places), label="place")
     text = body
@@ -559,8 +768,14 @@ def test_the_audit_log_masks_a_secret_that_slips_into_an_event_and_the_chain_sti
     from core.audit import record as audit
     from tests.audit_helpers import problems
 
-    audit.record(session, actor=SYSTEM, action="thing.change", target_type="thing", target_id=1,
-                 after={"note": f"rotated to {canary.secret}", canary.secret: [canary.secret]})
+    audit.record(
+        session,
+        actor=SYSTEM,
+        action="thing.change",
+        target_type="thing",
+        target_id=1,
+        after={"note": f"rotated to {canary.secret}", canary.secret: [canary.secret]},
+    )
     session.commit()
     assert raw_copies_in_database([canary.needle]) == []
     [event] = audit.recent_events(session, actor=SYSTEM, limit=1)

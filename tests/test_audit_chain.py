@@ -103,8 +103,10 @@ def test_an_event_inserted_in_the_middle(session):
     # Make room after seq 5, then forge an event with a correct hash linking to seq 5.
     sql("UPDATE audit_event SET seq = -seq WHERE seq > 5")
     sql("UPDATE audit_event SET seq = 1 - seq WHERE seq < 0")
-    sql("INSERT INTO audit_event (seq, event_id, occurred_at, actor, action, target_type, target_id, prev_hash, hash) "
-        "VALUES (6, 'forged-event', '2026-01-01 00:00:00.000000', 'person:1', 'budget.raise', 'budget', '1', '', '')")
+    sql(
+        "INSERT INTO audit_event (seq, event_id, occurred_at, actor, action, target_type, target_id, prev_hash, hash) "
+        "VALUES (6, 'forged-event', '2026-01-01 00:00:00.000000', 'person:1', 'budget.raise', 'budget', '1', '', '')"
+    )
     if session.get_bind().dialect.name == "postgresql":
         sql("UPDATE audit_event SET occurred_at = '2026-01-01 00:00:00+00' WHERE seq = 6")
     sql("UPDATE audit_head SET seq = 11")
@@ -113,7 +115,8 @@ def test_an_event_inserted_in_the_middle(session):
     with __import__("core.db", fromlist=["db"]).get_engine().connect() as conn:
         raw = conn.exec_driver_sql(
             "SELECT event_id, occurred_at, actor, action, target_type, target_id, team_id, before_json, after_json "
-            "FROM audit_event WHERE seq = 6").one()
+            "FROM audit_event WHERE seq = 6"
+        ).one()
     digest = row_hash((*raw, hash_of(5)))
     sql("UPDATE audit_event SET prev_hash = :p, hash = :h WHERE seq = 6", {"p": hash_of(5), "h": digest})
     assert problems(session) == ["seq 6: inserted: seq 7 links directly to seq 5"]
@@ -125,7 +128,8 @@ def test_the_last_events_deleted_are_caught_by_the_checkpoint(session, signed):
     sql("DELETE FROM audit_event WHERE seq > 7")
     sql("UPDATE audit_head SET seq = 7, head_hash = :h", {"h": hash_of(7)})
     assert problems(session) == [
-        "seq 8-10: truncated after checkpoint: a signed checkpoint vouches for seq 10, the log ends at seq 7"]
+        "seq 8-10: truncated after checkpoint: a signed checkpoint vouches for seq 10, the log ends at seq 7"
+    ]
 
 
 def test_the_whole_chain_recomputed_after_a_change_is_caught_by_the_signed_checkpoints(session, signed):
@@ -148,11 +152,14 @@ def test_the_whole_chain_recomputed_after_a_change_is_caught_by_the_signed_check
 def test_a_checkpoint_with_a_forged_signature(session, signed):
     add_events(session, 3)
     made = checkpoint(session)
-    sql("INSERT INTO audit_checkpoint (chain_id, seq, head_hash, created_at, key_id, signature) "
+    sql(
+        "INSERT INTO audit_checkpoint (chain_id, seq, head_hash, created_at, key_id, signature) "
         "VALUES (:c, 12, :h, :t, :k, :s)",
-        {"c": made.chain_id, "h": "a" * 64, "t": "2026-01-01 00:00:00.000000", "k": made.key_id, "s": "ab" * 64})
+        {"c": made.chain_id, "h": "a" * 64, "t": "2026-01-01 00:00:00.000000", "k": made.key_id, "s": "ab" * 64},
+    )
     assert [line.split(" UTC")[0] for line in problems(session)] == [
-        "seq 12: bad signature: database checkpoint signed 2026-01-01 00:00:00.000000"]
+        "seq 12: bad signature: database checkpoint signed 2026-01-01 00:00:00.000000"
+    ]
 
 
 def test_a_doctored_checkpoint_file_line_is_reported(session, signed, checkpoint_dir):
@@ -280,13 +287,19 @@ def test_migration_chains_events_written_before_it(tmp_path):
     command.upgrade(alembic_config(url), "0001")
     with db.get_engine(url).begin() as conn:
         for i in range(3):
-            conn.execute(text("INSERT INTO audit_event (event_id, occurred_at, actor, action, target_type, target_id) "
-                              f"VALUES (:e, '2026-01-0{i + 1} 10:00:00.000000', 'system:cli', 'team.create', 'team', :e)"),
-                         {"e": f"e{i}"})
+            conn.execute(
+                text(
+                    "INSERT INTO audit_event (event_id, occurred_at, actor, action, target_type, target_id) "
+                    f"VALUES (:e, '2026-01-0{i + 1} 10:00:00.000000', 'system:cli', 'team.create', 'team', :e)"
+                ),
+                {"e": f"e{i}"},
+            )
     command.upgrade(alembic_config(url), "head")
     with db.session(db.get_engine(url)) as s:
-        assert audit_verify.verify_chain(session=s, actor=SYSTEM).summary() == \
-            "3 events verified, no signed checkpoint yet"
+        assert (
+            audit_verify.verify_chain(session=s, actor=SYSTEM).summary()
+            == "3 events verified, no signed checkpoint yet"
+        )
         record(s, actor=SYSTEM, action="team.create", target_type="team", target_id=9)
         s.commit()
         assert s.exec(select(AuditEvent.seq).order_by(AuditEvent.seq)).all() == [1, 2, 3, 4]

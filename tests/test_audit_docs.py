@@ -14,7 +14,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encodi
 
 def section() -> str:
     start = README.index("## Tamper-evident audit log")
-    return README[start:README.index("\n## ", start + 1)]
+    return README[start : README.index("\n## ", start + 1)]
 
 
 def listed(label: str) -> list[str]:

@@ -19,8 +19,20 @@ from core.audit.record import committing, record
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, verify
 
-EVENT_FIELDS = ["seq", "event_id", "occurred_at", "actor", "action", "target_type", "target_id", "team_id",
-                "before_json", "after_json", "prev_hash", "hash"]
+EVENT_FIELDS = [
+    "seq",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "team_id",
+    "before_json",
+    "after_json",
+    "prev_hash",
+    "hash",
+]
 CHECKPOINT_FIELDS = ["chain_id", "seq", "head_hash", "created_at", "pruned_before", "key_id", "signature"]
 TRIALS = 300
 
@@ -45,7 +57,7 @@ def flipped(value, rng: random.Random, *, nul: bool = False):
         for bit in rng.sample(range(7), 7):  # stay ASCII/BMP and never produce NUL (PostgreSQL refuses it)
             new = code ^ (1 << bit)
             if new or nul:
-                return value[:position] + chr(new) + value[position + 1:]
+                return value[:position] + chr(new) + value[position + 1 :]
     if hasattr(value, "microsecond"):
         return value + timedelta(microseconds=1 << rng.randrange(20))
     raise AssertionError(f"cannot flip {value!r}")
@@ -63,8 +75,9 @@ def test_random_single_bit_changes_are_all_reported(session):
     for _trial in range(TRIALS):
         table, fields = rng.choice([("audit_event", EVENT_FIELDS)] * 3 + [("audit_checkpoint", CHECKPOINT_FIELDS)])
         with engine.connect() as conn:
-            row_id, *values = conn.execute(text(f"SELECT id, {', '.join(fields)} FROM {table} "
-                                                "ORDER BY random() LIMIT 1")).one()
+            row_id, *values = conn.execute(
+                text(f"SELECT id, {', '.join(fields)} FROM {table} ORDER BY random() LIMIT 1")
+            ).one()
         candidates = [(f, v) for f, v in zip(fields, values, strict=True) if v is not None]
         field, old = rng.choice(candidates)
         new = flipped(old, rng, nul=engine.dialect.name == "sqlite")

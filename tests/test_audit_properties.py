@@ -37,11 +37,18 @@ EVENTS = 8
 UNDETECTABLE_WITHOUT_KEY = ("truncated tail", "fully recomputed chain")
 DETECTABLE = ("edit", "byte flip", "deletion", "insertion", "reordering")
 # Each move the tamperer makes, and the README class it belongs to.
-CLASS_OF = {"edit": "edit", "nul append": "byte flip", "byte flip": "byte flip", "deletion": "deletion",
-            "insertion": "insertion", "insertion outside": "insertion", "reordering": "reordering",
-            "truncated tail": "truncated tail", "fully recomputed chain": "fully recomputed chain"}
-EDITABLE = ("event_id", "actor", "action", "target_type", "target_id", "before_json", "after_json", "prev_hash",
-            "hash")
+CLASS_OF = {
+    "edit": "edit",
+    "nul append": "byte flip",
+    "byte flip": "byte flip",
+    "deletion": "deletion",
+    "insertion": "insertion",
+    "insertion outside": "insertion",
+    "reordering": "reordering",
+    "truncated tail": "truncated tail",
+    "fully recomputed chain": "fully recomputed chain",
+}
+EDITABLE = ("event_id", "actor", "action", "target_type", "target_id", "before_json", "after_json", "prev_hash", "hash")
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -77,8 +84,10 @@ def snapshot() -> list[tuple]:
         finally:
             conn.close()
     with db.get_engine().connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            f"SELECT {', '.join(EVENT_COLUMNS)} FROM audit_event ORDER BY seq, id")).all()]
+        return [
+            tuple(r)
+            for r in conn.execute(text(f"SELECT {', '.join(EVENT_COLUMNS)} FROM audit_event ORDER BY seq, id")).all()
+        ]
 
 
 # ---- the tamperer's moves --------------------------------------------------------------------
@@ -89,15 +98,16 @@ replacements = st.sampled_from(["\x00", "ë", "日", "𝄞", "bitflip"])
 
 edits = st.tuples(st.just("edit"), seqs, st.sampled_from(EDITABLE), st.integers(0, 200), replacements)
 nul_appends = st.tuples(st.just("nul append"), seqs, st.sampled_from(EDITABLE), st.text("ab:~ë", max_size=3))
-byte_flips = st.tuples(st.just("byte flip"), seqs, st.sampled_from(EDITABLE), st.integers(0, 200),
-                       st.integers(1, 255))
+byte_flips = st.tuples(st.just("byte flip"), seqs, st.sampled_from(EDITABLE), st.integers(0, 200), st.integers(1, 255))
 deletions = st.tuples(st.just("deletion"), seqs)
-insertions = st.tuples(st.just("insertion"), st.integers(2, EVENTS)) | st.tuples(st.just("insertion outside"),
-                                                                                 st.integers(-3, 0))
+insertions = st.tuples(st.just("insertion"), st.integers(2, EVENTS)) | st.tuples(
+    st.just("insertion outside"), st.integers(-3, 0)
+)
 reorderings = st.tuples(st.just("reordering"), seqs, seqs)
 truncations = st.tuples(st.just("truncated tail"), st.integers(1, EVENTS - 1))
-recomputes = st.tuples(st.just("fully recomputed chain"), seqs, st.sampled_from(EDITABLE[:7]),
-                       st.integers(0, 200), replacements)
+recomputes = st.tuples(
+    st.just("fully recomputed chain"), seqs, st.sampled_from(EDITABLE[:7]), st.integers(0, 200), replacements
+)
 
 
 def detectable_moves():
@@ -112,7 +122,7 @@ def replaced(value: str, position: int, replacement: str) -> str:
     new = chr(ord(value[position]) ^ 1) if replacement == "bitflip" else replacement
     if new == "\x00" and not on_sqlite():
         new = "ë"
-    return value[:position] + new + value[position + 1:]
+    return value[:position] + new + value[position + 1 :]
 
 
 def apply(move: tuple) -> None:
@@ -121,8 +131,10 @@ def apply(move: tuple) -> None:
         seq, column, position, replacement = args
         old = _value(seq, column)
         if old:
-            sql(f"UPDATE audit_event SET {column} = :v WHERE seq = :s",
-                {"v": replaced(old, position, replacement), "s": seq})
+            sql(
+                f"UPDATE audit_event SET {column} = :v WHERE seq = :s",
+                {"v": replaced(old, position, replacement), "s": seq},
+            )
             if kind == "fully recomputed chain":
                 rehash_from(seq)
     elif kind == "nul append":
@@ -133,7 +145,7 @@ def apply(move: tuple) -> None:
         raw = _raw(seq, column)
         if raw:
             position %= len(raw)
-            _write_raw(seq, column, raw[:position] + bytes([raw[position] ^ byte]) + raw[position + 1:])
+            _write_raw(seq, column, raw[:position] + bytes([raw[position] ^ byte]) + raw[position + 1 :])
     elif kind == "deletion":
         sql("DELETE FROM audit_event WHERE seq = :s", {"s": args[0]})
     elif kind == "insertion":  # a forged event slipped in before seq s, later events renumbered
@@ -152,8 +164,10 @@ def apply(move: tuple) -> None:
     elif kind == "truncated tail":  # the newest events deleted and the head set back to match
         keep = min(args[0], _any_seq() or 0)
         sql("DELETE FROM audit_event WHERE seq > :k", {"k": keep})
-        sql("UPDATE audit_head SET seq = :k, head_hash = :h",
-            {"k": keep, "h": hash_of(keep) or audit_chain.GENESIS_HASH})
+        sql(
+            "UPDATE audit_head SET seq = :k, head_hash = :h",
+            {"k": keep, "h": hash_of(keep) or audit_chain.GENESIS_HASH},
+        )
     else:
         raise AssertionError(kind)
 
@@ -171,9 +185,9 @@ def _any_seq() -> int:
 def _raw(seq: int, column: str) -> bytes | None:
     with db.get_engine().connect() as conn:
         cast = "BLOB" if conn.dialect.name == "sqlite" else "bytea"
-        return conn.execute(text(f"SELECT CAST({column} AS {cast}) FROM audit_event WHERE seq = :s "
-                                 "ORDER BY id LIMIT 1"),
-                            {"s": seq}).scalar()
+        return conn.execute(
+            text(f"SELECT CAST({column} AS {cast}) FROM audit_event WHERE seq = :s ORDER BY id LIMIT 1"), {"s": seq}
+        ).scalar()
 
 
 def _write_raw(seq: int, column: str, raw: bytes) -> None:

@@ -46,8 +46,16 @@ def history(session, directory):
     for i, (who, action, ttype, tid, team, before, after) in enumerate(plan):
         clock.set_clock(lambda i=i: T0 + timedelta(hours=i))
         with committing(session):
-            record(session, actor=who, action=action, target_type=ttype, target_id=tid, team_id=team,
-                   before=before, after=after)
+            record(
+                session,
+                actor=who,
+                action=action,
+                target_type=ttype,
+                target_id=tid,
+                team_id=team,
+                before=before,
+                after=after,
+            )
     clock.set_clock(None)
     return {"admin": admin, "lead": lead, "support": support, "legal": legal}
 
@@ -66,15 +74,22 @@ def test_filters_by_action_prefix_negation_actor_team_target_time_and_text(sessi
     assert actions(search(session, auditor, action="budget. -budget.alert.")) == ["budget.set", "budget.set"]
     assert "team.create" not in actions(search(session, auditor, action="-team."))
     assert actions(search(session, auditor, action="team.rename")) == ["team.rename"]
-    assert actions(search(session, auditor, actor=history["lead"].ref)) == ["budget.alert.ack",
-                                                                            "prompt.version.approve"]
+    assert actions(search(session, auditor, actor=history["lead"].ref)) == [
+        "budget.alert.ack",
+        "prompt.version.approve",
+    ]
     assert actions(search(session, auditor, actor="lena.fischer@example.com", action="prompt.")) == [
-        "prompt.version.approve"]
+        "prompt.version.approve"
+    ]
     assert actions(search(session, auditor, team_id=history["legal"], action="-team.create")) == [
-        "team.rename", "budget.set"]
+        "team.rename",
+        "budget.set",
+    ]
     assert actions(search(session, auditor, target_type="budget", target_id="1")) == ["budget.alert.ack", "budget.set"]
     assert actions(search(session, auditor, since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3))) == [
-        "budget.set", "prompt.version.approve"]
+        "budget.set",
+        "prompt.version.approve",
+    ]
     assert actions(search(session, auditor, text="50%")) == ["budget.set"]
     assert actions(search(session, auditor, text="APPROVED")) == ["prompt.version.approve"]
 
@@ -91,11 +106,14 @@ def test_keyset_pages_walk_every_event_once_newest_first(session, history):
     assert len(seen) == 4 + 9 + 5
 
 
-@pytest.mark.parametrize("filters, message", [
-    (dict(action="budget!"), "Action filter"),
-    (dict(since=T0, until=T0), "time range is empty"),
-    (dict(actor="nobody@example.com"), "No person"),
-])
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        (dict(action="budget!"), "Action filter"),
+        (dict(since=T0, until=T0), "time range is empty"),
+        (dict(actor="nobody@example.com"), "No person"),
+    ],
+)
 def test_bad_filters_are_refused_with_a_clear_message(session, history, filters, message):
     with pytest.raises(ValidationError, match=message):
         search(session, SYSTEM, **filters)
@@ -112,8 +130,9 @@ def test_roles_without_audit_read_cannot_browse_or_export(session, directory):
         with pytest.raises(PermissionDenied):
             search(session, directory.with_role(role))
         with pytest.raises(PermissionDenied):
-            audit_export.export_bytes(session=session, actor=directory.with_role(role), filters=AuditFilter(),
-                                      fmt="csv")
+            audit_export.export_bytes(
+                session=session, actor=directory.with_role(role), filters=AuditFilter(), fmt="csv"
+            )
 
 
 def test_names_resolve_from_the_directory_and_erased_people_stay_ids(session, history):
@@ -124,19 +143,31 @@ def test_names_resolve_from_the_directory_and_erased_people_stay_ids(session, hi
 def test_diff_shows_added_removed_and_changed_fields():
     changes = audit_query.diff({"limit": 100, "old": 1, "tags": {"a": 1}}, {"limit": 250, "tags": {"a": 1, "b": 2}})
     assert [(c.path, c.kind) for c in changes] == [
-        ("limit", "changed"), ("old", "removed"), ("tags.a", "unchanged"), ("tags.b", "added")]
+        ("limit", "changed"),
+        ("old", "removed"),
+        ("tags.a", "unchanged"),
+        ("tags.b", "added"),
+    ]
     assert [(c.path, c.after) for c in audit_query.diff(None, {"x": 1})] == [("x", 1)]
 
 
 FILTERS = [
     dict(cli=["--action", "budget."], page={"audit_action": "budget."}, core=dict(action="budget.")),
-    dict(cli=["--action=-team.", "--text", "approved"], page={"audit_action": "-team.", "audit_text": "approved"},
-         core=dict(action="-team.", text="approved")),
-    dict(cli=["--actor", "amara.okafor@example.com", "--since", "2026-03-01T10:00"],
-         page={"audit_actor": "amara.okafor@example.com", "audit_since": "2026-03-01T10:00"},
-         core=dict(actor="amara.okafor@example.com", since=T0 + timedelta(hours=1))),
-    dict(cli=["--target-type", "budget", "--target-id", "1"],
-         page={"audit_target_type": "budget", "audit_target_id": "1"}, core=dict(target_type="budget", target_id="1")),
+    dict(
+        cli=["--action=-team.", "--text", "approved"],
+        page={"audit_action": "-team.", "audit_text": "approved"},
+        core=dict(action="-team.", text="approved"),
+    ),
+    dict(
+        cli=["--actor", "amara.okafor@example.com", "--since", "2026-03-01T10:00"],
+        page={"audit_actor": "amara.okafor@example.com", "audit_since": "2026-03-01T10:00"},
+        core=dict(actor="amara.okafor@example.com", since=T0 + timedelta(hours=1)),
+    ),
+    dict(
+        cli=["--target-type", "budget", "--target-id", "1"],
+        page={"audit_target_type": "budget", "audit_target_id": "1"},
+        core=dict(target_type="budget", target_id="1"),
+    ),
 ]
 
 
@@ -166,8 +197,9 @@ def test_the_page_the_cli_export_and_the_file_export_give_the_same_events(sessio
     with_seq = {e.seq: e.event_id for e in search(session, SYSTEM, **case["core"])}
     assert [with_seq[s] for s in shown["seq"]] == expected
 
-    page_bytes = audit_export.export_bytes(session=session, actor=SYSTEM,
-                                           filters=AuditFilter(**case["core"]), fmt="jsonl")
+    page_bytes = audit_export.export_bytes(
+        session=session, actor=SYSTEM, filters=AuditFilter(**case["core"]), fmt="jsonl"
+    )
     assert [json.loads(line)["event_id"] for line in reversed(page_bytes.decode().splitlines())] == expected
 
 
@@ -182,7 +214,8 @@ def test_the_page_shows_names_and_a_readable_diff_of_the_selected_event(session,
     assert not at.exception
     diff = at.dataframe[1].value
     assert list(zip(diff["field"], diff["before"], diff["after"], diff["change"], strict=True)) == [
-        ("limit", "100", "250", "changed")]
+        ("limit", "100", "250", "changed")
+    ]
 
 
 def test_the_page_says_when_checkpoints_are_not_signed_and_refuses_a_bad_time(session, history):

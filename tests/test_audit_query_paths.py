@@ -16,8 +16,17 @@ from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-ACTIONS = ["budget.set", "budget.alert.ack", "budgets.report.send", "budget.zz", "team.create", "team.rename",
-           "prompt.version.approve", "gateway.call", "retention.policy.set"]
+ACTIONS = [
+    "budget.set",
+    "budget.alert.ack",
+    "budgets.report.send",
+    "budget.zz",
+    "team.create",
+    "team.rename",
+    "prompt.version.approve",
+    "gateway.call",
+    "retention.policy.set",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +43,14 @@ def mixed(session):
         skew = -timedelta(hours=30) if i % 17 == 0 else timedelta(0)
         clock.set_clock(lambda i=i, skew=skew: T0 + timedelta(hours=i) + skew)
         with committing(session):
-            record(session, actor=SYSTEM, action=rng.choice(ACTIONS), target_type="thing", target_id=i,
-                   team_id=rng.choice([1, 2, None]))
+            record(
+                session,
+                actor=SYSTEM,
+                action=rng.choice(ACTIONS),
+                target_type="thing",
+                target_id=i,
+                team_id=rng.choice([1, 2, None]),
+            )
     clock.set_clock(None)
     return [e for e in audit_query.search(session, actor=SYSTEM, filters=AuditFilter(), limit=1000).events]
 
@@ -43,9 +58,14 @@ def mixed(session):
 def matches(event, include, exclude, since=None, until=None, team_id=None) -> bool:
     def hit(term):
         return event.action.startswith(term.rstrip("*")) if term.endswith((".", "*")) else event.action == term
-    return ((not include or any(hit(t) for t in include)) and not any(hit(t) for t in exclude)
-            and (since is None or event.occurred_at >= since) and (until is None or event.occurred_at < until)
-            and (team_id is None or event.team_id == team_id))
+
+    return (
+        (not include or any(hit(t) for t in include))
+        and not any(hit(t) for t in exclude)
+        and (since is None or event.occurred_at >= since)
+        and (until is None or event.occurred_at < until)
+        and (team_id is None or event.team_id == team_id)
+    )
 
 
 def every_page(session, filters: AuditFilter, size: int) -> list[int]:
@@ -79,17 +99,22 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_each_path_gives_the_plain_filter_semantics_on_every_page(session, mixed, case):
     include, exclude = audit_query.action_terms(case.get("action"))
-    expected = [e.seq for e in mixed if matches(e, include, exclude, case.get("since"), case.get("until"),
-                                                  case.get("team_id"))]
+    expected = [
+        e.seq for e in mixed if matches(e, include, exclude, case.get("since"), case.get("until"), case.get("team_id"))
+    ]
     filters = AuditFilter(**case)
     assert every_page(session, filters, 7) == expected
     assert every_page(session, filters, 1000) == expected
-    exported = audit_export.parse(audit_export.export_bytes(session=session, actor=SYSTEM, filters=filters,
-                                                            fmt="jsonl").decode().splitlines(), "jsonl")
+    exported = audit_export.parse(
+        audit_export.export_bytes(session=session, actor=SYSTEM, filters=filters, fmt="jsonl").decode().splitlines(),
+        "jsonl",
+    )
     assert [r["seq"] for r in reversed(exported)] == expected
 
 
 def test_a_prefix_does_not_match_a_longer_word(session, mixed):
-    shown = {e.action for e in audit_query.search(session, actor=SYSTEM, filters=AuditFilter(action="budget."),
-                                                 limit=1000).events}
+    shown = {
+        e.action
+        for e in audit_query.search(session, actor=SYSTEM, filters=AuditFilter(action="budget."), limit=1000).events
+    }
     assert shown == {"budget.set", "budget.alert.ack", "budget.zz"}

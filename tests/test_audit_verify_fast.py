@@ -31,14 +31,16 @@ def test_sqlite_builds_exactly_the_canonical_form_python_builds(session):
     odd = [(None, None, None), (7, "", '{"name":"Zoë ✓ 日本"}'), (12345, '{"a":"~"}', "3:x"), (0, "~", None)]
     for team_id, before, after in odd:
         with committing(session):
-            event = record(session, actor=SYSTEM, action="thing.change", target_type="thing", target_id="ä",
-                           team_id=team_id)
+            event = record(
+                session, actor=SYSTEM, action="thing.change", target_type="thing", target_id="ä", team_id=team_id
+            )
             event.before_json, event.after_json = before, after
     session.rollback()
     columns = ", ".join(audit_chain.HASHED_COLUMNS)
     with db.get_engine().connect() as conn:
         rows = conn.exec_driver_sql(
-            f"SELECT {columns}, {audit_chain.canonical_payload_sql('sqlite')} FROM audit_event ORDER BY seq").all()
+            f"SELECT {columns}, {audit_chain.canonical_payload_sql('sqlite')} FROM audit_event ORDER BY seq"
+        ).all()
     assert len(rows) == len(odd)
     for row in rows:
         assert row[-1] == audit_chain.canonical_payload(row[:-1])
@@ -112,8 +114,10 @@ def _stored_forms(session) -> list[tuple[bytes, bytes]]:
     columns = ", ".join(audit_chain.HASHED_COLUMNS)
     session.rollback()
     with db.get_engine().connect() as conn:
-        python = [audit_chain.canonical_payload(tuple(r)).encode()
-                  for r in conn.exec_driver_sql(f"SELECT {columns} FROM audit_event ORDER BY seq").all()]
+        python = [
+            audit_chain.canonical_payload(tuple(r)).encode()
+            for r in conn.exec_driver_sql(f"SELECT {columns} FROM audit_event ORDER BY seq").all()
+        ]
         verifier = [row[3] for rows in audit_reading.read_events(conn, 1, 3) for row in rows]
     return list(zip(verifier, python, strict=True))
 
@@ -126,8 +130,10 @@ def test_the_verifier_hashes_exactly_the_stored_text_nul_and_non_ascii_included(
         pytest.skip("PostgreSQL text cannot hold NUL; its form is built in Python anyway")
     add_events(session, len(NASTY))
     for seq, value in enumerate(NASTY, start=1):
-        sql("UPDATE audit_event SET actor = :v, target_id = :v, before_json = :v, after_json = :w WHERE seq = :s",
-            {"v": value, "w": value[::-1] or None, "s": seq})
+        sql(
+            "UPDATE audit_event SET actor = :v, target_id = :v, before_json = :v, after_json = :w WHERE seq = :s",
+            {"v": value, "w": value[::-1] or None, "s": seq},
+        )
     sql("UPDATE audit_event SET team_id = :t WHERE seq = 2", {"t": "4\x005"})
     forms = _stored_forms(session)
     assert len(forms) == len(NASTY)

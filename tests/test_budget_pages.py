@@ -26,7 +26,8 @@ def seeded(session, directory):
 def month_ledger_total(session, team_id=None) -> int:
     month = periods.period_at("month", clock.now())
     query = select(func.coalesce(func.sum(UsageRecord.cost_micro), 0)).where(
-        UsageRecord.occurred_at >= month.start, UsageRecord.occurred_at < month.end)
+        UsageRecord.occurred_at >= month.start, UsageRecord.occurred_at < month.end
+    )
     if team_id is not None:
         query = query.where(UsageRecord.team_id == team_id)
     return int(session.exec(query).one())
@@ -141,8 +142,9 @@ def test_an_admin_picks_the_moderation_source_and_cache_of_a_team(session, seede
     assert not at.exception and not errors_of(at)
     session.rollback()
     policies.forget()
-    assert policies.team_settings(support, session) == policies.GatewaySettings(cache="all",
-                                                                                moderation_provider="local")
+    assert policies.team_settings(support, session) == policies.GatewaySettings(
+        cache="all", moderation_provider="local"
+    )
     [event] = audit.recent_events(session, actor=People(session).admin, action_prefix="team.guardrails")
     assert event.after["moderation_provider"] == "local" and event.after["cache"] == "all"
     assert any("not a classifier" in i.value for i in at.info)

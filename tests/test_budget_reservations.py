@@ -198,8 +198,9 @@ def test_a_soft_budget_admits_past_its_cap_and_alerts(session, directory, fixed_
 
 def test_a_model_outside_the_teams_allow_list_is_refused(session, directory, fixed_clock):
     support = team_id(session)
-    config.set_team_policy(session=session, actor=SYSTEM, team_id=support, allowed_models=["gpt-4.1-mini"],
-                           lower_max_tokens=False)
+    config.set_team_policy(
+        session=session, actor=SYSTEM, team_id=support, allowed_models=["gpt-4.1-mini"], lower_max_tokens=False
+    )
     with pytest.raises(PermissionDenied, match="may not use model 'gpt-4o-mini'; allowed: gpt-4.1-mini"):
         reserve(session, support)
     reserve(session, support, model="gpt-4.1-mini-2025-04-14")  # a snapshot of an allowed model
@@ -222,6 +223,11 @@ def test_bad_requests_are_refused_clearly(session, directory, fixed_clock):
 
 def test_messages_are_bounded_offline(session, directory, fixed_clock):
     support = team_id(session)
-    held = reservations.reserve(session=session, team_id=support, model="gpt-4o-mini", max_tokens=10,
-                                messages=[{"role": "user", "content": "Hello there"}])
+    held = reservations.reserve(
+        session=session,
+        team_id=support,
+        model="gpt-4o-mini",
+        max_tokens=10,
+        messages=[{"role": "user", "content": "Hello there"}],
+    )
     assert 11 < held.input_tokens_upper_bound < 100

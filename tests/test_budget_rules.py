@@ -26,8 +26,14 @@ def at(moment):
 
 
 def call(session, team, *, model="gpt-4.1", usage=Usage(input_tokens=1_000_000), max_tokens=1000, **extra):
-    held = reservations.reserve(session=session, team_id=team, model=model, max_tokens=max_tokens,
-                                input_tokens_upper_bound=usage.input_tokens, **extra)
+    held = reservations.reserve(
+        session=session,
+        team_id=team,
+        model=model,
+        max_tokens=max_tokens,
+        input_tokens_upper_bound=usage.input_tokens,
+        **extra,
+    )
     row = reservations.settle(session=session, reservation=held, usage=usage)
     session.commit()
     return row
@@ -51,8 +57,16 @@ def test_reasoning_tokens_are_priced_at_the_output_rate_once(session, directory)
 
 def test_a_price_change_mid_month_prices_each_call_at_its_time(session, directory):
     support = team_id(session)
-    prices.add_override(session=session, actor=directory.admin, model="gpt-4.1", effective_from="2026-11-15",
-                        input="1.00", cached_input="0.25", output="4.00", source="negotiated rate")
+    prices.add_override(
+        session=session,
+        actor=directory.admin,
+        model="gpt-4.1",
+        effective_from="2026-11-15",
+        input="1.00",
+        cached_input="0.25",
+        output="4.00",
+        source="negotiated rate",
+    )
     at(datetime(2026, 11, 14, 23, 59, tzinfo=UTC))
     before = call(session, support)
     at(datetime(2026, 11, 15, 0, 1, tzinfo=UTC))
@@ -64,20 +78,41 @@ def test_a_price_change_mid_month_prices_each_call_at_its_time(session, director
 
 def test_price_overrides_need_an_admin_and_valid_numbers(session, directory):
     with pytest.raises(PermissionDenied, match="price.manage"):
-        prices.add_override(session=session, actor=directory.with_role(Role.FINANCE), model="gpt-4.1",
-                            effective_from="2026-12-01", input="1", source="x")
+        prices.add_override(
+            session=session,
+            actor=directory.with_role(Role.FINANCE),
+            model="gpt-4.1",
+            effective_from="2026-12-01",
+            input="1",
+            source="x",
+        )
     with pytest.raises(ValidationError, match="cannot be negative"):
-        prices.add_override(session=session, actor=directory.admin, model="gpt-4.1", effective_from="2026-12-01",
-                            input="-1", source="x")
+        prices.add_override(
+            session=session, actor=directory.admin, model="gpt-4.1", effective_from="2026-12-01", input="-1", source="x"
+        )
     assert session.exec(select(func.count()).select_from(AuditEvent)).one() == _directory_events(session)
 
 
 def test_only_an_override_not_yet_in_effect_can_be_removed(session, directory):
     at(datetime(2026, 11, 20, tzinfo=UTC))
-    past = prices.add_override(session=session, actor=directory.admin, model="gpt-4.1", effective_from="2026-11-01",
-                               input="1", output="4", source="x")
-    future = prices.add_override(session=session, actor=directory.admin, model="gpt-4.1",
-                                 effective_from="2026-12-01", input="1", output="3", source="y")
+    past = prices.add_override(
+        session=session,
+        actor=directory.admin,
+        model="gpt-4.1",
+        effective_from="2026-11-01",
+        input="1",
+        output="4",
+        source="x",
+    )
+    future = prices.add_override(
+        session=session,
+        actor=directory.admin,
+        model="gpt-4.1",
+        effective_from="2026-12-01",
+        input="1",
+        output="3",
+        source="y",
+    )
     with pytest.raises(ValidationError, match="took effect on 2026-11-01"):
         prices.delete_override(session=session, actor=directory.admin, override_id=past.id)
     prices.delete_override(session=session, actor=directory.admin, override_id=future.id)
@@ -90,8 +125,15 @@ def test_a_model_priced_only_by_an_override_can_be_called(session, directory):
     support = team_id(session)
     with pytest.raises(NotFound, match="No price for model 'acme-large'"):
         call(session, support, model="acme-large")
-    prices.add_override(session=session, actor=directory.admin, model="acme-large", effective_from="2026-11-01",
-                        input="3", output="9", source="vendor quote")
+    prices.add_override(
+        session=session,
+        actor=directory.admin,
+        model="acme-large",
+        effective_from="2026-11-01",
+        input="3",
+        output="9",
+        source="vendor quote",
+    )
     assert call(session, support, model="acme-large").cost_micro == 3_000_000
 
 
@@ -201,8 +243,9 @@ def test_alerts_fire_once_per_threshold_per_period_and_reach_the_webhook(session
         call(session, support)
     assert alerts.wait_for_webhooks(10)
     session.rollback()
-    stored = session.exec(select(BudgetAlert.period_key, BudgetAlert.threshold_pct, BudgetAlert.webhook_status)
-                          .order_by(BudgetAlert.id)).all()
+    stored = session.exec(
+        select(BudgetAlert.period_key, BudgetAlert.threshold_pct, BudgetAlert.webhook_status).order_by(BudgetAlert.id)
+    ).all()
     assert [(p, t) for p, t, _s in stored] == [("2026-11", 50), ("2026-11", 80), ("2026-11", 100), ("2026-12", 50)]
     assert {s for _p, _t, s in stored} == {"delivered"}
     got = sorted((r["period"], r["threshold_pct"]) for r in _Receiver.received)
@@ -227,8 +270,9 @@ def test_a_webhook_that_never_answers_does_not_block_the_call(session, directory
 
 
 def _directory_events(session) -> int:
-    return session.exec(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action.in_(["team.create", "person.create"]))).one()
+    return session.exec(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.action.in_(["team.create", "person.create"]))
+    ).one()
 
 
 @pytest.mark.parametrize("role", [Role.PROMPT_ENGINEER, Role.AUDITOR, Role.GOVERNANCE_LEAD])
@@ -236,8 +280,7 @@ def test_only_finance_and_admins_change_budgets_and_policies(session, directory,
     actor = directory.with_role(role)
     support = team_id(session)
     with pytest.raises(PermissionDenied, match="budget.manage"):
-        config.set_budget(session=session, actor=actor, scope="team", target_id=support,
-                          data=BudgetInput(cap_usd="10"))
+        config.set_budget(session=session, actor=actor, scope="team", target_id=support, data=BudgetInput(cap_usd="10"))
     with pytest.raises(PermissionDenied, match="budget.manage"):
         config.set_team_policy(session=session, actor=actor, team_id=support, lower_max_tokens=True)
     session.rollback()
@@ -248,16 +291,17 @@ def test_only_finance_and_admins_change_budgets_and_policies(session, directory,
 def test_only_admins_change_a_teams_allowed_models(session, directory, role):
     support = team_id(session)
     with pytest.raises(PermissionDenied, match="model.manage"):
-        config.set_team_policy(session=session, actor=directory.with_role(role), team_id=support,
-                               allowed_models=["gpt-4.1"])
+        config.set_team_policy(
+            session=session, actor=directory.with_role(role), team_id=support, allowed_models=["gpt-4.1"]
+        )
     session.rollback()
     assert config.team_policy(session, support).allowed_models == ()
-    policy = config.set_team_policy(session=session, actor=directory.admin, team_id=support,
-                                    allowed_models=["gpt-4.1"])
+    policy = config.set_team_policy(session=session, actor=directory.admin, team_id=support, allowed_models=["gpt-4.1"])
     assert policy.allowed_models == ("gpt-4.1",)
     # Finance's part of the policy leaves the admins' allow-list as it is.
-    policy = config.set_team_policy(session=session, actor=directory.with_role(Role.FINANCE), team_id=support,
-                                    lower_max_tokens=True)
+    policy = config.set_team_policy(
+        session=session, actor=directory.with_role(Role.FINANCE), team_id=support, lower_max_tokens=True
+    )
     assert (policy.allowed_models, policy.lower_max_tokens) == (("gpt-4.1",), True)
 
 
@@ -269,15 +313,25 @@ def test_a_policy_change_must_change_something(session, directory):
 def test_every_budget_change_is_audited_with_before_and_after(session, directory):
     finance = directory.with_role(Role.FINANCE)
     support = team_id(session)
-    budget = config.set_budget(session=session, actor=finance, scope="team", target_id=support,
-                               data=BudgetInput(cap_usd="100"))
-    config.set_budget(session=session, actor=finance, scope="team", target_id=support,
-                      data=BudgetInput(cap_usd="150", period="week", hard=False))
+    budget = config.set_budget(
+        session=session, actor=finance, scope="team", target_id=support, data=BudgetInput(cap_usd="100")
+    )
+    config.set_budget(
+        session=session,
+        actor=finance,
+        scope="team",
+        target_id=support,
+        data=BudgetInput(cap_usd="150", period="week", hard=False),
+    )
     config.set_team_policy(session=session, actor=finance, team_id=support, lower_max_tokens=True)
     config.delete_budget(session=session, actor=finance, budget_id=budget.id)
     events = session.exec(select(AuditEvent).where(AuditEvent.actor == finance.ref).order_by(AuditEvent.id)).all()
-    assert [e.action for e in events] == ["budget.create", "budget.update", "team.budget_policy.update",
-                                          "budget.delete"]
+    assert [e.action for e in events] == [
+        "budget.create",
+        "budget.update",
+        "team.budget_policy.update",
+        "budget.delete",
+    ]
     update = events[1]
     assert json.loads(update.before_json)["cap_micro"] == 100_000_000
     assert json.loads(update.after_json)["cap_micro"] == 150_000_000 and json.loads(update.after_json)["hard"] is False
@@ -285,16 +339,19 @@ def test_every_budget_change_is_audited_with_before_and_after(session, directory
     assert events[3].after_json is None and events[3].team_id == support
 
 
-@pytest.mark.parametrize("data,message", [
-    (BudgetInput(cap_usd="-10"), "The budget cap must be more than \\$0"),
-    (BudgetInput(cap_usd="10", thresholds=(50, 120)), "Alert threshold 120% is out of range"),
-    (BudgetInput(cap_usd="10", thresholds="fifty"), "Alert threshold 'fifty' is not a whole percent"),
-    (BudgetInput(), "needs a cap in dollars, in tokens, or both"),
-    (BudgetInput(cap_tokens=-5), "token cap must be a whole number above 0"),
-    (BudgetInput(cap_usd="10", period="fortnight"), "Unknown budget period 'fortnight'"),
-    (BudgetInput(cap_usd="10", webhook_url="ftp://x"), "must be an http\\(s\\) URL"),
-    (BudgetInput(cap_usd="10", max_request_usd="0"), "per-request cap must be more than"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (BudgetInput(cap_usd="-10"), "The budget cap must be more than \\$0"),
+        (BudgetInput(cap_usd="10", thresholds=(50, 120)), "Alert threshold 120% is out of range"),
+        (BudgetInput(cap_usd="10", thresholds="fifty"), "Alert threshold 'fifty' is not a whole percent"),
+        (BudgetInput(), "needs a cap in dollars, in tokens, or both"),
+        (BudgetInput(cap_tokens=-5), "token cap must be a whole number above 0"),
+        (BudgetInput(cap_usd="10", period="fortnight"), "Unknown budget period 'fortnight'"),
+        (BudgetInput(cap_usd="10", webhook_url="ftp://x"), "must be an http\\(s\\) URL"),
+        (BudgetInput(cap_usd="10", max_request_usd="0"), "per-request cap must be more than"),
+    ],
+)
 def test_bad_budget_input_is_refused_clearly_and_nothing_is_written(session, directory, data, message):
     with pytest.raises(ValidationError, match=message):
         config.set_budget(session=session, actor=directory.admin, scope="team", target_id=team_id(session), data=data)
@@ -303,8 +360,13 @@ def test_bad_budget_input_is_refused_clearly_and_nothing_is_written(session, dir
 
 def test_an_unknown_model_in_the_allow_list_is_refused(session, directory):
     with pytest.raises(ValidationError, match="Unknown model\\(s\\) in the allow-list: gpt-9"):
-        config.set_team_policy(session=session, actor=directory.admin, team_id=team_id(session),
-                               allowed_models=["gpt-4.1", "gpt-9"], lower_max_tokens=False)
+        config.set_team_policy(
+            session=session,
+            actor=directory.admin,
+            team_id=team_id(session),
+            allowed_models=["gpt-4.1", "gpt-9"],
+            lower_max_tokens=False,
+        )
 
 
 def test_unknown_targets_are_named(session, directory):

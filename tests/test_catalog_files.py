@@ -10,8 +10,12 @@ from core.errors import ValidationError
 from tests.conftest import PROMPTS_DIR
 
 SEED_NAMES = {
-    "support-answer", "document-summary", "ticket-triage",
-    "marketing-copy-review", "contract-clause-extract", "sql-explain",
+    "support-answer",
+    "document-summary",
+    "ticket-triage",
+    "marketing-copy-review",
+    "contract-clause-extract",
+    "sql-explain",
 }
 
 GOOD_FILE = """\

@@ -23,8 +23,12 @@ def hashes(session) -> dict[str, list[tuple[int, str, str]]]:
     session.rollback()
     result: dict[str, list] = {}
     for prompt in session.exec(select(Prompt).order_by(Prompt.name)):
-        result[prompt.name] = [(v.number, v.state, v.content_hash) for v in session.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt.id).order_by(PromptVersion.number))]
+        result[prompt.name] = [
+            (v.number, v.state, v.content_hash)
+            for v in session.exec(
+                select(PromptVersion).where(PromptVersion.prompt_id == prompt.id).order_by(PromptVersion.number)
+            )
+        ]
     return result
 
 
@@ -56,7 +60,9 @@ def test_a_bad_file_refuses_the_whole_import_naming_file_and_reason(session, dir
     copy = tmp_path / "prompts"
     shutil.copytree(PROMPTS_DIR, copy)
     (copy / "zz-broken.yaml").write_text("name: zz-broken\nteam: [unclosed\n")
-    (copy / "aa-wrong.yaml").write_text((copy / "sql-explain.yaml").read_text().replace("risk_tier: low", "risk_tier: extreme"))
+    (copy / "aa-wrong.yaml").write_text(
+        (copy / "sql-explain.yaml").read_text().replace("risk_tier: low", "risk_tier: extreme")
+    )
     events = count(session, AuditEvent)
     with pytest.raises(CatalogValidationError) as caught:
         sync.import_directory(session=session, actor=CLI, directory=copy)

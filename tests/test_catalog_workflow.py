@@ -47,8 +47,9 @@ class Catalog:
 
     def new_version(self, version_id, text="Be brief.", author=TOM) -> int:
         base = store.get_version(self.s, version_id)
-        spec = dataclasses.replace(self.version, messages=(*self.version.messages, MessageSpec("system", text)),
-                                   change_note=f"add '{text}'")
+        spec = dataclasses.replace(
+            self.version, messages=(*self.version.messages, MessageSpec("system", text)), change_note=f"add '{text}'"
+        )
         return store.create_version(session=self.s, actor=self.actor(author), prompt_id=base.prompt_id, version=spec).id
 
     def submit(self, vid, author=TOM):
@@ -84,8 +85,9 @@ def test_the_happy_path_draft_review_approve_deprecate(catalog):
     assert catalog.state(vid) == "deprecated"
 
 
-@pytest.mark.parametrize(("decide", "state"), [(workflow.request_changes, "changes_requested"),
-                                               (workflow.reject, "rejected")])
+@pytest.mark.parametrize(
+    ("decide", "state"), [(workflow.request_changes, "changes_requested"), (workflow.reject, "rejected")]
+)
 def test_request_changes_and_reject_end_the_version(catalog, decide, state):
     vid = catalog.new_prompt()
     catalog.submit(vid)
@@ -122,12 +124,19 @@ def _to_state(catalog, state) -> int:
 ACTIONS = {
     "submit": lambda c, v: workflow.submit(session=c.s, actor=c.actor(TOM), version_id=v),
     "approve": lambda c, v: workflow.approve(session=c.s, actor=c.actor(LENA), version_id=v, comment="ok"),
-    "request_changes": lambda c, v: workflow.request_changes(session=c.s, actor=c.actor(LENA), version_id=v, comment="x"),
+    "request_changes": lambda c, v: workflow.request_changes(
+        session=c.s, actor=c.actor(LENA), version_id=v, comment="x"
+    ),
     "reject": lambda c, v: workflow.reject(session=c.s, actor=c.actor(LENA), version_id=v, comment="x"),
     "deprecate": lambda c, v: workflow.deprecate(session=c.s, actor=c.actor(LENA), version_id=v),
 }
-ALLOWED = {("draft", "submit"), ("in_review", "approve"), ("in_review", "request_changes"),
-           ("in_review", "reject"), ("approved", "deprecate")}
+ALLOWED = {
+    ("draft", "submit"),
+    ("in_review", "approve"),
+    ("in_review", "request_changes"),
+    ("in_review", "reject"),
+    ("approved", "deprecate"),
+}
 
 
 @pytest.mark.parametrize("state", store.STATES)
@@ -179,7 +188,10 @@ def test_high_risk_needs_two_distinct_approvers(catalog):
     catalog.approve(vid, LENA)
     assert catalog.state(vid) == "in_review"
     event = last_event(catalog.s)
-    assert (event.action, event.after_json) == ("prompt.version.approve", '{"approvals":1,"required":2,"state":"in_review"}')
+    assert (event.action, event.after_json) == (
+        "prompt.version.approve",
+        '{"approvals":1,"required":2,"state":"in_review"}',
+    )
     with pytest.raises(Conflict, match="already approved"):
         catalog.approve(vid, LENA)
     assert catalog.state(vid) == "in_review"
@@ -206,7 +218,11 @@ def test_every_decision_needs_a_comment(catalog, decide):
 
 
 def test_the_review_policy_is_validated():
-    assert parse_review_policy({"approvals_required": {"low": 2}}).approvals_required == {"low": 2, "medium": 1, "high": 2}
+    assert parse_review_policy({"approvals_required": {"low": 2}}).approvals_required == {
+        "low": 2,
+        "medium": 1,
+        "high": 2,
+    }
     with pytest.raises(ValidationError, match="approvals_required.high must be a whole number"):
         parse_review_policy({"approvals_required": {"high": 0}})
     with pytest.raises(ValidationError, match="unknown risk tier critical"):
@@ -316,8 +332,12 @@ def test_each_transition_writes_exactly_one_audit_event_with_before_and_after(ca
     steps = [
         (lambda: catalog.submit(vid), "prompt.version.submit", "draft", "in_review"),
         (lambda: catalog.approve(vid), "prompt.version.approve", "in_review", "approved"),
-        (lambda: workflow.deprecate(session=catalog.s, actor=catalog.actor(LENA), version_id=vid),
-         "prompt.version.deprecate", "approved", "deprecated"),
+        (
+            lambda: workflow.deprecate(session=catalog.s, actor=catalog.actor(LENA), version_id=vid),
+            "prompt.version.deprecate",
+            "approved",
+            "deprecated",
+        ),
     ]
     for step, action, before_state, after_state in steps:
         before = audit_count(catalog.s)
@@ -332,8 +352,12 @@ def test_each_transition_writes_exactly_one_audit_event_with_before_and_after(ca
 def test_an_unchanged_new_version_is_refused_and_content_is_never_rewritten(catalog):
     vid = catalog.new_prompt()
     with pytest.raises(Conflict, match="Nothing changed"):
-        store.create_version(session=catalog.s, actor=catalog.actor(TOM), prompt_id=store.get_version(catalog.s, vid).prompt_id,
-                             version=dataclasses.replace(catalog.version, change_note="same"))
+        store.create_version(
+            session=catalog.s,
+            actor=catalog.actor(TOM),
+            prompt_id=store.get_version(catalog.s, vid).prompt_id,
+            version=dataclasses.replace(catalog.version, change_note="same"),
+        )
     v2 = catalog.new_version(vid)
     first = store.get_version(catalog.s, vid)
     assert (first.number, store.get_version(catalog.s, v2).number) == (1, 2)

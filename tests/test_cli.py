@@ -21,7 +21,8 @@ def all_commands(parser: argparse.ArgumentParser, prefix=()):
 def test_every_command_has_help_text():
     commands = list(all_commands(build_parser()))
     assert {("db", "upgrade"), ("demo", "seed"), ("people", "add"), ("people", "grant"), ("run",)} <= {
-        c for c, _ in commands}
+        c for c, _ in commands
+    }
     for command, parser in commands:
         assert parser.description, f"quorum {' '.join(command)} has no description"
         for action in parser._actions:
@@ -34,7 +35,8 @@ def test_demo_seed_fills_an_empty_database_and_refuses_a_full_one(db_url, capsys
     assert "seeded 4 teams, 9 people" in capsys.readouterr().out
     assert main(["demo", "seed"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "error: The database already has people; use --reset to start over (demo mode only)")
+        "error: The database already has people; use --reset to start over (demo mode only)"
+    )
     assert main(["demo", "seed", "--reset"]) == 0
     assert len(identity.list_people(session)) == 9
 
@@ -51,25 +53,51 @@ def test_reset_is_refused_outside_demo_mode(db_url, capsys, monkeypatch):
 def test_people_add_and_grant(db_url, capsys, session):
     main(["demo", "seed"])
     capsys.readouterr()
-    assert main(["people", "add", "--email", "Noor.Haddad@example.com", "--name", "Noor Haddad",
-                 "--team", "legal", "--role", "prompt_engineer"]) == 0
+    assert (
+        main(
+            [
+                "people",
+                "add",
+                "--email",
+                "Noor.Haddad@example.com",
+                "--name",
+                "Noor Haddad",
+                "--team",
+                "legal",
+                "--role",
+                "prompt_engineer",
+            ]
+        )
+        == 0
+    )
     assert main(["people", "grant", "--email", "noor.haddad@example.com", "--role", "auditor"]) == 0
     actor = identity.actor_for_email(session, "noor.haddad@example.com")
     assert {r.value for r in actor.roles} == {"prompt_engineer", "auditor"}
     assert actor.ref.startswith("person:")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["people", "add", "--email", "x@example.com", "--name", "  "], "error: A person needs a name"),
-    (["people", "add", "--email", "tom.becker@example.com", "--name", "Tom"],
-     "error: A person with e-mail 'tom.becker@example.com' already exists"),
-    (["people", "grant", "--email", "tom.becker@example.com", "--role", "wizard"],
-     "error: Unknown role 'wizard'; valid roles are: admin, governance_lead, finance, prompt_engineer, auditor"),
-    (["people", "grant", "--email", "nobody@example.com", "--role", "admin"],
-     "error: No person with e-mail 'nobody@example.com'"),
-    (["people", "add", "--email", "y@example.com", "--name", "Y", "--team", "Nowhere"],
-     "error: No team named 'Nowhere' (teams: Data, Legal, Marketing, Support)"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["people", "add", "--email", "x@example.com", "--name", "  "], "error: A person needs a name"),
+        (
+            ["people", "add", "--email", "tom.becker@example.com", "--name", "Tom"],
+            "error: A person with e-mail 'tom.becker@example.com' already exists",
+        ),
+        (
+            ["people", "grant", "--email", "tom.becker@example.com", "--role", "wizard"],
+            "error: Unknown role 'wizard'; valid roles are: admin, governance_lead, finance, prompt_engineer, auditor",
+        ),
+        (
+            ["people", "grant", "--email", "nobody@example.com", "--role", "admin"],
+            "error: No person with e-mail 'nobody@example.com'",
+        ),
+        (
+            ["people", "add", "--email", "y@example.com", "--name", "Y", "--team", "Nowhere"],
+            "error: No team named 'Nowhere' (teams: Data, Legal, Marketing, Support)",
+        ),
+    ],
+)
 def test_bad_input_exits_non_zero_with_one_line(db_url, capsys, argv, message, session):
     main(["demo", "seed"])
     capsys.readouterr()

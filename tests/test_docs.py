@@ -18,7 +18,7 @@ README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 def _section(title: str) -> str:
     start = README.index(f"## {title}\n")
     end = README.find("\n## ", start + 1)
-    return README[start:end if end != -1 else None]
+    return README[start : end if end != -1 else None]
 
 
 def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("quorum",)):
@@ -106,7 +106,6 @@ def _readme_quorum_lines() -> list[str]:
 def test_every_quorum_example_in_the_readme_parses(line):
     argv = shlex.split(line)[1:]
     build_parser().parse_args(argv)  # argparse exits (SystemExit) on anything it does not accept
-
 
 
 def test_every_page_is_described_in_the_readme():

@@ -25,14 +25,25 @@ def test_an_engineer_runs_an_ab_attaches_it_and_the_lead_sees_it_in_the_queue(se
         prompt = prompt_by_name(session, "ticket-triage")
         full = testset_store.import_directory(session=session, actor=Actor.system("t"), only={"ticket-triage"})[0]
         spec = testset_store.testset_spec(session, full.id)
-        small = testset_store.save_testset(session=session, actor=tom, prompt_id=prompt.id, name="small",
-                                           spec=dataclasses.replace(spec, cases=spec.cases[:4]))
+        small = testset_store.save_testset(
+            session=session,
+            actor=tom,
+            prompt_id=prompt.id,
+            name="small",
+            spec=dataclasses.replace(spec, cases=spec.cases[:4]),
+        )
         production = versions_of(session, prompt.id)[-1]
         base = version_spec(production)
-        shorter = (MessageSpec(base.messages[0].role, base.messages[0].content + "\nKeep reasons short.\n"),
-                   *base.messages[1:])
-        candidate = create_version(session=session, actor=tom, prompt_id=prompt.id, version=dataclasses.replace(
-            base, messages=shorter, change_note="Shorter reasons"))
+        shorter = (
+            MessageSpec(base.messages[0].role, base.messages[0].content + "\nKeep reasons short.\n"),
+            *base.messages[1:],
+        )
+        candidate = create_version(
+            session=session,
+            actor=tom,
+            prompt_id=prompt.id,
+            version=dataclasses.replace(base, messages=shorter, change_note="Shorter reasons"),
+        )
         workflow.submit(session=session, actor=tom, version_id=candidate.id)
 
         at = signed_in(session, TOM)
@@ -78,8 +89,12 @@ def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(se
         at.switch_page("pages/playground.py").run()
         at.selectbox(key="pg_prompt").set_value(prompt.id).run()
         at.number_input(key="pg_count").set_value(2).run()
-        for name, value in (("subject", "Charged twice"), ("body", "Refund one please"), ("channel", "email"),
-                            ("customer_plan", "pro")):
+        for name, value in (
+            ("subject", "Charged twice"),
+            ("body", "Refund one please"),
+            ("channel", "email"),
+            ("customer_plan", "pro"),
+        ):
             at.text_area(key=f"pg_var_{prompt.id}_{name}").input(value)
         at.button(key="pg_run").click().run()
         assert not errors_of(at) and not at.exception
@@ -105,11 +120,19 @@ def test_the_playground_samples_the_model_every_time_instead_of_answering_from_t
     try:
         prompt = prompt_by_name(session, "ticket-triage")
         version = versions_of(session, prompt.id)[-1]
-        variables = {"subject": "Charged twice", "body": "Refund one please", "channel": "email",
-                     "customer_plan": "pro"}
+        variables = {
+            "subject": "Charged twice",
+            "body": "Refund one please",
+            "channel": "email",
+            "customer_plan": "pro",
+        }
         for _ in range(2):  # the same version twice side by side, run twice
-            answers = run(session=session, actor=directory.by_email(TOM),
-                          variants=[VariantChoice(version.id)] * 2, variables=variables)
+            answers = run(
+                session=session,
+                actor=directory.by_email(TOM),
+                variants=[VariantChoice(version.id)] * 2,
+                variables=variables,
+            )
             assert [a.error for a in answers] == [None, None]
         assert len(transport.bodies("/chat/completions")) == 4
         session.rollback()
@@ -127,8 +150,12 @@ def test_the_demo_seed_has_a_finished_ab_in_review_and_the_pages_render_it(sessi
         tom = directory.by_email(TOM)
         [view] = service.list_experiments(session, actor=tom)
         assert (view.prompt_name, view.status, view.finished_cells) == ("ticket-triage", "finished", 20)
-        for email, path in ((TOM, "pages/experiments.py"), (TOM, "pages/playground.py"), (LENA, "pages/live_ab.py"),
-                            (LENA, "pages/review_queue.py")):
+        for email, path in (
+            (TOM, "pages/experiments.py"),
+            (TOM, "pages/playground.py"),
+            (LENA, "pages/live_ab.py"),
+            (LENA, "pages/review_queue.py"),
+        ):
             at = signed_in(session, email)
             at.switch_page(path).run()
             assert not at.exception and not errors_of(at), path

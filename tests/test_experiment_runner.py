@@ -59,7 +59,9 @@ def reworded(version):
 
 def test_an_experiment_over_the_remaining_budget_is_refused_before_any_call():
     config, call = simulator()
-    experiment = Experiment((Variant("A", TRIAGE), Variant("B", TRIAGE, model="gpt-4.1")), TRIAGE_CASES, judge_model="gpt-4o-mini")
+    experiment = Experiment(
+        (Variant("A", TRIAGE), Variant("B", TRIAGE, model="gpt-4.1")), TRIAGE_CASES, judge_model="gpt-4o-mini"
+    )
     estimate = estimate_cost(experiment, BOOK)
     assert estimate.calls == 2 * 22 + 2 * 4  # every case per variant, plus the rubric cases' judge calls
     assert estimate.judge_calls == 8

@@ -56,8 +56,9 @@ def _choices(versions):
 
 
 def _team_budget(session, team_id, cap_usd):
-    set_budget(session=session, actor=SYSTEM, scope="team", target_id=team_id,
-               data=BudgetInput(cap_usd=cap_usd, hard=True))
+    set_budget(
+        session=session, actor=SYSTEM, scope="team", target_id=team_id, data=BudgetInput(cap_usd=cap_usd, hard=True)
+    )
 
 
 def test_an_experiment_over_the_remaining_budget_is_refused_before_any_call(session, catalog):
@@ -70,8 +71,15 @@ def test_an_experiment_over_the_remaining_budget_is_refused_before_any_call(sess
     planned = service.plan(session, actor=tom, testset_id=testset.id, variants=_choices(versions), repetitions=3)
     assert not planned.fits and planned.estimate.total_micro > 10_000
     with pytest.raises(BudgetExceeded, match="more than the \\$0.01"):
-        service.start(session=session, actor=tom, testset_id=testset.id, variants=_choices(versions),
-                      repetitions=3, confirmed_estimate_micro=planned.estimate.total_micro, background=False)
+        service.start(
+            session=session,
+            actor=tom,
+            testset_id=testset.id,
+            variants=_choices(versions),
+            repetitions=3,
+            confirmed_estimate_micro=planned.estimate.total_micro,
+            background=False,
+        )
     session.rollback()
     assert transport.received == []
     assert session.exec(select(GatewayCall)).all() == [] and session.exec(select(UsageRecord)).all() == []
@@ -84,8 +92,14 @@ def test_a_confirmed_estimate_that_grew_is_refused(session, catalog):
     _prompt, versions, testset = _triage(session)
     planned = service.plan(session, actor=tom, testset_id=testset.id, variants=_choices(versions)[:1])
     with pytest.raises(Conflict, match="confirm again"):
-        service.start(session=session, actor=tom, testset_id=testset.id, variants=_choices(versions),
-                      confirmed_estimate_micro=planned.estimate.total_micro, background=False)
+        service.start(
+            session=session,
+            actor=tom,
+            testset_id=testset.id,
+            variants=_choices(versions),
+            confirmed_estimate_micro=planned.estimate.total_micro,
+            background=False,
+        )
 
 
 def test_a_person_of_another_team_may_not_run_the_experiment(session, catalog):
@@ -94,8 +108,9 @@ def test_a_person_of_another_team_may_not_run_the_experiment(session, catalog):
     with pytest.raises(PermissionDenied):
         service.plan(session, actor=mei, testset_id=testset.id, variants=_choices(versions))
     with pytest.raises(PermissionDenied):
-        service.plan(session, actor=catalog.with_role(Role.GOVERNANCE_LEAD), testset_id=testset.id,
-                     variants=_choices(versions))
+        service.plan(
+            session, actor=catalog.with_role(Role.GOVERNANCE_LEAD), testset_id=testset.id, variants=_choices(versions)
+        )
 
 
 def test_a_cancelled_run_keeps_what_finished_and_bills_only_that(session, catalog):
@@ -103,8 +118,14 @@ def test_a_cancelled_run_keeps_what_finished_and_bills_only_that(session, catalo
     tom = catalog.by_email(TOM)
     _prompt, versions, testset = _triage(session)
     planned = service.plan(session, actor=tom, testset_id=testset.id, variants=_choices(versions), repetitions=2)
-    experiment_id = service.start(session=session, actor=tom, testset_id=testset.id, variants=_choices(versions),
-                                  repetitions=2, confirmed_estimate_micro=planned.estimate.total_micro)
+    experiment_id = service.start(
+        session=session,
+        actor=tom,
+        testset_id=testset.id,
+        variants=_choices(versions),
+        repetitions=2,
+        confirmed_estimate_micro=planned.estimate.total_micro,
+    )
     deadline = time.monotonic() + 20
     while service.progress(session, experiment_id=experiment_id)[0] < 6 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -129,10 +150,19 @@ def test_results_reopen_identically_and_attach_to_a_version_in_review(session, c
     use_simulated_gateway()
     tom = catalog.by_email(TOM)
     prompt, versions, testset = _triage(session)
-    choices = [service.VariantChoice(versions[-1].id), service.VariantChoice(versions[-1].id, params={"temperature": 1})]
+    choices = [
+        service.VariantChoice(versions[-1].id),
+        service.VariantChoice(versions[-1].id, params={"temperature": 1}),
+    ]
     planned = service.plan(session, actor=tom, testset_id=testset.id, variants=choices)
-    experiment_id = service.start(session=session, actor=tom, testset_id=testset.id, variants=choices,
-                                  confirmed_estimate_micro=planned.estimate.total_micro, background=False)
+    experiment_id = service.start(
+        session=session,
+        actor=tom,
+        testset_id=testset.id,
+        variants=choices,
+        confirmed_estimate_micro=planned.estimate.total_micro,
+        background=False,
+    )
     session.expire_all()
     view, run = service.open_run(session, actor=tom, experiment_id=experiment_id)
     assert view.status == "finished" and len(run.cells) == 44 and run.billed_micro == view.billed_micro > 0
@@ -160,11 +190,19 @@ def test_test_sets_import_export_and_edit_with_audit(session, catalog):
     yaml_text = testset_store.export_yaml(session, actor=tom, testset_id=testset.id)
     assert "double-charge" not in yaml_text and "prompt: ticket-triage" in yaml_text
     with pytest.raises(ValidationError, match="not for 'ticket-triage'"):
-        testset_store.import_yaml(session=session, actor=tom, prompt_id=testset.prompt_id,
-                                  text=yaml_text.replace("prompt: ticket-triage", "prompt: sql-explain"))
+        testset_store.import_yaml(
+            session=session,
+            actor=tom,
+            prompt_id=testset.prompt_id,
+            text=yaml_text.replace("prompt: ticket-triage", "prompt: sql-explain"),
+        )
     with pytest.raises(PermissionDenied):
-        testset_store.delete_case(session=session, actor=catalog.by_email("mei.chen@example.com"),
-                                  testset_id=testset.id, case_key="vague-help")
+        testset_store.delete_case(
+            session=session,
+            actor=catalog.by_email("mei.chen@example.com"),
+            testset_id=testset.id,
+            case_key="vague-help",
+        )
     actions = [e.action for e in recent_events(session, actor=SYSTEM, action_prefix="testset.")]
     assert actions[:2] == ["testset.case.delete", "testset.save"]
 
@@ -174,8 +212,9 @@ def _approved_pair(session, catalog):
     from core.catalog.store import create_version
 
     prompt, versions, _ = _triage(session)
-    v3 = create_version(session=session, actor=catalog.by_email(TOM), prompt_id=prompt.id,
-                        version=_edited(versions[-1]))
+    v3 = create_version(
+        session=session, actor=catalog.by_email(TOM), prompt_id=prompt.id, version=_edited(versions[-1])
+    )
     return prompt, versions[-1], v3
 
 
@@ -187,26 +226,38 @@ def _edited(version):
 
     spec = version_spec(version)
     first = spec.messages[0]
-    return dataclasses.replace(spec, change_note="Shorter", messages=(
-        MessageSpec(first.role, first.content + "\nBe brief.\n"), *spec.messages[1:]))
+    return dataclasses.replace(
+        spec,
+        change_note="Shorter",
+        messages=(MessageSpec(first.role, first.content + "\nBe brief.\n"), *spec.messages[1:]),
+    )
 
 
 def test_a_live_split_assigns_each_user_stably_near_its_share_and_only_between_approved_versions(session, catalog):
     prompt, v2, v3 = _approved_pair(session, catalog)
     lena, rafael = catalog.by_email("lena.fischer@example.com"), catalog.by_email("rafael.gomez@example.com")
     with pytest.raises(Conflict, match="only approved versions"):
-        traffic.approve_split(session=session, actor=lena, prompt_id=prompt.id, version_a_id=v2.id,
-                              version_b_id=v3.id, percent_b=10)
+        traffic.approve_split(
+            session=session, actor=lena, prompt_id=prompt.id, version_a_id=v2.id, version_b_id=v3.id, percent_b=10
+        )
     with pytest.raises(PermissionDenied):
-        traffic.approve_split(session=session, actor=catalog.by_email(TOM), prompt_id=prompt.id,
-                              version_a_id=v2.id, version_b_id=v3.id, percent_b=10)
+        traffic.approve_split(
+            session=session,
+            actor=catalog.by_email(TOM),
+            prompt_id=prompt.id,
+            version_a_id=v2.id,
+            version_b_id=v3.id,
+            percent_b=10,
+        )
     workflow.submit(session=session, actor=catalog.by_email(TOM), version_id=v3.id)
     workflow.approve(session=session, actor=rafael, version_id=v3.id, comment="fine")
     with pytest.raises(ValidationError, match="1 to 99"):
-        traffic.approve_split(session=session, actor=lena, prompt_id=prompt.id, version_a_id=v2.id,
-                              version_b_id=v3.id, percent_b=100)
-    traffic.approve_split(session=session, actor=lena, prompt_id=prompt.id, version_a_id=v2.id,
-                          version_b_id=v3.id, percent_b=10)
+        traffic.approve_split(
+            session=session, actor=lena, prompt_id=prompt.id, version_a_id=v2.id, version_b_id=v3.id, percent_b=100
+        )
+    traffic.approve_split(
+        session=session, actor=lena, prompt_id=prompt.id, version_a_id=v2.id, version_b_id=v3.id, percent_b=10
+    )
     users = [f"user-{i}" for i in range(2000)]
     first = {u: resolve(session, "ticket-triage", assignment_key=u).version_id for u in users}
     assert all(resolve(session, "ticket-triage", assignment_key=u).version_id == first[u] for u in users[:300])
@@ -230,16 +281,23 @@ def test_feedback_endpoint_stores_a_score_for_the_teams_own_request(session, cat
     try:
         with httpx.Client(base_url=server.base_url, timeout=10) as client:
             auth = {"authorization": f"Bearer {created.secret}"}
-            answer = client.post("/chat/completions", headers=auth, json={
-                "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]})
+            answer = client.post(
+                "/chat/completions",
+                headers=auth,
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]},
+            )
             request_id = answer.headers["x-request-id"]
-            ok = client.post("/feedback", headers=auth, json={"request_id": request_id, "score": 0.8,
-                                                             "comment": "helpful"})
+            ok = client.post(
+                "/feedback", headers=auth, json={"request_id": request_id, "score": 0.8, "comment": "helpful"}
+            )
             assert ok.status_code == 201 and ok.json()["request_id"] == request_id
             bad = client.post("/feedback", headers=auth, json={"request_id": request_id, "score": 1.5})
             assert bad.status_code == 400 and "from 0 to 1" in bad.json()["error"]["message"]
-            foreign = client.post("/feedback", headers={"authorization": f"Bearer {other.secret}"},
-                                  json={"request_id": request_id, "score": 1})
+            foreign = client.post(
+                "/feedback",
+                headers={"authorization": f"Bearer {other.secret}"},
+                json={"request_id": request_id, "score": 1},
+            )
             assert foreign.status_code == 404
             assert client.post("/feedback", json={"request_id": request_id, "score": 1}).status_code == 401
     finally:

@@ -36,8 +36,9 @@ def post(server, key, path: str, *, json=None, content: bytes | None = None) -> 
     return httpx.post(server.base_url + path, json=json, content=content, headers=headers, timeout=10)
 
 
-def assert_openai_error(response: httpx.Response, status: int, *, code: str | None = None,
-                        param: str | None = None) -> dict:
+def assert_openai_error(
+    response: httpx.Response, status: int, *, code: str | None = None, param: str | None = None
+) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     error = response.json()["error"]
@@ -55,19 +56,27 @@ def assert_openai_error(response: httpx.Response, status: int, *, code: str | No
 MALFORMED = [
     pytest.param({"model": MODEL, "messages": ["What are your opening hours?"]}, "messages[0]", id="string-message"),
     pytest.param({"model": MODEL, "messages": [None]}, "messages[0]", id="null-message"),
-    pytest.param({"model": MODEL, "messages": HELLO, "response_format": "json"}, "response_format",
-                 id="response-format-string"),
-    pytest.param({"model": MODEL, "messages": HELLO, "stream": True, "stream_options": "yes"}, "stream_options",
-                 id="stream-options-string"),
+    pytest.param(
+        {"model": MODEL, "messages": HELLO, "response_format": "json"}, "response_format", id="response-format-string"
+    ),
+    pytest.param(
+        {"model": MODEL, "messages": HELLO, "stream": True, "stream_options": "yes"},
+        "stream_options",
+        id="stream-options-string",
+    ),
     pytest.param({"model": MODEL, "messages": HELLO, "temperature": "warm"}, "temperature", id="temperature-text"),
-    pytest.param({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]},
-                 "messages[0].content[0].text", id="content-part-number"),
+    pytest.param(
+        {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]},
+        "messages[0].content[0].text",
+        id="content-part-number",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("body", "param"), MALFORMED)
-def test_a_malformed_chat_body_is_a_400_naming_the_parameter_and_holds_nothing(server, gateway, session, sim,
-                                                                               capfd, body, param):
+def test_a_malformed_chat_body_is_a_400_naming_the_parameter_and_holds_nothing(
+    server, gateway, session, sim, capfd, body, param
+):
     moderation_off(session)
     response = post(server, new_key(session), "/chat/completions", json=body)
     error = assert_openai_error(response, 400, code="invalid_request", param=param)
@@ -98,22 +107,34 @@ def test_the_sdk_sees_a_bad_request_naming_the_message_not_an_internal_error(ser
 def test_a_malformed_embeddings_body_and_prompt_call_are_400s(server, gateway, session, sim):
     moderation_off(session)
     key = new_key(session)
-    error = assert_openai_error(post(server, key, "/embeddings",
-                                     json={"model": "text-embedding-3-small", "input": "x", "encoding_format": 3}),
-                                400, param="encoding_format")
+    error = assert_openai_error(
+        post(server, key, "/embeddings", json={"model": "text-embedding-3-small", "input": "x", "encoding_format": 3}),
+        400,
+        param="encoding_format",
+    )
     assert "encoding_format" in error["message"]
-    assert_openai_error(post(server, key, "/prompts/support-answer/completions",
-                             json={"variables": {}, "stream": True, "stream_options": "yes"}),
-                        400, param="stream_options")
-    assert_openai_error(post(server, key, "/prompts/support-answer/completions", json={"label": 5}),
-                        400, param="label")
+    assert_openai_error(
+        post(
+            server,
+            key,
+            "/prompts/support-answer/completions",
+            json={"variables": {}, "stream": True, "stream_options": "yes"},
+        ),
+        400,
+        param="stream_options",
+    )
+    assert_openai_error(post(server, key, "/prompts/support-answer/completions", json={"label": 5}), 400, param="label")
     assert holds(session) == 0 and sim.received == []
 
 
 def test_unknown_parameters_pass_through_to_the_upstream(server, gateway, session, sim):
     moderation_off(session)
-    response = post(server, new_key(session), "/chat/completions",
-                    json={"model": MODEL, "messages": HELLO, "a_new_openai_option": {"x": 1}})
+    response = post(
+        server,
+        new_key(session),
+        "/chat/completions",
+        json={"model": MODEL, "messages": HELLO, "a_new_openai_option": {"x": 1}},
+    )
     assert response.status_code == 200, response.text
     assert b'"a_new_openai_option"' in sim.bodies("/chat/completions")[-1]
 
@@ -136,15 +157,20 @@ class _DefectiveBudgets:
         raise RuntimeError(f"defect while pricing {self._secret}")
 
 
-def test_an_unexpected_error_is_a_json_500_with_a_request_id_and_releases_the_hold(server, gateway, session, sim,
-                                                                                 caplog):
+def test_an_unexpected_error_is_a_json_500_with_a_request_id_and_releases_the_hold(
+    server, gateway, session, sim, caplog
+):
     from core.gateway.pipeline import Gateway
 
     moderation_off(session)
     marker = "opening-hours-" + "Zq9" * 4
     set_gateway(Gateway(upstream=gateway.upstream, prompts=gateway.prompts, budget=_DefectiveBudgets(marker)))
-    response = post(server, new_key(session), "/chat/completions",
-                    json={"model": MODEL, "messages": [{"role": "user", "content": marker}]})
+    response = post(
+        server,
+        new_key(session),
+        "/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": marker}]},
+    )
     error = assert_openai_error(response, 500, code="internal_error")
     request_id = response.headers["x-request-id"]
     assert error["type"] == "api_error" and request_id in error["message"]
@@ -163,8 +189,13 @@ def _spend_then_cap(server, session, period="month"):
     c = client(server, new_key(session))
     c.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=50)
     [spent] = ledger(session)
-    budget_config.set_budget(session=session, actor=ADMIN, scope="team", target_id=team_id(session),
-                             data=budget_config.BudgetInput(cap_usd=f"{spent.cost_micro / 1e6:.6f}", period=period))
+    budget_config.set_budget(
+        session=session,
+        actor=ADMIN,
+        scope="team",
+        target_id=team_id(session),
+        data=budget_config.BudgetInput(cap_usd=f"{spent.cost_micro / 1e6:.6f}", period=period),
+    )
 
 
 def test_a_budget_refusal_is_not_retried_by_the_sdk(server, gateway, session):
@@ -205,8 +236,7 @@ def test_an_open_circuit_breaker_says_when_to_retry(server, sim, session, direct
 
 
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
-def test_max_tokens_beyond_the_models_output_limit_is_a_400_not_a_budget_refusal(server, gateway, session, sim,
-                                                                                 field):
+def test_max_tokens_beyond_the_models_output_limit_is_a_400_not_a_budget_refusal(server, gateway, session, sim, field):
     moderation_off(session)
     sdk = openai.OpenAI(base_url=server.base_url, api_key=new_key(session).secret)
     with pytest.raises(openai.BadRequestError) as caught:
@@ -243,17 +273,24 @@ def test_a_model_is_retrieved_by_id_and_an_unknown_one_is_model_not_found(app_se
     assert caught.value.code == "model_not_found"
 
 
-@pytest.mark.parametrize(("method", "path", "status", "allow"), [
-    ("GET", "/chat/completions", 405, "POST"),
-    ("PUT", "/models", 405, "GET"),
-    ("GET", "/no/such/thing", 404, None),
-    ("POST", "/completions", 404, None),
-    ("GET", "/", 404, None),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/chat/completions", 405, "POST"),
+        ("PUT", "/models", 405, "GET"),
+        ("GET", "/no/such/thing", 404, None),
+        ("POST", "/completions", 404, None),
+        ("GET", "/", 404, None),
+    ],
+)
 def test_every_v1_path_answers_json_never_the_dashboard(app_server, gateway, session, method, path, status, allow):
     key = new_key(session)
-    response = httpx.request(method, app_server.base_url + path, headers={"authorization": f"Bearer {key.secret}"},
-                             json={} if method != "GET" else None)
+    response = httpx.request(
+        method,
+        app_server.base_url + path,
+        headers={"authorization": f"Bearer {key.secret}"},
+        json={} if method != "GET" else None,
+    )
     error = assert_openai_error(response, status, code="method_not_allowed" if allow else "unknown_url")
     assert path in error["message"]
     if allow:

@@ -28,9 +28,13 @@ def test_a_stream_closed_early_is_settled_with_an_estimate(directory, session):
     engineer = directory.with_role(Role.PROMPT_ENGINEER)
     team = next(iter(engineer.team_ids))
     gateway = make_gateway(RecordingTransport())
-    stream = gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
-        kind="chat", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "A long story"}],
-                           "stream": True}))
+    stream = gateway.call(
+        caller=Caller(actor=engineer, team_id=team),
+        request=GatewayRequest(
+            kind="chat",
+            body={"model": "gpt-4o", "messages": [{"role": "user", "content": "A long story"}], "stream": True},
+        ),
+    )
     chunks = iter(stream)
     next(chunks), next(chunks)
     stream.close()
@@ -44,12 +48,19 @@ def test_a_stream_closed_early_is_settled_with_an_estimate(directory, session):
 
 def test_a_person_outside_the_team_may_not_call_for_it(directory, session):
     engineer = directory.with_role(Role.PROMPT_ENGINEER)
-    other = next(t.id for t in [team_by_name(session, n) for n in ("Legal", "Data", "Marketing")]
-                 if t.id not in engineer.team_ids)
+    other = next(
+        t.id
+        for t in [team_by_name(session, n) for n in ("Legal", "Data", "Marketing")]
+        if t.id not in engineer.team_ids
+    )
     gateway = make_gateway(RecordingTransport())
     with pytest.raises(PermissionDenied):
-        gateway.call(caller=Caller(actor=engineer, team_id=other), request=GatewayRequest(
-            kind="chat", body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        gateway.call(
+            caller=Caller(actor=engineer, team_id=other),
+            request=GatewayRequest(
+                kind="chat", body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+            ),
+        )
 
 
 def test_circuit_breaker_opens_then_probes_then_closes():
@@ -76,8 +87,9 @@ def test_an_open_breaker_refuses_fast_without_calling_upstream(directory, sessio
     gateway = make_gateway(sim, attempts=1, breaker=CircuitBreaker(failure_threshold=2, reset_after_s=60))
     engineer = directory.with_role(Role.PROMPT_ENGINEER)
     team = next(iter(engineer.team_ids))
-    policies.set_team_policy(session=session, actor=Actor.system("t"), team_id=team, pii_action="redact",
-                             moderation="off")
+    policies.set_team_policy(
+        session=session, actor=Actor.system("t"), team_id=team, pii_action="redact", moderation="off"
+    )
     request = GatewayRequest(kind="chat", body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
     for _ in range(2):
         with pytest.raises(Exception, match="500"):
@@ -90,27 +102,43 @@ def test_an_open_breaker_refuses_fast_without_calling_upstream(directory, sessio
 def test_only_admins_edit_guardrails_and_bad_settings_are_refused(directory, session):
     team = team_by_name(session, "Support").id
     with pytest.raises(PermissionDenied):
-        policies.set_team_policy(session=session, actor=directory.with_role(Role.AUDITOR), team_id=team,
-                                 pii_action="allow", moderation="off")
+        policies.set_team_policy(
+            session=session, actor=directory.with_role(Role.AUDITOR), team_id=team, pii_action="allow", moderation="off"
+        )
     with pytest.raises(Exception, match="moderation must be one of"):
-        policies.set_team_policy(session=session, actor=directory.admin, team_id=team, pii_action="redact",
-                                 moderation="sometimes")
-    policies.set_team_policy(session=session, actor=directory.admin, team_id=team, pii_action="block",
-                             moderation="hold")
+        policies.set_team_policy(
+            session=session, actor=directory.admin, team_id=team, pii_action="redact", moderation="sometimes"
+        )
+    policies.set_team_policy(
+        session=session, actor=directory.admin, team_id=team, pii_action="block", moderation="hold"
+    )
     assert policies.team_policy(session, team).moderation == "hold"
     [event] = audit.recent_events(session, actor=directory.admin, action_prefix="team.guardrails")
-    assert event.after == {"moderation": "hold", "pii_action": "block", "cache": "deterministic",
-                           "moderation_provider": "upstream"}
+    assert event.after == {
+        "moderation": "hold",
+        "pii_action": "block",
+        "cache": "deterministic",
+        "moderation_provider": "upstream",
+    }
 
 
 # ---- budgets and the catalog through the pipeline -------------------------------------------
 
 
 def _engineer_call(gateway, engineer, team, name, version):
-    variables = {"customer_name": "Ana", "customer_id": "C-1", "question": "Where is my parcel?",
-                 "kb_snippets": [], "channel": "email"}  # support-answer's; a refusal comes before rendering
-    return gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
-        kind="chat", body={}, prompt=PromptCall(name=name, variables=variables, version=version)))
+    variables = {
+        "customer_name": "Ana",
+        "customer_id": "C-1",
+        "question": "Where is my parcel?",
+        "kb_snippets": [],
+        "channel": "email",
+    }  # support-answer's; a refusal comes before rendering
+    return gateway.call(
+        caller=Caller(actor=engineer, team_id=team),
+        request=GatewayRequest(
+            kind="chat", body={}, prompt=PromptCall(name=name, variables=variables, version=version)
+        ),
+    )
 
 
 def test_a_prompt_engineer_runs_their_teams_draft_but_not_another_teams(directory, session):
@@ -141,15 +169,22 @@ def test_concurrent_calls_never_overspend_the_team_budget(directory, session):
     admin = Actor.system("t")
     policies.set_team_policy(session=session, actor=admin, team_id=team, pii_action="redact", moderation="off")
     # Room for about three worst cases of 200 output tokens at gpt-4o prices.
-    budget_config.set_budget(session=session, actor=admin, scope="team", target_id=team,
-                             data=budget_config.BudgetInput(cap_usd="0.0065"))
+    budget_config.set_budget(
+        session=session, actor=admin, scope="team", target_id=team, data=budget_config.BudgetInput(cap_usd="0.0065")
+    )
     gateway = make_gateway(RecordingTransport())
     engineer = directory.by_email("tom.becker@example.com")
     outcomes: list[str] = []
 
     def one(index: int) -> None:
-        request = GatewayRequest(kind="chat", body={"model": "gpt-4o", "max_tokens": 200, "messages": [
-            {"role": "user", "content": f"Question {index}: tell me about shipping"}]})
+        request = GatewayRequest(
+            kind="chat",
+            body={
+                "model": "gpt-4o",
+                "max_tokens": 200,
+                "messages": [{"role": "user", "content": f"Question {index}: tell me about shipping"}],
+            },
+        )
         try:
             gateway.call(caller=Caller(actor=engineer, team_id=team), request=request)
             outcomes.append("ok")
@@ -181,17 +216,30 @@ def test_the_cache_answers_with_or_without_a_budget_and_never_for_a_larger_outpu
     engineer = directory.by_email("tom.becker@example.com")
 
     def ask():
-        return gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
-            kind="chat", body={"model": "gpt-4o", "max_tokens": 1000, "temperature": 0,
-                               "messages": [{"role": "user", "content": "Where is my parcel?"}]}))
+        return gateway.call(
+            caller=Caller(actor=engineer, team_id=team),
+            request=GatewayRequest(
+                kind="chat",
+                body={
+                    "model": "gpt-4o",
+                    "max_tokens": 1000,
+                    "temperature": 0,
+                    "messages": [{"role": "user", "content": "Where is my parcel?"}],
+                },
+            ),
+        )
 
     assert [ask().cache_hit for _ in range(2)] == [False, True]  # no budget applies yet
     # A per-request cap that 1,000 output tokens of gpt-4o exceed; the team lets Quorum lower them.
     session.rollback()  # a fresh snapshot before writing: the calls above committed elsewhere
-    budget_config.set_team_policy(session=session, actor=admin, team_id=team, allowed_models=[],
-                                  lower_max_tokens=True)
-    budget_config.set_budget(session=session, actor=admin, scope="team", target_id=team,
-                             data=budget_config.BudgetInput(cap_usd="100", max_request_usd="0.005"))
+    budget_config.set_team_policy(session=session, actor=admin, team_id=team, allowed_models=[], lower_max_tokens=True)
+    budget_config.set_budget(
+        session=session,
+        actor=admin,
+        scope="team",
+        target_id=team,
+        data=budget_config.BudgetInput(cap_usd="100", max_request_usd="0.005"),
+    )
     lowered = ask()
     assert not lowered.cache_hit  # the answer cached for 1,000 tokens is not one for fewer
     sent = json.loads(sim.bodies("/chat/completions")[-1])

@@ -28,18 +28,25 @@ EMBEDDING_KEYS = sorted(EmbeddingCreateParams.__annotations__)
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=10**18, max_value=10**40),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**18, max_value=10**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
     st.sampled_from(["\ud800", "a\udfffb", "json", "", "user", "text", "auto", "gpt-4o-mini", "\x00"]),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                      max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=12,
+)
 deep = st.integers(min_value=50, max_value=400).map(lambda n: json.loads("[" * n + "]" * n))
 mutant = st.one_of(values, deep)
 
-message = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant", "developer", "tool"]),
-                                 "content": st.text(max_size=40)})
+message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "system", "assistant", "developer", "tool"]), "content": st.text(max_size=40)}
+)
 
 
 @st.composite
@@ -48,8 +55,11 @@ def chat_bodies(draw):
     for key in draw(st.lists(st.sampled_from(CHAT_KEYS), max_size=3, unique=True)):
         body[key] = draw(mutant)
     if draw(st.booleans()):
-        index = draw(st.integers(0, len(body["messages"]) - 1)) if isinstance(body.get("messages"), list) and \
-            body["messages"] else None
+        index = (
+            draw(st.integers(0, len(body["messages"]) - 1))
+            if isinstance(body.get("messages"), list) and body["messages"]
+            else None
+        )
         if index is not None:
             target = body["messages"][index]
             if isinstance(target, dict) and draw(st.booleans()):
@@ -69,10 +79,18 @@ def embedding_bodies(draw):
 
 @st.composite
 def prompt_bodies(draw):
-    body = {"variables": {"customer_name": "Ana", "customer_id": "C-1001", "question": "Where is my parcel?",
-                          "kb_snippets": [], "channel": "email"}}
-    for key in draw(st.lists(st.sampled_from(["variables", "label", "stream", "stream_options", "user"]),
-                             max_size=2, unique=True)):
+    body = {
+        "variables": {
+            "customer_name": "Ana",
+            "customer_id": "C-1001",
+            "question": "Where is my parcel?",
+            "kb_snippets": [],
+            "channel": "email",
+        }
+    }
+    for key in draw(
+        st.lists(st.sampled_from(["variables", "label", "stream", "stream_options", "user"]), max_size=2, unique=True)
+    ):
         body[key] = draw(mutant)
     return body
 
@@ -80,8 +98,12 @@ def prompt_bodies(draw):
 def _post(server, key, path: str, body) -> httpx.Response:
     # Serialized here, surrogates and all, as a client in another language would send them.
     raw = json.dumps(body, ensure_ascii=True).encode()
-    return httpx.post(server.base_url + path, content=raw, timeout=20,
-                      headers={"authorization": f"Bearer {key.secret}", "content-type": "application/json"})
+    return httpx.post(
+        server.base_url + path,
+        content=raw,
+        timeout=20,
+        headers={"authorization": f"Bearer {key.secret}", "content-type": "application/json"},
+    )
 
 
 def _assert_answer(response: httpx.Response) -> None:
@@ -145,13 +167,19 @@ def test_fuzzed_embedding_and_prompt_bodies_never_get_a_5xx(fuzz_target, session
     assert "Traceback" not in capfd.readouterr().err
 
 
-@pytest.mark.parametrize(("path", "body", "param"), [
-    ("/prompts/support-answer/completions", {"variables": {}, "label": "\x00"}, "label"),
-    ("/chat/completions", {"model": "\x00", "messages": [{"role": "user", "content": "hi"}]}, "model"),
-    ("/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "a\x00b"}]},
-     "messages[0].content"),
-    ("/prompts/support%00answer/completions", {"variables": {}}, "name"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/prompts/support-answer/completions", {"variables": {}, "label": "\x00"}, "label"),
+        ("/chat/completions", {"model": "\x00", "messages": [{"role": "user", "content": "hi"}]}, "model"),
+        (
+            "/chat/completions",
+            {"model": MODEL, "messages": [{"role": "user", "content": "a\x00b"}]},
+            "messages[0].content",
+        ),
+        ("/prompts/support%00answer/completions", {"variables": {}}, "name"),
+    ],
+)
 def test_a_nul_character_is_a_400_naming_where_it_is(fuzz_target, session, path, body, param):
     """Found by the fuzzer on PostgreSQL, whose text cannot hold NUL: a label of "\\x00" was a 500."""
     server, key = fuzz_target

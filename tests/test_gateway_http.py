@@ -39,8 +39,9 @@ from tests.gateway_support import (
 
 
 def moderation_off(session, team="Support"):
-    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session, team), pii_action="redact",
-                             moderation="off")
+    policies.set_team_policy(
+        session=session, actor=ADMIN, team_id=team_id(session, team), pii_action="redact", moderation="off"
+    )
 
 
 def ledger(session) -> list[UsageRecord]:
@@ -55,8 +56,11 @@ def holds(session) -> int:
 
 def events(session, request_id):
     session.rollback()
-    return [e for e in audit.recent_events(session, actor=ADMIN, limit=200, action_prefix="gateway.")
-            if e.target_id == request_id]
+    return [
+        e
+        for e in audit.recent_events(session, actor=ADMIN, limit=200, action_prefix="gateway.")
+        if e.target_id == request_id
+    ]
 
 
 # ---- the happy path, audited ---------------------------------------------------------------
@@ -79,11 +83,23 @@ def test_chat_call_answers_and_is_audited_with_what_the_client_saw(server, gatew
 
 
 def test_tools_pass_through_and_tool_calls_come_back_unchanged(server, gateway, session, sim):
-    tools = [{"type": "function", "function": {"name": "lookup_order", "description": "Find an order",
-              "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
-                             "required": ["order_id"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Find an order",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"order_id": {"type": "string"}},
+                    "required": ["order_id"],
+                },
+            },
+        }
+    ]
     completion = client(server, new_key(session)).chat.completions.create(
-        model=MODEL, messages=HELLO, tools=tools, tool_choice="required")
+        model=MODEL, messages=HELLO, tools=tools, tool_choice="required"
+    )
     call = completion.choices[0].message.tool_calls[0]
     assert call.function.name == "lookup_order" and "order_id" in json.loads(call.function.arguments)
     assert json.loads(sim.bodies("/chat/completions")[-1])["tools"] == tools
@@ -98,7 +114,8 @@ def test_embeddings_and_models(server, gateway, session):
 
 def test_streaming_returns_chunks_and_records_usage(server, gateway, session):
     stream = client(server, new_key(session)).chat.completions.create(
-        model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True})
+        model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     text_out = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text_out and chunks[-1].usage.completion_tokens > 0
@@ -117,19 +134,35 @@ def test_stream_without_include_usage_gets_no_usage_chunk_but_is_billed(server, 
 def test_prompt_endpoint_runs_a_catalog_prompt_by_name(server, gateway, session):
     seed_catalog(session)
     key = new_key(session)
-    variables = {"customer_name": "Ana", "customer_id": "C-1001", "question": "Where is my parcel?",
-                 "kb_snippets": [{"id": "KB-1", "title": "Shipping", "url": "https://kb.example.com/1", "text": "Parcels ship in 2 days."}], "channel": "email"}
-    response = httpx.post(f"{server.base_url}/prompts/support-answer/completions",
-                          headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": variables})
+    variables = {
+        "customer_name": "Ana",
+        "customer_id": "C-1001",
+        "question": "Where is my parcel?",
+        "kb_snippets": [
+            {"id": "KB-1", "title": "Shipping", "url": "https://kb.example.com/1", "text": "Parcels ship in 2 days."}
+        ],
+        "channel": "email",
+    }
+    response = httpx.post(
+        f"{server.base_url}/prompts/support-answer/completions",
+        headers={"Authorization": f"Bearer {key.secret}"},
+        json={"variables": variables},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]
     [row] = calls(session)
     assert row.prompt_name == "support-answer" and row.endpoint == "prompt" and row.prompt_version == "v1"
-    missing = httpx.post(f"{server.base_url}/prompts/support-answer/completions",
-                         headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}})
+    missing = httpx.post(
+        f"{server.base_url}/prompts/support-answer/completions",
+        headers={"Authorization": f"Bearer {key.secret}"},
+        json={"variables": {}},
+    )
     assert missing.status_code == 400 and "missing variable" in missing.json()["error"]["message"]
-    unknown = httpx.post(f"{server.base_url}/prompts/no-such-prompt/completions",
-                         headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}})
+    unknown = httpx.post(
+        f"{server.base_url}/prompts/no-such-prompt/completions",
+        headers={"Authorization": f"Bearer {key.secret}"},
+        json={"variables": {}},
+    )
     assert unknown.status_code == 404
 
 
@@ -140,8 +173,9 @@ def test_prompt_endpoint_runs_a_catalog_prompt_by_name(server, gateway, session)
 
 
 def test_a_model_outside_the_allow_list_gets_403(server, gateway, sim, session):
-    budget_config.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session), allowed_models=[MODEL],
-                                  lower_max_tokens=False)
+    budget_config.set_team_policy(
+        session=session, actor=ADMIN, team_id=team_id(session), allowed_models=[MODEL], lower_max_tokens=False
+    )
     c = client(server, new_key(session))
     with pytest.raises(openai.PermissionDeniedError) as caught:
         c.chat.completions.create(model="gpt-4o", messages=HELLO)
@@ -167,8 +201,13 @@ def test_a_team_at_its_hard_budget_gets_429_and_nothing_is_billed(server, gatewa
     first = c.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=50)
     [spent] = ledger(session)
     # The cap is what was spent: the team is exactly at its hard budget.
-    budget_config.set_budget(session=session, actor=ADMIN, scope="team", target_id=team_id(session),
-                             data=budget_config.BudgetInput(cap_usd=f"{spent.cost_micro / 1e6:.6f}"))
+    budget_config.set_budget(
+        session=session,
+        actor=ADMIN,
+        scope="team",
+        target_id=team_id(session),
+        data=budget_config.BudgetInput(cap_usd=f"{spent.cost_micro / 1e6:.6f}"),
+    )
     with pytest.raises(openai.RateLimitError) as caught:
         c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "And on Sundays?"}])
     assert caught.value.code == "budget_exceeded" and "Over budget" in caught.value.message
@@ -189,8 +228,14 @@ def _openai_key() -> str:
 
     rng = random.Random(7)
     alnum = string.ascii_letters + string.digits
-    return "sk-" + "proj-" + "".join(rng.choice(alnum) for _ in range(74)) + "T3Blbk" + "FJ" + "".join(
-        rng.choice(alnum) for _ in range(74))
+    return (
+        "sk-"
+        + "proj-"
+        + "".join(rng.choice(alnum) for _ in range(74))
+        + "T3Blbk"
+        + "FJ"
+        + "".join(rng.choice(alnum) for _ in range(74))
+    )
 
 
 class _Capture(logging.Handler):
@@ -212,7 +257,8 @@ def test_an_openai_key_in_a_prompt_is_blocked_and_stored_nowhere(server, gateway
     try:
         with pytest.raises(openai.BadRequestError) as caught:
             client(server, new_key(session)).chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": f"Why does {secret} not work?"}])
+                model=MODEL, messages=[{"role": "user", "content": f"Why does {secret} not work?"}]
+            )
     finally:
         root.removeHandler(capture)
         root.setLevel(old_level)
@@ -236,7 +282,8 @@ def test_an_openai_key_in_a_prompt_is_blocked_and_stored_nowhere(server, gateway
 def test_a_card_number_is_redacted_before_the_upstream_sees_it(server, gateway, session, sim):
     card = "4111 1111 1111 1111"
     client(server, new_key(session)).chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": f"Refund the order paid with {card}, please."}])
+        model=MODEL, messages=[{"role": "user", "content": f"Refund the order paid with {card}, please."}]
+    )
     [sent] = sim.bodies("/chat/completions")
     content = json.loads(sent)["messages"][0]["content"]
     assert "4111" not in content and "Refund the order" in content
@@ -247,24 +294,33 @@ def test_a_card_number_is_redacted_before_the_upstream_sees_it(server, gateway, 
 def test_moderation_block_names_the_rule(server, gateway, session):
     with pytest.raises(openai.BadRequestError) as caught:
         client(server, new_key(session)).chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "I will kill you"}])
+            model=MODEL, messages=[{"role": "user", "content": "I will kill you"}]
+        )
     assert caught.value.param.startswith("moderation.")
 
 
 def test_a_held_request_waits_for_a_lead_then_is_answered(server, gateway, session, directory):
-    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session), pii_action="redact",
-                             moderation="hold")
+    policies.set_team_policy(
+        session=session, actor=ADMIN, team_id=team_id(session), pii_action="redact", moderation="hold"
+    )
     key = new_key(session)
     headers = {"Authorization": f"Bearer {key.secret}"}
-    response = httpx.post(f"{server.base_url}/chat/completions", headers=headers,
-                          json={"model": MODEL, "messages": [{"role": "user", "content": "I will kill you"}]})
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        headers=headers,
+        json={"model": MODEL, "messages": [{"role": "user", "content": "I will kill you"}]},
+    )
     assert response.status_code == 202
     held_id = response.json()["id"]
     poll = httpx.get(f"{server.base_url}/held/{held_id}", headers=headers).json()
     assert poll["status"] == "pending" and poll["response"] is None
     other_team = new_key(session, team="Legal")
-    assert httpx.get(f"{server.base_url}/held/{held_id}",
-                     headers={"Authorization": f"Bearer {other_team.secret}"}).status_code == 404
+    assert (
+        httpx.get(
+            f"{server.base_url}/held/{held_id}", headers={"Authorization": f"Bearer {other_team.secret}"}
+        ).status_code
+        == 404
+    )
     lead = directory.with_role(Role.GOVERNANCE_LEAD)
     with pytest.raises(Exception, match="comment"):
         decide(session=session, actor=lead, public_id=held_id, release=True, comment=" ")
@@ -285,8 +341,9 @@ def test_a_429_then_success_is_retried_and_billed_once(server, directory, sessio
     assert len(sim.bodies("/chat/completions")) == 2
     [row] = calls(session)
     assert row.attempts == 2 and row.status == "ok"
-    expected = cost_micro(PriceBook.from_yaml().price_at(MODEL, clock.now()),
-                          usage_from_openai(completion.usage.model_dump()))
+    expected = cost_micro(
+        PriceBook.from_yaml().price_at(MODEL, clock.now()), usage_from_openai(completion.usage.model_dump())
+    )
     assert [u.cost_micro for u in ledger(session)] == [expected] == [row.cost_micro]
 
 
@@ -305,7 +362,8 @@ def test_500_until_retries_run_out_bills_nothing_and_answers_502(server, directo
 
 def test_client_leaving_a_stream_midway_still_records_usage(server, gateway, session):
     stream = client(server, new_key(session)).chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "Tell me a long story about ships"}], stream=True)
+        model="gpt-4o", messages=[{"role": "user", "content": "Tell me a long story about ships"}], stream=True
+    )
     first = next(iter(stream))
     assert first.choices
     stream.close()
@@ -346,7 +404,8 @@ def test_usage_rows_and_audit_events_match_what_the_client_saw(server, gateway, 
     seen = {}
     for question in ("Opening hours?", "Do you ship to Norway?", "Opening hours?"):  # the third is a cache hit
         raw = c.chat.completions.with_raw_response.create(
-            model=MODEL, messages=[{"role": "user", "content": question}], user="customer-17", seed=7)
+            model=MODEL, messages=[{"role": "user", "content": question}], user="customer-17", seed=7
+        )
         seen[raw.headers["x-request-id"]] = (raw.parse().usage, raw.headers["x-quorum-cache"])
     embedded = c.embeddings.with_raw_response.create(model="text-embedding-3-small", input="parcel")
     seen[embedded.headers["x-request-id"]] = (embedded.parse().usage, "miss")
@@ -359,20 +418,27 @@ def test_usage_rows_and_audit_events_match_what_the_client_saw(server, gateway, 
         assert (row.input_tokens, row.output_tokens) == (usage.prompt_tokens, getattr(usage, "completion_tokens", 0))
         assert (row.team_id, row.key_id, row.person_id) == (team_id(session), key.key_id, None)
         assert row.cache_hit == (cache_state == "hit")
-        expected = 0 if row.cache_hit else cost_micro(book.price_at(row.model, row.occurred_at),
-                                                      usage_from_openai(usage.model_dump()))
+        expected = (
+            0
+            if row.cache_hit
+            else cost_micro(book.price_at(row.model, row.occurred_at), usage_from_openai(usage.model_dump()))
+        )
         assert row.cost_micro == expected
         [event] = events(session, request_id)
         assert (event.after["input_tokens"], event.after["output_tokens"], event.after["cost_micro"]) == (
-            row.input_tokens, row.output_tokens, row.cost_micro)
+            row.input_tokens,
+            row.output_tokens,
+            row.cost_micro,
+        )
         assert event.after["cache_hit"] == row.cache_hit
     assert [r.cache_hit for r in rows.values()].count(True) == 1
 
     # The Spend report and the audit log query see the same calls.
     [support] = [t for t in reports.team_overview(session, actor=ADMIN) if t.team_id == team_id(session)]
     assert support.spent_micro == sum(r.cost_micro for r in rows.values()) > 0
-    page = audit_query.search(session, actor=ADMIN, filters=audit_query.AuditFilter(
-        action="gateway.call", team_id=team_id(session)))
+    page = audit_query.search(
+        session, actor=ADMIN, filters=audit_query.AuditFilter(action="gateway.call", team_id=team_id(session))
+    )
     assert sorted(e.target_id for e in page.events) == sorted(seen)
 
 
@@ -381,8 +447,15 @@ def test_a_price_override_prices_the_next_call(server, gateway, session):
 
     moderation_off(session)
     c = client(server, new_key(session))
-    prices.add_override(session=session, actor=ADMIN, model=MODEL, effective_from=clock.now() - timedelta(seconds=1),
-                        input="100", output="100", source="contract price")
+    prices.add_override(
+        session=session,
+        actor=ADMIN,
+        model=MODEL,
+        effective_from=clock.now() - timedelta(seconds=1),
+        input="100",
+        output="100",
+        source="contract price",
+    )
     completion = c.chat.completions.create(model=MODEL, messages=HELLO)
     [row] = ledger(session)
     assert row.cost_micro == (completion.usage.prompt_tokens + completion.usage.completion_tokens) * 100
@@ -393,8 +466,11 @@ def test_a_price_override_prices_the_next_call(server, gateway, session):
 
 
 def _prompt_call(server, key, name, **body):
-    return httpx.post(f"{server.base_url}/prompts/{name}/completions",
-                      headers={"Authorization": f"Bearer {key.secret}"}, json={"variables": {}, **body})
+    return httpx.post(
+        f"{server.base_url}/prompts/{name}/completions",
+        headers={"Authorization": f"Bearer {key.secret}"},
+        json={"variables": {}, **body},
+    )
 
 
 def test_an_application_cannot_run_a_draft_or_unapproved_prompt(server, gateway, session, sim):
@@ -405,8 +481,13 @@ def test_an_application_cannot_run_a_draft_or_unapproved_prompt(server, gateway,
     # Not labelled 'staging'; asking for a version number does not reach the unapproved v2.
     unlabelled = _prompt_call(server, key, "support-answer", label="staging")
     assert unlabelled.status_code == 404 and "staging" in unlabelled.json()["error"]["message"]
-    variables = {"customer_name": "Ana", "customer_id": "C-1", "question": "Where is my parcel?",
-                 "kb_snippets": [], "channel": "email"}
+    variables = {
+        "customer_name": "Ana",
+        "customer_id": "C-1",
+        "question": "Where is my parcel?",
+        "kb_snippets": [],
+        "channel": "email",
+    }
     ran = _prompt_call(server, key, "support-answer", variables=variables, version=2)
     assert ran.status_code == 200, ran.text
     assert calls(session)[-1].prompt_version == "v1"

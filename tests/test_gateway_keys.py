@@ -90,8 +90,7 @@ def test_a_keys_last_use_is_shown_and_written_at_most_once_a_minute(server, gate
 def test_key_events_hold_no_key_material(gateway, session):
     key = new_key(session)
     keys.rotate_key(session=session, actor=ADMIN, key_id=key.key_id)
-    dumped = json.dumps([e.after for e in audit.recent_events(session, actor=ADMIN, action_prefix="key.")],
-                        default=str)
+    dumped = json.dumps([e.after for e in audit.recent_events(session, actor=ADMIN, action_prefix="key.")], default=str)
     assert key.prefix not in dumped and key.secret not in dumped and keys.hash_key(key.secret) not in dumped
 
 

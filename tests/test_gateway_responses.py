@@ -22,8 +22,14 @@ from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import StoredPayload
 from tests.gateway_support import ADMIN, MODEL, RecordingTransport, calls, client, new_key, team_id
 
-TOOLS = [{"type": "function", "name": "lookup_order", "description": "Find an order by its id",
-          "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}]
+TOOLS = [
+    {
+        "type": "function",
+        "name": "lookup_order",
+        "description": "Find an order by its id",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+    }
+]
 
 
 def canary_key() -> str:
@@ -31,8 +37,9 @@ def canary_key() -> str:
 
 
 def moderation(session, mode: str, team="Support"):
-    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session, team), pii_action="redact",
-                             moderation=mode)
+    policies.set_team_policy(
+        session=session, actor=ADMIN, team_id=team_id(session, team), pii_action="redact", moderation=mode
+    )
 
 
 def ledger(session) -> list[UsageRecord]:
@@ -59,15 +66,19 @@ def settled_stream(session, seconds: float = 10):
 
 def event_of(session, request_id: str):
     session.rollback()
-    [event] = [e for e in audit.recent_events(session, actor=ADMIN, limit=50, action_prefix="gateway.")
-               if e.target_id == request_id]
+    [event] = [
+        e
+        for e in audit.recent_events(session, actor=ADMIN, limit=50, action_prefix="gateway.")
+        if e.target_id == request_id
+    ]
     return event
 
 
 def test_responses_create_answers_and_is_billed_from_its_usage(server, gateway, session):
     moderation(session, "off")
     raw = client(server, new_key(session)).responses.with_raw_response.create(
-        model="o4-mini", instructions="Answer briefly.", input="What are your opening hours?", max_output_tokens=2000)
+        model="o4-mini", instructions="Answer briefly.", input="What are your opening hours?", max_output_tokens=2000
+    )
     response = raw.parse()
     assert response.output_text and response.status == "completed"
     assert response.usage.output_tokens_details.reasoning_tokens > 0
@@ -102,8 +113,9 @@ def test_max_output_tokens_is_capped_to_what_was_reserved(server, gateway, sim, 
     assert sent["max_output_tokens"] == DEFAULT_MAX_OUTPUT_TOKENS
 
 
-@pytest.mark.parametrize("where", ["instructions", "input_text", "tool_description", "function_output",
-                                   "output_schema"])
+@pytest.mark.parametrize(
+    "where", ["instructions", "input_text", "tool_description", "function_output", "output_schema"]
+)
 def test_a_secret_anywhere_in_the_input_is_blocked_before_the_upstream(server, gateway, sim, session, where):
     secret = canary_key()
     body = {"model": MODEL, "input": "Hello", "tools": TOOLS}
@@ -116,8 +128,16 @@ def test_a_secret_anywhere_in_the_input_is_blocked_before_the_upstream(server, g
     elif where == "function_output":
         body["input"] = [{"type": "function_call_output", "call_id": "call_1", "output": f"token={secret}"}]
     else:
-        body["text"] = {"format": {"type": "json_schema", "name": "answer", "schema": {
-            "type": "object", "properties": {"reply": {"type": "string", "description": f"sign with {secret}"}}}}}
+        body["text"] = {
+            "format": {
+                "type": "json_schema",
+                "name": "answer",
+                "schema": {
+                    "type": "object",
+                    "properties": {"reply": {"type": "string", "description": f"sign with {secret}"}},
+                },
+            }
+        }
     with pytest.raises(openai.BadRequestError) as caught:
         client(server, new_key(session)).responses.create(**body)
     assert caught.value.code == "guardrail_blocked" and caught.value.param.startswith("secret.")
@@ -130,8 +150,11 @@ def test_a_secret_anywhere_in_the_input_is_blocked_before_the_upstream(server, g
 
 def test_personal_data_in_input_items_is_redacted_before_the_upstream(server, gateway, sim, session):
     moderation(session, "off")
-    client(server, new_key(session)).responses.create(model=MODEL, instructions="Reply to ana.lopez@example.com",
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "Write to ana.lopez@example.com"}]}])
+    client(server, new_key(session)).responses.create(
+        model=MODEL,
+        instructions="Reply to ana.lopez@example.com",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "Write to ana.lopez@example.com"}]}],
+    )
     sent = sim.bodies("/responses")[-1].decode()
     assert "ana.lopez@example.com" not in sent
     assert json.loads(sent)["input"][0]["content"][0]["type"] == "input_text"
@@ -149,16 +172,19 @@ def test_parameters_the_gateway_cannot_govern_are_refused_with_their_name(server
         c.responses.create(model=MODEL, input="Hello", tools=[{"type": "web_search"}])
     assert caught.value.param == "tools[0].type"
     with pytest.raises(openai.BadRequestError) as caught:
-        c.responses.create(model=MODEL, input=[{"role": "user", "content": [
-            {"type": "input_image", "image_url": "https://example.com/a.png"}]}])
+        c.responses.create(
+            model=MODEL,
+            input=[{"role": "user", "content": [{"type": "input_image", "image_url": "https://example.com/a.png"}]}],
+        )
     assert caught.value.param == "input[0].content[0].type"
     assert sim.bodies("/responses") == []
 
 
 def test_streamed_response_is_billed_from_its_completed_event(server, gateway, session):
     moderation(session, "off")
-    with client(server, new_key(session)).responses.stream(model=MODEL, input="What are your opening hours?",
-                                                           tools=TOOLS) as stream:
+    with client(server, new_key(session)).responses.stream(
+        model=MODEL, input="What are your opening hours?", tools=TOOLS
+    ) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_response()
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
@@ -223,7 +249,8 @@ def test_a_sampled_response_request_always_reaches_the_model(server, gateway, si
 def test_moderations_pass_through_free_logged_and_audited(server, gateway, sim, session):
     moderation(session, "block")
     raw = client(server, new_key(session)).moderations.with_raw_response.create(
-        model="omni-moderation-latest", input=["I will kill you", "the weather is lovely"])
+        model="omni-moderation-latest", input=["I will kill you", "the weather is lovely"]
+    )
     result = raw.parse()
     assert [r.flagged for r in result.results] == [True, False]
     assert len(sim.bodies("/moderations")) == 1  # not moderated twice
@@ -245,11 +272,19 @@ def test_a_held_response_request_is_answered_as_a_response_once_released(server,
     moderation(session, "hold")
     key = new_key(session)
     headers = {"Authorization": f"Bearer {key.secret}"}
-    held = httpx.post(f"{server.base_url}/responses", headers=headers,
-                      json={"model": MODEL, "instructions": "Be kind.", "input": "I will kill you"})
+    held = httpx.post(
+        f"{server.base_url}/responses",
+        headers=headers,
+        json={"model": MODEL, "instructions": "Be kind.", "input": "I will kill you"},
+    )
     assert held.status_code == 202 and held.json()["object"] == "quorum.held_request"
-    decide(session=session, actor=directory.with_role(Role.GOVERNANCE_LEAD), public_id=held.json()["id"],
-           release=True, comment="A quote from a ticket")
+    decide(
+        session=session,
+        actor=directory.with_role(Role.GOVERNANCE_LEAD),
+        public_id=held.json()["id"],
+        release=True,
+        comment="A quote from a ticket",
+    )
     poll = httpx.get(f"{server.base_url}/held/{held.json()['id']}", headers=headers).json()
     assert poll["status"] == "released" and poll["response"]["object"] == "response"
     assert poll["response"]["output"][0]["content"][0]["text"]
@@ -283,7 +318,12 @@ def test_a_response_held_for_review_is_not_served_by_retrieve_until_released(ser
     assert row.status == "held" and row.response_id
     retrieved = httpx.get(f"{server.base_url}/responses/{row.response_id}", headers=headers)
     assert retrieved.status_code == 202 and retrieved.json()["id"] == held.json()["id"]
-    decide(session=session, actor=directory.with_role(Role.GOVERNANCE_LEAD), public_id=held.json()["id"],
-           release=True, comment="A test credential")
+    decide(
+        session=session,
+        actor=directory.with_role(Role.GOVERNANCE_LEAD),
+        public_id=held.json()["id"],
+        release=True,
+        comment="A test credential",
+    )
     released = httpx.get(f"{server.base_url}/responses/{row.response_id}", headers=headers)
     assert released.status_code == 200 and released.json()["id"] == row.response_id

@@ -21,8 +21,15 @@ from tests.gateway_support import ADMIN, HELLO, MODEL, RecordingTransport, calls
 
 
 def set_policy(session, *, moderation_action="block", provider=None, cache=None, team="Support"):
-    policies.set_team_policy(session=session, actor=ADMIN, team_id=team_id(session, team), pii_action="redact",
-                             moderation=moderation_action, moderation_provider=provider, cache=cache)
+    policies.set_team_policy(
+        session=session,
+        actor=ADMIN,
+        team_id=team_id(session, team),
+        pii_action="redact",
+        moderation=moderation_action,
+        moderation_provider=provider,
+        cache=cache,
+    )
 
 
 @pytest.fixture
@@ -42,8 +49,9 @@ def bare_gateway(no_moderation_sim, directory):
 # ---- moderation against an upstream that has none ---------------------------------------
 
 
-def test_default_moderation_against_an_upstream_without_it_is_a_clear_503_not_a_404(server, bare_gateway, session,
-                                                                                   no_moderation_sim):
+def test_default_moderation_against_an_upstream_without_it_is_a_clear_503_not_a_404(
+    server, bare_gateway, session, no_moderation_sim
+):
     sdk = openai.OpenAI(base_url=server.base_url, api_key=new_key(session).secret)  # default retries
     with pytest.raises(openai.APIStatusError) as caught:
         sdk.chat.completions.create(model=MODEL, messages=HELLO)
@@ -68,7 +76,8 @@ def test_the_start_up_probe_finds_the_missing_endpoint(bare_gateway, no_moderati
 
 @pytest.mark.parametrize("provider", ["local", "upstream_or_local"])
 def test_an_admin_chooses_the_local_check_and_calls_go_through_and_are_still_moderated(
-        server, bare_gateway, session, no_moderation_sim, provider):
+    server, bare_gateway, session, no_moderation_sim, provider
+):
     set_policy(session, provider=provider)
     c = client(server, new_key(session))
     assert c.chat.completions.create(model=MODEL, messages=HELLO).choices[0].message.content
@@ -129,18 +138,22 @@ def test_admins_see_the_missing_moderation_on_home(bare_gateway, session, direct
 
 def _cache_states(server, session, **params) -> list[str]:
     c = client(server, new_key(session))
-    return [c.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, **params)
-            .headers["x-quorum-cache"] for _ in range(2)]
+    return [
+        c.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, **params).headers["x-quorum-cache"]
+        for _ in range(2)
+    ]
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"temperature": 1.0}, ["miss", "miss"]),
-    ({}, ["miss", "miss"]),  # OpenAI's default temperature is 1
-    ({"temperature": 0}, ["miss", "hit"]),
-    ({"temperature": 0.7, "seed": 42}, ["miss", "hit"]),
-])
-def test_by_default_only_deterministic_requests_are_answered_from_the_cache(server, gateway, session, params,
-                                                                           expected):
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"temperature": 1.0}, ["miss", "miss"]),
+        ({}, ["miss", "miss"]),  # OpenAI's default temperature is 1
+        ({"temperature": 0}, ["miss", "hit"]),
+        ({"temperature": 0.7, "seed": 42}, ["miss", "hit"]),
+    ],
+)
+def test_by_default_only_deterministic_requests_are_answered_from_the_cache(server, gateway, session, params, expected):
     assert _cache_states(server, session, **params) == expected
 
 
@@ -165,10 +178,13 @@ def test_more_than_one_choice_is_refused_before_any_reservation(server, gateway,
     assert session.exec(select(BudgetHold)).all() == []
 
 
-@pytest.mark.parametrize(("params", "param"), [
-    ({"logprobs": True}, "logprobs"),
-    ({"audio": {"voice": "alloy", "format": "wav"}, "modalities": ["text", "audio"]}, "audio"),
-])
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"logprobs": True}, "logprobs"),
+        ({"audio": {"voice": "alloy", "format": "wav"}, "modalities": ["text", "audio"]}, "audio"),
+    ],
+)
 def test_the_simulator_refuses_parameters_it_does_not_implement(server, gateway, session, sim, params, param):
     set_policy(session, moderation_action="off")
     with pytest.raises(openai.BadRequestError) as caught:

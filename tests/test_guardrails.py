@@ -37,12 +37,27 @@ SAMPLE_SECRETS = {
     "openai_api_key": openai_project_key,
     "aws_access_key_id": lambda: "AK" + "IA" + _random(16, string.ascii_uppercase + string.digits),
     "github_token": lambda: "gh" + "p_" + _random(36),
-    "slack_token": lambda: "xo" + "xb-" + _random(12, string.digits) + "-" + _random(13, string.digits)
-    + "-" + _random(24, string.ascii_lowercase + string.digits),
-    "slack_webhook": lambda: "https://hooks." + "slack.com/services/T" + _random(10, string.ascii_uppercase)
-    + "/B" + _random(10, string.ascii_uppercase) + "/" + _random(24),
-    "private_key": lambda: "-----BEGIN " + "RSA PRIVATE" + " KEY-----\n" + _random(64) + "\n"
-    + "-----END " + "RSA PRIVATE" + " KEY-----",
+    "slack_token": lambda: (
+        "xo"
+        + "xb-"
+        + _random(12, string.digits)
+        + "-"
+        + _random(13, string.digits)
+        + "-"
+        + _random(24, string.ascii_lowercase + string.digits)
+    ),
+    "slack_webhook": lambda: (
+        "https://hooks."
+        + "slack.com/services/T"
+        + _random(10, string.ascii_uppercase)
+        + "/B"
+        + _random(10, string.ascii_uppercase)
+        + "/"
+        + _random(24)
+    ),
+    "private_key": lambda: (
+        "-----BEGIN " + "RSA PRIVATE" + " KEY-----\n" + _random(64) + "\n" + "-----END " + "RSA PRIVATE" + " KEY-----"
+    ),
 }
 
 PLAIN_PARAGRAPHS = [
@@ -58,6 +73,7 @@ PLAIN_PARAGRAPHS = [
 
 
 # --- secrets ---------------------------------------------------------------------
+
 
 def test_openai_key_is_blocked_and_never_echoed():
     key = openai_project_key()
@@ -79,7 +95,7 @@ def test_each_secret_kind_is_found(kind):
     text = f"Here is the config:\n{value}\nthanks"
     findings = find_secrets(text)
     assert [finding.kind for finding in findings] == [kind]
-    assert text[findings[0].start:findings[0].end] == value
+    assert text[findings[0].start : findings[0].end] == value
     assert value not in repr(findings[0])
 
 
@@ -106,6 +122,7 @@ def test_high_entropy_is_off_by_default():
 
 # --- PII ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("paragraph", PLAIN_PARAGRAPHS)
 def test_plain_paragraphs_trigger_nothing(paragraph):
     assert find_pii(paragraph) == []
@@ -128,9 +145,11 @@ def test_iban_needs_the_mod97_check():
 
 
 def test_same_value_keeps_its_placeholder():
-    text = ("From ana@example.com to rui@example.org, cc ANA@example.com. "
-            "Call +44 20 7946 0958 or (415) 555-2671; server 10.0.3.17 and fe80::1ff:fe23:4567:890a. "
-            "SSN 123-45-6789, NI AB 12 34 56 C.")
+    text = (
+        "From ana@example.com to rui@example.org, cc ANA@example.com. "
+        "Call +44 20 7946 0958 or (415) 555-2671; server 10.0.3.17 and fe80::1ff:fe23:4567:890a. "
+        "SSN 123-45-6789, NI AB 12 34 56 C."
+    )
     result = redact(text)
     assert result.text == (
         "From [EMAIL_1] to [EMAIL_2], cc [EMAIL_1]. "
@@ -141,8 +160,16 @@ def test_same_value_keeps_its_placeholder():
 
 
 def test_invalid_identifiers_are_left_alone():
-    for text in ["SSN 666-12-3456", "SSN 000-12-3456", "SSN 123-00-4567", "NI QQ 12 34 56 C",
-                 "IP 999.1.1.1", "IP 1.2.3.4.5", "time 12:30:45", "C++ std::vector and a::b"]:
+    for text in [
+        "SSN 666-12-3456",
+        "SSN 000-12-3456",
+        "SSN 123-00-4567",
+        "NI QQ 12 34 56 C",
+        "IP 999.1.1.1",
+        "IP 1.2.3.4.5",
+        "time 12:30:45",
+        "C++ std::vector and a::b",
+    ]:
         assert find_pii(text) == [], text
 
 
@@ -160,10 +187,13 @@ def test_unknown_kind_is_refused():
 
 MESSAGES = [
     {"role": "system", "content": "You answer ana@example.com's questions."},
-    {"role": "user", "content": [
-        {"type": "text", "text": "I am ana@example.com, card 4111 1111 1111 1111."},
-        {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}},
-    ]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "I am ana@example.com, card 4111 1111 1111 1111."},
+            {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}},
+        ],
+    },
 ]
 
 
@@ -175,7 +205,9 @@ def test_redact_policy_redacts_every_text_with_shared_placeholders():
     assert outcome.messages[1]["content"][1] == MESSAGES[1]["content"][1]
     assert MESSAGES[1]["content"][0]["text"].startswith("I am ana@")  # input untouched
     assert {(s.rule, s.count, s.action) for s in outcome.findings} == {
-        ("pii.email", 2, "redact"), ("pii.card", 1, "redact")}
+        ("pii.email", 2, "redact"),
+        ("pii.card", 1, "redact"),
+    }
     assert "ana@example.com" not in repr(outcome)
 
 
@@ -198,8 +230,15 @@ def test_secrets_block_even_when_pii_is_allowed():
 
 
 def test_tool_call_arguments_are_checked():
-    messages = [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "1", "type": "function", "function": {"name": "mail", "arguments": '{"to": "rui@example.org"}'}}]}]
+    messages = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "1", "type": "function", "function": {"name": "mail", "arguments": '{"to": "rui@example.org"}'}}
+            ],
+        }
+    ]
     outcome = apply_input_guardrails(messages, GuardrailPolicy())
     assert outcome.messages[0]["tool_calls"][0]["function"]["arguments"] == '{"to": "[EMAIL_1]"}'
 
@@ -239,18 +278,35 @@ def test_a_secret_in_a_key_blocks_and_the_field_is_named_without_it(kind):
     secret = SAMPLE_SECRETS[kind]()
     verdict = scan_body({"model": "m", "metadata": {secret: "x"}}, GuardrailPolicy())
     assert (verdict.decision, verdict.rule, verdict.field, verdict.body) == (
-        "block", f"secret.{kind}", "metadata[…]", None)
+        "block",
+        f"secret.{kind}",
+        "metadata[…]",
+        None,
+    )
     assert secret not in repr(verdict)
 
 
 def test_personal_data_is_redacted_in_free_text_fields_only_and_one_value_keeps_one_placeholder():
     from core.guardrails import scan_body
 
-    body = {"model": "gpt-4o-mini", "user": "ana@example.com",
-            "messages": [{"role": "user", "name": "ana", "content": "Mail bob@example.com, cc ana@example.com"}],
-            "tools": [{"type": "function", "function": {"name": "notify", "description": "Writes to ana@example.com",
-                                                         "parameters": {"type": "object", "properties": {
-                                                             "to": {"type": "string", "enum": ["bob@example.com"]}}}}}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "user": "ana@example.com",
+        "messages": [{"role": "user", "name": "ana", "content": "Mail bob@example.com, cc ana@example.com"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "notify",
+                    "description": "Writes to ana@example.com",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"to": {"type": "string", "enum": ["bob@example.com"]}},
+                    },
+                },
+            }
+        ],
+    }
     verdict = scan_body(body, GuardrailPolicy(pii_action="redact"))
     sent = verdict.body
     assert sent["user"] == "[EMAIL_1]"
@@ -260,8 +316,12 @@ def test_personal_data_is_redacted_in_free_text_fields_only_and_one_value_keeps_
     assert sent["messages"][0]["name"] == "ana" and sent["tools"][0]["function"]["name"] == "notify"
     assert body["user"] == "ana@example.com"  # the caller's body is not changed
     [emails] = verdict.findings
-    assert emails.fields == ("user", "messages[0].content", "tools[0].function.description",
-                             "tools[0].function.parameters.properties.to.enum[0]")
+    assert emails.fields == (
+        "user",
+        "messages[0].content",
+        "tools[0].function.description",
+        "tools[0].function.parameters.properties.to.enum[0]",
+    )
 
 
 def test_personal_data_split_over_two_fields_is_not_joined_into_one():
@@ -286,7 +346,11 @@ def test_a_base64_payload_is_not_taken_for_a_random_token_but_the_same_text_is()
 def test_a_field_holding_the_scan_separator_is_still_redacted_in_place():
     from core.guardrails import scan_body
 
-    body = {"messages": [{"role": "user", "content": "a\n\x00\nana@example.com"},
-                         {"role": "user", "content": "bob@example.com"}]}
+    body = {
+        "messages": [
+            {"role": "user", "content": "a\n\x00\nana@example.com"},
+            {"role": "user", "content": "bob@example.com"},
+        ]
+    }
     sent = scan_body(body, GuardrailPolicy()).body
     assert [m["content"] for m in sent["messages"]] == ["a\n\x00\n[EMAIL_1]", "[EMAIL_2]"]

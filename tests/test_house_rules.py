@@ -44,9 +44,12 @@ def test_the_rules_see_real_files():
 
 # ---- the contexts of core/ and their order (docs/architecture.md) -----------------------
 
+
 def _layering():
     # A script of docs/, not a package: loaded by path, the way `python docs/...` runs it.
-    spec = importlib.util.spec_from_file_location("make_architecture_graph", ROOT / "docs" / "make_architecture_graph.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_architecture_graph", ROOT / "docs" / "make_architecture_graph.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -58,7 +61,8 @@ layering = _layering()
 
 def _where(found) -> str:
     return f"{found.path.relative_to(ROOT)}:{found.line} imports {found.module}" + (
-        f".{found.name}" if found.name else "")
+        f".{found.name}" if found.name else ""
+    )
 
 
 def test_every_context_of_core_is_in_the_declared_order():
@@ -67,15 +71,21 @@ def test_every_context_of_core_is_in_the_declared_order():
 
 
 def test_nothing_in_core_but_the_doors_imports_the_command_line_or_http():
-    wrong = [_where(found) for mine, theirs, found in layering.context_imports()
-             if theirs in layering.DOORS and mine not in layering.DOORS]
+    wrong = [
+        _where(found)
+        for mine, theirs, found in layering.context_imports()
+        if theirs in layering.DOORS and mine not in layering.DOORS
+    ]
     assert wrong == []
 
 
 def test_a_context_imports_only_contexts_below_it():
     rank = {name: i for i, name in enumerate(layering.ORDER)}
-    wrong = [f"{mine} -> {theirs}: {_where(found)}" for mine, theirs, found in layering.context_imports()
-             if mine in rank and theirs in rank and rank[theirs] > rank[mine]]
+    wrong = [
+        f"{mine} -> {theirs}: {_where(found)}"
+        for mine, theirs, found in layering.context_imports()
+        if mine in rank and theirs in rank and rank[theirs] > rank[mine]
+    ]
     assert wrong == []
 
 
@@ -85,9 +95,14 @@ def test_no_import_cycle_between_contexts():
 
 @pytest.mark.parametrize("path", CORE_FILES + PAGE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_module_imports_another_modules_private_name(path):
-    private = [_where(found) for found in layering.imports_in(path)
-               if found.module.startswith("core") and found.name and found.name.startswith("_")
-               and not found.name.startswith("__")]
+    private = [
+        _where(found)
+        for found in layering.imports_in(path)
+        if found.module.startswith("core")
+        and found.name
+        and found.name.startswith("_")
+        and not found.name.startswith("__")
+    ]
     assert private == []
 
 
@@ -102,4 +117,6 @@ def test_the_layering_rules_catch_a_wrong_import(tmp_path):
     assert layering.cycles(graph) == [["audit", "gateway", "audit"]]
     wrong = tmp_path / "wrong.py"
     wrong.write_text("from core.gateway.pipeline import _payload\n", encoding="utf-8")
-    assert [(found.module, found.name) for found in layering.imports_in(wrong)] == [("core.gateway.pipeline", "_payload")]
+    assert [(found.module, found.name) for found in layering.imports_in(wrong)] == [
+        ("core.gateway.pipeline", "_payload")
+    ]

@@ -28,21 +28,35 @@ def person_id(session, email):
 # Each state-changing function, called as `actor` on the seeded directory.
 CHANGES = {
     "create_team": lambda s, a: identity.create_team(session=s, actor=a, name="Finance Ops"),
-    "add_person": lambda s, a: identity.add_person(session=s, actor=a, email="new.hire@example.com",
-                                                   display_name="New Hire"),
-    "grant_role": lambda s, a: identity.grant_role(session=s, actor=a, role="auditor",
-                                                   person_id=person_id(s, "tom.becker@example.com")),
-    "revoke_role": lambda s, a: identity.revoke_role(session=s, actor=a, role="prompt_engineer",
-                                                     person_id=person_id(s, "tom.becker@example.com")),
-    "add_member": lambda s, a: identity.add_member(session=s, actor=a, person_id=person_id(s, "daniel.kim@example.com"),
-                                                   team_id=identity.team_by_name(s, "Legal").id),
-    "remove_member": lambda s, a: identity.remove_member(session=s, actor=a,
-                                                         person_id=person_id(s, "tom.becker@example.com"),
-                                                         team_id=identity.team_by_name(s, "Support").id),
+    "add_person": lambda s, a: identity.add_person(
+        session=s, actor=a, email="new.hire@example.com", display_name="New Hire"
+    ),
+    "grant_role": lambda s, a: identity.grant_role(
+        session=s, actor=a, role="auditor", person_id=person_id(s, "tom.becker@example.com")
+    ),
+    "revoke_role": lambda s, a: identity.revoke_role(
+        session=s, actor=a, role="prompt_engineer", person_id=person_id(s, "tom.becker@example.com")
+    ),
+    "add_member": lambda s, a: identity.add_member(
+        session=s,
+        actor=a,
+        person_id=person_id(s, "daniel.kim@example.com"),
+        team_id=identity.team_by_name(s, "Legal").id,
+    ),
+    "remove_member": lambda s, a: identity.remove_member(
+        session=s,
+        actor=a,
+        person_id=person_id(s, "tom.becker@example.com"),
+        team_id=identity.team_by_name(s, "Support").id,
+    ),
 }
 ACTIONS = {
-    "create_team": "team.create", "add_person": "person.create", "grant_role": "person.role.grant",
-    "revoke_role": "person.role.revoke", "add_member": "team.member.add", "remove_member": "team.member.remove",
+    "create_team": "team.create",
+    "add_person": "person.create",
+    "grant_role": "person.role.grant",
+    "revoke_role": "person.role.revoke",
+    "add_member": "team.member.add",
+    "remove_member": "team.member.remove",
 }
 
 
@@ -94,8 +108,13 @@ def _snapshot(session):
 
 
 def test_audit_events_name_people_by_id_only(session, directory):
-    person = identity.add_person(session=session, actor=directory.admin, email="Ada.Lovelace@Example.com",
-                                 display_name="Ada Lovelace", roles=["auditor"])
+    person = identity.add_person(
+        session=session,
+        actor=directory.admin,
+        email="Ada.Lovelace@Example.com",
+        display_name="Ada Lovelace",
+        roles=["auditor"],
+    )
     row = last_event(session)
     assert row.target_id == str(person.id)
     text = (row.before_json or "") + (row.after_json or "")
@@ -119,16 +138,18 @@ def test_team_names_are_unique_regardless_of_case(session, directory):
 def test_duplicate_email_is_refused_whatever_its_case(session, directory):
     before = audit_count(session)
     with pytest.raises(Conflict, match="already exists"):
-        identity.add_person(session=session, actor=directory.admin, email=" TOM.Becker@example.com",
-                            display_name="Another Tom")
+        identity.add_person(
+            session=session, actor=directory.admin, email=" TOM.Becker@example.com", display_name="Another Tom"
+        )
     assert audit_count(session) == before
     assert session.exec(select(func.count()).select_from(Person)).one() == 9
 
 
 def test_unknown_role_is_refused_and_no_person_is_half_created(session, directory):
     with pytest.raises(ValidationError, match="Unknown role 'wizard'.*admin, governance_lead"):
-        identity.add_person(session=session, actor=directory.admin, email="w@example.com",
-                            display_name="W", roles=["auditor", "wizard"])
+        identity.add_person(
+            session=session, actor=directory.admin, email="w@example.com", display_name="W", roles=["auditor", "wizard"]
+        )
     with pytest.raises(NotFound):
         identity.person_by_email(session, "w@example.com")
 
@@ -141,8 +162,9 @@ def test_malformed_emails_are_refused(session, directory, email):
 
 def test_unknown_team_is_refused(session, directory):
     with pytest.raises(NotFound, match="team"):
-        identity.add_person(session=session, actor=directory.admin, email="z@example.com",
-                            display_name="Z", team_ids=[999])
+        identity.add_person(
+            session=session, actor=directory.admin, email="z@example.com", display_name="Z", team_ids=[999]
+        )
 
 
 def test_the_last_admin_cannot_lose_the_role(session, directory):

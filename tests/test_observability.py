@@ -27,12 +27,35 @@ def _fixed_now(monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: NOW)
 
 
-def add_call(session, *, team, at=NOW, model="gpt-4o-mini", prompt=None, status="ok", http_status=200,
-             latency_ms=100.0, cache_hit=False, cost_micro=None):
-    session.add(GatewayCall(request_id=f"req_{uuid.uuid4().hex[:24]}", created_at=at, team_id=team, actor="key:1",
-                            endpoint="prompt" if prompt else "chat", model=model, prompt_name=prompt, status=status,
-                            http_status=http_status, cache_hit=cache_hit, latency_ms=latency_ms,
-                            cost_micro=(10 if status == "ok" else 0) if cost_micro is None else cost_micro))
+def add_call(
+    session,
+    *,
+    team,
+    at=NOW,
+    model="gpt-4o-mini",
+    prompt=None,
+    status="ok",
+    http_status=200,
+    latency_ms=100.0,
+    cache_hit=False,
+    cost_micro=None,
+):
+    session.add(
+        GatewayCall(
+            request_id=f"req_{uuid.uuid4().hex[:24]}",
+            created_at=at,
+            team_id=team,
+            actor="key:1",
+            endpoint="prompt" if prompt else "chat",
+            model=model,
+            prompt_name=prompt,
+            status=status,
+            http_status=http_status,
+            cache_hit=cache_hit,
+            latency_ms=latency_ms,
+            cost_micro=(10 if status == "ok" else 0) if cost_micro is None else cost_micro,
+        )
+    )
 
 
 def exact_percentile(values, share):
@@ -96,7 +119,9 @@ def test_per_prompt_and_model_with_filters(session, directory):
     rows = {(b.prompt, b.model): b.calls for b in result.buckets}
     assert rows == {("support-answer", "gpt-4o-mini"): 3, ("ticket-triage", "gpt-4o"): 1, (None, "gpt-4o-mini"): 1}
     assert filter_options(session, actor=directory.with_role(Role.AUDITOR), days=14) == (
-        ["gpt-4o", "gpt-4o-mini"], ["support-answer", "ticket-triage"])
+        ["gpt-4o", "gpt-4o-mini"],
+        ["support-answer", "ticket-triage"],
+    )
 
     only = metrics(session, directory, by=("prompt",), granularity="total", prompts=("ticket-triage",))
     assert [(b.prompt, b.calls) for b in only.buckets] == [("ticket-triage", 1)]
@@ -136,12 +161,15 @@ def test_no_calls_gives_no_buckets(session, directory):
     assert (result.buckets, result.calls, result.p50_ms) == ([], 0, None)
 
 
-@pytest.mark.parametrize("query, message", [
-    ({"days": 0}, "days must be between 1 and 366"),
-    ({"days": 10_000}, "days must be between 1 and 366"),
-    ({"by": ("person",)}, "Cannot group by person"),
-    ({"granularity": "minute"}, "Unknown granularity 'minute'"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"days": 0}, "days must be between 1 and 366"),
+        ({"days": 10_000}, "days must be between 1 and 366"),
+        ({"by": ("person",)}, "Cannot group by person"),
+        ({"granularity": "minute"}, "Unknown granularity 'minute'"),
+    ],
+)
 def test_bad_queries_are_refused_with_what_is_allowed(session, directory, query, message):
     with pytest.raises(ValidationError, match=message):
         metrics(session, directory, **query)
@@ -160,6 +188,7 @@ def test_the_page_shows_totals_and_breaks_down_by_prompt(session, directory):
     session.commit()
 
     from core.identity import people as identity
+
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["demo_person_id"] = identity.person_by_email(session, "daniel.kim@example.com").id
     at.run()

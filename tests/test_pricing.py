@@ -33,9 +33,22 @@ GOOD_ENTRY = """
 
 def test_shipped_file_covers_the_models_in_common_use(book):
     expected = [
-        "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o3", "o3-mini",
-        "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "text-embedding-3-small",
-        "text-embedding-3-large", "text-embedding-ada-002", "omni-moderation-latest",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "o1",
+        "o3",
+        "o3-mini",
+        "o4-mini",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5-nano",
+        "text-embedding-3-small",
+        "text-embedding-3-large",
+        "text-embedding-ada-002",
+        "omni-moderation-latest",
         "text-moderation-latest",
     ]
     for model in expected:
@@ -83,8 +96,16 @@ def test_new_override_never_reprices_the_past(book):
     may = datetime(2025, 5, 20, tzinfo=UTC)
     past_cost = cost_micro(book.price_at("gpt-4.1-mini", may), usage)
     changed = book.with_overrides(
-        [{"model": "gpt-4.1-mini", "effective_from": "2025-09-01", "input": "0.30",
-          "cached_input": "0.075", "output": "1.20", "source": "negotiated rate"}]
+        [
+            {
+                "model": "gpt-4.1-mini",
+                "effective_from": "2025-09-01",
+                "input": "0.30",
+                "cached_input": "0.075",
+                "output": "1.20",
+                "source": "negotiated rate",
+            }
+        ]
     )
     assert cost_micro(changed.price_at("gpt-4.1-mini", may), usage) == past_cost
     later = changed.price_at("gpt-4.1-mini", SEPTEMBER)
@@ -104,8 +125,16 @@ def test_override_can_add_a_new_model(book):
     with pytest.raises(NotFound):
         book.price_at("ft:gpt-4.1-mini:acme::abc", SEPTEMBER)
     added = book.with_overrides(
-        [{"model": "ft:gpt-4.1-mini:acme::abc", "effective_from": "2025-05-01T00:00:00Z",
-          "input": "0.80", "cached_input": "0.20", "output": "3.20", "source": "fine-tune"}]
+        [
+            {
+                "model": "ft:gpt-4.1-mini:acme::abc",
+                "effective_from": "2025-05-01T00:00:00Z",
+                "input": "0.80",
+                "cached_input": "0.20",
+                "output": "3.20",
+                "source": "fine-tune",
+            }
+        ]
     )
     assert added.price_at("ft:gpt-4.1-mini:acme::abc", SEPTEMBER).output_micro_per_1m == 3_200_000
 
@@ -140,8 +169,9 @@ def test_snapshot_alias_resolves(book):
 
 def test_override_of_an_alias_refused(book):
     with pytest.raises(ValidationError, match="alias of 'gpt-4o'"):
-        book.with_overrides([{"model": "gpt-4o-2024-11-20", "effective_from": "2025-01-01",
-                              "input": "1", "source": "x"}])
+        book.with_overrides(
+            [{"model": "gpt-4o-2024-11-20", "effective_from": "2025-01-01", "input": "1", "source": "x"}]
+        )
 
 
 def test_moderation_is_free(book):
@@ -182,12 +212,20 @@ def test_usage_subsets_are_checked():
 
 
 def test_usage_from_openai_shapes():
-    chat = {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150,
-            "prompt_tokens_details": {"cached_tokens": 64},
-            "completion_tokens_details": {"reasoning_tokens": 30}}
+    chat = {
+        "prompt_tokens": 100,
+        "completion_tokens": 50,
+        "total_tokens": 150,
+        "prompt_tokens_details": {"cached_tokens": 64},
+        "completion_tokens_details": {"reasoning_tokens": 30},
+    }
     assert usage_from_openai(chat) == Usage(100, 64, 50, 30)
-    responses = {"input_tokens": 10, "output_tokens": 5, "input_tokens_details": {"cached_tokens": 0},
-                 "output_tokens_details": {"reasoning_tokens": 2}}
+    responses = {
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 2},
+    }
     assert usage_from_openai(responses) == Usage(10, 0, 5, 2)
     assert usage_from_openai({"prompt_tokens": 7, "total_tokens": 7}) == Usage(7)
 
@@ -195,9 +233,15 @@ def test_usage_from_openai_shapes():
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        (GOOD_ENTRY.replace("    source: test\n", ""), r"prices\[0\] \(model m1, effective_from 2025-01-01\): 'source' is a required property"),
+        (
+            GOOD_ENTRY.replace("    source: test\n", ""),
+            r"prices\[0\] \(model m1, effective_from 2025-01-01\): 'source' is a required property",
+        ),
         (GOOD_ENTRY.replace("input: 1.00", "input: -1.00"), r"prices\[0\] \(model m1.*input price cannot be negative"),
-        (GOOD_ENTRY.replace("2025-01-01", "2025-13-01"), r"prices\[0\] \(model m1.*effective_from '2025-13-01' is not a date"),
+        (
+            GOOD_ENTRY.replace("2025-01-01", "2025-13-01"),
+            r"prices\[0\] \(model m1.*effective_from '2025-13-01' is not a date",
+        ),
         (GOOD_ENTRY.replace("output: 4.00", "output: 0.0000001"), r"prices\[0\].*output.*finer than one micro-dollar"),
         (GOOD_ENTRY.replace("cached_input: 0.50", "cached_input: 2.00"), r"prices\[0\].*cached_input price is higher"),
         (GOOD_ENTRY.replace("source: test", "source: test\n    colour: blue"), r"prices\[0\].*'colour' was unexpected"),

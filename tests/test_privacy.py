@@ -49,8 +49,10 @@ def mentions_anywhere(needles: list[str]) -> list[str]:
                 if not any(t in type_name for t in ("CHAR", "TEXT", "CLOB", "STRING")):
                     continue
                 for needle in needles:
-                    hit = conn.execute(text(f'SELECT 1 FROM "{table}" WHERE lower("{column["name"]}") '
-                                            "LIKE :n LIMIT 1"), {"n": f"%{needle.lower()}%"}).first()
+                    hit = conn.execute(
+                        text(f'SELECT 1 FROM "{table}" WHERE lower("{column["name"]}") LIKE :n LIMIT 1'),
+                        {"n": f"%{needle.lower()}%"},
+                    ).first()
                     if hit:
                         found.append(f"{table}.{column['name']} ~ {needle}")
     return found
@@ -64,8 +66,9 @@ def _seeded_with_tom_everywhere(session) -> Actor:
     _decide_reviews_of(session, tom)
     session.rollback()
     add_payloads(2, at=T0, team_id=next(iter(tom.team_ids)), prefix="tom", actor=tom.ref, text="summarize my notes")
-    add_payloads(1, at=T0, team_id=None, prefix="mention",
-                 text=f"Please e-mail {NAME} at {EMAIL.upper()} about the refund")
+    add_payloads(
+        1, at=T0, team_id=None, prefix="mention", text=f"Please e-mail {NAME} at {EMAIL.upper()} about the refund"
+    )
     add_payloads(1, at=T0, team_id=None, prefix="other", text="nothing personal here")
     return tom
 
@@ -76,8 +79,9 @@ def _decide_reviews_of(session, person: Actor) -> None:
     from core.models.catalog import PromptVersion
 
     lead = Actor.system("review-test")
-    for version in session.exec(select(PromptVersion).where(PromptVersion.state == "in_review",
-                                                            PromptVersion.author_ref == person.ref)).all():
+    for version in session.exec(
+        select(PromptVersion).where(PromptVersion.state == "in_review", PromptVersion.author_ref == person.ref)
+    ).all():
         workflow.reject(session=session, actor=lead, version_id=version.id, comment="Closed before erasure")
 
 
@@ -98,8 +102,7 @@ def test_erasure_leaves_no_trace_in_any_table_or_export_and_the_chain_verifies(s
     export(session=session, actor=SYSTEM, filters=AuditFilter(), fmt="jsonl", out=exported)
     assert EMAIL not in exported.getvalue().lower() and NAME.lower() not in exported.getvalue().lower()
     assert '"privacy.erase"' in exported.getvalue()
-    everyone = [written(privacy.access_export, actor=lead, email=p[1])
-                for p in demo.PEOPLE if p[1] != EMAIL]
+    everyone = [written(privacy.access_export, actor=lead, email=p[1]) for p in demo.PEOPLE if p[1] != EMAIL]
     assert NAME.lower() not in json.dumps(everyone).lower()
     with pytest.raises(NotFound):
         written(privacy.access_export, actor=lead, email=EMAIL)
@@ -129,8 +132,10 @@ def test_an_end_users_requests_are_exported_and_erased(session, directory):
     add_payloads(2, at=T0, team_id=None, prefix="eu")
     add_payloads(1, at=T0, team_id=None, prefix="someone")
     with db.get_engine().begin() as conn:
-        conn.execute(text("UPDATE stored_payload SET request_json = :j WHERE request_id LIKE 'eu%'"),
-                     {"j": json.dumps({"request": {"user": "customer-8812", "messages": []}})})
+        conn.execute(
+            text("UPDATE stored_payload SET request_json = :j WHERE request_id LIKE 'eu%'"),
+            {"j": json.dumps({"request": {"user": "customer-8812", "messages": []}})},
+        )
     doc = written(privacy.access_export, actor=lead, end_user="customer-8812")
     assert len(doc["stored_payloads"]) == 2 and len(doc["gateway_calls"]) == 2
     written(privacy.erase, actor=lead, end_user="customer-8812")
@@ -149,8 +154,7 @@ def test_erasure_is_refused_while_a_legal_hold_names_the_person(session, directo
     lead = directory.with_role(Role.GOVERNANCE_LEAD)
     tom = directory.by_email(EMAIL)
     session.rollback()
-    written(holds.add_hold, actor=lead, case_name="HR-17", owner_person_id=lead.person_id,
-                   person_id=tom.person_id)
+    written(holds.add_hold, actor=lead, case_name="HR-17", owner_person_id=lead.person_id, person_id=tom.person_id)
     with pytest.raises(Conflict, match="HR-17"):
         written(privacy.erase, actor=lead, email=EMAIL)
     with pytest.raises(PermissionDenied):
@@ -166,13 +170,19 @@ def test_the_gateway_stores_payloads_as_the_team_says(session, directory, mode):
     session.rollback()
     written(rules.set_payload_storage_mode, actor=lead, team_id=team, mode=mode)
     # The team's guardrails let phone numbers through, so only the storage mode can remove them.
-    written(policies.set_team_policy, actor=directory.admin, team_id=team, pii_action="allow",
-                             moderation="off")
+    written(policies.set_team_policy, actor=directory.admin, team_id=team, pii_action="allow", moderation="off")
     policies.forget()
     gateway = make_gateway(RecordingTransport())
-    reply = gateway.call(caller=Caller(actor=engineer, team_id=team), request=GatewayRequest(
-        kind="chat", body={"model": "gpt-4o-mini",
-                           "messages": [{"role": "user", "content": "Call me on +1 415 555 0134 please"}]}))
+    reply = gateway.call(
+        caller=Caller(actor=engineer, team_id=team),
+        request=GatewayRequest(
+            kind="chat",
+            body={
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "Call me on +1 415 555 0134 please"}],
+            },
+        ),
+    )
     session.rollback()
     stored = session.get(StoredPayload, reply.request_id)
     call = session.exec(select(GatewayCall).where(GatewayCall.request_id == reply.request_id)).one()

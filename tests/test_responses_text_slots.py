@@ -19,29 +19,44 @@ words = st.text(alphabet="abcdefghij klmnop", min_size=1, max_size=30).filter(st
 def _message(text):
     return st.one_of(
         st.builds(lambda t, role: {"role": role, "content": t}, text, st.sampled_from(["user", "assistant"])),
-        st.builds(lambda t: {"type": "message", "role": "user", "content": [{"type": "input_text", "text": t}]}, text))
+        st.builds(lambda t: {"type": "message", "role": "user", "content": [{"type": "input_text", "text": t}]}, text),
+    )
 
 
 def _items(text):
-    call = st.builds(lambda t: {"type": "function_call", "call_id": "call_7", "name": "lookup",
-                                "arguments": json.dumps({"q": t})}, text)
+    call = st.builds(
+        lambda t: {"type": "function_call", "call_id": "call_7", "name": "lookup", "arguments": json.dumps({"q": t})},
+        text,
+    )
     output = st.builds(lambda t: {"type": "function_call_output", "call_id": "call_7", "output": t}, text)
     return st.lists(st.one_of(_message(text), call, output), min_size=1, max_size=4)
 
 
 def bodies(text=words):
-    tools = st.lists(st.builds(lambda d: {"type": "function", "name": "lookup", "description": d,
-                                          "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
-                               text), max_size=2)
-    return st.fixed_dictionaries({"model": st.just("gpt-4o-mini"), "input": st.one_of(text, _items(text))},
-                                 optional={"instructions": text, "tools": tools})
+    tools = st.lists(
+        st.builds(
+            lambda d: {
+                "type": "function",
+                "name": "lookup",
+                "description": d,
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
+            text,
+        ),
+        max_size=2,
+    )
+    return st.fixed_dictionaries(
+        {"model": st.just("gpt-4o-mini"), "input": st.one_of(text, _items(text))},
+        optional={"instructions": text, "tools": tools},
+    )
 
 
 def _with_email_somewhere(body: dict, index: int) -> dict:
     slots = responses.text_slots(body)
     path, text = slots[index % len(slots)]
-    return responses.with_texts(body, [{"role": "user", "content": f"{t} write to {EMAIL}" if p == path else t}
-                                       for p, t in slots])
+    return responses.with_texts(
+        body, [{"role": "user", "content": f"{t} write to {EMAIL}" if p == path else t} for p, t in slots]
+    )
 
 
 @settings(max_examples=60, deadline=None)

@@ -36,8 +36,6 @@ def _team(session, name="Support") -> int:
     return team_id
 
 
-
-
 def test_a_payload_is_kept_until_exactly_its_time_and_removed_after(session, directory):
     clock = Clock(T0)
     add_payloads(3, at=T0, team_id=_team(session))
@@ -73,8 +71,7 @@ def test_a_team_rule_beats_the_default(session, directory):
     add_payloads(2, at=T0, team_id=support, prefix="s")
     add_payloads(2, at=T0, team_id=legal, prefix="l")
     for class_key in ("request_payloads", "response_payloads"):
-        written(rules.set_rule, actor=lead, class_key=class_key, period="90d", action="delete",
-                       team_id=support)
+        written(rules.set_rule, actor=lead, class_key=class_key, period="90d", action="delete", team_id=support)
     clock.set(T0 + timedelta(days=91))
     preview = enforce.preview(session=session, actor=lead)
     by_team = {(r.kind, r.team_id): r.count for r in preview}
@@ -102,8 +99,7 @@ def test_a_held_record_survives_and_goes_on_the_run_after_release(session, direc
     clock = Clock(T0)
     add_payloads(2, at=T0, team_id=support, prefix="s")
     add_payloads(2, at=T0, team_id=_team(session, "Data"), prefix="d")
-    hold = written(holds.add_hold, actor=lead, case_name="Acme v. Us", owner_person_id=lead.person_id,
-                          team_id=support)
+    hold = written(holds.add_hold, actor=lead, case_name="Acme v. Us", owner_person_id=lead.person_id, team_id=support)
     clock.set(T0 + timedelta(days=6 * 365))
     enforce.enforce(actor=lead)
     assert count("stored_payload") == 2 and count("stored_payload", f"team_id = {support}") == 2
@@ -117,8 +113,14 @@ def test_a_time_range_hold_keeps_only_its_range(session, directory):
     clock = Clock(T0)
     add_payloads(1, at=T0, team_id=None, prefix="in")
     add_payloads(1, at=T0 + timedelta(days=30), team_id=None, prefix="out")
-    written(holds.add_hold, actor=lead, case_name="Audit 2026", owner_person_id=lead.person_id,
-                   starts_at=T0 - timedelta(days=1), ends_at=T0 + timedelta(days=1))
+    written(
+        holds.add_hold,
+        actor=lead,
+        case_name="Audit 2026",
+        owner_person_id=lead.person_id,
+        starts_at=T0 - timedelta(days=1),
+        ends_at=T0 + timedelta(days=1),
+    )
     clock.set(T0 + timedelta(days=7 * 365))
     enforce.enforce(actor=lead)
     assert count("stored_payload") == 1 and count("stored_payload", "request_id = 'in0'") == 1
@@ -130,8 +132,7 @@ def test_a_person_hold_keeps_their_calls_payloads(session, directory):
     clock = Clock(T0)
     add_payloads(2, at=T0, team_id=_team(session), prefix="tom", actor=tom.ref)
     add_payloads(2, at=T0, team_id=_team(session), prefix="key")
-    written(holds.add_hold, actor=lead, case_name="HR-17", owner_person_id=lead.person_id,
-                   person_id=tom.person_id)
+    written(holds.add_hold, actor=lead, case_name="HR-17", owner_person_id=lead.person_id, person_id=tom.person_id)
     clock.set(T0 + timedelta(days=6 * 365))
     enforce.enforce(actor=lead)
     assert count("stored_payload") == 2 and count("stored_payload", "request_id LIKE 'tom%'") == 2
@@ -261,14 +262,17 @@ def test_only_governance_leads_change_retention(session, directory):
     assert enforce.preview(session=session, actor=auditor)  # read-only view is allowed
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"classes": {"x": {"period": "2 weeks", "action": "delete", "basis": ["GDPR"]}}}, "not a period"),
-    ({"classes": {"audit_events": {"period": "1y", "action": "delete", "basis": ["GDPR"]}}}, "shorter than"),
-    ({"classes": {"audit_events": {"period": "8y", "action": "shred", "basis": ["GDPR"]}}}, "not one of"),
-    ({"classes": {"audit_events": {"period": "8y", "action": "delete", "basis": ["HIPAA"]}}}, "basis"),
-    ({"classes": {"x": {"period": "2y", "action": "delete", "basis": ["GDPR"]}}}, "needs a retention class"),
-    ({"classes": {}, "default_payload_storage": "some"}, "default_payload_storage"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"classes": {"x": {"period": "2 weeks", "action": "delete", "basis": ["GDPR"]}}}, "not a period"),
+        ({"classes": {"audit_events": {"period": "1y", "action": "delete", "basis": ["GDPR"]}}}, "shorter than"),
+        ({"classes": {"audit_events": {"period": "8y", "action": "shred", "basis": ["GDPR"]}}}, "not one of"),
+        ({"classes": {"audit_events": {"period": "8y", "action": "delete", "basis": ["HIPAA"]}}}, "basis"),
+        ({"classes": {"x": {"period": "2y", "action": "delete", "basis": ["GDPR"]}}}, "needs a retention class"),
+        ({"classes": {}, "default_payload_storage": "some"}, "default_payload_storage"),
+    ],
+)
 def test_bad_retention_files_are_refused_with_the_place_named(data, message):
     with pytest.raises(ValidationError, match=message):
         parse_config(data)

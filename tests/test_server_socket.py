@@ -25,8 +25,9 @@ def _nodelay_of_accepted_connection(listener: socket.socket) -> int:
 
         class Probe(asyncio.Protocol):
             def connection_made(self, transport):
-                accepted.set_result(transport.get_extra_info("socket").getsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                accepted.set_result(
+                    transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                )
                 transport.close()
 
         server = await asyncio.get_running_loop().create_server(Probe, sock=listener)

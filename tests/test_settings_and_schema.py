@@ -50,12 +50,15 @@ def test_bad_time_zone_and_bad_toml_are_named(tmp_path):
         load_settings({"QUORUM_SECRETS_FILE": str(broken)})
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("QUORUM_UPSTREAM_TIMEOUT_S", "sixty", "QUORUM_UPSTREAM_TIMEOUT_S: 'sixty' is not a positive number"),
-    ("QUORUM_UPSTREAM_MAX_ATTEMPTS", "2.5", "QUORUM_UPSTREAM_MAX_ATTEMPTS: '2.5' is not a positive whole number"),
-    ("QUORUM_BREAKER_FAILURES", "0", "QUORUM_BREAKER_FAILURES: '0' is not a positive whole number"),
-    ("QUORUM_BREAKER_RESET_S", "nan", "QUORUM_BREAKER_RESET_S: 'nan' is not a positive number"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("QUORUM_UPSTREAM_TIMEOUT_S", "sixty", "QUORUM_UPSTREAM_TIMEOUT_S: 'sixty' is not a positive number"),
+        ("QUORUM_UPSTREAM_MAX_ATTEMPTS", "2.5", "QUORUM_UPSTREAM_MAX_ATTEMPTS: '2.5' is not a positive whole number"),
+        ("QUORUM_BREAKER_FAILURES", "0", "QUORUM_BREAKER_FAILURES: '0' is not a positive whole number"),
+        ("QUORUM_BREAKER_RESET_S", "nan", "QUORUM_BREAKER_RESET_S: 'nan' is not a positive number"),
+    ],
+)
 def test_a_bad_upstream_setting_is_refused_by_name(name, value, message):
     with pytest.raises(ConfigError) as refused:
         load_settings({name: value, "QUORUM_SECRETS_FILE": "/nonexistent"})
@@ -64,13 +67,30 @@ def test_a_bad_upstream_setting_is_refused_by_name(name, value, message):
 
 def test_upstream_and_telemetry_settings_keep_their_defaults_and_read_the_environment():
     defaults = load_settings({"QUORUM_SECRETS_FILE": "/nonexistent"})
-    assert (defaults.upstream_timeout_s, defaults.upstream_max_attempts, defaults.breaker_failures,
-            defaults.breaker_reset_s, defaults.otel_endpoint) == (60.0, 3, 5, 30.0, None)
-    chosen = load_settings({"QUORUM_SECRETS_FILE": "/nonexistent", "QUORUM_UPSTREAM_TIMEOUT_S": "2.5",
-                            "QUORUM_UPSTREAM_MAX_ATTEMPTS": "1", "QUORUM_BREAKER_FAILURES": "9",
-                            "QUORUM_BREAKER_RESET_S": "4", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
-    assert (chosen.upstream_timeout_s, chosen.upstream_max_attempts, chosen.breaker_failures,
-            chosen.breaker_reset_s, chosen.otel_endpoint) == (2.5, 1, 9, 4.0, "http://127.0.0.1:4318")
+    assert (
+        defaults.upstream_timeout_s,
+        defaults.upstream_max_attempts,
+        defaults.breaker_failures,
+        defaults.breaker_reset_s,
+        defaults.otel_endpoint,
+    ) == (60.0, 3, 5, 30.0, None)
+    chosen = load_settings(
+        {
+            "QUORUM_SECRETS_FILE": "/nonexistent",
+            "QUORUM_UPSTREAM_TIMEOUT_S": "2.5",
+            "QUORUM_UPSTREAM_MAX_ATTEMPTS": "1",
+            "QUORUM_BREAKER_FAILURES": "9",
+            "QUORUM_BREAKER_RESET_S": "4",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        }
+    )
+    assert (
+        chosen.upstream_timeout_s,
+        chosen.upstream_max_attempts,
+        chosen.breaker_failures,
+        chosen.breaker_reset_s,
+        chosen.otel_endpoint,
+    ) == (2.5, 1, 9, 4.0, "http://127.0.0.1:4318")
 
 
 def test_migrations_build_the_schema_the_models_describe(db_url):

@@ -42,7 +42,9 @@ def http_server():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     app = create_app()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", timeout_graceful_shutdown=1)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 5
@@ -163,10 +165,19 @@ def test_json_schema_output_is_an_instance_of_the_schema():
     "schema",
     [
         {  # OpenAI's chain-of-thought example: $defs and $ref
-            "$defs": {"step": {"type": "object", "properties": {"explanation": {"type": "string"}, "output": {"type": "string"}},
-                               "required": ["explanation", "output"], "additionalProperties": False}},
+            "$defs": {
+                "step": {
+                    "type": "object",
+                    "properties": {"explanation": {"type": "string"}, "output": {"type": "string"}},
+                    "required": ["explanation", "output"],
+                    "additionalProperties": False,
+                }
+            },
             "type": "object",
-            "properties": {"steps": {"type": "array", "items": {"$ref": "#/$defs/step"}}, "final_answer": {"type": "string"}},
+            "properties": {
+                "steps": {"type": "array", "items": {"$ref": "#/$defs/step"}},
+                "final_answer": {"type": "string"},
+            },
             "required": ["steps", "final_answer"],
             "additionalProperties": False,
         },
@@ -219,7 +230,10 @@ def test_tool_call_arguments_are_valid_against_the_function_schema():
     }
     tools = [
         {"type": "function", "function": {"name": "send_email", "description": "Send an email", "parameters": {}}},
-        {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city", "parameters": parameters}},
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "description": "Weather for a city", "parameters": parameters},
+        },
     ]
     client = simulated_client()
     completion = ask(client, [{"role": "user", "content": "What is the weather in Lisbon right now?"}], tools=tools)
@@ -305,10 +319,14 @@ def test_embeddings_have_model_dimensions_unit_length_and_are_deterministic():
 
 
 def test_moderation_flags_violence_and_passes_plain_english():
-    result = simulated_client().moderations.create(
-        model="omni-moderation-latest",
-        input=["I am going to kill him with a knife.", "The quarterly budget review is on Tuesday."],
-    ).results
+    result = (
+        simulated_client()
+        .moderations.create(
+            model="omni-moderation-latest",
+            input=["I am going to kill him with a knife.", "The quarterly budget review is on Tuesday."],
+        )
+        .results
+    )
     assert result[0].flagged and result[0].categories.violence
     assert result[0].category_scores.violence > 0.5
     assert not result[1].flagged
@@ -342,7 +360,9 @@ def test_unknown_model_is_not_found(carrier):
 
 
 def test_malformed_json_body_is_a_400_in_openai_error_shape(carrier):
-    response = carrier.http().post("/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    response = carrier.http().post(
+        "/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.headers[SIMULATED_HEADER] == "true"
     error = response.json()["error"]

@@ -8,8 +8,14 @@ import pytest
 from core.budgets.usage import Usage, usage_from_openai
 from core.simulator import SimulatorConfig, simulated_client
 
-TOOLS = [{"type": "function", "name": "get_weather", "description": "The weather in a city",
-          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+]
 
 
 def test_a_streamed_response_ends_with_the_same_answer_and_usage_as_the_plain_one():
@@ -41,10 +47,15 @@ def test_function_calls_across_turns():
     first = client.responses.create(model="gpt-4o-mini", input="What is the weather in Paris?", tools=TOOLS)
     [call] = first.output
     assert (call.type, call.name) == ("function_call", "get_weather") and "Paris" in call.arguments
-    second = client.responses.create(model="gpt-4o-mini", tools=TOOLS, input=[
-        {"role": "user", "content": "What is the weather in Paris?"},
-        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
-        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"}])
+    second = client.responses.create(
+        model="gpt-4o-mini",
+        tools=TOOLS,
+        input=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"},
+        ],
+    )
     assert "sunny" in second.output_text
 
 
@@ -53,8 +64,11 @@ def test_cached_tokens_are_reported_in_the_responses_usage_and_billed_as_such():
     usage = client.responses.create(model="gpt-4o-mini", input="Tea " * 50).usage
     assert usage.input_tokens_details.cached_tokens == usage.input_tokens // 2
     assert usage_from_openai(usage.model_dump()) == Usage(
-        input_tokens=usage.input_tokens, cached_input_tokens=usage.input_tokens // 2,
-        output_tokens=usage.output_tokens, reasoning_tokens=0)
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.input_tokens // 2,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=0,
+    )
 
 
 def test_a_responses_usage_with_null_details_counts_them_as_zero():

@@ -80,8 +80,18 @@ def test_smaller_models_miss_more_cues_than_larger_ones():
 
 def test_a_prompt_that_spells_out_the_rule_is_followed_more_reliably():
     openings = ("hello", "hi team", "dear support", "good morning", "hey", "urgent")
-    tickets = [f"{o}, {v}" for o in openings for v in ("it doesn't work", "help", "the thing is broken again",
-                                                       "fix it", "there is a problem", "something wrong")]
+    tickets = [
+        f"{o}, {v}"
+        for o in openings
+        for v in (
+            "it doesn't work",
+            "help",
+            "the thing is broken again",
+            "fix it",
+            "there is a problem",
+            "something wrong",
+        )
+    ]
     terse = "Reply with JSON."
     explicit = TRIAGE_SYSTEM + "\nAsk a clarifying question when the ticket is vague.\nNever guess: clarify first."
     asked = {

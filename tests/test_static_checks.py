@@ -88,7 +88,9 @@ def test_dunder_access_is_flagged():
 
 
 def test_invalid_response_schema_and_tool_schema():
-    params = ModelParams(response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "nonsense"}}})
+    params = ModelParams(
+        response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "nonsense"}}}
+    )
     tool = ToolSpec("create_ticket", "Open a ticket", {"type": "object", "required": "title"})
     findings = static_checks(version_with("Reply in JSON.", params=params, tools=(tool,)))
     assert codes(findings) == {"invalid-response-schema", "invalid-tool-schema"}

@@ -74,7 +74,10 @@ def test_csv_round_trip_keeps_cases_and_types(prompts, testsets):
         (("type: icontains", "type: fuzzy-match"), "cases.0.assertions.0.type: 'fuzzy-match' is not one of"),
         (("type: icontains, value: '08:00'", "type: regex, value: '(['"), "invalid regex"),
         (("id: hours", "id: Hours Case"), "cases.0.id"),
-        (("cases:\n", "cases:\n  - id: hours\n    variables: {}\n    assertions: [{type: is-json}]\n"), "id is used by an earlier case"),
+        (
+            ("cases:\n", "cases:\n  - id: hours\n    variables: {}\n    assertions: [{type: is-json}]\n"),
+            "id is used by an earlier case",
+        ),
     ],
 )
 def test_bad_testset_is_refused_with_file_and_reason(tmp_path, change, reason):
@@ -94,7 +97,10 @@ def test_directory_with_one_bad_file_returns_nothing(tmp_path):
 
 def test_csv_errors_name_row_and_column(prompts):
     variables = prompts["marketing-copy-review"].variables
-    header = "id,description,pass_threshold,var.copy_text,var.channel,var.max_characters,var.brand_voice,var.approved_facts,assertions\n"
+    header = (
+        "id,description,pass_threshold,var.copy_text,var.channel,var.max_characters,"
+        "var.brand_voice,var.approved_facts,assertions\n"
+    )
     row = 'ok-case,,,Hello,email,seventy,[],[],"[{""type"": ""is-json""}]"\n'
     with pytest.raises(ValidationError, match=r"row 2: var.max_characters: not valid JSON"):
         cases_from_csv(header + row, variables)

@@ -70,11 +70,13 @@ def test_chat_bound_adds_template_allowances():
 
 def test_text_parts_tool_calls_and_tool_messages_are_counted():
     plain = chat_input_tokens_upper_bound(messages=[{"role": "user", "content": "x"}])
-    parts = chat_input_tokens_upper_bound(
-        messages=[{"role": "user", "content": [{"type": "text", "text": "x" * 100}]}]
-    )
+    parts = chat_input_tokens_upper_bound(messages=[{"role": "user", "content": [{"type": "text", "text": "x" * 100}]}])
     assert parts >= plain + 99
-    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "' + "y" * 300 + '"}'}}
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": '{"q": "' + "y" * 300 + '"}'},
+    }
     with_call = chat_input_tokens_upper_bound(
         messages=[
             {"role": "assistant", "content": None, "tool_calls": [call]},
@@ -86,22 +88,27 @@ def test_text_parts_tool_calls_and_tool_messages_are_counted():
 
 def test_tools_and_response_format_raise_the_bound():
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
-    tools = [{
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather for a city",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string", "description": "City name"},
-                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Current weather for a city",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string", "description": "City name"},
+                        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                    },
+                    "required": ["city"],
                 },
-                "required": ["city"],
             },
-        },
-    }]
-    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}
+        }
+    ]
+    schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}},
+    }
     base = chat_input_tokens_upper_bound(messages=messages)
     with_tools = chat_input_tokens_upper_bound(messages=messages, tools=tools)
     with_both = chat_input_tokens_upper_bound(messages=messages, tools=tools, response_format=schema)

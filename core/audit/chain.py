@@ -31,8 +31,18 @@ from sqlmodel import Session
 GENESIS_HASH = "0" * 64
 # Names the canonical form; part of every hashed payload so it can evolve.
 FORMAT = "qa1|"
-HASHED_COLUMNS = ("event_id", "occurred_at", "actor", "action", "target_type", "target_id", "team_id",
-                  "before_json", "after_json", "prev_hash")
+HASHED_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "team_id",
+    "before_json",
+    "after_json",
+    "prev_hash",
+)
 
 _sha256 = hashlib.sha256
 
@@ -133,8 +143,9 @@ def event_hash(
     after_json: str | None,
 ) -> str:
     """SHA-256 (hex) of one event's canonical form."""
-    return row_hash((event_id, occurred_at, actor, action, target_type, target_id, team_id, before_json,
-                     after_json, prev_hash))
+    return row_hash(
+        (event_id, occurred_at, actor, action, target_type, target_id, team_id, before_json, after_json, prev_hash)
+    )
 
 
 def row_hash(row: tuple) -> str:
@@ -170,8 +181,9 @@ def _create_head(session: Session | Connection) -> None:
     seq, head = (int(last[0]), str(last[1])) if last else (0, GENESIS_HASH)
     chain_id = _chain_id_from_checkpoints(session) if last else None
     session.execute(
-        text("INSERT INTO audit_head (id, seq, head_hash, chain_id) VALUES (1, :s, :h, :c) "
-             "ON CONFLICT (id) DO NOTHING"),
+        text(
+            "INSERT INTO audit_head (id, seq, head_hash, chain_id) VALUES (1, :s, :h, :c) ON CONFLICT (id) DO NOTHING"
+        ),
         {"s": seq, "h": head, "c": chain_id or str(uuid.uuid4())},
     )
 

@@ -66,9 +66,18 @@ class Checkpoint:
 
     def signed_payload(self) -> bytes:
         return json.dumps(
-            {"v": 1, "chain_id": self.chain_id, "seq": self.seq, "head_hash": self.head_hash,
-             "created_at": self.created_at, "pruned_before": self.pruned_before, "key_id": self.key_id},
-            sort_keys=True, separators=(",", ":")).encode()
+            {
+                "v": 1,
+                "chain_id": self.chain_id,
+                "seq": self.seq,
+                "head_hash": self.head_hash,
+                "created_at": self.created_at,
+                "pruned_before": self.pruned_before,
+                "key_id": self.key_id,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
 
     def file_line(self) -> str:
         record = asdict(self)
@@ -142,11 +151,15 @@ def protection_status() -> tuple[bool, str]:
         return False, str(error)
     if signing_key() is None:
         if key is not None:
-            return False, (f"Checkpoints can be checked with public key {key_id(key)}, but new ones cannot be "
-                           "signed here (no QUORUM_AUDIT_SIGNING_KEY). " + NO_KEY_WARNING.split(": ", 1)[1])
+            return False, (
+                f"Checkpoints can be checked with public key {key_id(key)}, but new ones cannot be "
+                "signed here (no QUORUM_AUDIT_SIGNING_KEY). " + NO_KEY_WARNING.split(": ", 1)[1]
+            )
         return False, NO_KEY_WARNING
-    return True, (f"Checkpoints are signed with Ed25519 key {key_id(key)} (public key {public_key_hex(key)}); "
-                  f"they are also appended to {checkpoint_file()}.")
+    return True, (
+        f"Checkpoints are signed with Ed25519 key {key_id(key)} (public key {public_key_hex(key)}); "
+        f"they are also appended to {checkpoint_file()}."
+    )
 
 
 def signature_ok(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
@@ -176,8 +189,9 @@ def create_checkpoint(*, session: Session, actor: Actor, pruned_before: int | No
     if pruned_before is not None:
         if pruned_before < 2:
             raise ValidationError("pruned_before must be at least 2 (events 1..S-1 are pruned)")
-        row = session.execute(text("SELECT seq, hash FROM audit_event WHERE seq = :s"),
-                              {"s": pruned_before - 1}).first()
+        row = session.execute(
+            text("SELECT seq, hash FROM audit_event WHERE seq = :s"), {"s": pruned_before - 1}
+        ).first()
         if row is None:
             raise NotFound(f"No audit event with seq {pruned_before - 1} to anchor the prune on")
     else:
@@ -193,14 +207,28 @@ def sign_head(*, session: Session, seq: int, head_hash: str, pruned_before: int 
     if key is None:
         raise ValidationError("Cannot sign a checkpoint: set QUORUM_AUDIT_SIGNING_KEY (see `quorum audit keygen`)")
     chain = audit_chain.chain_id(session) or ""
-    unsigned = Checkpoint(chain_id=chain, seq=seq, head_hash=head_hash,
-                          created_at=audit_chain.canonical_time(clock.now()), pruned_before=pruned_before,
-                          key_id=key_id(key.public_key()), signature="")
+    unsigned = Checkpoint(
+        chain_id=chain,
+        seq=seq,
+        head_hash=head_hash,
+        created_at=audit_chain.canonical_time(clock.now()),
+        pruned_before=pruned_before,
+        key_id=key_id(key.public_key()),
+        signature="",
+    )
     checkpoint = Checkpoint(**{**asdict(unsigned), "signature": key.sign(unsigned.signed_payload()).hex()})
     _append_to_file(checkpoint)
-    session.add(AuditCheckpoint(chain_id=checkpoint.chain_id, seq=checkpoint.seq, head_hash=checkpoint.head_hash,
-                                created_at=_parse_time(checkpoint.created_at), pruned_before=pruned_before,
-                                key_id=checkpoint.key_id, signature=checkpoint.signature))
+    session.add(
+        AuditCheckpoint(
+            chain_id=checkpoint.chain_id,
+            seq=checkpoint.seq,
+            head_hash=checkpoint.head_hash,
+            created_at=_parse_time(checkpoint.created_at),
+            pruned_before=pruned_before,
+            key_id=checkpoint.key_id,
+            signature=checkpoint.signature,
+        )
+    )
     session.commit()
     return checkpoint
 
@@ -272,11 +300,24 @@ def _forget_due_checkpoint(session: Session) -> None:
 
 
 def database_checkpoints(session: Session) -> list[Checkpoint]:
-    rows = session.execute(text(
-        "SELECT chain_id, seq, head_hash, created_at, pruned_before, key_id, signature "
-        "FROM audit_checkpoint ORDER BY seq, id")).all()
-    return [Checkpoint(str(r[0]), int(r[1]), str(r[2]), audit_chain.canonical_time(r[3]),
-                       None if r[4] is None else int(r[4]), str(r[5]), str(r[6])) for r in rows]
+    rows = session.execute(
+        text(
+            "SELECT chain_id, seq, head_hash, created_at, pruned_before, key_id, signature "
+            "FROM audit_checkpoint ORDER BY seq, id"
+        )
+    ).all()
+    return [
+        Checkpoint(
+            str(r[0]),
+            int(r[1]),
+            str(r[2]),
+            audit_chain.canonical_time(r[3]),
+            None if r[4] is None else int(r[4]),
+            str(r[5]),
+            str(r[6]),
+        )
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -300,10 +341,15 @@ def file_checkpoints(chain: str | None) -> FileCheckpoints:
             try:
                 data = json.loads(line)
                 checkpoint = Checkpoint(
-                    chain_id=str(data["chain_id"]), seq=int(data["seq"]), head_hash=str(data["head_hash"]),
+                    chain_id=str(data["chain_id"]),
+                    seq=int(data["seq"]),
+                    head_hash=str(data["head_hash"]),
                     created_at=str(data["created_at"]),
                     pruned_before=None if data["pruned_before"] is None else int(data["pruned_before"]),
-                    key_id=str(data["key_id"]), signature=str(data["signature"]), source="file")
+                    key_id=str(data["key_id"]),
+                    signature=str(data["signature"]),
+                    source="file",
+                )
             except (ValueError, KeyError, TypeError):
                 unreadable.append(number)
                 continue

@@ -21,8 +21,20 @@ from core.errors import ValidationError
 from core.permissions import Actor
 
 FORMATS = ("csv", "jsonl")
-FIELDS = ("seq", "event_id", "occurred_at", "actor", "action", "target_type", "target_id", "team_id",
-          "before", "after", "prev_hash", "hash")
+FIELDS = (
+    "seq",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "team_id",
+    "before",
+    "after",
+    "prev_hash",
+    "hash",
+)
 MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
 
@@ -31,10 +43,20 @@ def utc_text(row: EventRow) -> str:
 
 
 def record_of(row: EventRow) -> dict:
-    return {"seq": row.seq, "event_id": row.event_id, "occurred_at": utc_text(row), "actor": row.actor,
-            "action": row.action, "target_type": row.target_type, "target_id": row.target_id,
-            "team_id": row.team_id, "before": row.before, "after": row.after,
-            "prev_hash": row.prev_hash, "hash": row.hash}
+    return {
+        "seq": row.seq,
+        "event_id": row.event_id,
+        "occurred_at": utc_text(row),
+        "actor": row.actor,
+        "action": row.action,
+        "target_type": row.target_type,
+        "target_id": row.target_id,
+        "team_id": row.team_id,
+        "before": row.before,
+        "after": row.after,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    }
 
 
 def write(rows: Iterable[EventRow], out: TextIO, fmt: str) -> int:
@@ -48,8 +70,7 @@ def write(rows: Iterable[EventRow], out: TextIO, fmt: str) -> int:
         for row in rows:
             record = record_of(row)
             for key in ("before", "after"):
-                record[key] = "" if record[key] is None else json.dumps(record[key], sort_keys=True,
-                                                                        ensure_ascii=False)
+                record[key] = "" if record[key] is None else json.dumps(record[key], sort_keys=True, ensure_ascii=False)
             writer.writerow(record)
             count += 1
     else:

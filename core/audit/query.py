@@ -83,8 +83,9 @@ def parse_time(value: str | None, *, field: str = "time") -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(f"{field}: {value!r} is not a date or time such as 2026-03-01 or "
-                              "2026-03-01T14:30 (UTC)") from None
+        raise ValidationError(
+            f"{field}: {value!r} is not a date or time such as 2026-03-01 or 2026-03-01T14:30 (UTC)"
+        ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -110,11 +111,14 @@ def resolve_actor(session: Session, value: str | None) -> str | None:
     if ":" in value:
         return value
     person = session.execute(
-        select(Person.__table__.c.id).where(or_(Person.__table__.c.email == value.lower(),
-                                                Person.__table__.c.display_name == value))).first()
+        select(Person.__table__.c.id).where(
+            or_(Person.__table__.c.email == value.lower(), Person.__table__.c.display_name == value)
+        )
+    ).first()
     if person is None:
-        raise ValidationError(f"No person {value!r}; give an actor id such as person:12 or system:cli, "
-                              "or a person's e-mail or name")
+        raise ValidationError(
+            f"No person {value!r}; give an actor id such as person:12 or system:cli, or a person's e-mail or name"
+        )
     return f"person:{person[0]}"
 
 
@@ -211,12 +215,25 @@ def _matching_actions(session: Session, filters: AuditFilter) -> list[str] | Non
     return sorted(found) if len(found) <= MAX_UNION_ACTIONS else None
 
 
-_SELECTED = (_T.seq, _T.event_id, _T.occurred_at, _T.actor, _T.action, _T.target_type, _T.target_id, _T.team_id,
-             _T.before_json, _T.after_json, _T.prev_hash, _T.hash)
+_SELECTED = (
+    _T.seq,
+    _T.event_id,
+    _T.occurred_at,
+    _T.actor,
+    _T.action,
+    _T.target_type,
+    _T.target_id,
+    _T.team_id,
+    _T.before_json,
+    _T.after_json,
+    _T.prev_hash,
+    _T.hash,
+)
 
 
-def search(session: Session, *, actor: Actor, filters: AuditFilter, before_seq: int | None = None,
-           limit: int = PAGE_SIZE) -> Page:
+def search(
+    session: Session, *, actor: Actor, filters: AuditFilter, before_seq: int | None = None, limit: int = PAGE_SIZE
+) -> Page:
     """One page of matching events, newest first; `before_seq` continues after a page's `older`."""
     require(actor, Permission.AUDIT_READ)
     if not 1 <= limit <= 1000:
@@ -230,7 +247,10 @@ def search(session: Session, *, actor: Actor, filters: AuditFilter, before_seq: 
     if actions:
         # "action in (a, b, c) newest first" sorts every match; the newest few of each action,
         # read backwards along the (action, seq) index, merged, give the same page.
-        newest = [select(*_SELECTED).where(*where, _T.action == action).order_by(_T.seq.desc()).limit(limit + 1).subquery() for action in actions]
+        newest = [
+            select(*_SELECTED).where(*where, _T.action == action).order_by(_T.seq.desc()).limit(limit + 1).subquery()
+            for action in actions
+        ]
         merged = union_all(*(select(*sub.c) for sub in newest)).subquery()
         query = select(*merged.c).order_by(merged.c.seq.desc()).limit(limit + 1)
     else:
@@ -260,9 +280,20 @@ def iter_filtered(session: Session, *, actor: Actor, filters: AuditFilter, batch
 
 
 def _row(r) -> EventRow:
-    return EventRow(seq=int(r[0]), event_id=r[1], occurred_at=r[2], actor=r[3], action=r[4], target_type=r[5],
-                    target_id=r[6], team_id=r[7], before=_loads(r[8]), after=_loads(r[9]), prev_hash=r[10],
-                    hash=r[11])
+    return EventRow(
+        seq=int(r[0]),
+        event_id=r[1],
+        occurred_at=r[2],
+        actor=r[3],
+        action=r[4],
+        target_type=r[5],
+        target_id=r[6],
+        team_id=r[7],
+        before=_loads(r[8]),
+        after=_loads(r[9]),
+        prev_hash=r[10],
+        hash=r[11],
+    )
 
 
 def _loads(value: str | None) -> Any:
@@ -279,8 +310,9 @@ def actor_names(session: Session, refs: Iterable[str]) -> dict[str, str]:
     ids = {int(m.group(1)) for ref in refs if (m := _PERSON_REF.match(ref))}
     if not ids:
         return {}
-    rows = session.execute(select(Person.__table__.c.id, Person.__table__.c.display_name)
-                           .where(Person.__table__.c.id.in_(ids))).all()
+    rows = session.execute(
+        select(Person.__table__.c.id, Person.__table__.c.display_name).where(Person.__table__.c.id.in_(ids))
+    ).all()
     return {f"person:{pid}": name for pid, name in rows}
 
 

@@ -38,9 +38,12 @@ def read_events(connection, start_seq: int, batch: int, *, lenient: bool = False
             # SQLite builds the canonical form in C and hands it over as bytes, ready to hash.
             # One query read with fetchmany: the read transaction is the snapshot, so no keyset is needed.
             # The fifth column names the rare row whose text holds a NUL, where printf() would stop short.
-            cursor.execute(f"SELECT seq, hash, prev_hash, CAST({in_sql} AS BLOB), "
-                           f"{stored_nul_sql(connection.dialect.name)} FROM audit_event "
-                           "WHERE seq >= ? ORDER BY seq, id", (start_seq,))
+            cursor.execute(
+                f"SELECT seq, hash, prev_hash, CAST({in_sql} AS BLOB), "
+                f"{stored_nul_sql(connection.dialect.name)} FROM audit_event "
+                "WHERE seq >= ? ORDER BY seq, id",
+                (start_seq,),
+            )
             exact = dbapi.cursor()
 
             def fetch() -> list[tuple]:
@@ -58,10 +61,13 @@ def read_events(connection, start_seq: int, batch: int, *, lenient: bool = False
         # (a client-side cursor would hold the whole result in memory).
         mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         columns = "seq, id, hash, " + ", ".join(HASHED_COLUMNS)
-        cursor.execute(f"SELECT {columns} FROM audit_event WHERE seq >= {mark} ORDER BY seq, id LIMIT {mark}",
-                       (start_seq, batch))
-        next_sql = (f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
-                    f"ORDER BY seq, id LIMIT {mark}")
+        cursor.execute(
+            f"SELECT {columns} FROM audit_event WHERE seq >= {mark} ORDER BY seq, id LIMIT {mark}", (start_seq, batch)
+        )
+        next_sql = (
+            f"SELECT {columns} FROM audit_event WHERE seq >= {mark} AND (seq > {mark} OR id > {mark}) "
+            f"ORDER BY seq, id LIMIT {mark}"
+        )
         while rows := cursor.fetchall():
             yield [(r[0], r[2], r[-1], canonical_payload(r[3:]).encode(), None) for r in rows]
             last = rows[-1]

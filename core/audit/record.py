@@ -62,8 +62,15 @@ def record(
     after: Any = None,
 ) -> AuditEvent:
     """Add an audit event to `session`'s transaction (flushed, not committed)."""
-    fields = _event_fields(actor=actor, action=action, target_type=target_type, target_id=target_id,
-                           team_id=team_id, before=before, after=after)
+    fields = _event_fields(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        team_id=team_id,
+        before=before,
+        after=after,
+    )
     # Locks the chain head until the caller's transaction ends: writers take turns here.
     seq, prev_hash = audit_chain.advance_head(session)
     digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
@@ -96,8 +103,15 @@ def record_row(
     gateway's per-call path); returns the event's column values. The caller's pending ORM
     changes are not flushed by it (they are at commit, in the same transaction).
     """
-    fields = _event_fields(actor=actor, action=action, target_type=target_type, target_id=target_id,
-                           team_id=team_id, before=before, after=after)
+    fields = _event_fields(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        team_id=team_id,
+        before=before,
+        after=after,
+    )
     connection = session.connection()  # the session's transaction; its Connection skips the ORM layer
     seq, prev_hash = audit_chain.advance_head(connection)
     digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
@@ -108,8 +122,9 @@ def record_row(
     return row
 
 
-def _event_fields(*, actor: Actor, action: str, target_type: str, target_id: str | int, team_id: int | None,
-                  before: Any, after: Any) -> dict[str, Any]:
+def _event_fields(
+    *, actor: Actor, action: str, target_type: str, target_id: str | int, team_id: int | None, before: Any, after: Any
+) -> dict[str, Any]:
     if not _ACTION.match(action):
         raise ValidationError(f"audit action {action!r} must be dotted lower-case, e.g. 'team.create'")
     if not target_type:

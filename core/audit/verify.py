@@ -85,8 +85,11 @@ class VerifyResult:
         return not self.problems
 
     def summary(self) -> str:
-        checkpoint = (f"last checkpoint at {self.last_checkpoint}" if self.last_checkpoint is not None
-                      else "no signed checkpoint yet")
+        checkpoint = (
+            f"last checkpoint at {self.last_checkpoint}"
+            if self.last_checkpoint is not None
+            else "no signed checkpoint yet"
+        )
         text_ = f"{self.events} events verified, {checkpoint}"
         if self.pruned_before is not None:
             text_ += f", pruned before {self.pruned_before}"
@@ -108,8 +111,9 @@ class VerifyResult:
 Progress = Callable[[int, int], None]
 
 
-def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = None,
-                 batch: int = BATCH, checkpoint: bool = False) -> VerifyResult:
+def verify_chain(
+    *, session: Session, actor: Actor, progress: Progress | None = None, batch: int = BATCH, checkpoint: bool = False
+) -> VerifyResult:
     """Verify the whole chain; with `checkpoint`, sign the verified head when all is well."""
     require(actor, Permission.AUDIT_VERIFY)
     session.rollback()
@@ -119,25 +123,33 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
     head = audit_chain.head(session)
     trusted = _checked_checkpoints(session, chain, result)
     lowest, first_in_chain = connection.exec_driver_sql(
-        "SELECT MIN(seq), (SELECT MIN(seq) FROM audit_event WHERE seq >= 1) FROM audit_event").one()
+        "SELECT MIN(seq), (SELECT MIN(seq) FROM audit_event WHERE seq >= 1) FROM audit_event"
+    ).one()
     start_seq, start_hash = 1, GENESIS_HASH
     prune = max((c for c in trusted if c.pruned_before is not None), key=lambda c: c.seq, default=None)
     if prune is not None:
         result.pruned_before = prune.pruned_before
-        if first_in_chain is not None and first_in_chain < prune.pruned_before and connection.exec_driver_sql(
+        if (
+            first_in_chain is not None
+            and first_in_chain < prune.pruned_before
+            and connection.exec_driver_sql(
                 f"SELECT COUNT(*) FROM audit_event WHERE seq >= {int(first_in_chain)} AND seq < {prune.pruned_before}"
-        ).scalar() == prune.pruned_before - first_in_chain:
+            ).scalar()
+            == prune.pruned_before - first_in_chain
+        ):
             # A prune signs first, then deletes from the oldest up: what is left below its start must
             # be the unbroken run first..S-1 ending in the signed hash; its first link has no predecessor.
             start_seq = int(first_in_chain)
             start_hash = connection.exec_driver_sql(
-                f"SELECT prev_hash FROM audit_event WHERE seq = {start_seq} ORDER BY id LIMIT 1").scalar()
-            result.notes.append(f"pruned before {prune.pruned_before}: events {start_seq}-{prune.pruned_before - 1} "
-                                "are still to be deleted; they must end in that checkpoint's hash")
+                f"SELECT prev_hash FROM audit_event WHERE seq = {start_seq} ORDER BY id LIMIT 1"
+            ).scalar()
+            result.notes.append(
+                f"pruned before {prune.pruned_before}: events {start_seq}-{prune.pruned_before - 1} "
+                "are still to be deleted; they must end in that checkpoint's hash"
+            )
         else:
             start_seq, start_hash = prune.pruned_before, prune.head_hash
-            result.notes.append(f"pruned before {prune.pruned_before}: verification starts from that checkpoint's "
-                                "hash")
+            result.notes.append(f"pruned before {prune.pruned_before}: verification starts from that checkpoint's hash")
     expected = {c.seq: c for c in trusted if c.seq >= start_seq}
     total = connection.exec_driver_sql("SELECT COUNT(*) FROM audit_event").scalar() or 0
     read_from = start_seq if lowest is None else min(int(lowest), start_seq)
@@ -156,8 +168,7 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
             # reading text leniently. The fast path pays nothing for this.
             del result.problems[kept:]
             result.dropped_problems, result.events = dropped, 0
-            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total,
-                  lenient=True)
+            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total, lenient=True)
     finally:
         if collecting:
             gc.enable()
@@ -165,8 +176,13 @@ def verify_chain(*, session: Session, actor: Actor, progress: Progress | None = 
     if trusted:
         result.last_checkpoint = max(c.seq for c in trusted)
     session.rollback()
-    if checkpoint and result.ok and result.last_seq and audit_checkpoints.signing_key() is not None \
-            and (result.last_checkpoint or 0) < result.last_seq:
+    if (
+        checkpoint
+        and result.ok
+        and result.last_seq
+        and audit_checkpoints.signing_key() is not None
+        and (result.last_checkpoint or 0) < result.last_seq
+    ):
         # Its own write transaction: the verification itself never held SQLite's write lock.
         with Session(session.get_bind().execution_options(quorum_write=True), expire_on_commit=False) as writer:
             made = audit_checkpoints.sign_head(session=writer, seq=result.last_seq, head_hash=result.last_hash)
@@ -183,28 +199,44 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
     """The checkpoints whose signatures verify; a problem for each that does not."""
     from_file = audit_checkpoints.file_checkpoints(chain)
     for number in from_file.unreadable:
-        result.add(Problem(None, None, BAD_SIGNATURE, "not a readable checkpoint",
-                           where=f"checkpoint file line {number}"))
+        result.add(
+            Problem(None, None, BAD_SIGNATURE, "not a readable checkpoint", where=f"checkpoint file line {number}")
+        )
     in_database = audit_checkpoints.database_checkpoints(session)
     every = in_database + from_file.checkpoints
     key = audit_checkpoints.public_key()
     if key is None:
         result.notes.append(audit_checkpoints.NO_KEY_WARNING)
         if every or from_file.other_chains:
-            result.notes.append(f"{len(every) + len(from_file.other_chains)} checkpoint(s) could not be checked "
-                                "without the public key")
+            result.notes.append(
+                f"{len(every) + len(from_file.other_chains)} checkpoint(s) could not be checked without the public key"
+            )
         return []
     result.signed = True
     for number, cp in from_file.other_chains:
         # The file lives off the database host: a signed line is evidence the insider cannot unwrite.
         where = f"checkpoint file line {number}"
         if audit_checkpoints.signature_ok(cp, key):
-            result.add(Problem(None, None, UNKNOWN_CHAIN,
-                               f"signed for seq {cp.seq} of chain {cp.chain_id}, which this database does not hold "
-                               "(after a deliberate reset, archive the old checkpoint file)", where=where))
+            result.add(
+                Problem(
+                    None,
+                    None,
+                    UNKNOWN_CHAIN,
+                    f"signed for seq {cp.seq} of chain {cp.chain_id}, which this database does not hold "
+                    "(after a deliberate reset, archive the old checkpoint file)",
+                    where=where,
+                )
+            )
         else:
-            result.add(Problem(None, None, BAD_SIGNATURE, f"checkpoint of chain {cp.chain_id} signed {cp.created_at} "
-                               "UTC", where=where))
+            result.add(
+                Problem(
+                    None,
+                    None,
+                    BAD_SIGNATURE,
+                    f"checkpoint of chain {cp.chain_id} signed {cp.created_at} UTC",
+                    where=where,
+                )
+            )
     trusted: dict[int, Checkpoint] = {}
     for cp in every:
         if cp.chain_id != chain:
@@ -220,26 +252,51 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
         # Each checkpoint is appended to the file before its row is stored: a signed row without its
         # line means lines were removed from the file (or verify was pointed at the wrong file).
         if cp.chain_id == chain and (cp.seq, cp.signature) not in filed and audit_checkpoints.signature_ok(cp, key):
-            result.add(Problem(None, None, MISSING, f"the checkpoint of seq {cp.seq} signed {cp.created_at} UTC is "
-                               "in the database but not in the file", where="checkpoint file"))
+            result.add(
+                Problem(
+                    None,
+                    None,
+                    MISSING,
+                    f"the checkpoint of seq {cp.seq} signed {cp.created_at} UTC is in the database but not in the file",
+                    where="checkpoint file",
+                )
+            )
     if not every:
-        result.notes.append("no signed checkpoint yet: deleting the newest events would go unnoticed "
-                            "until one is made (`quorum audit checkpoint`)")
+        result.notes.append(
+            "no signed checkpoint yet: deleting the newest events would go unnoticed "
+            "until one is made (`quorum audit checkpoint`)"
+        )
     return list(trusted.values())
 
 
-def _walk(connection, result: VerifyResult, expected: dict[int, Checkpoint], start_seq: int,
-          start_hash: str, read_from: int, batch: int, progress: Progress | None, total: int,
-          lenient: bool = False) -> None:
+def _walk(
+    connection,
+    result: VerifyResult,
+    expected: dict[int, Checkpoint],
+    start_seq: int,
+    start_hash: str,
+    read_from: int,
+    batch: int,
+    progress: Progress | None,
+    total: int,
+    lenient: bool = False,
+) -> None:
     walk = _Walk(result.add, expected, start_seq, start_hash)
     done = 0
     for rows in read_events(connection, read_from, batch, lenient=lenient):
         if rows[0][0] < start_seq:  # rows come in seq order: any outside the chain lead the first batches
             outside = [row for row in rows if row[0] < start_seq]
-            rows = rows[len(outside):]
+            rows = rows[len(outside) :]
             for row in outside:
-                result.add(Problem(row[0], None, INSERTED, "outside the chain, which starts at seq "
-                                   f"{start_seq}" + ("" if start_seq == 1 else " (pruned before it)")))
+                result.add(
+                    Problem(
+                        row[0],
+                        None,
+                        INSERTED,
+                        "outside the chain, which starts at seq "
+                        f"{start_seq}" + ("" if start_seq == 1 else " (pruned before it)"),
+                    )
+                )
             result.events += len(outside)
             done += len(outside)
             if not rows:
@@ -268,8 +325,9 @@ class _Walk:
     which names each problem; a sound chain never needs it.
     """
 
-    def __init__(self, add: Callable[[Problem], None], expected: dict[int, Checkpoint], start_seq: int,
-                 start_hash: str) -> None:
+    def __init__(
+        self, add: Callable[[Problem], None], expected: dict[int, Checkpoint], start_seq: int, start_hash: str
+    ) -> None:
         self.add = add
         self.expected = expected
         self.checkpoint_seqs = sorted(expected)
@@ -294,8 +352,9 @@ class _Walk:
             return False
         last = seqs[-1]
         good_checkpoint = self.last_good_checkpoint
-        for seq in self.checkpoint_seqs[bisect_left(self.checkpoint_seqs, first):bisect_right(self.checkpoint_seqs,
-                                                                                               last)]:
+        for seq in self.checkpoint_seqs[
+            bisect_left(self.checkpoint_seqs, first) : bisect_right(self.checkpoint_seqs, last)
+        ]:
             if self.expected[seq].head_hash != stored[seq - first]:
                 return False
             good_checkpoint = seq
@@ -340,9 +399,15 @@ class _Walk:
             checkpoint = expected.get(seq)
             if checkpoint is not None:
                 if checkpoint.head_hash != stored:
-                    add(Problem(self.last_good_checkpoint + 1, seq, MODIFIED,
-                                f"the chain differs from the checkpoint signed {checkpoint.created_at} UTC "
-                                "(events up to it were rewritten)"))
+                    add(
+                        Problem(
+                            self.last_good_checkpoint + 1,
+                            seq,
+                            MODIFIED,
+                            f"the chain differs from the checkpoint signed {checkpoint.created_at} UTC "
+                            "(events up to it were rewritten)",
+                        )
+                    )
                 else:
                     self.last_good_checkpoint = seq
             recent[stored] = seq
@@ -355,22 +420,28 @@ class _Walk:
 
     def finish(self) -> None:
         for _link, seq in sorted(self.pending.items(), key=lambda item: item[1]):
-            self.add(Problem(seq - 1, None, MODIFIED,
-                             f"its hash was recomputed; seq {seq} still links to the original"))
+            self.add(
+                Problem(seq - 1, None, MODIFIED, f"its hash was recomputed; seq {seq} still links to the original")
+            )
 
 
-def _check_tail(result: VerifyResult, trusted: list[Checkpoint], head: tuple[int, str] | None,
-                start_seq: int) -> None:
+def _check_tail(result: VerifyResult, trusted: list[Checkpoint], head: tuple[int, str] | None, start_seq: int) -> None:
     last = result.last_seq if result.last_seq is not None else start_seq - 1
     newest = max((c.seq for c in trusted), default=None)
     if newest is not None and newest > last:
-        result.add(Problem(last + 1, newest, TRUNCATED,
-                           f"a signed checkpoint vouches for seq {newest}, the log ends at seq {last}"))
+        result.add(
+            Problem(
+                last + 1, newest, TRUNCATED, f"a signed checkpoint vouches for seq {newest}, the log ends at seq {last}"
+            )
+        )
     if head is not None:
         head_seq, head_hash = head
         if head_seq > last and (newest is None or head_seq > newest):
-            result.add(Problem(max(last, newest or 0) + 1, head_seq, MISSING,
-                               f"the chain head says the log reaches seq {head_seq}"))
+            result.add(
+                Problem(
+                    max(last, newest or 0) + 1, head_seq, MISSING, f"the chain head says the log reaches seq {head_seq}"
+                )
+            )
         elif head_seq < last:
             result.add(Problem(head_seq + 1, last, INSERTED, f"the chain head says the log ends at seq {head_seq}"))
         elif head_seq == last and result.last_hash is not None and head_hash != result.last_hash:

@@ -56,16 +56,29 @@ def check(session: Session, budget: Any, key: str, counter: counters.Counter | N
     due = crossed(budget, counter)
     if not due:
         return []
-    existing = set(session.execute(
-        select(ALERT.c.threshold_pct).where(ALERT.c.budget_id == budget.id, ALERT.c.period_key == key)).scalars())
+    existing = set(
+        session.execute(
+            select(ALERT.c.threshold_pct).where(ALERT.c.budget_id == budget.id, ALERT.c.period_key == key)
+        ).scalars()
+    )
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     new = []
     for threshold in (t for t in due if t not in existing):
-        statement = insert(ALERT).values(
-            budget_id=budget.id, period_key=key, threshold_pct=threshold, spent_micro=counter.spent_micro,
-            spent_tokens=counter.spent_tokens, created_at=clock.now(),
-            webhook_status="pending" if budget.webhook_url else "none", webhook_attempts=0,
-        ).on_conflict_do_nothing(index_elements=["budget_id", "period_key", "threshold_pct"]).returning(ALERT.c.id)
+        statement = (
+            insert(ALERT)
+            .values(
+                budget_id=budget.id,
+                period_key=key,
+                threshold_pct=threshold,
+                spent_micro=counter.spent_micro,
+                spent_tokens=counter.spent_tokens,
+                created_at=clock.now(),
+                webhook_status="pending" if budget.webhook_url else "none",
+                webhook_attempts=0,
+            )
+            .on_conflict_do_nothing(index_elements=["budget_id", "period_key", "threshold_pct"])
+            .returning(ALERT.c.id)
+        )
         alert_id = session.execute(statement).scalar()
         if alert_id is None:
             continue  # another caller recorded it first
@@ -80,12 +93,20 @@ def check(session: Session, budget: Any, key: str, counter: counters.Counter | N
 def _payload(budget: Any, key: str, threshold: int, counter: counters.Counter, alert_id: int) -> dict[str, Any]:
     # Ids only: a webhook receiver learns no names or e-mails.
     return {
-        "type": "budget.alert", "alert_id": alert_id, "budget_id": budget.id, "scope": budget.scope_key,
-        "period": key, "threshold_pct": threshold,
-        "spent_usd": str(micro_to_decimal(counter.spent_micro)), "spent_micro": counter.spent_micro,
+        "type": "budget.alert",
+        "alert_id": alert_id,
+        "budget_id": budget.id,
+        "scope": budget.scope_key,
+        "period": key,
+        "threshold_pct": threshold,
+        "spent_usd": str(micro_to_decimal(counter.spent_micro)),
+        "spent_micro": counter.spent_micro,
         "cap_usd": None if budget.cap_micro is None else str(micro_to_decimal(budget.cap_micro)),
-        "cap_micro": budget.cap_micro, "spent_tokens": counter.spent_tokens, "cap_tokens": budget.cap_tokens,
-        "hard": budget.hard, "sent_at": clock.now().isoformat(),
+        "cap_micro": budget.cap_micro,
+        "spent_tokens": counter.spent_tokens,
+        "cap_tokens": budget.cap_tokens,
+        "hard": budget.hard,
+        "sent_at": clock.now().isoformat(),
     }
 
 
@@ -148,8 +169,11 @@ def _record_delivery(db_url: str, alert_id: int, attempts: int, delivered: bool)
     from core import db  # late: keeps this module importable without a configured database
 
     with db.write_session(db.get_engine(db_url)) as session:
-        session.execute(update(ALERT).where(ALERT.c.id == alert_id).values(
-            webhook_status="delivered" if delivered else "failed", webhook_attempts=attempts))
+        session.execute(
+            update(ALERT)
+            .where(ALERT.c.id == alert_id)
+            .values(webhook_status="delivered" if delivered else "failed", webhook_attempts=attempts)
+        )
         session.commit()
 
 
@@ -187,5 +211,16 @@ def list_alerts(session: Session, *, current_only: bool = False) -> list[AlertVi
         now = clock.now()
         keys = {b.id: periods.period_key(b.period, now) for b in session.execute(select(Budget)).scalars()}
         rows = [r for r in rows if keys.get(r.budget_id) == r.period_key]
-    return [AlertView(r.id, r.budget_id, r.period_key, r.threshold_pct, format_micro(r.spent_micro),
-                      r.created_at, r.webhook_status, r.webhook_attempts) for r in rows]
+    return [
+        AlertView(
+            r.id,
+            r.budget_id,
+            r.period_key,
+            r.threshold_pct,
+            format_micro(r.spent_micro),
+            r.created_at,
+            r.webhook_status,
+            r.webhook_attempts,
+        )
+        for r in rows
+    ]

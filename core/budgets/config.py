@@ -46,9 +46,16 @@ class BudgetInput:
 
 
 def snapshot(budget: Budget) -> dict[str, Any]:
-    return {"scope": budget.scope_key, "cap_micro": budget.cap_micro, "cap_tokens": budget.cap_tokens,
-            "period": budget.period, "thresholds": budget.thresholds, "hard": budget.hard,
-            "max_request_micro": budget.max_request_micro, "webhook_url": webhook_for_audit(budget.webhook_url)}
+    return {
+        "scope": budget.scope_key,
+        "cap_micro": budget.cap_micro,
+        "cap_tokens": budget.cap_tokens,
+        "period": budget.period,
+        "thresholds": budget.thresholds,
+        "hard": budget.hard,
+        "max_request_micro": budget.max_request_micro,
+        "webhook_url": webhook_for_audit(budget.webhook_url),
+    }
 
 
 def webhook_for_audit(url: str | None) -> str | None:
@@ -102,9 +109,15 @@ def _validated(data: BudgetInput) -> dict[str, Any]:
     url = (data.webhook_url or "").strip() or None
     if url and not _URL.match(url):
         raise ValidationError(f"Webhook URL {url!r} must be an http(s) URL")
-    return {"cap_micro": cap_micro, "cap_tokens": cap_tokens, "period": periods.check_period(data.period),
-            "thresholds": ",".join(str(t) for t in parse_thresholds(data.thresholds)), "hard": bool(data.hard),
-            "max_request_micro": _money(data.max_request_usd, "per-request cap"), "webhook_url": url}
+    return {
+        "cap_micro": cap_micro,
+        "cap_tokens": cap_tokens,
+        "period": periods.check_period(data.period),
+        "thresholds": ",".join(str(t) for t in parse_thresholds(data.thresholds)),
+        "hard": bool(data.hard),
+        "max_request_micro": _money(data.max_request_usd, "per-request cap"),
+        "webhook_url": url,
+    }
 
 
 def _scope(session: Session, scope: str, target_id: int) -> dict[str, Any]:
@@ -138,9 +151,16 @@ def set_budget(*, session: Session, actor: Actor, scope: str, target_id: int, da
         with committing(session):
             session.add(budget)
             session.flush()
-            record(session, actor=actor, action="budget.update" if before else "budget.create",
-                   target_type="budget", target_id=budget.id, team_id=budget.team_id,
-                   before=before, after=snapshot(budget))
+            record(
+                session,
+                actor=actor,
+                action="budget.update" if before else "budget.create",
+                target_type="budget",
+                target_id=budget.id,
+                team_id=budget.team_id,
+                before=before,
+                after=snapshot(budget),
+            )
     except IntegrityError as error:
         raise Conflict(f"The {scope} already has a budget; edit that one") from error
     hot_cache.invalidate()
@@ -153,8 +173,16 @@ def delete_budget(*, session: Session, actor: Actor, budget_id: int) -> None:
     before = snapshot(budget)
     with committing(session):
         session.delete(budget)
-        record(session, actor=actor, action="budget.delete", target_type="budget", target_id=budget_id,
-               team_id=budget.team_id, before=before, after=None)
+        record(
+            session,
+            actor=actor,
+            action="budget.delete",
+            target_type="budget",
+            target_id=budget_id,
+            team_id=budget.team_id,
+            before=before,
+            after=None,
+        )
     hot_cache.invalidate()
 
 
@@ -186,9 +214,21 @@ class BudgetRule:
 
     @classmethod
     def of(cls, budget: Budget) -> BudgetRule:
-        return cls(budget.id, budget.scope, budget.scope_key, budget.team_id, budget.person_id, budget.prompt_id,
-                   budget.cap_micro, budget.cap_tokens, budget.period, budget.thresholds, budget.hard,
-                   budget.max_request_micro, budget.webhook_url)
+        return cls(
+            budget.id,
+            budget.scope,
+            budget.scope_key,
+            budget.team_id,
+            budget.person_id,
+            budget.prompt_id,
+            budget.cap_micro,
+            budget.cap_tokens,
+            budget.period,
+            budget.thresholds,
+            budget.hard,
+            budget.max_request_micro,
+            budget.webhook_url,
+        )
 
 
 def applicable_budgets(
@@ -223,7 +263,11 @@ def team_policy(session: Session, team_id: int) -> TeamPolicy:
 
 
 def set_team_policy(
-    *, session: Session, actor: Actor, team_id: int, allowed_models: list[str] | None = None,
+    *,
+    session: Session,
+    actor: Actor,
+    team_id: int,
+    allowed_models: list[str] | None = None,
     lower_max_tokens: bool | None = None,
 ) -> TeamPolicy:
     """Which models a team may use (empty: all priced ones; admins), and whether calls that do
@@ -253,9 +297,15 @@ def set_team_policy(
     row.updated_at = clock.now()
     with committing(session):
         session.add(row)
-        record(session, actor=actor, action="team.budget_policy.update", target_type="team", target_id=team_id,
-               team_id=team_id,
-               before={"allowed_models": list(before.allowed_models), "lower_max_tokens": before.lower_max_tokens},
-               after={"allowed_models": models, "lower_max_tokens": row.lower_max_tokens})
+        record(
+            session,
+            actor=actor,
+            action="team.budget_policy.update",
+            target_type="team",
+            target_id=team_id,
+            team_id=team_id,
+            before={"allowed_models": list(before.allowed_models), "lower_max_tokens": before.lower_max_tokens},
+            after={"allowed_models": models, "lower_max_tokens": row.lower_max_tokens},
+        )
     hot_cache.invalidate()
     return team_policy(session, team_id)

@@ -60,8 +60,9 @@ def begin_write(session: Session) -> None:
 
 def read(session: Session, budget_id: int, key: str) -> Counter | None:
     row = session.execute(
-        select(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens)
-        .where(PERIOD.c.budget_id == budget_id, PERIOD.c.period_key == key)
+        select(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens).where(
+            PERIOD.c.budget_id == budget_id, PERIOD.c.period_key == key
+        )
     ).first()
     return Counter(*row) if row else None
 
@@ -73,14 +74,21 @@ def ensure(session: Session, budget: Budget, key: str, instant: datetime) -> Non
     target = {"team": budget.team_id, "person": budget.person_id, "prompt": budget.prompt_id}[budget.scope]
     totals = select(
         # Typed casts: PostgreSQL cannot infer the type of a bare parameter in a select list.
-        cast(literal(budget.id), Integer), cast(literal(key), String),
-        func.coalesce(func.sum(LEDGER.c.cost_micro), 0), cast(literal(0), BigInteger),
-        func.coalesce(func.sum(LEDGER.c.input_tokens + LEDGER.c.output_tokens), 0), cast(literal(0), BigInteger),
+        cast(literal(budget.id), Integer),
+        cast(literal(key), String),
+        func.coalesce(func.sum(LEDGER.c.cost_micro), 0),
+        cast(literal(0), BigInteger),
+        func.coalesce(func.sum(LEDGER.c.input_tokens + LEDGER.c.output_tokens), 0),
+        cast(literal(0), BigInteger),
     ).where(scope_column == target, LEDGER.c.occurred_at >= bounds.start, LEDGER.c.occurred_at < bounds.end)
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(PERIOD).from_select(
-        ["budget_id", "period_key", "spent_micro", "reserved_micro", "spent_tokens", "reserved_tokens"], totals
-    ).on_conflict_do_nothing(index_elements=["budget_id", "period_key"])
+    statement = (
+        dialect_insert(PERIOD)
+        .from_select(
+            ["budget_id", "period_key", "spent_micro", "reserved_micro", "spent_tokens", "reserved_tokens"], totals
+        )
+        .on_conflict_do_nothing(index_elements=["budget_id", "period_key"])
+    )
     session.execute(statement)
 
 
@@ -88,15 +96,19 @@ def _reserve_statement(money_cap: bool, token_cap: bool):
     statement = (
         update(PERIOD)
         .where(PERIOD.c.budget_id == bindparam("b_id"), PERIOD.c.period_key == bindparam("b_key"))
-        .values(reserved_micro=PERIOD.c.reserved_micro + bindparam("b_micro"),
-                reserved_tokens=PERIOD.c.reserved_tokens + bindparam("b_tokens"))
+        .values(
+            reserved_micro=PERIOD.c.reserved_micro + bindparam("b_micro"),
+            reserved_tokens=PERIOD.c.reserved_tokens + bindparam("b_tokens"),
+        )
     )
     if money_cap:
-        statement = statement.where(PERIOD.c.spent_micro + PERIOD.c.reserved_micro + bindparam("b_micro")
-                                    <= bindparam("b_cap_micro"))
+        statement = statement.where(
+            PERIOD.c.spent_micro + PERIOD.c.reserved_micro + bindparam("b_micro") <= bindparam("b_cap_micro")
+        )
     if token_cap:
-        statement = statement.where(PERIOD.c.spent_tokens + PERIOD.c.reserved_tokens + bindparam("b_tokens")
-                                    <= bindparam("b_cap_tokens"))
+        statement = statement.where(
+            PERIOD.c.spent_tokens + PERIOD.c.reserved_tokens + bindparam("b_tokens") <= bindparam("b_cap_tokens")
+        )
     return statement
 
 
@@ -105,14 +117,19 @@ _RESERVE = {(m, t): _reserve_statement(m, t) for m in (False, True) for t in (Fa
 _ADD = (
     update(PERIOD)
     .where(PERIOD.c.budget_id == bindparam("b_id"), PERIOD.c.period_key == bindparam("b_key"))
-    .values(reserved_micro=PERIOD.c.reserved_micro + bindparam("d_reserved_micro"),
-            reserved_tokens=PERIOD.c.reserved_tokens + bindparam("d_reserved_tokens"),
-            spent_micro=PERIOD.c.spent_micro + bindparam("d_spent_micro"),
-            spent_tokens=PERIOD.c.spent_tokens + bindparam("d_spent_tokens"))
+    .values(
+        reserved_micro=PERIOD.c.reserved_micro + bindparam("d_reserved_micro"),
+        reserved_tokens=PERIOD.c.reserved_tokens + bindparam("d_reserved_tokens"),
+        spent_micro=PERIOD.c.spent_micro + bindparam("d_spent_micro"),
+        spent_tokens=PERIOD.c.spent_tokens + bindparam("d_spent_tokens"),
+    )
     .returning(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens)
 )
-_TAKE_HOLDS = (delete(HOLD).where(HOLD.c.reservation_id == bindparam("r_id"))
-               .returning(HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens))
+_TAKE_HOLDS = (
+    delete(HOLD)
+    .where(HOLD.c.reservation_id == bindparam("r_id"))
+    .returning(HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
+)
 _INSERT_HOLD = insert(HOLD)
 
 
@@ -129,12 +146,28 @@ def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: 
     return session.connection().execute(_RESERVE[money_cap, token_cap], params).rowcount == 1
 
 
-def add(session: Session | Connection, budget_id: int, key: str, *, reserved_micro: int = 0, reserved_tokens: int = 0,
-        spent_micro: int = 0, spent_tokens: int = 0) -> Counter | None:
+def add(
+    session: Session | Connection,
+    budget_id: int,
+    key: str,
+    *,
+    reserved_micro: int = 0,
+    reserved_tokens: int = 0,
+    spent_micro: int = 0,
+    spent_tokens: int = 0,
+) -> Counter | None:
     """Move a counter unconditionally (settling, releasing, sweeping); the counter after, None if no row."""
-    row = session.execute(_ADD, {"b_id": budget_id, "b_key": key, "d_reserved_micro": reserved_micro,
-                                 "d_reserved_tokens": reserved_tokens, "d_spent_micro": spent_micro,
-                                 "d_spent_tokens": spent_tokens}).first()
+    row = session.execute(
+        _ADD,
+        {
+            "b_id": budget_id,
+            "b_key": key,
+            "d_reserved_micro": reserved_micro,
+            "d_reserved_tokens": reserved_tokens,
+            "d_spent_micro": spent_micro,
+            "d_spent_tokens": spent_tokens,
+        },
+    ).first()
     return Counter(*row) if row else None
 
 
@@ -158,12 +191,14 @@ def sweep_expired(session: Session, budget_id: int, now: datetime) -> int:
     rows = session.execute(
         select(HOLD.c.id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
         .where(HOLD.c.budget_id == budget_id, HOLD.c.expires_at < now)
-        .order_by(HOLD.c.id).limit(SWEEP_BATCH)
+        .order_by(HOLD.c.id)
+        .limit(SWEEP_BATCH)
     ).all()
     swept = 0
     for row in rows:
         if session.execute(delete(HOLD).where(HOLD.c.id == row.id)).rowcount == 1:
-            add(session, budget_id, row.period_key, reserved_micro=-row.amount_micro,
-                reserved_tokens=-row.amount_tokens)
+            add(
+                session, budget_id, row.period_key, reserved_micro=-row.amount_micro, reserved_tokens=-row.amount_tokens
+            )
             swept += 1
     return swept

@@ -29,8 +29,14 @@ PROFILES = {
     "Support": (110, [("gpt-4.1-mini", 0.7, 2200, 350, 0.5, 0), ("gpt-4o-mini", 0.3, 1200, 120, 0.3, 0)]),
     "Marketing": (30, [("gpt-4.1", 0.6, 1500, 700, 0.2, 0), ("gpt-4o", 0.4, 1200, 600, 0.1, 0)]),
     "Legal": (18, [("gpt-4.1", 0.7, 9000, 900, 0.4, 0), ("o3", 0.3, 6000, 2500, 0.2, 1500)]),
-    "Data": (45, [("gpt-4.1-mini", 0.5, 1800, 500, 0.3, 0), ("o4-mini", 0.3, 2500, 1800, 0.1, 1200),
-                  ("text-embedding-3-small", 0.2, 800, 0, 0.0, 0)]),
+    "Data": (
+        45,
+        [
+            ("gpt-4.1-mini", 0.5, 1800, 500, 0.3, 0),
+            ("o4-mini", 0.3, 2500, 1800, 0.1, 1200),
+            ("text-embedding-3-small", 0.2, 800, 0, 0.0, 0),
+        ],
+    ),
 }
 PROMPTS = {"Support": [1, 2], "Marketing": [4], "Legal": [5, 3], "Data": [6]}
 SUPPORT_SHARE_OF_BUDGET = 0.85
@@ -53,29 +59,46 @@ def seed_budgets(session: Session) -> None:
         for days_ago in range(DAYS, -1, -1):
             day_start = now - timedelta(days=days_ago)
             weekday = periods.local_date(day_start).weekday()
-            count = int(per_day * (0.35 if weekday >= 5 else 1.0) * rng.uniform(0.8, 1.2) * (1 + (DAYS - days_ago) / 300))
+            count = int(
+                per_day * (0.35 if weekday >= 5 else 1.0) * rng.uniform(0.8, 1.2) * (1 + (DAYS - days_ago) / 300)
+            )
             for _ in range(count):
-                at = day_start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(seconds=rng.uniform(0, 86399))
+                at = day_start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+                    seconds=rng.uniform(0, 86399)
+                )
                 if at > now:
                     continue
                 model, _share, typical_in, typical_out, cached_share, reasoning = _pick(rng, mix)
                 input_tokens = max(20, int(rng.gauss(typical_in, typical_in * 0.3)))
                 output_tokens = max(0, int(rng.gauss(typical_out, typical_out * 0.4))) if typical_out else 0
-                usage = Usage(input_tokens=input_tokens,
-                              cached_input_tokens=int(input_tokens * cached_share * rng.random()),
-                              output_tokens=output_tokens,
-                              reasoning_tokens=min(output_tokens, int(reasoning * rng.random())))
+                usage = Usage(
+                    input_tokens=input_tokens,
+                    cached_input_tokens=int(input_tokens * cached_share * rng.random()),
+                    output_tokens=output_tokens,
+                    reasoning_tokens=min(output_tokens, int(reasoning * rng.random())),
+                )
                 people = members.get(team_id) or [None]
                 prompts = PROMPTS[name] + [None]
-                rows.append({
-                    "occurred_at": at, "team_id": team_id, "person_id": rng.choice(people), "key_id": None,
-                    "prompt_id": rng.choice(prompts), "prompt_version_id": None, "model": model,
-                    "input_tokens": usage.input_tokens, "cached_input_tokens": usage.cached_input_tokens,
-                    "output_tokens": usage.output_tokens, "reasoning_tokens": usage.reasoning_tokens,
-                    "cost_micro": cost_micro(_price(book, prices, model, at), usage),
-                    "latency_ms": int(rng.lognormvariate(6.5, 0.5)), "status": "ok",
-                    "cache_hit": False, "request_id": None,
-                })
+                rows.append(
+                    {
+                        "occurred_at": at,
+                        "team_id": team_id,
+                        "person_id": rng.choice(people),
+                        "key_id": None,
+                        "prompt_id": rng.choice(prompts),
+                        "prompt_version_id": None,
+                        "model": model,
+                        "input_tokens": usage.input_tokens,
+                        "cached_input_tokens": usage.cached_input_tokens,
+                        "output_tokens": usage.output_tokens,
+                        "reasoning_tokens": usage.reasoning_tokens,
+                        "cost_micro": cost_micro(_price(book, prices, model, at), usage),
+                        "latency_ms": int(rng.lognormvariate(6.5, 0.5)),
+                        "status": "ok",
+                        "cache_hit": False,
+                        "request_id": None,
+                    }
+                )
     if rows:
         session.execute(insert(UsageRecord.__table__), rows)
         session.commit()
@@ -90,9 +113,13 @@ def seed_budgets(session: Session) -> None:
         else:
             cap = max(10 * MICRO_PER_DOLLAR, spent * 3)
         cap = ceil_div(cap, 10_000) * 10_000  # whole cents
-        budget = config.set_budget(session=session, actor=SEED_ACTOR, scope="team", target_id=team_id,
-                                   data=config.BudgetInput(cap_usd=_dollars(cap),
-                                                           hard=name != "Marketing"))
+        budget = config.set_budget(
+            session=session,
+            actor=SEED_ACTOR,
+            scope="team",
+            target_id=team_id,
+            data=config.BudgetInput(cap_usd=_dollars(cap), hard=name != "Marketing"),
+        )
         rule = config.BudgetRule.of(budget)
         key = periods.period_key(rule.period, now)
         counters.ensure(session, rule, key, now)

@@ -23,8 +23,10 @@ class ModelLimits:
 def _table(path: str) -> tuple[dict[str, ModelLimits], dict[str, str]]:
     # The file is validated whole (schema included) when the price book reads it.
     document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    limits = {model: ModelLimits(entry.get("max_output_tokens"), entry.get("context_window"))
-              for model, entry in (document.get("limits") or {}).items()}
+    limits = {
+        model: ModelLimits(entry.get("max_output_tokens"), entry.get("context_window"))
+        for model, entry in (document.get("limits") or {}).items()
+    }
     return limits, dict(document.get("aliases") or {})
 
 

@@ -44,8 +44,12 @@ def price_book(session: Session) -> PriceBook:
 
 
 def _raw(row: PriceOverride) -> dict[str, Any]:
-    raw: dict[str, Any] = {"model": row.model, "effective_from": row.effective_from.isoformat(),
-                           "input": str(micro_to_decimal(row.input_micro_per_1m)), "source": row.source}
+    raw: dict[str, Any] = {
+        "model": row.model,
+        "effective_from": row.effective_from.isoformat(),
+        "input": str(micro_to_decimal(row.input_micro_per_1m)),
+        "source": row.source,
+    }
     if row.cached_input_micro_per_1m is not None:
         raw["cached_input"] = str(micro_to_decimal(row.cached_input_micro_per_1m))
     if row.output_micro_per_1m is not None:
@@ -54,9 +58,14 @@ def _raw(row: PriceOverride) -> dict[str, Any]:
 
 
 def _snapshot(row: PriceOverride) -> dict[str, Any]:
-    return {"model": row.model, "effective_from": row.effective_from, "input_micro_per_1m": row.input_micro_per_1m,
-            "cached_input_micro_per_1m": row.cached_input_micro_per_1m,
-            "output_micro_per_1m": row.output_micro_per_1m, "source": row.source}
+    return {
+        "model": row.model,
+        "effective_from": row.effective_from,
+        "input_micro_per_1m": row.input_micro_per_1m,
+        "cached_input_micro_per_1m": row.cached_input_micro_per_1m,
+        "output_micro_per_1m": row.output_micro_per_1m,
+        "source": row.source,
+    }
 
 
 @dataclass(frozen=True)
@@ -88,9 +97,16 @@ def _row(price: Price, override_id: int | None) -> PriceRow:
     def dollars(micro: int | None) -> str:
         return "" if micro is None else format_micro(micro)
 
-    return PriceRow(price.model, price.effective_from, dollars(price.input_micro_per_1m),
-                    dollars(price.cached_input_micro_per_1m), dollars(price.output_micro_per_1m),
-                    price.source, price.origin, override_id)
+    return PriceRow(
+        price.model,
+        price.effective_from,
+        dollars(price.input_micro_per_1m),
+        dollars(price.cached_input_micro_per_1m),
+        dollars(price.output_micro_per_1m),
+        price.source,
+        price.origin,
+        override_id,
+    )
 
 
 def add_override(
@@ -107,8 +123,12 @@ def add_override(
     """Add a price entry (dollar amounts per 1M tokens as decimal strings); audited."""
     require(actor, Permission.PRICE_MANAGE)
     refuse_secrets_in({"the model name": model, "the price's source": source})
-    raw: dict[str, Any] = {"model": (model or "").strip(), "effective_from": effective_from,
-                           "input": input, "source": (source or "").strip()}
+    raw: dict[str, Any] = {
+        "model": (model or "").strip(),
+        "effective_from": effective_from,
+        "input": input,
+        "source": (source or "").strip(),
+    }
     if output not in (None, ""):
         raw["output"] = output
     if cached_input not in (None, ""):
@@ -118,22 +138,38 @@ def add_override(
     (price,) = parse_price_entries([raw], origin=OVERRIDES_ORIGIN, list_name="overrides")
     # The whole book must still be valid (e.g. not an alias name) before anything is stored.
     price_book(session).with_overrides([raw])
-    if session.exec(select(PriceOverride).where(PriceOverride.model == price.model,
-                                                PriceOverride.effective_from == price.effective_from)).first():
+    if session.exec(
+        select(PriceOverride).where(
+            PriceOverride.model == price.model, PriceOverride.effective_from == price.effective_from
+        )
+    ).first():
         raise Conflict(f"An override for {price.model} from {price.effective_from.isoformat()} already exists")
-    row = PriceOverride(model=price.model, effective_from=price.effective_from,
-                        input_micro_per_1m=price.input_micro_per_1m,
-                        cached_input_micro_per_1m=price.cached_input_micro_per_1m if "cached_input" in raw else None,
-                        output_micro_per_1m=price.output_micro_per_1m, source=price.source[:200])
+    row = PriceOverride(
+        model=price.model,
+        effective_from=price.effective_from,
+        input_micro_per_1m=price.input_micro_per_1m,
+        cached_input_micro_per_1m=price.cached_input_micro_per_1m if "cached_input" in raw else None,
+        output_micro_per_1m=price.output_micro_per_1m,
+        source=price.source[:200],
+    )
     try:
         session.add(row)
         session.flush()
-        record(session, actor=actor, action="price.override.add", target_type="price_override",
-               target_id=row.id, before=None, after=_snapshot(row))
+        record(
+            session,
+            actor=actor,
+            action="price.override.add",
+            target_type="price_override",
+            target_id=row.id,
+            before=None,
+            after=_snapshot(row),
+        )
         session.commit()
     except IntegrityError as error:
         session.rollback()
-        raise Conflict(f"An override for {price.model} from {price.effective_from.isoformat()} already exists") from error
+        raise Conflict(
+            f"An override for {price.model} from {price.effective_from.isoformat()} already exists"
+        ) from error
     except BaseException:
         session.rollback()
         raise
@@ -153,6 +189,13 @@ def delete_override(*, session: Session, actor: Actor, override_id: int) -> None
     before = _snapshot(row)
     with committing(session):
         session.delete(row)
-        record(session, actor=actor, action="price.override.delete", target_type="price_override",
-               target_id=override_id, before=before, after=None)
+        record(
+            session,
+            actor=actor,
+            action="price.override.delete",
+            target_type="price_override",
+            target_id=override_id,
+            before=before,
+            after=None,
+        )
     hot_cache.invalidate()

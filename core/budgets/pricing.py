@@ -61,8 +61,7 @@ class PriceBook:
         for price in (*self._base, *self._overrides):
             timelines.setdefault(price.model, []).append(price)
         self._timelines = {
-            model: sorted(entries, key=lambda price: price.effective_from)
-            for model, entries in timelines.items()
+            model: sorted(entries, key=lambda price: price.effective_from) for model, entries in timelines.items()
         }
 
     @classmethod

@@ -47,10 +47,17 @@ PRICING_FILE_SCHEMA: dict[str, Any] = {
         "prices": {"type": "array", "minItems": 1, "items": {"type": "object"}},
         "aliases": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
         # Read by core.budgets.model_limits: what each model accepts (not a price).
-        "limits": {"type": "object", "additionalProperties": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"max_output_tokens": {"type": "integer", "minimum": 1},
-                           "context_window": {"type": "integer", "minimum": 1}}}},
+        "limits": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "max_output_tokens": {"type": "integer", "minimum": 1},
+                    "context_window": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
     },
 }
 
@@ -79,9 +86,7 @@ class _ExactYamlLoader(yaml.SafeLoader):
 _ExactYamlLoader.add_constructor(
     "tag:yaml.org,2002:float", lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", ""))
 )
-_ExactYamlLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
+_ExactYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 
 
 def read_pricing_file(path: Path | str = DEFAULT_PRICING_PATH) -> tuple[list[Price], dict[str, str]]:
@@ -103,9 +108,7 @@ def read_pricing_file(path: Path | str = DEFAULT_PRICING_PATH) -> tuple[list[Pri
     return prices, aliases
 
 
-def parse_price_entries(
-    raw_entries: Iterable[Mapping[str, Any]], *, origin: str, list_name: str
-) -> list[Price]:
+def parse_price_entries(raw_entries: Iterable[Mapping[str, Any]], *, origin: str, list_name: str) -> list[Price]:
     """Validate and convert raw entries (from the file, or overrides from the app)."""
     prices: list[Price] = []
     seen: set[tuple[str, datetime]] = set()
@@ -127,9 +130,7 @@ def check_aliases(aliases: Mapping[str, str], prices: Iterable[Price], *, origin
         if alias in priced:
             raise ValidationError(f"{origin}: aliases: {alias!r} is both an alias and a priced model")
         if target not in priced:
-            raise ValidationError(
-                f"{origin}: aliases: {alias!r} points at {target!r}, which has no price entry"
-            )
+            raise ValidationError(f"{origin}: aliases: {alias!r} points at {target!r}, which has no price entry")
 
 
 def display_path(path: Path) -> str:

@@ -20,8 +20,14 @@ from core.models.budgets import UsageRecord
 LEDGER = UsageRecord.__table__
 
 
-def remaining_micro(session: Session, *, team_id: int, person_id: int | None = None, prompt_id: int | None = None,
-                    now: datetime | None = None) -> int | None:
+def remaining_micro(
+    session: Session,
+    *,
+    team_id: int,
+    person_id: int | None = None,
+    prompt_id: int | None = None,
+    now: datetime | None = None,
+) -> int | None:
     """Micro-dollars left before a hard budget refuses; None when no hard money cap applies."""
     now = now or clock.now()
     lefts = []
@@ -38,6 +44,9 @@ def _ledger_spent(session: Session, budget: BudgetRule, now: datetime) -> int:
     bounds = periods.period_at(budget.period, now)
     column = {"team": LEDGER.c.team_id, "person": LEDGER.c.person_id, "prompt": LEDGER.c.prompt_id}[budget.scope]
     target = {"team": budget.team_id, "person": budget.person_id, "prompt": budget.prompt_id}[budget.scope]
-    total = session.execute(select(func.coalesce(func.sum(LEDGER.c.cost_micro), 0)).where(
-        column == target, LEDGER.c.occurred_at >= bounds.start, LEDGER.c.occurred_at < bounds.end)).scalar()
+    total = session.execute(
+        select(func.coalesce(func.sum(LEDGER.c.cost_micro), 0)).where(
+            column == target, LEDGER.c.occurred_at >= bounds.start, LEDGER.c.occurred_at < bounds.end
+        )
+    ).scalar()
     return int(total)

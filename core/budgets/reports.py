@@ -24,8 +24,19 @@ from core.permissions import Actor, Permission, require
 
 LEDGER = UsageRecord.__table__
 BREAKDOWNS = {"model": "model", "prompt": "prompt", "person": "person", "day": "day", "team": "team"}
-_LEDGER_COLUMNS = ["occurred_at", "team_id", "person_id", "key_id", "prompt_id", "model", "input_tokens",
-                   "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_micro"]
+_LEDGER_COLUMNS = [
+    "occurred_at",
+    "team_id",
+    "person_id",
+    "key_id",
+    "prompt_id",
+    "model",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_micro",
+]
 
 
 def dollars(micro: int) -> str:
@@ -36,7 +47,8 @@ def dollars(micro: int) -> str:
 def ledger_frame(session: Session, *, start: datetime, end: datetime, team_id: int | None = None) -> pd.DataFrame:
     """Ledger rows in [start, end) with readable team, person, prompt and local day columns."""
     query = select(*(LEDGER.c[c] for c in _LEDGER_COLUMNS)).where(
-        LEDGER.c.occurred_at >= start, LEDGER.c.occurred_at < end)
+        LEDGER.c.occurred_at >= start, LEDGER.c.occurred_at < end
+    )
     if team_id is not None:
         query = query.where(LEDGER.c.team_id == team_id)
     frame = pd.DataFrame(session.execute(query).all(), columns=_LEDGER_COLUMNS)
@@ -46,7 +58,8 @@ def ledger_frame(session: Session, *, start: datetime, end: datetime, team_id: i
     frame["team"] = frame["team_id"].map(teams).fillna("?")
     frame["person"] = [
         people.get(int(p), f"person #{int(p)}") if pd.notna(p) else (f"team key #{int(k)}" if pd.notna(k) else "-")
-        for p, k in zip(frame["person_id"], frame["key_id"], strict=True)]
+        for p, k in zip(frame["person_id"], frame["key_id"], strict=True)
+    ]
     frame["prompt"] = [f"prompt #{int(p)}" if pd.notna(p) else "(no prompt)" for p in frame["prompt_id"]]
     zone = periods.zone()
     frame["day"] = [t.astimezone(zone).date().isoformat() for t in frame["occurred_at"]]
@@ -56,13 +69,20 @@ def ledger_frame(session: Session, *, start: datetime, end: datetime, team_id: i
 def breakdown(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     """Calls, tokens and cost per `by` (model, prompt, person, day or team), dearest first (days in order)."""
     column = BREAKDOWNS[by]
-    grouped = frame.groupby(column, sort=False).agg(
-        calls=("cost_micro", "size"), input_tokens=("input_tokens", "sum"),
-        cached_input_tokens=("cached_input_tokens", "sum"), output_tokens=("output_tokens", "sum"),
-        cost_micro=("cost_micro", "sum"),
-    ).reset_index()
-    grouped = grouped.sort_values(column if by == "day" else ["cost_micro", column],
-                                  ascending=by == "day", kind="stable")
+    grouped = (
+        frame.groupby(column, sort=False)
+        .agg(
+            calls=("cost_micro", "size"),
+            input_tokens=("input_tokens", "sum"),
+            cached_input_tokens=("cached_input_tokens", "sum"),
+            output_tokens=("output_tokens", "sum"),
+            cost_micro=("cost_micro", "sum"),
+        )
+        .reset_index()
+    )
+    grouped = grouped.sort_values(
+        column if by == "day" else ["cost_micro", column], ascending=by == "day", kind="stable"
+    )
     grouped.insert(1, "cost_usd", grouped["cost_micro"].map(dollars))
     return grouped.reset_index(drop=True).astype({"cost_micro": "int64"})
 
@@ -104,16 +124,30 @@ def team_overview(session: Session, *, actor: Actor, now: datetime | None = None
         spent = _sum(session, team.id, period.start, min(period.end, now + timedelta(microseconds=1)))
         cap = budget.cap_micro if budget else None
         forecast, crosses = forecast_period(spent, cap, period, now)
-        result.append(TeamSpend(team.id, team.name, budget.id if budget else None, period, spent, cap,
-                                budget.hard if budget else False, forecast, crosses))
+        result.append(
+            TeamSpend(
+                team.id,
+                team.name,
+                budget.id if budget else None,
+                period,
+                spent,
+                cap,
+                budget.hard if budget else False,
+                forecast,
+                crosses,
+            )
+        )
     return result
 
 
 def _sum(session: Session, team_id: int, start: datetime, end: datetime) -> int:
     from sqlalchemy import func
 
-    total = session.execute(select(func.coalesce(func.sum(LEDGER.c.cost_micro), 0)).where(
-        LEDGER.c.team_id == team_id, LEDGER.c.occurred_at >= start, LEDGER.c.occurred_at < end)).scalar()
+    total = session.execute(
+        select(func.coalesce(func.sum(LEDGER.c.cost_micro), 0)).where(
+            LEDGER.c.team_id == team_id, LEDGER.c.occurred_at >= start, LEDGER.c.occurred_at < end
+        )
+    ).scalar()
     return int(total)
 
 
@@ -152,16 +186,22 @@ def burndown(session: Session, *, actor: Actor, team_id: int, now: datetime | No
         else:
             # Through the end of that local day, at the run rate so far.
             end_of_day = periods.day_end(day)
-            rows.append({"day": day.isoformat(), "kind": "forecast",
-                         "cumulative_micro": overview.spent_micro + round(rate * (end_of_day - now).total_seconds())})
+            rows.append(
+                {
+                    "day": day.isoformat(),
+                    "kind": "forecast",
+                    "cumulative_micro": overview.spent_micro + round(rate * (end_of_day - now).total_seconds()),
+                }
+            )
         day += timedelta(days=1)
     result = pd.DataFrame(rows, columns=["day", "kind", "cumulative_micro"])
     result["cumulative_usd"] = result["cumulative_micro"].map(dollars)
     return result
 
 
-def period_ledger(session: Session, *, actor: Actor, kind: str = "month", at: datetime | None = None,
-                  team_id: int | None = None) -> tuple[periods.Period, pd.DataFrame]:
+def period_ledger(
+    session: Session, *, actor: Actor, kind: str = "month", at: datetime | None = None, team_id: int | None = None
+) -> tuple[periods.Period, pd.DataFrame]:
     """The ledger rows of the period containing `at` (default now), to date."""
     require(actor, Permission.SPEND_READ)
     now = clock.now()
@@ -180,11 +220,30 @@ def recent_months(count: int = 4, now: datetime | None = None) -> list[periods.P
 
 def overview_frame(rows: list[TeamSpend]) -> pd.DataFrame:
     """The team overview as shown and exported."""
-    return pd.DataFrame([{
-        "team": r.team, "period": r.period.key, "spent_usd": dollars(r.spent_micro), "spent_micro": r.spent_micro,
-        "budget_usd": dollars(r.cap_micro) if r.cap_micro is not None else "",
-        "used_pct": round(r.percent, 1) if r.percent is not None else None,
-        "forecast_usd": dollars(r.forecast_micro), "crosses_budget_on": r.crosses_on.isoformat() if r.crosses_on else "",
-        "enforcement": ("hard" if r.hard else "soft") if r.budget_id else "no budget",
-    } for r in rows], columns=["team", "period", "spent_usd", "spent_micro", "budget_usd", "used_pct", "forecast_usd",
-                               "crosses_budget_on", "enforcement"])
+    return pd.DataFrame(
+        [
+            {
+                "team": r.team,
+                "period": r.period.key,
+                "spent_usd": dollars(r.spent_micro),
+                "spent_micro": r.spent_micro,
+                "budget_usd": dollars(r.cap_micro) if r.cap_micro is not None else "",
+                "used_pct": round(r.percent, 1) if r.percent is not None else None,
+                "forecast_usd": dollars(r.forecast_micro),
+                "crosses_budget_on": r.crosses_on.isoformat() if r.crosses_on else "",
+                "enforcement": ("hard" if r.hard else "soft") if r.budget_id else "no budget",
+            }
+            for r in rows
+        ],
+        columns=[
+            "team",
+            "period",
+            "spent_usd",
+            "spent_micro",
+            "budget_usd",
+            "used_pct",
+            "forecast_usd",
+            "crosses_budget_on",
+            "enforcement",
+        ],
+    )

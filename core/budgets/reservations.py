@@ -112,7 +112,8 @@ def reserve(
         if messages is None:
             raise ValidationError("reserve needs the messages or an input token bound")
         input_tokens_upper_bound = chat_input_tokens_upper_bound(
-            messages=messages, tools=tools, response_format=response_format)
+            messages=messages, tools=tools, response_format=response_format
+        )
     now = clock.now()
     try:
         policy = current_team_policy(session, team_id)
@@ -121,9 +122,10 @@ def reserve(
         # reserve is the budgets context's own guard for every caller, as every state change
         # checks its permission itself. It reads the same short-lived copy as the gateway's
         # check, not a row locked by the admission below, so it is not the more current one.
-        if policy.allowed_models and book.resolve_model(model) not in {book.resolve_model(m) for m in policy.allowed_models}:
-            raise PermissionDenied(
-                f"The team may not use model {model!r}; allowed: {', '.join(policy.allowed_models)}")
+        if policy.allowed_models and book.resolve_model(model) not in {
+            book.resolve_model(m) for m in policy.allowed_models
+        }:
+            raise PermissionDenied(f"The team may not use model {model!r}; allowed: {', '.join(policy.allowed_models)}")
         price = book.price_at(model, now)
         budgets = current_budgets(session, team_id=team_id, person_id=person_id, prompt_id=prompt_id)
     finally:
@@ -139,7 +141,8 @@ def reserve(
             if not policy.lower_max_tokens:
                 raise BudgetExceeded(
                     f"The call could cost up to {format_micro(worst(granted))}, above the per-request cap of "
-                    f"{format_micro(budget.max_request_micro)} ({_label(budget)}); lower max_tokens")
+                    f"{format_micro(budget.max_request_micro)} ({_label(budget)}); lower max_tokens"
+                )
             granted = _affordable(price, input_tokens_upper_bound, budget.max_request_micro, None, granted)
 
     reservation_id = str(uuid.uuid4())
@@ -150,33 +153,62 @@ def reserve(
             session.rollback()
     for _attempt in range(_LOWERING_ATTEMPTS):
         admitted_read = (lambda connection, tokens=granted: within(connection, tokens)) if within else None
-        refusal = _admit(session, budgets, reservation_id, now, ttl, worst(granted),
-                         input_tokens_upper_bound + granted, before_commit=admitted_read)
+        refusal = _admit(
+            session,
+            budgets,
+            reservation_id,
+            now,
+            ttl,
+            worst(granted),
+            input_tokens_upper_bound + granted,
+            before_commit=admitted_read,
+        )
         if refusal is None:
             break
         budget, left = refusal
-        lowered = _affordable(price, input_tokens_upper_bound, _left_micro(budget, left),
-                              _left_tokens(budget, left), granted) if policy.lower_max_tokens else 0
+        lowered = (
+            _affordable(price, input_tokens_upper_bound, _left_micro(budget, left), _left_tokens(budget, left), granted)
+            if policy.lower_max_tokens
+            else 0
+        )
         if lowered < MIN_LOWERED_MAX_TOKENS or lowered >= granted:
-            raise BudgetExceeded(_refusal_message(budget, left, worst(granted)),
-                                 resets_at=periods.period_at(budget.period, now).end)
+            raise BudgetExceeded(
+                _refusal_message(budget, left, worst(granted)), resets_at=periods.period_at(budget.period, now).end
+            )
         granted = lowered
     else:
-        raise BudgetExceeded(f"The budget is too busy to admit this call now ({_label(budget)}); try again",
-                             resets_at=now)
+        raise BudgetExceeded(
+            f"The budget is too busy to admit this call now ({_label(budget)}); try again", resets_at=now
+        )
 
     return Reservation(
-        id=reservation_id, team_id=team_id, person_id=person_id, key_id=key_id, prompt_id=prompt_id,
-        prompt_version_id=prompt_version_id, model=model, started_at=now,
-        input_tokens_upper_bound=input_tokens_upper_bound, max_tokens=granted, requested_max_tokens=max_tokens,
-        worst_case_micro=worst(granted), worst_case_tokens=input_tokens_upper_bound + granted,
+        id=reservation_id,
+        team_id=team_id,
+        person_id=person_id,
+        key_id=key_id,
+        prompt_id=prompt_id,
+        prompt_version_id=prompt_version_id,
+        model=model,
+        started_at=now,
+        input_tokens_upper_bound=input_tokens_upper_bound,
+        max_tokens=granted,
+        requested_max_tokens=max_tokens,
+        worst_case_micro=worst(granted),
+        worst_case_tokens=input_tokens_upper_bound + granted,
         budget_periods=tuple((b.id, periods.period_key(b.period, now)) for b in budgets),
     )
 
 
-def _admit(session: Session, budgets: list[Budget], reservation_id: str, now: datetime, ttl: timedelta,
-           micro: int, tokens: int, before_commit: Callable[[Connection], None] | None = None,
-           ) -> tuple[Budget, counters.Counter] | None:
+def _admit(
+    session: Session,
+    budgets: list[Budget],
+    reservation_id: str,
+    now: datetime,
+    ttl: timedelta,
+    micro: int,
+    tokens: int,
+    before_commit: Callable[[Connection], None] | None = None,
+) -> tuple[Budget, counters.Counter] | None:
     """One transaction: hold `micro`/`tokens` in every budget, or in none (returns the refusing one).
 
     The common case is one conditional UPDATE per budget and one INSERT of the holds, then
@@ -204,8 +236,16 @@ def _admit(session: Session, budgets: list[Budget], reservation_id: str, now: da
                     left = counters.read(session, budget.id, key)
                     session.rollback()
                     return budget, left
-            holds.append({"reservation_id": reservation_id, "budget_id": budget.id, "period_key": key,
-                          "amount_micro": micro, "amount_tokens": tokens, "expires_at": now + ttl})
+            holds.append(
+                {
+                    "reservation_id": reservation_id,
+                    "budget_id": budget.id,
+                    "period_key": key,
+                    "amount_micro": micro,
+                    "amount_tokens": tokens,
+                    "expires_at": now + ttl,
+                }
+            )
         counters.insert_holds(session, holds)
         if before_commit is not None:
             before_commit(session.connection())
@@ -242,8 +282,11 @@ def current_price_book(session: Session) -> PriceBook:
 
 
 def current_budgets(session: Session, *, team_id: int, person_id: int | None, prompt_id: int | None) -> list[Budget]:
-    return hot_cache.cached(session, ("budgets", team_id, person_id, prompt_id), lambda: applicable_budgets(
-        session, team_id=team_id, person_id=person_id, prompt_id=prompt_id))
+    return hot_cache.cached(
+        session,
+        ("budgets", team_id, person_id, prompt_id),
+        lambda: applicable_budgets(session, team_id=team_id, person_id=person_id, prompt_id=prompt_id),
+    )
 
 
 def settle(
@@ -269,17 +312,30 @@ def settle(
     # another caller commits in between. A caller that already read in this transaction
     # should use a `db.write_session()`.
     counters.begin_write(session)
-    cost = 0 if cache_hit else cost_micro(current_price_book(session).price_at(reservation.model,
-                                                                             reservation.started_at), usage)
+    cost = (
+        0
+        if cache_hit
+        else cost_micro(current_price_book(session).price_at(reservation.model, reservation.started_at), usage)
+    )
     tokens = 0 if cache_hit else usage.input_tokens + usage.output_tokens
     _settle_counters(session, reservation, spent_micro=cost, spent_tokens=tokens)
     values = dict(
-        occurred_at=reservation.started_at, team_id=reservation.team_id, person_id=reservation.person_id,
-        key_id=reservation.key_id, prompt_id=reservation.prompt_id,
-        prompt_version_id=reservation.prompt_version_id, model=reservation.model,
-        input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
-        output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens, cost_micro=cost,
-        latency_ms=max(0, int(latency_ms)), status=status[:20], cache_hit=cache_hit, request_id=request_id,
+        occurred_at=reservation.started_at,
+        team_id=reservation.team_id,
+        person_id=reservation.person_id,
+        key_id=reservation.key_id,
+        prompt_id=reservation.prompt_id,
+        prompt_version_id=reservation.prompt_version_id,
+        model=reservation.model,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cost_micro=cost,
+        latency_ms=max(0, int(latency_ms)),
+        status=status[:20],
+        cache_hit=cache_hit,
+        request_id=request_id,
     )
     # A Core insert on the transaction's Connection: the ORM layers cost more than the write here.
     if not as_record:
@@ -303,14 +359,26 @@ def _settle_counters(session: Session, reservation: Reservation, *, spent_micro:
         if hold is None and not (spent_micro or spent_tokens):
             continue
         if budgets is None:
-            budgets = {b.id: b for b in current_budgets(session, team_id=reservation.team_id,
-                                                        person_id=reservation.person_id,
-                                                        prompt_id=reservation.prompt_id)}
+            budgets = {
+                b.id: b
+                for b in current_budgets(
+                    session,
+                    team_id=reservation.team_id,
+                    person_id=reservation.person_id,
+                    prompt_id=reservation.prompt_id,
+                )
+            }
         budget = budgets.get(budget_id)
         if hold is not None:
-            counter = counters.add(session.connection(), budget_id, key, reserved_micro=-hold[1],
-                                   reserved_tokens=-hold[2],
-                                   spent_micro=spent_micro, spent_tokens=spent_tokens)
+            counter = counters.add(
+                session.connection(),
+                budget_id,
+                key,
+                reserved_micro=-hold[1],
+                reserved_tokens=-hold[2],
+                spent_micro=spent_micro,
+                spent_tokens=spent_tokens,
+            )
         elif budget is not None:
             # The hold expired and was swept (a very slow call): still count what it cost.
             if counters.read(session, budget_id, key) is None:
@@ -362,5 +430,7 @@ def _refusal_message(budget: Budget, counter: counters.Counter | None, worst: in
         parts.append(f"{format_micro(left_micro)} left of {format_micro(budget.cap_micro)}")
     if left_tokens is not None:
         parts.append(f"{left_tokens:,} tokens left of {budget.cap_tokens:,}")
-    return (f"Over budget: the call could cost up to {format_micro(worst)}, but the {_label(budget)} "
-            f"has {' and '.join(parts)} this {budget.period}")
+    return (
+        f"Over budget: the call could cost up to {format_micro(worst)}, but the {_label(budget)} "
+        f"has {' and '.join(parts)} this {budget.period}"
+    )

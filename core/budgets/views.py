@@ -55,12 +55,23 @@ def budget_rows(session: Session, *, actor: Actor) -> list[BudgetRow]:
         spent = counter.spent_micro if counter else _ledger_spent(session, budget, now)
         reserved = counter.reserved_micro if counter else 0
         percent = 100 * spent / budget.cap_micro if budget.cap_micro else None
-        rows.append(BudgetRow(
-            budget.id, budget.scope, target_label(session, budget), key,
-            format_micro(budget.cap_micro) if budget.cap_micro is not None else "-", budget.cap_tokens,
-            format_micro(spent), format_micro(reserved), percent, budget.hard, budget.thresholds,
-            format_micro(budget.max_request_micro) if budget.max_request_micro is not None else "-",
-            budget.webhook_url or ""))
+        rows.append(
+            BudgetRow(
+                budget.id,
+                budget.scope,
+                target_label(session, budget),
+                key,
+                format_micro(budget.cap_micro) if budget.cap_micro is not None else "-",
+                budget.cap_tokens,
+                format_micro(spent),
+                format_micro(reserved),
+                percent,
+                budget.hard,
+                budget.thresholds,
+                format_micro(budget.max_request_micro) if budget.max_request_micro is not None else "-",
+                budget.webhook_url or "",
+            )
+        )
     return rows
 
 
@@ -71,10 +82,17 @@ def _ledger_spent(session: Session, budget: Budget, now) -> int:
     from core.models.budgets import UsageRecord
 
     bounds = periods.period_at(budget.period, now)
-    column = {"team": UsageRecord.team_id, "person": UsageRecord.person_id, "prompt": UsageRecord.prompt_id}[budget.scope]
+    column = {"team": UsageRecord.team_id, "person": UsageRecord.person_id, "prompt": UsageRecord.prompt_id}[
+        budget.scope
+    ]
     target = {"team": budget.team_id, "person": budget.person_id, "prompt": budget.prompt_id}[budget.scope]
-    return int(session.execute(select(func.coalesce(func.sum(UsageRecord.cost_micro), 0)).where(
-        column == target, UsageRecord.occurred_at >= bounds.start, UsageRecord.occurred_at < bounds.end)).scalar())
+    return int(
+        session.execute(
+            select(func.coalesce(func.sum(UsageRecord.cost_micro), 0)).where(
+                column == target, UsageRecord.occurred_at >= bounds.start, UsageRecord.occurred_at < bounds.end
+            )
+        ).scalar()
+    )
 
 
 def budget_attention(session: Session, actor: Actor) -> list[AttentionItem]:
@@ -91,9 +109,12 @@ def budget_attention(session: Session, actor: Actor) -> list[AttentionItem]:
         if budget is None:
             continue
         cap = format_micro(budget.cap_micro) if budget.cap_micro is not None else f"{budget.cap_tokens:,} tokens"
-        items.append(AttentionItem(
-            title=f"{target_label(session, budget)} ({budget.scope}) passed {alert.threshold_pct}% of its budget",
-            detail=f"{alert.spent} spent of {cap} in {alert.period_key}",
-            severity="error" if alert.threshold_pct >= 100 else "warning",
-            page="pages/budgets.py"))
+        items.append(
+            AttentionItem(
+                title=f"{target_label(session, budget)} ({budget.scope}) passed {alert.threshold_pct}% of its budget",
+                detail=f"{alert.spent} spent of {cap} in {alert.period_key}",
+                severity="error" if alert.threshold_pct >= 100 else "warning",
+                page="pages/budgets.py",
+            )
+        )
     return items

@@ -38,41 +38,70 @@ def _known(ref: str | None) -> bool:
 
 def approvers(session: Session, version_id: int) -> set[str]:
     """Every actor reference that approved the version, by its review rows or by the audit chain."""
-    from_rows = set(session.exec(select(PromptReview.reviewer_ref).where(
-        PromptReview.version_id == version_id, PromptReview.decision == APPROVE)))
+    from_rows = set(
+        session.exec(
+            select(PromptReview.reviewer_ref).where(
+                PromptReview.version_id == version_id, PromptReview.decision == APPROVE
+            )
+        )
+    )
     return {ref for ref in from_rows | counted_approvers(session, version_id) if _known(ref)}
 
 
 def counted_approvers(session: Session, version_id: int) -> set[str]:
     """The distinct approvers that count towards the policy: those of the audit chain."""
-    return set(session.exec(select(AuditEvent.actor).where(
-        AuditEvent.target_type == "prompt_version", AuditEvent.target_id == str(version_id),
-        AuditEvent.action == APPROVE_EVENT)))
+    return set(
+        session.exec(
+            select(AuditEvent.actor).where(
+                AuditEvent.target_type == "prompt_version",
+                AuditEvent.target_id == str(version_id),
+                AuditEvent.action == APPROVE_EVENT,
+            )
+        )
+    )
 
 
 def approved_in_chain(session: Session, version_id: int) -> bool:
     """Whether an approval in the audit chain moved the version to approved (its event says so)."""
     # canonical_json: sorted keys, no spaces, so the state is written exactly like this.
     made_approved = '%"state":"approved"%'
-    return session.exec(select(AuditEvent.seq).where(
-        AuditEvent.target_type == "prompt_version", AuditEvent.target_id == str(version_id),
-        AuditEvent.action == APPROVE_EVENT, AuditEvent.after_json.like(made_approved)).limit(1)  # type: ignore[union-attr]
-    ).first() is not None
+    return (
+        session.exec(
+            select(AuditEvent.seq)
+            .where(
+                AuditEvent.target_type == "prompt_version",
+                AuditEvent.target_id == str(version_id),
+                AuditEvent.action == APPROVE_EVENT,
+                AuditEvent.after_json.like(made_approved),
+            )
+            .limit(1)  # type: ignore[union-attr]
+        ).first()
+        is not None
+    )
 
 
 def approver_person_ids(session: Session, version_id: int) -> set[int]:
-    rows = session.exec(select(PromptReview.reviewer_person_id).where(
-        PromptReview.version_id == version_id, PromptReview.decision == APPROVE))
+    rows = session.exec(
+        select(PromptReview.reviewer_person_id).where(
+            PromptReview.version_id == version_id, PromptReview.decision == APPROVE
+        )
+    )
     return {pid for pid in rows if pid is not None}
 
 
 def authors(session: Session, version: PromptVersion) -> set[str]:
     """The version's author, by its columns and by the audit event that created it."""
-    created = (AuditEvent.target_type == "prompt_version") & (AuditEvent.target_id == str(version.id)) \
+    created = (
+        (AuditEvent.target_type == "prompt_version")
+        & (AuditEvent.target_id == str(version.id))
         & (AuditEvent.action == "prompt.version.create")
+    )
     if version.number == 1:
-        created = created | ((AuditEvent.target_type == "prompt") & (AuditEvent.target_id == str(version.prompt_id))
-                             & (AuditEvent.action == "prompt.create"))
+        created = created | (
+            (AuditEvent.target_type == "prompt")
+            & (AuditEvent.target_id == str(version.prompt_id))
+            & (AuditEvent.action == "prompt.create")
+        )
     refs = set(session.exec(select(AuditEvent.actor).where(created)))
     refs.add(version.author_ref)
     return {ref for ref in refs if _known(ref)}
@@ -95,16 +124,23 @@ def erased_authors(session: Session, version: PromptVersion) -> set[str]:
     refs = authors(session, version)
     if not refs:
         return set()
-    erased = session.exec(select(SubjectRequest.subject_ref).where(
-        SubjectRequest.kind == "erasure", SubjectRequest.subject_ref.in_(sorted(refs))))  # type: ignore[attr-defined]
+    erased = session.exec(
+        select(SubjectRequest.subject_ref).where(
+            SubjectRequest.kind == "erasure", SubjectRequest.subject_ref.in_(sorted(refs))
+        )
+    )  # type: ignore[attr-defined]
     return set(erased)
 
 
 def open_reviews_involving(session: Session, person_ref: str, person_id: int) -> list[str]:
     """'name vN' of every version in review that the person wrote or approved."""
     found = []
-    in_review = session.exec(select(PromptVersion, Prompt).join(Prompt, Prompt.id == PromptVersion.prompt_id)
-                             .where(PromptVersion.state == IN_REVIEW).order_by(Prompt.name, PromptVersion.number))
+    in_review = session.exec(
+        select(PromptVersion, Prompt)
+        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .where(PromptVersion.state == IN_REVIEW)
+        .order_by(Prompt.name, PromptVersion.number)
+    )
     for version, prompt in in_review:
         wrote = version.author_person_id == person_id or person_ref in authors(session, version)
         approved = person_ref in approvers(session, version.id) or person_id in approver_person_ids(session, version.id)

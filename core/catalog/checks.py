@@ -66,16 +66,12 @@ def _template_findings(version: VersionSpec) -> list[Finding]:
         try:
             tree = TEMPLATE_ENVIRONMENT.parse(message.content)
         except TemplateSyntaxError as exc:
-            findings.append(
-                Finding(ERROR, "template-syntax", f"{label}, line {exc.lineno}: {exc.message}")
-            )
+            findings.append(Finding(ERROR, "template-syntax", f"{label}, line {exc.lineno}: {exc.message}"))
             continue
         names = meta.find_undeclared_variables(tree)
         used |= names
         for name in sorted(names - declared):
-            findings.append(
-                Finding(ERROR, "undeclared-variable", f"{label} uses '{name}', which is not declared")
-            )
+            findings.append(Finding(ERROR, "undeclared-variable", f"{label} uses '{name}', which is not declared"))
         findings += [Finding(severity, code, f"{label}: {text}") for severity, code, text in _costly_constructs(tree)]
         for attribute in sorted(_private_attributes(tree)):
             findings.append(
@@ -89,9 +85,7 @@ def _template_findings(version: VersionSpec) -> list[Finding]:
         # With a template that does not parse, 'unused' would be a guess.
         for name in version.variable_names:
             if name not in used:
-                findings.append(
-                    Finding(WARNING, "unused-variable", f"variable '{name}' is declared but never used")
-                )
+                findings.append(Finding(WARNING, "unused-variable", f"variable '{name}' is declared but never used"))
     return findings
 
 
@@ -110,20 +104,38 @@ def _costly_constructs(tree: nodes.Template) -> list[tuple[str, str, str]]:
             continue
         bounds = [_constant(arg) for arg in call.args]
         if any(b is None for b in bounds) or call.kwargs or call.dyn_args:
-            found.append((WARNING, "unbounded-range",
-                          f"line {call.lineno}: range() takes its bound from a variable; the sandbox stops "
-                          f"past {MAX_RANGE:,} numbers"))
+            found.append(
+                (
+                    WARNING,
+                    "unbounded-range",
+                    f"line {call.lineno}: range() takes its bound from a variable; the sandbox stops "
+                    f"past {MAX_RANGE:,} numbers",
+                )
+            )
         elif all(isinstance(b, int) for b in bounds) and bounds and len(range(*bounds)) > MAX_RANGE:
-            found.append((ERROR, "range-too-large",
-                          f"line {call.lineno}: range() of {len(range(*bounds)):,} numbers; the sandbox allows "
-                          f"{MAX_RANGE:,}"))
+            found.append(
+                (
+                    ERROR,
+                    "range-too-large",
+                    f"line {call.lineno}: range() of {len(range(*bounds)):,} numbers; the sandbox allows {MAX_RANGE:,}",
+                )
+            )
     for operation in tree.find_all(nodes.Mul):
         left, right = _constant(operation.left), _constant(operation.right)
         for sized, count in ((left, right), (right, left)):
-            if isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_RENDERED_CHARS:
-                found.append((ERROR, "repetition-too-large",
-                              f"line {operation.lineno}: repeats a value into {len(sized) * count:,} characters; "
-                              f"the sandbox allows {MAX_RENDERED_CHARS:,}"))
+            if (
+                isinstance(sized, str | list | tuple)
+                and isinstance(count, int)
+                and len(sized) * count > MAX_RENDERED_CHARS
+            ):
+                found.append(
+                    (
+                        ERROR,
+                        "repetition-too-large",
+                        f"line {operation.lineno}: repeats a value into {len(sized) * count:,} characters; "
+                        f"the sandbox allows {MAX_RENDERED_CHARS:,}",
+                    )
+                )
     for loop in tree.find_all(nodes.For):
         for assign in loop.find_all(nodes.Assign):
             target = _target_key(assign.target)
@@ -133,9 +145,14 @@ def _costly_constructs(tree: nodes.Template) -> list[tuple[str, str, str]]:
             uses = sum(1 for node in value if _target_key(node) == target)
             grows = uses >= 2 or (uses and any(isinstance(node, nodes.Mul) for node in value))
             if grows:
-                found.append((ERROR, "self-doubling",
-                              f"line {assign.lineno}: '{'.'.join(target)}' is built from itself more than once "
-                              "inside a loop, so it doubles on every pass"))
+                found.append(
+                    (
+                        ERROR,
+                        "self-doubling",
+                        f"line {assign.lineno}: '{'.'.join(target)}' is built from itself more than once "
+                        "inside a loop, so it doubles on every pass",
+                    )
+                )
     return found
 
 
@@ -192,9 +209,7 @@ def _secret_findings(version: VersionSpec) -> list[Finding]:
     for code, where, text in _scanned_texts(version):
         for secret in find_secrets(text):
             kind = _SECRET_KIND_NAMES.get(secret.kind, secret.kind.replace("_", " "))
-            findings.append(
-                Finding(ERROR, code, f"{where} contains what looks like a {kind} ({secret.masked})")
-            )
+            findings.append(Finding(ERROR, code, f"{where} contains what looks like a {kind} ({secret.masked})"))
     return findings
 
 
@@ -205,9 +220,7 @@ def _schema_findings(version: VersionSpec) -> list[Finding]:
         schema = (response_format.get("json_schema") or {}).get("schema")
         problem = _json_schema_problem(schema)
         if problem:
-            findings.append(
-                Finding(ERROR, "invalid-response-schema", f"response_format schema: {problem}")
-            )
+            findings.append(Finding(ERROR, "invalid-response-schema", f"response_format schema: {problem}"))
     if response_format.get("type") in ("json_object", "json_schema"):
         # The API refuses json_object unless the word JSON appears in the messages.
         if not any("json" in m.content.lower() for m in version.messages):
@@ -223,9 +236,7 @@ def _schema_findings(version: VersionSpec) -> list[Finding]:
         if problem is None and tool.parameters.get("type") != "object":
             problem = "the parameters schema must have type 'object'"
         if problem:
-            findings.append(
-                Finding(ERROR, "invalid-tool-schema", f"tool '{tool.name}' parameters: {problem}")
-            )
+            findings.append(Finding(ERROR, "invalid-tool-schema", f"tool '{tool.name}' parameters: {problem}"))
     return findings
 
 
@@ -244,9 +255,7 @@ def _param_findings(version: VersionSpec) -> list[Finding]:
     findings = []
     temperature = version.params.temperature
     if temperature is not None and not 0 <= temperature <= 2:
-        findings.append(
-            Finding(ERROR, "temperature-range", f"temperature {temperature} is outside [0, 2]")
-        )
+        findings.append(Finding(ERROR, "temperature-range", f"temperature {temperature} is outside [0, 2]"))
     max_tokens = version.params.max_tokens
     if max_tokens is not None and max_tokens <= 0:
         findings.append(Finding(ERROR, "max-tokens", f"max_tokens must be positive, got {max_tokens}"))

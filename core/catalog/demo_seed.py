@@ -17,8 +17,12 @@ from core.identity import people as identity
 from core.settings import PROJECT_ROOT
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
-ENGINEERS = {"Support": "tom.becker@example.com", "Marketing": "mei.chen@example.com",
-             "Legal": "sofia.rossi@example.com", "Data": "jonas.berg@example.com"}
+ENGINEERS = {
+    "Support": "tom.becker@example.com",
+    "Marketing": "mei.chen@example.com",
+    "Legal": "sofia.rossi@example.com",
+    "Data": "jonas.berg@example.com",
+}
 LENA, RAFAEL = "lena.fischer@example.com", "rafael.gomez@example.com"
 
 
@@ -41,55 +45,85 @@ def seed_catalog(session: Session) -> None:
 
     def release(name, version_id, reviewer, label=labels.PRODUCTION):
         submit(name, version_id)
-        workflow.approve(session=session, actor=reviewer, version_id=version_id,
-                         comment="Checked against the test set; wording and scope are fine.")
+        workflow.approve(
+            session=session,
+            actor=reviewer,
+            version_id=version_id,
+            comment="Checked against the test set; wording and scope are fine.",
+        )
         if label:
             labels.move_label(session=session, actor=reviewer, version_id=version_id, label=label)
 
     def new_version(name, note, addition):
         base = store.get_version(session, first[name])
         spec = store.version_spec(base)
-        messages = (MessageSpec(spec.messages[0].role, spec.messages[0].content.rstrip() + "\n" + addition + "\n"),
-                    *spec.messages[1:])
+        messages = (
+            MessageSpec(spec.messages[0].role, spec.messages[0].content.rstrip() + "\n" + addition + "\n"),
+            *spec.messages[1:],
+        )
         edited: VersionSpec = dataclasses.replace(spec, messages=messages, change_note=note)
-        return store.create_version(session=session, actor=engineer(name), prompt_id=base.prompt_id,
-                                    version=edited).id
+        return store.create_version(session=session, actor=engineer(name), prompt_id=base.prompt_id, version=edited).id
 
     # Approved and in production; a second version waits for both governance leads.
     release("support-answer", first["support-answer"], rafael)
-    v2 = new_version("support-answer", "Ask for the order number before offering a hand-off.",
-                     "If the question is about an order, ask for the order number first.")
+    v2 = new_version(
+        "support-answer",
+        "Ask for the order number before offering a hand-off.",
+        "If the question is about an order, ask for the order number first.",
+    )
     submit("support-answer", v2)
 
     # Production moved from v1 to v2; v1 is deprecated.
     release("ticket-triage", first["ticket-triage"], lena)
-    v2 = new_version("ticket-triage", "Treat outage reports as urgent.",
-                     "Reports of a service outage are always urgent.")
+    v2 = new_version(
+        "ticket-triage", "Treat outage reports as urgent.", "Reports of a service outage are always urgent."
+    )
     release("ticket-triage", v2, rafael)
     workflow.deprecate(session=session, actor=lena, version_id=first["ticket-triage"])
 
     # High risk: one of the two approvals it needs.
     submit("contract-clause-extract", first["contract-clause-extract"])
-    workflow.approve(session=session, actor=lena, version_id=first["contract-clause-extract"],
-                     comment="Extraction fields match the contract register; needs a second reviewer.")
+    workflow.approve(
+        session=session,
+        actor=lena,
+        version_id=first["contract-clause-extract"],
+        comment="Extraction fields match the contract register; needs a second reviewer.",
+    )
 
     # In production; the next version was sent back, and a draft follows it.
     release("marketing-copy-review", first["marketing-copy-review"], rafael)
-    v2 = new_version("marketing-copy-review", "Allow comparative claims.",
-                     "Comparative claims against competitors are acceptable when phrased politely.")
+    v2 = new_version(
+        "marketing-copy-review",
+        "Allow comparative claims.",
+        "Comparative claims against competitors are acceptable when phrased politely.",
+    )
     submit("marketing-copy-review", v2)
-    workflow.request_changes(session=session, actor=lena, version_id=v2,
-                             comment="Comparative claims need legal sign-off; cite the approved facts instead.")
-    new_version("marketing-copy-review", "Comparative claims only with a cited approved fact.",
-                "A comparative claim is acceptable only when it cites an approved product fact.")
+    workflow.request_changes(
+        session=session,
+        actor=lena,
+        version_id=v2,
+        comment="Comparative claims need legal sign-off; cite the approved facts instead.",
+    )
+    new_version(
+        "marketing-copy-review",
+        "Comparative claims only with a cited approved fact.",
+        "A comparative claim is acceptable only when it cites an approved product fact.",
+    )
 
     # In production; a later version was rejected.
     release("sql-explain", first["sql-explain"], lena)
-    v2 = new_version("sql-explain", "Also rewrite the query for speed.",
-                     "After the explanation, rewrite the query so that it runs faster.")
+    v2 = new_version(
+        "sql-explain",
+        "Also rewrite the query for speed.",
+        "After the explanation, rewrite the query so that it runs faster.",
+    )
     submit("sql-explain", v2)
-    workflow.reject(session=session, actor=rafael, version_id=v2,
-                    comment="Out of scope: this prompt explains queries, it does not rewrite them.")
+    workflow.reject(
+        session=session,
+        actor=rafael,
+        version_id=v2,
+        comment="Out of scope: this prompt explains queries, it does not rewrite them.",
+    )
 
     # In production and staging.
     release("document-summary", first["document-summary"], lena)

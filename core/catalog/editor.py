@@ -25,13 +25,20 @@ def parse_variables(text: str) -> dict[str, dict[str, str]]:
 
 
 def variables_text(version: VersionSpec) -> str:
-    return "\n".join(f"{v.name}: {v.type}" + (f": {v.description}" if v.description else "")
-                     for v in version.variables)
+    return "\n".join(f"{v.name}: {v.type}" + (f": {v.description}" if v.description else "") for v in version.variables)
 
 
-def build_version(*, prompt: PromptSpec, model: str, temperature: float | None, max_tokens: int | None,
-                  messages: Sequence[tuple[str, str]], variables: str, change_note: str,
-                  base: VersionSpec | None = None) -> tuple[PromptSpec, VersionSpec]:
+def build_version(
+    *,
+    prompt: PromptSpec,
+    model: str,
+    temperature: float | None,
+    max_tokens: int | None,
+    messages: Sequence[tuple[str, str]],
+    variables: str,
+    change_note: str,
+    base: VersionSpec | None = None,
+) -> tuple[PromptSpec, VersionSpec]:
     """Specs from the form; tools, response format and reasoning effort carry over from `base`."""
     params = dict(version_content(base)["params"]) if base else {}
     params.pop("temperature", None)
@@ -41,8 +48,11 @@ def build_version(*, prompt: PromptSpec, model: str, temperature: float | None, 
     if max_tokens:
         params["max_tokens"] = int(max_tokens)
     document = {
-        **prompt_to_dict(prompt), "change_note": change_note.strip(), "model": model.strip(),
-        "params": params, "variables": parse_variables(variables),
+        **prompt_to_dict(prompt),
+        "change_note": change_note.strip(),
+        "model": model.strip(),
+        "params": params,
+        "variables": parse_variables(variables),
         "messages": [{"role": role, "content": content} for role, content in messages if content.strip()],
     }
     if base and base.tools:

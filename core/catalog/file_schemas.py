@@ -51,8 +51,13 @@ PROMPT_FILE_SCHEMA = {
     "title": "Quorum prompt file (prompts/<name>.yaml)",
     "type": "object",
     "required": [
-        "name", "team", "purpose", "risk_tier", "data_classification",
-        "model", "messages",
+        "name",
+        "team",
+        "purpose",
+        "risk_tier",
+        "data_classification",
+        "model",
+        "messages",
     ],
     "properties": {
         "name": {"type": "string", "pattern": PROMPT_NAME_PATTERN, "maxLength": 64},
@@ -116,8 +121,18 @@ PROMPT_FILE_SCHEMA = {
 }
 
 ASSERTION_TYPES = (
-    "equals", "contains", "icontains", "not-contains", "starts-with", "regex",
-    "is-json", "json-schema", "max-latency-ms", "max-cost-usd", "llm-rubric", "tool-call",
+    "equals",
+    "contains",
+    "icontains",
+    "not-contains",
+    "starts-with",
+    "regex",
+    "is-json",
+    "json-schema",
+    "max-latency-ms",
+    "max-cost-usd",
+    "llm-rubric",
+    "tool-call",
 )
 
 # What each assertion type's ``value`` must be; is-json takes none.

@@ -58,8 +58,7 @@ def parse_prompt_document(
     problems = schema_problems(document, PROMPT_FILE_SCHEMA, source)
     if not problems and expected_name is not None and document["name"] != expected_name:
         problems.append(
-            f"{source}: name: '{document['name']}' does not match the file name "
-            f"'{expected_name}{PROMPT_FILE_SUFFIX}'"
+            f"{source}: name: '{document['name']}' does not match the file name '{expected_name}{PROMPT_FILE_SUFFIX}'"
         )
     if problems:
         raise CatalogValidationError(problems)

@@ -43,14 +43,19 @@ def move_label(*, session: Session, actor: Actor, version_id: int, label: str = 
     version = get_version(session, version_id)
     prompt = get_prompt(session, version.prompt_id)
     if version.state != APPROVED:
-        raise Conflict(f"Label '{label}' can point only at an approved version; "
-                       f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}")
+        raise Conflict(
+            f"Label '{label}' can point only at an approved version; "
+            f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}"
+        )
     if not approvals.approved_in_chain(session, version.id):
         # The state says approved, but no approval in the audit chain made it so: an edited row.
-        raise Conflict(f"{label_of(version, prompt)} is marked approved, but the audit log holds no approval "
-                       f"that approved it; label '{label}' cannot point at it (run `quorum audit verify`)")
-    current = session.exec(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id,
-                                                     PromptLabel.name == label)).first()
+        raise Conflict(
+            f"{label_of(version, prompt)} is marked approved, but the audit log holds no approval "
+            f"that approved it; label '{label}' cannot point at it (run `quorum audit verify`)"
+        )
+    current = session.exec(
+        select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label)
+    ).first()
     if current is not None and current.version_id == version.id:
         raise Conflict(f"Label '{label}' already points at {label_of(version, prompt)}")
     from_id = current.version_id if current else None
@@ -62,12 +67,26 @@ def move_label(*, session: Session, actor: Actor, version_id: int, label: str = 
         else:
             current.version_id, current.updated_at = version.id, now
         session.add(current)
-        session.add(PromptLabelMove(prompt_id=prompt.id, label=label, from_version_id=from_id,
-                                    to_version_id=version.id, actor_ref=actor.ref, moved_at=now))
-        record(session, actor=actor, action="prompt.label.move", target_type="prompt", target_id=prompt.id,
-               team_id=prompt.team_id,
-               before={"label": label, "version_id": from_id, "version": from_number},
-               after={"label": label, "version_id": version.id, "version": version.number})
+        session.add(
+            PromptLabelMove(
+                prompt_id=prompt.id,
+                label=label,
+                from_version_id=from_id,
+                to_version_id=version.id,
+                actor_ref=actor.ref,
+                moved_at=now,
+            )
+        )
+        record(
+            session,
+            actor=actor,
+            action="prompt.label.move",
+            target_type="prompt",
+            target_id=prompt.id,
+            team_id=prompt.team_id,
+            before={"label": label, "version_id": from_id, "version": from_number},
+            after={"label": label, "version_id": version.id, "version": version.number},
+        )
     return current
 
 
@@ -79,7 +98,10 @@ def labels_of(session: Session, prompt_id: int) -> dict[str, int]:
 
 def label_history(session: Session, prompt_id: int) -> list[LabelMoveView]:
     numbers = {v.id: v.number for v in session.exec(select(PromptVersion).where(PromptVersion.prompt_id == prompt_id))}
-    moves = session.exec(select(PromptLabelMove).where(PromptLabelMove.prompt_id == prompt_id)
-                         .order_by(col(PromptLabelMove.id).desc()))
-    return [LabelMoveView(m.label, numbers.get(m.from_version_id), numbers[m.to_version_id], m.actor_ref, m.moved_at)
-            for m in moves]
+    moves = session.exec(
+        select(PromptLabelMove).where(PromptLabelMove.prompt_id == prompt_id).order_by(col(PromptLabelMove.id).desc())
+    )
+    return [
+        LabelMoveView(m.label, numbers.get(m.from_version_id), numbers[m.to_version_id], m.actor_ref, m.moved_at)
+        for m in moves
+    ]

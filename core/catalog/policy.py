@@ -50,15 +50,13 @@ def parse_review_policy(document: object, source: str = "review policy") -> Revi
     unknown = sorted(str(k) for k in given if k not in RISK_TIERS)
     if unknown:
         raise ValidationError(
-            f"{source}: approvals_required: unknown risk tier {', '.join(unknown)} "
-            f"(valid: {', '.join(RISK_TIERS)})"
+            f"{source}: approvals_required: unknown risk tier {', '.join(unknown)} (valid: {', '.join(RISK_TIERS)})"
         )
     counts = dict(DEFAULT_APPROVALS)
     for tier, value in given.items():
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_APPROVALS:
             raise ValidationError(
-                f"{source}: approvals_required.{tier} must be a whole number from 1 to {_MAX_APPROVALS}, "
-                f"got {value!r}"
+                f"{source}: approvals_required.{tier} must be a whole number from 1 to {_MAX_APPROVALS}, got {value!r}"
             )
         counts[tier] = value
     return ReviewPolicy(counts)

@@ -43,20 +43,13 @@ def type_problem(variable: VariableSpec, value: Any) -> str | None:
     elif expected == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif expected == "number":
-        ok = (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-        )
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     elif expected == "boolean":
         ok = isinstance(value, bool)
     elif expected == "list":
         ok = isinstance(value, list | tuple) and all(_is_json_like(item) for item in value)
         if isinstance(value, list | tuple) and not ok:
-            return (
-                f"variable '{variable.name}' must be a list of strings, numbers, booleans "
-                "or mappings of them"
-            )
+            return f"variable '{variable.name}' must be a list of strings, numbers, booleans or mappings of them"
     else:
         return f"variable '{variable.name}' has an unknown declared type '{expected}'"
     if ok:
@@ -74,9 +67,7 @@ def variable_problems(declared: Sequence[VariableSpec], values: Mapping[str, Any
         if name not in by_name
     ]
     problems += [
-        problem
-        for name, value in values.items()
-        if name in by_name and (problem := type_problem(by_name[name], value))
+        problem for name, value in values.items() if name in by_name and (problem := type_problem(by_name[name], value))
     ]
     return problems
 

@@ -35,8 +35,9 @@ class ResolvedPrompt:
     spec: VersionSpec
 
 
-def resolve(session: Session, name: str, label: str = PRODUCTION, *,
-            assignment_key: str | None = None) -> ResolvedPrompt:
+def resolve(
+    session: Session, name: str, label: str = PRODUCTION, *, assignment_key: str | None = None
+) -> ResolvedPrompt:
     """The approved version `label` points at; NotFound or Conflict otherwise, never a draft.
 
     With an ``assignment_key`` (the end user, or the request id) and a live traffic split
@@ -49,22 +50,25 @@ def resolve(session: Session, name: str, label: str = PRODUCTION, *,
             version = get_version(session, traffic.assigned_version(split, assignment_key))
             if version.state == APPROVED:  # a split is approved between approved versions only
                 return _resolved(prompt, version, PRODUCTION)
-    row = session.exec(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id,
-                                                 PromptLabel.name == label)).first()
+    row = session.exec(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.name == label)).first()
     if row is None:
-        raise NotFound(f"Prompt {prompt.name!r} has no '{label}' label yet; a governance lead "
-                       "must approve a version and label it")
+        raise NotFound(
+            f"Prompt {prompt.name!r} has no '{label}' label yet; a governance lead must approve a version and label it"
+        )
     version = get_version(session, row.version_id)
     if version.state != APPROVED:
         # Labels move only to approved versions and deprecation refuses labelled ones, so
         # this is a guard against a database edited by hand.
-        raise Conflict(f"Label '{label}' of {prompt.name!r} points at {label_of(version, prompt)}, "
-                       f"which is {version.state}, not approved")
+        raise Conflict(
+            f"Label '{label}' of {prompt.name!r} points at {label_of(version, prompt)}, "
+            f"which is {version.state}, not approved"
+        )
     return _resolved(prompt, version, label)
 
 
-def resolve_for_playground(*, session: Session, actor: Actor, name: str, version_number: int | None = None,
-                           label: str = PRODUCTION) -> ResolvedPrompt:
+def resolve_for_playground(
+    *, session: Session, actor: Actor, name: str, version_number: int | None = None, label: str = PRODUCTION
+) -> ResolvedPrompt:
     """A version to try out: a label's approved version, or a numbered version.
 
     A version that is not approved is only for prompt engineers of the owning team.
@@ -73,8 +77,9 @@ def resolve_for_playground(*, session: Session, actor: Actor, name: str, version
     if version_number is None:
         return resolve(session, name, label)
     prompt = prompt_by_name(session, name)
-    version = session.exec(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
-                                                       PromptVersion.number == version_number)).first()
+    version = session.exec(
+        select(PromptVersion).where(PromptVersion.prompt_id == prompt.id, PromptVersion.number == version_number)
+    ).first()
     if version is None:
         raise NotFound(f"Prompt {prompt.name!r} has no version {version_number}")
     if version.state != APPROVED:
@@ -84,7 +89,15 @@ def resolve_for_playground(*, session: Session, actor: Actor, name: str, version
 
 def _resolved(prompt: Prompt, version: PromptVersion, label: str | None) -> ResolvedPrompt:
     return ResolvedPrompt(
-        prompt_id=prompt.id, prompt_name=prompt.name, team_id=prompt.team_id, risk_tier=prompt.risk_tier,
-        data_classification=prompt.data_classification, version_id=version.id, version_number=version.number,
-        content_hash=version.content_hash, state=version.state, label=label, spec=version_spec(version),
+        prompt_id=prompt.id,
+        prompt_name=prompt.name,
+        team_id=prompt.team_id,
+        risk_tier=prompt.risk_tier,
+        data_classification=prompt.data_classification,
+        version_id=version.id,
+        version_number=version.number,
+        content_hash=version.content_hash,
+        state=version.state,
+        label=label,
+        spec=version_spec(version),
     )

@@ -34,11 +34,15 @@ def refusal(actor: Actor, prompt: Prompt, new_tier: str) -> str | None:
     if new_tier == prompt.risk_tier or actor.can(Permission.PROMPT_REVIEW):
         return None
     if is_lower(new_tier, prompt.risk_tier):
-        return (f"{actor.display_name} may not lower the risk tier of '{prompt.name}' from {prompt.risk_tier} "
-                f"to {new_tier}: only a governance lead may lower a risk tier")
+        return (
+            f"{actor.display_name} may not lower the risk tier of '{prompt.name}' from {prompt.risk_tier} "
+            f"to {new_tier}: only a governance lead may lower a risk tier"
+        )
     if not actor.can(Permission.PROMPT_WRITE, team_id=prompt.team_id):
-        return (f"{actor.display_name} may not raise the risk tier of '{prompt.name}' from {prompt.risk_tier} "
-                f"to {new_tier}: it needs a governance lead or a prompt engineer of the prompt's team")
+        return (
+            f"{actor.display_name} may not raise the risk tier of '{prompt.name}' from {prompt.risk_tier} "
+            f"to {new_tier}: it needs a governance lead or a prompt engineer of the prompt's team"
+        )
     return None
 
 
@@ -71,5 +75,13 @@ def apply_change(session: Session, actor: Actor, prompt: Prompt, risk_tier: str)
     before = prompt.risk_tier
     prompt.risk_tier = risk_tier
     session.add(prompt)
-    record(session, actor=actor, action=CHANGE_EVENT, target_type="prompt", target_id=prompt.id,
-           team_id=prompt.team_id, before={"risk_tier": before}, after={"risk_tier": risk_tier})
+    record(
+        session,
+        actor=actor,
+        action=CHANGE_EVENT,
+        target_type="prompt",
+        target_id=prompt.id,
+        team_id=prompt.team_id,
+        before={"risk_tier": before},
+        after={"risk_tier": risk_tier},
+    )

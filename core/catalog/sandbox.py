@@ -100,7 +100,8 @@ def _guarded(iterable: Iterable[Any]) -> Iterator[Any]:
         if not budget.steps_left % _CLOCK_EVERY:
             if budget.steps_left < 0:
                 raise SecurityError(
-                    f"the loops ran more than {MAX_LOOP_STEPS:,} steps; the limit is {MAX_LOOP_STEPS:,}")
+                    f"the loops ran more than {MAX_LOOP_STEPS:,} steps; the limit is {MAX_LOOP_STEPS:,}"
+                )
             check_clock()
         yield item
 
@@ -226,7 +227,9 @@ class CatalogSandbox(ImmutableSandboxedEnvironment):
         if name in _SIZING_METHODS:  # str.center / ljust / zfill / expandtabs build a string that wide
             for number in (v for v in (*args, *kwargs.values()) if isinstance(v, int)):
                 if abs(number) > MAX_RENDERED_CHARS:
-                    raise SecurityError(f"{name}() was given a width of {number:,}; the limit is {MAX_RENDERED_CHARS:,}")
+                    raise SecurityError(
+                        f"{name}() was given a width of {number:,}; the limit is {MAX_RENDERED_CHARS:,}"
+                    )
         bound_to = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)  # the sandbox wraps str.format
         if isinstance(bound_to, str) and name in ("format", "format_map"):
             if wide := _BRACE_WIDTH.search(bound_to):

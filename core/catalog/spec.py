@@ -137,13 +137,10 @@ def version_content(version: VersionSpec) -> dict[str, Any]:
     return {
         "model": version.model,
         "params": _plain(params),
-        "variables": {
-            v.name: {"type": v.type, "description": v.description} for v in version.variables
-        },
+        "variables": {v.name: {"type": v.type, "description": v.description} for v in version.variables},
         "messages": [{"role": m.role, "content": m.content} for m in version.messages],
         "tools": [
-            {"name": t.name, "description": t.description, "parameters": _plain(t.parameters)}
-            for t in version.tools
+            {"name": t.name, "description": t.description, "parameters": _plain(t.parameters)} for t in version.tools
         ],
     }
 
@@ -167,8 +164,7 @@ def version_from_content(content: Mapping[str, Any], *, change_note: str = "") -
             reasoning_effort=params.get("reasoning_effort"),
         ),
         tools=tuple(
-            ToolSpec(t["name"], t.get("description", ""), t.get("parameters") or {})
-            for t in content.get("tools") or ()
+            ToolSpec(t["name"], t.get("description", ""), t.get("parameters") or {}) for t in content.get("tools") or ()
         ),
         change_note=change_note,
     )

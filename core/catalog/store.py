@@ -65,8 +65,7 @@ def versions_of(session: Session, prompt_id: int) -> list[PromptVersion]:
 
 
 def latest_version(session: Session, prompt_id: int) -> PromptVersion | None:
-    query = (select(PromptVersion).where(PromptVersion.prompt_id == prompt_id)
-             .order_by(col(PromptVersion.number).desc()))
+    query = select(PromptVersion).where(PromptVersion.prompt_id == prompt_id).order_by(col(PromptVersion.number).desc())
     return session.exec(query).first()
 
 
@@ -76,8 +75,13 @@ def version_spec(version: PromptVersion) -> VersionSpec:
 
 def prompt_spec(session: Session, prompt: Prompt) -> PromptSpec:
     team = session.get(Team, prompt.team_id)
-    return PromptSpec(name=prompt.name, team=team.name if team else "?", purpose=prompt.purpose,
-                      risk_tier=prompt.risk_tier, data_classification=prompt.data_classification)
+    return PromptSpec(
+        name=prompt.name,
+        team=team.name if team else "?",
+        purpose=prompt.purpose,
+        risk_tier=prompt.risk_tier,
+        data_classification=prompt.data_classification,
+    )
 
 
 def label_of(version: PromptVersion, prompt: Prompt) -> str:
@@ -107,22 +111,41 @@ def create_version(*, session: Session, actor: Actor, prompt_id: int, version: V
         return insert_version(session, actor, prompt, version)
 
 
-def insert_prompt(session: Session, actor: Actor, spec: PromptSpec, version: VersionSpec, team_id: int) -> PromptVersion:
+def insert_prompt(
+    session: Session, actor: Actor, spec: PromptSpec, version: VersionSpec, team_id: int
+) -> PromptVersion:
     """Add a prompt and its first version, with their audit event, to the caller's transaction.
 
     Checks no permission and commits nothing: `create_prompt` and the catalog import do both."""
     _check_prompt_spec(spec)
     if session.exec(select(Prompt).where(Prompt.name == spec.name)).first():
         raise Conflict(f"A prompt named {spec.name!r} already exists")
-    prompt = Prompt(name=spec.name, team_id=team_id, purpose=spec.purpose.strip(), risk_tier=spec.risk_tier,
-                    data_classification=spec.data_classification)
+    prompt = Prompt(
+        name=spec.name,
+        team_id=team_id,
+        purpose=spec.purpose.strip(),
+        risk_tier=spec.risk_tier,
+        data_classification=spec.data_classification,
+    )
     session.add(prompt)
     session.flush()
     stored = _version_row(session, actor, prompt, version)
-    record(session, actor=actor, action="prompt.create", target_type="prompt", target_id=prompt.id,
-           team_id=team_id, after={"name": prompt.name, "risk_tier": prompt.risk_tier,
-                                   "data_classification": prompt.data_classification,
-                                   "version": 1, "content_hash": stored.content_hash, "state": DRAFT})
+    record(
+        session,
+        actor=actor,
+        action="prompt.create",
+        target_type="prompt",
+        target_id=prompt.id,
+        team_id=team_id,
+        after={
+            "name": prompt.name,
+            "risk_tier": prompt.risk_tier,
+            "data_classification": prompt.data_classification,
+            "version": 1,
+            "content_hash": stored.content_hash,
+            "state": DRAFT,
+        },
+    )
     return stored
 
 
@@ -131,24 +154,37 @@ def insert_version(session: Session, actor: Actor, prompt: Prompt, version: Vers
 
     Checks no permission and commits nothing: `create_version` and the catalog import do both."""
     stored = _version_row(session, actor, prompt, version)
-    record(session, actor=actor, action="prompt.version.create", target_type="prompt_version",
-           target_id=stored.id, team_id=prompt.team_id,
-           after={"prompt_id": prompt.id, "version": stored.number, "content_hash": stored.content_hash,
-                  "state": DRAFT})
+    record(
+        session,
+        actor=actor,
+        action="prompt.version.create",
+        target_type="prompt_version",
+        target_id=stored.id,
+        team_id=prompt.team_id,
+        after={"prompt_id": prompt.id, "version": stored.number, "content_hash": stored.content_hash, "state": DRAFT},
+    )
     return stored
 
 
 def _version_row(session: Session, actor: Actor, prompt: Prompt, version: VersionSpec) -> PromptVersion:
     refuse_secrets_in({"the draft": version_content(version), "the change note": version.change_note})
-    number = session.exec(
-        select(func.coalesce(func.max(PromptVersion.number), 0)).where(PromptVersion.prompt_id == prompt.id)
-    ).one() + 1
+    number = (
+        session.exec(
+            select(func.coalesce(func.max(PromptVersion.number), 0)).where(PromptVersion.prompt_id == prompt.id)
+        ).one()
+        + 1
+    )
     now = clock.now()
     stored = PromptVersion(
-        prompt_id=prompt.id, number=number,
+        prompt_id=prompt.id,
+        number=number,
         content_json=json.dumps(version_content(version), sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        content_hash=content_hash(version), change_note=version.change_note.strip(),
-        author_ref=actor.ref, author_person_id=actor.person_id, created_at=now, state=DRAFT,
+        content_hash=content_hash(version),
+        change_note=version.change_note.strip(),
+        author_ref=actor.ref,
+        author_person_id=actor.person_id,
+        created_at=now,
+        state=DRAFT,
         state_changed_at=now,
     )
     session.add(stored)

@@ -41,8 +41,10 @@ class ImportReport:
     updated_metadata: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.created)} new prompts, {len(self.new_versions)} new draft versions, "
-                f"{len(self.unchanged)} unchanged, {len(self.updated_metadata)} with updated details")
+        return (
+            f"{len(self.created)} new prompts, {len(self.new_versions)} new draft versions, "
+            f"{len(self.unchanged)} unchanged, {len(self.updated_metadata)} with updated details"
+        )
 
 
 def import_directory(*, session: Session, actor: Actor, directory: str | Path) -> ImportReport:
@@ -56,13 +58,16 @@ def import_directory(*, session: Session, actor: Actor, directory: str | Path) -
         existing = session.exec(select(Prompt).where(Prompt.name == spec.name)).first()
         if existing is not None and existing.team_id != team.id:
             owner = prompt_spec(session, existing).team
-            raise Conflict(f"{Path(directory) / (spec.name + PROMPT_FILE_SUFFIX)}: the prompt belongs to "
-                           f"team {owner}, not {spec.team}; a prompt cannot change team by import")
+            raise Conflict(
+                f"{Path(directory) / (spec.name + PROMPT_FILE_SUFFIX)}: the prompt belongs to "
+                f"team {owner}, not {spec.team}; a prompt cannot change team by import"
+            )
         if existing is not None:
             refused = risk.refusal(actor, existing, spec.risk_tier)
             if refused:
-                raise PermissionDenied(f"{Path(directory) / (spec.name + PROMPT_FILE_SUFFIX)}: {refused}; "
-                                       "nothing was imported")
+                raise PermissionDenied(
+                    f"{Path(directory) / (spec.name + PROMPT_FILE_SUFFIX)}: {refused}; nothing was imported"
+                )
         plan.append((spec, version, team.id, existing))
 
     report = ImportReport()
@@ -112,8 +117,16 @@ def _update_metadata(session: Session, actor: Actor, prompt: Prompt, spec: Promp
         return tier_changed
     prompt.purpose, prompt.data_classification = after.values()
     session.add(prompt)
-    record(session, actor=actor, action="prompt.update", target_type="prompt", target_id=prompt.id,
-           team_id=prompt.team_id, before=before, after=after)
+    record(
+        session,
+        actor=actor,
+        action="prompt.update",
+        target_type="prompt",
+        target_id=prompt.id,
+        team_id=prompt.team_id,
+        before=before,
+        after=after,
+    )
     return True
 
 

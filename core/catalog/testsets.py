@@ -92,9 +92,7 @@ class TestSetSpec:
         return self.pass_threshold if case.pass_threshold is None else case.pass_threshold
 
 
-def parse_testset_document(
-    document: Any, source: str, *, expected_prompt: str | None = None
-) -> TestSetSpec:
+def parse_testset_document(document: Any, source: str, *, expected_prompt: str | None = None) -> TestSetSpec:
     problems = schema_problems(document, TESTSET_FILE_SCHEMA, source)
     if not problems:
         problems = _semantic_problems(document, source, expected_prompt)
@@ -174,9 +172,7 @@ def cases_to_csv(cases: Sequence[TestCaseSpec], variables: Sequence[VariableSpec
     return buffer.getvalue()
 
 
-def cases_from_csv(
-    text: str, variables: Sequence[VariableSpec], source: str = "cases.csv"
-) -> list[TestCaseSpec]:
+def cases_from_csv(text: str, variables: Sequence[VariableSpec], source: str = "cases.csv") -> list[TestCaseSpec]:
     """Cases from CSV; all or nothing, each problem naming the row and column."""
     check_size(len(text.encode("utf-8")), source)
     reader = csv.DictReader(io.StringIO(text))
@@ -187,7 +183,7 @@ def cases_from_csv(
         raise CatalogValidationError([f"{source}: cannot read the CSV: {exc}"]) from None
     header = reader.fieldnames or []
     declared = {v.name: v for v in variables}
-    columns = {c[len(CSV_VARIABLE_PREFIX):] for c in header if c.startswith(CSV_VARIABLE_PREFIX)}
+    columns = {c[len(CSV_VARIABLE_PREFIX) :] for c in header if c.startswith(CSV_VARIABLE_PREFIX)}
     problems = [f"{source}: missing column '{c}'" for c in ("id", "assertions") if c not in header]
     problems += [f"{source}: missing column 'var.{n}'" for n in declared if n not in columns]
     problems += [f"{source}: column 'var.{n}' is not a declared variable" for n in sorted(columns - set(declared))]
@@ -264,8 +260,7 @@ def _case_from_dict(case: Mapping[str, Any]) -> TestCaseSpec:
         description=case.get("description", ""),
         variables=dict(case["variables"]),
         assertions=tuple(
-            Assertion(a["type"], a.get("value"), a.get("path"), a.get("weight", 1.0))
-            for a in case["assertions"]
+            Assertion(a["type"], a.get("value"), a.get("path"), a.get("weight", 1.0)) for a in case["assertions"]
         ),
         pass_threshold=case.get("pass_threshold"),
     )

@@ -46,12 +46,16 @@ def assigned_version(split: TrafficSplit, key: str) -> int:
 
 
 def active_split(session: Session, prompt_id: int) -> TrafficSplit | None:
-    return session.exec(select(TrafficSplit).where(TrafficSplit.prompt_id == prompt_id, TrafficSplit.active)
-                        .order_by(col(TrafficSplit.id).desc())).first()
+    return session.exec(
+        select(TrafficSplit)
+        .where(TrafficSplit.prompt_id == prompt_id, TrafficSplit.active)
+        .order_by(col(TrafficSplit.id).desc())
+    ).first()
 
 
-def approve_split(*, session: Session, actor: Actor, prompt_id: int, version_a_id: int, version_b_id: int,
-                  percent_b: int) -> TrafficSplit:
+def approve_split(
+    *, session: Session, actor: Actor, prompt_id: int, version_a_id: int, version_b_id: int, percent_b: int
+) -> TrafficSplit:
     """Start (or replace) the prompt's split: ``percent_b``% of users get B, the rest A."""
     require(actor, Permission.PROMPT_REVIEW)
     prompt = get_prompt(session, prompt_id)
@@ -64,20 +68,35 @@ def approve_split(*, session: Session, actor: Actor, prompt_id: int, version_a_i
         if version.prompt_id != prompt.id:
             raise ValidationError(f"Version id {version.id} is not a version of {prompt.name!r}")
         if version.state != APPROVED:
-            raise Conflict(f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}; only approved "
-                           "versions can receive live traffic")
+            raise Conflict(
+                f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}; only approved "
+                "versions can receive live traffic"
+            )
     previous = active_split(session, prompt.id)
-    split = TrafficSplit(prompt_id=prompt.id, version_a_id=version_a_id, version_b_id=version_b_id,
-                         percent_b=percent_b, approved_by=actor.ref, created_at=clock.now())
+    split = TrafficSplit(
+        prompt_id=prompt.id,
+        version_a_id=version_a_id,
+        version_b_id=version_b_id,
+        percent_b=percent_b,
+        approved_by=actor.ref,
+        created_at=clock.now(),
+    )
     with committing(session):
         if previous is not None:
             previous.active, previous.ended_at = False, clock.now()
             session.add(previous)
         session.add(split)
         session.flush()
-        record(session, actor=actor, action="prompt.traffic_split.approve", target_type="prompt",
-               target_id=prompt.id, team_id=prompt.team_id,
-               before=_snapshot(previous) if previous else None, after=_snapshot(split))
+        record(
+            session,
+            actor=actor,
+            action="prompt.traffic_split.approve",
+            target_type="prompt",
+            target_id=prompt.id,
+            team_id=prompt.team_id,
+            before=_snapshot(previous) if previous else None,
+            after=_snapshot(split),
+        )
     return split
 
 
@@ -91,8 +110,16 @@ def end_split(*, session: Session, actor: Actor, prompt_id: int) -> None:
     with committing(session):
         split.active, split.ended_at = False, clock.now()
         session.add(split)
-        record(session, actor=actor, action="prompt.traffic_split.end", target_type="prompt", target_id=prompt.id,
-               team_id=prompt.team_id, before=_snapshot(split), after=None)
+        record(
+            session,
+            actor=actor,
+            action="prompt.traffic_split.end",
+            target_type="prompt",
+            target_id=prompt.id,
+            team_id=prompt.team_id,
+            before=_snapshot(split),
+            after=None,
+        )
 
 
 def split_view(session: Session, *, actor: Actor, prompt_id: int) -> SplitView | None:
@@ -101,10 +128,15 @@ def split_view(session: Session, *, actor: Actor, prompt_id: int) -> SplitView |
     if split is None:
         return None
     a, b = get_version(session, split.version_a_id), get_version(session, split.version_b_id)
-    return SplitView(split.id, split.prompt_id, a.id, b.id, a.number, b.number, split.percent_b, split.approved_by,
-                     split.created_at)
+    return SplitView(
+        split.id, split.prompt_id, a.id, b.id, a.number, b.number, split.percent_b, split.approved_by, split.created_at
+    )
 
 
 def _snapshot(split: TrafficSplit) -> dict:
-    return {"split_id": split.id, "version_a_id": split.version_a_id, "version_b_id": split.version_b_id,
-            "percent_b": split.percent_b}
+    return {
+        "split_id": split.id,
+        "version_a_id": split.version_a_id,
+        "version_b_id": split.version_b_id,
+        "percent_b": split.percent_b,
+    }

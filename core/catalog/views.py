@@ -98,8 +98,16 @@ class QueueItem:
 # ---- listings --------------------------------------------------------------------------
 
 
-def list_prompts(session: Session, *, actor: Actor, search: str = "", team: str | None = None,
-                 state: str | None = None, label: str | None = None, risk_tier: str | None = None) -> list[PromptRow]:
+def list_prompts(
+    session: Session,
+    *,
+    actor: Actor,
+    search: str = "",
+    team: str | None = None,
+    state: str | None = None,
+    label: str | None = None,
+    risk_tier: str | None = None,
+) -> list[PromptRow]:
     """The catalog, filtered: `state` matches any version's state, `label` any label name."""
     require(actor, Permission.CATALOG_READ)
     rows = []
@@ -127,16 +135,35 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
     versions = versions_of(session, prompt.id)
     by_id = {v.id: v.number for v in versions}
     version_rows = [
-        VersionRow(v.id, v.number, v.state, v.content_hash, v.change_note, names.get(v.author_ref, v.author_ref),
-                   v.created_at, tuple(sorted(n for n, vid in labels.items() if vid == v.id)))
+        VersionRow(
+            v.id,
+            v.number,
+            v.state,
+            v.content_hash,
+            v.change_note,
+            names.get(v.author_ref, v.author_ref),
+            v.created_at,
+            tuple(sorted(n for n, vid in labels.items() if vid == v.id)),
+        )
         for v in reversed(versions)
     ]
-    reviews = session.exec(select(PromptReview).where(col(PromptReview.version_id).in_(list(by_id)))
-                           .order_by(col(PromptReview.id).desc())) if by_id else []
-    review_rows = [ReviewRow(by_id[r.version_id], names.get(r.reviewer_ref, r.reviewer_ref), r.decision, r.comment,
-                             r.created_at) for r in reviews]
-    moves = [LabelMoveView(m.label, m.from_version, m.to_version, names.get(m.actor, m.actor), m.moved_at)
-             for m in label_history(session, prompt.id)]
+    reviews = (
+        session.exec(
+            select(PromptReview)
+            .where(col(PromptReview.version_id).in_(list(by_id)))
+            .order_by(col(PromptReview.id).desc())
+        )
+        if by_id
+        else []
+    )
+    review_rows = [
+        ReviewRow(by_id[r.version_id], names.get(r.reviewer_ref, r.reviewer_ref), r.decision, r.comment, r.created_at)
+        for r in reviews
+    ]
+    moves = [
+        LabelMoveView(m.label, m.from_version, m.to_version, names.get(m.actor, m.actor), m.moved_at)
+        for m in label_history(session, prompt.id)
+    ]
     return PromptDetail(_prompt_row(session, prompt), version_rows, review_rows, moves)
 
 
@@ -157,13 +184,15 @@ def side_by_side_diff(old: str, new: str) -> list[dict]:
         for k in range(max(i2 - i1, j2 - j1)):
             left = i1 + k if i1 + k < i2 else None
             right = j1 + k if j1 + k < j2 else None
-            rows.append({
-                "change": {"equal": "", "replace": "changed", "delete": "removed", "insert": "added"}[tag],
-                "old #": left + 1 if left is not None else None,
-                "old": old_lines[left] if left is not None else "",
-                "new #": right + 1 if right is not None else None,
-                "new": new_lines[right] if right is not None else "",
-            })
+            rows.append(
+                {
+                    "change": {"equal": "", "replace": "changed", "delete": "removed", "insert": "added"}[tag],
+                    "old #": left + 1 if left is not None else None,
+                    "old": old_lines[left] if left is not None else "",
+                    "new #": right + 1 if right is not None else None,
+                    "new": new_lines[right] if right is not None else "",
+                }
+            )
     return rows
 
 
@@ -184,21 +213,34 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
             old_text = version_text(session, actor=actor, version_id=base.id)
         else:
             baseline, old_text = "nothing (no production version yet)", ""
-        evidence = session.exec(select(ReviewEvidence).where(ReviewEvidence.version_id == version.id)
-                                .order_by(col(ReviewEvidence.id)))
-        items.append(QueueItem(
-            version_id=version.id, prompt_name=prompt.name, team=_team_name(session, prompt.team_id),
-            risk_tier=prompt.risk_tier, number=version.number,
-            author=names.get(version.author_ref, version.author_ref), change_note=version.change_note,
-            approvals=len(approvals.counted_approvers(session, version.id)),
-            required=required_approvals(version, prompt, policy),
-            mine=is_author(session, actor, version),
-            already_reviewed=actor.ref in {r.reviewer_ref for r in reviews} | approvals.approvers(session, version.id),
-            baseline=baseline, diff=side_by_side_diff(old_text, version_text(session, actor=actor, version_id=version.id)),
-            checks=submission_problems(version),
-            evidence=[EvidenceRow(e.kind, e.reference_id, e.summary, names.get(e.attached_by, e.attached_by),
-                                  e.attached_at) for e in evidence],
-        ))
+        evidence = session.exec(
+            select(ReviewEvidence).where(ReviewEvidence.version_id == version.id).order_by(col(ReviewEvidence.id))
+        )
+        items.append(
+            QueueItem(
+                version_id=version.id,
+                prompt_name=prompt.name,
+                team=_team_name(session, prompt.team_id),
+                risk_tier=prompt.risk_tier,
+                number=version.number,
+                author=names.get(version.author_ref, version.author_ref),
+                change_note=version.change_note,
+                approvals=len(approvals.counted_approvers(session, version.id)),
+                required=required_approvals(version, prompt, policy),
+                mine=is_author(session, actor, version),
+                already_reviewed=actor.ref
+                in {r.reviewer_ref for r in reviews} | approvals.approvers(session, version.id),
+                baseline=baseline,
+                diff=side_by_side_diff(old_text, version_text(session, actor=actor, version_id=version.id)),
+                checks=submission_problems(version),
+                evidence=[
+                    EvidenceRow(
+                        e.kind, e.reference_id, e.summary, names.get(e.attached_by, e.attached_by), e.attached_at
+                    )
+                    for e in evidence
+                ],
+            )
+        )
     return items
 
 
@@ -212,16 +254,21 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
     if not actor.can(Permission.PROMPT_REVIEW):
         return []
     items = []
-    for version in session.exec(select(PromptVersion).where(PromptVersion.state == IN_REVIEW)
-                                .order_by(col(PromptVersion.state_changed_at))):
+    for version in session.exec(
+        select(PromptVersion).where(PromptVersion.state == IN_REVIEW).order_by(col(PromptVersion.state_changed_at))
+    ):
         reviewed = {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(session, version.id)
         if is_author(session, actor, version) or actor.ref in reviewed:
             continue
         prompt = get_prompt(session, version.prompt_id)
-        items.append(AttentionItem(title=f"{prompt.name} v{version.number} waits for your review",
-                                   detail=f"{prompt.risk_tier} risk · {version.change_note}"[:200],
-                                   severity="warning" if prompt.risk_tier == "high" else "info",
-                                   page="pages/review_queue.py"))
+        items.append(
+            AttentionItem(
+                title=f"{prompt.name} v{version.number} waits for your review",
+                detail=f"{prompt.risk_tier} risk · {version.change_note}"[:200],
+                severity="warning" if prompt.risk_tier == "high" else "info",
+                page="pages/review_queue.py",
+            )
+        )
     return items
 
 
@@ -231,9 +278,17 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
 def _prompt_row(session: Session, prompt: Prompt) -> PromptRow:
     versions = versions_of(session, prompt.id)
     numbers = {v.id: v.number for v in versions}
-    return PromptRow(prompt.id, prompt.name, _team_name(session, prompt.team_id), prompt.purpose, prompt.risk_tier,
-                     prompt.data_classification, len(versions), versions[-1].state if versions else "",
-                     {name: numbers[vid] for name, vid in sorted(labels_of(session, prompt.id).items())})
+    return PromptRow(
+        prompt.id,
+        prompt.name,
+        _team_name(session, prompt.team_id),
+        prompt.purpose,
+        prompt.risk_tier,
+        prompt.data_classification,
+        len(versions),
+        versions[-1].state if versions else "",
+        {name: numbers[vid] for name, vid in sorted(labels_of(session, prompt.id).items())},
+    )
 
 
 def _team_name(session: Session, team_id: int) -> str:

@@ -64,11 +64,20 @@ def submit(*, session: Session, actor: Actor, version_id: int) -> PromptVersion:
     if errors:
         raise ValidationError(f"{label_of(version, prompt)} cannot be submitted: " + "; ".join(errors))
     if approvals.erased_authors(session, version):
-        raise Conflict(f"{label_of(version, prompt)} was written by a person whose data was erased, so its "
-                       "author can no longer be told apart from its reviewers; write a new version instead")
+        raise Conflict(
+            f"{label_of(version, prompt)} was written by a person whose data was erased, so its "
+            "author can no longer be told apart from its reviewers; write a new version instead"
+        )
     version.submitted_risk_tier = prompt.risk_tier
-    return _move(session, actor, version, prompt, IN_REVIEW, action="prompt.version.submit",
-                 extra={"risk_tier": prompt.risk_tier, "required": load_review_policy().required_for(prompt.risk_tier)})
+    return _move(
+        session,
+        actor,
+        version,
+        prompt,
+        IN_REVIEW,
+        action="prompt.version.submit",
+        extra={"risk_tier": prompt.risk_tier, "required": load_review_policy().required_for(prompt.risk_tier)},
+    )
 
 
 def approve(*, session: Session, actor: Actor, version_id: int, comment: str) -> PromptVersion:
@@ -79,8 +88,9 @@ def approve(*, session: Session, actor: Actor, version_id: int, comment: str) ->
     _check_transition(version, prompt, APPROVED)
     if is_author(session, actor, version):
         raise Conflict(f"You wrote {label_of(version, prompt)}; another reviewer must approve it")
-    if actor.ref in approvals.approvers(session, version.id) \
-            or actor.person_id in approvals.approver_person_ids(session, version.id):
+    if actor.ref in approvals.approvers(session, version.id) or actor.person_id in approvals.approver_person_ids(
+        session, version.id
+    ):
         raise Conflict(f"You have already approved {label_of(version, prompt)}; it needs a different reviewer")
     required = required_approvals(version, prompt)
     counted = approvals.counted_approvers(session, version.id)
@@ -91,9 +101,16 @@ def approve(*, session: Session, actor: Actor, version_id: int, comment: str) ->
         _add_review(session, actor, version, APPROVE, comment)
         _set_state(version, new_state)
         session.add(version)
-        record(session, actor=actor, action="prompt.version.approve", target_type="prompt_version",
-               target_id=version.id, team_id=prompt.team_id, before=before,
-               after={"state": new_state, "approvals": count, "required": required})
+        record(
+            session,
+            actor=actor,
+            action="prompt.version.approve",
+            target_type="prompt_version",
+            target_id=version.id,
+            team_id=prompt.team_id,
+            before=before,
+            after={"state": new_state, "approvals": count, "required": required},
+        )
     return version
 
 
@@ -113,29 +130,45 @@ def deprecate(*, session: Session, actor: Actor, version_id: int) -> PromptVersi
     labels = list(session.exec(select(PromptLabel.name).where(PromptLabel.version_id == version.id)))
     if labels:
         names = ", ".join(f"'{n}'" for n in sorted(labels))
-        raise Conflict(f"{label_of(version, prompt)} is labelled {names}; move the label to another "
-                       "approved version before deprecating it")
+        raise Conflict(
+            f"{label_of(version, prompt)} is labelled {names}; move the label to another "
+            "approved version before deprecating it"
+        )
     return _move(session, actor, version, prompt, DEPRECATED, action="prompt.version.deprecate")
 
 
-def attach_evidence(*, session: Session, actor: Actor, version_id: int, kind: str, reference_id: str,
-                    summary: str) -> ReviewEvidence:
+def attach_evidence(
+    *, session: Session, actor: Actor, version_id: int, kind: str, reference_id: str, summary: str
+) -> ReviewEvidence:
     """Attach evidence for reviewers (an A/B result...) to a version of the actor's team."""
     version, prompt = _load(session, version_id)
     require(actor, Permission.PROMPT_WRITE, team_id=prompt.team_id)
     kind, reference_id, summary = kind.strip().lower(), str(reference_id).strip(), summary.strip()
-    refuse_secrets_in({"the evidence kind": kind, "the evidence reference": reference_id,
-                       "the evidence summary": summary})
+    refuse_secrets_in(
+        {"the evidence kind": kind, "the evidence reference": reference_id, "the evidence summary": summary}
+    )
     if not kind or not reference_id or not summary:
         raise ValidationError("Evidence needs a kind, a reference and a summary")
-    evidence = ReviewEvidence(version_id=version.id, kind=kind[:32], reference_id=reference_id[:80],
-                              summary=summary[:_MAX_COMMENT], attached_by=actor.ref, attached_at=clock.now())
+    evidence = ReviewEvidence(
+        version_id=version.id,
+        kind=kind[:32],
+        reference_id=reference_id[:80],
+        summary=summary[:_MAX_COMMENT],
+        attached_by=actor.ref,
+        attached_at=clock.now(),
+    )
     with committing(session):
         session.add(evidence)
         session.flush()
-        record(session, actor=actor, action="prompt.evidence.attach", target_type="prompt_version",
-               target_id=version.id, team_id=prompt.team_id,
-               after={"evidence_id": evidence.id, "kind": evidence.kind, "reference_id": evidence.reference_id})
+        record(
+            session,
+            actor=actor,
+            action="prompt.evidence.attach",
+            target_type="prompt_version",
+            target_id=version.id,
+            team_id=prompt.team_id,
+            after={"evidence_id": evidence.id, "kind": evidence.kind, "reference_id": evidence.reference_id},
+        )
     return evidence
 
 
@@ -175,7 +208,9 @@ def _decide(session, actor, version_id, comment, decision, new_state) -> PromptV
     what = "Rejecting a version" if decision == REJECT else "Requesting changes"
     comment = _required_comment(comment, what)
     _check_transition(version, prompt, new_state)
-    if actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(session, version.id):
+    if actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(
+        session, version.id
+    ):
         raise Conflict(f"You have already reviewed {label_of(version, prompt)}")
     action = "prompt.version.reject" if decision == REJECT else "prompt.version.request_changes"
     with committing(session):
@@ -190,8 +225,16 @@ def _move(session, actor, version, prompt, new_state, *, action, commit=True, ex
             return _move(session, actor, version, prompt, new_state, action=action, commit=False, extra=extra)
     _set_state(version, new_state)
     session.add(version)
-    record(session, actor=actor, action=action, target_type="prompt_version", target_id=version.id,
-           team_id=prompt.team_id, before=before, after={"state": new_state, **(extra or {})})
+    record(
+        session,
+        actor=actor,
+        action=action,
+        target_type="prompt_version",
+        target_id=version.id,
+        team_id=prompt.team_id,
+        before=before,
+        after={"state": new_state, **(extra or {})},
+    )
     return version
 
 
@@ -202,8 +245,16 @@ def _set_state(version: PromptVersion, state: str) -> None:
 
 
 def _add_review(session, actor, version, decision, comment) -> None:
-    session.add(PromptReview(version_id=version.id, reviewer_ref=actor.ref, reviewer_person_id=actor.person_id,
-                             decision=decision, comment=comment, created_at=clock.now()))
+    session.add(
+        PromptReview(
+            version_id=version.id,
+            reviewer_ref=actor.ref,
+            reviewer_person_id=actor.person_id,
+            decision=decision,
+            comment=comment,
+            created_at=clock.now(),
+        )
+    )
     session.flush()
 
 

@@ -13,32 +13,46 @@ from core.cli import CLI_ACTOR
 
 
 def register(commands) -> None:
-    audit = commands.add_parser("audit", help="Verify, checkpoint and export the audit log.",
-                                description="Verify, checkpoint and export the tamper-evident audit log.")
+    audit = commands.add_parser(
+        "audit",
+        help="Verify, checkpoint and export the audit log.",
+        description="Verify, checkpoint and export the tamper-evident audit log.",
+    )
     sub = audit.add_subparsers(title="audit commands", metavar="COMMAND", required=True)
 
     verify = sub.add_parser(
-        "verify", help="Check every link of the audit chain and every signed checkpoint.",
+        "verify",
+        help="Check every link of the audit chain and every signed checkpoint.",
         description="Check every event's hash, every link and every signed checkpoint. Exits 0 with "
-        "'N events verified, last checkpoint at S', or 1 with one line per problem naming the sequence number.")
-    verify.add_argument("--no-checkpoint", action="store_true",
-                        help="Do not sign a checkpoint of the verified head afterwards.")
+        "'N events verified, last checkpoint at S', or 1 with one line per problem naming the sequence number.",
+    )
+    verify.add_argument(
+        "--no-checkpoint", action="store_true", help="Do not sign a checkpoint of the verified head afterwards."
+    )
     verify.set_defaults(func=_verify)
 
     checkpoint = sub.add_parser(
-        "checkpoint", help="Sign a checkpoint of the chain's current head.",
+        "checkpoint",
+        help="Sign a checkpoint of the chain's current head.",
         description="Sign (sequence, head hash, time) with QUORUM_AUDIT_SIGNING_KEY; written to the database and "
-        "appended to the file in QUORUM_AUDIT_CHECKPOINT_DIR.")
+        "appended to the file in QUORUM_AUDIT_CHECKPOINT_DIR.",
+    )
     checkpoint.set_defaults(func=_checkpoint)
 
-    keygen = sub.add_parser("keygen", help="Print a new Ed25519 signing key and its public key.",
-                            description="Print a new Ed25519 key pair as hex: put the private key in "
-                            "QUORUM_AUDIT_SIGNING_KEY and publish the public key (QUORUM_AUDIT_PUBLIC_KEY).")
+    keygen = sub.add_parser(
+        "keygen",
+        help="Print a new Ed25519 signing key and its public key.",
+        description="Print a new Ed25519 key pair as hex: put the private key in "
+        "QUORUM_AUDIT_SIGNING_KEY and publish the public key (QUORUM_AUDIT_PUBLIC_KEY).",
+    )
     keygen.set_defaults(func=_keygen)
 
-    export = sub.add_parser("export", help="Export the filtered audit log as CSV or JSON Lines.",
-                            description="Export exactly the events the filters select, oldest first, with UTC times "
-                            "and event ids (for de-duplication), e.g. to ship to a SIEM.")
+    export = sub.add_parser(
+        "export",
+        help="Export the filtered audit log as CSV or JSON Lines.",
+        description="Export exactly the events the filters select, oldest first, with UTC times "
+        "and event ids (for de-duplication), e.g. to ship to a SIEM.",
+    )
     export.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="csv or jsonl (default jsonl).")
     export.add_argument("--output", help="File to write (default: standard output).")
     add_filter_arguments(export)
@@ -47,8 +61,11 @@ def register(commands) -> None:
 
 def add_filter_arguments(parser) -> None:
     parser.add_argument("--actor", help="Actor id (person:12, system:cli) or a person's e-mail or name.")
-    parser.add_argument("--action", help="Action terms: 'budget.' is a prefix, '-team.' excludes (write "
-                        "--action=-team.), 'team.create' is exact; separate with commas.")
+    parser.add_argument(
+        "--action",
+        help="Action terms: 'budget.' is a prefix, '-team.' excludes (write "
+        "--action=-team.), 'team.create' is exact; separate with commas.",
+    )
     parser.add_argument("--target-type", help="Target type, e.g. team or person.")
     parser.add_argument("--target-id", help="Target id (with --target-type).")
     parser.add_argument("--team", type=int, help="Team id.")
@@ -59,9 +76,15 @@ def add_filter_arguments(parser) -> None:
 
 def filters_from(args) -> audit_query.AuditFilter:
     return audit_query.AuditFilter(
-        actor=args.actor, action=args.action, target_type=args.target_type, target_id=args.target_id,
-        team_id=args.team, since=audit_query.parse_time(args.since, field="--since"),
-        until=audit_query.parse_time(args.until, field="--until"), text=args.text)
+        actor=args.actor,
+        action=args.action,
+        target_type=args.target_type,
+        target_id=args.target_id,
+        team_id=args.team,
+        since=audit_query.parse_time(args.since, field="--since"),
+        until=audit_query.parse_time(args.until, field="--until"),
+        text=args.text,
+    )
 
 
 def _verify(args) -> int:
@@ -81,8 +104,10 @@ def _verify(args) -> int:
 def _checkpoint(_args) -> int:
     with db.session_scope(write=True) as session:
         made = audit_checkpoints.create_checkpoint(session=session, actor=CLI_ACTOR)
-    print(f"checkpoint at seq {made.seq} ({made.head_hash[:16]}...) signed with key {made.key_id}, "
-          f"appended to {audit_checkpoints.checkpoint_file()}")
+    print(
+        f"checkpoint at seq {made.seq} ({made.head_hash[:16]}...) signed with key {made.key_id}, "
+        f"appended to {audit_checkpoints.checkpoint_file()}"
+    )
     return 0
 
 

@@ -9,12 +9,18 @@ from core.identity import people as identity
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("keys", help="Manage the teams' gateway API keys.",
-                                 description="Create, list, rotate and revoke team API keys. Audited as 'system:cli'.")
+    parser = commands.add_parser(
+        "keys",
+        help="Manage the teams' gateway API keys.",
+        description="Create, list, rotate and revoke team API keys. Audited as 'system:cli'.",
+    )
     sub = parser.add_subparsers(title="keys commands", metavar="COMMAND", required=True)
 
-    create = sub.add_parser("create", help="Create a key for a team (printed once).",
-                            description="Create an API key for a team; the key is printed once and only its hash is kept.")
+    create = sub.add_parser(
+        "create",
+        help="Create a key for a team (printed once).",
+        description="Create an API key for a team; the key is printed once and only its hash is kept.",
+    )
     create.add_argument("--team", required=True, help="The owning team, by name.")
     create.add_argument("--name", default="", help="A label to recognise the key (e.g. the application).")
     create.add_argument("--expires-days", type=int, default=None, help="Expire the key after this many days.")
@@ -24,12 +30,17 @@ def register(commands) -> None:
     listing = sub.add_parser("list", help="List keys with their status and age.", description="List every key.")
     listing.set_defaults(func=_list)
 
-    revoke = sub.add_parser("revoke", help="Revoke a key at once.", description="Revoke a key; refused from the next call.")
+    revoke = sub.add_parser(
+        "revoke", help="Revoke a key at once.", description="Revoke a key; refused from the next call."
+    )
     revoke.add_argument("--id", type=int, required=True, help="The key's id (see 'keys list').")
     revoke.set_defaults(func=_revoke)
 
-    rotate = sub.add_parser("rotate", help="Replace a key; the old one works during a grace period.",
-                            description="Issue a new key (printed once); the old key keeps working for the grace period.")
+    rotate = sub.add_parser(
+        "rotate",
+        help="Replace a key; the old one works during a grace period.",
+        description="Issue a new key (printed once); the old key keeps working for the grace period.",
+    )
     rotate.add_argument("--id", type=int, required=True, help="The key's id.")
     rotate.add_argument("--grace-hours", type=int, default=24, help="Hours the old key keeps working (default 24).")
     rotate.set_defaults(func=_rotate)
@@ -44,8 +55,16 @@ def _print_secret(created: keys.CreatedKey) -> None:
 def _create(args) -> int:
     with db.session_scope(write=True) as session:
         team = identity.team_by_name(session, args.team)
-        _print_secret(keys.create_key(session=session, actor=CLI_ACTOR, team_id=team.id, label=args.name,
-                                      expires_days=args.expires_days, allowed_cidrs=args.allow_ip))
+        _print_secret(
+            keys.create_key(
+                session=session,
+                actor=CLI_ACTOR,
+                team_id=team.id,
+                label=args.name,
+                expires_days=args.expires_days,
+                allowed_cidrs=args.allow_ip,
+            )
+        )
     return 0
 
 

@@ -19,8 +19,17 @@ from core.cli import (
 from core.errors import QuorumError
 
 # Each module adds its commands with `register(subparsers)`.
-COMMAND_MODULES = [run_cmd, db_cmd, demo_cmd, people_cmd, prompts_cmd, keys_cmd, audit_cmd, retention_cmd,
-                   simulator_cmd]
+COMMAND_MODULES = [
+    run_cmd,
+    db_cmd,
+    demo_cmd,
+    people_cmd,
+    prompts_cmd,
+    keys_cmd,
+    audit_cmd,
+    retention_cmd,
+    simulator_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,19 @@ from core.permissions import Role
 
 
 def register(commands) -> None:
-    people = commands.add_parser("people", help="Manage people and their roles.",
-                                 description="Manage people and their roles. Changes are audited as 'system:cli'.")
+    people = commands.add_parser(
+        "people",
+        help="Manage people and their roles.",
+        description="Manage people and their roles. Changes are audited as 'system:cli'.",
+    )
     sub = people.add_subparsers(title="people commands", metavar="COMMAND", required=True)
 
     add = sub.add_parser("add", help="Add a person.", description="Add a person, optionally with roles and teams.")
     add.add_argument("--email", required=True, help="The person's e-mail (their sign-in identity).")
     add.add_argument("--name", required=True, help="The person's display name.")
-    add.add_argument("--role", action="append", default=[], choices=[r.value for r in Role],
-                     help="A role to grant (repeatable).")
+    add.add_argument(
+        "--role", action="append", default=[], choices=[r.value for r in Role], help="A role to grant (repeatable)."
+    )
     add.add_argument("--team", action="append", default=[], help="A team to join, by name (repeatable).")
     add.set_defaults(func=_add)
 
@@ -30,8 +34,14 @@ def register(commands) -> None:
 def _add(args) -> int:
     with db.session_scope(write=True) as session:
         team_ids = [identity.team_by_name(session, name).id for name in args.team]
-        person = identity.add_person(session=session, actor=CLI_ACTOR, email=args.email,
-                                     display_name=args.name, roles=args.role, team_ids=team_ids)
+        person = identity.add_person(
+            session=session,
+            actor=CLI_ACTOR,
+            email=args.email,
+            display_name=args.name,
+            roles=args.role,
+            team_ids=team_ids,
+        )
         print(f"added {person.email} (id {person.id})")
     return 0
 

@@ -14,36 +14,53 @@ from core.permissions import Actor
 
 
 def register(commands) -> None:
-    prompts = commands.add_parser("prompts", help="Import and export the prompt catalog as YAML files.",
-                                  description="Import and export the prompt catalog as prompts/<name>.yaml files.")
+    prompts = commands.add_parser(
+        "prompts",
+        help="Import and export the prompt catalog as YAML files.",
+        description="Import and export the prompt catalog as prompts/<name>.yaml files.",
+    )
     sub = prompts.add_subparsers(title="prompts commands", metavar="COMMAND", required=True)
 
     imp = sub.add_parser(
-        "import", help="Import every prompt file of a directory (all or nothing).",
+        "import",
+        help="Import every prompt file of a directory (all or nothing).",
         description="Validate every *.yaml file in DIR, then create new prompts and a new draft version for each "
         "changed file; a file whose content equals a stored version changes nothing. A bad file refuses the "
-        "whole import. Audited as 'system:cli' unless --as names a prompt engineer.")
+        "whole import. Audited as 'system:cli' unless --as names a prompt engineer.",
+    )
     imp.add_argument("directory", metavar="DIR", help="The directory holding <name>.yaml prompt files.")
-    imp.add_argument("--as", dest="as_email", metavar="EMAIL",
-                     help="Import as this person (a prompt engineer of each prompt's team), not as system:cli.")
+    imp.add_argument(
+        "--as",
+        dest="as_email",
+        metavar="EMAIL",
+        help="Import as this person (a prompt engineer of each prompt's team), not as system:cli.",
+    )
     imp.set_defaults(func=_import)
 
     exp = sub.add_parser(
-        "export", help="Write one YAML file per prompt into a directory.",
+        "export",
+        help="Write one YAML file per prompt into a directory.",
         description="Write DIR/<name>.yaml for every prompt: its latest approved version, or its latest version "
-        "when none is approved yet. Importing the directory into an empty catalog gives the same content hashes.")
+        "when none is approved yet. Importing the directory into an empty catalog gives the same content hashes.",
+    )
     exp.add_argument("directory", metavar="DIR", help="The directory to write (created if missing).")
     exp.set_defaults(func=_export)
 
     tier = sub.add_parser(
-        "risk-tier", help="Change a prompt's risk tier (lowering it is for governance leads).",
+        "risk-tier",
+        help="Change a prompt's risk tier (lowering it is for governance leads).",
         description="Set how much review a prompt's versions need. Lowering a tier is for governance leads only; "
         "raising it is also open to the prompt's engineers. A version already in review keeps needing what its "
-        "tier at submission required. Audited as 'prompt.risk_tier.change'.")
+        "tier at submission required. Audited as 'prompt.risk_tier.change'.",
+    )
     tier.add_argument("name", metavar="NAME", help="The prompt's name, e.g. ticket-triage.")
     tier.add_argument("tier", metavar="TIER", choices=RISK_TIERS, help=f"The new tier: {', '.join(RISK_TIERS)}.")
-    tier.add_argument("--as", dest="as_email", metavar="EMAIL",
-                      help="Act as this person (a governance lead to lower a tier), not as system:cli.")
+    tier.add_argument(
+        "--as",
+        dest="as_email",
+        metavar="EMAIL",
+        help="Act as this person (a governance lead to lower a tier), not as system:cli.",
+    )
     tier.set_defaults(func=_risk_tier)
 
 
@@ -72,8 +89,9 @@ def _risk_tier(args) -> int:
     with db.session_scope(write=True) as session:
         prompt = prompt_by_name(session, args.name)
         before = prompt.risk_tier
-        risk.change_risk_tier(session=session, actor=_acting(session, args.as_email), prompt_id=prompt.id,
-                              risk_tier=args.tier)
+        risk.change_risk_tier(
+            session=session, actor=_acting(session, args.as_email), prompt_id=prompt.id, risk_tier=args.tier
+        )
     print(f"{args.name}: risk tier {before} -> {args.tier}")
     return 0
 

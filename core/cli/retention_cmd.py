@@ -14,35 +14,55 @@ from core.retention import enforce, holds, privacy, rules
 
 
 def register(commands) -> None:
-    retention = commands.add_parser("retention", help="Enforce retention rules and manage legal holds.",
-                                    description="Delete or anonymize records past their retention class; "
-                                    "legal holds keep records whatever their class says.")
+    retention = commands.add_parser(
+        "retention",
+        help="Enforce retention rules and manage legal holds.",
+        description="Delete or anonymize records past their retention class; "
+        "legal holds keep records whatever their class says.",
+    )
     sub = retention.add_subparsers(title="retention commands", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("enforce", help="Delete or anonymize what is past its time (for cron).",
-                         description="Run retention enforcement in bounded batches; an interrupted run resumes "
-                         "where it stopped, and only one run happens at a time across servers.")
+    run = sub.add_parser(
+        "enforce",
+        help="Delete or anonymize what is past its time (for cron).",
+        description="Run retention enforcement in bounded batches; an interrupted run resumes "
+        "where it stopped, and only one run happens at a time across servers.",
+    )
     run.add_argument("--dry-run", action="store_true", help="Show counts per class and sample records; change nothing.")
-    run.add_argument("--batch-size", type=int, default=enforce.BATCH_SIZE,
-                     help=f"Rows per transaction (default {enforce.BATCH_SIZE}).")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=enforce.BATCH_SIZE,
+        help=f"Rows per transaction (default {enforce.BATCH_SIZE}).",
+    )
     run.set_defaults(func=_enforce)
 
-    classes = sub.add_parser("classes", help="Show each retention class's rule, basis and team overrides.",
-                             description="Show the rules in force: data/retention.yaml with the app's overrides.")
+    classes = sub.add_parser(
+        "classes",
+        help="Show each retention class's rule, basis and team overrides.",
+        description="Show the rules in force: data/retention.yaml with the app's overrides.",
+    )
     classes.set_defaults(func=_classes)
 
-    payloads = sub.add_parser("payloads", help="Set what a team's gateway calls store: full, redacted or none.",
-                              description="Data minimization: what request and response text is stored for a "
-                              "team. Usage and cost are always kept.")
+    payloads = sub.add_parser(
+        "payloads",
+        help="Set what a team's gateway calls store: full, redacted or none.",
+        description="Data minimization: what request and response text is stored for a "
+        "team. Usage and cost are always kept.",
+    )
     payloads.add_argument("--team", required=True, help="Team name.")
     payloads.add_argument("--mode", required=True, choices=("full", "redacted", "none"), help="What to store.")
     payloads.set_defaults(func=_payloads)
 
-    hold = sub.add_parser("hold", help="Add, release or list legal holds.",
-                          description="Legal holds keep matching records past their retention.")
+    hold = sub.add_parser(
+        "hold",
+        help="Add, release or list legal holds.",
+        description="Legal holds keep matching records past their retention.",
+    )
     hold_sub = hold.add_subparsers(title="hold commands", metavar="COMMAND", required=True)
-    add = hold_sub.add_parser("add", help="Place a legal hold.",
-                              description="Hold every record matching all the given conditions.")
+    add = hold_sub.add_parser(
+        "add", help="Place a legal hold.", description="Hold every record matching all the given conditions."
+    )
     add.add_argument("--case", required=True, help="Case name, e.g. 'Acme v. Example'.")
     add.add_argument("--owner-email", required=True, help="E-mail of the person who owns the hold.")
     add.add_argument("--team", help="Hold a team's records (team name).")
@@ -51,25 +71,37 @@ def register(commands) -> None:
     add.add_argument("--since", help="Hold records from this UTC time (2026-03-01 or 2026-03-01T14:30).")
     add.add_argument("--until", help="Hold records before this UTC time.")
     add.set_defaults(func=_hold_add)
-    release = hold_sub.add_parser("release", help="Release a legal hold by id.",
-                                  description="Release a hold: its records become eligible on the next run.")
+    release = hold_sub.add_parser(
+        "release",
+        help="Release a legal hold by id.",
+        description="Release a hold: its records become eligible on the next run.",
+    )
     release.add_argument("hold_id", type=int, help="The hold's id (see `quorum retention hold list`).")
     release.set_defaults(func=_hold_release)
     listing = hold_sub.add_parser("list", help="List legal holds, newest first.", description="List legal holds.")
     listing.set_defaults(func=_hold_list)
 
-    privacy_parser = commands.add_parser("privacy", help="Answer data-subject requests: access and erasure.",
-                                         description="Export or erase what Quorum holds about a person (by e-mail) "
-                                         "or an application's end user (the request's `user` field).")
+    privacy_parser = commands.add_parser(
+        "privacy",
+        help="Answer data-subject requests: access and erasure.",
+        description="Export or erase what Quorum holds about a person (by e-mail) "
+        "or an application's end user (the request's `user` field).",
+    )
     psub = privacy_parser.add_subparsers(title="privacy commands", metavar="COMMAND", required=True)
-    export = psub.add_parser("export", help="Write everything held about a subject to one JSON file.",
-                             description="Access request: one JSON file of everything held about the subject.")
+    export = psub.add_parser(
+        "export",
+        help="Write everything held about a subject to one JSON file.",
+        description="Access request: one JSON file of everything held about the subject.",
+    )
     _subject_arguments(export)
     export.add_argument("--output", required=True, help="The JSON file to write.")
     export.set_defaults(func=_export)
-    erase = psub.add_parser("erase", help="Erase a subject's personal data.",
-                            description="Erasure request: the person's name and e-mail are anonymized, payloads "
-                            "mentioning them deleted; audit events keep the pseudonymous id and still verify.")
+    erase = psub.add_parser(
+        "erase",
+        help="Erase a subject's personal data.",
+        description="Erasure request: the person's name and e-mail are anonymized, payloads "
+        "mentioning them deleted; audit events keep the pseudonymous id and still verify.",
+    )
     _subject_arguments(erase)
     erase.set_defaults(func=_erase)
 
@@ -101,8 +133,10 @@ def _enforce(args) -> int:
             print(f"{kind:<15} {verb:<10} {n:>9}")
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"run {result.run_id}{' (resumed)' if result.resumed else ''}: {result.total} records handled"
-          + (f", audit log pruned before {result.pruned_before}" if result.pruned_before else ""))
+    print(
+        f"run {result.run_id}{' (resumed)' if result.resumed else ''}: {result.total} records handled"
+        + (f", audit log pruned before {result.pruned_before}" if result.pruned_before else "")
+    )
     return 0
 
 
@@ -131,10 +165,17 @@ def _hold_add(args) -> int:
         team = identity.team_by_name(session, args.team).id if args.team else None
         person = identity.person_by_email(session, args.person_email).id if args.person_email else None
         prompt = prompt_by_name(session, args.prompt).id if args.prompt else None
-        hold = holds.add_hold(session=session, actor=CLI_ACTOR, case_name=args.case, owner_person_id=owner.id,
-                              team_id=team, person_id=person, prompt_id=prompt,
-                              starts_at=parse_time(args.since, field="--since"),
-                              ends_at=parse_time(args.until, field="--until"))
+        hold = holds.add_hold(
+            session=session,
+            actor=CLI_ACTOR,
+            case_name=args.case,
+            owner_person_id=owner.id,
+            team_id=team,
+            person_id=person,
+            prompt_id=prompt,
+            starts_at=parse_time(args.since, field="--since"),
+            ends_at=parse_time(args.until, field="--until"),
+        )
     print(f"legal hold {hold.id} placed ({hold.case_name})")
     return 0
 
@@ -150,9 +191,17 @@ def _hold_list(_args) -> int:
     with db.session_scope() as session:
         for hold in holds.all_holds(session, actor=CLI_ACTOR):
             state = "released" if hold.released_at else "active"
-            scope = ", ".join(f"{k}={v}" for k, v in (("team", hold.team_id), ("person", hold.person_id),
-                                                      ("prompt", hold.prompt_id), ("from", hold.starts_at),
-                                                      ("until", hold.ends_at)) if v is not None)
+            scope = ", ".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("team", hold.team_id),
+                    ("person", hold.person_id),
+                    ("prompt", hold.prompt_id),
+                    ("from", hold.starts_at),
+                    ("until", hold.ends_at),
+                )
+                if v is not None
+            )
             print(f"{hold.id:>4} {state:<8} {hold.case_name} [{scope}]")
     return 0
 
@@ -169,7 +218,10 @@ def _export(args) -> int:
 def _erase(args) -> int:
     with db.session_scope(write=True) as session:
         result = privacy.erase(session=session, actor=CLI_ACTOR, email=args.email, end_user=args.user)
-    print(f"erased {result.subject}: " + (", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "nothing held"))
+    print(
+        f"erased {result.subject}: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "nothing held")
+    )
     for line in result.kept_lines():
         print(line)
     return 0

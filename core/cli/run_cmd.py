@@ -17,8 +17,9 @@ def register(commands) -> None:
         description="Apply migrations, seed demo data into an empty database when in demo mode, "
         "and serve the dashboard and the HTTP gateway with Streamlit on one port.",
     )
-    run.add_argument("--demo", action="store_true",
-                     help="Demo mode: demo sign-in, demo data and the built-in model simulator.")
+    run.add_argument(
+        "--demo", action="store_true", help="Demo mode: demo sign-in, demo data and the built-in model simulator."
+    )
     run.add_argument("--port", type=int, default=8501, help="Port to listen on (default 8501).")
     run.add_argument("--host", default="localhost", help="Address to bind (default localhost).")
     run.set_defaults(func=_run)
@@ -42,9 +43,19 @@ def _run(args) -> int:
 def _streamlit_command(*, port: int, host: str) -> list[str]:
     command = [
         # Streamlit's own command line, with Nagle's algorithm off on its socket (see pages.ui.server).
-        sys.executable, "-m", "pages.ui.server", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(port), "--server.address", host,
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "pages.ui.server",
+        "run",
+        str(PROJECT_ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     if os.environ.get("QUORUM_SECRETS_FILE"):
         # st.login reads [auth] from Streamlit's own secrets files; point it at the same file.

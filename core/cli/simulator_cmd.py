@@ -8,12 +8,16 @@ from core.simulator.server import serve
 
 def register(commands) -> None:
     simulator = commands.add_parser(
-        "simulator", help="The built-in OpenAI API simulator.",
-        description="Serve the OpenAI API simulator (no network, no key) for demos, tests and benchmarks.")
+        "simulator",
+        help="The built-in OpenAI API simulator.",
+        description="Serve the OpenAI API simulator (no network, no key) for demos, tests and benchmarks.",
+    )
     actions = simulator.add_subparsers(title="actions", metavar="ACTION", required=True)
     run = actions.add_parser(
-        "serve", help="Serve the simulator over HTTP until interrupted.",
-        description="Serve the simulator; point an OpenAI client at http://HOST:PORT/v1 with any key.")
+        "serve",
+        help="Serve the simulator over HTTP until interrupted.",
+        description="Serve the simulator; point an OpenAI client at http://HOST:PORT/v1 with any key.",
+    )
     run.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
     run.add_argument("--port", type=int, default=8800, help="Port to listen on (default 8800).")
     run.add_argument("--latency-ms", type=float, default=0.0, help="Added latency per reply in ms (default 0).")

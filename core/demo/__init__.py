@@ -69,8 +69,14 @@ def seed_directory(session: Session) -> None:
         assert team.id is not None  # flushed by create_team
         team_ids[name] = team.id
     for name, email, roles, teams in PEOPLE:
-        identity.add_person(session=session, actor=SEED_ACTOR, email=email, display_name=name,
-                            roles=[r.value for r in roles], team_ids=[team_ids[t] for t in teams])
+        identity.add_person(
+            session=session,
+            actor=SEED_ACTOR,
+            email=email,
+            display_name=name,
+            roles=[r.value for r in roles],
+            team_ids=[team_ids[t] for t in teams],
+        )
 
 
 def wipe(session: Session) -> None:

@@ -135,11 +135,15 @@ def evaluate_case(
         try:
             passed, reason, judge_score = checker.check(assertion)
             outcomes.append(
-                AssertionOutcome(assertion.type, passed, assertion.weight, reason, assertion.path, judge_score=judge_score)
+                AssertionOutcome(
+                    assertion.type, passed, assertion.weight, reason, assertion.path, judge_score=judge_score
+                )
             )
         except AssertionInputError as problem:
             reason = f"assertion {number} ({assertion.type}): {problem}"
-            outcomes.append(AssertionOutcome(assertion.type, False, assertion.weight, reason, assertion.path, error=True))
+            outcomes.append(
+                AssertionOutcome(assertion.type, False, assertion.weight, reason, assertion.path, error=True)
+            )
     total = sum(o.weight for o in outcomes)
     score = sum(o.weight for o in outcomes if o.passed) / total if total > 0 else 0.0
     errors = [o.reason for o in outcomes if o.error]

@@ -32,24 +32,48 @@ def seed_experiments(session: Session) -> None:
     tom = identity.actor_for_email(session, ENGINEERS["Support"])
     full = testset_store.testset_spec(session, default.id)
     # No LLM-judged assertions in the smoke set: it runs without a judge model.
-    cases = [dataclasses.replace(c, assertions=tuple(a for a in c.assertions if a.type != "llm-rubric"))
-             for c in full.cases]
-    smoke = TestSetSpec(prompt=full.prompt, description="Ten quick cases for every change.",
-                        pass_threshold=full.pass_threshold, cases=tuple(c for c in cases if c.assertions)[:SMOKE_CASES])
+    cases = [
+        dataclasses.replace(c, assertions=tuple(a for a in c.assertions if a.type != "llm-rubric")) for c in full.cases
+    ]
+    smoke = TestSetSpec(
+        prompt=full.prompt,
+        description="Ten quick cases for every change.",
+        pass_threshold=full.pass_threshold,
+        cases=tuple(c for c in cases if c.assertions)[:SMOKE_CASES],
+    )
     smoke_set = testset_store.save_testset(session=session, actor=tom, prompt_id=prompt.id, spec=smoke, name="smoke")
 
     production = latest_version(session, prompt.id)
     spec = version_spec(production)
     first = spec.messages[0]
-    candidate = create_version(session=session, actor=tom, prompt_id=prompt.id, version=dataclasses.replace(
-        spec, change_note="Ask one short clarifying question when the ticket names no product.",
-        messages=(MessageSpec(first.role, first.content.rstrip() + "\nWhen the ticket names no product or feature, "
-                              "ask one short clarifying question.\n"), *spec.messages[1:])))
+    candidate = create_version(
+        session=session,
+        actor=tom,
+        prompt_id=prompt.id,
+        version=dataclasses.replace(
+            spec,
+            change_note="Ask one short clarifying question when the ticket names no product.",
+            messages=(
+                MessageSpec(
+                    first.role,
+                    first.content.rstrip() + "\nWhen the ticket names no product or feature, "
+                    "ask one short clarifying question.\n",
+                ),
+                *spec.messages[1:],
+            ),
+        ),
+    )
     workflow.submit(session=session, actor=tom, version_id=candidate.id)
 
     choices = [service.VariantChoice(production.id), service.VariantChoice(candidate.id)]
     planned = service.plan(session, actor=tom, testset_id=smoke_set.id, variants=choices)
-    experiment_id = service.start(session=session, actor=tom, testset_id=smoke_set.id, variants=choices,
-                                  confirmed_estimate_micro=planned.estimate.total_micro, background=False)
+    experiment_id = service.start(
+        session=session,
+        actor=tom,
+        testset_id=smoke_set.id,
+        variants=choices,
+        confirmed_estimate_micro=planned.estimate.total_micro,
+        background=False,
+    )
     session.expire_all()
     service.attach_to_review(session=session, actor=tom, experiment_id=experiment_id, version_id=candidate.id)

@@ -29,8 +29,9 @@ class BudgetStop(Exception):
     """The budget refused a call mid-run; the run stops here."""
 
 
-def gateway_call(*, actor: Actor, team_id: int, stop: threading.Event | None = None,
-                 request_ids: list[str] | None = None) -> Call:
+def gateway_call(
+    *, actor: Actor, team_id: int, stop: threading.Event | None = None, request_ids: list[str] | None = None
+) -> Call:
     """A ``call`` that sends each request through the gateway as ``actor`` for ``team_id``.
 
     ``request_ids`` (optional) collects the gateway request id of every answered call.
@@ -44,8 +45,9 @@ def gateway_call(*, actor: Actor, team_id: int, stop: threading.Event | None = N
             body["tools"] = [dict(t) for t in tools]
         started = time.perf_counter()
         try:
-            response = default_gateway().call(caller=caller, request=GatewayRequest(kind="chat", body=body,
-                                                                                   use_cache=False))
+            response = default_gateway().call(
+                caller=caller, request=GatewayRequest(kind="chat", body=body, use_cache=False)
+            )
         except BudgetExceeded as error:
             if stop is not None:
                 stop.set()
@@ -68,7 +70,15 @@ def result_of(body: dict[str, Any], *, latency_ms: float, cost_micro: int) -> Ca
     choices = body.get("choices") or [{}]
     message = choices[0].get("message") or {}
     usage = usage_from_openai(body["usage"]) if body.get("usage") else Usage(input_tokens=0)
-    tool_calls = tuple(ToolCall((c.get("function") or {}).get("name", ""), (c.get("function") or {}).get("arguments", ""))
-                       for c in message.get("tool_calls") or () if c.get("function"))
-    return CallResult(text=message.get("content") or "", tool_calls=tool_calls, usage=usage,
-                      latency_ms=latency_ms, cost_micro=cost_micro)
+    tool_calls = tuple(
+        ToolCall((c.get("function") or {}).get("name", ""), (c.get("function") or {}).get("arguments", ""))
+        for c in message.get("tool_calls") or ()
+        if c.get("function")
+    )
+    return CallResult(
+        text=message.get("content") or "",
+        tool_calls=tool_calls,
+        usage=usage,
+        latency_ms=latency_ms,
+        cost_micro=cost_micro,
+    )

@@ -36,8 +36,7 @@ class LiveVersionStats:
 
 def version_keys(version: PromptVersion) -> set[str]:
     """Every way a call log row may name this version."""
-    return {str(version.id), str(version.number), f"v{version.number}", version.content_hash,
-            version.content_hash[:12]}
+    return {str(version.id), str(version.number), f"v{version.number}", version.content_hash, version.content_hash[:12]}
 
 
 def compare_live(session: Session, *, actor: Actor, prompt_id: int) -> list[LiveVersionStats]:
@@ -47,11 +46,16 @@ def compare_live(session: Session, *, actor: Actor, prompt_id: int) -> list[Live
     if split is None:
         return []
     prompt = get_prompt(session, prompt_id)
-    calls = list(session.exec(select(GatewayCall).where(GatewayCall.prompt_name == prompt.name,
-                                                        col(GatewayCall.created_at) >= split.created_at)))
+    calls = list(
+        session.exec(
+            select(GatewayCall).where(
+                GatewayCall.prompt_name == prompt.name, col(GatewayCall.created_at) >= split.created_at
+            )
+        )
+    )
     scores: dict[str, list[float]] = {}
     ids = [c.request_id for c in calls]
-    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
         for row in session.exec(select(RequestFeedback).where(col(RequestFeedback.request_id).in_(chunk))):
             scores.setdefault(row.request_id, []).append(row.score)
     result = []
@@ -61,10 +65,18 @@ def compare_live(session: Session, *, actor: Actor, prompt_id: int) -> list[Live
         mine = [c for c in calls if c.prompt_version in keys]
         latencies = [c.latency_ms for c in mine if c.status == "ok"]
         feedback = [s for c in mine for s in scores.get(c.request_id, [])]
-        result.append(LiveVersionStats(
-            version_id=version.id, version_number=version.number, share_percent=share, calls=len(mine),
-            error_rate=sum(c.status != "ok" for c in mine) / len(mine) if mine else 0.0,
-            mean_latency_ms=mean(latencies), p95_latency_ms=p95(latencies),
-            cost_micro=sum(c.cost_micro for c in mine), feedback_count=len(feedback),
-            mean_feedback=mean(feedback) if feedback else None))
+        result.append(
+            LiveVersionStats(
+                version_id=version.id,
+                version_number=version.number,
+                share_percent=share,
+                calls=len(mine),
+                error_rate=sum(c.status != "ok" for c in mine) / len(mine) if mine else 0.0,
+                mean_latency_ms=mean(latencies),
+                p95_latency_ms=p95(latencies),
+                cost_micro=sum(c.cost_micro for c in mine),
+                feedback_count=len(feedback),
+                mean_feedback=mean(feedback) if feedback else None,
+            )
+        )
     return result

@@ -59,13 +59,22 @@ def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list
         if version.state != APPROVED and not drafts_ok:
             continue
         spec = version_spec(version)
-        choices.append(VersionChoice(version.id, version.number, version.state, spec.model,
-                                     tuple((v.name, v.type) for v in spec.variables)))
+        choices.append(
+            VersionChoice(
+                version.id, version.number, version.state, spec.model, tuple((v.name, v.type) for v in spec.variables)
+            )
+        )
     return choices
 
 
-def run(*, session: Session, actor: Actor, variants: Sequence[VariantChoice], variables: Mapping[str, Any],
-        history: Sequence[Mapping[str, str]] = ()) -> list[Answer]:
+def run(
+    *,
+    session: Session,
+    actor: Actor,
+    variants: Sequence[VariantChoice],
+    variables: Mapping[str, Any],
+    history: Sequence[Mapping[str, str]] = (),
+) -> list[Answer]:
     """Each variant on the same input (and chat history), side by side, in the given order."""
     if not variants:
         raise ValidationError("Choose at least one version to run")
@@ -85,8 +94,12 @@ def _prepare(session, actor, choice: VariantChoice, variables, history, index):
         require(actor, Permission.PROMPT_WRITE, team_id=prompt.team_id)
     team_id = prompt.team_id if prompt.team_id in actor.team_ids or actor.is_system else min(actor.team_ids or {0})
     require(actor, Permission.PLAYGROUND_RUN, team_id=team_id)
-    variant = Variant(label=f"v{version.number}", version=version_spec(version), model=choice.model or None,
-                      params={k: v for k, v in dict(choice.params).items() if v is not None})
+    variant = Variant(
+        label=f"v{version.number}",
+        version=version_spec(version),
+        model=choice.model or None,
+        params={k: v for k, v in dict(choice.params).items() if v is not None},
+    )
     messages = render_messages(variant.version, dict(variables)) + [dict(t) for t in history]
     body: dict[str, Any] = {"model": variant.model_name, "messages": messages, **variant.request_params()}
     if variant.openai_tools():
@@ -100,13 +113,28 @@ def _call(actor: Actor, label: str, team_id: int, body: dict[str, Any]) -> Answe
     try:
         # Never from the response cache: variants side by side (often the same version twice,
         # run at once) and re-runs are there to sample the model, not to repeat one answer.
-        response = default_gateway().call(caller=Caller(actor=actor, team_id=team_id),
-                                          request=GatewayRequest(kind="chat", body=body, use_cache=False))
+        response = default_gateway().call(
+            caller=Caller(actor=actor, team_id=team_id), request=GatewayRequest(kind="chat", body=body, use_cache=False)
+        )
     except Exception as error:  # noqa: BLE001 - one variant's refusal is shown next to the others
-        return Answer(label, "", 0, 0, 0, (time.perf_counter() - started) * 1000, getattr(error, "request_id", ""),
-                      error=str(error))
-    result = result_of(response.body, latency_ms=(time.perf_counter() - started) * 1000,
-                       cost_micro=response.cost_micro)
+        return Answer(
+            label,
+            "",
+            0,
+            0,
+            0,
+            (time.perf_counter() - started) * 1000,
+            getattr(error, "request_id", ""),
+            error=str(error),
+        )
+    result = result_of(response.body, latency_ms=(time.perf_counter() - started) * 1000, cost_micro=response.cost_micro)
     text = result.text or "\n".join(f"tool call {t.name}({t.arguments})" for t in result.tool_calls)
-    return Answer(label, text, result.usage.input_tokens, result.usage.output_tokens, result.cost_micro,
-                  result.latency_ms, response.request_id)
+    return Answer(
+        label,
+        text,
+        result.usage.input_tokens,
+        result.usage.output_tokens,
+        result.cost_micro,
+        result.latency_ms,
+        response.request_id,
+    )

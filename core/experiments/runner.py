@@ -128,9 +128,12 @@ def estimate_cost(experiment: Experiment, price_book: PriceBook, *, when: dateti
         for assertion in case.assertions:
             if assertion.type == "llm-rubric" and experiment.judge_model and isinstance(assertion.value, str):
                 # The judge sees at most JUDGE_MAX_OUTPUT_CHARS of output, 4 UTF-8 bytes each at most.
-                judge_bound = chat_input_tokens_upper_bound(
-                    messages=judge_messages(assertion.value, ""), response_format=JUDGE_PARAMS["response_format"]
-                ) + 4 * JUDGE_MAX_OUTPUT_CHARS
+                judge_bound = (
+                    chat_input_tokens_upper_bound(
+                        messages=judge_messages(assertion.value, ""), response_format=JUDGE_PARAMS["response_format"]
+                    )
+                    + 4 * JUDGE_MAX_OUTPUT_CHARS
+                )
                 judge_price = price_book.price_at(experiment.judge_model, when)
                 total += worst_case_cost_micro(judge_price, judge_bound, JUDGE_PARAMS["max_tokens"])
                 judge_calls += 1
@@ -141,7 +144,8 @@ def check_budget(estimate: CostEstimate, remaining_micro: int) -> None:
     if estimate.total_micro > remaining_micro:
         raise BudgetExceeded(
             f"This experiment could cost up to {format_micro(estimate.total_micro)} ({estimate.calls} calls), "
-            f"more than the {format_micro(remaining_micro)} left in the budget; use fewer cases, variants or repetitions"
+            f"more than the {format_micro(remaining_micro)} left in the budget; "
+            "use fewer cases, variants or repetitions"
         )
 
 
@@ -280,7 +284,9 @@ def _run_cell(testset, case, variant, repetition, attempt, call, judge) -> CellR
     except _Cancelled:
         raise
     except Exception as error:  # noqa: BLE001 - one failed call is that cell's error, the run goes on
-        return CellResult(**base, status="error", threshold=threshold, error=f"call failed: {type(error).__name__}: {error}")
+        return CellResult(
+            **base, status="error", threshold=threshold, error=f"call failed: {type(error).__name__}: {error}"
+        )
     schemas = {t.name: dict(t.parameters) for t in variant.version.tools}
     evaluation = evaluate_case(case.assertions, result, threshold=threshold, tools=schemas, judge=judge)
     return CellResult(
@@ -304,4 +310,3 @@ def _outcome_json(outcome) -> dict[str, Any]:
         "type": outcome.type, "passed": outcome.passed, "weight": outcome.weight, "reason": outcome.reason,
         "path": outcome.path, "error": outcome.error, "judge_score": outcome.judge_score,
     }  # fmt: skip
-

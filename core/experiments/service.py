@@ -86,8 +86,15 @@ class ExperimentView:
     error: str | None
 
 
-def plan(session: Session, *, actor: Actor, testset_id: int, variants: Sequence[VariantChoice],
-         repetitions: int = 1, judge_model: str | None = None) -> Plan:
+def plan(
+    session: Session,
+    *,
+    actor: Actor,
+    testset_id: int,
+    variants: Sequence[VariantChoice],
+    repetitions: int = 1,
+    judge_model: str | None = None,
+) -> Plan:
     """The experiment as it would run, its worst-case cost and the budget left for it."""
     testset = get_testset(session, testset_id)
     prompt = get_prompt(session, testset.prompt_id)
@@ -95,8 +102,12 @@ def plan(session: Session, *, actor: Actor, testset_id: int, variants: Sequence[
     if not variants:
         raise ValidationError("Choose at least one variant")
     # Stored with the experiment (and sent as request parameters): no credential in them.
-    refuse_secrets_in({"the variants": [{"model": c.model, "params": dict(c.params)} for c in variants],
-                       "the judge model": judge_model})
+    refuse_secrets_in(
+        {
+            "the variants": [{"model": c.model, "params": dict(c.params)} for c in variants],
+            "the judge model": judge_model,
+        }
+    )
     if not 1 <= int(repetitions) <= MAX_REPETITIONS:
         raise ValidationError(f"Repetitions must be between 1 and {MAX_REPETITIONS}")
     built, described = [], []
@@ -109,43 +120,86 @@ def plan(session: Session, *, actor: Actor, testset_id: int, variants: Sequence[
         label = _label(version.number, choice, [v.label for v in built])
         params = {k: v for k, v in dict(choice.params).items() if v is not None}
         built.append(Variant(label=label, version=version_spec(version), model=choice.model or None, params=params))
-        described.append({"label": label, "version_id": version.id, "version_number": version.number,
-                          "model": built[-1].model_name, "params": params})
-    experiment = Experiment(variants=tuple(built), testset=testset_spec(session, testset_id),
-                            repetitions=int(repetitions), judge_model=judge_model or None)
+        described.append(
+            {
+                "label": label,
+                "version_id": version.id,
+                "version_number": version.number,
+                "model": built[-1].model_name,
+                "params": params,
+            }
+        )
+    experiment = Experiment(
+        variants=tuple(built),
+        testset=testset_spec(session, testset_id),
+        repetitions=int(repetitions),
+        judge_model=judge_model or None,
+    )
     estimate = estimate_cost(experiment, price_book(session))
     left = remaining_micro(session, team_id=prompt.team_id, person_id=actor.person_id, prompt_id=prompt.id)
     return Plan(experiment, estimate, left, prompt.team_id, prompt.id, testset.name, tuple(described))
 
 
-def start(*, session: Session, actor: Actor, testset_id: int, variants: Sequence[VariantChoice],
-          repetitions: int = 1, judge_model: str | None = None, confirmed_estimate_micro: int,
-          background: bool = True) -> int:
+def start(
+    *,
+    session: Session,
+    actor: Actor,
+    testset_id: int,
+    variants: Sequence[VariantChoice],
+    repetitions: int = 1,
+    judge_model: str | None = None,
+    confirmed_estimate_micro: int,
+    background: bool = True,
+) -> int:
     """Start the run the person confirmed; returns its id. Refused before any call when over budget."""
-    planned = plan(session, actor=actor, testset_id=testset_id, variants=variants, repetitions=repetitions,
-                   judge_model=judge_model)
+    planned = plan(
+        session, actor=actor, testset_id=testset_id, variants=variants, repetitions=repetitions, judge_model=judge_model
+    )
     if planned.estimate.total_micro > confirmed_estimate_micro:
-        raise Conflict(f"The estimate is now {format_micro(planned.estimate.total_micro)}, more than the "
-                       f"{format_micro(confirmed_estimate_micro)} you confirmed; review it and confirm again")
+        raise Conflict(
+            f"The estimate is now {format_micro(planned.estimate.total_micro)}, more than the "
+            f"{format_micro(confirmed_estimate_micro)} you confirmed; review it and confirm again"
+        )
     if planned.remaining_micro is not None:
         check_budget(planned.estimate, planned.remaining_micro)
-    row = ExperimentRow(team_id=planned.team_id, prompt_id=planned.prompt_id, testset_id=testset_id,
-                        testset_name=planned.testset_name, variants_json=json.dumps(planned.variants),
-                        repetitions=planned.experiment.repetitions, judge_model=planned.experiment.judge_model,
-                        status=RUNNING, planned_cells=len(planned.experiment.cells()),
-                        estimate_micro=planned.estimate.total_micro, created_by=actor.ref, created_at=clock.now())
+    row = ExperimentRow(
+        team_id=planned.team_id,
+        prompt_id=planned.prompt_id,
+        testset_id=testset_id,
+        testset_name=planned.testset_name,
+        variants_json=json.dumps(planned.variants),
+        repetitions=planned.experiment.repetitions,
+        judge_model=planned.experiment.judge_model,
+        status=RUNNING,
+        planned_cells=len(planned.experiment.cells()),
+        estimate_micro=planned.estimate.total_micro,
+        created_by=actor.ref,
+        created_at=clock.now(),
+    )
     with committing(session):
         session.add(row)
         session.flush()
-        record(session, actor=actor, action="experiment.start", target_type="experiment", target_id=row.id,
-               team_id=row.team_id, after={"prompt_id": row.prompt_id, "testset_id": testset_id,
-                                           "variants": [v["label"] for v in planned.variants],
-                                           "repetitions": row.repetitions, "cells": row.planned_cells,
-                                           "estimate_micro": row.estimate_micro})
+        record(
+            session,
+            actor=actor,
+            action="experiment.start",
+            target_type="experiment",
+            target_id=row.id,
+            team_id=row.team_id,
+            after={
+                "prompt_id": row.prompt_id,
+                "testset_id": testset_id,
+                "variants": [v["label"] for v in planned.variants],
+                "repetitions": row.repetitions,
+                "cells": row.planned_cells,
+                "estimate_micro": row.estimate_micro,
+            },
+        )
     state = running.register(row.id, row.planned_cells)
     if background:
-        state.thread = threading.Thread(target=_execute, args=(row.id, planned, actor, state), daemon=True,
-                                        name=f"experiment-{row.id}")
+        state.thread = threading.Thread(
+            target=_execute, args=(row.id, planned, actor, state), daemon=True, name=f"experiment-{row.id}"
+        )
         state.thread.start()
     else:
         _execute(row.id, planned, actor, state)
@@ -164,9 +218,16 @@ def cancel(*, session: Session, actor: Actor, experiment_id: int) -> None:
             # Its process is gone (a restart): nothing runs any more, close the record.
             row.status, row.finished_at, row.error = CANCELLED, clock.now(), "the server stopped during the run"
             session.add(row)
-        record(session, actor=actor, action="experiment.cancel", target_type="experiment", target_id=row.id,
-               team_id=row.team_id, before={"status": RUNNING},
-               after={"finished_cells": state.done if state else row.finished_cells})
+        record(
+            session,
+            actor=actor,
+            action="experiment.cancel",
+            target_type="experiment",
+            target_id=row.id,
+            team_id=row.team_id,
+            before={"status": RUNNING},
+            after={"finished_cells": state.done if state else row.finished_cells},
+        )
     if state is not None:
         state.cancel.set()
 
@@ -181,8 +242,9 @@ def progress(session: Session, *, experiment_id: int) -> tuple[int, int, str]:
     return row.finished_cells, row.planned_cells, row.status
 
 
-def list_experiments(session: Session, *, actor: Actor, prompt_id: int | None = None,
-                     limit: int = 100) -> list[ExperimentView]:
+def list_experiments(
+    session: Session, *, actor: Actor, prompt_id: int | None = None, limit: int = 100
+) -> list[ExperimentView]:
     require(actor, Permission.CATALOG_READ)
     query = select(ExperimentRow).order_by(col(ExperimentRow.id).desc()).limit(limit)
     if prompt_id is not None:
@@ -200,16 +262,23 @@ def open_run(session: Session, *, actor: Actor, experiment_id: int) -> tuple[Exp
 
 def evidence_summary(view: ExperimentView, run: ExperimentRun) -> str:
     """What a reviewer reads: pass rates with intervals, latency, cost, and the paired verdicts."""
-    parts = [f"Experiment #{view.id} on test set '{view.testset_name}' ({len(run.case_ids)} cases x "
-             f"{run.repetitions} repetition(s), {len(run.cells)}/{run.planned_cells} cells"
-             + (", cancelled" if run.cancelled else "") + f", cost {format_micro(run.billed_micro)})."]
+    parts = [
+        f"Experiment #{view.id} on test set '{view.testset_name}' ({len(run.case_ids)} cases x "
+        f"{run.repetitions} repetition(s), {len(run.cells)}/{run.planned_cells} cells"
+        + (", cancelled" if run.cancelled else "")
+        + f", cost {format_micro(run.billed_micro)})."
+    ]
     for s in summarize(run):
         low, high = s.pass_rate_interval
-        parts.append(f"{s.label}: pass {s.pass_rate:.0%} (95% CI {low:.0%}-{high:.0%}), {s.errors} errors, "
-                     f"mean latency {s.mean_latency_ms:.0f} ms, p95 {s.p95_latency_ms:.0f} ms.")
+        parts.append(
+            f"{s.label}: pass {s.pass_rate:.0%} (95% CI {low:.0%}-{high:.0%}), {s.errors} errors, "
+            f"mean latency {s.mean_latency_ms:.0f} ms, p95 {s.p95_latency_ms:.0f} ms."
+        )
     for c in comparisons(run):
-        parts.append(f"{c.a} vs {c.b}: McNemar p={c.mcnemar.p_value:.3g}, score difference "
-                     f"{c.score_difference:+.3f} [{c.score_interval[0]:+.3f}, {c.score_interval[1]:+.3f}]: {c.verdict}.")
+        parts.append(
+            f"{c.a} vs {c.b}: McNemar p={c.mcnemar.p_value:.3g}, score difference "
+            f"{c.score_difference:+.3f} [{c.score_interval[0]:+.3f}, {c.score_interval[1]:+.3f}]: {c.verdict}."
+        )
     return " ".join(parts)
 
 
@@ -224,8 +293,14 @@ def attach_to_review(*, session: Session, actor: Actor, experiment_id: int, vers
     version = get_version(session, version_id)
     if version.state != IN_REVIEW:
         raise Conflict(f"v{version.number} is {version.state.replace('_', ' ')}, not in review; submit it first")
-    return workflow.attach_evidence(session=session, actor=actor, version_id=version_id, kind="experiment",
-                                    reference_id=f"experiment:{view.id}", summary=evidence_summary(view, run))
+    return workflow.attach_evidence(
+        session=session,
+        actor=actor,
+        version_id=version_id,
+        kind="experiment",
+        reference_id=f"experiment:{view.id}",
+        summary=evidence_summary(view, run),
+    )
 
 
 # ---- the background run ------------------------------------------------------------------
@@ -239,8 +314,14 @@ def _execute(experiment_id: int, planned: Plan, actor: Actor, state: running.Run
         with db.session() as session:
             book = price_book(session)
         call = gateway_call(actor=actor, team_id=planned.team_id, stop=state.cancel)
-        run = run_experiment(planned.experiment, call=call, price_book=book, concurrency=CONCURRENCY,
-                             progress=progress_to, cancel=state.cancel)
+        run = run_experiment(
+            planned.experiment,
+            call=call,
+            price_book=book,
+            concurrency=CONCURRENCY,
+            progress=progress_to,
+            cancel=state.cancel,
+        )
         _finish(experiment_id, actor, run=run, error=None)
     except Exception as error:  # noqa: BLE001 - a run that breaks is recorded as failed, not lost
         _finish(experiment_id, actor, run=None, error=f"{type(error).__name__}: {error}")
@@ -262,10 +343,16 @@ def _finish(experiment_id: int, actor: Actor, *, run: ExperimentRun | None, erro
         row.finished_at = clock.now()
         with committing(session):
             session.add(row)
-            record(session, actor=actor, action="experiment.finish", target_type="experiment", target_id=row.id,
-                   team_id=row.team_id, before={"status": RUNNING},
-                   after={"status": row.status, "finished_cells": row.finished_cells,
-                          "billed_micro": row.billed_micro})
+            record(
+                session,
+                actor=actor,
+                action="experiment.finish",
+                target_type="experiment",
+                target_id=row.id,
+                team_id=row.team_id,
+                before={"status": RUNNING},
+                after={"status": row.status, "finished_cells": row.finished_cells, "billed_micro": row.billed_micro},
+            )
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -292,7 +379,21 @@ def _row(session: Session, experiment_id: int) -> ExperimentRow:
 
 def _view(session: Session, row: ExperimentRow) -> ExperimentView:
     prompt = get_prompt(session, row.prompt_id)
-    return ExperimentView(row.id, row.prompt_id, prompt.name, row.team_id, row.testset_name,
-                          tuple(json.loads(row.variants_json)), row.repetitions, row.status, row.planned_cells,
-                          row.finished_cells, row.estimate_micro, row.billed_micro, row.created_by, row.created_at,
-                          row.finished_at, row.error)
+    return ExperimentView(
+        row.id,
+        row.prompt_id,
+        prompt.name,
+        row.team_id,
+        row.testset_name,
+        tuple(json.loads(row.variants_json)),
+        row.repetitions,
+        row.status,
+        row.planned_cells,
+        row.finished_cells,
+        row.estimate_micro,
+        row.billed_micro,
+        row.created_by,
+        row.created_at,
+        row.finished_at,
+        row.error,
+    )

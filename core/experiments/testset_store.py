@@ -62,8 +62,11 @@ def list_testsets(session: Session, *, actor: Actor, prompt_id: int | None = Non
     rows = []
     for testset, prompt_name in session.exec(query.order_by(col(Prompt.name), col(TestSet.name))):
         count = len(session.exec(select(TestSetCase.id).where(TestSetCase.testset_id == testset.id)).all())
-        rows.append(TestSetRow(testset.id, testset.prompt_id, prompt_name, testset.team_id, testset.name, count,
-                               testset.updated_at))
+        rows.append(
+            TestSetRow(
+                testset.id, testset.prompt_id, prompt_name, testset.team_id, testset.name, count, testset.updated_at
+            )
+        )
     return rows
 
 
@@ -75,17 +78,23 @@ def testset_spec(session: Session, testset_id: int) -> TestSetSpec:
     """The stored set in the engine's (and the file format's) shape, cases in order."""
     testset = get_testset(session, testset_id)
     prompt = get_prompt(session, testset.prompt_id)
-    cases = session.exec(select(TestSetCase).where(TestSetCase.testset_id == testset_id)
-                         .order_by(col(TestSetCase.position)))
-    document = {"prompt": prompt.name, "description": testset.description, "pass_threshold": testset.pass_threshold,
-                "cases": [_case_document(c) for c in cases]}
+    cases = session.exec(
+        select(TestSetCase).where(TestSetCase.testset_id == testset_id).order_by(col(TestSetCase.position))
+    )
+    document = {
+        "prompt": prompt.name,
+        "description": testset.description,
+        "pass_threshold": testset.pass_threshold,
+        "cases": [_case_document(c) for c in cases],
+    }
     from core.catalog.testsets import parse_testset_document
 
     return parse_testset_document(document, f"test set {testset.name!r}")
 
 
-def save_testset(*, session: Session, actor: Actor, prompt_id: int, spec: TestSetSpec,
-                 name: str = DEFAULT_NAME) -> TestSet:
+def save_testset(
+    *, session: Session, actor: Actor, prompt_id: int, spec: TestSetSpec, name: str = DEFAULT_NAME
+) -> TestSet:
     """Create the prompt's set `name`, or replace its description, threshold and cases."""
     prompt = get_prompt(session, prompt_id)
     require(actor, Permission.PLAYGROUND_RUN, team_id=prompt.team_id)
@@ -115,9 +124,16 @@ def save_testset(*, session: Session, actor: Actor, prompt_id: int, spec: TestSe
         for position, case in enumerate(spec.cases):
             session.add(_case_row(testset.id, position, case))
         session.flush()
-        record(session, actor=actor, action="testset.save" if before else "testset.create", target_type="testset",
-               target_id=testset.id, team_id=prompt.team_id, before=before,
-               after={"prompt_id": prompt.id, "name": name, "cases": len(spec.cases)})
+        record(
+            session,
+            actor=actor,
+            action="testset.save" if before else "testset.create",
+            target_type="testset",
+            target_id=testset.id,
+            team_id=prompt.team_id,
+            before=before,
+            after={"prompt_id": prompt.id, "name": name, "cases": len(spec.cases)},
+        )
     return testset
 
 
@@ -136,16 +152,18 @@ def import_csv(*, session: Session, actor: Actor, testset_id: int, text: str) ->
     prompt = get_prompt(session, testset.prompt_id)
     variables = _variables(session, prompt)
     cases = _parsed(lambda: cases_from_csv(text, variables, "the CSV"))
-    spec = TestSetSpec(prompt=prompt.name, cases=tuple(cases), description=testset.description,
-                       pass_threshold=testset.pass_threshold)
+    spec = TestSetSpec(
+        prompt=prompt.name, cases=tuple(cases), description=testset.description, pass_threshold=testset.pass_threshold
+    )
     return save_testset(session=session, actor=actor, prompt_id=prompt.id, spec=spec, name=testset.name)
 
 
 def delete_case(*, session: Session, actor: Actor, testset_id: int, case_key: str) -> None:
     testset = get_testset(session, testset_id)
     require(actor, Permission.PLAYGROUND_RUN, team_id=testset.team_id)
-    row = session.exec(select(TestSetCase).where(TestSetCase.testset_id == testset_id,
-                                                 TestSetCase.case_key == case_key)).first()
+    row = session.exec(
+        select(TestSetCase).where(TestSetCase.testset_id == testset_id, TestSetCase.case_key == case_key)
+    ).first()
     if row is None:
         raise NotFound(f"Test set {testset.name!r} has no case {case_key!r}")
     if _case_count(session, testset_id) <= 1:
@@ -154,8 +172,15 @@ def delete_case(*, session: Session, actor: Actor, testset_id: int, case_key: st
         session.delete(row)
         testset.updated_by, testset.updated_at = actor.ref, clock.now()
         session.add(testset)
-        record(session, actor=actor, action="testset.case.delete", target_type="testset", target_id=testset.id,
-               team_id=testset.team_id, before={"case": case_key})
+        record(
+            session,
+            actor=actor,
+            action="testset.case.delete",
+            target_type="testset",
+            target_id=testset.id,
+            team_id=testset.team_id,
+            before={"case": case_key},
+        )
 
 
 def export_yaml(session: Session, *, actor: Actor, testset_id: int) -> str:
@@ -170,8 +195,9 @@ def export_csv(session: Session, *, actor: Actor, testset_id: int) -> str:
     return cases_to_csv(spec.cases, _variables(session, get_prompt(session, testset.prompt_id)))
 
 
-def import_directory(*, session: Session, actor: Actor, directory: Path = TESTSETS_DIR,
-                     only: set[str] | None = None) -> list[TestSet]:
+def import_directory(
+    *, session: Session, actor: Actor, directory: Path = TESTSETS_DIR, only: set[str] | None = None
+) -> list[TestSet]:
     """Every file of ``prompts/testsets`` whose prompt is in the catalog, as its 'default' set."""
     stored = []
     for spec in _parsed(lambda: load_testset_directory(directory)):
@@ -214,16 +240,23 @@ def _case_count(session: Session, testset_id: int) -> int:
 
 
 def _case_row(testset_id: int, position: int, case: TestCaseSpec) -> TestSetCase:
-    return TestSetCase(testset_id=testset_id, position=position, case_key=case.id, description=case.description,
-                       variables_json=json.dumps(dict(case.variables), ensure_ascii=False),
-                       assertions_json=json.dumps([assertion_to_dict(a) for a in case.assertions],
-                                                  ensure_ascii=False),
-                       pass_threshold=case.pass_threshold)
+    return TestSetCase(
+        testset_id=testset_id,
+        position=position,
+        case_key=case.id,
+        description=case.description,
+        variables_json=json.dumps(dict(case.variables), ensure_ascii=False),
+        assertions_json=json.dumps([assertion_to_dict(a) for a in case.assertions], ensure_ascii=False),
+        pass_threshold=case.pass_threshold,
+    )
 
 
 def _case_document(row: TestSetCase) -> dict:
-    data = {"id": row.case_key, "variables": json.loads(row.variables_json),
-            "assertions": json.loads(row.assertions_json)}
+    data = {
+        "id": row.case_key,
+        "variables": json.loads(row.variables_json),
+        "assertions": json.loads(row.assertions_json),
+    }
     if row.description:
         data["description"] = row.description
     if row.pass_threshold is not None:

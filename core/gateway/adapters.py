@@ -30,16 +30,30 @@ from core.permissions import Actor
 
 
 class CatalogPromptSource:
-    def resolve(self, name: str, label: str | None, caller: Actor, *, application: bool,
-                version: int | None = None, assignment_key: str | None = None) -> ResolvedPrompt:
+    def resolve(
+        self,
+        name: str,
+        label: str | None,
+        caller: Actor,
+        *,
+        application: bool,
+        version: int | None = None,
+        assignment_key: str | None = None,
+    ) -> ResolvedPrompt:
         with db.session() as session:
             if version is not None and not application:
-                found = catalog.resolve_for_playground(session=session, actor=caller, name=name,
-                                                       version_number=version, label=label or PRODUCTION)
+                found = catalog.resolve_for_playground(
+                    session=session, actor=caller, name=name, version_number=version, label=label or PRODUCTION
+                )
             else:
                 found = catalog.resolve(session, name, label or PRODUCTION, assignment_key=assignment_key)
-        return ResolvedPrompt(name=found.prompt_name, version=f"v{found.version_number}", spec=found.spec,
-                              prompt_id=found.prompt_id, version_id=found.version_id)
+        return ResolvedPrompt(
+            name=found.prompt_name,
+            version=f"v{found.version_number}",
+            spec=found.spec,
+            prompt_id=found.prompt_id,
+            version_id=found.version_id,
+        )
 
 
 class BudgetsGate:
@@ -49,15 +63,19 @@ class BudgetsGate:
         with db.session() as session:
             policy = reservations.current_team_policy(session, team_id)
             book = reservations.current_price_book(session)
-        if policy.allowed_models and book.resolve_model(model) not in {book.resolve_model(m)
-                                                                       for m in policy.allowed_models}:
-            raise ModelNotAllowed(f"The model {model!r} is not allowed for this team; allowed: "
-                                  f"{', '.join(policy.allowed_models)}")
+        if policy.allowed_models and book.resolve_model(model) not in {
+            book.resolve_model(m) for m in policy.allowed_models
+        }:
+            raise ModelNotAllowed(
+                f"The model {model!r} is not allowed for this team; allowed: {', '.join(policy.allowed_models)}"
+            )
         try:
             book.price_at(model, clock.now())
         except NotFound:
-            raise ModelNotPriced(f"The model {model!r} has no price in Quorum's price book, so its cost cannot "
-                                 "be budgeted; an admin must add a price before it can be used") from None
+            raise ModelNotPriced(
+                f"The model {model!r} has no price in Quorum's price book, so its cost cannot "
+                "be budgeted; an admin must add a price before it can be used"
+            ) from None
 
     def allowed_models(self, team_id: int) -> list[str]:
         with db.session() as session:
@@ -70,15 +88,24 @@ class BudgetsGate:
         embeddings = request.kind in ("embeddings", "moderations")
         max_tokens = 0 if embeddings else (request.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS)
         # Embeddings have no output to cap: the read gets None, as the Reservation says.
-        within = None if also is None else (
-            lambda connection, granted: also(connection, None if embeddings else granted))
+        within = (
+            None if also is None else (lambda connection, granted: also(connection, None if embeddings else granted))
+        )
         try:
             with db.session() as session:
                 held = reservations.reserve(
-                    session=session, team_id=request.team_id, model=request.model, max_tokens=max_tokens,
-                    input_tokens_upper_bound=request.input_tokens_upper_bound, person_id=request.person_id,
-                    key_id=request.key_id, prompt_id=request.prompt_id,
-                    prompt_version_id=request.prompt_version_id, no_output=embeddings, within=within)
+                    session=session,
+                    team_id=request.team_id,
+                    model=request.model,
+                    max_tokens=max_tokens,
+                    input_tokens_upper_bound=request.input_tokens_upper_bound,
+                    person_id=request.person_id,
+                    key_id=request.key_id,
+                    prompt_id=request.prompt_id,
+                    prompt_version_id=request.prompt_version_id,
+                    no_output=embeddings,
+                    within=within,
+                )
         except PermissionDenied as error:
             raise ModelNotAllowed(str(error)) from None
         except NotFound as error:
@@ -96,9 +123,16 @@ class BudgetsGate:
             return 0  # refused before reserving: nothing was billed
 
     def settle(self, session: Session, reservation: Reservation, usage: Usage, outcome: CallOutcome) -> None:
-        reservations.settle(session=session, reservation=reservation.held, usage=usage,
-                            latency_ms=outcome.latency_ms, status=outcome.status, cache_hit=outcome.cache_hit,
-                            request_id=outcome.request_id, as_record=False)
+        reservations.settle(
+            session=session,
+            reservation=reservation.held,
+            usage=usage,
+            latency_ms=outcome.latency_ms,
+            status=outcome.status,
+            cache_hit=outcome.cache_hit,
+            request_id=outcome.request_id,
+            as_record=False,
+        )
 
     def release(self, reservation: Reservation, reason: str) -> None:
         with db.write_session() as session:

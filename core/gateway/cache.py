@@ -37,8 +37,9 @@ def request_hash(kind: str, body: dict[str, Any]) -> str:
 
 ENTRY = CacheEntry.__table__
 # Built once: building a statement costs more Python time than SQLite takes to run it.
-_LOOKUP = (sa_select(ENTRY.c.id, ENTRY.c.response_json, ENTRY.c.expires_at)
-           .where(ENTRY.c.team_id == bindparam("t"), ENTRY.c.request_hash == bindparam("k")))
+_LOOKUP = sa_select(ENTRY.c.id, ENTRY.c.response_json, ENTRY.c.expires_at).where(
+    ENTRY.c.team_id == bindparam("t"), ENTRY.c.request_hash == bindparam("k")
+)
 _COUNT_HIT = update(ENTRY).where(ENTRY.c.id == bindparam("e_id")).values(hits=ENTRY.c.hits + 1)
 
 
@@ -84,14 +85,23 @@ def _upsert(dialect_insert):
     statement = dialect_insert(ENTRY)
     return statement.on_conflict_do_update(
         index_elements=["team_id", "request_hash"],
-        set_={k: statement.excluded[k] for k in ("model", "response_json", "created_at", "expires_at", "hits")})
+        set_={k: statement.excluded[k] for k in ("model", "response_json", "created_at", "expires_at", "hits")},
+    )
 
 
 _UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
 
 
-def store(session: Session | Connection, *, team_id: int, key: str, model: str, response: dict[str, Any] | None = None,
-          ttl_s: int, response_json: str | None = None) -> None:
+def store(
+    session: Session | Connection,
+    *,
+    team_id: int,
+    key: str,
+    model: str,
+    response: dict[str, Any] | None = None,
+    ttl_s: int,
+    response_json: str | None = None,
+) -> None:
     """Add or replace the entry (inside the caller's transaction).
 
     ``response_json``: the answer already serialized (the caller stores the same text as the
@@ -99,9 +109,15 @@ def store(session: Session | Connection, *, team_id: int, key: str, model: str, 
     if ttl_s <= 0:
         return
     now = clock.now()
-    values = {"team_id": team_id, "request_hash": key, "model": model,
-              "response_json": response_json if response_json is not None else json.dumps(response),
-              "created_at": now, "expires_at": now + timedelta(seconds=ttl_s), "hits": 0}
+    values = {
+        "team_id": team_id,
+        "request_hash": key,
+        "model": model,
+        "response_json": response_json if response_json is not None else json.dumps(response),
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=ttl_s),
+        "hits": 0,
+    }
     # One statement, no ORM bookkeeping: an upsert also settles a race between two identical calls.
     dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
     session.execute(_UPSERT[dialect.name], values)

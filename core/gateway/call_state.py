@@ -29,7 +29,6 @@ class Caller:
         return cls(actor=identity.actor, team_id=identity.team_id, key_id=identity.key_id)
 
 
-
 @dataclass
 class CallState:
     """What the pipeline knows about one call as it goes."""

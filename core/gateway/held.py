@@ -41,12 +41,25 @@ class HeldView:
     response: dict[str, Any] | None
 
 
-def new_hold(*, team_id: int, request_id: str, kind: str, rule: str, findings: list[dict[str, Any]],
-             response: dict[str, Any] | None = None) -> HeldRequest:
+def new_hold(
+    *,
+    team_id: int,
+    request_id: str,
+    kind: str,
+    rule: str,
+    findings: list[dict[str, Any]],
+    response: dict[str, Any] | None = None,
+) -> HeldRequest:
     """A pending hold, for the gateway to add to its settle transaction."""
-    return HeldRequest(public_id=f"held_{uuid.uuid4().hex[:20]}", request_id=request_id, team_id=team_id,
-                       kind=kind, rule=rule, findings_json=json.dumps(findings),
-                       response_json=json.dumps(response) if response is not None else None)
+    return HeldRequest(
+        public_id=f"held_{uuid.uuid4().hex[:20]}",
+        request_id=request_id,
+        team_id=team_id,
+        kind=kind,
+        rule=rule,
+        findings_json=json.dumps(findings),
+        response_json=json.dumps(response) if response is not None else None,
+    )
 
 
 def list_held(session: Session, *, actor: Actor, status: str | None = PENDING) -> list[HeldView]:
@@ -72,9 +85,16 @@ def decide(*, session: Session, actor: Actor, public_id: str, release: bool, com
         held.decided_by, held.decided_at, held.comment = actor.ref, clock.now(), comment[:2000]
         session.add(held)
         session.flush()
-        record(session, actor=actor, action=f"held_request.{'release' if release else 'deny'}",
-               target_type="held_request", target_id=held.public_id, team_id=held.team_id,
-               before={"status": PENDING}, after={"status": held.status, "request_id": held.request_id})
+        record(
+            session,
+            actor=actor,
+            action=f"held_request.{'release' if release else 'deny'}",
+            target_type="held_request",
+            target_id=held.public_id,
+            team_id=held.team_id,
+            before={"status": PENDING},
+            after={"status": held.status, "request_id": held.request_id},
+        )
     return _view(held)
 
 
@@ -100,9 +120,14 @@ def pending_attention(session: Session, actor: Actor) -> list[AttentionItem]:
     count = len(list(session.exec(select(HeldRequest.id).where(HeldRequest.status == PENDING))))
     if not count:
         return []
-    return [AttentionItem(title=f"{count} held request{'s' if count > 1 else ''} waiting for a decision",
-                          detail="Moderation holds and flagged answers", severity="warning",
-                          page="pages/held_requests.py")]
+    return [
+        AttentionItem(
+            title=f"{count} held request{'s' if count > 1 else ''} waiting for a decision",
+            detail="Moderation holds and flagged answers",
+            severity="warning",
+            page="pages/held_requests.py",
+        )
+    ]
 
 
 def _held(session: Session, public_id: str) -> HeldRequest:
@@ -113,7 +138,16 @@ def _held(session: Session, public_id: str) -> HeldRequest:
 
 
 def _view(held: HeldRequest) -> HeldView:
-    return HeldView(public_id=held.public_id, request_id=held.request_id, team_id=held.team_id, kind=held.kind,
-                    rule=held.rule, findings=json.loads(held.findings_json or "[]"), status=held.status,
-                    created_at=held.created_at, decided_at=held.decided_at, comment=held.comment,
-                    response=json.loads(held.response_json) if held.response_json else None)
+    return HeldView(
+        public_id=held.public_id,
+        request_id=held.request_id,
+        team_id=held.team_id,
+        kind=held.kind,
+        rule=held.rule,
+        findings=json.loads(held.findings_json or "[]"),
+        status=held.status,
+        created_at=held.created_at,
+        decided_at=held.decided_at,
+        comment=held.comment,
+        response=json.loads(held.response_json) if held.response_json else None,
+    )

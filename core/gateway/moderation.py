@@ -30,8 +30,10 @@ PROVIDER_LABELS = {
     "upstream_or_local": "the upstream's, or the local keyword check when the upstream has none",
     "local": "the local keyword check only (in process; catches explicit phrasings, not a classifier)",
 }
-HOW_TO_CHANGE = ("an admin can choose the local keyword check or turn moderation off for the team in "
-                 "Budgets & prices > Team policies")
+HOW_TO_CHANGE = (
+    "an admin can choose the local keyword check or turn moderation off for the team in "
+    "Budgets & prices > Team policies"
+)
 
 # Upstream.moderation_endpoint values
 UNKNOWN, AVAILABLE, MISSING = "unknown", "available", "missing"
@@ -85,8 +87,9 @@ def probe(upstream) -> str:
     return AVAILABLE
 
 
-def verdicts(upstream, cache: VerdictCache, texts: list[str], provider: str,
-             moderation_action: str) -> list[dict[str, Any]]:
+def verdicts(
+    upstream, cache: VerdictCache, texts: list[str], provider: str, moderation_action: str
+) -> list[dict[str, Any]]:
     """The moderation results for ``texts`` from the source the team's policy names."""
     if provider == "local":
         return local_moderation.moderate(texts)
@@ -113,8 +116,10 @@ def _without_upstream(texts: list[str], provider: str, moderation_action: str) -
         return local_moderation.moderate(texts)
     raise ModerationUnavailable(
         f"The team's policy moderates every call with the upstream's moderation (moderation: {moderation_action}, "
-        f"provider: upstream), but the upstream model server answers 404 there (no moderation endpoint or model); {HOW_TO_CHANGE}",
-        code="moderation_unavailable")
+        "provider: upstream), but the upstream model server answers 404 there (no moderation endpoint or model); "
+        f"{HOW_TO_CHANGE}",
+        code="moderation_unavailable",
+    )
 
 
 def moderated_messages(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -113,35 +113,72 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     def count_if(condition):
         return func.sum(case((condition, 1), else_=0))
 
-    latency_bucket = case((GatewayCall.status == "ok", func.floor(func.ln(
-        case((GatewayCall.latency_ms > _BUCKET_FLOOR_MS, GatewayCall.latency_ms), else_=literal(_BUCKET_FLOOR_MS))
-        / _BUCKET_FLOOR_MS) / math.log(_BUCKET_GROWTH))), else_=-1)
+    latency_bucket = case(
+        (
+            GatewayCall.status == "ok",
+            func.floor(
+                func.ln(
+                    case(
+                        (GatewayCall.latency_ms > _BUCKET_FLOOR_MS, GatewayCall.latency_ms),
+                        else_=literal(_BUCKET_FLOOR_MS),
+                    )
+                    / _BUCKET_FLOOR_MS
+                )
+                / math.log(_BUCKET_GROWTH)
+            ),
+        ),
+        else_=-1,
+    )
     rows = session.exec(
-        select(*keys, latency_bucket.label("bucket"), func.count(), count_if(GatewayCall.http_status >= 500),
-               count_if(GatewayCall.http_status == 429), count_if(col(GatewayCall.cache_hit)),
-               count_if(GatewayCall.status == "blocked"), count_if(GatewayCall.status == "held"),
-               func.sum(GatewayCall.cost_micro))
-        .where(*where).group_by(*keys, latency_bucket)).all()
+        select(
+            *keys,
+            latency_bucket.label("bucket"),
+            func.count(),
+            count_if(GatewayCall.http_status >= 500),
+            count_if(GatewayCall.http_status == 429),
+            count_if(col(GatewayCall.cache_hit)),
+            count_if(GatewayCall.status == "blocked"),
+            count_if(GatewayCall.status == "held"),
+            func.sum(GatewayCall.cost_micro),
+        )
+        .where(*where)
+        .group_by(*keys, latency_bucket)
+    ).all()
 
     width, per_period = len(keys), {}
     for row in rows:
         group = tuple(row[:width])
         tally = per_period.get(group) or per_period.setdefault(group, _Tally())
-        tally.add(int(row[width]), [int(v or 0) for v in row[width + 1:]])
+        tally.add(int(row[width]), [int(v or 0) for v in row[width + 1 :]])
     # Roll-ups merge the tallies rather than the rows: there are far fewer of them.
     per_group, overall = {}, _Tally()
     for group, tally in per_period.items():
-        per_group.setdefault(group[width - len(query.by):], _Tally()).merge(tally)
+        per_group.setdefault(group[width - len(query.by) :], _Tally()).merge(tally)
         overall.merge(tally)
     period_of = (lambda group: group[0]) if query.granularity != "total" else (lambda _group: "total")
-    buckets = sorted((tally.bucket(period_of(group), dict(zip(query.by, group[width - len(query.by):])))
-                      for group, tally in per_period.items()), key=_order)
-    totals = sorted((tally.bucket("total", dict(zip(query.by, group))) for group, tally in per_group.items()),
-                    key=_order)
-    return Metrics(buckets=buckets, totals=totals, calls=overall.calls, p50_ms=percentile(overall.latencies, 0.5),
-                   p95_ms=percentile(overall.latencies, 0.95), errors=overall.errors,
-                   rejected_429=overall.rejected_429, cache_hits=overall.cache_hits, blocked=overall.blocked,
-                   held=overall.held, cost_micro=overall.cost_micro)
+    buckets = sorted(
+        (
+            tally.bucket(period_of(group), dict(zip(query.by, group[width - len(query.by) :])))
+            for group, tally in per_period.items()
+        ),
+        key=_order,
+    )
+    totals = sorted(
+        (tally.bucket("total", dict(zip(query.by, group))) for group, tally in per_group.items()), key=_order
+    )
+    return Metrics(
+        buckets=buckets,
+        totals=totals,
+        calls=overall.calls,
+        p50_ms=percentile(overall.latencies, 0.5),
+        p95_ms=percentile(overall.latencies, 0.95),
+        errors=overall.errors,
+        rejected_429=overall.rejected_429,
+        cache_hits=overall.cache_hits,
+        blocked=overall.blocked,
+        held=overall.held,
+        cost_micro=overall.cost_micro,
+    )
 
 
 def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[str], list[str]]:
@@ -174,16 +211,38 @@ class _Tally:
             self.latencies[bucket] = self.latencies.get(bucket, 0) + calls
 
     def merge(self, other: _Tally) -> None:
-        self.add(-1, [other.calls, other.errors, other.rejected_429, other.cache_hits, other.blocked, other.held,
-                      other.cost_micro])
+        self.add(
+            -1,
+            [
+                other.calls,
+                other.errors,
+                other.rejected_429,
+                other.cache_hits,
+                other.blocked,
+                other.held,
+                other.cost_micro,
+            ],
+        )
         for index, n in other.latencies.items():
             self.latencies[index] = self.latencies.get(index, 0) + n
 
     def bucket(self, period: str, named: dict) -> Bucket:
-        return Bucket(period=period, team_id=named.get("team"), model=named.get("model"), prompt=named.get("prompt"),
-                      calls=self.calls, ok=sum(self.latencies.values()), p50_ms=percentile(self.latencies, 0.5),
-                      p95_ms=percentile(self.latencies, 0.95), errors=self.errors, rejected_429=self.rejected_429,
-                      cache_hits=self.cache_hits, blocked=self.blocked, held=self.held, cost_micro=self.cost_micro)
+        return Bucket(
+            period=period,
+            team_id=named.get("team"),
+            model=named.get("model"),
+            prompt=named.get("prompt"),
+            calls=self.calls,
+            ok=sum(self.latencies.values()),
+            p50_ms=percentile(self.latencies, 0.5),
+            p95_ms=percentile(self.latencies, 0.95),
+            errors=self.errors,
+            rejected_429=self.rejected_429,
+            cache_hits=self.cache_hits,
+            blocked=self.blocked,
+            held=self.held,
+            cost_micro=self.cost_micro,
+        )
 
 
 def _order(bucket: Bucket):

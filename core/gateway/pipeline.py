@@ -93,8 +93,14 @@ _log = logging.getLogger("quorum.gateway")
 
 
 class Gateway:
-    def __init__(self, *, upstream: Upstream, prompts: PromptSource, budget: BudgetGate,
-                 default_cache_ttl_s: int = cache.DEFAULT_TTL_S) -> None:
+    def __init__(
+        self,
+        *,
+        upstream: Upstream,
+        prompts: PromptSource,
+        budget: BudgetGate,
+        default_cache_ttl_s: int = cache.DEFAULT_TTL_S,
+    ) -> None:
         self.upstream, self.prompts, self.budget = upstream, prompts, budget
         self.default_cache_ttl_s = default_cache_ttl_s
         self._verdicts = moderation.VerdictCache()
@@ -102,8 +108,13 @@ class Gateway:
     # ---- the one entry point ---------------------------------------------------------------
 
     def call(self, *, caller: Caller, request: GatewayRequest, skip_moderation: bool = False):
-        call = CallState(request_id=f"req_{uuid.uuid4().hex[:24]}", caller=caller, kind=request.kind,
-                     started=time.perf_counter(), use_cache=request.use_cache)
+        call = CallState(
+            request_id=f"req_{uuid.uuid4().hex[:24]}",
+            caller=caller,
+            kind=request.kind,
+            started=time.perf_counter(),
+            use_cache=request.use_cache,
+        )
         if caller.key_id is None:
             require(caller.actor, Permission.PLAYGROUND_RUN, team_id=caller.team_id)
         try:
@@ -165,12 +176,14 @@ class Gateway:
             return held.response
         body = json.loads(stored.request_json)["request"]
         with db.get_engine().connect() as connection:
-            logged = connection.execute(select(GatewayCall.__table__.c.endpoint).where(
-                GatewayCall.__table__.c.request_id == held.request_id)).scalar()
+            logged = connection.execute(
+                select(GatewayCall.__table__.c.endpoint).where(GatewayCall.__table__.c.request_id == held.request_id)
+            ).scalar()
         # The call log says which endpoint was held; a catalog prompt is a chat call.
         kind = "chat" if "messages" in body or logged in (None, "prompt") else logged
-        result = self.call(caller=caller, request=GatewayRequest(kind=kind, body={**body, "stream": False}),
-                           skip_moderation=True)
+        result = self.call(
+            caller=caller, request=GatewayRequest(kind=kind, body={**body, "stream": False}), skip_moderation=True
+        )
         with db.write_session() as session:
             attach_response(session, public_id=public_id, response=result.body)
         return result.body
@@ -180,16 +193,27 @@ class Gateway:
         as for an id that does not exist); its output is redacted as the call's answer was."""
         table, holds = GatewayCall.__table__, HeldRequest.__table__
         with db.get_engine().connect() as connection:
-            owned = connection.execute(select(table.c.request_id, table.c.status).where(
-                table.c.response_id == response_id, table.c.team_id == caller.team_id).limit(1)).first()
-            hold = None if owned is None or owned.status != "held" else connection.execute(
-                select(holds.c.public_id, holds.c.status).where(holds.c.request_id == owned.request_id)).first()
+            owned = connection.execute(
+                select(table.c.request_id, table.c.status)
+                .where(table.c.response_id == response_id, table.c.team_id == caller.team_id)
+                .limit(1)
+            ).first()
+            hold = (
+                None
+                if owned is None or owned.status != "held"
+                else connection.execute(
+                    select(holds.c.public_id, holds.c.status).where(holds.c.request_id == owned.request_id)
+                ).first()
+            )
         if owned is None:
             raise NotFound(f"Response with id '{response_id}' not found.")
         if hold is not None and hold.status != RELEASED:
             # The provider keeps the answer a lead has not released: it stays held here too.
-            raise HeldForReview(f"The response {response_id} is held for review by a governance lead; poll its status",
-                                held_id=hold.public_id, request_id=owned.request_id)
+            raise HeldForReview(
+                f"The response {response_id} is held for review by a governance lead; poll its status",
+                held_id=hold.public_id,
+                request_id=owned.request_id,
+            )
         with span("gateway.upstream"):
             result = self.upstream.retrieve_response(response_id)
         with db.session() as session:
@@ -204,16 +228,24 @@ class Gateway:
             with span("gateway.prompt.resolve"):
                 # The end user (or the request) picks the side of an A/B split, stably.
                 assignment_key = body.get("user") if isinstance(body.get("user"), str) else call.request_id
-                resolved = self.prompts.resolve(request.prompt.name, request.prompt.label, call.caller.actor,
-                                                application=call.caller.key_id is not None,
-                                                version=request.prompt.version, assignment_key=assignment_key)
+                resolved = self.prompts.resolve(
+                    request.prompt.name,
+                    request.prompt.label,
+                    call.caller.actor,
+                    application=call.caller.key_id is not None,
+                    version=request.prompt.version,
+                    assignment_key=assignment_key,
+                )
             with span("gateway.prompt.render"):
                 messages = render_messages(resolved.spec, request.prompt.variables)
             call.prompt_name, call.prompt_version = resolved.name, resolved.version
             call.prompt_id, call.prompt_version_id = resolved.prompt_id, resolved.version_id
             call.cache_ttl_s = resolved.cache_ttl_s
-            body = {**{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
-                    **prompt_params(resolved.spec), "messages": messages}
+            body = {
+                **{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
+                **prompt_params(resolved.spec),
+                "messages": messages,
+            }
         if call.kind == "moderations" and body.get("model") is None:
             body["model"] = MODERATION_MODEL  # optional at OpenAI, which defaults to it
         # Against the SDK's own request types, before any stage reads the body.
@@ -238,8 +270,10 @@ class Gateway:
             given = body.get("input")
             texts = [given] if isinstance(given, str) else given
             if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-                raise InvalidRequest("'input' must be text or a list of texts (token arrays cannot be "
-                                     "checked by the guardrails)", param="input")
+                raise InvalidRequest(
+                    "'input' must be text or a list of texts (token arrays cannot be checked by the guardrails)",
+                    param="input",
+                )
         return body
 
     def _check_model(self, call: CallState) -> None:
@@ -260,8 +294,12 @@ class Gateway:
             scanned = {"model": request.body.get("model")} if isinstance(request.body, dict) else {}
         else:
             prompt = request.prompt
-            scanned = {**(request.body or {}), "prompt": prompt.name, "label": prompt.label,
-                       "variables": prompt.variables}
+            scanned = {
+                **(request.body or {}),
+                "prompt": prompt.name,
+                "label": prompt.label,
+                "variables": prompt.variables,
+            }
         verdict = scan_body(scanned, call.policy, pii=False)
         if verdict.blocked:
             call.findings = outcome_findings(verdict)
@@ -292,37 +330,53 @@ class Gateway:
                 raise self._refused(call, "moderation_unavailable", error.status, error) from None
             except UpstreamFailed as error:
                 raise self._refused(call, "upstream_error", error.status, error) from None
-        categories = sorted({name for r in results if r.get("flagged")
-                             for name, hit in (r.get("categories") or {}).items() if hit})
+        categories = sorted(
+            {name for r in results if r.get("flagged") for name, hit in (r.get("categories") or {}).items() if hit}
+        )
         if not categories:
             return
         rule = f"moderation.{categories[0]}"
-        call.findings.append({"rule": rule, "count": len(categories), "masked": categories, "action": policy.moderation})
+        call.findings.append(
+            {"rule": rule, "count": len(categories), "masked": categories, "action": policy.moderation}
+        )
         if policy.moderation == "block":
-            raise GuardrailBlocked(f"Blocked by the guardrail '{rule}': the moderation check flagged "
-                                   f"{', '.join(categories)}", rule=rule)
+            raise GuardrailBlocked(
+                f"Blocked by the guardrail '{rule}': the moderation check flagged {', '.join(categories)}", rule=rule
+            )
         call.sent = body
-        hold = new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="input", rule=rule,
-                        findings=call.findings)
+        hold = new_hold(
+            team_id=call.caller.team_id, request_id=call.request_id, kind="input", rule=rule, findings=call.findings
+        )
         self._settle(call, status="held", http_status=202, rule=rule, hold=hold)
-        raise HeldForReview(f"The request was held for review by a governance lead ({rule}); poll its status",
-                            held_id=hold.public_id, request_id=call.request_id)
+        raise HeldForReview(
+            f"The request was held for review by a governance lead ({rule}); poll its status",
+            held_id=hold.public_id,
+            request_id=call.request_id,
+        )
 
     def _budget_request(self, call: CallState, body: dict[str, Any]) -> BudgetRequest:
         if call.kind == "chat":
-            bound = chat_input_tokens_upper_bound(messages=body["messages"], tools=body.get("tools"),
-                                                  response_format=body.get("response_format"))
+            bound = chat_input_tokens_upper_bound(
+                messages=body["messages"], tools=body.get("tools"), response_format=body.get("response_format")
+            )
             max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         elif call.kind == "responses":
             bound, max_out = responses.input_tokens_upper_bound(body), body.get("max_output_tokens")
         else:
             texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
             bound, max_out = sum(text_tokens_upper_bound(t) for t in texts), 0
-        return BudgetRequest(request_id=call.request_id, kind=call.kind, team_id=call.caller.team_id,
-                             model=call.model, input_tokens_upper_bound=bound, max_output_tokens=max_out,
-                             person_id=call.caller.actor.person_id if call.caller.key_id is None else None,
-                             key_id=call.caller.key_id, prompt_id=call.prompt_id,
-                             prompt_version_id=call.prompt_version_id)
+        return BudgetRequest(
+            request_id=call.request_id,
+            kind=call.kind,
+            team_id=call.caller.team_id,
+            model=call.model,
+            input_tokens_upper_bound=bound,
+            max_output_tokens=max_out,
+            person_id=call.caller.actor.person_id if call.caller.key_id is None else None,
+            key_id=call.caller.key_id,
+            prompt_id=call.prompt_id,
+            prompt_version_id=call.prompt_version_id,
+        )
 
     def _complete(self, call: CallState, body: dict[str, Any]) -> GatewayResponse:
         key = cache.request_hash(call.kind, body)
@@ -335,8 +389,15 @@ class Gateway:
         cached = (entry.id, json.loads(entry.response_json)) if entry else None
         if cached is not None:
             # A ledger row at cost 0 (the tokens the client saw); the hold is given back in it.
-            self._settle(call, status="ok", http_status=200, response=cached[1], cache_hit=True,
-                         cache_hit_id=cached[0], usage=usage_from_openai(cached[1].get("usage") or {"prompt_tokens": 0}))
+            self._settle(
+                call,
+                status="ok",
+                http_status=200,
+                response=cached[1],
+                cache_hit=True,
+                cache_hit_id=cached[0],
+                usage=usage_from_openai(cached[1].get("usage") or {"prompt_tokens": 0}),
+            )
             return GatewayResponse(call.request_id, cached[1], True, False, 0, 0, body_json=entry.response_json)
         try:
             with span("gateway.upstream"):
@@ -357,15 +418,27 @@ class Gateway:
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
         ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s
         with span("gateway.settle"):
-            response_json = self._settle(call, status="held" if hold else "ok", http_status=202 if hold else 200,
-                         response=response, usage=usage, cost=cost, hold=hold,
-                         rule=hold.rule if hold else None,
-                         cache_key=None if hold or not call.use_cache else key, cache_ttl_s=ttl)
+            response_json = self._settle(
+                call,
+                status="held" if hold else "ok",
+                http_status=202 if hold else 200,
+                response=response,
+                usage=usage,
+                cost=cost,
+                hold=hold,
+                rule=hold.rule if hold else None,
+                cache_key=None if hold or not call.use_cache else key,
+                cache_ttl_s=ttl,
+            )
         if hold is not None:
-            raise HeldForReview(f"The answer was held for review by a governance lead ({hold.rule}); poll its status",
-                                held_id=hold.public_id, request_id=call.request_id)
-        return GatewayResponse(call.request_id, response, False, call.simulated, call.attempts, cost,
-                               body_json=response_json)
+            raise HeldForReview(
+                f"The answer was held for review by a governance lead ({hold.rule}); poll its status",
+                held_id=hold.public_id,
+                request_id=call.request_id,
+            )
+        return GatewayResponse(
+            call.request_id, response, False, call.simulated, call.attempts, cost, body_json=response_json
+        )
 
     def _output_guardrails(self, call: CallState, response: dict[str, Any]):
         policy = call.policy
@@ -378,15 +451,25 @@ class Gateway:
         if not flagged:
             return response, None
         summaries = [finding_summary(f) for v in flagged for f in v.findings]
-        holding = [s for s in summaries if s["rule"].startswith("secret.")
-                   or policy.action_for(s["rule"][4:]) == "block"]
-        redacted = (responses.redacted_response(response, policy) if call.kind == "responses"
-                    else redacted_response(response, policy))
+        holding = [
+            s for s in summaries if s["rule"].startswith("secret.") or policy.action_for(s["rule"][4:]) == "block"
+        ]
+        redacted = (
+            responses.redacted_response(response, policy)
+            if call.kind == "responses"
+            else redacted_response(response, policy)
+        )
         call.findings.extend(summaries)
         if not holding:
             return redacted, None  # personal data the policy redacts: redact it and answer
-        return redacted, new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="output",
-                                  rule=holding[0]["rule"], findings=summaries, response=redacted)
+        return redacted, new_hold(
+            team_id=call.caller.team_id,
+            request_id=call.request_id,
+            kind="output",
+            rule=holding[0]["rule"],
+            findings=summaries,
+            response=redacted,
+        )
 
     def _stream(self, call: CallState, body: dict[str, Any]) -> GatewayStream:
         if call.kind == "responses":
@@ -421,8 +504,9 @@ class Gateway:
             except Exception:  # noqa: BLE001
                 _log.exception("gateway: could not record the failed call %s", call.request_id)
 
-    def _refused(self, call: CallState, status: str, http_status: int, error: QuorumError,
-                 rule: str | None = None) -> QuorumError:
+    def _refused(
+        self, call: CallState, status: str, http_status: int, error: QuorumError, rule: str | None = None
+    ) -> QuorumError:
         if call.reservation is not None and status != "upstream_error":
             self.budget.release(call.reservation, status)
         self._settle(call, status=status, http_status=http_status, rule=rule)
@@ -438,6 +522,8 @@ class Gateway:
 
 def _blocked(verdict) -> GuardrailBlocked:
     # Names the field, never the text in it: the caller finds the key without it being echoed.
-    return GuardrailBlocked(f"Blocked by the guardrail '{verdict.rule}': the request contains "
-                            f"{blocked_reason(verdict.rule)} in {verdict.field}; remove it and try again",
-                            rule=verdict.rule)
+    return GuardrailBlocked(
+        f"Blocked by the guardrail '{verdict.rule}': the request contains "
+        f"{blocked_reason(verdict.rule)} in {verdict.field}; remove it and try again",
+        rule=verdict.rule,
+    )

@@ -87,9 +87,16 @@ def stored_policy_dict(session: Session, team_id: int) -> dict[str, Any]:
     return json.loads(row.policy_json) if row else dict(DEFAULT_POLICY)
 
 
-def set_team_policy(*, session: Session, actor: Actor, team_id: int, pii_action: str | dict[str, str],
-                    moderation: str, cache: str | None = None,
-                    moderation_provider: str | None = None) -> GuardrailPolicy:
+def set_team_policy(
+    *,
+    session: Session,
+    actor: Actor,
+    team_id: int,
+    pii_action: str | dict[str, str],
+    moderation: str,
+    cache: str | None = None,
+    moderation_provider: str | None = None,
+) -> GuardrailPolicy:
     """Change a team's guardrails (admins). ``pii_action`` is one action or a per-kind mapping.
 
     ``cache`` and ``moderation_provider``: None keeps what is stored (or the default)."""
@@ -97,8 +104,10 @@ def set_team_policy(*, session: Session, actor: Actor, team_id: int, pii_action:
     get_team(session, team_id)
     before = stored_policy_dict(session, team_id)
     data = {"pii_action": pii_action, "moderation": moderation}
-    for name, value, allowed in (("cache", cache, CACHE_MODES),
-                                 ("moderation_provider", moderation_provider, MODERATION_PROVIDERS)):
+    for name, value, allowed in (
+        ("cache", cache, CACHE_MODES),
+        ("moderation_provider", moderation_provider, MODERATION_PROVIDERS),
+    ):
         value = value if value is not None else before.get(name, DEFAULT_SETTINGS[name])
         if value not in allowed:
             raise ValidationError(f"{name} must be one of {', '.join(allowed)}, not {value!r}.")
@@ -107,15 +116,24 @@ def set_team_policy(*, session: Session, actor: Actor, team_id: int, pii_action:
         policy = GuardrailPolicy.from_dict({"pii_action": pii_action, "moderation": moderation})
     except TypeError as exc:
         raise ValidationError(f"Invalid guardrail policy: {exc}") from None
-    row = session.get(TeamGuardrailPolicy, team_id) or TeamGuardrailPolicy(team_id=team_id, policy_json="{}",
-                                                                          updated_by=actor.ref)
+    row = session.get(TeamGuardrailPolicy, team_id) or TeamGuardrailPolicy(
+        team_id=team_id, policy_json="{}", updated_by=actor.ref
+    )
     with committing(session):
         row.policy_json = json.dumps(data, sort_keys=True)
         row.updated_at, row.updated_by = clock.now(), actor.ref
         session.add(row)
         session.flush()
-        record(session, actor=actor, action="team.guardrails.set", target_type="team", target_id=team_id,
-               team_id=team_id, before=before, after=data)
+        record(
+            session,
+            actor=actor,
+            action="team.guardrails.set",
+            target_type="team",
+            target_id=team_id,
+            team_id=team_id,
+            before=before,
+            after=data,
+        )
     forget(team_id)
     return policy
 

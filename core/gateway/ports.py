@@ -73,8 +73,16 @@ AdmissionRead = Callable[[Any, int | None], None]
 
 
 class PromptSource(Protocol):
-    def resolve(self, name: str, label: str | None, caller: Actor, *, application: bool,
-                version: int | None = None, assignment_key: str | None = None) -> ResolvedPrompt:
+    def resolve(
+        self,
+        name: str,
+        label: str | None,
+        caller: Actor,
+        *,
+        application: bool,
+        version: int | None = None,
+        assignment_key: str | None = None,
+    ) -> ResolvedPrompt:
         """The version to run for ``name`` at ``label`` (None: the production label), or the
         numbered ``version`` for a person (never for an application); raises NotFound, or
         PermissionDenied when the caller may not run it. ``assignment_key`` keeps one end

@@ -47,7 +47,7 @@ def redact_text(text: str, policy: GuardrailPolicy) -> str:
         return text
     secrets = find_secrets(text, high_entropy=policy.detect_high_entropy_secrets)
     for finding in sorted(secrets, key=lambda f: f.start, reverse=True):
-        text = text[:finding.start] + f"[{finding.rule}]" + text[finding.end:]
+        text = text[: finding.start] + f"[{finding.rule}]" + text[finding.end :]
     kinds = tuple(k for k in policy.kinds_with("redact") + policy.kinds_with("block"))
     return replace_findings(text, find_pii(text, kinds)).text if kinds else text
 

@@ -18,10 +18,17 @@ def prompt_params(spec) -> dict[str, Any]:
         if value is not None:
             params[name] = value if not hasattr(value, "items") else json.loads(json.dumps(dict(value), default=dict))
     if spec.tools:
-        params["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                             "parameters": json.loads(json.dumps(t.parameters,
-                                                                                                 default=dict))}}
-                           for t in spec.tools]
+        params["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": json.loads(json.dumps(t.parameters, default=dict)),
+                },
+            }
+            for t in spec.tools
+        ]
     return params
 
 
@@ -32,7 +39,9 @@ def cap_output(body: dict[str, Any], granted: int | None, kind: str = "chat") ->
     if kind == "responses":
         return responses.cap_output(body, granted)
     # Reasoning models accept only max_completion_tokens; every chat model accepts it.
-    field_name = "max_tokens" if "max_tokens" in body and "max_completion_tokens" not in body else "max_completion_tokens"
+    field_name = (
+        "max_tokens" if "max_tokens" in body and "max_completion_tokens" not in body else "max_completion_tokens"
+    )
     current = body.get(field_name)
     if current is None or current > granted:
         return {**body, field_name: granted}
@@ -44,8 +53,10 @@ def check_output_limit(kind: str, model: str, body: dict[str, Any]) -> None:
     a budget matter (the worst case of a call the model would refuse is no cost at all)."""
     if kind == "chat" and body.get("n") not in (None, 1):
         # Each choice may use the whole output limit: the reservation holds room for one.
-        raise InvalidRequest("'n' above 1 is not served: the budget reserves room for one answer per call; "
-                             "send separate requests", param="n")
+        raise InvalidRequest(
+            "'n' above 1 is not served: the budget reserves room for one answer per call; send separate requests",
+            param="n",
+        )
     for name in {"chat": ("max_completion_tokens", "max_tokens"), "responses": ("max_output_tokens",)}.get(kind, ()):
         asked = body.get(name)
         if asked is None:
@@ -54,5 +65,8 @@ def check_output_limit(kind: str, model: str, body: dict[str, Any]) -> None:
             raise InvalidRequest(f"'{name}' must be at least 1 (got {asked})", param=name)
         limits = model_limits.limits_for(model)
         if limits is not None and limits.max_output_tokens is not None and asked > limits.max_output_tokens:
-            raise InvalidRequest(f"'{name}' is {asked:,}, above the {limits.max_output_tokens:,} output tokens "
-                                 f"{model} can produce; lower {name}", param=name)
+            raise InvalidRequest(
+                f"'{name}' is {asked:,}, above the {limits.max_output_tokens:,} output tokens "
+                f"{model} can produce; lower {name}",
+                param=name,
+            )

@@ -49,11 +49,15 @@ def validate(body: dict[str, Any]) -> None:
         if body.get(name) is not None:
             raise UnsupportedParameter(
                 f"'{name}' is not supported by this gateway: the provider would add a stored conversation that "
-                "the guardrails and the budget have not seen; send the earlier turns as 'input' items", param=name)
+                "the guardrails and the budget have not seen; send the earlier turns as 'input' items",
+                param=name,
+            )
     if body.get("prompt") is not None:
         raise UnsupportedParameter(
             "'prompt' (a prompt stored at the provider) is not supported by this gateway: its text would reach the "
-            "model unchecked; run an approved catalog prompt with POST /v1/prompts/{name}/completions", param="prompt")
+            "model unchecked; run an approved catalog prompt with POST /v1/prompts/{name}/completions",
+            param="prompt",
+        )
     if body.get("background"):
         raise UnsupportedParameter("'background' responses are not supported by this gateway", param="background")
     instructions = body.get("instructions")
@@ -71,11 +75,13 @@ def validate(body: dict[str, Any]) -> None:
         if not isinstance(tool, dict) or tool.get("type") != "function":
             raise UnsupportedParameter(
                 "Only function tools are supported by this gateway (built-in tools bill beyond tokens)",
-                param=f"tools[{index}].type")
+                param=f"tools[{index}].type",
+            )
     limit = body.get("max_output_tokens")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise UnsupportedParameter("'max_output_tokens' must be a whole number of at least 1",
-                                   param="max_output_tokens")
+        raise UnsupportedParameter(
+            "'max_output_tokens' must be a whole number of at least 1", param="max_output_tokens"
+        )
 
 
 def _check_item(item: object, index: int) -> None:
@@ -84,24 +90,27 @@ def _check_item(item: object, index: int) -> None:
         raise UnsupportedParameter(f"'{where}' must be an object", param=where)
     kind = item.get("type", "message")
     if kind not in _ITEM_TYPES:
-        raise UnsupportedParameter(f"'{where}.type' {kind!r} is not supported by this gateway; supported: "
-                                   f"{', '.join(_ITEM_TYPES)}", param=f"{where}.type")
+        raise UnsupportedParameter(
+            f"'{where}.type' {kind!r} is not supported by this gateway; supported: {', '.join(_ITEM_TYPES)}",
+            param=f"{where}.type",
+        )
     if kind != "message":
         return
     content = item.get("content")
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise UnsupportedParameter(f"'{where}.content' must be text or a list of text parts",
-                                   param=f"{where}.content")
+        raise UnsupportedParameter(f"'{where}.content' must be text or a list of text parts", param=f"{where}.content")
     for part_index, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") not in _TEXT_PARTS:
             raise UnsupportedParameter(
-                f"'{where}.content[{part_index}]' is not a text part; the guardrails can check only text "
-                "(input_text)", param=f"{where}.content[{part_index}].type")
+                f"'{where}.content[{part_index}]' is not a text part; the guardrails can check only text (input_text)",
+                param=f"{where}.content[{part_index}].type",
+            )
 
 
 # ---- text slots: what the guardrails scan and redact -----------------------------------------
+
 
 def text_slots(body: dict[str, Any]) -> list[tuple[Path, str]]:
     """Every string the request sends for the model to read, with where it sits."""
@@ -151,17 +160,22 @@ def _set(container: dict[str, Any], path: Path, text: str) -> None:
 
 # ---- budget --------------------------------------------------------------------------------
 
+
 def _input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     # Tools and the output format are bounded as chat's are (below), not as messages.
-    return [{"role": "user", "content": text} for path, text in text_slots(body) if path[0] in ("instructions", "input")]
+    return [
+        {"role": "user", "content": text} for path, text in text_slots(body) if path[0] in ("instructions", "input")
+    ]
 
 
 def _chat_tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     tools = body.get("tools")
     if not tools:
         return None
-    return [{"type": "function", "function": {k: t[k] for k in ("name", "description", "parameters") if k in t}}
-            for t in tools]
+    return [
+        {"type": "function", "function": {k: t[k] for k in ("name", "description", "parameters") if k in t}}
+        for t in tools
+    ]
 
 
 def _chat_format(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -169,23 +183,28 @@ def _chat_format(body: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(text_format, dict):
         return None
     if text_format.get("type") == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": text_format.get("name"),
-                                                       "schema": text_format.get("schema")}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": text_format.get("name"), "schema": text_format.get("schema")},
+        }
     return {"type": text_format.get("type")}
 
 
 def input_tokens_upper_bound(body: dict[str, Any]) -> int:
     """At most this many input tokens (each slot counted as a message: over-inclusive on purpose)."""
-    return chat_input_tokens_upper_bound(messages=_input_messages(body), tools=_chat_tools(body),
-                                         response_format=_chat_format(body))
+    return chat_input_tokens_upper_bound(
+        messages=_input_messages(body), tools=_chat_tools(body), response_format=_chat_format(body)
+    )
 
 
 def input_tokens_estimate(body: dict[str, Any]) -> int:
-    return chat_input_tokens_estimate(messages=_input_messages(body), tools=_chat_tools(body),
-                                      response_format=_chat_format(body))
+    return chat_input_tokens_estimate(
+        messages=_input_messages(body), tools=_chat_tools(body), response_format=_chat_format(body)
+    )
 
 
 # ---- the answer ----------------------------------------------------------------------------
+
 
 def output_texts(response: dict[str, Any]) -> list[str]:
     """The answer's text: output_text parts of message items, and function call arguments."""
@@ -204,8 +223,13 @@ def redacted_response(response: dict[str, Any], policy: GuardrailPolicy) -> dict
     output = []
     for item in response.get("output") or ():
         if item.get("type") == "message":
-            item = {**item, "content": [{**p, "text": redact_text(p.get("text") or "", policy)}
-                                        if p.get("type") == "output_text" else p for p in item.get("content") or ()]}
+            item = {
+                **item,
+                "content": [
+                    {**p, "text": redact_text(p.get("text") or "", policy)} if p.get("type") == "output_text" else p
+                    for p in item.get("content") or ()
+                ],
+            }
         elif item.get("type") == "function_call":
             item = {**item, "arguments": redact_text(item.get("arguments") or "", policy)}
         output.append(item)

@@ -96,8 +96,11 @@ class GatewayStream:
         text = "".join("".join(parts) for parts in self._texts.values())
         estimated = self._usage is None
         if estimated:
-            input_tokens = (responses.input_tokens_estimate(call.sent) if call.kind == "responses"
-                            else chat_input_tokens_estimate(messages=call.sent["messages"]))
+            input_tokens = (
+                responses.input_tokens_estimate(call.sent)
+                if call.kind == "responses"
+                else chat_input_tokens_estimate(messages=call.sent["messages"])
+            )
             usage = Usage(input_tokens=input_tokens, output_tokens=max(text_tokens_estimate(text), self._chunks))
         else:
             usage = self._usage
@@ -110,7 +113,23 @@ class GatewayStream:
         if verdict.decision == "flag":
             # The answer has already been delivered; record it for a lead to see.
             call.findings.extend(finding_summary(f) for f in verdict.findings)
-            hold = new_hold(team_id=call.caller.team_id, request_id=call.request_id, kind="stream",
-                            rule=verdict.rule, findings=[finding_summary(f) for f in verdict.findings], response=response)
-        settle(call, budget=self.budget, status="ok", http_status=200, response=response, usage=usage, cost=cost,
-               hold=hold, rule=hold.rule if hold else None, usage_estimated=estimated)
+            hold = new_hold(
+                team_id=call.caller.team_id,
+                request_id=call.request_id,
+                kind="stream",
+                rule=verdict.rule,
+                findings=[finding_summary(f) for f in verdict.findings],
+                response=response,
+            )
+        settle(
+            call,
+            budget=self.budget,
+            status="ok",
+            http_status=200,
+            response=response,
+            usage=usage,
+            cost=cost,
+            hold=hold,
+            rule=hold.rule if hold else None,
+            usage_estimated=estimated,
+        )

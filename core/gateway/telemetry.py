@@ -32,8 +32,9 @@ def _setup():
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
-        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-sdk/exporter are not installed; "
-                    "gateway spans are off")
+        log.warning(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-sdk/exporter are not installed; gateway spans are off"
+        )
         return
     provider = TracerProvider(resource=Resource.create({"service.name": "quorum-gateway"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

@@ -61,13 +61,16 @@ class CircuitBreaker:
             if self.state == "open":
                 if self.clock() - self.opened_at < self.reset_after_s:
                     refusal = UpstreamUnavailable(
-                        "The model provider is failing; calls are paused for a few seconds (circuit open)")
+                        "The model provider is failing; calls are paused for a few seconds (circuit open)"
+                    )
                     refusal.retry_after_s = self.reset_after_s - (self.clock() - self.opened_at)
                     raise refusal
                 self.state, self._probe_out = "half_open", False
             if self.state == "half_open":
                 if self._probe_out:
-                    refusal = UpstreamUnavailable("The model provider is being probed after failures; try again shortly")
+                    refusal = UpstreamUnavailable(
+                        "The model provider is being probed after failures; try again shortly"
+                    )
                     refusal.retry_after_s = 1.0
                     raise refusal
                 self._probe_out = True
@@ -118,9 +121,17 @@ class UpstreamStream:
 
 
 class Upstream:
-    def __init__(self, client: openai.OpenAI, *, name: str, simulated: bool, retry: RetryPolicy | None = None,
-                 breaker: CircuitBreaker | None = None, sleep: Callable[[float], None] = time.sleep,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        *,
+        name: str,
+        simulated: bool,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
         self.client, self.name, self.simulated = client, name, simulated
         # Whether the upstream serves /v1/moderations: "unknown" until a probe or a call tells
         # (core.gateway.moderation).
@@ -133,14 +144,13 @@ class Upstream:
     def from_settings(cls, settings: Settings, *, simulator: SimulatorConfig | None = None) -> Upstream:
         timeout = httpx.Timeout(settings.upstream_timeout_s, connect=5.0)
         retry = RetryPolicy(max_attempts=settings.upstream_max_attempts)
-        breaker_options = {"failure_threshold": settings.breaker_failures,
-                           "reset_after_s": settings.breaker_reset_s}
+        breaker_options = {"failure_threshold": settings.breaker_failures, "reset_after_s": settings.breaker_reset_s}
         if settings.uses_simulator:
             client = simulated_client(simulator, max_retries=0, timeout=timeout)
-            return cls(client, name="simulator", simulated=True, retry=retry,
-                       breaker=CircuitBreaker(**breaker_options))
-        client = openai.OpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
-                               max_retries=0, timeout=timeout)
+            return cls(client, name="simulator", simulated=True, retry=retry, breaker=CircuitBreaker(**breaker_options))
+        client = openai.OpenAI(
+            api_key=settings.openai_api_key, base_url=settings.openai_base_url, max_retries=0, timeout=timeout
+        )
         name = settings.openai_base_url or "https://api.openai.com/v1"
         return cls(client, name=name, simulated=False, retry=retry, breaker=breaker_for(name, **breaker_options))
 
@@ -155,7 +165,8 @@ class Upstream:
 
         def attempt():
             raw = self.client.chat.completions.with_raw_response.create(
-                model=model, messages=messages, stream=True, extra_body=rest)
+                model=model, messages=messages, stream=True, extra_body=rest
+            )
             return raw.parse(), _is_simulated(raw.headers, self.simulated)
 
         (stream, simulated), attempts, _ms = self._with_retries(attempt)
@@ -170,10 +181,16 @@ class Upstream:
 
     def responses_stream(self, body: dict[str, Any]) -> UpstreamStream:
         """A streamed Responses API call: its typed events, as dicts."""
+
         def attempt():
             # Generic POST, as for the non-streamed calls: the events come back as plain dicts.
-            stream = self.client.post("/responses", body={**body, "stream": True}, cast_to=object,
-                                      stream=True, stream_cls=openai.Stream[object])
+            stream = self.client.post(
+                "/responses",
+                body={**body, "stream": True},
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.Stream[object],
+            )
             return stream, _is_simulated(stream.response.headers, self.simulated)
 
         (stream, simulated), attempts, _ms = self._with_retries(attempt)
@@ -181,6 +198,7 @@ class Upstream:
 
     def retrieve_response(self, response_id: str) -> UpstreamResult:
         """A stored Responses API answer (``GET /responses/{id}``)."""
+
         def attempt():
             response = self.client.get(f"/responses/{response_id}", cast_to=httpx.Response)
             return json.loads(response.content), _is_simulated(response.headers, self.simulated)
@@ -226,19 +244,29 @@ class Upstream:
                 if status >= 500:
                     self.breaker.record_failure()
                 wait = _retry_after(error.response.headers)
-                failure = UpstreamFailed(f"The model provider answered {status} after {attempt} attempt(s): "
-                                         f"{_message(error)}", code="upstream_error")
+                failure = UpstreamFailed(
+                    f"The model provider answered {status} after {attempt} attempt(s): {_message(error)}",
+                    code="upstream_error",
+                )
                 if status == 429:
                     # The provider's rate limit: the caller may come back when it says.
                     failure.retry_after_s = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             except openai.APITimeoutError:
                 self.breaker.record_failure()
-                wait, failure = None, UpstreamTimeout(
-                    f"The model provider did not answer in time ({attempt} attempt(s))", code="upstream_timeout")
+                wait, failure = (
+                    None,
+                    UpstreamTimeout(
+                        f"The model provider did not answer in time ({attempt} attempt(s))", code="upstream_timeout"
+                    ),
+                )
             except openai.APIConnectionError as error:
                 self.breaker.record_failure()
-                wait, failure = None, UpstreamFailed(
-                    f"Could not reach the model provider ({attempt} attempt(s)): {error}", code="upstream_error")
+                wait, failure = (
+                    None,
+                    UpstreamFailed(
+                        f"Could not reach the model provider ({attempt} attempt(s)): {error}", code="upstream_error"
+                    ),
+                )
             else:
                 self.breaker.record_success()
                 return value, attempt, (time.perf_counter() - started) * 1000
@@ -249,8 +277,12 @@ class Upstream:
             self._sleep(max(wait or 0.0, self.retry.backoff(attempt, self._rng)))
 
 
-_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings", "responses": "/responses",
-          "moderations": "/moderations"}
+_PATHS = {
+    "chat": "/chat/completions",
+    "embeddings": "/embeddings",
+    "responses": "/responses",
+    "moderations": "/moderations",
+}
 
 
 def _split(body: dict[str, Any]) -> tuple[str, list, dict[str, Any]]:

@@ -176,14 +176,16 @@ def _check_text(value: Any, param: str) -> None:
         item, path = pending.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                raise InvalidRequest(f"Invalid value for '{path}': the text holds a NUL character",
-                                     param=path or None)
+                raise InvalidRequest(f"Invalid value for '{path}': the text holds a NUL character", param=path or None)
             if not item.isascii():
                 try:
                     item.encode("utf-8")
                 except UnicodeEncodeError:
-                    raise InvalidRequest(f"Invalid value for '{path}': the text holds a lone UTF-16 surrogate "
-                                         "(such as \\ud800), which is not valid Unicode", param=path or None) from None
+                    raise InvalidRequest(
+                        f"Invalid value for '{path}': the text holds a lone UTF-16 surrogate "
+                        "(such as \\ud800), which is not valid Unicode",
+                        param=path or None,
+                    ) from None
         elif isinstance(item, dict):
             for key, inner in item.items():
                 pending.append((key, path))

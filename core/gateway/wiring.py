@@ -17,8 +17,9 @@ def default_gateway() -> Gateway:
     global _gateway
     with _lock:
         if _gateway is None:
-            _gateway = Gateway(upstream=Upstream.from_settings(settings()), prompts=CatalogPromptSource(),
-                               budget=BudgetsGate())
+            _gateway = Gateway(
+                upstream=Upstream.from_settings(settings()), prompts=CatalogPromptSource(), budget=BudgetsGate()
+            )
         return _gateway
 
 

@@ -39,8 +39,9 @@ class BodyVerdict:
         return self.decision == "block"
 
 
-def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bool = True,
-              pii: bool = True) -> BodyVerdict:
+def scan_body(
+    body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bool = True, pii: bool = True
+) -> BodyVerdict:
     """Scan every string of ``body``; redact per ``policy`` unless something blocks.
 
     ``root`` prefixes the field names (``variables`` for a prompt call's variables).
@@ -70,8 +71,10 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
         redacted = [finding for finding in pii_found if finding.kind in redact_kinds]
         if redacted:
             to_redact[index] = redacted
-    summaries = tuple(FindingSummary(rule, len(masked), tuple(masked), action, tuple(dict.fromkeys(names)))
-                      for rule, (masked, names, action) in found.items())
+    summaries = tuple(
+        FindingSummary(rule, len(masked), tuple(masked), action, tuple(dict.fromkeys(names)))
+        for rule, (masked, names, action) in found.items()
+    )
     blocking = secret_block or pii_block  # a secret decides first: it always blocks
     if blocking is not None:
         return BodyVerdict("block", blocking[0], blocking[1], summaries)
@@ -82,8 +85,10 @@ def scan_body(body: Any, policy: GuardrailPolicy, *, root: str = "", secrets: bo
         parts = redacted_text.split(_SEPARATOR)
         replacements = {free_text[index].path: parts[index] for index in to_redact}
     else:
-        replacements = {free_text[index].path: replace_findings(free_text[index].text, found, book=book).text
-                        for index, found in to_redact.items()}
+        replacements = {
+            free_text[index].path: replace_findings(free_text[index].text, found, book=book).text
+            for index, found in to_redact.items()
+        }
     return BodyVerdict("allow", None, None, summaries, with_texts(body, replacements))
 
 
@@ -134,8 +139,7 @@ def _pii_findings(fields: list[TextField], kinds: tuple[str, ...]) -> tuple[dict
     else:
         if text.count(_SEPARATOR) == len(fields) - 1:
             return by_field, text
-    by_field = {index: found for index, text_field in enumerate(fields)
-                if (found := find_pii(text_field.text, kinds))}
+    by_field = {index: found for index, text_field in enumerate(fields) if (found := find_pii(text_field.text, kinds))}
     return by_field, None
 
 

@@ -24,11 +24,33 @@ from core.guardrails.secrets import find_secrets
 Path = tuple[str | int, ...]
 
 # Values under these keys are identifiers or enumerations of the API, not free text.
-NOT_FREE_TEXT = frozenset({
-    "model", "role", "type", "name", "id", "tool_call_id", "call_id", "tool_choice", "encoding_format",
-    "reasoning_effort", "service_tier", "modalities", "voice", "format", "detail", "required", "pattern",
-    "$ref", "label", "version", "previous_response_id", "truncation", "status",
-})
+NOT_FREE_TEXT = frozenset(
+    {
+        "model",
+        "role",
+        "type",
+        "name",
+        "id",
+        "tool_call_id",
+        "call_id",
+        "tool_choice",
+        "encoding_format",
+        "reasoning_effort",
+        "service_tier",
+        "modalities",
+        "voice",
+        "format",
+        "detail",
+        "required",
+        "pattern",
+        "$ref",
+        "label",
+        "version",
+        "previous_response_id",
+        "truncation",
+        "status",
+    }
+)
 # Values under these keys (or any value that is a data: URL) are base64 payloads.
 _BINARY_KEYS = frozenset({"data", "file_data", "image_base64"})
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]{0,63}")

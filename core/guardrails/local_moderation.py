@@ -26,11 +26,11 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern, re.IGNORECASE)
     for name, pattern in {
         "violence": r"\b(kill(s|ed|ing)? (him|her|them|you|everyone|people)|murder(s|ed|ing)?|stab(s|bed|bing)? "
-                    r"(him|her|them|you)|shoot(s|ing)? (him|her|them|you|up)|massacre\w*|behead\w*|strangl\w*|"
-                    r"tortur(e|ed|ing))\b",
+        r"(him|her|them|you)|shoot(s|ing)? (him|her|them|you|up)|massacre\w*|behead\w*|strangl\w*|"
+        r"tortur(e|ed|ing))\b",
         "violence/graphic": r"\b(gore|dismember\w*|mutilat\w*|disembowel\w*)\b",
         "harassment/threatening": r"\b(i will|i'll|i am going to|i'm going to|we will) (kill|hurt|find|stab|shoot|"
-                                  r"beat) you\b",
+        r"beat) you\b",
         "harassment": r"\b(you are|you're|ur) (worthless|pathetic|an idiot|disgusting|a moron|trash)\b",
         "hate": r"\b(subhuman|inferior race|exterminate (them|all)|go back to your country)\b",
         "hate/threatening": r"\bexterminate (them|all)\b",

@@ -25,8 +25,13 @@ from core.guardrails.pii_detectors import FINDERS, numeric_runs
 PII_KINDS = tuple(FINDERS)
 _SPECIFICITY = {kind: rank for rank, kind in enumerate(PII_KINDS)}
 _PLACEHOLDER_LABELS = {
-    "card": "CARD", "iban": "IBAN", "us_ssn": "US_SSN", "uk_nino": "UK_NINO",
-    "email": "EMAIL", "ip": "IP", "phone": "PHONE",
+    "card": "CARD",
+    "iban": "IBAN",
+    "us_ssn": "US_SSN",
+    "uk_nino": "UK_NINO",
+    "email": "EMAIL",
+    "ip": "IP",
+    "phone": "PHONE",
 }
 
 
@@ -66,8 +71,7 @@ class PlaceholderBook:
         self._counts: dict[str, int] = {}
 
     def placeholder_for(self, kind: str, value: str) -> str:
-        key = hashlib.blake2b(f"{kind}\x00{_normalise(kind, value)}".encode(),
-                              key=self._salt, digest_size=16).digest()
+        key = hashlib.blake2b(f"{kind}\x00{_normalise(kind, value)}".encode(), key=self._salt, digest_size=16).digest()
         placeholder = self._by_value.get(key)
         if placeholder is None:
             self._counts[kind] = self._counts.get(kind, 0) + 1
@@ -87,11 +91,7 @@ def find_pii(text: str, kinds: Iterable[str] | None = None) -> list[PiiFinding]:
     """
     wanted = _check_kinds(kinds)
     runs = numeric_runs(text)
-    candidates = [
-        (start, end, kind)
-        for kind in wanted
-        for start, end in FINDERS[kind](text, runs)
-    ]
+    candidates = [(start, end, kind) for kind in wanted for start, end in FINDERS[kind](text, runs)]
     if not candidates:
         return []
     candidates.sort(key=lambda c: (c[0] - c[1], _SPECIFICITY[c[2]], c[0]))
@@ -103,8 +103,7 @@ def find_pii(text: str, kinds: Iterable[str] | None = None) -> list[PiiFinding]:
     return [PiiFinding(kind, start, end, _mask(kind, text[start:end])) for start, end, kind in kept]
 
 
-def redact(text: str, kinds: Iterable[str] | None = None, *,
-           book: PlaceholderBook | None = None) -> RedactionResult:
+def redact(text: str, kinds: Iterable[str] | None = None, *, book: PlaceholderBook | None = None) -> RedactionResult:
     """``text`` with each finding replaced by its placeholder, and the findings.
 
     Pass one ``book`` to every text of a call (all messages of a request) so the same
@@ -113,8 +112,9 @@ def redact(text: str, kinds: Iterable[str] | None = None, *,
     return replace_findings(text, find_pii(text, kinds), book=book)
 
 
-def replace_findings(text: str, findings: Iterable[PiiFinding], *,
-                     book: PlaceholderBook | None = None) -> RedactionResult:
+def replace_findings(
+    text: str, findings: Iterable[PiiFinding], *, book: PlaceholderBook | None = None
+) -> RedactionResult:
     """``redact`` for findings already in hand (from ``find_pii`` on this same text)."""
     book = book if book is not None else PlaceholderBook()
     findings = sorted(findings, key=lambda finding: finding.start)
@@ -122,8 +122,8 @@ def replace_findings(text: str, findings: Iterable[PiiFinding], *,
         return RedactionResult(text, ())
     pieces, position, placed = [], 0, []
     for finding in findings:
-        placeholder = book.placeholder_for(finding.kind, text[finding.start:finding.end])
-        pieces += [text[position:finding.start], placeholder]
+        placeholder = book.placeholder_for(finding.kind, text[finding.start : finding.end])
+        pieces += [text[position : finding.start], placeholder]
         position = finding.end
         placed.append(PiiFinding(finding.kind, finding.start, finding.end, finding.masked, placeholder))
     pieces.append(text[position:])
@@ -136,9 +136,7 @@ def _check_kinds(kinds: Iterable[str] | None) -> tuple[str, ...]:
     wanted = tuple(kinds)
     unknown = sorted(set(wanted) - set(PII_KINDS))
     if unknown:
-        raise ValidationError(
-            f"Unknown PII kind(s) {', '.join(unknown)}; known kinds: {', '.join(PII_KINDS)}."
-        )
+        raise ValidationError(f"Unknown PII kind(s) {', '.join(unknown)}; known kinds: {', '.join(PII_KINDS)}.")
     return wanted
 
 

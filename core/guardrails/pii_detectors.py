@@ -40,9 +40,12 @@ Span = tuple[int, int]
 # Character classes: digit "0", separator numbers are written with "s", capital "A",
 # anything else ".". "," is not a separator, so "$1,299.00" never forms one long run.
 _CLASS_TABLE = bytes(
-    ord("0") if chr(code).isdigit() and code < 128
-    else ord("s") if chr(code) in " ().+/-"
-    else ord("A") if "A" <= chr(code) <= "Z"
+    ord("0")
+    if chr(code).isdigit() and code < 128
+    else ord("s")
+    if chr(code) in " ().+/-"
+    else ord("A")
+    if "A" <= chr(code) <= "Z"
     else ord(".")
     for code in range(256)
 )
@@ -51,9 +54,7 @@ _CLASS_TABLE = bytes(
 _LONG_RUN = re.compile(rb"0[0s]{5,}0")
 _RUN_AFTER_CAPITALS = re.compile(rb"AAs?0")
 
-_EMAIL_DOMAIN = re.compile(
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b", re.ASCII
-)
+_EMAIL_DOMAIN = re.compile(r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b", re.ASCII)
 # The local part right before "@"; it may not start with "." or "-" ("see:.x@y" is "x@y").
 _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_%+][A-Za-z0-9._%+-]{0,63}$", re.ASCII)
 
@@ -62,9 +63,7 @@ _EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_%+][A-Za-z0-9._%+-]{0,63}$", re.ASCII)
 _PHONE_INTERNATIONAL = re.compile(r"\+[1-9](?:[ .-]?\(?\d\)?){6,18}(?!\d)", re.ASCII)
 # North American: separators required, so a bare ten-digit order number is not a phone;
 # area code and exchange both start 2-9 as the numbering plan says.
-_PHONE_NANP = re.compile(
-    r"\([2-9]\d\d\) ?[2-9]\d\d[ .-]\d{4}(?!\d)|[2-9]\d\d([ .-])[2-9]\d\d\1\d{4}(?!\d)", re.ASCII
-)
+_PHONE_NANP = re.compile(r"\([2-9]\d\d\) ?[2-9]\d\d[ .-]\d{4}(?!\d)|[2-9]\d\d([ .-])[2-9]\d\d\1\d{4}(?!\d)", re.ASCII)
 # European national form: trunk "0", then groups split by one kind of separator,
 # 10 or 11 digits in all (so "01-02-2024" and other dates fall short).
 _PHONE_TRUNK = re.compile(r"0\d{1,4}([ -])\d{2,4}(?:\1\d{2,4}){0,3}(?!\d)", re.ASCII)
@@ -115,8 +114,9 @@ def _starts_clean(text: str, start: int, forbidden: str) -> bool:
     return start == 0 or not (text[start - 1].isalnum() or text[start - 1] in forbidden)
 
 
-def _matches_in_runs(pattern: re.Pattern[str], text: str, runs: NumericRuns,
-                     min_length: int, needs: str = "", needs_count: int = 1) -> Iterator[re.Match[str]]:
+def _matches_in_runs(
+    pattern: re.Pattern[str], text: str, runs: NumericRuns, min_length: int, needs: str = "", needs_count: int = 1
+) -> Iterator[re.Match[str]]:
     """Matches inside the runs that can hold one: at least ``min_length`` characters and
     ``needs_count`` of ``needs``. Each skipped run saves a regex call; in prose almost
     every run is skipped here."""
@@ -141,8 +141,11 @@ def find_phones(text: str, runs: NumericRuns) -> list[Span]:
     spans = []
     for match in _matches_in_runs(_PHONE_INTERNATIONAL, text, runs, 9, "+"):
         value = match.group()
-        if (8 <= len(_digits(value)) <= 15 and value.count("(") == value.count(")")
-                and _starts_clean(text, match.start(), "+")):
+        if (
+            8 <= len(_digits(value)) <= 15
+            and value.count("(") == value.count(")")
+            and _starts_clean(text, match.start(), "+")
+        ):
             spans.append(match.span())
     for match in _matches_in_runs(_PHONE_NANP, text, runs, 12):
         if _starts_clean(text, match.start(), "+-.#$€£/"):
@@ -157,8 +160,7 @@ def find_cards(text: str, runs: NumericRuns) -> list[Span]:
     spans = []
     for match in _matches_in_runs(_CARD, text, runs, 13):
         digits = _digits(match.group())
-        if (_starts_clean(text, match.start(), "-.#$€£/,") and card_prefix_plausible(digits)
-                and luhn_valid(digits)):
+        if _starts_clean(text, match.start(), "-.#$€£/,") and card_prefix_plausible(digits) and luhn_valid(digits):
             spans.append(match.span())
     return spans
 
@@ -168,8 +170,8 @@ def _after_two_capitals(text: str, start: int) -> int | None:
     for letters_at in (start - 2, start - 3):
         if letters_at < 0:
             return None
-        letters = text[letters_at:letters_at + 2]
-        gap = text[letters_at + 2:start]
+        letters = text[letters_at : letters_at + 2]
+        gap = text[letters_at + 2 : start]
         if letters.isascii() and letters.isalpha() and letters.isupper() and gap in ("", " "):
             return letters_at
     return None
@@ -179,7 +181,7 @@ def find_ibans(text: str, runs: NumericRuns) -> list[Span]:
     spans: list[Span] = []
     for run_start in runs.after_capitals:
         start = _after_two_capitals(text, run_start)
-        if start is None or (spans and start < spans[-1][1]) or text[start + 2:run_start] == " ":
+        if start is None or (spans and start < spans[-1][1]) or text[start + 2 : run_start] == " ":
             continue
         span = _iban_at(text, start)
         if span is not None:
@@ -189,7 +191,7 @@ def find_ibans(text: str, runs: NumericRuns) -> list[Span]:
 
 def _iban_at(text: str, start: int) -> Span | None:
     """The IBAN starting at ``start``: as many characters as its country's length."""
-    length = IBAN_LENGTHS.get(text[start:start + 2])
+    length = IBAN_LENGTHS.get(text[start : start + 2])
     if length is None or not _starts_clean(text, start, ""):
         return None
     compact: list[str] = []
@@ -210,8 +212,7 @@ def find_ip_addresses(text: str, runs: NumericRuns) -> list[Span]:
     spans = []
     for match in _matches_in_runs(_IPV4, text, runs, 7, ".", 3):
         octets = match.group().split(".")
-        if (_starts_clean(text, match.start(), ".")
-                and all(int(o) <= 255 and (o == "0" or o[0] != "0") for o in octets)):
+        if _starts_clean(text, match.start(), ".") and all(int(o) <= 255 and (o == "0" or o[0] != "0") for o in octets):
             spans.append(match.span())
     if ":" in text:
         spans.extend(_find_ipv6(text))
@@ -227,7 +228,7 @@ def _find_ipv6(text: str) -> list[Span]:
             start -= 1
         while end < len(text) and (text[end] in _IPV6_CHARS or text[end] == "."):
             end += 1
-        while end > start and text[end - 1] in ".:" and text[end - 2:end] != "::":
+        while end > start and text[end - 1] in ".:" and text[end - 2 : end] != "::":
             end -= 1  # sentence punctuation after the address
         if _plausible_ipv6(text[start:end]) and _starts_clean(text, start, "_"):
             spans.append((start, end))

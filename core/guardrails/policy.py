@@ -43,9 +43,7 @@ class GuardrailPolicy:
         if self.secrets_action != "block":  # pragma: allowlist secret
             raise ValidationError("Secrets are always blocked; secrets_action can only be 'block'.")
         if self.moderation not in _MODERATION_MODES:
-            raise ValidationError(
-                f"moderation must be one of {', '.join(_MODERATION_MODES)}, not {self.moderation!r}."
-            )
+            raise ValidationError(f"moderation must be one of {', '.join(_MODERATION_MODES)}, not {self.moderation!r}.")
         for kind, action in {"(all kinds)": self.pii_action, **self.pii_action_by_kind}.items():
             if action not in _PII_ACTIONS:
                 raise ValidationError(
@@ -53,9 +51,7 @@ class GuardrailPolicy:
                 )
         unknown = sorted(set(self.pii_action_by_kind) - set(PII_KINDS))
         if unknown:
-            raise ValidationError(
-                f"Unknown PII kind(s) {', '.join(unknown)}; known kinds: {', '.join(PII_KINDS)}."
-            )
+            raise ValidationError(f"Unknown PII kind(s) {', '.join(unknown)}; known kinds: {', '.join(PII_KINDS)}.")
         # Frozen means frozen: a caller keeping the dict it passed in cannot change us.
         object.__setattr__(self, "pii_action_by_kind", MappingProxyType(dict(self.pii_action_by_kind)))
 
@@ -124,8 +120,9 @@ def apply_input_guardrails(messages: list[dict[str, Any]], policy: GuardrailPoli
     dicts are not changed; changed messages are copies.
     """
     texts = list(_texts_of(messages))
-    secrets = [finding for _, text in texts for finding in find_secrets(
-        text, high_entropy=policy.detect_high_entropy_secrets)]
+    secrets = [
+        finding for _, text in texts for finding in find_secrets(text, high_entropy=policy.detect_high_entropy_secrets)
+    ]
     checked_kinds = tuple(kind for kind in PII_KINDS if policy.action_for(kind) != "allow")
     pii_by_text = [find_pii(text, checked_kinds) if checked_kinds else [] for _, text in texts]
     pii = [finding for found in pii_by_text for finding in found]

@@ -37,8 +37,12 @@ def refuse_secrets(value: Any, *, field: str) -> None:
         findings = find_secrets(text_field.text)
         if findings:
             where = field if not text_field.path else f"{field} ({field_name(text_field.path)})"
-            raise SecretInText(f"{where[:1].upper()}{where[1:]} contains {secret_kind_name(findings[0].kind)}; "
-                               "remove it before saving", field=where, kind=findings[0].kind)
+            raise SecretInText(
+                f"{where[:1].upper()}{where[1:]} contains {secret_kind_name(findings[0].kind)}; "
+                "remove it before saving",
+                field=where,
+                kind=findings[0].kind,
+            )
 
 
 def refuse_secrets_in(fields: Mapping[str, Any]) -> None:

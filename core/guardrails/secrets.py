@@ -176,8 +176,7 @@ def find_secrets(text: str, *, high_entropy: bool = False) -> list[SecretFinding
             start, end = match.span()
             if _is_high_entropy(match.group()) and not _overlaps(start, end, taken):
                 findings.append(
-                    SecretFinding("high_entropy_string", start, end,
-                                  _mask("high_entropy_string", match.group()))
+                    SecretFinding("high_entropy_string", start, end, _mask("high_entropy_string", match.group()))
                 )
         findings.sort(key=lambda finding: finding.start)
     return findings
@@ -186,7 +185,7 @@ def find_secrets(text: str, *, high_entropy: bool = False) -> list[SecretFinding
 def mask_secrets(text: str) -> str:
     """``text`` with every credential replaced by its masked form (safe to log or audit)."""
     for finding in reversed(find_secrets(text)):
-        text = text[:finding.start] + finding.masked + text[finding.end:]
+        text = text[: finding.start] + finding.masked + text[finding.end :]
     return text
 
 

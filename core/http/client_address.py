@@ -83,6 +83,8 @@ def _warn_replaced() -> None:
     global _warned
     if not _warned:
         _warned = True
-        _log.warning("The server replaced the client address with one from X-Forwarded-For; such requests "
-                     "count as coming from an unknown address. Serve with 'quorum run', or turn the server's "
-                     "proxy headers off and list proxies in QUORUM_TRUSTED_PROXIES.")
+        _log.warning(
+            "The server replaced the client address with one from X-Forwarded-For; such requests "
+            "count as coming from an unknown address. Serve with 'quorum run', or turn the server's "
+            "proxy headers off and list proxies in QUORUM_TRUSTED_PROXIES."
+        )

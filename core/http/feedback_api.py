@@ -24,9 +24,15 @@ async def feedback(request: Request) -> Response:
         def work():
             caller = request_caller(request)
             with db.write_session() as session:
-                row = record_feedback(session=session, actor=caller.actor, team_id=caller.team_id,
-                                      key_id=caller.key_id, request_id=body.get("request_id"),
-                                      score=body.get("score"), comment=body.get("comment"))
+                row = record_feedback(
+                    session=session,
+                    actor=caller.actor,
+                    team_id=caller.team_id,
+                    key_id=caller.key_id,
+                    request_id=body.get("request_id"),
+                    score=body.get("score"),
+                    comment=body.get("comment"),
+                )
                 return row.id, row.request_id
 
         feedback_id, request_id = await run_in_threadpool(work)

@@ -2,10 +2,11 @@
 
 Errors come in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``:
 401 bad/revoked/expired key or address not allowed (``invalid_api_key``), 403 model not
-allowed (``model_not_allowed``) or without a price (``model_not_priced``: fail closed), 429 budget exhausted (``budget_exceeded``), 400 blocked
-by a guardrail (``guardrail_blocked``, ``param`` names the rule), 502/504 upstream
-failure. A request held for review gets 202 with ``{"object": "quorum.held_request",
-"id": "held_...", "status": "pending"}``; poll ``GET /v1/held/{id}``.
+allowed (``model_not_allowed``) or without a price (``model_not_priced``: fail closed), 429
+budget exhausted (``budget_exceeded``), 400 blocked by a guardrail (``guardrail_blocked``,
+``param`` names the rule), 502/504 upstream failure. A request held for review gets 202 with
+``{"object": "quorum.held_request", "id": "held_...", "status": "pending"}``; poll
+``GET /v1/held/{id}``.
 
 A malformed body is a 400 ``invalid_request`` whose ``param`` names the parameter at fault
 (checked against the openai SDK's own request types, core.gateway.validation). A refusal
@@ -59,10 +60,20 @@ NO_RETRY = {"x-should-retry": "false"}
 RETRY_WITHIN_S = 60
 
 
-def openai_error(status: int, message: str, *, type_: str, code: str | None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
-                        status_code=status, headers=headers)
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    type_: str,
+    code: str | None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}},
+        status_code=status,
+        headers=headers,
+    )
 
 
 def error_response(error: Exception, request_id: str | None = None) -> Response:
@@ -70,32 +81,54 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
     ids = {"x-request-id": request_id} if request_id else {}
     final = {**ids, **NO_RETRY}
     if isinstance(error, HeldForReview):
-        return JSONResponse({"object": "quorum.held_request", "id": error.held_id, "status": "pending",
-                             "request_id": error.request_id, "message": str(error),
-                             "poll": f"/v1/held/{error.held_id}"}, status_code=202,
-                            headers={"x-request-id": error.request_id, "x-quorum-held": error.held_id})
+        return JSONResponse(
+            {
+                "object": "quorum.held_request",
+                "id": error.held_id,
+                "status": "pending",
+                "request_id": error.request_id,
+                "message": str(error),
+                "poll": f"/v1/held/{error.held_id}",
+            },
+            status_code=202,
+            headers={"x-request-id": error.request_id, "x-quorum-held": error.held_id},
+        )
     if isinstance(error, Unauthenticated):
         return openai_error(401, str(error), type_="invalid_request_error", code="invalid_api_key", headers=final)
     if isinstance(error, ModelNotPriced):
-        return openai_error(403, str(error), type_="invalid_request_error", code="model_not_priced",
-                            param="model", headers=final)
+        return openai_error(
+            403, str(error), type_="invalid_request_error", code="model_not_priced", param="model", headers=final
+        )
     if isinstance(error, ModelNotAllowed):
-        return openai_error(403, str(error), type_="invalid_request_error", code="model_not_allowed",
-                            param="model", headers=final)
+        return openai_error(
+            403, str(error), type_="invalid_request_error", code="model_not_allowed", param="model", headers=final
+        )
     if isinstance(error, PermissionDenied):
         return openai_error(403, str(error), type_="invalid_request_error", code="permission_denied", headers=final)
     if isinstance(error, BudgetExceeded):
-        return openai_error(429, str(error), type_="insufficient_quota", code="budget_exceeded",
-                            headers={**ids, **_budget_retry(error)})
+        return openai_error(
+            429, str(error), type_="insufficient_quota", code="budget_exceeded", headers={**ids, **_budget_retry(error)}
+        )
     if isinstance(error, GuardrailBlocked):
-        return openai_error(400, str(error), type_="invalid_request_error", code="guardrail_blocked",
-                            param=error.rule, headers={"x-request-id": error.request_id, **NO_RETRY})
+        return openai_error(
+            400,
+            str(error),
+            type_="invalid_request_error",
+            code="guardrail_blocked",
+            param=error.rule,
+            headers={"x-request-id": error.request_id, **NO_RETRY},
+        )
     if isinstance(error, NotFound):
         return openai_error(404, str(error), type_="invalid_request_error", code="not_found", headers=final)
     if isinstance(error, ValidationError):
-        return openai_error(400, str(error), type_="invalid_request_error",
-                            code=getattr(error, "code", None) or "invalid_request",
-                            param=getattr(error, "param", None), headers=final)
+        return openai_error(
+            400,
+            str(error),
+            type_="invalid_request_error",
+            code=getattr(error, "code", None) or "invalid_request",
+            param=getattr(error, "param", None),
+            headers=final,
+        )
     if isinstance(error, UpstreamTimeout):
         return openai_error(504, str(error), type_="api_error", code="upstream_timeout", headers=ids or None)
     if isinstance(error, ModerationUnavailable):
@@ -107,8 +140,14 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
             headers["retry-after"] = str(max(1, round(error.retry_after_s)))
         elif 400 <= error.status < 500 and error.status not in (408, 409, 429):
             headers.update(NO_RETRY)  # the provider refused the request itself: the same request fails again
-        return openai_error(error.status, str(error), type_=type_, code=error.code or "upstream_error",
-                            param=error.param, headers=headers or None)
+        return openai_error(
+            error.status,
+            str(error),
+            type_=type_,
+            code=error.code or "upstream_error",
+            param=error.param,
+            headers=headers or None,
+        )
     return internal_error(error, request_id)
 
 
@@ -131,8 +170,13 @@ def internal_error(error: BaseException, request_id: str | None = None) -> JSONR
     request_id = request_id or getattr(error, "request_id", None) or f"req_{uuid.uuid4().hex[:24]}"
     frames = "".join(traceback.format_tb(error.__traceback__)[-4:]).replace("\n", " | ")
     _log.error("gateway: internal error %s in request %s at %s", type(error).__name__, request_id, frames)
-    return openai_error(500, f"Internal error in the gateway; quote request id {request_id} when reporting it",
-                        type_="api_error", code="internal_error", headers={"x-request-id": request_id})
+    return openai_error(
+        500,
+        f"Internal error in the gateway; quote request id {request_id} when reporting it",
+        type_="api_error",
+        code="internal_error",
+        headers={"x-request-id": request_id},
+    )
 
 
 def request_caller(request: Request) -> Caller:
@@ -255,10 +299,16 @@ async def prompt_completions(request: Request) -> Response:
         validation.check_delivery(body)
         variables = body.get("variables") or {}
         delivery = {k: body[k] for k in ("stream", "stream_options", "user") if k in body}
-        return GatewayRequest(kind="chat", body=delivery,
-                              prompt=PromptCall(name=validation.check_path_text(req.path_params["name"], "name"),
-                                                variables=variables,
-                                                label=body.get("label")))
+        return GatewayRequest(
+            kind="chat",
+            body=delivery,
+            prompt=PromptCall(
+                name=validation.check_path_text(req.path_params["name"], "name"),
+                variables=variables,
+                label=body.get("label"),
+            ),
+        )
+
     return await _run(request, make)
 
 
@@ -287,8 +337,14 @@ async def model(request: Request) -> Response:
     if isinstance(names, Response):
         return names
     if model_id not in names:
-        return openai_error(404, f"The model '{model_id}' does not exist or this team may not use it",
-                            type_="invalid_request_error", code="model_not_found", param="model", headers=NO_RETRY)
+        return openai_error(
+            404,
+            f"The model '{model_id}' does not exist or this team may not use it",
+            type_="invalid_request_error",
+            code="model_not_found",
+            param="model",
+            headers=NO_RETRY,
+        )
     return JSONResponse(_model(model_id))
 
 
@@ -311,9 +367,17 @@ async def held(request: Request) -> Response:
         return error_response(error)
     except Exception as error:  # noqa: BLE001
         return internal_error(error)
-    return JSONResponse({"object": "quorum.held_request", "id": view.public_id, "status": view.status,
-                         "request_id": view.request_id, "rule": view.rule, "comment": view.comment or None,
-                         "response": response if view.status == "released" else None})
+    return JSONResponse(
+        {
+            "object": "quorum.held_request",
+            "id": view.public_id,
+            "status": view.status,
+            "request_id": view.request_id,
+            "rule": view.rule,
+            "comment": view.comment or None,
+            "response": response if view.status == "released" else None,
+        }
+    )
 
 
 def gateway_routes() -> list[Route]:

@@ -25,11 +25,12 @@ async def healthz(_request: Request) -> JSONResponse:
         endpoint = getattr(default_gateway().upstream, "moderation_endpoint", moderation.UNKNOWN)
     except Exception:  # noqa: BLE001 - liveness must answer even when the upstream is misconfigured
         endpoint = moderation.UNKNOWN
-    body = {"status": "ok", "simulated_upstream": settings().uses_simulator,
-            "upstream_moderation": endpoint}
+    body = {"status": "ok", "simulated_upstream": settings().uses_simulator, "upstream_moderation": endpoint}
     if endpoint == moderation.MISSING:
-        body["warning"] = ("The upstream has no /v1/moderations endpoint: teams whose policy uses the upstream's "
-                           f"moderation are refused with 503 until {moderation.HOW_TO_CHANGE.removeprefix('an ')}")
+        body["warning"] = (
+            "The upstream has no /v1/moderations endpoint: teams whose policy uses the upstream's "
+            f"moderation are refused with 503 until {moderation.HOW_TO_CHANGE.removeprefix('an ')}"
+        )
     return JSONResponse(body)
 
 
@@ -50,17 +51,34 @@ def unknown_v1_route(known: list[Route]) -> Route:
 
     async def unknown(request: Request) -> Response:
         method, path = request.method, request.url.path
-        allowed = sorted({m for route in known if route.path.startswith("/v1/")
-                          for m in _methods_for(route, request.scope)})
+        allowed = sorted(
+            {m for route in known if route.path.startswith("/v1/") for m in _methods_for(route, request.scope)}
+        )
         if allowed:
-            return JSONResponse({"error": {"message": f"{method} is not supported on {path}; use "
-                                           f"{' or '.join(allowed)}", "type": "invalid_request_error",
-                                           "param": None, "code": "method_not_allowed"}},
-                                status_code=405, headers={"allow": ", ".join(allowed), "x-should-retry": "false"})
-        return JSONResponse({"error": {"message": f"Invalid URL ({method} {path}): Quorum serves no such "
-                                       "endpoint", "type": "invalid_request_error", "param": None,
-                                       "code": "unknown_url"}},
-                            status_code=404, headers={"x-should-retry": "false"})
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"{method} is not supported on {path}; use {' or '.join(allowed)}",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "method_not_allowed",
+                    }
+                },
+                status_code=405,
+                headers={"allow": ", ".join(allowed), "x-should-retry": "false"},
+            )
+        return JSONResponse(
+            {
+                "error": {
+                    "message": f"Invalid URL ({method} {path}): Quorum serves no such endpoint",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "unknown_url",
+                }
+            },
+            status_code=404,
+            headers={"x-should-retry": "false"},
+        )
 
     return Route("/v1/{path:path}", unknown, methods=ANY_METHOD)
 

@@ -84,8 +84,9 @@ class KeyIdentity:
 
     @property
     def actor(self) -> Actor:
-        return Actor(ref=f"key:{self.key_id}", display_name=f"API key {self.prefix}…",
-                     team_ids=frozenset({self.team_id}))
+        return Actor(
+            ref=f"key:{self.key_id}", display_name=f"API key {self.prefix}…", team_ids=frozenset({self.team_id})
+        )
 
 
 def hash_key(secret: str) -> str:
@@ -111,8 +112,15 @@ def parse_cidrs(cidrs: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
 # ---- changing --------------------------------------------------------------------------
 
 
-def create_key(*, session: Session, actor: Actor, team_id: int, label: str = "",
-               expires_days: int | None = None, allowed_cidrs: str | list[str] | None = None) -> CreatedKey:
+def create_key(
+    *,
+    session: Session,
+    actor: Actor,
+    team_id: int,
+    label: str = "",
+    expires_days: int | None = None,
+    allowed_cidrs: str | list[str] | None = None,
+) -> CreatedKey:
     require(actor, Permission.KEY_MANAGE)
     get_team(session, team_id)
     label = " ".join((label or "").split())
@@ -123,8 +131,15 @@ def create_key(*, session: Session, actor: Actor, team_id: int, label: str = "",
     cidrs = parse_cidrs(allowed_cidrs)
     with committing(session):
         created = _insert_key(session, actor, team_id, label, expires_days, cidrs)
-        record(session, actor=actor, action="key.create", target_type="api_key", target_id=created.key_id,
-               team_id=team_id, after=_event_view(session.get(ApiKey, created.key_id)))
+        record(
+            session,
+            actor=actor,
+            action="key.create",
+            target_type="api_key",
+            target_id=created.key_id,
+            team_id=team_id,
+            after=_event_view(session.get(ApiKey, created.key_id)),
+        )
     return created
 
 
@@ -137,8 +152,15 @@ def revoke_key(*, session: Session, actor: Actor, key_id: int) -> None:
         key.revoked_at = clock.now()
         session.add(key)
         session.flush()
-        record(session, actor=actor, action="key.revoke", target_type="api_key", target_id=key.id,
-               team_id=key.team_id, after={"revoked_at": key.revoked_at})
+        record(
+            session,
+            actor=actor,
+            action="key.revoke",
+            target_type="api_key",
+            target_id=key.id,
+            team_id=key.team_id,
+            after={"revoked_at": key.revoked_at},
+        )
 
 
 def rotate_key(*, session: Session, actor: Actor, key_id: int, grace_hours: int = 24) -> CreatedKey:
@@ -154,14 +176,20 @@ def rotate_key(*, session: Session, actor: Actor, key_id: int, grace_hours: int 
     if old.expires_at is not None:
         expires_days = max(1, (old.expires_at - old.created_at).days)
     with committing(session):
-        created = _insert_key(session, actor, old.team_id, old.label, expires_days,
-                              parse_cidrs(old.allowed_cidrs))
+        created = _insert_key(session, actor, old.team_id, old.label, expires_days, parse_cidrs(old.allowed_cidrs))
         old.grace_until = now + timedelta(hours=grace_hours)
         old.replaced_by_id = created.key_id
         session.add(old)
         session.flush()
-        record(session, actor=actor, action="key.rotate", target_type="api_key", target_id=old.id,
-               team_id=old.team_id, after={"new_key_id": created.key_id, "grace_until": old.grace_until})
+        record(
+            session,
+            actor=actor,
+            action="key.rotate",
+            target_type="api_key",
+            target_id=old.id,
+            team_id=old.team_id,
+            after={"new_key_id": created.key_id, "grace_until": old.grace_until},
+        )
     return created
 
 
@@ -174,8 +202,16 @@ def set_allowed_cidrs(*, session: Session, actor: Actor, key_id: int, allowed_ci
         key.allowed_cidrs = ",".join(cidrs)
         session.add(key)
         session.flush()
-        record(session, actor=actor, action="key.cidrs.set", target_type="api_key", target_id=key.id,
-               team_id=key.team_id, before={"allowed_cidrs": before}, after={"allowed_cidrs": cidrs})
+        record(
+            session,
+            actor=actor,
+            action="key.cidrs.set",
+            target_type="api_key",
+            target_id=key.id,
+            team_id=key.team_id,
+            before={"allowed_cidrs": before},
+            after={"allowed_cidrs": cidrs},
+        )
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -220,9 +256,16 @@ def authenticate(connection: Connection, secret: str | None, *, client_ip: str |
 
 
 _KEYS = ApiKey.__table__
-_BY_HASH = sa_select(_KEYS.c.id, _KEYS.c.team_id, _KEYS.c.prefix, _KEYS.c.revoked_at, _KEYS.c.expires_at,
-                     _KEYS.c.grace_until, _KEYS.c.allowed_cidrs, _KEYS.c.last_used_at).where(
-    _KEYS.c.key_hash == bindparam("h"))
+_BY_HASH = sa_select(
+    _KEYS.c.id,
+    _KEYS.c.team_id,
+    _KEYS.c.prefix,
+    _KEYS.c.revoked_at,
+    _KEYS.c.expires_at,
+    _KEYS.c.grace_until,
+    _KEYS.c.allowed_cidrs,
+    _KEYS.c.last_used_at,
+).where(_KEYS.c.key_hash == bindparam("h"))
 _TOUCH = update(_KEYS).where(_KEYS.c.id == bindparam("k_id")).values(last_used_at=bindparam("now"))
 
 
@@ -232,10 +275,16 @@ _TOUCH = update(_KEYS).where(_KEYS.c.id == bindparam("k_id")).values(last_used_a
 def _insert_key(session, actor, team_id, label, expires_days, cidrs) -> CreatedKey:
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
-    key = ApiKey(team_id=team_id, label=label, prefix=secret[: len(KEY_PREFIX) + VISIBLE_CHARS],
-                 key_hash=hash_key(secret), created_by=actor.ref, created_at=now,
-                 expires_at=now + timedelta(days=expires_days) if expires_days else None,
-                 allowed_cidrs=",".join(cidrs))
+    key = ApiKey(
+        team_id=team_id,
+        label=label,
+        prefix=secret[: len(KEY_PREFIX) + VISIBLE_CHARS],
+        key_hash=hash_key(secret),
+        created_by=actor.ref,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_days) if expires_days else None,
+        allowed_cidrs=",".join(cidrs),
+    )
     session.add(key)
     session.flush()
     return CreatedKey(key_id=key.id, team_id=team_id, prefix=key.prefix, secret=secret)
@@ -271,8 +320,18 @@ def _event_view(key: ApiKey) -> dict:
 
 
 def _view(key: ApiKey, now: datetime) -> KeyView:
-    return KeyView(id=key.id, team_id=key.team_id, label=key.label, prefix=key.prefix,
-                   created_by=key.created_by, created_at=key.created_at, expires_at=key.expires_at,
-                   last_used_at=key.last_used_at, revoked_at=key.revoked_at, grace_until=key.grace_until,
-                   allowed_cidrs=parse_cidrs(key.allowed_cidrs), status=_status(key, now),
-                   age_days=(now - key.created_at).days)
+    return KeyView(
+        id=key.id,
+        team_id=key.team_id,
+        label=key.label,
+        prefix=key.prefix,
+        created_by=key.created_by,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+        grace_until=key.grace_until,
+        allowed_cidrs=parse_cidrs(key.allowed_cidrs),
+        status=_status(key, now),
+        age_days=(now - key.created_at).days,
+    )

@@ -89,8 +89,15 @@ def create_team(*, session: Session, actor: Actor, name: str, description: str =
     with _committing_unique(session, f"A team named {name!r} already exists"):
         session.add(team)
         session.flush()
-        record(session, actor=actor, action="team.create", target_type="team", target_id=team.id,
-               team_id=team.id, after={"name": team.name, "description": team.description})
+        record(
+            session,
+            actor=actor,
+            action="team.create",
+            target_type="team",
+            target_id=team.id,
+            team_id=team.id,
+            after={"name": team.name, "description": team.description},
+        )
     return team
 
 
@@ -128,8 +135,14 @@ def add_person(
         session.add_all(RoleGrant(person_id=person.id, role=r.value) for r in parsed_roles)
         session.add_all(Membership(person_id=person.id, team_id=t) for t in team_ids)
         # Personal data stays out of the event: it names the person by id only.
-        record(session, actor=actor, action="person.create", target_type="person",
-               target_id=person.id, after={"roles": [r.value for r in parsed_roles], "team_ids": team_ids})
+        record(
+            session,
+            actor=actor,
+            action="person.create",
+            target_type="person",
+            target_id=person.id,
+            after={"roles": [r.value for r in parsed_roles], "team_ids": team_ids},
+        )
     return person
 
 
@@ -141,8 +154,15 @@ def grant_role(*, session: Session, actor: Actor, person_id: int, role: str) -> 
         raise Conflict(f"The person already has the role {parsed.value}")
     with committing(session):
         session.add(RoleGrant(person_id=person_id, role=parsed.value))
-        record(session, actor=actor, action="person.role.grant", target_type="person", target_id=person_id,
-               before={"roles": sorted(before)}, after={"roles": sorted(before | {parsed.value})})
+        record(
+            session,
+            actor=actor,
+            action="person.role.grant",
+            target_type="person",
+            target_id=person_id,
+            before={"roles": sorted(before)},
+            after={"roles": sorted(before | {parsed.value})},
+        )
 
 
 def revoke_role(*, session: Session, actor: Actor, person_id: int, role: str) -> None:
@@ -156,8 +176,15 @@ def revoke_role(*, session: Session, actor: Actor, person_id: int, role: str) ->
     grant = session.get(RoleGrant, (person_id, parsed.value))
     with committing(session):
         session.delete(grant)
-        record(session, actor=actor, action="person.role.revoke", target_type="person", target_id=person_id,
-               before={"roles": sorted(before)}, after={"roles": sorted(before - {parsed.value})})
+        record(
+            session,
+            actor=actor,
+            action="person.role.revoke",
+            target_type="person",
+            target_id=person_id,
+            before={"roles": sorted(before)},
+            after={"roles": sorted(before - {parsed.value})},
+        )
 
 
 def add_member(*, session: Session, actor: Actor, team_id: int, person_id: int) -> None:
@@ -168,8 +195,15 @@ def add_member(*, session: Session, actor: Actor, team_id: int, person_id: int) 
         raise Conflict("The person is already a member of this team")
     with committing(session):
         session.add(Membership(person_id=person_id, team_id=team_id))
-        record(session, actor=actor, action="team.member.add", target_type="team", target_id=team_id,
-               team_id=team_id, after={"person_id": person_id})
+        record(
+            session,
+            actor=actor,
+            action="team.member.add",
+            target_type="team",
+            target_id=team_id,
+            team_id=team_id,
+            after={"person_id": person_id},
+        )
 
 
 def remove_member(*, session: Session, actor: Actor, team_id: int, person_id: int) -> None:
@@ -179,8 +213,15 @@ def remove_member(*, session: Session, actor: Actor, team_id: int, person_id: in
         raise NotFound("The person is not a member of this team")
     with committing(session):
         session.delete(membership)
-        record(session, actor=actor, action="team.member.remove", target_type="team", target_id=team_id,
-               team_id=team_id, before={"person_id": person_id})
+        record(
+            session,
+            actor=actor,
+            action="team.member.remove",
+            target_type="team",
+            target_id=team_id,
+            team_id=team_id,
+            before={"person_id": person_id},
+        )
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -246,5 +287,11 @@ def _view(person: Person, roles: tuple[Role, ...], team_ids: tuple[int, ...]) ->
 def _actor(session: Session, person: Person) -> Actor:
     roles = frozenset(Role(r) for r in _current_roles(session, person.id))
     teams = frozenset(session.exec(select(Membership.team_id).where(Membership.person_id == person.id)))
-    return Actor(ref=f"person:{person.id}", display_name=person.display_name, roles=roles,
-                 team_ids=teams, person_id=person.id, email=person.email)
+    return Actor(
+        ref=f"person:{person.id}",
+        display_name=person.display_name,
+        roles=roles,
+        team_ids=teams,
+        person_id=person.id,
+        email=person.email,
+    )

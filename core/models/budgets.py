@@ -104,10 +104,18 @@ class UsageRecord(SQLModel, table=True):
         Index("ix_usage_record_occurred_at", "occurred_at"),
         # Partial: a call by a team key has no person, a plain chat call no prompt, and an
         # index that skips those rows costs them nothing to write (lookups are by equality).
-        Index("ix_usage_record_person_id", "person_id", sqlite_where=text("person_id IS NOT NULL"),
-              postgresql_where=text("person_id IS NOT NULL")),
-        Index("ix_usage_record_prompt_id", "prompt_id", sqlite_where=text("prompt_id IS NOT NULL"),
-              postgresql_where=text("prompt_id IS NOT NULL")),
+        Index(
+            "ix_usage_record_person_id",
+            "person_id",
+            sqlite_where=text("person_id IS NOT NULL"),
+            postgresql_where=text("person_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_usage_record_prompt_id",
+            "prompt_id",
+            sqlite_where=text("prompt_id IS NOT NULL"),
+            postgresql_where=text("prompt_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -133,9 +141,7 @@ class BudgetAlert(SQLModel, table=True):
     """A budget crossed a threshold in a period: stored exactly once."""
 
     __tablename__ = "budget_alert"
-    __table_args__ = (
-        UniqueConstraint("budget_id", "period_key", "threshold_pct", name="uq_budget_alert_once"),
-    )
+    __table_args__ = (UniqueConstraint("budget_id", "period_key", "threshold_pct", name="uq_budget_alert_once"),)
 
     id: int | None = Field(default=None, primary_key=True)
     budget_id: int = Field(sa_column=Column(Integer, ForeignKey("budget.id", ondelete="CASCADE"), nullable=False))

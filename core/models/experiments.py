@@ -40,7 +40,8 @@ class TestSetCase(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     testset_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("testset.id", ondelete="CASCADE"), nullable=False, index=True))
+        sa_column=Column(Integer, ForeignKey("testset.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     position: int
     case_key: str = Field(max_length=64)  # the case's slug id in files
     description: str = Field(default="", sa_type=Text)
@@ -57,7 +58,8 @@ class Experiment(SQLModel, table=True):
     team_id: int = Field(sa_column=Column(Integer, ForeignKey("team.id"), nullable=False))
     prompt_id: int = Field(sa_column=Column(Integer, ForeignKey("prompt.id", ondelete="CASCADE"), nullable=False))
     testset_id: int | None = Field(
-        default=None, sa_column=Column(Integer, ForeignKey("testset.id", ondelete="SET NULL"), nullable=True))
+        default=None, sa_column=Column(Integer, ForeignKey("testset.id", ondelete="SET NULL"), nullable=True)
+    )
     testset_name: str = Field(max_length=64)
     # [{label, version_id, version_number, model, params}] as chosen
     variants_json: str = Field(sa_type=Text)
@@ -82,7 +84,8 @@ class TrafficSplit(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     prompt_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("prompt.id", ondelete="CASCADE"), nullable=False, index=True))
+        sa_column=Column(Integer, ForeignKey("prompt.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     version_a_id: int = Field(sa_column=Column(Integer, ForeignKey("prompt_version.id"), nullable=False))
     version_b_id: int = Field(sa_column=Column(Integer, ForeignKey("prompt_version.id"), nullable=False))
     percent_b: int

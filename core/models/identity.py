@@ -40,19 +40,13 @@ class Person(SQLModel, table=True):
 class Membership(SQLModel, table=True):
     __tablename__ = "membership"
 
-    person_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True)
-    )
-    team_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
-    )
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True))
+    team_id: int = Field(sa_column=Column(Integer, ForeignKey("team.id", ondelete="CASCADE"), primary_key=True))
 
 
 class RoleGrant(SQLModel, table=True):
     __tablename__ = "role_grant"
 
-    person_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True)
-    )
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True))
     role: str = Field(max_length=32, primary_key=True)
     granted_at: datetime = Field(default_factory=clock.now, sa_type=UtcDateTime)

@@ -15,7 +15,9 @@ class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
 
     id: int | None = Field(default=None, primary_key=True)
-    team_id: int = Field(sa_column=Column(Integer, ForeignKey("team.id", ondelete="CASCADE"), nullable=False, index=True))
+    team_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("team.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     label: str = Field(default="", max_length=80)
     # The first characters of the key (e.g. "qk_live_ab12cd"), shown in lists and logs.
     prefix: str = Field(max_length=24)

@@ -123,8 +123,9 @@ def parse_config(data: object, *, source: str = "retention.yaml") -> RetentionCo
             problems.append(f"{where}.basis: expected a list drawn from {', '.join(BASES)}")
             basis = []
         if period is not None and action in ACTIONS:
-            classes[str(key)] = RetentionClass(str(key), str(spec.get("label") or key), period, action,
-                                               tuple(basis), str(spec.get("note") or ""))
+            classes[str(key)] = RetentionClass(
+                str(key), str(spec.get("label") or key), period, action, tuple(basis), str(spec.get("note") or "")
+            )
     audit = classes.get(AUDIT_CLASS)
     if audit is None and not problems:
         problems.append(f"classes.{AUDIT_CLASS}: the audit log needs a retention class")
@@ -132,8 +133,10 @@ def parse_config(data: object, *, source: str = "retention.yaml") -> RetentionCo
         if minimum.longer_than(audit.period):
             problems.append(f"classes.{AUDIT_CLASS}.period: {audit.period} is shorter than audit_log_minimum {minimum}")
         if audit.action != "delete":
-            problems.append(f"classes.{AUDIT_CLASS}.action: audit events can only be deleted (pruned behind a "
-                            "signed checkpoint); anonymizing would break the chain")
+            problems.append(
+                f"classes.{AUDIT_CLASS}.action: audit events can only be deleted (pruned behind a "
+                "signed checkpoint); anonymizing would break the chain"
+            )
     if problems:
         raise ValidationError(f"{source}: " + "; ".join(problems))
     return RetentionConfig(classes, minimum, payload)

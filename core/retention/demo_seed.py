@@ -14,5 +14,10 @@ SEED_ACTOR = Actor.system("seed")
 def seed_retention(session: Session) -> None:
     owner = identity.person_by_email(session, "lena.fischer@example.com")
     legal = identity.team_by_name(session, "Legal")
-    add_hold(session=session, actor=SEED_ACTOR, case_name="Contract dispute 2026 (demo)", owner_person_id=owner.id,
-             team_id=legal.id)
+    add_hold(
+        session=session,
+        actor=SEED_ACTOR,
+        case_name="Contract dispute 2026 (demo)",
+        owner_person_id=owner.id,
+        team_id=legal.id,
+    )

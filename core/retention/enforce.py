@@ -91,12 +91,21 @@ def plan(session: Session, as_of: datetime, rules: Rules | None = None) -> list[
         teams = tuple(rules.override_teams(kind)) if kind.team_sql and kind is not registry.AUDIT_KIND else ()
         for team in (None, *teams):
             rule = rules.winning(kind, team)
-            action = rule.action if (rule.action == "delete" and kind.can_delete) or not kind.can_anonymize \
-                else "anonymize"
-            segments.append(Segment(key=f"{kind.key}:{'default' if team is None else f'team{team}'}", kind=kind,
-                                    class_key=rule.class_key, period=str(rule.period), action=action,
-                                    cutoff=rule.period.cutoff(as_of), team_id=team,
-                                    other_teams=teams if team is None else ()))
+            action = (
+                rule.action if (rule.action == "delete" and kind.can_delete) or not kind.can_anonymize else "anonymize"
+            )
+            segments.append(
+                Segment(
+                    key=f"{kind.key}:{'default' if team is None else f'team{team}'}",
+                    kind=kind,
+                    class_key=rule.class_key,
+                    period=str(rule.period),
+                    action=action,
+                    cutoff=rule.period.cutoff(as_of),
+                    team_id=team,
+                    other_teams=teams if team is None else (),
+                )
+            )
     return segments
 
 
@@ -136,11 +145,32 @@ def preview(*, session: Session, actor: Actor) -> list[PreviewRow]:
         else:
             where, params = segment.where(holds)
             count = _run(session, f"SELECT COUNT(*) FROM {kind.table} WHERE {where}", params).scalar() or 0
-            samples = [{"id": r[0], "time": r[1]} for r in _run(
-                session, f"SELECT {kind.id_column}, {kind.time_column} FROM {kind.table} WHERE {where} "
-                f"ORDER BY {kind.time_column} LIMIT {SAMPLES}", params)] if count else []
-        rows.append(PreviewRow(kind.key, kind.label, segment.class_key, segment.team_id, segment.period,
-                               segment.action, segment.cutoff, int(count), samples))
+            samples = (
+                [
+                    {"id": r[0], "time": r[1]}
+                    for r in _run(
+                        session,
+                        f"SELECT {kind.id_column}, {kind.time_column} FROM {kind.table} WHERE {where} "
+                        f"ORDER BY {kind.time_column} LIMIT {SAMPLES}",
+                        params,
+                    )
+                ]
+                if count
+                else []
+            )
+        rows.append(
+            PreviewRow(
+                kind.key,
+                kind.label,
+                segment.class_key,
+                segment.team_id,
+                segment.period,
+                segment.action,
+                segment.cutoff,
+                int(count),
+                samples,
+            )
+        )
     session.rollback()
     return rows
 
@@ -160,8 +190,13 @@ def _audit_preview(session: Session, segment: Segment, holds) -> tuple[int, list
     bound, first = _audit_prune_bound(session, segment, holds)
     if bound is None or bound <= max(first, 2):
         return 0, []
-    samples = [{"id": r[0], "time": r[1]} for r in session.execute(text(
-        "SELECT seq, occurred_at FROM audit_event WHERE seq < :s ORDER BY seq LIMIT :n"), {"s": bound, "n": SAMPLES})]
+    samples = [
+        {"id": r[0], "time": r[1]}
+        for r in session.execute(
+            text("SELECT seq, occurred_at FROM audit_event WHERE seq < :s ORDER BY seq LIMIT :n"),
+            {"s": bound, "n": SAMPLES},
+        )
+    ]
     return bound - first, samples
 
 
@@ -171,9 +206,12 @@ def _audit_preview(session: Session, segment: Segment, holds) -> tuple[int, list
 def _acquire(engine: Engine, holder: str) -> None:
     with db.write_session(engine) as session:
         now = clock.now()
-        taken = _run(session, "UPDATE retention_lock SET holder = :me, expires_at = :exp "
-                     "WHERE name = :name AND (expires_at < :now OR holder = :me)",
-                     {"me": holder, "exp": now + LEASE, "name": LOCK_NAME, "now": now}).rowcount
+        taken = _run(
+            session,
+            "UPDATE retention_lock SET holder = :me, expires_at = :exp "
+            "WHERE name = :name AND (expires_at < :now OR holder = :me)",
+            {"me": holder, "exp": now + LEASE, "name": LOCK_NAME, "now": now},
+        ).rowcount
         if not taken:
             if session.get(RetentionLock, LOCK_NAME) is not None:
                 raise Conflict("Another retention run is in progress; try again when it has finished")
@@ -187,16 +225,18 @@ def _acquire(engine: Engine, holder: str) -> None:
 def _renew(session: Session, holder: str) -> None:
     now = clock.now()
     params = {"me": holder, "exp": now + LEASE, "name": LOCK_NAME}
-    renewed = _run(session, "UPDATE retention_lock SET expires_at = :exp WHERE name = :name AND holder = :me",
-                   params).rowcount
+    renewed = _run(
+        session, "UPDATE retention_lock SET expires_at = :exp WHERE name = :name AND holder = :me", params
+    ).rowcount
     if not renewed:
         raise Conflict("The retention run lost its lock (its lease expired); it will resume on the next run")
 
 
 def _release(engine: Engine, holder: str) -> None:
     with db.write_session(engine) as session:
-        session.execute(text("DELETE FROM retention_lock WHERE name = :name AND holder = :me"),
-                        {"name": LOCK_NAME, "me": holder})
+        session.execute(
+            text("DELETE FROM retention_lock WHERE name = :name AND holder = :me"), {"name": LOCK_NAME, "me": holder}
+        )
         session.commit()
 
 
@@ -220,8 +260,9 @@ class RunResult:
 AfterBatch = Callable[[int, int], None]
 
 
-def enforce(*, actor: Actor, engine: Engine | None = None, batch_size: int = BATCH_SIZE,
-            after_batch: AfterBatch | None = None) -> RunResult:
+def enforce(
+    *, actor: Actor, engine: Engine | None = None, batch_size: int = BATCH_SIZE, after_batch: AfterBatch | None = None
+) -> RunResult:
     """Run (or resume) enforcement; `after_batch(run_id, batches)` is called after each committed batch."""
     require(actor, Permission.RETENTION_MANAGE)
     engine = engine or db.get_engine()
@@ -247,8 +288,9 @@ def enforce(*, actor: Actor, engine: Engine | None = None, batch_size: int = BAT
 
 def _start_or_resume(engine: Engine, actor: Actor) -> tuple[RetentionRun, bool]:
     with db.write_session(engine) as session:
-        run = session.exec(select(RetentionRun).where(RetentionRun.status == "running")
-                           .order_by(col(RetentionRun.id).desc())).first()
+        run = session.exec(
+            select(RetentionRun).where(RetentionRun.status == "running").order_by(col(RetentionRun.id).desc())
+        ).first()
         resumed = run is not None
         if run is None:
             run = RetentionRun(as_of=clock.now(), actor=actor.ref, progress_json="{}")
@@ -262,8 +304,10 @@ def _start_or_resume(engine: Engine, actor: Actor) -> tuple[RetentionRun, bool]:
 
 def _save_progress(session: Session, run: RetentionRun, progress: dict, batches: int = 0) -> None:
     run.batches += batches
-    session.execute(text("UPDATE retention_run SET progress_json = :p, batches = :b WHERE id = :id"),
-                    {"p": json.dumps(progress, sort_keys=True), "b": run.batches, "id": run.id})
+    session.execute(
+        text("UPDATE retention_run SET progress_json = :p, batches = :b WHERE id = :id"),
+        {"p": json.dumps(progress, sort_keys=True), "b": run.batches, "id": run.id},
+    )
 
 
 def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, batch_size, after_batch) -> None:
@@ -280,8 +324,13 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
                 handled = _run(session, statement, params).rowcount
             else:
                 ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
-                handled = session.execute(text(statement).bindparams(bindparam("ids", expanding=True)),
-                                          {**params, "ids": ids}).rowcount if ids else 0
+                handled = (
+                    session.execute(
+                        text(statement).bindparams(bindparam("ids", expanding=True)), {**params, "ids": ids}
+                    ).rowcount
+                    if ids
+                    else 0
+                )
                 if ids:
                     state["after"] = max(ids)
             _end_batch(session, run, progress, state, handled)
@@ -301,10 +350,14 @@ def _batch_sql(segment: Segment, holds, batch_size: int) -> tuple[str, str, dict
     else:
         # Anonymized rows still match the time condition: walk the ids in order (keyset, kept in
         # the progress) so each batch starts after the last one instead of rescanning them.
-        chosen = (f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} AND {kind.id_column} > :after "
-                  f"ORDER BY {kind.id_column} LIMIT {int(batch_size)}")
-        sets = ", ".join([f"{column} = :set_{column}" for column in kind.anonymize_set]
-                         + [f"{column} = {expression}" for column, expression in kind.anonymize_expressions.items()])
+        chosen = (
+            f"SELECT {kind.id_column} FROM {kind.table} WHERE {where} AND {kind.id_column} > :after "
+            f"ORDER BY {kind.id_column} LIMIT {int(batch_size)}"
+        )
+        sets = ", ".join(
+            [f"{column} = :set_{column}" for column in kind.anonymize_set]
+            + [f"{column} = {expression}" for column, expression in kind.anonymize_expressions.items()]
+        )
         params = {**params, **{f"set_{c}": v for c, v in kind.anonymize_set.items()}}
         statement = f"UPDATE {kind.table} SET {sets} WHERE {kind.id_column} IN :ids"
     return chosen, statement, params
@@ -328,8 +381,9 @@ def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_siz
         return
     if "pruned_before" not in state:
         if audit_checkpoints.signing_key() is None:
-            result.notes.append("Audit events were not pruned: pruning needs a signed checkpoint "
-                                "(set QUORUM_AUDIT_SIGNING_KEY)")
+            result.notes.append(
+                "Audit events were not pruned: pruning needs a signed checkpoint (set QUORUM_AUDIT_SIGNING_KEY)"
+            )
             return
         with db.write_session(engine) as session:
             bound, first = _audit_prune_bound(session, segment, holds)
@@ -349,10 +403,13 @@ def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_siz
     while True:
         with db.write_session(engine) as session:
             _renew(session, holder)
-            handled = session.execute(text(
-                "DELETE FROM audit_event WHERE seq IN "
-                f"(SELECT seq FROM audit_event WHERE seq < :s ORDER BY seq LIMIT {int(batch_size)})"),
-                {"s": bound}).rowcount
+            handled = session.execute(
+                text(
+                    "DELETE FROM audit_event WHERE seq IN "
+                    f"(SELECT seq FROM audit_event WHERE seq < :s ORDER BY seq LIMIT {int(batch_size)})"
+                ),
+                {"s": bound},
+            ).rowcount
             _end_batch(session, run, progress, state, handled)
         if not handled:
             return
@@ -371,9 +428,20 @@ def _finish(engine, actor, holder, run, progress, result: RunResult) -> None:
         row = session.get(RetentionRun, run.id)
         row.status, row.finished_at = "done", clock.now()
         session.add(row)
-        record(session, actor=actor, action="retention.run", target_type="retention_run", target_id=run.id,
-               after={"as_of": run.as_of, "counts": result.counts, "batches": row.batches,
-                      "resumed": row.resumed, "pruned_before": result.pruned_before})
+        record(
+            session,
+            actor=actor,
+            action="retention.run",
+            target_type="retention_run",
+            target_id=run.id,
+            after={
+                "as_of": run.as_of,
+                "counts": result.counts,
+                "batches": row.batches,
+                "resumed": row.resumed,
+                "pruned_before": result.pruned_before,
+            },
+        )
         session.commit()
 
 
@@ -390,13 +458,22 @@ def retention_attention(session: Session, actor: Actor):
         return []
     latest = session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc())).first()
     if latest is not None and latest.status == "running" and session.get(RetentionLock, LOCK_NAME) is None:
-        return [AttentionItem(title=f"Retention run {latest.id} was interrupted",
-                              detail="The next run resumes it where it stopped.", severity="warning",
-                              page="pages/retention.py")]
+        return [
+            AttentionItem(
+                title=f"Retention run {latest.id} was interrupted",
+                detail="The next run resumes it where it stopped.",
+                severity="warning",
+                page="pages/retention.py",
+            )
+        ]
     finished = latest.finished_at if latest is not None else None
     # A fresh installation is not "overdue": the item appears once runs are scheduled and stop.
     if finished is not None and clock.now() - finished > timedelta(days=7):
-        return [AttentionItem(title=f"Retention enforcement last ran {finished:%Y-%m-%d}",
-                              detail="Schedule `quorum retention enforce` (cron) or run it from the page.",
-                              page="pages/retention.py")]
+        return [
+            AttentionItem(
+                title=f"Retention enforcement last ran {finished:%Y-%m-%d}",
+                detail="Schedule `quorum retention enforce` (cron) or run it from the page.",
+                page="pages/retention.py",
+            )
+        ]
     return []

@@ -26,9 +26,18 @@ from core.permissions import Actor, Permission, require
 from core.retention.kinds import RecordKind
 
 
-def add_hold(*, session: Session, actor: Actor, case_name: str, owner_person_id: int, team_id: int | None = None,
-             person_id: int | None = None, prompt_id: int | None = None, starts_at: datetime | None = None,
-             ends_at: datetime | None = None) -> LegalHold:
+def add_hold(
+    *,
+    session: Session,
+    actor: Actor,
+    case_name: str,
+    owner_person_id: int,
+    team_id: int | None = None,
+    person_id: int | None = None,
+    prompt_id: int | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+) -> LegalHold:
     require(actor, Permission.RETENTION_MANAGE)
     case_name = (case_name or "").strip()
     if not case_name:
@@ -45,13 +54,28 @@ def add_hold(*, session: Session, actor: Actor, case_name: str, owner_person_id:
     for model, value, what in ((Team, team_id, "team"), (Person, person_id, "person"), (Prompt, prompt_id, "prompt")):
         if value is not None:
             get_or_not_found(session, model, value, what)
-    hold = LegalHold(case_name=case_name, owner_person_id=owner_person_id, team_id=team_id, person_id=person_id,
-                     prompt_id=prompt_id, starts_at=starts_at, ends_at=ends_at, created_by=actor.ref)
+    hold = LegalHold(
+        case_name=case_name,
+        owner_person_id=owner_person_id,
+        team_id=team_id,
+        person_id=person_id,
+        prompt_id=prompt_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=actor.ref,
+    )
     with committing(session):
         session.add(hold)
         session.flush()
-        record(session, actor=actor, action="retention.hold.add", target_type="legal_hold", target_id=hold.id,
-               team_id=team_id, after=_scope(hold))
+        record(
+            session,
+            actor=actor,
+            action="retention.hold.add",
+            target_type="legal_hold",
+            target_id=hold.id,
+            team_id=team_id,
+            after=_scope(hold),
+        )
     return hold
 
 
@@ -63,8 +87,16 @@ def release_hold(*, session: Session, actor: Actor, hold_id: int) -> LegalHold:
     with committing(session):
         hold.released_at, hold.released_by = clock.now(), actor.ref
         session.add(hold)
-        record(session, actor=actor, action="retention.hold.release", target_type="legal_hold", target_id=hold.id,
-               team_id=hold.team_id, before={"active": True}, after={"active": False})
+        record(
+            session,
+            actor=actor,
+            action="retention.hold.release",
+            target_type="legal_hold",
+            target_id=hold.id,
+            team_id=hold.team_id,
+            before={"active": True},
+            after={"active": False},
+        )
     return hold
 
 
@@ -82,9 +114,15 @@ def holds_on_person(session: Session, person_id: int) -> list[LegalHold]:
 
 
 def _scope(hold: LegalHold) -> dict:
-    return {"case_name": hold.case_name, "owner_person_id": hold.owner_person_id, "team_id": hold.team_id,
-            "person_id": hold.person_id, "prompt_id": hold.prompt_id, "starts_at": hold.starts_at,
-            "ends_at": hold.ends_at}
+    return {
+        "case_name": hold.case_name,
+        "owner_person_id": hold.owner_person_id,
+        "team_id": hold.team_id,
+        "person_id": hold.person_id,
+        "prompt_id": hold.prompt_id,
+        "starts_at": hold.starts_at,
+        "ends_at": hold.ends_at,
+    }
 
 
 @dataclass(frozen=True)
@@ -115,8 +153,9 @@ def held_by(kind: RecordKind, hold: LegalHold, n: int = 0) -> HeldFilter:
         params[f"h{n}_team"] = hold.team_id
     if hold.person_id is not None and kind.person_sql:
         parts.append(kind.person_sql.format(id=f"h{n}_pid", ref=f"h{n}_pref", sid=f"h{n}_psid"))
-        params.update({f"h{n}_pid": hold.person_id, f"h{n}_pref": f"person:{hold.person_id}",
-                       f"h{n}_psid": str(hold.person_id)})
+        params.update(
+            {f"h{n}_pid": hold.person_id, f"h{n}_pref": f"person:{hold.person_id}", f"h{n}_psid": str(hold.person_id)}
+        )
     if hold.prompt_id is not None and kind.prompt_sql:
         parts.append(kind.prompt_sql.format(id=f"h{n}_qid", sid=f"h{n}_qsid"))
         params.update({f"h{n}_qid": hold.prompt_id, f"h{n}_qsid": str(hold.prompt_id)})

@@ -70,60 +70,129 @@ def kinds_for_class(class_key: str) -> list[RecordKind]:
 
 
 _CALL_BY_PERSON = "request_id IN (SELECT request_id FROM gateway_call WHERE actor = :{ref})"
-_CALL_BY_PROMPT = ("request_id IN (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name "
-                   "WHERE p.id = :{id})")
+_CALL_BY_PROMPT = (
+    "request_id IN (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name WHERE p.id = :{id})"
+)
 _VERSION_TEAM = "(SELECT p.team_id FROM prompt p WHERE p.id = prompt_version.prompt_id)"
 # Four-eyes needs a version's author until it is decided, and its approvals while it is in
 # review, approved (a label may point at it any time) or labelled.
 _UNDECIDED_VERSION = "state IN ('draft', 'in_review')"
-_VERSION_THAT_MATTERS = ("version_id IN (SELECT v.id FROM prompt_version v WHERE v.state IN ('in_review', 'approved') "
-                         "OR v.id IN (SELECT l.version_id FROM prompt_label l))")
+_VERSION_THAT_MATTERS = (
+    "version_id IN (SELECT v.id FROM prompt_version v WHERE v.state IN ('in_review', 'approved') "
+    "OR v.id IN (SELECT l.version_id FROM prompt_label l))"
+)
 
-register(RecordKind(
-    key="stored_payload", label="Stored request and response payloads", table="stored_payload",
-    id_column="request_id", time_column="created_at", classes=("request_payloads", "response_payloads"),
-    team_sql="team_id", person_sql=_CALL_BY_PERSON, prompt_sql=_CALL_BY_PROMPT))
-register(RecordKind(
-    key="held_request", label="Held requests and their answers", table="held_request",
-    id_column="id", time_column="created_at", classes=("request_payloads", "response_payloads"),
-    team_sql="team_id", person_sql=_CALL_BY_PERSON, prompt_sql=_CALL_BY_PROMPT))
-register(RecordKind(
-    key="gateway_call", label="Gateway call log", table="gateway_call", id_column="id",
-    time_column="created_at", classes=("usage_rows",), team_sql="team_id", person_sql="actor = :{ref}",
-    prompt_sql="prompt_name = (SELECT p.name FROM prompt p WHERE p.id = :{id})",
-    anonymize_set={"actor": ANONYMIZED, "key_id": None},
-    needs_anonymizing_sql=f"(actor <> '{ANONYMIZED}' OR key_id IS NOT NULL)"))
-register(RecordKind(
-    key="usage_record", label="Usage ledger", table="usage_record", id_column="id", time_column="occurred_at",
-    classes=("usage_rows",), team_sql="team_id", person_sql="person_id = :{id}", prompt_sql="prompt_id = :{id}",
-    anonymize_set={"person_id": None, "key_id": None},
-    needs_anonymizing_sql="(person_id IS NOT NULL OR key_id IS NOT NULL)"))
-register(RecordKind(
-    key="prompt_version", label="Prompt versions", table="prompt_version", id_column="id",
-    time_column="created_at", classes=("prompt_versions",), team_sql=_VERSION_TEAM,
-    person_sql="author_person_id = :{id}", prompt_sql="prompt_id = :{id}",
-    anonymize_set={"author_ref": ANONYMIZED, "author_person_id": None, "change_note": ""},
-    needs_anonymizing_sql=f"(author_ref <> '{ANONYMIZED}' OR author_person_id IS NOT NULL OR change_note <> '')",
-    # Labels, reviews and evidence point at versions: a version is anonymized, never deleted.
-    can_delete=False, keep_sql=_UNDECIDED_VERSION))
-register(RecordKind(
-    key="prompt_review", label="Review decisions", table="prompt_review", id_column="id",
-    time_column="created_at", classes=("review_records",),
-    team_sql=("(SELECT p.team_id FROM prompt_version v JOIN prompt p ON p.id = v.prompt_id "
-              "WHERE v.id = prompt_review.version_id)"),
-    person_sql="reviewer_person_id = :{id}",
-    prompt_sql="version_id IN (SELECT v.id FROM prompt_version v WHERE v.prompt_id = :{id})",
-    # One decision per reviewer and version is a unique constraint: each anonymized reviewer
-    # stays distinct ("anonymized:<id>"), so a version with two reviews can be anonymized.
-    anonymize_set={"reviewer_person_id": None, "comment": ""},
-    anonymize_expressions={"reviewer_ref": f"'{ANONYMIZED}:' || CAST(id AS VARCHAR(20))"},
-    needs_anonymizing_sql=(f"(reviewer_ref NOT LIKE '{ANONYMIZED}:%' OR reviewer_person_id IS NOT NULL "
-                           "OR comment <> '')"),
-    keep_sql=_VERSION_THAT_MATTERS))
-register(RecordKind(
-    key="experiment", label="A/B experiments and their outputs", table="experiment", id_column="id",
-    time_column="created_at", classes=("playground_outputs",), team_sql="team_id",
-    person_sql="created_by = :{ref}", prompt_sql="prompt_id = :{id}"))
+register(
+    RecordKind(
+        key="stored_payload",
+        label="Stored request and response payloads",
+        table="stored_payload",
+        id_column="request_id",
+        time_column="created_at",
+        classes=("request_payloads", "response_payloads"),
+        team_sql="team_id",
+        person_sql=_CALL_BY_PERSON,
+        prompt_sql=_CALL_BY_PROMPT,
+    )
+)
+register(
+    RecordKind(
+        key="held_request",
+        label="Held requests and their answers",
+        table="held_request",
+        id_column="id",
+        time_column="created_at",
+        classes=("request_payloads", "response_payloads"),
+        team_sql="team_id",
+        person_sql=_CALL_BY_PERSON,
+        prompt_sql=_CALL_BY_PROMPT,
+    )
+)
+register(
+    RecordKind(
+        key="gateway_call",
+        label="Gateway call log",
+        table="gateway_call",
+        id_column="id",
+        time_column="created_at",
+        classes=("usage_rows",),
+        team_sql="team_id",
+        person_sql="actor = :{ref}",
+        prompt_sql="prompt_name = (SELECT p.name FROM prompt p WHERE p.id = :{id})",
+        anonymize_set={"actor": ANONYMIZED, "key_id": None},
+        needs_anonymizing_sql=f"(actor <> '{ANONYMIZED}' OR key_id IS NOT NULL)",
+    )
+)
+register(
+    RecordKind(
+        key="usage_record",
+        label="Usage ledger",
+        table="usage_record",
+        id_column="id",
+        time_column="occurred_at",
+        classes=("usage_rows",),
+        team_sql="team_id",
+        person_sql="person_id = :{id}",
+        prompt_sql="prompt_id = :{id}",
+        anonymize_set={"person_id": None, "key_id": None},
+        needs_anonymizing_sql="(person_id IS NOT NULL OR key_id IS NOT NULL)",
+    )
+)
+register(
+    RecordKind(
+        key="prompt_version",
+        label="Prompt versions",
+        table="prompt_version",
+        id_column="id",
+        time_column="created_at",
+        classes=("prompt_versions",),
+        team_sql=_VERSION_TEAM,
+        person_sql="author_person_id = :{id}",
+        prompt_sql="prompt_id = :{id}",
+        anonymize_set={"author_ref": ANONYMIZED, "author_person_id": None, "change_note": ""},
+        needs_anonymizing_sql=f"(author_ref <> '{ANONYMIZED}' OR author_person_id IS NOT NULL OR change_note <> '')",
+        # Labels, reviews and evidence point at versions: a version is anonymized, never deleted.
+        can_delete=False,
+        keep_sql=_UNDECIDED_VERSION,
+    )
+)
+register(
+    RecordKind(
+        key="prompt_review",
+        label="Review decisions",
+        table="prompt_review",
+        id_column="id",
+        time_column="created_at",
+        classes=("review_records",),
+        team_sql=(
+            "(SELECT p.team_id FROM prompt_version v JOIN prompt p ON p.id = v.prompt_id "
+            "WHERE v.id = prompt_review.version_id)"
+        ),
+        person_sql="reviewer_person_id = :{id}",
+        prompt_sql="version_id IN (SELECT v.id FROM prompt_version v WHERE v.prompt_id = :{id})",
+        # One decision per reviewer and version is a unique constraint: each anonymized reviewer
+        # stays distinct ("anonymized:<id>"), so a version with two reviews can be anonymized.
+        anonymize_set={"reviewer_person_id": None, "comment": ""},
+        anonymize_expressions={"reviewer_ref": f"'{ANONYMIZED}:' || CAST(id AS VARCHAR(20))"},
+        needs_anonymizing_sql=(
+            f"(reviewer_ref NOT LIKE '{ANONYMIZED}:%' OR reviewer_person_id IS NOT NULL OR comment <> '')"
+        ),
+        keep_sql=_VERSION_THAT_MATTERS,
+    )
+)
+register(
+    RecordKind(
+        key="experiment",
+        label="A/B experiments and their outputs",
+        table="experiment",
+        id_column="id",
+        time_column="created_at",
+        classes=("playground_outputs",),
+        team_sql="team_id",
+        person_sql="created_by = :{ref}",
+        prompt_sql="prompt_id = :{id}",
+    )
+)
 # An event about a prompt, one of its versions, experiments or gateway calls: a prompt hold keeps them all.
 _EVENT_ABOUT_PROMPT = (
     "((target_type = 'prompt' AND target_id = :{sid})"
@@ -132,10 +201,19 @@ _EVENT_ABOUT_PROMPT = (
     " OR (target_type = 'experiment' AND target_id IN"
     " (SELECT CAST(e.id AS VARCHAR(80)) FROM experiment e WHERE e.prompt_id = :{id}))"
     " OR (target_type = 'gateway_request' AND target_id IN"
-    " (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name WHERE p.id = :{id})))")
+    " (SELECT g.request_id FROM gateway_call g JOIN prompt p ON p.name = g.prompt_name WHERE p.id = :{id})))"
+)
 # Audit events are pruned as a prefix of the chain behind a signed checkpoint (enforce.py).
-AUDIT_KIND = register(RecordKind(
-    key="audit_event", label="Audit events", table="audit_event", id_column="seq", time_column="occurred_at",
-    classes=("audit_events",), team_sql="team_id",
-    person_sql="(actor = :{ref} OR (target_type = 'person' AND target_id = :{sid}))",
-    prompt_sql=_EVENT_ABOUT_PROMPT))
+AUDIT_KIND = register(
+    RecordKind(
+        key="audit_event",
+        label="Audit events",
+        table="audit_event",
+        id_column="seq",
+        time_column="occurred_at",
+        classes=("audit_events",),
+        team_sql="team_id",
+        person_sql="(actor = :{ref} OR (target_type = 'person' AND target_id = :{sid}))",
+        prompt_sql=_EVENT_ABOUT_PROMPT,
+    )
+)

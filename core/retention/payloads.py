@@ -16,8 +16,9 @@ from core.retention.rules import payload_storage_mode
 __all__ = ["payload_storage_mode", "minimized_payload"]
 
 
-def minimized_payload(mode: str, request_json: str | None, response_json: str | None,
-                      *, needed_for_hold: bool = False) -> tuple[str | None, str | None] | None:
+def minimized_payload(
+    mode: str, request_json: str | None, response_json: str | None, *, needed_for_hold: bool = False
+) -> tuple[str | None, str | None] | None:
     """The (request, response) text to store under `mode`, or None to store no payload row.
 
     A held request keeps its (redacted) request even under "none": releasing it answers

@@ -76,24 +76,35 @@ def _request_ids(session: Session, subject: Subject) -> set[str]:
         ids |= set(session.exec(select(GatewayCall.request_id).where(GatewayCall.actor == subject.ref)))
         pattern = token_pattern(subject.needles)
         if pattern is not None:
-            candidates = session.exec(select(StoredPayload.request_id, StoredPayload.request_json,
-                                             StoredPayload.response_json).where(
-                may_mention(col(StoredPayload.request_json), subject.needles)
-                | may_mention(col(StoredPayload.response_json), subject.needles)))
-            ids |= {rid for rid, request, response in candidates
-                    if mentions(request, pattern) or mentions(response, pattern)}
+            candidates = session.exec(
+                select(StoredPayload.request_id, StoredPayload.request_json, StoredPayload.response_json).where(
+                    may_mention(col(StoredPayload.request_json), subject.needles)
+                    | may_mention(col(StoredPayload.response_json), subject.needles)
+                )
+            )
+            ids |= {
+                rid
+                for rid, request, response in candidates
+                if mentions(request, pattern) or mentions(response, pattern)
+            }
     else:
         marker = json.dumps({"user": subject.end_user})[1:-1]  # "user": "<id>" exactly as stored
-        ids |= set(session.exec(select(StoredPayload.request_id).where(
-            col(StoredPayload.request_json).contains(marker, autoescape=True))))
+        ids |= set(
+            session.exec(
+                select(StoredPayload.request_id).where(
+                    col(StoredPayload.request_json).contains(marker, autoescape=True)
+                )
+            )
+        )
     return ids
 
 
 # ---- access ------------------------------------------------------------------------------------
 
 
-def access_export(*, session: Session, actor: Actor, email: str | None = None,
-                  end_user: str | None = None) -> dict[str, Any]:
+def access_export(
+    *, session: Session, actor: Actor, email: str | None = None, end_user: str | None = None
+) -> dict[str, Any]:
     """Everything Quorum holds about the subject, as one JSON-ready document; audited."""
     require(actor, Permission.RETENTION_MANAGE)
     subject = find_subject(session, email=email, end_user=end_user)
@@ -102,32 +113,70 @@ def access_export(*, session: Session, actor: Actor, email: str | None = None,
     if subject.person is not None:
         person = subject.person
         doc["person"] = _row(person)
-        doc["teams"] = [t.name for t in session.exec(
-            select(Team).join(Membership, Membership.team_id == Team.id).where(Membership.person_id == person.id))]
+        doc["teams"] = [
+            t.name
+            for t in session.exec(
+                select(Team).join(Membership, Membership.team_id == Team.id).where(Membership.person_id == person.id)
+            )
+        ]
         doc["roles"] = [g.role for g in session.exec(select(RoleGrant).where(RoleGrant.person_id == person.id))]
-        doc["audit_events"] = [_row(e) for e in session.exec(select(AuditEvent).where(
-            (AuditEvent.actor == subject.ref) | ((AuditEvent.target_type == "person")
-                                                 & (AuditEvent.target_id == str(person.id)))).order_by(AuditEvent.seq))]
-        doc["usage_records"] = [_row(u) for u in session.exec(select(UsageRecord).where(UsageRecord.person_id == person.id))]
-        doc["prompt_versions_authored"] = [_row(v) for v in session.exec(
-            select(PromptVersion).where(PromptVersion.author_person_id == person.id))]
-        doc["reviews"] = [_row(r) for r in session.exec(select(PromptReview).where(
-            PromptReview.reviewer_person_id == person.id))]
+        doc["audit_events"] = [
+            _row(e)
+            for e in session.exec(
+                select(AuditEvent)
+                .where(
+                    (AuditEvent.actor == subject.ref)
+                    | ((AuditEvent.target_type == "person") & (AuditEvent.target_id == str(person.id)))
+                )
+                .order_by(AuditEvent.seq)
+            )
+        ]
+        doc["usage_records"] = [
+            _row(u) for u in session.exec(select(UsageRecord).where(UsageRecord.person_id == person.id))
+        ]
+        doc["prompt_versions_authored"] = [
+            _row(v) for v in session.exec(select(PromptVersion).where(PromptVersion.author_person_id == person.id))
+        ]
+        doc["reviews"] = [
+            _row(r) for r in session.exec(select(PromptReview).where(PromptReview.reviewer_person_id == person.id))
+        ]
         doc["budgets"] = [_row(b) for b in session.exec(select(Budget).where(Budget.person_id == person.id))]
-        doc["legal_holds_owned"] = [_row(h) for h in session.exec(select(LegalHold).where(
-            LegalHold.owner_person_id == person.id))]
-    doc["gateway_calls"] = [_row(c) for c in session.exec(select(GatewayCall).where(
-        col(GatewayCall.request_id).in_(request_ids)))] if request_ids else []
-    doc["stored_payloads"] = [_payload_row(p) for p in session.exec(select(StoredPayload).where(
-        col(StoredPayload.request_id).in_(request_ids)))] if request_ids else []
-    doc["held_requests"] = [_row(h) for h in session.exec(select(HeldRequest).where(
-        col(HeldRequest.request_id).in_(request_ids)))] if request_ids else []
+        doc["legal_holds_owned"] = [
+            _row(h) for h in session.exec(select(LegalHold).where(LegalHold.owner_person_id == person.id))
+        ]
+    doc["gateway_calls"] = (
+        [_row(c) for c in session.exec(select(GatewayCall).where(col(GatewayCall.request_id).in_(request_ids)))]
+        if request_ids
+        else []
+    )
+    doc["stored_payloads"] = (
+        [
+            _payload_row(p)
+            for p in session.exec(select(StoredPayload).where(col(StoredPayload.request_id).in_(request_ids)))
+        ]
+        if request_ids
+        else []
+    )
+    doc["held_requests"] = (
+        [_row(h) for h in session.exec(select(HeldRequest).where(col(HeldRequest.request_id).in_(request_ids)))]
+        if request_ids
+        else []
+    )
     counts = {k: len(v) for k, v in doc.items() if isinstance(v, list)}
     with committing(session):
-        session.add(SubjectRequest(kind="access", subject_ref=subject.ref, actor=actor.ref,
-                                   summary_json=json.dumps(counts, sort_keys=True)))
-        record(session, actor=actor, action="privacy.access", target_type="data_subject", target_id=subject.ref,
-               after={"counts": counts})
+        session.add(
+            SubjectRequest(
+                kind="access", subject_ref=subject.ref, actor=actor.ref, summary_json=json.dumps(counts, sort_keys=True)
+            )
+        )
+        record(
+            session,
+            actor=actor,
+            action="privacy.access",
+            target_type="data_subject",
+            target_id=subject.ref,
+            after={"counts": counts},
+        )
     return doc
 
 
@@ -154,8 +203,10 @@ class ErasureResult:
     kept: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def kept_lines(self) -> list[str]:
-        return [f"kept under legal hold {case}: " + ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))
-                for case, by_kind in self.kept.items()]
+        return [
+            f"kept under legal hold {case}: " + ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))
+            for case, by_kind in self.kept.items()
+        ]
 
 
 class _Kept:
@@ -174,8 +225,10 @@ class _Kept:
         for n, hold in enumerate(self.holds):
             condition = held_by(kind, hold, n)
             for chunk in _chunks(sorted(ids), 500):
-                statement = typed(f"SELECT {kind.id_column} FROM {kind.table} WHERE {kind.id_column} IN :ids "
-                                  f"AND {condition.sql}", condition.params).bindparams(_expanding("ids"))
+                statement = typed(
+                    f"SELECT {kind.id_column} FROM {kind.table} WHERE {kind.id_column} IN :ids AND {condition.sql}",
+                    condition.params,
+                ).bindparams(_expanding("ids"))
                 found = {row[0] for row in self.session.execute(statement, {**condition.params, "ids": chunk})}
                 if found:
                     self.ids.setdefault(hold.id, {}).setdefault(kind.key, set()).update(found)
@@ -184,8 +237,10 @@ class _Kept:
 
     def report(self) -> dict[str, dict[str, int]]:
         names = {h.id: h.case_name for h in self.holds}
-        return {f"{names[hold_id]} (hold {hold_id})": {kind: len(ids) for kind, ids in by_kind.items()}
-                for hold_id, by_kind in sorted(self.ids.items())}
+        return {
+            f"{names[hold_id]} (hold {hold_id})": {kind: len(ids) for kind, ids in by_kind.items()}
+            for hold_id, by_kind in sorted(self.ids.items())
+        }
 
 
 def erase(*, session: Session, actor: Actor, email: str | None = None, end_user: str | None = None) -> ErasureResult:
@@ -196,14 +251,19 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
     if subject.person is not None:
         holds = holds_on_person(session, subject.person.id)
         if holds:
-            raise Conflict("This person's records are under legal hold (" + ", ".join(h.case_name for h in holds)
-                           + "); release the hold before erasing")
+            raise Conflict(
+                "This person's records are under legal hold ("
+                + ", ".join(h.case_name for h in holds)
+                + "); release the hold before erasing"
+            )
         # Once erased, a person created again with the same e-mail is someone new to Quorum:
         # while a review is open, that would let one person count as author and approver.
         open_reviews = approvals.open_reviews_involving(session, subject.ref, subject.person.id)
         if open_reviews:
-            raise Conflict(f"This person wrote or approved versions still in review ({', '.join(open_reviews)}); "
-                           "decide those reviews before erasing the person")
+            raise Conflict(
+                f"This person wrote or approved versions still in review ({', '.join(open_reviews)}); "
+                "decide those reviews before erasing the person"
+            )
     result = ErasureResult(subject.ref)
     counts = result.counts
     kept = _Kept(session)
@@ -211,16 +271,32 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
     with committing(session):
         payloads = kept.unheld(registry.kind("stored_payload"), request_ids)
         for chunk in _chunks(payloads, 500):
-            counts["stored_payloads_deleted"] = counts.get("stored_payloads_deleted", 0) + session.execute(
-                text("DELETE FROM stored_payload WHERE request_id IN :ids").bindparams(_expanding("ids")),
-                {"ids": chunk}).rowcount
+            counts["stored_payloads_deleted"] = (
+                counts.get("stored_payloads_deleted", 0)
+                + session.execute(
+                    text("DELETE FROM stored_payload WHERE request_id IN :ids").bindparams(_expanding("ids")),
+                    {"ids": chunk},
+                ).rowcount
+            )
         held_kind = registry.kind("held_request")
-        held_ids = [row[0] for chunk in _chunks(request_ids, 500) for row in session.execute(
-            text("SELECT id FROM held_request WHERE request_id IN :ids").bindparams(_expanding("ids")), {"ids": chunk})]
+        held_ids = [
+            row[0]
+            for chunk in _chunks(request_ids, 500)
+            for row in session.execute(
+                text("SELECT id FROM held_request WHERE request_id IN :ids").bindparams(_expanding("ids")),
+                {"ids": chunk},
+            )
+        ]
         for chunk in _chunks(kept.unheld(held_kind, held_ids), 500):
-            counts["held_answers_cleared"] = counts.get("held_answers_cleared", 0) + session.execute(
-                text("UPDATE held_request SET response_json = NULL, comment = '' WHERE id IN :ids")
-                .bindparams(_expanding("ids")), {"ids": chunk}).rowcount
+            counts["held_answers_cleared"] = (
+                counts.get("held_answers_cleared", 0)
+                + session.execute(
+                    text("UPDATE held_request SET response_json = NULL, comment = '' WHERE id IN :ids").bindparams(
+                        _expanding("ids")
+                    ),
+                    {"ids": chunk},
+                ).rowcount
+            )
         if subject.person is not None:
             person = subject.person
             _scrub_everywhere(session, subject.needles, counts, kept)
@@ -229,17 +305,36 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
             person.active = False
             session.add(person)
             counts["roles_removed"] = session.execute(
-                text("DELETE FROM role_grant WHERE person_id = :p"), {"p": person.id}).rowcount
+                text("DELETE FROM role_grant WHERE person_id = :p"), {"p": person.id}
+            ).rowcount
             counts["memberships_removed"] = session.execute(
-                text("DELETE FROM membership WHERE person_id = :p"), {"p": person.id}).rowcount
-        session.add(SubjectRequest(kind="erasure", subject_ref=subject.ref, actor=actor.ref,
-                                   summary_json=json.dumps(counts, sort_keys=True)))
+                text("DELETE FROM membership WHERE person_id = :p"), {"p": person.id}
+            ).rowcount
+        session.add(
+            SubjectRequest(
+                kind="erasure",
+                subject_ref=subject.ref,
+                actor=actor.ref,
+                summary_json=json.dumps(counts, sort_keys=True),
+            )
+        )
         session.flush()
         result.kept = kept.report()
         # Hold ids, not case names: a case name may name a person.
-        record(session, actor=actor, action="privacy.erase", target_type="data_subject", target_id=subject.ref,
-               after={"counts": counts, "kept_under_hold": {str(hold_id): {k: len(v) for k, v in by_kind.items()}
-                                                            for hold_id, by_kind in sorted(kept.ids.items())}})
+        record(
+            session,
+            actor=actor,
+            action="privacy.erase",
+            target_type="data_subject",
+            target_id=subject.ref,
+            after={
+                "counts": counts,
+                "kept_under_hold": {
+                    str(hold_id): {k: len(v) for k, v in by_kind.items()}
+                    for hold_id, by_kind in sorted(kept.ids.items())
+                },
+            },
+        )
     return result
 
 
@@ -251,7 +346,7 @@ def _expanding(name: str):
 
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _scrub_everywhere(session: Session, needles: list[str], counts: dict[str, int], kept: _Kept) -> None:
@@ -270,9 +365,13 @@ def _scrub_everywhere(session: Session, needles: list[str], counts: dict[str, in
             continue
         kind = kinds_by_table.get(table.name)
         for column in columns:
-            matching = [row for row in session.execute(
-                table.select().with_only_columns(*keys, column).where(may_mention(column, needles))).all()
-                if mentions(row[len(keys)], pattern)]
+            matching = [
+                row
+                for row in session.execute(
+                    table.select().with_only_columns(*keys, column).where(may_mention(column, needles))
+                ).all()
+                if mentions(row[len(keys)], pattern)
+            ]
             if kind is not None and matching:
                 position = [k.name for k in keys].index(kind.id_column)
                 free = set(kept.unheld(kind, [row[position] for row in matching]))
@@ -283,8 +382,9 @@ def _scrub_everywhere(session: Session, needles: list[str], counts: dict[str, in
                     session.execute(table.delete().where(*where))
                     counts[f"{table.name}_deleted"] = counts.get(f"{table.name}_deleted", 0) + 1
                     continue
-                session.execute(table.update().where(*where).values({column.name: scrub(row[len(keys)], pattern,
-                                                                                         ERASED)}))
+                session.execute(
+                    table.update().where(*where).values({column.name: scrub(row[len(keys)], pattern, ERASED)})
+                )
                 counts[f"{table.name}_scrubbed"] = counts.get(f"{table.name}_scrubbed", 0) + 1
 
 

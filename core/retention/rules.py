@@ -73,8 +73,9 @@ def current_rules(session: Session) -> Rules:
     return Rules(config.classes, defaults, teams)
 
 
-def set_rule(*, session: Session, actor: Actor, class_key: str, period: str, action: str,
-             team_id: int | None = None) -> RetentionRule:
+def set_rule(
+    *, session: Session, actor: Actor, class_key: str, period: str, action: str, team_id: int | None = None
+) -> RetentionRule:
     """Set the default rule of a class (team_id None) or one team's rule; audited."""
     require(actor, Permission.RETENTION_MANAGE)
     config = load_config()
@@ -91,36 +92,55 @@ def set_rule(*, session: Session, actor: Actor, class_key: str, period: str, act
         if team_id is not None:
             raise ValidationError("Audit events are pruned as one chain: the audit class has no team rules")
         if config.audit_log_minimum.longer_than(parsed):
-            raise ValidationError(f"Audit events must be kept at least {config.audit_log_minimum} "
-                                  f"(audit_log_minimum in retention.yaml); {parsed} is shorter")
+            raise ValidationError(
+                f"Audit events must be kept at least {config.audit_log_minimum} "
+                f"(audit_log_minimum in retention.yaml); {parsed} is shorter"
+            )
     if team_id is not None:
         get_or_not_found(session, Team, team_id, "team")
-    row = session.exec(select(RetentionRule).where(RetentionRule.class_key == class_key,
-                                                   RetentionRule.team_id == team_id)).first()
+    row = session.exec(
+        select(RetentionRule).where(RetentionRule.class_key == class_key, RetentionRule.team_id == team_id)
+    ).first()
     before = None if row is None else {"period": row.period, "action": row.action}
     with committing(session):
         if row is None:
-            row = RetentionRule(class_key=class_key, team_id=team_id, period=str(parsed), action=action,
-                                updated_by=actor.ref)
+            row = RetentionRule(
+                class_key=class_key, team_id=team_id, period=str(parsed), action=action, updated_by=actor.ref
+            )
         row.period, row.action, row.updated_by, row.updated_at = str(parsed), action, actor.ref, clock.now()
         session.add(row)
         session.flush()
-        record(session, actor=actor, action="retention.rule.set", target_type="retention_class",
-               target_id=class_key, team_id=team_id, before=before,
-               after={"period": str(parsed), "action": action, "team_id": team_id})
+        record(
+            session,
+            actor=actor,
+            action="retention.rule.set",
+            target_type="retention_class",
+            target_id=class_key,
+            team_id=team_id,
+            before=before,
+            after={"period": str(parsed), "action": action, "team_id": team_id},
+        )
     return row
 
 
 def clear_rule(*, session: Session, actor: Actor, class_key: str, team_id: int | None = None) -> None:
     """Remove an app rule: the team falls back to the default, the default to the file."""
     require(actor, Permission.RETENTION_MANAGE)
-    row = session.exec(select(RetentionRule).where(RetentionRule.class_key == class_key,
-                                                   RetentionRule.team_id == team_id)).first()
+    row = session.exec(
+        select(RetentionRule).where(RetentionRule.class_key == class_key, RetentionRule.team_id == team_id)
+    ).first()
     if row is None:
         raise NotFound(f"No rule of class {class_key!r} set in the app" + (f" for team {team_id}" if team_id else ""))
     with committing(session):
-        record(session, actor=actor, action="retention.rule.clear", target_type="retention_class",
-               target_id=class_key, team_id=team_id, before={"period": row.period, "action": row.action})
+        record(
+            session,
+            actor=actor,
+            action="retention.rule.clear",
+            target_type="retention_class",
+            target_id=class_key,
+            team_id=team_id,
+            before={"period": row.period, "action": row.action},
+        )
         session.delete(row)
 
 
@@ -146,8 +166,16 @@ def set_payload_storage_mode(*, session: Session, actor: Actor, team_id: int, mo
         row.mode, row.updated_by, row.updated_at = mode, actor.ref, clock.now()
         session.add(row)
         session.flush()
-        record(session, actor=actor, action="retention.payload_storage.set", target_type="team",
-               target_id=team_id, team_id=team_id, before={"mode": before}, after={"mode": mode})
+        record(
+            session,
+            actor=actor,
+            action="retention.payload_storage.set",
+            target_type="team",
+            target_id=team_id,
+            team_id=team_id,
+            before={"mode": before},
+            after={"mode": mode},
+        )
 
 
 @dataclass(frozen=True)
@@ -172,11 +200,22 @@ def class_views(session: Session, *, actor: Actor) -> list[ClassView]:
     views = []
     for key, klass in current.classes.items():
         rule = current.defaults[key]
-        teams = [f"{names.get(team, team)}: {r.period} {r.action}" for (c, team), r in current.teams.items() if c == key]
-        views.append(ClassView(key, klass.label, str(rule.period), rule.action, ", ".join(klass.basis),
-                               {"file": "retention.yaml", "app": "changed in the app"}[rule.source],
-                               ", ".join(k.label for k in registry.kinds_for_class(key)) or "none yet",
-                               "; ".join(teams), klass.note))
+        teams = [
+            f"{names.get(team, team)}: {r.period} {r.action}" for (c, team), r in current.teams.items() if c == key
+        ]
+        views.append(
+            ClassView(
+                key,
+                klass.label,
+                str(rule.period),
+                rule.action,
+                ", ".join(klass.basis),
+                {"file": "retention.yaml", "app": "changed in the app"}[rule.source],
+                ", ".join(k.label for k in registry.kinds_for_class(key)) or "none yet",
+                "; ".join(teams),
+                klass.note,
+            )
+        )
     return views
 
 

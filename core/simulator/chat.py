@@ -37,7 +37,9 @@ _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "functio
 _REASONING_BASE = {"minimal": 0, "low": 64, "medium": 192, "high": 448}
 
 
-def chat_completion(body: dict, *, created: int = 0, response_id: str | None = None, cached_fraction: float = 0.0) -> dict:
+def chat_completion(
+    body: dict, *, created: int = 0, response_id: str | None = None, cached_fraction: float = 0.0
+) -> dict:
     """The ``ChatCompletion`` body for a parsed request (``stream`` is ignored here)."""
     _validate(body)
     model, messages = body["model"], body["messages"]
@@ -58,7 +60,11 @@ def chat_completion(body: dict, *, created: int = 0, response_id: str | None = N
 
     message: dict = {"role": "assistant", "content": output, "refusal": None, "annotations": []}
     if function is not None:
-        call = {"id": f"call_{digest[:24]}", "type": "function", "function": {"name": function["name"], "arguments": output}}
+        call = {
+            "id": f"call_{digest[:24]}",
+            "type": "function",
+            "function": {"name": function["name"], "arguments": output},
+        }
         message.update(content=None, tool_calls=[call])
 
     prompt = prompt_tokens(messages, body.get("tools"))
@@ -132,7 +138,9 @@ def _content(body: dict, rng) -> str:
         user = last_user_text(messages)
         found = sentences(user)
         reading = Reading(body["model"], user, system_text(messages), rng)
-        hints = Hints(words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "", reading=reading)
+        hints = Hints(
+            words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "", reading=reading
+        )
         return json.dumps(instance_for(response_format["json_schema"]["schema"], rng=rng, hints=hints))
     text = reply_text(body["model"], messages, rng)
     if response_format["type"] == "json_object":
@@ -192,8 +200,11 @@ _UNIMPLEMENTED = {
 def _refuse_unimplemented(body: dict) -> None:
     for name, used in _UNIMPLEMENTED.items():
         if name in body and used(body[name]):
-            raise bad_request(f"The simulator does not implement '{name}'; remove it, or call the real API to use it.",
-                              param=name, code="unsupported_parameter")
+            raise bad_request(
+                f"The simulator does not implement '{name}'; remove it, or call the real API to use it.",
+                param=name,
+                code="unsupported_parameter",
+            )
 
 
 def _validate_response_format(response_format: object, messages: list[dict]) -> None:
@@ -203,7 +214,9 @@ def _validate_response_format(response_format: object, messages: list[dict]) -> 
     if kind not in ("text", "json_object", "json_schema"):
         raise bad_request("Invalid value for 'response_format.type'.", param="response_format.type")
     if kind == "json_schema" and not isinstance((response_format.get("json_schema") or {}).get("schema"), dict):
-        raise bad_request("Missing required parameter: 'response_format.json_schema.schema'.", param="response_format.json_schema")
+        raise bad_request(
+            "Missing required parameter: 'response_format.json_schema.schema'.", param="response_format.json_schema"
+        )
     if kind == "json_object" and "json" not in json.dumps(messages).lower():
         raise bad_request(
             "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",

@@ -50,8 +50,15 @@ def handle(
     """Route one request. ``path`` is the URL path (``/v1/...``); ``body`` the parsed JSON
     (``None`` for GET). Refusals come back as replies carrying OpenAI's error body."""
     try:
-        return _route(method.upper(), path.rstrip("/"), body, created, response_id, cached_fraction,
-                      store if store is not None else ResponseStore())
+        return _route(
+            method.upper(),
+            path.rstrip("/"),
+            body,
+            created,
+            response_id,
+            cached_fraction,
+            store if store is not None else ResponseStore(),
+        )
     except SimulatedAPIError as error:
         return EngineReply(status=error.status, body=error.body())
 

@@ -42,7 +42,11 @@ def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes)
     """Decide the reply to one request: counts the call, applies its fault, asks the engine."""
     call = config.next_call()
     request_id = f"req_{uuid.uuid4().hex}"
-    headers = {SIMULATED_HEADER: "true", "x-request-id": request_id, "openai-processing-ms": str(round(call.delay_s * 1000))}
+    headers = {
+        SIMULATED_HEADER: "true",
+        "x-request-id": request_id,
+        "openai-processing-ms": str(round(call.delay_s * 1000)),
+    }
 
     if call.fault == "429":
         seconds = config.retry_after_s

@@ -22,8 +22,10 @@ from core.simulator.understanding import Reading
 NULL = object()  # a rule decided that the (nullable) field is null
 _CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 _ID = re.compile(r"\b[A-Z]{1,4}-\d{3,}\b")
-_MONTHS = ("january february march april may june july august september october november december "
-           "januar februar märz april mai juni juli august september oktober november dezember").split()
+_MONTHS = (
+    "january february march april may june july august september october november december "
+    "januar februar märz april mai juni juli august september oktober november dezember"
+).split()
 _DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b|\b(\d{1,2})\.? ([A-Za-zä]+) (\d{4})\b")
 _ACTIONS = {
     "billing": "Open a billing ticket and review the charges",
@@ -95,7 +97,7 @@ def _action(reading: Reading) -> str:
 
 
 def _labelled(text: str, name: str) -> str | None:
-    """"Governing law: Scotland" answers a field named governing_law (or law)."""
+    """ "Governing law: Scotland" answers a field named governing_law (or law)."""
     label = name.replace("_", " ")
     for candidate in (label, label.split()[-1]):
         if len(candidate) < 3:

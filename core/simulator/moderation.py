@@ -25,7 +25,8 @@ _CATEGORIES = (
 TRIGGERS: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern, re.IGNORECASE)
     for name, pattern in {
-        "violence": r"\b(kill(s|ed|ing)?|murder\w*|stab(s|bed|bing)?|shoot(s|ing)?|massacre\w*|behead\w*|strangl\w*|torture\w*)\b",
+        "violence": r"\b(kill(s|ed|ing)?|murder\w*|stab(s|bed|bing)?|shoot(s|ing)?"
+        r"|massacre\w*|behead\w*|strangl\w*|torture\w*)\b",
         "violence/graphic": r"\b(gore|dismember\w*|mutilat\w*|disembowel\w*)\b",
         "harassment/threatening": r"\b(i will|i'll|i am going to|i'm going to) (kill|hurt|find|stab|shoot) you\b",
         "harassment": r"\b(you are|you're) (worthless|pathetic|an idiot|disgusting)\b",

@@ -50,8 +50,9 @@ def retrieve(store: ResponseStore, response_id: str) -> dict:
     return found[0]
 
 
-def create_response(body: dict, *, store: ResponseStore, created: int = 0, response_id: str | None = None,
-                    cached_fraction: float = 0.0) -> dict:
+def create_response(
+    body: dict, *, store: ResponseStore, created: int = 0, response_id: str | None = None, cached_fraction: float = 0.0
+) -> dict:
     """The ``Response`` body for a parsed request (``stream`` is ignored here)."""
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise bad_request("Missing required parameter: 'model'.", param="model")
@@ -62,13 +63,28 @@ def create_response(body: dict, *, store: ResponseStore, created: int = 0, respo
     message = completion["choices"][0]["message"]
     if message.get("tool_calls"):
         call = message["tool_calls"][0]
-        output = [{"type": "function_call", "id": f"fc_{digest[:24]}", "call_id": call["id"],
-                   "name": call["function"]["name"], "arguments": call["function"]["arguments"],
-                   "status": "completed"}]
+        output = [
+            {
+                "type": "function_call",
+                "id": f"fc_{digest[:24]}",
+                "call_id": call["id"],
+                "name": call["function"]["name"],
+                "arguments": call["function"]["arguments"],
+                "status": "completed",
+            }
+        ]
     else:
-        output = [{"type": "message", "id": f"msg_{digest[:24]}", "status": "completed", "role": "assistant",
-                   "content": [{"type": "output_text", "text": message["content"] or "", "annotations": [],
-                                "logprobs": []}]}]
+        output = [
+            {
+                "type": "message",
+                "id": f"msg_{digest[:24]}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [
+                    {"type": "output_text", "text": message["content"] or "", "annotations": [], "logprobs": []}
+                ],
+            }
+        ]
     usage = completion["usage"]
     truncated = completion["choices"][0]["finish_reason"] == "length"
     response = {
@@ -111,24 +127,52 @@ def response_events(body: dict, **options) -> list[dict]:
     """The same answer as ``create_response``, as the typed events of a streamed response."""
     final = create_response(body, **options)
     started = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
-    events: list[dict] = [{"type": "response.created", "response": started},
-                          {"type": "response.in_progress", "response": started}]
+    events: list[dict] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.in_progress", "response": started},
+    ]
     for index, item in enumerate(final["output"]):
         if item["type"] == "function_call":
-            events.append({"type": "response.output_item.added", "output_index": index,
-                           "item": {**item, "arguments": "", "status": "in_progress"}})
-            events += [{"type": "response.function_call_arguments.delta", "item_id": item["id"],
-                        "output_index": index, "delta": piece} for piece in split_deltas(item["arguments"])]
-            events.append({"type": "response.function_call_arguments.done", "item_id": item["id"],
-                           "output_index": index, "name": item["name"], "arguments": item["arguments"]})
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "arguments": "", "status": "in_progress"},
+                }
+            )
+            events += [
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "delta": piece,
+                }
+                for piece in split_deltas(item["arguments"])
+            ]
+            events.append(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "name": item["name"],
+                    "arguments": item["arguments"],
+                }
+            )
         else:
             part = item["content"][0]
-            events.append({"type": "response.output_item.added", "output_index": index,
-                           "item": {**item, "status": "in_progress", "content": []}})
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "status": "in_progress", "content": []},
+                }
+            )
             place = {"item_id": item["id"], "output_index": index, "content_index": 0}
             events.append({"type": "response.content_part.added", **place, "part": {**part, "text": ""}})
-            events += [{"type": "response.output_text.delta", **place, "delta": piece, "logprobs": []}
-                       for piece in split_deltas(part["text"])]
+            events += [
+                {"type": "response.output_text.delta", **place, "delta": piece, "logprobs": []}
+                for piece in split_deltas(part["text"])
+            ]
             events.append({"type": "response.output_text.done", **place, "text": part["text"], "logprobs": []})
             events.append({"type": "response.content_part.done", **place, "part": part})
         events.append({"type": "response.output_item.done", "output_index": index, "item": item})
@@ -165,21 +209,38 @@ def _as_message(item: dict, index: int = 0) -> dict:
             raise bad_request(f"Invalid value for 'input[{index}].role'.", param=f"input[{index}].role")
         content = item.get("content")
         if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content
-                              if isinstance(part, dict) and part.get("type") in ("input_text", "output_text"))
+            content = "".join(
+                part.get("text", "")
+                for part in content
+                if isinstance(part, dict) and part.get("type") in ("input_text", "output_text")
+            )
         if not isinstance(content, str):
             raise bad_request(f"Invalid type for 'input[{index}].content'.", param=f"input[{index}].content")
         return {"role": role, "content": content}
     if kind == "function_call":
-        return {"role": "assistant", "content": None, "tool_calls": [{
-            "id": item.get("call_id", ""), "type": "function",
-            "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "")}}]}
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": item.get("call_id", ""),
+                    "type": "function",
+                    "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "")},
+                }
+            ],
+        }
     if kind == "function_call_output":
         output = item.get("output")
-        return {"role": "tool", "tool_call_id": item.get("call_id", ""),
-                "content": output if isinstance(output, str) else json.dumps(output)}
-    raise bad_request(f"Invalid value for 'input[{index}].type': the simulator reads message, function_call "
-                      "and function_call_output items.", param=f"input[{index}].type")
+        return {
+            "role": "tool",
+            "tool_call_id": item.get("call_id", ""),
+            "content": output if isinstance(output, str) else json.dumps(output),
+        }
+    raise bad_request(
+        f"Invalid value for 'input[{index}].type': the simulator reads message, function_call "
+        "and function_call_output items.",
+        param=f"input[{index}].type",
+    )
 
 
 def _history(body: dict, store: ResponseStore) -> list[dict]:
@@ -188,8 +249,11 @@ def _history(body: dict, store: ResponseStore) -> list[dict]:
         return []
     found = store.get(previous)
     if found is None:
-        raise bad_request(f"Previous response with id '{previous}' not found.", param="previous_response_id",
-                          code="previous_response_not_found")
+        raise bad_request(
+            f"Previous response with id '{previous}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
     return [m for m in found[1] if m["role"] != "system"]
 
 
@@ -200,18 +264,28 @@ def _chat_body(body: dict, messages: list[dict]) -> dict:
         functions = [t for t in tools if isinstance(t, dict) and t.get("type") == "function"]
         if len(functions) != len(tools):
             raise bad_request("The simulator serves only function tools.", param="tools")
-        chat["tools"] = [{"type": "function", "function": {k: t[k] for k in ("name", "description", "parameters")
-                                                           if k in t}} for t in functions]
+        chat["tools"] = [
+            {"type": "function", "function": {k: t[k] for k in ("name", "description", "parameters") if k in t}}
+            for t in functions
+        ]
     if "tool_choice" in body:
         choice = body["tool_choice"]
-        chat["tool_choice"] = ({"type": "function", "function": {"name": choice["name"]}}
-                               if isinstance(choice, dict) and choice.get("name") else choice)
+        chat["tool_choice"] = (
+            {"type": "function", "function": {"name": choice["name"]}}
+            if isinstance(choice, dict) and choice.get("name")
+            else choice
+        )
     text_format = (body.get("text") or {}).get("format")
     if text_format:
         if text_format.get("type") == "json_schema":
-            chat["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": text_format.get("name", "answer"), "schema": text_format.get("schema"),
-                "strict": text_format.get("strict", False)}}
+            chat["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": text_format.get("name", "answer"),
+                    "schema": text_format.get("schema"),
+                    "strict": text_format.get("strict", False),
+                },
+            }
         else:
             chat["response_format"] = {"type": text_format.get("type")}
     for source, target in (("max_output_tokens", "max_completion_tokens"), ("temperature", "temperature")):

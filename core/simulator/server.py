@@ -70,7 +70,9 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8800, config: SimulatorConfig | None = None, *, log_level: str = "info") -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = 8800, config: SimulatorConfig | None = None, *, log_level: str = "info"
+) -> None:
     """Run the simulator over HTTP until interrupted (blocks).
 
     ``host``/``port``: where to listen; the OpenAI base URL is then

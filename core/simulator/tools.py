@@ -29,7 +29,9 @@ def functions_of(body: dict) -> list[dict]:
     for index, tool in enumerate(body.get("tools") or []):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise bad_request("Missing required parameter: 'tools[].function.name'.", param=f"tools[{index}].function.name")
+            raise bad_request(
+                "Missing required parameter: 'tools[].function.name'.", param=f"tools[{index}].function.name"
+            )
         functions.append(function)
     return functions
 
@@ -45,7 +47,10 @@ def chosen_function(body: dict) -> dict | None:
         for function in functions:
             if function["name"] == name:
                 return function
-        raise bad_request(f"Invalid value for 'tool_choice': no function named '{name}' was specified in 'tools'.", param="tool_choice")
+        raise bad_request(
+            f"Invalid value for 'tool_choice': no function named '{name}' was specified in 'tools'.",
+            param="tool_choice",
+        )
     messages = body["messages"]
     if choice == "auto" and messages[-1].get("role") != "user":
         return None

@@ -40,7 +40,9 @@ class SimulatorTransport(httpx.BaseTransport):
         time.sleep(wait)
         if times_out:
             raise httpx.ReadTimeout("Simulated upstream did not answer in time.", request=request)
-        return httpx.Response(planned.status, headers=planned.headers, stream=_SyncParts(planned, request), request=request)
+        return httpx.Response(
+            planned.status, headers=planned.headers, stream=_SyncParts(planned, request), request=request
+        )
 
 
 class AsyncSimulatorTransport(httpx.AsyncBaseTransport):
@@ -56,7 +58,9 @@ class AsyncSimulatorTransport(httpx.AsyncBaseTransport):
         await anyio.sleep(wait)
         if times_out:
             raise httpx.ReadTimeout("Simulated upstream did not answer in time.", request=request)
-        return httpx.Response(planned.status, headers=planned.headers, stream=_AsyncParts(planned, request), request=request)
+        return httpx.Response(
+            planned.status, headers=planned.headers, stream=_AsyncParts(planned, request), request=request
+        )
 
 
 def simulated_client(config: SimulatorConfig | None = None, **client_options) -> openai.OpenAI:
@@ -67,13 +71,17 @@ def simulated_client(config: SimulatorConfig | None = None, **client_options) ->
     own reference to it instead when you want to read its counters.
     """
     http_client = httpx.Client(transport=SimulatorTransport(config))
-    return openai.OpenAI(base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, http_client=http_client, **client_options)
+    return openai.OpenAI(
+        base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, http_client=http_client, **client_options
+    )
 
 
 def async_simulated_client(config: SimulatorConfig | None = None, **client_options) -> openai.AsyncOpenAI:
     """An ``openai.AsyncOpenAI`` client wired to an in-process simulator."""
     http_client = httpx.AsyncClient(transport=AsyncSimulatorTransport(config))
-    return openai.AsyncOpenAI(base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, http_client=http_client, **client_options)
+    return openai.AsyncOpenAI(
+        base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, http_client=http_client, **client_options
+    )
 
 
 def _hang(planned: PlannedReply, request: httpx.Request) -> tuple[float, bool]:

@@ -35,22 +35,112 @@ from core.simulator.catalog import base_model, is_reasoning_model
 from core.simulator.prompt import STOPWORDS
 
 CUES: dict[str, tuple[str, ...]] = {
-    "high": ("outage", "down", "urgent", "cannot log in", "can't log in", "cannot work", "locked", "blocked",
-             "data loss", "disappeared", "security", "suspicious", "hacked", "immediately", "asap", "503", "500",
-             "twice", "double", "zweimal", "dispute", "in an hour", "did not do that", "disabled"),
+    "high": (
+        "outage",
+        "down",
+        "urgent",
+        "cannot log in",
+        "can't log in",
+        "cannot work",
+        "locked",
+        "blocked",
+        "data loss",
+        "disappeared",
+        "security",
+        "suspicious",
+        "hacked",
+        "immediately",
+        "asap",
+        "503",
+        "500",
+        "twice",
+        "double",
+        "zweimal",
+        "dispute",
+        "in an hour",
+        "did not do that",
+        "disabled",
+    ),
     "urgent": ("outage", "down", "urgent", "data loss", "security", "cannot work", "immediately"),
     "medium": ("slow", "delay", "late", "was due", "not moved", "degraded", "intermittent", "sometimes"),
-    "low": ("question", "how do i", "how can i", "could you send", "copy of", "would love", "would be nice",
-            "feature request", "typo", "thanks", "thank you", "great", "good work", "suggest"),
-    "billing": ("invoice", "charge", "refund", "payment", "card", "billing", "vat", "price", "subscription",
-                "rechnung", "belastet", "erstatt", "zahlung", "factura"),
-    "technical": ("error", "crash", "bug", "fail", "outage", "503", "500", "timeout", "traceback", "exception",
-                  "slow", "load", "api", "endpoint", "export", "sync"),
+    "low": (
+        "question",
+        "how do i",
+        "how can i",
+        "could you send",
+        "copy of",
+        "would love",
+        "would be nice",
+        "feature request",
+        "typo",
+        "thanks",
+        "thank you",
+        "great",
+        "good work",
+        "suggest",
+    ),
+    "billing": (
+        "invoice",
+        "charge",
+        "refund",
+        "payment",
+        "card",
+        "billing",
+        "vat",
+        "price",
+        "subscription",
+        "rechnung",
+        "belastet",
+        "erstatt",
+        "zahlung",
+        "factura",
+    ),
+    "technical": (
+        "error",
+        "crash",
+        "bug",
+        "fail",
+        "outage",
+        "503",
+        "500",
+        "timeout",
+        "traceback",
+        "exception",
+        "slow",
+        "load",
+        "api",
+        "endpoint",
+        "export",
+        "sync",
+    ),
     "bug": ("error", "crash", "broken", "doesn't work", "does not work", "fail", "exception"),
-    "account": ("password", "login", "log in", "sign in", "2fa", "locked", "access", "account", "profile",
-                "gdpr", "delet", "suspicious login"),
-    "shipping": ("order", "tracking", "delivery", "shipped", "shipping", "router", "arrived", "parcel",
-                 "package", "courier", "damaged"),
+    "account": (
+        "password",
+        "login",
+        "log in",
+        "sign in",
+        "2fa",
+        "locked",
+        "access",
+        "account",
+        "profile",
+        "gdpr",
+        "delet",
+        "suspicious login",
+    ),
+    "shipping": (
+        "order",
+        "tracking",
+        "delivery",
+        "shipped",
+        "shipping",
+        "router",
+        "arrived",
+        "parcel",
+        "package",
+        "courier",
+        "damaged",
+    ),
     "feedback": ("would love", "would be nice", "suggest", "great", "thanks", "good work", "love", "praise"),
     "feature_request": ("would be nice", "could you add", "would love", "feature", "please add"),
     "superlative": ("best", "#1", "fastest", "greatest", "greenest", "ever", "beste", "guaranteed", "world"),
@@ -60,12 +150,30 @@ CUES: dict[str, tuple[str, ...]] = {
     "unsupported": ("save", "hours", "percent", "%", "times", "zero"),
     "reject": ("idiot", "stupid", "hate", "scam"),
 }
-VAGUE_PHRASES = ("doesn't work", "does not work", "not working", "help", "problem", "issue", "the thing",
-                 "fix it", "broken", "something wrong", "look at it", "again")
-_INJECTION = re.compile(r"ignore (all |any |the |your )?(previous |prior |above )?(instructions|rules)|note to ai|"
-                        r"\bsystem:|disregard .{0,20}instructions", re.IGNORECASE)
-_HUMAN = re.compile(r"\b(talk|speak) to (a |an )?(person|human|someone|manager|agent)|\b(real|a) person\b|"
-                    r"\bhuman\b|\bmanager\b|\bsupervisor\b", re.IGNORECASE)
+VAGUE_PHRASES = (
+    "doesn't work",
+    "does not work",
+    "not working",
+    "help",
+    "problem",
+    "issue",
+    "the thing",
+    "fix it",
+    "broken",
+    "something wrong",
+    "look at it",
+    "again",
+)
+_INJECTION = re.compile(
+    r"ignore (all |any |the |your )?(previous |prior |above )?(instructions|rules)|note to ai|"
+    r"\bsystem:|disregard .{0,20}instructions",
+    re.IGNORECASE,
+)
+_HUMAN = re.compile(
+    r"\b(talk|speak) to (a |an )?(person|human|someone|manager|agent)|\b(real|a) person\b|"
+    r"\bhuman\b|\bmanager\b|\bsupervisor\b",
+    re.IGNORECASE,
+)
 _ANGRY = re.compile(r"!{2,}|\b[A-Z]{4,}\b|third time|unacceptable|ridiculous|dispute|furious", re.UNICODE)
 _METADATA_LINE = re.compile(r"^\s*[A-Z][\w ]{0,24}:\s*(\S+\s*){0,3}$")
 _CONTENT_WORD = re.compile(r"[^\W\d_][\w'\-]*", re.UNICODE)
@@ -86,7 +194,10 @@ def follow_rate(model: str) -> float:
 def cue_hits(text: str, cues: tuple[str, ...] | list[str]) -> int:
     """How often the cue phrases occur in ``text`` (as word prefixes; each phrase counted once per place)."""
     lowered = text.lower()
-    return sum(len(re.findall(r"(?<![\w])" + re.escape(cue), lowered)) for cue in {c.lower().strip() for c in cues if c.strip()})
+    return sum(
+        len(re.findall(r"(?<![\w])" + re.escape(cue), lowered))
+        for cue in {c.lower().strip() for c in cues if c.strip()}
+    )
 
 
 def without_injections(text: str) -> str:
@@ -125,16 +236,22 @@ class Reading:
     def follows(self, *topic_words: str, strength: int = 1) -> bool:
         """Whether the model follows a cue this time; the prompt naming the rule, and a
         cue found several times over, both make a miss less likely."""
-        mentions = sum(1 for s in re.split(r"(?<=[.!?])\s+|\n", self.system)
-                       if any(w.lower() in s.lower() for w in topic_words))
+        mentions = sum(
+            1 for s in re.split(r"(?<=[.!?])\s+|\n", self.system) if any(w.lower() in s.lower() for w in topic_words)
+        )
         rate = 1 - (1 - follow_rate(self.model)) * 0.6 ** min(mentions, 3) * 0.8 ** min(max(strength - 1, 0), 4)
         return self.rng.random() < rate
 
     def choose(self, name: str, options: list) -> object | None:
         """The enum value the input's cues point to (None: no cue, let the seed decide)."""
         labels = [str(o) for o in options]
-        scores = [cue_hits(self.text, (*CUES.get(o.lower(), ()), *self.extra_cues.get(o.lower(), ()),
-                                       o.replace("_", " ").replace("-", " "))) for o in labels]
+        scores = [
+            cue_hits(
+                self.text,
+                (*CUES.get(o.lower(), ()), *self.extra_cues.get(o.lower(), ()), o.replace("_", " ").replace("-", " ")),
+            )
+            for o in labels
+        ]
         if max(scores, default=0) == 0:
             return _neutral(options)
         # Ties go to the later option: on a scale (low, medium, high) the model errs on the safe side.
@@ -166,7 +283,8 @@ def is_vague(body: str) -> bool:
     if len(words) < 3:
         return True
     concrete = bool(re.search(r"\d|\"|[A-Z][a-z]+ [A-Z]", body)) or any(
-        cue_hits(body, cues) for key, cues in CUES.items() if key not in ("high", "medium", "low"))
+        cue_hits(body, cues) for key, cues in CUES.items() if key not in ("high", "medium", "low")
+    )
     return cue_hits(body, VAGUE_PHRASES) > 0 and not concrete
 
 

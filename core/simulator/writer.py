@@ -37,7 +37,8 @@ _BODY = (
 )
 _CLOSINGS = ("Let me know if you want more detail.", "I can expand on any of these points.", "")
 _CLARIFY = (
-    'Could you clarify what you mean by "{text}"? For example, which {a} are you asking about, and what outcome do you expect?',
+    'Could you clarify what you mean by "{text}"? For example, which {a} are you asking about, '
+    "and what outcome do you expect?",
     'I want to get this right: when you say "{text}", what context or goal do you have in mind?',
 )
 

@@ -22,7 +22,9 @@ class PageSpec:
 
 PAGES: list[PageSpec] = [
     PageSpec("pages/home.py", "Home", ":material/home:", "Overview", None),
-    PageSpec("pages/observability.py", "Observability", ":material/monitoring:", "Overview", Permission.OBSERVABILITY_READ),
+    PageSpec(
+        "pages/observability.py", "Observability", ":material/monitoring:", "Overview", Permission.OBSERVABILITY_READ
+    ),
     PageSpec("pages/catalog.py", "Catalog", ":material/library_books:", "Prompts", Permission.CATALOG_READ),
     PageSpec("pages/prompt_editor.py", "Editor", ":material/edit_note:", "Prompts", Permission.PROMPT_WRITE),
     PageSpec("pages/playground.py", "Playground", ":material/science:", "Prompts", Permission.PLAYGROUND_RUN),
@@ -31,8 +33,12 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/review_queue.py", "Review queue", ":material/rule:", "Prompts", Permission.PROMPT_REVIEW),
     PageSpec("pages/spend.py", "Spend", ":material/payments:", "Finance", Permission.SPEND_READ),
     PageSpec("pages/budgets.py", "Budgets & prices", ":material/savings:", "Finance", Permission.SPEND_READ),
-    PageSpec("pages/held_requests.py", "Held requests", ":material/front_hand:", "Governance", Permission.REQUEST_REVIEW),
-    PageSpec("pages/retention.py", "Retention & privacy", ":material/auto_delete:", "Governance", Permission.RETENTION_READ),
+    PageSpec(
+        "pages/held_requests.py", "Held requests", ":material/front_hand:", "Governance", Permission.REQUEST_REVIEW
+    ),
+    PageSpec(
+        "pages/retention.py", "Retention & privacy", ":material/auto_delete:", "Governance", Permission.RETENTION_READ
+    ),
     PageSpec("pages/audit_log.py", "Audit log", ":material/history:", "Audit", Permission.AUDIT_READ),
     PageSpec("pages/audit_verify.py", "Verify audit chain", ":material/fact_check:", "Audit", Permission.AUDIT_VERIFY),
     PageSpec("pages/teams.py", "Teams & people", ":material/groups:", "Administration", Permission.DIRECTORY_READ),

@@ -55,8 +55,10 @@ def install() -> None:
 
     for name in ("_bind_socket", "_get_uvicorn_config_kwargs"):
         if getattr(starlette_server, name, None) is None:
-            raise RuntimeError(f"streamlit.web.server.starlette.starlette_server.{name} is gone: check how this "
-                               "Streamlit version binds its socket and configures uvicorn before serving the gateway")
+            raise RuntimeError(
+                f"streamlit.web.server.starlette.starlette_server.{name} is gone: check how this "
+                "Streamlit version binds its socket and configures uvicorn before serving the gateway"
+            )
     bind, options = starlette_server._bind_socket, starlette_server._get_uvicorn_config_kwargs
     if not getattr(bind, _PATCHED, False):
         starlette_server._bind_socket = no_delay(bind)

@@ -19,8 +19,10 @@ def current_actor() -> Actor:
     if config.auth_configured:
         return _oidc_actor()
     if not config.demo_mode:
-        st.error("Quorum is not configured: set up [auth] in .streamlit/secrets.toml, "
-                 "or start it in demo mode with QUORUM_DEMO=1.")
+        st.error(
+            "Quorum is not configured: set up [auth] in .streamlit/secrets.toml, "
+            "or start it in demo mode with QUORUM_DEMO=1."
+        )
         st.stop()
     return _demo_actor()
 
@@ -35,8 +37,7 @@ def _oidc_actor() -> Actor:
     with db.session_scope() as session:
         actor = identity.actor_for_email(session, email) if email else None
     if actor is None:
-        st.error(literal(f"No access: {email or 'your account'} is not registered in Quorum. "
-                         "Ask an admin to add you."))
+        st.error(literal(f"No access: {email or 'your account'} is not registered in Quorum. Ask an admin to add you."))
         st.button("Sign out", on_click=st.logout, key="oidc_logout_denied")
         st.stop()
     return actor
@@ -56,8 +57,10 @@ def _demo_actor() -> Actor:
 
 
 def demo_banner() -> None:
-    st.warning("**Demo mode** — sign-in is simulated and model calls go to Quorum's built-in "
-               "simulator. Not for production.", icon=":material/science:")
+    st.warning(
+        "**Demo mode** — sign-in is simulated and model calls go to Quorum's built-in simulator. Not for production.",
+        icon=":material/science:",
+    )
 
 
 def _demo_picker() -> None:
@@ -67,8 +70,7 @@ def _demo_picker() -> None:
     if not people:
         st.info("No people yet. Run `quorum demo seed` to create the demo teams and people.")
         return
-    labels = {p.id: f"{p.display_name} — {', '.join(ROLE_LABELS[r] for r in p.roles) or 'no role'}"
-              for p in people}
+    labels = {p.id: f"{p.display_name} — {', '.join(ROLE_LABELS[r] for r in p.roles) or 'no role'}" for p in people}
     choice = st.selectbox("Sign in as", options=list(labels), format_func=labels.get, key="demo_pick")
     if st.button("Sign in", type="primary", key="demo_sign_in"):
         st.session_state[DEMO_PERSON_KEY] = choice

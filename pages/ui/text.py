@@ -43,4 +43,3 @@ def literal(text: object) -> str:
     source = _LINE_START.sub(r"\1\\\2", source)
     source = _LINE_START_NUMBER.sub(r"\1\\\2", source)
     return source.replace("\n", "  \n")  # a hard break: the writer's line breaks stay
-

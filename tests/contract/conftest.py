@@ -31,10 +31,12 @@ from core.settings import PROJECT_ROOT
 
 SIMULATOR, THIRD_PARTY = "simulator", "llm-mock-api"
 # Canned answers of the third-party server, matched on the last user message.
-MOCK_RULES = {"rules": [
-    {"when": "weather", "reply": {"tools": [{"name": "get_weather", "args": {"city": "Paris"}}]}},
-    {"when": "long story", "reply": "Once upon a time there was a very long story about tea. " * 12},
-]}
+MOCK_RULES = {
+    "rules": [
+        {"when": "weather", "reply": {"tools": [{"name": "get_weather", "args": {"city": "Paris"}}]}},
+        {"when": "long story", "reply": "Once upon a time there was a very long story about tea. " * 12},
+    ]
+}
 
 
 def free_port() -> int:
@@ -98,28 +100,82 @@ def contract_servers(tmp_path_factory) -> Iterator[dict[str, Running]]:
     rules.write_text(json.dumps(MOCK_RULES))
     engine = create_engine(url)
     try:
-        processes.append(_start(
-            [sys.executable, "-m", "llm_mock_api.cli", "start", "-p", str(mock_port), "-H", "127.0.0.1",
-             "-r", str(rules), "-l", "20", "-c", "12", "-f", "A canned answer from the mock server.",
-             "--log-level", "error"], env, logs["mock"]))
-        seeded = subprocess.run([sys.executable, "-m", "tests.contract.seed_server"], cwd=PROJECT_ROOT, env=env,
-                                check=True, capture_output=True, text=True)
+        processes.append(
+            _start(
+                [
+                    sys.executable,
+                    "-m",
+                    "llm_mock_api.cli",
+                    "start",
+                    "-p",
+                    str(mock_port),
+                    "-H",
+                    "127.0.0.1",
+                    "-r",
+                    str(rules),
+                    "-l",
+                    "20",
+                    "-c",
+                    "12",
+                    "-f",
+                    "A canned answer from the mock server.",
+                    "--log-level",
+                    "error",
+                ],
+                env,
+                logs["mock"],
+            )
+        )
+        seeded = subprocess.run(
+            [sys.executable, "-m", "tests.contract.seed_server"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         keys = json.loads(seeded.stdout.strip().splitlines()[-1])["keys"]
-        upstream = {SIMULATOR: {}, THIRD_PARTY: {"OPENAI_API_KEY": "dummy-upstream-key",
-                                                 "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1"}}
+        upstream = {
+            SIMULATOR: {},
+            THIRD_PARTY: {
+                "OPENAI_API_KEY": "dummy-upstream-key",
+                "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
+            },
+        }
         for name in (SIMULATOR, THIRD_PARTY):
-            processes.append(_start(
-                [sys.executable, "-m", "pages.ui.server", "run", "app.py", "--server.port", str(ports[name]),
-                 "--server.address", "127.0.0.1", "--server.headless", "true"], {**env, **upstream[name]},
-                logs[name]))
+            processes.append(
+                _start(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pages.ui.server",
+                        "run",
+                        "app.py",
+                        "--server.port",
+                        str(ports[name]),
+                        "--server.address",
+                        "127.0.0.1",
+                        "--server.headless",
+                        "true",
+                    ],
+                    {**env, **upstream[name]},
+                    logs[name],
+                )
+            )
         _wait_for(f"http://127.0.0.1:{mock_port}/v1/chat/completions", processes[0], logs["mock"], method="POST")
         for index, name in enumerate((SIMULATOR, THIRD_PARTY), start=1):
             _wait_for(f"http://127.0.0.1:{ports[name]}/healthz", processes[index], logs[name])
         # The third-party run calls as Marketing, whose moderation needs no upstream endpoint.
         callers = {SIMULATOR: keys["support"], THIRD_PARTY: keys["marketing"]}
-        yield {name: Running(name, f"http://127.0.0.1:{ports[name]}/v1",
-                             {"caller": callers[name], "legal": keys["legal"], "data": keys["data"]}, engine)
-               for name in (SIMULATOR, THIRD_PARTY)}
+        yield {
+            name: Running(
+                name,
+                f"http://127.0.0.1:{ports[name]}/v1",
+                {"caller": callers[name], "legal": keys["legal"], "data": keys["data"]},
+                engine,
+            )
+            for name in (SIMULATOR, THIRD_PARTY)
+        }
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -139,8 +195,7 @@ def _start(command: list[str], env: dict[str, str], log_path: Path) -> subproces
         return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _wait_for(url: str, process: subprocess.Popen, log_path: Path, *, method: str = "GET",
-              seconds: float = 60) -> None:
+def _wait_for(url: str, process: subprocess.Popen, log_path: Path, *, method: str = "GET", seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -35,16 +35,24 @@ def main() -> None:
         team = {name: identity.team_by_name(session, name).id for name in ("Support", "Marketing", "Legal", "Data")}
         moderation = {"Support": "block", "Marketing": _supported("local"), "Legal": "off", "Data": "off"}
         for name, team_id in team.items():
-            policies.set_team_policy(session=session, actor=SETUP, team_id=team_id, pii_action="redact",
-                                     moderation=moderation[name])
-        budget_config.set_team_policy(session=session, actor=SETUP, team_id=team["Legal"],
-                                      allowed_models=["gpt-4o-mini"])
+            policies.set_team_policy(
+                session=session, actor=SETUP, team_id=team_id, pii_action="redact", moderation=moderation[name]
+            )
+        budget_config.set_team_policy(
+            session=session, actor=SETUP, team_id=team["Legal"], allowed_models=["gpt-4o-mini"]
+        )
         # A hard cap of one micro-dollar: every call's worst case is over it.
-        budget_config.set_budget(session=session, actor=SETUP, scope="team", target_id=team["Data"],
-                                 data=budget_config.BudgetInput(cap_usd="0.000001", hard=True))
-        created = {name.lower(): keys.create_key(session=session, actor=SETUP, team_id=team_id,
-                                                 label="contract suite").secret
-                   for name, team_id in team.items()}
+        budget_config.set_budget(
+            session=session,
+            actor=SETUP,
+            scope="team",
+            target_id=team["Data"],
+            data=budget_config.BudgetInput(cap_usd="0.000001", hard=True),
+        )
+        created = {
+            name.lower(): keys.create_key(session=session, actor=SETUP, team_id=team_id, label="contract suite").secret
+            for name, team_id in team.items()
+        }
         session.commit()
     print(json.dumps({"keys": created, "moderation": moderation}))
 

@@ -25,9 +25,14 @@ from tests.contract.conftest import Running
 
 MODEL = "gpt-4o-mini"
 HELLO = [{"role": "user", "content": "What are your opening hours?"}]
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "The current weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 def sdk(quorum: Running, key: str | None = None) -> openai.OpenAI:
@@ -66,14 +71,14 @@ def test_chat_completion_is_billed_from_the_upstream_usage(quorum):
     assert completion.object == "chat.completion" and completion.choices[0].message.content
     row = quorum.call_row(raw.headers["x-request-id"])
     assert (row.endpoint, row.status, row.http_status, row.simulated) == ("chat", "ok", 200, not quorum.third_party)
-    assert (row.input_tokens, row.output_tokens) == (completion.usage.prompt_tokens,
-                                                     completion.usage.completion_tokens)
+    assert (row.input_tokens, row.output_tokens) == (completion.usage.prompt_tokens, completion.usage.completion_tokens)
     assert row.cost_micro == expected_cost(quorum, MODEL, completion.usage.model_dump()) > 0
 
 
 def test_chat_stream_with_usage_ends_with_a_usage_chunk(quorum):
     raw = sdk(quorum).chat.completions.with_raw_response.create(
-        model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True})
+        model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
@@ -96,24 +101,41 @@ def test_tool_calls_across_turns(quorum):
     first = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
     [call] = first.choices[0].message.tool_calls
     assert call.function.name == "get_weather" and json.loads(call.function.arguments)["city"] == "Paris"
-    messages += [first.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny", "celsius": 21}'}]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "sunny", "celsius": 21}'},
+    ]
     second = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER_TOOL])
     assert second.object == "chat.completion" and second.usage.prompt_tokens > 0
     if not quorum.third_party:  # the mock answers its canned tool call again
         assert second.choices[0].finish_reason == "stop" and "sunny" in second.choices[0].message.content
 
 
-@pytest.mark.parametrize("response_format", [
-    {"type": "json_object"},
-    {"type": "json_schema", "json_schema": {"name": "hours", "strict": True, "schema": {
-        "type": "object", "properties": {"opens": {"type": "string"}}, "required": ["opens"],
-        "additionalProperties": False}}},
-])
+@pytest.mark.parametrize(
+    "response_format",
+    [
+        {"type": "json_object"},
+        {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "hours",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {"opens": {"type": "string"}},
+                    "required": ["opens"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    ],
+)
 def test_json_modes(quorum, response_format):
     completion = sdk(quorum).chat.completions.create(
-        model=MODEL, response_format=response_format,
-        messages=[{"role": "user", "content": "Opening hours as JSON, please."}])
+        model=MODEL,
+        response_format=response_format,
+        messages=[{"role": "user", "content": "Opening hours as JSON, please."}],
+    )
     content = completion.choices[0].message.content
     assert isinstance(content, str) and content
     if not quorum.third_party:
@@ -140,15 +162,33 @@ def test_moderations_are_a_free_governed_passthrough(quorum):
 
 def test_a_catalog_prompt_by_name_over_raw_http(quorum):
     if quorum.third_party:
-        name, variables = "marketing-copy-review", {
-            "copy_text": "Our new kettle boils water fast.", "channel": "email", "max_characters": 0,
-            "brand_voice": ["Plain words"], "approved_facts": ["Boils 1 litre in 3 minutes"]}
+        name, variables = (
+            "marketing-copy-review",
+            {
+                "copy_text": "Our new kettle boils water fast.",
+                "channel": "email",
+                "max_characters": 0,
+                "brand_voice": ["Plain words"],
+                "approved_facts": ["Boils 1 litre in 3 minutes"],
+            },
+        )
     else:
-        name, variables = "support-answer", {
-            "customer_name": "Ana", "customer_id": "C-1001", "question": "Where is my parcel?",
-            "kb_snippets": [], "channel": "email"}
-    reply = httpx.post(f"{quorum.base_url}/prompts/{name}/completions", json={"variables": variables},
-                       headers={"Authorization": f"Bearer {quorum.keys['caller']}"}, timeout=30)
+        name, variables = (
+            "support-answer",
+            {
+                "customer_name": "Ana",
+                "customer_id": "C-1001",
+                "question": "Where is my parcel?",
+                "kb_snippets": [],
+                "channel": "email",
+            },
+        )
+    reply = httpx.post(
+        f"{quorum.base_url}/prompts/{name}/completions",
+        json={"variables": variables},
+        headers={"Authorization": f"Bearer {quorum.keys['caller']}"},
+        timeout=30,
+    )
     assert reply.status_code == 200, reply.text
     message = reply.json()["choices"][0]["message"]
     assert message["role"] == "assistant" and (message.get("content") or message.get("tool_calls"))
@@ -160,8 +200,9 @@ def test_a_catalog_prompt_by_name_over_raw_http(quorum):
 
 
 def test_responses_create_is_billed_from_its_usage(quorum):
-    raw = sdk(quorum).responses.with_raw_response.create(model=MODEL, instructions="Answer briefly.",
-                                                         input="What are your opening hours?")
+    raw = sdk(quorum).responses.with_raw_response.create(
+        model=MODEL, instructions="Answer briefly.", input="What are your opening hours?"
+    )
     response = raw.parse()
     assert response.object == "response" and response.output_text
     row = quorum.call_row(raw.headers["x-request-id"])
@@ -237,25 +278,34 @@ def test_bad_requests_name_the_parameter(quorum):
 @pytest.mark.parametrize("endpoint", ["chat/completions", "responses"])
 def test_a_client_leaving_a_stream_midway_is_billed_for_what_it_received(quorum, endpoint):
     text = "Tell me a long story about tea."
-    body = ({"messages": [{"role": "user", "content": text}]} if endpoint == "chat/completions" else {"input": text})
+    body = {"messages": [{"role": "user", "content": text}]} if endpoint == "chat/completions" else {"input": text}
     headers = {"Authorization": f"Bearer {quorum.keys['caller']}"}
-    with httpx.stream("POST", f"{quorum.base_url}/{endpoint}", headers=headers, timeout=30,
-                      json={"model": MODEL, "stream": True, **body}) as reply:
+    with httpx.stream(
+        "POST",
+        f"{quorum.base_url}/{endpoint}",
+        headers=headers,
+        timeout=30,
+        json={"model": MODEL, "stream": True, **body},
+    ) as reply:
         request_id = reply.headers["x-request-id"]
         deltas = 0
         for line in reply.iter_lines():
             deltas += line.startswith("data: ") and ('"delta"' in line)
             if deltas >= 3:
                 break
-    full = httpx.post(f"{quorum.base_url}/{endpoint}", headers=headers, timeout=30,
-                      json={"model": MODEL, **body}).json()
+    full = httpx.post(
+        f"{quorum.base_url}/{endpoint}", headers=headers, timeout=30, json={"model": MODEL, **body}
+    ).json()
     row = quorum.call_row(request_id)
     assert row.status == "ok" and row.cost_micro > 0 and row.output_tokens > 0
     if quorum.third_party:
         # Its chunks come 20 ms apart, so the client surely left before the end; its usage is canned,
         # so compare with the whole answer's text instead.
-        whole = (full["choices"][0]["message"]["content"] if endpoint == "chat/completions"
-                 else full["output"][0]["content"][0]["text"])
+        whole = (
+            full["choices"][0]["message"]["content"]
+            if endpoint == "chat/completions"
+            else full["output"][0]["content"][0]["text"]
+        )
         assert row.usage_estimated and row.output_tokens < text_tokens_estimate(whole)
     else:
         # The simulator may finish before the server notices the client left: then the usage is exact.

@@ -26,8 +26,15 @@ from core.settings import PROJECT_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("QUORUM_SCREENSHOTS_DIR") or PROJECT_ROOT / "docs" / "screenshots")
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pytest_collection_modifyitems(items):
@@ -79,8 +86,14 @@ def require_chromium() -> None:
 
 
 @contextmanager
-def start_server(tmp: Path, env_overrides: dict[str, str], *, port: int | None = None,
-                 secrets_file: Path | None = None, db_suffix: str = "e2e") -> Iterator[Server]:
+def start_server(
+    tmp: Path,
+    env_overrides: dict[str, str],
+    *,
+    port: int | None = None,
+    secrets_file: Path | None = None,
+    db_suffix: str = "e2e",
+) -> Iterator[Server]:
     """Seed a fresh database with the demo data and serve Quorum on it until the block ends.
 
     `env_overrides` go over the test run's environment (e.g. QUORUM_DEMO). `secrets_file`
@@ -89,17 +102,43 @@ def start_server(tmp: Path, env_overrides: dict[str, str], *, port: int | None =
     log is checked for tracebacks at the end.
     """
     secrets = secrets_file or tmp / "no-secrets.toml"
-    env = {**os.environ, "DATABASE_URL": _e2e_database_url(tmp, db_suffix),
-           "QUORUM_SECRETS_FILE": str(secrets), **env_overrides}
-    subprocess.run([sys.executable, "-m", "core.cli.main", "demo", "seed"], cwd=PROJECT_ROOT, env=env,
-                   check=True, capture_output=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": _e2e_database_url(tmp, db_suffix),
+        "QUORUM_SECRETS_FILE": str(secrets),
+        **env_overrides,
+    }
+    subprocess.run(
+        [sys.executable, "-m", "core.cli.main", "demo", "seed"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     port = port or free_port()
     log_path = tmp / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pages.ui.server", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--secrets.files", str(secrets)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "pages.ui.server",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--secrets.files",
+                str(secrets),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, log_path)

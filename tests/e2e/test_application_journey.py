@@ -22,9 +22,14 @@ from tests.e2e.conftest import assert_no_errors, open_page, settle, sign_in
 
 def create_key(server) -> str:
     env = {**os.environ, "DATABASE_URL": server.database_url, "QUORUM_DEMO": "1"}
-    done = subprocess.run([sys.executable, "-m", "core.cli.main", "keys", "create", "--team", "Support",
-                           "--name", "browser-journey"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli.main", "keys", "create", "--team", "Support", "--name", "browser-journey"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return re.search(r"\bqk_\S+", done.stdout).group(0)
 
 
@@ -42,16 +47,15 @@ def test_an_sdk_call_shows_up_in_spend_and_in_the_audit_log(page, server):
 
     client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=create_key(server), max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Where can I download my invoice?"}],
-        max_tokens=200)
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Where can I download my invoice?"}], max_tokens=200
+    )
     completion = raw.parse()
     request_id = raw.headers["x-request-id"]
     assert completion.choices[0].message.content and completion.usage.total_tokens > 0
 
     with db.session(db.make_engine(server.database_url)) as session:
         row = session.exec(select(UsageRecord).where(UsageRecord.request_id == request_id)).one()
-    assert (row.input_tokens, row.output_tokens) == (completion.usage.prompt_tokens,
-                                                     completion.usage.completion_tokens)
+    assert (row.input_tokens, row.output_tokens) == (completion.usage.prompt_tokens, completion.usage.completion_tokens)
     assert row.cost_micro > 0
 
     open_page(page, "Budgets & prices")  # away and back: Spend reads the ledger again
@@ -77,8 +81,11 @@ def test_a_streamed_call_through_the_served_app_is_read_by_the_sdk_and_billed(se
     # in the last one must be what was billed.
     client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=create_key(server), max_retries=0)
     with client.chat.completions.with_streaming_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "Summarise our refund policy in a paragraph."}],
-            stream=True, stream_options={"include_usage": True}) as response:
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Summarise our refund policy in a paragraph."}],
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as response:
         request_id = response.headers["x-request-id"]
         chunks = list(response.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

@@ -56,8 +56,9 @@ def _install_provider(npm: str) -> None:
     installed = OIDC_DIR / "node_modules" / "oidc-provider" / "package.json"
     if installed.exists() and json.loads(installed.read_text())["version"] == wanted:
         return
-    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, f"npm ci failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
 
 
@@ -86,17 +87,26 @@ def oidc_quorum(tmp_path_factory):
     callback = f"http://127.0.0.1:{app_port}/oauth2callback"
     client_secret = secrets.token_urlsafe(24)
     config = tmp / "provider.json"
-    config.write_text(json.dumps({
-        "port": provider_port,
-        "client": {"client_id": CLIENT_ID, "client_secret": client_secret,
-                   "redirect_uri": callback, "post_logout_redirect_uri": callback},
-        "accounts": ACCOUNTS,
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "port": provider_port,
+                "client": {
+                    "client_id": CLIENT_ID,
+                    "client_secret": client_secret,
+                    "redirect_uri": callback,
+                    "post_logout_redirect_uri": callback,
+                },
+                "accounts": ACCOUNTS,
+            }
+        )
+    )
     issuer = f"http://127.0.0.1:{provider_port}"
     log_path = tmp / "provider.log"
     with open(log_path, "w") as log:
-        provider = subprocess.Popen([node, "provider.js", str(config)], cwd=OIDC_DIR,
-                                    stdout=log, stderr=subprocess.STDOUT)
+        provider = subprocess.Popen(
+            [node, "provider.js", str(config)], cwd=OIDC_DIR, stdout=log, stderr=subprocess.STDOUT
+        )
     secrets_file = tmp / "secrets.toml"
     secrets_file.write_text(
         "[auth]\n"
@@ -109,8 +119,9 @@ def oidc_quorum(tmp_path_factory):
     try:
         # QUORUM_DEMO off even if the developer's shell has it on: this is the production path.
         # Quorum reads the provider's metadata only at the first sign-in, so both start together.
-        with start_server(tmp, {"QUORUM_DEMO": "0"}, port=app_port, secrets_file=secrets_file,
-                          db_suffix="e2e_oidc") as server:
+        with start_server(
+            tmp, {"QUORUM_DEMO": "0"}, port=app_port, secrets_file=secrets_file, db_suffix="e2e_oidc"
+        ) as server:
             _wait_for_discovery(issuer, provider, log_path)
             yield server.base, issuer
     finally:
@@ -152,8 +163,7 @@ def _sign_out_at_provider(tab, oidc_quorum) -> None:
 
 def _nav_titles(tab) -> list[str]:
     # A link reads "<icon name>\n\n<title>"; the title is its last line.
-    return [link.inner_text().strip().split("\n")[-1]
-            for link in tab.locator('[data-testid="stSidebarNavLink"]').all()]
+    return [link.inner_text().strip().split("\n")[-1] for link in tab.locator('[data-testid="stSidebarNavLink"]').all()]
 
 
 def test_a_known_email_gets_its_roles_pages_and_can_sign_out(tab, oidc_quorum):

@@ -23,7 +23,9 @@ def test_a_role_sees_only_its_pages_and_each_renders(page, role):
     sign_in(page, name)
     settle(page)
     # A link reads "<icon name>\n\n<title>"; the title is its last line.
-    shown = [link.inner_text().strip().split("\n")[-1] for link in page.locator('[data-testid="stSidebarNavLink"]').all()]
+    shown = [
+        link.inner_text().strip().split("\n")[-1] for link in page.locator('[data-testid="stSidebarNavLink"]').all()
+    ]
     # Streamlit draws no navigation at all for a single page.
     assert shown == (expected if len(expected) > 1 else [])
     assert_no_errors(page, f"Home as {role}")

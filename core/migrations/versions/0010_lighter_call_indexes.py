@@ -9,11 +9,12 @@ and prompt indexes become partial (rows without a person or prompt, the bulk of 
 traffic, are left out of them), and the cache's own team index goes: the (team, hash)
 unique constraint's index already serves every lookup by team.
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0010'
-down_revision = '0008'
+revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -24,18 +25,18 @@ def _partial(column: str):
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('usage_record', schema=None) as batch_op:
-        for column in ('person_id', 'prompt_id'):
-            batch_op.drop_index(f'ix_usage_record_{column}')
-            batch_op.create_index(f'ix_usage_record_{column}', [column], unique=False, **_partial(column))
-    with op.batch_alter_table('gateway_cache_entry', schema=None) as batch_op:
-        batch_op.drop_index('ix_gateway_cache_entry_team_id')
+    with op.batch_alter_table("usage_record", schema=None) as batch_op:
+        for column in ("person_id", "prompt_id"):
+            batch_op.drop_index(f"ix_usage_record_{column}")
+            batch_op.create_index(f"ix_usage_record_{column}", [column], unique=False, **_partial(column))
+    with op.batch_alter_table("gateway_cache_entry", schema=None) as batch_op:
+        batch_op.drop_index("ix_gateway_cache_entry_team_id")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('gateway_cache_entry', schema=None) as batch_op:
-        batch_op.create_index('ix_gateway_cache_entry_team_id', ['team_id'], unique=False)
-    with op.batch_alter_table('usage_record', schema=None) as batch_op:
-        for column in ('person_id', 'prompt_id'):
-            batch_op.drop_index(f'ix_usage_record_{column}')
-            batch_op.create_index(f'ix_usage_record_{column}', [column], unique=False)
+    with op.batch_alter_table("gateway_cache_entry", schema=None) as batch_op:
+        batch_op.create_index("ix_gateway_cache_entry_team_id", ["team_id"], unique=False)
+    with op.batch_alter_table("usage_record", schema=None) as batch_op:
+        for column in ("person_id", "prompt_id"):
+            batch_op.drop_index(f"ix_usage_record_{column}")
+            batch_op.create_index(f"ix_usage_record_{column}", [column], unique=False)

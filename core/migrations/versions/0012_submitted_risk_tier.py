@@ -9,24 +9,28 @@ submission is kept with the version, and approval needs what the stricter of tha
 and the current one requires. Versions in review when this runs take their prompt's tier
 now, so lowering it afterwards cannot lower what they need.
 """
+
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0012'
-down_revision = '0010'
+revision = "0012"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('prompt_version', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('submitted_risk_tier', sqlmodel.sql.sqltypes.AutoString(length=16),
-                                      nullable=True))
-    op.execute("UPDATE prompt_version SET submitted_risk_tier = "
-               "(SELECT p.risk_tier FROM prompt p WHERE p.id = prompt_version.prompt_id) WHERE state = 'in_review'")
+    with op.batch_alter_table("prompt_version", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("submitted_risk_tier", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True)
+        )
+    op.execute(
+        "UPDATE prompt_version SET submitted_risk_tier = "
+        "(SELECT p.risk_tier FROM prompt p WHERE p.id = prompt_version.prompt_id) WHERE state = 'in_review'"
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('prompt_version', schema=None) as batch_op:
-        batch_op.drop_column('submitted_risk_tier')
+    with op.batch_alter_table("prompt_version", schema=None) as batch_op:
+        batch_op.drop_column("submitted_risk_tier")
