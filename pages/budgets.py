@@ -68,7 +68,9 @@ with budgets_tab:
             )
             prompt_pick = st.number_input("Prompt id (prompt scope)", min_value=1, step=1, key="budget_prompt")
             cap = st.text_input("Cap in USD (empty: none)", key="budget_cap")
-            cap_tokens = st.number_input("Cap in tokens (0: none)", min_value=0, step=1000, key="budget_tokens")
+            cap_tokens = st.number_input(
+                "Cap in tokens (0: none)", min_value=0, max_value=config.MAX_TOKEN_CAP, step=1000, key="budget_tokens"
+            )
             period = st.selectbox("Period", periods.PERIODS, format_func=periods.PERIOD_LABELS.get, key="budget_period")
             thresholds = st.text_input("Alert thresholds, %", value="50, 80, 100", key="budget_thresholds")
             hard = st.checkbox(
