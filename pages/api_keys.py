@@ -5,7 +5,7 @@ import streamlit as st
 from core import db
 from core.identity import keys
 from core.identity import people as identity
-from pages.ui import layout
+from pages.ui import confirm, layout
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -92,6 +92,15 @@ with manage_tab:
         if rotate_col.button("Rotate", key="rotate_key", type="primary"):
             with db.session_scope(write=True) as session, layout.shows_errors("Key rotated"):
                 _remember(keys.rotate_key(session=session, actor=actor, key_id=chosen, grace_hours=int(grace)))
-        if revoke_col.button("Revoke now", key="revoke_key"):
+        picked = by_id[chosen]
+        if confirm.confirmed(
+            "revoke_key",
+            button="Revoke now",
+            target=chosen,
+            where=revoke_col,
+            question=f"Revoke key {picked.prefix}… ({picked.label or 'no label'}) of "
+            f"{team_names.get(picked.team_id, 'its team')}?",
+            consequence="Applications using it are refused (401) from the next call; this cannot be undone.",
+        ):
             with db.session_scope(write=True) as session, layout.shows_errors("Key revoked"):
                 keys.revoke_key(session=session, actor=actor, key_id=chosen)

@@ -8,7 +8,7 @@ from core.gateway import moderation
 from core.gateway import policies as gateway_policies
 from core.identity import people as identity
 from core.permissions import Permission
-from pages.ui import layout
+from pages.ui import confirm, layout
 
 actor = layout.page_setup(__file__)
 st.title("Budgets & prices")
@@ -94,7 +94,14 @@ with budgets_tab:
         if rows:
             labels = {r.id: f"{r.scope}: {r.target}" for r in rows}
             doomed = st.selectbox("Budget to remove", list(labels), format_func=labels.get, key="budget_delete_pick")
-            if st.button("Remove budget", key="budget_delete"):
+            if confirm.confirmed(
+                "budget_delete",
+                button="Remove budget",
+                target=doomed,
+                question=f"Remove the budget {labels[doomed]}?",
+                consequence="Calls it covers are no longer capped by it and its alerts stop; "
+                "the spend already recorded stays.",
+            ):
                 with db.session_scope(write=True) as session, layout.shows_errors("Budget removed"):
                     config.delete_budget(session=session, actor=actor, budget_id=doomed)
 

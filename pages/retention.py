@@ -10,7 +10,7 @@ from core.identity import people as identity
 from core.permissions import Permission
 from core.retention import enforce, holds, privacy, rules
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
-from pages.ui import layout
+from pages.ui import confirm, layout
 
 actor = layout.page_setup(__file__)
 st.title("Retention & privacy")
@@ -146,7 +146,15 @@ with holds_tab:
                 key="hold_release_id",
                 format_func=lambda i: next(f"{h.id}: {h.case_name}" for h in active if h.id == i),
             )
-            if st.button("Release", key="hold_release"):
+            released = next(h for h in active if h.id == chosen)
+            if confirm.confirmed(
+                "hold_release",
+                button="Release",
+                target=chosen,
+                question=f"Release legal hold {released.id}, {released.case_name}?",
+                consequence="What it kept becomes subject to retention again and may be deleted "
+                "at the next enforcement run.",
+            ):
                 with db.session_scope(write=True) as session, layout.shows_errors("Legal hold released"):
                     holds.release_hold(session=session, actor=actor, hold_id=chosen)
 

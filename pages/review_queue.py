@@ -5,7 +5,7 @@ import streamlit as st
 from core import db
 from core.catalog import labels, views, workflow
 from core.permissions import Permission
-from pages.ui import layout
+from pages.ui import confirm, layout
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -95,7 +95,17 @@ version_id = version_col.selectbox(
 )
 label = label_col.selectbox("Label", [labels.PRODUCTION, labels.STAGING], key="label_name")
 move_col, deprecate_col = st.columns(2)
-if move_col.button("Move label here", type="primary", key="move_label"):
+current = next((v for v in versions.values() if label in v.labels), None)
+if confirm.confirmed(
+    "move_label",
+    button="Move label here",
+    target=(version_id, label),
+    where=move_col,
+    primary=True,
+    question=f"Point '{label}' at v{versions[version_id].number}"
+    + (f" instead of v{current.number}?" if current else "?"),
+    consequence="Applications calling this prompt by its label get this version from the next call.",
+):
     with (
         db.session_scope(write=True) as session,
         layout.shows_errors(f"'{label}' now points at v{versions[version_id].number}"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core import demo
-from core.catalog import store
+from core.catalog import labels, store
 from core.catalog.resolve import resolve
 from core.catalog.spec import PromptSpec
 from core.identity import people as identity
@@ -40,6 +40,16 @@ def test_engineer_submits_lead_approves_and_promotes_to_production(session, dire
     at = signed_in(session, LENA)
     at.switch_page("pages/review_queue.py").run()
     button(at, "move_label").click().run()
+    # The move asks first, naming the label and the version; cancelling changes nothing.
+    assert [w.value for w in at.warning] == [
+        "Point 'production' at v1? Applications calling this prompt by its label get this version from the next call."
+    ]
+    button(at, "move_label_cancel").click().run()
+    assert not at.warning
+    session.rollback()
+    assert labels.labels_of(session, store.get_version(session, vid).prompt_id) == {}
+    button(at, "move_label").click().run()
+    button(at, "move_label_yes").click().run()
     assert not errors_of(at), errors_of(at)
     session.rollback()
     assert resolve(session, "faq-answer").version_id == vid

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
@@ -37,6 +38,7 @@ def page_setup(page_file: str) -> Actor:
     return actor
 
 
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"
 _FLASH_KEY = "flash_message"
 
 

@@ -73,6 +73,8 @@ def test_write_submit_approve_promote(page, server):
     choose(page, "Approved version", newest)
     assert page.get_by_role("combobox", name="Approved version").input_value() == newest
     page.get_by_role("button", name="Move label here").click()
+    page.get_by_text(re.compile(rf"^Point 'production' at {newest} instead of v\d+\?")).wait_for()
+    page.get_by_role("button", name="Yes, move label here").click()
     page.get_by_text("'production' now points at").wait_for()
     assert_no_errors(page, "Review queue after the label move")
 
