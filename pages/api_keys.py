@@ -50,7 +50,7 @@ def _remember(created) -> None:
     st.session_state["new_api_key"] = created.secret
 
 
-create_tab, manage_tab = st.tabs(["New key", "Rotate or revoke"])
+create_tab, manage_tab = layout.tabs(["New key", "Rotate or revoke"], key="api_keys_tab")
 with create_tab, st.form("create_key", clear_on_submit=True):
     team = st.selectbox("Team", list(team_names), format_func=team_names.get, key="key_team")
     label = st.text_input("Label (the application using it)", key="key_label", max_chars=80)

@@ -31,7 +31,9 @@ with db.session_scope() as session:
     price_rows = prices.list_prices(session, actor=actor)
     policies = {t: config.team_policy(session, t) for t in teams}
 
-budgets_tab, alerts_tab, policy_tab, prices_tab = st.tabs(["Budgets", "Alerts", "Team policies", "Prices"])
+budgets_tab, alerts_tab, policy_tab, prices_tab = layout.tabs(
+    ["Budgets", "Alerts", "Team policies", "Prices"], key="budgets_tab_choice"
+)
 
 with budgets_tab:
     st.dataframe(

@@ -28,8 +28,8 @@ with db.session_scope() as session:
     teams = {t.id: t.name for t in identity.list_teams(session)}
     people = {p.id: p.display_name for p in identity.list_people(session)}
 
-classes_tab, holds_tab, enforce_tab, requests_tab = st.tabs(
-    ["Classes", "Legal holds", "Enforcement", "Subject requests"]
+classes_tab, holds_tab, enforce_tab, requests_tab = layout.tabs(
+    ["Classes", "Legal holds", "Enforcement", "Subject requests"], key="retention_tab"
 )
 
 with classes_tab:
@@ -121,7 +121,15 @@ with holds_tab:
     if can_manage:
         with st.form("retention_hold_add"):
             case = st.text_input("Case name", key="hold_case", max_chars=120)
-            owner = st.selectbox("Owner", list(people), format_func=people.get, key="hold_owner")
+            owners = list(people)
+            owner = st.selectbox(
+                "Owner",
+                owners,
+                # The person placing the hold owns it unless they name someone else.
+                index=owners.index(actor.person_id) if actor.person_id in people else 0,
+                format_func=people.get,
+                key="hold_owner",
+            )
             team = st.selectbox(
                 "Team", [None, *teams], format_func=lambda t: "any" if t is None else teams[t], key="hold_team"
             )

@@ -254,3 +254,16 @@ def assert_no_errors(page, where: str) -> None:
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def choose(page, label: str, text: str) -> None:
+    """Pick the first option matching `text` in the selectbox called `label`, as a keyboard user.
+
+    Typing filters the options; the dropdown list itself re-renders while the mouse moves,
+    which makes clicking an option flaky.
+    """
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(text)
+    box.press("Enter")
+    settle(page)
