@@ -12,10 +12,16 @@ actor = layout.page_setup(__file__)
 st.title("API keys")
 layout.show_flash()
 
-new_secret = st.session_state.pop("new_api_key", None)
+# The new secret stays on screen until the admin says it was copied: Quorum keeps only its
+# hash, so a click elsewhere that made it vanish would leave a key nobody can use.
+new_secret = st.session_state.get("new_api_key")
 if new_secret:
-    st.warning("Copy this key now: it is shown once and Quorum keeps only its hash.", icon=":material/key:")
-    st.code(new_secret, language=None)
+    shown = st.container(border=True)
+    shown.warning("Copy this key now: it is shown only here, and Quorum keeps only its hash.", icon=":material/key:")
+    shown.code(new_secret, language=None)
+    if shown.button("I have copied it", key="new_api_key_copied", type="primary"):
+        del st.session_state["new_api_key"]
+        st.rerun()
 
 with db.session_scope() as session:
     teams = identity.list_teams(session)
@@ -52,24 +58,29 @@ def _remember(created) -> None:
 
 create_tab, manage_tab = layout.tabs(["New key", "Rotate or revoke"], key="api_keys_tab")
 with create_tab, st.form("create_key", clear_on_submit=True):
-    team = st.selectbox("Team", list(team_names), format_func=team_names.get, key="key_team")
+    team = st.selectbox(
+        "Team", list(team_names), index=None, placeholder="Choose a team", format_func=team_names.get, key="key_team"
+    )
     label = st.text_input("Label (the application using it)", key="key_label", max_chars=80)
     expires = st.number_input(
         "Expires after (days, 0 = never)", min_value=0, max_value=3650, value=90, key="key_expires"
     )
     cidrs = st.text_input("Allowed IP ranges (comma-separated CIDRs, empty = any)", key="key_cidrs")
-    if st.form_submit_button("Create key", type="primary") and team is not None:
-        with db.session_scope(write=True) as session, layout.shows_errors("Key created"):
-            _remember(
-                keys.create_key(
-                    session=session,
-                    actor=actor,
-                    team_id=team,
-                    label=label,
-                    expires_days=int(expires) or None,
-                    allowed_cidrs=cidrs,
+    if st.form_submit_button("Create key", type="primary"):
+        if team is None:
+            st.error("Choose the team the key is for.", icon=":material/block:")
+        else:
+            with db.session_scope(write=True) as session, layout.shows_errors("Key created"):
+                _remember(
+                    keys.create_key(
+                        session=session,
+                        actor=actor,
+                        team_id=team,
+                        label=label,
+                        expires_days=int(expires) or None,
+                        allowed_cidrs=cidrs,
+                    )
                 )
-            )
 
 with manage_tab:
     live = [k for k in key_views if k.status in ("active", "grace")]
