@@ -11,6 +11,7 @@ from core.permissions import Permission
 from core.retention import enforce, holds, privacy, rules
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
 from pages.ui import confirm, layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Retention & privacy")
@@ -234,20 +235,37 @@ with requests_tab:
         email = st.text_input("Person's e-mail", key="dsr_email")
         end_user = st.text_input("…or an end-user id (the request's `user` field)", key="dsr_user")
         subject = {"email": email.strip() or None, "end_user": end_user.strip() or None}
+        named = subject["email"] or subject["end_user"]
         left, right = st.columns(2)
         if left.button("Prepare access export", key="dsr_export"):
+            # A new request drops the previous file first: a failed export must never leave
+            # another person's data on offer.
+            st.session_state.pop("dsr_document", None)
             with db.session_scope(write=True) as session, layout.shows_errors():
                 doc = privacy.access_export(session=session, actor=actor, **subject)
-                st.session_state["dsr_document"] = json.dumps(doc, indent=2, ensure_ascii=False, default=str)
-        if st.session_state.get("dsr_document"):
+                st.session_state["dsr_document"] = (
+                    subject,
+                    json.dumps(doc, indent=2, ensure_ascii=False, default=str),
+                )
+        prepared = st.session_state.get("dsr_document")
+        if prepared and prepared[0] == subject:
             left.download_button(
-                "Download JSON",
-                st.session_state["dsr_document"],
+                f"Download JSON for {literal(named)}",
+                prepared[1],
                 file_name="subject-access.json",
                 mime="application/json",
                 key="dsr_download",
             )
-        erase_ok = right.checkbox("Erase: I understand this cannot be undone", key="dsr_erase_confirm")
-        if right.button("Erase", key="dsr_erase", disabled=not erase_ok):
+        if not named:
+            right.button("Erase", key="dsr_erase", disabled=True, help="Name a person or an end user first.")
+        elif confirm.confirmed(
+            "dsr_erase",
+            button="Erase",
+            target=(subject["email"], subject["end_user"]),
+            where=right,
+            question=f"Erase what Quorum holds about {named}?",
+            consequence="Their stored requests and answers are deleted and their name and e-mail removed "
+            "from what is kept (except what a legal hold covers); this cannot be undone.",
+        ):
             with db.session_scope(write=True) as session, layout.shows_errors("Subject's data erased"):
                 privacy.erase(session=session, actor=actor, **subject)

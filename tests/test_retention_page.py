@@ -40,3 +40,35 @@ def test_an_auditor_sees_the_page_without_controls(session, directory):
     assert not [b for b in at.button if b.key == "enforce_run"]
     assert not [t for t in at.text_input if t.key == "dsr_email"]
     assert len(at.dataframe) >= 5  # classes, payloads, holds, preview, runs, requests
+
+
+def _downloads(at) -> list[str]:
+    return [element.proto.label for element in at.get("download_button")]
+
+
+def test_a_failed_access_export_never_offers_the_previous_persons_file(session, directory):
+    at = _page(session, Role.GOVERNANCE_LEAD)
+    at.text_input(key="dsr_email").input("tom.becker@example.com")
+    at.button(key="dsr_export").click().run()
+    assert not errors_of(at)
+    assert _downloads(at) == ["Download JSON for tom.becker@example.com"]
+    # Typing another subject hides Tom's file at once; a failed export for it offers nothing.
+    at.text_input(key="dsr_email").input("nobody@example.com").run()
+    assert _downloads(at) == []
+    at.button(key="dsr_export").click().run()
+    assert errors_of(at) == ["No person with that e-mail address"]
+    assert _downloads(at) == []
+    at.text_input(key="dsr_email").input("tom.becker@example.com").run()
+    assert _downloads(at) == []
+
+
+def test_erasure_asks_naming_the_subject_and_cancel_erases_nothing(session, directory):
+    at = _page(session, Role.GOVERNANCE_LEAD)
+    assert at.button(key="dsr_erase").disabled  # nobody named yet
+    at.text_input(key="dsr_user").input("customer-3").run()
+    at.button(key="dsr_erase").click().run()
+    [question] = [w.value for w in at.warning if w.value.startswith("Erase what")]
+    assert question.startswith("Erase what Quorum holds about customer-3?")
+    at.button(key="dsr_erase_cancel").click().run()
+    assert not [w for w in at.warning if w.value.startswith("Erase what")]
+    assert not [s.value for s in at.success]
