@@ -50,12 +50,18 @@ for item in queue:
                 width="stretch",
                 key=f"evidence_{item.version_id}",
             )
+        if item.superseded_by:
+            st.warning(
+                literal(f"Superseded: {item.superseded_by} is newer and already approved."),
+                icon=":material/history:",
+            )
         if item.mine:
             st.caption("You wrote this version, so another reviewer decides on it.")
             continue
         if item.already_reviewed:
             st.caption("You have approved this version; it waits for another reviewer.")
             continue
+        st.info(literal(item.outcome), icon=":material/gavel:")
         comment = st.text_area("Comment (required)", key=f"comment_{item.version_id}", height=80)
         approve_col, changes_col, reject_col = st.columns(3)
         if approve_col.button("Approve", type="primary", key=f"approve_{item.version_id}"):
@@ -103,7 +109,8 @@ if confirm.confirmed(
     where=move_col,
     primary=True,
     question=f"Point '{label}' at v{versions[version_id].number}"
-    + (f" instead of v{current.number}?" if current else "?"),
+    + (f" instead of v{current.number}" if current else "")
+    + (" (an older version: a rollback)?" if current and current.number > versions[version_id].number else "?"),
     consequence="Applications calling this prompt by its label get this version from the next call.",
 ):
     with (
