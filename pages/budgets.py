@@ -9,6 +9,7 @@ from core.gateway import policies as gateway_policies
 from core.identity import people as identity
 from core.permissions import Permission
 from pages.ui import confirm, layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Budgets & prices")
@@ -181,7 +182,7 @@ with policy_tab:
             stored = gateway_policies.stored_policy_dict(session, gateway_team)
         current = {**gateway_policies.DEFAULT_SETTINGS, **stored}
         with st.form("gateway_policy_form"):
-            st.markdown(f"**Moderation and response cache of {teams[gateway_team]}**")
+            st.markdown(f"**Moderation and response cache of {literal(teams[gateway_team])}**")
             mod_action = st.selectbox(
                 "Moderation",
                 ["block", "hold", "off"],
@@ -215,7 +216,7 @@ with policy_tab:
                         moderation_provider=provider,
                     )
         if current.get("moderation") == "off":
-            st.warning(f"Moderation is off for {teams[gateway_team]}: its calls reach the model unchecked.")
+            st.warning(literal(f"Moderation is off for {teams[gateway_team]}: its calls reach the model unchecked."))
         elif current["moderation_provider"] == "local":
             st.info("The local check matches explicit phrasings from a short list; it is not a classifier.")
 

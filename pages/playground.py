@@ -68,8 +68,10 @@ if not declared:
     st.caption("This version declares no variables.")
 
 history = st.session_state.setdefault("pg_history", [])
+# Model answers and typed messages are shown as text: Markdown in them could load an image
+# from anywhere (a request leaving the machine) or dress up a link.
 for turn in history:
-    st.chat_message(turn["role"]).write(turn["content"])
+    st.chat_message(turn["role"]).markdown(literal(turn["content"]))
 
 run_col, reset_col = st.columns([1, 1])
 if run_col.button("Run", type="primary", key="pg_run"):
@@ -89,7 +91,7 @@ if answers:
             if answer.error:
                 st.warning(literal(answer.error))
             else:
-                st.write(answer.text)
+                st.markdown(literal(answer.text))
             st.caption(
                 f"{answer.input_tokens} in / {answer.output_tokens} out tokens · "
                 f"{format_micro(answer.cost_micro)} · {answer.latency_ms:.0f} ms · {answer.request_id}"

@@ -100,11 +100,16 @@ def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(se
         assert not errors_of(at) and not at.exception
         answers = at.session_state["pg_answers"]
         assert len(answers) == 2 and all(a.request_id and not a.error for a in answers)
-        at.text_input(key="pg_follow_up").input("And the urgency?")
+        image = "And the urgency? ![seen](http://tracker.example/pixel.png)"
+        at.text_input(key="pg_follow_up").input(image)
         at.button(key="pg_send").click().run()
         assert len(at.session_state["pg_history"]) == 2
         assert len(transport.bodies("/chat/completions")) == 4
         assert b"And the urgency?" in transport.bodies("/chat/completions")[-1]
+        # The typed message is shown as written, not as an image the browser would fetch.
+        shown = [m.markdown[0].value for m in at.chat_message]
+        assert len(shown) == 2 and all("![" not in text for text in shown)
+        assert "\\[seen\\]" in shown[1]  # escaped: the reader sees the brackets, no image
     finally:
         set_gateway(None)
 
