@@ -2,14 +2,18 @@
 past runs and data-subject requests. Governance leads change things; auditors read."""
 
 import json
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from core import db
+from core.catalog import views
 from core.identity import people as identity
 from core.permissions import Permission
 from core.retention import enforce, holds, privacy, rules
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
+from core.settings import settings
 from pages.ui import confirm, layout
 from pages.ui.text import literal
 
@@ -28,6 +32,22 @@ with db.session_scope() as session:
     requests = privacy.recent_requests(session, actor=actor)
     teams = {t.id: t.name for t in identity.list_teams(session)}
     people = {p.id: p.display_name for p in identity.list_people(session)}
+    prompts = {p.id: p.name for p in views.list_prompts(session, actor=actor)}
+
+zone = ZoneInfo(settings().timezone)
+zone_name = settings().timezone
+HOLD_FORM_KEYS = ("hold_case", "hold_team", "hold_person", "hold_prompt", "hold_since", "hold_until")
+
+
+def _local_day(instant: datetime) -> date:
+    aware = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    return aware.astimezone(zone).date()
+
+
+def _day_start(day: date | None) -> datetime | None:
+    """Midnight at the start of `day` in the deployment's time zone, as an aware datetime."""
+    return datetime.combine(day, time.min, tzinfo=zone) if day else None
+
 
 classes_tab, holds_tab, enforce_tab, requests_tab = layout.tabs(
     ["Classes", "Legal holds", "Enforcement", "Subject requests"], key="retention_tab"
@@ -95,9 +115,10 @@ with holds_tab:
         parts = [
             f"team {teams.get(hold.team_id, hold.team_id)}" if hold.team_id else "",
             f"person {people.get(hold.person_id, hold.person_id)}" if hold.person_id else "",
-            f"prompt {hold.prompt_id}" if hold.prompt_id else "",
-            f"from {hold.starts_at:%Y-%m-%d}" if hold.starts_at else "",
-            f"until {hold.ends_at:%Y-%m-%d}" if hold.ends_at else "",
+            f"prompt {prompts.get(hold.prompt_id, hold.prompt_id)}" if hold.prompt_id else "",
+            f"from {_local_day(hold.starts_at)}" if hold.starts_at else "",
+            # Stored as the end's exclusive instant; people name the last day covered.
+            f"until {_local_day(hold.ends_at - timedelta(microseconds=1))}" if hold.ends_at else "",
         ]
         return ", ".join(p for p in parts if p)
 
@@ -137,6 +158,12 @@ with holds_tab:
             person = st.selectbox(
                 "Person", [None, *people], format_func=lambda p: "any" if p is None else people[p], key="hold_person"
             )
+            prompt = st.selectbox(
+                "Prompt", [None, *prompts], format_func=lambda p: "any" if p is None else prompts[p], key="hold_prompt"
+            )
+            since_col, until_col = st.columns(2)
+            since = since_col.date_input(f"From (first day, {zone_name})", value=None, key="hold_since")
+            until = until_col.date_input(f"Until (last day, {zone_name})", value=None, key="hold_until")
             if st.form_submit_button("Place hold", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Legal hold placed"):
                     holds.add_hold(
@@ -146,7 +173,13 @@ with holds_tab:
                         owner_person_id=owner,
                         team_id=team,
                         person_id=person,
+                        prompt_id=prompt,
+                        starts_at=_day_start(since),
+                        ends_at=_day_start(until + timedelta(days=1)) if until else None,
                     )
+                    # Placed: the next hold starts from an empty form.
+                    for key in HOLD_FORM_KEYS:
+                        st.session_state.pop(key, None)
         active = [h for h in all_holds if h.released_at is None]
         if active:
             chosen = st.selectbox(

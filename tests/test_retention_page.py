@@ -72,3 +72,37 @@ def test_erasure_asks_naming_the_subject_and_cancel_erases_nothing(session, dire
     at.button(key="dsr_erase_cancel").click().run()
     assert not [w for w in at.warning if w.value.startswith("Erase what")]
     assert not [s.value for s in at.success]
+
+
+def test_a_hold_on_a_prompt_for_a_date_range_and_the_form_empties_after_placing_it(
+    session, directory, simple_version, monkeypatch
+):
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from core.catalog import store
+    from core.catalog.spec import PromptSpec
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("QUORUM_TIMEZONE", "Europe/Berlin")
+    reset_settings()
+    prompt = PromptSpec("faq-answer", "Support", "Answer product questions", "medium", "internal")
+    store.create_prompt(
+        session=session, actor=directory.by_email("tom.becker@example.com"), prompt=prompt, version=simple_version
+    )
+    at = _page(session, Role.GOVERNANCE_LEAD)
+    at.text_input(key="hold_case").input("Globex inquiry")
+    at.selectbox(key="hold_prompt").set_value(store.prompt_by_name(session, "faq-answer").id)
+    at.date_input(key="hold_since").set_value(date(2026, 3, 1))
+    at.date_input(key="hold_until").set_value(date(2026, 3, 31))
+    at.button(key="FormSubmitter:retention_hold_add-Place hold").click().run()
+    assert not errors_of(at), errors_of(at)
+    session.rollback()
+    [hold] = session.exec(select(LegalHold)).all()
+    berlin = ZoneInfo("Europe/Berlin")
+    as_utc = [(t if t.tzinfo else t.replace(tzinfo=ZoneInfo("UTC"))) for t in (hold.starts_at, hold.ends_at)]
+    assert as_utc == [datetime(2026, 3, 1, tzinfo=berlin), datetime(2026, 4, 1, tzinfo=berlin)]
+    # The last day is covered whole; the form is empty for the next hold.
+    assert at.text_input(key="hold_case").value == ""
+    assert at.selectbox(key="hold_prompt").value is None
+    assert at.date_input(key="hold_until").value is None
