@@ -5,7 +5,7 @@ import streamlit as st
 from core import db
 from core.catalog import labels, views, workflow
 from core.permissions import Permission
-from pages.ui import confirm, layout
+from pages.ui import confirm, diff_view, layout
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -27,8 +27,8 @@ for item in queue:
             )
         )
         st.markdown("Change note: " + literal(item.change_note or "—"))
-        with st.expander(literal(f"Changes against {item.baseline}"), expanded=False):
-            st.dataframe(item.diff, hide_index=True, width="stretch", key=f"diff_{item.version_id}")
+        with st.expander(literal(f"Changes against {item.baseline}: {len(item.changes)}"), expanded=True):
+            diff_view.show_changes(item.changes)
         if item.checks:
             st.warning("Static checks:\n\n" + "\n\n".join(literal(check) for check in item.checks))
         else:

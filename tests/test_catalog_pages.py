@@ -163,3 +163,5 @@ def test_an_older_version_in_review_says_a_newer_one_is_approved_and_what_approv
     at = signed_in(session, "rafael.gomez@example.com")
     at.switch_page("pages/review_queue.py").run()
     assert [w.value for w in at.warning] == ["Superseded: v2 (approved, production) is newer and already approved."]
+    # The card's diff against production names the field that differs, with both values.
+    assert "**model** · changed: `gpt-4o` → `gpt-4o-mini`" in [m.value for m in at.markdown]

@@ -6,8 +6,6 @@ so pages never touch the database.
 
 from __future__ import annotations
 
-import difflib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,11 +13,12 @@ from sqlmodel import Session, col, select
 
 from core.attention import AttentionItem
 from core.catalog import approvals
+from core.catalog.diff import FieldChange, version_changes
 from core.catalog.labels import PRODUCTION, LabelMoveView, label_history, labels_of
 from core.catalog.policy import load_review_policy
-from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, versions_of
+from core.catalog.spec import VersionSpec
+from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, version_spec, versions_of
 from core.catalog.workflow import is_author, required_approvals, reviews_of, submission_problems
-from core.catalog.yaml_io import dump_yaml
 from core.models.catalog import Prompt, PromptReview, PromptVersion, ReviewEvidence
 from core.models.identity import Person, Team
 from core.permissions import Actor, Permission, require
@@ -90,7 +89,7 @@ class QueueItem:
     mine: bool  # the actor wrote it: they may not approve
     already_reviewed: bool
     baseline: str  # what the diff compares against, e.g. 'production (v2)'
-    diff: list[dict]
+    changes: list[FieldChange]  # against the baseline, field by field
     checks: list[str]
     evidence: list[EvidenceRow] = field(default_factory=list)
     # A newer version of the same prompt already approved, e.g. 'v5 (approved, production)':
@@ -171,35 +170,6 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
     return PromptDetail(_prompt_row(session, prompt), version_rows, review_rows, moves)
 
 
-def version_text(session: Session, *, actor: Actor, version_id: int) -> str:
-    """A version's content as YAML: what people read and diff."""
-    require(actor, Permission.CATALOG_READ)
-    version = get_version(session, version_id)
-    text = dump_yaml(json.loads(version.content_json))
-    return f"# change note: {version.change_note}\n{text}" if version.change_note else text
-
-
-def side_by_side_diff(old: str, new: str) -> list[dict]:
-    """Rows of a side-by-side diff (difflib): line numbers, both sides and what changed."""
-    old_lines, new_lines = old.splitlines(), new.splitlines()
-    rows = []
-    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        for k in range(max(i2 - i1, j2 - j1)):
-            left = i1 + k if i1 + k < i2 else None
-            right = j1 + k if j1 + k < j2 else None
-            rows.append(
-                {
-                    "change": {"equal": "", "replace": "changed", "delete": "removed", "insert": "added"}[tag],
-                    "old #": left + 1 if left is not None else None,
-                    "old": old_lines[left] if left is not None else "",
-                    "new #": right + 1 if right is not None else None,
-                    "new": new_lines[right] if right is not None else "",
-                }
-            )
-    return rows
-
-
 def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
     """Every version in review, oldest first, with what a reviewer needs to decide."""
     require(actor, Permission.PROMPT_REVIEW)
@@ -214,9 +184,9 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
         if production_id is not None:
             base = get_version(session, production_id)
             baseline = f"production (v{base.number})"
-            old_text = version_text(session, actor=actor, version_id=base.id)
+            old_spec: VersionSpec | None = version_spec(base)
         else:
-            baseline, old_text = "nothing (no production version yet)", ""
+            baseline, old_spec = "nothing (no production version yet)", None
         evidence = session.exec(
             select(ReviewEvidence).where(ReviewEvidence.version_id == version.id).order_by(col(ReviewEvidence.id))
         )
@@ -250,7 +220,7 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
                 already_reviewed=actor.ref
                 in {r.reviewer_ref for r in reviews} | approvals.approvers(session, version.id),
                 baseline=baseline,
-                diff=side_by_side_diff(old_text, version_text(session, actor=actor, version_id=version.id)),
+                changes=version_changes(old_spec, version_spec(version)),
                 checks=submission_problems(version),
                 evidence=[
                     EvidenceRow(
@@ -339,8 +309,6 @@ def _names(session: Session) -> dict[str, str]:
 
 def version_spec_of(session: Session, *, actor: Actor, version_id: int):
     """A stored version as a VersionSpec (the editor starts from it)."""
-    from core.catalog.store import version_spec
-
     require(actor, Permission.CATALOG_READ)
     return version_spec(get_version(session, version_id))
 
