@@ -231,7 +231,7 @@ def open_page(page, title: str) -> None:
 
     url_path = next(Path(p.path).stem for p in PAGES if p.title == title)
     page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
-    page.wait_for_url(re.compile(f"/{url_path}$"))
+    page.wait_for_url(re.compile(f"/{url_path}(\\?.*)?$"))  # a demo session carries ?as=…
     settle(page)
 
 

@@ -42,3 +42,13 @@ def test_revoking_a_key_asks_first_and_cancel_keeps_the_key(page):
     assert selected_tab(page) == "Rotate or revoke"
     assert page.get_by_text("Key revoked").count() == 0
     assert_no_errors(page, "API keys after cancelling a revocation")
+
+
+def test_a_reload_keeps_the_demo_person_signed_in(page):
+    sign_in(page, "Mei Chen")
+    open_page(page, "Catalog")
+    page.reload()
+    page.get_by_text("Signed in as").wait_for()
+    settle(page)
+    assert "Mei Chen" in page.get_by_text("Signed in as").inner_text()
+    assert page.url.endswith("/catalog") or "/catalog?" in page.url
