@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
 from core.errors import NotFound
@@ -45,7 +46,8 @@ def make_engine(url: str) -> Engine:
 
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+        # Only SQLite engines listen here, so the driver connection is pysqlite's.
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own implicit
         # transactions would defer it past our choice of lock mode).
         dbapi_connection.isolation_level = None
@@ -63,7 +65,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):
+    def _on_begin(conn: Connection) -> None:
         # A write transaction takes the write lock up front: a deferred transaction that
         # reads and then writes fails at once (SQLITE_BUSY) when another writer got in
         # between, whereas BEGIN IMMEDIATE simply waits its turn.
