@@ -12,12 +12,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from core.errors import NotFound
 from core.settings import settings
@@ -134,3 +135,31 @@ def get_or_not_found(session: Session, model: type[Row], row_id: object, what: s
     if row is None:
         raise NotFound(f"No {what} with id {row_id}")
     return row
+
+
+class Saved(Protocol):
+    """A table row with an integer primary key, which the database assigns on flush."""
+
+    id: int | None
+
+
+def saved_id(row: Saved) -> int:
+    """The primary key of ``row``, which must have been flushed (or loaded) already.
+
+    Table models declare ``id: int | None`` because a new row has none until the
+    database gives it one; code that reads the id after a flush says so with this.
+    """
+    if row.id is None:
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush the session before reading it")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for statements that skip the ORM on hot paths.
+
+    (SQLModel sets ``__table__`` on a table model without declaring it to type checkers.)
+    """
+    table = sa_inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table
