@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Table, event
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -24,6 +24,8 @@ from core.errors import NotFound
 from core.settings import settings
 
 _engines: dict[str, Engine] = {}
+# What Session.execute returns for a statement whose columns are not known to the type checker.
+AnyResult = Result[*tuple[Any, ...]]
 Row = TypeVar("Row")
 _lock = threading.Lock()
 
@@ -163,3 +165,14 @@ def table_of(model: type[SQLModel]) -> Table:
     if not isinstance(table, Table):
         raise TypeError(f"{model.__name__} is not mapped to a single table")
     return table
+
+
+def changed_rows(result: AnyResult) -> int:
+    """How many rows an UPDATE or DELETE changed.
+
+    Such a statement's result is a ``CursorResult``; ``Session.execute`` is typed as
+    returning any ``Result``, which has no count.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} does not count changed rows: run an UPDATE or DELETE")
+    return result.rowcount

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
-from core.db import saved_id, table_of
+from core.db import changed_rows, saved_id, table_of
 from core.models.identity import Team
 from core.models.keys import ApiKey
 
@@ -26,3 +27,17 @@ def test_a_table_model_gives_its_core_table():
     table = table_of(ApiKey)
     assert table.name == "api_key"
     assert "key_hash" in table.c
+
+
+def test_an_update_counts_the_rows_it_changed(session):
+    for name in ("Research", "Legal"):
+        session.add(Team(name=name, name_key=name.lower()))
+    session.flush()
+    result = session.execute(text("UPDATE team SET description = 'x' WHERE name_key IN ('research', 'legal')"))
+    assert changed_rows(result) == 2
+
+
+def test_a_result_that_counts_nothing_is_refused_by_name(session):
+    buffered = session.execute(text("SELECT 1")).freeze()()
+    with pytest.raises(TypeError, match="does not count changed rows"):
+        changed_rows(buffered)
