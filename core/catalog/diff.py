@@ -34,7 +34,9 @@ def version_changes(old: VersionSpec | None, new: VersionSpec) -> list[FieldChan
     if old is None:
         changes.append(FieldChange("model", ADDED, "", new.model))
         for index, message in enumerate(new.messages, start=1):
-            changes.append(_text_change(f"message {index} ({message.role})", "", message.content))
+            added = _text_change(f"message {index} ({message.role})", "", message.content)
+            if added is not None:
+                changes.append(added)
         return changes
     _value(changes, "model", old.model, new.model)
     for name in ("temperature", "max_tokens", "reasoning_effort", "response_format"):

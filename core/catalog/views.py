@@ -6,6 +6,7 @@ so pages never touch the database.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,9 +17,10 @@ from core.catalog import approvals
 from core.catalog.diff import FieldChange, version_changes
 from core.catalog.labels import PRODUCTION, LabelMoveView, label_history, labels_of
 from core.catalog.policy import load_review_policy
-from core.catalog.spec import VersionSpec
+from core.catalog.spec import PromptSpec, VersionSpec
 from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, version_spec, versions_of
 from core.catalog.workflow import is_author, required_approvals, reviews_of, submission_problems
+from core.db import saved_id
 from core.models.catalog import Prompt, PromptReview, PromptVersion, ReviewEvidence
 from core.models.identity import Person, Team
 from core.permissions import Actor, Permission, require
@@ -117,7 +119,7 @@ def list_prompts(
     needle = search.strip().lower()
     for prompt in session.exec(select(Prompt).order_by(col(Prompt.name))):
         row = _prompt_row(session, prompt)
-        versions = versions_of(session, prompt.id)
+        versions = versions_of(session, saved_id(prompt))
         if needle and needle not in f"{row.name} {row.purpose}".lower():
             continue
         if (team and row.team != team) or (risk_tier and row.risk_tier != risk_tier):
@@ -134,12 +136,12 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
     require(actor, Permission.CATALOG_READ)
     prompt = get_prompt(session, prompt_id)
     names = _names(session)
-    labels = labels_of(session, prompt.id)
-    versions = versions_of(session, prompt.id)
+    labels = labels_of(session, saved_id(prompt))
+    versions = versions_of(session, saved_id(prompt))
     by_id = {v.id: v.number for v in versions}
     version_rows = [
         VersionRow(
-            v.id,
+            saved_id(v),
             v.number,
             v.state,
             v.content_hash,
@@ -150,7 +152,7 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
         )
         for v in reversed(versions)
     ]
-    reviews = (
+    reviews: Iterable[PromptReview] = (
         session.exec(
             select(PromptReview)
             .where(col(PromptReview.version_id).in_(list(by_id)))
@@ -165,7 +167,7 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
     ]
     moves = [
         LabelMoveView(m.label, m.from_version, m.to_version, names.get(m.actor, m.actor), m.moved_at)
-        for m in label_history(session, prompt.id)
+        for m in label_history(session, saved_id(prompt))
     ]
     return PromptDetail(_prompt_row(session, prompt), version_rows, review_rows, moves)
 
@@ -179,8 +181,8 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
     query = select(PromptVersion).where(PromptVersion.state == IN_REVIEW).order_by(col(PromptVersion.state_changed_at))
     for version in session.exec(query):
         prompt = get_prompt(session, version.prompt_id)
-        reviews = reviews_of(session, version.id)
-        production_id = labels_of(session, prompt.id).get(PRODUCTION)
+        reviews = reviews_of(session, saved_id(version))
+        production_id = labels_of(session, saved_id(prompt)).get(PRODUCTION)
         if production_id is not None:
             base = get_version(session, production_id)
             baseline = f"production (v{base.number})"
@@ -190,7 +192,7 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
         evidence = session.exec(
             select(ReviewEvidence).where(ReviewEvidence.version_id == version.id).order_by(col(ReviewEvidence.id))
         )
-        counted = len(approvals.counted_approvers(session, version.id))
+        counted = len(approvals.counted_approvers(session, saved_id(version)))
         required = required_approvals(version, prompt, policy)
         newer = session.exec(
             select(PromptVersion)
@@ -203,11 +205,11 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
         ).first()
         superseded_by = None
         if newer is not None:
-            newer_labels = sorted(name for name, vid in labels_of(session, prompt.id).items() if vid == newer.id)
+            newer_labels = sorted(name for name, vid in labels_of(session, saved_id(prompt)).items() if vid == newer.id)
             superseded_by = f"v{newer.number} (" + ", ".join(["approved", *newer_labels]) + ")"
         items.append(
             QueueItem(
-                version_id=version.id,
+                version_id=saved_id(version),
                 prompt_name=prompt.name,
                 team=_team_name(session, prompt.team_id),
                 risk_tier=prompt.risk_tier,
@@ -218,7 +220,7 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
                 required=required,
                 mine=is_author(session, actor, version),
                 already_reviewed=actor.ref
-                in {r.reviewer_ref for r in reviews} | approvals.approvers(session, version.id),
+                in {r.reviewer_ref for r in reviews} | approvals.approvers(session, saved_id(version)),
                 baseline=baseline,
                 changes=version_changes(old_spec, version_spec(version)),
                 checks=submission_problems(version),
@@ -263,7 +265,9 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
     for version in session.exec(
         select(PromptVersion).where(PromptVersion.state == IN_REVIEW).order_by(col(PromptVersion.state_changed_at))
     ):
-        reviewed = {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(session, version.id)
+        reviewed = {r.reviewer_ref for r in reviews_of(session, saved_id(version))} | approvals.approvers(
+            session, saved_id(version)
+        )
         if is_author(session, actor, version) or actor.ref in reviewed:
             continue
         prompt = get_prompt(session, version.prompt_id)
@@ -282,10 +286,10 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
 
 
 def _prompt_row(session: Session, prompt: Prompt) -> PromptRow:
-    versions = versions_of(session, prompt.id)
+    versions = versions_of(session, saved_id(prompt))
     numbers = {v.id: v.number for v in versions}
     return PromptRow(
-        prompt.id,
+        saved_id(prompt),
         prompt.name,
         _team_name(session, prompt.team_id),
         prompt.purpose,
@@ -293,7 +297,7 @@ def _prompt_row(session: Session, prompt: Prompt) -> PromptRow:
         prompt.data_classification,
         len(versions),
         versions[-1].state if versions else "",
-        {name: numbers[vid] for name, vid in sorted(labels_of(session, prompt.id).items())},
+        {name: numbers[vid] for name, vid in sorted(labels_of(session, saved_id(prompt)).items())},
     )
 
 
@@ -307,13 +311,13 @@ def _names(session: Session) -> dict[str, str]:
     return {f"person:{p.id}": p.display_name for p in session.exec(select(Person))}
 
 
-def version_spec_of(session: Session, *, actor: Actor, version_id: int):
+def version_spec_of(session: Session, *, actor: Actor, version_id: int) -> VersionSpec:
     """A stored version as a VersionSpec (the editor starts from it)."""
     require(actor, Permission.CATALOG_READ)
     return version_spec(get_version(session, version_id))
 
 
-def prompt_spec_of(session: Session, *, actor: Actor, prompt_id: int):
+def prompt_spec_of(session: Session, *, actor: Actor, prompt_id: int) -> PromptSpec:
     from core.catalog.store import prompt_spec
 
     require(actor, Permission.CATALOG_READ)
