@@ -189,3 +189,21 @@ def test_finance_does_not_see_the_moderation_form(session, seeded):
     at = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
     at.switch_page("pages/budgets.py").run()
     assert "gw_provider" not in {widget.key for widget in at.selectbox}
+
+
+def test_home_drops_a_budget_alert_once_its_cause_went_away(session, seeded):
+    support = session.exec(select(Budget).where(Budget.scope_key.like("team:%"))).first()
+    finance = seeded.with_role(Role.FINANCE)
+    home = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
+    assert any("Support (team) passed 80% of its budget" in w.value for w in home.warning)
+    # Finance raises the cap tenfold: the spend is now far below 80% of it.
+    cap_usd = str(support.cap_micro * 10 // 1_000_000)
+    config.set_budget(
+        session=session,
+        actor=finance,
+        scope="team",
+        target_id=support.team_id,
+        data=config.BudgetInput(cap_usd=cap_usd, period=support.period, thresholds=support.thresholds),
+    )
+    home = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
+    assert not any("passed" in t.value for t in [*home.warning, *home.error])
