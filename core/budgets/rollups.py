@@ -108,6 +108,14 @@ _CALL_COLUMNS = (
 )
 
 
+_generation = [0]
+
+
+def generation() -> int:
+    """Bumped by every rebuild in this process: cached sums of the roll-ups start afresh."""
+    return _generation[0]
+
+
 def hour_of(instant: datetime) -> datetime:
     """The UTC hour an instant falls in."""
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -285,6 +293,7 @@ def rebuild(connection: Connection, *, since: datetime | None = None, step: time
     """Recompute the roll-ups from the hour of `since` (everything when None) from the ledger and
     the call log; adds to the caller's transaction (one commit: nothing half-rebuilt)."""
     lock(connection)
+    _generation[0] += 1
     start = hour_of(since) if since is not None else None
     for table in (USAGE, CALL, LATENCY):
         statement = delete(table)
@@ -343,6 +352,7 @@ def hours_of(connection: Connection, table: str, id_column: str, ids: Sequence[A
 def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime]) -> None:
     """Recompute the roll-ups of one source for these hours from what that source holds now."""
     lock(connection)
+    _generation[0] += 1
     for hour in sorted(set(hours)):
         end = hour + timedelta(hours=1)
         if table == LEDGER.name:
