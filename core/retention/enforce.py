@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 from core import clock, db
 from core.audit import checkpoints as audit_checkpoints
 from core.audit.record import record
+from core.budgets import rollups
 from core.errors import Conflict
 from core.models.retention import RetentionLock, RetentionRun
 from core.models.types import UtcDateTime
@@ -320,7 +321,9 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
             # Holds are read again in each batch's own transaction: a hold placed while a
             # long run is going applies from the next batch, not from the next run.
             chosen, statement, params = _batch_sql(segment, active_holds(session), batch_size)
-            if segment.action == "delete":
+            if segment.kind.table in rollups.ROLLED_UP_TABLES:
+                handled = _handle_rolled_up(session, segment, chosen, statement, params, state)
+            elif segment.action == "delete":
                 handled = _run(session, statement, params).rowcount
             else:
                 ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
@@ -338,6 +341,31 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
             return
         if after_batch:
             after_batch(run.id, run.batches)
+
+
+def _handle_rolled_up(session: Session, segment: Segment, chosen: str, statement: str, params, state: dict) -> int:
+    """A batch of ledger or call-log rows, and the roll-ups of the hours they counted in,
+    rebuilt in the same transaction from what is left: roll-ups never disagree with their source."""
+    kind = segment.kind
+    ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
+    if not ids:
+        return 0
+    connection = session.connection()
+    hours = rollups.hours_of(connection, kind.table, kind.id_column, ids)
+    if segment.action == "delete":
+        handled = session.execute(
+            text(f"DELETE FROM {kind.table} WHERE {kind.id_column} IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            ),
+            {"ids": ids},
+        ).rowcount
+    else:
+        handled = session.execute(
+            text(statement).bindparams(bindparam("ids", expanding=True)), {**params, "ids": ids}
+        ).rowcount
+        state["after"] = max(ids)
+    rollups.rebuild_hours(connection, kind.table, hours)
+    return handled
 
 
 def _batch_sql(segment: Segment, holds, batch_size: int) -> tuple[str, str, dict[str, Any]]:
