@@ -32,10 +32,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
+from core.audit.record import committing, record
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
 from core.models.rollups import CallLatencyRollup, CallRollup, UsageRollup
+from core.permissions import Actor, Permission, require
 
 LEDGER = UsageRecord.__table__
 CALLS = GatewayCall.__table__
@@ -370,3 +373,25 @@ def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime])
                 select(*(CALLS.c[c] for c in _CALL_COLUMNS)).where(CALLS.c.created_at >= hour, CALLS.c.created_at < end)
             )
             add_call_rows(connection, [r._mapping for r in rows])
+
+
+def rebuild_rollups(session: Session, *, actor: Actor, since: datetime | None = None) -> Rebuilt:
+    """`quorum rollups rebuild`: recompute the roll-ups from `since` (all when None) in one
+    audited write transaction; nothing is half-rebuilt if it fails."""
+    require(actor, Permission.BUDGET_MANAGE)
+    with committing(session):
+        result = rebuild(session.connection(), since=since)
+        record(
+            session,
+            actor=actor,
+            action="rollups.rebuild",
+            target_type="rollups",
+            target_id="usage_and_calls",
+            after={
+                "since": since.isoformat() if since is not None else None,
+                "ledger_rows": result.ledger_rows,
+                "call_rows": result.call_rows,
+            },
+        )
+    _generation[0] += 1  # committed: cached sums read before the commit are stale
+    return result
