@@ -382,3 +382,94 @@ def test_observability_and_home_show_the_call_log(session, traffic):
     assert shown["Cost"] == format_micro(sum(rows))
     at.switch_page("pages/home.py").run()
     assert not at.exception and not errors_of(at)
+
+
+@pytest.fixture
+def prompts(session, directory):
+    from core.catalog.demo_seed import seed_catalog
+    from core.experiments import testset_store
+
+    seed_catalog(session)
+    testset_store.import_directory(session=session, actor=ADMIN, only={"ticket-triage"})
+    return directory
+
+
+def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prompts):
+    """Calls before the split, in its first partial hour and in whole hours after it: the
+    comparison counts exactly the call log's calls since the split began."""
+    import random
+    import uuid
+
+    from core.catalog import traffic as splits
+    from core.catalog import workflow
+    from core.experiments import live_ab
+    from core.models.experiments import RequestFeedback
+    from core.models.gateway import GatewayCall as Call
+    from tests.test_experiment_service import TOM, _approved_pair
+
+    directory = prompts
+    prompt, v2, v3 = _approved_pair(session, prompts)
+    workflow.submit(session=session, actor=directory.by_email(TOM), version_id=v3.id)
+    workflow.approve(
+        session=session, actor=directory.by_email("rafael.gomez@example.com"), version_id=v3.id, comment="fine"
+    )
+    began = datetime(2026, 11, 3, 10, 40, tzinfo=UTC)
+    clock.set_clock(lambda: began)
+    splits.approve_split(
+        session=session,
+        actor=directory.by_email("lena.fischer@example.com"),
+        prompt_id=prompt.id,
+        version_a_id=v2.id,
+        version_b_id=v3.id,
+        percent_b=30,
+    )
+    clock.set_clock(lambda: datetime(2026, 11, 27, 12, tzinfo=UTC))
+    rng = random.Random(3)
+    team = prompt.team_id
+    rows = []
+    for minutes in [-50, -5, 1, 7, 19, 25, *range(30, 60 * 24 * 20, 97)]:
+        version = rng.choice([v2, v3])
+        status = rng.choice(["ok", "ok", "ok", "held", "upstream_error"])
+        rows.append(
+            {
+                "request_id": f"req_{uuid.uuid4().hex[:24]}",
+                "created_at": began + timedelta(minutes=minutes, seconds=rng.randint(0, 59)),
+                "team_id": team,
+                "key_id": None,
+                "actor": "key:1",
+                "endpoint": "prompt",
+                "model": "gpt-4o-mini",
+                "prompt_name": prompt.name,
+                "prompt_version": rng.choice([str(version.id), f"v{version.number}"]),
+                "status": status,
+                "http_status": 502 if status == "upstream_error" else 200,
+                "cache_hit": False,
+                "latency_ms": rng.lognormvariate(6, 0.5),
+                "cost_micro": rng.randint(10, 900),
+                "input_tokens": 10,
+                "output_tokens": 20,
+            }
+        )
+    with db.write_session() as s:
+        s.execute(insert(Call.__table__), rows)
+        rollups.add_call_rows(s.connection(), rows)
+        for row in rows[::3]:
+            s.add(RequestFeedback(request_id=row["request_id"], team_id=team, score=rng.choice([0.0, 1.0])))
+        s.commit()
+    session.rollback()
+    stats = {s.version_id: s for s in live_ab.compare_live(session, actor=directory.admin, prompt_id=prompt.id)}
+    scores = {f.request_id: f.score for f in session.execute(select(RequestFeedback)).scalars()}
+    for version in (v2, v3):
+        names = live_ab.version_keys(version)
+        mine = [r for r in rows if r["created_at"] >= began and r["prompt_version"] in names]
+        answered = [r["latency_ms"] for r in mine if r["status"] == "ok"]
+        shown = stats[version.id]
+        assert shown.calls == len(mine) > 10
+        assert shown.cost_micro == sum(r["cost_micro"] for r in mine)
+        assert shown.error_rate == pytest.approx(sum(r["status"] != "ok" for r in mine) / len(mine))
+        assert shown.mean_latency_ms == pytest.approx(sum(answered) / len(answered))
+        exact_p95 = sorted(answered)[max(0, -(-len(answered) * 95 // 100) - 1)]
+        assert abs(shown.p95_latency_ms - exact_p95) / exact_p95 <= 0.025
+        feedback = [scores[r["request_id"]] for r in mine if r["request_id"] in scores]
+        assert shown.feedback_count == len(feedback)
+        assert shown.mean_feedback == pytest.approx(sum(feedback) / len(feedback))
