@@ -490,3 +490,37 @@ def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prom
         feedback = [scores[r["request_id"]] for r in mine if r["request_id"] in scores]
         assert shown.feedback_count == len(feedback)
         assert shown.mean_feedback == pytest.approx(sum(feedback) / len(feedback))
+
+
+def test_a_month_that_starts_mid_hour_still_sums_exactly(session, directory, monkeypatch):
+    """Asia/Kolkata is UTC+05:30: its November starts at 18:30 UTC, inside a roll-up hour."""
+    from tests.budget_support import spend, use_timezone
+
+    use_timezone(monkeypatch, "Asia/Kolkata")
+    clock.set_clock(lambda: datetime(2026, 11, 20, tzinfo=UTC))
+    support = team_by_name(session, "Support").id
+    spend(session, support, 1_000, datetime(2026, 10, 31, 18, 10, tzinfo=UTC))  # 23:40 on 31 October there
+    spend(session, support, 20_000, datetime(2026, 10, 31, 18, 50, tzinfo=UTC))  # 00:20 on 1 November
+    spend(session, support, 300_000, datetime(2026, 11, 10, 9, tzinfo=UTC))
+    spend(session, support, 5_000, datetime(2026, 11, 12, 18, 20, tzinfo=UTC))  # 23:50 on 12 November there
+    spend(session, support, 60_000, datetime(2026, 11, 12, 18, 40, tzinfo=UTC))  # 00:10 on 13 November
+    spend(session, support, 4_000_000, datetime(2026, 11, 30, 18, 40, tzinfo=UTC))  # 1 December there
+    november = periods.period_at("month", clock.now())
+    assert november.start == datetime(2026, 10, 31, 18, 30, tzinfo=UTC)
+    finance = directory.with_role(Role.FINANCE)
+    session.rollback()
+    by_day = reports.breakdown(session, actor=finance, period=november, by="day").frame
+    assert by_day["cost_micro"].sum() == 385_000
+    assert dict(zip(by_day["day"], by_day["cost_micro"], strict=True)) == {
+        "2026-11-01": 20_000,
+        "2026-11-10": 300_000,
+        "2026-11-12": 5_000,
+        "2026-11-13": 60_000,
+    }
+    [row] = [t for t in reports.team_overview(session, actor=finance) if t.team_id == support]
+    assert row.spent_micro == 385_000
+    curve = reports.burndown(session, actor=finance, team_id=support)
+    assert curve[curve["day"] == "2026-11-12"]["cumulative_micro"].iloc[0] == 325_000
+    day = reports.breakdown(session, actor=finance, period=november, by="day")
+    shown = ledger_pages.calls_page(session, actor=finance, breakdown=day, group="2026-11-13").frame
+    assert list(shown["cost_usd"]) == ["0.060000"]

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session
 
+from core.budgets import periods
 from core.budgets.reports import Breakdown, dollars
 from core.budgets.rollups import LEDGER
 from core.models.catalog import Prompt
@@ -103,8 +104,10 @@ def _group_filter(by: str, keys: list[tuple]):
                 for person, key in keys
             )
         )
-    hours = sorted(k[0] for k in keys)  # a local day: the hours it spans
-    return and_(LEDGER.c.occurred_at >= hours[0], LEDGER.c.occurred_at < hours[-1] + timedelta(hours=1))
+    day = periods.local_date(min(k[0] for k in keys))  # a local day, from its first instant
+    return and_(
+        LEDGER.c.occurred_at >= periods.day_end(day - timedelta(days=1)), LEDGER.c.occurred_at < periods.day_end(day)
+    )
 
 
 _SHOWN = ["time (UTC)", "team", "who", "model", "prompt", "input", "cached", "output", "cost_usd", "request"]

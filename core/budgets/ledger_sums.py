@@ -82,7 +82,8 @@ def read_ledger_sums(
     team_id: int | None = None,
 ) -> dict[tuple, dict[str, int]]:
     """The ledger's rows in [start, end), summed per `by` (any of DIMENSIONS; a missing person,
-    key or prompt is 0): {(values of by...): {"calls": n, "cost_micro": ..., ...}}."""
+    key or prompt is 0): {(values of by...): {"calls": n, "cost_micro": ..., ...}}. An "hour"
+    is the start of what was summed: the hour, or the start of a partial hour at either end."""
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"cannot sum the ledger by {unknown}")
@@ -109,7 +110,9 @@ def read_ledger_sums(
 def _edge_query(start: datetime, end: datetime, by: Sequence[str], team_id: int | None):
     """The same sums straight from the ledger, for part of one hour."""
     columns = {
-        "hour": literal(hour_of(start), USAGE.c.hour.type),
+        # The span's own start, not its hour's: a span lies within one local day (periods
+        # begin at local midnight), which the start names correctly, the hour may not.
+        "hour": literal(start, USAGE.c.hour.type),
         "team_id": LEDGER.c.team_id,
         "person_id": func.coalesce(LEDGER.c.person_id, 0),
         "key_id": func.coalesce(LEDGER.c.key_id, 0),
@@ -134,8 +137,8 @@ def _edge_query(start: datetime, end: datetime, by: Sequence[str], team_id: int 
 
 def _merge(result: dict[tuple, dict[str, int]], rows, width: int) -> None:
     for row in rows:
-        if row[width] is None:
-            continue  # an empty range's SUM without GROUP BY
+        if not row[width]:
+            continue  # an empty range's SUM or COUNT without GROUP BY
         key = tuple(row[:width])
         sums = result.get(key)
         if sums is None:

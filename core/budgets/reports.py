@@ -50,7 +50,10 @@ def breakdown(
     require(actor, Permission.SPEND_READ)
     if by not in BREAKDOWNS:
         raise ValueError(f"no breakdown by {by!r}")
-    sums = ledger_sums(session.connection(), start=period.start, end=period.end, by=BREAKDOWNS[by], team_id=team_id)
+    if by == "day":
+        sums = by_local_day(session, period, team_id)
+    else:
+        sums = ledger_sums(session.connection(), start=period.start, end=period.end, by=BREAKDOWNS[by], team_id=team_id)
     label = _labeller(session, by)
     merged: dict[str, list[int]] = {}
     groups: dict[str, list[tuple]] = {}
@@ -81,6 +84,30 @@ class Breakdown:
     @property
     def total_micro(self) -> int:
         return int(self.frame["cost_micro"].sum())
+
+
+def by_local_day(session: Session, period: periods.Period, team_id: int | None) -> dict[tuple, dict[str, int]]:
+    """The period's sums per local day, keyed by the day's first instant (UTC).
+
+    In a zone whose midnights fall on the hour (nearly all), one grouped read of the hourly
+    roll-ups; in one whose midnights do not (Asia/Kolkata), one read per day, so that each
+    day's partial hours are summed from the ledger and no call lands on the wrong day."""
+    days = []
+    day = period.first_day
+    while day <= period.last_day:
+        days.append(
+            (max(periods.day_end(day - timedelta(days=1)), period.start), min(periods.day_end(day), period.end))
+        )
+        day += timedelta(days=1)
+    connection = session.connection()
+    if all(start.minute == 0 and start.second == 0 for start, _end in days):
+        return ledger_sums(connection, start=period.start, end=period.end, by=("hour",), team_id=team_id)
+    result: dict[tuple, dict[str, int]] = {}
+    for start, end in days:
+        sums = ledger_sums(connection, start=start, end=end, team_id=team_id).get(())
+        if sums and sums["calls"]:
+            result[(start,)] = sums
+    return result
 
 
 def _labeller(session: Session, by: str):
@@ -193,7 +220,7 @@ def burndown(session: Session, *, actor: Actor, team_id: int, now: datetime | No
     period = overview.period
     zone = periods.zone()
     per_day: dict[str, int] = {}
-    hourly = ledger_sums(session.connection(), start=period.start, end=period.end, by=("hour",), team_id=team_id)
+    hourly = by_local_day(session, period, team_id)
     for (hour,), values in hourly.items():
         day = hour.astimezone(zone).date().isoformat()
         per_day[day] = per_day.get(day, 0) + values["cost_micro"]
