@@ -86,9 +86,6 @@ if len(table):
     st.dataframe(page.frame, hide_index=True, width="stretch", key="calls_table")
     back, number, forward = st.columns([1, 2, 1])
     number.caption(f"Page {len(cursors)}, newest first")
-    if back.button("Newer", key="calls_newer", disabled=len(cursors) == 1):
-        cursors.pop()
-        st.rerun()
-    if forward.button("Older", key="calls_older", disabled=page.next is None):
-        cursors.append(page.next)
-        st.rerun()
+    # Callbacks run before the rerun the click causes: one run per click, not two.
+    back.button("Newer", key="calls_newer", disabled=len(cursors) == 1, on_click=cursors.pop)
+    forward.button("Older", key="calls_older", disabled=page.next is None, on_click=cursors.append, args=(page.next,))

@@ -22,7 +22,7 @@ from core.budgets.ledger_sums import ceil_hour
 from core.catalog import traffic
 from core.catalog.store import get_prompt, get_version
 from core.gateway.observability import percentile
-from core.models.catalog import PromptVersion
+from core.models.catalog import Prompt, PromptVersion
 from core.models.experiments import RequestFeedback
 from core.models.gateway import GatewayCall
 from core.permissions import Actor, Permission, require
@@ -139,16 +139,24 @@ def _per_version(session: Session, prompt: str, since) -> dict[str, _Tally]:
     for version, bucket, n in histogram:
         mine = tally(version)
         mine.latencies[int(bucket)] = mine.latencies.get(int(bucket), 0) + int(n)
-    feedback = session.execute(
-        select(_CALLS.c.prompt_version, func.count(), func.sum(_FEEDBACK.c.score))
-        .select_from(_FEEDBACK.join(_CALLS, _CALLS.c.request_id == _FEEDBACK.c.request_id))
-        .where(_CALLS.c.prompt_name == prompt, _CALLS.c.created_at >= since)
-        .group_by(_CALLS.c.prompt_version)
-    )
-    for version, count, total in feedback:
-        mine = tally(version)
-        mine.feedback_count += int(count)
-        mine.feedback_sum += float(total or 0)
+    # Feedback is scarce next to calls: read the team's ratings, then their calls by request id
+    # (unique index), rather than walk every call since the split began.
+    team_id = session.execute(select(Prompt.team_id).where(Prompt.name == prompt)).scalar_one()
+    ratings: dict[str, list[float]] = {}
+    for request_id, score in session.execute(
+        select(_FEEDBACK.c.request_id, _FEEDBACK.c.score).where(_FEEDBACK.c.team_id == team_id)
+    ):
+        ratings.setdefault(request_id, []).append(float(score))
+    ids = list(ratings)
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        for request_id, version in session.execute(
+            select(_CALLS.c.request_id, _CALLS.c.prompt_version).where(
+                _CALLS.c.request_id.in_(chunk), _CALLS.c.prompt_name == prompt, _CALLS.c.created_at >= since
+            )
+        ):
+            mine = tally(version)
+            mine.feedback_count += len(ratings[request_id])
+            mine.feedback_sum += sum(ratings[request_id])
     return tallies
 
 

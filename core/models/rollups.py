@@ -41,6 +41,8 @@ class CallRollup(SQLModel, table=True):
     """The call log (gateway_call) counted per hour of `created_at`, team, key, actor, prompt version and model."""
 
     __tablename__ = "call_rollup"
+    # Live A/B reads one prompt's hours since its split began.
+    __table_args__ = (Index("ix_call_rollup_prompt_hour", "prompt_name", "hour"),)
 
     hour: datetime = Field(sa_type=UtcDateTime, primary_key=True)
     team_id: int = Field(default=0, primary_key=True)
@@ -67,6 +69,7 @@ class CallLatencyRollup(SQLModel, table=True):
     the histogram p50 and p95 are read from."""
 
     __tablename__ = "call_latency_rollup"
+    __table_args__ = (Index("ix_call_latency_rollup_prompt_hour", "prompt_name", "hour"),)
 
     hour: datetime = Field(sa_type=UtcDateTime, primary_key=True)
     team_id: int = Field(default=0, primary_key=True)

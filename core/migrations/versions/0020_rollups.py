@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("ok_latency_ms", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("hour", "team_id", "key_id", "actor", "prompt_name", "prompt_version", "model"),
     )
+    op.create_index("ix_call_rollup_prompt_hour", "call_rollup", ["prompt_name", "hour"], unique=False)
     op.create_table(
         "call_latency_rollup",
         sa.Column("hour", UtcDateTime(), nullable=False),
@@ -86,10 +87,13 @@ def upgrade() -> None:
         _count("calls"),
         sa.PrimaryKeyConstraint("hour", "team_id", "prompt_name", "prompt_version", "model", "bucket"),
     )
+    op.create_index("ix_call_latency_rollup_prompt_hour", "call_latency_rollup", ["prompt_name", "hour"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_call_latency_rollup_prompt_hour", table_name="call_latency_rollup")
     op.drop_table("call_latency_rollup")
+    op.drop_index("ix_call_rollup_prompt_hour", table_name="call_rollup")
     op.drop_table("call_rollup")
     op.drop_index("ix_usage_rollup_team_hour", table_name="usage_rollup")
     op.drop_table("usage_rollup")
