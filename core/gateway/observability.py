@@ -13,7 +13,7 @@ latency says nothing about the model path).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import case, func, literal
@@ -121,12 +121,24 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
         tally_of(tuple(row[:width])).add(int(row[width]), [int(v or 0) for v in row[width + 1 :]])
     for row in _rollup_rows(session, query, hourly, first_hour):
         tally_of(tuple(row[:width])).add(-1, [int(v or 0) for v in row[width:]])
-    for row in _latency_rows(session, query, hourly, first_hour):
-        tally_of(tuple(row[:width])).add_latency(int(row[width]), int(row[width + 1]))
+    per_group: dict[tuple, _Tally] = {}
+    if query.granularity == "total":
+        for row in _latency_rows(session, query, hourly, first_hour):
+            tally_of(tuple(row[:width])).add_latency(int(row[width]), int(row[width + 1]))
+    else:
+        # A histogram per period and group would be about one row per answered call: the
+        # database reads each one's percentiles off it and sends those alone.
+        for row in _percentile_rows(session, query, hourly, start, first_hour):
+            tally_of(tuple(row[:width])).fixed = (int(row[width]), int(row[width + 1]), int(row[width + 2]))
+        for row in _latency_rows(session, replace(query, granularity="total"), hourly, first_hour):
+            group = tuple(row[: len(query.by)])
+            tally = per_group.get(group) or per_group.setdefault(group, _Tally())
+            tally.add_latency(int(row[len(query.by)]), int(row[len(query.by) + 1]))
     # Roll-ups merge the tallies rather than the rows: there are far fewer of them.
-    per_group, overall = {}, _Tally()
+    overall = _Tally()
     for group, tally in per_period.items():
         per_group.setdefault(group[width - len(query.by) :], _Tally()).merge(tally)
+    for tally in per_group.values():
         overall.merge(tally)
     period_of = (lambda group: group[0]) if query.granularity != "total" else (lambda _group: "total")
     buckets = sorted(
@@ -181,22 +193,7 @@ def _raw_rows(session: Session, query: MetricsQuery, hourly: bool, start, end) -
     def count_if(condition):
         return func.sum(case((condition, 1), else_=0))
 
-    latency_bucket = case(
-        (
-            GatewayCall.status == "ok",
-            func.floor(
-                func.ln(
-                    case(
-                        (GatewayCall.latency_ms > _BUCKET_FLOOR_MS, GatewayCall.latency_ms),
-                        else_=literal(_BUCKET_FLOOR_MS),
-                    )
-                    / _BUCKET_FLOOR_MS
-                )
-                / math.log(_BUCKET_GROWTH)
-            ),
-        ),
-        else_=-1,
-    )
+    latency_bucket = case((GatewayCall.status == "ok", _latency_bucket()), else_=-1)
     where = [col(GatewayCall.created_at) >= start, col(GatewayCall.created_at) < end, *_filters(query, _COLUMNS)]
     return list(
         session.exec(
@@ -241,6 +238,66 @@ def _latency_rows(session: Session, query: MetricsQuery, hourly: bool, first_hou
     return _named(session.execute(statement).all(), query)
 
 
+def _percentile_rows(session: Session, query: MetricsQuery, hourly: bool, start, first_hour) -> list:
+    """Per period and group: the buckets of p50 and p95 and the answered calls, computed by
+    the database from the roll-ups' histograms and the partial first hour's answered calls."""
+    edge_columns = {
+        "team": func.coalesce(GatewayCall.team_id, 0),
+        "model": col(GatewayCall.model),
+        "prompt": func.coalesce(GatewayCall.prompt_name, ""),
+    }
+    rolled = select(
+        *_keys(query, _LATENCY_COLUMNS, hourly, _period(session, LATENCY.c.hour, hourly=hourly)),
+        LATENCY.c.bucket.label("bucket"),
+        LATENCY.c.calls.label("n"),
+    ).where(LATENCY.c.hour >= first_hour, *_filters(query, _LATENCY_COLUMNS))
+    edge = select(
+        *_keys(query, edge_columns, hourly, _period(session, GatewayCall.created_at, hourly=hourly)),
+        _latency_bucket().label("bucket"),
+        literal(1).label("n"),
+    ).where(
+        col(GatewayCall.created_at) >= start,
+        col(GatewayCall.created_at) < first_hour,
+        GatewayCall.status == "ok",
+        *_filters(query, _COLUMNS),
+    )
+    both = rolled.union_all(edge).subquery()
+    names = ["period", *query.by]
+    grouped = (
+        select(*(both.c[n] for n in names), both.c.bucket, func.sum(both.c.n).label("n"))
+        .group_by(*(both.c[n] for n in names), both.c.bucket)
+        .subquery()
+    )
+    partition = [grouped.c[n] for n in names]
+    running = select(
+        *partition,
+        grouped.c.bucket,
+        func.sum(grouped.c.n).over(partition_by=partition, order_by=grouped.c.bucket).label("cum"),
+        func.sum(grouped.c.n).over(partition_by=partition).label("total"),
+    ).subquery()
+    # Nearest rank: the first bucket whose running count reaches ceil(share x total).
+    statement = select(
+        *(running.c[n] for n in names),
+        func.min(case((running.c.cum * 2 >= running.c.total, running.c.bucket))),
+        func.min(case((running.c.cum * 100 >= running.c.total * 95, running.c.bucket))),
+        func.max(running.c.total),
+    ).group_by(*(running.c[n] for n in names))
+    return _named(session.execute(statement).all(), query)
+
+
+def _latency_bucket():
+    return func.floor(
+        func.ln(
+            case(
+                (GatewayCall.latency_ms > _BUCKET_FLOOR_MS, GatewayCall.latency_ms),
+                else_=literal(_BUCKET_FLOOR_MS),
+            )
+            / _BUCKET_FLOOR_MS
+        )
+        / math.log(_BUCKET_GROWTH)
+    )
+
+
 def _named(rows: list, query: MetricsQuery) -> list:
     """Roll-ups say 0 and '' for "none" (a key must not be NULL); the call log says NULL."""
     offset = query.granularity != "total"
@@ -273,6 +330,8 @@ class _Tally:
         self.calls = self.errors = self.rejected_429 = self.cache_hits = self.blocked = self.held = 0
         self.cost_micro = 0
         self.latencies: dict[int, int] = {}
+        # (p50 bucket, p95 bucket, answered calls) when the database read them off the histogram
+        self.fixed: tuple[int, int, int] | None = None
 
     def add(self, bucket: int, counts: list[int]) -> None:
         calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = counts
@@ -312,9 +371,9 @@ class _Tally:
             model=named.get("model"),
             prompt=named.get("prompt"),
             calls=self.calls,
-            ok=sum(self.latencies.values()),
-            p50_ms=percentile(self.latencies, 0.5),
-            p95_ms=percentile(self.latencies, 0.95),
+            ok=self.fixed[2] if self.fixed else sum(self.latencies.values()),
+            p50_ms=round(bucket_middle_ms(self.fixed[0]), 2) if self.fixed else percentile(self.latencies, 0.5),
+            p95_ms=round(bucket_middle_ms(self.fixed[1]), 2) if self.fixed else percentile(self.latencies, 0.95),
             errors=self.errors,
             rejected_429=self.rejected_429,
             cache_hits=self.cache_hits,
