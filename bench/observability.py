@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert  # noqa: E402
 
 from core import db, migrate  # noqa: E402
+from core.budgets import rollups  # noqa: E402
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics  # noqa: E402
 from core.models.gateway import GatewayCall  # noqa: E402
 from core.permissions import Actor  # noqa: E402
@@ -68,6 +69,7 @@ def build(url: str, rows: int) -> None:
                     }
                 )
             conn.execute(insert(GatewayCall.__table__), batch)
+        rollups.rebuild(conn)  # what `quorum rollups rebuild` does: the page reads the roll-ups
     print(f"built {rows:,} calls")
 
 

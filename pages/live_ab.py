@@ -1,6 +1,6 @@
 """Live A/B: split a prompt's production traffic between two approved versions, and compare them."""
 
-import plotly.express as px
+import pandas as pd
 import streamlit as st
 
 from core import db
@@ -8,7 +8,7 @@ from core.budgets.money import format_micro
 from core.catalog import traffic, views
 from core.experiments import live_ab
 from core.permissions import Permission
-from pages.ui import layout
+from pages.ui import charts, layout
 
 actor = layout.page_setup(__file__)
 st.title("Live A/B")
@@ -47,8 +47,11 @@ else:
     ]
     st.dataframe(rows, hide_index=True, width="stretch", key="live_stats")
     if any(s.calls for s in stats):
+        latency = pd.DataFrame(rows).melt(
+            id_vars="version", value_vars=["mean latency ms", "p95 latency ms"], var_name="latency", value_name="ms"
+        )
         st.plotly_chart(
-            px.bar(rows, x="version", y=["mean latency ms", "p95 latency ms"], barmode="group", title="Latency"),
+            charts.bars(latency, x="version", y="ms", color="latency", title="Latency").update_layout(barmode="group"),
             key="live_latency_chart",
         )
 

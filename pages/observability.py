@@ -2,14 +2,13 @@
 model or prompt, over time."""
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core import db
 from core.budgets.money import format_micro
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
 from core.identity import people as identity
-from pages.ui import layout
+from pages.ui import charts, layout
 
 actor = layout.page_setup(__file__)
 st.title("Observability")
@@ -104,15 +103,13 @@ def _frame(buckets, *, timed: bool) -> pd.DataFrame:
 frame = _frame(series.buckets, timed=True)
 left, right = st.columns(2)
 left.plotly_chart(
-    px.bar(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"), key="calls_chart"
+    charts.bars(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"), key="calls_chart"
 )
 latency = frame.melt(
     id_vars=["time", "group"], value_vars=["p50_ms", "p95_ms"], var_name="percentile", value_name="ms"
 ).dropna()
 right.plotly_chart(
-    px.line(
-        latency, x="time", y="ms", color="group", line_dash="percentile", markers=True, title="Latency p50 and p95 (ms)"
-    ),
+    charts.lines(latency, x="time", y="ms", color="group", dash="percentile", title="Latency p50 and p95 (ms)"),
     key="latency_chart",
 )
 
@@ -126,18 +123,17 @@ rates = pd.DataFrame(
 ).reset_index()
 left, right = st.columns(2)
 left.plotly_chart(
-    px.line(
+    charts.lines(
         rates.melt(id_vars="time", var_name="rate", value_name="share"),
         x="time",
         y="share",
         color="rate",
-        markers=True,
         title="Error, 429 and cache-hit rates",
     ).update_yaxes(tickformat=".0%"),
     key="rates_chart",
 )
 right.plotly_chart(
-    px.bar(
+    charts.bars(
         per_period.reset_index().melt(
             id_vars="time", value_vars=["blocked", "held"], var_name="outcome", value_name="requests"
         ),

@@ -1,10 +1,11 @@
-"""Spend: period to date per team against its budget, a burn-down with forecast, breakdowns, CSV."""
+"""Spend: period to date per team against its budget, a burn-down with forecast, breakdowns, CSV,
+and the calls behind a breakdown's row, page by page (all from the ledger's roll-ups)."""
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from core import db
-from core.budgets import reports
+from core.budgets import ledger_pages, reports
 from core.budgets.money import format_micro
 from pages.ui import layout
 from pages.ui.text import literal
@@ -60,9 +61,9 @@ team_filter = middle.selectbox(
 )
 by = right.selectbox("By", ["model", "prompt", "person", "day", "team"], key="breakdown_by")
 with db.session_scope() as session:
-    _period, ledger = reports.period_ledger(session, actor=actor, at=month.start, team_id=team_filter)
-table = reports.breakdown(ledger, by)
-st.metric(f"Total for {month.key}", format_micro(int(table["cost_micro"].sum())))
+    breakdown = reports.breakdown(session, actor=actor, period=month, by=by, team_id=team_filter)
+table = breakdown.frame
+st.metric(f"Total for {month.key}", format_micro(breakdown.total_micro))
 st.dataframe(table, hide_index=True, width="stretch", key="breakdown_table")
 st.download_button(
     "Download CSV",
@@ -71,3 +72,20 @@ st.download_button(
     mime="text/csv",
     key="breakdown_csv",
 )
+
+if len(table):
+    st.subheader("Calls")
+    group = st.selectbox(f"Calls of the {by}", list(table[by]), key="calls_group")
+    # The cursors of the pages seen so far, for going back; reset when the selection changes.
+    selection = (month.key, team_filter, by, group)
+    if st.session_state.get("calls_selection") != selection:
+        st.session_state["calls_selection"], st.session_state["calls_cursors"] = selection, [None]
+    cursors = st.session_state["calls_cursors"]
+    with db.session_scope() as session:
+        page = ledger_pages.calls_page(session, actor=actor, breakdown=breakdown, group=group, after=cursors[-1])
+    st.dataframe(page.frame, hide_index=True, width="stretch", key="calls_table")
+    back, number, forward = st.columns([1, 2, 1])
+    number.caption(f"Page {len(cursors)}, newest first")
+    # Callbacks run before the rerun the click causes: one run per click, not two.
+    back.button("Newer", key="calls_newer", disabled=len(cursors) == 1, on_click=cursors.pop)
+    forward.button("Older", key="calls_older", disabled=page.next is None, on_click=cursors.append, args=(page.next,))

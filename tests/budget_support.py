@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import func, select
 
-from core.budgets import config, counters, periods
+from core.budgets import config, counters, periods, rollups
 from core.budgets.config import BudgetInput
 from core.identity import people as identity
 from core.models.budgets import Budget, UsageRecord
@@ -37,18 +37,19 @@ def spend(
     prompt_id: int | None = None,
     tokens: int = 0,
 ) -> None:
-    """A ledger row as if a call had been settled earlier (no counters touched)."""
-    session.add(
-        UsageRecord(
-            occurred_at=at,
-            team_id=team,
-            person_id=person_id,
-            prompt_id=prompt_id,
-            model=model,
-            input_tokens=tokens,
-            cost_micro=cost_micro,
-        )
+    """A ledger row and its roll-up as if a call had been settled earlier (no counters touched)."""
+    row = UsageRecord(
+        occurred_at=at,
+        team_id=team,
+        person_id=person_id,
+        prompt_id=prompt_id,
+        model=model,
+        input_tokens=tokens,
+        cost_micro=cost_micro,
     )
+    session.add(row)
+    session.flush()
+    rollups.add_ledger_rows(session.connection(), [row.model_dump()])
     session.commit()
 
 

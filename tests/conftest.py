@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from core import clock, db, demo, migrate
+from core.budgets import ledger_sums
 from core.catalog.spec import MessageSpec, ModelParams, VariableSpec, VersionSpec
 from core.gateway import policies
 from core.gateway.wiring import set_gateway
@@ -101,6 +102,7 @@ def db_url(_template_db, tmp_path, monkeypatch) -> str:
         url = f"sqlite:///{target}"
     monkeypatch.setenv("DATABASE_URL", url)
     reset_settings()
+    ledger_sums.clear_cache()  # on PostgreSQL every test has the same URL and restarts the ids
     migrate._upgraded.add(url)
     yield url
     db.dispose_engines()

@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import clock
+from core.budgets import rollups
 from core.errors import PermissionDenied, ValidationError
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
 from core.models.gateway import GatewayCall
@@ -40,22 +41,24 @@ def add_call(
     cache_hit=False,
     cost_micro=None,
 ):
-    session.add(
-        GatewayCall(
-            request_id=f"req_{uuid.uuid4().hex[:24]}",
-            created_at=at,
-            team_id=team,
-            actor="key:1",
-            endpoint="prompt" if prompt else "chat",
-            model=model,
-            prompt_name=prompt,
-            status=status,
-            http_status=http_status,
-            cache_hit=cache_hit,
-            latency_ms=latency_ms,
-            cost_micro=(10 if status == "ok" else 0) if cost_micro is None else cost_micro,
-        )
+    """A call-log row and its roll-up, as the gateway's settle writes them."""
+    call = GatewayCall(
+        request_id=f"req_{uuid.uuid4().hex[:24]}",
+        created_at=at,
+        team_id=team,
+        actor="key:1",
+        endpoint="prompt" if prompt else "chat",
+        model=model,
+        prompt_name=prompt,
+        status=status,
+        http_status=http_status,
+        cache_hit=cache_hit,
+        latency_ms=latency_ms,
+        cost_micro=(10 if status == "ok" else 0) if cost_micro is None else cost_micro,
     )
+    session.add(call)
+    session.flush()
+    rollups.add_call_rows(session.connection(), [call.model_dump()])
 
 
 def exact_percentile(values, share):

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from core import clock
-from core.budgets import alerts, config, counters, periods
+from core.budgets import alerts, config, counters, periods, rollups
 from core.budgets.money import MICRO_PER_DOLLAR, ceil_div
 from core.budgets.prices import price_book
 from core.budgets.pricing import Usage, cost_micro
@@ -101,6 +101,7 @@ def seed_budgets(session: Session) -> None:
                 )
     if rows:
         session.execute(insert(UsageRecord.__table__), rows)
+        rollups.add_ledger_rows(session.connection(), rows)  # as each settle would have
         session.commit()
 
     month = periods.period_at("month", now)

@@ -1,9 +1,12 @@
-"""Spend reports for finance, all summed from the ledger (usage_record), to the micro-dollar.
+"""Spend reports for finance, summed from the ledger's hourly roll-ups, to the micro-dollar.
 
 Every figure on the Spend and Budgets pages and in their CSV exports comes from these
-functions, so the dashboards cannot disagree with each other or with the ledger. Costs
-stay integer micro-dollars in the frames (`cost_micro`); the dollar column next to it is
-the same amount written out exactly (6 decimals), never a float.
+functions, so the dashboards cannot disagree with each other or with the ledger: the
+roll-ups (`rollups.py`) are written in each call's settle transaction and rebuilt exactly
+from the ledger, and `ledger_sums` reads them (see there for periods not on the hour). No
+ledger row is brought into pandas: a breakdown frame has one row per group. Costs stay
+integer micro-dollars in the frames (`cost_micro`); the dollar column next to it is the
+same amount written out exactly (6 decimals), never a float.
 """
 
 from __future__ import annotations
@@ -17,26 +20,21 @@ from sqlmodel import Session
 
 from core import clock
 from core.budgets import periods
+from core.budgets.ledger_sums import ledger_sums
 from core.budgets.money import micro_to_decimal
-from core.models.budgets import Budget, UsageRecord
+from core.models.budgets import Budget
+from core.models.catalog import Prompt
 from core.models.identity import Person, Team
 from core.permissions import Actor, Permission, require
 
-LEDGER = UsageRecord.__table__
-BREAKDOWNS = {"model": "model", "prompt": "prompt", "person": "person", "day": "day", "team": "team"}
-_LEDGER_COLUMNS = [
-    "occurred_at",
-    "team_id",
-    "person_id",
-    "key_id",
-    "prompt_id",
-    "model",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_micro",
-]
+BREAKDOWNS = {
+    "model": ("model",),
+    "prompt": ("prompt_id",),
+    "person": ("person_id", "key_id"),
+    "day": ("hour",),
+    "team": ("team_id",),
+}
+_COLUMNS = ["calls", "input_tokens", "cached_input_tokens", "output_tokens", "cost_micro"]
 
 
 def dollars(micro: int) -> str:
@@ -44,47 +42,96 @@ def dollars(micro: int) -> str:
     return f"{micro_to_decimal(int(micro)):.6f}"
 
 
-def ledger_frame(session: Session, *, start: datetime, end: datetime, team_id: int | None = None) -> pd.DataFrame:
-    """Ledger rows in [start, end) with readable team, person, prompt and local day columns."""
-    query = select(*(LEDGER.c[c] for c in _LEDGER_COLUMNS)).where(
-        LEDGER.c.occurred_at >= start, LEDGER.c.occurred_at < end
-    )
-    if team_id is not None:
-        query = query.where(LEDGER.c.team_id == team_id)
-    frame = pd.DataFrame(session.execute(query).all(), columns=_LEDGER_COLUMNS)
-    teams = {t.id: t.name for t in session.execute(select(Team)).scalars()}
-    people = {p.id: p.display_name for p in session.execute(select(Person)).scalars()}
-    frame["cost_micro"] = frame["cost_micro"].astype("int64")
-    frame["team"] = frame["team_id"].map(teams).fillna("?")
-    frame["person"] = [
-        people.get(int(p), f"person #{int(p)}") if pd.notna(p) else (f"team key #{int(k)}" if pd.notna(k) else "-")
-        for p, k in zip(frame["person_id"], frame["key_id"], strict=True)
-    ]
-    frame["prompt"] = [f"prompt #{int(p)}" if pd.notna(p) else "(no prompt)" for p in frame["prompt_id"]]
-    zone = periods.zone()
-    frame["day"] = [t.astimezone(zone).date().isoformat() for t in frame["occurred_at"]]
-    return frame
+def breakdown(
+    session: Session, *, actor: Actor, period: periods.Period, by: str, team_id: int | None = None
+) -> Breakdown:
+    """Calls, tokens and cost of the period to date per `by` (model, prompt, person, day or
+    team), dearest first (days in order), with names rather than ids."""
+    require(actor, Permission.SPEND_READ)
+    if by not in BREAKDOWNS:
+        raise ValueError(f"no breakdown by {by!r}")
+    if by == "day":
+        sums = by_local_day(session, period, team_id)
+    else:
+        sums = ledger_sums(session.connection(), start=period.start, end=period.end, by=BREAKDOWNS[by], team_id=team_id)
+    label = _labeller(session, by)
+    merged: dict[str, list[int]] = {}
+    groups: dict[str, list[tuple]] = {}
+    for key, values in sums.items():
+        name = label(key)
+        groups.setdefault(name, []).append(key)
+        row = merged.setdefault(name, [0] * len(_COLUMNS))
+        for index, column in enumerate(_COLUMNS):
+            row[index] += values[column]
+    frame = pd.DataFrame([[name, *values] for name, values in merged.items()], columns=[by, *_COLUMNS])
+    frame = frame.sort_values(by if by == "day" else ["cost_micro", by], ascending=by == "day", kind="stable")
+    frame.insert(1, "cost_usd", frame["cost_micro"].map(dollars))
+    frame = frame.reset_index(drop=True).astype({"cost_micro": "int64", "calls": "int64"})
+    return Breakdown(by=by, period=period, team_id=team_id, frame=frame, groups=groups)
 
 
-def breakdown(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Calls, tokens and cost per `by` (model, prompt, person, day or team), dearest first (days in order)."""
-    column = BREAKDOWNS[by]
-    grouped = (
-        frame.groupby(column, sort=False)
-        .agg(
-            calls=("cost_micro", "size"),
-            input_tokens=("input_tokens", "sum"),
-            cached_input_tokens=("cached_input_tokens", "sum"),
-            output_tokens=("output_tokens", "sum"),
-            cost_micro=("cost_micro", "sum"),
+@dataclass(frozen=True)
+class Breakdown:
+    """A breakdown as shown (`frame`), and the roll-up keys behind each row's name, so that a
+    row can be drilled into (`ledger_pages.calls_page`)."""
+
+    by: str
+    period: periods.Period
+    team_id: int | None
+    frame: pd.DataFrame
+    groups: dict[str, list[tuple]]
+
+    @property
+    def total_micro(self) -> int:
+        return int(self.frame["cost_micro"].sum())
+
+
+def by_local_day(session: Session, period: periods.Period, team_id: int | None) -> dict[tuple, dict[str, int]]:
+    """The period's sums per local day, keyed by the day's first instant (UTC).
+
+    In a zone whose midnights fall on the hour (nearly all), one grouped read of the hourly
+    roll-ups; in one whose midnights do not (Asia/Kolkata), one read per day, so that each
+    day's partial hours are summed from the ledger and no call lands on the wrong day."""
+    days = []
+    day = period.first_day
+    while day <= period.last_day:
+        days.append(
+            (max(periods.day_end(day - timedelta(days=1)), period.start), min(periods.day_end(day), period.end))
         )
-        .reset_index()
-    )
-    grouped = grouped.sort_values(
-        column if by == "day" else ["cost_micro", column], ascending=by == "day", kind="stable"
-    )
-    grouped.insert(1, "cost_usd", grouped["cost_micro"].map(dollars))
-    return grouped.reset_index(drop=True).astype({"cost_micro": "int64"})
+        day += timedelta(days=1)
+    connection = session.connection()
+    if all(start.minute == 0 and start.second == 0 for start, _end in days):
+        return ledger_sums(connection, start=period.start, end=period.end, by=("hour",), team_id=team_id)
+    result: dict[tuple, dict[str, int]] = {}
+    for start, end in days:
+        sums = ledger_sums(connection, start=start, end=end, team_id=team_id).get(())
+        if sums and sums["calls"]:
+            result[(start,)] = sums
+    return result
+
+
+def _labeller(session: Session, by: str):
+    """How a breakdown names its groups: names, never bare ids."""
+    if by == "model":
+        return lambda key: key[0]
+    if by == "day":
+        zone = periods.zone()
+        return lambda key: key[0].astimezone(zone).date().isoformat()
+    if by == "team":
+        teams = dict(session.execute(select(Team.id, Team.name)).all())
+        return lambda key: teams.get(key[0], f"team #{key[0]}")
+    if by == "prompt":
+        prompts = dict(session.execute(select(Prompt.id, Prompt.name)).all())
+        return lambda key: prompts.get(key[0], f"prompt #{key[0]}") if key[0] else "(no prompt)"
+    people = dict(session.execute(select(Person.id, Person.display_name)).all())
+
+    def person(key: tuple) -> str:
+        person_id, key_id = key
+        if person_id:
+            return people.get(person_id, f"person #{person_id}")
+        return f"team key #{key_id}" if key_id else "-"
+
+    return person
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -117,11 +164,20 @@ def team_overview(session: Session, *, actor: Actor, now: datetime | None = None
     require(actor, Permission.SPEND_READ)
     now = now or clock.now()
     budgets = {b.team_id: b for b in session.execute(select(Budget).where(Budget.scope == "team")).scalars()}
+    teams = list(session.execute(select(Team).order_by(Team.name)).scalars())
+    chosen = {t.id: periods.period_at(budgets[t.id].period if t.id in budgets else "month", now) for t in teams}
+    # One grouped read per kind of period (month, week, day), not one per team. A period's
+    # ledger rows all started by now, so the whole period is the period to date.
+    spent_by: dict[tuple[int, periods.Period], int] = {}
+    for period in set(chosen.values()):
+        sums = ledger_sums(session.connection(), start=period.start, end=period.end, by=("team_id",))
+        for (team_id,), values in sums.items():
+            spent_by[(team_id, period)] = values["cost_micro"]
     result = []
-    for team in session.execute(select(Team).order_by(Team.name)).scalars():
+    for team in teams:
         budget = budgets.get(team.id)
-        period = periods.period_at(budget.period if budget else "month", now)
-        spent = _sum(session, team.id, period.start, min(period.end, now + timedelta(microseconds=1)))
+        period = chosen[team.id]
+        spent = spent_by.get((team.id, period), 0)
         cap = budget.cap_micro if budget else None
         forecast, crosses = forecast_period(spent, cap, period, now)
         result.append(
@@ -138,17 +194,6 @@ def team_overview(session: Session, *, actor: Actor, now: datetime | None = None
             )
         )
     return result
-
-
-def _sum(session: Session, team_id: int, start: datetime, end: datetime) -> int:
-    from sqlalchemy import func
-
-    total = session.execute(
-        select(func.coalesce(func.sum(LEDGER.c.cost_micro), 0)).where(
-            LEDGER.c.team_id == team_id, LEDGER.c.occurred_at >= start, LEDGER.c.occurred_at < end
-        )
-    ).scalar()
-    return int(total)
 
 
 def forecast_period(spent: int, cap: int | None, period: periods.Period, now: datetime) -> tuple[int, date | None]:
@@ -173,8 +218,12 @@ def burndown(session: Session, *, actor: Actor, team_id: int, now: datetime | No
     now = now or clock.now()
     overview = next(t for t in team_overview(session, actor=actor, now=now) if t.team_id == team_id)
     period = overview.period
-    frame = ledger_frame(session, start=period.start, end=period.end, team_id=team_id)
-    per_day = frame.groupby("day")["cost_micro"].sum().to_dict()
+    zone = periods.zone()
+    per_day: dict[str, int] = {}
+    hourly = by_local_day(session, period, team_id)
+    for (hour,), values in hourly.items():
+        day = hour.astimezone(zone).date().isoformat()
+        per_day[day] = per_day.get(day, 0) + values["cost_micro"]
     today = periods.local_date(now)
     rate = overview.spent_micro / max((now - period.start).total_seconds(), 3600.0)  # per second
     rows, running = [], 0
@@ -197,17 +246,6 @@ def burndown(session: Session, *, actor: Actor, team_id: int, now: datetime | No
     result = pd.DataFrame(rows, columns=["day", "kind", "cumulative_micro"])
     result["cumulative_usd"] = result["cumulative_micro"].map(dollars)
     return result
-
-
-def period_ledger(
-    session: Session, *, actor: Actor, kind: str = "month", at: datetime | None = None, team_id: int | None = None
-) -> tuple[periods.Period, pd.DataFrame]:
-    """The ledger rows of the period containing `at` (default now), to date."""
-    require(actor, Permission.SPEND_READ)
-    now = clock.now()
-    period = periods.period_at(kind, at or now)
-    end = min(period.end, now + timedelta(microseconds=1))
-    return period, ledger_frame(session, start=period.start, end=end, team_id=team_id)
 
 
 def recent_months(count: int = 4, now: datetime | None = None) -> list[periods.Period]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from core import clock
 from core.attention import AttentionItem
 from core.budgets import alerts, counters, periods
 from core.budgets.config import list_budgets
+from core.budgets.ledger_sums import ledger_sums
 from core.budgets.money import format_micro
 from core.models.budgets import Budget
 from core.models.identity import Person, Team
@@ -76,23 +76,13 @@ def budget_rows(session: Session, *, actor: Actor) -> list[BudgetRow]:
 
 
 def _ledger_spent(session: Session, budget: Budget, now) -> int:
-    """A budget nobody has called against yet this period: what the ledger says (usually 0)."""
-    from sqlalchemy import func
-
-    from core.models.budgets import UsageRecord
-
+    """A budget nobody has called against yet this period: what the ledger says (usually 0),
+    read from its roll-ups."""
     bounds = periods.period_at(budget.period, now)
-    column = {"team": UsageRecord.team_id, "person": UsageRecord.person_id, "prompt": UsageRecord.prompt_id}[
-        budget.scope
-    ]
+    column = {"team": "team_id", "person": "person_id", "prompt": "prompt_id"}[budget.scope]
     target = {"team": budget.team_id, "person": budget.person_id, "prompt": budget.prompt_id}[budget.scope]
-    return int(
-        session.execute(
-            select(func.coalesce(func.sum(UsageRecord.cost_micro), 0)).where(
-                column == target, UsageRecord.occurred_at >= bounds.start, UsageRecord.occurred_at < bounds.end
-            )
-        ).scalar()
-    )
+    sums = ledger_sums(session.connection(), start=bounds.start, end=bounds.end, by=(column,))
+    return sums.get((target,), {}).get("cost_micro", 0)
 
 
 def budget_attention(session: Session, actor: Actor) -> list[AttentionItem]:

@@ -13,6 +13,7 @@ from core.cli import (
     people_cmd,
     prompts_cmd,
     retention_cmd,
+    rollups_cmd,
     run_cmd,
     simulator_cmd,
 )
@@ -28,6 +29,7 @@ COMMAND_MODULES = [
     keys_cmd,
     audit_cmd,
     retention_cmd,
+    rollups_cmd,
     simulator_cmd,
 ]
 

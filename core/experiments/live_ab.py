@@ -3,19 +3,28 @@
 A call counts for a version when the call log names the prompt and its version (the
 prompt source writes the version id, number or content hash there; all are recognised).
 Error rate: share of calls that did not end ``ok`` (held, blocked, upstream errors...).
+
+The split's whole hours are read from the call log's hourly roll-ups, its first partial
+hour from the call log; feedback is summed by the database. So the comparison costs the
+same whether the split began yesterday or a year ago. p95 latency is read from the
+roll-ups' histogram (within 2.5 %, as on Observability).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlalchemy import func, select
+from sqlmodel import Session, col
 
+from core.budgets import rollups
+from core.budgets.ledger_sums import ceil_hour
 from core.catalog import traffic
 from core.catalog.store import get_prompt, get_version
-from core.db import saved_id
-from core.experiments.stats import mean, p95
-from core.models.catalog import PromptVersion
+from core.db import saved_id, table_of
+from core.gateway.observability import percentile
+from core.models.catalog import Prompt, PromptVersion
 from core.models.experiments import RequestFeedback
 from core.models.gateway import GatewayCall
 from core.permissions import Actor, Permission, require
@@ -47,37 +56,110 @@ def compare_live(session: Session, *, actor: Actor, prompt_id: int) -> list[Live
     if split is None:
         return []
     prompt = get_prompt(session, prompt_id)
-    calls = list(
-        session.exec(
-            select(GatewayCall).where(
-                GatewayCall.prompt_name == prompt.name, col(GatewayCall.created_at) >= split.created_at
-            )
-        )
-    )
-    scores: dict[str, list[float]] = {}
-    ids = [c.request_id for c in calls]
-    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-        for row in session.exec(select(RequestFeedback).where(col(RequestFeedback.request_id).in_(chunk))):
-            scores.setdefault(row.request_id, []).append(row.score)
+    per_version = _per_version(session, prompt.name, split.created_at)
     result = []
     for version_id, share in ((split.version_a_id, 100 - split.percent_b), (split.version_b_id, split.percent_b)):
         version = get_version(session, version_id)
-        keys = version_keys(version)
-        mine = [c for c in calls if c.prompt_version in keys]
-        latencies = [c.latency_ms for c in mine if c.status == "ok"]
-        feedback = [s for c in mine for s in scores.get(c.request_id, [])]
+        mine = _Tally()
+        for key in version_keys(version):
+            mine.merge(per_version.get(key))
         result.append(
             LiveVersionStats(
                 version_id=saved_id(version),
                 version_number=version.number,
                 share_percent=share,
-                calls=len(mine),
-                error_rate=sum(c.status != "ok" for c in mine) / len(mine) if mine else 0.0,
-                mean_latency_ms=mean(latencies),
-                p95_latency_ms=p95(latencies),
-                cost_micro=sum(c.cost_micro for c in mine),
-                feedback_count=len(feedback),
-                mean_feedback=mean(feedback) if feedback else None,
+                calls=mine.calls,
+                error_rate=(mine.calls - mine.ok) / mine.calls if mine.calls else 0.0,
+                mean_latency_ms=mine.ok_latency_ms / mine.ok if mine.ok else 0.0,
+                p95_latency_ms=percentile(mine.latencies, 0.95) or 0.0,
+                cost_micro=mine.cost_micro,
+                feedback_count=mine.feedback_count,
+                mean_feedback=mine.feedback_sum / mine.feedback_count if mine.feedback_count else None,
             )
         )
     return result
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.calls = self.ok = self.cost_micro = self.feedback_count = 0
+        self.ok_latency_ms = self.feedback_sum = 0.0
+        self.latencies: dict[int, int] = {}
+
+    def merge(self, other: _Tally | None) -> None:
+        if other is None:
+            return
+        self.calls += other.calls
+        self.ok += other.ok
+        self.cost_micro += other.cost_micro
+        self.ok_latency_ms += other.ok_latency_ms
+        self.feedback_count += other.feedback_count
+        self.feedback_sum += other.feedback_sum
+        for bucket, n in other.latencies.items():
+            self.latencies[bucket] = self.latencies.get(bucket, 0) + n
+
+
+_CALLS = table_of(GatewayCall)
+_FEEDBACK = table_of(RequestFeedback)
+
+
+def _per_version(session: Session, prompt: str, since: datetime) -> dict[str, _Tally]:
+    """Per version name in the call log: calls, answered calls, latency and cost since `since`."""
+    tallies: dict[str, _Tally] = {}
+
+    def tally(version: str | None) -> _Tally:
+        return tallies.setdefault(version or "", _Tally())
+
+    first = ceil_hour(since)
+    # The first, partial hour: at most an hour of this prompt's calls, counted as a settle would.
+    edge = session.execute(
+        select(*(_CALLS.c[c] for c in ("created_at", *rollups.CALL_KEYS[1:], *_EDGE_COLUMNS))).where(
+            _CALLS.c.prompt_name == prompt, _CALLS.c.created_at >= since, _CALLS.c.created_at < first
+        )
+    )
+    groups, latencies = rollups.call_groups(dict(r._mapping) for r in edge)
+    rows = [(key[5], *values) for key, values in groups.items()]
+    call, latency = rollups.CALL, rollups.LATENCY
+    rows += session.execute(
+        select(call.c.prompt_version, *(func.sum(call.c[n]) for n in rollups.CALL_SUMS))
+        .where(call.c.prompt_name == prompt, call.c.hour >= first)
+        .group_by(call.c.prompt_version)
+    ).all()
+    position = {name: index + 1 for index, name in enumerate(rollups.CALL_SUMS)}
+    for row in rows:
+        mine = tally(row[0])
+        mine.calls += int(row[position["calls"]])
+        mine.ok += int(row[position["ok"]])
+        mine.cost_micro += int(row[position["cost_micro"]])
+        mine.ok_latency_ms += float(row[position["ok_latency_ms"]])
+    histogram = [(key[3], key[5], n[0]) for key, n in latencies.items()]
+    histogram += session.execute(
+        select(latency.c.prompt_version, latency.c.bucket, func.sum(latency.c.calls))
+        .where(latency.c.prompt_name == prompt, latency.c.hour >= first)
+        .group_by(latency.c.prompt_version, latency.c.bucket)
+    ).all()
+    for version, bucket, n in histogram:
+        mine = tally(version)
+        mine.latencies[int(bucket)] = mine.latencies.get(int(bucket), 0) + int(n)
+    # Feedback is scarce next to calls: read the team's ratings, then their calls by request id
+    # (unique index), rather than walk every call since the split began.
+    team_id = session.execute(select(col(Prompt.team_id)).where(col(Prompt.name) == prompt)).scalar_one()
+    ratings: dict[str, list[float]] = {}
+    for request_id, score in session.execute(
+        select(_FEEDBACK.c.request_id, _FEEDBACK.c.score).where(_FEEDBACK.c.team_id == team_id)
+    ):
+        ratings.setdefault(request_id, []).append(float(score))
+    ids = list(ratings)
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        for request_id, version in session.execute(
+            select(_CALLS.c.request_id, _CALLS.c.prompt_version).where(
+                _CALLS.c.request_id.in_(chunk), _CALLS.c.prompt_name == prompt, _CALLS.c.created_at >= since
+            )
+        ):
+            mine = tally(version)
+            mine.feedback_count += len(ratings[request_id])
+            mine.feedback_sum += sum(ratings[request_id])
+    return tallies
+
+
+_EDGE_COLUMNS = ("status", "http_status", "cache_hit", "input_tokens", "output_tokens", "cost_micro", "latency_ms")

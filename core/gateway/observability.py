@@ -1,9 +1,10 @@
 """Gateway health from the call log: latency percentiles, error, 429 and cache-hit rates,
 blocked and held requests, per team, model or prompt, per day or hour.
 
-The database does the aggregating, in one grouped scan of the window: counts per period
-and group, and each group's latency histogram, from which p50 and p95 are read (nothing
-per call reaches Python; bench/observability.py measures it over a million calls). The
+The whole hours of the window are read from the call log's hourly roll-ups
+(`budgets/rollups.py`: counts, and the answered calls' latency histogram); the window's
+partial first hour is summed by the database from the call log itself, in the same shape.
+Nothing per call reaches Python (bench/pages.py measures it over a million calls). The
 histogram's buckets grow by 5 % each, and a percentile is reported as its bucket's
 geometric middle: within 2.5 % of the exact value (answered calls only, since a refusal's
 latency says nothing about the model path).
@@ -12,13 +13,15 @@ latency says nothing about the model path).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import case, func, literal
 from sqlmodel import Session, col, select
 
 from core import clock
+from core.budgets.ledger_sums import ceil_hour
+from core.budgets.rollups import CALL, LATENCY, LATENCY_FLOOR_MS, LATENCY_GROWTH, bucket_middle_ms, hour_of
 from core.errors import ValidationError
 from core.models.gateway import GatewayCall
 from core.permissions import Actor, Permission, require
@@ -26,8 +29,8 @@ from core.permissions import Actor, Permission, require
 DIMENSIONS = ("team", "model", "prompt")
 GRANULARITIES = ("day", "hour", "total")
 MAX_DAYS = 366
-_BUCKET_GROWTH = 1.05
-_BUCKET_FLOOR_MS = 0.01  # latencies below count in the first bucket
+_BUCKET_GROWTH = LATENCY_GROWTH
+_BUCKET_FLOOR_MS = LATENCY_FLOOR_MS  # latencies below count in the first bucket
 
 
 @dataclass(frozen=True)
@@ -105,55 +108,37 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     bucket (-1 for calls that were not answered); the roll-ups are added up here."""
     require(actor, Permission.OBSERVABILITY_READ)
     query.check()
-    keys = [_COLUMNS[d].label(d) for d in query.by]
-    if query.granularity != "total":
-        keys.insert(0, _period(session, hourly=query.granularity == "hour").label("period"))
-    where = _window(query)
+    hourly = query.granularity == "hour"
+    width = len(query.by) + (query.granularity != "total")
+    per_period: dict[tuple, _Tally] = {}
 
-    def count_if(condition):
-        return func.sum(case((condition, 1), else_=0))
+    def tally_of(group: tuple) -> _Tally:
+        return per_period.get(group) or per_period.setdefault(group, _Tally())
 
-    latency_bucket = case(
-        (
-            GatewayCall.status == "ok",
-            func.floor(
-                func.ln(
-                    case(
-                        (GatewayCall.latency_ms > _BUCKET_FLOOR_MS, GatewayCall.latency_ms),
-                        else_=literal(_BUCKET_FLOOR_MS),
-                    )
-                    / _BUCKET_FLOOR_MS
-                )
-                / math.log(_BUCKET_GROWTH)
-            ),
-        ),
-        else_=-1,
-    )
-    rows = session.exec(
-        select(
-            *keys,
-            latency_bucket.label("bucket"),
-            func.count(),
-            count_if(GatewayCall.http_status >= 500),
-            count_if(GatewayCall.http_status == 429),
-            count_if(col(GatewayCall.cache_hit)),
-            count_if(GatewayCall.status == "blocked"),
-            count_if(GatewayCall.status == "held"),
-            func.sum(GatewayCall.cost_micro),
-        )
-        .where(*where)
-        .group_by(*keys, latency_bucket)
-    ).all()
-
-    width, per_period = len(keys), {}
-    for row in rows:
-        group = tuple(row[:width])
-        tally = per_period.get(group) or per_period.setdefault(group, _Tally())
-        tally.add(int(row[width]), [int(v or 0) for v in row[width + 1 :]])
+    start = clock.now() - timedelta(days=query.days)
+    first_hour = ceil_hour(start)
+    for row in _raw_rows(session, query, hourly, start, first_hour):
+        tally_of(tuple(row[:width])).add(int(row[width]), [int(v or 0) for v in row[width + 1 :]])
+    for row in _rollup_rows(session, query, hourly, first_hour):
+        tally_of(tuple(row[:width])).add(-1, [int(v or 0) for v in row[width:]])
+    per_group: dict[tuple, _Tally] = {}
+    if query.granularity == "total":
+        for row in _latency_rows(session, query, hourly, first_hour):
+            tally_of(tuple(row[:width])).add_latency(int(row[width]), int(row[width + 1]))
+    else:
+        # A histogram per period and group would be about one row per answered call: the
+        # database reads each one's percentiles off it and sends those alone.
+        for row in _percentile_rows(session, query, hourly, start, first_hour):
+            tally_of(tuple(row[:width])).fixed = (int(row[width]), int(row[width + 1]), int(row[width + 2]))
+        for row in _latency_rows(session, replace(query, granularity="total"), hourly, first_hour):
+            group = tuple(row[: len(query.by)])
+            tally = per_group.get(group) or per_group.setdefault(group, _Tally())
+            tally.add_latency(int(row[len(query.by)]), int(row[len(query.by) + 1]))
     # Roll-ups merge the tallies rather than the rows: there are far fewer of them.
-    per_group, overall = {}, _Tally()
+    overall = _Tally()
     for group, tally in per_period.items():
         per_group.setdefault(group[width - len(query.by) :], _Tally()).merge(tally)
+    for tally in per_group.values():
         overall.merge(tally)
     period_of = (lambda group: group[0]) if query.granularity != "total" else (lambda _group: "total")
     buckets = sorted(
@@ -181,12 +166,160 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     )
 
 
+def _keys(query: MetricsQuery, columns: dict, hourly: bool, period_of) -> list:
+    keys = [columns[d].label(d) for d in query.by]
+    if query.granularity != "total":
+        keys.insert(0, period_of.label("period"))
+    return keys
+
+
+def _filters(query: MetricsQuery, columns: dict) -> list:
+    where = []
+    if query.team_ids:
+        where.append(columns["team"].in_(query.team_ids))
+    if query.models:
+        where.append(columns["model"].in_(query.models))
+    if query.prompts:
+        where.append(columns["prompt"].in_(query.prompts))
+    return where
+
+
+def _raw_rows(session: Session, query: MetricsQuery, hourly: bool, start, end) -> list:
+    """The partial first hour of the window, from the call log: (keys..., latency bucket, counts...)."""
+    if start >= end:
+        return []
+    keys = _keys(query, _COLUMNS, hourly, _period(session, GatewayCall.created_at, hourly=hourly))
+
+    def count_if(condition):
+        return func.sum(case((condition, 1), else_=0))
+
+    latency_bucket = case((GatewayCall.status == "ok", _latency_bucket()), else_=-1)
+    where = [col(GatewayCall.created_at) >= start, col(GatewayCall.created_at) < end, *_filters(query, _COLUMNS)]
+    return list(
+        session.exec(
+            select(
+                *keys,
+                latency_bucket.label("bucket"),
+                func.count(),
+                count_if(GatewayCall.http_status >= 500),
+                count_if(GatewayCall.http_status == 429),
+                count_if(col(GatewayCall.cache_hit)),
+                count_if(GatewayCall.status == "blocked"),
+                count_if(GatewayCall.status == "held"),
+                func.sum(GatewayCall.cost_micro),
+            )
+            .where(*where)
+            .group_by(*keys, latency_bucket)
+        ).all()
+    )
+
+
+_CALL_COLUMNS = {"team": CALL.c.team_id, "model": CALL.c.model, "prompt": CALL.c.prompt_name}
+_LATENCY_COLUMNS = {"team": LATENCY.c.team_id, "model": LATENCY.c.model, "prompt": LATENCY.c.prompt_name}
+
+
+def _rollup_rows(session: Session, query: MetricsQuery, hourly: bool, first_hour) -> list:
+    """The window's whole hours from the roll-ups: (keys..., counts...)."""
+    keys = _keys(query, _CALL_COLUMNS, hourly, _period(session, CALL.c.hour, hourly=hourly))
+    sums = [func.sum(CALL.c[n]) for n in ("calls", "errors", "rejected_429", "cache_hits", "blocked", "held")]
+    where = [CALL.c.hour >= first_hour, *_filters(query, _CALL_COLUMNS)]
+    statement = select(*keys, *sums, func.sum(CALL.c.cost_micro)).where(*where).group_by(*keys)
+    # Without a key to group by, an empty window is still one row, of NULLs.
+    return _named([r for r in session.execute(statement).all() if r[len(keys)] is not None], query)
+
+
+def _latency_rows(session: Session, query: MetricsQuery, hourly: bool, first_hour) -> list:
+    """The window's whole hours' latency histogram: (keys..., bucket, answered calls)."""
+    keys = _keys(query, _LATENCY_COLUMNS, hourly, _period(session, LATENCY.c.hour, hourly=hourly))
+    where = [LATENCY.c.hour >= first_hour, *_filters(query, _LATENCY_COLUMNS)]
+    statement = (
+        select(*keys, LATENCY.c.bucket, func.sum(LATENCY.c.calls)).where(*where).group_by(*keys, LATENCY.c.bucket)
+    )
+    return _named(session.execute(statement).all(), query)
+
+
+def _percentile_rows(session: Session, query: MetricsQuery, hourly: bool, start, first_hour) -> list:
+    """Per period and group: the buckets of p50 and p95 and the answered calls, computed by
+    the database from the roll-ups' histograms and the partial first hour's answered calls."""
+    edge_columns = {
+        "team": func.coalesce(GatewayCall.team_id, 0),
+        "model": col(GatewayCall.model),
+        "prompt": func.coalesce(GatewayCall.prompt_name, ""),
+    }
+    rolled = select(
+        *_keys(query, _LATENCY_COLUMNS, hourly, _period(session, LATENCY.c.hour, hourly=hourly)),
+        LATENCY.c.bucket.label("bucket"),
+        LATENCY.c.calls.label("n"),
+    ).where(LATENCY.c.hour >= first_hour, *_filters(query, _LATENCY_COLUMNS))
+    edge = select(
+        *_keys(query, edge_columns, hourly, _period(session, GatewayCall.created_at, hourly=hourly)),
+        _latency_bucket().label("bucket"),
+        literal(1).label("n"),
+    ).where(
+        col(GatewayCall.created_at) >= start,
+        col(GatewayCall.created_at) < first_hour,
+        GatewayCall.status == "ok",
+        *_filters(query, _COLUMNS),
+    )
+    both = rolled.union_all(edge).subquery()
+    names = ["period", *query.by]
+    grouped = (
+        select(*(both.c[n] for n in names), both.c.bucket, func.sum(both.c.n).label("n"))
+        .group_by(*(both.c[n] for n in names), both.c.bucket)
+        .subquery()
+    )
+    partition = [grouped.c[n] for n in names]
+    running = select(
+        *partition,
+        grouped.c.bucket,
+        func.sum(grouped.c.n).over(partition_by=partition, order_by=grouped.c.bucket).label("cum"),
+        func.sum(grouped.c.n).over(partition_by=partition).label("total"),
+    ).subquery()
+    # Nearest rank: the first bucket whose running count reaches ceil(share x total).
+    statement = select(
+        *(running.c[n] for n in names),
+        func.min(case((running.c.cum * 2 >= running.c.total, running.c.bucket))),
+        func.min(case((running.c.cum * 100 >= running.c.total * 95, running.c.bucket))),
+        func.max(running.c.total),
+    ).group_by(*(running.c[n] for n in names))
+    return _named(session.execute(statement).all(), query)
+
+
+def _latency_bucket():
+    return func.floor(
+        func.ln(
+            case(
+                (GatewayCall.latency_ms > _BUCKET_FLOOR_MS, GatewayCall.latency_ms),
+                else_=literal(_BUCKET_FLOOR_MS),
+            )
+            / _BUCKET_FLOOR_MS
+        )
+        / math.log(_BUCKET_GROWTH)
+    )
+
+
+def _named(rows: list, query: MetricsQuery) -> list:
+    """Roll-ups say 0 and '' for "none" (a key must not be NULL); the call log says NULL."""
+    offset = query.granularity != "total"
+    positions = [offset + i for i, d in enumerate(query.by) if d in ("team", "prompt")]
+    if not positions:
+        return rows
+    fixed = []
+    for row in rows:
+        values = list(row)
+        for position in positions:
+            values[position] = values[position] or None
+        fixed.append(values)
+    return fixed
+
+
 def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[str], list[str]]:
     """The models and catalog prompts called in the window, to offer as filters."""
     require(actor, Permission.OBSERVABILITY_READ)
     query = MetricsQuery(days=days)
     query.check()
-    pairs = session.exec(select(GatewayCall.model, GatewayCall.prompt_name).where(*_window(query)).distinct()).all()
+    since = hour_of(clock.now() - timedelta(days=days))
+    pairs = session.execute(select(CALL.c.model, CALL.c.prompt_name).where(CALL.c.hour >= since).distinct()).all()
     return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
 
 
@@ -197,6 +330,8 @@ class _Tally:
         self.calls = self.errors = self.rejected_429 = self.cache_hits = self.blocked = self.held = 0
         self.cost_micro = 0
         self.latencies: dict[int, int] = {}
+        # (p50 bucket, p95 bucket, answered calls) when the database read them off the histogram
+        self.fixed: tuple[int, int, int] | None = None
 
     def add(self, bucket: int, counts: list[int]) -> None:
         calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = counts
@@ -209,6 +344,9 @@ class _Tally:
         self.cost_micro += cost_micro
         if bucket >= 0:
             self.latencies[bucket] = self.latencies.get(bucket, 0) + calls
+
+    def add_latency(self, bucket: int, calls: int) -> None:
+        self.latencies[bucket] = self.latencies.get(bucket, 0) + calls
 
     def merge(self, other: _Tally) -> None:
         self.add(
@@ -233,9 +371,9 @@ class _Tally:
             model=named.get("model"),
             prompt=named.get("prompt"),
             calls=self.calls,
-            ok=sum(self.latencies.values()),
-            p50_ms=percentile(self.latencies, 0.5),
-            p95_ms=percentile(self.latencies, 0.95),
+            ok=self.fixed[2] if self.fixed else sum(self.latencies.values()),
+            p50_ms=round(bucket_middle_ms(self.fixed[0]), 2) if self.fixed else percentile(self.latencies, 0.5),
+            p95_ms=round(bucket_middle_ms(self.fixed[1]), 2) if self.fixed else percentile(self.latencies, 0.95),
             errors=self.errors,
             rejected_429=self.rejected_429,
             cache_hits=self.cache_hits,
@@ -249,17 +387,6 @@ def _order(bucket: Bucket):
     return bucket.period, bucket.team_id or 0, bucket.model or "", bucket.prompt or ""
 
 
-def _window(query: MetricsQuery) -> list:
-    where = [col(GatewayCall.created_at) >= clock.now() - timedelta(days=query.days)]
-    if query.team_ids:
-        where.append(col(GatewayCall.team_id).in_(query.team_ids))
-    if query.models:
-        where.append(col(GatewayCall.model).in_(query.models))
-    if query.prompts:
-        where.append(col(GatewayCall.prompt_name).in_(query.prompts))
-    return where
-
-
 def percentile(histogram: dict[int, int], share: float) -> float | None:
     """Nearest-rank percentile of a latency histogram, as its bucket's geometric middle."""
     total = sum(histogram.values())
@@ -270,16 +397,16 @@ def percentile(histogram: dict[int, int], share: float) -> float | None:
     for index in sorted(histogram):
         seen += histogram[index]
         if seen >= rank:
-            return round(_BUCKET_FLOOR_MS * _BUCKET_GROWTH ** (index + 0.5), 2)
+            return round(bucket_middle_ms(index), 2)
     raise AssertionError("unreachable: the rank is at most the total")
 
 
 _COLUMNS = {"team": col(GatewayCall.team_id), "model": col(GatewayCall.model), "prompt": col(GatewayCall.prompt_name)}
 
 
-def _period(session: Session, *, hourly: bool):
-    """The UTC day (or hour) of a call as text, the same on both databases."""
+def _period(session: Session, column, *, hourly: bool):
+    """The UTC day (or hour) of a time column as text, the same on both databases."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", GatewayCall.created_at), "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
     # SQLite keeps UTC as text, "YYYY-MM-DD HH:MM:SS.ffffff".
-    return func.substr(GatewayCall.created_at, 1, 13 if hourly else 10)
+    return func.substr(column, 1, 13 if hourly else 10)

@@ -14,6 +14,7 @@ from sqlalchemy import insert
 
 from core import clock, db
 from core.audit.record import record_row
+from core.budgets import rollups
 from core.budgets.usage import Usage
 from core.gateway import cache
 from core.gateway.call_state import CallState
@@ -42,7 +43,8 @@ def settle(
     """The call's one write transaction; returns the response as serialized for it.
 
     Commits together: the call row, the stored payload (as the team's retention allows),
-    the held request, the cache entry, the budget's usage row and one `gateway.call` audit event."""
+    the held request, the cache entry, the budget's usage row, the hourly roll-ups and one `gateway.call`
+    audit event."""
     usage = usage or Usage(input_tokens=0)
     team_id = call.caller.team_id
     # Plain column values, no ORM object: the unit of work costs more than the writes here.
@@ -129,6 +131,7 @@ def settle(
                         latency_ms=round(row["latency_ms"]),
                     ),
                 )
+            rollups.record_settled(connection, [row])
             record_row(
                 session,
                 actor=call.caller.actor,

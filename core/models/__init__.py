@@ -23,6 +23,7 @@ from core.models.retention import (
     SubjectRequest,
     TeamPayloadPolicy,
 )
+from core.models.rollups import CallLatencyRollup, CallRollup, UsageRollup
 
 __all__ = [
     "ApiKey",
@@ -51,6 +52,9 @@ __all__ = [
     "TeamBudgetPolicy",
     "TeamGuardrailPolicy",
     "UsageRecord",
+    "UsageRollup",
+    "CallRollup",
+    "CallLatencyRollup",
     "Experiment",
     "RequestFeedback",
     "TestSet",

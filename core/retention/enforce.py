@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 from core import clock, db
 from core.audit import checkpoints as audit_checkpoints
 from core.audit.record import record
+from core.budgets import rollups
 from core.db import AnyResult, changed_rows, get_or_not_found, saved_id
 from core.errors import Conflict
 from core.models.retention import LegalHold, RetentionLock, RetentionRun
@@ -347,7 +348,9 @@ def _enforce_segment(
             # Holds are read again in each batch's own transaction: a hold placed while a
             # long run is going applies from the next batch, not from the next run.
             chosen, statement, params = _batch_sql(segment, active_holds(session), batch_size)
-            if segment.action == "delete":
+            if segment.kind.table in rollups.ROLLED_UP_TABLES:
+                handled = _handle_rolled_up(session, segment, chosen, statement, params, state)
+            elif segment.action == "delete":
                 handled = changed_rows(_run(session, statement, params))
             else:
                 ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
@@ -367,6 +370,35 @@ def _enforce_segment(
             return
         if after_batch:
             after_batch(saved_id(run), run.batches)
+
+
+def _handle_rolled_up(
+    session: Session, segment: Segment, chosen: str, statement: str, params: dict[str, Any], state: SegmentProgress
+) -> int:
+    """A batch of ledger or call-log rows, and the roll-ups of the hours they counted in,
+    rebuilt in the same transaction from what is left: roll-ups never disagree with their source."""
+    kind = segment.kind
+    ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
+    if not ids:
+        return 0
+    connection = session.connection()
+    hours = rollups.hours_of(connection, kind.table, kind.id_column, ids)
+    if segment.action == "delete":
+        handled = changed_rows(
+            session.execute(
+                text(f"DELETE FROM {kind.table} WHERE {kind.id_column} IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": ids},
+            )
+        )
+    else:
+        handled = changed_rows(
+            session.execute(text(statement).bindparams(bindparam("ids", expanding=True)), {**params, "ids": ids})
+        )
+        state["after"] = max(ids)
+    rollups.rebuild_hours(connection, kind.table, hours)
+    return handled
 
 
 def _batch_sql(segment: Segment, holds: list[LegalHold], batch_size: int) -> tuple[str, str, dict[str, Any]]:

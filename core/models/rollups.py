@@ -1,0 +1,80 @@
+"""Hourly roll-ups of the usage ledger and the gateway call log.
+
+Derived data: `quorum rollups rebuild` recomputes them exactly from the two sources, which
+stay the truth. Every dimension is NOT NULL (0 or '' stands for "none") so that a group
+has exactly one row and an upsert's ON CONFLICT finds it (NULLs never conflict).
+Hours are UTC instants at the start of the hour.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, Index
+from sqlmodel import Field, SQLModel
+
+from core.models.types import UtcDateTime
+
+
+class UsageRollup(SQLModel, table=True):
+    """The ledger (usage_record) summed per hour of `occurred_at`, team, person, key, prompt and model."""
+
+    __tablename__ = "usage_rollup"
+    __table_args__ = (Index("ix_usage_rollup_team_hour", "team_id", "hour"),)
+
+    hour: datetime = Field(sa_type=UtcDateTime, primary_key=True)
+    team_id: int = Field(primary_key=True)
+    person_id: int = Field(default=0, primary_key=True)
+    key_id: int = Field(default=0, primary_key=True)
+    prompt_id: int = Field(default=0, primary_key=True)
+    model: str = Field(max_length=80, primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    cached_input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_micro: int = Field(default=0, sa_type=BigInteger)
+    cache_hits: int = Field(default=0, sa_type=BigInteger)
+
+
+class CallRollup(SQLModel, table=True):
+    """The call log (gateway_call) counted per hour of `created_at`, team, key, actor, prompt version and model."""
+
+    __tablename__ = "call_rollup"
+    # Live A/B reads one prompt's hours since its split began.
+    __table_args__ = (Index("ix_call_rollup_prompt_hour", "prompt_name", "hour"),)
+
+    hour: datetime = Field(sa_type=UtcDateTime, primary_key=True)
+    team_id: int = Field(default=0, primary_key=True)
+    key_id: int = Field(default=0, primary_key=True)
+    actor: str = Field(default="", max_length=64, primary_key=True)
+    prompt_name: str = Field(default="", max_length=80, primary_key=True)
+    prompt_version: str = Field(default="", max_length=80, primary_key=True)
+    model: str = Field(default="", max_length=80, primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)
+    ok: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)  # upstream failures (HTTP 5xx)
+    rejected_429: int = Field(default=0, sa_type=BigInteger)
+    blocked: int = Field(default=0, sa_type=BigInteger)
+    held: int = Field(default=0, sa_type=BigInteger)
+    cache_hits: int = Field(default=0, sa_type=BigInteger)
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cost_micro: int = Field(default=0, sa_type=BigInteger)
+    ok_latency_ms: float = Field(default=0.0, sa_type=Float)  # sum over answered calls, for the mean
+
+
+class CallLatencyRollup(SQLModel, table=True):
+    """Answered calls per hour, team, prompt version, model and latency bucket (5 % wide):
+    the histogram p50 and p95 are read from."""
+
+    __tablename__ = "call_latency_rollup"
+    __table_args__ = (Index("ix_call_latency_rollup_prompt_hour", "prompt_name", "hour"),)
+
+    hour: datetime = Field(sa_type=UtcDateTime, primary_key=True)
+    team_id: int = Field(default=0, primary_key=True)
+    prompt_name: str = Field(default="", max_length=80, primary_key=True)
+    prompt_version: str = Field(default="", max_length=80, primary_key=True)
+    model: str = Field(default="", max_length=80, primary_key=True)
+    bucket: int = Field(primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)
