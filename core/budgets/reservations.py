@@ -434,9 +434,9 @@ def _settle_counters(session: Session, spent: Sequence[tuple[Reservation, int, i
         reservation = late.get((budget_id, key))
         if reservation is not None:
             budget = budget_of(reservation, budget_id)
-            if budget is None:
-                continue
-            if counters.read(session, budget_id, key) is None:
+            if budget is None and not (reserved_micro or reserved_tokens):
+                continue  # only late spend, on a budget that no longer applies: nothing to count it in
+            if budget is not None and counters.read(session, budget_id, key) is None:
                 counters.ensure(session, budget, key, reservation.started_at)
         counter = counters.add(
             session.connection(),
