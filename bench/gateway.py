@@ -164,18 +164,22 @@ def main() -> None:
         # Interleaved, one call per path in turn: the machine's noise (other processes, CPU
         # frequency) then falls on every path alike instead of on whichever ran last.
         samples = {name: [] for name in paths}
+        cpu = dict.fromkeys(paths, 0.0)  # this thread's CPU per path (the in-process gateway runs here)
         for i in range(args.n):
             for name, fn in paths.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 fn(f"{name}-{i}")
                 samples[name].append((time.perf_counter() - t0) * 1000)
+                cpu[name] += time.thread_time() - c0
         # Throughput of a path: calls over the time spent in that path's calls.
         timings = {name: (values, 1000 * len(values) / sum(values)) for name, values in samples.items()}
+        server_cpu = _cpu_s(processes[1].pid)
         parallel = (
             {name: _parallel_throughput(paths[name], args.n, args.concurrency) for name in ("direct", "http")}
             if args.concurrency > 0
             else {}
         )
+        server_cpu = _cpu_s(processes[1].pid) - server_cpu
     finally:
         for process in processes:
             process.terminate()
@@ -206,12 +210,21 @@ def main() -> None:
                 line += f"  (target < {targets[name]:.0f} ms: {'met' if met else 'MISSED'})"
             print(line)
 
+    in_process_cpu = (cpu["in-process"] - cpu["direct"]) * 1000 / args.n
+    print(f"CPU per call: in-process gateway {in_process_cpu:.2f} ms (over the direct client's)", end="")
     if parallel:
+        print(f", Quorum's server process {server_cpu * 1000 / (args.n + 2 * args.concurrency):.2f} ms (parallel run)")
         print(
             f"{args.concurrency} parallel callers, {args.n} calls each path: direct {parallel['direct']:.0f} calls/s, "
             f"through Quorum's HTTP endpoint {parallel['http']:.0f} calls/s "
             f"(throughput ratio {parallel['http'] / parallel['direct']:.2f})"
         )
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _parallel_throughput(call, n: int, concurrency: int) -> float:

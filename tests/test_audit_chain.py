@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from sqlmodel import select
 
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import verify as audit_verify
-from core.audit.record import committing, record
+from core.audit.record import committing, prepare_event, record, record_rows
 from core.cli.main import main
 from core.errors import PermissionDenied, ValidationError
 from core.models.audit import AuditCheckpoint, AuditEvent
@@ -304,3 +305,66 @@ def test_migration_chains_events_written_before_it(tmp_path):
         s.commit()
         assert s.exec(select(AuditEvent.seq).order_by(AuditEvent.seq)).all() == [1, 2, 3, 4]
         assert audit_verify.verify_chain(session=s, actor=SYSTEM).ok
+
+
+def _write_batch(size: int, label: str) -> None:
+    from core import db
+
+    events = [
+        prepare_event(actor=SYSTEM, action="thing.change", target_type="thing", target_id=f"{label}-{i}")
+        for i in range(size)
+    ]
+    with db.write_session() as own, committing(own):
+        record_rows(own, events)
+
+
+def test_batches_from_concurrent_writers_chain_with_no_gap_or_fork(session):
+    """Writers that each chain a batch of events with one head update (the gateway's group commit)."""
+    add_events(session, 2)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def writer(n: int) -> None:
+        barrier.wait()
+        try:
+            for round_ in range(4):
+                _write_batch(1 + (n + round_) % 4, f"w{n}r{round_}")
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    written = 2 + sum(1 + (n + r) % 4 for n in range(8) for r in range(4))
+    result = verify(session)
+    assert result.ok, result.lines()
+    assert result.events == written
+    session.rollback()
+    seqs = session.exec(select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
+    assert seqs == list(range(1, written + 1))
+    # A batch rolled back gives its seqs back: the next event follows on.
+    from core import db
+
+    with db.write_session() as own:
+        record_rows(
+            own, [prepare_event(actor=SYSTEM, action="thing.change", target_type="thing", target_id=x) for x in "ab"]
+        )
+        own.rollback()
+    add_events(session, 1)
+    session.rollback()
+    assert session.exec(select(AuditEvent.seq).order_by(AuditEvent.seq.desc())).first() == written + 1
+    assert verify(session).ok
+
+
+def test_a_batch_that_steps_over_a_checkpoint_multiple_still_makes_its_checkpoint(session, signed, monkeypatch):
+    monkeypatch.setattr(audit_checkpoints, "CHECKPOINT_EVERY", 4)
+    add_events(session, 3)
+    _write_batch(3, "a")  # seqs 4-6: 4 is inside, the checkpoint signs the head the batch left
+    _write_batch(5, "b")  # seqs 7-11: 8 is inside
+    _write_batch(1, "c")  # seq 12
+    session.rollback()
+    assert session.exec(select(AuditCheckpoint.seq).order_by(AuditCheckpoint.seq)).all() == [6, 11, 12]
+    assert verify(session).ok

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import func, select
 
 from core import clock, db
@@ -122,6 +123,43 @@ def test_a_settle_after_expiry_still_counts_the_cost(session, directory):
     settle(session, other)
     row = counter(session, budget.id, NOW)
     assert (row.spent_micro, row.reserved_micro) == (2 * WORST, 0)
+
+
+def test_calls_settled_together_move_the_counter_once_and_count_one_whose_hold_expired(session, directory):
+    moment = [NOW]
+    clock.set_clock(lambda: moment[0])
+    support = team_id(session)
+    budget = make_budget(session, support, cap="1")
+    slow = reserve(session, support, ttl=timedelta(seconds=1))
+    moment[0] = NOW + timedelta(minutes=1)
+    first, second = reserve(session, support), reserve(session, support)  # the first sweeps the slow hold
+    assert counter(session, budget.id, NOW).reserved_micro == 2 * WORST
+    updates = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE budget_period"):
+            updates.append(statement)
+
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        rows = reservations.settle_many(
+            session=session,
+            settlements=[
+                reservations.Settlement(first, FULL_USAGE, request_id="req-1"),
+                reservations.Settlement(slow, FULL_USAGE, request_id="req-slow"),
+                reservations.Settlement(second, Usage(input_tokens=1000, output_tokens=0), request_id="req-2"),
+            ],
+        )
+        session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [r["request_id"] for r in rows] == ["req-1", "req-slow", "req-2"]
+    assert len(updates) == 1  # one counter row, moved once for the three calls
+    row = counter(session, budget.id, NOW)
+    assert (row.spent_micro, row.reserved_micro) == (2 * WORST + 150, 0)
+    assert ledger_total(session) == 2 * WORST + 150
+    assert session.exec(select(BudgetHold)).all() == []
 
 
 def test_settle_joins_the_callers_transaction(session, directory, fixed_clock):

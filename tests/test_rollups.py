@@ -16,8 +16,7 @@ from core.budgets import ledger_pages, periods, reports, rollups
 from core.budgets.money import format_micro
 from core.cli.main import main as cli
 from core.errors import BudgetExceeded
-from core.gateway import policies
-from core.gateway import settle as settle_module
+from core.gateway import policies, writeback
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.identity import keys
 from core.identity.people import team_by_name
@@ -234,7 +233,7 @@ def test_a_crash_inside_the_settle_leaves_nothing_half_applied(session, traffic,
             raise RuntimeError("the process died here")
 
     monkeypatch.setattr(rollups, "add_groups", crash_after_the_ledger_rollup)
-    real_record = settle_module.record_row
+    real_record = writeback.record_rows
     audit_crashes = []
 
     def crash_in_the_audit_write(*args, **kwargs):
@@ -243,7 +242,7 @@ def test_a_crash_inside_the_settle_leaves_nothing_half_applied(session, traffic,
             raise RuntimeError("the audit write failed")
         return real_record(*args, **kwargs)
 
-    monkeypatch.setattr(settle_module, "record_row", crash_in_the_audit_write)
+    monkeypatch.setattr(writeback, "record_rows", crash_in_the_audit_write)
     traffic(6, threads=1)
     assert crashes and audit_crashes
     assert_rollups_match(session)

@@ -154,17 +154,23 @@ def row_hash(row: tuple) -> str:
 
 
 # Built once: they run on every audited change (every gateway call).
-_ADVANCE = text("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, head_hash")
+_ADVANCE = text("UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, head_hash")
 _SET_HEAD = text("UPDATE audit_head SET head_hash = :h WHERE id = 1")
 
 
-def advance_head(session: Session | Connection) -> tuple[int, str]:
-    """Take the next seq and the current head hash, locking the head until the transaction ends."""
-    row = session.execute(_ADVANCE).first()
+def advance_head(session: Session | Connection, count: int = 1) -> tuple[int, str]:
+    """Take the next `count` seqs and the current head hash, locking the head until the transaction ends.
+
+    Returns the first of the seqs taken (they run on to first + count - 1) and the hash the
+    first event chains onto. A batch of events takes one hot-row update, not one per event.
+    """
+    if count < 1:
+        raise ValueError("advance_head takes at least one seq")
+    row = session.execute(_ADVANCE, {"n": count}).first()
     if row is None:
         _create_head(session)
-        row = session.execute(_ADVANCE).one()
-    return int(row[0]), str(row[1])
+        row = session.execute(_ADVANCE, {"n": count}).one()
+    return int(row[0]) - count + 1, str(row[1])
 
 
 def set_head_hash(session: Session | Connection, head_hash: str) -> None:

@@ -275,7 +275,12 @@ def _parse_time(value: str):
 
 def note_event(session: Session, seq: int) -> None:
     """Called by `record()`: every CHECKPOINT_EVERY events, checkpoint once the change commits."""
-    if seq % CHECKPOINT_EVERY == 0 and settings().audit_signing_key:
+    note_events(session, seq, seq)
+
+
+def note_events(session: Session, first: int, last: int) -> None:
+    """`note_event` for the seqs first..last written together (a batch may step over a multiple)."""
+    if last // CHECKPOINT_EVERY > (first - 1) // CHECKPOINT_EVERY and settings().audit_signing_key:
         session.info[_DUE] = True
 
 

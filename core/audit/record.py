@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -103,7 +103,7 @@ def record_row(
     gateway's per-call path); returns the event's column values. The caller's pending ORM
     changes are not flushed by it (they are at commit, in the same transaction).
     """
-    fields = _event_fields(
+    fields = prepare_event(
         actor=actor,
         action=action,
         target_type=target_type,
@@ -112,14 +112,54 @@ def record_row(
         before=before,
         after=after,
     )
+    return record_rows(session, [fields])[0]
+
+
+def prepare_event(
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    team_id: int | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> dict[str, Any]:
+    """An event's column values before it is chained: checked, serialized, secrets masked.
+
+    No database work, so a hot path builds it before taking the write lock and hands it
+    to `record_rows` inside the transaction."""
+    return _event_fields(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        team_id=team_id,
+        before=before,
+        after=after,
+    )
+
+
+def record_rows(session: Session, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chain prepared events (`prepare_event`) onto the head, in order, in the session's transaction.
+
+    One update of the head row for all of them (the hot row every writer takes turns on)
+    and one INSERT; returns the events' column values. Fails inside the caller's change
+    if the write fails, and a rollback gives every seq back (no gap).
+    """
+    if not events:
+        return []
     connection = session.connection()  # the session's transaction; its Connection skips the ORM layer
-    seq, prev_hash = audit_chain.advance_head(connection)
-    digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
-    row = {"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields}
-    connection.execute(_INSERT_EVENT, row)  # fails here, inside the caller's change, if it fails
-    audit_chain.set_head_hash(connection, digest)
-    audit_checkpoints.note_event(session, seq)
-    return row
+    first, prev_hash = audit_chain.advance_head(connection, len(events))
+    rows = []
+    for seq, fields in enumerate(events, start=first):
+        digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
+        rows.append({"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields})
+        prev_hash = digest
+    connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+    audit_chain.set_head_hash(connection, prev_hash)
+    audit_checkpoints.note_events(session, first, first + len(rows) - 1)
+    return rows
 
 
 def _event_fields(

@@ -14,6 +14,8 @@ gateway's one settle transaction. A model without a price fails closed: 403
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlmodel import Session
 
 from core import clock, db
@@ -132,6 +134,22 @@ class BudgetsGate:
             cache_hit=outcome.cache_hit,
             request_id=outcome.request_id,
             as_record=False,
+        )
+
+    def settle_many(self, session: Session, settled: Sequence[tuple[Reservation, Usage, CallOutcome]]) -> None:
+        reservations.settle_many(
+            session=session,
+            settlements=[
+                reservations.Settlement(
+                    reservation=reservation.held,
+                    usage=usage,
+                    latency_ms=outcome.latency_ms,
+                    status=outcome.status,
+                    cache_hit=outcome.cache_hit,
+                    request_id=outcome.request_id,
+                )
+                for reservation, usage, outcome in settled
+            ],
         )
 
     def release(self, reservation: Reservation, reason: str) -> None:

@@ -1,26 +1,30 @@
 """Settle a gateway call: write back everything one call leaves, in one transaction.
 
 Both the pipeline (answers, refusals, failures) and a stream (when it ends or is closed)
-end a call here, so neither has to reach into the other.
+end a call here, so neither has to reach into the other. Calls that finish together are
+written in one transaction (`core.gateway.group_commit`, writers in `core.gateway.writeback`);
+`settle` returns only once its own call's rows are committed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy.engine import Engine
 
 from core import clock, db
-from core.audit.record import record_row
-from core.budgets import rollups
+from core.audit.record import prepare_event
 from core.budgets.usage import Usage
-from core.gateway import cache
 from core.gateway.call_state import CallState
+from core.gateway.group_commit import GroupCommit
 from core.gateway.ports import BudgetGate, CallOutcome
-from core.models.gateway import GatewayCall, StoredPayload
-from core.retention.payloads import minimized_payload, payload_storage_mode
+from core.gateway.writeback import BudgetSettle, CacheWrite, SettledCall, write_back
 
 
 def settle(
@@ -40,11 +44,12 @@ def settle(
     cache_ttl_s: int = 0,
     usage_estimated: bool = False,
 ) -> str | None:
-    """The call's one write transaction; returns the response as serialized for it.
+    """The call's write-back, committed before it returns; returns the response as serialized for it.
 
     Commits together: the call row, the stored payload (as the team's retention allows),
-    the held request, the cache entry, the budget's usage row, the hourly roll-ups and one `gateway.call`
-    audit event."""
+    the held request, the cache entry, the budget's usage row and one `gateway.call` audit
+    event, in one transaction with the calls that finish at the same time. Raises the
+    error of its own write-back only (a batch that fails is written again call by call)."""
     usage = usage or Usage(input_tokens=0)
     team_id = call.caller.team_id
     # Plain column values, no ORM object: the unit of work costs more than the writes here.
@@ -78,84 +83,84 @@ def settle(
     request_json = (
         _payload(call.sent, call.findings) if call.sent is not None or response is not None or call.findings else None
     )
-    event = _event(row, hold)
-    with db.write_session() as session:
-        try:
-            # The session's Connection (BEGIN IMMEDIATE on SQLite): Core statements skip the ORM layer.
-            connection = session.connection()
-            connection.execute(_INSERT_CALL, row)
-            if request_json is not None:
-                stored = minimized_payload(
-                    payload_storage_mode(connection, team_id),
-                    request_json,
-                    response_json,
-                    needed_for_hold=hold is not None,
-                )
-                if stored is not None:
-                    connection.execute(
-                        _INSERT_PAYLOAD,
-                        {
-                            "request_id": call.request_id,
-                            "team_id": team_id,
-                            "created_at": row["created_at"],
-                            "request_json": stored[0],
-                            "response_json": stored[1],
-                        },
-                    )
-            if hold is not None:
-                session.add(hold)
-            if cache_hit_id is not None:
-                cache.count_hit(connection, cache_hit_id)
-            if cache_key is not None and status == "ok":
-                cache.store(
-                    connection,
+    settled = SettledCall(
+        row=row,
+        event=prepare_event(
+            actor=call.caller.actor,
+            action="gateway.call",
+            target_type="gateway_request",
+            target_id=call.request_id,
+            team_id=team_id,
+            after=_event(row, hold),
+        ),
+        request_json=request_json,
+        response_json=response_json,
+        hold=hold,
+        cache_hit_id=cache_hit_id,
+        cache_write=(
+            CacheWrite(team_id, cache_key, call.model, response_json, cache_ttl_s)
+            if cache_key is not None and status == "ok"
+            else None
+        ),
+        budget=(
+            BudgetSettle(
+                budget,
+                call.reservation,
+                usage,
+                CallOutcome(
+                    request_id=call.request_id,
                     team_id=team_id,
-                    key=cache_key,
                     model=call.model,
-                    response_json=response_json,
-                    ttl_s=cache_ttl_s,
-                )
-            if call.reservation is not None and status in ("ok", "held"):
-                budget.settle(
-                    session,
-                    call.reservation,
-                    usage,
-                    CallOutcome(
-                        request_id=call.request_id,
-                        team_id=team_id,
-                        model=call.model,
-                        status=status,
-                        cost_micro=cost,
-                        cache_hit=cache_hit,
-                        usage_estimated=usage_estimated,
-                        latency_ms=round(row["latency_ms"]),
-                    ),
-                )
-            rollups.record_settled(connection, [row])
-            record_row(
-                session,
-                actor=call.caller.actor,
-                action="gateway.call",
-                target_type="gateway_request",
-                target_id=call.request_id,
-                team_id=team_id,
-                after=event,
+                    status=status,
+                    cost_micro=cost,
+                    cache_hit=cache_hit,
+                    usage_estimated=usage_estimated,
+                    latency_ms=round(row["latency_ms"]),
+                ),
             )
+            if call.reservation is not None and status in ("ok", "held")
+            else None
+        ),
+    )
+    _group_commit().submit(settled)  # returns once this call's rows are committed
+    call.settled = True
+    return response_json
+
+
+# Weak: a disposed engine (tests, a fork) takes its batcher with it.
+_batchers: weakref.WeakKeyDictionary[Engine, GroupCommit[SettledCall]] = weakref.WeakKeyDictionary()
+_batchers_lock = threading.Lock()
+
+
+def _group_commit() -> GroupCommit[SettledCall]:
+    """The batcher of the configured database (one per engine: a batch is one transaction)."""
+    engine = db.get_engine()
+    batcher = _batchers.get(engine)
+    if batcher is None:
+        with _batchers_lock:
+            batcher = _batchers.get(engine)
+            if batcher is None:
+                batcher = _batchers[engine] = GroupCommit(functools.partial(_write, weakref.ref(engine)))
+    return batcher
+
+
+def _write(engine_ref: weakref.ref[Engine], calls: Sequence[SettledCall]) -> None:
+    """One write transaction for a batch of settled calls (BEGIN IMMEDIATE on SQLite)."""
+    engine = engine_ref()
+    if engine is None:  # unreachable while a caller holds the engine, as every submitter does
+        raise RuntimeError("the database engine of this write-back was disposed")
+    with db.write_session(engine) as session:
+        try:
+            write_back(session, calls)
             session.commit()
         except BaseException:
             session.rollback()
             raise
-    call.settled = True
-    return response_json
 
 
 def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str:
     # A blocked request is stored as its findings only (masked): its text may hold a secret.
     return json.dumps({"request": sent, "findings": findings}, default=str)
-
-
-_INSERT_CALL = insert(GatewayCall.__table__)
-_INSERT_PAYLOAD = insert(StoredPayload.__table__)
 
 
 def _event(row: dict[str, Any], hold) -> dict[str, Any]:

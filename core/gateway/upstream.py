@@ -6,9 +6,10 @@ every result says it is simulated.
 
 The SDK's own retries are off (max_retries=0): this module retries 429 and 5xx answers,
 timeouts and dropped connections itself, with exponential backoff and full jitter,
-waiting at least what Retry-After asks. Counting attempts here is what lets the gateway
-bill a call once, however many attempts it took. Only failed attempts are retried, and
-a failed attempt produced no answer to bill.
+waiting at least what Retry-After asks, and obeying the provider's x-should-retry as
+the SDK does (false: not retried; true: retried although the status alone would not be).
+Counting attempts here is what lets the gateway bill a call once, however many attempts
+it took. Only failed attempts are retried, and a failed attempt produced no answer to bill.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 import openai
 
+from core.gateway.direct_post import DirectPost
 from core.gateway.errors import UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 from core.settings import Settings
 from core.simulator import SIMULATED_HEADER, SimulatorConfig, simulated_client
@@ -131,8 +133,11 @@ class Upstream:
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        direct: bool = True,
     ) -> None:
         self.client, self.name, self.simulated = client, name, simulated
+        # Non-streamed JSON calls skip the SDK's request builder where that sends the same request.
+        self._direct = DirectPost.for_client(client) if direct else None
         # Whether the upstream serves /v1/moderations: "unknown" until a probe or a call tells
         # (core.gateway.moderation).
         self.moderation_endpoint = "unknown"
@@ -216,9 +221,15 @@ class Upstream:
         # The SDK's generic POST sends the caller's body as it is: a proxy should not drop or
         # rewrite parameters it does not know, and the typed methods' parameter transforms
         # cost a quarter of a millisecond per call for nothing here. Errors, timeouts and
-        # authentication are the SDK's as with the typed methods.
+        # authentication are the SDK's as with the typed methods. Where it sends the same
+        # request, `DirectPost` skips the SDK's request builder too (core.gateway.direct_post).
+        direct = self._direct
+
         def attempt():
-            response = self.client.post(path, body=body, cast_to=httpx.Response)
+            if direct is not None:
+                response = direct.post(path, body)
+            else:
+                response = self.client.post(path, body=body, cast_to=httpx.Response)
             return json.loads(response.content), _is_simulated(response.headers, self.simulated)
 
         (body, simulated), attempts, elapsed = self._with_retries(attempt)
@@ -230,11 +241,14 @@ class Upstream:
         while True:
             attempt += 1
             self.breaker.before_call()
+            hint = None
             try:
                 value = attempt_fn()
             except openai.APIStatusError as error:
                 status = error.status_code
-                if status != 429 and status < 500:
+                # The provider may say whether a retry is worth it (x-should-retry, as the SDK obeys it).
+                hint = error.response.headers.get("x-should-retry")
+                if status != 429 and status < 500 and hint != "true":
                     # The request itself is wrong (bad parameter, unknown model): no retry,
                     # and no sign that the provider is unhealthy.
                     self.breaker.record_success()
@@ -270,7 +284,7 @@ class Upstream:
             else:
                 self.breaker.record_success()
                 return value, attempt, (time.perf_counter() - started) * 1000
-            if attempt >= self.retry.max_attempts:
+            if attempt >= self.retry.max_attempts or hint == "false":
                 raise failure
             if wait is not None and wait > self.retry.max_retry_after_s:
                 raise failure

@@ -1,0 +1,178 @@
+"""What settled calls write back, and the writers that write it for a whole batch at once.
+
+A `SettledCall` is everything one finished call leaves, as plain column values built
+before any lock is taken. `write_back(session, calls)` hands the batch to each writer of
+`WRITERS` in turn, inside one transaction that the caller commits; a writer takes the
+whole list and writes it with as few statements as it can (an executemany INSERT, one
+UPDATE per hot row). Another writer joins the write-back by adding itself to `WRITERS`:
+it gets the same list, and reads what it needs from each call's `row` (the call-log row:
+team, key, model, status, tokens, cost, times).
+
+The order is the order a lone call always wrote in, and every writer sorts what it
+locks, so two batches (in two processes on PostgreSQL) lock rows in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from core.audit.record import record_rows
+from core.budgets import rollups
+from core.budgets.usage import Usage
+from core.gateway import cache
+from core.gateway.ports import BudgetGate, CallOutcome, Reservation
+from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
+from core.retention.payloads import minimized_payload
+from core.retention.rules import payload_storage_mode
+
+
+@dataclass(frozen=True)
+class CacheWrite:
+    """An answer to keep in the response cache (a successful call that may be cached)."""
+
+    team_id: int
+    key: str
+    model: str
+    response_json: str | None
+    ttl_s: int
+
+
+@dataclass(frozen=True)
+class BudgetSettle:
+    """The budget's part: replace the call's hold by what it cost (and its ledger row)."""
+
+    gate: BudgetGate
+    reservation: Reservation
+    usage: Usage
+    outcome: CallOutcome
+
+
+@dataclass(frozen=True)
+class SettledCall:
+    """One finished call's write-back; nothing in it is read from or written to the database yet."""
+
+    row: dict[str, Any]  # the gateway_call row's column values
+    event: dict[str, Any]  # the `gateway.call` audit event, prepared (core.audit.record.prepare_event)
+    request_json: str | None = None  # the payload to store (as the team's retention allows)
+    response_json: str | None = None
+    hold: HeldRequest | None = None
+    cache_hit_id: int | None = None
+    cache_write: CacheWrite | None = None
+    budget: BudgetSettle | None = None
+
+
+Writer = Callable[[Session, Sequence[SettledCall]], None]
+
+_INSERT_CALL = insert(GatewayCall.__table__)
+_INSERT_PAYLOAD = insert(StoredPayload.__table__)
+
+
+def _many(rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    # One row as a plain execute: an executemany of one costs more in the driver.
+    return rows[0] if len(rows) == 1 else rows
+
+
+def write_calls(session: Session, calls: Sequence[SettledCall]) -> None:
+    session.connection().execute(_INSERT_CALL, _many([c.row for c in calls]))
+
+
+def write_payloads(session: Session, calls: Sequence[SettledCall]) -> None:
+    """The stored payloads, minimized as each team's retention says (read once per team, committed value)."""
+    connection = session.connection()
+    modes: dict[int | None, str] = {}
+    rows = []
+    for call in calls:
+        if call.request_json is None:
+            continue
+        team_id = call.row["team_id"]
+        if team_id not in modes:
+            modes[team_id] = payload_storage_mode(connection, team_id)
+        stored = minimized_payload(
+            modes[team_id], call.request_json, call.response_json, needed_for_hold=call.hold is not None
+        )
+        if stored is not None:
+            rows.append(
+                {
+                    "request_id": call.row["request_id"],
+                    "team_id": team_id,
+                    "created_at": call.row["created_at"],
+                    "request_json": stored[0],
+                    "response_json": stored[1],
+                }
+            )
+    if rows:
+        connection.execute(_INSERT_PAYLOAD, _many(rows))
+
+
+def write_holds(session: Session, calls: Sequence[SettledCall]) -> None:
+    for call in calls:
+        if call.hold is not None:
+            session.add(call.hold)
+
+
+def write_cache(session: Session, calls: Sequence[SettledCall]) -> None:
+    connection = session.connection()
+    for entry_id in sorted(c.cache_hit_id for c in calls if c.cache_hit_id is not None):
+        cache.count_hit(connection, entry_id)
+    # Sorted, and the last answer for a key wins (two identical calls in one batch).
+    stores = {(c.cache_write.team_id, c.cache_write.key): c.cache_write for c in calls if c.cache_write is not None}
+    for _team_key, entry in sorted(stores.items()):
+        cache.store(
+            connection,
+            team_id=entry.team_id,
+            key=entry.key,
+            model=entry.model,
+            response_json=entry.response_json,
+            ttl_s=entry.ttl_s,
+        )
+
+
+def write_budgets(session: Session, calls: Sequence[SettledCall]) -> None:
+    """Each budget gate settles its calls together: one update per counter row, one ledger INSERT."""
+    by_gate: dict[int, tuple[BudgetGate, list[tuple[Reservation, Usage, CallOutcome]]]] = {}
+    for call in calls:
+        if call.budget is not None:
+            gate = call.budget.gate
+            by_gate.setdefault(id(gate), (gate, []))[1].append(
+                (call.budget.reservation, call.budget.usage, call.budget.outcome)
+            )
+    for gate, settled in by_gate.values():
+        many = getattr(gate, "settle_many", None)
+        if many is not None:
+            many(session, settled)
+        else:  # a gate of its own (tests, extensions) that settles one call at a time
+            for reservation, usage, outcome in settled:
+                gate.settle(session, reservation, usage, outcome)
+
+
+def write_rollups(session: Session, calls: Sequence[SettledCall]) -> None:
+    """The batch's hourly roll-ups: one upsert per hour and group, after the ledger rows they read."""
+    rollups.record_settled(session.connection(), [c.row for c in calls])
+
+
+def write_audit(session: Session, calls: Sequence[SettledCall]) -> None:
+    """One chained `gateway.call` event per call, in batch order: one update of the audit head for all."""
+    record_rows(session, [c.event for c in calls])
+
+
+# The write-back, in order. The audit head is last: the hottest row is held the shortest.
+WRITERS: list[Writer] = [
+    write_calls,
+    write_payloads,
+    write_holds,
+    write_cache,
+    write_budgets,
+    write_rollups,
+    write_audit,
+]
+
+
+def write_back(session: Session, calls: Sequence[SettledCall]) -> None:
+    """Every writer's part of `calls`, in the session's transaction (the caller commits)."""
+    for writer in WRITERS:
+        writer(session, calls)
