@@ -9,7 +9,7 @@ from core import db
 from core.budgets.money import format_micro
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
 from core.identity import people as identity
-from pages.ui import layout
+from pages.ui import layout, rate_limits
 
 actor = layout.page_setup(__file__)
 st.title("Observability")
@@ -183,3 +183,5 @@ if not table.empty:
         mime="text/csv",
         key="obs_csv",
     )
+
+rate_limits.overview_section(actor, days)

@@ -162,7 +162,7 @@ class Gateway:
         except BudgetExceeded as error:
             raise self._refused(call, "budget_exceeded", 429, error) from None
         except RateLimited as error:
-            raise self._refused(call, "rate_limited", 429, error) from None
+            raise self._refused(call, "rate_limited", 429, error, rule=f"rate_limit.{error.measure}") from None
         if call.stream:
             return self._stream(call, body)
         return self._complete(call, body)

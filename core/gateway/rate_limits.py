@@ -55,13 +55,14 @@ KEEP_WINDOWS_S = 3600
 def _upsert(insert):
     new = insert(WINDOWS).values(
         scope=bindparam("scope"),
+        team_id=bindparam("team_id"),
         subject_id=bindparam("subject_id"),
         window_start=bindparam("window_start", type_=BigInteger),
         requests=1,
         tokens=bindparam("tokens", type_=BigInteger),
     )
     return new.on_conflict_do_update(
-        index_elements=[WINDOWS.c.scope, WINDOWS.c.subject_id, WINDOWS.c.window_start],
+        index_elements=[WINDOWS.c.scope, WINDOWS.c.team_id, WINDOWS.c.subject_id, WINDOWS.c.window_start],
         set_={"requests": WINDOWS.c.requests + 1, "tokens": WINDOWS.c.tokens + new.excluded.tokens},
         where=(WINDOWS.c.requests + 1 <= bindparam("max_requests", type_=BigInteger))
         & (WINDOWS.c.tokens + new.excluded.tokens <= bindparam("max_tokens", type_=BigInteger)),
@@ -71,6 +72,7 @@ def _upsert(insert):
 _UPSERTS = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
 _USED = select(WINDOWS.c.requests, WINDOWS.c.tokens).where(
     WINDOWS.c.scope == bindparam("scope"),
+    WINDOWS.c.team_id == bindparam("team_id"),
     WINDOWS.c.subject_id == bindparam("subject_id"),
     WINDOWS.c.window_start == bindparam("window_start", type_=BigInteger),
 )
@@ -166,7 +168,7 @@ def admission_tokens(request: BudgetRequest) -> int:
 
 def subject_of(caller: Caller, scope: str) -> int | None:
     """Whose window a scope counts in: a key's calls count for the key and the team, a
-    person's (playground, A/B runs) for the person and the team."""
+    person's (playground, A/B runs) for the person (within the team) and the team."""
     if scope == "team":
         return caller.team_id
     if scope == "key":
@@ -208,6 +210,7 @@ def admit(call: CallState, request: BudgetRequest) -> Admission | None:
                     upsert,
                     {
                         "scope": scope,
+                        "team_id": call.caller.team_id,
                         "subject_id": subject,
                         "window_start": start,
                         "tokens": tokens,
@@ -217,7 +220,8 @@ def admit(call: CallState, request: BudgetRequest) -> Admission | None:
                 ).first()
                 if counted is None:
                     used = connection.execute(
-                        _USED, {"scope": scope, "subject_id": subject, "window_start": start}
+                        _USED,
+                        {"scope": scope, "team_id": call.caller.team_id, "subject_id": subject, "window_start": start},
                     ).first()
                     transaction.rollback()
                     full = ScopeUse(scope, limit, used.requests if used else 0, used.tokens if used else 0)

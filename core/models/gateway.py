@@ -117,7 +117,9 @@ class RateLimitWindow(SQLModel, table=True):
     __tablename__ = "rate_limit_window"
 
     scope: str = Field(max_length=8, primary_key=True)  # key | team | person
-    subject_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # The team whose policy sets the limit: a person's calls count per team they act for.
+    team_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    subject_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})  # the team's own id for "team"
     window_start: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
     requests: int = Field(default=0)
     tokens: int = Field(default=0, sa_type=BigInteger)

@@ -21,11 +21,12 @@ def upgrade() -> None:
     op.create_table(
         "rate_limit_window",
         sa.Column("scope", sa.String(length=8), nullable=False),
+        sa.Column("team_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("subject_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("window_start", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("requests", sa.Integer(), nullable=False),
         sa.Column("tokens", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("scope", "subject_id", "window_start"),
+        sa.PrimaryKeyConstraint("scope", "team_id", "subject_id", "window_start"),
     )
 
 
