@@ -17,12 +17,14 @@ import pytest
 from sqlalchemy import select
 
 from core import clock
+from core.budgets import config as budget_config
 from core.budgets.tokens import chat_input_tokens_upper_bound
 from core.errors import PermissionDenied, ValidationError
 from core.gateway import policies, rate_limits
 from core.gateway.errors import RateLimited
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.models.audit import AuditEvent
+from core.models.budgets import BudgetHold, BudgetPeriod
 from core.models.gateway import RateLimitWindow
 from core.permissions import Role
 from core.settings import PROJECT_ROOT, reset_settings
@@ -95,6 +97,40 @@ def test_a_refused_call_counts_in_no_scope_and_the_next_window_starts_from_zero(
     assert windows == {("team", 1), ("key", 1)}  # the refused call was rolled back in the key's window too
     now[0] = AT.replace(minute=1)
     assert ask(sdk).headers["x-ratelimit-remaining-requests"] == "0"  # the team's: 1 of 1 again
+
+
+def test_with_a_budget_a_refused_call_holds_nothing_and_a_budget_refusal_counts_no_request(server, gateway, session):
+    moderation_off(session)
+    clock.set_clock(lambda: AT)
+    support = team_id(session)
+    budget_config.set_budget(
+        session=session, actor=ADMIN, scope="team", target_id=support, data=budget_config.BudgetInput(cap_usd="1000")
+    )
+    key = new_key(session)
+    set_limits(session, key={"requests": 1})
+    sdk = client(server, key)
+    ask(sdk, max_tokens=10)
+    with pytest.raises(openai.RateLimitError):
+        ask(sdk, max_tokens=10)
+    session.rollback()
+    assert session.exec(select(BudgetHold)).all() == []
+    [period] = session.exec(select(BudgetPeriod)).scalars().all()
+    assert period.reserved_micro == 0 and period.spent_micro > 0
+
+    # A call the budget refuses is not counted against the rate limit.
+    set_limits(session, key={"requests": 2})
+    budget_config.set_budget(
+        session=session,
+        actor=ADMIN,
+        scope="team",
+        target_id=support,
+        data=budget_config.BudgetInput(cap_usd="0.000001"),
+    )
+    with pytest.raises(openai.RateLimitError) as over_budget:
+        ask(sdk, max_tokens=10)
+    assert over_budget.value.code == "budget_exceeded"
+    session.rollback()
+    assert session.exec(select(RateLimitWindow.requests).where(RateLimitWindow.scope == "key")).scalars().all() == [1]
 
 
 def test_tokens_are_counted_at_admission_with_max_tokens_and_too_large_is_not_retried(server, gateway, session):
@@ -263,8 +299,17 @@ def _serve(port: int, env: dict[str, str], log) -> subprocess.Popen:
     )
 
 
-def test_the_limit_is_exact_across_two_server_processes(db_url, session, directory, tmp_path):
+@pytest.mark.parametrize("budget", [False, True], ids=["no budget", "team budget"])
+def test_the_limit_is_exact_across_two_server_processes(db_url, session, directory, tmp_path, budget):
     moderation_off(session)
+    if budget:  # the count rides in the budget admission's transaction
+        budget_config.set_budget(
+            session=session,
+            actor=ADMIN,
+            scope="team",
+            target_id=team_id(session),
+            data=budget_config.BudgetInput(cap_usd="1000"),
+        )
     key = new_key(session)
     limit = 20
     set_limits(session, key={"requests": limit})

@@ -146,10 +146,12 @@ class Gateway:
             if call.use_cache and not call.stream:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
             budget_request = self._budget_request(call, body)
-            with span("gateway.rate_limits"):
-                rate_limits.admit(call, budget_request)
+            rate_count = rate_limits.prepare(call, budget_request)  # counted in the reservation's transaction
             with span("gateway.budget.reserve"):
-                call.reservation = self.budget.reserve(budget_request, also=call.cache_read)
+                call.reservation = self.budget.reserve(
+                    budget_request, also=rate_limits.along(rate_count, call.cache_read)
+                )
+            rate_limits.confirm(rate_count)
             body = cap_output(body, call.reservation.granted_max_tokens, call.kind)
         except ModelNotAllowed as error:
             status = "not_priced" if isinstance(error, ModelNotPriced) else "not_allowed"

@@ -1,15 +1,16 @@
 """Rate limits at admission: requests and tokens per window, per key, team and person.
 
 Every gateway process shares one fixed window per subject in the database
-(``rate_limit_window``, one row per key, team or person and window). A call is admitted by
-one short write transaction holding one conditional upsert per limited scope::
+(``rate_limit_window``, one row per key, team or person and window). A call is counted in
+the budget admission's write transaction (``along``; in one of its own when the gate does
+not take it, ``confirm``), with one conditional upsert per limited scope::
 
     INSERT ... VALUES (1 request, n tokens) ON CONFLICT DO UPDATE
         SET requests = requests + 1, tokens = tokens + n
         WHERE requests + 1 <= limit AND tokens + n <= limit RETURNING requests, tokens
 
 No row back means the limit is reached: the transaction is rolled back, so nothing is
-counted in any scope. The statement is atomic on PostgreSQL (the row lock, the condition
+counted in any scope (nor is the budget held). The statement is atomic on PostgreSQL (the row lock, the condition
 re-checked on the newest row) and on SQLite (one writer), so the limit is exact across
 processes and servers. Scopes are always locked in the same order (team, key, person).
 
@@ -39,7 +40,7 @@ from core import clock, db
 from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from core.gateway.call_state import Caller, CallState
 from core.gateway.errors import RateLimited
-from core.gateway.ports import BudgetRequest
+from core.gateway.ports import AdmissionRead, BudgetRequest
 from core.gateway.rate_limit_rules import MEASURES, SCOPES, ScopeLimit
 from core.models.gateway import RateLimitWindow
 from core.settings import settings
@@ -180,8 +181,49 @@ def window_start(now_s: float, window_s: int) -> int:
     return int(now_s // window_s) * window_s
 
 
-def admit(call: CallState, request: BudgetRequest) -> Admission | None:
-    """Count the call in every limited scope, or in none and raise RateLimited."""
+@dataclass
+class RateCount:
+    """One call's count in its limited scopes, made inside the budget admission's transaction
+    (the gate calls it before its commit: one write transaction per call, not two), or in a
+    transaction of its own by ``confirm`` when the gate did not make it."""
+
+    model: str
+    team_id: int
+    subjects: list[tuple[str, int, ScopeLimit]]
+    tokens: int
+    window_s: int
+    start: int
+    reset_s: float
+    admission: Admission | None = None  # set once counted; the transaction commits it, or not
+
+    def __call__(self, connection: Connection) -> None:
+        """Count the call in every scope, or raise RateLimited (the caller rolls back: none counted)."""
+        _sweep_if_due(connection, self.start)
+        upsert = _UPSERTS[connection.dialect.name]
+        uses: list[ScopeUse] = []
+        for scope, subject, limit in self.subjects:
+            where = {"scope": scope, "team_id": self.team_id, "subject_id": subject, "window_start": self.start}
+            counted = connection.execute(
+                upsert,
+                {
+                    **where,
+                    "tokens": self.tokens,
+                    "max_requests": limit.requests or NO_LIMIT,
+                    "max_tokens": limit.tokens or NO_LIMIT,
+                },
+            ).first()
+            if counted is None:
+                used = connection.execute(_USED, where).first()
+                full = ScopeUse(scope, limit, used.requests if used else 0, used.tokens if used else 0)
+                raise _reached(self.model, full, [*uses, full], self.tokens, self.reset_s, self.window_s)
+            uses.append(ScopeUse(scope, limit, counted.requests, counted.tokens))
+        self.admission = Admission(tuple(uses), self.reset_s)
+
+
+def prepare(call: CallState, request: BudgetRequest) -> RateCount | None:
+    """The call's count, to make at admission; None when no limit applies to this caller.
+
+    Raises RateLimited at once for a call above a whole token limit (no window can take it)."""
     limits = call.gateway_settings.rate_limits
     subjects = [
         (scope, subject, limits.of(scope))
@@ -193,43 +235,44 @@ def admit(call: CallState, request: BudgetRequest) -> Admission | None:
     window = settings().rate_limit_window_s
     now = clock.now().timestamp()
     start = window_start(now, window)
-    reset_s = start + window - now
     tokens = admission_tokens(request)
     for scope, _subject, limit in subjects:
         if limit.tokens is not None and tokens > limit.tokens:
             raise _too_large(call.model, scope, limit.tokens, tokens, window)
-    engine = db.get_engine()
-    upsert = _UPSERTS[engine.dialect.name]
-    uses: list[ScopeUse] = []
-    with engine.connect() as connection:
-        connection.execution_options(quorum_write=True)  # SQLite: BEGIN IMMEDIATE, queue for the lock
-        with connection.begin() as transaction:
-            _sweep_if_due(connection, start)
-            for scope, subject, limit in subjects:
-                counted = connection.execute(
-                    upsert,
-                    {
-                        "scope": scope,
-                        "team_id": call.caller.team_id,
-                        "subject_id": subject,
-                        "window_start": start,
-                        "tokens": tokens,
-                        "max_requests": limit.requests or NO_LIMIT,
-                        "max_tokens": limit.tokens or NO_LIMIT,
-                    },
-                ).first()
-                if counted is None:
-                    used = connection.execute(
-                        _USED,
-                        {"scope": scope, "team_id": call.caller.team_id, "subject_id": subject, "window_start": start},
-                    ).first()
-                    transaction.rollback()
-                    full = ScopeUse(scope, limit, used.requests if used else 0, used.tokens if used else 0)
-                    raise _reached(call.model, full, [*uses, full], tokens, reset_s, window)
-                uses.append(ScopeUse(scope, limit, counted.requests, counted.tokens))
-    admission = Admission(tuple(uses), reset_s)
-    _report(admission.headers())
-    return admission
+    return RateCount(call.model, call.caller.team_id, subjects, tokens, window, start, start + window - now)
+
+
+def along(count: RateCount | None, read: AdmissionRead | None) -> AdmissionRead | None:
+    """The budget admission's in-transaction work: the count first, then ``read`` (the cache lookup)."""
+    if count is None:
+        return read
+
+    def both(connection: Connection, granted_max_tokens: int | None) -> None:
+        count(connection)
+        if read is not None:
+            read(connection, granted_max_tokens)
+
+    return both
+
+
+def confirm(count: RateCount | None) -> Admission | None:
+    """After the budget admission committed: count now if the gate did not, and report the
+    x-ratelimit-* headers."""
+    if count is None:
+        return None
+    if count.admission is None:
+        with db.get_engine().connect() as connection:
+            connection.execution_options(quorum_write=True)  # SQLite: BEGIN IMMEDIATE, queue for the lock
+            with connection.begin():
+                count(connection)
+    assert count.admission is not None
+    _report(count.admission.headers())
+    return count.admission
+
+
+def admit(call: CallState, request: BudgetRequest) -> Admission | None:
+    """Count the call in a transaction of its own (callers without a budget admission)."""
+    return confirm(prepare(call, request))
 
 
 def _sweep_if_due(connection: Connection, start: int) -> None:
