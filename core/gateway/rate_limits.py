@@ -3,16 +3,19 @@
 Every gateway process shares one fixed window per subject in the database
 (``rate_limit_window``, one row per key, team or person and window). A call is counted in
 the budget admission's write transaction (``along``; in one of its own when the gate does
-not take it, ``confirm``), with one conditional upsert per limited scope::
+not take it, ``confirm``), with one conditional upsert of a row per limited scope::
 
-    INSERT ... VALUES (1 request, n tokens) ON CONFLICT DO UPDATE
+    INSERT ... VALUES (team row), (key row) ON CONFLICT DO UPDATE
         SET requests = requests + 1, tokens = tokens + n
-        WHERE requests + 1 <= limit AND tokens + n <= limit RETURNING requests, tokens
+        WHERE requests + 1 <= the row's requests limit AND tokens + n <= its tokens limit
+        RETURNING scope, requests, tokens
 
-No row back means the limit is reached: the transaction is rolled back, so nothing is
-counted in any scope (nor is the budget held). The statement is atomic on PostgreSQL (the row lock, the condition
-re-checked on the newest row) and on SQLite (one writer), so the limit is exact across
-processes and servers. Scopes are always locked in the same order (team, key, person).
+A scope missing from the rows returned has reached its limit: the transaction is rolled
+back, so nothing is counted in any scope (nor is the budget held). The statement is atomic
+on PostgreSQL (each row locked, its condition re-checked on the newest version) and on
+SQLite (one writer), so the limit is exact across processes and servers. The rows are
+always in the same order (team, key, person), so two admissions never wait on each other
+in a cycle.
 
 Tokens are counted at admission, as OpenAI counts them: the input's upper bound plus the
 output limit asked for (``max_tokens``, or the gateway's default when none is set); they
@@ -33,8 +36,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import BigInteger, Connection, TextClause, bindparam, delete, select, text
 
 from core import clock, db
 from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
@@ -46,31 +48,36 @@ from core.models.gateway import RateLimitWindow
 from core.settings import settings
 
 WINDOWS = RateLimitWindow.__table__
-# An unset limit in the upsert's condition: never reached.
-NO_LIMIT = 2**62
 # Old windows are deleted, by the admissions themselves, at most this often per process.
 SWEEP_EVERY_S = 60.0
 KEEP_WINDOWS_S = 3600
 
 
-def _upsert(insert):
-    new = insert(WINDOWS).values(
-        scope=bindparam("scope"),
-        team_id=bindparam("team_id"),
-        subject_id=bindparam("subject_id"),
-        window_start=bindparam("window_start", type_=BigInteger),
-        requests=1,
-        tokens=bindparam("tokens", type_=BigInteger),
+def _upsert(scopes: int) -> TextClause:
+    """One statement for all of a call's scopes: a row each, carrying its limits, so that the
+    condition of each row reads its own; the rows returned are the scopes that admitted.
+
+    Written as SQL (the same on SQLite and PostgreSQL): SQLAlchemy compiles a multi-row
+    INSERT anew on every execution, which cost more than the statement itself."""
+    rows = ", ".join(
+        f"(:scope_{i}, :team_{i}, :subject_{i}, :start_{i}, 1, :tokens_{i}, :requests_limit_{i}, :tokens_limit_{i})"
+        for i in range(scopes)
     )
-    return new.on_conflict_do_update(
-        index_elements=[WINDOWS.c.scope, WINDOWS.c.team_id, WINDOWS.c.subject_id, WINDOWS.c.window_start],
-        set_={"requests": WINDOWS.c.requests + 1, "tokens": WINDOWS.c.tokens + new.excluded.tokens},
-        where=(WINDOWS.c.requests + 1 <= bindparam("max_requests", type_=BigInteger))
-        & (WINDOWS.c.tokens + new.excluded.tokens <= bindparam("max_tokens", type_=BigInteger)),
-    ).returning(WINDOWS.c.requests, WINDOWS.c.tokens)
+    return text(
+        "INSERT INTO rate_limit_window "
+        "(scope, team_id, subject_id, window_start, requests, tokens, requests_limit, tokens_limit) "
+        f"VALUES {rows} "
+        "ON CONFLICT (scope, team_id, subject_id, window_start) DO UPDATE SET "
+        "requests = rate_limit_window.requests + 1, tokens = rate_limit_window.tokens + excluded.tokens, "
+        "requests_limit = excluded.requests_limit, tokens_limit = excluded.tokens_limit "
+        "WHERE (excluded.requests_limit IS NULL OR rate_limit_window.requests + 1 <= excluded.requests_limit) "
+        "AND (excluded.tokens_limit IS NULL OR rate_limit_window.tokens + excluded.tokens <= excluded.tokens_limit) "
+        "RETURNING scope, requests, tokens"
+    )
 
 
-_UPSERTS = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
+# By the number of scopes (1 to 3), built once.
+_UPSERTS = {n: _upsert(n) for n in range(1, len(SCOPES) + 1)}
 _USED = select(WINDOWS.c.requests, WINDOWS.c.tokens).where(
     WINDOWS.c.scope == bindparam("scope"),
     WINDOWS.c.team_id == bindparam("team_id"),
@@ -199,24 +206,28 @@ class RateCount:
     def __call__(self, connection: Connection) -> None:
         """Count the call in every scope, or raise RateLimited (the caller rolls back: none counted)."""
         _sweep_if_due(connection, self.start)
-        upsert = _UPSERTS[connection.dialect.name]
+        params: dict[str, object] = {}
+        for i, (scope, subject, limit) in enumerate(self.subjects):
+            params |= {
+                f"scope_{i}": scope,
+                f"team_{i}": self.team_id,
+                f"subject_{i}": subject,
+                f"start_{i}": self.start,
+                f"tokens_{i}": self.tokens,
+                f"requests_limit_{i}": limit.requests,
+                f"tokens_limit_{i}": limit.tokens,
+            }
+        upsert = _UPSERTS[len(self.subjects)]
+        counted = {row.scope: row for row in connection.execute(upsert, params)}
         uses: list[ScopeUse] = []
         for scope, subject, limit in self.subjects:
-            where = {"scope": scope, "team_id": self.team_id, "subject_id": subject, "window_start": self.start}
-            counted = connection.execute(
-                upsert,
-                {
-                    **where,
-                    "tokens": self.tokens,
-                    "max_requests": limit.requests or NO_LIMIT,
-                    "max_tokens": limit.tokens or NO_LIMIT,
-                },
-            ).first()
-            if counted is None:
+            row = counted.get(scope)
+            if row is None:  # this scope's limit is reached; the caller rolls the others back
+                where = {"scope": scope, "team_id": self.team_id, "subject_id": subject, "window_start": self.start}
                 used = connection.execute(_USED, where).first()
                 full = ScopeUse(scope, limit, used.requests if used else 0, used.tokens if used else 0)
                 raise _reached(self.model, full, [*uses, full], self.tokens, self.reset_s, self.window_s)
-            uses.append(ScopeUse(scope, limit, counted.requests, counted.tokens))
+            uses.append(ScopeUse(scope, limit, row.requests, row.tokens))
         self.admission = Admission(tuple(uses), self.reset_s)
 
 

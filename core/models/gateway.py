@@ -123,3 +123,6 @@ class RateLimitWindow(SQLModel, table=True):
     window_start: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
     requests: int = Field(default=0)
     tokens: int = Field(default=0, sa_type=BigInteger)
+    # The limits the last admission checked against (None: no limit on that measure).
+    requests_limit: int | None = Field(default=None, sa_type=BigInteger)
+    tokens_limit: int | None = Field(default=None, sa_type=BigInteger)

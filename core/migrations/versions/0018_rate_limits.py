@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("window_start", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("requests", sa.Integer(), nullable=False),
         sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.Column("requests_limit", sa.BigInteger(), nullable=True),
+        sa.Column("tokens_limit", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("scope", "team_id", "subject_id", "window_start"),
     )
 
