@@ -201,24 +201,27 @@ def test_team_limits_span_its_keys_and_person_limits_apply_in_the_playground(ser
 
 def test_the_sdks_own_retry_waits_for_retry_after_and_then_succeeds(server, gateway, session, monkeypatch):
     moderation_off(session)
-    window = 3
+    window = 4
     monkeypatch.setenv("QUORUM_RATE_LIMIT_WINDOW_S", str(window))
     reset_settings()
     key = new_key(session)
     set_limits(session, key={"requests": 1})
-    # One retry: the SDK's own backoff (0.5 to 1 s) would retry inside the same window and
-    # fail; only waiting as long as retry-after says reaches the next one.
+    # One retry: the SDK's own backoff (0.5 s at most before its first retry) would retry
+    # inside the same window and fail; only waiting as long as retry-after says reaches the next.
     sdk = openai.OpenAI(base_url=server.base_url, api_key=key.secret, max_retries=1)
     while time.time() % window > 0.3:  # start at the beginning of a window
         time.sleep(0.02)
+    window_end = (time.time() // window + 1) * window
     sdk.chat.completions.create(model=MODEL, messages=HELLO)
     started = time.monotonic()
     answer = sdk.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
-    waited = time.monotonic() - started
     assert answer.http_response.status_code == 200
+    assert time.time() >= window_end - 0.05  # answered in the next window
+    assert time.monotonic() - started > 1.0
     assert answer.headers["x-ratelimit-remaining-requests"] == "0"
-    assert window - 0.6 <= waited < window + 1.5
     assert [c.status for c in calls(session)] == ["ok", "rate_limited", "ok"]
+    [refused] = [c for c in calls(session) if c.status == "rate_limited"]
+    assert refused.rule == "rate_limit.requests"
 
 
 @pytest.mark.parametrize(
