@@ -359,3 +359,22 @@ def test_the_limit_is_exact_across_two_server_processes(db_url, session, directo
     assert session.exec(select(RateLimitWindow.requests).where(RateLimitWindow.scope == "key")).scalars().all() == [
         limit
     ]
+
+
+def test_the_command_line_changes_some_limits_and_keeps_the_others(session, directory, capsys):
+    from core.cli.main import main
+
+    assert main(["limits", "set", "--team", "Support", "--key-requests", "60", "--team-tokens", "200000"]) == 0
+    assert main(["limits", "set", "--team", "Support", "--key-requests", "none", "--person-requests", "5"]) == 0
+    capsys.readouterr()
+    assert main(["limits", "show", "--team", "Support"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "rate limits of Support (per minute):",
+        "  the whole team  tokens 200,000",
+        "  each key        no limit",
+        "  each person     requests 5",
+    ]
+    assert main(["limits", "set", "--team", "Support", "--key-tokens", "-3"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: The tokens limit of each key must be at least 1 per window (leave it empty for no limit), not -3."
+    )
