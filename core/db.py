@@ -12,16 +12,20 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlalchemy import Table, event
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session, SQLModel, create_engine
 
 from core.errors import NotFound
 from core.settings import settings
 
 _engines: dict[str, Engine] = {}
+# What Session.execute returns for a statement whose columns are not known to the type checker.
+AnyResult = Result[*tuple[Any, ...]]
 Row = TypeVar("Row")
 _lock = threading.Lock()
 
@@ -45,7 +49,8 @@ def make_engine(url: str) -> Engine:
 
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+        # Only SQLite engines listen here, so the driver connection is pysqlite's.
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own implicit
         # transactions would defer it past our choice of lock mode).
         dbapi_connection.isolation_level = None
@@ -63,7 +68,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):
+    def _on_begin(conn: Connection) -> None:
         # A write transaction takes the write lock up front: a deferred transaction that
         # reads and then writes fails at once (SQLITE_BUSY) when another writer got in
         # between, whereas BEGIN IMMEDIATE simply waits its turn.
@@ -132,3 +137,42 @@ def get_or_not_found(session: Session, model: type[Row], row_id: object, what: s
     if row is None:
         raise NotFound(f"No {what} with id {row_id}")
     return row
+
+
+class Saved(Protocol):
+    """A table row with an integer primary key, which the database assigns on flush."""
+
+    id: int | None
+
+
+def saved_id(row: Saved) -> int:
+    """The primary key of ``row``, which must have been flushed (or loaded) already.
+
+    Table models declare ``id: int | None`` because a new row has none until the
+    database gives it one; code that reads the id after a flush says so with this.
+    """
+    if row.id is None:
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush the session before reading it")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for statements that skip the ORM on hot paths.
+
+    (SQLModel sets ``__table__`` on a table model without declaring it to type checkers.)
+    """
+    table = sa_inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table
+
+
+def changed_rows(result: AnyResult) -> int:
+    """How many rows an UPDATE or DELETE changed.
+
+    Such a statement's result is a ``CursorResult``; ``Session.execute`` is typed as
+    returning any ``Result``, which has no count.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} does not count changed rows: run an UPDATE or DELETE")
+    return result.rowcount

@@ -11,9 +11,11 @@ import math
 import os
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ValidationError
@@ -42,6 +44,11 @@ _MIN_DISTINCT_CHARS = 8
 _MIN_ESTIMATED_BITS = 80
 MAKE_A_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
+# A table of a TOML file as tomllib reads it: its values are strings, numbers, booleans,
+# dates, lists and nested tables, so the value type is open.
+TomlTable = dict[str, Any]
+_Number = TypeVar("_Number", int, float)
+
 
 class ConfigError(ValidationError):
     """The configuration is unsafe or incomplete for the mode Quorum runs in."""
@@ -52,7 +59,7 @@ class Settings:
     database_url: str
     demo_mode: bool
     timezone: str
-    auth: dict = field(default_factory=dict, repr=False)
+    auth: TomlTable = field(default_factory=dict, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     audit_signing_key: str | None = field(default=None, repr=False)
@@ -132,7 +139,7 @@ def parse_trusted_proxies(value: str | None) -> tuple[ipaddress.IPv4Network | ip
     return tuple(networks)
 
 
-def _positive(name: str, value: str | None, default: float, kind: type) -> float:
+def _positive(name: str, value: str | None, default: _Number, kind: type[_Number]) -> _Number:
     """``value`` of setting ``name`` as a positive ``kind`` (int or float); ``default`` when unset."""
     if value is None:
         return kind(default)
@@ -146,7 +153,7 @@ def _positive(name: str, value: str | None, default: float, kind: type) -> float
     return number
 
 
-def _read_secrets_file(path: Path) -> dict:
+def _read_secrets_file(path: Path) -> TomlTable:
     if not path.exists():
         return {}
     try:
@@ -159,16 +166,16 @@ def default_database_url() -> str:
     return f"sqlite:///{DATA_DIR / 'quorum.db'}"
 
 
-def load_settings(env: dict | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings; `env` defaults to `os.environ` (tests pass their own).
 
     QUORUM_SECRETS_FILE points at another secrets file (default .streamlit/secrets.toml).
     """
-    env = os.environ if env is None else env
-    secrets = _read_secrets_file(Path(env.get("QUORUM_SECRETS_FILE") or SECRETS_FILE))
+    environment: Mapping[str, str] = os.environ if env is None else env
+    secrets = _read_secrets_file(Path(environment.get("QUORUM_SECRETS_FILE") or SECRETS_FILE))
 
     def pick(name: str) -> str | None:
-        value = env.get(name)
+        value: object = environment.get(name)
         if value is None:
             value = secrets.get(name)
         return None if value in (None, "") else str(value)

@@ -5,10 +5,11 @@ import streamlit as st
 from core import db
 from core.catalog import risk as risk_tiers
 from core.catalog import views
+from core.catalog.diff import version_changes
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import STATES
 from core.identity import people as identity
-from pages.ui import layout
+from pages.ui import diff_view, layout
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -75,7 +76,9 @@ if open_tiers:
             ):
                 risk_tiers.change_risk_tier(session=session, actor=actor, prompt_id=chosen, risk_tier=new_tier)
 
-versions_tab, diff_tab, labels_tab, reviews_tab = st.tabs(["Versions", "Compare", "Label history", "Reviews"])
+versions_tab, diff_tab, labels_tab, reviews_tab = layout.tabs(
+    ["Versions", "Compare", "Label history", "Reviews"], key="catalog_tab"
+)
 with versions_tab:
     st.dataframe(
         [
@@ -102,14 +105,15 @@ with diff_tab:
         "Old", ids, index=min(1, len(ids) - 1), format_func=lambda i: f"v{numbers[i]}", key="catalog_diff_old"
     )
     new = right.selectbox("New", ids, index=0, format_func=lambda i: f"v{numbers[i]}", key="catalog_diff_new")
-    with db.session_scope() as session:
-        diff = views.side_by_side_diff(
-            views.version_text(session, actor=actor, version_id=old),
-            views.version_text(session, actor=actor, version_id=new),
-        )
     if old == new:
         st.caption("Pick two different versions to see what changed.")
-    st.dataframe(diff, hide_index=True, width="stretch", key="catalog_diff")
+    else:
+        with db.session_scope() as session:
+            changes = version_changes(
+                views.version_spec_of(session, actor=actor, version_id=old),
+                views.version_spec_of(session, actor=actor, version_id=new),
+            )
+        diff_view.show_changes(changes, empty="The two versions have the same content.")
 with labels_tab:
     if detail.label_moves:
         st.dataframe(

@@ -289,6 +289,18 @@ def test_templates_within_the_limits_render_as_before():
             "message 0 (user): line 1: range() of 100,000 numbers; the sandbox allows 1,000",
         ),
         (
+            "{% for i in range(1, 5, 0) %}x{% endfor %}",
+            "bad-range",
+            "message 0 (user): line 1: range() arg 3 must not be zero; this range() fails every time the "
+            "template renders",
+        ),
+        (
+            "{% for i in range(1, 2, 3, 4) %}x{% endfor %}",
+            "bad-range",
+            "message 0 (user): line 1: range expected at most 3 arguments, got 4; this range() fails every time the "
+            "template renders",
+        ),
+        (
             "{% for i in range(n) %}x{% endfor %}",
             "unbounded-range",
             "message 0 (user): line 1: range() takes its bound from a variable; the sandbox stops past 1,000 numbers",

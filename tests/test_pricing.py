@@ -287,3 +287,27 @@ def test_prices_in_yaml_never_pass_through_float(tmp_path):
 def test_float_in_an_override_refused(book):
     with pytest.raises(ValidationError, match=r"overrides\[0\].*not float"):
         book.with_overrides([{"model": "x", "effective_from": "2025-01-01", "input": 0.1, "source": "s"}])
+
+
+def test_a_price_override_form_reports_every_problem_at_once_in_its_own_words(session, directory):
+    from core.budgets import prices
+    from core.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        prices.add_override(
+            session=session,
+            actor=directory.admin,
+            model=" ",
+            effective_from="2026-12-01",
+            input="",
+            output="-1",
+            source="",
+        )
+    assert str(refused.value) == (
+        "Name the model; Give the input price (USD per 1M tokens); The output price cannot be negative (got -1); "
+        "Say where the price comes from (e.g. the provider's pricing page)"
+    )
+    with pytest.raises(ValidationError, match=r"^The input price: Not a dollar amount: 'ten'$"):
+        prices.add_override(
+            session=session, actor=directory.admin, model="gpt-4o", effective_from="2026-12-01", input="ten", source="x"
+        )

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core import clock
 from core.audit.record import committing, record
 from core.budgets import hot_cache
-from core.budgets.money import format_micro, micro_to_decimal
+from core.budgets.money import format_micro, micro_to_decimal, parse_dollars_to_micro
 from core.budgets.pricing import OVERRIDES_ORIGIN, Price, PriceBook
 from core.budgets.pricing_file import parse_price_entries
 from core.db import get_or_not_found
@@ -135,6 +135,9 @@ def add_override(
         raw["cached_input"] = cached_input
     if isinstance(effective_from, datetime):
         raw["effective_from"] = effective_from.isoformat()
+    problems = _override_problems(raw)
+    if problems:
+        raise ValidationError("; ".join(problems))
     (price,) = parse_price_entries([raw], origin=OVERRIDES_ORIGIN, list_name="overrides")
     # The whole book must still be valid (e.g. not an alias name) before anything is stored.
     price_book(session).with_overrides([raw])
@@ -175,6 +178,28 @@ def add_override(
         raise
     hot_cache.invalidate()
     return row
+
+
+def _override_problems(raw: dict[str, Any]) -> list[str]:
+    """Every problem of an override typed into a form, in the form's words, at once (the price
+    file's own checks report one schema path at a time)."""
+    problems = []
+    if not raw["model"]:
+        problems.append("Name the model")
+    for field, what in (("input", "input price"), ("cached_input", "cached input price"), ("output", "output price")):
+        value = raw.get(field)
+        if value in (None, ""):
+            if field == "input":
+                problems.append("Give the input price (USD per 1M tokens)")
+            continue
+        try:
+            if parse_dollars_to_micro(str(value)) < 0:
+                problems.append(f"The {what} cannot be negative (got {value})")
+        except ValidationError as error:
+            problems.append(f"The {what}: {error}")
+    if not raw["source"]:
+        problems.append("Say where the price comes from (e.g. the provider's pricing page)")
+    return problems
 
 
 def delete_override(*, session: Session, actor: Actor, override_id: int) -> None:

@@ -108,12 +108,22 @@ def budget_attention(session: Session, actor: Actor) -> list[AttentionItem]:
         budget = session.get(Budget, budget_id)
         if budget is None:
             continue
+        # What holds now, not what held when the alert fired: a raised cap (or a corrected
+        # ledger) makes the alert's cause go away, and Home must say so by not showing it.
+        counter = counters.read(session, budget_id, alert.period_key)
+        still = [t for t in alerts.crossed(budget, counter) if t <= alert.threshold_pct] if counter else []
+        if not still:
+            continue
+        threshold = max(still)
         cap = format_micro(budget.cap_micro) if budget.cap_micro is not None else f"{budget.cap_tokens:,} tokens"
+        spent = (
+            format_micro(counter.spent_micro) if budget.cap_micro is not None else f"{counter.spent_tokens:,} tokens"
+        )
         items.append(
             AttentionItem(
-                title=f"{target_label(session, budget)} ({budget.scope}) passed {alert.threshold_pct}% of its budget",
-                detail=f"{alert.spent} spent of {cap} in {alert.period_key}",
-                severity="error" if alert.threshold_pct >= 100 else "warning",
+                title=f"{target_label(session, budget)} ({budget.scope}) passed {threshold}% of its budget",
+                detail=f"{spent} spent of {cap} in {alert.period_key}",
+                severity="error" if threshold >= 100 else "warning",
                 page="pages/budgets.py",
             )
         )

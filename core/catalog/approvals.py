@@ -18,9 +18,10 @@ at least `audit_log_minimum` (7 years). So:
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.catalog.store import IN_REVIEW
+from core.db import saved_id
 from core.models.audit import AuditEvent
 from core.models.catalog import Prompt, PromptReview, PromptVersion
 from core.models.retention import SubjectRequest
@@ -33,7 +34,9 @@ ANONYMIZED = "anonymized"  # what retention writes over a pseudonymous reference
 
 def _known(ref: str | None) -> bool:
     """A reference that still names someone: not empty, not 'anonymized' nor 'anonymized:<n>'."""
-    return bool(ref) and ref != ANONYMIZED and not ref.startswith(ANONYMIZED + ":")
+    if not ref:
+        return False
+    return ref != ANONYMIZED and not ref.startswith(ANONYMIZED + ":")
 
 
 def approvers(session: Session, version_id: int) -> set[str]:
@@ -72,9 +75,9 @@ def approved_in_chain(session: Session, version_id: int) -> bool:
                 AuditEvent.target_type == "prompt_version",
                 AuditEvent.target_id == str(version_id),
                 AuditEvent.action == APPROVE_EVENT,
-                AuditEvent.after_json.like(made_approved),
+                col(AuditEvent.after_json).like(made_approved),
             )
-            .limit(1)  # type: ignore[union-attr]
+            .limit(1)
         ).first()
         is not None
     )
@@ -126,9 +129,9 @@ def erased_authors(session: Session, version: PromptVersion) -> set[str]:
         return set()
     erased = session.exec(
         select(SubjectRequest.subject_ref).where(
-            SubjectRequest.kind == "erasure", SubjectRequest.subject_ref.in_(sorted(refs))
+            SubjectRequest.kind == "erasure", col(SubjectRequest.subject_ref).in_(sorted(refs))
         )
-    )  # type: ignore[attr-defined]
+    )
     return set(erased)
 
 
@@ -137,13 +140,15 @@ def open_reviews_involving(session: Session, person_ref: str, person_id: int) ->
     found = []
     in_review = session.exec(
         select(PromptVersion, Prompt)
-        .join(Prompt, Prompt.id == PromptVersion.prompt_id)
+        .join(Prompt, col(Prompt.id) == PromptVersion.prompt_id)
         .where(PromptVersion.state == IN_REVIEW)
-        .order_by(Prompt.name, PromptVersion.number)
+        .order_by(col(Prompt.name), col(PromptVersion.number))
     )
     for version, prompt in in_review:
         wrote = version.author_person_id == person_id or person_ref in authors(session, version)
-        approved = person_ref in approvers(session, version.id) or person_id in approver_person_ids(session, version.id)
+        approved = person_ref in approvers(session, saved_id(version)) or person_id in approver_person_ids(
+            session, saved_id(version)
+        )
         if wrote or approved:
             found.append(f"{prompt.name} v{version.number}")
     return found

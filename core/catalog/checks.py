@@ -112,12 +112,23 @@ def _costly_constructs(tree: nodes.Template) -> list[tuple[str, str, str]]:
                     f"past {MAX_RANGE:,} numbers",
                 )
             )
-        elif all(isinstance(b, int) for b in bounds) and bounds and len(range(*bounds)) > MAX_RANGE:
+            continue
+        numbers = [b for b in bounds if isinstance(b, int)]
+        if len(numbers) != len(bounds) or not numbers:
+            continue
+        try:
+            length = len(range(*numbers))
+        except (TypeError, ValueError) as exc:  # a zero step, more than three arguments
+            found.append(
+                (ERROR, "bad-range", f"line {call.lineno}: {exc}; this range() fails every time the template renders")
+            )
+            continue
+        if length > MAX_RANGE:
             found.append(
                 (
                     ERROR,
                     "range-too-large",
-                    f"line {call.lineno}: range() of {len(range(*bounds)):,} numbers; the sandbox allows {MAX_RANGE:,}",
+                    f"line {call.lineno}: range() of {length:,} numbers; the sandbox allows {MAX_RANGE:,}",
                 )
             )
     for operation in tree.find_all(nodes.Mul):
@@ -156,7 +167,7 @@ def _costly_constructs(tree: nodes.Template) -> list[tuple[str, str, str]]:
     return found
 
 
-def _constant(node: nodes.Node):
+def _constant(node: nodes.Node) -> object:
     """The value of a constant expression (``10**9``, ``"ab"``, ``[1, 2]``), else None.
 
     Jinja's own ``as_const`` gives up on operators the sandbox intercepts, which are

@@ -13,7 +13,9 @@ from sqlmodel import Session
 from core.catalog import labels, store, workflow
 from core.catalog.files import load_directory
 from core.catalog.spec import MessageSpec, VersionSpec
+from core.db import saved_id
 from core.identity import people as identity
+from core.permissions import Actor
 from core.settings import PROJECT_ROOT
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
@@ -27,23 +29,26 @@ LENA, RAFAEL = "lena.fischer@example.com", "rafael.gomez@example.com"
 
 
 def seed_catalog(session: Session) -> None:
-    def actor(email):
-        return identity.actor_for_email(session, email)
+    def actor(email: str) -> Actor:
+        found = identity.actor_for_email(session, email)
+        if found is None:  # the identity step seeds these people first
+            raise RuntimeError(f"The demo person {email} is not seeded")
+        return found
 
     lena, rafael = actor(LENA), actor(RAFAEL)
     first: dict[str, int] = {}
     team_of: dict[str, str] = {}
     for spec, version in load_directory(PROMPTS_DIR):
         stored = store.create_prompt(session=session, actor=actor(ENGINEERS[spec.team]), prompt=spec, version=version)
-        first[spec.name], team_of[spec.name] = stored.id, spec.team
+        first[spec.name], team_of[spec.name] = saved_id(stored), spec.team
 
-    def engineer(name):
+    def engineer(name: str) -> Actor:
         return actor(ENGINEERS[team_of[name]])
 
-    def submit(name, version_id):
+    def submit(name: str, version_id: int) -> None:
         workflow.submit(session=session, actor=engineer(name), version_id=version_id)
 
-    def release(name, version_id, reviewer, label=labels.PRODUCTION):
+    def release(name: str, version_id: int, reviewer: Actor, label: str | None = labels.PRODUCTION) -> None:
         submit(name, version_id)
         workflow.approve(
             session=session,
@@ -54,7 +59,7 @@ def seed_catalog(session: Session) -> None:
         if label:
             labels.move_label(session=session, actor=reviewer, version_id=version_id, label=label)
 
-    def new_version(name, note, addition):
+    def new_version(name: str, note: str, addition: str) -> int:
         base = store.get_version(session, first[name])
         spec = store.version_spec(base)
         messages = (
@@ -62,7 +67,9 @@ def seed_catalog(session: Session) -> None:
             *spec.messages[1:],
         )
         edited: VersionSpec = dataclasses.replace(spec, messages=messages, change_note=note)
-        return store.create_version(session=session, actor=engineer(name), prompt_id=base.prompt_id, version=edited).id
+        return saved_id(
+            store.create_version(session=session, actor=engineer(name), prompt_id=base.prompt_id, version=edited)
+        )
 
     # Approved and in production; a second version waits for both governance leads.
     release("support-answer", first["support-answer"], rafael)

@@ -16,6 +16,7 @@ from core import clock
 from core.audit.record import committing, record
 from core.catalog import approvals
 from core.catalog.store import APPROVED, get_prompt, get_version, label_of
+from core.db import saved_id
 from core.errors import Conflict, ValidationError
 from core.models.catalog import PromptLabel, PromptLabelMove, PromptVersion
 from core.permissions import Actor, Permission, require
@@ -47,7 +48,7 @@ def move_label(*, session: Session, actor: Actor, version_id: int, label: str = 
             f"Label '{label}' can point only at an approved version; "
             f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}"
         )
-    if not approvals.approved_in_chain(session, version.id):
+    if not approvals.approved_in_chain(session, saved_id(version)):
         # The state says approved, but no approval in the audit chain made it so: an edited row.
         raise Conflict(
             f"{label_of(version, prompt)} is marked approved, but the audit log holds no approval "
@@ -63,16 +64,16 @@ def move_label(*, session: Session, actor: Actor, version_id: int, label: str = 
     now = clock.now()
     with committing(session):
         if current is None:
-            current = PromptLabel(prompt_id=prompt.id, name=label, version_id=version.id, updated_at=now)
+            current = PromptLabel(prompt_id=saved_id(prompt), name=label, version_id=saved_id(version), updated_at=now)
         else:
-            current.version_id, current.updated_at = version.id, now
+            current.version_id, current.updated_at = saved_id(version), now
         session.add(current)
         session.add(
             PromptLabelMove(
-                prompt_id=prompt.id,
+                prompt_id=saved_id(prompt),
                 label=label,
                 from_version_id=from_id,
-                to_version_id=version.id,
+                to_version_id=saved_id(version),
                 actor_ref=actor.ref,
                 moved_at=now,
             )
@@ -82,7 +83,7 @@ def move_label(*, session: Session, actor: Actor, version_id: int, label: str = 
             actor=actor,
             action="prompt.label.move",
             target_type="prompt",
-            target_id=prompt.id,
+            target_id=saved_id(prompt),
             team_id=prompt.team_id,
             before={"label": label, "version_id": from_id, "version": from_number},
             after={"label": label, "version_id": version.id, "version": version.number},

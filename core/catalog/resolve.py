@@ -15,6 +15,7 @@ from core.catalog import traffic
 from core.catalog.labels import PRODUCTION
 from core.catalog.spec import VersionSpec
 from core.catalog.store import APPROVED, get_version, label_of, prompt_by_name, version_spec
+from core.db import saved_id
 from core.errors import Conflict, NotFound
 from core.models.catalog import Prompt, PromptLabel, PromptVersion
 from core.permissions import Actor, Permission, require
@@ -45,7 +46,7 @@ def resolve(
     """
     prompt = prompt_by_name(session, name)
     if assignment_key and (label or PRODUCTION) == PRODUCTION:
-        split = traffic.active_split(session, prompt.id)
+        split = traffic.active_split(session, saved_id(prompt))
         if split is not None:
             version = get_version(session, traffic.assigned_version(split, assignment_key))
             if version.state == APPROVED:  # a split is approved between approved versions only
@@ -89,12 +90,12 @@ def resolve_for_playground(
 
 def _resolved(prompt: Prompt, version: PromptVersion, label: str | None) -> ResolvedPrompt:
     return ResolvedPrompt(
-        prompt_id=prompt.id,
+        prompt_id=saved_id(prompt),
         prompt_name=prompt.name,
         team_id=prompt.team_id,
         risk_tier=prompt.risk_tier,
         data_classification=prompt.data_classification,
-        version_id=version.id,
+        version_id=saved_id(version),
         version_number=version.number,
         content_hash=version.content_hash,
         state=version.state,

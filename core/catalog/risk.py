@@ -18,6 +18,7 @@ from sqlmodel import Session
 from core.audit.record import committing, record
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import get_prompt
+from core.db import saved_id
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.models.catalog import Prompt
 from core.permissions import Actor, Permission, require
@@ -80,7 +81,7 @@ def apply_change(session: Session, actor: Actor, prompt: Prompt, risk_tier: str)
         actor=actor,
         action=CHANGE_EVENT,
         target_type="prompt",
-        target_id=prompt.id,
+        target_id=saved_id(prompt),
         team_id=prompt.team_id,
         before={"risk_tier": before},
         after={"risk_tier": risk_tier},

@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Large enough for any real prompt (a long contract is ~100k characters); small enough
@@ -161,7 +162,7 @@ class _LimitedCodeGenerator(CodeGenerator):
         self.write("))")
 
 
-def _limited_filter(name: str, original: Callable) -> Callable:
+def _limited_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     """A filter that refuses sizes it can see in advance and results that are too long."""
 
     @functools.wraps(original)
@@ -210,7 +211,7 @@ class CatalogSandbox(ImmutableSandboxedEnvironment):
     guarded_iter = staticmethod(_guarded)
     checked_concat = staticmethod(_concat)
 
-    def call_binop(self, context, operator, left, right):
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
             raise SecurityError(f"the exponent {right} is larger than the sandbox allows")
         if operator == "*":
@@ -222,7 +223,7 @@ class CatalogSandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(problem)
         return _checked(super().call_binop(context, operator, left, right))
 
-    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's own signature
         name = getattr(__obj, "__name__", "")
         if name in _SIZING_METHODS:  # str.center / ljust / zfill / expandtabs build a string that wide
             for number in (v for v in (*args, *kwargs.values()) if isinstance(v, int)):
@@ -248,7 +249,7 @@ TEMPLATE_ENVIRONMENT = CatalogSandbox(
 )
 
 
-def render_limited(template, variables: dict[str, Any]) -> str:
+def render_limited(template: Template, variables: dict[str, Any]) -> str:
     """Render ``template`` within a fresh budget: streamed, counted, and timed.
 
     The chunks come straight from the compiled render function (what ``render`` joins)

@@ -24,7 +24,7 @@ from core.catalog.spec import (
     version_content,
     version_from_content,
 )
-from core.db import get_or_not_found
+from core.db import get_or_not_found, saved_id
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets_in
 from core.identity import people as identity
@@ -97,7 +97,7 @@ def create_prompt(*, session: Session, actor: Actor, prompt: PromptSpec, version
     team = identity.team_by_name(session, prompt.team)
     require(actor, Permission.PROMPT_WRITE, team_id=team.id)
     with committing(session):
-        return insert_prompt(session, actor, prompt, version, team.id)
+        return insert_prompt(session, actor, prompt, version, saved_id(team))
 
 
 def create_version(*, session: Session, actor: Actor, prompt_id: int, version: VersionSpec) -> PromptVersion:
@@ -135,7 +135,7 @@ def insert_prompt(
         actor=actor,
         action="prompt.create",
         target_type="prompt",
-        target_id=prompt.id,
+        target_id=saved_id(prompt),
         team_id=team_id,
         after={
             "name": prompt.name,
@@ -159,7 +159,7 @@ def insert_version(session: Session, actor: Actor, prompt: Prompt, version: Vers
         actor=actor,
         action="prompt.version.create",
         target_type="prompt_version",
-        target_id=stored.id,
+        target_id=saved_id(stored),
         team_id=prompt.team_id,
         after={"prompt_id": prompt.id, "version": stored.number, "content_hash": stored.content_hash, "state": DRAFT},
     )
@@ -176,7 +176,7 @@ def _version_row(session: Session, actor: Actor, prompt: Prompt, version: Versio
     )
     now = clock.now()
     stored = PromptVersion(
-        prompt_id=prompt.id,
+        prompt_id=saved_id(prompt),
         number=number,
         content_json=json.dumps(version_content(version), sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         content_hash=content_hash(version),
@@ -193,7 +193,7 @@ def _version_row(session: Session, actor: Actor, prompt: Prompt, version: Versio
 
 
 def _refuse_duplicate(session: Session, prompt: Prompt, version: VersionSpec) -> None:
-    latest = latest_version(session, prompt.id)
+    latest = latest_version(session, saved_id(prompt))
     if latest is not None and latest.content_hash == content_hash(version):
         raise Conflict(f"Nothing changed: the content is the same as {label_of(latest, prompt)}")
 

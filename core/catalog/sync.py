@@ -27,6 +27,7 @@ from core.catalog import risk
 from core.catalog.files import PROMPT_FILE_SUFFIX, dump_prompt_file, load_directory
 from core.catalog.spec import PromptSpec, VersionSpec, content_hash
 from core.catalog.store import APPROVED, insert_prompt, insert_version, prompt_spec, version_spec, versions_of
+from core.db import saved_id
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.identity import people as identity
 from core.models.catalog import Prompt
@@ -68,7 +69,7 @@ def import_directory(*, session: Session, actor: Actor, directory: str | Path) -
                 raise PermissionDenied(
                     f"{Path(directory) / (spec.name + PROMPT_FILE_SUFFIX)}: {refused}; nothing was imported"
                 )
-        plan.append((spec, version, team.id, existing))
+        plan.append((spec, version, saved_id(team), existing))
 
     report = ImportReport()
     with committing(session):
@@ -81,7 +82,7 @@ def import_directory(*, session: Session, actor: Actor, directory: str | Path) -
                 continue
             if _update_metadata(session, actor, existing, spec):
                 report.updated_metadata.append(spec.name)
-            if content_hash(version) in {v.content_hash for v in versions_of(session, existing.id)}:
+            if content_hash(version) in {v.content_hash for v in versions_of(session, saved_id(existing))}:
                 report.unchanged.append(spec.name)
             else:
                 stored = insert_version(session, actor, existing, version)
@@ -96,7 +97,7 @@ def export_directory(*, session: Session, actor: Actor, directory: str | Path) -
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for prompt in session.exec(select(Prompt).order_by(col(Prompt.name))):
-        versions = versions_of(session, prompt.id)
+        versions = versions_of(session, saved_id(prompt))
         if not versions:
             continue
         approved = [v for v in versions if v.state == APPROVED]
@@ -122,7 +123,7 @@ def _update_metadata(session: Session, actor: Actor, prompt: Prompt, spec: Promp
         actor=actor,
         action="prompt.update",
         target_type="prompt",
-        target_id=prompt.id,
+        target_id=saved_id(prompt),
         team_id=prompt.team_id,
         before=before,
         after=after,

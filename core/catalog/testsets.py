@@ -226,7 +226,7 @@ def cases_from_csv(text: str, variables: Sequence[VariableSpec], source: str = "
     return [_case_from_dict(case) for case in cases]
 
 
-def _semantic_problems(document: dict, source: str, expected_prompt: str | None) -> list[str]:
+def _semantic_problems(document: dict[str, Any], source: str, expected_prompt: str | None) -> list[str]:
     """What the schema cannot say: unique ids, regexes that compile, schemas that are schemas."""
     problems = []
     if expected_prompt is not None and document["prompt"] != expected_prompt:

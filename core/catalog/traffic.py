@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit.record import committing, record
 from core.catalog.store import APPROVED, get_prompt, get_version, label_of
+from core.db import saved_id
 from core.errors import Conflict, NotFound, ValidationError
 from core.models.experiments import TrafficSplit
 from core.permissions import Actor, Permission, require
@@ -72,9 +74,9 @@ def approve_split(
                 f"{label_of(version, prompt)} is {version.state.replace('_', ' ')}; only approved "
                 "versions can receive live traffic"
             )
-    previous = active_split(session, prompt.id)
+    previous = active_split(session, saved_id(prompt))
     split = TrafficSplit(
-        prompt_id=prompt.id,
+        prompt_id=saved_id(prompt),
         version_a_id=version_a_id,
         version_b_id=version_b_id,
         percent_b=percent_b,
@@ -92,7 +94,7 @@ def approve_split(
             actor=actor,
             action="prompt.traffic_split.approve",
             target_type="prompt",
-            target_id=prompt.id,
+            target_id=saved_id(prompt),
             team_id=prompt.team_id,
             before=_snapshot(previous) if previous else None,
             after=_snapshot(split),
@@ -104,7 +106,7 @@ def end_split(*, session: Session, actor: Actor, prompt_id: int) -> None:
     """Stop the split: all traffic goes back to the production label."""
     require(actor, Permission.PROMPT_REVIEW)
     prompt = get_prompt(session, prompt_id)
-    split = active_split(session, prompt.id)
+    split = active_split(session, saved_id(prompt))
     if split is None:
         raise NotFound(f"{prompt.name!r} has no live split")
     with committing(session):
@@ -115,7 +117,7 @@ def end_split(*, session: Session, actor: Actor, prompt_id: int) -> None:
             actor=actor,
             action="prompt.traffic_split.end",
             target_type="prompt",
-            target_id=prompt.id,
+            target_id=saved_id(prompt),
             team_id=prompt.team_id,
             before=_snapshot(split),
             after=None,
@@ -129,11 +131,19 @@ def split_view(session: Session, *, actor: Actor, prompt_id: int) -> SplitView |
         return None
     a, b = get_version(session, split.version_a_id), get_version(session, split.version_b_id)
     return SplitView(
-        split.id, split.prompt_id, a.id, b.id, a.number, b.number, split.percent_b, split.approved_by, split.created_at
+        saved_id(split),
+        split.prompt_id,
+        saved_id(a),
+        saved_id(b),
+        a.number,
+        b.number,
+        split.percent_b,
+        split.approved_by,
+        split.created_at,
     )
 
 
-def _snapshot(split: TrafficSplit) -> dict:
+def _snapshot(split: TrafficSplit) -> dict[str, Any]:
     return {
         "split_id": split.id,
         "version_a_id": split.version_a_id,

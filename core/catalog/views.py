@@ -6,8 +6,7 @@ so pages never touch the database.
 
 from __future__ import annotations
 
-import difflib
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,11 +14,13 @@ from sqlmodel import Session, col, select
 
 from core.attention import AttentionItem
 from core.catalog import approvals
+from core.catalog.diff import FieldChange, version_changes
 from core.catalog.labels import PRODUCTION, LabelMoveView, label_history, labels_of
 from core.catalog.policy import load_review_policy
-from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, versions_of
+from core.catalog.spec import PromptSpec, VersionSpec
+from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, version_spec, versions_of
 from core.catalog.workflow import is_author, required_approvals, reviews_of, submission_problems
-from core.catalog.yaml_io import dump_yaml
+from core.db import saved_id
 from core.models.catalog import Prompt, PromptReview, PromptVersion, ReviewEvidence
 from core.models.identity import Person, Team
 from core.permissions import Actor, Permission, require
@@ -90,9 +91,13 @@ class QueueItem:
     mine: bool  # the actor wrote it: they may not approve
     already_reviewed: bool
     baseline: str  # what the diff compares against, e.g. 'production (v2)'
-    diff: list[dict]
+    changes: list[FieldChange]  # against the baseline, field by field
     checks: list[str]
     evidence: list[EvidenceRow] = field(default_factory=list)
+    # A newer version of the same prompt already approved, e.g. 'v5 (approved, production)':
+    # approving this one and labelling it would roll that back.
+    superseded_by: str | None = None
+    outcome: str = ""  # what approving does, in the reviewer's words
 
 
 # ---- listings --------------------------------------------------------------------------
@@ -114,7 +119,7 @@ def list_prompts(
     needle = search.strip().lower()
     for prompt in session.exec(select(Prompt).order_by(col(Prompt.name))):
         row = _prompt_row(session, prompt)
-        versions = versions_of(session, prompt.id)
+        versions = versions_of(session, saved_id(prompt))
         if needle and needle not in f"{row.name} {row.purpose}".lower():
             continue
         if (team and row.team != team) or (risk_tier and row.risk_tier != risk_tier):
@@ -131,12 +136,12 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
     require(actor, Permission.CATALOG_READ)
     prompt = get_prompt(session, prompt_id)
     names = _names(session)
-    labels = labels_of(session, prompt.id)
-    versions = versions_of(session, prompt.id)
+    labels = labels_of(session, saved_id(prompt))
+    versions = versions_of(session, saved_id(prompt))
     by_id = {v.id: v.number for v in versions}
     version_rows = [
         VersionRow(
-            v.id,
+            saved_id(v),
             v.number,
             v.state,
             v.content_hash,
@@ -147,7 +152,7 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
         )
         for v in reversed(versions)
     ]
-    reviews = (
+    reviews: Iterable[PromptReview] = (
         session.exec(
             select(PromptReview)
             .where(col(PromptReview.version_id).in_(list(by_id)))
@@ -162,38 +167,9 @@ def prompt_detail(session: Session, *, actor: Actor, prompt_id: int) -> PromptDe
     ]
     moves = [
         LabelMoveView(m.label, m.from_version, m.to_version, names.get(m.actor, m.actor), m.moved_at)
-        for m in label_history(session, prompt.id)
+        for m in label_history(session, saved_id(prompt))
     ]
     return PromptDetail(_prompt_row(session, prompt), version_rows, review_rows, moves)
-
-
-def version_text(session: Session, *, actor: Actor, version_id: int) -> str:
-    """A version's content as YAML: what people read and diff."""
-    require(actor, Permission.CATALOG_READ)
-    version = get_version(session, version_id)
-    text = dump_yaml(json.loads(version.content_json))
-    return f"# change note: {version.change_note}\n{text}" if version.change_note else text
-
-
-def side_by_side_diff(old: str, new: str) -> list[dict]:
-    """Rows of a side-by-side diff (difflib): line numbers, both sides and what changed."""
-    old_lines, new_lines = old.splitlines(), new.splitlines()
-    rows = []
-    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        for k in range(max(i2 - i1, j2 - j1)):
-            left = i1 + k if i1 + k < i2 else None
-            right = j1 + k if j1 + k < j2 else None
-            rows.append(
-                {
-                    "change": {"equal": "", "replace": "changed", "delete": "removed", "insert": "added"}[tag],
-                    "old #": left + 1 if left is not None else None,
-                    "old": old_lines[left] if left is not None else "",
-                    "new #": right + 1 if right is not None else None,
-                    "new": new_lines[right] if right is not None else "",
-                }
-            )
-    return rows
 
 
 def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
@@ -205,33 +181,48 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
     query = select(PromptVersion).where(PromptVersion.state == IN_REVIEW).order_by(col(PromptVersion.state_changed_at))
     for version in session.exec(query):
         prompt = get_prompt(session, version.prompt_id)
-        reviews = reviews_of(session, version.id)
-        production_id = labels_of(session, prompt.id).get(PRODUCTION)
+        reviews = reviews_of(session, saved_id(version))
+        production_id = labels_of(session, saved_id(prompt)).get(PRODUCTION)
         if production_id is not None:
             base = get_version(session, production_id)
             baseline = f"production (v{base.number})"
-            old_text = version_text(session, actor=actor, version_id=base.id)
+            old_spec: VersionSpec | None = version_spec(base)
         else:
-            baseline, old_text = "nothing (no production version yet)", ""
+            baseline, old_spec = "nothing (no production version yet)", None
         evidence = session.exec(
             select(ReviewEvidence).where(ReviewEvidence.version_id == version.id).order_by(col(ReviewEvidence.id))
         )
+        counted = len(approvals.counted_approvers(session, saved_id(version)))
+        required = required_approvals(version, prompt, policy)
+        newer = session.exec(
+            select(PromptVersion)
+            .where(
+                PromptVersion.prompt_id == prompt.id,
+                PromptVersion.state == APPROVED,
+                PromptVersion.number > version.number,
+            )
+            .order_by(col(PromptVersion.number).desc())
+        ).first()
+        superseded_by = None
+        if newer is not None:
+            newer_labels = sorted(name for name, vid in labels_of(session, saved_id(prompt)).items() if vid == newer.id)
+            superseded_by = f"v{newer.number} (" + ", ".join(["approved", *newer_labels]) + ")"
         items.append(
             QueueItem(
-                version_id=version.id,
+                version_id=saved_id(version),
                 prompt_name=prompt.name,
                 team=_team_name(session, prompt.team_id),
                 risk_tier=prompt.risk_tier,
                 number=version.number,
                 author=names.get(version.author_ref, version.author_ref),
                 change_note=version.change_note,
-                approvals=len(approvals.counted_approvers(session, version.id)),
-                required=required_approvals(version, prompt, policy),
+                approvals=counted,
+                required=required,
                 mine=is_author(session, actor, version),
                 already_reviewed=actor.ref
-                in {r.reviewer_ref for r in reviews} | approvals.approvers(session, version.id),
+                in {r.reviewer_ref for r in reviews} | approvals.approvers(session, saved_id(version)),
                 baseline=baseline,
-                diff=side_by_side_diff(old_text, version_text(session, actor=actor, version_id=version.id)),
+                changes=version_changes(old_spec, version_spec(version)),
                 checks=submission_problems(version),
                 evidence=[
                     EvidenceRow(
@@ -239,9 +230,26 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
                     )
                     for e in evidence
                 ],
+                superseded_by=superseded_by,
+                outcome=_approval_outcome(
+                    version.number, counted, required, f"v{base.number}" if production_id else None, superseded_by
+                ),
             )
         )
     return items
+
+
+def _approval_outcome(
+    number: int, counted: int, required: int, production: str | None, superseded_by: str | None
+) -> str:
+    if counted + 1 < required:
+        said = f"Your approval would be {counted + 1} of {required}: v{number} stays in review until then."
+    else:
+        said = f"Approving makes v{number} approved: a governance lead may then point a label at it."
+        said += f" Production today: {production}." if production else " No version is in production yet."
+    if superseded_by:
+        said += f" A newer version, {superseded_by}, is already approved: labelling v{number} would roll it back."
+    return said
 
 
 def approved_versions(session: Session, *, actor: Actor, prompt_id: int) -> list[VersionRow]:
@@ -257,7 +265,9 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
     for version in session.exec(
         select(PromptVersion).where(PromptVersion.state == IN_REVIEW).order_by(col(PromptVersion.state_changed_at))
     ):
-        reviewed = {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(session, version.id)
+        reviewed = {r.reviewer_ref for r in reviews_of(session, saved_id(version))} | approvals.approvers(
+            session, saved_id(version)
+        )
         if is_author(session, actor, version) or actor.ref in reviewed:
             continue
         prompt = get_prompt(session, version.prompt_id)
@@ -276,10 +286,10 @@ def reviews_waiting(session: Session, actor: Actor) -> list[AttentionItem]:
 
 
 def _prompt_row(session: Session, prompt: Prompt) -> PromptRow:
-    versions = versions_of(session, prompt.id)
+    versions = versions_of(session, saved_id(prompt))
     numbers = {v.id: v.number for v in versions}
     return PromptRow(
-        prompt.id,
+        saved_id(prompt),
         prompt.name,
         _team_name(session, prompt.team_id),
         prompt.purpose,
@@ -287,7 +297,7 @@ def _prompt_row(session: Session, prompt: Prompt) -> PromptRow:
         prompt.data_classification,
         len(versions),
         versions[-1].state if versions else "",
-        {name: numbers[vid] for name, vid in sorted(labels_of(session, prompt.id).items())},
+        {name: numbers[vid] for name, vid in sorted(labels_of(session, saved_id(prompt)).items())},
     )
 
 
@@ -301,15 +311,13 @@ def _names(session: Session) -> dict[str, str]:
     return {f"person:{p.id}": p.display_name for p in session.exec(select(Person))}
 
 
-def version_spec_of(session: Session, *, actor: Actor, version_id: int):
+def version_spec_of(session: Session, *, actor: Actor, version_id: int) -> VersionSpec:
     """A stored version as a VersionSpec (the editor starts from it)."""
-    from core.catalog.store import version_spec
-
     require(actor, Permission.CATALOG_READ)
     return version_spec(get_version(session, version_id))
 
 
-def prompt_spec_of(session: Session, *, actor: Actor, prompt_id: int):
+def prompt_spec_of(session: Session, *, actor: Actor, prompt_id: int) -> PromptSpec:
     from core.catalog.store import prompt_spec
 
     require(actor, Permission.CATALOG_READ)

@@ -15,6 +15,8 @@ submitted: the stricter of its prompt's risk tier then and now.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session, col, select
 
 from core import clock
@@ -34,6 +36,7 @@ from core.catalog.store import (
     label_of,
     version_spec,
 )
+from core.db import saved_id
 from core.errors import Conflict, InvalidTransition, ValidationError
 from core.guardrails.saved_text import refuse_secrets, refuse_secrets_in
 from core.models.catalog import Prompt, PromptLabel, PromptReview, PromptVersion, ReviewEvidence
@@ -88,12 +91,12 @@ def approve(*, session: Session, actor: Actor, version_id: int, comment: str) ->
     _check_transition(version, prompt, APPROVED)
     if is_author(session, actor, version):
         raise Conflict(f"You wrote {label_of(version, prompt)}; another reviewer must approve it")
-    if actor.ref in approvals.approvers(session, version.id) or actor.person_id in approvals.approver_person_ids(
-        session, version.id
+    if actor.ref in approvals.approvers(session, saved_id(version)) or actor.person_id in approvals.approver_person_ids(
+        session, saved_id(version)
     ):
         raise Conflict(f"You have already approved {label_of(version, prompt)}; it needs a different reviewer")
     required = required_approvals(version, prompt)
-    counted = approvals.counted_approvers(session, version.id)
+    counted = approvals.counted_approvers(session, saved_id(version))
     count = len(counted) + 1
     new_state = APPROVED if count >= required else IN_REVIEW
     before = {"state": version.state, "approvals": len(counted), "required": required}
@@ -106,7 +109,7 @@ def approve(*, session: Session, actor: Actor, version_id: int, comment: str) ->
             actor=actor,
             action="prompt.version.approve",
             target_type="prompt_version",
-            target_id=version.id,
+            target_id=saved_id(version),
             team_id=prompt.team_id,
             before=before,
             after={"state": new_state, "approvals": count, "required": required},
@@ -150,7 +153,7 @@ def attach_evidence(
     if not kind or not reference_id or not summary:
         raise ValidationError("Evidence needs a kind, a reference and a summary")
     evidence = ReviewEvidence(
-        version_id=version.id,
+        version_id=saved_id(version),
         kind=kind[:32],
         reference_id=reference_id[:80],
         summary=summary[:_MAX_COMMENT],
@@ -165,7 +168,7 @@ def attach_evidence(
             actor=actor,
             action="prompt.evidence.attach",
             target_type="prompt_version",
-            target_id=version.id,
+            target_id=saved_id(version),
             team_id=prompt.team_id,
             after={"evidence_id": evidence.id, "kind": evidence.kind, "reference_id": evidence.reference_id},
         )
@@ -202,14 +205,16 @@ def blocks_submission(version: PromptVersion) -> bool:
 # ---- helpers ---------------------------------------------------------------------------
 
 
-def _decide(session, actor, version_id, comment, decision, new_state) -> PromptVersion:
+def _decide(
+    session: Session, actor: Actor, version_id: int, comment: str, decision: str, new_state: str
+) -> PromptVersion:
     version, prompt = _load(session, version_id)
     require(actor, Permission.PROMPT_REVIEW)
     what = "Rejecting a version" if decision == REJECT else "Requesting changes"
     comment = _required_comment(comment, what)
     _check_transition(version, prompt, new_state)
-    if actor.ref in {r.reviewer_ref for r in reviews_of(session, version.id)} | approvals.approvers(
-        session, version.id
+    if actor.ref in {r.reviewer_ref for r in reviews_of(session, saved_id(version))} | approvals.approvers(
+        session, saved_id(version)
     ):
         raise Conflict(f"You have already reviewed {label_of(version, prompt)}")
     action = "prompt.version.reject" if decision == REJECT else "prompt.version.request_changes"
@@ -218,7 +223,17 @@ def _decide(session, actor, version_id, comment, decision, new_state) -> PromptV
         return _move(session, actor, version, prompt, new_state, action=action, commit=False)
 
 
-def _move(session, actor, version, prompt, new_state, *, action, commit=True, extra=None) -> PromptVersion:
+def _move(
+    session: Session,
+    actor: Actor,
+    version: PromptVersion,
+    prompt: Prompt,
+    new_state: str,
+    *,
+    action: str,
+    commit: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> PromptVersion:
     before = {"state": version.state}
     if commit:
         with committing(session):
@@ -230,7 +245,7 @@ def _move(session, actor, version, prompt, new_state, *, action, commit=True, ex
         actor=actor,
         action=action,
         target_type="prompt_version",
-        target_id=version.id,
+        target_id=saved_id(version),
         team_id=prompt.team_id,
         before=before,
         after={"state": new_state, **(extra or {})},
@@ -244,10 +259,10 @@ def _set_state(version: PromptVersion, state: str) -> None:
         version.state_changed_at = clock.now()
 
 
-def _add_review(session, actor, version, decision, comment) -> None:
+def _add_review(session: Session, actor: Actor, version: PromptVersion, decision: str, comment: str) -> None:
     session.add(
         PromptReview(
-            version_id=version.id,
+            version_id=saved_id(version),
             reviewer_ref=actor.ref,
             reviewer_person_id=actor.person_id,
             decision=decision,

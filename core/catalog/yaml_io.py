@@ -17,7 +17,7 @@ anything is constructed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +57,12 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys, leaves timestamps as strings, and counts
     aliases and nesting while it composes the node graph."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._aliases = 0
         self._depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
@@ -76,7 +76,7 @@ class _StrictLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -178,7 +178,15 @@ def schema_problems(document: Any, schema: Mapping[str, Any], source: str) -> li
 
 def _describe(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
-    reason = error.message
+    hint = error.schema.get("x-hint") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and hint:
+        reason = f"{error.instance!r} {hint}"
+    elif error.validator in ("minLength", "minItems") and not error.instance:
+        reason = f"is empty: {hint}" if hint else "is empty"
+    elif error.validator == "enum":
+        reason = f"{error.instance!r} is not one of: " + ", ".join(str(v) for v in error.validator_value)
+    else:
+        reason = error.message
     if len(reason) > _MAX_REASON_CHARS:
         # Long reasons quote whole sub-documents; the path already says where to look.
         reason = reason[:_MAX_REASON_CHARS] + "..."
@@ -188,7 +196,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 class _BlockDumper(yaml.SafeDumper):
     """Writes multi-line strings as '|' blocks so templates stay readable in a diff."""
 
-    def increase_indent(self, flow=False, indentless=False):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         # Indent list items under their key, as people write them by hand.
         return super().increase_indent(flow, False)
 

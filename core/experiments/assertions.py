@@ -252,8 +252,8 @@ class _Checker:
             found, instance = self._field(path)
             if not found:
                 return False, f"the output has no field '{path}'"
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
-        return error is None, "" if error is None else f"schema: {error.message}"[:200]
+        mismatch = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+        return mismatch is None, "" if mismatch is None else f"schema: {mismatch.message}"[:200]
 
     def _tool_call(self, value: Any) -> tuple[bool, str]:
         if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
@@ -318,7 +318,7 @@ def _same_json(actual: Any, expected: Any) -> bool:
         return actual.keys() == expected.keys() and all(_same_json(actual[k], expected[k]) for k in actual)
     if isinstance(actual, list) and isinstance(expected, list):
         return len(actual) == len(expected) and all(_same_json(a, e) for a, e in zip(actual, expected, strict=True))
-    return actual == expected
+    return bool(actual == expected)
 
 
 def _number(value: Any, kind: str) -> float:

@@ -59,7 +59,9 @@ def openai_call(client: openai.OpenAI, price_book: PriceBook) -> Call:
     slows the whole run down on a 429; the SDK would only retry one request blindly).
     """
 
-    def call(messages, model, params, tools) -> CallResult:
+    def call(
+        messages: Sequence[Message], model: str, params: Mapping[str, Any], tools: Sequence[Mapping[str, Any]] | None
+    ) -> CallResult:
         request: dict[str, Any] = {"model": model, "messages": list(messages), **params}
         if tools:
             request["tools"] = list(tools)

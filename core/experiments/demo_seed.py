@@ -16,7 +16,9 @@ from core.catalog.demo_seed import ENGINEERS
 from core.catalog.spec import MessageSpec
 from core.catalog.store import create_version, latest_version, prompt_by_name, version_spec
 from core.catalog.testsets import TestSetSpec
+from core.db import saved_id
 from core.experiments import service, testset_store
+from core.experiments.runner import VariantChoice
 from core.identity import people as identity
 from core.permissions import Actor
 
@@ -30,7 +32,9 @@ def seed_experiments(session: Session) -> None:
     prompt = prompt_by_name(session, AB_PROMPT)
     default = next(t for t in stored if t.prompt_id == prompt.id)
     tom = identity.actor_for_email(session, ENGINEERS["Support"])
-    full = testset_store.testset_spec(session, default.id)
+    if tom is None:  # the identity step seeds the people first
+        raise RuntimeError(f"The demo person {ENGINEERS['Support']} is not seeded")
+    full = testset_store.testset_spec(session, saved_id(default))
     # No LLM-judged assertions in the smoke set: it runs without a judge model.
     cases = [
         dataclasses.replace(c, assertions=tuple(a for a in c.assertions if a.type != "llm-rubric")) for c in full.cases
@@ -41,15 +45,19 @@ def seed_experiments(session: Session) -> None:
         pass_threshold=full.pass_threshold,
         cases=tuple(c for c in cases if c.assertions)[:SMOKE_CASES],
     )
-    smoke_set = testset_store.save_testset(session=session, actor=tom, prompt_id=prompt.id, spec=smoke, name="smoke")
+    smoke_set = testset_store.save_testset(
+        session=session, actor=tom, prompt_id=saved_id(prompt), spec=smoke, name="smoke"
+    )
 
-    production = latest_version(session, prompt.id)
+    production = latest_version(session, saved_id(prompt))
+    if production is None:  # the catalog step stores every prompt with a version
+        raise RuntimeError(f"The demo prompt {AB_PROMPT} has no version")
     spec = version_spec(production)
     first = spec.messages[0]
     candidate = create_version(
         session=session,
         actor=tom,
-        prompt_id=prompt.id,
+        prompt_id=saved_id(prompt),
         version=dataclasses.replace(
             spec,
             change_note="Ask one short clarifying question when the ticket names no product.",
@@ -63,17 +71,17 @@ def seed_experiments(session: Session) -> None:
             ),
         ),
     )
-    workflow.submit(session=session, actor=tom, version_id=candidate.id)
+    workflow.submit(session=session, actor=tom, version_id=saved_id(candidate))
 
-    choices = [service.VariantChoice(production.id), service.VariantChoice(candidate.id)]
-    planned = service.plan(session, actor=tom, testset_id=smoke_set.id, variants=choices)
+    choices = [VariantChoice(saved_id(production)), VariantChoice(saved_id(candidate))]
+    planned = service.plan(session, actor=tom, testset_id=saved_id(smoke_set), variants=choices)
     experiment_id = service.start(
         session=session,
         actor=tom,
-        testset_id=smoke_set.id,
+        testset_id=saved_id(smoke_set),
         variants=choices,
         confirmed_estimate_micro=planned.estimate.total_micro,
         background=False,
     )
     session.expire_all()
-    service.attach_to_review(session=session, actor=tom, experiment_id=experiment_id, version_id=candidate.id)
+    service.attach_to_review(session=session, actor=tom, experiment_id=experiment_id, version_id=saved_id(candidate))

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.budgets.usage import Usage, usage_from_openai
 from core.errors import BudgetExceeded
-from core.experiments.calls import Call, CallResult, RateLimited, ToolCall
+from core.experiments.calls import Call, CallResult, Message, RateLimited, ToolCall
+from core.gateway.call_state import Caller
 from core.gateway.errors import UpstreamFailed
-from core.gateway.pipeline import Caller, GatewayRequest
+from core.gateway.pipeline import GatewayRequest
 from core.gateway.wiring import default_gateway
 from core.permissions import Actor
 
@@ -39,7 +41,9 @@ def gateway_call(
     caller = Caller(actor=actor, team_id=team_id)
     lock = threading.Lock()
 
-    def call(messages, model, params, tools) -> CallResult:
+    def call(
+        messages: Sequence[Message], model: str, params: Mapping[str, Any], tools: Sequence[Mapping[str, Any]] | None
+    ) -> CallResult:
         body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], **dict(params)}
         if tools:
             body["tools"] = [dict(t) for t in tools]

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from core.catalog import traffic
 from core.catalog.store import get_prompt, get_version
+from core.db import saved_id
 from core.experiments.stats import mean, p95
 from core.models.catalog import PromptVersion
 from core.models.experiments import RequestFeedback
@@ -67,7 +68,7 @@ def compare_live(session: Session, *, actor: Actor, prompt_id: int) -> list[Live
         feedback = [s for c in mine for s in scores.get(c.request_id, [])]
         result.append(
             LiveVersionStats(
-                version_id=version.id,
+                version_id=saved_id(version),
                 version_number=version.number,
                 share_percent=share,
                 calls=len(mine),

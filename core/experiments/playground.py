@@ -18,10 +18,12 @@ from sqlmodel import Session
 
 from core.catalog.render import render_messages
 from core.catalog.store import APPROVED, get_prompt, get_version, version_spec, versions_of
+from core.db import saved_id
 from core.errors import ValidationError
 from core.experiments.gateway_call import result_of
 from core.experiments.runner import Variant, VariantChoice
-from core.gateway.pipeline import Caller, GatewayRequest
+from core.gateway.call_state import Caller
+from core.gateway.pipeline import GatewayRequest
 from core.gateway.wiring import default_gateway
 from core.permissions import Actor, Permission, require
 
@@ -47,6 +49,8 @@ class VersionChoice:
     state: str
     model: str
     variables: tuple[tuple[str, str], ...]  # (name, type); every declared variable is required
+    temperature: float | None = None  # the version's own parameters, where it sets them
+    max_tokens: int | None = None
 
 
 def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list[VersionChoice]:
@@ -55,13 +59,19 @@ def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list
     prompt = get_prompt(session, prompt_id)
     drafts_ok = actor.can(Permission.PROMPT_WRITE, team_id=prompt.team_id)
     choices = []
-    for version in reversed(versions_of(session, prompt.id)):
+    for version in reversed(versions_of(session, saved_id(prompt))):
         if version.state != APPROVED and not drafts_ok:
             continue
         spec = version_spec(version)
         choices.append(
             VersionChoice(
-                version.id, version.number, version.state, spec.model, tuple((v.name, v.type) for v in spec.variables)
+                saved_id(version),
+                version.number,
+                version.state,
+                spec.model,
+                tuple((v.name, v.type) for v in spec.variables),
+                spec.params.temperature,
+                spec.params.max_tokens,
             )
         )
     return choices
@@ -86,7 +96,14 @@ def run(
         return list(pool.map(lambda p: _call(actor, *p), prepared))
 
 
-def _prepare(session, actor, choice: VariantChoice, variables, history, index):
+def _prepare(
+    session: Session,
+    actor: Actor,
+    choice: VariantChoice,
+    variables: Mapping[str, Any],
+    history: Sequence[Mapping[str, str]],
+    index: int,
+) -> tuple[str, int, dict[str, Any]]:
     version = get_version(session, choice.version_id)
     prompt = get_prompt(session, version.prompt_id)
     require(actor, Permission.PLAYGROUND_RUN)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from core import clock
 from core.budgets.money import format_micro
@@ -33,6 +33,8 @@ from core.errors import BudgetExceeded, QuorumError, ValidationError
 from core.experiments.assertions import (
     JUDGE_MAX_OUTPUT_CHARS,
     JUDGE_PARAMS,
+    AssertionOutcome,
+    Judge,
     evaluate_case,
     judge_messages,
     judge_with,
@@ -74,7 +76,8 @@ class Variant:
 
     def max_output_tokens(self) -> int:
         params = self.request_params()
-        return params.get("max_completion_tokens") or params["max_tokens"]
+        tokens: int = params.get("max_completion_tokens") or params["max_tokens"]
+        return tokens
 
     def openai_tools(self) -> list[dict[str, Any]] | None:
         tools = version_content(self.version)["tools"]
@@ -271,8 +274,24 @@ def run_experiment(
     )
 
 
-def _run_cell(testset, case, variant, repetition, attempt, call, judge) -> CellResult:
-    base = {"case_id": case.id, "variant": variant.label, "repetition": repetition}
+class _CellKey(TypedDict):
+    """Which cell a result is for: the fields every CellResult starts from."""
+
+    case_id: str
+    variant: str
+    repetition: int
+
+
+def _run_cell(
+    testset: TestSetSpec,
+    case: TestCaseSpec,
+    variant: Variant,
+    repetition: int,
+    attempt: Callable[[Callable[[], CallResult]], CallResult],
+    call: Call,
+    judge: Judge | None,
+) -> CellResult:
+    base: _CellKey = {"case_id": case.id, "variant": variant.label, "repetition": repetition}
     threshold = testset.threshold_for(case)
     try:
         messages = render_messages(variant.version, case.variables)
@@ -305,7 +324,7 @@ def _run_cell(testset, case, variant, repetition, attempt, call, judge) -> CellR
     )
 
 
-def _outcome_json(outcome) -> dict[str, Any]:
+def _outcome_json(outcome: AssertionOutcome) -> dict[str, Any]:
     return {
         "type": outcome.type, "passed": outcome.passed, "weight": outcome.weight, "reason": outcome.reason,
         "path": outcome.path, "error": outcome.error, "judge_score": outcome.judge_score,

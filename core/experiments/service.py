@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlmodel import Session, col, select
 
@@ -28,6 +28,7 @@ from core.budgets.prices import price_book
 from core.budgets.remaining import remaining_micro
 from core.catalog import workflow
 from core.catalog.store import APPROVED, IN_REVIEW, get_prompt, get_version, version_spec
+from core.db import saved_id
 from core.errors import Conflict, NotFound, ValidationError
 from core.experiments import running
 from core.experiments.gateway_call import gateway_call
@@ -43,12 +44,23 @@ from core.experiments.runner import (
 )
 from core.experiments.testset_store import get_testset, testset_spec
 from core.guardrails.saved_text import refuse_secrets_in
+from core.models.catalog import ReviewEvidence
 from core.models.experiments import Experiment as ExperimentRow
 from core.permissions import Actor, Permission, require
 
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
 MAX_REPETITIONS = 20
 CONCURRENCY = 4
+
+
+class VariantRecord(TypedDict):
+    """One variant as an experiment stores it (``variants_json``) and its views show it."""
+
+    label: str
+    version_id: int
+    version_number: int
+    model: str
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,7 @@ class Plan:
     team_id: int
     prompt_id: int
     testset_name: str
-    variants: tuple[dict[str, Any], ...]
+    variants: tuple[VariantRecord, ...]
 
     @property
     def fits(self) -> bool:
@@ -73,7 +85,7 @@ class ExperimentView:
     prompt_name: str
     team_id: int
     testset_name: str
-    variants: tuple[dict[str, Any], ...]
+    variants: tuple[VariantRecord, ...]
     repetitions: int
     status: str
     planned_cells: int
@@ -110,7 +122,8 @@ def plan(
     )
     if not 1 <= int(repetitions) <= MAX_REPETITIONS:
         raise ValidationError(f"Repetitions must be between 1 and {MAX_REPETITIONS}")
-    built, described = [], []
+    built: list[Variant] = []
+    described: list[VariantRecord] = []
     for choice in variants:
         version = get_version(session, choice.version_id)
         if version.prompt_id != prompt.id:
@@ -123,7 +136,7 @@ def plan(
         described.append(
             {
                 "label": label,
-                "version_id": version.id,
+                "version_id": saved_id(version),
                 "version_number": version.number,
                 "model": built[-1].model_name,
                 "params": params,
@@ -137,7 +150,7 @@ def plan(
     )
     estimate = estimate_cost(experiment, price_book(session))
     left = remaining_micro(session, team_id=prompt.team_id, person_id=actor.person_id, prompt_id=prompt.id)
-    return Plan(experiment, estimate, left, prompt.team_id, prompt.id, testset.name, tuple(described))
+    return Plan(experiment, estimate, left, prompt.team_id, saved_id(prompt), testset.name, tuple(described))
 
 
 def start(
@@ -184,7 +197,7 @@ def start(
             actor=actor,
             action="experiment.start",
             target_type="experiment",
-            target_id=row.id,
+            target_id=saved_id(row),
             team_id=row.team_id,
             after={
                 "prompt_id": row.prompt_id,
@@ -195,15 +208,15 @@ def start(
                 "estimate_micro": row.estimate_micro,
             },
         )
-    state = running.register(row.id, row.planned_cells)
+    state = running.register(saved_id(row), row.planned_cells)
     if background:
         state.thread = threading.Thread(
-            target=_execute, args=(row.id, planned, actor, state), daemon=True, name=f"experiment-{row.id}"
+            target=_execute, args=(saved_id(row), planned, actor, state), daemon=True, name=f"experiment-{row.id}"
         )
         state.thread.start()
     else:
-        _execute(row.id, planned, actor, state)
-    return row.id
+        _execute(saved_id(row), planned, actor, state)
+    return saved_id(row)
 
 
 def cancel(*, session: Session, actor: Actor, experiment_id: int) -> None:
@@ -223,7 +236,7 @@ def cancel(*, session: Session, actor: Actor, experiment_id: int) -> None:
             actor=actor,
             action="experiment.cancel",
             target_type="experiment",
-            target_id=row.id,
+            target_id=saved_id(row),
             team_id=row.team_id,
             before={"status": RUNNING},
             after={"finished_cells": state.done if state else row.finished_cells},
@@ -282,7 +295,7 @@ def evidence_summary(view: ExperimentView, run: ExperimentRun) -> str:
     return " ".join(parts)
 
 
-def attach_to_review(*, session: Session, actor: Actor, experiment_id: int, version_id: int):
+def attach_to_review(*, session: Session, actor: Actor, experiment_id: int, version_id: int) -> ReviewEvidence:
     """Attach a finished experiment as evidence to one of its variants' versions that is in review."""
     view, run = open_run(session, actor=actor, experiment_id=experiment_id)
     require(actor, Permission.PLAYGROUND_RUN, team_id=view.team_id)
@@ -348,7 +361,7 @@ def _finish(experiment_id: int, actor: Actor, *, run: ExperimentRun | None, erro
                 actor=actor,
                 action="experiment.finish",
                 target_type="experiment",
-                target_id=row.id,
+                target_id=saved_id(row),
                 team_id=row.team_id,
                 before={"status": RUNNING},
                 after={"status": row.status, "finished_cells": row.finished_cells, "billed_micro": row.billed_micro},
@@ -380,7 +393,7 @@ def _row(session: Session, experiment_id: int) -> ExperimentRow:
 def _view(session: Session, row: ExperimentRow) -> ExperimentView:
     prompt = get_prompt(session, row.prompt_id)
     return ExperimentView(
-        row.id,
+        saved_id(row),
         row.prompt_id,
         prompt.name,
         row.team_id,

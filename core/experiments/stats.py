@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
 
 Z_95 = 1.959963984540054
 MCNEMAR_EXACT_BELOW = 25
@@ -114,14 +115,14 @@ class Comparison:
     def verdict(self) -> str:
         return f"{self.winner} is better" if self.winner else NO_DIFFERENCE
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["score_interval"] = list(self.score_interval)
         data["verdict"] = self.verdict
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping) -> Comparison:
+    def from_json(cls, data: Mapping[str, Any]) -> Comparison:
         fields = {k: v for k, v in data.items() if k != "verdict"}
         fields["mcnemar"] = McNemar(**fields["mcnemar"])
         fields["score_interval"] = tuple(fields["score_interval"])
@@ -136,9 +137,12 @@ class PairedOutcome:
     score: float
 
 
+Key = TypeVar("Key", bound=Hashable)  # what pairs two variants' outcomes: (case id, repetition)
+
+
 def compare(
-    a: Mapping[object, PairedOutcome],
-    b: Mapping[object, PairedOutcome],
+    a: Mapping[Key, PairedOutcome],
+    b: Mapping[Key, PairedOutcome],
     *,
     labels: tuple[str, str] = ("A", "B"),
     seed: int = 0,
@@ -152,5 +156,8 @@ def compare(
     winner = None
     if test.p_value < SIGNIFICANCE:
         winner = labels[0] if only_a > only_b else labels[1]
-    rate = lambda side: sum(side[k].passed for k in keys) / len(keys) if keys else 0.0  # noqa: E731
+
+    def rate(side: Mapping[Key, PairedOutcome]) -> float:
+        return sum(side[k].passed for k in keys) / len(keys) if keys else 0.0
+
     return Comparison(labels[0], labels[1], len(keys), rate(a), rate(b), test, difference, (low, high), winner)

@@ -9,13 +9,16 @@ prompt's latest version declares, and audits each change. Changes need
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, delete, select
 
 from core import clock
 from core.audit.record import committing, record
+from core.catalog.spec import VariableSpec
 from core.catalog.store import get_prompt, latest_version, prompt_by_name, version_spec
 from core.catalog.testsets import (
     TestCaseSpec,
@@ -29,7 +32,7 @@ from core.catalog.testsets import (
     load_testset_text,
 )  # fmt: skip
 from core.catalog.yaml_io import CatalogValidationError
-from core.db import get_or_not_found
+from core.db import get_or_not_found, saved_id
 from core.errors import NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets, refuse_secrets_in
 from core.models.catalog import Prompt
@@ -64,7 +67,13 @@ def list_testsets(session: Session, *, actor: Actor, prompt_id: int | None = Non
         count = len(session.exec(select(TestSetCase.id).where(TestSetCase.testset_id == testset.id)).all())
         rows.append(
             TestSetRow(
-                testset.id, testset.prompt_id, prompt_name, testset.team_id, testset.name, count, testset.updated_at
+                saved_id(testset),
+                testset.prompt_id,
+                prompt_name,
+                testset.team_id,
+                testset.name,
+                count,
+                testset.updated_at,
             )
         )
     return rows
@@ -112,24 +121,24 @@ def save_testset(
     before = None
     with committing(session):
         if testset is None:
-            testset = TestSet(prompt_id=prompt.id, team_id=prompt.team_id, name=name, updated_by=actor.ref)
+            testset = TestSet(prompt_id=saved_id(prompt), team_id=prompt.team_id, name=name, updated_by=actor.ref)
             session.add(testset)
             session.flush()
         else:
-            before = {"cases": _case_count(session, testset.id)}
+            before = {"cases": _case_count(session, saved_id(testset))}
             session.exec(delete(TestSetCase).where(col(TestSetCase.testset_id) == testset.id))
         testset.description, testset.pass_threshold = spec.description, spec.pass_threshold
         testset.updated_by, testset.updated_at = actor.ref, clock.now()
         session.add(testset)
         for position, case in enumerate(spec.cases):
-            session.add(_case_row(testset.id, position, case))
+            session.add(_case_row(saved_id(testset), position, case))
         session.flush()
         record(
             session,
             actor=actor,
             action="testset.save" if before else "testset.create",
             target_type="testset",
-            target_id=testset.id,
+            target_id=saved_id(testset),
             team_id=prompt.team_id,
             before=before,
             after={"prompt_id": prompt.id, "name": name, "cases": len(spec.cases)},
@@ -155,7 +164,7 @@ def import_csv(*, session: Session, actor: Actor, testset_id: int, text: str) ->
     spec = TestSetSpec(
         prompt=prompt.name, cases=tuple(cases), description=testset.description, pass_threshold=testset.pass_threshold
     )
-    return save_testset(session=session, actor=actor, prompt_id=prompt.id, spec=spec, name=testset.name)
+    return save_testset(session=session, actor=actor, prompt_id=saved_id(prompt), spec=spec, name=testset.name)
 
 
 def delete_case(*, session: Session, actor: Actor, testset_id: int, case_key: str) -> None:
@@ -177,7 +186,7 @@ def delete_case(*, session: Session, actor: Actor, testset_id: int, case_key: st
             actor=actor,
             action="testset.case.delete",
             target_type="testset",
-            target_id=testset.id,
+            target_id=saved_id(testset),
             team_id=testset.team_id,
             before={"case": case_key},
         )
@@ -207,27 +216,30 @@ def import_directory(
             prompt = prompt_by_name(session, spec.prompt)
         except NotFound:
             continue
-        stored.append(save_testset(session=session, actor=actor, prompt_id=prompt.id, spec=spec))
+        stored.append(save_testset(session=session, actor=actor, prompt_id=saved_id(prompt), spec=spec))
     return stored
 
 
 # ---- helpers -------------------------------------------------------------------------
 
 
-def _parsed(load):
+Parsed = TypeVar("Parsed")
+
+
+def _parsed(load: Callable[[], Parsed]) -> Parsed:
     try:
         return load()
     except CatalogValidationError as error:
         raise ValidationError("; ".join(error.problems[:10])) from None
 
 
-def _variables(session: Session, prompt: Prompt):
-    version = latest_version(session, prompt.id)
+def _variables(session: Session, prompt: Prompt) -> tuple[VariableSpec, ...]:
+    version = latest_version(session, saved_id(prompt))
     return version_spec(version).variables if version else ()
 
 
 def _check_variables(session: Session, prompt: Prompt, spec: TestSetSpec) -> None:
-    version = latest_version(session, prompt.id)
+    version = latest_version(session, saved_id(prompt))
     if version is None:
         return
     problems = case_variable_problems(spec, version_spec(version), prompt.name)
@@ -251,7 +263,7 @@ def _case_row(testset_id: int, position: int, case: TestCaseSpec) -> TestSetCase
     )
 
 
-def _case_document(row: TestSetCase) -> dict:
+def _case_document(row: TestSetCase) -> dict[str, Any]:
     data = {
         "id": row.case_key,
         "variables": json.loads(row.variables_json),

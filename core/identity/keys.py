@@ -17,6 +17,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, update
 from sqlalchemy import select as sa_select
@@ -24,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit.record import committing, record
-from core.db import get_or_not_found
+from core.db import get_or_not_found, saved_id, table_of
 from core.errors import Unauthenticated, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.identity.people import get_team
@@ -138,7 +139,7 @@ def create_key(
             target_type="api_key",
             target_id=created.key_id,
             team_id=team_id,
-            after=_event_view(session.get(ApiKey, created.key_id)),
+            after=_event_view(_key(session, created.key_id)),
         )
     return created
 
@@ -157,7 +158,7 @@ def revoke_key(*, session: Session, actor: Actor, key_id: int) -> None:
             actor=actor,
             action="key.revoke",
             target_type="api_key",
-            target_id=key.id,
+            target_id=saved_id(key),
             team_id=key.team_id,
             after={"revoked_at": key.revoked_at},
         )
@@ -186,7 +187,7 @@ def rotate_key(*, session: Session, actor: Actor, key_id: int, grace_hours: int 
             actor=actor,
             action="key.rotate",
             target_type="api_key",
-            target_id=old.id,
+            target_id=saved_id(old),
             team_id=old.team_id,
             after={"new_key_id": created.key_id, "grace_until": old.grace_until},
         )
@@ -207,7 +208,7 @@ def set_allowed_cidrs(*, session: Session, actor: Actor, key_id: int, allowed_ci
             actor=actor,
             action="key.cidrs.set",
             target_type="api_key",
-            target_id=key.id,
+            target_id=saved_id(key),
             team_id=key.team_id,
             before={"allowed_cidrs": before},
             after={"allowed_cidrs": cidrs},
@@ -255,7 +256,7 @@ def authenticate(connection: Connection, secret: str | None, *, client_ip: str |
     return KeyIdentity(key_id=key.id, team_id=key.team_id, prefix=key.prefix)
 
 
-_KEYS = ApiKey.__table__
+_KEYS = table_of(ApiKey)
 _BY_HASH = sa_select(
     _KEYS.c.id,
     _KEYS.c.team_id,
@@ -272,7 +273,9 @@ _TOUCH = update(_KEYS).where(_KEYS.c.id == bindparam("k_id")).values(last_used_a
 # ---- helpers ---------------------------------------------------------------------------
 
 
-def _insert_key(session, actor, team_id, label, expires_days, cidrs) -> CreatedKey:
+def _insert_key(
+    session: Session, actor: Actor, team_id: int, label: str, expires_days: int | None, cidrs: tuple[str, ...]
+) -> CreatedKey:
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
     key = ApiKey(
@@ -287,14 +290,25 @@ def _insert_key(session, actor, team_id, label, expires_days, cidrs) -> CreatedK
     )
     session.add(key)
     session.flush()
-    return CreatedKey(key_id=key.id, team_id=team_id, prefix=key.prefix, secret=secret)
+    return CreatedKey(key_id=saved_id(key), team_id=team_id, prefix=key.prefix, secret=secret)
 
 
 def _key(session: Session, key_id: int) -> ApiKey:
     return get_or_not_found(session, ApiKey, key_id, "API key")
 
 
-def _status(key: ApiKey, now: datetime) -> str:
+class _Lifetime(Protocol):
+    """The columns that decide a key's status: an ``ApiKey`` or a row of ``_BY_HASH``."""
+
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def grace_until(self) -> datetime | None: ...
+
+
+def _status(key: _Lifetime, now: datetime) -> str:
     if key.revoked_at is not None and key.revoked_at <= now:
         return "revoked"
     if key.expires_at is not None and key.expires_at <= now:
@@ -314,14 +328,14 @@ def _ip_allowed(client_ip: str | None, cidrs: str) -> bool:
     return any(address in ipaddress.ip_network(c) for c in cidrs.split(",") if c)
 
 
-def _event_view(key: ApiKey) -> dict:
+def _event_view(key: ApiKey) -> dict[str, Any]:
     # No key material: neither the hash nor the visible prefix goes into the audit trail.
     return {"label": key.label, "expires_at": key.expires_at, "allowed_cidrs": parse_cidrs(key.allowed_cidrs)}
 
 
 def _view(key: ApiKey, now: datetime) -> KeyView:
     return KeyView(
-        id=key.id,
+        id=saved_id(key),
         team_id=key.team_id,
         label=key.label,
         prefix=key.prefix,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.audit.record import committing, record
-from core.db import get_or_not_found
+from core.db import get_or_not_found, saved_id
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets_in
 from core.models.identity import Membership, Person, RoleGrant, Team
@@ -19,6 +19,9 @@ from core.permissions import Actor, Permission, Role, parse_role, require
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_TEAM_NAME = 80
+# Names people type in `--team`, in prompt files and in filters: no markup, quotes or control
+# characters, starting with a letter or digit.
+_TEAM_NAME = re.compile(r"[^\W_][\w .,&'()/+-]*")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def list_people(session: Session) -> list[PersonView]:
     people = list(session.exec(select(Person).order_by(Person.display_name)))
     roles = _roles_by_person(session)
     teams = _teams_by_person(session)
-    return [_view(p, roles.get(p.id, ()), teams.get(p.id, ())) for p in people]
+    return [_view(p, roles.get(saved_id(p), ()), teams.get(saved_id(p), ())) for p in people]
 
 
 def get_team(session: Session, team_id: int) -> Team:
@@ -94,7 +97,7 @@ def create_team(*, session: Session, actor: Actor, name: str, description: str =
             actor=actor,
             action="team.create",
             target_type="team",
-            target_id=team.id,
+            target_id=saved_id(team),
             team_id=team.id,
             after={"name": team.name, "description": team.description},
         )
@@ -132,15 +135,15 @@ def add_person(
     with _committing_unique(session, f"A person with e-mail {email!r} already exists"):
         session.add(person)
         session.flush()
-        session.add_all(RoleGrant(person_id=person.id, role=r.value) for r in parsed_roles)
-        session.add_all(Membership(person_id=person.id, team_id=t) for t in team_ids)
+        session.add_all(RoleGrant(person_id=saved_id(person), role=r.value) for r in parsed_roles)
+        session.add_all(Membership(person_id=saved_id(person), team_id=t) for t in team_ids)
         # Personal data stays out of the event: it names the person by id only.
         record(
             session,
             actor=actor,
             action="person.create",
             target_type="person",
-            target_id=person.id,
+            target_id=saved_id(person),
             after={"roles": [r.value for r in parsed_roles], "team_ids": team_ids},
         )
     return person
@@ -149,7 +152,7 @@ def add_person(
 def grant_role(*, session: Session, actor: Actor, person_id: int, role: str) -> None:
     require(actor, Permission.ROLE_GRANT)
     parsed = parse_role(role)
-    before = _current_roles(session, _person(session, person_id).id)
+    before = _current_roles(session, saved_id(_person(session, person_id)))
     if parsed in before:
         raise Conflict(f"The person already has the role {parsed.value}")
     with committing(session):
@@ -168,7 +171,7 @@ def grant_role(*, session: Session, actor: Actor, person_id: int, role: str) -> 
 def revoke_role(*, session: Session, actor: Actor, person_id: int, role: str) -> None:
     require(actor, Permission.ROLE_GRANT)
     parsed = parse_role(role)
-    before = _current_roles(session, _person(session, person_id).id)
+    before = _current_roles(session, saved_id(_person(session, person_id)))
     if parsed not in before:
         raise Conflict(f"The person does not have the role {parsed.value}")
     if parsed is Role.ADMIN and _admin_count(session) <= 1:
@@ -251,6 +254,11 @@ def _clean_team_name(name: str) -> str:
         raise ValidationError("A team needs a name")
     if len(name) > _MAX_TEAM_NAME:
         raise ValidationError(f"A team name can have at most {_MAX_TEAM_NAME} characters")
+    if not _TEAM_NAME.fullmatch(name):
+        raise ValidationError(
+            f"A team name is letters, digits, spaces and - _ . , & ' ( ) / + (got {name!r}); "
+            "it is typed on command lines and in prompt files, and shown everywhere"
+        )
     return name
 
 
@@ -281,11 +289,11 @@ def _teams_by_person(session: Session) -> dict[int, tuple[int, ...]]:
 
 
 def _view(person: Person, roles: tuple[Role, ...], team_ids: tuple[int, ...]) -> PersonView:
-    return PersonView(person.id, person.email, person.display_name, person.active, roles, team_ids)
+    return PersonView(saved_id(person), person.email, person.display_name, person.active, roles, team_ids)
 
 
 def _actor(session: Session, person: Person) -> Actor:
-    roles = frozenset(Role(r) for r in _current_roles(session, person.id))
+    roles = frozenset(Role(r) for r in _current_roles(session, saved_id(person)))
     teams = frozenset(session.exec(select(Membership.team_id).where(Membership.person_id == person.id)))
     return Actor(
         ref=f"person:{person.id}",

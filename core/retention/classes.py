@@ -137,7 +137,7 @@ def parse_config(data: object, *, source: str = "retention.yaml") -> RetentionCo
                 f"classes.{AUDIT_CLASS}.action: audit events can only be deleted (pruned behind a "
                 "signed checkpoint); anonymizing would break the chain"
             )
-    if problems:
+    if problems or minimum is None:  # a period that does not parse has named its problem
         raise ValidationError(f"{source}: " + "; ".join(problems))
     return RetentionConfig(classes, minimum, payload)
 

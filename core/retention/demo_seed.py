@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from core.db import saved_id
 from core.identity import people as identity
 from core.permissions import Actor
 from core.retention.holds import add_hold
@@ -18,6 +19,6 @@ def seed_retention(session: Session) -> None:
         session=session,
         actor=SEED_ACTOR,
         case_name="Contract dispute 2026 (demo)",
-        owner_person_id=owner.id,
+        owner_person_id=saved_id(owner),
         team_id=legal.id,
     )

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
@@ -33,13 +33,17 @@ from sqlmodel import Session, col, select
 from core import clock, db
 from core.audit import checkpoints as audit_checkpoints
 from core.audit.record import record
+from core.db import AnyResult, changed_rows, get_or_not_found, saved_id
 from core.errors import Conflict
-from core.models.retention import RetentionLock, RetentionRun
+from core.models.retention import LegalHold, RetentionLock, RetentionRun
 from core.models.types import UtcDateTime
 from core.permissions import Actor, Permission, require
 from core.retention import kinds as registry
 from core.retention.holds import active_holds, not_held
 from core.retention.rules import Rules, current_rules
+
+if TYPE_CHECKING:
+    from core.attention import AttentionItem
 
 BATCH_SIZE = 5_000
 LEASE = timedelta(minutes=5)
@@ -60,7 +64,7 @@ class Segment:
     team_id: int | None  # None: every team without a rule of its own
     other_teams: tuple[int, ...] = ()
 
-    def where(self, holds) -> tuple[str, dict[str, Any]]:
+    def where(self, holds: list[LegalHold]) -> tuple[str, dict[str, Any]]:
         kind = self.kind
         clauses = [f"{kind.time_column} < :cutoff"]
         params: dict[str, Any] = {"cutoff": self.cutoff}
@@ -109,7 +113,7 @@ def plan(session: Session, as_of: datetime, rules: Rules | None = None) -> list[
     return segments
 
 
-def _run(session: Session, statement: str, params: dict[str, Any]):
+def _run(session: Session, statement: str, params: dict[str, Any]) -> AnyResult:
     """Execute SQL text; datetime parameters go through UtcDateTime (SQLite stores naive UTC text)."""
     clause = text(statement)
     typed = [bindparam(k, type_=UtcDateTime()) for k, v in params.items() if isinstance(v, datetime)]
@@ -175,21 +179,22 @@ def preview(*, session: Session, actor: Actor) -> list[PreviewRow]:
     return rows
 
 
-def _audit_prune_bound(session: Session, segment: Segment, holds) -> tuple[int | None, int | None]:
-    """(S, first seq present): events with seq < S are all past their time and unheld."""
+def _audit_prune_bound(session: Session, segment: Segment, holds: list[LegalHold]) -> tuple[int, int] | None:
+    """(S, first seq present): events with seq < S are all past their time and unheld; None: no events."""
     first = session.execute(text("SELECT MIN(seq), MAX(seq) FROM audit_event")).first()
     if first is None or first[0] is None:
-        return None, None
+        return None
     where, params = segment.where(holds)
     keep = _run(session, f"SELECT MIN(seq) FROM audit_event WHERE NOT ({where})", params).scalar()
     bound = int(keep) if keep is not None else int(first[1]) + 1
     return bound, int(first[0])
 
 
-def _audit_preview(session: Session, segment: Segment, holds) -> tuple[int, list[dict]]:
-    bound, first = _audit_prune_bound(session, segment, holds)
-    if bound is None or bound <= max(first, 2):
+def _audit_preview(session: Session, segment: Segment, holds: list[LegalHold]) -> tuple[int, list[dict[str, Any]]]:
+    found = _audit_prune_bound(session, segment, holds)
+    if found is None or found[0] <= max(found[1], 2):
         return 0, []
+    bound, first = found
     samples = [
         {"id": r[0], "time": r[1]}
         for r in session.execute(
@@ -206,12 +211,14 @@ def _audit_preview(session: Session, segment: Segment, holds) -> tuple[int, list
 def _acquire(engine: Engine, holder: str) -> None:
     with db.write_session(engine) as session:
         now = clock.now()
-        taken = _run(
-            session,
-            "UPDATE retention_lock SET holder = :me, expires_at = :exp "
-            "WHERE name = :name AND (expires_at < :now OR holder = :me)",
-            {"me": holder, "exp": now + LEASE, "name": LOCK_NAME, "now": now},
-        ).rowcount
+        taken = changed_rows(
+            _run(
+                session,
+                "UPDATE retention_lock SET holder = :me, expires_at = :exp "
+                "WHERE name = :name AND (expires_at < :now OR holder = :me)",
+                {"me": holder, "exp": now + LEASE, "name": LOCK_NAME, "now": now},
+            )
+        )
         if not taken:
             if session.get(RetentionLock, LOCK_NAME) is not None:
                 raise Conflict("Another retention run is in progress; try again when it has finished")
@@ -225,9 +232,9 @@ def _acquire(engine: Engine, holder: str) -> None:
 def _renew(session: Session, holder: str) -> None:
     now = clock.now()
     params = {"me": holder, "exp": now + LEASE, "name": LOCK_NAME}
-    renewed = _run(
-        session, "UPDATE retention_lock SET expires_at = :exp WHERE name = :name AND holder = :me", params
-    ).rowcount
+    renewed = changed_rows(
+        _run(session, "UPDATE retention_lock SET expires_at = :exp WHERE name = :name AND holder = :me", params)
+    )
     if not renewed:
         raise Conflict("The retention run lost its lock (its lease expired); it will resume on the next run")
 
@@ -257,6 +264,17 @@ class RunResult:
         return sum(n for c in self.counts.values() for n in c.values())
 
 
+class SegmentProgress(TypedDict, total=False):
+    """One segment's entry in a run's ``progress_json``: where a resumed run picks it up."""
+
+    done: bool
+    count: int
+    action: str
+    after: int  # anonymizing: the last id handled (the keyset walk goes on from there)
+    pruned_before: int  # the audit log: the bound of the signed checkpoint, once written
+
+
+Progress = dict[str, SegmentProgress]  # by Segment.key
 AfterBatch = Callable[[int, int], None]
 
 
@@ -270,8 +288,8 @@ def enforce(
     _acquire(engine, holder)
     try:
         run, resumed = _start_or_resume(engine, actor)
-        progress = json.loads(run.progress_json)
-        result = RunResult(run_id=run.id, as_of=run.as_of, resumed=resumed)
+        progress: Progress = json.loads(run.progress_json)
+        result = RunResult(run_id=saved_id(run), as_of=run.as_of, resumed=resumed)
         with db.session(engine) as reader:
             segments = plan(reader, run.as_of)
             holds = active_holds(reader)
@@ -302,7 +320,7 @@ def _start_or_resume(engine: Engine, actor: Actor) -> tuple[RetentionRun, bool]:
         return run, resumed
 
 
-def _save_progress(session: Session, run: RetentionRun, progress: dict, batches: int = 0) -> None:
+def _save_progress(session: Session, run: RetentionRun, progress: Progress, batches: int = 0) -> None:
     run.batches += batches
     session.execute(
         text("UPDATE retention_run SET progress_json = :p, batches = :b WHERE id = :id"),
@@ -310,7 +328,16 @@ def _save_progress(session: Session, run: RetentionRun, progress: dict, batches:
     )
 
 
-def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, batch_size, after_batch) -> None:
+def _enforce_segment(
+    engine: Engine,
+    holder: str,
+    run: RetentionRun,
+    progress: Progress,
+    segment: Segment,
+    holds: list[LegalHold],
+    batch_size: int,
+    after_batch: AfterBatch | None,
+) -> None:
     state = progress.setdefault(segment.key, {"done": False, "count": 0, "action": segment.action})
     if state["done"]:
         return
@@ -321,13 +348,15 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
             # long run is going applies from the next batch, not from the next run.
             chosen, statement, params = _batch_sql(segment, active_holds(session), batch_size)
             if segment.action == "delete":
-                handled = _run(session, statement, params).rowcount
+                handled = changed_rows(_run(session, statement, params))
             else:
                 ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
                 handled = (
-                    session.execute(
-                        text(statement).bindparams(bindparam("ids", expanding=True)), {**params, "ids": ids}
-                    ).rowcount
+                    changed_rows(
+                        session.execute(
+                            text(statement).bindparams(bindparam("ids", expanding=True)), {**params, "ids": ids}
+                        )
+                    )
                     if ids
                     else 0
                 )
@@ -337,10 +366,10 @@ def _enforce_segment(engine, holder, run, progress, segment: Segment, holds, bat
         if not handled:
             return
         if after_batch:
-            after_batch(run.id, run.batches)
+            after_batch(saved_id(run), run.batches)
 
 
-def _batch_sql(segment: Segment, holds, batch_size: int) -> tuple[str, str, dict[str, Any]]:
+def _batch_sql(segment: Segment, holds: list[LegalHold], batch_size: int) -> tuple[str, str, dict[str, Any]]:
     """(the SELECT choosing a batch, the statement handling it, their parameters)."""
     kind = segment.kind
     where, params = segment.where(holds)
@@ -363,7 +392,7 @@ def _batch_sql(segment: Segment, holds, batch_size: int) -> tuple[str, str, dict
     return chosen, statement, params
 
 
-def _end_batch(session, run, progress, state: dict, handled: int) -> None:
+def _end_batch(session: Session, run: RetentionRun, progress: Progress, state: SegmentProgress, handled: int) -> None:
     """Count a batch (or mark the segment done when it found nothing) and commit it with the
     run's progress, so a resumed run neither loses nor double-counts it."""
     if handled:
@@ -374,7 +403,18 @@ def _end_batch(session, run, progress, state: dict, handled: int) -> None:
     session.commit()
 
 
-def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_size, after_batch, result) -> None:
+def _prune_audit(
+    engine: Engine,
+    actor: Actor,
+    holder: str,
+    run: RetentionRun,
+    progress: Progress,
+    segment: Segment,
+    holds: list[LegalHold],
+    batch_size: int,
+    after_batch: AfterBatch | None,
+    result: RunResult,
+) -> None:
     state = progress.setdefault(segment.key, {"done": False, "count": 0, "action": "delete"})
     if state["done"]:
         result.pruned_before = state.get("pruned_before")
@@ -386,15 +426,15 @@ def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_siz
             )
             return
         with db.write_session(engine) as session:
-            bound, first = _audit_prune_bound(session, segment, holds)
-            if bound is None or bound <= max(first, 2):
+            found = _audit_prune_bound(session, segment, holds)
+            if found is None or found[0] <= max(found[1], 2):
                 state["done"] = True
                 _save_progress(session, run, progress)
                 session.commit()
                 return
             # Signed first: once events below S are gone, this checkpoint is what verify starts from.
-            audit_checkpoints.create_checkpoint(session=session, actor=actor, pruned_before=bound)
-            state["pruned_before"] = bound
+            audit_checkpoints.create_checkpoint(session=session, actor=actor, pruned_before=found[0])
+            state["pruned_before"] = found[0]
             _renew(session, holder)
             _save_progress(session, run, progress)
             session.commit()
@@ -403,21 +443,25 @@ def _prune_audit(engine, actor, holder, run, progress, segment, holds, batch_siz
     while True:
         with db.write_session(engine) as session:
             _renew(session, holder)
-            handled = session.execute(
-                text(
-                    "DELETE FROM audit_event WHERE seq IN "
-                    f"(SELECT seq FROM audit_event WHERE seq < :s ORDER BY seq LIMIT {int(batch_size)})"
-                ),
-                {"s": bound},
-            ).rowcount
+            handled = changed_rows(
+                session.execute(
+                    text(
+                        "DELETE FROM audit_event WHERE seq IN "
+                        f"(SELECT seq FROM audit_event WHERE seq < :s ORDER BY seq LIMIT {int(batch_size)})"
+                    ),
+                    {"s": bound},
+                )
+            )
             _end_batch(session, run, progress, state, handled)
         if not handled:
             return
         if after_batch:
-            after_batch(run.id, run.batches)
+            after_batch(saved_id(run), run.batches)
 
 
-def _finish(engine, actor, holder, run, progress, result: RunResult) -> None:
+def _finish(
+    engine: Engine, actor: Actor, holder: str, run: RetentionRun, progress: Progress, result: RunResult
+) -> None:
     for key, state in progress.items():
         kind_key = key.split(":", 1)[0]
         verb = "deleted" if state.get("action") == "delete" else "anonymized"
@@ -425,7 +469,7 @@ def _finish(engine, actor, holder, run, progress, result: RunResult) -> None:
         bucket[verb] = bucket.get(verb, 0) + state["count"]
     with db.write_session(engine) as session:
         _renew(session, holder)
-        row = session.get(RetentionRun, run.id)
+        row = get_or_not_found(session, RetentionRun, run.id, "retention run")
         row.status, row.finished_at = "done", clock.now()
         session.add(row)
         record(
@@ -433,7 +477,7 @@ def _finish(engine, actor, holder, run, progress, result: RunResult) -> None:
             actor=actor,
             action="retention.run",
             target_type="retention_run",
-            target_id=run.id,
+            target_id=saved_id(run),
             after={
                 "as_of": run.as_of,
                 "counts": result.counts,
@@ -450,7 +494,7 @@ def recent_runs(session: Session, *, actor: Actor, limit: int = 20) -> list[Rete
     return list(session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc()).limit(limit)))
 
 
-def retention_attention(session: Session, actor: Actor):
+def retention_attention(session: Session, actor: Actor) -> list[AttentionItem]:
     """Home page items for governance leads: an interrupted run, or no run for a week after the last."""
     from core.attention import AttentionItem
 

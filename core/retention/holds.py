@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlmodel import Session, col, select
 
 from core import clock
 from core.audit.record import committing, record
-from core.db import get_or_not_found
+from core.db import get_or_not_found, saved_id
 from core.errors import Conflict, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.models.catalog import Prompt
@@ -72,7 +73,7 @@ def add_hold(
             actor=actor,
             action="retention.hold.add",
             target_type="legal_hold",
-            target_id=hold.id,
+            target_id=saved_id(hold),
             team_id=team_id,
             after=_scope(hold),
         )
@@ -92,7 +93,7 @@ def release_hold(*, session: Session, actor: Actor, hold_id: int) -> LegalHold:
             actor=actor,
             action="retention.hold.release",
             target_type="legal_hold",
-            target_id=hold.id,
+            target_id=saved_id(hold),
             team_id=hold.team_id,
             before={"active": True},
             after={"active": False},
@@ -101,7 +102,7 @@ def release_hold(*, session: Session, actor: Actor, hold_id: int) -> LegalHold:
 
 
 def active_holds(session: Session) -> list[LegalHold]:
-    return list(session.exec(select(LegalHold).where(col(LegalHold.released_at).is_(None)).order_by(LegalHold.id)))
+    return list(session.exec(select(LegalHold).where(col(LegalHold.released_at).is_(None)).order_by(col(LegalHold.id))))
 
 
 def all_holds(session: Session, *, actor: Actor) -> list[LegalHold]:
@@ -113,7 +114,7 @@ def holds_on_person(session: Session, person_id: int) -> list[LegalHold]:
     return [h for h in active_holds(session) if h.person_id == person_id]
 
 
-def _scope(hold: LegalHold) -> dict:
+def _scope(hold: LegalHold) -> dict[str, Any]:
     return {
         "case_name": hold.case_name,
         "owner_person_id": hold.owner_person_id,
@@ -130,7 +131,7 @@ class HeldFilter:
     """SQL that is true for a record NOT under any active hold, with its parameters."""
 
     sql: str
-    params: dict
+    params: dict[str, Any]
 
 
 def not_held(kind: RecordKind, holds: list[LegalHold]) -> HeldFilter:
@@ -146,7 +147,7 @@ def not_held(kind: RecordKind, holds: list[LegalHold]) -> HeldFilter:
 
 def held_by(kind: RecordKind, hold: LegalHold, n: int = 0) -> HeldFilter:
     """A condition true for the records of `kind` that `hold` covers (every dimension it names)."""
-    params: dict = {}
+    params: dict[str, Any] = {}
     parts = []
     if hold.team_id is not None and kind.team_sql:
         parts.append(f"{kind.team_sql} = :h{n}_team")
@@ -169,7 +170,7 @@ def held_by(kind: RecordKind, hold: LegalHold, n: int = 0) -> HeldFilter:
     return HeldFilter("(" + (" AND ".join(f"COALESCE(({p}), FALSE)" for p in parts) or "TRUE") + ")", params)
 
 
-def typed(statement: str, params: dict):
+def typed(statement: str, params: dict[str, Any]) -> TextClause:
     """SQL text whose datetime parameters go through UtcDateTime (SQLite stores naive UTC text)."""
     clause = text(statement)
     stamps = [bindparam(k, type_=UtcDateTime()) for k, v in params.items() if isinstance(v, datetime)]

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, SQLColumnExpression, or_
 
 # Before a token: no word character, or a JSON escape (\n, \t...) that ends just there.
 _BEFORE = r"(?:(?<!\w)|(?<=\\[nrtbf]))"
@@ -35,13 +35,15 @@ def token_pattern(needles: Iterable[str]) -> re.Pattern[str] | None:
 
 
 def mentions(text: str | None, pattern: re.Pattern[str] | None) -> bool:
-    return bool(text) and pattern is not None and pattern.search(text) is not None
+    if not text or pattern is None:
+        return False
+    return pattern.search(text) is not None
 
 
 def scrub(text: str, pattern: re.Pattern[str], replacement: str) -> str:
     return pattern.sub(replacement, text)
 
 
-def may_mention(column, needles: Iterable[str]) -> ColumnElement[bool]:
+def may_mention(column: SQLColumnExpression[str | None], needles: Iterable[str]) -> ColumnElement[bool]:
     """SQL that is true for every row whose `column` could mention a needle (wildcards escaped)."""
     return or_(*(column.icontains(f, autoescape=True) for n in needles for f in forms(n)))

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import String, Text, text
+from sqlalchemy import BindParameter, String, Text, text
 from sqlmodel import Session, SQLModel, col, select
 
 from core.audit.record import committing, record
 from core.catalog import approvals
+from core.db import changed_rows, saved_id
 from core.errors import Conflict, NotFound, ValidationError
 from core.models.audit import AuditEvent
 from core.models.budgets import Budget, UsageRecord
@@ -37,6 +39,7 @@ from core.retention.holds import active_holds, held_by, holds_on_person, typed
 from core.retention.mentions import may_mention, mentions, scrub, token_pattern
 
 ERASED = "[erased]"
+Item = TypeVar("Item")
 # Tables whose rows are deleted when they mention the subject (their text is the payload itself).
 CONTENT_TABLES = ("stored_payload", "gateway_cache_entry")
 # Never rewritten: the chain (people appear there only as ids) and the person row (anonymized below).
@@ -64,7 +67,7 @@ def find_subject(session: Session, *, email: str | None = None, end_user: str | 
         if person is None:
             raise NotFound("No person with that e-mail address")
         return Subject(ref=f"person:{person.id}", person=person)
-    end_user = end_user.strip()
+    end_user = (end_user or "").strip()
     if not end_user:
         raise ValidationError("The end-user id is empty")
     return Subject(ref="end_user:" + hashlib.sha256(end_user.encode()).hexdigest()[:16], end_user=end_user)
@@ -116,7 +119,9 @@ def access_export(
         doc["teams"] = [
             t.name
             for t in session.exec(
-                select(Team).join(Membership, Membership.team_id == Team.id).where(Membership.person_id == person.id)
+                select(Team)
+                .join(Membership, col(Membership.team_id) == Team.id)
+                .where(Membership.person_id == person.id)
             )
         ]
         doc["roles"] = [g.role for g in session.exec(select(RoleGrant).where(RoleGrant.person_id == person.id))]
@@ -128,7 +133,7 @@ def access_export(
                     (AuditEvent.actor == subject.ref)
                     | ((AuditEvent.target_type == "person") & (AuditEvent.target_id == str(person.id)))
                 )
-                .order_by(AuditEvent.seq)
+                .order_by(col(AuditEvent.seq))
             )
         ]
         doc["usage_records"] = [
@@ -215,13 +220,13 @@ class _Kept:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.holds = active_holds(session)
-        self.ids: dict[int, dict[str, set]] = {}
+        self.ids: dict[int, dict[str, set[Any]]] = {}
 
-    def unheld(self, kind: registry.RecordKind, ids: list) -> list:
+    def unheld(self, kind: registry.RecordKind, ids: list[Any]) -> list[Any]:
         """The ids of `ids` that no hold covers; the held ones are noted per hold."""
         if not self.holds or not ids:
             return list(ids)
-        held: set = set()
+        held: set[Any] = set()
         for n, hold in enumerate(self.holds):
             condition = held_by(kind, hold, n)
             for chunk in _chunks(sorted(ids), 500):
@@ -231,7 +236,7 @@ class _Kept:
                 ).bindparams(_expanding("ids"))
                 found = {row[0] for row in self.session.execute(statement, {**condition.params, "ids": chunk})}
                 if found:
-                    self.ids.setdefault(hold.id, {}).setdefault(kind.key, set()).update(found)
+                    self.ids.setdefault(saved_id(hold), {}).setdefault(kind.key, set()).update(found)
                     held |= found
         return [i for i in ids if i not in held]
 
@@ -249,7 +254,7 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
     require(actor, Permission.RETENTION_MANAGE)
     subject = find_subject(session, email=email, end_user=end_user)
     if subject.person is not None:
-        holds = holds_on_person(session, subject.person.id)
+        holds = holds_on_person(session, saved_id(subject.person))
         if holds:
             raise Conflict(
                 "This person's records are under legal hold ("
@@ -258,7 +263,7 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
             )
         # Once erased, a person created again with the same e-mail is someone new to Quorum:
         # while a review is open, that would let one person count as author and approver.
-        open_reviews = approvals.open_reviews_involving(session, subject.ref, subject.person.id)
+        open_reviews = approvals.open_reviews_involving(session, subject.ref, saved_id(subject.person))
         if open_reviews:
             raise Conflict(
                 f"This person wrote or approved versions still in review ({', '.join(open_reviews)}); "
@@ -271,12 +276,11 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
     with committing(session):
         payloads = kept.unheld(registry.kind("stored_payload"), request_ids)
         for chunk in _chunks(payloads, 500):
-            counts["stored_payloads_deleted"] = (
-                counts.get("stored_payloads_deleted", 0)
-                + session.execute(
+            counts["stored_payloads_deleted"] = counts.get("stored_payloads_deleted", 0) + changed_rows(
+                session.execute(
                     text("DELETE FROM stored_payload WHERE request_id IN :ids").bindparams(_expanding("ids")),
                     {"ids": chunk},
-                ).rowcount
+                )
             )
         held_kind = registry.kind("held_request")
         held_ids = [
@@ -288,14 +292,13 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
             )
         ]
         for chunk in _chunks(kept.unheld(held_kind, held_ids), 500):
-            counts["held_answers_cleared"] = (
-                counts.get("held_answers_cleared", 0)
-                + session.execute(
+            counts["held_answers_cleared"] = counts.get("held_answers_cleared", 0) + changed_rows(
+                session.execute(
                     text("UPDATE held_request SET response_json = NULL, comment = '' WHERE id IN :ids").bindparams(
                         _expanding("ids")
                     ),
                     {"ids": chunk},
-                ).rowcount
+                )
             )
         if subject.person is not None:
             person = subject.person
@@ -304,12 +307,12 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
             person.display_name = f"Erased person {person.id}"
             person.active = False
             session.add(person)
-            counts["roles_removed"] = session.execute(
-                text("DELETE FROM role_grant WHERE person_id = :p"), {"p": person.id}
-            ).rowcount
-            counts["memberships_removed"] = session.execute(
-                text("DELETE FROM membership WHERE person_id = :p"), {"p": person.id}
-            ).rowcount
+            counts["roles_removed"] = changed_rows(
+                session.execute(text("DELETE FROM role_grant WHERE person_id = :p"), {"p": person.id})
+            )
+            counts["memberships_removed"] = changed_rows(
+                session.execute(text("DELETE FROM membership WHERE person_id = :p"), {"p": person.id})
+            )
         session.add(
             SubjectRequest(
                 kind="erasure",
@@ -338,13 +341,13 @@ def erase(*, session: Session, actor: Actor, email: str | None = None, end_user:
     return result
 
 
-def _expanding(name: str):
+def _expanding(name: str) -> BindParameter[Any]:
     from sqlalchemy import bindparam
 
     return bindparam(name, expanding=True)
 
 
-def _chunks(items: list, size: int):
+def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

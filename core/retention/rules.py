@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from core import clock
 from core.audit.record import committing, record
-from core.db import get_or_not_found
+from core.db import get_or_not_found, saved_id, table_of
 from core.errors import NotFound, ValidationError
 from core.models.identity import Team
 from core.models.retention import RetentionRule, TeamPayloadPolicy
@@ -152,7 +152,8 @@ def payload_storage_mode(session: Session | Connection, team_id: int | None) -> 
     return mode if mode is not None else load_config().default_payload_storage
 
 
-_MODE = sa_select(TeamPayloadPolicy.__table__.c.mode).where(TeamPayloadPolicy.__table__.c.team_id == bindparam("t"))
+_POLICIES = table_of(TeamPayloadPolicy)
+_MODE = sa_select(_POLICIES.c.mode).where(_POLICIES.c.team_id == bindparam("t"))
 
 
 def set_payload_storage_mode(*, session: Session, actor: Actor, team_id: int, mode: str) -> None:
@@ -222,4 +223,4 @@ def class_views(session: Session, *, actor: Actor) -> list[ClassView]:
 def payload_modes(session: Session, *, actor: Actor) -> dict[int, str]:
     """Every team's payload storage mode, by team id."""
     require(actor, Permission.RETENTION_READ)
-    return {t.id: payload_storage_mode(session, t.id) for t in session.exec(select(Team).order_by(Team.name))}
+    return {saved_id(t): payload_storage_mode(session, t.id) for t in session.exec(select(Team).order_by(Team.name))}

@@ -7,6 +7,8 @@ have to match what OpenAI sends for callers to exercise their real error handlin
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.errors import QuorumError
 
 
@@ -29,7 +31,7 @@ class SimulatedAPIError(QuorumError):
         self.param = param
         self.code = code
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         """``{"error": {"message", "type", "param", "code"}}`` as OpenAI sends it."""
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 

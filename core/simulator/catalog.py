@@ -7,7 +7,7 @@ because applications pin snapshots and the simulator should not make them change
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 ModelKind = Literal["chat", "embedding", "moderation"]
 
@@ -73,12 +73,12 @@ def answer_sentences(model: str) -> int:
     return 3
 
 
-def list_models() -> dict:
+def list_models() -> dict[str, Any]:
     """The ``GET /v1/models`` body."""
     names = [*CHAT_MODELS, *EMBEDDING_DIMENSIONS, *MODERATION_MODELS]
     return {"object": "list", "data": [model_object(name) for name in names]}
 
 
-def model_object(name: str) -> dict:
+def model_object(name: str) -> dict[str, Any]:
     """One entry of the model list, also the ``GET /v1/models/{id}`` body."""
     return {"id": name, "object": "model", "created": _CATALOG_CREATED, "owned_by": "quorum-simulator"}

@@ -10,7 +10,10 @@ small ``max_completion_tokens`` on a reasoning model can leave no visible conten
 from __future__ import annotations
 
 import json
+import random
 import re
+from collections.abc import Callable
+from typing import Any
 
 from core.simulator.api_error import bad_request, model_not_found, wrong_endpoint
 from core.simulator.catalog import is_reasoning_model, model_kind
@@ -38,8 +41,8 @@ _REASONING_BASE = {"minimal": 0, "low": 64, "medium": 192, "high": 448}
 
 
 def chat_completion(
-    body: dict, *, created: int = 0, response_id: str | None = None, cached_fraction: float = 0.0
-) -> dict:
+    body: dict[str, Any], *, created: int = 0, response_id: str | None = None, cached_fraction: float = 0.0
+) -> dict[str, Any]:
     """The ``ChatCompletion`` body for a parsed request (``stream`` is ignored here)."""
     _validate(body)
     model, messages = body["model"], body["messages"]
@@ -58,7 +61,7 @@ def chat_completion(
         reasoning = min(reasoning, limit)
         output, finish = truncate_to_tokens(output, limit - reasoning), "length"
 
-    message: dict = {"role": "assistant", "content": output, "refusal": None, "annotations": []}
+    message: dict[str, Any] = {"role": "assistant", "content": output, "refusal": None, "annotations": []}
     if function is not None:
         call = {
             "id": f"call_{digest[:24]}",
@@ -92,20 +95,22 @@ def chat_completion(
     }
 
 
-def chat_completion_chunks(body: dict, **options) -> list[dict]:
+def chat_completion_chunks(
+    body: dict[str, Any], *, created: int = 0, response_id: str | None = None, cached_fraction: float = 0.0
+) -> list[dict[str, Any]]:
     """The same answer as ``chat_completion``, as ``chat.completion.chunk`` objects.
 
     Content (or function arguments) is split into deltas of a couple of words; with
     ``stream_options.include_usage`` every chunk carries ``usage: null`` and a last
     chunk with no choices carries the usage, as OpenAI sends it.
     """
-    completion = chat_completion(body, **options)
+    completion = chat_completion(body, created=created, response_id=response_id, cached_fraction=cached_fraction)
     choice, message = completion["choices"][0], completion["choices"][0]["message"]
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     base = {key: completion[key] for key in ("id", "created", "model", "system_fingerprint", "service_tier")}
     base["object"] = "chat.completion.chunk"
 
-    def chunk(delta: dict, finish: str | None = None) -> dict:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         out = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
         return {**out, "usage": None} if include_usage else out
 
@@ -131,7 +136,7 @@ def split_deltas(text: str, words_per_delta: int = 2) -> list[str]:
     return ["".join(words[i : i + words_per_delta]) for i in range(0, len(words), words_per_delta)]
 
 
-def _content(body: dict, rng) -> str:
+def _content(body: dict[str, Any], rng: random.Random) -> str:
     messages = body["messages"]
     response_format = body.get("response_format") or {"type": "text"}
     if response_format["type"] == "json_schema":
@@ -148,14 +153,14 @@ def _content(body: dict, rng) -> str:
     return text
 
 
-def _reasoning_tokens(body: dict, rng) -> int:
+def _reasoning_tokens(body: dict[str, Any], rng: random.Random) -> int:
     if not is_reasoning_model(body["model"]):
         return 0
     base = _REASONING_BASE.get(body.get("reasoning_effort") or "medium", 192)
     return base + (rng.randint(0, 63) if base else 0)
 
 
-def _validate(body: dict) -> None:
+def _validate(body: dict[str, Any]) -> None:
     """OpenAI's 400s for the mistakes callers actually make; the 404 for unknown models."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -187,7 +192,7 @@ def _validate(body: dict) -> None:
 # accepting them silently would let a test pass against an answer OpenAI would not give.
 # Sampling knobs (temperature, top_p, seed, penalties, stop...) are accepted: a simulated
 # answer has no distribution for them to change.
-_UNIMPLEMENTED = {
+_UNIMPLEMENTED: dict[str, Callable[[object], bool]] = {
     "logprobs": lambda v: v is True,
     "top_logprobs": lambda v: v is not None,
     "audio": lambda v: v is not None,
@@ -197,7 +202,7 @@ _UNIMPLEMENTED = {
 }
 
 
-def _refuse_unimplemented(body: dict) -> None:
+def _refuse_unimplemented(body: dict[str, Any]) -> None:
     for name, used in _UNIMPLEMENTED.items():
         if name in body and used(body[name]):
             raise bad_request(
@@ -207,13 +212,14 @@ def _refuse_unimplemented(body: dict) -> None:
             )
 
 
-def _validate_response_format(response_format: object, messages: list[dict]) -> None:
+def _validate_response_format(response_format: object, messages: list[dict[str, Any]]) -> None:
     if response_format is None:
         return
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    spec: dict[str, Any] = response_format if isinstance(response_format, dict) else {}
+    kind = spec.get("type")
     if kind not in ("text", "json_object", "json_schema"):
         raise bad_request("Invalid value for 'response_format.type'.", param="response_format.type")
-    if kind == "json_schema" and not isinstance((response_format.get("json_schema") or {}).get("schema"), dict):
+    if kind == "json_schema" and not isinstance((spec.get("json_schema") or {}).get("schema"), dict):
         raise bad_request(
             "Missing required parameter: 'response_format.json_schema.schema'.", param="response_format.json_schema"
         )

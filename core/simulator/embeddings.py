@@ -13,13 +13,14 @@ import hashlib
 import math
 import re
 import struct
+from typing import Any
 
 from core.simulator.api_error import bad_request, model_not_found, wrong_endpoint
 from core.simulator.catalog import EMBEDDING_DIMENSIONS, base_model, model_kind
 from core.simulator.prompt import estimate_tokens
 
 
-def embeddings(body: dict) -> dict:
+def embeddings(body: dict[str, Any]) -> dict[str, Any]:
     """The ``CreateEmbeddingResponse`` body for a parsed request."""
     model = body.get("model")
     if not isinstance(model, str):

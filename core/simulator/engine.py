@@ -8,6 +8,7 @@ unique ids, ``response_id``. The transport and the HTTP server both go through
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from core.simulator.api_error import SimulatedAPIError, bad_request, invalid_url, model_not_found
 from core.simulator.catalog import list_models, model_kind, model_object
@@ -33,8 +34,8 @@ class EngineReply:
     """What to answer: a JSON body, or (for ``stream: true``) the chunks of an SSE stream."""
 
     status: int
-    body: dict | None = None
-    chunks: list[dict] | None = None
+    body: dict[str, Any] | None = None
+    chunks: list[dict[str, Any]] | None = None
 
 
 def handle(
@@ -63,7 +64,15 @@ def handle(
         return EngineReply(status=error.status, body=error.body())
 
 
-def _route(method, path, body, created, response_id, cached_fraction, store) -> EngineReply:
+def _route(
+    method: str,
+    path: str,
+    body: object,
+    created: int,
+    response_id: str | None,
+    cached_fraction: float,
+    store: ResponseStore,
+) -> EngineReply:
     if method == "GET" and path == "/v1/models":
         return EngineReply(200, list_models())
     if method == "GET" and path.startswith("/v1/models/"):
@@ -83,11 +92,18 @@ def _route(method, path, body, created, response_id, cached_fraction, store) -> 
     if path == "/v1/moderations":
         return EngineReply(200, moderations(body))
     if path == "/v1/responses":
-        options = {"created": created, "cached_fraction": cached_fraction, "store": store}
         if body.get("stream"):
-            return EngineReply(200, chunks=response_events(body, **options))
-        return EngineReply(200, create_response(body, **options))
-    options = {"created": created, "response_id": response_id, "cached_fraction": cached_fraction}
+            return EngineReply(
+                200, chunks=response_events(body, store=store, created=created, cached_fraction=cached_fraction)
+            )
+        return EngineReply(200, create_response(body, store=store, created=created, cached_fraction=cached_fraction))
     if body.get("stream"):
-        return EngineReply(200, chunks=chat_completion_chunks(body, **options))
-    return EngineReply(200, chat_completion(body, **options))
+        return EngineReply(
+            200,
+            chunks=chat_completion_chunks(
+                body, created=created, response_id=response_id, cached_fraction=cached_fraction
+            ),
+        )
+    return EngineReply(
+        200, chat_completion(body, created=created, response_id=response_id, cached_fraction=cached_fraction)
+    )

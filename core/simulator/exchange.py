@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from core import clock
 from core.simulator import api_error
@@ -88,30 +89,26 @@ def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes)
         planned = _json_reply(reply.status, reply.body, headers, call.delay_s)
 
     if call.fault == "timeout":
-        return _replace(planned, hang_s=config.timeout_s)
+        return replace(planned, hang_s=config.timeout_s)
     if call.fault == "drop_stream" and planned.status == 200:
         if planned.is_stream:
-            return _replace(planned, drop_after=min(config.drop_after_chunks, len(planned.parts) - 1))
+            return replace(planned, drop_after=min(config.drop_after_chunks, len(planned.parts) - 1))
         whole = planned.parts[0]
-        return _replace(planned, parts=[whole[: len(whole) // 2], whole[len(whole) // 2 :]], drop_after=1)
+        return replace(planned, parts=[whole[: len(whole) // 2], whole[len(whole) // 2 :]], drop_after=1)
     return planned
 
 
-def _is_typed_event(chunk: dict) -> bool:
+def _is_typed_event(chunk: dict[str, Any]) -> bool:
     return str(chunk.get("type", "")).startswith("response.")
 
 
-def _event(chunk: dict) -> bytes:
+def _event(chunk: dict[str, Any]) -> bytes:
     # The Responses API names each event (``event: response.output_text.delta``); chat chunks are data only.
     name = f"event: {chunk['type']}\n" if _is_typed_event(chunk) else ""
     return f"{name}data: {json.dumps(chunk)}\n\n".encode()
 
 
-def _json_reply(status: int, body: dict | None, headers: dict[str, str], delay_s: float) -> PlannedReply:
+def _json_reply(status: int, body: dict[str, Any] | None, headers: dict[str, str], delay_s: float) -> PlannedReply:
     payload = json.dumps(body).encode()
     headers = {**headers, "content-type": "application/json"}
     return PlannedReply(status, headers, [payload], delay_s=delay_s)
-
-
-def _replace(planned: PlannedReply, **changes) -> PlannedReply:
-    return PlannedReply(**{**planned.__dict__, **changes})

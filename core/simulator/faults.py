@@ -24,6 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.simulator.responses import ResponseStore
 
@@ -61,7 +62,7 @@ class SimulatorConfig:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _calls: int = field(default=0, init=False, repr=False, compare=False)
-    _seen: Counter = field(default_factory=Counter, init=False, repr=False, compare=False)
+    _seen: Counter[str] = field(default_factory=Counter, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.faults = tuple(str(kind) for kind in self.faults)
@@ -75,7 +76,7 @@ class SimulatorConfig:
         self._rng = random.Random(self.seed)
 
     @classmethod
-    def failing(cls, times: int, fault: str = "429", **options) -> SimulatorConfig:
+    def failing(cls, times: int, fault: str = "429", **options: Any) -> SimulatorConfig:
         """A config whose first ``times`` calls fail with ``fault``, then all succeed."""
         return cls(faults=[fault] * times, **options)
 

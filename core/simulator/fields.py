@@ -118,9 +118,9 @@ def _date_for(text: str, name: str) -> str | None:
     return dates[0]
 
 
-def _iso(match: re.Match) -> str | None:
+def _iso(match: re.Match[str]) -> str | None:
     if match.group(1):
-        return match.group(1)
+        return str(match.group(1))
     day, month, year = match.group(2), match.group(3).lower(), match.group(4)
     if month not in _MONTHS:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from core.simulator.api_error import bad_request, model_not_found, wrong_endpoint
 from core.simulator.catalog import model_kind
@@ -42,7 +43,7 @@ TRIGGERS: dict[str, re.Pattern[str]] = {
 }
 
 
-def moderations(body: dict) -> dict:
+def moderations(body: dict[str, Any]) -> dict[str, Any]:
     """The ``ModerationCreateResponse`` body for a parsed request."""
     model = body.get("model") or "omni-moderation-latest"
     kind = model_kind(model)
@@ -55,7 +56,7 @@ def moderations(body: dict) -> dict:
     return {"id": f"modr-{digest[:24]}", "model": model, "results": [classify(t) for t in texts]}
 
 
-def classify(text: str) -> dict:
+def classify(text: str) -> dict[str, Any]:
     """One moderation result: categories, deterministic scores, applied input types."""
     hits = {name for name, pattern in TRIGGERS.items() if pattern.search(text)}
     scores = {}

@@ -11,6 +11,7 @@ import json
 import math
 import random
 import re
+from typing import Any
 
 # Keys that change how a reply is delivered or logged, not what it says; leaving them out
 # of the seed keeps a streamed answer identical to the same request answered in one piece.
@@ -31,7 +32,7 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
 
 
-def content_text(message: dict) -> str:
+def content_text(message: dict[str, Any]) -> str:
     """The text of one message, whether ``content`` is a string or a list of parts."""
     content = message.get("content")
     if isinstance(content, str):
@@ -49,12 +50,12 @@ def content_text(message: dict) -> str:
     return text.strip()
 
 
-def system_text(messages: list[dict]) -> str:
+def system_text(messages: list[dict[str, Any]]) -> str:
     """All system and developer instructions, joined."""
     return "\n".join(content_text(m) for m in messages if m.get("role") in ("system", "developer"))
 
 
-def last_user_text(messages: list[dict]) -> str:
+def last_user_text(messages: list[dict[str, Any]]) -> str:
     """The most recent user message, which is what the reply mostly answers."""
     for message in reversed(messages):
         if message.get("role") == "user":
@@ -102,7 +103,7 @@ def truncate_to_tokens(text: str, budget: int) -> str:
     return text[: max(budget, 0) * 4]
 
 
-def prompt_tokens(messages: list[dict], tools: list | None = None) -> int:
+def prompt_tokens(messages: list[dict[str, Any]], tools: list[Any] | None = None) -> int:
     """Prompt size: text estimate plus OpenAI's overhead of ~4 tokens a message, 3 to prime."""
     total = 3 + sum(4 + estimate_tokens(content_text(m)) + (1 if m.get("name") else 0) for m in messages)
     if tools:
@@ -110,7 +111,7 @@ def prompt_tokens(messages: list[dict], tools: list | None = None) -> int:
     return total
 
 
-def request_digest(body: dict) -> str:
+def request_digest(body: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of everything that decides the answer."""
     decisive = {k: v for k, v in body.items() if k not in _DELIVERY_KEYS}
     canonical = json.dumps(decisive, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from core.simulator.api_error import SimulatedAPIError, bad_request
 from core.simulator.chat import chat_completion, split_deltas
@@ -25,16 +26,16 @@ class ResponseStore:
 
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, tuple[dict, list[dict]]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, response: dict, messages: list[dict]) -> None:
+    def put(self, response: dict[str, Any], messages: list[dict[str, Any]]) -> None:
         with self._lock:
             self._items[response["id"]] = (response, messages)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
 
-    def get(self, response_id: str) -> tuple[dict, list[dict]] | None:
+    def get(self, response_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         with self._lock:
             return self._items.get(response_id)
 
@@ -43,7 +44,7 @@ def not_found(response_id: str) -> SimulatedAPIError:
     return SimulatedAPIError(404, f"Response with id '{response_id}' not found.")
 
 
-def retrieve(store: ResponseStore, response_id: str) -> dict:
+def retrieve(store: ResponseStore, response_id: str) -> dict[str, Any]:
     found = store.get(response_id)
     if found is None:
         raise not_found(response_id)
@@ -51,8 +52,13 @@ def retrieve(store: ResponseStore, response_id: str) -> dict:
 
 
 def create_response(
-    body: dict, *, store: ResponseStore, created: int = 0, response_id: str | None = None, cached_fraction: float = 0.0
-) -> dict:
+    body: dict[str, Any],
+    *,
+    store: ResponseStore,
+    created: int = 0,
+    response_id: str | None = None,
+    cached_fraction: float = 0.0,
+) -> dict[str, Any]:
     """The ``Response`` body for a parsed request (``stream`` is ignored here)."""
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise bad_request("Missing required parameter: 'model'.", param="model")
@@ -123,11 +129,20 @@ def create_response(
     return response
 
 
-def response_events(body: dict, **options) -> list[dict]:
+def response_events(
+    body: dict[str, Any],
+    *,
+    store: ResponseStore,
+    created: int = 0,
+    response_id: str | None = None,
+    cached_fraction: float = 0.0,
+) -> list[dict[str, Any]]:
     """The same answer as ``create_response``, as the typed events of a streamed response."""
-    final = create_response(body, **options)
+    final = create_response(
+        body, store=store, created=created, response_id=response_id, cached_fraction=cached_fraction
+    )
     started = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
-    events: list[dict] = [
+    events: list[dict[str, Any]] = [
         {"type": "response.created", "response": started},
         {"type": "response.in_progress", "response": started},
     ]
@@ -181,9 +196,9 @@ def response_events(body: dict, **options) -> list[dict]:
     return [{**event, "sequence_number": number} for number, event in enumerate(events)]
 
 
-def as_chat_messages(body: dict) -> list[dict]:
+def as_chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     """``instructions`` and ``input`` as Chat Completions messages (text parts only)."""
-    messages: list[dict] = []
+    messages: list[dict[str, Any]] = []
     instructions = body.get("instructions")
     if instructions is not None:
         if not isinstance(instructions, str):
@@ -201,7 +216,7 @@ def as_chat_messages(body: dict) -> list[dict]:
     return messages
 
 
-def _as_message(item: dict, index: int = 0) -> dict:
+def _as_message(item: dict[str, Any], index: int = 0) -> dict[str, Any]:
     kind = item.get("type", "message")
     if kind == "message":
         role = item.get("role")
@@ -243,7 +258,7 @@ def _as_message(item: dict, index: int = 0) -> dict:
     )
 
 
-def _history(body: dict, store: ResponseStore) -> list[dict]:
+def _history(body: dict[str, Any], store: ResponseStore) -> list[dict[str, Any]]:
     previous = body.get("previous_response_id")
     if previous is None:
         return []
@@ -257,8 +272,8 @@ def _history(body: dict, store: ResponseStore) -> list[dict]:
     return [m for m in found[1] if m["role"] != "system"]
 
 
-def _chat_body(body: dict, messages: list[dict]) -> dict:
-    chat: dict = {"model": body.get("model"), "messages": messages}
+def _chat_body(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    chat: dict[str, Any] = {"model": body.get("model"), "messages": messages}
     tools = body.get("tools")
     if tools:
         functions = [t for t in tools if isinstance(t, dict) and t.get("type") == "function"]

@@ -12,7 +12,9 @@ property name ("city" takes a place named in the prompt, "summary" a sentence...
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.simulator.fields import NULL, boolean_for, string_for
 from core.simulator.understanding import CUES, Reading, cue_hits
@@ -32,18 +34,18 @@ class Hints:
     reading: Reading | None = None  # when set, enums, flags and named strings follow the input
 
 
-def instance_for(schema: dict, *, rng: random.Random, hints: Hints | None = None) -> object:
+def instance_for(schema: dict[str, Any], *, rng: random.Random, hints: Hints | None = None) -> object:
     """A value valid against ``schema``, the same one for the same ``rng`` state."""
     return _Generator(schema, rng, hints or Hints()).value(schema, name="", depth=0)
 
 
 class _Generator:
-    def __init__(self, root: dict, rng: random.Random, hints: Hints) -> None:
+    def __init__(self, root: dict[str, Any], rng: random.Random, hints: Hints) -> None:
         self.root = root
         self.rng = rng
         self.hints = hints
 
-    def value(self, schema: dict, *, name: str, depth: int) -> object:
+    def value(self, schema: dict[str, Any], *, name: str, depth: int) -> object:
         schema = self._resolve(schema)
         if "const" in schema:
             return schema["const"]
@@ -65,7 +67,7 @@ class _Generator:
             return {} if kind == "object" else []
         return getattr(self, f"_{kind}")(schema, name=name, depth=depth)
 
-    def _enum(self, options: list, name: str) -> object:
+    def _enum(self, options: list[Any], name: str) -> object:
         reading = self.hints.reading
         chosen = reading.choose(name, options) if reading is not None else None
         chosen = self.rng.choice(options) if chosen is None else chosen
@@ -73,26 +75,26 @@ class _Generator:
             reading.decided[name] = chosen
         return chosen
 
-    def _decided_null(self, schema: dict, name: str) -> bool:
+    def _decided_null(self, schema: dict[str, Any], name: str) -> bool:
         if self.hints.reading is None or _pick_type(schema) != "string":
             return False
         return string_for(self.hints.reading, name.lower(), nullable=True) is NULL
 
-    def _object(self, schema: dict, *, name: str, depth: int) -> dict:
+    def _object(self, schema: dict[str, Any], *, name: str, depth: int) -> dict[str, Any]:
         properties = schema.get("properties") or {}
         return {key: self.value(sub, name=key, depth=depth + 1) for key, sub in properties.items()}
 
-    def _array(self, schema: dict, *, name: str, depth: int) -> list:
+    def _array(self, schema: dict[str, Any], *, name: str, depth: int) -> list[Any]:
         low = schema.get("minItems", 1)
         high = schema.get("maxItems", max(low, 3))
         count = self.rng.randint(low, max(low, min(high, low + 2)))
         items = schema.get("items") or {}
         resolved = self._resolve(items)
-        if self.hints.reading is not None and low == 0 and not self._has_cue(resolved):
+        if self.hints.reading is not None and low == 0 and not self._has_cue(resolved, self.hints.reading):
             return []  # a list of classified findings is empty when nothing in the input fits a class
         if schema.get("uniqueItems") and resolved.get("enum"):
             return self.rng.sample(resolved["enum"], min(count, len(resolved["enum"])))
-        values: list = []
+        values: list[Any] = []
         for index in range(count):
             item = self.value(items, name=f"{name}_{index}" if name else str(index), depth=depth + 1)
             if schema.get("uniqueItems") and item in values:
@@ -100,14 +102,14 @@ class _Generator:
             values.append(item)
         return values
 
-    def _has_cue(self, item: dict) -> bool:
-        enums = [self._resolve(s).get("enum") for s in (item.get("properties") or {}).values()]
-        enums = [e for e in enums if e]
+    def _has_cue(self, item: dict[str, Any], reading: Reading) -> bool:
+        declared = [self._resolve(s).get("enum") for s in (item.get("properties") or {}).values()]
+        enums: list[list[Any]] = [e for e in declared if e]
         if not enums:
             return True  # not a classified list: keep the generic behaviour
-        return any(cue_hits(self.hints.reading.text, CUES.get(str(o).lower(), ())) for e in enums for o in e)
+        return any(cue_hits(reading.text, CUES.get(str(o).lower(), ())) for e in enums for o in e)
 
-    def _string(self, schema: dict, *, name: str, depth: int) -> str:
+    def _string(self, schema: dict[str, Any], *, name: str, depth: int) -> str:
         decided = string_for(self.hints.reading, name.lower(), nullable=False) if self.hints.reading else None
         text = decided if isinstance(decided, str) else self._string_for(name.lower(), schema.get("format"))
         low, high = schema.get("minLength", 0), schema.get("maxLength")
@@ -143,33 +145,33 @@ class _Generator:
             return f"{name or 'id'}-{self.rng.randint(1000, 9999)}"
         return self.rng.choice(words)
 
-    def _integer(self, schema: dict, *, name: str, depth: int) -> int:
+    def _integer(self, schema: dict[str, Any], *, name: str, depth: int) -> int:
         low, high = _bounds(schema, step=1)
         return self.rng.randint(int(low), int(high))
 
-    def _number(self, schema: dict, *, name: str, depth: int) -> float:
+    def _number(self, schema: dict[str, Any], *, name: str, depth: int) -> float:
         low, high = _bounds(schema, step=0.01)
         return min(max(round(self.rng.uniform(low, high), 2), low), high)
 
-    def _boolean(self, schema: dict, *, name: str, depth: int) -> bool:
+    def _boolean(self, schema: dict[str, Any], *, name: str, depth: int) -> bool:
         decided = boolean_for(self.hints.reading, name.lower()) if self.hints.reading else None
         return self.rng.random() < 0.5 if decided is None else decided
 
-    def _null(self, schema: dict, *, name: str, depth: int) -> None:
+    def _null(self, schema: dict[str, Any], *, name: str, depth: int) -> None:
         return None
 
-    def _resolve(self, schema: dict) -> dict:
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         """Follows local ``$ref`` pointers (``#/$defs/...``); remote refs are not supported."""
         seen = 0
         while isinstance(schema, dict) and "$ref" in schema and seen < _MAX_DEPTH:
-            target: object = self.root
+            target: Any = self.root  # a JSON document: objects, lists and scalars
             for part in schema["$ref"].lstrip("#/").split("/"):
                 target = target[part.replace("~1", "/").replace("~0", "~")] if part else target
             schema, seen = target, seen + 1
         return schema if isinstance(schema, dict) else {}
 
 
-def _pick_type(schema: dict) -> str:
+def _pick_type(schema: dict[str, Any]) -> str:
     declared = schema.get("type")
     if isinstance(declared, list):
         non_null = [t for t in declared if t != "null"]
@@ -183,7 +185,7 @@ def _pick_type(schema: dict) -> str:
     return "string"
 
 
-def _bounds(schema: dict, *, step: float) -> tuple[float, float]:
+def _bounds(schema: dict[str, Any], *, step: float) -> tuple[float, float]:
     low = schema.get("minimum", schema.get("exclusiveMinimum", -step) + step)
     high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100 + step) - step)
     if low > high and "minimum" not in schema and "exclusiveMinimum" not in schema:
@@ -196,8 +198,8 @@ def _bounds(schema: dict, *, step: float) -> tuple[float, float]:
     return low, max(low, high)
 
 
-def _merge(schemas) -> dict:
-    merged: dict = {"properties": {}, "required": []}
+def _merge(schemas: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"properties": {}, "required": []}
     for schema in schemas:
         merged.update({k: v for k, v in schema.items() if k not in ("properties", "required")})
         merged["properties"].update(schema.get("properties") or {})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from typing import Any
 
 from core.simulator.api_error import bad_request
 from core.simulator.prompt import STOPWORDS, keywords, last_user_text, proper_nouns, sentences
@@ -23,7 +24,7 @@ _GENERIC = frozenset(
 )
 
 
-def functions_of(body: dict) -> list[dict]:
+def functions_of(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``function`` objects of the request's tools, checked for a name."""
     functions = []
     for index, tool in enumerate(body.get("tools") or []):
@@ -36,7 +37,7 @@ def functions_of(body: dict) -> list[dict]:
     return functions
 
 
-def chosen_function(body: dict) -> dict | None:
+def chosen_function(body: dict[str, Any]) -> dict[str, Any] | None:
     """The function the model calls for this request, or ``None`` to answer in text."""
     functions = functions_of(body)
     choice = body.get("tool_choice", "auto")
@@ -60,7 +61,7 @@ def chosen_function(body: dict) -> dict | None:
     return best
 
 
-def call_arguments(function: dict, messages: list[dict], rng: random.Random) -> str:
+def call_arguments(function: dict[str, Any], messages: list[dict[str, Any]], rng: random.Random) -> str:
     """JSON arguments valid against the function's ``parameters`` schema."""
     user = last_user_text(messages)
     found = sentences(user)
@@ -69,7 +70,7 @@ def call_arguments(function: dict, messages: list[dict], rng: random.Random) -> 
     return json.dumps(instance_for(schema, rng=rng, hints=hints))
 
 
-def _best_match(functions: list[dict], text: str) -> dict | None:
+def _best_match(functions: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
     asked = {_stem(w) for w in re.findall(r"[a-z]+", text.lower())}
     best, best_score = None, 0
     for function in functions:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import TypedDict, Unpack
 
 import anyio
 import httpx
@@ -63,24 +64,42 @@ class AsyncSimulatorTransport(httpx.AsyncBaseTransport):
         )
 
 
-def simulated_client(config: SimulatorConfig | None = None, **client_options) -> openai.OpenAI:
+class ClientOptions(TypedDict, total=False):
+    """What a caller may set on a simulated client; the address and key are the simulator's."""
+
+    max_retries: int
+    # Quorum's gateway passes an ``httpx.Timeout``; the SDK converts it to its own.
+    timeout: float | httpx.Timeout | None
+
+
+def simulated_client(config: SimulatorConfig | None = None, **client_options: Unpack[ClientOptions]) -> openai.OpenAI:
     """An ``openai.OpenAI`` client wired to an in-process simulator.
 
-    ``client_options`` go to ``openai.OpenAI`` (``max_retries``, ``timeout``...). The
+    ``client_options`` (``max_retries``, ``timeout``) go to ``openai.OpenAI``. The
     config is reachable afterwards as ``client._client._transport.config``; keep your
     own reference to it instead when you want to read its counters.
     """
     http_client = httpx.Client(transport=SimulatorTransport(config))
+    # The SDK's signature names only httpx2's client and timeout; it still takes httpx's
+    # (openai._httpx2.is_legacy_httpx_sync_client), and the simulator is an httpx transport.
     return openai.OpenAI(
-        base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, http_client=http_client, **client_options
+        base_url=SIMULATOR_BASE_URL,
+        api_key=SIMULATOR_API_KEY,
+        http_client=http_client,  # type: ignore[arg-type]  # an httpx client, accepted as above
+        **client_options,  # type: ignore[arg-type]  # an httpx timeout, accepted as above
     )
 
 
-def async_simulated_client(config: SimulatorConfig | None = None, **client_options) -> openai.AsyncOpenAI:
+def async_simulated_client(
+    config: SimulatorConfig | None = None, **client_options: Unpack[ClientOptions]
+) -> openai.AsyncOpenAI:
     """An ``openai.AsyncOpenAI`` client wired to an in-process simulator."""
     http_client = httpx.AsyncClient(transport=AsyncSimulatorTransport(config))
     return openai.AsyncOpenAI(
-        base_url=SIMULATOR_BASE_URL, api_key=SIMULATOR_API_KEY, http_client=http_client, **client_options
+        base_url=SIMULATOR_BASE_URL,
+        api_key=SIMULATOR_API_KEY,
+        http_client=http_client,  # type: ignore[arg-type]  # an httpx client: see simulated_client
+        **client_options,  # type: ignore[arg-type]  # an httpx timeout: see simulated_client
     )
 
 

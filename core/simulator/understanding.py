@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from core.simulator.catalog import base_model, is_reasoning_model
 from core.simulator.prompt import STOPWORDS
+
+Option = TypeVar("Option")  # an enum value of a JSON schema: a string, number, boolean or null
 
 CUES: dict[str, tuple[str, ...]] = {
     "high": (
@@ -242,7 +246,7 @@ class Reading:
         rate = 1 - (1 - follow_rate(self.model)) * 0.6 ** min(mentions, 3) * 0.8 ** min(max(strength - 1, 0), 4)
         return self.rng.random() < rate
 
-    def choose(self, name: str, options: list) -> object | None:
+    def choose(self, name: str, options: Sequence[Option]) -> Option | None:
         """The enum value the input's cues point to (None: no cue, let the seed decide)."""
         labels = [str(o) for o in options]
         scores = [
@@ -292,7 +296,7 @@ def _singular(word: str) -> str:
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
-def _neutral(options: list) -> object | None:
+def _neutral(options: Sequence[Option]) -> Option | None:
     """With no cue: the middle of a low/medium/high scale, or "other"; else the seed decides."""
     lowered = [str(o).lower() for o in options]
     for neutral in ("medium", "normal", "other", "none"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any
 
 from core.simulator.catalog import answer_sentences
 from core.simulator.prompt import content_text, keywords, last_user_text, sentences, system_text
@@ -43,7 +44,7 @@ _CLARIFY = (
 )
 
 
-def reply_text(model: str, messages: list[dict], rng: random.Random) -> str:
+def reply_text(model: str, messages: list[dict[str, Any]], rng: random.Random) -> str:
     """The assistant's text reply to ``messages``."""
     if messages and messages[-1].get("role") == "tool":
         return _report_tool_result(messages[-1])
@@ -88,7 +89,7 @@ def _clarifying_question(text: str, words: list[str], rng: random.Random) -> str
     return rng.choice(_CLARIFY).format(text=text.strip() or "that", a=subject)
 
 
-def _report_tool_result(message: dict) -> str:
+def _report_tool_result(message: dict[str, Any]) -> str:
     result = _shorten(content_text(message), 60) or "no data"
     return f"Here is what I found: {result}"
 

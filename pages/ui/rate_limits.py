@@ -11,6 +11,7 @@ from core.gateway.rate_limit_rules import MEASURES, SCOPE_LABELS, SCOPES
 from core.permissions import Actor
 from core.settings import settings
 from pages.ui import layout
+from pages.ui.text import literal
 
 
 def edit_form(actor: Actor, team_id: int, team_name: str) -> None:
@@ -19,7 +20,7 @@ def edit_form(actor: Actor, team_id: int, team_name: str) -> None:
         current = policies.team_settings(team_id, session).rate_limits
     window = _window_words()
     with st.form(f"rate_limits_form_{team_id}"):
-        st.markdown(f"**Rate limits of {team_name}** (per {window}; empty: no limit)")
+        st.markdown(f"**Rate limits of {literal(team_name)}** (per {window}; empty: no limit)")
         given: dict[str, dict[str, str]] = {}
         for scope in SCOPES:
             left, right = st.columns(2)

@@ -11,6 +11,8 @@ from core.settings import settings
 from pages.ui.text import literal
 
 DEMO_PERSON_KEY = "demo_person_id"
+DEMO_ADDRESS_PARAM = "as"
+_ADDRESS_READ = "_demo_address_read"
 
 
 def current_actor() -> Actor:
@@ -46,14 +48,35 @@ def _oidc_actor() -> Actor:
 def _demo_actor() -> Actor:
     demo_banner()
     person_id = st.session_state.get(DEMO_PERSON_KEY)
+    if person_id is None and not st.session_state.get(_ADDRESS_READ):
+        # A reload starts a new session: the demo person rides in the address (demo mode only,
+        # where the picker lets anyone be anyone; with OIDC this is never read). Read once per
+        # session, so signing out is not undone by the address of the same page.
+        person_id = _person_in_address()
+    st.session_state[_ADDRESS_READ] = True
     if person_id is not None:
         with db.session_scope() as session:
             try:
-                return identity.actor_for_person(session, person_id)
+                actor = identity.actor_for_person(session, person_id)
             except Exception:  # noqa: BLE001 - a stale id (after a reset) just means sign in again
-                st.session_state.pop(DEMO_PERSON_KEY, None)
+                _forget_demo_person()
+            else:
+                st.session_state[DEMO_PERSON_KEY] = person_id
+                if st.query_params.get(DEMO_ADDRESS_PARAM) != str(person_id):
+                    st.query_params[DEMO_ADDRESS_PARAM] = str(person_id)
+                return actor
     _demo_picker()
     st.stop()
+
+
+def _person_in_address() -> int | None:
+    value = st.query_params.get(DEMO_ADDRESS_PARAM, "")
+    return int(value) if value.isdigit() else None
+
+
+def _forget_demo_person() -> None:
+    st.session_state.pop(DEMO_PERSON_KEY, None)
+    st.query_params.pop(DEMO_ADDRESS_PARAM, None)
 
 
 def demo_banner() -> None:
@@ -81,4 +104,4 @@ def sign_out() -> None:
     if settings().auth_configured:
         st.logout()
     else:
-        st.session_state.pop(DEMO_PERSON_KEY, None)
+        _forget_demo_person()

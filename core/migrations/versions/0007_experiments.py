@@ -6,7 +6,7 @@ Create Date: 2026-11-25 17:47:17.741512
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import core.models.types

@@ -6,7 +6,7 @@ Create Date: 2026-11-25 17:49:12.422418
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import core.models.types

@@ -19,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 
-def _partial(column: str):
+def _partial(column: str) -> dict[str, sa.TextClause]:
     condition = sa.text(f"{column} IS NOT NULL")
     return {"sqlite_where": condition, "postgresql_where": condition}
 

@@ -11,7 +11,7 @@ now, so lowering it afterwards cannot lower what they need.
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0012"
