@@ -76,6 +76,8 @@ class Settings:
     breaker_reset_s: float = 30.0
     # Where gateway spans go; None keeps telemetry off (core.gateway.telemetry).
     otel_endpoint: str | None = None
+    # The length of a rate-limit window: teams' limits are requests and tokens per window.
+    rate_limit_window_s: int = 60
 
     @property
     def auth_configured(self) -> bool:
@@ -200,6 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         breaker_failures=_positive("QUORUM_BREAKER_FAILURES", pick("QUORUM_BREAKER_FAILURES"), 5, int),
         breaker_reset_s=_positive("QUORUM_BREAKER_RESET_S", pick("QUORUM_BREAKER_RESET_S"), 30, float),
         otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        rate_limit_window_s=_positive("QUORUM_RATE_LIMIT_WINDOW_S", pick("QUORUM_RATE_LIMIT_WINDOW_S"), 60, int),
     )
 
 

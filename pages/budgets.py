@@ -8,7 +8,7 @@ from core.gateway import moderation
 from core.gateway import policies as gateway_policies
 from core.identity import people as identity
 from core.permissions import Permission
-from pages.ui import confirm, layout
+from pages.ui import confirm, layout, rate_limits
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -219,6 +219,7 @@ with policy_tab:
             st.warning(literal(f"Moderation is off for {teams[gateway_team]}: its calls reach the model unchecked."))
         elif current["moderation_provider"] == "local":
             st.info("The local check matches explicit phrasings from a short list; it is not a classifier.")
+        rate_limits.edit_form(actor, gateway_team, teams[gateway_team])
 
 with prices_tab:
     st.dataframe(

@@ -8,7 +8,7 @@ from core import db
 from core.budgets.money import format_micro
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
 from core.identity import people as identity
-from pages.ui import charts, layout
+from pages.ui import charts, layout, rate_limits
 
 actor = layout.page_setup(__file__)
 st.title("Observability")
@@ -52,6 +52,7 @@ with db.session_scope() as session:
 
 if not series.calls:
     st.info("No gateway calls match in this period yet.")
+    rate_limits.overview_section(actor, days)  # limits and their use apply whatever the period holds
     st.stop()
 
 
@@ -179,3 +180,5 @@ if not table.empty:
         mime="text/csv",
         key="obs_csv",
     )
+
+rate_limits.overview_section(actor, days)

@@ -98,9 +98,11 @@ def reserve(
     """Hold the call's worst-case cost in every applicable budget, or raise (nothing held).
 
     ``no_output``: the call produces no output tokens (embeddings); ``max_tokens`` is ignored.
-    ``within(connection, granted_max_tokens)``: a read made in the admission's transaction,
-    after the call is admitted (the gateway's response-cache lookup rides along instead of
-    opening a transaction of its own); it runs once, also when no budget applies.
+    ``within(connection, granted_max_tokens)``: work done in the admission's transaction,
+    after the call is admitted (the gateway's rate-limit count and response-cache lookup ride
+    along instead of opening transactions of their own); it runs once, also when no budget
+    applies, and what it writes commits with the admission; an error it raises refuses the
+    call with nothing held.
     Raises PermissionDenied (model not allowed for the team), NotFound (no price for the
     model: fail closed), BudgetExceeded (does not fit), ValidationError (bad input).
     """
@@ -149,8 +151,10 @@ def reserve(
     if not budgets and within is not None:
         try:
             within(session.connection(), granted)
-        finally:
+            session.commit()  # what ``within`` wrote (the gateway's rate-limit count) stands
+        except BaseException:
             session.rollback()
+            raise
     for _attempt in range(_LOWERING_ATTEMPTS):
         admitted_read = (lambda connection, tokens=granted: within(connection, tokens)) if within else None
         refusal = _admit(

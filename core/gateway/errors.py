@@ -64,3 +64,18 @@ class InvalidRequest(ValidationError):
         super().__init__(message)
         self.param = param
         self.code = code
+
+
+class RateLimited(QuorumError):
+    """A rate limit of the key, the team or the person is reached (HTTP 429 ``rate_limit_exceeded``).
+
+    ``measure`` is "requests" or "tokens" (OpenAI's error type); ``retry_after_s`` is when the
+    window resets, None when waiting cannot help (one request above the whole token limit);
+    ``headers`` are the x-ratelimit-* headers of the answer."""
+
+    def __init__(self, message: str, *, measure: str, retry_after_s: float | None, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.measure = measure
+        self.retry_after_s = retry_after_s
+        self.headers = headers
+        self.request_id = ""

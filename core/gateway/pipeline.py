@@ -27,7 +27,7 @@ from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper
 from core.budgets.usage import usage_from_openai
 from core.catalog.render import render_messages
 from core.errors import BudgetExceeded, NotFound, QuorumError, ValidationError
-from core.gateway import cache, moderation, policies, responses, validation
+from core.gateway import cache, moderation, policies, rate_limits, responses, validation
 from core.gateway.call_state import Caller, CallState
 from core.gateway.errors import (
     GuardrailBlocked,
@@ -35,6 +35,7 @@ from core.gateway.errors import (
     InvalidRequest,
     ModelNotAllowed,
     ModelNotPriced,
+    RateLimited,
     UpstreamFailed,
 )
 from core.gateway.held import RELEASED, new_hold
@@ -144,8 +145,13 @@ class Gateway:
             call.use_cache = call.use_cache and cache.cacheable(call.kind, call.gateway_settings.cache, body)
             if call.use_cache and not call.stream:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
+            budget_request = self._budget_request(call, body)
+            rate_count = rate_limits.prepare(call, budget_request)  # counted in the reservation's transaction
             with span("gateway.budget.reserve"):
-                call.reservation = self.budget.reserve(self._budget_request(call, body), also=call.cache_read)
+                call.reservation = self.budget.reserve(
+                    budget_request, also=rate_limits.along(rate_count, call.cache_read)
+                )
+            rate_limits.confirm(rate_count)
             body = cap_output(body, call.reservation.granted_max_tokens, call.kind)
         except ModelNotAllowed as error:
             status = "not_priced" if isinstance(error, ModelNotPriced) else "not_allowed"
@@ -157,6 +163,8 @@ class Gateway:
             raise
         except BudgetExceeded as error:
             raise self._refused(call, "budget_exceeded", 429, error) from None
+        except RateLimited as error:
+            raise self._refused(call, "rate_limited", 429, error, rule=f"rate_limit.{error.measure}") from None
         if call.stream:
             return self._stream(call, body)
         return self._complete(call, body)

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from core import clock
 from core.audit.record import committing, record
 from core.errors import ValidationError
+from core.gateway.rate_limit_rules import RateLimits, parse_limits
 from core.guardrails import GuardrailPolicy
 from core.identity.people import get_team
 from core.models.gateway import TeamGuardrailPolicy
@@ -33,12 +34,15 @@ DEFAULT_POLICY: dict[str, Any] = {"pii_action": "redact", "moderation": "block"}
 CACHE_MODES = ("deterministic", "all", "off")
 MODERATION_PROVIDERS = ("upstream", "upstream_or_local", "local")
 DEFAULT_SETTINGS: dict[str, str] = {"cache": "deterministic", "moderation_provider": "upstream"}
+#   rate_limits: requests and tokens per window, per key, team and person (rate_limit_rules).
+RATE_LIMITS = "rate_limits"
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     cache: str = "deterministic"
     moderation_provider: str = "upstream"
+    rate_limits: RateLimits = RateLimits()
 
 
 _cache: dict[int, tuple[float, GuardrailPolicy, GatewaySettings]] = {}
@@ -74,8 +78,11 @@ def _cached(team_id: int, session: Session | None) -> tuple[float, GuardrailPoli
             stored = stored_policy_dict(own, team_id)
     else:
         stored = stored_policy_dict(session, team_id)
-    guardrails = {k: v for k, v in stored.items() if k not in DEFAULT_SETTINGS}
-    settings = GatewaySettings(**{k: stored.get(k, v) for k, v in DEFAULT_SETTINGS.items()})
+    guardrails = {k: v for k, v in stored.items() if k not in DEFAULT_SETTINGS and k != RATE_LIMITS}
+    settings = GatewaySettings(
+        **{k: stored.get(k, v) for k, v in DEFAULT_SETTINGS.items()},
+        rate_limits=RateLimits.from_stored(stored.get(RATE_LIMITS)),
+    )
     entry = (now, GuardrailPolicy.from_dict(guardrails), settings)
     with _lock:
         _cache[team_id] = entry
@@ -112,6 +119,8 @@ def set_team_policy(
         if value not in allowed:
             raise ValidationError(f"{name} must be one of {', '.join(allowed)}, not {value!r}.")
         data[name] = value
+    if before.get(RATE_LIMITS):
+        data[RATE_LIMITS] = before[RATE_LIMITS]  # set on their own (set_rate_limits)
     try:
         policy = GuardrailPolicy.from_dict({"pii_action": pii_action, "moderation": moderation})
     except TypeError as exc:
@@ -136,6 +145,38 @@ def set_team_policy(
         )
     forget(team_id)
     return policy
+
+
+def set_rate_limits(*, session: Session, actor: Actor, team_id: int, limits: dict[str, Any]) -> RateLimits:
+    """Change a team's rate limits (admins): ``{"key"|"team"|"person": {"requests": n, "tokens": n}}``,
+    a missing or None value for no limit. Every process applies them within ``POLICY_TTL_S``."""
+    require(actor, Permission.TEAM_MANAGE)
+    checked = parse_limits(limits)
+    get_team(session, team_id)
+    before = stored_policy_dict(session, team_id)
+    data = {**before, RATE_LIMITS: checked.as_dict()}
+    if not data[RATE_LIMITS]:
+        del data[RATE_LIMITS]
+    row = session.get(TeamGuardrailPolicy, team_id) or TeamGuardrailPolicy(
+        team_id=team_id, policy_json="{}", updated_by=actor.ref
+    )
+    with committing(session):
+        row.policy_json = json.dumps(data, sort_keys=True)
+        row.updated_at, row.updated_by = clock.now(), actor.ref
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="team.rate_limits.set",
+            target_type="team",
+            target_id=team_id,
+            team_id=team_id,
+            before={RATE_LIMITS: before.get(RATE_LIMITS, {})},
+            after={RATE_LIMITS: checked.as_dict()},
+        )
+    forget(team_id)
+    return checked
 
 
 def forget(team_id: int | None = None) -> None:

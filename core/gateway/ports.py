@@ -68,7 +68,8 @@ class CallOutcome:
     latency_ms: int = 0
 
 
-# A read made in the budget admission's transaction: (connection, granted output tokens or None).
+# Work done in the budget admission's transaction, committed with it (the rate-limit count and
+# the cache lookup): (connection, granted output tokens or None). An error it raises refuses the call.
 AdmissionRead = Callable[[Any, int | None], None]
 
 
@@ -99,9 +100,10 @@ class BudgetGate(Protocol):
     def reserve(self, request: BudgetRequest, *, also: AdmissionRead | None = None) -> Reservation:
         """Hold the worst-case cost, or raise BudgetExceeded.
 
-        ``also(connection, granted_max_tokens)``: a read to make inside the admission's
-        transaction once the call is admitted (the gateway's cache lookup: one transaction
-        per call instead of two). A gate may ignore it; the gateway then reads on its own."""
+        ``also(connection, granted_max_tokens)``: work to do inside the admission's
+        transaction once the call is admitted, committed with it (the gateway's rate-limit
+        count and cache lookup: one transaction per call instead of three); an error it raises
+        propagates with nothing held. A gate may ignore it; the gateway then does it on its own."""
 
     def cost_micro(self, reservation: Reservation | None, model: str, usage: Usage) -> int:
         """What the call costs (the price in effect when it was reserved)."""

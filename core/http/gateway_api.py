@@ -3,7 +3,8 @@
 Errors come in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``:
 401 bad/revoked/expired key or address not allowed (``invalid_api_key``), 403 model not
 allowed (``model_not_allowed``) or without a price (``model_not_priced``: fail closed), 429
-budget exhausted (``budget_exceeded``), 400 blocked by a guardrail (``guardrail_blocked``,
+budget exhausted (``budget_exceeded``) or a rate limit reached (``rate_limit_exceeded``, typed
+``requests`` or ``tokens`` as OpenAI's, with ``retry-after``), 400 blocked by a guardrail (``guardrail_blocked``,
 ``param`` names the rule), 502/504 upstream failure. A request held for review gets 202 with
 ``{"object": "quorum.held_request", "id": "held_...", "status": "pending"}``; poll
 ``GET /v1/held/{id}``.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import traceback
 import uuid
 from datetime import datetime
@@ -34,13 +36,14 @@ from starlette.routing import Route
 
 from core import clock, db
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, Unauthenticated, ValidationError
-from core.gateway import validation
+from core.gateway import rate_limits, validation
 from core.gateway.errors import (
     GuardrailBlocked,
     HeldForReview,
     InvalidRequest,
     ModelNotAllowed,
     ModelNotPriced,
+    RateLimited,
     UpstreamFailed,
     UpstreamTimeout,
 )
@@ -105,6 +108,10 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
         )
     if isinstance(error, PermissionDenied):
         return openai_error(403, str(error), type_="invalid_request_error", code="permission_denied", headers=final)
+    if isinstance(error, RateLimited):
+        return openai_error(
+            429, str(error), type_=error.measure, code="rate_limit_exceeded", headers={**ids, **_rate_retry(error)}
+        )
     if isinstance(error, BudgetExceeded):
         return openai_error(
             429, str(error), type_="insufficient_quota", code="budget_exceeded", headers={**ids, **_budget_retry(error)}
@@ -162,6 +169,18 @@ def _budget_retry(error: BudgetExceeded) -> dict[str, str]:
     return {"retry-after": str(max(1, round(seconds + 0.5)))}
 
 
+def _rate_retry(error: RateLimited) -> dict[str, str]:
+    """The x-ratelimit-* headers, and when to retry: the window's end (both in seconds and in
+    milliseconds, which the openai SDKs prefer), or never for a request above the whole limit."""
+    if error.retry_after_s is None:
+        return {**error.headers, **NO_RETRY}
+    return {
+        **error.headers,
+        "retry-after": str(max(1, math.ceil(error.retry_after_s))),
+        "retry-after-ms": str(max(1, math.ceil(error.retry_after_s * 1000))),
+    }
+
+
 def internal_error(error: BaseException, request_id: str | None = None) -> JSONResponse:
     """A defect: a JSON 500 with an id to quote, and a log line with where it happened.
 
@@ -201,22 +220,30 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 async def _run(request: Request, make_request) -> Response:
+    # The x-ratelimit-* headers of a call that was admitted (or refused) by a rate limit,
+    # sent with whatever the call answers.
+    limits: dict[str, str] = {}
     try:
         body = await json_body(request)
         gateway_request = make_request(request, body)
 
         def work():
-            caller = request_caller(request)
-            return default_gateway().call(caller=caller, request=gateway_request)
+            with rate_limits.headers_into(limits):
+                caller = request_caller(request)
+                return default_gateway().call(caller=caller, request=gateway_request)
 
         result = await run_in_threadpool(work)
     except QuorumError as error:
-        return error_response(error)
+        return _with(error_response(error), limits)
     except Exception as error:  # noqa: BLE001 - a defect still answers in OpenAI's shape
-        return internal_error(error)
+        return _with(internal_error(error), limits)
     if isinstance(result, GatewayStream):
-        return _SSE(result)
-    headers = {"x-request-id": result.request_id, "x-quorum-cache": "hit" if result.cache_hit else "miss"}
+        return _SSE(result, limits)
+    headers = {
+        "x-request-id": result.request_id,
+        "x-quorum-cache": "hit" if result.cache_hit else "miss",
+        **limits,
+    }
     if result.simulated:
         headers["x-quorum-simulated"] = "true"
     if result.body_json is not None:
@@ -224,12 +251,18 @@ async def _run(request: Request, make_request) -> Response:
     return JSONResponse(result.body, headers=headers)
 
 
+def _with(response: Response, headers: dict[str, str]) -> Response:
+    for name, value in headers.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 class _SSE(StreamingResponse):
     """Server-sent events of a GatewayStream; the stream is closed (and settled) whatever happens."""
 
-    def __init__(self, stream: GatewayStream) -> None:
+    def __init__(self, stream: GatewayStream, extra_headers: dict[str, str]) -> None:
         self.gateway_stream = stream
-        headers = {"x-request-id": stream.request_id, "cache-control": "no-cache"}
+        headers = {"x-request-id": stream.request_id, "cache-control": "no-cache", **extra_headers}
         if stream.simulated:
             headers["x-quorum-simulated"] = "true"
         super().__init__(self._events(), media_type="text/event-stream", headers=headers)

@@ -12,7 +12,14 @@ from core.models.budgets import (
 )
 from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptReview, PromptVersion, ReviewEvidence
 from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase, TrafficSplit
-from core.models.gateway import CacheEntry, GatewayCall, HeldRequest, StoredPayload, TeamGuardrailPolicy
+from core.models.gateway import (
+    CacheEntry,
+    GatewayCall,
+    HeldRequest,
+    RateLimitWindow,
+    StoredPayload,
+    TeamGuardrailPolicy,
+)
 from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.keys import ApiKey
 from core.models.retention import (
@@ -45,6 +52,7 @@ __all__ = [
     "PromptLabelMove",
     "PromptReview",
     "PromptVersion",
+    "RateLimitWindow",
     "ReviewEvidence",
     "RoleGrant",
     "StoredPayload",

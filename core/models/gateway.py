@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core import clock
@@ -28,7 +28,7 @@ class GatewayCall(SQLModel, table=True):
     model: str = Field(default="", max_length=80)
     prompt_name: str | None = Field(default=None, max_length=80)
     prompt_version: str | None = Field(default=None, max_length=80)
-    # ok | blocked | held | budget_exceeded | not_allowed | upstream_error | invalid
+    # ok | blocked | held | budget_exceeded | rate_limited | not_allowed | upstream_error | invalid
     status: str = Field(max_length=24)
     http_status: int = Field(default=200)
     rule: str | None = Field(default=None, max_length=80)
@@ -106,3 +106,23 @@ class HeldRequest(SQLModel, table=True):
     comment: str = Field(default="", max_length=2000)
     # The (redacted) answer to hand over on release; for input holds it is produced on release.
     response_json: str | None = Field(default=None, sa_type=Text)
+
+
+class RateLimitWindow(SQLModel, table=True):
+    """The requests and tokens admitted in one rate-limit window for one key, team or person.
+
+    Every process admits through a conditional upsert on this row, so a limit holds across
+    all of them (core.gateway.rate_limits)."""
+
+    __tablename__ = "rate_limit_window"
+
+    scope: str = Field(max_length=8, primary_key=True)  # key | team | person
+    # The team whose policy sets the limit: a person's calls count per team they act for.
+    team_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    subject_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})  # the team's own id for "team"
+    window_start: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    requests: int = Field(default=0)
+    tokens: int = Field(default=0, sa_type=BigInteger)
+    # The limits the last admission checked against (None: no limit on that measure).
+    requests_limit: int | None = Field(default=None, sa_type=BigInteger)
+    tokens_limit: int | None = Field(default=None, sa_type=BigInteger)

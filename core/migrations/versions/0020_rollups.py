@@ -1,7 +1,7 @@
 """hourly roll-ups of the usage ledger and the gateway call log
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0018
 Create Date: 2026-11-27
 
 Spend, Observability, Home and Live A/B read these instead of scanning a year of rows.
@@ -15,7 +15,7 @@ from alembic import op
 from core.models.types import UtcDateTime
 
 revision = "0020"
-down_revision = "0016"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
