@@ -61,6 +61,7 @@ class VerifyResult:
     # Incremental: the verified checkpoint the walk started after (events up to it were not read again).
     verified_before: int | None = None
     workers: int = 1
+    ranges: int = 0  # how many ranges were checked in parallel (0: the serial walk)
 
     @property
     def ok(self) -> bool:

@@ -176,7 +176,7 @@ def _in_parallel(
     links = [start_hash] + [r.last_hash for r in reports[:-1]]
     if not all(r.sound and r.first_link == link for r, link in zip(reports, links, strict=True)):
         return False
-    result.events = int(last) - start_seq + 1
+    result.events, result.ranges = int(last) - start_seq + 1, len(ranges)
     result.last_seq, result.last_hash = int(last), reports[-1].last_hash
     return True
 
