@@ -67,7 +67,7 @@ def check_range(connection, first: int, last: int, expected: dict[int, Checkpoin
     """Whether events first..last are all present once, linked inside, and match their hashes and checkpoints."""
     checkpoint_seqs = sorted(s for s in expected if first <= s <= last)
     next_seq, prev_hash, first_link = first, None, None
-    for rows in read_events(connection, first, batch, end_seq=last):
+    for rows in read_events(connection, first, batch, end_seq=last, ahead=False):
         if not batch_sound(rows, next_seq, prev_hash, checkpoint_seqs, expected):
             return RangeReport(first, last, False)
         if first_link is None:

@@ -23,17 +23,24 @@ from core.audit.chain import (
 
 
 def read_events(
-    connection, start_seq: int, batch: int, *, end_seq: int | None = None, lenient: bool = False
+    connection,
+    start_seq: int,
+    batch: int,
+    *,
+    end_seq: int | None = None,
+    lenient: bool = False,
+    ahead: bool = True,
 ) -> Iterator[list[tuple]]:
     """Every event from `start_seq` to `end_seq` in (seq, id) order: (seq, hash, prev_hash, canonical bytes) rows.
 
     The canonical bytes are built from exactly the bytes stored (NUL characters included).
-    `lenient` (SQLite) reads text that is not UTF-8 instead of failing on it.
+    `lenient` (SQLite) reads text that is not UTF-8 instead of failing on it. `ahead` reads the next
+    batch on a helper thread while the caller hashes this one (parallel range checks have their own).
     """
     dialect = connection.dialect.name
     in_sql = canonical_payload_sql(dialect)
     if dialect == "postgresql" and in_sql and _utf8(connection):
-        yield from _read_postgres(connection, start_seq, end_seq, batch, in_sql)
+        yield from _read_postgres(connection, start_seq, end_seq, batch, in_sql, ahead)
         return
     dbapi = connection.connection.dbapi_connection
     factory = getattr(dbapi, "text_factory", None)
@@ -60,7 +67,7 @@ def read_events(
                 return rows
 
             try:
-                yield from _read_ahead(fetch)
+                yield from _read_ahead(fetch) if ahead else iter(fetch, [])
             finally:
                 exact.close()
             return
@@ -96,7 +103,9 @@ def _utf8(connection) -> bool:
     return connection.exec_driver_sql("SHOW server_encoding").scalar() == "UTF8"
 
 
-def _read_postgres(connection, start_seq: int, end_seq: int | None, batch: int, in_sql: str) -> Iterator[list[tuple]]:
+def _read_postgres(
+    connection, start_seq: int, end_seq: int | None, batch: int, in_sql: str, ahead: bool
+) -> Iterator[list[tuple]]:
     """PostgreSQL builds the canonical form; a server-side cursor streams it in binary, one batch ahead."""
     dbapi = connection.connection.dbapi_connection
     cursor = dbapi.cursor(name=f"audit_verify_{threading.get_ident()}", binary=True)
@@ -120,7 +129,7 @@ def _read_postgres(connection, start_seq: int, end_seq: int | None, batch: int, 
                 rows = [exact_row(row) if row[4] is not None else row for row in rows]
             return rows
 
-        yield from _read_ahead(fetch)
+        yield from _read_ahead(fetch) if ahead else iter(fetch, [])
     finally:
         exact.close()
         cursor.close()
