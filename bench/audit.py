@@ -235,6 +235,8 @@ def bench_verify(engine, label: str, **options) -> None:
     assert result.ok, result.lines()[:5]
     # CPU time too: on a shared machine the wall clock also counts other processes' turns.
     database = f", of which the database {server:.2f} s" if server else ""
+    if getattr(result, "ranges", 0):
+        label += f" ({result.ranges} ranges)"
     print(
         f"{label}: {result.events:,} events in {elapsed * 1000:,.0f} ms = {result.events / elapsed:,.0f} events/s "
         f"({result.events / (cpu + server):,.0f} events per CPU-second{database}); "

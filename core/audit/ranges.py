@@ -69,8 +69,8 @@ def split(first: int, last: int, workers: int) -> list[tuple[int, int]]:
 
 def check_range(connection, first: int, last: int, expected: dict[int, Checkpoint], batch: int) -> RangeReport:
     """Whether events first..last are all present once, linked inside, and match their hashes and checkpoints."""
-    if connection.dialect.name == "sqlite":
-        report = _sqlite_range(connection, first, last, expected)
+    if connection.dialect.name in ("sqlite", "postgresql"):
+        report = _vector_range(connection, first, last, expected)
         if report is not None:
             return report
     checkpoint_seqs = sorted(s for s in expected if first <= s <= last)
@@ -91,26 +91,21 @@ GROUP = 2_000
 _hexdigest = type(hashlib.sha256()).hexdigest
 
 
-def _sqlite_range(connection, first: int, last: int, expected: dict[int, Checkpoint]) -> RangeReport | None:
-    """The range check as a vectorized pass: SQLite hands over GROUP events per row, concatenated.
+def _vector_range(connection, first: int, last: int, expected: dict[int, Checkpoint]) -> RangeReport | None:
+    """The range check as a vectorized pass: the database hands over GROUP events per row, concatenated.
 
-    Read row by row, two threads would pass the GIL back and forth at every row SQLite steps
-    over; aggregated, each thread holds it once per GROUP events, and Python makes one bytes
-    object per event (its canonical form, sliced out by the lengths SQLite reports).
+    Read row by row, two threads would pass the GIL back and forth at every row the database
+    hands over; aggregated, each thread holds it once per GROUP events, and Python makes one
+    bytes object per event (its canonical form, sliced out by the lengths the database reports).
     Concatenations are compared whole: every hash and link is first checked to be 64 bytes, so
     equal concatenations mean equal values event by event; the seqs must read first, first+1...
     in the order the other columns were concatenated. None when a row needs its form built in
-    Python (text holding a NUL): the caller checks the range row by row instead.
+    Python (text holding a NUL on SQLite): the caller checks the range row by row instead.
     """
-    payload, flag = canonical_payload_sql("sqlite"), exact_row_sql("sqlite")
-    query = (
-        "SELECT group_concat(seq), CAST(group_concat(hash, '') AS BLOB), CAST(group_concat(prev_hash, '') AS BLOB), "
-        "group_concat(length(p)), CAST(group_concat(p, '') AS BLOB), max(f) IS NOT NULL, "
-        "sum(length(CAST(hash AS BLOB)) != 64 OR length(CAST(prev_hash AS BLOB)) != 64) "
-        f"FROM (SELECT seq, hash, prev_hash, CAST({payload} AS BLOB) AS p, {flag} AS f FROM audit_event "
-        "WHERE seq >= ? AND seq <= ? ORDER BY seq, id)"
-    )
-    cursor = connection.connection.dbapi_connection.cursor()
+    postgres = connection.dialect.name == "postgresql"
+    query = _POSTGRES_GROUP if postgres else _SQLITE_GROUP
+    dbapi = connection.connection.dbapi_connection
+    cursor = dbapi.cursor(binary=True) if postgres else dbapi.cursor()
     first_link, prev_hash = None, None
     try:
         for start in range(first, last + 1, GROUP):
@@ -138,7 +133,31 @@ def _sqlite_range(connection, first: int, last: int, expected: dict[int, Checkpo
             prev_hash = hashes[-64:]
     finally:
         cursor.close()
-    return RangeReport(first, last, True, first_link.decode(), prev_hash.decode())
+    return RangeReport(first, last, True, bytes(first_link).decode(), bytes(prev_hash).decode())
+
+
+_SQLITE_GROUP = (
+    "SELECT group_concat(seq), CAST(group_concat(hash, '') AS BLOB), CAST(group_concat(prev_hash, '') AS BLOB), "
+    "group_concat(length(p)), CAST(group_concat(p, '') AS BLOB), max(f) IS NOT NULL, "
+    "sum(length(CAST(hash AS BLOB)) != 64 OR length(CAST(prev_hash AS BLOB)) != 64) "
+    f"FROM (SELECT seq, hash, prev_hash, CAST({canonical_payload_sql('sqlite')} AS BLOB) AS p, "
+    f"{exact_row_sql('sqlite')} AS f FROM audit_event WHERE seq >= ? AND seq <= ? ORDER BY seq, id)"
+)
+
+# Schema-qualified throughout, like core.audit.chain.postgres_payload_sql.
+_NE = " OPERATOR(pg_catalog.<>) "
+_POSTGRES_GROUP = (
+    "SELECT pg_catalog.string_agg(CAST(seq AS pg_catalog.text), ','), "
+    "pg_catalog.convert_to(pg_catalog.string_agg(hash, ''), 'UTF8'), "
+    "pg_catalog.convert_to(pg_catalog.string_agg(prev_hash, ''), 'UTF8'), "
+    "pg_catalog.string_agg(CAST(pg_catalog.octet_length(p) AS pg_catalog.text), ','), "
+    "pg_catalog.string_agg(p, CAST('' AS pg_catalog.bytea)), pg_catalog.bool_or(f IS NOT NULL), "
+    f"pg_catalog.count(*) FILTER (WHERE pg_catalog.octet_length(hash){_NE}64 "
+    f"OR pg_catalog.octet_length(prev_hash){_NE}64) "
+    f"FROM (SELECT seq, hash, prev_hash, {canonical_payload_sql('postgresql')} AS p, "
+    f"{exact_row_sql('postgresql')} AS f FROM audit_event "
+    "WHERE seq OPERATOR(pg_catalog.>=) %s AND seq OPERATOR(pg_catalog.<=) %s ORDER BY seq, id) AS events"
+)
 
 
 def check_ranges(
