@@ -18,7 +18,7 @@ from core.audit import checkpoints as audit_checkpoints
 from core.audit import verify as audit_verify
 from core.cli.main import main
 from core.settings import reset_settings
-from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, forge, insider, rehash_from
+from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, forge, hash_of, insider, rehash_from
 
 pytestmark = pytest.mark.usefixtures("verify_mode")
 
@@ -151,3 +151,18 @@ def test_cli_incremental_and_workers(session, verified_at_10, capsys):
     with pytest.raises(SystemExit):
         main(["audit", "verify", "--workers", "0"])
     assert "--workers: must be a whole number of at least 1, not '0'" in capsys.readouterr().err
+
+
+def test_a_deleted_event_traded_for_a_duplicate_seq_is_caught_once_the_unique_index_is_gone(session, verified_at_10):
+    """The count up to V stays the same; incremental mode relies on the unique index on seq, and checks it is there."""
+    insider("DROP INDEX ux_audit_event_seq")
+    try:
+        insider("DELETE FROM audit_event WHERE seq = 4")
+        forge(5, prev_hash=hash_of(3), like=5, target_id="forged")
+        result = incremental(session)
+        assert result.verified_before is None
+        assert result.lines() == full(session).lines()
+        assert "seq 4: missing: events absent from the chain" in result.lines()
+    finally:  # PostgreSQL's tables outlive the test (emptied, not rebuilt)
+        insider("DELETE FROM audit_event WHERE target_id = 'forged'")
+        insider("CREATE UNIQUE INDEX ux_audit_event_seq ON audit_event (seq)")

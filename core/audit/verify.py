@@ -241,13 +241,40 @@ def _still_checked(checkpoint: Checkpoint, since: int) -> bool:
 
 def _prefix_unchanged(connection, anchor: Checkpoint, start_seq: int) -> bool:
     """Seqs start_seq..V all present once and none below, and seq V still ending in the signed hash."""
-    count, lowest = connection.exec_driver_sql(
-        f"SELECT COUNT(*), MIN(seq) FROM audit_event WHERE seq <= {int(anchor.seq)}"
-    ).one()
-    hashes = [
-        row[0] for row in connection.exec_driver_sql(f"SELECT hash FROM audit_event WHERE seq = {int(anchor.seq)}")
-    ]
-    return lowest == start_seq and count == anchor.seq - start_seq + 1 and hashes == [anchor.head_hash]
+    seq = int(anchor.seq)
+    # All rows minus those after V: SQLite counts a whole index from its pages without visiting
+    # each entry, and the rows after V are the few the incremental walk reads anyway.
+    everything = connection.exec_driver_sql("SELECT COUNT(*) FROM audit_event").scalar()
+    after = connection.exec_driver_sql(f"SELECT COUNT(*) FROM audit_event WHERE seq > {seq}").scalar()
+    lowest = connection.exec_driver_sql("SELECT MIN(seq) FROM audit_event").scalar()
+    hashes = [row[0] for row in connection.exec_driver_sql(f"SELECT hash FROM audit_event WHERE seq = {seq}")]
+    return (
+        _seq_is_unique(connection)
+        and lowest == start_seq
+        and everything - after == seq - start_seq + 1
+        and hashes == [anchor.head_hash]
+    )
+
+
+def _seq_is_unique(connection) -> bool:
+    """Whether a unique index on seq alone still holds: without it a deleted event and a
+    duplicate seq would leave the count as it was."""
+    if connection.dialect.name == "sqlite":
+        indexes = connection.exec_driver_sql(
+            "SELECT name FROM pragma_index_list('audit_event') WHERE \"unique\" AND NOT partial"
+        ).all()
+        return any(
+            [row[0] for row in connection.exec_driver_sql(f"SELECT name FROM pragma_index_info('{name}')")] == ["seq"]
+            for (name,) in indexes
+        )
+    return bool(
+        connection.exec_driver_sql(
+            "SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = i.indkey[0] WHERE i.indrelid = CAST('audit_event' AS pg_catalog.regclass) "
+            "AND i.indisunique AND i.indisvalid AND i.indnatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL "
+            "AND a.attname = 'seq'"
+        ).first()
+    )
 
 
 def _verified_at(session: Session, seq: int) -> bool:
