@@ -19,14 +19,26 @@ st.caption(
     "signed checkpoint in the database and in the checkpoint file."
 )
 
-if st.button("Verify the whole chain", key="verify_run", type="primary", icon=":material/fact_check:"):
+FULL, INCREMENTAL = "Full: every event", "Incremental: events after the last verified checkpoint"
+mode = st.radio(
+    "What to read",
+    [FULL, INCREMENTAL],
+    key="verify_mode",
+    horizontal=True,
+    help="Incremental reads only the events after the newest checkpoint a clean verification signed. Of the "
+    "events before it, it checks only that the last one still ends in the signed hash and that none is missing "
+    "or doubled: an edit among them that keeps their hashes is found by a full verification only.",
+)
+if st.button("Verify the chain", key="verify_run", type="primary", icon=":material/fact_check:"):
     bar = st.progress(0.0, text="Starting…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(done / total, 1.0) if total else 1.0, text=f"{done:,} of {total:,} events checked")
 
     with db.session_scope() as session, layout.shows_errors():
-        result = audit_verify.verify_chain(session=session, actor=actor, progress=progress, checkpoint=True)
+        result = audit_verify.verify_chain(
+            session=session, actor=actor, progress=progress, checkpoint=True, incremental=mode == INCREMENTAL
+        )
         bar.progress(1.0, text=f"{result.events:,} events checked")
         if result.ok:
             st.success(result.summary(), icon=":material/check_circle:")

@@ -187,3 +187,14 @@ def gateway(sim, directory):
     gw = make_gateway(sim)
     set_gateway(gw)
     return gw
+
+
+@pytest.fixture(params=["serial", "parallel"])
+def verify_mode(request, monkeypatch):
+    """Audit tests run twice: with the serial walk, and with ranges of two events checked by three workers."""
+    from core.audit import ranges, verify
+
+    workers = 1 if request.param == "serial" else 3
+    monkeypatch.setattr(verify, "default_workers", lambda: workers)
+    monkeypatch.setattr(ranges, "MIN_RANGE", 2)
+    return request.param

@@ -22,6 +22,9 @@ from core.permissions import Actor
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, forge, hash_of, insider, on_sqlite, rehash_from
 
+# Every test here runs against the serial walk and the parallel range check (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("verify_mode")
+
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 
 

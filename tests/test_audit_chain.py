@@ -18,6 +18,9 @@ from core.permissions import Role
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, hash_of, problems, rehash_from, sql, verify
 
+# Every test here runs against the serial walk and the parallel range check (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("verify_mode")
+
 
 @pytest.fixture(autouse=True)
 def checkpoint_dir(tmp_path, monkeypatch):

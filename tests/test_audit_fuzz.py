@@ -19,6 +19,9 @@ from core.audit.record import committing, record
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, verify
 
+# Every test here runs against the serial walk and the parallel range check (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("verify_mode")
+
 EVENT_FIELDS = [
     "seq",
     "event_id",

@@ -32,6 +32,9 @@ from tests.audit_helpers import (
     verify,
 )
 
+# Every test here runs against the serial walk and the parallel range check (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("verify_mode")
+
 EVENTS = 8
 # The README's words for what goes unseen without a signing key; test_docs_match keeps them in step.
 UNDETECTABLE_WITHOUT_KEY = ("truncated tail", "fully recomputed chain")

@@ -241,3 +241,21 @@ def test_the_verify_page_checks_the_chain_with_a_progress_bar(session, history, 
     at.button(key="verify_run").click().run()
     assert errors_of(at) == ["1 problem(s) found in 17 events"]
     assert at.code[0].value == "seq 12: missing: events absent from the chain"
+
+
+def test_the_verify_page_offers_incremental_verification_after_a_full_one(session, history, monkeypatch):
+    monkeypatch.setenv("QUORUM_AUDIT_SIGNING_KEY", TEST_KEY)
+    reset_settings()
+    at = signed_in(session, EMAIL_BY_ROLE[Role.AUDITOR])
+    at.switch_page("pages/audit_verify.py").run()
+    at.button(key="verify_run").click().run()  # full by default: signs a verified checkpoint at 18
+    session.rollback()
+    with committing(session):
+        record(session, actor=SYSTEM, action="thing.change", target_type="thing", target_id="late")
+    at.radio(key="verify_mode").set_value(at.radio(key="verify_mode").options[1]).run()
+    at.button(key="verify_run").click().run()
+    assert not at.exception and not errors_of(at)
+    assert [s.value for s in at.success] == [
+        "1 new events verified after the verified checkpoint at 18, last checkpoint at 19"
+    ]
+    assert any("were verified in full" in c.value for c in at.caption)

@@ -14,6 +14,9 @@ from core.audit.record import committing, record
 from core.settings import reset_settings
 from tests.audit_helpers import SYSTEM, add_events, sql
 
+# Every test here runs against the serial walk and the parallel range check (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("verify_mode")
+
 
 @pytest.fixture(autouse=True)
 def checkpoint_dir(tmp_path, monkeypatch):
@@ -94,8 +97,10 @@ def test_a_checkpoint_inside_a_sound_batch_is_compared(session, monkeypatch, tmp
 
 def test_events_written_while_verify_runs_are_left_for_the_next_run(session):
     add_events(session, 30)
+    written = []
 
     def write_one(done: int, total: int) -> None:
+        written.append(done)
         writer = db.write_session()
         try:
             with committing(writer):
@@ -106,7 +111,7 @@ def test_events_written_while_verify_runs_are_left_for_the_next_run(session):
     result = audit_verify.verify_chain(session=session, actor=SYSTEM, batch=7, progress=write_one)
     assert result.ok and result.events == 30 and result.last_seq == 30
     result = audit_verify.verify_chain(session=session, actor=SYSTEM, batch=7)
-    assert result.ok and result.events == 35
+    assert written and result.ok and result.events == 30 + len(written)
 
 
 def _stored_forms(session) -> list[tuple[bytes, bytes]]:
@@ -156,3 +161,39 @@ def test_sql_and_python_forms_agree_on_any_stored_text(session, actor, target, a
     sql("UPDATE audit_event SET actor = :a, target_id = :t, after_json = :f", {"a": actor, "t": target, "f": after})
     [(verifier, python)] = _stored_forms(session)
     assert verifier == python
+
+
+def test_postgres_builds_exactly_the_canonical_form_python_builds(session):
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's form is built by PostgreSQL")
+    odd = [(None, None, None), (7, "", '{"name":"Zoë ✓ 日本 𝄞"}'), (-12345, '{"a":"~"}', "3:x"), (0, "~", None)]
+    for team_id, before, after in odd:
+        with committing(session):
+            event = record(
+                session, actor=SYSTEM, action="thing.change", target_type="thing", target_id="ä", team_id=team_id
+            )
+            event.before_json, event.after_json = before, after
+    session.rollback()
+    # A time with no fraction, and years to_char() would write differently (rebuilt in Python).
+    for seq, when in ((1, "2026-03-01 12:00:00+00"), (2, "0999-12-31 23:59:59.5+00"), (3, "1000-01-01 00:00:00+00")):
+        sql("UPDATE audit_event SET occurred_at = CAST(:t AS timestamptz) WHERE seq = :s", {"t": when, "s": seq})
+    forms = _stored_forms(session)
+    assert len(forms) == len(odd)
+    for verifier, python in forms:
+        assert verifier == python
+
+
+def test_a_function_an_insider_creates_cannot_stand_in_for_a_built_in_one(session):
+    """PostgreSQL prefers `public.length(varchar)` to the built-in length(text) for a varchar column."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite stores no functions in the database")
+    add_events(session, 4)
+    sql("UPDATE audit_event SET actor = 'person:666' WHERE seq = 2")
+    try:
+        sql("CREATE FUNCTION public.length(character varying) RETURNS integer LANGUAGE sql AS 'SELECT 7'")
+        with db.get_engine().connect() as conn:
+            assert conn.exec_driver_sql("SELECT length(actor) FROM audit_event WHERE seq = 1").scalar() == 7
+        assert lines(session, 2) == ["seq 2: modified: its content does not match its hash"]
+        assert all(verifier == python for verifier, python in _stored_forms(session))
+    finally:
+        sql("DROP FUNCTION IF EXISTS public.length(character varying)")

@@ -75,13 +75,15 @@ NULLABLE_COLUMNS = frozenset({"team_id", "before_json", "after_json"})
 
 
 def canonical_payload_sql(dialect: str) -> str | None:
-    """The same canonical form computed by SQLite itself (the verifier's fast path), else None.
+    """The same canonical form computed by the database itself (the verifier's fast path), else None.
 
     SQLite stores times as the canonical text and its length() counts characters like
     Python's len(), so the database can build the payload in C; tests check both agree.
     One printf() builds the whole payload: about twice as fast as a chain of `||`, which
-    allocates a new string per operator.
+    allocates a new string per operator. PostgreSQL builds it too (`postgres_payload_sql`).
     """
+    if dialect == "postgresql":
+        return postgres_payload_sql()
     if dialect != "sqlite":
         return None
     pattern, args = FORMAT, []
@@ -94,6 +96,50 @@ def canonical_payload_sql(dialect: str) -> str | None:
             pattern += "%d:%s"
             args += [f"length({column})", column]
     return f"printf('{pattern}', {', '.join(args)})"
+
+
+def _pg(operator: str) -> str:
+    return f" OPERATOR(pg_catalog.{operator}) "
+
+
+# to_char() with an explicit pattern does not depend on the session's DateStyle.
+_PG_TIME = "pg_catalog.to_char(pg_catalog.timezone('UTC', occurred_at), 'YYYY-MM-DD HH24:MI:SS.US')"
+
+
+def postgres_payload_sql() -> str:
+    """PostgreSQL's text of the canonical form, as UTF-8 bytes (bytea), for a database in UTF8.
+
+    Every function and operator is named with its schema: the table's owner can create a
+    `public.length(varchar)` that PostgreSQL would prefer to the built-in one, and the verifier
+    must not run code the people it checks can write. Its length() counts characters like
+    Python's len(); times outside years 1000-9999 are rebuilt in Python (`exact_row_sql`).
+    """
+    concat = _pg("||")
+    parts = [f"'{FORMAT}'"]
+    for column in HASHED_COLUMNS:
+        if column == "occurred_at":
+            parts.append(f"'26:'{concat}{_PG_TIME}")
+            continue
+        value = f"CAST({column} AS pg_catalog.text)"
+        field = f"pg_catalog.length({value}){concat}':'{concat}{value}"
+        parts.append(f"COALESCE({field}, '~')" if column in NULLABLE_COLUMNS else field)
+    return f"pg_catalog.convert_to({concat.join(parts)}, 'UTF8')"
+
+
+def exact_row_sql(dialect: str) -> str | None:
+    """SQL giving NULL for a row whose canonical form the database builds exactly, else the row's id as text.
+
+    Such rows (only a tamperer writes them) are rebuilt in Python from the stored values.
+    """
+    if dialect == "sqlite":
+        return stored_nul_sql(dialect)
+    if dialect == "postgresql":
+        # to_char() pads a year below 1000 to four digits and writes more for a year past 9999.
+        return (
+            f"CASE WHEN occurred_at{_pg('>=')}'1000-01-01 00:00:00+00' AND occurred_at{_pg('<')}"
+            "'10000-01-01 00:00:00+00' THEN NULL ELSE CAST(id AS pg_catalog.text) END"
+        )
+    return None
 
 
 def stored_nul_sql(dialect: str) -> str | None:

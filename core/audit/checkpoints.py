@@ -63,25 +63,28 @@ class Checkpoint:
     key_id: str
     signature: str
     source: str = "database"  # or "file"
+    # Made by a clean verification: events up to `seq` were all verified (incremental mode starts here).
+    verified: bool = False
 
     def signed_payload(self) -> bytes:
-        return json.dumps(
-            {
-                "v": 1,
-                "chain_id": self.chain_id,
-                "seq": self.seq,
-                "head_hash": self.head_hash,
-                "created_at": self.created_at,
-                "pruned_before": self.pruned_before,
-                "key_id": self.key_id,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
+        statement: dict[str, object] = {
+            "v": 1,
+            "chain_id": self.chain_id,
+            "seq": self.seq,
+            "head_hash": self.head_hash,
+            "created_at": self.created_at,
+            "pruned_before": self.pruned_before,
+            "key_id": self.key_id,
+        }
+        if self.verified:  # only then, so that checkpoints signed before the flag existed still verify
+            statement["verified"] = True
+        return json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
 
     def file_line(self) -> str:
         record = asdict(self)
         record.pop("source")
+        if not self.verified:
+            record.pop("verified")
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
@@ -201,8 +204,13 @@ def create_checkpoint(*, session: Session, actor: Actor, pruned_before: int | No
     return sign_head(session=session, seq=int(row[0]), head_hash=str(row[1]), pruned_before=pruned_before)
 
 
-def sign_head(*, session: Session, seq: int, head_hash: str, pruned_before: int | None = None) -> Checkpoint:
-    """Sign (seq, head_hash), append it to the file, then store it (callers check permission)."""
+def sign_head(
+    *, session: Session, seq: int, head_hash: str, pruned_before: int | None = None, verified: bool = False
+) -> Checkpoint:
+    """Sign (seq, head_hash), append it to the file, then store it (callers check permission).
+
+    `verified` states that a verification found events up to `seq` sound; only verify_chain says so.
+    """
     key = signing_key()
     if key is None:
         raise ValidationError("Cannot sign a checkpoint: set QUORUM_AUDIT_SIGNING_KEY (see `quorum audit keygen`)")
@@ -215,6 +223,7 @@ def sign_head(*, session: Session, seq: int, head_hash: str, pruned_before: int 
         pruned_before=pruned_before,
         key_id=key_id(key.public_key()),
         signature="",
+        verified=verified,
     )
     checkpoint = Checkpoint(**{**asdict(unsigned), "signature": key.sign(unsigned.signed_payload()).hex()})
     _append_to_file(checkpoint)
@@ -227,6 +236,7 @@ def sign_head(*, session: Session, seq: int, head_hash: str, pruned_before: int 
             pruned_before=pruned_before,
             key_id=checkpoint.key_id,
             signature=checkpoint.signature,
+            verified=verified,
         )
     )
     session.commit()
@@ -307,7 +317,7 @@ def _forget_due_checkpoint(session: Session) -> None:
 def database_checkpoints(session: Session) -> list[Checkpoint]:
     rows = session.execute(
         text(
-            "SELECT chain_id, seq, head_hash, created_at, pruned_before, key_id, signature "
+            "SELECT chain_id, seq, head_hash, created_at, pruned_before, key_id, signature, verified "
             "FROM audit_checkpoint ORDER BY seq, id"
         )
     ).all()
@@ -320,6 +330,7 @@ def database_checkpoints(session: Session) -> list[Checkpoint]:
             None if r[4] is None else int(r[4]),
             str(r[5]),
             str(r[6]),
+            verified=bool(r[7]),
         )
         for r in rows
     ]
@@ -354,6 +365,7 @@ def file_checkpoints(chain: str | None) -> FileCheckpoints:
                     key_id=str(data["key_id"]),
                     signature=str(data["signature"]),
                     source="file",
+                    verified=data.get("verified", False) is True,
                 )
             except (ValueError, KeyError, TypeError):
                 unreadable.append(number)

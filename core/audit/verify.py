@@ -1,127 +1,193 @@
 """`quorum audit verify`: check every link of the audit chain and every checkpoint.
 
-Events stream in keyset batches through a raw DB-API cursor (no ORM objects, no full
-load), inside one read snapshot so that concurrent writers do not confuse the result.
-Each problem names the sequence number(s) and one of these kinds:
-
-  modified      an event's content no longer matches its hash, or its hash was recomputed
-                (the next event still links to the original), or the chain differs from a
-                signed checkpoint (the whole chain was recomputed after an edit)
-  missing       sequence numbers absent from the chain
-  inserted      an event that the chain skips over, or a duplicate sequence number
-  reordered     events whose links say they belong elsewhere in the order
-  truncated after checkpoint   a signed checkpoint vouches for events that are gone
-  bad signature a checkpoint (database or file) whose signature does not verify
-  unknown chain a validly signed checkpoint in the file names a chain this database does not
-                hold (the chain was replaced, or its id rewritten)
+Events stream in batches through a raw DB-API cursor (no ORM objects, no full load), inside
+one read snapshot so that concurrent writers do not confuse the result. Each problem names
+the sequence number(s) and its kind (core.audit.findings).
 
 Every stored row is read, whatever its seq: a row numbered below 1 (or below a prune's
 start, other than events the prune has yet to delete) is reported as inserted, so what the
 audit page and exports show is what verification has seen.
+
+Two ways through a sound chain, with the same findings:
+- with `workers` > 1, ranges of the chain are checked in parallel (core.audit.ranges) and
+  joined pairwise at their boundaries; any range that is not sound sends the verification
+  through the serial walk (core.audit.walk), which names each problem;
+- with `incremental`, the walk starts after the newest *verified* checkpoint: a signed
+  statement, made by a clean verification, that events up to seq V were verified and ended
+  in hash H. Events up to V are not read again; what is checked of them is that seq V still
+  holds hash H and that seqs start..V are all there, once each. An edit there that keeps the
+  stored hashes (or rehashes only events before V) is found by the full walk only.
 """
 
 from __future__ import annotations
 
-import gc
-import sqlite3
-from bisect import bisect_left, bisect_right
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import os
 
 from sqlmodel import Session
 
 from core.audit import chain as audit_chain
 from core.audit import checkpoints as audit_checkpoints
-from core.audit.chain import (
-    GENESIS_HASH,
-)
+from core.audit.chain import GENESIS_HASH
 from core.audit.checkpoints import Checkpoint
-from core.audit.reading import read_events
+from core.audit.findings import (
+    BAD_SIGNATURE,
+    FULL,
+    INCREMENTAL,
+    INSERTED,
+    KINDS,
+    MISSING,
+    MODIFIED,
+    TRUNCATED,
+    UNKNOWN_CHAIN,
+    Problem,
+    Progress,
+    VerifyResult,
+)
+from core.audit.ranges import check_ranges, split
+from core.audit.walk import walk_chain
+from core.db import sqlite_file
+from core.errors import ValidationError
 from core.permissions import Actor, Permission, require
 
+__all__ = ["KINDS", "Problem", "VerifyResult", "default_workers", "verify_chain"]
+
 BATCH = 50_000
-# How far back a misplaced link is looked for (reorders and inserts within this distance are named).
-WINDOW = 10_000
-MAX_PROBLEMS = 1_000
-
-MODIFIED, MISSING, INSERTED, REORDERED = "modified", "missing", "inserted", "reordered"
-TRUNCATED, BAD_SIGNATURE, UNKNOWN_CHAIN = "truncated after checkpoint", "bad signature", "unknown chain"
-KINDS = (MODIFIED, MISSING, INSERTED, REORDERED, TRUNCATED, BAD_SIGNATURE, UNKNOWN_CHAIN)
+MAX_WORKERS = 16
 
 
-@dataclass(frozen=True)
-class Problem:
-    first: int | None
-    last: int | None
-    kind: str
-    detail: str
-    where: str | None = None  # when there is no seq, e.g. "checkpoint file line 3"
-
-    def __str__(self) -> str:
-        if self.first is None:
-            place = self.where or "chain"
-        elif self.last is None or self.last == self.first:
-            place = f"seq {self.first}"
-        else:
-            place = f"seq {self.first}-{self.last}"
-        return f"{place}: {self.kind}: {self.detail}"
-
-
-@dataclass
-class VerifyResult:
-    events: int = 0
-    last_seq: int | None = None
-    last_hash: str | None = None
-    last_checkpoint: int | None = None
-    pruned_before: int | None = None
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    signed: bool = False  # a key was available to check checkpoints
-    dropped_problems: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self) -> str:
-        checkpoint = (
-            f"last checkpoint at {self.last_checkpoint}"
-            if self.last_checkpoint is not None
-            else "no signed checkpoint yet"
-        )
-        text_ = f"{self.events} events verified, {checkpoint}"
-        if self.pruned_before is not None:
-            text_ += f", pruned before {self.pruned_before}"
-        return text_
-
-    def lines(self) -> list[str]:
-        out = [str(p) for p in self.problems]
-        if self.dropped_problems:
-            out.append(f"... and {self.dropped_problems} more problems")
-        return out
-
-    def add(self, problem: Problem) -> None:
-        if len(self.problems) >= MAX_PROBLEMS:
-            self.dropped_problems += 1
-        elif problem not in self.problems[-8:]:
-            self.problems.append(problem)
-
-
-Progress = Callable[[int, int], None]
+def default_workers() -> int:
+    """One worker per core the process may use (at most MAX_WORKERS)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
 
 
 def verify_chain(
-    *, session: Session, actor: Actor, progress: Progress | None = None, batch: int = BATCH, checkpoint: bool = False
+    *,
+    session: Session,
+    actor: Actor,
+    progress: Progress | None = None,
+    batch: int = BATCH,
+    checkpoint: bool = False,
+    workers: int | None = None,
+    incremental: bool = False,
 ) -> VerifyResult:
-    """Verify the whole chain; with `checkpoint`, sign the verified head when all is well."""
+    """Verify the chain; with `checkpoint`, sign the verified head as a verified checkpoint when all is well.
+
+    `workers` (default: one per core) checks ranges in parallel; 1 walks serially.
+    `incremental` starts after the newest verified checkpoint (see the module's docstring);
+    when what it checks of the events before it has changed, the whole chain is verified.
+    """
     require(actor, Permission.AUDIT_VERIFY)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ValidationError(f"workers must be at least 1, not {workers}")
+    result = _verify(session, progress, batch, workers, incremental)
+    if result is None:
+        result = _verify(session, progress, batch, workers, False)
+        result.notes.insert(
+            0,
+            "incremental verification found the events before the last verified checkpoint changed, "
+            "so the whole chain was verified",
+        )
+    if checkpoint and result.ok and result.last_seq and audit_checkpoints.signing_key() is not None:
+        # Its own write transaction: the verification itself never held SQLite's write lock.
+        with Session(session.get_bind().execution_options(quorum_write=True), expire_on_commit=False) as writer:
+            if not _verified_at(writer, result.last_seq):
+                made = audit_checkpoints.sign_head(
+                    session=writer, seq=result.last_seq, head_hash=result.last_hash, verified=True
+                )
+                result.last_checkpoint = made.seq
+    return result
+
+
+def _verify(
+    session: Session, progress: Progress | None, batch: int, workers: int, incremental: bool
+) -> VerifyResult | None:
+    """One verification in one snapshot; None when incremental finds the verified prefix changed."""
     session.rollback()
     connection = session.connection(execution_options=_snapshot_options(session))
-    result = VerifyResult()
+    result = VerifyResult(mode=INCREMENTAL if incremental else FULL, workers=workers)
     chain = audit_chain.chain_id(session)
     head = audit_chain.head(session)
-    trusted = _checked_checkpoints(session, chain, result)
+    anchor = _verified_anchor(session, chain) if incremental else None
+    if incremental and anchor is None:
+        result.notes.append("no verified checkpoint yet: the whole chain was verified")
+    trusted = _checked_checkpoints(session, chain, result, since=anchor.seq if anchor else None)
+    lowest, start_seq, start_hash = _chain_start(connection, trusted, result)
+    read_from = start_seq if lowest is None else min(int(lowest), start_seq)
+    if anchor is not None and anchor.seq >= start_seq:
+        if not _prefix_unchanged(connection, anchor, start_seq):
+            session.rollback()
+            return None
+        result.verified_before = anchor.seq
+        result.notes.append(
+            f"events {start_seq}-{anchor.seq} were verified in full by {anchor.created_at} UTC and not read again "
+            "(checked: seq {0} still ends in the signed hash, and no seq is missing or doubled up to it); "
+            "`quorum audit verify` without --incremental reads every event".format(anchor.seq)
+        )
+        start_seq, start_hash, read_from = anchor.seq + 1, anchor.head_hash, anchor.seq + 1
+    expected = {c.seq: c for c in trusted if c.seq >= start_seq}
+    total = connection.exec_driver_sql(f"SELECT COUNT(*) FROM audit_event WHERE seq >= {int(read_from)}").scalar() or 0
+    if not (
+        workers > 1
+        and read_from == start_seq
+        and _in_parallel(session, connection, result, expected, start_seq, start_hash, batch, workers, progress, total)
+    ):
+        walk_chain(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total)
+    _check_tail(result, trusted, head, start_seq)
+    if trusted:
+        result.last_checkpoint = max(c.seq for c in trusted)
+    session.rollback()
+    return result
+
+
+def _in_parallel(
+    session: Session,
+    connection,
+    result: VerifyResult,
+    expected: dict[int, Checkpoint],
+    start_seq: int,
+    start_hash: str,
+    batch: int,
+    workers: int,
+    progress: Progress | None,
+    total: int,
+) -> bool:
+    """Check start_seq..the last seq as ranges in parallel; True when all are sound and joined."""
+    engine = session.get_bind()
+    dialect = engine.dialect.name
+    if dialect == "sqlite" and sqlite_file(str(engine.url)) is None:
+        return False  # each connection to an in-memory database sees a database of its own
+    last = connection.exec_driver_sql("SELECT MAX(seq) FROM audit_event").scalar()
+    ranges = split(start_seq, int(last), workers) if last is not None else []
+    if len(ranges) < 2:
+        return False
+    snapshot = (
+        connection.exec_driver_sql("SELECT pg_catalog.pg_export_snapshot()").scalar()
+        if dialect == "postgresql"
+        else None
+    )
+    reports = check_ranges(
+        engine, ranges, expected, workers=workers, batch=batch, snapshot=snapshot, progress=progress, total=total
+    )
+    links = [start_hash] + [r.last_hash for r in reports[:-1]]
+    if not all(r.sound and r.first_link == link for r, link in zip(reports, links, strict=True)):
+        return False
+    result.events, result.ranges = int(last) - start_seq + 1, len(ranges)
+    result.last_seq, result.last_hash = int(last), reports[-1].last_hash
+    return True
+
+
+def _snapshot_options(session: Session) -> dict:
+    # SQLite's read transaction is already a snapshot; PostgreSQL needs REPEATABLE READ for one.
+    return {"isolation_level": "REPEATABLE READ"} if session.get_bind().dialect.name == "postgresql" else {}
+
+
+def _chain_start(connection, trusted: list[Checkpoint], result: VerifyResult) -> tuple[int | None, int, str]:
+    """(the lowest stored seq, the seq the chain starts at, the hash its first event links to)."""
     lowest, first_in_chain = connection.exec_driver_sql(
         "SELECT MIN(seq), (SELECT MIN(seq) FROM audit_event WHERE seq >= 1) FROM audit_event"
     ).one()
@@ -150,59 +216,92 @@ def verify_chain(
         else:
             start_seq, start_hash = prune.pruned_before, prune.head_hash
             result.notes.append(f"pruned before {prune.pruned_before}: verification starts from that checkpoint's hash")
-    expected = {c.seq: c for c in trusted if c.seq >= start_seq}
-    total = connection.exec_driver_sql("SELECT COUNT(*) FROM audit_event").scalar() or 0
-    read_from = start_seq if lowest is None else min(int(lowest), start_seq)
-
-    # A million rows of tuples would set off the cycle collector hundreds of times; they hold no cycles.
-    collecting = gc.isenabled()
-    gc.disable()
-    kept, dropped = len(result.problems), result.dropped_problems
-    try:
-        try:
-            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total)
-        except sqlite3.OperationalError as error:
-            if "decode" not in str(error):
-                raise
-            # Bytes that are not UTF-8 in a hash column (only a tamperer writes them): walk again,
-            # reading text leniently. The fast path pays nothing for this.
-            del result.problems[kept:]
-            result.dropped_problems, result.events = dropped, 0
-            _walk(connection, result, expected, start_seq, start_hash, read_from, batch, progress, total, lenient=True)
-    finally:
-        if collecting:
-            gc.enable()
-    _check_tail(result, trusted, head, start_seq)
-    if trusted:
-        result.last_checkpoint = max(c.seq for c in trusted)
-    session.rollback()
-    if (
-        checkpoint
-        and result.ok
-        and result.last_seq
-        and audit_checkpoints.signing_key() is not None
-        and (result.last_checkpoint or 0) < result.last_seq
-    ):
-        # Its own write transaction: the verification itself never held SQLite's write lock.
-        with Session(session.get_bind().execution_options(quorum_write=True), expire_on_commit=False) as writer:
-            made = audit_checkpoints.sign_head(session=writer, seq=result.last_seq, head_hash=result.last_hash)
-        result.last_checkpoint = made.seq
-    return result
+    return lowest, start_seq, start_hash
 
 
-def _snapshot_options(session: Session) -> dict:
-    # SQLite's read transaction is already a snapshot; PostgreSQL needs REPEATABLE READ for one.
-    return {"isolation_level": "REPEATABLE READ"} if session.get_bind().dialect.name == "postgresql" else {}
+def _verified_anchor(session: Session, chain: str | None) -> Checkpoint | None:
+    """The newest verified checkpoint of this chain whose signature verifies, from the database or the file."""
+    key = audit_checkpoints.public_key()
+    if key is None or chain is None:
+        return None
+    candidates = [
+        c
+        for c in audit_checkpoints.database_checkpoints(session) + audit_checkpoints.file_checkpoints(chain).checkpoints
+        if c.verified and c.chain_id == chain
+    ]
+    for candidate in sorted(candidates, key=lambda c: c.seq, reverse=True):
+        if audit_checkpoints.signature_ok(candidate, key):
+            return candidate
+    return None
 
 
-def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResult) -> list[Checkpoint]:
-    """The checkpoints whose signatures verify; a problem for each that does not."""
+def _still_checked(checkpoint: Checkpoint, since: int) -> bool:
+    return checkpoint.seq >= since or checkpoint.pruned_before is not None
+
+
+def _prefix_unchanged(connection, anchor: Checkpoint, start_seq: int) -> bool:
+    """Seqs start_seq..V all present once and none below, and seq V still ending in the signed hash."""
+    seq = int(anchor.seq)
+    # All rows minus those after V: SQLite counts a whole index from its pages without visiting
+    # each entry, and the rows after V are the few the incremental walk reads anyway.
+    everything = connection.exec_driver_sql("SELECT COUNT(*) FROM audit_event").scalar()
+    after = connection.exec_driver_sql(f"SELECT COUNT(*) FROM audit_event WHERE seq > {seq}").scalar()
+    lowest = connection.exec_driver_sql("SELECT MIN(seq) FROM audit_event").scalar()
+    hashes = [row[0] for row in connection.exec_driver_sql(f"SELECT hash FROM audit_event WHERE seq = {seq}")]
+    return (
+        _seq_is_unique(connection)
+        and lowest == start_seq
+        and everything - after == seq - start_seq + 1
+        and hashes == [anchor.head_hash]
+    )
+
+
+def _seq_is_unique(connection) -> bool:
+    """Whether a unique index on seq alone still holds: without it a deleted event and a
+    duplicate seq would leave the count as it was."""
+    if connection.dialect.name == "sqlite":
+        indexes = connection.exec_driver_sql(
+            "SELECT name FROM pragma_index_list('audit_event') WHERE \"unique\" AND NOT partial"
+        ).all()
+        return any(
+            [row[0] for row in connection.exec_driver_sql(f"SELECT name FROM pragma_index_info('{name}')")] == ["seq"]
+            for (name,) in indexes
+        )
+    return bool(
+        connection.exec_driver_sql(
+            "SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = i.indkey[0] WHERE i.indrelid = CAST('audit_event' AS pg_catalog.regclass) "
+            "AND i.indisunique AND i.indisvalid AND i.indnatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL "
+            "AND a.attname = 'seq'"
+        ).first()
+    )
+
+
+def _verified_at(session: Session, seq: int) -> bool:
+    """Whether a verified checkpoint of this seq is already stored (a clean run with nothing new signs no other)."""
+    return any(c.seq == seq and c.verified for c in audit_checkpoints.database_checkpoints(session))
+
+
+def _checked_checkpoints(
+    session: Session, chain: str | None, result: VerifyResult, since: int | None = None
+) -> list[Checkpoint]:
+    """The checkpoints whose signatures verify; a problem for each that does not.
+
+    With `since` (incremental), only checkpoints from that seq on, and prune checkpoints, are
+    checked: the verification that signed the verified checkpoint at `since` checked the rest.
+    """
     from_file = audit_checkpoints.file_checkpoints(chain)
+    if since is not None:
+        from_file = audit_checkpoints.FileCheckpoints(
+            [c for c in from_file.checkpoints if _still_checked(c, since)], from_file.other_chains, from_file.unreadable
+        )
     for number in from_file.unreadable:
         result.add(
             Problem(None, None, BAD_SIGNATURE, "not a readable checkpoint", where=f"checkpoint file line {number}")
         )
     in_database = audit_checkpoints.database_checkpoints(session)
+    if since is not None:
+        in_database = [c for c in in_database if _still_checked(c, since)]
     every = in_database + from_file.checkpoints
     key = audit_checkpoints.public_key()
     if key is None:
@@ -267,162 +366,6 @@ def _checked_checkpoints(session: Session, chain: str | None, result: VerifyResu
             "until one is made (`quorum audit checkpoint`)"
         )
     return list(trusted.values())
-
-
-def _walk(
-    connection,
-    result: VerifyResult,
-    expected: dict[int, Checkpoint],
-    start_seq: int,
-    start_hash: str,
-    read_from: int,
-    batch: int,
-    progress: Progress | None,
-    total: int,
-    lenient: bool = False,
-) -> None:
-    walk = _Walk(result.add, expected, start_seq, start_hash)
-    done = 0
-    for rows in read_events(connection, read_from, batch, lenient=lenient):
-        if rows[0][0] < start_seq:  # rows come in seq order: any outside the chain lead the first batches
-            outside = [row for row in rows if row[0] < start_seq]
-            rows = rows[len(outside) :]
-            for row in outside:
-                result.add(
-                    Problem(
-                        row[0],
-                        None,
-                        INSERTED,
-                        "outside the chain, which starts at seq "
-                        f"{start_seq}" + ("" if start_seq == 1 else " (pruned before it)"),
-                    )
-                )
-            result.events += len(outside)
-            done += len(outside)
-            if not rows:
-                continue
-        if not walk.sound_batch(rows):
-            walk.examine(rows)
-        done += len(rows)
-        result.events += len(rows)
-        if progress:
-            progress(done, max(total, done))
-    walk.finish()
-    result.problems.sort(key=lambda p: (p.first is not None, p.first or 0))
-    if result.events:
-        result.last_seq, result.last_hash = walk.prev_seq, walk.prev_hash
-
-
-_hexdigest = type(audit_chain._sha256()).hexdigest
-
-
-class _Walk:
-    """The state of one pass along the chain.
-
-    `sound_batch` checks a whole batch with C-level comparisons (no Python code per event)
-    and accepts it only if every event is in place, links to its predecessor, matches its
-    hash and every checkpoint in it. Any other batch goes through `examine`, event by event,
-    which names each problem; a sound chain never needs it.
-    """
-
-    def __init__(
-        self, add: Callable[[Problem], None], expected: dict[int, Checkpoint], start_seq: int, start_hash: str
-    ) -> None:
-        self.add = add
-        self.expected = expected
-        self.checkpoint_seqs = sorted(expected)
-        self.prev_seq, self.prev_hash = start_seq - 1, start_hash
-        # The last WINDOW (hash, seq) pairs; `recent` indexes them by hash, rebuilt only when needed.
-        self.window: deque[tuple[str, int]] = deque(maxlen=WINDOW)
-        self.recent: dict[str, int] | None = {}
-        self.pending: dict[str, int] = {}  # a link to a hash not seen yet -> the seq of the event holding it
-        self.reordered: set[int] = set()
-        self.last_good_checkpoint = start_seq - 1
-
-    def sound_batch(self, rows: list[tuple]) -> bool:
-        if self.pending:
-            return False
-        seqs, stored, links, payloads, _flags = zip(*rows)
-        first = self.prev_seq + 1
-        if seqs != tuple(range(first, first + len(rows))):
-            return False
-        if links[0] != self.prev_hash or links[1:] != stored[:-1]:
-            return False
-        if tuple(map(_hexdigest, map(audit_chain._sha256, payloads))) != stored:
-            return False
-        last = seqs[-1]
-        good_checkpoint = self.last_good_checkpoint
-        for seq in self.checkpoint_seqs[
-            bisect_left(self.checkpoint_seqs, first) : bisect_right(self.checkpoint_seqs, last)
-        ]:
-            if self.expected[seq].head_hash != stored[seq - first]:
-                return False
-            good_checkpoint = seq
-        self.last_good_checkpoint = good_checkpoint
-        self.window.extend(zip(stored[-WINDOW:], seqs[-WINDOW:]))
-        self.recent = None
-        self.prev_seq, self.prev_hash = last, stored[-1]
-        return True
-
-    def examine(self, rows: list[tuple]) -> None:
-        """Event by event, naming every problem."""
-        add, expected, pending, reordered, window = self.add, self.expected, self.pending, self.reordered, self.window
-        recent = self.recent if self.recent is not None else dict(self.window)
-        prev_seq, prev_hash = self.prev_seq, self.prev_hash
-        sha256 = audit_chain._sha256
-        for seq, stored, link, payload, _flag in rows:
-            computed = sha256(payload).hexdigest()
-            gap = False
-            if seq > prev_seq + 1:
-                add(Problem(prev_seq + 1, seq - 1, MISSING, "events absent from the chain"))
-                gap = True
-            elif seq <= prev_seq:
-                # The first row holding a seq keeps its place; a second one is named and left out of
-                # the links, so the events around it are not blamed for it.
-                add(Problem(seq, None, INSERTED, "a second event with this sequence number"))
-                if computed != stored:
-                    add(Problem(seq, None, MODIFIED, "its content does not match its hash"))
-                continue
-            if computed != stored:
-                add(Problem(seq, None, MODIFIED, "its content does not match its hash"))
-            earlier = pending.pop(stored, None)
-            if earlier is not None:
-                reordered.update((earlier, seq))
-                add(Problem(earlier, None, REORDERED, f"it is chained after seq {seq}, which comes later"))
-                add(Problem(seq, None, REORDERED, f"seq {earlier}, placed before it, is chained after it"))
-            if link != prev_hash and not gap:
-                known = recent.get(link)
-                if known is None:
-                    pending[link] = seq
-                elif seq not in reordered and not any(s in reordered for s in range(known + 1, seq)):
-                    add(Problem(known + 1, seq - 1, INSERTED, f"seq {seq} links directly to seq {known}"))
-            checkpoint = expected.get(seq)
-            if checkpoint is not None:
-                if checkpoint.head_hash != stored:
-                    add(
-                        Problem(
-                            self.last_good_checkpoint + 1,
-                            seq,
-                            MODIFIED,
-                            f"the chain differs from the checkpoint signed {checkpoint.created_at} UTC "
-                            "(events up to it were rewritten)",
-                        )
-                    )
-                else:
-                    self.last_good_checkpoint = seq
-            recent[stored] = seq
-            if len(window) == WINDOW:
-                recent.pop(window[0][0], None)
-            window.append((stored, seq))
-            prev_seq, prev_hash = seq, stored
-        self.recent = recent
-        self.prev_seq, self.prev_hash = prev_seq, prev_hash
-
-    def finish(self) -> None:
-        for _link, seq in sorted(self.pending.items(), key=lambda item: item[1]):
-            self.add(
-                Problem(seq - 1, None, MODIFIED, f"its hash was recomputed; seq {seq} still links to the original")
-            )
 
 
 def _check_tail(result: VerifyResult, trusted: list[Checkpoint], head: tuple[int, str] | None, start_seq: int) -> None:

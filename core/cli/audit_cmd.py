@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from core import db
@@ -27,7 +28,19 @@ def register(commands) -> None:
         "'N events verified, last checkpoint at S', or 1 with one line per problem naming the sequence number.",
     )
     verify.add_argument(
-        "--no-checkpoint", action="store_true", help="Do not sign a checkpoint of the verified head afterwards."
+        "--no-checkpoint", action="store_true", help="Do not sign a verified checkpoint of the head afterwards."
+    )
+    verify.add_argument(
+        "--incremental",
+        action="store_true",
+        help="Read only the events after the newest verified checkpoint (see the README for what it does not "
+        "check); without it every event is read.",
+    )
+    verify.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="Ranges of the chain checked in parallel (default: one per core); 1 walks the chain serially.",
     )
     verify.set_defaults(func=_verify)
 
@@ -87,9 +100,21 @@ def filters_from(args) -> audit_query.AuditFilter:
     )
 
 
+def _workers(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 def _verify(args) -> int:
     with db.session_scope() as session:
-        result = audit_verify.verify_chain(session=session, actor=CLI_ACTOR, checkpoint=not args.no_checkpoint)
+        result = audit_verify.verify_chain(
+            session=session,
+            actor=CLI_ACTOR,
+            checkpoint=not args.no_checkpoint,
+            workers=args.workers,
+            incremental=args.incremental,
+        )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.ok:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Text, false
 from sqlmodel import Field, SQLModel
 
 from core import clock
@@ -72,3 +72,5 @@ class AuditCheckpoint(SQLModel, table=True):
     pruned_before: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     key_id: str = Field(max_length=16)
     signature: str = Field(max_length=128)
+    # Signed by a clean verification of every event up to `seq`: incremental verification starts after it.
+    verified: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))

@@ -27,7 +27,7 @@ def test_finance_sees_the_burn_down_and_downloads_what_is_shown(page, server):
 def test_an_auditor_verifies_the_whole_chain(page):
     sign_in(page, "Daniel Kim")
     open_page(page, "Verify audit chain")
-    page.get_by_role("button", name="Verify the whole chain").click()
+    page.get_by_role("button", name="Verify the chain").click()
     page.get_by_text("events verified").first.wait_for()
     assert_no_errors(page, "Verify audit chain")
     screenshot(page, "audit_verify")

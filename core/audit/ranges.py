@@ -1,0 +1,221 @@
+"""Checking ranges of the audit chain in parallel, each on a connection and thread of its own.
+
+An event's hash depends only on its own row, and a link only on the event before it, so a
+range of sequence numbers can be checked on its own: every seq of the range present once,
+each event linked to the one before, matching its hash and every signed checkpoint in the
+range (`walk.batch_sound`, the test the serial walk uses). What joins two ranges is one pair
+of hashes, the first event's link and the previous range's last hash, which the caller
+compares. A range found unsound is not examined here: the caller then walks the chain
+serially, which names every problem exactly as it always has.
+
+Threads rather than processes: the database builds each canonical text without holding the
+GIL (SQLite in C inside the step, PostgreSQL on a backend process of its own per
+connection), so threads keep both cores busy while costing nothing to start, inside the
+Streamlit server too.
+
+Snapshots: on PostgreSQL every worker joins the caller's snapshot (`pg_export_snapshot`).
+SQLite cannot share one, so each worker reads a snapshot of its own, taken after the
+caller's. The ranges stop at the caller's last seq, and the log only grows past its end, so
+a range sound in a worker's snapshot holds the same events; if anything differs (a prune
+deleting events as the check runs), the range is unsound and the serial walk, in the
+caller's snapshot, has the last word.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import queue
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import accumulate
+
+from sqlalchemy import Engine
+
+from core.audit.chain import canonical_payload_sql, exact_row_sql
+from core.audit.checkpoints import Checkpoint
+from core.audit.findings import Progress
+from core.audit.reading import read_events
+from core.audit.walk import batch_sound
+
+log = logging.getLogger(__name__)
+
+# Ranges are at least this long, so a small chain does not pay for threads it cannot use.
+MIN_RANGE = 20_000
+# About this many ranges per worker: they balance the load and give the progress bar its steps.
+RANGES_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class RangeReport:
+    first: int
+    last: int
+    sound: bool
+    first_link: str | None = None  # the first event's prev_hash
+    last_hash: str | None = None
+
+
+def split(first: int, last: int, workers: int) -> list[tuple[int, int]]:
+    """[first, last] cut into consecutive ranges of at least MIN_RANGE events."""
+    span = last - first + 1
+    if span <= 0:
+        return []
+    size = max(MIN_RANGE, math.ceil(span / (workers * RANGES_PER_WORKER)))
+    return [(start, min(start + size - 1, last)) for start in range(first, last + 1, size)]
+
+
+def check_range(connection, first: int, last: int, expected: dict[int, Checkpoint], batch: int) -> RangeReport:
+    """Whether events first..last are all present once, linked inside, and match their hashes and checkpoints."""
+    if connection.dialect.name in ("sqlite", "postgresql"):
+        report = _vector_range(connection, first, last, expected)
+        if report is not None:
+            return report
+    checkpoint_seqs = sorted(s for s in expected if first <= s <= last)
+    next_seq, prev_hash, first_link = first, None, None
+    for rows in read_events(connection, first, batch, end_seq=last, ahead=False):
+        if not batch_sound(rows, next_seq, prev_hash, checkpoint_seqs, expected):
+            return RangeReport(first, last, False)
+        if first_link is None:
+            first_link = rows[0][2]
+        next_seq, prev_hash = rows[-1][0] + 1, rows[-1][1]
+    if next_seq != last + 1:
+        return RangeReport(first, last, False)
+    return RangeReport(first, last, True, first_link, prev_hash)
+
+
+# Events per aggregated row of the SQLite check.
+GROUP = 2_000
+_hexdigest = type(hashlib.sha256()).hexdigest
+
+
+def _vector_range(connection, first: int, last: int, expected: dict[int, Checkpoint]) -> RangeReport | None:
+    """The range check as a vectorized pass: the database hands over GROUP events per row, concatenated.
+
+    Read row by row, two threads would pass the GIL back and forth at every row the database
+    hands over; aggregated, each thread holds it once per GROUP events, and Python makes one
+    bytes object per event (its canonical form, sliced out by the lengths the database reports).
+    Concatenations are compared whole: every hash and link is first checked to be 64 bytes, so
+    equal concatenations mean equal values event by event; the seqs must read first, first+1...
+    in the order the other columns were concatenated. None when a row needs its form built in
+    Python (text holding a NUL on SQLite): the caller checks the range row by row instead.
+    """
+    postgres = connection.dialect.name == "postgresql"
+    query = _POSTGRES_GROUP if postgres else _SQLITE_GROUP
+    dbapi = connection.connection.dbapi_connection
+    cursor = dbapi.cursor(binary=True) if postgres else dbapi.cursor()
+    first_link, prev_hash = None, None
+    try:
+        for start in range(first, last + 1, GROUP):
+            end = min(start + GROUP - 1, last)
+            try:
+                seqs, hashes, links, lengths, payloads, flagged, odd = cursor.execute(query, (start, end)).fetchone()
+            except sqlite3.OperationalError:  # text that is not UTF-8 in a seq: the serial walk reads leniently
+                return RangeReport(first, last, False)
+            if flagged:
+                return None
+            if odd or seqs != ",".join(map(str, range(start, end + 1))):
+                return RangeReport(first, last, False)
+            stops = list(accumulate(map(int, lengths.split(","))))
+            view = memoryview(payloads)
+            parts = map(view.__getitem__, map(slice, [0, *stops[:-1]], stops))
+            if "".join(map(_hexdigest, map(hashlib.sha256, parts))).encode() != hashes:
+                return RangeReport(first, last, False)
+            if links[64:] != hashes[:-64] or (prev_hash is not None and links[:64] != prev_hash):
+                return RangeReport(first, last, False)
+            for seq in (s for s in expected if start <= s <= end):
+                if hashes[(seq - start) * 64 : (seq - start + 1) * 64] != expected[seq].head_hash.encode():
+                    return RangeReport(first, last, False)
+            if first_link is None:
+                first_link = links[:64]
+            prev_hash = hashes[-64:]
+    finally:
+        cursor.close()
+    return RangeReport(first, last, True, bytes(first_link).decode(), bytes(prev_hash).decode())
+
+
+_SQLITE_GROUP = (
+    "SELECT group_concat(seq), CAST(group_concat(hash, '') AS BLOB), CAST(group_concat(prev_hash, '') AS BLOB), "
+    "group_concat(length(p)), CAST(group_concat(p, '') AS BLOB), max(f) IS NOT NULL, "
+    "sum(length(CAST(hash AS BLOB)) != 64 OR length(CAST(prev_hash AS BLOB)) != 64) "
+    f"FROM (SELECT seq, hash, prev_hash, CAST({canonical_payload_sql('sqlite')} AS BLOB) AS p, "
+    f"{exact_row_sql('sqlite')} AS f FROM audit_event WHERE seq >= ? AND seq <= ? ORDER BY seq, id)"
+)
+
+# Schema-qualified throughout, like core.audit.chain.postgres_payload_sql.
+_NE = " OPERATOR(pg_catalog.<>) "
+_POSTGRES_GROUP = (
+    "SELECT pg_catalog.string_agg(CAST(seq AS pg_catalog.text), ','), "
+    "pg_catalog.convert_to(pg_catalog.string_agg(hash, ''), 'UTF8'), "
+    "pg_catalog.convert_to(pg_catalog.string_agg(prev_hash, ''), 'UTF8'), "
+    "pg_catalog.string_agg(CAST(pg_catalog.octet_length(p) AS pg_catalog.text), ','), "
+    "pg_catalog.string_agg(p, CAST('' AS pg_catalog.bytea)), pg_catalog.bool_or(f IS NOT NULL), "
+    f"pg_catalog.count(*) FILTER (WHERE pg_catalog.octet_length(hash){_NE}64 "
+    f"OR pg_catalog.octet_length(prev_hash){_NE}64) "
+    f"FROM (SELECT seq, hash, prev_hash, {canonical_payload_sql('postgresql')} AS p, "
+    f"{exact_row_sql('postgresql')} AS f FROM audit_event "
+    "WHERE seq OPERATOR(pg_catalog.>=) %s AND seq OPERATOR(pg_catalog.<=) %s ORDER BY seq, id) AS events"
+)
+
+
+def check_ranges(
+    engine: Engine,
+    ranges: list[tuple[int, int]],
+    expected: dict[int, Checkpoint],
+    *,
+    workers: int,
+    batch: int,
+    snapshot: str | None = None,
+    progress: Progress | None = None,
+    done: int = 0,
+    total: int = 0,
+) -> list[RangeReport]:
+    """A report per range, in order; stops early (the rest unsound) as soon as one range is unsound.
+
+    `snapshot` is a PostgreSQL snapshot id every worker joins. `progress` is called on the
+    caller's thread (Streamlit draws only from there) as ranges finish.
+    """
+    todo: queue.Queue[tuple[int, int]] = queue.Queue()
+    for item in ranges:
+        todo.put(item)
+    finished: queue.Queue[RangeReport] = queue.Queue()
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            with engine.connect() as connection:
+                if snapshot is not None:
+                    connection = connection.execution_options(isolation_level="REPEATABLE READ")
+                    connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                while not stop.is_set():
+                    try:
+                        first, last = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    report = check_range(connection, first, last, expected, batch)
+                    finished.put(report)
+                    if not report.sound:
+                        stop.set()
+                connection.rollback()
+        except Exception:  # the serial walk that follows reads the same rows and says what is wrong
+            log.warning("a range check of the audit chain failed; verifying serially", exc_info=True)
+            stop.set()
+
+    reports: dict[int, RangeReport] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-verify") as pool:
+        running = [pool.submit(worker) for _ in range(min(workers, len(ranges)))]
+        while len(reports) < len(ranges) and not (stop.is_set() and all(f.done() for f in running)):
+            try:
+                report = finished.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            reports[report.first] = report
+            done += report.last - report.first + 1
+            if progress:
+                progress(done, max(total, done))
+    while not finished.empty():
+        report = finished.get()
+        reports[report.first] = report
+    return [reports.get(first) or RangeReport(first, last, False) for first, last in ranges]

@@ -1,0 +1,111 @@
+"""Ranges of the chain checked in parallel report exactly what the serial walk reports.
+
+The tamper tests (test_attack_audit, test_audit_*) each run in both modes (the `verify_mode`
+fixture); here random tampering is compared line for line, and the joins between ranges,
+which no single range can see, are attacked on their own.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import db
+from core.audit import chain as audit_chain
+from core.audit import ranges as audit_ranges
+from core.audit import verify as audit_verify
+from core.settings import reset_settings
+from tests.audit_helpers import SYSTEM, TEST_KEY, add_events, sql
+from tests.test_audit_properties import FAST, detectable_moves, fresh_chain, recomputes, tampered, truncations
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUORUM_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    reset_settings()
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """monkeypatch for use inside a @given test."""
+    return monkeypatch
+
+
+def run(session, workers: int):
+    return audit_verify.verify_chain(session=session, actor=SYSTEM, workers=workers)
+
+
+def outcome(result) -> tuple:
+    return (result.lines(), result.events, result.last_seq, result.last_hash, result.notes, result.last_checkpoint)
+
+
+def test_a_sound_chain_is_checked_as_ranges_in_parallel_with_the_serial_walks_result(session, monkeypatch):
+    monkeypatch.setattr(audit_ranges, "MIN_RANGE", 3)
+    add_events(session, 20)
+    serial, parallel = run(session, 1), run(session, 3)
+    assert serial.ranges == 0 and parallel.ranges == 7
+    assert parallel.ok and outcome(parallel) == outcome(serial)
+    assert parallel.summary() == "20 events verified, no signed checkpoint yet"
+
+
+def test_progress_reaches_every_event_in_parallel(session, monkeypatch):
+    monkeypatch.setattr(audit_ranges, "MIN_RANGE", 4)
+    add_events(session, 17)
+    seen: list[tuple[int, int]] = []
+    result = audit_verify.verify_chain(
+        session=session, actor=SYSTEM, workers=2, progress=lambda done, total: seen.append((done, total))
+    )
+    assert result.ok and result.ranges == 5
+    assert seen[-1] == (17, 17) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def rehash_between(first: int, last: int) -> None:
+    """Recompute the hashes of events first..last only, each linked to the one before (the tamperer stops short)."""
+    with db.get_engine().begin() as conn:
+        prev = conn.exec_driver_sql(f"SELECT hash FROM audit_event WHERE seq = {first - 1}").scalar()
+        for seq in range(first, last + 1):
+            conn.exec_driver_sql(f"UPDATE audit_event SET prev_hash = '{prev}' WHERE seq = {seq}")
+            row = conn.exec_driver_sql(
+                f"SELECT {', '.join(audit_chain.HASHED_COLUMNS)} FROM audit_event WHERE seq = {seq}"
+            ).one()
+            prev = audit_chain.row_hash(tuple(row))
+            conn.exec_driver_sql(f"UPDATE audit_event SET hash = '{prev}' WHERE seq = {seq}")
+
+
+@pytest.mark.parametrize("seq", [2, 3, 4, 5])
+def test_an_edit_rehashed_to_a_ranges_edge_is_caught_at_the_join(session, monkeypatch, seq):
+    """Ranges of three: events seq..6 rehashed make the middle range sound on its own; only the join shows it."""
+    monkeypatch.setattr(audit_ranges, "MIN_RANGE", 3)
+    add_events(session, 9)
+    sql("UPDATE audit_event SET target_id = 'forged' WHERE seq = :s", {"s": seq})
+    rehash_between(seq, 6)
+    expected = ["seq 6: modified: its hash was recomputed; seq 7 still links to the original"]
+    assert run(session, 1).lines() == expected
+    parallel = run(session, 3)
+    assert parallel.lines() == expected and parallel.ranges == 0
+
+
+@FAST
+@given(data=st.data())
+def test_random_tampering_is_reported_identically_serially_and_in_parallel(session, env, data):
+    moves = data.draw(st.lists(detectable_moves() | truncations | recomputes, min_size=1, max_size=3))
+    key = data.draw(st.booleans())
+    if not tampered(session, moves, key=key, monkeypatch=env):
+        return
+    serial = run(session, 1)
+    for size, workers in ((1, 2), (2, 3), (3, 2)):
+        env.setattr(audit_ranges, "MIN_RANGE", size)
+        parallel = run(session, workers)
+        assert outcome(parallel) == outcome(serial), (moves, size, workers)
+
+
+@FAST
+@given(data=st.data())
+def test_an_untouched_chain_is_sound_in_every_split(session, env, data):
+    env.setenv("QUORUM_AUDIT_SIGNING_KEY", TEST_KEY)
+    reset_settings()
+    fresh_chain(session, key=True)
+    env.setattr(audit_ranges, "MIN_RANGE", data.draw(st.integers(1, 9)))
+    result = run(session, data.draw(st.integers(2, 5)))
+    assert result.ok and result.events == 8, result.lines()
