@@ -214,7 +214,7 @@ def _admit(
     The common case is one conditional UPDATE per budget and one INSERT of the holds, then
     `before_commit` (a read on the transaction's connection) once all budgets admitted.
     Expired holds only make admission stricter, so they are swept when an admission is
-    refused and otherwise at most every `SWEEP_EVERY` per budget.
+    refused and otherwise at most every `SWEEP_EVERY` (or `ttl`, when shorter) per budget.
     """
     if not budgets:
         return None
@@ -223,7 +223,7 @@ def _admit(
         holds = []
         for budget in budgets:  # id order: every transaction locks counters in the same order
             key = periods.period_key(budget.period, now)
-            swept = _sweep_if_due(session, budget.id, now)
+            swept = _sweep_if_due(session, budget.id, now, every=min(SWEEP_EVERY, ttl))
             if not counters.try_reserve(session, budget, key, micro, tokens):
                 # Room held by expired reservations, no row yet (a new period), or one another
                 # caller created after our UPDATE began: sweep, make sure the row exists, and
@@ -260,9 +260,10 @@ SWEEP_EVERY = timedelta(seconds=30)
 _last_sweep: dict[int, datetime] = {}
 
 
-def _sweep_if_due(session: Session, budget_id: int, now: datetime) -> bool:
+def _sweep_if_due(session: Session, budget_id: int, now: datetime, *, every: timedelta = SWEEP_EVERY) -> bool:
+    # No hold can expire sooner than its ttl after it was made: a short ttl is swept as often.
     last = _last_sweep.get(budget_id)
-    if last is not None and last <= now < last + SWEEP_EVERY:
+    if last is not None and last <= now < last + every:
         return False
     counters.sweep_expired(session, budget_id, now)
     _last_sweep[budget_id] = now

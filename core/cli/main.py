@@ -9,6 +9,7 @@ from core.cli import (
     audit_cmd,
     db_cmd,
     demo_cmd,
+    gateway_cmd,
     keys_cmd,
     people_cmd,
     prompts_cmd,
@@ -21,6 +22,7 @@ from core.errors import QuorumError
 # Each module adds its commands with `register(subparsers)`.
 COMMAND_MODULES = [
     run_cmd,
+    gateway_cmd,
     db_cmd,
     demo_cmd,
     people_cmd,
