@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import uvicorn
 
+from core.cli.main import main
 from core.settings import PROJECT_ROOT
+from core.simulator import SimulatorConfig
+from core.simulator.server import create_app
 
 START_TIMEOUT_S = 60  # a shared 2-core machine can take long to import and migrate
 
@@ -43,23 +47,30 @@ def wait_listening(port: int, process: subprocess.Popen, what: str) -> None:
 
 
 class Simulator:
-    """`quorum simulator serve` with a fixed latency: the upstream, in a process of its own."""
+    """The simulator's HTTP server with a fixed latency, in a thread of the test process: the
+    gateway processes reach it over HTTP as they would reach OpenAI."""
 
     def __init__(self, latency_ms: float) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen(
-            quorum_command("simulator", "serve", "--port", str(self.port), "--latency-ms", str(latency_ms)),
-            cwd=PROJECT_ROOT,
+        config = uvicorn.Config(
+            create_app(SimulatorConfig(latency_ms=latency_ms)), host="127.0.0.1", port=self.port, log_level="warning"
         )
-        wait_listening(self.port, self.process, "the simulator")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the simulator did not start")
+            time.sleep(0.01)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        self.server.should_exit = True
+        self.thread.join(10)
 
 
 class GatewayServer:
@@ -209,13 +220,9 @@ class Callers:
                     return  # reported by the test
 
 
-def audit_verify(env_url: str) -> subprocess.CompletedProcess:
-    """`quorum audit verify` as an auditor runs it, in a process of its own."""
-    return subprocess.run(
-        quorum_command("audit", "verify", "--no-checkpoint"),
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "DATABASE_URL": env_url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def audit_verify(capsys) -> tuple[int, str]:
+    """`quorum audit verify` as an auditor runs it: its exit code and what it printed."""
+    capsys.readouterr()
+    code = main(["audit", "verify", "--no-checkpoint"])
+    printed = capsys.readouterr()
+    return code, printed.out + printed.err

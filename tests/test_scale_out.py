@@ -39,6 +39,7 @@ CALLERS = 64
 # worst case, 16,000 micro-dollars, and how many calls fit a budget is known in advance.
 WORST = 16_000
 FITS = 96
+TTL_S = 3  # reservations of the crash test expire this soon
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def ids_of(session, column, *where) -> set[str]:
     return set(session.execute(select(column).where(*where)).scalars())
 
 
-def test_gateway_processes_racing_to_a_hard_limit_admit_exactly_what_fits(db_url, session, directory, simulator):
+def test_gateway_processes_racing_to_a_hard_limit_admit_exactly_what_fits(session, directory, simulator, capsys):
     budget, key = governed_team(session, cap_micro=FITS * WORST, exact_cost=True)
     server = GatewayServer(workers=2, simulator=simulator)
     try:
@@ -119,8 +120,8 @@ def test_gateway_processes_racing_to_a_hard_limit_admit_exactly_what_fits(db_url
     answered = {o.request_id for o in callers.outcomes if o.status == 200}
     assert {request_id for request_id, _cost in billed} == answered
     assert len(ids_of(session, AuditEvent.target_id, AuditEvent.action == "gateway.call")) == FITS + CALLERS
-    verified = audit_verify(db_url)
-    assert verified.returncode == 0 and "events verified" in verified.stdout, verified.stdout + verified.stderr
+    code, printed = audit_verify(capsys)
+    assert code == 0 and "events verified" in printed, printed
     assert exit_code == 0
 
 
@@ -132,18 +133,19 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_twice(db_url, session, directory):
+def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_twice(session, directory, capsys):
     upstream = Simulator(latency_ms=40)  # calls spend time upstream, holding their reservation
     budget, key = governed_team(session, cap_micro=1_000 * 1_000_000)
-    server = GatewayServer(workers=2, simulator=upstream, QUORUM_RESERVATION_TTL_S="3")
+    server = GatewayServer(workers=2, simulator=upstream, QUORUM_RESERVATION_TTL_S=str(TTL_S))
     try:
         callers = Callers(server.base_url, key, count=CALLERS).start()
-        _wait_for(lambda: len(callers.answered()) >= 50, 60, "answers before the kill")
+        _wait_for(lambda: len(callers.answered()) >= 30, 60, "answers before the kill")
         os.kill(server.worker_pids()[0], signal.SIGKILL)
         before = len(callers.answered())
-        _wait_for(lambda: len(callers.answered()) >= before + 50, 60, "answers from the surviving process")
+        _wait_for(lambda: len(callers.answered()) >= before + 20, 60, "answers from the surviving process")
         callers.stop.set()
         callers.join()
+        quiet_since = clock.now()
 
         statuses = Counter(o.status for o in callers.outcomes)
         assert set(statuses) == {200, None}, [o.message for o in callers.outcomes if o.status not in (200, None)]
@@ -153,10 +155,11 @@ def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_t
         holds = session.execute(select(BudgetHold.amount_micro, BudgetHold.expires_at)).all()
         assert holds, "the killed calls held no reservation"
         assert counter_now(session, budget).reserved_micro == sum(amount for amount, _at in holds)
+        # Once they have expired, and a sweep is due (a process sweeps a budget at most once
+        # per expiry period), the next admission on the budget gives their room back.
         last_expiry = max(at if at.tzinfo else at.replace(tzinfo=UTC) for _amount, at in holds)
-        time.sleep(max(0.0, (last_expiry - clock.now()).total_seconds()) + 0.1)
-
-        # The next admission on the budget sweeps the expired holds.
+        sweep_due = max(last_expiry, quiet_since + timedelta(seconds=TTL_S))
+        time.sleep(max(0.0, (sweep_due - clock.now()).total_seconds()) + 0.1)
         after = httpx.post(
             f"{server.base_url}/v1/chat/completions",
             headers={"authorization": f"Bearer {key}"},
@@ -181,15 +184,16 @@ def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_t
     answered = {o.request_id for o in callers.outcomes if o.status == 200} | {after.headers["x-request-id"]}
     assert answered <= set(billed_ids)
     assert answered <= ids_of(session, AuditEvent.target_id, AuditEvent.action == "gateway.call")
-    verified = audit_verify(db_url)
-    assert verified.returncode == 0 and "events verified" in verified.stdout, verified.stdout + verified.stderr
+    code, printed = audit_verify(capsys)
+    assert code == 0 and "events verified" in printed, printed
     assert exit_code == 0
 
 
-def test_sigterm_finishes_the_call_in_flight_then_exits(db_url, session, directory):
+def test_sigterm_finishes_the_call_in_flight_then_exits(session, directory):
+    # One process: the supervisor's SIGTERM path (several) is the race's and the crash test's end.
     upstream = Simulator(latency_ms=1500)
     _budget, key = governed_team(session, cap_micro=1_000_000)
-    server = GatewayServer(workers=2, simulator=upstream)
+    server = GatewayServer(workers=1, simulator=upstream)
     answers = []
     try:
         call = threading.Thread(

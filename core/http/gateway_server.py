@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 from contextlib import asynccontextmanager
@@ -115,7 +116,13 @@ def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> 
             flush=True,
         )
         if workers == 1:
-            uvicorn.Server(config).run(sockets=[sock])
+            # uvicorn shuts down gracefully on SIGTERM, then raises it again under the handler
+            # it found: this one, so that a stop asked for ends as a clean exit (0), as with workers.
+            previous = signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
+            try:
+                uvicorn.Server(config).run(sockets=[sock])
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         else:
             Multiprocess(config, sockets=[sock]).run()
     finally:
