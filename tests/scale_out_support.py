@@ -159,13 +159,14 @@ class Outcome:
 @dataclass
 class Callers:
     """``count`` callers, each on its own kept-alive connection, calling until told to stop
-    (or, with ``until_refused``, until its first 429)."""
+    (or, with ``until_refused``, until its first 429), at most ``max_calls`` times each."""
 
     base_url: str
     key: str
     count: int
     max_tokens: int = 16
     until_refused: bool = False
+    max_calls: int = 1_000_000
     outcomes: list[Outcome] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -195,7 +196,7 @@ class Callers:
         with httpx.Client(base_url=self.base_url, headers=headers, timeout=30) as client:
             self._barrier.wait()
             attempt = 0
-            while not self.stop.is_set():
+            while not self.stop.is_set() and attempt < self.max_calls:
                 attempt += 1
                 body = {
                     "model": "gpt-4o-mini",
