@@ -30,6 +30,7 @@ from core.models.audit import AuditEvent
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import GatewayCall
 from core.permissions import Actor
+from core.settings import reset_settings
 from tests.scale_out_support import Callers, GatewayServer, Simulator, audit_verify, free_port
 
 ADMIN = Actor.system("test")
@@ -243,3 +244,16 @@ def test_a_port_in_use_is_one_clear_error(db_url, capsys):
         taken.listen()
         assert main(["gateway", "serve", "--port", str(port)]) == 1
     assert f"error: Cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+
+
+def test_a_gateway_host_needs_no_sign_in_settings(db_url, capsys, monkeypatch):
+    # Outside demo mode and without [auth], `quorum run` refuses to start; the gateway alone
+    # serves no pages, so it goes on (here as far as the port, which is taken).
+    monkeypatch.delenv("QUORUM_DEMO")
+    reset_settings()
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        assert main(["gateway", "serve", "--port", str(port)]) == 1
+    assert "Cannot listen on" in capsys.readouterr().err

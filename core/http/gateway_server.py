@@ -38,8 +38,9 @@ WORKER_HEALTHCHECK_S = 30
 
 @asynccontextmanager
 async def worker_lifespan(_app):
-    """A worker's start: refuse unsafe settings; the schema is the parent's to migrate, once."""
-    settings().check_safe()
+    """A worker's start. The schema is the parent's to migrate, once. No sign-in settings are
+    checked: this server has no pages and no sign-in (team keys only), so a gateway host needs
+    no OIDC client secret, and is better without one."""
     start_moderation_probe()
     yield {}
 
@@ -84,7 +85,6 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> None:
     """Serve the gateway until SIGTERM or Ctrl-C (blocks)."""
     check_options(host=host, port=port, workers=workers)
-    settings().check_safe()
     sock = bind(host, port)
     try:
         migrate.upgrade()  # once, here: the workers would otherwise race to do it
@@ -101,7 +101,7 @@ def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> 
             access_log=False,
             log_level=log_level,
             backlog=BACKLOG,
-            # The worker's lifespan must run (it refuses unsafe settings), and fail loudly.
+            # The worker's lifespan must run (it starts the moderation probe), and fail loudly.
             lifespan="on",
             # The supervisor replaces a worker that does not answer its ping in time; starting one
             # (imports, the first connection) takes seconds on a busy host, and killing it then
