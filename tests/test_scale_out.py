@@ -10,6 +10,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -18,9 +20,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, func, select
 
-from core import clock
+from core import clock, migrate
 from core.budgets import config, counters, periods, prices
 from core.cli.main import main
 from core.gateway import policies
@@ -30,7 +33,8 @@ from core.models.audit import AuditEvent
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import GatewayCall
 from core.permissions import Actor
-from core.settings import reset_settings
+from core.settings import PROJECT_ROOT, reset_settings
+from tests.conftest import BASE_URL, ENV_URL, ON_POSTGRES
 from tests.scale_out_support import Callers, GatewayServer, Simulator, audit_verify, free_port
 
 ADMIN = Actor.system("test")
@@ -257,3 +261,26 @@ def test_a_gateway_host_needs_no_sign_in_settings(db_url, capsys, monkeypatch):
         taken.listen()
         assert main(["gateway", "serve", "--port", str(port)]) == 1
     assert "Cannot listen on" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="several hosts share a PostgreSQL database")
+def test_gateway_hosts_starting_at_once_migrate_the_schema_once():
+    url = f"{ENV_URL}_hosts"
+    admin = create_engine(BASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        name = url.rsplit("/", 1)[1]
+        if not connection.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).scalar():
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    fresh = create_engine(url)
+    with fresh.begin() as connection:
+        connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+        connection.exec_driver_sql("CREATE SCHEMA public")
+    fresh.dispose()
+    upgrade = "from core import migrate; migrate.upgrade()"
+    hosts = [
+        subprocess.Popen([sys.executable, "-c", upgrade], cwd=PROJECT_ROOT, env={**os.environ, "DATABASE_URL": url})
+        for _ in range(3)
+    ]
+    assert [host.wait(120) for host in hosts] == [0, 0, 0]
+    assert migrate.current_revision(url) == ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()

@@ -13,7 +13,6 @@ SIGTERM (or Ctrl-C): the processes stop accepting, finish the calls in flight, a
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -29,7 +28,6 @@ from core.errors import ValidationError
 from core.http.routes import http_routes, start_moderation_probe
 from core.settings import settings
 
-_log = logging.getLogger("quorum.http")
 MAX_PORT = 65535
 # Connections waiting to be accepted; load balancers open many at once after a deploy.
 BACKLOG = 2048
