@@ -33,7 +33,7 @@ from core.models.audit import AuditEvent
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.gateway import GatewayCall
 from core.permissions import Actor
-from core.settings import PROJECT_ROOT, reset_settings
+from core.settings import PROJECT_ROOT, ConfigError, load_settings, reset_settings
 from tests.conftest import BASE_URL, ENV_URL, ON_POSTGRES
 from tests.scale_out_support import Callers, GatewayServer, Simulator, audit_verify, free_port
 
@@ -102,6 +102,7 @@ def ids_of(session, column, *where) -> set[str]:
     return set(session.execute(select(column).where(*where)).scalars())
 
 
+@pytest.mark.slow
 def test_gateway_processes_racing_to_a_hard_limit_admit_exactly_what_fits(session, directory, simulator, capsys):
     budget, key = governed_team(session, cap_micro=FITS * WORST, exact_cost=True)
     server = GatewayServer(workers=2, simulator=simulator)
@@ -139,6 +140,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_twice(session, directory, capsys):
     upstream = Simulator(latency_ms=40)  # calls spend time upstream, holding their reservation
     budget, key = governed_team(session, cap_micro=1_000 * 1_000_000)
@@ -195,6 +197,7 @@ def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_t
     assert exit_code == 0
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_call_in_flight_then_exits(session, directory):
     # One process: the supervisor's SIGTERM path (several) is the race's and the crash test's end.
     upstream = Simulator(latency_ms=1500)
@@ -263,6 +266,7 @@ def test_a_gateway_host_needs_no_sign_in_settings(db_url, capsys, monkeypatch):
     assert "Cannot listen on" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ON_POSTGRES, reason="several hosts share a PostgreSQL database")
 def test_gateway_hosts_starting_at_once_migrate_the_schema_once():
     url = f"{ENV_URL}_hosts"
@@ -284,3 +288,11 @@ def test_gateway_hosts_starting_at_once_migrate_the_schema_once():
     ]
     assert [host.wait(120) for host in hosts] == [0, 0, 0]
     assert migrate.current_revision(url) == ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
+
+
+def test_reservation_expiry_is_a_positive_number_of_seconds():
+    assert load_settings({"QUORUM_RESERVATION_TTL_S": "2.5"}).reservation_ttl_s == 2.5
+    assert load_settings({}).reservation_ttl_s == 600
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(ConfigError, match=f"QUORUM_RESERVATION_TTL_S: '{bad}' is not a positive number"):
+            load_settings({"QUORUM_RESERVATION_TTL_S": bad})
