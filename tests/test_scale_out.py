@@ -108,7 +108,7 @@ def test_gateway_processes_racing_to_a_hard_limit_admit_exactly_what_fits(sessio
     server = GatewayServer(workers=2, simulator=simulator)
     try:
         # Enough calls that every caller must meet the limit (a broken limit shows as a failure, not a hang).
-        callers = Callers(server.base_url, key, count=CALLERS, until_refused=True, max_calls=FITS // CALLERS + 4).run()
+        callers = Callers(server.base_url, key, count=CALLERS, until_refused=True, max_calls=FITS // 4).run()
     finally:
         exit_code = server.terminate()
 
