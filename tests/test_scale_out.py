@@ -23,8 +23,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, func, select
 
-from core import clock, migrate
-from core.budgets import config, counters, periods, prices
+from core import clock, db, migrate
+from core.budgets import config, counters, periods, prices, reservations
 from core.cli.main import main
 from core.gateway import policies
 from core.identity import keys
@@ -296,3 +296,45 @@ def test_reservation_expiry_is_a_positive_number_of_seconds():
     for bad in ("0", "-1", "soon"):
         with pytest.raises(ConfigError, match=f"QUORUM_RESERVATION_TTL_S: '{bad}' is not a positive number"):
             load_settings({"QUORUM_RESERVATION_TTL_S": bad})
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="row locks: PostgreSQL")
+def test_a_sweep_racing_the_settle_of_a_call_that_outlived_its_hold_does_not_deadlock(session, directory):
+    # Two expired holds; a settle has taken the second (its DELETE) and is about to move the
+    # counter when a sweeper starts. A sweeper that moved the counter before deleting every
+    # hold waited for the settle's hold while the settle waited for its counter: deadlock.
+    moment = [clock.now()]
+    clock.set_clock(lambda: moment[0])
+    support = team_by_name(session, "Support").id
+    budget = config.set_budget(
+        session=session, actor=ADMIN, scope="team", target_id=support, data=config.BudgetInput(cap_usd="10")
+    )
+    call = {"model": "gpt-4o-mini", "input_tokens_upper_bound": 1000, "max_tokens": 1000}
+    crashed = reservations.reserve(session=session, team_id=support, ttl=timedelta(seconds=1), **call)
+    slow = reservations.reserve(session=session, team_id=support, ttl=timedelta(seconds=1), **call)
+    moment[0] += timedelta(minutes=1)
+    key = periods.period_key(budget.period, moment[0])
+    engine = db.get_engine()
+    with engine.connect() as settling:
+        taken = counters.take_holds(settling, slow.id)
+        errors = []
+
+        def sweeper():
+            try:
+                with db.write_session() as sweeping:
+                    counters.sweep_expired(sweeping, budget.id, moment[0])
+                    time.sleep(0.5)  # still holding what it locked when the settle moves on
+                    sweeping.commit()
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        thread = threading.Thread(target=sweeper)
+        thread.start()
+        time.sleep(0.2)
+        counters.add(settling, budget.id, key, reserved_micro=-taken[budget.id][1], spent_micro=100)
+        settling.commit()
+        thread.join(30)
+    assert not errors, errors
+    row = counter_now(session, budget)
+    assert (row.reserved_micro, row.spent_micro) == (0, 100)
+    assert crashed.id != slow.id
