@@ -9,6 +9,10 @@ chain, the call log) is in the database, so processes here and on other hosts be
 balancer stay exact together; a process keeps only short-lived caches (policies, prices).
 
 SIGTERM (or Ctrl-C): the processes stop accepting, finish the calls in flight, and exit 0.
+
+uvicorn is the server because it already is one of Quorum's (Streamlit serves `quorum run`
+through it) and its supervisor does what N processes need: one socket bound once, a worker
+replaced when it dies, graceful shutdown; another server would be a second dependency.
 """
 
 from __future__ import annotations
