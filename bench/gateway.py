@@ -1,17 +1,27 @@
-"""Gateway overhead: the same N calls to the simulator directly, through the in-process
-pipeline, and through Quorum's HTTP endpoint (all with the official openai SDK).
+"""Gateway overhead and throughput, each figure beside the direct path's in the same run.
 
-    python bench/gateway.py [-n 300] [--concurrency 8] [--database-url postgresql+psycopg://...]
+The same calls go to the upstream directly, through the in-process pipeline, and through
+Quorum's HTTP endpoint (all with the official openai SDK).
 
-The simulator runs in its own process (`quorum simulator serve`) and, for the HTTP path,
-Quorum's server in another, started as `quorum run` starts it (Streamlit's server and
-middleware, the gateway's upstream pointed at the simulator by OPENAI_BASE_URL), so the
-benchmark client shares a GIL with neither.
-"added" latency is the difference of medians/p95s against the direct baseline. The
-gateway is the real one: catalog prompts, budgets (a team budget, so every call reserves
-and settles against it), guardrails and the ledger. The team's moderation is off: a
-moderation call is a second upstream call, not gateway overhead. Distinct prompts per
-call so that the cache does not answer (a hit would flatter us).
+    python bench/gateway.py [-n 300] [--callers 8,32] [--workers 2] [--upstream-ms 5]
+                            [--postgres postgresql+psycopg://...] [--api chat|responses]
+
+The upstream is the simulator in its own process (`quorum simulator serve --latency-ms 5`,
+an OpenAI-compatible server), and Quorum's servers are started as an operator starts them,
+each in processes of their own, so the benchmark client shares a GIL with none of them:
+`quorum run` (Streamlit's server with the dashboard, one process) and `quorum gateway serve
+--workers N` (the gateway alone, N processes over one database). With ``--postgres`` the
+same is measured on PostgreSQL as well (that database is emptied first).
+
+Every figure is printed beside the direct path measured in the same run, and their ratio.
+Sequential latency: the paths are called in turn, call by call, so the machine's noise falls
+on all of them alike; "added" is the median of each call's difference to the direct call
+made just before it. Throughput: the paths run in alternating rounds of `n` calls each.
+CPU per call: user+system time of the server's processes over the throughput rounds, beside
+the simulator's own. The gateway is the real one: catalog, budgets (a team budget, so every
+call reserves and settles against it), guardrails, the ledger and the audit chain. The
+team's moderation is off (a moderation call is a second upstream call, not gateway
+overhead); distinct prompts per call, so the cache never answers (a hit would flatter us).
 """
 
 from __future__ import annotations
@@ -25,10 +35,13 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+TICKS = os.sysconf("SC_CLK_TCK")
+ROUNDS = 2  # alternating rounds per path in a throughput run
 
 
 def _free_port() -> int:
@@ -37,9 +50,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(port: int) -> None:
-    deadline = time.monotonic() + 30
+def _wait(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:4]} exited with {process.returncode}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -50,6 +65,179 @@ def _wait(port: int) -> None:
 def _pct(values, share):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a server's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its descendants so far."""
+    total = 0
+    for each in _tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+@dataclass
+class Setup:
+    url: str
+    team: int
+    key: object  # the created key (its secret for the HTTP client)
+
+
+def _prepare(url: str) -> Setup:
+    """An empty database with the demo directory, a team budget and a key."""
+    os.environ["DATABASE_URL"] = url
+    from core import db, demo, migrate
+    from core.budgets import config
+    from core.gateway import policies
+    from core.identity import keys
+    from core.identity.people import team_by_name
+    from core.permissions import Actor
+    from core.settings import reset_settings
+
+    reset_settings()
+    migrate.recreate(url)
+    admin = Actor.system("bench")
+    with db.write_session() as session:
+        demo.seed_directory(session)
+        team = team_by_name(session, "Support").id
+        policies.set_team_policy(session=session, actor=admin, team_id=team, pii_action="redact", moderation="off")
+        config.set_budget(
+            session=session, actor=admin, scope="team", target_id=team, data=config.BudgetInput(cap_usd="1000000")
+        )
+        key = keys.create_key(session=session, actor=admin, team_id=team, label="bench")
+    db.dispose_engines()
+    return Setup(url, team, key)
+
+
+def _server(kind: str, port: int, env: dict[str, str], workers: int) -> subprocess.Popen:
+    if kind == "run":
+        # As `quorum run` serves it: Streamlit's server with its middleware, one process.
+        command = [
+            sys.executable,
+            "-m",
+            "pages.ui.server",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "core.cli.main",
+            "gateway",
+            "serve",
+            "--workers",
+            str(workers),
+            "--port",
+            str(port),
+        ]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+def _throughput(paths: dict, n: int, callers: int, cpu_of: dict) -> tuple[dict, dict]:
+    """Calls/s of each path with `callers` at once, in alternating rounds; CPU ms per call of
+    the processes in `cpu_of` (by path) over its rounds."""
+    took = {name: 0.0 for name in paths}
+    cpu = {name: 0.0 for name in paths}
+    with ThreadPoolExecutor(callers) as pool:
+        for name, call in paths.items():  # warm-up: every worker connected, caches filled
+            list(pool.map(lambda i: call(f"warm-parallel-{name}-{i}"), range(callers * 4)))
+        for round_ in range(ROUNDS):
+            for name, call in paths.items():
+                before = _cpu_seconds(cpu_of[name])
+                started = time.perf_counter()
+                list(pool.map(lambda i: call(f"parallel-{round_}-{name}-{i}"), range(n)))
+                took[name] += time.perf_counter() - started
+                cpu[name] += _cpu_seconds(cpu_of[name]) - before
+    calls = n * ROUNDS
+    return {name: calls / took[name] for name in paths}, {name: 1000 * cpu[name] / calls for name in paths}
+
+
+def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, sequential: bool) -> dict:
+    """Start one Quorum server over `setup`'s database and measure it against the direct path."""
+    import openai
+
+    from core.gateway.pipeline import Caller, GatewayRequest
+    from core.identity import keys
+
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": setup.url, "OPENAI_API_KEY": "sk-sim", "OPENAI_BASE_URL": sim_url}
+    server = _server(kind, port, env, args.workers)
+    try:
+        _wait(port, server)
+        upstream_client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
+        quorum_client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=setup.key.secret, max_retries=0, timeout=60
+        )
+
+        def body(i):
+            question = f"Question {i}: opening hours?"
+            if args.api == "responses":
+                return {"model": "gpt-4o-mini", "input": question}
+            return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+
+        def create(client):
+            return client.responses.create if args.api == "responses" else client.chat.completions.create
+
+        paths = {
+            "direct": lambda i: create(upstream_client)(**body(i)),
+            "http": lambda i: create(quorum_client)(**body(i)),
+        }
+        found: dict = {}
+        if sequential:
+            gateway = _gateway(sim_url)
+            identity = keys.KeyIdentity(key_id=setup.key.key_id, team_id=setup.team, prefix=setup.key.prefix)
+            caller = Caller.for_key(identity)
+            in_process = {
+                "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind=args.api, body=body(i)))
+            }
+            ordered = {"direct": paths["direct"], **in_process, "http": paths["http"]}
+            for name, fn in ordered.items():
+                for i in range(20):  # warm-up
+                    fn(f"warm-{name}-{i}")
+            samples = {name: [] for name in ordered}
+            for i in range(args.n):
+                for name, fn in ordered.items():
+                    t0 = time.perf_counter()
+                    fn(f"{name}-{i}")
+                    samples[name].append((time.perf_counter() - t0) * 1000)
+            found["sequential"] = samples
+        for callers in args.callers:
+            rate, cpu = _throughput(paths, args.n, callers, {"direct": sim_pid, "http": server.pid})
+            found[callers] = (rate, cpu)
+        return found
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def _gateway(sim_url: str):
@@ -67,173 +255,109 @@ def _gateway(sim_url: str):
     )
 
 
+def _callers(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--callers: {text!r} is not a list of whole numbers like 8,32") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("--callers: give one or more numbers of at least 1, like 8,32")
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=300, help="Calls per path (default 300).")
-    parser.add_argument("--database-url", default=None, help="Database (default: a fresh SQLite file).")
+    parser.add_argument("-n", type=int, default=300, help="Calls per path and round (default 300).")
+    parser.add_argument("--callers", type=_callers, default=[8, 32], help="Parallel callers to measure (default 8,32).")
+    parser.add_argument("--workers", type=int, default=2, help="Processes of `quorum gateway serve` (default 2).")
+    parser.add_argument("--upstream-ms", type=float, default=5.0, help="The simulator's latency in ms (default 5).")
     parser.add_argument(
-        "--concurrency", type=int, default=8, help="Parallel callers of the throughput run (default 8; 0 skips it)."
+        "--postgres",
+        default=None,
+        help="Also measure on this PostgreSQL database (EMPTIED first), e.g. postgresql+psycopg://...",
     )
     parser.add_argument(
         "--api", choices=("chat", "responses"), default="chat", help="Which OpenAI API the calls use (default chat)."
     )
     args = parser.parse_args()
-    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    os.environ["DATABASE_URL"] = url
+    if args.n < 1 or args.workers < 1:
+        parser.error("-n and --workers must be at least 1")
     os.environ.setdefault("QUORUM_DEMO", "1")
 
-    import openai
-
-    from core import db, demo, migrate
-    from core.budgets import config
-    from core.gateway import policies
-    from core.gateway.pipeline import Caller, GatewayRequest
-    from core.identity import keys
-    from core.identity.people import team_by_name
-    from core.permissions import Actor
-
-    migrate.recreate(url)
-    admin = Actor.system("bench")
-    with db.write_session() as session:
-        demo.seed_directory(session)
-        team = team_by_name(session, "Support").id
-        policies.set_team_policy(session=session, actor=admin, team_id=team, pii_action="redact", moderation="off")
-        config.set_budget(
-            session=session, actor=admin, scope="team", target_id=team, data=config.BudgetInput(cap_usd="1000000")
-        )
-        key = keys.create_key(session=session, actor=admin, team_id=team, label="bench")
-
-    processes = []
+    databases = {"SQLite": f"sqlite:///{tempfile.mkdtemp()}/bench.db"}
+    if args.postgres:
+        databases["PostgreSQL"] = args.postgres
+    sim_port = _free_port()
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.cli.main",
+            "simulator",
+            "serve",
+            "--port",
+            str(sim_port),
+            "--latency-ms",
+            str(args.upstream_ms),
+        ],
+        cwd=ROOT,
+    )
+    results: dict[tuple[str, str], dict] = {}
     try:
-        sim_port, quorum_port = _free_port(), _free_port()
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "core.cli.main", "simulator", "serve", "--port", str(sim_port)], cwd=ROOT
-            )
-        )
-        _wait(sim_port)
+        _wait(sim_port, simulator)
         sim_url = f"http://127.0.0.1:{sim_port}/v1"
-        # Quorum's server as `quorum run` starts it (Streamlit's server with its middleware),
-        # its upstream the simulator's HTTP server as an OpenAI-compatible endpoint.
-        server_env = {**os.environ, "OPENAI_API_KEY": "sk-sim", "OPENAI_BASE_URL": sim_url}
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pages.ui.server",
-                    "run",
-                    str(ROOT / "app.py"),
-                    "--server.port",
-                    str(quorum_port),
-                    "--server.address",
-                    "127.0.0.1",
-                    "--server.headless",
-                    "true",
-                    "--browser.gatherUsageStats",
-                    "false",
-                ],
-                cwd=ROOT,
-                env=server_env,
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        _wait(quorum_port)
-        upstream_client = openai.OpenAI(base_url=sim_url, api_key="sk-sim", max_retries=0)
-        gateway = _gateway(sim_url)
-        quorum_client = openai.OpenAI(base_url=f"http://127.0.0.1:{quorum_port}/v1", api_key=key.secret, max_retries=0)
-        caller = Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
-
-        def body(i):
-            question = f"Question {i}: opening hours?"
-            if args.api == "responses":
-                return {"model": "gpt-4o-mini", "input": question}
-            return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
-
-        def create(client):
-            return client.responses.create if args.api == "responses" else client.chat.completions.create
-
-        paths = {
-            "direct": lambda i: create(upstream_client)(**body(i)),
-            "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind=args.api, body=body(i))),
-            "http": lambda i: create(quorum_client)(**body(i)),
-        }
-        for name, fn in paths.items():
-            for i in range(20):  # warm-up
-                fn(f"warm-{name}-{i}")
-        # Interleaved, one call per path in turn: the machine's noise (other processes, CPU
-        # frequency) then falls on every path alike instead of on whichever ran last.
-        samples = {name: [] for name in paths}
-        cpu = dict.fromkeys(paths, 0.0)  # this thread's CPU per path (the in-process gateway runs here)
-        for i in range(args.n):
-            for name, fn in paths.items():
-                t0, c0 = time.perf_counter(), time.thread_time()
-                fn(f"{name}-{i}")
-                samples[name].append((time.perf_counter() - t0) * 1000)
-                cpu[name] += time.thread_time() - c0
-        # Throughput of a path: calls over the time spent in that path's calls.
-        timings = {name: (values, 1000 * len(values) / sum(values)) for name, values in samples.items()}
-        server_cpu = _cpu_s(processes[1].pid)
-        parallel = (
-            {name: _parallel_throughput(paths[name], args.n, args.concurrency) for name in ("direct", "http")}
-            if args.concurrency > 0
-            else {}
-        )
-        server_cpu = _cpu_s(processes[1].pid) - server_cpu
+        for database, url in databases.items():
+            setup = _prepare(url)
+            for kind in ("run", "serve"):
+                results[database, kind] = _measure(
+                    setup,
+                    kind=kind,
+                    args=args,
+                    sim_url=sim_url,
+                    sim_pid=simulator.pid,
+                    sequential=(database == "SQLite" and kind == "run"),
+                )
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(10)
-    base = timings["direct"][0]
-    print(f"database: {'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}, api: {args.api}, n={args.n}")
-    for name, (samples, throughput) in timings.items():
-        line = (
-            f"{name:>10}: p50 {statistics.median(samples):6.2f} ms  p95 {_pct(samples, 0.95):6.2f} ms  "
-            f"{throughput:7.1f} calls/s"
-        )
-        if name != "direct":
-            line += (
-                f"  | added p50 {statistics.median(samples) - statistics.median(base):5.2f} ms"
-                f"  p95 {_pct(samples, 0.95) - _pct(base, 0.95):5.2f} ms"
-                f"  throughput ratio {throughput / timings['direct'][1]:.2f}"
+        simulator.terminate()
+        simulator.wait(10)
+    _print_table(results, args)
+
+
+def _print_table(results: dict, args) -> None:
+    names = {"run": "quorum run", "serve": f"gateway serve --workers {args.workers}"}
+    print(
+        f"api: {args.api}, upstream: the simulator at {args.upstream_ms:g} ms, n={args.n} per path and round, "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'figure':<62} {'Quorum':>9} {'direct':>9} {'ratio':>6}")
+
+    def line(figure: str, quorum: float, direct: float, note: str = "") -> None:
+        print(f"{figure:<62} {quorum:9.2f} {direct:9.2f} {quorum / direct:6.2f}{'  ' + note if note else ''}")
+
+    for (database, kind), found in results.items():
+        for callers in args.callers:
+            rate, _cpu = found[callers]
+            line(f"{database}, {names[kind]}, {callers} callers (calls/s)", rate["http"], rate["direct"])
+    sequential = results["SQLite", "run"].get("sequential")
+    if sequential:
+        base = sequential["direct"]
+        for name, label in (("http", "over HTTP (quorum run)"), ("in-process", "in-process")):
+            paired = [v - b for v, b in zip(sequential[name], base)]
+            line(
+                f"added latency p50 {label}, SQLite, sequential (ms)",
+                statistics.median(paired),
+                statistics.median(base),
+                f"p50 {statistics.median(sequential[name]):.2f} ms, added p95 {_pct(paired, 0.95):.2f} ms",
             )
-        print(line)
-    # Each call is paired with the direct call made just before it: the median of those
-    # differences is the added latency with the machine's slower drifts taken out.
-    targets = {"in-process": 2.0, "http": 5.0}  # ms of p50 added latency, on SQLite
-    for name, (values, _throughput) in timings.items():
-        if name != "direct":
-            paired = [v - b for v, b in zip(values, base)]
-            line = f"{name:>10}: paired added p50 {statistics.median(paired):5.2f} ms  p95 {_pct(paired, 0.95):5.2f} ms"
-            if not url.startswith("postgresql"):
-                met = statistics.median(paired) < targets[name]
-                line += f"  (target < {targets[name]:.0f} ms: {'met' if met else 'MISSED'})"
-            print(line)
-
-    in_process_cpu = (cpu["in-process"] - cpu["direct"]) * 1000 / args.n
-    print(f"CPU per call: in-process gateway {in_process_cpu:.2f} ms (over the direct client's)", end="")
-    if parallel:
-        print(f", Quorum's server process {server_cpu * 1000 / (args.n + 2 * args.concurrency):.2f} ms (parallel run)")
-        print(
-            f"{args.concurrency} parallel callers, {args.n} calls each path: direct {parallel['direct']:.0f} calls/s, "
-            f"through Quorum's HTTP endpoint {parallel['http']:.0f} calls/s "
-            f"(throughput ratio {parallel['http'] / parallel['direct']:.2f})"
-        )
-
-
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _parallel_throughput(call, n: int, concurrency: int) -> float:
-    """Calls per second with `concurrency` callers at once (as many applications would call)."""
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda i: call(f"warm-parallel-{i}"), range(concurrency * 2)))
-        started = time.perf_counter()
-        list(pool.map(lambda i: call(f"parallel-{i}"), range(n)))
-        return n / (time.perf_counter() - started)
+    for (database, kind), found in results.items():
+        for callers in args.callers:
+            _rate, cpu = found[callers]
+            line(
+                f"CPU per call, {names[kind]} processes, {database}, {callers} callers (ms)",
+                cpu["http"],
+                cpu["direct"],
+                "direct: the simulator's own",
+            )
 
 
 if __name__ == "__main__":

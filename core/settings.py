@@ -74,6 +74,9 @@ class Settings:
     upstream_max_attempts: int = 3
     breaker_failures: int = 5
     breaker_reset_s: float = 30.0
+    # How long a budget reservation holds its room when its call never settles (the process
+    # died): longer than the slowest call, or a slow call's room is given away while it runs.
+    reservation_ttl_s: float = 600.0
     # Where gateway spans go; None keeps telemetry off (core.gateway.telemetry).
     otel_endpoint: str | None = None
     # The length of a rate-limit window: teams' limits are requests and tokens per window.
@@ -201,6 +204,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_max_attempts=_positive("QUORUM_UPSTREAM_MAX_ATTEMPTS", pick("QUORUM_UPSTREAM_MAX_ATTEMPTS"), 3, int),
         breaker_failures=_positive("QUORUM_BREAKER_FAILURES", pick("QUORUM_BREAKER_FAILURES"), 5, int),
         breaker_reset_s=_positive("QUORUM_BREAKER_RESET_S", pick("QUORUM_BREAKER_RESET_S"), 30, float),
+        reservation_ttl_s=_positive("QUORUM_RESERVATION_TTL_S", pick("QUORUM_RESERVATION_TTL_S"), 600, float),
         otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
         rate_limit_window_s=_positive("QUORUM_RATE_LIMIT_WINDOW_S", pick("QUORUM_RATE_LIMIT_WINDOW_S"), 60, int),
     )

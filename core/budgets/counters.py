@@ -204,18 +204,39 @@ def take_holds_many(
 
 
 def sweep_expired(session: Session, budget_id: int, now: datetime) -> int:
-    """Give back the holds of reservations that expired (a crashed caller); returns how many."""
+    """Give back the holds of reservations that expired (a crashed caller); returns how many.
+
+    The holds are deleted first and the counter moved after, the order in which a settle
+    takes its hold and then its counter: the opposite order deadlocks on PostgreSQL with a
+    settle of a call that outlived its hold (the sweeper holding the counter and waiting for
+    the hold, the settle holding the hold and waiting for the counter).
+    """
+    # Locked in id order, skipping those another transaction is taking (a settle, another
+    # sweeper): two sweepers never wait on each other in opposite orders.
+    expired = (
+        session.execute(
+            select(HOLD.c.id)
+            .where(HOLD.c.budget_id == budget_id, HOLD.c.expires_at < now)
+            .order_by(HOLD.c.id)
+            .limit(SWEEP_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    if not expired:
+        return 0
     rows = session.execute(
-        select(HOLD.c.id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
-        .where(HOLD.c.budget_id == budget_id, HOLD.c.expires_at < now)
-        .order_by(HOLD.c.id)
-        .limit(SWEEP_BATCH)
+        delete(HOLD)
+        .where(HOLD.c.id.in_(expired))
+        .returning(HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
     ).all()
-    swept = 0
-    for row in rows:
-        if session.execute(delete(HOLD).where(HOLD.c.id == row.id)).rowcount == 1:
-            add(
-                session, budget_id, row.period_key, reserved_micro=-row.amount_micro, reserved_tokens=-row.amount_tokens
-            )
-            swept += 1
-    return swept
+    given_back: dict[str, list[int]] = {}
+    for row in rows:  # only the holds this DELETE removed: a settle that took one first keeps it
+        totals = given_back.setdefault(row.period_key, [0, 0])
+        totals[0] += row.amount_micro
+        totals[1] += row.amount_tokens
+    for key in sorted(given_back):
+        micro, tokens = given_back[key]
+        add(session, budget_id, key, reserved_micro=-micro, reserved_tokens=-tokens)
+    return len(rows)

@@ -218,55 +218,68 @@ def _admit(
     The common case is one conditional UPDATE per budget and one INSERT of the holds, then
     `before_commit` (a read on the transaction's connection) once all budgets admitted.
     Expired holds only make admission stricter, so they are swept when an admission is
-    refused and otherwise at most every `SWEEP_EVERY` per budget.
+    refused and otherwise at most every `SWEEP_EVERY` (or `ttl`, when shorter) per budget.
     """
     if not budgets:
         return None
-    try:
-        counters.begin_write(session)
-        holds = []
-        for budget in budgets:  # id order: every transaction locks counters in the same order
-            key = periods.period_key(budget.period, now)
-            swept = _sweep_if_due(session, budget.id, now)
-            if not counters.try_reserve(session, budget, key, micro, tokens):
-                # Room held by expired reservations, no row yet (a new period), or one another
-                # caller created after our UPDATE began: sweep, make sure the row exists, and
-                # decide on a second UPDATE, which sees it.
-                if not swept:
-                    counters.sweep_expired(session, budget.id, now)
-                if counters.read(session, budget.id, key) is None:
-                    counters.ensure(session, budget, key, now)
+    every = min(SWEEP_EVERY, ttl)
+    sweep_all = False
+    while True:
+        try:
+            counters.begin_write(session)
+            # Expired holds first, before any counter row is locked: a settle takes its hold and
+            # then its counter, and the same order here cannot deadlock with it on PostgreSQL.
+            swept = {b.id: _sweep_if_due(session, b.id, now, every=every, force=sweep_all) for b in budgets}
+            holds = []
+            for index, budget in enumerate(budgets):  # id order: every transaction locks counters alike
+                key = periods.period_key(budget.period, now)
                 if not counters.try_reserve(session, budget, key, micro, tokens):
-                    left = counters.read(session, budget.id, key)
-                    session.rollback()
-                    return budget, left
-            holds.append(
-                {
-                    "reservation_id": reservation_id,
-                    "budget_id": budget.id,
-                    "period_key": key,
-                    "amount_micro": micro,
-                    "amount_tokens": tokens,
-                    "expires_at": now + ttl,
-                }
-            )
-        counters.insert_holds(session, holds)
-        if before_commit is not None:
-            before_commit(session.connection())
-        session.commit()
-        return None
-    except BaseException:
-        session.rollback()
-        raise
+                    # Room held by expired reservations, no row yet (a new period), or one another
+                    # caller created after our UPDATE began: sweep, make sure the row exists, and
+                    # decide on a second UPDATE, which sees it.
+                    if not swept[budget.id]:
+                        if index:  # earlier budgets' counters are locked: start over, sweeping first
+                            session.rollback()
+                            sweep_all = True
+                            break
+                        counters.sweep_expired(session, budget.id, now)
+                    if counters.read(session, budget.id, key) is None:
+                        counters.ensure(session, budget, key, now)
+                    if not counters.try_reserve(session, budget, key, micro, tokens):
+                        left = counters.read(session, budget.id, key)
+                        session.rollback()
+                        return budget, left
+                holds.append(
+                    {
+                        "reservation_id": reservation_id,
+                        "budget_id": budget.id,
+                        "period_key": key,
+                        "amount_micro": micro,
+                        "amount_tokens": tokens,
+                        "expires_at": now + ttl,
+                    }
+                )
+            else:
+                counters.insert_holds(session, holds)
+                if before_commit is not None:
+                    before_commit(session.connection())
+                session.commit()
+                return None
+        except BaseException:
+            session.rollback()
+            raise
 
 
 SWEEP_EVERY = timedelta(seconds=30)
 _last_sweep: dict[int, datetime] = {}
 
 
-def _sweep_if_due(session: Session, budget_id: int, now: datetime) -> bool:
+def _sweep_if_due(
+    session: Session, budget_id: int, now: datetime, *, every: timedelta = SWEEP_EVERY, force: bool = False
+) -> bool:
+    # No hold can expire sooner than its ttl after it was made: a short ttl is swept as often.
     last = _last_sweep.get(budget_id)
-    if last is not None and last <= now < last + SWEEP_EVERY:
+    if not force and last is not None and last <= now < last + every:
         return False
     counters.sweep_expired(session, budget_id, now)
     _last_sweep[budget_id] = now

@@ -9,6 +9,7 @@ from core.cli import (
     audit_cmd,
     db_cmd,
     demo_cmd,
+    gateway_cmd,
     keys_cmd,
     limits_cmd,
     people_cmd,
@@ -23,6 +24,7 @@ from core.errors import QuorumError
 # Each module adds its commands with `register(subparsers)`.
 COMMAND_MODULES = [
     run_cmd,
+    gateway_cmd,
     db_cmd,
     demo_cmd,
     people_cmd,

@@ -15,6 +15,7 @@ gateway's one settle transaction. A model without a price fails closed: 403
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlmodel import Session
 
@@ -29,6 +30,7 @@ from core.errors import NotFound, PermissionDenied
 from core.gateway.errors import ModelNotAllowed, ModelNotPriced
 from core.gateway.ports import AdmissionRead, BudgetRequest, CallOutcome, Reservation, ResolvedPrompt
 from core.permissions import Actor
+from core.settings import settings
 
 
 class CatalogPromptSource:
@@ -107,6 +109,7 @@ class BudgetsGate:
                     prompt_version_id=request.prompt_version_id,
                     no_output=embeddings,
                     within=within,
+                    ttl=timedelta(seconds=settings().reservation_ttl_s),
                 )
         except PermissionDenied as error:
             raise ModelNotAllowed(str(error)) from None

@@ -94,9 +94,14 @@ async def lifespan(_app):
     """Refuse unsafe settings and bring the schema up to date before serving anything."""
     settings().check_safe()
     migrate.upgrade_once()
-    # In the background: a slow or absent upstream must not delay serving the dashboard.
-    threading.Thread(target=_probe_moderation, name="moderation-probe", daemon=True).start()
+    start_moderation_probe()
     yield {}
+
+
+def start_moderation_probe() -> None:
+    """Find out whether the upstream serves /v1/moderations, in the background: a slow or
+    absent upstream must not delay serving."""
+    threading.Thread(target=_probe_moderation, name="moderation-probe", daemon=True).start()
 
 
 def _probe_moderation() -> None:
