@@ -33,6 +33,7 @@ from core.models.catalog import PromptReview, PromptVersion
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.retention import LegalHold, SubjectRequest
+from core.paging import Page, keyset_page
 from core.permissions import Actor, Permission, require
 from core.retention import kinds as registry
 from core.retention.holds import active_holds, held_by, holds_on_person, typed
@@ -392,5 +393,19 @@ def _scrub_everywhere(session: Session, needles: list[str], counts: dict[str, in
 
 
 def recent_requests(session: Session, *, actor: Actor, limit: int = 50) -> list[SubjectRequest]:
+    """The newest `limit` subject requests (the page pages through all of them: `requests_page`)."""
+    return requests_page(session, actor=actor, limit=limit).items
+
+
+def requests_page(
+    session: Session, *, actor: Actor, before: int | None = None, limit: int = 50
+) -> Page[SubjectRequest]:
+    """A page of answered subject requests, newest first (`before`: the previous page's `older`)."""
     require(actor, Permission.RETENTION_READ)
-    return list(session.exec(select(SubjectRequest).order_by(col(SubjectRequest.id).desc()).limit(limit)))
+    return keyset_page(
+        session, select(SubjectRequest), col(SubjectRequest.id), before=before, limit=limit, convert=_same
+    )
+
+
+def _same(row: SubjectRequest) -> SubjectRequest:
+    return row
