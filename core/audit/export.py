@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from typing import IO
 
-from sqlalchemy import String, case, cast, func, literal, select
+from sqlalchemy import case, func, select
 from sqlmodel import Session
 
 from core import clock, db
@@ -33,8 +33,10 @@ from core.exports import (
     csv_chunks,
     csv_header,
     csv_line,
+    json_line,
     line_chunks,
     text_batches,
+    utc_text,
     write_stream,
 )
 from core.models.audit import AuditEvent
@@ -59,7 +61,7 @@ FIELDS = (
 _T = AuditEvent.__table__.c
 
 
-def utc_text(row: EventRow) -> str:
+def time_of(row: EventRow) -> str:
     return row.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -68,7 +70,7 @@ def record_of(row: EventRow) -> dict:
     return {
         "seq": row.seq,
         "event_id": row.event_id,
-        "occurred_at": utc_text(row),
+        "occurred_at": time_of(row),
         "actor": row.actor,
         "action": row.action,
         "target_type": row.target_type,
@@ -82,13 +84,7 @@ def record_of(row: EventRow) -> dict:
 
 
 def _time_text(dialect: str):
-    """occurred_at as 2026-03-01T14:30:00.123456Z, built by the database."""
-    if dialect == "sqlite":
-        # Stored as UTC text "2026-03-01 14:30:00.123456" (core.models.types.UtcDateTime).
-        return func.replace(cast(_T.occurred_at, String), " ", "T") + "Z"
-    if dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", _T.occurred_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    return None
+    return utc_text(_T.occurred_at, dialect) if dialect in ("sqlite", "postgresql") else None
 
 
 def _sqlite_json_line():
@@ -112,7 +108,7 @@ def _sqlite_json_line():
         "target_type": _T.target_type,
         "team_id": _T.team_id,
     }
-    return func.json_object(*(arg for key, value in pairs.items() for arg in (literal(key), value)))
+    return json_line(pairs, "sqlite")
 
 
 def prepare(*, session: Session, actor: Actor, filters: AuditFilter, fmt: str) -> Export:
