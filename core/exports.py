@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ class Export:
     """One export, ready to run: `chunks()` reads and encodes as it is iterated (once).
 
     `rows` counts the rows written so far (progress), `total` is how many there will be when
-    the producer knows it cheaply (None otherwise).
+    the producer knows it cheaply (None otherwise), `summary` what the file holds by section
+    when the producer counted it.
     """
 
     file_name: str
@@ -62,6 +63,8 @@ class Export:
     produce: Callable[[Export], Iterator[bytes]]
     total: int | None = None
     rows: int = 0
+    # What the file holds, when its producer counted it first (section -> rows).
+    summary: dict[str, int] = field(default_factory=dict)
 
     def chunks(self) -> Iterator[bytes]:
         return self.produce(self)

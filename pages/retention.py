@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from core import db
+from core import db, exports
 from core.catalog import views
 from core.identity import people as identity
 from core.permissions import Permission
@@ -277,20 +277,12 @@ with requests_tab:
             # another person's data on offer.
             st.session_state.pop("dsr_document", None)
             with db.session_scope(write=True) as session, layout.shows_errors():
-                doc = privacy.access_export(session=session, actor=actor, **subject)
-                st.session_state["dsr_document"] = (
-                    subject,
-                    json.dumps(doc, indent=2, ensure_ascii=False, default=str),
-                )
+                document = privacy.access_stream(session=session, actor=actor, **subject)
+                st.session_state["dsr_document"] = (subject, exports.download_link(document, owner=actor.ref))
         prepared = st.session_state.get("dsr_document")
         if prepared and prepared[0] == subject:
-            left.download_button(
-                f"Download JSON for {literal(named)}",
-                prepared[1],
-                file_name="subject-access.json",
-                mime="application/json",
-                key="dsr_download",
-            )
+            left.link_button(f"Download JSON for {literal(named)}", prepared[1], key="dsr_download")
+            left.caption("The link lasts 15 minutes; prepare the export again after that.")
         if not named:
             right.button("Erase", key="dsr_erase", disabled=True, help="Name a person or an end user first.")
         elif confirm.confirmed(

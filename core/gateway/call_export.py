@@ -7,7 +7,8 @@ Callers stay references (person:12, key ids), as in the log itself.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -28,11 +29,17 @@ def prepare(
     actor: Actor,
     since: datetime | None = None,
     until: datetime | None = None,
-    team_id: int | None = None,
+    days: int | None = None,
+    team_ids: Sequence[int] = (),
+    models: Sequence[str] = (),
+    prompts: Sequence[str] = (),
     fmt: str = "csv",
 ) -> Export:
-    """Every call in [since, until), oldest first, optionally one team's."""
+    """Every call in [since, until) (or of the last `days`), oldest first; empty filters mean
+    all, as on the Observability page."""
     require(actor, Permission.OBSERVABILITY_READ)
+    if days is not None:
+        since = clock.now() - timedelta(days=days)
     if since is not None and until is not None and since >= until:
         raise ValidationError("The time range is empty: 'since' must be before 'until'")
     dialect = session.get_bind().dialect.name
@@ -64,8 +71,12 @@ def prepare(
         where.append(_C.created_at >= since)
     if until is not None:
         where.append(_C.created_at < until)
-    if team_id is not None:
-        where.append(_C.team_id == team_id)
+    if team_ids:
+        where.append(_C.team_id.in_(list(team_ids)))
+    if models:
+        where.append(_C.model.in_(list(models)))
+    if prompts:
+        where.append(_C.prompt_name.in_(list(prompts)))
     return table_export(
         session,
         columns=columns,
