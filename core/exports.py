@@ -37,8 +37,8 @@ MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson", "json": "application
 # Bytes gathered before a chunk is handed on: big enough that a write or a socket send is
 # cheap per row, small enough that memory stays flat (a few of these are alive at once).
 CHUNK_BYTES = 256 * 1024
-# Rows read from the database at a time.
-BATCH_ROWS = 5000
+# Rows read from the database at a time: about a chunk's worth, so that little is held at once.
+BATCH_ROWS = 1000
 # How long a download link stays valid.
 LINK_SECONDS = 15 * 60
 
@@ -85,17 +85,21 @@ def csv_chunks(export: Export, header: Sequence[str], batches: Iterable[Sequence
 
 
 def line_chunks(export: Export, batches: Iterable[Sequence[str]]) -> Iterator[bytes]:
-    """JSON Lines from batches of finished lines (each a JSON text without its newline)."""
-    buffer = io.StringIO()
+    """JSON Lines (or CSV lines) from batches of finished lines, each without its newline."""
+    pending: list[bytes] = []
+    size = 0
     for batch in batches:
-        if batch:
-            buffer.write("\n".join(batch))
-            buffer.write("\n")
-            export.rows += len(batch)
-        if buffer.tell() >= CHUNK_BYTES:
-            yield _drain(buffer)
-    if buffer.tell():
-        yield _drain(buffer)
+        if not batch:
+            continue
+        data = ("\n".join(batch) + "\n").encode("utf-8")
+        export.rows += len(batch)
+        pending.append(data)
+        size += len(data)
+        if size >= CHUNK_BYTES:
+            yield b"".join(pending) if len(pending) > 1 else data
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def csv_header(names: Sequence[str]) -> bytes:
