@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 from sqlalchemy import Boolean, Integer, Numeric, String, Text, cast, func, literal, select
 from sqlalchemy.orm import Session
@@ -115,7 +115,7 @@ def csv_line(*columns: Any) -> Any:
     back exactly the stored text, commas, quotes and line breaks included. On a million rows
     this is several times faster than Python's csv writer over fetched tuples.
     """
-    fields = []
+    fields: list[Any] = []
     for column in columns:
         kind = column.type
         if isinstance(kind, Boolean):
@@ -125,7 +125,7 @@ def csv_line(*columns: Any) -> Any:
         else:
             text = column if isinstance(kind, String) else cast(column, String)
             fields.append(func.coalesce('"' + func.replace(text, '"', '""') + '"', ""))
-    line = fields[0]
+    line: Any = fields[0]
     for part in fields[1:]:
         line = line + "," + part
     return line
@@ -214,14 +214,14 @@ def write_file(export: Export, path: str | Path, *, progress: Callable[[Export],
     return export.rows
 
 
-def write_stream(export: Export, out, *, progress: Callable[[Export], None] | None = None) -> int:
+def write_stream(export: Export, out: BinaryIO, *, progress: Callable[[Export], None] | None = None) -> int:
     """Write the export to a binary stream (standard output); returns its rows."""
     _copy(export, out, progress)
     out.flush()
     return export.rows
 
 
-def _copy(export: Export, out, progress: Callable[[Export], None] | None) -> None:
+def _copy(export: Export, out: BinaryIO, progress: Callable[[Export], None] | None) -> None:
     for chunk in export.chunks():
         out.write(chunk)
         if progress is not None:
@@ -229,9 +229,9 @@ def _copy(export: Export, out, progress: Callable[[Export], None] | None) -> Non
 
 
 class TerminalProgress:
-    """ "12,345 of 1,000,000 rows" on standard error, at most a few times a second, only on a terminal."""
+    """Progress ("12,345 of 1,000,000 rows…") on standard error, a few times a second, only on a terminal."""
 
-    def __init__(self, noun: str = "rows", stream=None) -> None:
+    def __init__(self, noun: str = "rows", stream: TextIO | None = None) -> None:
         self.noun, self.stream, self.last = noun, stream or sys.stderr, 0.0
         self.shown = False
 
