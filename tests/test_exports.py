@@ -25,6 +25,7 @@ from core.identity import people as identity
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
 from core.permissions import Role
+from core.retention import privacy
 from tests.audit_helpers import SYSTEM
 from tests.test_pages import EMAIL_BY_ROLE, signed_in
 
@@ -260,3 +261,48 @@ def test_the_call_export_is_every_call_in_the_range(session, directory, traffic,
         assert int(row["http_status"]) == call.http_status
         assert float(row["latency_ms"]) == call.latency_ms
         assert int(row["cache_hit"]) == int(call.cache_hit)
+
+
+def test_the_cli_exports_spend_and_calls_to_files(session, directory, traffic, tmp_path, capsys):
+    spend = tmp_path / "spend.csv"
+    assert main(["spend", "export", "--month", "2026-03", "--team", "Legal", "--output", str(spend)]) == 0
+    rows = rows_of(spend.read_bytes(), "csv")
+    assert rows and {r["team"] for r in rows} == {"Legal"}
+    assert f"exported {len(rows)} ledger rows" in capsys.readouterr().err
+    calls = tmp_path / "calls.jsonl"
+    argv = ["calls", "export", "--since", "2026-03-01", "--until", "2026-03-02", "--format", "jsonl"]
+    assert main([*argv, "--output", str(calls)]) == 0
+    assert [r["created_at"][:10] for r in rows_of(calls.read_bytes(), "jsonl")] == ["2026-03-01"] * 2
+    assert main(["spend", "export", "--month", "March", "--output", str(spend)]) == 1
+    assert "is not a month such as 2026-03" in capsys.readouterr().err
+
+
+def test_the_spend_and_observability_pages_link_to_their_exports(session, directory, traffic):
+    client = TestClient(Starlette(routes=http_routes()))
+    clock.set_clock(lambda: datetime(2026, 3, 5, tzinfo=UTC))  # the traffic is recent, the month March
+    at = signed_in(session, EMAIL_BY_ROLE[Role.AUDITOR])
+    at.switch_page("pages/spend.py").run()
+    assert not at.exception, at.exception
+    month = at.selectbox(key="breakdown_month").value
+    ledger = rows_of(client.get(at.link_button(key="ledger_export").proto.url).content, "csv")
+    assert len(ledger) == len([r for r in session.query(UsageRecord).all() if month.start <= r.occurred_at < month.end])
+    at.switch_page("pages/observability.py").run()
+    assert not at.exception, at.exception
+    answer = client.get(at.link_button(key="obs_calls_export").proto.url)
+    assert answer.status_code == 200 and answer.text.startswith("created_at,request_id,team,")
+    since = datetime(2026, 3, 5, tzinfo=UTC) - timedelta(days=14)
+    assert len(rows_of(answer.content, "csv")) == len(
+        [c for c in session.query(GatewayCall).all() if c.created_at >= since]
+    )
+
+
+def test_a_subject_access_document_streams_and_is_audited_with_its_counts(session, directory, traffic):
+    lead = directory.with_role(Role.GOVERNANCE_LEAD)
+    document = privacy.access_stream(session=session, actor=lead, email=EMAIL_BY_ROLE[Role.FINANCE])
+    assert document.summary["usage_records"] == 20  # counted and audited before a byte is read
+    [event] = iter_filtered(session, actor=SYSTEM, filters=AuditFilter(action="privacy.access"))
+    assert event.after == {"counts": document.summary}
+    body = TestClient(Starlette(routes=http_routes())).get(exports.download_link(document, owner=lead.ref))
+    doc = json.loads(body.content)
+    assert {k: len(v) for k, v in doc.items() if isinstance(v, list)} == document.summary
+    assert sorted(u["request_id"] for u in doc["usage_records"]) == [f"req_{i:04d}" for i in range(1, 40, 2)]
