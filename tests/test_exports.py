@@ -18,7 +18,7 @@ from core.audit.query import AuditFilter, iter_filtered
 from core.audit.record import committing, record
 from core.budgets import ledger_export, periods
 from core.cli.main import main
-from core.errors import NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied, ValidationError
 from core.gateway import call_export
 from core.http.routes import http_routes
 from core.identity import people as identity
@@ -306,3 +306,10 @@ def test_a_subject_access_document_streams_and_is_audited_with_its_counts(sessio
     doc = json.loads(body.content)
     assert {k: len(v) for k, v in doc.items() if isinstance(v, list)} == document.summary
     assert sorted(u["request_id"] for u in doc["usage_records"]) == [f"req_{i:04d}" for i in range(1, 40, 2)]
+
+
+def test_an_unknown_person_in_the_filter_is_refused_before_any_byte(session, directory):
+    with pytest.raises(ValidationError, match="No person 'nobody@example.com'"):
+        audit_export.prepare(session=session, actor=SYSTEM, filters=AuditFilter(actor="nobody@example.com"), fmt="csv")
+    with pytest.raises(ValidationError, match="Unknown export format 'xml'"):
+        audit_export.prepare(session=session, actor=SYSTEM, filters=AuditFilter(), fmt="xml")
