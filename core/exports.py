@@ -41,6 +41,8 @@ CHUNK_BYTES = 256 * 1024
 BATCH_ROWS = 1000
 # How long a download link stays valid.
 LINK_SECONDS = 15 * 60
+# How many live links one person has at most (the oldest go first).
+LINKS_PER_OWNER = 20
 
 
 def check_format(fmt: str, formats: Sequence[str] = FORMATS) -> str:
@@ -275,6 +277,10 @@ def download_link(export: Export, *, owner: str) -> str:
     with _lock:
         for stale in [t for t, link in _links.items() if link.expires < now]:
             del _links[stale]
+        # Pages make their links on every run: keep a person's newest few, not every run's.
+        theirs = [t for t, link in _links.items() if link.owner == owner]
+        for oldest in theirs[: max(0, len(theirs) - LINKS_PER_OWNER + 1)]:
+            del _links[oldest]
         _links[token] = _Link(owner=owner, expires=now + LINK_SECONDS, export=export)
     return f"/exports/{token}"
 

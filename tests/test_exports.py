@@ -313,3 +313,13 @@ def test_an_unknown_person_in_the_filter_is_refused_before_any_byte(session, dir
         audit_export.prepare(session=session, actor=SYSTEM, filters=AuditFilter(actor="nobody@example.com"), fmt="csv")
     with pytest.raises(ValidationError, match="Unknown export format 'xml'"):
         audit_export.prepare(session=session, actor=SYSTEM, filters=AuditFilter(), fmt="xml")
+
+
+def test_a_person_holds_only_their_newest_links(session, events):
+    export = audit_export.prepare(session=session, actor=SYSTEM, filters=AuditFilter(), fmt="csv")
+    paths = [exports.download_link(export, owner="person:1") for _ in range(exports.LINKS_PER_OWNER + 5)]
+    other = exports.download_link(export, owner="person:2")
+    client = TestClient(Starlette(routes=http_routes()))
+    assert [client.get(p).status_code for p in paths[:5]] == [404] * 5  # the oldest went first
+    assert client.get(paths[-1]).status_code == 200 and client.get(paths[5]).status_code == 200
+    assert client.get(other).status_code == 200  # another person's links are not theirs to evict
