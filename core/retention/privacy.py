@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from sqlalchemy import BindParameter, String, Text, func, text
 from sqlmodel import Session, SQLModel, col, select
 
-from core import db
 from core.audit.record import committing, record
 from core.catalog import approvals
 from core.db import changed_rows, saved_id
@@ -116,7 +115,8 @@ def access_export(
 
     The document `access_stream` writes, read back (for small subjects and tests)."""
     prepared = access_stream(session=session, actor=actor, email=email, end_user=end_user)
-    return json.loads(b"".join(prepared.chunks()))
+    document: dict[str, Any] = json.loads(b"".join(prepared.chunks()))
+    return document
 
 
 def access_stream(*, session: Session, actor: Actor, email: str | None = None, end_user: str | None = None) -> Export:
@@ -166,7 +166,7 @@ def access_stream(*, session: Session, actor: Actor, email: str | None = None, e
         require(actor, Permission.RETENTION_MANAGE)
         buffer = io.StringIO()
         buffer.write("{\n" + ",\n".join(f"{json.dumps(k)}: {_dumps(v)}" for k, v in head.items()))
-        with db.session(engine) as reading:
+        with Session(engine, expire_on_commit=False) as reading:
             for name, queries, convert in sections:
                 buffer.write(f",\n{json.dumps(name)}: [")
                 first = True
@@ -190,9 +190,9 @@ def access_stream(*, session: Session, actor: Actor, email: str | None = None, e
     )
 
 
-def _access_sections(person: Person | None, request_ids: list[str]) -> list[tuple[str, list, Any]]:
+def _access_sections(person: Person | None, request_ids: list[str]) -> list[tuple[str, list[Any], Any]]:
     """(name, queries, row -> dict) of each list in the document, in order."""
-    sections: list[tuple[str, list, Any]] = []
+    sections: list[tuple[str, list[Any], Any]] = []
     if person is not None:
         ref = f"person:{person.id}"
         sections += [
