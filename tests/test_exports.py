@@ -12,11 +12,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from core import clock, exports
+from core import clock, db, exports
 from core.audit import export as audit_export
 from core.audit.query import AuditFilter, iter_filtered
 from core.audit.record import committing, record
-from core.budgets import ledger_export, periods
+from core.budgets import ledger_export, periods, rollups
 from core.cli.main import main
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.gateway import call_export
@@ -213,6 +213,8 @@ def traffic(session, directory):
             )
         )
     session.commit()
+    with db.get_engine().begin() as connection:  # rows written here, not by a settle: sum them up
+        rollups.rebuild(connection)
     return {"support": support, "legal": legal, "person": person}
 
 
