@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import db
+from core import db, exports
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import export as audit_export
 from core.audit import query as audit_query
@@ -134,31 +134,17 @@ if page.events:
         st.caption("Select a row to see what the change did.")
 
 st.subheader("Export")
-st.caption("Exactly the filtered events, oldest first, with UTC times and event ids for de-duplication.")
-
-
-def export_of(fmt: str):
-    def build() -> bytes:
-        with db.session_scope() as session:
-            return audit_export.export_bytes(session=session, actor=actor, filters=filters, fmt=fmt)
-
-    return build
-
-
+st.caption(
+    "Exactly the filtered events, oldest first, with UTC times and event ids for de-duplication. "
+    "The file is written while it downloads (your browser shows its progress); the links last 15 minutes."
+)
+with db.session_scope() as session:
+    links = {
+        fmt: exports.download_link(
+            audit_export.prepare(session=session, actor=actor, filters=filters, fmt=fmt), owner=actor.ref
+        )
+        for fmt in audit_export.FORMATS
+    }
 left, right, _ = st.columns([1, 1, 4])
-left.download_button(
-    "CSV",
-    data=export_of("csv"),
-    file_name=audit_export.file_name("csv"),
-    mime=audit_export.MIME["csv"],
-    key="audit_export_csv",
-    icon=":material/download:",
-)
-right.download_button(
-    "JSON Lines",
-    data=export_of("jsonl"),
-    file_name=audit_export.file_name("jsonl"),
-    mime=audit_export.MIME["jsonl"],
-    key="audit_export_jsonl",
-    icon=":material/download:",
-)
+left.link_button("CSV", links["csv"], icon=":material/download:", key="audit_export_csv")
+right.link_button("JSON Lines", links["jsonl"], icon=":material/download:", key="audit_export_jsonl")

@@ -5,8 +5,10 @@ import streamlit as st
 from core import db
 from core.gateway import held as review_requests
 from core.identity import people as identity
-from pages.ui import layout
+from pages.ui import layout, paging
 from pages.ui.text import literal
+
+PENDING_PAGE = 20  # each waiting request is a panel of its own
 
 actor = layout.page_setup(__file__)
 st.title("Held requests")
@@ -17,11 +19,14 @@ st.caption(
 )
 
 with db.session_scope() as session:
-    pending = review_requests.list_held(session, actor=actor)
-    decided = review_requests.list_held(session, actor=actor, status=None)
+    pending_page = review_requests.held_page(
+        session, actor=actor, decided=False, before=paging.cursor("pending"), limit=PENDING_PAGE
+    )
+    decided_page = review_requests.held_page(session, actor=actor, decided=True, before=paging.cursor("decided"))
     team_names = {t.id: t.name for t in identity.list_teams(session)}
 
-if not pending:
+pending = pending_page.items
+if not pending_page.total:
     st.info("Nothing is waiting for a decision.")
 for held in pending:
     with st.container(border=True):
@@ -60,6 +65,9 @@ for held in pending:
                     session=session, actor=actor, public_id=held.public_id, release=False, comment=comment
                 )
 
+if pending_page.total > PENDING_PAGE or paging.cursor("pending") is not None:
+    paging.controls("pending", pending_page)
+
 st.subheader("Decided")
 st.dataframe(
     [
@@ -71,10 +79,10 @@ st.dataframe(
             "decided": h.decided_at,
             "comment": h.comment,
         }
-        for h in decided
-        if h.status != "pending"
+        for h in decided_page.items
     ],
     hide_index=True,
     width="stretch",
     key="decided_table",
 )
+paging.controls("decided", decided_page)

@@ -4,8 +4,9 @@ model or prompt, over time."""
 import pandas as pd
 import streamlit as st
 
-from core import db
+from core import db, exports
 from core.budgets.money import format_micro
+from core.gateway import call_export
 from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
 from core.identity import people as identity
 from pages.ui import charts, layout, rate_limits
@@ -180,5 +181,18 @@ if not table.empty:
         mime="text/csv",
         key="obs_csv",
     )
+    with db.session_scope() as session:
+        calls_link = exports.download_link(
+            call_export.prepare(
+                session=session,
+                actor=actor,
+                days=days,
+                team_ids=team_ids,
+                models=models,
+                prompts=prompts,
+            ),
+            owner=actor.ref,
+        )
+    st.link_button("Every call of this view (CSV)", calls_link, icon=":material/download:", key="obs_calls_export")
 
 rate_limits.overview_section(actor, days)

@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from core import db
+from core import db, exports
 from core.catalog import views
 from core.identity import people as identity
 from core.permissions import Permission
 from core.retention import enforce, holds, privacy, rules
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
 from core.settings import settings
-from pages.ui import confirm, layout
+from pages.ui import confirm, layout, paging
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -28,8 +28,8 @@ with db.session_scope() as session:
     classes = rules.class_views(session, actor=actor)
     modes = rules.payload_modes(session, actor=actor)
     all_holds = holds.all_holds(session, actor=actor)
-    runs = enforce.recent_runs(session, actor=actor)
-    requests = privacy.recent_requests(session, actor=actor)
+    runs_page = enforce.runs_page(session, actor=actor, before=paging.cursor("retention_runs"))
+    requests_page = privacy.requests_page(session, actor=actor, before=paging.cursor("retention_requests"))
     teams = {t.id: t.name for t in identity.list_teams(session)}
     people = {p.id: p.display_name for p in identity.list_people(session)}
     prompts = {p.id: p.name for p in views.list_prompts(session, actor=actor)}
@@ -240,12 +240,13 @@ with enforce_tab:
                 "actor": r.actor,
                 "handled": {k: v.get("count", 0) for k, v in json.loads(r.progress_json).items()},
             }
-            for r in runs
+            for r in runs_page.items
         ],
         hide_index=True,
         width="stretch",
         key="retention_runs",
     )
+    paging.controls("retention_runs", runs_page)
 
 with requests_tab:
     st.dataframe(
@@ -258,12 +259,13 @@ with requests_tab:
                 "at": r.created_at,
                 "summary": r.summary_json,
             }
-            for r in requests
+            for r in requests_page.items
         ],
         hide_index=True,
         width="stretch",
         key="retention_requests",
     )
+    paging.controls("retention_requests", requests_page)
     if can_manage:
         email = st.text_input("Person's e-mail", key="dsr_email")
         end_user = st.text_input("…or an end-user id (the request's `user` field)", key="dsr_user")
@@ -275,20 +277,12 @@ with requests_tab:
             # another person's data on offer.
             st.session_state.pop("dsr_document", None)
             with db.session_scope(write=True) as session, layout.shows_errors():
-                doc = privacy.access_export(session=session, actor=actor, **subject)
-                st.session_state["dsr_document"] = (
-                    subject,
-                    json.dumps(doc, indent=2, ensure_ascii=False, default=str),
-                )
+                document = privacy.access_stream(session=session, actor=actor, **subject)
+                st.session_state["dsr_document"] = (subject, exports.download_link(document, owner=actor.ref))
         prepared = st.session_state.get("dsr_document")
         if prepared and prepared[0] == subject:
-            left.download_button(
-                f"Download JSON for {literal(named)}",
-                prepared[1],
-                file_name="subject-access.json",
-                mime="application/json",
-                key="dsr_download",
-            )
+            left.link_button(f"Download JSON for {literal(named)}", prepared[1], key="dsr_download")
+            left.caption("The link lasts 15 minutes; prepare the export again after that.")
         if not named:
             right.button("Erase", key="dsr_erase", disabled=True, help="Name a person or an end user first.")
         elif confirm.confirmed(

@@ -4,8 +4,8 @@ and the calls behind a breakdown's row, page by page (all from the ledger's roll
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import db
-from core.budgets import ledger_pages, reports
+from core import db, exports
+from core.budgets import ledger_export, ledger_pages, reports
 from core.budgets.money import format_micro
 from pages.ui import layout
 from pages.ui.text import literal
@@ -71,6 +71,13 @@ st.download_button(
     file_name=f"spend-{month.key}-by-{by}.csv",
     mime="text/csv",
     key="breakdown_csv",
+)
+with db.session_scope() as session:
+    ledger_link = exports.download_link(
+        ledger_export.prepare(session=session, actor=actor, month=month, team_id=team_filter), owner=actor.ref
+    )
+st.link_button(
+    f"Every call of {month.key} (CSV, for charge-back)", ledger_link, icon=":material/download:", key="ledger_export"
 )
 
 if len(table):

@@ -43,7 +43,7 @@ def test_an_auditor_sees_the_page_without_controls(session, directory):
 
 
 def _downloads(at) -> list[str]:
-    return [element.proto.label for element in at.get("download_button")]
+    return [element.proto.label for element in at.get("link_button")]
 
 
 def test_a_failed_access_export_never_offers_the_previous_persons_file(session, directory):

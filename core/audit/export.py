@@ -2,7 +2,12 @@
 
 Each record carries its `event_id` (a receiver de-duplicates on it), its `seq` and both
 hashes (a receiver can re-check the chain), and UTC times in ISO 8601 with a `Z`.
-Actors stay ids (person:12): an export never carries names or e-mails.
+Actors stay ids (person:12): an export never carries names or e-mails. `before` and
+`after` are the stored canonical JSON (in CSV as text, in JSON Lines as values).
+
+An export streams (core.exports): one query, oldest first, read in batches while the
+bytes are written, so memory stays flat whatever the size. The database formats the time
+and, on SQLite, builds each JSON line itself; Python only joins the batches.
 """
 
 from __future__ import annotations
@@ -10,17 +15,36 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC
-from typing import TextIO
+from typing import IO
 
+from sqlalchemy import JSON, case, cast, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from core.audit.query import AuditFilter, EventRow, iter_filtered
-from core.errors import ValidationError
-from core.permissions import Actor
+from core import clock, db
+from core.audit.query import AuditFilter, EventRow, conditions, iter_filtered, resolve_actor
+from core.exports import (
+    BATCH_ROWS,
+    FORMATS,
+    MIME,
+    Export,
+    check_format,
+    csv_chunks,
+    csv_header,
+    csv_line,
+    json_line,
+    line_chunks,
+    text_batches,
+    utc_text,
+    write_stream,
+)
+from core.models.audit import AuditEvent
+from core.permissions import Actor, Permission, require
 
-FORMATS = ("csv", "jsonl")
+__all__ = ["FIELDS", "FORMATS", "MIME", "export", "export_bytes", "file_name", "parse", "prepare", "record_of"]
+
 FIELDS = (
     "seq",
     "event_id",
@@ -35,18 +59,19 @@ FIELDS = (
     "prev_hash",
     "hash",
 )
-MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+_T = AuditEvent.__table__.c
 
 
-def utc_text(row: EventRow) -> str:
+def time_of(row: EventRow) -> str:
     return row.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def record_of(row: EventRow) -> dict:
+    """An event as an export record (what `parse` gives back for it)."""
     return {
         "seq": row.seq,
         "event_id": row.event_id,
-        "occurred_at": utc_text(row),
+        "occurred_at": time_of(row),
         "actor": row.actor,
         "action": row.action,
         "target_type": row.target_type,
@@ -59,48 +84,182 @@ def record_of(row: EventRow) -> dict:
     }
 
 
-def write(rows: Iterable[EventRow], out: TextIO, fmt: str) -> int:
-    """Write `rows` to `out` in `fmt`; returns how many were written."""
-    if fmt not in FORMATS:
-        raise ValidationError(f"Unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    count = 0
+def _time_text(dialect: str):
+    return utc_text(_T.occurred_at, dialect) if dialect in ("sqlite", "postgresql") else None
+
+
+def _sqlite_json_line():
+    """One event as a JSON object, keys sorted, built by SQLite (a tampered, non-JSON
+    `before`/`after` is exported as a string, as the page shows it)."""
+
+    def raw_json(column):
+        return case((func.json_valid(column), func.json(column)), else_=column)
+
+    pairs = {
+        "action": _T.action,
+        "actor": _T.actor,
+        "after": raw_json(_T.after_json),
+        "before": raw_json(_T.before_json),
+        "event_id": _T.event_id,
+        "hash": _T.hash,
+        "occurred_at": _time_text("sqlite"),
+        "prev_hash": _T.prev_hash,
+        "seq": _T.seq,
+        "target_id": _T.target_id,
+        "target_type": _T.target_type,
+        "team_id": _T.team_id,
+    }
+    return json_line(pairs, "sqlite")
+
+
+def prepare(*, session: Session, actor: Actor, filters: AuditFilter, fmt: str) -> Export:
+    """The export of exactly the events `filters` selects, oldest first, ready to stream.
+
+    Checks the permission and the filters now (a bad filter is refused before any byte is
+    written); the stream reads in a session of its own on the same database, and checks the
+    permission again when it starts.
+    """
+    require(actor, Permission.AUDIT_READ)
+    check_format(fmt)
+    # An unknown person is refused now; the rest of the WHERE clause is built when the export runs
+    # (the page makes its links on every run, and a time window's seq range costs a query).
+    resolve_actor(session, filters.actor)
+    engine = session.get_bind()
+
+    def produce(export: Export) -> Iterator[bytes]:
+        require(actor, Permission.AUDIT_READ)
+        with db.session(engine) as reading:
+            yield from _chunks(reading, export, filters, fmt)
+
+    return Export(file_name=file_name(fmt), mime=MIME[fmt], produce=produce)
+
+
+def _chunks(session: Session, export: Export, filters: AuditFilter, fmt: str) -> Iterator[bytes]:
+    dialect = session.get_bind().dialect.name
+    where = conditions(session, filters)
+    if fmt == "jsonl" and dialect == "sqlite":
+        query = select(_sqlite_json_line()).where(*where).order_by(_T.seq)
+        yield from line_chunks(export, text_batches(session, query))
+        return
+    when = _time_text(dialect)
+    if fmt == "csv" and when is not None:
+        yield csv_header(FIELDS)
+        columns = (_T.seq, _T.event_id, when, *(_T[name] for name in FIELDS[3:8]), _T.before_json, _T.after_json)
+        query = select(csv_line(*columns, _T.prev_hash, _T.hash)).where(*where).order_by(_T.seq)
+        yield from line_chunks(export, text_batches(session, query))
+        return
+    if fmt == "jsonl" and dialect == "postgresql":
+        yield from line_chunks(export, _postgres_json_batches(session, where))
+        return
+    # Any other database: Python builds each record from the stored text.
+    rows = iter_filtered(session, actor=Actor.system("export"), filters=filters, batch=BATCH_ROWS)
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            record = record_of(row)
-            for key in ("before", "after"):
-                record[key] = "" if record[key] is None else json.dumps(record[key], sort_keys=True, ensure_ascii=False)
-            writer.writerow(record)
-            count += 1
+        batches = ([_csv_row(record_of(row)) for row in batch] for batch in _batched(rows))
+        yield from csv_chunks(export, FIELDS, batches)
     else:
-        for row in rows:
-            out.write(json.dumps(record_of(row), sort_keys=True, ensure_ascii=False) + "\n")
-            count += 1
-    return count
+        batches = (
+            [json.dumps(record_of(row), sort_keys=True, ensure_ascii=False) for row in batch]
+            for batch in _batched(rows)
+        )
+        yield from line_chunks(export, batches)
 
 
-def export(*, session: Session, actor: Actor, filters: AuditFilter, fmt: str, out: TextIO) -> int:
-    """Exactly the events `filters` selects, oldest first, to `out`."""
-    if fmt not in FORMATS:
-        raise ValidationError(f"Unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    return write(iter_filtered(session, actor=actor, filters=filters), out, fmt)
+def _postgres_json_batches(session: Session, where: list) -> Iterator[list[str]]:
+    """JSON lines built by PostgreSQL, in keyset batches of BATCH_ROWS.
+
+    `before`/`after` are cast to json, which fails on text that is not JSON (a tampered
+    row): that batch alone is then built in Python, where such text becomes a string.
+    """
+    pairs = {name: _T[name] for name in ("action", "actor", "event_id", "hash")}
+    pairs.update(
+        after=cast(_T.after_json, JSON),
+        before=cast(_T.before_json, JSON),
+        occurred_at=utc_text(_T.occurred_at, "postgresql"),
+        prev_hash=_T.prev_hash,
+        seq=_T.seq,
+        target_id=_T.target_id,
+        target_type=_T.target_type,
+        team_id=_T.team_id,
+    )
+    fast = select(json_line(dict(sorted(pairs.items())), "postgresql"), _T.seq)
+    slow = select(*(_T[name] for name in _STORED), _T.seq)
+    after = None
+    while True:
+        page = [*where, _T.seq > after] if after is not None else where
+        try:
+            with session.begin_nested():
+                rows = session.execute(fast.where(*page).order_by(_T.seq).limit(BATCH_ROWS)).all()
+            lines = [row[0] for row in rows]
+        except DBAPIError:
+            rows = session.execute(slow.where(*page).order_by(_T.seq).limit(BATCH_ROWS)).all()
+            lines = [json.dumps(_stored_record(row), sort_keys=True, ensure_ascii=False) for row in rows]
+        yield lines
+        if len(rows) < BATCH_ROWS:
+            return
+        after = rows[-1][-1]
+
+
+_STORED = (*FIELDS[:8], "before_json", "after_json", "prev_hash", "hash")
+
+
+def _stored_record(row) -> dict:
+    """An export record from a row of the _STORED columns (payloads that are not JSON stay text)."""
+    record = dict(zip(FIELDS, row, strict=False))
+    record["occurred_at"] = record["occurred_at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for key in ("before", "after"):
+        if record[key] is not None:
+            try:
+                record[key] = json.loads(record[key])
+            except ValueError:
+                pass  # a tampered payload is exported as the text stored; verify names it
+    return record
+
+
+def _batched(rows: Iterator[EventRow]) -> Iterator[list[EventRow]]:
+    batch: list[EventRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _csv_row(record: dict) -> list:
+    for key in ("before", "after"):
+        value = record[key]
+        record[key] = (
+            "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        )
+    return [record[name] for name in FIELDS]
+
+
+def export(*, session: Session, actor: Actor, filters: AuditFilter, fmt: str, out: IO) -> int:
+    """Write the export to `out` (a text or binary stream); returns how many events it holds."""
+    prepared = prepare(session=session, actor=actor, filters=filters, fmt=fmt)
+    if isinstance(out, io.TextIOBase) and getattr(out, "buffer", None) is None:
+        for chunk in prepared.chunks():
+            out.write(chunk.decode("utf-8"))
+        return prepared.rows
+    if isinstance(out, io.TextIOBase):
+        out.flush()
+        out = out.buffer  # type: ignore[attr-defined]
+    write_stream(prepared, out)
+    return prepared.rows
 
 
 def export_bytes(*, session: Session, actor: Actor, filters: AuditFilter, fmt: str) -> bytes:
-    """The export as UTF-8 bytes (the page's download button)."""
-    buffer = io.StringIO()
-    export(session=session, actor=actor, filters=filters, fmt=fmt, out=buffer)
-    return buffer.getvalue().encode("utf-8")
+    """The whole export as bytes: for small exports and tests (the pages stream instead)."""
+    prepared = prepare(session=session, actor=actor, filters=filters, fmt=fmt)
+    return b"".join(prepared.chunks())
 
 
 def file_name(fmt: str) -> str:
-    from core import clock
-
     return f"audit-{clock.now():%Y%m%dT%H%M%SZ}.{fmt}"
 
 
-def parse(lines: Iterator[str], fmt: str) -> list[dict]:
+def parse(lines, fmt: str) -> list[dict]:
     """Read an export back (tests, and a receiver's sanity check)."""
     if fmt == "csv":
         return list(csv.DictReader(lines))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import db
+from core import db, exports
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import export as audit_export
 from core.audit import query as audit_query
@@ -146,10 +146,13 @@ def _keygen(_args) -> int:
 def _export(args) -> int:
     filters = filters_from(args)
     with db.session_scope() as session:
+        export = audit_export.prepare(session=session, actor=CLI_ACTOR, filters=filters, fmt=args.format)
         if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as out:
-                count = audit_export.export(session=session, actor=CLI_ACTOR, filters=filters, fmt=args.format, out=out)
+            progress = exports.TerminalProgress("events")
+            count = exports.write_file(export, args.output, progress=progress)
+            progress.done()
             print(f"exported {count} events to {args.output}", file=sys.stderr)
         else:
-            audit_export.export(session=session, actor=CLI_ACTOR, filters=filters, fmt=args.format, out=sys.stdout)
+            sys.stdout.flush()
+            exports.write_stream(export, sys.stdout.buffer)
     return 0

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from core import db
+from core import db, exports
 from core.audit.query import parse_time
 from core.catalog.store import prompt_by_name
 from core.cli import CLI_ACTOR
@@ -208,10 +207,11 @@ def _hold_list(_args) -> int:
 
 def _export(args) -> int:
     with db.session_scope(write=True) as session:
-        doc = privacy.access_export(session=session, actor=CLI_ACTOR, email=args.email, end_user=args.user)
-    with open(args.output, "w", encoding="utf-8") as out:
-        json.dump(doc, out, indent=2, ensure_ascii=False, default=str)
-    print(f"wrote {args.output}: " + ", ".join(f"{k} {len(v)}" for k, v in doc.items() if isinstance(v, list)))
+        export = privacy.access_stream(session=session, actor=CLI_ACTOR, email=args.email, end_user=args.user)
+    progress = exports.TerminalProgress("records")
+    exports.write_file(export, args.output, progress=progress)
+    progress.done()
+    print(f"wrote {args.output}: " + ", ".join(f"{k} {v}" for k, v in export.summary.items()))
     return 0
 
 

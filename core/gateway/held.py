@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from core import clock
@@ -21,6 +22,7 @@ from core.audit.record import committing, record
 from core.errors import InvalidTransition, NotFound, ValidationError
 from core.guardrails.saved_text import refuse_secrets
 from core.models.gateway import HeldRequest
+from core.paging import PAGE_SIZE, Page, keyset_page
 from core.permissions import Actor, Permission, require
 
 PENDING, RELEASED, DENIED = "pending", "released", "denied"
@@ -62,12 +64,15 @@ def new_hold(
     )
 
 
-def list_held(session: Session, *, actor: Actor, status: str | None = PENDING) -> list[HeldView]:
+def held_page(
+    session: Session, *, actor: Actor, decided: bool, before: int | None = None, limit: int = PAGE_SIZE
+) -> Page[HeldView]:
+    """A page of the held requests waiting for a decision (or, with `decided`, of those
+    released or denied), newest first; pass the page's `older` as `before` for the next."""
     require(actor, Permission.REQUEST_REVIEW)
-    query = select(HeldRequest).order_by(col(HeldRequest.id).desc())
-    if status:
-        query = query.where(HeldRequest.status == status)
-    return [_view(h) for h in session.exec(query.limit(500))]
+    status = col(HeldRequest.status)
+    query = select(HeldRequest).where(status != PENDING if decided else status == PENDING)
+    return keyset_page(session, query, col(HeldRequest.id), before=before, limit=limit, convert=_view)
 
 
 def decide(*, session: Session, actor: Actor, public_id: str, release: bool, comment: str) -> HeldView:
@@ -117,7 +122,7 @@ def attach_response(session: Session, *, public_id: str, response: dict[str, Any
 def pending_attention(session: Session, actor: Actor) -> list[AttentionItem]:
     if not actor.can(Permission.REQUEST_REVIEW):
         return []
-    count = len(list(session.exec(select(HeldRequest.id).where(HeldRequest.status == PENDING))))
+    count = session.exec(select(func.count()).select_from(HeldRequest).where(HeldRequest.status == PENDING)).one()
     if not count:
         return []
     return [

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from core import migrate
 from core.gateway import moderation
 from core.gateway.wiring import default_gateway
+from core.http.export_api import export_routes
 from core.http.feedback_api import feedback_routes
 from core.http.gateway_api import gateway_routes
 from core.settings import settings
@@ -35,7 +36,7 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 def http_routes() -> list[Route]:
-    routes = [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes()]
+    routes = [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes(), *export_routes()]
     # Last among ours, before the dashboard's own: every other /v1 path or method.
     return [*routes, unknown_v1_route(routes)]
 

@@ -38,6 +38,7 @@ from core.db import AnyResult, changed_rows, get_or_not_found, saved_id
 from core.errors import Conflict
 from core.models.retention import LegalHold, RetentionLock, RetentionRun
 from core.models.types import UtcDateTime
+from core.paging import Page, keyset_page
 from core.permissions import Actor, Permission, require
 from core.retention import kinds as registry
 from core.retention.holds import active_holds, not_held
@@ -521,9 +522,14 @@ def _finish(
         session.commit()
 
 
-def recent_runs(session: Session, *, actor: Actor, limit: int = 20) -> list[RetentionRun]:
+def runs_page(session: Session, *, actor: Actor, before: int | None = None, limit: int = 20) -> Page[RetentionRun]:
+    """A page of past enforcement runs, newest first (`before`: the previous page's `older`)."""
     require(actor, Permission.RETENTION_READ)
-    return list(session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc()).limit(limit)))
+    return keyset_page(session, select(RetentionRun), col(RetentionRun.id), before=before, limit=limit, convert=_same)
+
+
+def _same(row: RetentionRun) -> RetentionRun:
+    return row
 
 
 def retention_attention(session: Session, actor: Actor) -> list[AttentionItem]:

@@ -15,24 +15,27 @@ it is refused outright while a hold names the person.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, String, Text, text
+from sqlalchemy import BindParameter, String, Text, func, text
 from sqlmodel import Session, SQLModel, col, select
 
 from core.audit.record import committing, record
 from core.catalog import approvals
 from core.db import changed_rows, saved_id
 from core.errors import Conflict, NotFound, ValidationError
+from core.exports import BATCH_ROWS, CHUNK_BYTES, MIME, Export
 from core.models.audit import AuditEvent
 from core.models.budgets import Budget, UsageRecord
 from core.models.catalog import PromptReview, PromptVersion
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.models.identity import Membership, Person, RoleGrant, Team
 from core.models.retention import LegalHold, SubjectRequest
+from core.paging import Page, keyset_page
 from core.permissions import Actor, Permission, require
 from core.retention import kinds as registry
 from core.retention.holds import active_holds, held_by, holds_on_person, typed
@@ -108,15 +111,29 @@ def _request_ids(session: Session, subject: Subject) -> set[str]:
 def access_export(
     *, session: Session, actor: Actor, email: str | None = None, end_user: str | None = None
 ) -> dict[str, Any]:
-    """Everything Quorum holds about the subject, as one JSON-ready document; audited."""
+    """Everything Quorum holds about the subject, as one JSON-ready document; audited.
+
+    The document `access_stream` writes, read back (for small subjects and tests)."""
+    prepared = access_stream(session=session, actor=actor, email=email, end_user=end_user)
+    document: dict[str, Any] = json.loads(b"".join(prepared.chunks()))
+    return document
+
+
+def access_stream(*, session: Session, actor: Actor, email: str | None = None, end_user: str | None = None) -> Export:
+    """Everything Quorum holds about the subject, as one JSON document written as it is read.
+
+    The request is recorded and audited now, with the count of each section; the document
+    then streams in a session of its own, a section at a time, so a subject with a million
+    calls downloads in constant memory (the subject's request ids are held, not their rows).
+    """
     require(actor, Permission.RETENTION_MANAGE)
     subject = find_subject(session, email=email, end_user=end_user)
     request_ids = sorted(_request_ids(session, subject))
-    doc: dict[str, Any] = {"subject": subject.ref}
-    if subject.person is not None:
-        person = subject.person
-        doc["person"] = _row(person)
-        doc["teams"] = [
+    head: dict[str, Any] = {"subject": subject.ref}
+    person = subject.person
+    if person is not None:
+        head["person"] = _row(person)
+        head["teams"] = [
             t.name
             for t in session.exec(
                 select(Team)
@@ -124,50 +141,11 @@ def access_export(
                 .where(Membership.person_id == person.id)
             )
         ]
-        doc["roles"] = [g.role for g in session.exec(select(RoleGrant).where(RoleGrant.person_id == person.id))]
-        doc["audit_events"] = [
-            _row(e)
-            for e in session.exec(
-                select(AuditEvent)
-                .where(
-                    (AuditEvent.actor == subject.ref)
-                    | ((AuditEvent.target_type == "person") & (AuditEvent.target_id == str(person.id)))
-                )
-                .order_by(col(AuditEvent.seq))
-            )
-        ]
-        doc["usage_records"] = [
-            _row(u) for u in session.exec(select(UsageRecord).where(UsageRecord.person_id == person.id))
-        ]
-        doc["prompt_versions_authored"] = [
-            _row(v) for v in session.exec(select(PromptVersion).where(PromptVersion.author_person_id == person.id))
-        ]
-        doc["reviews"] = [
-            _row(r) for r in session.exec(select(PromptReview).where(PromptReview.reviewer_person_id == person.id))
-        ]
-        doc["budgets"] = [_row(b) for b in session.exec(select(Budget).where(Budget.person_id == person.id))]
-        doc["legal_holds_owned"] = [
-            _row(h) for h in session.exec(select(LegalHold).where(LegalHold.owner_person_id == person.id))
-        ]
-    doc["gateway_calls"] = (
-        [_row(c) for c in session.exec(select(GatewayCall).where(col(GatewayCall.request_id).in_(request_ids)))]
-        if request_ids
-        else []
-    )
-    doc["stored_payloads"] = (
-        [
-            _payload_row(p)
-            for p in session.exec(select(StoredPayload).where(col(StoredPayload.request_id).in_(request_ids)))
-        ]
-        if request_ids
-        else []
-    )
-    doc["held_requests"] = (
-        [_row(h) for h in session.exec(select(HeldRequest).where(col(HeldRequest.request_id).in_(request_ids)))]
-        if request_ids
-        else []
-    )
-    counts = {k: len(v) for k, v in doc.items() if isinstance(v, list)}
+        head["roles"] = [g.role for g in session.exec(select(RoleGrant).where(RoleGrant.person_id == person.id))]
+    sections = _access_sections(person, request_ids)
+    counts = {k: len(v) for k, v in head.items() if isinstance(v, list)}
+    for name, queries, _convert in sections:
+        counts[name] = sum(session.exec(select(func.count()).select_from(q.subquery())).one() for q in queries)
     with committing(session):
         session.add(
             SubjectRequest(
@@ -182,7 +160,86 @@ def access_export(
             target_id=subject.ref,
             after={"counts": counts},
         )
-    return doc
+    engine = session.get_bind()
+
+    def produce(export: Export) -> Iterator[bytes]:
+        require(actor, Permission.RETENTION_MANAGE)
+        buffer = io.StringIO()
+        buffer.write("{\n" + ",\n".join(f"{json.dumps(k)}: {_dumps(v)}" for k, v in head.items()))
+        with Session(engine, expire_on_commit=False) as reading:
+            for name, queries, convert in sections:
+                buffer.write(f",\n{json.dumps(name)}: [")
+                first = True
+                for query in queries:
+                    for row in reading.exec(query.execution_options(yield_per=BATCH_ROWS)):
+                        buffer.write(("\n" if first else ",\n") + _dumps(convert(row)))
+                        first = False
+                        export.rows += 1
+                        if buffer.tell() >= CHUNK_BYTES:
+                            yield _take(buffer)
+                buffer.write("]" if first else "\n]")
+        buffer.write("\n}\n")
+        yield _take(buffer)
+
+    return Export(
+        file_name="subject-access.json",
+        mime=MIME["json"],
+        produce=produce,
+        total=sum(counts[name] for name, _queries, _convert in sections),
+        summary=counts,
+    )
+
+
+def _access_sections(person: Person | None, request_ids: list[str]) -> list[tuple[str, list[Any], Any]]:
+    """(name, queries, row -> dict) of each list in the document, in order."""
+    sections: list[tuple[str, list[Any], Any]] = []
+    if person is not None:
+        ref = f"person:{person.id}"
+        sections += [
+            (
+                "audit_events",
+                [
+                    select(AuditEvent)
+                    .where(
+                        (AuditEvent.actor == ref)
+                        | ((AuditEvent.target_type == "person") & (AuditEvent.target_id == str(person.id)))
+                    )
+                    .order_by(col(AuditEvent.seq))
+                ],
+                _row,
+            ),
+            ("usage_records", [select(UsageRecord).where(UsageRecord.person_id == person.id)], _row),
+            (
+                "prompt_versions_authored",
+                [select(PromptVersion).where(PromptVersion.author_person_id == person.id)],
+                _row,
+            ),
+            ("reviews", [select(PromptReview).where(PromptReview.reviewer_person_id == person.id)], _row),
+            ("budgets", [select(Budget).where(Budget.person_id == person.id)], _row),
+            ("legal_holds_owned", [select(LegalHold).where(LegalHold.owner_person_id == person.id)], _row),
+        ]
+    by_request = list(_chunks(request_ids, 500))
+    sections += [
+        ("gateway_calls", [select(GatewayCall).where(col(GatewayCall.request_id).in_(c)) for c in by_request], _row),
+        (
+            "stored_payloads",
+            [select(StoredPayload).where(col(StoredPayload.request_id).in_(c)) for c in by_request],
+            _payload_row,
+        ),
+        ("held_requests", [select(HeldRequest).where(col(HeldRequest.request_id).in_(c)) for c in by_request], _row),
+    ]
+    return sections
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _take(buffer: io.StringIO) -> bytes:
+    data = buffer.getvalue().encode("utf-8")
+    buffer.seek(0)
+    buffer.truncate()
+    return data
 
 
 def _row(model: SQLModel) -> dict[str, Any]:
@@ -392,5 +449,19 @@ def _scrub_everywhere(session: Session, needles: list[str], counts: dict[str, in
 
 
 def recent_requests(session: Session, *, actor: Actor, limit: int = 50) -> list[SubjectRequest]:
+    """The newest `limit` subject requests (the page pages through all of them: `requests_page`)."""
+    return requests_page(session, actor=actor, limit=limit).items
+
+
+def requests_page(
+    session: Session, *, actor: Actor, before: int | None = None, limit: int = 50
+) -> Page[SubjectRequest]:
+    """A page of answered subject requests, newest first (`before`: the previous page's `older`)."""
     require(actor, Permission.RETENTION_READ)
-    return list(session.exec(select(SubjectRequest).order_by(col(SubjectRequest.id).desc()).limit(limit)))
+    return keyset_page(
+        session, select(SubjectRequest), col(SubjectRequest.id), before=before, limit=limit, convert=_same
+    )
+
+
+def _same(row: SubjectRequest) -> SubjectRequest:
+    return row

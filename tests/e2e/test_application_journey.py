@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from urllib.parse import urljoin
 
 import openai
 from sqlmodel import select
@@ -68,9 +69,11 @@ def test_an_sdk_call_shows_up_in_spend_and_in_the_audit_log(page, server):
     action.fill("gateway.")
     action.press("Enter")
     settle(page)
-    with page.expect_download() as download:
-        page.get_by_role("button", name="JSON Lines").click()
-    events = [json.loads(line) for line in open(download.value.path(), encoding="utf-8") if line.strip()]
+    # The export streams from the served app's /exports route (the page shows a link to it).
+    link = page.get_by_role("link", name="JSON Lines")
+    answer = page.request.get(urljoin(page.url, link.get_attribute("href")))
+    assert answer.ok and answer.headers["content-disposition"].startswith('attachment; filename="audit-')
+    events = [json.loads(line) for line in answer.text().splitlines() if line.strip()]
     assert any(e["target_id"] == request_id and e["action"] == "gateway.call" for e in events)
     assert all(e["action"].startswith("gateway.") for e in events)
 
