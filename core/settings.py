@@ -36,6 +36,8 @@ _PLACEHOLDER_SECRETS = {
     "a random string of at least 32 characters",
 }  # .streamlit/secrets.toml.example's
 _MIN_COOKIE_SECRET = 32
+DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
+_NO_JUDGE = {"off", "none", "no"}
 # A cookie secret signs sessions: guessing it is signing in as anybody. A random one of 32
 # characters has far more distinct characters and bits than these floors; a run of one
 # letter, a repeated word or a keyboard walk has fewer. (secrets.token_hex(16), 32 hex
@@ -76,6 +78,9 @@ class Settings:
     breaker_reset_s: float = 30.0
     # Where gateway spans go; None keeps telemetry off (core.gateway.telemetry).
     otel_endpoint: str | None = None
+    # The model that grades llm-rubric assertions when an experiment names none; None: no
+    # default judge (such assertions are then error cells that say so).
+    judge_model: str | None = DEFAULT_JUDGE_MODEL
 
     @property
     def auth_configured(self) -> bool:
@@ -200,7 +205,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         breaker_failures=_positive("QUORUM_BREAKER_FAILURES", pick("QUORUM_BREAKER_FAILURES"), 5, int),
         breaker_reset_s=_positive("QUORUM_BREAKER_RESET_S", pick("QUORUM_BREAKER_RESET_S"), 30, float),
         otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        judge_model=_judge_model(pick("QUORUM_JUDGE_MODEL")),
     )
+
+
+def _judge_model(value: str | None) -> str | None:
+    """QUORUM_JUDGE_MODEL: a model name, unset for the default, or "off" for no default judge."""
+    if value is None:
+        return DEFAULT_JUDGE_MODEL
+    return None if value.strip().lower() in _NO_JUDGE else value.strip()
 
 
 @lru_cache(maxsize=1)

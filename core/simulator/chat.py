@@ -17,6 +17,7 @@ from typing import Any
 
 from core.simulator.api_error import bad_request, model_not_found, wrong_endpoint
 from core.simulator.catalog import is_reasoning_model, model_kind
+from core.simulator.judge import judge_reply
 from core.simulator.prompt import (
     estimate_tokens,
     keywords,
@@ -138,6 +139,9 @@ def split_deltas(text: str, words_per_delta: int = 2) -> list[str]:
 
 def _content(body: dict[str, Any], rng: random.Random) -> str:
     messages = body["messages"]
+    graded = judge_reply(messages)
+    if graded is not None:
+        return graded
     response_format = body.get("response_format") or {"type": "text"}
     if response_format["type"] == "json_schema":
         user = last_user_text(messages)
