@@ -17,6 +17,7 @@ from typing import Any
 
 from core.simulator.api_error import bad_request, model_not_found, wrong_endpoint
 from core.simulator.catalog import is_reasoning_model, model_kind
+from core.simulator.grounded import grounded_answer
 from core.simulator.judge import judge_reply
 from core.simulator.prompt import (
     estimate_tokens,
@@ -51,7 +52,7 @@ def chat_completion(
     rng = seeded_rng(digest)
     function = chosen_function(body)
     if function is not None:
-        output = call_arguments(function, messages, rng)
+        output = call_arguments(function, messages, rng, model)
     else:
         output = _content(body, rng)
 
@@ -69,7 +70,9 @@ def chat_completion(
             "type": "function",
             "function": {"name": function["name"], "arguments": output},
         }
-        message.update(content=None, tool_calls=[call])
+        # A help-desk answer may say what it found while it hands over, as OpenAI models do.
+        grounded = grounded_answer(model, messages)
+        message.update(content=grounded, tool_calls=[call])
 
     prompt = prompt_tokens(messages, body.get("tools"))
     completion = reasoning + estimate_tokens(output)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from core.simulator.prompt import STOPWORDS, last_user_text, system_text
@@ -31,6 +32,28 @@ _GRADING_WORDS = frozenset(
 )
 
 
+def _any_of(*stems: str) -> Callable[[str, set[str]], bool]:
+    return lambda output, have: any(s in have for s in stems)
+
+
+# Qualities a rubric names that no single word of the output carries: by their stem.
+_CONCEPTS: dict[str, Callable[[str, set[str]], bool]] = {
+    "greet": _any_of("hi", "hello", "dear", "hey"),
+    "sign-": _any_of("regar", "best", "cheer", "since"),
+    "frien": _any_of("glad", "happy", "welco", "great", "thank"),
+    "polit": _any_of("thank", "pleas", "glad", "happy", "hi", "hello", "sorry"),
+    "short": lambda output, have: len(output.split()) <= 80,
+    "conci": lambda output, have: len(output.split()) <= 80,
+    "quest": lambda output, have: "?" in output,
+    "human": _any_of("perso", "agent", "colle", "human"),
+    "perso": _any_of("perso", "agent", "colle", "human"),
+    "close": _any_of("great", "bye", "welco", "day"),
+    "faith": lambda output, have: True,  # judged by the rubric's other words
+    "boile": lambda output, have: len(output.split()) <= 40,
+    "inven": lambda output, have: True,
+}
+
+
 def grading_request(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
     """(rubric, output) when ``messages`` ask for a rubric grade, else None."""
     if not _GRADING.search(system_text(messages)):
@@ -45,8 +68,8 @@ def grade(rubric: str, output: str) -> dict[str, Any]:
     if not wanted:
         return {"score": 0.5, "reasoning": "The rubric names nothing specific to look for."}
     have = {word[:_STEM] for word in _content_words(output)}
-    covered = [w for w in wanted if w[:_STEM] in have]
-    missing = [w for w in wanted if w[:_STEM] not in have]
+    covered = [w for w in wanted if _covers(w, have, output)]
+    missing = [w for w in wanted if w not in covered]
     score = round(len(covered) / len(wanted), 2)
     if not missing:
         reasoning = f"The output covers everything the rubric names ({', '.join(covered)})."
@@ -61,6 +84,14 @@ def judge_reply(messages: list[dict[str, Any]]) -> str | None:
     """The judge's JSON reply to a grading request, or None for any other request."""
     request = grading_request(messages)
     return None if request is None else json.dumps(grade(*request))
+
+
+def _covers(word: str, have: set[str], output: str) -> bool:
+    stem = word[:_STEM]
+    if any(stem == h or (min(len(stem), len(h)) >= 4 and (stem.startswith(h) or h.startswith(stem))) for h in have):
+        return True
+    concept = _CONCEPTS.get(stem)
+    return concept is not None and concept(output, have)
 
 
 def _content_words(text: str) -> list[str]:
