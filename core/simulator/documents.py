@@ -47,7 +47,8 @@ class Document:
 
     @cached_property
     def sentences(self) -> list[str]:
-        parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+|\s+(?=\d{1,2}\. [A-Z])", self.text)
+        # Not after an initial ("S. Park"); a numbered item ("1. Q4 revenue") starts a sentence.
+        parts = re.split(r"(?<![\s.][A-Z]\.)(?<=[.!?])\s+(?=[A-Z\"'(])|\n+|(?<=[.:])\s+(?=\d{1,2}\. [A-Z])", self.text)
         return [p.strip(" -•*\t") for p in parts if len(p.strip(" -•*\t.")) > 2]
 
     def overview(self) -> str:

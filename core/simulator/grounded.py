@@ -23,9 +23,11 @@ from typing import Any
 
 from core.simulator.fields import redact
 from core.simulator.prompt import STOPWORDS, last_user_text, system_text
-from core.simulator.understanding import Reading, without_injections
+from core.simulator.understanding import Reading, is_vague, without_injections
 
-_SNIPPET = re.compile(r"^\[(?P<ref>[A-Z]{2,6}-[\w.-]+)\]\s*(?P<title>[^(\n]*?)\s*(?:\([^)\n]*\))?\s*$", re.MULTILINE)
+_SNIPPET = re.compile(
+    r"^\[(?P<ref>[A-Z]{2,6}-[\w.-]+)\]\s*(?P<title>.*?)\s*(?:\((?:https?://)[^)\n]*\))?\s*$", re.MULTILINE
+)
 _CITE_RULE = re.compile(r"\bcite\b", re.IGNORECASE)
 _NAME = re.compile(r"^Customer (?P<name>[A-Z][\w'-]+) \(", re.MULTILINE)
 _ASKS_LINE = re.compile(r"^.*\basks:\s*$", re.MULTILINE)
@@ -70,7 +72,8 @@ def grounded_answer(model: str, messages: list[dict[str, Any]], reading: Reading
         return f"{greeting} thanks for reaching out! How can I help you today?"
     if _THANKS.search(question) and len(question.split()) <= 8:
         return f"You're welcome{' ' + name['name'] if name else ''}! Glad that fixed it. Have a great day."
-    if reading is not None and reading.vague:
+    # Only input that is vague by the cues gets a question; a miss means answering anyway.
+    if reading is not None and is_vague(reading.body) and reading.vague:
         return (
             f"{greeting} happy to help. So that the right person can pick this up, what is the problem you are "
             "seeing, and what have you tried so far?"
@@ -81,7 +84,8 @@ def grounded_answer(model: str, messages: list[dict[str, Any]], reading: Reading
         topic = " ".join(_WORD.findall(redact(question))[:12]) or "this"
         body = (
             f"I'm sorry, our knowledge base does not cover your question ({topic}), and I don't want to guess. "
-            "I can pass your request to a human agent from our team who can help - shall I do that?"
+            "I can escalate it and pass your request to a human agent from our team who can help and will find out "
+            "for you (or connect you with sales for prices and plans) - shall I do that?"
         )
         return f"{greeting}{separator}{body}{sign_off}"
     if len(used) > 1 and _disagree(used):

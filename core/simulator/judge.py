@@ -28,7 +28,8 @@ _GRADING_WORDS = frozenset(
     """says say flags flag explains explain mentions mention names name warns warn notes note states
     state asks ask output outputs answer answers response reply clearly clear correctly correct
     accurately properly without unexplained includes include contains contain gives given offers
-    offer suggests suggest points point out does doesn't per""".split()
+    offer suggests suggest out does doesn't per written someone additional beyond summarises summarizes
+    summarise summarize""".split()
 )
 
 
@@ -50,6 +51,7 @@ _CONCEPTS: dict[str, Callable[[str, set[str]], bool]] = {
     "close": _any_of("great", "bye", "welco", "day"),
     "faith": lambda output, have: True,  # judged by the rubric's other words
     "boile": lambda output, have: len(output.split()) <= 40,
+    "plain": lambda output, have: _mean_sentence_words(output) <= 20,
     "inven": lambda output, have: True,
 }
 
@@ -92,6 +94,11 @@ def _covers(word: str, have: set[str], output: str) -> bool:
         return True
     concept = _CONCEPTS.get(stem)
     return concept is not None and concept(output, have)
+
+
+def _mean_sentence_words(text: str) -> float:
+    parts = [p for p in re.split(r"(?<=[.!?])\s+|\n+", text) if p.strip()]
+    return sum(len(p.split()) for p in parts) / len(parts) if parts else 0.0
 
 
 def _content_words(text: str) -> list[str]:

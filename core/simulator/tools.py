@@ -29,7 +29,7 @@ from core.simulator.prompt import (
     system_text,
 )  # fmt: skip
 from core.simulator.schema_instance import Hints, instance_for
-from core.simulator.understanding import Reading
+from core.simulator.understanding import Reading, is_vague
 
 # Words every function description uses; matching on them would call tools for anything.
 _GENERIC = frozenset(
@@ -100,7 +100,7 @@ def _ruled_function(body: dict[str, Any], functions: list[dict[str, Any]]) -> di
     for function in functions:
         if re.search(rf"\bcall\s+`?{re.escape(function['name'])}\b", system):
             reading = Reading(body["model"], last_user_text(body["messages"]), system, seeded_rng(request_digest(body)))
-            return function if reading.escalate and not reading.vague else False
+            return function if reading.escalate and not (is_vague(reading.body) and reading.vague) else False
     return None
 
 
