@@ -32,6 +32,7 @@ from core.simulator.prompt import (
     truncate_to_tokens,
 )  # fmt: skip
 from core.simulator.schema_instance import Hints, instance_for
+from core.simulator.structured import structured_answer
 from core.simulator.tools import call_arguments, chosen_function
 from core.simulator.understanding import Reading
 from core.simulator.writer import reply_text
@@ -150,6 +151,10 @@ def _content(body: dict[str, Any], rng: random.Random) -> str:
         user = last_user_text(messages)
         found = sentences(user)
         reading = Reading(body["model"], user, system_text(messages), rng)
+        schema = response_format["json_schema"]["schema"]
+        answer = structured_answer(schema, reading)
+        if answer is not None:
+            return json.dumps(answer)
         hints = Hints(
             words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "", reading=reading
         )
