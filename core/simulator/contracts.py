@@ -30,7 +30,8 @@ _START = re.compile(rf"(?:effective(?: date)?:?|from|dated|gültig ab|commencing
 _END = re.compile(rf"(?:expires on|ends on|until|to|end date:?)\s+({_ANY_DATE})", re.IGNORECASE)
 _AMBIGUOUS = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 _COMPANY = r"(?:\[[A-Z ]+\]|[A-Z][\w&'.-]*(?: (?:[A-Z0-9][\w&'.-]*|plc|und|and))*?)"
-_PARTY_LIST = re.compile(r"\b(?:between|made by|zwischen)\s+(?P<list>[^.]+?)(?:[.,](?:\s|$)|, effective|$)", re.I)
+_PARTY_LIST = re.compile(r"\b(?:between|made by|zwischen)\s+(?P<list>[^.]+?)(?:\.(?:\s|$)|, effective|$)", re.I)
+_NAMED_ROLE = re.compile(r"\b[A-Z]\w+(?: [A-Z]\w+)* (?:Ltd|GmbH|AG|Inc|LLC|plc|SA|Corp)\b(?: \([A-Z][\w -]+\))?")
 _ROLE = re.compile(r"^(?P<name>.+?)\s*\((?P<role>[^)]+)\)")
 _LAW = re.compile(
     r"(?:governed by the laws? of|laws? of|governing law:?)\s+(?:the\s+)?(?P<law>[A-Z][\w ]+?)(?:[.;,]|$)", re.I
@@ -114,7 +115,7 @@ def _parties(text: str, review: list[str]) -> list[dict[str, str]]:
     if found:
         names = [n.strip() for n in re.split(r",\s*|\s+(?:and|und)\s+", found["list"]) if n.strip()]
     else:
-        names = [m.group(0) for m in re.finditer(r"\b[A-Z]\w+ (?:Ltd|GmbH|AG|Inc|LLC|plc|SA|Corp)\b", text)]
+        names = [m.group(0) for m in _NAMED_ROLE.finditer(text)]
     parties = []
     for raw in names:
         role_match = _ROLE.match(raw)

@@ -14,7 +14,8 @@ What goes under each label depends on the label's words:
 * risks ("watch out"): the risks the input shows, or "none found".
 
 SQL input (a fenced ``sql`` block) is read by ``sql_reading`` instead, whose overview,
-steps and risks follow the query. The sections list ends at a blank line, or at a label
+steps and risks follow the query; each risk is noticed with the model's skill
+(``Reading.follows``), so a smaller model misses one now and then. The sections list ends at a blank line, or at a label
 that introduces data ("Table notes:" followed by "- " lines).
 """
 
@@ -24,6 +25,7 @@ import re
 
 from core.simulator.documents import Document
 from core.simulator.sql_reading import Query, sql_block
+from core.simulator.understanding import Reading
 
 _INTRO = re.compile(r"\b(format|structure)\b", re.IGNORECASE)
 _LABEL = re.compile(r"^\s*(?P<label>[A-Z][\w;/'’ -]{1,30}?):(?P<rest>.*)$")
@@ -53,7 +55,7 @@ def section_labels(system: str) -> list[str]:
     return labels if len(labels) >= 2 else []
 
 
-def sectioned_answer(system: str, user: str) -> str | None:
+def sectioned_answer(system: str, user: str, reading: Reading | None = None) -> str | None:
     """The answer in the asked-for sections, or None when the prompt asks for none."""
     labels = section_labels(system)
     if not labels:
@@ -62,6 +64,9 @@ def sectioned_answer(system: str, user: str) -> str | None:
     sql = sql_block(user)
     if sql is not None:
         query = Query(sql, notes=_notes(system), technical=bool(re.search(r"may use SQL terms", system)))
+        if reading is not None:
+            # Each risk is noticed with the model's skill; the prompt's "Always flag" makes misses rarer.
+            query.notices = lambda: reading.follows("flag", "watch out")
         return "\n\n".join(f"{label}:\n{_sql_section(label, query)}" for label in labels)
     document = Document(user)
     parts = [_document_section(label, document, bullet) for label in labels]

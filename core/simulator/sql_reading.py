@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 
 _FENCE = re.compile(r"```sql\s*\n(?P<sql>.*?)\n?```", re.DOTALL | re.IGNORECASE)
 _KEYWORDS = ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "DROP", "TRUNCATE", "BEGIN", "CREATE", "ALTER")
@@ -38,6 +39,7 @@ class Query:
         self.sql = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL).strip()
         self.notes, self.technical = notes, technical
         self.statements = [s.strip() for s in self.sql.split(";") if s.strip()]
+        self.notices: Callable[[], bool] = lambda: True  # whether the reader notices the next risk
 
     # -- the three parts of an explanation ------------------------------------------------
 

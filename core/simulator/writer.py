@@ -55,10 +55,11 @@ def reply_text(model: str, messages: list[dict[str, Any]], rng: random.Random) -
         return _report_tool_result(messages[-1])
     system = system_text(messages)
     user = last_user_text(messages)
-    grounded = grounded_answer(model, messages, Reading(model, user, system, rng))
+    reading = Reading(model, user, system, rng)
+    grounded = grounded_answer(model, messages, reading)
     if grounded is not None:
         return grounded
-    sectioned = sectioned_answer(system, user)
+    sectioned = sectioned_answer(system, user, reading)
     if sectioned is not None:
         return sectioned
     words = keywords(user)
