@@ -43,13 +43,3 @@ def test_every_demo_test_set_passes_at_a_realistic_rate_with_no_error_cell(seede
     cells = [c for o in outcomes for c in o.run.cells]
     overall = sum(c.status == "pass" for c in cells) / len(cells)
     assert OVERALL_BAND[0] <= overall <= OVERALL_BAND[1], table
-
-
-def test_every_failed_cell_of_the_demo_says_why(seeded):
-    outcomes = run_testsets(seeded, case_limit=6)
-
-    failed = [c for o in outcomes for c in o.run.cells if c.status != "pass"]
-    assert failed, "the first cases of the demo sets should include a plausible failure"
-    for cell in failed:
-        reasons = [a["reason"] for a in cell.assertions if not a["passed"]]
-        assert all(reasons) and reasons, (cell.case_id, cell.assertions)

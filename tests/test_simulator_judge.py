@@ -3,13 +3,13 @@ reached through the real openai SDK."""
 
 from __future__ import annotations
 
+from core.budgets.pricing import PriceBook
 from core.catalog.files import load_prompt_file
 from core.catalog.render import render_messages
 from core.catalog.testsets import Assertion
 from core.experiments.assertions import JUDGE_PARAMS, evaluate_case, judge_messages, judge_with, parse_judge_reply
 from core.experiments.calls import CallResult, openai_call
 from core.experiments.runner import Variant
-from core.budgets.pricing import PriceBook
 from core.settings import DEFAULT_JUDGE_MODEL, load_settings
 from core.simulator import SimulatorConfig, simulated_client
 
