@@ -116,7 +116,7 @@ def _parties(text: str, review: list[str]) -> list[dict[str, str]]:
         names = [n.strip() for n in re.split(r",\s*|\s+(?:and|und)\s+", found["list"]) if n.strip()]
     else:
         names = [m.group(0) for m in _NAMED_ROLE.finditer(text)]
-    parties = []
+    parties: list[dict[str, str]] = []
     for raw in names:
         role_match = _ROLE.match(raw)
         name, role = (role_match["name"], role_match["role"]) if role_match else (raw, "party")

@@ -71,7 +71,7 @@ def chosen_function(body: dict[str, Any]) -> dict[str, Any] | None:
     if choice == "auto":
         ruled = _ruled_function(body, functions)
         if ruled is not None:
-            return ruled or None
+            return ruled if isinstance(ruled, dict) else None
     best = _best_match(functions, last_user_text(messages))
     if best is None and choice == "required":
         return functions[0]
