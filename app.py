@@ -19,7 +19,9 @@ else:
     from core import migrate
     from pages.ui import layout, registry, signin
 
-    st.set_page_config(page_title="Quorum", page_icon=":material/how_to_vote:", layout="wide")
+    # A file, not a Material icon name: Streamlit fetches those favicons from fonts.gstatic.com,
+    # and the app makes no request that leaves the machine.
+    st.set_page_config(page_title="Quorum", page_icon=str(layout.FAVICON), layout="wide")
     migrate.upgrade_once()
     actor = signin.current_actor()
     st.session_state["actor"] = actor

@@ -8,7 +8,8 @@ from core.gateway import moderation
 from core.gateway import policies as gateway_policies
 from core.identity import people as identity
 from core.permissions import Permission
-from pages.ui import layout
+from pages.ui import confirm, layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Budgets & prices")
@@ -31,7 +32,9 @@ with db.session_scope() as session:
     price_rows = prices.list_prices(session, actor=actor)
     policies = {t: config.team_policy(session, t) for t in teams}
 
-budgets_tab, alerts_tab, policy_tab, prices_tab = st.tabs(["Budgets", "Alerts", "Team policies", "Prices"])
+budgets_tab, alerts_tab, policy_tab, prices_tab = layout.tabs(
+    ["Budgets", "Alerts", "Team policies", "Prices"], key="budgets_tab_choice"
+)
 
 with budgets_tab:
     st.dataframe(
@@ -68,7 +71,9 @@ with budgets_tab:
             )
             prompt_pick = st.number_input("Prompt id (prompt scope)", min_value=1, step=1, key="budget_prompt")
             cap = st.text_input("Cap in USD (empty: none)", key="budget_cap")
-            cap_tokens = st.number_input("Cap in tokens (0: none)", min_value=0, step=1000, key="budget_tokens")
+            cap_tokens = st.number_input(
+                "Cap in tokens (0: none)", min_value=0, max_value=config.MAX_TOKEN_CAP, step=1000, key="budget_tokens"
+            )
             period = st.selectbox("Period", periods.PERIODS, format_func=periods.PERIOD_LABELS.get, key="budget_period")
             thresholds = st.text_input("Alert thresholds, %", value="50, 80, 100", key="budget_thresholds")
             hard = st.checkbox(
@@ -92,7 +97,14 @@ with budgets_tab:
         if rows:
             labels = {r.id: f"{r.scope}: {r.target}" for r in rows}
             doomed = st.selectbox("Budget to remove", list(labels), format_func=labels.get, key="budget_delete_pick")
-            if st.button("Remove budget", key="budget_delete"):
+            if confirm.confirmed(
+                "budget_delete",
+                button="Remove budget",
+                target=doomed,
+                question=f"Remove the budget {labels[doomed]}?",
+                consequence="Calls it covers are no longer capped by it and its alerts stop; "
+                "the spend already recorded stays.",
+            ):
                 with db.session_scope(write=True) as session, layout.shows_errors("Budget removed"):
                     config.delete_budget(session=session, actor=actor, budget_id=doomed)
 
@@ -170,7 +182,7 @@ with policy_tab:
             stored = gateway_policies.stored_policy_dict(session, gateway_team)
         current = {**gateway_policies.DEFAULT_SETTINGS, **stored}
         with st.form("gateway_policy_form"):
-            st.markdown(f"**Moderation and response cache of {teams[gateway_team]}**")
+            st.markdown(f"**Moderation and response cache of {literal(teams[gateway_team])}**")
             mod_action = st.selectbox(
                 "Moderation",
                 ["block", "hold", "off"],
@@ -204,7 +216,7 @@ with policy_tab:
                         moderation_provider=provider,
                     )
         if current.get("moderation") == "off":
-            st.warning(f"Moderation is off for {teams[gateway_team]}: its calls reach the model unchecked.")
+            st.warning(literal(f"Moderation is off for {teams[gateway_team]}: its calls reach the model unchecked."))
         elif current["moderation_provider"] == "local":
             st.info("The local check matches explicit phrasings from a short list; it is not a classifier.")
 

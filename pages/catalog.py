@@ -75,7 +75,9 @@ if open_tiers:
             ):
                 risk_tiers.change_risk_tier(session=session, actor=actor, prompt_id=chosen, risk_tier=new_tier)
 
-versions_tab, diff_tab, labels_tab, reviews_tab = st.tabs(["Versions", "Compare", "Label history", "Reviews"])
+versions_tab, diff_tab, labels_tab, reviews_tab = layout.tabs(
+    ["Versions", "Compare", "Label history", "Reviews"], key="catalog_tab"
+)
 with versions_tab:
     st.dataframe(
         [

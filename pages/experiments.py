@@ -20,7 +20,7 @@ with db.session_scope() as session:
     testsets = testset_store.list_testsets(session, actor=actor)
     prompts = {p.id: p for p in views.list_prompts(session, actor=actor)}
 
-run_tab, results_tab, sets_tab = st.tabs(["Run", "Results", "Test sets"])
+run_tab, results_tab, sets_tab = layout.tabs(["Run", "Results", "Test sets"], key="experiments_tab")
 
 # ---- run -------------------------------------------------------------------------------
 with run_tab:

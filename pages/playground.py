@@ -8,8 +8,17 @@ from core import db
 from core.budgets.money import format_micro
 from core.catalog import views
 from core.experiments import playground
+from core.identity import people as identity
 from pages.ui import layout
 from pages.ui.text import literal
+
+# What to type for each variable type (the value is read as JSON unless it is a string).
+_INPUT_HINTS = {
+    "list": 'JSON, e.g. ["first", "second"]',
+    "integer": "A whole number, e.g. 3",
+    "number": "A number, e.g. 0.5",
+    "boolean": "true or false",
+}
 
 actor = layout.page_setup(__file__)
 st.title("Playground")
@@ -17,9 +26,12 @@ layout.show_flash()
 
 with db.session_scope() as session:
     prompts = views.list_prompts(session, actor=actor)
+    my_teams = {t.name for t in identity.list_teams(session) if t.id in actor.team_ids}
 if not prompts:
     st.info("The catalog has no prompts yet.")
     st.stop()
+# Open on something this person can run: their own team's prompts first, then labelled ones.
+prompts.sort(key=lambda p: (p.team not in my_teams, not p.labels, p.name))
 by_id = {p.id: p for p in prompts}
 prompt_id = st.selectbox(
     "Prompt", list(by_id), format_func=lambda i: f"{by_id[i].name} ({by_id[i].team})", key="pg_prompt"
@@ -42,8 +54,23 @@ for index, column in enumerate(st.columns(count)):
             format_func=lambda i: f"v{by_version[i].number} ({by_version[i].state.replace('_', ' ')})",
         )
         model = st.text_input("Model", value="", placeholder=by_version[version_id].model, key=f"pg_model_{index}")
-        temperature = st.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key=f"pg_temperature_{index}")
-        max_tokens = st.number_input("Max output tokens", 1, 32000, 512, key=f"pg_max_tokens_{index}")
+        # Start from the version's own parameters; keyed by version so picking another resets them.
+        own = by_version[version_id]
+        temperature = st.slider(
+            "Temperature",
+            0.0,
+            2.0,
+            own.temperature if own.temperature is not None else 1.0,
+            0.1,
+            key=f"pg_temperature_{index}_{version_id}",
+        )
+        max_tokens = st.number_input(
+            "Max output tokens",
+            1,
+            32000,
+            min(own.max_tokens or 512, 32000),
+            key=f"pg_max_tokens_{index}_{version_id}",
+        )
         chosen.append(
             playground.VariantChoice(
                 version_id,
@@ -56,7 +83,12 @@ st.subheader("Input")
 declared = by_version[chosen[0].version_id].variables
 variables = {}
 for name, kind in declared:
-    raw = st.text_area(f"{name} ({kind})", key=f"pg_var_{prompt_id}_{name}", height=68)
+    raw = st.text_area(
+        f"{name} ({kind})",
+        key=f"pg_var_{prompt_id}_{name}",
+        height=68,
+        placeholder=_INPUT_HINTS.get(kind, ""),
+    )
     if kind == "string":
         variables[name] = raw
     else:
@@ -68,8 +100,10 @@ if not declared:
     st.caption("This version declares no variables.")
 
 history = st.session_state.setdefault("pg_history", [])
+# Model answers and typed messages are shown as text: Markdown in them could load an image
+# from anywhere (a request leaving the machine) or dress up a link.
 for turn in history:
-    st.chat_message(turn["role"]).write(turn["content"])
+    st.chat_message(turn["role"]).markdown(literal(turn["content"]))
 
 run_col, reset_col = st.columns([1, 1])
 if run_col.button("Run", type="primary", key="pg_run"):
@@ -89,7 +123,7 @@ if answers:
             if answer.error:
                 st.warning(literal(answer.error))
             else:
-                st.write(answer.text)
+                st.markdown(literal(answer.text))
             st.caption(
                 f"{answer.input_tokens} in / {answer.output_tokens} out tokens · "
                 f"{format_micro(answer.cost_micro)} · {answer.latency_ms:.0f} ms · {answer.request_id}"

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import db
+from core.budgets import prices
 from core.catalog import editor, store, views, workflow
 from core.catalog.checks import static_checks
 from core.catalog.spec import DATA_CLASSIFICATIONS, MESSAGE_ROLES, RISK_TIERS, PromptSpec
@@ -26,7 +27,7 @@ by_id = {p.id: p for p in prompts}
 choice = st.selectbox(
     "Prompt",
     [None, *by_id],
-    format_func=lambda i: by_id[i].name if i else "➕ New prompt",
+    format_func=lambda i: by_id[i].name if i else "New prompt…",
     index=1 if prompts else 0,
     key="editor_prompt",
 )
@@ -112,16 +113,33 @@ except QuorumError as problem:
     st.warning(literal(f"Not a valid version yet: {problem}"))
 if version is not None:
     findings = static_checks(version)
+    with db.session_scope() as session:
+        book = prices.price_book(session)
+    unpriced = book.resolve_model(version.model) not in book.models()
     with st.container(border=True):
         st.markdown("**Static checks**")
-        if not findings:
+        if unpriced:
+            st.warning(
+                literal(
+                    f"warning: {version.model} has no price, so the gateway refuses calls to it "
+                    "(model_not_priced) until an admin adds one on Budgets & prices."
+                )
+            )
+        if not findings and not unpriced:
             st.caption("No findings.")
         for finding in findings:
             (st.warning if finding.severity == "error" else st.caption)(
                 literal(f"{finding.severity}: {finding.message}")
             )
 
-if st.button("Save as draft", type="primary", key="editor_save"):
+# The problems are listed above; saving is offered once there are none.
+if st.button(
+    "Save as draft",
+    type="primary",
+    key="editor_save",
+    disabled=version is None,
+    help="Fix the problems listed above first." if version is None else None,
+):
     with db.session_scope(write=True) as session, layout.shows_errors("Draft saved"):
         _, version = editor.build_version(
             prompt=prompt,

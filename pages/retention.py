@@ -2,15 +2,20 @@
 past runs and data-subject requests. Governance leads change things; auditors read."""
 
 import json
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from core import db
+from core.catalog import views
 from core.identity import people as identity
 from core.permissions import Permission
 from core.retention import enforce, holds, privacy, rules
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
-from pages.ui import layout
+from core.settings import settings
+from pages.ui import confirm, layout
+from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
 st.title("Retention & privacy")
@@ -27,9 +32,25 @@ with db.session_scope() as session:
     requests = privacy.recent_requests(session, actor=actor)
     teams = {t.id: t.name for t in identity.list_teams(session)}
     people = {p.id: p.display_name for p in identity.list_people(session)}
+    prompts = {p.id: p.name for p in views.list_prompts(session, actor=actor)}
 
-classes_tab, holds_tab, enforce_tab, requests_tab = st.tabs(
-    ["Classes", "Legal holds", "Enforcement", "Subject requests"]
+zone = ZoneInfo(settings().timezone)
+zone_name = settings().timezone
+HOLD_FORM_KEYS = ("hold_case", "hold_team", "hold_person", "hold_prompt", "hold_since", "hold_until")
+
+
+def _local_day(instant: datetime) -> date:
+    aware = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    return aware.astimezone(zone).date()
+
+
+def _day_start(day: date | None) -> datetime | None:
+    """Midnight at the start of `day` in the deployment's time zone, as an aware datetime."""
+    return datetime.combine(day, time.min, tzinfo=zone) if day else None
+
+
+classes_tab, holds_tab, enforce_tab, requests_tab = layout.tabs(
+    ["Classes", "Legal holds", "Enforcement", "Subject requests"], key="retention_tab"
 )
 
 with classes_tab:
@@ -94,9 +115,10 @@ with holds_tab:
         parts = [
             f"team {teams.get(hold.team_id, hold.team_id)}" if hold.team_id else "",
             f"person {people.get(hold.person_id, hold.person_id)}" if hold.person_id else "",
-            f"prompt {hold.prompt_id}" if hold.prompt_id else "",
-            f"from {hold.starts_at:%Y-%m-%d}" if hold.starts_at else "",
-            f"until {hold.ends_at:%Y-%m-%d}" if hold.ends_at else "",
+            f"prompt {prompts.get(hold.prompt_id, hold.prompt_id)}" if hold.prompt_id else "",
+            f"from {_local_day(hold.starts_at)}" if hold.starts_at else "",
+            # Stored as the end's exclusive instant; people name the last day covered.
+            f"until {_local_day(hold.ends_at - timedelta(microseconds=1))}" if hold.ends_at else "",
         ]
         return ", ".join(p for p in parts if p)
 
@@ -121,13 +143,27 @@ with holds_tab:
     if can_manage:
         with st.form("retention_hold_add"):
             case = st.text_input("Case name", key="hold_case", max_chars=120)
-            owner = st.selectbox("Owner", list(people), format_func=people.get, key="hold_owner")
+            owners = list(people)
+            owner = st.selectbox(
+                "Owner",
+                owners,
+                # The person placing the hold owns it unless they name someone else.
+                index=owners.index(actor.person_id) if actor.person_id in people else 0,
+                format_func=people.get,
+                key="hold_owner",
+            )
             team = st.selectbox(
                 "Team", [None, *teams], format_func=lambda t: "any" if t is None else teams[t], key="hold_team"
             )
             person = st.selectbox(
                 "Person", [None, *people], format_func=lambda p: "any" if p is None else people[p], key="hold_person"
             )
+            prompt = st.selectbox(
+                "Prompt", [None, *prompts], format_func=lambda p: "any" if p is None else prompts[p], key="hold_prompt"
+            )
+            since_col, until_col = st.columns(2)
+            since = since_col.date_input(f"From (first day, {zone_name})", value=None, key="hold_since")
+            until = until_col.date_input(f"Until (last day, {zone_name})", value=None, key="hold_until")
             if st.form_submit_button("Place hold", type="primary"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Legal hold placed"):
                     holds.add_hold(
@@ -137,7 +173,13 @@ with holds_tab:
                         owner_person_id=owner,
                         team_id=team,
                         person_id=person,
+                        prompt_id=prompt,
+                        starts_at=_day_start(since),
+                        ends_at=_day_start(until + timedelta(days=1)) if until else None,
                     )
+                    # Placed: the next hold starts from an empty form.
+                    for key in HOLD_FORM_KEYS:
+                        st.session_state.pop(key, None)
         active = [h for h in all_holds if h.released_at is None]
         if active:
             chosen = st.selectbox(
@@ -146,7 +188,15 @@ with holds_tab:
                 key="hold_release_id",
                 format_func=lambda i: next(f"{h.id}: {h.case_name}" for h in active if h.id == i),
             )
-            if st.button("Release", key="hold_release"):
+            released = next(h for h in active if h.id == chosen)
+            if confirm.confirmed(
+                "hold_release",
+                button="Release",
+                target=chosen,
+                question=f"Release legal hold {released.id}, {released.case_name}?",
+                consequence="What it kept becomes subject to retention again and may be deleted "
+                "at the next enforcement run.",
+            ):
                 with db.session_scope(write=True) as session, layout.shows_errors("Legal hold released"):
                     holds.release_hold(session=session, actor=actor, hold_id=chosen)
 
@@ -218,20 +268,37 @@ with requests_tab:
         email = st.text_input("Person's e-mail", key="dsr_email")
         end_user = st.text_input("…or an end-user id (the request's `user` field)", key="dsr_user")
         subject = {"email": email.strip() or None, "end_user": end_user.strip() or None}
+        named = subject["email"] or subject["end_user"]
         left, right = st.columns(2)
         if left.button("Prepare access export", key="dsr_export"):
+            # A new request drops the previous file first: a failed export must never leave
+            # another person's data on offer.
+            st.session_state.pop("dsr_document", None)
             with db.session_scope(write=True) as session, layout.shows_errors():
                 doc = privacy.access_export(session=session, actor=actor, **subject)
-                st.session_state["dsr_document"] = json.dumps(doc, indent=2, ensure_ascii=False, default=str)
-        if st.session_state.get("dsr_document"):
+                st.session_state["dsr_document"] = (
+                    subject,
+                    json.dumps(doc, indent=2, ensure_ascii=False, default=str),
+                )
+        prepared = st.session_state.get("dsr_document")
+        if prepared and prepared[0] == subject:
             left.download_button(
-                "Download JSON",
-                st.session_state["dsr_document"],
+                f"Download JSON for {literal(named)}",
+                prepared[1],
                 file_name="subject-access.json",
                 mime="application/json",
                 key="dsr_download",
             )
-        erase_ok = right.checkbox("Erase: I understand this cannot be undone", key="dsr_erase_confirm")
-        if right.button("Erase", key="dsr_erase", disabled=not erase_ok):
+        if not named:
+            right.button("Erase", key="dsr_erase", disabled=True, help="Name a person or an end user first.")
+        elif confirm.confirmed(
+            "dsr_erase",
+            button="Erase",
+            target=(subject["email"], subject["end_user"]),
+            where=right,
+            question=f"Erase what Quorum holds about {named}?",
+            consequence="Their stored requests and answers are deleted and their name and e-mail removed "
+            "from what is kept (except what a legal hold covers); this cannot be undone.",
+        ):
             with db.session_scope(write=True) as session, layout.shows_errors("Subject's data erased"):
                 privacy.erase(session=session, actor=actor, **subject)

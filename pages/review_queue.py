@@ -5,7 +5,7 @@ import streamlit as st
 from core import db
 from core.catalog import labels, views, workflow
 from core.permissions import Permission
-from pages.ui import layout
+from pages.ui import confirm, layout
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -50,12 +50,18 @@ for item in queue:
                 width="stretch",
                 key=f"evidence_{item.version_id}",
             )
+        if item.superseded_by:
+            st.warning(
+                literal(f"Superseded: {item.superseded_by} is newer and already approved."),
+                icon=":material/history:",
+            )
         if item.mine:
             st.caption("You wrote this version, so another reviewer decides on it.")
             continue
         if item.already_reviewed:
             st.caption("You have approved this version; it waits for another reviewer.")
             continue
+        st.info(literal(item.outcome), icon=":material/gavel:")
         comment = st.text_area("Comment (required)", key=f"comment_{item.version_id}", height=80)
         approve_col, changes_col, reject_col = st.columns(3)
         if approve_col.button("Approve", type="primary", key=f"approve_{item.version_id}"):
@@ -95,7 +101,18 @@ version_id = version_col.selectbox(
 )
 label = label_col.selectbox("Label", [labels.PRODUCTION, labels.STAGING], key="label_name")
 move_col, deprecate_col = st.columns(2)
-if move_col.button("Move label here", type="primary", key="move_label"):
+current = next((v for v in versions.values() if label in v.labels), None)
+if confirm.confirmed(
+    "move_label",
+    button="Move label here",
+    target=(version_id, label),
+    where=move_col,
+    primary=True,
+    question=f"Point '{label}' at v{versions[version_id].number}"
+    + (f" instead of v{current.number}" if current else "")
+    + (" (an older version: a rollback)?" if current and current.number > versions[version_id].number else "?"),
+    consequence="Applications calling this prompt by its label get this version from the next call.",
+):
     with (
         db.session_scope(write=True) as session,
         layout.shows_errors(f"'{label}' now points at v{versions[version_id].number}"),

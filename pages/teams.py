@@ -46,7 +46,9 @@ if not can_edit:
     st.caption("Read-only: only admins change the directory.")
     st.stop()
 
-create_team, add_person, roles_tab, members_tab = st.tabs(["New team", "New person", "Roles", "Memberships"])
+create_team, add_person, roles_tab, members_tab = layout.tabs(
+    ["New team", "New person", "Roles", "Memberships"], key="teams_tab"
+)
 
 with create_team, st.form("create_team", clear_on_submit=True):
     name = st.text_input("Team name", key="team_name", max_chars=80)

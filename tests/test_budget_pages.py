@@ -9,8 +9,9 @@ import pytest
 from sqlmodel import func, select
 
 from core import clock
-from core.budgets import demo_seed, periods, reports
+from core.budgets import config, demo_seed, periods, reports
 from core.budgets.money import format_micro
+from core.errors import ValidationError
 from core.models.audit import AuditEvent
 from core.models.budgets import Budget, UsageRecord
 from core.permissions import Role
@@ -83,6 +84,37 @@ def test_a_negative_cap_on_the_page_is_refused_clearly(session, directory):
     at.text_input(key="budget_cap").input("-5")
     at.button[[b.label for b in at.button].index("Save budget")].click().run()
     assert errors_of(at) == ["The budget cap must be more than $0 (got -5)"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("budget_cap", "1e18", "Dollar amount '1e18' is more than the largest Quorum accepts, $1,000,000,000,000"),
+        ("budget_cap", "NaN", "Not a finite dollar amount: 'NaN'"),
+        ("budget_cap", "ten", "Not a dollar amount: 'ten'"),
+        ("budget_per_request", "-1", None),
+    ],
+)
+def test_an_out_of_range_amount_on_the_page_is_a_message_not_a_traceback(session, directory, field, value, message):
+    at = signed_in(session, EMAIL_BY_ROLE[Role.FINANCE])
+    at.switch_page("pages/budgets.py").run()
+    at.text_input(key="budget_cap").input("250")
+    at.text_input(key=field).input(value)
+    at.button[[b.label for b in at.button].index("Save budget")].click().run()
+    assert not at.exception
+    errors = errors_of(at)
+    assert len(errors) == 1 and (message is None or errors == [message])
+    session.rollback()
+    assert session.exec(select(Budget)).first() is None
+
+
+def test_a_token_cap_beyond_the_limit_is_refused_by_name(session, directory):
+    data = config.BudgetInput(cap_tokens=10**18)
+    with pytest.raises(ValidationError) as refused:
+        config.set_budget(session=session, actor=directory.admin, scope="team", target_id=1, data=data)
+    assert str(refused.value) == (
+        "The token cap must be at most 1,000,000,000,000,000 tokens (got 1,000,000,000,000,000,000)"
+    )
 
 
 def test_auditors_see_budgets_read_only(session, seeded):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core import demo
-from core.catalog import store
+from core.catalog import labels, store
 from core.catalog.resolve import resolve
 from core.catalog.spec import PromptSpec
 from core.identity import people as identity
@@ -40,6 +40,16 @@ def test_engineer_submits_lead_approves_and_promotes_to_production(session, dire
     at = signed_in(session, LENA)
     at.switch_page("pages/review_queue.py").run()
     button(at, "move_label").click().run()
+    # The move asks first, naming the label and the version; cancelling changes nothing.
+    assert [w.value for w in at.warning] == [
+        "Point 'production' at v1? Applications calling this prompt by its label get this version from the next call."
+    ]
+    button(at, "move_label_cancel").click().run()
+    assert not at.warning
+    session.rollback()
+    assert labels.labels_of(session, store.get_version(session, vid).prompt_id) == {}
+    button(at, "move_label").click().run()
+    button(at, "move_label_yes").click().run()
     assert not errors_of(at), errors_of(at)
     session.rollback()
     assert resolve(session, "faq-answer").version_id == vid
@@ -121,3 +131,35 @@ def test_a_review_comment_with_a_token_is_refused_on_the_page_and_not_stored(ses
     assert errors_of(at) == ["The review comment contains a GitHub token; remove it before saving"]
     session.rollback()
     assert workflow.reviews_of(session, vid) == [] and store.get_version(session, vid).state == "in_review"
+
+
+def test_an_older_version_in_review_says_a_newer_one_is_approved_and_what_approving_does(
+    session, directory, simple_version
+):
+    from dataclasses import replace
+
+    from core.catalog import views, workflow
+
+    tom, lena = directory.by_email(TOM), directory.by_email(LENA)
+    prompt = PromptSpec("faq-answer", "Support", "Answer product questions", "medium", "internal")
+    v1 = store.create_prompt(session=session, actor=tom, prompt=prompt, version=simple_version)
+    v2 = store.create_version(
+        session=session,
+        actor=tom,
+        prompt_id=v1.prompt_id,
+        version=replace(simple_version, model="gpt-4o", change_note="A larger model for long tickets."),
+    )
+    for version in (v1, v2):
+        workflow.submit(session=session, actor=tom, version_id=version.id)
+    workflow.approve(session=session, actor=lena, version_id=v2.id, comment="Fine.")
+    labels.move_label(session=session, actor=lena, version_id=v2.id)
+
+    [item] = views.review_queue(session, actor=lena)
+    assert item.number == 1 and item.superseded_by == "v2 (approved, production)"
+    assert item.outcome == (
+        "Approving makes v1 approved: a governance lead may then point a label at it. Production today: v2. "
+        "A newer version, v2 (approved, production), is already approved: labelling v1 would roll it back."
+    )
+    at = signed_in(session, "rafael.gomez@example.com")
+    at.switch_page("pages/review_queue.py").run()
+    assert [w.value for w in at.warning] == ["Superseded: v2 (approved, production) is newer and already approved."]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from core.catalog import workflow
 from core.catalog.demo_seed import seed_catalog
 from core.catalog.spec import MessageSpec
@@ -101,11 +103,16 @@ def test_the_playground_runs_two_versions_side_by_side_and_continues_the_chat(se
         assert not errors_of(at) and not at.exception
         answers = at.session_state["pg_answers"]
         assert len(answers) == 2 and all(a.request_id and not a.error for a in answers)
-        at.text_input(key="pg_follow_up").input("And the urgency?")
+        image = "And the urgency? ![seen](http://tracker.example/pixel.png)"
+        at.text_input(key="pg_follow_up").input(image)
         at.button(key="pg_send").click().run()
         assert len(at.session_state["pg_history"]) == 2
         assert len(transport.bodies("/chat/completions")) == 4
         assert b"And the urgency?" in transport.bodies("/chat/completions")[-1]
+        # The typed message is shown as written, not as an image the browser would fetch.
+        shown = [m.markdown[0].value for m in at.chat_message]
+        assert len(shown) == 2 and all("![" not in text for text in shown)
+        assert "\\[seen\\]" in shown[1]  # escaped: the reader sees the brackets, no image
     finally:
         set_gateway(None)
 
@@ -237,3 +244,22 @@ def test_the_results_show_outputs_and_reasons_default_to_the_version_in_review_a
         assert not at.exception and not errors_of(at)
     finally:
         set_gateway(None)
+
+
+@pytest.mark.parametrize(
+    "email", ["tom.becker@example.com", "mei.chen@example.com", "sofia.rossi@example.com", "jonas.berg@example.com"]
+)
+def test_the_playground_opens_on_something_the_engineer_can_run_with_its_own_parameters(session, directory, email):
+    seed_catalog(session)
+    at = signed_in(session, email)
+    at.switch_page("pages/playground.py").run()
+    assert not at.exception and not errors_of(at)
+    assert not [i.value for i in at.info if "No version of this prompt" in i.value]
+    version_id = at.selectbox(key="pg_version_0").value
+    spec = version_spec(
+        next(v for p in [at.selectbox(key="pg_prompt").value] for v in versions_of(session, p) if v.id == version_id)
+    )
+    temperature = at.slider(key=f"pg_temperature_0_{version_id}").value
+    max_tokens = at.number_input(key=f"pg_max_tokens_0_{version_id}").value
+    assert temperature == (spec.params.temperature if spec.params.temperature is not None else 1.0)
+    assert max_tokens == (spec.params.max_tokens or 512)

@@ -122,12 +122,20 @@ def test_audit_events_name_people_by_id_only(session, directory):
     assert person.email == "ada.lovelace@example.com"
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 81])
+@pytest.mark.parametrize(
+    "name",
+    ["", "   ", "x" * 81, "<script>alert(1)</script>", "**Support**", "[Ops](http://evil.example)", "Ops\x00", "-rm"],
+)
 def test_bad_team_names_are_refused_with_nothing_written(session, directory, name):
     before = (len(identity.list_teams(session)), audit_count(session))
     with pytest.raises(ValidationError, match="team"):
         identity.create_team(session=session, actor=directory.admin, name=name)
     assert (len(identity.list_teams(session)), audit_count(session)) == before
+
+
+@pytest.mark.parametrize("name", ["R&D", "Data (EU)", "Müller-Team", "Customer Support 2", "Ops/Infra", "O'Neil's"])
+def test_ordinary_team_names_are_accepted(session, directory, name):
+    assert identity.create_team(session=session, actor=directory.admin, name=name).name == name
 
 
 def test_team_names_are_unique_regardless_of_case(session, directory):

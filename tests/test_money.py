@@ -1,8 +1,12 @@
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.budgets.money import (
+    MAX_DOLLARS,
+    MAX_MICRO,
     ceil_div,
     format_cents,
     format_micro,
@@ -30,6 +34,19 @@ def test_floats_are_refused():
 def test_inexact_or_non_amounts_are_refused(bad):
     with pytest.raises(ValidationError):
         parse_dollars_to_micro(bad)
+
+
+@pytest.mark.parametrize("huge", ["1e18", "1000000000000.000001", "-1e13", 10**13, Decimal("9.3e12")])
+def test_an_amount_beyond_a_trillion_dollars_is_refused_by_name(huge):
+    # A bigger amount would not fit the databases' 64-bit integers once in micro-dollars.
+    with pytest.raises(ValidationError, match=r"largest Quorum accepts, \$1,000,000,000,000"):
+        parse_dollars_to_micro(huge)
+
+
+@given(st.integers(min_value=-MAX_MICRO, max_value=MAX_MICRO))
+def test_every_amount_up_to_the_limit_round_trips_exactly(micro):
+    assert parse_dollars_to_micro(str(micro_to_decimal(micro))) == micro
+    assert parse_dollars_to_micro(MAX_DOLLARS) == MAX_MICRO < 2**63
 
 
 def test_formatting():

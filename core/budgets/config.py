@@ -29,6 +29,8 @@ from core.permissions import Actor, Permission, require
 
 SCOPES = ("team", "person", "prompt")
 DEFAULT_THRESHOLDS = (50, 80, 100)
+# A thousand times a year of a large company's traffic; sums of caps still fit 64-bit integers.
+MAX_TOKEN_CAP = 10**15
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
@@ -104,6 +106,8 @@ def _validated(data: BudgetInput) -> dict[str, Any]:
     cap_tokens = data.cap_tokens
     if cap_tokens is not None and (isinstance(cap_tokens, bool) or not isinstance(cap_tokens, int) or cap_tokens <= 0):
         raise ValidationError(f"The token cap must be a whole number above 0 (got {cap_tokens!r})")
+    if cap_tokens is not None and cap_tokens > MAX_TOKEN_CAP:
+        raise ValidationError(f"The token cap must be at most {MAX_TOKEN_CAP:,} tokens (got {cap_tokens:,})")
     if cap_micro is None and cap_tokens is None:
         raise ValidationError("A budget needs a cap in dollars, in tokens, or both")
     url = (data.webhook_url or "").strip() or None

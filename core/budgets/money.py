@@ -21,6 +21,10 @@ from core.errors import ValidationError
 
 MICRO_PER_DOLLAR = 1_000_000
 TOKENS_PER_PRICE_UNIT = 1_000_000  # prices are quoted per 1M tokens
+# The largest amount a price, cap or limit may state: a trillion dollars. Sums of many such
+# amounts must still fit the databases' 64-bit integers (9.2e18 micro-dollars).
+MAX_DOLLARS = 10**12
+MAX_MICRO = MAX_DOLLARS * MICRO_PER_DOLLAR
 
 
 def parse_dollars_to_micro(value: str | Decimal | int) -> int:
@@ -34,7 +38,7 @@ def parse_dollars_to_micro(value: str | Decimal | int) -> int:
             f"Money must be given as a decimal string or Decimal, not {type(value).__name__} {value!r}"
         )
     if isinstance(value, int):
-        return value * MICRO_PER_DOLLAR
+        value = Decimal(value)
     if isinstance(value, str):
         text = value.strip().replace(",", "").removeprefix("$")
         try:
@@ -47,6 +51,8 @@ def parse_dollars_to_micro(value: str | Decimal | int) -> int:
         raise ValidationError(f"Not a dollar amount: {value!r}")
     if not amount.is_finite():
         raise ValidationError(f"Not a finite dollar amount: {value!r}")
+    if abs(amount) > MAX_DOLLARS:
+        raise ValidationError(f"Dollar amount {value!r} is more than the largest Quorum accepts, ${MAX_DOLLARS:,}")
     micro = amount * MICRO_PER_DOLLAR
     if micro != micro.to_integral_value():
         raise ValidationError(f"Dollar amount {value!r} is finer than one micro-dollar ($0.000001)")

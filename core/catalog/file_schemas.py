@@ -22,6 +22,19 @@ from core.catalog.spec import (
 
 _NON_EMPTY_TEXT = {"type": "string", "minLength": 1}
 
+# "x-hint" (an annotation JSON Schema ignores) is what yaml_io says instead of quoting a
+# regular expression or "[] should be non-empty" at the person who typed the value.
+_PROMPT_NAME = {
+    "type": "string",
+    "pattern": PROMPT_NAME_PATTERN,
+    "x-hint": "is not a valid name: lower-case letters and digits, words joined by '-' (e.g. refund-answer)",
+}
+_TOOL_NAME = {
+    "type": "string",
+    "pattern": TOOL_NAME_PATTERN,
+    "x-hint": "is not a valid tool name: up to 64 letters, digits, '_' or '-'",
+}
+
 _RESPONSE_FORMAT = {
     "type": "object",
     "required": ["type"],
@@ -31,7 +44,7 @@ _RESPONSE_FORMAT = {
             "type": "object",
             "required": ["name", "schema"],
             "properties": {
-                "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                "name": _TOOL_NAME,
                 "description": {"type": "string"},
                 "schema": {"type": "object"},
                 "strict": {"type": "boolean"},
@@ -60,9 +73,9 @@ PROMPT_FILE_SCHEMA = {
         "messages",
     ],
     "properties": {
-        "name": {"type": "string", "pattern": PROMPT_NAME_PATTERN, "maxLength": 64},
+        "name": {**_PROMPT_NAME, "maxLength": 64},
         "team": {"enum": list(TEAMS)},
-        "purpose": _NON_EMPTY_TEXT,
+        "purpose": {**_NON_EMPTY_TEXT, "x-hint": "say what the prompt is for"},
         "risk_tier": {"enum": list(RISK_TIERS)},
         "data_classification": {"enum": list(DATA_CLASSIFICATIONS)},
         "model": _NON_EMPTY_TEXT,
@@ -78,7 +91,10 @@ PROMPT_FILE_SCHEMA = {
         },
         "variables": {
             "type": "object",
-            "propertyNames": {"pattern": VARIABLE_NAME_PATTERN},
+            "propertyNames": {
+                "pattern": VARIABLE_NAME_PATTERN,
+                "x-hint": "is not a valid variable name: lower-case letters, digits and '_', not starting with a digit",
+            },
             "additionalProperties": {
                 "type": "object",
                 "required": ["type"],
@@ -92,6 +108,7 @@ PROMPT_FILE_SCHEMA = {
         "messages": {
             "type": "array",
             "minItems": 1,
+            "x-hint": "write at least one message (an empty message does not count)",
             "items": {
                 "type": "object",
                 "required": ["role", "content"],
@@ -108,7 +125,7 @@ PROMPT_FILE_SCHEMA = {
                 "type": "object",
                 "required": ["name", "description", "parameters"],
                 "properties": {
-                    "name": {"type": "string", "pattern": TOOL_NAME_PATTERN},
+                    "name": _TOOL_NAME,
                     "description": {"type": "string"},
                     "parameters": {"type": "object"},
                 },
@@ -188,7 +205,7 @@ TESTSET_FILE_SCHEMA = {
     "type": "object",
     "required": ["prompt", "cases"],
     "properties": {
-        "prompt": {"type": "string", "pattern": PROMPT_NAME_PATTERN},
+        "prompt": _PROMPT_NAME,
         "description": {"type": "string"},
         "pass_threshold": _THRESHOLD,
         "cases": {
@@ -198,7 +215,10 @@ TESTSET_FILE_SCHEMA = {
                 "type": "object",
                 "required": ["id", "variables", "assertions"],
                 "properties": {
-                    "id": {"type": "string", "pattern": PROMPT_NAME_PATTERN},
+                    "id": {
+                        **_PROMPT_NAME,
+                        "x-hint": "is not a valid case id: lower-case letters and digits, words joined by '-'",
+                    },
                     "description": {"type": "string"},
                     "variables": {"type": "object"},
                     "assertions": {"type": "array", "minItems": 1, "items": _ASSERTION},

@@ -97,6 +97,10 @@ class QueueItem:
     diff: list[dict[str, Any]]
     checks: list[str]
     evidence: list[EvidenceRow] = field(default_factory=list)
+    # A newer version of the same prompt already approved, e.g. 'v5 (approved, production)':
+    # approving this one and labelling it would roll that back.
+    superseded_by: str | None = None
+    outcome: str = ""  # what approving does, in the reviewer's words
 
 
 # ---- listings --------------------------------------------------------------------------
@@ -220,6 +224,21 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
         evidence = session.exec(
             select(ReviewEvidence).where(ReviewEvidence.version_id == version.id).order_by(col(ReviewEvidence.id))
         )
+        counted = len(approvals.counted_approvers(session, saved_id(version)))
+        required = required_approvals(version, prompt, policy)
+        newer = session.exec(
+            select(PromptVersion)
+            .where(
+                PromptVersion.prompt_id == prompt.id,
+                PromptVersion.state == APPROVED,
+                PromptVersion.number > version.number,
+            )
+            .order_by(col(PromptVersion.number).desc())
+        ).first()
+        superseded_by = None
+        if newer is not None:
+            newer_labels = sorted(name for name, vid in labels_of(session, saved_id(prompt)).items() if vid == newer.id)
+            superseded_by = f"v{newer.number} (" + ", ".join(["approved", *newer_labels]) + ")"
         items.append(
             QueueItem(
                 version_id=saved_id(version),
@@ -229,8 +248,8 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
                 number=version.number,
                 author=names.get(version.author_ref, version.author_ref),
                 change_note=version.change_note,
-                approvals=len(approvals.counted_approvers(session, saved_id(version))),
-                required=required_approvals(version, prompt, policy),
+                approvals=counted,
+                required=required,
                 mine=is_author(session, actor, version),
                 already_reviewed=actor.ref
                 in {r.reviewer_ref for r in reviews} | approvals.approvers(session, saved_id(version)),
@@ -243,9 +262,26 @@ def review_queue(session: Session, *, actor: Actor) -> list[QueueItem]:
                     )
                     for e in evidence
                 ],
+                superseded_by=superseded_by,
+                outcome=_approval_outcome(
+                    version.number, counted, required, f"v{base.number}" if production_id else None, superseded_by
+                ),
             )
         )
     return items
+
+
+def _approval_outcome(
+    number: int, counted: int, required: int, production: str | None, superseded_by: str | None
+) -> str:
+    if counted + 1 < required:
+        said = f"Your approval would be {counted + 1} of {required}: v{number} stays in review until then."
+    else:
+        said = f"Approving makes v{number} approved: a governance lead may then point a label at it."
+        said += f" Production today: {production}." if production else " No version is in production yet."
+    if superseded_by:
+        said += f" A newer version, {superseded_by}, is already approved: labelling v{number} would roll it back."
+    return said
 
 
 def approved_versions(session: Session, *, actor: Actor, prompt_id: int) -> list[VersionRow]:

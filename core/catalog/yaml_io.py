@@ -178,7 +178,15 @@ def schema_problems(document: Any, schema: Mapping[str, Any], source: str) -> li
 
 def _describe(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
-    reason = error.message
+    hint = error.schema.get("x-hint") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and hint:
+        reason = f"{error.instance!r} {hint}"
+    elif error.validator in ("minLength", "minItems") and not error.instance:
+        reason = f"is empty: {hint}" if hint else "is empty"
+    elif error.validator == "enum":
+        reason = f"{error.instance!r} is not one of: " + ", ".join(str(v) for v in error.validator_value)
+    else:
+        reason = error.message
     if len(reason) > _MAX_REASON_CHARS:
         # Long reasons quote whole sub-documents; the path already says where to look.
         reason = reason[:_MAX_REASON_CHARS] + "..."

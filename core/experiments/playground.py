@@ -49,6 +49,8 @@ class VersionChoice:
     state: str
     model: str
     variables: tuple[tuple[str, str], ...]  # (name, type); every declared variable is required
+    temperature: float | None = None  # the version's own parameters, where it sets them
+    max_tokens: int | None = None
 
 
 def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list[VersionChoice]:
@@ -68,6 +70,8 @@ def runnable_versions(session: Session, *, actor: Actor, prompt_id: int) -> list
                 version.state,
                 spec.model,
                 tuple((v.name, v.type) for v in spec.variables),
+                spec.params.temperature,
+                spec.params.max_tokens,
             )
         )
     return choices

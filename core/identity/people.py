@@ -19,6 +19,9 @@ from core.permissions import Actor, Permission, Role, parse_role, require
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MAX_TEAM_NAME = 80
+# Names people type in `--team`, in prompt files and in filters: no markup, quotes or control
+# characters, starting with a letter or digit.
+_TEAM_NAME = re.compile(r"[^\W_][\w .,&'()/+-]*")
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,11 @@ def _clean_team_name(name: str) -> str:
         raise ValidationError("A team needs a name")
     if len(name) > _MAX_TEAM_NAME:
         raise ValidationError(f"A team name can have at most {_MAX_TEAM_NAME} characters")
+    if not _TEAM_NAME.fullmatch(name):
+        raise ValidationError(
+            f"A team name is letters, digits, spaces and - _ . , & ' ( ) / + (got {name!r}); "
+            "it is typed on command lines and in prompt files, and shown everywhere"
+        )
     return name
 
 

@@ -75,7 +75,7 @@ class ClientOptions(TypedDict, total=False):
 def simulated_client(config: SimulatorConfig | None = None, **client_options: Unpack[ClientOptions]) -> openai.OpenAI:
     """An ``openai.OpenAI`` client wired to an in-process simulator.
 
-    ``client_options`` go to ``openai.OpenAI`` (``max_retries``, ``timeout``...). The
+    ``client_options`` (``max_retries``, ``timeout``) go to ``openai.OpenAI``. The
     config is reachable afterwards as ``client._client._transport.config``; keep your
     own reference to it instead when you want to read its counters.
     """

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -37,7 +39,17 @@ def page_setup(page_file: str) -> Actor:
     return actor
 
 
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"
 _FLASH_KEY = "flash_message"
+
+
+def tabs(labels: list[str], *, key: str) -> Sequence[Any]:
+    """Tabs that keep the chosen tab across reruns.
+
+    Without a key the tab set's identity is its position on the page, so the notice a change
+    leaves above it (or an error box) made a new tab set and showed the first tab, hiding the
+    result of what was just done in another one."""
+    return st.tabs(labels, key=key, on_change="rerun")
 
 
 @contextmanager

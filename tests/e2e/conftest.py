@@ -182,14 +182,38 @@ def browser():
         instance.close()
 
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+
+
+def keep_on_this_machine(context) -> list[str]:
+    """Block every request to another host; the returned list collects what was attempted.
+
+    The app promises to make no request that leaves the machine (fonts, icons, telemetry):
+    a test that ends with an entry here fails."""
+    attempted: list[str] = []
+
+    def route(request_route):
+        url = request_route.request.url
+        if url.startswith(("data:", "blob:")) or httpx.URL(url).host in LOCAL_HOSTS:
+            request_route.continue_()
+        else:
+            attempted.append(url)
+            request_route.abort()
+
+    context.route("**/*", route)
+    return attempted
+
+
 @pytest.fixture
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=server.base)
+    outside = keep_on_this_machine(context)
     tab = context.new_page()
     # Generous: on a loaded two-core machine a Streamlit run can take many seconds.
     tab.set_default_timeout(60_000)
     yield tab
     context.close()
+    assert not outside, f"the page asked for something outside this machine: {sorted(set(outside))}"
 
 
 def sign_in(page, name: str) -> None:
@@ -230,3 +254,16 @@ def assert_no_errors(page, where: str) -> None:
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def choose(page, label: str, text: str) -> None:
+    """Pick the first option matching `text` in the selectbox called `label`, as a keyboard user.
+
+    Typing filters the options; the dropdown list itself re-renders while the mouse moves,
+    which makes clicking an option flaky.
+    """
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(text)
+    box.press("Enter")
+    settle(page)

@@ -10,20 +10,7 @@ from sqlmodel import func, select
 from core import db
 from core.catalog.resolve import resolve
 from core.models.catalog import Prompt, PromptVersion
-from tests.e2e.conftest import assert_no_errors, open_page, screenshot, settle, sign_in
-
-
-def choose(page, label: str, text: str) -> None:
-    """Pick the first option matching `text` in the selectbox called `label`, as a keyboard user.
-
-    Typing filters the options; the dropdown list itself re-renders while the mouse moves,
-    which makes clicking an option flaky.
-    """
-    box = page.get_by_role("combobox", name=label)
-    box.click()
-    box.fill(text)
-    box.press("Enter")
-    settle(page)
+from tests.e2e.conftest import assert_no_errors, choose, open_page, screenshot, settle, sign_in
 
 
 def latest_version(server) -> int:
@@ -73,6 +60,8 @@ def test_write_submit_approve_promote(page, server):
     choose(page, "Approved version", newest)
     assert page.get_by_role("combobox", name="Approved version").input_value() == newest
     page.get_by_role("button", name="Move label here").click()
+    page.get_by_text(re.compile(rf"^Point 'production' at {newest} instead of v\d+\?")).wait_for()
+    page.get_by_role("button", name="Yes, move label here").click()
     page.get_by_text("'production' now points at").wait_for()
     assert_no_errors(page, "Review queue after the label move")
 
