@@ -36,6 +36,8 @@ _PLACEHOLDER_SECRETS = {
     "a random string of at least 32 characters",
 }  # .streamlit/secrets.toml.example's
 _MIN_COOKIE_SECRET = 32
+DEFAULT_JUDGE_MODEL = "gpt-4.1-mini"
+_NO_JUDGE = {"off", "none", "no"}
 # A cookie secret signs sessions: guessing it is signing in as anybody. A random one of 32
 # characters has far more distinct characters and bits than these floors; a run of one
 # letter, a repeated word or a keyboard walk has fewer. (secrets.token_hex(16), 32 hex
@@ -81,6 +83,9 @@ class Settings:
     otel_endpoint: str | None = None
     # The length of a rate-limit window: teams' limits are requests and tokens per window.
     rate_limit_window_s: int = 60
+    # The model that grades llm-rubric assertions when an experiment names none; None: no
+    # default judge (such assertions are then error cells that say so).
+    judge_model: str | None = DEFAULT_JUDGE_MODEL
 
     @property
     def auth_configured(self) -> bool:
@@ -207,7 +212,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reservation_ttl_s=_positive("QUORUM_RESERVATION_TTL_S", pick("QUORUM_RESERVATION_TTL_S"), 600, float),
         otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
         rate_limit_window_s=_positive("QUORUM_RATE_LIMIT_WINDOW_S", pick("QUORUM_RATE_LIMIT_WINDOW_S"), 60, int),
+        judge_model=_judge_model(pick("QUORUM_JUDGE_MODEL")),
     )
+
+
+def _judge_model(value: str | None) -> str | None:
+    """QUORUM_JUDGE_MODEL: a model name, unset for the default, or "off" for no default judge."""
+    if value is None:
+        return DEFAULT_JUDGE_MODEL
+    return None if value.strip().lower() in _NO_JUDGE else value.strip()
 
 
 @lru_cache(maxsize=1)

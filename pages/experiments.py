@@ -62,7 +62,15 @@ with run_tab:
                 "Repetitions", min_value=1, max_value=service.MAX_REPETITIONS, value=1, key="exp_repetitions"
             )
         )
-        judge = st.text_input("Judge model for llm-rubric assertions (optional)", key="exp_judge").strip() or None
+        judge = (
+            st.text_input(
+                "Judge model for llm-rubric assertions",
+                value=service.default_judge_model() or "",
+                key="exp_judge",
+                help="Grades each llm-rubric assertion; leave empty for the configured default (QUORUM_JUDGE_MODEL).",
+            ).strip()
+            or None
+        )
         if st.button("Estimate cost", key="exp_estimate"):
             with db.session_scope() as session, layout.shows_errors():
                 planned = service.plan(
@@ -197,24 +205,40 @@ with results_tab:
             failures_col, differ_col = st.columns(2)
             failures_only = failures_col.toggle("Failures only", key="exp_failures_only")
             differing_only = differ_col.toggle("Only where variants differ", key="exp_differing_only")
-            st.dataframe(
-                report.matrix_rows(run, failures_only=failures_only, differing_only=differing_only),
-                hide_index=True,
-                width="stretch",
-                key="exp_matrix",
-            )
-            attachable = [v for v in view.variants if view.team_id in actor.team_ids]
-            if attachable:
-                st.subheader("Attach to review")
-                target = st.selectbox(
-                    "Version in review",
-                    [v["version_id"] for v in attachable],
-                    key="exp_attach_version",
-                    format_func=lambda i: next(f"v{v['version_number']}" for v in attachable if v["version_id"] == i),
+            rows = report.matrix_rows(run, failures_only=failures_only, differing_only=differing_only)
+            if rows:
+                st.dataframe(
+                    rows,
+                    hide_index=True,
+                    width="stretch",
+                    key="exp_matrix",
+                    column_config={
+                        "reason": st.column_config.TextColumn("reason", width="large"),
+                        "output": st.column_config.TextColumn("output", width="large"),
+                    },
                 )
-                if st.button("Attach to review", key="exp_attach"):
-                    with db.session_scope(write=True) as session, layout.shows_errors("Attached to the review"):
-                        service.attach_to_review(session=session, actor=actor, experiment_id=view.id, version_id=target)
+            else:
+                st.info(report.empty_matrix_reason(run, failures_only=failures_only, differing_only=differing_only))
+            if view.team_id in actor.team_ids:
+                st.subheader("Attach to review")
+                with db.session_scope() as session:
+                    attachable = service.versions_in_review(session, view)
+                if not attachable:
+                    st.info("None of this experiment's versions is in review now; submit one for review to attach it.")
+                else:
+                    target = st.selectbox(
+                        "Version in review",
+                        [v["version_id"] for v in attachable],
+                        key="exp_attach_version",
+                        format_func=lambda i: next(
+                            f"v{v['version_number']} (in review)" for v in attachable if v["version_id"] == i
+                        ),
+                    )
+                    if st.button("Attach to review", key="exp_attach"):
+                        with db.session_scope(write=True) as session, layout.shows_errors("Attached to the review"):
+                            service.attach_to_review(
+                                session=session, actor=actor, experiment_id=view.id, version_id=target
+                            )
 
 # ---- test sets -------------------------------------------------------------------------
 with sets_tab:

@@ -13,6 +13,7 @@ from core.catalog.store import create_version, prompt_by_name, version_spec, ver
 from core.experiments import running, service, testset_store
 from core.gateway.wiring import set_gateway
 from core.permissions import Actor
+from core.settings import reset_settings
 from tests.experiment_support import use_simulated_gateway
 from tests.test_pages import errors_of, signed_in
 
@@ -167,6 +168,80 @@ def test_the_demo_seed_has_a_finished_ab_in_review_and_the_pages_render_it(sessi
             at.switch_page(path).run()
             assert not at.exception and not errors_of(at), path
         assert any("experiment:" in str(d.value) for d in at.dataframe)
+    finally:
+        set_gateway(None)
+
+
+def run_as(session, tom, testset_id, version_ids):
+    choices = [service.VariantChoice(v) for v in version_ids]
+    planned = service.plan(session, actor=tom, testset_id=testset_id, variants=choices)
+    experiment_id = service.start(
+        session=session,
+        actor=tom,
+        testset_id=testset_id,
+        variants=choices,
+        confirmed_estimate_micro=planned.estimate.total_micro,
+        background=False,
+    )
+    session.expire_all()
+    return experiment_id
+
+
+def test_the_results_show_outputs_and_reasons_default_to_the_version_in_review_and_explain_an_empty_table(
+    session, directory, monkeypatch
+):
+    monkeypatch.setenv("QUORUM_JUDGE_MODEL", "off")  # llm-rubric cells become errors, which must say why
+    reset_settings()
+    seed_catalog(session)
+    use_simulated_gateway()
+    try:
+        tom = directory.by_email(TOM)
+        prompt = prompt_by_name(session, "ticket-triage")
+        full = testset_store.import_directory(session=session, actor=Actor.system("t"), only={"ticket-triage"})[0]
+        spec = testset_store.testset_spec(session, full.id)
+        small = testset_store.save_testset(
+            session=session,
+            actor=tom,
+            prompt_id=prompt.id,
+            name="small",
+            spec=dataclasses.replace(spec, cases=spec.cases[:3]),
+        )
+        production = versions_of(session, prompt.id)[-1]
+        base = version_spec(production)
+        candidate = create_version(
+            session=session,
+            actor=tom,
+            prompt_id=prompt.id,
+            version=dataclasses.replace(
+                base,
+                messages=(
+                    MessageSpec(base.messages[0].role, base.messages[0].content + "\nBe brief.\n"),
+                    *base.messages[1:],
+                ),
+                change_note="Brief",
+            ),
+        )
+        workflow.submit(session=session, actor=tom, version_id=candidate.id)
+        single = run_as(session, tom, small.id, [candidate.id])
+        both = run_as(session, tom, small.id, [production.id, candidate.id])
+
+        at = signed_in(session, TOM)
+        at.switch_page("pages/experiments.py").run()
+        at.selectbox(key=f"exp_open_{both}").set_value(both).run()
+        matrix = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+        assert all(matrix["output"]) and max(len(o) for o in matrix["output"]) <= 160
+        errors = matrix[matrix["result"] == "error"]
+        assert len(errors) and all("no judge model is configured" in r for r in errors["reason"])
+        assert all(matrix[matrix["result"] == "pass"]["reason"] == "")
+        # The approved production version comes first in the run; the selector opens on the one in review.
+        attach = at.selectbox(key="exp_attach_version")
+        assert attach.value == candidate.id and attach.options == [f"v{candidate.number} (in review)"]
+
+        at.selectbox(key=f"exp_open_{both}").set_value(single).run()
+        at.toggle(key="exp_differing_only").set_value(True).run()
+        assert not any("reason" in d.value.columns for d in at.dataframe)
+        assert any("Every variant got the same result" in i.value for i in at.info)
+        assert not at.exception and not errors_of(at)
     finally:
         set_gateway(None)
 

@@ -28,6 +28,7 @@ from core.models.budgets import UsageRecord
 from core.models.experiments import RequestFeedback
 from core.models.gateway import GatewayCall
 from core.permissions import Actor, Role
+from core.settings import reset_settings
 from core.simulator import SimulatorConfig
 from tests.experiment_support import use_simulated_gateway
 from tests.gateway_support import Server
@@ -113,7 +114,10 @@ def test_a_person_of_another_team_may_not_run_the_experiment(session, catalog):
         )
 
 
-def test_a_cancelled_run_keeps_what_finished_and_bills_only_that(session, catalog):
+def test_a_cancelled_run_keeps_what_finished_and_bills_only_that(session, catalog, monkeypatch):
+    # One gateway call per cell: no judge model grades the set's llm-rubric cases here.
+    monkeypatch.setenv("QUORUM_JUDGE_MODEL", "off")
+    reset_settings()
     use_simulated_gateway(SimulatorConfig(latency_ms=60))
     tom = catalog.by_email(TOM)
     _prompt, versions, testset = _triage(session)
@@ -146,7 +150,10 @@ def test_a_cancelled_run_keeps_what_finished_and_bills_only_that(session, catalo
         service.cancel(session=session, actor=tom, experiment_id=experiment_id)
 
 
-def test_results_reopen_identically_and_attach_to_a_version_in_review(session, catalog):
+def test_results_reopen_identically_and_attach_to_a_version_in_review(session, catalog, monkeypatch):
+    # One gateway call per cell: no judge model grades the set's llm-rubric cases here.
+    monkeypatch.setenv("QUORUM_JUDGE_MODEL", "off")
+    reset_settings()
     use_simulated_gateway()
     tom = catalog.by_email(TOM)
     prompt, versions, testset = _triage(session)

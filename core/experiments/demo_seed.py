@@ -35,7 +35,7 @@ def seed_experiments(session: Session) -> None:
     if tom is None:  # the identity step seeds the people first
         raise RuntimeError(f"The demo person {ENGINEERS['Support']} is not seeded")
     full = testset_store.testset_spec(session, saved_id(default))
-    # No LLM-judged assertions in the smoke set: it runs without a judge model.
+    # No LLM-judged assertions in the smoke set: quick and deterministic, with no judge calls.
     cases = [
         dataclasses.replace(c, assertions=tuple(a for a in c.assertions if a.type != "llm-rubric")) for c in full.cases
     ]

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from core.budgets.money import format_micro
-from core.experiments.results import ExperimentRun, comparisons, matrix, summarize
+from core.experiments.results import ExperimentRun, MatrixEntry, comparisons, matrix, summarize
+
+# The output column shows the start of each output on one line; the whole output is in
+# the exported run.
+OUTPUT_CHARS = 160
 
 
 def matrix_rows(
     run: ExperimentRun, *, failures_only: bool = False, differing_only: bool = False
 ) -> list[dict[str, Any]]:
-    """One row per case and variant: pass/fail, output, tokens, latency, cost."""
+    """One row per case and variant: pass/fail, why not, the output shortened, tokens, latency, cost."""
     rows = []
     for row in matrix(run, failures_only=failures_only, differing_only=differing_only):
         for label, entry in row.entries.items():
@@ -20,7 +24,8 @@ def matrix_rows(
                     "case": row.case_id,
                     "variant": label,
                     "result": entry.label,
-                    "output": entry.output[:400],
+                    "reason": entry.reason,
+                    "output": shown_output(entry),
                     "input tokens": round(entry.input_tokens, 1),
                     "output tokens": round(entry.output_tokens, 1),
                     "latency ms": round(entry.latency_ms, 1),
@@ -28,6 +33,27 @@ def matrix_rows(
                 }
             )
     return rows
+
+
+def shown_output(entry: MatrixEntry) -> str:
+    """The output on one line, cut at ``OUTPUT_CHARS`` with an ellipsis; "(no output)" when empty."""
+    text = " ".join(entry.output.split())
+    if not text:
+        return "(no output)" if entry.runs else ""
+    return text if len(text) <= OUTPUT_CHARS else text[: OUTPUT_CHARS - 1].rstrip() + "…"
+
+
+def empty_matrix_reason(run: ExperimentRun, *, failures_only: bool, differing_only: bool) -> str:
+    """Why the cases × variants table has no row, for the reader of an empty table."""
+    if not run.cells:
+        return "This run has no finished cells: it was cancelled or stopped before any call was answered."
+    if failures_only and differing_only:
+        return "No case fails and differs between variants; turn off the filters to see every case."
+    if failures_only:
+        return 'Every case passed under every variant; turn off "Failures only" to see them all.'
+    if differing_only:
+        return 'Every variant got the same result on every case; turn off "Only where variants differ" to see them all.'
+    return "This run has no cases."
 
 
 def summary_rows(run: ExperimentRun) -> list[dict[str, Any]]:

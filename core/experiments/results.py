@@ -80,6 +80,7 @@ class MatrixEntry:
     errors: int
     statuses: tuple[str, ...]
     output: str  # the first repetition's output
+    reason: str  # why the first repetition that did not pass errored or failed; "" when all passed
     input_tokens: float
     output_tokens: float
     latency_ms: float
@@ -94,6 +95,16 @@ class MatrixEntry:
         if self.runs == 1:
             return self.statuses[0]
         return f"{self.passed}/{self.runs - self.errors} pass"
+
+
+def cell_reason(cell: CellResult) -> str:
+    """Why a cell errored (its error) or failed (its failing assertions' reasons); "" for a pass."""
+    if cell.status == "pass":
+        return ""
+    if cell.status == "error":
+        return cell.error or "the cell could not be evaluated (no reason was recorded)"
+    failed = [str(a.get("reason") or f"{a.get('type')} failed") for a in cell.assertions if not a.get("passed")]
+    return "; ".join(failed) or f"score {cell.score:.2f} is below the threshold {cell.threshold:.2f}"
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ def matrix(run: ExperimentRun, *, failures_only: bool = False, differing_only: b
                 errors=sum(c.status == "error" for c in cells),
                 statuses=tuple(c.status for c in cells),
                 output=cells[0].output if cells else "",
+                reason=next((cell_reason(c) for c in cells if c.status != "pass"), ""),
                 input_tokens=mean([c.input_tokens for c in cells]),
                 output_tokens=mean([c.output_tokens for c in cells]),
                 latency_ms=mean([c.latency_ms for c in cells]),

@@ -47,6 +47,7 @@ from core.guardrails.saved_text import refuse_secrets_in
 from core.models.catalog import ReviewEvidence
 from core.models.experiments import Experiment as ExperimentRow
 from core.permissions import Actor, Permission, require
+from core.settings import settings
 
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
 MAX_REPETITIONS = 20
@@ -98,6 +99,11 @@ class ExperimentView:
     error: str | None
 
 
+def default_judge_model() -> str | None:
+    """The model that grades llm-rubric assertions when the person names none (QUORUM_JUDGE_MODEL)."""
+    return settings().judge_model
+
+
 def plan(
     session: Session,
     *,
@@ -146,7 +152,7 @@ def plan(
         variants=tuple(built),
         testset=testset_spec(session, testset_id),
         repetitions=int(repetitions),
-        judge_model=judge_model or None,
+        judge_model=(judge_model or "").strip() or default_judge_model(),
     )
     estimate = estimate_cost(experiment, price_book(session))
     left = remaining_micro(session, team_id=prompt.team_id, person_id=actor.person_id, prompt_id=prompt.id)
@@ -293,6 +299,18 @@ def evidence_summary(view: ExperimentView, run: ExperimentRun) -> str:
             f"{c.score_difference:+.3f} [{c.score_interval[0]:+.3f}, {c.score_interval[1]:+.3f}]: {c.verdict}."
         )
     return " ".join(parts)
+
+
+def versions_in_review(session: Session, view: ExperimentView) -> list[VariantRecord]:
+    """The experiment's variants whose version is in review now: the ones it can be attached to."""
+    seen: set[int] = set()
+    found = []
+    for variant in view.variants:
+        version_id = variant["version_id"]
+        if version_id not in seen and get_version(session, version_id).state == IN_REVIEW:
+            seen.add(version_id)
+            found.append(variant)
+    return found
 
 
 def attach_to_review(*, session: Session, actor: Actor, experiment_id: int, version_id: int) -> ReviewEvidence:

@@ -9,6 +9,12 @@ or over HTTP with ``serve()`` and ``base_url="http://127.0.0.1:8800/v1"``. Every
 carries ``system_fingerprint == "quorum-simulator"`` (chat) and the response header
 ``x-quorum-simulated: true`` so the UI can label simulated results.
 
+It follows what a prompt asks the way a capable model would, by small documented rules:
+labelled sections (``sections``), SQL explanations (``sql_reading``), document summaries
+(``documents``), answers grounded in cited snippets (``grounded``), tasks named by a JSON
+schema (``structured``: contract extraction, copy review), rule-following tool calls
+(``tools``), and rubric grades when asked to judge (``judge``).
+
 It imports nothing of Quorum's but the ground floor: it stands for OpenAI, and knows
 nothing of teams, budgets or the gateway that calls it.
 """

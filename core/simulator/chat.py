@@ -17,6 +17,8 @@ from typing import Any
 
 from core.simulator.api_error import bad_request, model_not_found, wrong_endpoint
 from core.simulator.catalog import is_reasoning_model, model_kind
+from core.simulator.grounded import grounded_answer
+from core.simulator.judge import judge_reply
 from core.simulator.prompt import (
     estimate_tokens,
     keywords,
@@ -30,6 +32,7 @@ from core.simulator.prompt import (
     truncate_to_tokens,
 )  # fmt: skip
 from core.simulator.schema_instance import Hints, instance_for
+from core.simulator.structured import structured_answer
 from core.simulator.tools import call_arguments, chosen_function
 from core.simulator.understanding import Reading
 from core.simulator.writer import reply_text
@@ -50,7 +53,7 @@ def chat_completion(
     rng = seeded_rng(digest)
     function = chosen_function(body)
     if function is not None:
-        output = call_arguments(function, messages, rng)
+        output = call_arguments(function, messages, rng, model)
     else:
         output = _content(body, rng)
 
@@ -68,7 +71,9 @@ def chat_completion(
             "type": "function",
             "function": {"name": function["name"], "arguments": output},
         }
-        message.update(content=None, tool_calls=[call])
+        # A help-desk answer may say what it found while it hands over, as OpenAI models do.
+        grounded = grounded_answer(model, messages)
+        message.update(content=grounded, tool_calls=[call])
 
     prompt = prompt_tokens(messages, body.get("tools"))
     completion = reasoning + estimate_tokens(output)
@@ -138,11 +143,18 @@ def split_deltas(text: str, words_per_delta: int = 2) -> list[str]:
 
 def _content(body: dict[str, Any], rng: random.Random) -> str:
     messages = body["messages"]
+    graded = judge_reply(messages)
+    if graded is not None:
+        return graded
     response_format = body.get("response_format") or {"type": "text"}
     if response_format["type"] == "json_schema":
         user = last_user_text(messages)
         found = sentences(user)
         reading = Reading(body["model"], user, system_text(messages), rng)
+        schema = response_format["json_schema"]["schema"]
+        answer = structured_answer(schema, reading)
+        if answer is not None:
+            return json.dumps(answer)
         hints = Hints(
             words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "", reading=reading
         )

@@ -5,6 +5,9 @@ is from the user and shares a word with the function's name or description, comp
 on crude stems ("booking" ~ "book"); the name counts double. "required" always calls
 the best match (or the first function), a named choice calls that function, "none"
 never calls. After a tool result the model answers in text instead of calling again.
+When the instructions give the rule for a function ("... call create_ticket"), "auto"
+follows it instead: the function is called when the input asks for a person or reports
+being blocked (``understanding.Reading.escalate``), otherwise the model answers in text.
 """
 
 from __future__ import annotations
@@ -15,8 +18,18 @@ import re
 from typing import Any
 
 from core.simulator.api_error import bad_request
-from core.simulator.prompt import STOPWORDS, keywords, last_user_text, proper_nouns, sentences
+from core.simulator.prompt import (
+    STOPWORDS,
+    keywords,
+    last_user_text,
+    proper_nouns,
+    request_digest,
+    seeded_rng,
+    sentences,
+    system_text,
+)  # fmt: skip
 from core.simulator.schema_instance import Hints, instance_for
+from core.simulator.understanding import Reading, is_vague
 
 # Words every function description uses; matching on them would call tools for anything.
 _GENERIC = frozenset(
@@ -55,19 +68,40 @@ def chosen_function(body: dict[str, Any]) -> dict[str, Any] | None:
     messages = body["messages"]
     if choice == "auto" and messages[-1].get("role") != "user":
         return None
+    if choice == "auto":
+        ruled = _ruled_function(body, functions)
+        if ruled is not None:
+            return ruled if isinstance(ruled, dict) else None
     best = _best_match(functions, last_user_text(messages))
     if best is None and choice == "required":
         return functions[0]
     return best
 
 
-def call_arguments(function: dict[str, Any], messages: list[dict[str, Any]], rng: random.Random) -> str:
-    """JSON arguments valid against the function's ``parameters`` schema."""
+def call_arguments(
+    function: dict[str, Any], messages: list[dict[str, Any]], rng: random.Random, model: str = "gpt-4o-mini"
+) -> str:
+    """JSON arguments valid against the function's ``parameters`` schema, read from the request
+    like a structured answer (an ID written in the input for ``customer_id``, a priority by cue)."""
     user = last_user_text(messages)
     found = sentences(user)
-    hints = Hints(words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "")
+    reading = Reading(model, user, system_text(messages), rng)
+    hints = Hints(words=keywords(user), places=proper_nouns(user), sentence=found[0] if found else "", reading=reading)
     schema = function.get("parameters") or {"type": "object", "properties": {}}
     return json.dumps(instance_for(schema, rng=rng, hints=hints))
+
+
+def _ruled_function(body: dict[str, Any], functions: list[dict[str, Any]]) -> dict[str, Any] | bool | None:
+    """When the instructions say when to call a function ("... call create_ticket"), follow
+    that rule: call it when the input asks for a person or reports being blocked (the
+    escalation reading) with enough detail to act on, else answer in text (False).
+    None: no such rule, so match by words."""
+    system = system_text(body["messages"])
+    for function in functions:
+        if re.search(rf"\bcall\s+`?{re.escape(function['name'])}\b", system):
+            reading = Reading(body["model"], last_user_text(body["messages"]), system, seeded_rng(request_digest(body)))
+            return function if reading.escalate and not (is_vague(reading.body) and reading.vague) else False
+    return None
 
 
 def _best_match(functions: list[dict[str, Any]], text: str) -> dict[str, Any] | None:

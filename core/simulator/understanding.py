@@ -64,6 +64,7 @@ CUES: dict[str, tuple[str, ...]] = {
         "in an hour",
         "did not do that",
         "disabled",
+        "someone else",
     ),
     "urgent": ("outage", "down", "urgent", "data loss", "security", "cannot work", "immediately"),
     "medium": ("slow", "delay", "late", "was due", "not moved", "degraded", "intermittent", "sometimes"),

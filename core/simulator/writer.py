@@ -1,6 +1,8 @@
 """What the simulated model writes as text. Small, documented heuristics:
 
-1. After a tool result, the reply reports that result.
+1. After a tool result, the reply reports that result. A prompt that lists reference
+   snippets to cite gets an answer grounded in them (``grounded``); one that asks for
+   labelled sections gets them (``sections``).
 2. A short or vague message (under 6 words) gets a clarifying question when the system
    prompt mentions clarification.
 3. A system prompt asking for a summary, TL;DR or key points gets that shape.
@@ -18,7 +20,10 @@ import re
 from typing import Any
 
 from core.simulator.catalog import answer_sentences
+from core.simulator.grounded import grounded_answer
 from core.simulator.prompt import content_text, keywords, last_user_text, sentences, system_text
+from core.simulator.sections import sectioned_answer
+from core.simulator.understanding import Reading
 
 _SHORT_INPUT_WORDS = 6
 
@@ -50,6 +55,13 @@ def reply_text(model: str, messages: list[dict[str, Any]], rng: random.Random) -
         return _report_tool_result(messages[-1])
     system = system_text(messages)
     user = last_user_text(messages)
+    reading = Reading(model, user, system, rng)
+    grounded = grounded_answer(model, messages, reading)
+    if grounded is not None:
+        return grounded
+    sectioned = sectioned_answer(system, user, reading)
+    if sectioned is not None:
+        return sectioned
     words = keywords(user)
     if len(user.split()) < _SHORT_INPUT_WORDS and re.search(r"clarif", system, re.IGNORECASE):
         return _clarifying_question(user, words, rng)
