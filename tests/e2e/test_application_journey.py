@@ -36,9 +36,17 @@ def create_key(server) -> str:
 
 def support_spent_micro(page) -> int:
     open_page(page, "Spend")
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download CSV").first.click()
-    rows = csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read()))
+    for _attempt in range(2):
+        settle(page)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").first.click()
+        text = open(download.value.path(), encoding="utf-8").read()
+        # A rerun that lands between drawing the button and the click replaces the file it
+        # served; the browser then saves Streamlit's "not found" text. Ask again once.
+        if text.startswith("team,"):
+            break
+    rows = csv.DictReader(io.StringIO(text))
+    assert rows.fieldnames and "team" in rows.fieldnames, text[:300]
     return next(int(row["spent_micro"]) for row in rows if row["team"] == "Support")
 
 
