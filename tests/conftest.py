@@ -51,9 +51,12 @@ TESTSETS_DIR = PROMPTS_DIR / "testsets"
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch, tmp_path):
-    """No test sees the developer's secrets file, and the clock is real unless a test sets it."""
+    """No test sees the developer's secrets file or writes the project's checkpoint files, and
+    the clock is real unless a test sets it."""
     monkeypatch.setenv("QUORUM_SECRETS_FILE", str(tmp_path / "no-secrets.toml"))
     monkeypatch.setenv("QUORUM_DEMO", "1")
+    # Checkpoint files are the test's own: never the project's data/checkpoints/.
+    monkeypatch.setenv("QUORUM_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
     reset_settings()
     yield
     clock.set_clock(None)
