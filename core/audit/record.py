@@ -62,7 +62,7 @@ def record(
     after: Any = None,
 ) -> AuditEvent:
     """Add an audit event to `session`'s transaction (flushed, not committed)."""
-    fields = _event_fields(
+    fields = prepare_event(
         actor=actor,
         action=action,
         target_type=target_type,
@@ -84,60 +84,6 @@ def record(
 
 
 _INSERT_EVENT = insert(AuditEvent.__table__)
-
-
-def record_row(
-    session: Session,
-    *,
-    actor: Actor,
-    action: str,
-    target_type: str,
-    target_id: str | int,
-    team_id: int | None = None,
-    before: Any = None,
-    after: Any = None,
-) -> dict[str, Any]:
-    """`record()` for hot paths: the same chained event, written with one Core INSERT.
-
-    No ORM object joins the session (the unit of work costs more than the write on the
-    gateway's per-call path); returns the event's column values. The caller's pending ORM
-    changes are not flushed by it (they are at commit, in the same transaction).
-    """
-    fields = prepare_event(
-        actor=actor,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        team_id=team_id,
-        before=before,
-        after=after,
-    )
-    return record_rows(session, [fields])[0]
-
-
-def prepare_event(
-    *,
-    actor: Actor,
-    action: str,
-    target_type: str,
-    target_id: str | int,
-    team_id: int | None = None,
-    before: Any = None,
-    after: Any = None,
-) -> dict[str, Any]:
-    """An event's column values before it is chained: checked, serialized, secrets masked.
-
-    No database work, so a hot path builds it before taking the write lock and hands it
-    to `record_rows` inside the transaction."""
-    return _event_fields(
-        actor=actor,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        team_id=team_id,
-        before=before,
-        after=after,
-    )
 
 
 def record_rows(session: Session, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,9 +108,20 @@ def record_rows(session: Session, events: Sequence[dict[str, Any]]) -> list[dict
     return rows
 
 
-def _event_fields(
-    *, actor: Actor, action: str, target_type: str, target_id: str | int, team_id: int | None, before: Any, after: Any
+def prepare_event(
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: str | int,
+    team_id: int | None = None,
+    before: Any = None,
+    after: Any = None,
 ) -> dict[str, Any]:
+    """An event's column values before it is chained: checked, serialized, secrets masked.
+
+    No database work, so a hot path builds it before taking the write lock and hands it
+    to `record_rows` inside the transaction."""
     if not _ACTION.match(action):
         raise ValidationError(f"audit action {action!r} must be dotted lower-case, e.g. 'team.create'")
     if not target_type:
