@@ -13,7 +13,7 @@ from core.audit.verify import verify_chain
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.identity import people as identity
 from core.permissions import Actor, Role
-from core.retention import enforce, holds, rules
+from core.retention import enforce, holds, lease, rules
 from core.retention.classes import Period, parse_config
 from tests.audit_helpers import TEST_KEY, add_events
 from tests.retention_support import T0, Clock, add_payloads, add_usage, count, written
@@ -163,10 +163,10 @@ def test_an_interrupted_run_resumes_without_loss_or_double_counting(session, dir
 
 def test_a_crashed_runner_keeps_the_lock_until_its_lease_expires(session, directory):
     clock = Clock(T0)
-    enforce._acquire(db.get_engine(), "crashed-server")
+    lease.acquire(db.get_engine(), "crashed-server")
     with pytest.raises(Conflict, match="in progress"):
         enforce.enforce(actor=SYSTEM)
-    clock.set(T0 + enforce.LEASE + timedelta(seconds=1))
+    clock.set(T0 + lease.LEASE + timedelta(seconds=1))
     enforce.enforce(actor=SYSTEM)
 
 

@@ -8,8 +8,7 @@
 - The run's progress (per segment: done, rows handled) is committed in the same
   transaction as each batch, so a run that dies resumes where it stopped, with its
   original "as of" time, neither losing nor double-counting a row.
-- One run at a time across servers: a lease row (retention_lock) that the runner renews
-  with every batch; a crashed runner's lease simply expires.
+- One run at a time across servers: the lease of core.retention.lease, renewed with every batch.
 - Audit events are pruned as a prefix of the chain: first a signed checkpoint with
   pruned_before=S, then events below S, so `quorum audit verify` reports "pruned before S".
 - Nothing is touched before its time: cutoffs come from core.clock, and a record created
@@ -27,29 +26,26 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core import clock, db
 from core.audit import checkpoints as audit_checkpoints
 from core.audit.record import record
 from core.budgets import rollups
-from core.db import AnyResult, changed_rows, get_or_not_found, saved_id
-from core.errors import Conflict
+from core.db import changed_rows, get_or_not_found, saved_id
 from core.models.retention import LegalHold, RetentionLock, RetentionRun
-from core.models.types import UtcDateTime
 from core.paging import Page, keyset_page
 from core.permissions import Actor, Permission, require
 from core.retention import kinds as registry
+from core.retention import lease
 from core.retention.holds import active_holds, not_held
 from core.retention.rules import Rules, current_rules
+from core.retention.sql import run as run_sql
 
 if TYPE_CHECKING:
     from core.attention import AttentionItem
 
 BATCH_SIZE = 5_000
-LEASE = timedelta(minutes=5)
-LOCK_NAME = "enforce"
 SAMPLES = 5
 
 
@@ -115,13 +111,6 @@ def plan(session: Session, as_of: datetime, rules: Rules | None = None) -> list[
     return segments
 
 
-def _run(session: Session, statement: str, params: dict[str, Any]) -> AnyResult:
-    """Execute SQL text; datetime parameters go through UtcDateTime (SQLite stores naive UTC text)."""
-    clause = text(statement)
-    typed = [bindparam(k, type_=UtcDateTime()) for k, v in params.items() if isinstance(v, datetime)]
-    return session.execute(clause.bindparams(*typed) if typed else clause, params)
-
-
 # ---- preview (dry run) ------------------------------------------------------------------------
 
 
@@ -150,11 +139,11 @@ def preview(*, session: Session, actor: Actor) -> list[PreviewRow]:
             count, samples = _audit_preview(session, segment, holds)
         else:
             where, params = segment.where(holds)
-            count = _run(session, f"SELECT COUNT(*) FROM {kind.table} WHERE {where}", params).scalar() or 0
+            count = run_sql(session, f"SELECT COUNT(*) FROM {kind.table} WHERE {where}", params).scalar() or 0
             samples = (
                 [
                     {"id": r[0], "time": r[1]}
-                    for r in _run(
+                    for r in run_sql(
                         session,
                         f"SELECT {kind.id_column}, {kind.time_column} FROM {kind.table} WHERE {where} "
                         f"ORDER BY {kind.time_column} LIMIT {SAMPLES}",
@@ -187,7 +176,7 @@ def _audit_prune_bound(session: Session, segment: Segment, holds: list[LegalHold
     if first is None or first[0] is None:
         return None
     where, params = segment.where(holds)
-    keep = _run(session, f"SELECT MIN(seq) FROM audit_event WHERE NOT ({where})", params).scalar()
+    keep = run_sql(session, f"SELECT MIN(seq) FROM audit_event WHERE NOT ({where})", params).scalar()
     bound = int(keep) if keep is not None else int(first[1]) + 1
     return bound, int(first[0])
 
@@ -205,48 +194,6 @@ def _audit_preview(session: Session, segment: Segment, holds: list[LegalHold]) -
         )
     ]
     return bound - first, samples
-
-
-# ---- the lock ---------------------------------------------------------------------------------
-
-
-def _acquire(engine: Engine, holder: str) -> None:
-    with db.write_session(engine) as session:
-        now = clock.now()
-        taken = changed_rows(
-            _run(
-                session,
-                "UPDATE retention_lock SET holder = :me, expires_at = :exp "
-                "WHERE name = :name AND (expires_at < :now OR holder = :me)",
-                {"me": holder, "exp": now + LEASE, "name": LOCK_NAME, "now": now},
-            )
-        )
-        if not taken:
-            if session.get(RetentionLock, LOCK_NAME) is not None:
-                raise Conflict("Another retention run is in progress; try again when it has finished")
-            session.add(RetentionLock(name=LOCK_NAME, holder=holder, expires_at=now + LEASE))
-        try:
-            session.commit()
-        except IntegrityError:
-            raise Conflict("Another retention run is in progress; try again when it has finished") from None
-
-
-def _renew(session: Session, holder: str) -> None:
-    now = clock.now()
-    params = {"me": holder, "exp": now + LEASE, "name": LOCK_NAME}
-    renewed = changed_rows(
-        _run(session, "UPDATE retention_lock SET expires_at = :exp WHERE name = :name AND holder = :me", params)
-    )
-    if not renewed:
-        raise Conflict("The retention run lost its lock (its lease expired); it will resume on the next run")
-
-
-def _release(engine: Engine, holder: str) -> None:
-    with db.write_session(engine) as session:
-        session.execute(
-            text("DELETE FROM retention_lock WHERE name = :name AND holder = :me"), {"name": LOCK_NAME, "me": holder}
-        )
-        session.commit()
 
 
 # ---- enforcement -------------------------------------------------------------------------------
@@ -287,7 +234,7 @@ def enforce(
     require(actor, Permission.RETENTION_MANAGE)
     engine = engine or db.get_engine()
     holder = f"{actor.ref}/{uuid.uuid4().hex[:12]}"
-    _acquire(engine, holder)
+    lease.acquire(engine, holder)
     try:
         run, resumed = _start_or_resume(engine, actor)
         progress: Progress = json.loads(run.progress_json)
@@ -303,7 +250,7 @@ def enforce(
         _finish(engine, actor, holder, run, progress, result)
         return result
     finally:
-        _release(engine, holder)
+        lease.release(engine, holder)
 
 
 def _start_or_resume(engine: Engine, actor: Actor) -> tuple[RetentionRun, bool]:
@@ -345,16 +292,16 @@ def _enforce_segment(
         return
     while True:
         with db.write_session(engine) as session:
-            _renew(session, holder)
+            lease.renew(session, holder)
             # Holds are read again in each batch's own transaction: a hold placed while a
             # long run is going applies from the next batch, not from the next run.
             chosen, statement, params = _batch_sql(segment, active_holds(session), batch_size)
             if segment.kind.table in rollups.ROLLED_UP_TABLES:
                 handled = _handle_rolled_up(session, segment, chosen, statement, params, state)
             elif segment.action == "delete":
-                handled = changed_rows(_run(session, statement, params))
+                handled = changed_rows(run_sql(session, statement, params))
             else:
-                ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
+                ids = [r[0] for r in run_sql(session, chosen, {**params, "after": state.get("after", 0)})]
                 handled = (
                     changed_rows(
                         session.execute(
@@ -379,7 +326,7 @@ def _handle_rolled_up(
     """A batch of ledger or call-log rows, and the roll-ups of the hours they counted in,
     rebuilt in the same transaction from what is left: roll-ups never disagree with their source."""
     kind = segment.kind
-    ids = [r[0] for r in _run(session, chosen, {**params, "after": state.get("after", 0)})]
+    ids = [r[0] for r in run_sql(session, chosen, {**params, "after": state.get("after", 0)})]
     if not ids:
         return 0
     connection = session.connection()
@@ -468,14 +415,14 @@ def _prune_audit(
             # Signed first: once events below S are gone, this checkpoint is what verify starts from.
             audit_checkpoints.create_checkpoint(session=session, actor=actor, pruned_before=found[0])
             state["pruned_before"] = found[0]
-            _renew(session, holder)
+            lease.renew(session, holder)
             _save_progress(session, run, progress)
             session.commit()
     bound = state["pruned_before"]
     result.pruned_before = bound
     while True:
         with db.write_session(engine) as session:
-            _renew(session, holder)
+            lease.renew(session, holder)
             handled = changed_rows(
                 session.execute(
                     text(
@@ -501,7 +448,7 @@ def _finish(
         bucket = result.counts.setdefault(kind_key, {})
         bucket[verb] = bucket.get(verb, 0) + state["count"]
     with db.write_session(engine) as session:
-        _renew(session, holder)
+        lease.renew(session, holder)
         row = get_or_not_found(session, RetentionRun, run.id, "retention run")
         row.status, row.finished_at = "done", clock.now()
         session.add(row)
@@ -539,7 +486,7 @@ def retention_attention(session: Session, actor: Actor) -> list[AttentionItem]:
     if not actor.can(Permission.RETENTION_MANAGE):
         return []
     latest = session.exec(select(RetentionRun).order_by(col(RetentionRun.id).desc())).first()
-    if latest is not None and latest.status == "running" and session.get(RetentionLock, LOCK_NAME) is None:
+    if latest is not None and latest.status == "running" and session.get(RetentionLock, lease.LOCK_NAME) is None:
         return [
             AttentionItem(
                 title=f"Retention run {latest.id} was interrupted",
