@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import db, demo, migrate  # noqa: E402
-from core.budgets import config, reservations  # noqa: E402
+from core.budgets import config, reservations, settlement  # noqa: E402
 from core.budgets.pricing import Usage  # noqa: E402
 from core.identity import people as identity  # noqa: E402
 from core.permissions import Actor  # noqa: E402
@@ -48,7 +48,7 @@ def one_call(session, team: int) -> None:
     held = reservations.reserve(
         session=session, team_id=team, model="gpt-4.1-mini", max_tokens=300, input_tokens_upper_bound=1000
     )
-    reservations.settle(session=session, reservation=held, usage=USAGE)
+    settlement.settle(session=session, reservation=held, usage=USAGE)
     session.commit()
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlmodel import func, select
 
 from core import clock, db
-from core.budgets import config, reservations
+from core.budgets import config, reservations, settlement
 from core.budgets.pricing import Usage
 from core.budgets.reservations import BudgetExceeded
 from core.errors import NotFound, PermissionDenied, ValidationError
@@ -35,7 +35,7 @@ def reserve(session, team, **extra):
 
 
 def settle(session, held, usage=FULL_USAGE):
-    record = reservations.settle(session=session, reservation=held, usage=usage)
+    record = settlement.settle(session=session, reservation=held, usage=usage)
     session.commit()
     return record
 
@@ -83,7 +83,7 @@ def test_reservations_hold_until_settled_and_a_release_gives_them_back(session, 
     first, second = reserve(session, support), reserve(session, support)
     with pytest.raises(BudgetExceeded):
         reserve(session, support)
-    reservations.release(session=session, reservation=second)
+    settlement.release(session=session, reservation=second)
     session.commit()
     assert counter(session, budget.id, NOW).reserved_micro == WORST
     third = reserve(session, support)
@@ -143,12 +143,12 @@ def test_calls_settled_together_move_the_counter_once_and_count_one_whose_hold_e
     engine = db.get_engine()
     event.listen(engine, "before_cursor_execute", count)
     try:
-        rows = reservations.settle_many(
+        rows = settlement.settle_many(
             session=session,
             settlements=[
-                reservations.Settlement(first, FULL_USAGE, request_id="req-1"),
-                reservations.Settlement(slow, FULL_USAGE, request_id="req-slow"),
-                reservations.Settlement(second, Usage(input_tokens=1000, output_tokens=0), request_id="req-2"),
+                settlement.Settlement(first, FULL_USAGE, request_id="req-1"),
+                settlement.Settlement(slow, FULL_USAGE, request_id="req-slow"),
+                settlement.Settlement(second, Usage(input_tokens=1000, output_tokens=0), request_id="req-2"),
             ],
         )
         session.commit()
@@ -166,7 +166,7 @@ def test_settle_joins_the_callers_transaction(session, directory, fixed_clock):
     support = team_id(session)
     budget = make_budget(session, support, cap="1")
     held = reserve(session, support)
-    reservations.settle(session=session, reservation=held, usage=FULL_USAGE, request_id="req-1")
+    settlement.settle(session=session, reservation=held, usage=FULL_USAGE, request_id="req-1")
     session.rollback()  # e.g. the gateway's audit write failed
     assert ledger_total(session) == 0
     assert counter(session, budget.id, NOW).spent_micro == 0

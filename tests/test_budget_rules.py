@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import func, select
 
 from core import clock
-from core.budgets import alerts, config, periods, prices, reports, reservations
+from core.budgets import alerts, config, periods, prices, reports, reservations, settlement
 from core.budgets.config import BudgetInput
 from core.budgets.pricing import Usage
 from core.errors import NotFound, PermissionDenied, ValidationError
@@ -34,7 +34,7 @@ def call(session, team, *, model="gpt-4.1", usage=Usage(input_tokens=1_000_000),
         input_tokens_upper_bound=usage.input_tokens,
         **extra,
     )
-    row = reservations.settle(session=session, reservation=held, usage=usage)
+    row = settlement.settle(session=session, reservation=held, usage=usage)
     session.commit()
     return row
 

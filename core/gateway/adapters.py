@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from core import clock, db
-from core.budgets import reservations
+from core.budgets import reservations, settlement
 from core.budgets.pricing import cost_micro
 from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS
 from core.budgets.usage import Usage
@@ -128,7 +128,7 @@ class BudgetsGate:
             return 0  # refused before reserving: nothing was billed
 
     def settle(self, session: Session, reservation: Reservation, usage: Usage, outcome: CallOutcome) -> None:
-        reservations.settle(
+        settlement.settle(
             session=session,
             reservation=reservation.held,
             usage=usage,
@@ -140,10 +140,10 @@ class BudgetsGate:
         )
 
     def settle_many(self, session: Session, settled: Sequence[tuple[Reservation, Usage, CallOutcome]]) -> None:
-        reservations.settle_many(
+        settlement.settle_many(
             session=session,
             settlements=[
-                reservations.Settlement(
+                settlement.Settlement(
                     reservation=reservation.held,
                     usage=usage,
                     latency_ms=outcome.latency_ms,
@@ -157,5 +157,5 @@ class BudgetsGate:
 
     def release(self, reservation: Reservation, reason: str) -> None:
         with db.write_session() as session:
-            reservations.release(session=session, reservation=reservation.held)
+            settlement.release(session=session, reservation=reservation.held)
             session.commit()
