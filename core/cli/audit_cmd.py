@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from argparse import Namespace
 
 from core import db, exports
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import export as audit_export
 from core.audit import query as audit_query
 from core.audit import verify as audit_verify
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     audit = commands.add_parser(
         "audit",
         help="Verify, checkpoint and export the audit log.",
@@ -72,7 +73,7 @@ def register(commands) -> None:
     export.set_defaults(func=_export)
 
 
-def add_filter_arguments(parser) -> None:
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor", help="Actor id (person:12, system:cli) or a person's e-mail or name.")
     parser.add_argument(
         "--action",
@@ -87,7 +88,7 @@ def add_filter_arguments(parser) -> None:
     parser.add_argument("--text", help="Free text searched in the before/after details.")
 
 
-def filters_from(args) -> audit_query.AuditFilter:
+def filters_from(args: Namespace) -> audit_query.AuditFilter:
     return audit_query.AuditFilter(
         actor=args.actor,
         action=args.action,
@@ -106,7 +107,7 @@ def _workers(value: str) -> int:
     return int(value)
 
 
-def _verify(args) -> int:
+def _verify(args: Namespace) -> int:
     with db.session_scope() as session:
         result = audit_verify.verify_chain(
             session=session,
@@ -126,7 +127,7 @@ def _verify(args) -> int:
     return 1
 
 
-def _checkpoint(_args) -> int:
+def _checkpoint(_args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         made = audit_checkpoints.create_checkpoint(session=session, actor=CLI_ACTOR)
     print(
@@ -136,14 +137,14 @@ def _checkpoint(_args) -> int:
     return 0
 
 
-def _keygen(_args) -> int:
+def _keygen(_args: Namespace) -> int:
     private, public = audit_checkpoints.new_key_pair()
     print(f"QUORUM_AUDIT_SIGNING_KEY={private}")
     print(f"QUORUM_AUDIT_PUBLIC_KEY={public}")
     return 0
 
 
-def _export(args) -> int:
+def _export(args: Namespace) -> int:
     filters = filters_from(args)
     with db.session_scope() as session:
         export = audit_export.prepare(session=session, actor=CLI_ACTOR, filters=filters, fmt=args.format)

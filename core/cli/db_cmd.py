@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 from core import migrate
+from core.cli import Commands
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     db = commands.add_parser("db", help="Database schema commands.", description="Database schema commands.")
     sub = db.add_subparsers(title="db commands", metavar="COMMAND", required=True)
     upgrade = sub.add_parser(
@@ -17,7 +20,7 @@ def register(commands) -> None:
     upgrade.set_defaults(func=_upgrade)
 
 
-def _upgrade(_args) -> int:
+def _upgrade(_args: Namespace) -> int:
     migrate.upgrade()
     print(f"database at revision {migrate.current_revision()}")
     return 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 from core import db, demo, migrate
+from core.cli import Commands
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     parser = commands.add_parser("demo", help="Demo data commands.", description="Demo data commands.")
     sub = parser.add_subparsers(title="demo commands", metavar="COMMAND", required=True)
     seed = sub.add_parser(
@@ -18,7 +21,7 @@ def register(commands) -> None:
     seed.set_defaults(func=_seed)
 
 
-def _seed(args) -> int:
+def _seed(args: Namespace) -> int:
     migrate.upgrade()
     with db.session_scope(write=True) as session:
         counts = demo.seed(session, reset=args.reset)

@@ -6,19 +6,23 @@ progress line on a terminal, and appears under its name only once complete.
 
 from __future__ import annotations
 
+import argparse
 import sys
+from argparse import Namespace
 from datetime import UTC, datetime
+
+from sqlmodel import Session
 
 from core import db, exports
 from core.audit.query import parse_time
 from core.budgets import ledger_export, periods
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
 from core.errors import ValidationError
 from core.gateway import call_export
 from core.identity import people as identity
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     spend = commands.add_parser(
         "spend",
         help="Export the spend ledger.",
@@ -51,13 +55,13 @@ def register(commands) -> None:
     log.set_defaults(func=_calls)
 
 
-def _common(parser) -> None:
+def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--team", help="Only this team (by name).")
     parser.add_argument("--format", choices=exports.FORMATS, default="csv", help="csv or jsonl (default csv).")
     parser.add_argument("--output", required=True, help="The file to write.")
 
 
-def _team_id(session, name: str | None) -> int | None:
+def _team_id(session: Session, name: str | None) -> int | None:
     return identity.team_by_name(session, name).id if name else None
 
 
@@ -69,7 +73,7 @@ def _month(text: str) -> periods.Period:
     return periods.period_at("month", start.replace(day=15))
 
 
-def _spend(args) -> int:
+def _spend(args: Namespace) -> int:
     with db.session_scope() as session:
         export = ledger_export.prepare(
             session=session,
@@ -81,7 +85,7 @@ def _spend(args) -> int:
         return _write(export, args.output, "ledger rows")
 
 
-def _calls(args) -> int:
+def _calls(args: Namespace) -> int:
     with db.session_scope() as session:
         export = call_export.prepare(
             session=session,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
+from core.cli import Commands
 from core.http.gateway_server import serve
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     gateway = commands.add_parser(
         "gateway",
         help="The gateway's HTTP API on its own (for scale-out).",
@@ -31,6 +34,6 @@ def register(commands) -> None:
     run.set_defaults(func=_serve)
 
 
-def _serve(args) -> int:
+def _serve(args: Namespace) -> int:
     serve(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 from core import db
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
+from core.db import saved_id
 from core.identity import keys
 from core.identity import people as identity
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     parser = commands.add_parser(
         "keys",
         help="Manage the teams' gateway API keys.",
@@ -52,14 +55,14 @@ def _print_secret(created: keys.CreatedKey) -> None:
     print("Store it now: Quorum keeps only its hash and cannot show it again.")
 
 
-def _create(args) -> int:
+def _create(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         team = identity.team_by_name(session, args.team)
         _print_secret(
             keys.create_key(
                 session=session,
                 actor=CLI_ACTOR,
-                team_id=team.id,
+                team_id=saved_id(team),
                 label=args.name,
                 expires_days=args.expires_days,
                 allowed_cidrs=args.allow_ip,
@@ -68,7 +71,7 @@ def _create(args) -> int:
     return 0
 
 
-def _list(_args) -> int:
+def _list(_args: Namespace) -> int:
     with db.session_scope() as session:
         for k in keys.list_keys(session, actor=CLI_ACTOR):
             warning = f"  ! {k.age_warning}" if k.age_warning else ""
@@ -76,14 +79,14 @@ def _list(_args) -> int:
     return 0
 
 
-def _revoke(args) -> int:
+def _revoke(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         keys.revoke_key(session=session, actor=CLI_ACTOR, key_id=args.id)
     print(f"key {args.id} revoked")
     return 0
 
 
-def _rotate(args) -> int:
+def _rotate(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         _print_secret(keys.rotate_key(session=session, actor=CLI_ACTOR, key_id=args.id, grace_hours=args.grace_hours))
     return 0

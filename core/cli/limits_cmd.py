@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 from core import db
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
+from core.db import saved_id
 from core.gateway import policies
 from core.gateway.rate_limit_rules import MEASURES, SCOPE_LABELS, SCOPES, RateLimits
 from core.identity import people as identity
@@ -12,7 +15,7 @@ from core.settings import settings
 CLEAR = "none"
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     parser = commands.add_parser(
         "limits",
         help="Show and set the teams' gateway rate limits.",
@@ -47,17 +50,17 @@ def _whom(scope: str) -> str:
     return SCOPE_LABELS[scope]
 
 
-def _show(args) -> int:
+def _show(args: Namespace) -> int:
     with db.session_scope() as session:
         team = identity.team_by_name(session, args.team)
-        _print(team.name, policies.team_settings(team.id, session).rate_limits)
+        _print(team.name, policies.team_settings(saved_id(team), session).rate_limits)
     return 0
 
 
-def _set(args) -> int:
+def _set(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         team = identity.team_by_name(session, args.team)
-        current = policies.team_settings(team.id, session).rate_limits.as_dict()
+        current = policies.team_settings(saved_id(team), session).rate_limits.as_dict()
         for scope in SCOPES:
             for measure in MEASURES:
                 given = getattr(args, f"{scope}_{measure}")
@@ -68,7 +71,7 @@ def _set(args) -> int:
                     values.pop(measure, None)
                 else:
                     values[measure] = given
-        saved = policies.set_rate_limits(session=session, actor=CLI_ACTOR, team_id=team.id, limits=current)
+        saved = policies.set_rate_limits(session=session, actor=CLI_ACTOR, team_id=saved_id(team), limits=current)
         _print(team.name, saved)
     return 0
 

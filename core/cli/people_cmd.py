@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 from core import db
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
+from core.db import saved_id
 from core.identity import people as identity
 from core.permissions import Role
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     people = commands.add_parser(
         "people",
         help="Manage people and their roles.",
@@ -31,9 +34,9 @@ def register(commands) -> None:
     grant.set_defaults(func=_grant)
 
 
-def _add(args) -> int:
+def _add(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
-        team_ids = [identity.team_by_name(session, name).id for name in args.team]
+        team_ids = [saved_id(identity.team_by_name(session, name)) for name in args.team]
         person = identity.add_person(
             session=session,
             actor=CLI_ACTOR,
@@ -46,9 +49,9 @@ def _add(args) -> int:
     return 0
 
 
-def _grant(args) -> int:
+def _grant(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         person = identity.person_by_email(session, args.email)
-        identity.grant_role(session=session, actor=CLI_ACTOR, person_id=person.id, role=args.role)
+        identity.grant_role(session=session, actor=CLI_ACTOR, person_id=saved_id(person), role=args.role)
         print(f"granted {args.role} to {person.email}")
     return 0

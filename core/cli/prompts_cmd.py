@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
+from sqlmodel import Session
+
 from core import db, migrate
 from core.catalog import risk, sync
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import prompt_by_name
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
+from core.db import saved_id
 from core.errors import NotFound
 from core.identity import people as identity
 from core.permissions import Actor
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     prompts = commands.add_parser(
         "prompts",
         help="Import and export the prompt catalog as YAML files.",
@@ -64,7 +69,7 @@ def register(commands) -> None:
     tier.set_defaults(func=_risk_tier)
 
 
-def _acting(session, as_email: str | None) -> Actor:
+def _acting(session: Session, as_email: str | None) -> Actor:
     if not as_email:
         return CLI_ACTOR
     actor = identity.actor_for_email(session, as_email)
@@ -73,7 +78,7 @@ def _acting(session, as_email: str | None) -> Actor:
     return actor
 
 
-def _import(args) -> int:
+def _import(args: Namespace) -> int:
     migrate.upgrade()
     with db.session_scope(write=True) as session:
         actor = _acting(session, args.as_email)
@@ -84,19 +89,19 @@ def _import(args) -> int:
     return 0
 
 
-def _risk_tier(args) -> int:
+def _risk_tier(args: Namespace) -> int:
     migrate.upgrade()
     with db.session_scope(write=True) as session:
         prompt = prompt_by_name(session, args.name)
         before = prompt.risk_tier
         risk.change_risk_tier(
-            session=session, actor=_acting(session, args.as_email), prompt_id=prompt.id, risk_tier=args.tier
+            session=session, actor=_acting(session, args.as_email), prompt_id=saved_id(prompt), risk_tier=args.tier
         )
     print(f"{args.name}: risk tier {before} -> {args.tier}")
     return 0
 
 
-def _export(args) -> int:
+def _export(args: Namespace) -> int:
     migrate.upgrade()
     with db.session_scope() as session:
         paths = sync.export_directory(session=session, actor=CLI_ACTOR, directory=args.directory)

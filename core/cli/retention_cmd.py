@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from argparse import Namespace
 
 from core import db, exports
 from core.audit.query import parse_time
 from core.catalog.store import prompt_by_name
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
+from core.db import saved_id
 from core.identity import people as identity
 from core.retention import enforce, holds, privacy, rules
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     retention = commands.add_parser(
         "retention",
         help="Enforce retention rules and manage legal holds.",
@@ -105,13 +108,13 @@ def register(commands) -> None:
     erase.set_defaults(func=_erase)
 
 
-def _subject_arguments(parser) -> None:
+def _subject_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--email", help="The person's e-mail address.")
     group.add_argument("--user", help="An end-user id, as applications send it in the request's `user` field.")
 
 
-def _enforce(args) -> int:
+def _enforce(args: Namespace) -> int:
     if args.batch_size < 1:
         from core.errors import ValidationError
 
@@ -139,7 +142,7 @@ def _enforce(args) -> int:
     return 0
 
 
-def _classes(_args) -> int:
+def _classes(_args: Namespace) -> int:
     with db.session_scope() as session:
         current = rules.current_rules(session)
     for key, klass in current.classes.items():
@@ -150,15 +153,15 @@ def _classes(_args) -> int:
     return 0
 
 
-def _payloads(args) -> int:
+def _payloads(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         team = identity.team_by_name(session, args.team)
-        rules.set_payload_storage_mode(session=session, actor=CLI_ACTOR, team_id=team.id, mode=args.mode)
+        rules.set_payload_storage_mode(session=session, actor=CLI_ACTOR, team_id=saved_id(team), mode=args.mode)
     print(f"{args.team}: payloads stored {args.mode}")
     return 0
 
 
-def _hold_add(args) -> int:
+def _hold_add(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         owner = identity.person_by_email(session, args.owner_email)
         team = identity.team_by_name(session, args.team).id if args.team else None
@@ -168,7 +171,7 @@ def _hold_add(args) -> int:
             session=session,
             actor=CLI_ACTOR,
             case_name=args.case,
-            owner_person_id=owner.id,
+            owner_person_id=saved_id(owner),
             team_id=team,
             person_id=person,
             prompt_id=prompt,
@@ -179,14 +182,14 @@ def _hold_add(args) -> int:
     return 0
 
 
-def _hold_release(args) -> int:
+def _hold_release(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         hold = holds.release_hold(session=session, actor=CLI_ACTOR, hold_id=args.hold_id)
     print(f"legal hold {hold.id} released ({hold.case_name})")
     return 0
 
 
-def _hold_list(_args) -> int:
+def _hold_list(_args: Namespace) -> int:
     with db.session_scope() as session:
         for hold in holds.all_holds(session, actor=CLI_ACTOR):
             state = "released" if hold.released_at else "active"
@@ -205,7 +208,7 @@ def _hold_list(_args) -> int:
     return 0
 
 
-def _export(args) -> int:
+def _export(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         export = privacy.access_stream(session=session, actor=CLI_ACTOR, email=args.email, end_user=args.user)
     progress = exports.TerminalProgress("records")
@@ -215,7 +218,7 @@ def _export(args) -> int:
     return 0
 
 
-def _erase(args) -> int:
+def _erase(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         result = privacy.erase(session=session, actor=CLI_ACTOR, email=args.email, end_user=args.user)
     print(

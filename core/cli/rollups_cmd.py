@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from argparse import Namespace
 
 from core import db
 from core.audit.query import parse_time
 from core.budgets import rollups
-from core.cli import CLI_ACTOR
+from core.cli import CLI_ACTOR, Commands
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     group = commands.add_parser(
         "rollups",
         help="Hourly roll-ups of the usage ledger and the call log.",
@@ -27,7 +28,7 @@ def register(commands) -> None:
     rebuild.set_defaults(func=_rebuild)
 
 
-def _rebuild(args) -> int:
+def _rebuild(args: Namespace) -> int:
     since = parse_time(args.since, field="--from")
     started = time.perf_counter()
     with db.write_session() as session:

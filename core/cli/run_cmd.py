@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from argparse import Namespace
 
 from core import db, demo, migrate
+from core.cli import Commands
 from core.settings import PROJECT_ROOT, reset_settings, settings
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     run = commands.add_parser(
         "run",
         help="Start the dashboard and gateway (migrates and seeds an empty database first).",
@@ -25,7 +27,7 @@ def register(commands) -> None:
     run.set_defaults(func=_run)
 
 
-def _run(args) -> int:
+def _run(args: Namespace) -> int:
     if args.demo:
         os.environ["QUORUM_DEMO"] = "1"
         reset_settings()

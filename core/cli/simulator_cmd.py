@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
+from core.cli import Commands
 from core.simulator import SimulatorConfig
 from core.simulator.server import serve
 
 
-def register(commands) -> None:
+def register(commands: Commands) -> None:
     simulator = commands.add_parser(
         "simulator",
         help="The built-in OpenAI API simulator.",
@@ -25,6 +28,6 @@ def register(commands) -> None:
     run.set_defaults(func=_serve)
 
 
-def _serve(args) -> int:
+def _serve(args: Namespace) -> int:
     serve(args.host, args.port, SimulatorConfig(latency_ms=args.latency_ms), log_level=args.log_level)
     return 0
