@@ -325,6 +325,7 @@ def prepare_multiprocess() -> str:
     if directory is None:
         directory = tempfile.mkdtemp(prefix="quorum-metrics-")
         os.environ[MULTIPROC_ENV] = directory
+    Path(directory).mkdir(parents=True, exist_ok=True)
     for stale in Path(directory).glob("*.db"):
         stale.unlink(missing_ok=True)
     return directory
