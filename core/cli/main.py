@@ -7,6 +7,7 @@ import sys
 
 from core.cli import (
     audit_cmd,
+    backup_cmd,
     db_cmd,
     demo_cmd,
     export_cmd,
@@ -33,6 +34,7 @@ COMMAND_MODULES = [
     keys_cmd,
     limits_cmd,
     audit_cmd,
+    backup_cmd,
     export_cmd,
     retention_cmd,
     rollups_cmd,
