@@ -15,7 +15,7 @@ from core.audit import record as audit
 from core.gateway import policies
 from core.identity import people as teams
 from core.ops import logs, names
-from core.settings import ConfigError, load_settings
+from core.settings import ConfigError, load_settings, reset_settings
 from tests.gateway_support import ADMIN, MODEL, client, new_key, team_id
 
 PAYLOAD = "Tell me about the lighthouse keeper Marguerite Quillfeather and her seventeen herons"
@@ -102,3 +102,20 @@ def test_text_stays_the_default_and_unknown_formats_are_refused():
     assert load_settings({"QUORUM_LOG_FORMAT": "JSON"}).log_format == "json"
     with pytest.raises(ConfigError, match="QUORUM_LOG_FORMAT"):
         load_settings({"QUORUM_LOG_FORMAT": "xml"})
+
+
+def test_a_cli_command_logs_its_governance_action_as_json(db_url, monkeypatch, capsys):
+    from core.cli.main import main
+
+    monkeypatch.setenv("QUORUM_LOG_FORMAT", "json")
+    reset_settings()
+    levels = {name: logging.getLogger(name).level for name in ("", logs.CALL_LOGGER, logs.AUDIT_LOGGER)}
+    try:
+        assert main(["people", "add", "--email", "keeper@example.com", "--name", "Lighthouse Keeper"]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        logs.configure("text")
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    [added] = [line for line in lines if line.get("event") == "audit"]
+    assert added["action"] == "person.create" and added["actor"] == "system:cli"

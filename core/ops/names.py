@@ -11,8 +11,10 @@ import threading
 from sqlalchemy import text
 
 from core import db
+from core.settings import settings
 
-_names: dict[int, str] = {}
+# By database and id: a process that switches databases (tests, a restore) reads names again.
+_names: dict[tuple[str, int], str] = {}
 _lock = threading.Lock()
 
 
@@ -20,13 +22,14 @@ def team_name(team_id: int | None) -> str:
     """The team's name, or "" for a call without a team (or one deleted since)."""
     if team_id is None:
         return ""
-    found = _names.get(team_id)
+    key = (settings().database_url, team_id)
+    found = _names.get(key)
     if found is not None:
         return found
     with db.get_engine().connect() as connection:
         name = connection.execute(text("SELECT name FROM team WHERE id = :id"), {"id": team_id}).scalar()
     with _lock:
-        _names[team_id] = found = str(name) if name is not None else f"team {team_id}"
+        _names[key] = found = str(name) if name is not None else f"team {team_id}"
     return found
 
 
