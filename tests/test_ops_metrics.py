@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+import tempfile
 
 import httpx
 import openai
@@ -142,3 +143,16 @@ def test_metrics_ask_for_the_token_when_one_is_set(server, gateway, session, mon
     answer = httpx.get(url, headers={"authorization": "Bearer scrape-token-for-the-test"})
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
     assert "scrape-token-for-the-test" not in answer.text
+
+
+def test_several_workers_start_from_zero_in_the_directory_they_share(tmp_path, monkeypatch):
+    shared = tmp_path / "metrics"
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(shared))
+    assert metrics.prepare_multiprocess() == str(shared) and shared.is_dir()
+    (shared / "counter_4242.db").write_bytes(b"counts of an earlier run")
+    (shared / "notes.txt").write_text("not ours")
+    metrics.prepare_multiprocess()
+    assert sorted(p.name for p in shared.iterdir()) == ["notes.txt"]
+    monkeypatch.delenv(metrics.MULTIPROC_ENV)
+    made = metrics.prepare_multiprocess()
+    assert made.startswith(tempfile.gettempdir()) and metrics.multiprocess_dir() == made
