@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import string
 import tempfile
+from datetime import timedelta
 
 import httpx
 import openai
@@ -15,6 +16,7 @@ from core import clock
 from core.budgets import config as budget_config
 from core.budgets import counters, periods
 from core.gateway import policies
+from core.models.budgets import BudgetHold
 from core.models.gateway import GatewayCall
 from core.ops import metrics, names
 from core.settings import reset_settings
@@ -122,14 +124,29 @@ def test_the_database_gauges_follow_budgets_and_the_audit_chain(server, gateway,
         data=budget_config.BudgetInput(cap_usd="25"),
     )
     client(server, new_key(session)).chat.completions.create(model=MODEL, messages=HELLO)
+    month = periods.period_key("month", clock.now())
+    # A call in flight holds its room until it settles; one whose process died holds it until it expires.
+    for reservation, expires_in in (("in-flight", 600), ("expired", -1)):
+        session.add(
+            BudgetHold(
+                reservation_id=reservation,
+                budget_id=budget.id,
+                period_key=month,
+                amount_micro=7_000,
+                amount_tokens=0,
+                expires_at=clock.now() + timedelta(seconds=expires_in),
+            )
+        )
+    session.commit()
     samples = scrape(_root(server))
     session.rollback()
-    row = counters.read(session, budget.id, periods.period_key("month", clock.now()))
+    row = counters.read(session, budget.id, month)
     assert row.spent_micro > 0
     assert samples["quorum_budget_headroom_microdollars"] == {(("team", "Support"),): 25_000_000 - row.spent_micro}
     head = session.execute(text("SELECT seq FROM audit_head")).scalar()
     assert samples["quorum_audit_head_seq"][()] == head
-    assert samples["quorum_reservations_in_flight"][()] == 0
+    assert samples["quorum_reservations_in_flight"][()] == 1
+    assert samples["quorum_reservations_in_flight_microdollars"][()] == 7_000
     assert samples["quorum_database_up"][()] == 1
 
 

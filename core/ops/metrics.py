@@ -42,10 +42,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import text
+from sqlalchemy import distinct, func, select, text
 
 from core import clock, db
 from core.budgets import periods
+from core.models.budgets import BudgetHold
 from core.ops import readiness
 from core.ops.names import team_name
 from core.settings import settings
@@ -245,12 +246,11 @@ def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFam
 def _database_gauges() -> Iterator[GaugeMetricFamily]:
     now = clock.now()
     with db.get_engine().connect() as connection:
+        # Through the model's columns: the time is bound as each database stores it.
         holds = connection.execute(
-            text(
-                "SELECT COUNT(DISTINCT reservation_id), COALESCE(SUM(amount_micro), 0) FROM budget_hold "
-                "WHERE expires_at > :now"
-            ),
-            {"now": now},
+            select(
+                func.count(distinct(BudgetHold.reservation_id)), func.coalesce(func.sum(BudgetHold.amount_micro), 0)
+            ).where(BudgetHold.expires_at > now)
         ).one()
         yield _gauge("quorum_reservations_in_flight", "Budget reservations of calls not yet settled.", holds[0])
         yield _gauge(
