@@ -43,6 +43,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import distinct, func, select, text
+from sqlmodel import col
 
 from core import clock, db
 from core.budgets import periods
@@ -249,8 +250,9 @@ def _database_gauges() -> Iterator[GaugeMetricFamily]:
         # Through the model's columns: the time is bound as each database stores it.
         holds = connection.execute(
             select(
-                func.count(distinct(BudgetHold.reservation_id)), func.coalesce(func.sum(BudgetHold.amount_micro), 0)
-            ).where(BudgetHold.expires_at > now)
+                func.count(distinct(col(BudgetHold.reservation_id))),
+                func.coalesce(func.sum(BudgetHold.amount_micro), 0),
+            ).where(col(BudgetHold.expires_at) > now)
         ).one()
         yield _gauge("quorum_reservations_in_flight", "Budget reservations of calls not yet settled.", holds[0])
         yield _gauge(
