@@ -10,6 +10,8 @@ from datetime import timedelta
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from core import clock
@@ -173,3 +175,30 @@ def test_several_workers_start_from_zero_in_the_directory_they_share(tmp_path, m
     monkeypatch.delenv(metrics.MULTIPROC_ENV)
     made = metrics.prepare_multiprocess()
     assert made.startswith(tempfile.gettempdir()) and metrics.multiprocess_dir() == made
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    given=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=60).filter(
+        lambda value: TOKEN not in value
+    ),
+    scheme=st.sampled_from(["Bearer", "bearer", "Basic", "Token", ""]),
+)
+def test_no_other_authorization_opens_metrics(token_client, given, scheme):
+    answer = token_client.get("/metrics", headers={"authorization": f"{scheme} {given}".strip().encode("latin-1")})
+    assert answer.status_code == 401 and TOKEN not in answer.text
+
+
+TOKEN = "metrics-token-0123456789abcdef"
+
+
+@pytest.fixture
+def token_client(monkeypatch):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from core.http.routes import http_routes
+
+    monkeypatch.setenv("QUORUM_METRICS_TOKEN", TOKEN)
+    reset_settings()
+    return TestClient(Starlette(routes=http_routes()))
