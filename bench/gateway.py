@@ -13,6 +13,10 @@ each in processes of their own, so the benchmark client shares a GIL with none o
 --workers N` (the gateway alone, N processes over one database). With ``--postgres`` the
 same is measured on PostgreSQL as well (that database is emptied first).
 
+The sequential pairs are measured a second time while another thread scrapes /metrics every
+50 ms, and the metrics hook's own cost per call is printed at the end: it runs in every
+Quorum call measured here (core.gateway.settle calls it after each commit).
+
 Every figure is printed beside the direct path measured in the same run, and their ratio.
 Sequential latency: the paths are called in turn, call by call, so the machine's noise falls
 on all of them alike; "added" is the median of each call's difference to the direct call
@@ -231,6 +235,7 @@ def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, seque
                     fn(f"{name}-{i}")
                     samples[name].append((time.perf_counter() - t0) * 1000)
             found["sequential"] = samples
+            found["scraped"] = _while_scraped(port, {"direct": paths["direct"], "http": paths["http"]}, args.n)
         for callers in args.callers:
             rate, cpu = _throughput(paths, args.n, callers, {"direct": sim_pid, "http": server.pid})
             found[callers] = (rate, cpu)
@@ -238,6 +243,58 @@ def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, seque
     finally:
         server.terminate()
         server.wait(30)
+
+
+SCRAPE_EVERY_S = 0.05  # far more often than any Prometheus (15 s by default), so its cost cannot hide
+
+
+def _while_scraped(port: int, paths: dict, n: int) -> dict:
+    """The sequential pairs again while another thread scrapes /metrics every SCRAPE_EVERY_S."""
+    import threading
+
+    import httpx
+
+    stop, scrapes = threading.Event(), []
+
+    def scrape() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                client.get(f"http://127.0.0.1:{port}/metrics").raise_for_status()
+                scrapes.append(1)
+                stop.wait(SCRAPE_EVERY_S)
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    samples = {name: [] for name in paths}
+    try:
+        for i in range(n):
+            for name, fn in paths.items():
+                t0 = time.perf_counter()
+                fn(f"scraped-{name}-{i}")
+                samples[name].append((time.perf_counter() - t0) * 1000)
+    finally:
+        stop.set()
+        scraper.join(30)
+    samples["scrapes"] = len(scrapes)
+    return samples
+
+
+def _hook_cost(calls: int = 100_000) -> tuple[float, float]:
+    """Microseconds per call of the metrics hook and of the call's log line when logs are text (off)."""
+    from core.ops import logs, metrics
+
+    hook = metrics.CallMetrics(key_ids=False)
+    row = {"status": "ok", "model": "gpt-4o-mini", "team_id": None, "prompt_name": None, "key_id": 3,
+           "input_tokens": 12, "output_tokens": 30, "cost_micro": 27, "cache_hit": False,
+           "upstream_ms": 5.2, "latency_ms": 7.9}  # fmt: skip
+    started = time.perf_counter()
+    for _ in range(calls):
+        hook.observe(row)
+    observe_us = (time.perf_counter() - started) / calls * 1e6
+    started = time.perf_counter()
+    for _ in range(calls):
+        logs.log_call(row)
+    return observe_us, (time.perf_counter() - started) / calls * 1e6
 
 
 def _gateway(sim_url: str):
@@ -321,6 +378,9 @@ def main() -> None:
         simulator.terminate()
         simulator.wait(10)
     _print_table(results, args)
+    observe_us, log_us = _hook_cost()
+    print(f"metrics hook per settled call (in the measured path above): {observe_us:.2f} us; "
+          f"its log line with text logs: {log_us:.2f} us")  # fmt: skip
 
 
 def _print_table(results: dict, args) -> None:
@@ -349,6 +409,15 @@ def _print_table(results: dict, args) -> None:
                 statistics.median(base),
                 f"p50 {statistics.median(sequential[name]):.2f} ms, added p95 {_pct(paired, 0.95):.2f} ms",
             )
+    scraped = results["SQLite", "run"].get("scraped")
+    if scraped:
+        paired = [v - b for v, b in zip(scraped["http"], scraped["direct"])]
+        line(
+            f"added latency p50 over HTTP, /metrics scraped every {SCRAPE_EVERY_S * 1000:g} ms (ms)",
+            statistics.median(paired),
+            statistics.median(scraped["direct"]),
+            f"added p95 {_pct(paired, 0.95):.2f} ms, {scraped['scrapes']} scrapes",
+        )
     for (database, kind), found in results.items():
         for callers in args.callers:
             _rate, cpu = found[callers]

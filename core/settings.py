@@ -86,6 +86,14 @@ class Settings:
     # The model that grades llm-rubric assertions when an experiment names none; None: no
     # default judge (such assertions are then error cells that say so).
     judge_model: str | None = DEFAULT_JUDGE_MODEL
+    # Log lines: "text" (the default) or "json", one object a line for a log store (core.ops.logs).
+    log_format: str = "text"
+    # A bearer token /metrics asks for; None: /metrics answers anyone who can reach it.
+    metrics_token: str | None = field(default=None, repr=False)
+    # Add each call's team key id as a label of the call counter (more series; off by default).
+    metrics_key_ids: bool = False
+    # /readyz: how long an upstream answer counts as recent before readiness asks again.
+    ready_upstream_s: float = 300.0
 
     @property
     def auth_configured(self) -> bool:
@@ -213,7 +221,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
         rate_limit_window_s=_positive("QUORUM_RATE_LIMIT_WINDOW_S", pick("QUORUM_RATE_LIMIT_WINDOW_S"), 60, int),
         judge_model=_judge_model(pick("QUORUM_JUDGE_MODEL")),
+        log_format=_log_format(pick("QUORUM_LOG_FORMAT")),
+        metrics_token=pick("QUORUM_METRICS_TOKEN"),
+        metrics_key_ids=(pick("QUORUM_METRICS_KEY_IDS") or "").lower() in _TRUE,
+        ready_upstream_s=_positive("QUORUM_READY_UPSTREAM_S", pick("QUORUM_READY_UPSTREAM_S"), 300, float),
     )
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: str | None) -> str:
+    """QUORUM_LOG_FORMAT: text (the default) or json."""
+    chosen = (value or "text").strip().lower()
+    if chosen not in LOG_FORMATS:
+        raise ConfigError(f"QUORUM_LOG_FORMAT: {value!r} is not one of {', '.join(LOG_FORMATS)}")
+    return chosen
 
 
 def _judge_model(value: str | None) -> str | None:

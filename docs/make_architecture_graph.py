@@ -32,6 +32,7 @@ ORDER = [
     "catalog",
     "budgets",
     "retention",
+    "ops",
     "gateway",
     "experiments",
     "demo",

@@ -345,8 +345,9 @@ class FileCheckpoints:
     unreadable: list[int]  # line numbers that are not a checkpoint
 
 
-def file_checkpoints(chain: str | None) -> FileCheckpoints:
-    path = checkpoint_file()
+def file_checkpoints(chain: str | None, path: Path | None = None) -> FileCheckpoints:
+    """The checkpoints of the configured file (or of `path`), sorted by the chain they name."""
+    path = path or checkpoint_file()
     if not path.exists():
         return FileCheckpoints([], [], [])
     found, others, unreadable = [], [], []

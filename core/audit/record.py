@@ -9,6 +9,7 @@ together with the change it describes. It chains the event onto the log's head
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlmodel import Session
 
@@ -80,6 +82,7 @@ def record(
     session.flush()
     audit_chain.set_head_hash(session, digest)
     audit_checkpoints.note_event(session, seq)
+    _log_after_commit(session, seq, fields)
     return event
 
 
@@ -105,7 +108,41 @@ def record_rows(session: Session, events: Sequence[dict[str, Any]]) -> list[dict
     connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
     audit_chain.set_head_hash(connection, prev_hash)
     audit_checkpoints.note_events(session, first, first + len(rows) - 1)
+    for row in rows:
+        if row["action"] != "gateway.call":  # a call has its own line (core.ops.logs)
+            _log_after_commit(session, row["seq"], row)
     return rows
+
+
+# One log line per governance action, once it is committed (core.ops.logs formats it): what was
+# done, by whom, to what; never the before/after payloads.
+_action_log = logging.getLogger("quorum.audit")
+_TO_LOG = "quorum_audit_lines"
+
+
+def _log_after_commit(session: Session, seq: int, fields: dict[str, Any]) -> None:
+    if _action_log.isEnabledFor(logging.INFO):
+        session.info.setdefault(_TO_LOG, []).append(
+            {
+                "seq": seq,
+                "action": fields["action"],
+                "actor": fields["actor"],
+                "target_type": fields["target_type"],
+                "target_id": fields["target_id"],
+                "team_id": fields["team_id"],
+            }
+        )
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _log_committed(session: Session) -> None:
+    for line in session.info.pop(_TO_LOG, ()):
+        _action_log.info(line["action"], extra={"quorum": {"event": "audit", **line}})
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_lines(session: Session) -> None:
+    session.info.pop(_TO_LOG, None)
 
 
 def prepare_event(

@@ -22,6 +22,7 @@ Two ways through a sound chain, with the same findings:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sqlmodel import Session
 
@@ -73,20 +74,23 @@ def verify_chain(
     checkpoint: bool = False,
     workers: int | None = None,
     incremental: bool = False,
+    checkpoint_file: Path | None = None,
 ) -> VerifyResult:
     """Verify the chain; with `checkpoint`, sign the verified head as a verified checkpoint when all is well.
 
     `workers` (default: one per core) checks ranges in parallel; 1 walks serially.
     `incremental` starts after the newest verified checkpoint (see the module's docstring);
     when what it checks of the events before it has changed, the whole chain is verified.
+    `checkpoint_file` reads signed checkpoints from another file than the configured one (a
+    backup's verification reads the lines up to the backup's moment).
     """
     require(actor, Permission.AUDIT_VERIFY)
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValidationError(f"workers must be at least 1, not {workers}")
-    result = _verify(session, progress, batch, workers, incremental)
+    result = _verify(session, progress, batch, workers, incremental, checkpoint_file)
     if result is None:
-        result = _verify(session, progress, batch, workers, False)
+        result = _verify(session, progress, batch, workers, False, checkpoint_file)
         result.notes.insert(
             0,
             "incremental verification found the events before the last verified checkpoint changed, "
@@ -104,7 +108,12 @@ def verify_chain(
 
 
 def _verify(
-    session: Session, progress: Progress | None, batch: int, workers: int, incremental: bool
+    session: Session,
+    progress: Progress | None,
+    batch: int,
+    workers: int,
+    incremental: bool,
+    checkpoint_file: Path | None = None,
 ) -> VerifyResult | None:
     """One verification in one snapshot; None when incremental finds the verified prefix changed."""
     session.rollback()
@@ -115,7 +124,7 @@ def _verify(
     anchor = _verified_anchor(session, chain) if incremental else None
     if incremental and anchor is None:
         result.notes.append("no verified checkpoint yet: the whole chain was verified")
-    trusted = _checked_checkpoints(session, chain, result, since=anchor.seq if anchor else None)
+    trusted = _checked_checkpoints(session, chain, result, since=anchor.seq if anchor else None, path=checkpoint_file)
     lowest, start_seq, start_hash = _chain_start(connection, trusted, result)
     read_from = start_seq if lowest is None else min(int(lowest), start_seq)
     if anchor is not None and anchor.seq >= start_seq:
@@ -283,14 +292,14 @@ def _verified_at(session: Session, seq: int) -> bool:
 
 
 def _checked_checkpoints(
-    session: Session, chain: str | None, result: VerifyResult, since: int | None = None
+    session: Session, chain: str | None, result: VerifyResult, since: int | None = None, path: Path | None = None
 ) -> list[Checkpoint]:
     """The checkpoints whose signatures verify; a problem for each that does not.
 
     With `since` (incremental), only checkpoints from that seq on, and prune checkpoints, are
     checked: the verification that signed the verified checkpoint at `since` checked the rest.
     """
-    from_file = audit_checkpoints.file_checkpoints(chain)
+    from_file = audit_checkpoints.file_checkpoints(chain, path)
     if since is not None:
         from_file = audit_checkpoints.FileCheckpoints(
             [c for c in from_file.checkpoints if _still_checked(c, since)], from_file.other_chains, from_file.unreadable

@@ -7,6 +7,7 @@ import sys
 
 from core.cli import (
     audit_cmd,
+    backup_cmd,
     db_cmd,
     demo_cmd,
     export_cmd,
@@ -21,6 +22,7 @@ from core.cli import (
     simulator_cmd,
 )
 from core.errors import QuorumError
+from core.ops import logs
 
 # Each module adds its commands with `register(subparsers)`.
 COMMAND_MODULES = [
@@ -33,6 +35,7 @@ COMMAND_MODULES = [
     keys_cmd,
     limits_cmd,
     audit_cmd,
+    backup_cmd,
     export_cmd,
     retention_cmd,
     rollups_cmd,
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        logs.configure()  # QUORUM_LOG_FORMAT=json: cron jobs' governance actions as JSON lines too
         return args.func(args) or 0
     except QuorumError as error:
         # One line, so a script or cron mail shows the reason and nothing else.

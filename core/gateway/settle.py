@@ -25,6 +25,8 @@ from core.gateway.call_state import CallState
 from core.gateway.group_commit import GroupCommit
 from core.gateway.ports import BudgetGate, CallOutcome
 from core.gateway.writeback import BudgetSettle, CacheWrite, SettledCall, write_back
+from core.ops.logs import log_call
+from core.ops.metrics import observe_call
 
 
 def settle(
@@ -124,6 +126,9 @@ def settle(
     )
     _group_commit().submit(settled)  # returns once this call's rows are committed
     call.settled = True
+    # Counted and logged once committed: /metrics and the log never show a call the call log lacks.
+    observe_call(row)
+    log_call(row)
     return response_json
 
 

@@ -30,6 +30,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from core import db, migrate
 from core.errors import ValidationError
 from core.http.routes import http_routes, start_moderation_probe
+from core.ops import logs, metrics
 from core.settings import settings
 
 MAX_PORT = 65535
@@ -43,6 +44,7 @@ async def worker_lifespan(_app):
     """A worker's start. The schema is the parent's to migrate, once. No sign-in settings are
     checked: this server has no pages and no sign-in (team keys only), so a gateway host needs
     no OIDC client secret, and is better without one."""
+    logs.configure()
     start_moderation_probe()
     yield {}
 
@@ -90,6 +92,8 @@ def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> 
     sock = bind(host, port)
     try:
         migrate.upgrade()  # once, here: the workers would otherwise race to do it
+        if workers > 1:
+            metrics.prepare_multiprocess()  # /metrics sums every worker's counts
         db.dispose_engines()  # no pooled connection is handed to the workers
         config = uvicorn.Config(
             "core.http.gateway_server:gateway_app",
@@ -102,6 +106,8 @@ def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> 
             # Every call is in the call log already; a line per request would only cost CPU.
             access_log=False,
             log_level=log_level,
+            # With JSON logs, uvicorn's own lines go through the same JSON handler (core.ops.logs).
+            **({"log_config": None} if settings().log_format == "json" else {}),
             backlog=BACKLOG,
             # The worker's lifespan must run (it starts the moderation probe), and fail loudly.
             lifespan="on",

@@ -16,6 +16,8 @@ from core.gateway.wiring import default_gateway
 from core.http.export_api import export_routes
 from core.http.feedback_api import feedback_routes
 from core.http.gateway_api import gateway_routes
+from core.http.ops_api import ops_routes
+from core.ops import logs, readiness
 from core.settings import settings
 
 
@@ -36,7 +38,13 @@ async def healthz(_request: Request) -> JSONResponse:
 
 
 def http_routes() -> list[Route]:
-    routes = [Route("/healthz", healthz, methods=["GET"]), *gateway_routes(), *feedback_routes(), *export_routes()]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        *ops_routes(),
+        *gateway_routes(),
+        *feedback_routes(),
+        *export_routes(),
+    ]
     # Last among ours, before the dashboard's own: every other /v1 path or method.
     return [*routes, unknown_v1_route(routes)]
 
@@ -94,6 +102,7 @@ def _methods_for(route: Route, scope) -> set[str]:
 async def lifespan(_app):
     """Refuse unsafe settings and bring the schema up to date before serving anything."""
     settings().check_safe()
+    logs.configure()
     migrate.upgrade_once()
     start_moderation_probe()
     yield {}
@@ -111,5 +120,7 @@ def _probe_moderation() -> None:
     except Exception as error:  # noqa: BLE001 - a probe that fails leaves the state "unknown"
         _log.warning("moderation probe failed: %s", type(error).__name__)
         return
+    if found in (moderation.AVAILABLE, moderation.MISSING):
+        readiness.upstream_answered()  # /readyz: the provider answers
     if found == moderation.MISSING:
         _log.warning("The upstream has no /v1/moderations endpoint; teams on upstream moderation will be refused")

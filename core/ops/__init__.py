@@ -1,0 +1,1 @@
+"""Running Quorum as a service: Prometheus metrics, readiness, structured logs, backups."""
