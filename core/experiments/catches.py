@@ -1,0 +1,319 @@
+"""What people catch becomes tests: the review-after queue, and "add to test set".
+
+A catch is a call a prompt version's escalation rule held, blocked or queued for review
+after delivery (``escalation_catch``, written by the gateway). Reviewers (governance leads)
+mark a queued answer correct or wrong, saying what it should have said. From a held
+request, a catch or a call with a low feedback score, ``add_case`` makes a test case in the
+prompt's ``from-production`` set: the call's variables as the team's guardrail policy
+redacted them, assertions prefilled from the verdict, and a link to the source. The case
+points at the call's stored payload, so when retention or an erasure deletes that payload
+the case goes with it (a foreign key with ON DELETE CASCADE).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from core import clock
+from core.audit.record import committing, record
+from core.catalog.escalation import EscalationRule, response_schema_of
+from core.catalog.spec import VersionSpec
+from core.catalog.store import prompt_by_name, version_spec
+from core.db import saved_id
+from core.errors import Conflict, InvalidTransition, NotFound, ValidationError
+from core.guardrails.saved_text import refuse_secrets
+from core.models.catalog import PromptVersion
+from core.models.escalation import EscalationCatch
+from core.models.experiments import RequestFeedback, TestSet, TestSetCase
+from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
+from core.permissions import Actor, Permission, require
+
+PRODUCTION_SET = "from-production"
+PENDING, CORRECT, WRONG = "pending", "correct", "wrong"
+SOURCES = ("held", "catch", "feedback")
+LOW_FEEDBACK = 0  # a score at or below this counts as a user's catch
+
+
+@dataclass(frozen=True)
+class CatchView:
+    id: int
+    request_id: str
+    prompt_name: str
+    prompt_version: str
+    rule: str
+    action: str
+    created_at: datetime
+    review_status: str
+    expected: str
+    answer: str | None  # the stored answer, as the team's payload policy kept it (None: not kept)
+
+
+def review_queue(session: Session, *, actor: Actor, pending: bool = True, limit: int = 50) -> list[CatchView]:
+    """Answers delivered and queued for review after (pending ones, or those reviewed), newest first."""
+    require(actor, Permission.REQUEST_REVIEW)
+    status = col(EscalationCatch.review_status)
+    query = select(EscalationCatch).where(status == PENDING if pending else status.in_((CORRECT, WRONG)))
+    rows = session.exec(query.order_by(col(EscalationCatch.id).desc()).limit(limit)).all()
+    return [_view(session, row) for row in rows]
+
+
+def mark(session: Session, *, actor: Actor, catch_id: int, correct: bool, expected: str = "") -> CatchView:
+    """A reviewer's verdict on a delivered answer; a wrong one says what it should have said."""
+    require(actor, Permission.REQUEST_REVIEW)
+    expected = (expected or "").strip()
+    if not correct and not expected:
+        raise ValidationError("Say what the answer should have said: it becomes the test case's expectation")
+    refuse_secrets(expected, field="what it should have said")
+    row = _catch(session, catch_id)
+    if row.review_status != PENDING:
+        raise InvalidTransition(f"This answer was already reviewed ({row.review_status or 'not queued'})")
+    with committing(session):
+        row.review_status = CORRECT if correct else WRONG
+        row.expected, row.reviewed_by, row.reviewed_at = expected[:4000], actor.ref, clock.now()
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="escalation.review",
+            target_type="escalation_catch",
+            target_id=saved_id(row),
+            team_id=row.team_id,
+            before={"review_status": PENDING},
+            after={"review_status": row.review_status, "request_id": row.request_id, "rule": row.rule},
+        )
+    return _view(session, row)
+
+
+def catches_per_version(session: Session, *, actor: Actor, prompt_name: str) -> list[dict[str, Any]]:
+    """Per version and day: how many answers each action caught (held, blocked, reviewed after)."""
+    require(actor, Permission.CATALOG_READ)
+    table = EscalationCatch.__table__.c  # type: ignore[attr-defined]
+    day = func.date(table.created_at)
+    rows = session.connection().execute(
+        select(table.prompt_version, day, table.action, func.count())
+        .where(table.prompt_name == prompt_name)
+        .group_by(table.prompt_version, day, table.action)
+        .order_by(day, table.prompt_version)
+    )
+    return [{"version": r[0], "day": str(r[1]), "action": r[2], "catches": r[3]} for r in rows]
+
+
+def production_cases(session: Session, *, actor: Actor, prompt_name: str) -> list[dict[str, Any]]:
+    """The prompt's cases made from production, each with where it came from."""
+    require(actor, Permission.CATALOG_READ)
+    prompt = prompt_by_name(session, prompt_name)
+    testset = _production_set(session, saved_id(prompt))
+    if testset is None:
+        return []
+    rows = session.exec(
+        select(TestSetCase).where(TestSetCase.testset_id == testset.id).order_by(col(TestSetCase.position))
+    ).all()
+    return [
+        {
+            "case": r.case_key,
+            "source": json.loads(r.source_json or "{}"),
+            "variables": json.loads(r.variables_json),
+            "assertions": json.loads(r.assertions_json),
+        }
+        for r in rows
+    ]
+
+
+def add_case(session: Session, *, actor: Actor, source: str, ref: str) -> TestSetCase:
+    """A test case from a held request (``ref`` its held id), a catch (its id) or a call's
+    low feedback score (``ref`` the request id), in the prompt's ``from-production`` set."""
+    if source not in SOURCES:
+        raise ValidationError(f"A test case comes from one of: {', '.join(SOURCES)}")
+    request_id, assertions, description = _source(session, actor, source, ref)
+    call = session.exec(select(GatewayCall).where(GatewayCall.request_id == request_id)).first()
+    if call is None or not call.prompt_name:
+        raise ValidationError(
+            "Only a call of a catalog prompt can become a test case (it needs the prompt's variables)"
+        )
+    prompt = prompt_by_name(session, call.prompt_name)
+    if source == "feedback":
+        # A user's low score reaches the team's prompt engineers; held and reviewed answers
+        # are the reviewers' (checked in _source).
+        require(actor, Permission.PLAYGROUND_RUN, team_id=prompt.team_id)
+    payload = session.get(StoredPayload, request_id)
+    variables = json.loads(payload.request_json or "{}").get("variables") if payload is not None else None
+    if variables is None:
+        raise ValidationError(
+            "The team's payload policy kept no input for this call (or its prompt had no escalation rules "
+            "when it ran), so there is nothing to make a test case from"
+        )
+    if session.exec(select(TestSetCase.id).where(TestSetCase.source_request_id == request_id)).first():
+        raise Conflict("A test case was already made from this call")
+    testset = _production_set(session, saved_id(prompt))
+    with committing(session):
+        if testset is None:
+            testset = TestSet(
+                prompt_id=saved_id(prompt),
+                team_id=prompt.team_id,
+                name=PRODUCTION_SET,
+                description="Cases made from what reviewers and users caught in production",
+                updated_by=actor.ref,
+            )
+            session.add(testset)
+            session.flush()
+        position = session.exec(
+            select(func.count()).select_from(TestSetCase).where(TestSetCase.testset_id == testset.id)
+        ).one()
+        row = TestSetCase(
+            testset_id=saved_id(testset),
+            position=position,
+            case_key=f"{source}-{request_id.removeprefix('req_')[:12]}",
+            description=description[:500],
+            variables_json=json.dumps(variables, ensure_ascii=False),
+            assertions_json=json.dumps(assertions, ensure_ascii=False),
+            source_request_id=request_id,
+            source_json=json.dumps({"kind": source, "ref": ref, "request_id": request_id}),
+        )
+        session.add(row)
+        testset.updated_by, testset.updated_at = actor.ref, clock.now()
+        session.add(testset)
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="testset.case.from_production",
+            target_type="testset",
+            target_id=saved_id(testset),
+            team_id=prompt.team_id,
+            after={"case": row.case_key, "source": source, "ref": ref, "request_id": request_id},
+        )
+    return row
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _source(session: Session, actor: Actor, source: str, ref: str) -> tuple[str, list[dict[str, Any]], str]:
+    """(request id, prefilled assertions, description) of a catch."""
+    if source == "held":
+        require(actor, Permission.REQUEST_REVIEW)
+        held = session.exec(select(HeldRequest).where(HeldRequest.public_id == ref)).first()
+        if held is None:
+            raise NotFound(f"No held request {ref!r}")
+        # Denied: the answer was wrong, so the case asks the prompt not to trip the rule again.
+        verdict = "denied" if held.status == "denied" else held.status
+        assertions = _rule_assertions(held.rule, held.response_json, _version_of(session, held.request_id))
+        return held.request_id, assertions, f"Held by {held.rule} ({verdict})"
+    if source == "catch":
+        require(actor, Permission.REQUEST_REVIEW)
+        row = _catch(session, _int(ref))
+        if row.review_status == WRONG:
+            return row.request_id, [{"type": "icontains", "value": row.expected}], f"Reviewed wrong ({row.rule})"
+        stored = session.get(StoredPayload, row.request_id)
+        answer = stored.response_json if stored else None
+        return row.request_id, _rule_assertions(row.rule, answer, _version_of(session, row.request_id)), row.rule
+    feedback = session.exec(
+        select(RequestFeedback).where(RequestFeedback.request_id == ref).order_by(col(RequestFeedback.id).desc())
+    ).first()
+    if feedback is None:
+        raise NotFound(f"No feedback on the call {ref!r}")
+    if feedback.score > LOW_FEEDBACK:
+        raise ValidationError("Only a low feedback score (a user's catch) becomes a test case")
+    stored = session.get(StoredPayload, ref)
+    return ref, _rule_assertions("feedback", stored.response_json if stored else None), "A user scored the answer low"
+
+
+def _rule_assertions(rule: str, response_json: str | None, spec: VersionSpec | None = None) -> list[dict[str, Any]]:
+    """Assertions the caught answer fails: from the rule that caught it when the rule says
+    what a good answer looks like, else "not this answer again" (a reviewer sharpens it)."""
+    written = next((r for r in spec.escalation if f"escalation.{r.name}" == rule), None) if spec else None
+    if written is not None:
+        from_rule = _assertions_of_rule(written, spec)
+        if from_rule:
+            return from_rule
+    answer = _answer_text(response_json)
+    if answer:
+        first_line = answer.strip().splitlines()[0][:200]
+        return [{"type": "not-contains", "value": first_line}]
+    return [{"type": "regex", "value": r"\S"}]  # at least an answer; a reviewer sharpens it
+
+
+def _assertions_of_rule(rule: EscalationRule, spec: VersionSpec | None) -> list[dict[str, Any]]:
+    when = rule.when
+    if "mentions" in when:
+        return [{"type": "not-contains", "value": str(term)} for term in when["mentions"]]
+    schema = response_schema_of(spec.params.response_format) if spec else None
+    if "fails_schema" in when and schema is not None:
+        return [{"type": "json-schema", "value": dict(schema)}]
+    if "field" in when and "." not in str(when["field"]):
+        bound = {"minimum": when["below"]} if "below" in when else {"maximum": when["above"]}
+        field_schema = {"type": "object", "required": [when["field"]], "properties": {when["field"]: bound}}
+        return [{"type": "json-schema", "value": field_schema}]
+    return []
+
+
+def _answer_text(response_json: str | None) -> str:
+    if not response_json:
+        return ""
+    try:
+        response = json.loads(response_json)
+    except ValueError:
+        return ""
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if choices:
+        return str((choices[0].get("message") or {}).get("content") or "")
+    return ""
+
+
+def _version_of(session: Session, request_id: str) -> VersionSpec | None:
+    """The prompt version a call ran (its rules say what the case should check)."""
+    call = session.exec(select(GatewayCall).where(GatewayCall.request_id == request_id)).first()
+    if call is None or not call.prompt_name or not (call.prompt_version or "").startswith("v"):
+        return None
+    prompt = prompt_by_name(session, call.prompt_name)
+    number = (call.prompt_version or "")[1:]
+    found = (
+        session.exec(
+            select(PromptVersion).where(PromptVersion.prompt_id == prompt.id, PromptVersion.number == int(number))
+        ).first()
+        if number.isdigit()
+        else None
+    )
+    return version_spec(found) if found is not None else None
+
+
+def _production_set(session: Session, prompt_id: int) -> TestSet | None:
+    return session.exec(select(TestSet).where(TestSet.prompt_id == prompt_id, TestSet.name == PRODUCTION_SET)).first()
+
+
+def _catch(session: Session, catch_id: int) -> EscalationCatch:
+    row = session.get(EscalationCatch, catch_id)
+    if row is None:
+        raise NotFound(f"No caught answer {catch_id}")
+    return row
+
+
+def _int(ref: str) -> int:
+    if not re.fullmatch(r"\d{1,12}", str(ref)):
+        raise NotFound(f"No caught answer {ref!r}")
+    return int(ref)
+
+
+def _view(session: Session, row: EscalationCatch) -> CatchView:
+    stored = session.get(StoredPayload, row.request_id)
+    answer = _answer_text(stored.response_json) if stored is not None and stored.response_json else None
+    return CatchView(
+        id=saved_id(row),
+        request_id=row.request_id,
+        prompt_name=row.prompt_name,
+        prompt_version=row.prompt_version,
+        rule=row.rule,
+        action=row.action,
+        created_at=row.created_at,
+        review_status=row.review_status,
+        expected=row.expected,
+        answer=answer,
+    )

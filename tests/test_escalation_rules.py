@@ -1,0 +1,216 @@
+"""The escalation rule language: what each condition catches, the strongest action winning,
+and bad rules refused with a message naming the rule (file schema, static checks, import)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.catalog.checks import static_checks
+from core.catalog.escalation import Answer, EscalationRule, compile_rules, compiled_for
+from core.catalog.files import dump_prompt_file, load_prompt_text
+from core.catalog.spec import ModelParams, PromptSpec, content_hash
+from core.catalog.yaml_io import CatalogValidationError
+from tests.escalation_support import version
+
+SCHEMA = {
+    "type": "object",
+    "required": ["answer", "confidence"],
+    "properties": {
+        "answer": {"type": "string"},
+        "confidence": {"type": "number"},
+        "meta": {"type": "object", "properties": {"score": {"type": "number"}}},
+    },
+}
+JSON_FORMAT = {"type": "json_schema", "json_schema": {"name": "reply", "schema": SCHEMA}}
+
+
+def fired(when, answer: Answer, schema=SCHEMA):
+    result = compile_rules([EscalationRule("r", when, "hold")], schema).evaluate(answer)
+    return result is not None
+
+
+def ans(text="", **kw) -> Answer:
+    return Answer(text=text, **kw)
+
+
+@pytest.mark.parametrize(
+    ("when", "answer", "expected"),
+    [
+        ({"fails_schema": True}, ans('{"answer": "ok", "confidence": 0.9}'), False),
+        ({"fails_schema": True}, ans('{"answer": "ok"}'), True),
+        ({"fails_schema": True}, ans("not json at all"), True),
+        ({"matches": r"\bguarantee"}, ans("We guarantee a refund"), True),
+        ({"matches": r"\bguarantee"}, ans("No promises"), False),
+        ({"not_matches": r"^Dear "}, ans("Hi there"), True),
+        ({"not_matches": r"^Dear "}, ans("Dear Ana"), False),
+        ({"field": "confidence", "below": 0.6}, ans('{"confidence": 0.4}'), True),
+        ({"field": "confidence", "below": 0.6}, ans('{"confidence": 0.6}'), False),
+        ({"field": "confidence", "below": 0.6}, ans('{"answer": "no confidence given"}'), True),
+        ({"field": "confidence", "below": 0.6}, ans('{"confidence": "high"}'), True),
+        ({"field": "confidence", "above": 0.99}, ans('{"confidence": 1}'), True),
+        ({"field": "meta.score", "above": 5}, ans('{"meta": {"score": 3}}'), False),
+        ({"mentions": ["lawsuit", "attorney"]}, ans("My ATTORNEY will call"), True),
+        ({"mentions": ["law"]}, ans("a lawsuit is not the word law-firm? yes it is: law"), True),
+        ({"mentions": ["law"]}, ans("lawsuits only"), False),
+        ({"mentions": ["a.b"]}, ans("axb"), False),  # terms are words, not patterns
+        ({"tool_calls": ["issue_refund"]}, ans(tool_names=["lookup", "issue_refund"]), True),
+        ({"tool_calls": ["issue_refund"]}, ans(tool_names=["lookup"]), False),
+        ({"longer_than_tokens": 50}, ans(output_tokens=51), True),
+        ({"longer_than_tokens": 50}, ans(output_tokens=50), False),
+        ({"risk_flags": ["pii"]}, ans(risk_flags=["pii.email"]), True),
+        ({"risk_flags": ["moderation"]}, ans(risk_flags=["pii.email"]), False),
+        ({"variable": "tier", "equals": "enterprise"}, ans(variables={"tier": "enterprise"}), True),
+        ({"variable": "tier", "in": ["gold", "platinum"]}, ans(variables={"tier": "standard"}), False),
+        ({"variable": "tier", "equals": "x"}, ans(variables={}), False),
+    ],
+)
+def test_each_condition_catches_what_it_says(when, answer, expected):
+    assert fired(when, answer) is expected
+
+
+def test_the_strongest_action_wins_and_every_fired_rule_is_named():
+    rules = [
+        EscalationRule("queue-legal", {"mentions": ["refund"]}, "review_after"),
+        EscalationRule("too-long", {"longer_than_tokens": 3}, "hold"),
+        EscalationRule("never-fires", {"mentions": ["zebra"]}, "block"),
+        EscalationRule("also-long", {"longer_than_tokens": 2}, "hold"),
+    ]
+    result = compile_rules(rules, None).evaluate(ans("a refund", output_tokens=9))
+    assert result is not None
+    assert (result.action, result.rule, result.rules) == ("hold", "too-long", ("queue-legal", "too-long", "also-long"))
+    assert compile_rules(rules, None).evaluate(ans("nothing", output_tokens=1)) is None
+
+
+def test_rules_are_compiled_once_per_key():
+    rules = [EscalationRule("r", {"mentions": ["x"]}, "hold")]
+    first = compiled_for(("test", 1), rules, None)
+    assert compiled_for(("test", 1), [EscalationRule("other", {"mentions": ["y"]}, "block")], None) is first
+
+
+@given(st.text(max_size=200), st.lists(st.text(min_size=1, max_size=12).filter(str.strip), min_size=1, max_size=4))
+def test_mentions_never_raises_and_agrees_with_a_plain_word_search(text, terms):
+    result = fired({"mentions": terms}, ans(text))
+    import re
+
+    expected = any(re.search(r"(?<!\w)" + re.escape(t.strip()) + r"(?!\w)", text, re.IGNORECASE) for t in terms)
+    assert result is expected
+
+
+@given(st.one_of(st.text(max_size=50), st.integers(), st.none(), st.lists(st.integers(), max_size=3)))
+def test_a_threshold_never_raises_whatever_the_model_answers(value):
+    text = json.dumps({"confidence": value}) if not isinstance(value, str) else value
+    fired({"field": "confidence", "below": 0.5}, ans(text))
+
+
+# ---- bad rules are refused, naming the rule ------------------------------------------------
+
+
+def _findings(rules, **params):
+    spec = version(tuple(rules))
+    if params:
+        spec = version(tuple(rules)).__class__(**{**spec.__dict__, "params": ModelParams(**params)})
+    return [f.message for f in static_checks(spec) if f.code == "escalation-rule"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            EscalationRule("bad-regex", {"matches": "(unclosed"}, "hold"),
+            "escalation rule 'bad-regex': matches: the regular expression does not parse",
+        ),
+        (
+            EscalationRule("two-things", {"mentions": ["a"], "longer_than_tokens": 3}, "hold"),
+            "escalation rule 'two-things': 'when' has 2 conditions",
+        ),
+        (EscalationRule("nothing", {}, "hold"), "escalation rule 'nothing': 'when' needs exactly one condition"),
+        (
+            EscalationRule("no-schema", {"field": "confidence", "below": 0.5}, "hold"),
+            "escalation rule 'no-schema': reads the field 'confidence' but the version has no response_format",
+        ),
+        (
+            EscalationRule("who", {"variable": "plan", "equals": "x"}, "hold"),
+            "escalation rule 'who': reads the variable 'plan', which the version does not declare",
+        ),
+        (
+            EscalationRule("tools", {"tool_calls": ["refund"]}, "hold"),
+            "escalation rule 'tools': watches calls to refund, which the version does not define",
+        ),
+        (EscalationRule("act", {"mentions": ["a"]}, "escalate"), "escalation rule 'act': action must be one of"),
+        (
+            EscalationRule("bound", {"field": "x", "below": "low"}, "hold"),
+            "escalation rule 'bound': below takes a number",
+        ),
+    ],
+)
+def test_static_checks_refuse_a_bad_rule_naming_it(rule, message):
+    found = _findings([rule])
+    assert any(m.startswith(message) for m in found), found
+
+
+def test_a_threshold_on_a_field_the_schema_lacks_is_refused_naming_the_rule():
+    rules = [
+        EscalationRule("fine", {"field": "confidence", "below": 0.5}, "hold"),
+        EscalationRule("missing", {"field": "certainty", "below": 0.5}, "hold"),
+        EscalationRule("nested", {"field": "meta.score", "above": 3}, "review_after"),
+    ]
+    found = _findings(rules, response_format=JSON_FORMAT)
+    assert found == [
+        "escalation rule 'missing': reads the field 'certainty', which the version's JSON schema does not have"
+    ]
+
+
+PROMPT_YAML = """
+name: refund-helper
+team: Support
+purpose: Answer refund questions
+risk_tier: low
+data_classification: internal
+model: gpt-4o-mini
+variables:
+  question: {type: string}
+  tier: {type: string}
+messages:
+  - role: user
+    content: "{{ question }} {{ tier }}"
+escalation:
+"""
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (
+            "  - {name: loud, when: {matches: '(['}, action: hold}",
+            "escalation rule 'loud': matches: the regular expression",
+        ),
+        (
+            "  - {name: sure, when: {field: confidence, below: 0.5}, action: hold}",
+            "escalation rule 'sure': reads the field 'confidence'",
+        ),
+        ("  - {name: Bad Name, when: {mentions: [x]}, action: hold}", "is not a valid rule name"),
+        ("  - {name: odd, when: {shouts: true}, action: hold}", "odd"),
+        ("  - {name: act, when: {mentions: [x]}, action: escalate}", "action"),
+    ],
+)
+def test_a_prompt_file_with_a_bad_rule_is_refused(rules, message):
+    with pytest.raises(CatalogValidationError) as caught:
+        load_prompt_text(PROMPT_YAML + rules + "\n", "refund-helper.yaml")
+    assert any(message in p for p in caught.value.problems), caught.value.problems
+
+
+def test_rules_survive_a_file_round_trip_and_move_the_content_hash():
+    rules = (
+        EscalationRule("legal", {"mentions": ["lawsuit"]}, "review_after"),
+        EscalationRule("gold", {"variable": "tier", "in": ["gold"]}, "hold"),
+    )
+    spec = version(rules)
+    prompt = PromptSpec("refund-helper", "Support", "Answer refund questions", "low", "internal")
+    _prompt, loaded = load_prompt_text(dump_prompt_file(prompt, spec), "x.yaml")
+    assert loaded.escalation == rules and content_hash(loaded) == content_hash(spec)
+    assert content_hash(version(())) != content_hash(spec)
+    assert content_hash(version(rules[:1])) != content_hash(spec)
