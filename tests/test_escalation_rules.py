@@ -85,10 +85,12 @@ def test_the_strongest_action_wins_and_every_fired_rule_is_named():
     assert compile_rules(rules, None).evaluate(ans("nothing", output_tokens=1)) is None
 
 
-def test_rules_are_compiled_once_per_key():
+def test_rules_are_compiled_once_per_version_and_again_when_the_id_names_other_rules():
     rules = [EscalationRule("r", {"mentions": ["x"]}, "hold")]
     first = compiled_for(("test", 1), rules, None)
-    assert compiled_for(("test", 1), [EscalationRule("other", {"mentions": ["y"]}, "block")], None) is first
+    assert compiled_for(("test", 1), [EscalationRule("r", {"mentions": ["x"]}, "hold")], None) is first
+    other = compiled_for(("test", 1), [EscalationRule("other", {"mentions": ["y"]}, "block")], None)
+    assert other is not first and other.evaluate(ans("y")) is not None and other.evaluate(ans("x")) is None
 
 
 @given(st.text(max_size=200), st.lists(st.text(min_size=1, max_size=12).filter(str.strip), min_size=1, max_size=4))
@@ -214,3 +216,64 @@ def test_rules_survive_a_file_round_trip_and_move_the_content_hash():
     assert loaded.escalation == rules and content_hash(loaded) == content_hash(spec)
     assert content_hash(version(())) != content_hash(spec)
     assert content_hash(version(rules[:1])) != content_hash(spec)
+
+
+# ---- the fast schema check agrees with jsonschema ------------------------------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(-5, 5, allow_nan=False)
+    | st.sampled_from(["", "a", "ok"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+    max_leaves=8,
+)
+_leaf_schemas = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(
+            ["string", "number", "integer", "boolean", "null", "array", "object", ["string", "null"]]
+        ),
+        "enum": st.lists(st.sampled_from([1, 1.0, True, "a", None, 0]), min_size=1, max_size=3),
+        "minimum": st.integers(-3, 3),
+        "maximum": st.integers(-3, 3),
+        "minLength": st.integers(0, 2),
+        "maxItems": st.integers(0, 2),
+    },
+)
+_schemas = st.recursive(
+    _leaf_schemas,
+    lambda inner: (
+        st.fixed_dictionaries(
+            {"type": st.just("object")},
+            optional={
+                "properties": st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+                "required": st.lists(st.sampled_from(["a", "b"]), max_size=2, unique=True),
+                "additionalProperties": st.booleans() | inner,
+            },
+        )
+        | st.fixed_dictionaries({"type": st.just("array"), "items": inner})
+    ),
+    max_leaves=5,
+)
+
+
+@given(_schemas, _json_values)
+def test_the_fast_schema_check_agrees_with_jsonschema(schema, value):
+    import jsonschema
+
+    from core.catalog.answer_schema import compile_subset
+
+    check = compile_subset(schema)
+    assert check is not None
+    assert check(value) is jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+def test_a_schema_beyond_the_subset_falls_back_to_jsonschema():
+    from core.catalog.answer_schema import compile_subset
+
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}$"}}}
+    assert compile_subset(schema) is None
+    assert fired({"fails_schema": True}, ans('{"code": "abc"}'), schema) is True
+    assert fired({"fails_schema": True}, ans('{"code": "ABC"}'), schema) is False

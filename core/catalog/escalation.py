@@ -37,6 +37,8 @@ from typing import Any
 
 import jsonschema
 
+from core.catalog.answer_schema import compile_subset
+
 HOLD, REVIEW_AFTER, BLOCK = "hold", "review_after", "block"
 ACTIONS = (BLOCK, HOLD, REVIEW_AFTER)  # strongest first
 RULE_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -68,6 +70,12 @@ class Answer:
     risk_flags: Sequence[str] = ()
     _parsed: Any = field(default=None, init=False, repr=False)
     _parse_tried: bool = field(default=False, init=False, repr=False)
+    _lowered: str | None = field(default=None, init=False, repr=False)
+
+    def lowered(self) -> str:
+        if self._lowered is None:
+            self._lowered = self.text.lower()
+        return self._lowered
 
     def parsed(self) -> Any:
         """The answer as JSON (parsed once for all the rules), or None when it is not JSON."""
@@ -198,6 +206,9 @@ def _predicate(when: Mapping[str, Any], response_schema: Mapping[str, Any] | Non
             raise ValueError("fails_schema takes true")
         if response_schema is None:
             return lambda a: a.parsed() is None
+        fast = compile_subset(response_schema)
+        if fast is not None:
+            return lambda a: a.parsed() is None or not fast(a.parsed())
         validator = jsonschema.Draft202012Validator(dict(response_schema))
         return lambda a: a.parsed() is None or not validator.is_valid(a.parsed())
     if kind in ("matches", "not_matches"):
@@ -210,7 +221,19 @@ def _predicate(when: Mapping[str, Any], response_schema: Mapping[str, Any] | Non
     if kind == "mentions":
         terms = _texts(value, kind)
         words = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in terms) + r")(?!\w)", re.IGNORECASE)
-        return lambda a: words.search(a.text) is not None
+        if not all(t.isascii() for t in terms):
+            return lambda a: words.search(a.text) is not None
+        lowered = tuple(t.lower() for t in terms)
+
+        def mentions(a: Answer) -> bool:
+            # Most answers mention none of the terms: a substring test in C says so in a
+            # microsecond; the word-boundary search runs only on a hit (ASCII, where
+            # lower() and the regex agree on case).
+            if a.text.isascii() and not any(t in a.lowered() for t in lowered):
+                return False
+            return words.search(a.text) is not None
+
+        return mentions
     if kind == "tool_calls":
         names = frozenset(_texts(value, kind))
         return lambda a: any(n in names for n in a.tool_names)
@@ -287,17 +310,22 @@ def compile_rules(rules: Sequence[EscalationRule], response_schema: Mapping[str,
     return CompiledRules(tuple(compiled))
 
 
-_compiled: dict[Any, CompiledRules] = {}
+_compiled: dict[Any, tuple[Sequence[EscalationRule], Mapping[str, Any] | None, CompiledRules]] = {}
 
 
 def compiled_for(key: Any, rules: Sequence[EscalationRule], response_schema: Mapping[str, Any] | None) -> CompiledRules:
-    """``compile_rules``, once per ``key`` (a version id or content hash: versions never change)."""
+    """``compile_rules``, once per ``key`` (a version id: versions never change).
+
+    A hit is compared with the rules as written (a few microseconds), so a key that now
+    names other content (a reset database reusing ids) compiles again instead of lying."""
     found = _compiled.get(key)
-    if found is None:
-        if len(_compiled) >= _MAX_COMPILED:
-            _compiled.clear()
-        found = _compiled[key] = compile_rules(rules, response_schema)
-    return found
+    if found is not None and found[0] == rules and found[1] == response_schema:
+        return found[2]
+    if len(_compiled) >= _MAX_COMPILED:
+        _compiled.clear()
+    compiled = compile_rules(rules, response_schema)
+    _compiled[key] = (rules, response_schema, compiled)
+    return compiled
 
 
 def response_schema_of(response_format: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

@@ -16,7 +16,6 @@ that would fire (``fired_rules``) without holding anything.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,6 @@ from core.catalog.escalation import (
     Fired,
     compiled_for,
     response_schema_of,
-    rules_content,
 )
 from core.catalog.spec import VersionSpec
 from core.gateway import responses
@@ -51,20 +49,15 @@ class CallRules:
     redacted: dict[str, Any] | None = None
 
 
-def rules_of(spec: VersionSpec) -> CompiledRules | None:
-    """The version's compiled rules, or None when it has none.
-
-    Compiled once per content: the key is the rules and the answer schema as written, not a
-    version id, which a reset database (a demo reset, a test) gives to other content."""
+def rules_of(spec: VersionSpec, version_id: int | None) -> CompiledRules | None:
+    """The version's compiled rules (compiled once per version), or None when it has none."""
     if not spec.escalation:
         return None
-    schema = response_schema_of(spec.params.response_format)
-    key = json.dumps([rules_content(spec.escalation), schema], sort_keys=True, default=str)
-    return compiled_for(key, spec.escalation, schema)
+    return compiled_for(version_id, spec.escalation, response_schema_of(spec.params.response_format))
 
 
 def attach(call: CallState, spec: VersionSpec, variables: dict[str, Any], body: dict[str, Any]) -> None:
-    rules = rules_of(spec)
+    rules = rules_of(spec, call.prompt_version_id)
     if rules is None:
         return
     if body.get("stream") and call.caller.key_id is not None:
