@@ -21,6 +21,7 @@ from core.permissions import Actor
 SYSTEM = Actor.system("test")
 TOM, RAFAEL = "tom.becker@example.com", "rafael.gomez@example.com"
 PROMPT = "refund-helper"
+MONEY_RULE = EscalationRule("money-back", {"mentions": ["money"]}, "hold")
 QUESTION = {"question": "Can I get my money back for order 1234?", "tier": "standard"}
 
 

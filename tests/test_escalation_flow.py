@@ -24,6 +24,7 @@ from core.models.experiments import TestSetCase
 from core.models.gateway import GatewayCall, HeldRequest
 from core.retention import privacy, rules
 from tests.escalation_support import (
+    MONEY_RULE,
     RAFAEL,
     SYSTEM,
     TOM,
@@ -33,7 +34,7 @@ from tests.escalation_support import (
     rows,
 )
 
-MONEY = EscalationRule("money-back", {"mentions": ["money"]}, "hold")
+MONEY = MONEY_RULE
 
 
 @pytest.fixture

@@ -28,10 +28,11 @@ from core.catalog.spec import VersionSpec
 from core.catalog.store import prompt_by_name, version_spec
 from core.db import saved_id
 from core.errors import Conflict, InvalidTransition, NotFound, ValidationError
+from core.experiments.results import run_from_json
 from core.guardrails.saved_text import refuse_secrets
 from core.models.catalog import PromptVersion
 from core.models.escalation import EscalationCatch
-from core.models.experiments import RequestFeedback, TestSet, TestSetCase
+from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.permissions import Actor, Permission, require
 
@@ -125,6 +126,58 @@ def production_cases(session: Session, *, actor: Actor, prompt_name: str) -> lis
         }
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class CaseResults:
+    """How one version did on the prompt's production-born cases, in its latest experiment."""
+
+    version_number: int
+    experiment_id: int | None  # None: no finished experiment ran the version on them yet
+    passed: tuple[str, ...]
+    failed: tuple[str, ...]
+    not_run: tuple[str, ...]  # cases added after that experiment
+
+    @property
+    def passes_all(self) -> bool:
+        return self.experiment_id is not None and not self.failed and not self.not_run
+
+
+def results_on_production_cases(session: Session, *, actor: Actor, version_id: int) -> CaseResults | None:
+    """The version's results on its prompt's production-born cases (None: the prompt has none)."""
+    require(actor, Permission.CATALOG_READ)
+    version = session.get(PromptVersion, version_id)
+    if version is None:
+        raise NotFound(f"No prompt version {version_id}")
+    testset = _production_set(session, version.prompt_id)
+    if testset is None:
+        return None
+    case_keys = session.exec(select(TestSetCase.case_key).where(TestSetCase.testset_id == testset.id)).all()
+    if not case_keys:
+        return None
+    runs = session.exec(
+        select(Experiment)
+        .where(Experiment.testset_id == testset.id, Experiment.status == "finished")
+        .order_by(col(Experiment.id).desc())
+    ).all()
+    for experiment in runs:
+        label = next((v["label"] for v in json.loads(experiment.variants_json) if v["version_id"] == version_id), None)
+        if label is None or not experiment.results_json:
+            continue
+        run = run_from_json(json.loads(experiment.results_json))
+        status: dict[str, bool] = {}
+        for cell in run.cells:
+            if cell.variant == label:
+                # A case passes when every repetition passed.
+                status[cell.case_id] = status.get(cell.case_id, True) and cell.status == "pass"
+        return CaseResults(
+            version_number=version.number,
+            experiment_id=saved_id(experiment),
+            passed=tuple(k for k in case_keys if status.get(k) is True),
+            failed=tuple(k for k in case_keys if status.get(k) is False),
+            not_run=tuple(k for k in case_keys if k not in status),
+        )
+    return CaseResults(version.number, None, (), (), tuple(case_keys))
 
 
 def add_case(session: Session, *, actor: Actor, source: str, ref: str) -> TestSetCase:
