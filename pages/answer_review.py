@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import db
 from core.experiments import catches
+from core.experiments import production_cases as cases
 from pages.ui import layout
 from pages.ui.text import literal
 
@@ -46,7 +47,7 @@ with waiting_tab:
                     catches.mark(session, actor=actor, catch_id=item.id, correct=False, expected=expected)
             if case_col.button("Add to test set", key=f"case_{item.id}"):
                 with db.session_scope(write=True) as session, layout.shows_errors("Added to the test set"):
-                    catches.add_case(session, actor=actor, source="catch", ref=str(item.id))
+                    cases.add_case(session, actor=actor, source="catch", ref=str(item.id))
 
 with reviewed_tab:
     if not reviewed:
@@ -78,4 +79,4 @@ with reviewed_tab:
         )
         if st.button("Add to test set", key="reviewed_case"):
             with db.session_scope(write=True) as session, layout.shows_errors("Added to the test set"):
-                catches.add_case(session, actor=actor, source="catch", ref=str(choice))
+                cases.add_case(session, actor=actor, source="catch", ref=str(choice))

@@ -4,7 +4,7 @@ prompt's escalation rule held; a held answer can become a test case."""
 import streamlit as st
 
 from core import db
-from core.experiments import catches
+from core.experiments import production_cases as cases
 from core.gateway import held as review_requests
 from core.identity import people as identity
 from pages.ui import layout, paging
@@ -68,7 +68,7 @@ for held in pending:
                 )
         if held.rule.startswith("escalation.") and case_col.button("Add to test set", key=f"case_{held.public_id}"):
             with db.session_scope(write=True) as session, layout.shows_errors("Added to the prompt's test set"):
-                catches.add_case(session, actor=actor, source="held", ref=held.public_id)
+                cases.add_case(session, actor=actor, source="held", ref=held.public_id)
 
 if pending_page.total > PENDING_PAGE or paging.cursor("pending") is not None:
     paging.controls("pending", pending_page)
@@ -104,4 +104,4 @@ if caught:
     )
     if st.button("Add to test set", key="decided_case"):
         with db.session_scope(write=True) as session, layout.shows_errors("Added to the prompt's test set"):
-            catches.add_case(session, actor=actor, source="held", ref=chosen)
+            cases.add_case(session, actor=actor, source="held", ref=chosen)

@@ -13,6 +13,7 @@ from core import db
 from core.catalog.escalation import EscalationRule
 from core.errors import Conflict, InvalidTransition, PermissionDenied, ValidationError
 from core.experiments import catches
+from core.experiments import production_cases as cases
 from core.gateway import policies
 from core.gateway.call_state import Caller
 from core.gateway.errors import GuardrailBlocked, HeldForReview, InvalidRequest
@@ -147,7 +148,7 @@ def test_review_after_delivers_then_a_lead_marks_it_wrong_with_what_it_should_ha
     [event] = actions(session, "escalation.review")
     assert json.loads(event.after_json)["review_status"] == "wrong" and event.actor == lead.ref
     # The verdict becomes the case's expectation.
-    case = catches.add_case(session, actor=lead, source="catch", ref=str(queued.id))
+    case = cases.add_case(session, actor=lead, source="catch", ref=str(queued.id))
     assert json.loads(case.assertions_json) == [{"type": "icontains", "value": "Refunds take 5 days"}]
     counted = catches.catches_per_version(session, actor=tom, prompt_name="refund-helper")
     assert [(c["version"], c["action"], c["catches"]) for c in counted] == [("v1", "review_after", 1)]
@@ -167,7 +168,7 @@ def test_under_a_no_payload_policy_the_reviewer_sees_no_answer_and_no_case_can_b
     [queued] = catches.review_queue(session, actor=lead)
     assert queued.answer is None
     with pytest.raises(ValidationError, match="payload policy kept no input"):
-        catches.add_case(session, actor=lead, source="catch", ref=str(queued.id))
+        cases.add_case(session, actor=lead, source="catch", ref=str(queued.id))
 
 
 # ---- from a catch to a test case, and retention following the source ------------------------
@@ -182,18 +183,18 @@ def test_a_case_from_a_held_request_carries_redacted_variables_and_a_link_and_di
         call_prompt(gateway, caller, question, user="end-user-7")
     lead, tom = directory.by_email(RAFAEL), directory.by_email(TOM)
     with pytest.raises(PermissionDenied):
-        catches.add_case(session, actor=tom, source="held", ref=caught.value.held_id)
-    case = catches.add_case(session, actor=lead, source="held", ref=caught.value.held_id)
+        cases.add_case(session, actor=tom, source="held", ref=caught.value.held_id)
+    case = cases.add_case(session, actor=lead, source="held", ref=caught.value.held_id)
     variables = json.loads(case.variables_json)
     assert "ana@example.com" not in variables["question"] and "money back" in variables["question"]
     assert json.loads(case.assertions_json) == [{"type": "not-contains", "value": "money"}]
     assert json.loads(case.source_json)["ref"] == caught.value.held_id
     with pytest.raises(Conflict, match="already"):
-        catches.add_case(session, actor=lead, source="held", ref=caught.value.held_id)
-    [listed] = catches.production_cases(session, actor=tom, prompt_name="refund-helper")
+        cases.add_case(session, actor=lead, source="held", ref=caught.value.held_id)
+    [listed] = cases.production_cases(session, actor=tom, prompt_name="refund-helper")
     assert listed["source"]["kind"] == "held"
     [event] = actions(session, "testset.case.from_production")
-    assert json.loads(event.after_json)["request_id"] == case.source_request_id
+    assert json.loads(event.after_json)["source"]["request_id"] == case.source_request_id
     # Erasing the end user's data deletes the stored payload, and the case made from it.
     privacy.erase(session=session, actor=lead, end_user="end-user-7")
     assert rows(session, TestSetCase) == []
@@ -203,7 +204,7 @@ def test_retention_deleting_the_payload_by_sql_takes_the_case_with_it(session, d
     create_prompt(session, directory, (MONEY,))
     with pytest.raises(HeldForReview) as caught:
         call_prompt(gateway, caller)
-    catches.add_case(session, actor=directory.by_email(RAFAEL), source="held", ref=caught.value.held_id)
+    cases.add_case(session, actor=directory.by_email(RAFAEL), source="held", ref=caught.value.held_id)
     session.commit()
     with db.get_engine().begin() as connection:
         connection.execute(text("DELETE FROM stored_payload"))
@@ -225,8 +226,8 @@ def test_a_low_feedback_score_becomes_a_case_and_a_good_one_does_not(session, di
         )
     tom = directory.by_email(TOM)
     with pytest.raises(ValidationError, match="low feedback"):
-        catches.add_case(session, actor=tom, source="feedback", ref=good.request_id)
-    case = catches.add_case(session, actor=tom, source="feedback", ref=low.request_id)
+        cases.add_case(session, actor=tom, source="feedback", ref=good.request_id)
+    case = cases.add_case(session, actor=tom, source="feedback", ref=low.request_id)
     assert json.loads(case.assertions_json)[0]["type"] == "not-contains"
     with pytest.raises(ValidationError, match="one of"):
-        catches.add_case(session, actor=tom, source="gossip", ref=low.request_id)
+        cases.add_case(session, actor=tom, source="gossip", ref=low.request_id)

@@ -12,7 +12,9 @@ from sqlmodel import select
 
 from core.catalog import labels, store, workflow
 from core.catalog.spec import MessageSpec
-from core.experiments import catches, service
+from core.errors import Conflict, ValidationError
+from core.experiments import production_cases as cases
+from core.experiments import report, service
 from core.gateway import policies
 from core.gateway.errors import HeldForReview
 from core.gateway.held import decide
@@ -43,9 +45,9 @@ def test_a_held_catch_becomes_a_case_the_next_version_passes_before_it_is_approv
 
     # 2. A lead denies it and adds it to the test set.
     decide(session=session, actor=lead, public_id=held_id, release=False, comment="Never promise money back")
-    case = catches.add_case(session, actor=lead, source="held", ref=held_id)
+    case = cases.add_case(session, actor=lead, source="held", ref=held_id)
     assert json.loads(case.assertions_json) == [{"type": "not-contains", "value": "money"}]
-    first_results = catches.results_on_production_cases(session, actor=tom, version_id=first.id)
+    first_results = cases.results_on_production_cases(session, actor=tom, version_id=first.id)
     assert first_results is not None and first_results.not_run == (case.case_key,) and not first_results.passes_all
 
     # 3. An engineer's new version answers about the refund instead, and is put in review.
@@ -72,11 +74,35 @@ def test_a_held_catch_becomes_a_case_the_next_version_passes_before_it_is_approv
     assert run is not None
     statuses = {cell.variant: cell.status for cell in run.cells}
     assert sorted(statuses.values()) == ["fail", "pass"]  # the old version fails its own catch
+    # Each cell shows what production's rules would have done with its answer.
+    first_label, second_label = (v.label for v in run.variants)
+    by_label = {cell.variant: cell for cell in run.cells}
+    assert by_label[first_label].escalation == ("hold", "money-back") and by_label[second_label].escalation == ()
+    shown_rows = {row["variant"]: row for row in report.matrix_rows(run)}
+    assert shown_rows[first_label]["escalation"] == "hold: money-back" and shown_rows[second_label]["escalation"] == ""
     service.attach_to_review(session=session, actor=tom, experiment_id=experiment_id, version_id=second.id)
-    shown = catches.results_on_production_cases(session, actor=lead, version_id=second.id)
+    shown = cases.results_on_production_cases(session, actor=lead, version_id=second.id)
     assert shown is not None and shown.passes_all and shown.passed == (case.case_key,)
-    old = catches.results_on_production_cases(session, actor=lead, version_id=first.id)
+    old = cases.results_on_production_cases(session, actor=lead, version_id=first.id)
     assert old is not None and old.failed == (case.case_key,)
+
+    # The old version's failed cell can itself become a case (its rule says what to check).
+    def from_cell_of(label: str):
+        return cases.add_case_from_cell(
+            session, actor=tom, experiment_id=experiment_id, case_id=case.case_key, variant=label
+        )
+
+    from_cell = from_cell_of(first_label)
+    assert json.loads(from_cell.assertions_json) == [{"type": "not-contains", "value": "money"}]
+    assert from_cell.source_request_id is None and json.loads(from_cell.source_json)["kind"] == "cell"
+    with pytest.raises(ValidationError, match="no failed cell"):
+        cases.add_case_from_cell(
+            session, actor=tom, experiment_id=experiment_id, case_id=case.case_key, variant=second_label
+        )
+    with pytest.raises(Conflict, match="already"):
+        cases.add_case_from_cell(
+            session, actor=tom, experiment_id=experiment_id, case_id=case.case_key, variant=first_label
+        )
 
     # 5. Approved and labelled, the same input is delivered.
     workflow.approve(session=session, actor=lead, version_id=second.id, comment="Passes the caught case")

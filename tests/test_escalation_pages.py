@@ -80,9 +80,9 @@ def test_the_catalog_shows_catches_cases_and_the_review_queue_a_versions_results
     create_prompt(session, directory, (MONEY_RULE,))
     with pytest.raises(HeldForReview) as caught:
         call_prompt(gateway, caller)
-    from core.experiments import catches
+    from core.experiments import production_cases as cases
 
-    catches.add_case(session, actor=directory.by_email(RAFAEL), source="held", ref=caught.value.held_id)
+    cases.add_case(session, actor=directory.by_email(RAFAEL), source="held", ref=caught.value.held_id)
     at = page(session, TOM, "pages/catalog.py")
     counted = table_with(at, "catches")
     assert list(counted["version"]) == ["v1"] and list(counted["action"]) == ["hold"]

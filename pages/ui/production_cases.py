@@ -7,6 +7,7 @@ import streamlit as st
 
 from core import db
 from core.experiments import catches
+from core.experiments import production_cases as cases
 from core.permissions import Actor
 from pages.ui.text import literal
 
@@ -14,7 +15,7 @@ from pages.ui.text import literal
 def show_results(actor: Actor, version_id: int, number: int) -> None:
     """One line on a version's results on its prompt's production-born cases."""
     with db.session_scope() as session:
-        results = catches.results_on_production_cases(session, actor=actor, version_id=version_id)
+        results = cases.results_on_production_cases(session, actor=actor, version_id=version_id)
     if results is None:
         return
     total = len(results.passed) + len(results.failed) + len(results.not_run)
@@ -32,7 +33,7 @@ def show_results(actor: Actor, version_id: int, number: int) -> None:
 def show_loop(actor: Actor, prompt_name: str, newest_version_id: int, newest_number: int) -> None:
     with db.session_scope() as session:
         counted = catches.catches_per_version(session, actor=actor, prompt_name=prompt_name)
-        cases = catches.production_cases(session, actor=actor, prompt_name=prompt_name)
+        made = cases.production_cases(session, actor=actor, prompt_name=prompt_name)
     st.markdown("**Catches per version**")
     if counted:
         st.dataframe(
@@ -52,7 +53,7 @@ def show_loop(actor: Actor, prompt_name: str, newest_version_id: int, newest_num
     else:
         st.caption("No escalation rule of this prompt has caught an answer yet.")
     st.markdown("**Cases made from production**")
-    if cases:
+    if made:
         st.dataframe(
             [
                 {
@@ -61,7 +62,7 @@ def show_loop(actor: Actor, prompt_name: str, newest_version_id: int, newest_num
                     "source": c["source"].get("ref", ""),
                     "checks": "; ".join(f"{a['type']} {a.get('value', '')}"[:80] for a in c["assertions"]),
                 }
-                for c in cases
+                for c in made
             ],
             hide_index=True,
             width="stretch",
