@@ -225,6 +225,11 @@ def test_a_low_feedback_score_becomes_a_case_and_a_good_one_does_not(session, di
             score=score,
         )
     tom = directory.by_email(TOM)
+    # The low score queued the answer for review after delivery; the good one did not.
+    [queued] = catches.review_queue(session, actor=directory.by_email(RAFAEL))
+    assert (queued.request_id, queued.rule, queued.action) == (low.request_id, "feedback", "feedback")
+    [event] = [e for e in actions(session, "gateway.feedback") if e.target_id == low.request_id]
+    assert json.loads(event.after_json)["queued_for_review"] is True
     with pytest.raises(ValidationError, match="low feedback"):
         cases.add_case(session, actor=tom, source="feedback", ref=good.request_id)
     case = cases.add_case(session, actor=tom, source="feedback", ref=low.request_id)

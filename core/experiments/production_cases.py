@@ -28,6 +28,7 @@ from core.db import saved_id
 from core.errors import Conflict, NotFound, ValidationError
 from core.experiments.catches import WRONG, answer_text, catch_by_id
 from core.experiments.results import run_from_json
+from core.gateway.catches import LOW_FEEDBACK
 from core.models.catalog import Prompt, PromptVersion
 from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
@@ -35,7 +36,6 @@ from core.permissions import Actor, Permission, require
 
 PRODUCTION_SET = "from-production"
 SOURCES = ("held", "catch", "feedback")
-LOW_FEEDBACK = 0  # a score at or below this counts as a user's catch
 
 
 def production_cases(session: Session, *, actor: Actor, prompt_name: str) -> list[dict[str, Any]]:
