@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from core import db
+from core.catalog import store
 from core.catalog.escalation import EscalationRule
 from core.errors import Conflict, InvalidTransition, PermissionDenied, ValidationError
 from core.experiments import catches
@@ -26,6 +27,7 @@ from core.models.gateway import GatewayCall, HeldRequest
 from core.retention import privacy, rules
 from tests.escalation_support import (
     MONEY_RULE,
+    QUESTION,
     RAFAEL,
     SYSTEM,
     TOM,
@@ -121,6 +123,14 @@ def test_a_person_trying_the_prompt_is_answered_and_nothing_is_held(session, dir
     result = call_prompt(gateway, Caller(actor=tom, team_id=team_by_name(session, "Support").id))
     assert "money" in result.body["choices"][0]["message"]["content"]
     assert rows(session, HeldRequest) == [] and rows(session, EscalationCatch) == []
+    # The playground says what production would have done with the answer.
+    from core.experiments import playground
+    from core.experiments.runner import VariantChoice
+
+    version_id = store.versions_of(session, store.prompt_by_name(session, "refund-helper").id)[0].id
+    [answer] = playground.run(session=session, actor=tom, variants=[VariantChoice(version_id)], variables=QUESTION)
+    assert answer.escalation == ("hold", "money-back") and "money" in answer.text
+    assert rows(session, HeldRequest) == []
 
 
 # ---- review after delivery ---------------------------------------------------------------

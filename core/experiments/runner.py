@@ -322,13 +322,15 @@ def _run_cell(
         threshold=threshold,
         assertions=tuple(_outcome_json(o) for o in evaluation.outcomes),
         error=evaluation.error,
-        escalation=_escalation(variant, case, result),
+        escalation=escalation_of(variant.version, case.variables, result),
     )
 
 
-def _escalation(variant: Variant, case: TestCaseSpec, result: CallResult) -> tuple[str, ...]:
-    """The rules production would fire on this answer: (action, rule, ...) or ()."""
-    version = variant.version
+def escalation_of(version: VersionSpec, variables: Mapping[str, Any], result: CallResult) -> tuple[str, ...]:
+    """The rules production would fire on this answer: (action, rule, ...) or ().
+
+    The playground and experiments run as people, whose calls the gateway never holds, so
+    they show what the version's rules would do instead."""
     if not version.escalation:
         return ()
     rules = compiled_for(
@@ -337,7 +339,7 @@ def _escalation(variant: Variant, case: TestCaseSpec, result: CallResult) -> tup
     fired = rules.evaluate(
         Answer(
             text=result.text,
-            variables=dict(case.variables),
+            variables=dict(variables),
             tool_names=[t.name for t in result.tool_calls],
             output_tokens=result.usage.output_tokens,
         )
