@@ -22,7 +22,7 @@ from core.gateway.feedback import record_feedback
 from core.models.audit import AuditEvent
 from core.models.budgets import BudgetHold, UsageRecord
 from core.models.escalation import EscalationCatch
-from core.models.experiments import TestSetCase
+from core.models.experiments import TestSet, TestSetCase
 from core.models.gateway import GatewayCall, HeldRequest
 from core.retention import privacy, rules
 from tests.escalation_support import (
@@ -246,3 +246,26 @@ def test_a_low_feedback_score_becomes_a_case_and_a_good_one_does_not(session, di
     assert json.loads(case.assertions_json)[0]["type"] == "not-contains"
     with pytest.raises(ValidationError, match="one of"):
         cases.add_case(session, actor=tom, source="gossip", ref=low.request_id)
+
+
+def test_retention_of_the_payload_classes_removes_the_case_and_the_catch_with_the_payload(
+    session, directory, gateway, caller
+):
+    from datetime import timedelta
+
+    from core import clock
+    from core.retention import enforce
+    from tests.retention_support import Clock, written
+
+    create_prompt(session, directory, (MONEY_RULE,))
+    with pytest.raises(HeldForReview) as caught:
+        call_prompt(gateway, caller)
+    lead = directory.by_email(RAFAEL)
+    cases.add_case(session, actor=lead, source="held", ref=caught.value.held_id)
+    session.commit()
+    for klass in ("request_payloads", "response_payloads"):
+        written(rules.set_rule, actor=lead, class_key=klass, period="1d", action="delete")
+    Clock(clock.now() + timedelta(days=3))
+    enforce.enforce(actor=lead)
+    assert rows(session, TestSetCase) == [] and rows(session, EscalationCatch) == []
+    assert [t.name for t in rows(session, TestSet)] == ["from-production"]  # the set stays, empty
