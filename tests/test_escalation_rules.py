@@ -14,6 +14,7 @@ from core.catalog.escalation import Answer, EscalationRule, compile_rules, compi
 from core.catalog.files import dump_prompt_file, load_prompt_text
 from core.catalog.spec import ModelParams, PromptSpec, content_hash
 from core.catalog.yaml_io import CatalogValidationError
+from core.errors import ValidationError
 from tests.escalation_support import version
 
 SCHEMA = {
@@ -277,3 +278,38 @@ def test_a_schema_beyond_the_subset_falls_back_to_jsonschema():
     assert compile_subset(schema) is None
     assert fired({"fails_schema": True}, ans('{"code": "abc"}'), schema) is True
     assert fired({"fails_schema": True}, ans('{"code": "ABC"}'), schema) is False
+
+
+# ---- the editor's form keeps, edits and checks the rules -------------------------------------
+
+
+def _edited(base, escalation):
+    from core.catalog import editor
+
+    return editor.build_version(
+        prompt=PromptSpec("refund-helper", "Support", "Answer refund questions", "low", "internal"),
+        model=base.model,
+        temperature=None,
+        max_tokens=None,
+        messages=[(m.role, m.content) for m in base.messages],
+        variables=editor.variables_text(base),
+        change_note="edit",
+        base=base,
+        escalation=escalation,
+    )[1]
+
+
+def test_the_editor_keeps_edits_and_refuses_rules_naming_them():
+    from core.catalog import editor
+
+    base = version((EscalationRule("legal", {"mentions": ["lawsuit"]}, "review_after"),))
+    assert _edited(base, None).escalation == base.escalation  # not shown: carried over
+    assert _edited(base, editor.escalation_text(base)).escalation == base.escalation  # shown, unchanged
+    assert _edited(base, "  ").escalation == ()  # cleared
+    changed = _edited(base, "- {name: vip, when: {variable: tier, equals: gold}, action: hold}\n")
+    assert changed.escalation == (EscalationRule("vip", {"variable": "tier", "equals": "gold"}, "hold"),)
+    with pytest.raises(CatalogValidationError) as caught:
+        _edited(base, "- {name: vip, when: {variable: plan, equals: gold}, action: hold}\n")
+    assert "escalation rule 'vip': reads the variable 'plan'" in str(caught.value.problems)
+    with pytest.raises(ValidationError, match="YAML list"):
+        _edited(base, "name: vip\n")
