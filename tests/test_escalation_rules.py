@@ -313,3 +313,24 @@ def test_the_editor_keeps_edits_and_refuses_rules_naming_them():
     assert "escalation rule 'vip': reads the variable 'plan'" in str(caught.value.problems)
     with pytest.raises(ValidationError, match="YAML list"):
         _edited(base, "name: vip\n")
+
+
+def test_a_reviewer_sees_each_rule_added_changed_or_removed_by_name():
+    from core.catalog.diff import ADDED, CHANGED, REMOVED, version_changes
+
+    before = version(
+        (
+            EscalationRule("legal", {"mentions": ["lawsuit"]}, "review_after"),
+            EscalationRule("vip", {"variable": "tier", "equals": "gold"}, "hold"),
+        )
+    )
+    after = version(
+        (
+            EscalationRule("legal", {"mentions": ["lawsuit"]}, "hold"),
+            EscalationRule("long", {"longer_than_tokens": 500}, "review_after"),
+        )
+    )
+    changes = {c.field: c.kind for c in version_changes(before, after)}
+    assert changes == {"escalation rule legal": CHANGED, "escalation rule vip": REMOVED, "escalation rule long": ADDED}
+    first = {c.field: c.kind for c in version_changes(None, before)}
+    assert first["escalation rule vip"] == ADDED
