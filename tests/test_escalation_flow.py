@@ -13,7 +13,7 @@ from core import db
 from core.catalog import store
 from core.catalog.escalation import EscalationRule
 from core.errors import Conflict, InvalidTransition, PermissionDenied, ValidationError
-from core.experiments import catches
+from core.experiments import catches, testset_store
 from core.experiments import production_cases as cases
 from core.gateway import policies
 from core.gateway.call_state import Caller
@@ -214,7 +214,19 @@ def test_retention_deleting_the_payload_by_sql_takes_the_case_with_it(session, d
     create_prompt(session, directory, (MONEY,))
     with pytest.raises(HeldForReview) as caught:
         call_prompt(gateway, caller)
-    cases.add_case(session, actor=directory.by_email(RAFAEL), source="held", ref=caught.value.held_id)
+    case = cases.add_case(session, actor=directory.by_email(RAFAEL), source="held", ref=caught.value.held_id)
+    # An engineer edits the set (a YAML round trip replaces its cases): the link survives.
+    tom = directory.by_email(TOM)
+    exported = testset_store.export_yaml(session, actor=tom, testset_id=case.testset_id)
+    testset_store.import_yaml(
+        session=session,
+        actor=tom,
+        prompt_id=store.prompt_by_name(session, "refund-helper").id,
+        text=exported,
+        name="from-production",
+    )
+    [kept] = rows(session, TestSetCase)
+    assert (kept.source_request_id, kept.source_json) == (case.source_request_id, case.source_json)
     session.commit()
     with db.get_engine().begin() as connection:
         connection.execute(text("DELETE FROM stored_payload"))
