@@ -1,4 +1,4 @@
-"""Catalog: every prompt, filtered; one prompt's versions, diffs, labels and reviews."""
+"""Catalog: every prompt, filtered; one prompt's versions, diffs, labels, reviews and catches."""
 
 import streamlit as st
 
@@ -9,7 +9,7 @@ from core.catalog.diff import version_changes
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import STATES
 from core.identity import people as identity
-from pages.ui import diff_view, layout
+from pages.ui import diff_view, layout, production_cases
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -76,8 +76,8 @@ if open_tiers:
             ):
                 risk_tiers.change_risk_tier(session=session, actor=actor, prompt_id=chosen, risk_tier=new_tier)
 
-versions_tab, diff_tab, labels_tab, reviews_tab = layout.tabs(
-    ["Versions", "Compare", "Label history", "Reviews"], key="catalog_tab"
+versions_tab, diff_tab, labels_tab, reviews_tab, loop_tab = layout.tabs(
+    ["Versions", "Compare", "Label history", "Reviews", "Catches"], key="catalog_tab"
 )
 with versions_tab:
     st.dataframe(
@@ -152,3 +152,6 @@ with reviews_tab:
         )
     else:
         st.caption("No reviews yet.")
+with loop_tab:
+    newest = max(detail.versions, key=lambda v: v.number)
+    production_cases.show_loop(actor, detail.prompt.name, newest.id, newest.number)

@@ -7,7 +7,7 @@ from core import db
 from core.budgets.money import format_micro
 from core.catalog import views
 from core.errors import QuorumError
-from core.experiments import report, service, testset_store
+from core.experiments import production_cases, report, service, testset_store
 from core.experiments.playground import runnable_versions
 from pages.ui import layout
 from pages.ui.text import literal
@@ -219,6 +219,25 @@ with results_tab:
                 )
             else:
                 st.info(report.empty_matrix_reason(run, failures_only=failures_only, differing_only=differing_only))
+            failed = [
+                (r["case"], r["variant"]) for r in report.matrix_rows(run, failures_only=True) if r["result"] != "pass"
+            ]
+            if failed and view.team_id in actor.team_ids:
+                case_col, add_col = st.columns([3, 1])
+                picked = case_col.selectbox(
+                    "Make a test case from a failed cell",
+                    failed,
+                    format_func=lambda pair: f"{pair[0]} under {pair[1]}",
+                    key="exp_cell_case",
+                )
+                if add_col.button("Add to test set", key="exp_cell_case_add"):
+                    with (
+                        db.session_scope(write=True) as session,
+                        layout.shows_errors("Added to the from-production set"),
+                    ):
+                        production_cases.add_case_from_cell(
+                            session, actor=actor, experiment_id=view.id, case_id=picked[0], variant=picked[1]
+                        )
             if view.team_id in actor.team_ids:
                 st.subheader("Attach to review")
                 with db.session_scope() as session:

@@ -1,8 +1,10 @@
-"""Held requests: calls held by moderation and answers flagged by the output scan."""
+"""Held requests: calls held by moderation, answers flagged by the output scan and answers a
+prompt's escalation rule held; a held answer can become a test case."""
 
 import streamlit as st
 
 from core import db
+from core.experiments import production_cases as cases
 from core.gateway import held as review_requests
 from core.identity import people as identity
 from pages.ui import layout, paging
@@ -53,7 +55,7 @@ for held in pending:
                 key=f"answer_{held.public_id}",
             )
         comment = st.text_input("Comment (required)", key=f"comment_{held.public_id}")
-        release_col, deny_col = st.columns(2)
+        release_col, deny_col, case_col = st.columns(3)
         if release_col.button("Release", key=f"release_{held.public_id}", type="primary"):
             with db.session_scope(write=True) as session, layout.shows_errors("Released"):
                 review_requests.decide(
@@ -64,6 +66,9 @@ for held in pending:
                 review_requests.decide(
                     session=session, actor=actor, public_id=held.public_id, release=False, comment=comment
                 )
+        if held.rule.startswith("escalation.") and case_col.button("Add to test set", key=f"case_{held.public_id}"):
+            with db.session_scope(write=True) as session, layout.shows_errors("Added to the prompt's test set"):
+                cases.add_case(session, actor=actor, source="held", ref=held.public_id)
 
 if pending_page.total > PENDING_PAGE or paging.cursor("pending") is not None:
     paging.controls("pending", pending_page)
@@ -86,3 +91,17 @@ st.dataframe(
     key="decided_table",
 )
 paging.controls("decided", decided_page)
+
+# A denied (or released) answer a prompt's escalation rule held becomes a test case here.
+caught = [h for h in decided_page.items if h.rule.startswith("escalation.")]
+if caught:
+    caught_names = {h.public_id: f"{h.public_id} · {h.rule} · {h.status}" for h in caught}
+    chosen = st.selectbox(
+        "Make a test case from a decided answer",
+        options=list(caught_names),
+        format_func=caught_names.__getitem__,
+        key="decided_case_choice",
+    )
+    if st.button("Add to test set", key="decided_case"):
+        with db.session_scope(write=True) as session, layout.shows_errors("Added to the prompt's test set"):
+            cases.add_case(session, actor=actor, source="held", ref=chosen)

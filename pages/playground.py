@@ -115,6 +115,7 @@ if reset_col.button("New conversation", key="pg_reset"):
     st.session_state["pg_history"], st.session_state["pg_answers"] = [], []
     st.rerun()
 
+_ESCALATION_WORDS = {"hold": "held for a lead", "block": "blocked", "review_after": "delivered and queued for review"}
 answers = st.session_state.get("pg_answers") or []
 if answers:
     for column, answer in zip(st.columns(len(answers)), answers, strict=True):
@@ -124,6 +125,14 @@ if answers:
                 st.warning(literal(answer.error))
             else:
                 st.markdown(literal(answer.text))
+            if answer.escalation:
+                action, *fired = answer.escalation
+                st.info(
+                    literal(
+                        f"In production this answer would be {_ESCALATION_WORDS[action]} (rule {', '.join(fired)})"
+                    ),
+                    icon=":material/front_hand:",
+                )
             st.caption(
                 f"{answer.input_tokens} in / {answer.output_tokens} out tokens · "
                 f"{format_micro(answer.cost_micro)} · {answer.latency_ms:.0f} ms · {answer.request_id}"

@@ -95,6 +95,11 @@ variables = st.text_area(
     value=editor.variables_text(base) if base else "",
     key=f"editor_variables_{suffix}",
 )
+escalation = st.text_area(
+    "Escalation rules (YAML list: name, when, action hold / review_after / block; see the README)",
+    value=editor.escalation_text(base) if base else "",
+    key=f"editor_escalation_{suffix}",
+)
 change_note = st.text_input("Change note", key=f"editor_note_{suffix}", placeholder="What changed, and why")
 
 try:
@@ -107,6 +112,7 @@ try:
         variables=variables,
         change_note=change_note or "-",
         base=base,
+        escalation=escalation,
     )
 except QuorumError as problem:
     version = None
@@ -150,6 +156,7 @@ if st.button(
             variables=variables,
             change_note=change_note,
             base=base,
+            escalation=escalation,
         )
         if choice is None:
             store.create_prompt(session=session, actor=actor, prompt=prompt, version=version)

@@ -5,7 +5,7 @@ import streamlit as st
 from core import db
 from core.catalog import labels, views, workflow
 from core.permissions import Permission
-from pages.ui import confirm, diff_view, layout
+from pages.ui import confirm, diff_view, layout, production_cases
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -50,6 +50,7 @@ for item in queue:
                 width="stretch",
                 key=f"evidence_{item.version_id}",
             )
+        production_cases.show_results(actor, item.version_id, item.number)
         if item.superseded_by:
             st.warning(
                 literal(f"Superseded: {item.superseded_by} is newer and already approved."),

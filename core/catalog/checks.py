@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import jsonschema
 from jinja2 import TemplateSyntaxError, meta, nodes
 
+from core.catalog.escalation import response_schema_of, rule_problems
 from core.catalog.render import message_label
 from core.catalog.sandbox import MAX_RANGE, MAX_RENDERED_CHARS, TEMPLATE_ENVIRONMENT
 from core.catalog.spec import VersionSpec
@@ -54,7 +55,22 @@ def static_checks(version: VersionSpec) -> list[Finding]:
     findings += _secret_findings(version)
     findings += _schema_findings(version)
     findings += _param_findings(version)
+    findings += [Finding(ERROR, "escalation-rule", problem) for problem in escalation_problems(version)]
     return findings
+
+
+def escalation_problems(version: VersionSpec) -> list[str]:
+    """Why the version's escalation rules cannot run, each message naming its rule."""
+    if not version.escalation:
+        return []
+    response_format = version.params.response_format or {}
+    return rule_problems(
+        version.escalation,
+        response_schema=response_schema_of(response_format),
+        json_answer=response_format.get("type") in ("json_object", "json_schema"),
+        variables=version.variable_names,
+        tools=[t.name for t in version.tools],
+    )
 
 
 def _template_findings(version: VersionSpec) -> list[Finding]:

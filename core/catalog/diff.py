@@ -2,7 +2,7 @@
 
 A diff of the whole YAML text counts block markers (``|-``) and re-indentation as changes and
 cuts long messages off; here each message, parameter, variable and tool is compared on its
-own, a message's text line by line, and a change that only moves whitespace says so (it can
+own (escalation rules by name), a message's text line by line, and a change that only moves whitespace says so (it can
 still matter to a model, but a reviewer should not have to hunt for it).
 """
 
@@ -37,6 +37,9 @@ def version_changes(old: VersionSpec | None, new: VersionSpec) -> list[FieldChan
             added = _text_change(f"message {index} ({message.role})", "", message.content)
             if added is not None:
                 changes.append(added)
+        for rule in new.escalation:
+            shown = _shown({"when": dict(rule.when), "action": rule.action})
+            changes.append(FieldChange(f"escalation rule {rule.name}", ADDED, "", shown))
         return changes
     _value(changes, "model", old.model, new.model)
     for name in ("temperature", "max_tokens", "reasoning_effort", "response_format"):
@@ -59,6 +62,11 @@ def version_changes(old: VersionSpec | None, new: VersionSpec) -> list[FieldChan
     new_tools = {t.name: _shown({"description": t.description, "parameters": t.parameters}) for t in new.tools}
     for name in [*old_tools, *(n for n in new_tools if n not in old_tools)]:
         _value(changes, f"tool {name}", old_tools.get(name, ""), new_tools.get(name, ""))
+    # Escalation rules decide what reaches a person: each one is shown by name.
+    old_rules = {r.name: _shown({"when": dict(r.when), "action": r.action}) for r in old.escalation}
+    new_rules = {r.name: _shown({"when": dict(r.when), "action": r.action}) for r in new.escalation}
+    for name in [*old_rules, *(n for n in new_rules if n not in old_rules)]:
+        _value(changes, f"escalation rule {name}", old_rules.get(name, ""), new_rules.get(name, ""))
     return changes
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from core.catalog.escalation import rules_content
 from core.catalog.files import parse_prompt_document
 from core.catalog.spec import PromptSpec, VersionSpec, prompt_to_dict, version_content
+from core.catalog.yaml_io import dump_yaml, parse_yaml
 from core.errors import ValidationError
 
 
@@ -28,6 +30,11 @@ def variables_text(version: VersionSpec) -> str:
     return "\n".join(f"{v.name}: {v.type}" + (f": {v.description}" if v.description else "") for v in version.variables)
 
 
+def escalation_text(version: VersionSpec) -> str:
+    """The version's escalation rules as the YAML list the form edits ("" when it has none)."""
+    return dump_yaml(rules_content(version.escalation)) if version.escalation else ""
+
+
 def build_version(
     *,
     prompt: PromptSpec,
@@ -38,8 +45,10 @@ def build_version(
     variables: str,
     change_note: str,
     base: VersionSpec | None = None,
+    escalation: str | None = None,
 ) -> tuple[PromptSpec, VersionSpec]:
-    """Specs from the form; tools, response format and reasoning effort carry over from `base`."""
+    """Specs from the form; tools, response format and reasoning effort carry over from `base`,
+    and so do its escalation rules unless ``escalation`` (the rules' YAML list) is given."""
     params = dict(version_content(base)["params"]) if base else {}
     params.pop("temperature", None)
     params.pop("max_tokens", None)
@@ -57,4 +66,12 @@ def build_version(
     }
     if base and base.tools:
         document["tools"] = version_content(base)["tools"]
+    if escalation is None:
+        if base and base.escalation:
+            document["escalation"] = rules_content(base.escalation)
+    elif escalation.strip():
+        rules = parse_yaml(escalation, "the escalation rules")
+        if not isinstance(rules, list):
+            raise ValidationError("Escalation rules: write a YAML list, one '- name: ...' item per rule")
+        document["escalation"] = rules
     return parse_prompt_document(document, "the form")

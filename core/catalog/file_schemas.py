@@ -59,6 +59,43 @@ _RESPONSE_FORMAT = {
     "else": {"not": {"required": ["json_schema"]}},
 }
 
+# The rule's condition is checked for meaning (one condition, pairs, a regex that
+# compiles, fields the version has) by core.catalog.escalation, which names the rule.
+_ESCALATION_RULE = {
+    "type": "object",
+    "required": ["name", "when", "action"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$",
+            "x-hint": "is not a valid rule name: lower-case words joined by '-' (e.g. low-confidence)",
+        },
+        "when": {
+            "type": "object",
+            "minProperties": 1,
+            "x-hint": "needs one condition, e.g. {mentions: [refund]} or {field: confidence, below: 0.6}",
+            "properties": {
+                "fails_schema": {"const": True},
+                "matches": {"type": "string", "minLength": 1},
+                "not_matches": {"type": "string", "minLength": 1},
+                "field": {"type": "string", "pattern": r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"},
+                "below": {"type": "number"},
+                "above": {"type": "number"},
+                "mentions": {"type": "array", "minItems": 1, "items": _NON_EMPTY_TEXT},
+                "tool_calls": {"type": "array", "minItems": 1, "items": _NON_EMPTY_TEXT},
+                "longer_than_tokens": {"type": "integer", "minimum": 0},
+                "risk_flags": {"type": "array", "minItems": 1, "items": _NON_EMPTY_TEXT},
+                "variable": {"type": "string", "pattern": VARIABLE_NAME_PATTERN},
+                "equals": True,
+                "in": {"type": "array", "minItems": 1},
+            },
+            "additionalProperties": False,
+        },
+        "action": {"enum": ["hold", "review_after", "block"]},
+    },
+    "additionalProperties": False,
+}
+
 PROMPT_FILE_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "Quorum prompt file (prompts/<name>.yaml)",
@@ -132,6 +169,7 @@ PROMPT_FILE_SCHEMA = {
                 "additionalProperties": False,
             },
         },
+        "escalation": {"type": "array", "items": _ESCALATION_RULE},
         "change_note": {"type": "string"},
     },
     "additionalProperties": False,

@@ -27,6 +27,10 @@ file becomes the next draft version. Layout (keys in this order when dumped)::
       - name: create_ticket
         description: ...
         parameters: {JSON Schema of the arguments}
+    escalation:                      # optional; see core.catalog.escalation
+      - name: low-confidence
+        when: {field: confidence, below: 0.6}
+        action: hold                 # hold | review_after | block
 
 A ``list`` variable holds JSON-like items (strings, numbers, booleans or small mappings),
 so a template can loop over knowledge-base snippets and read ``snippet.title``.
@@ -34,9 +38,11 @@ so a template can loop over knowledge-base snippets and read ``snippet.title``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from core.catalog.checks import escalation_problems
 from core.catalog.file_schemas import PROMPT_FILE_SCHEMA
 from core.catalog.spec import (
     PromptSpec,
@@ -55,7 +61,7 @@ def parse_prompt_document(
     document: Any, source: str, *, expected_name: str | None = None
 ) -> tuple[PromptSpec, VersionSpec]:
     """Validate an already-parsed document (a dict from YAML, JSON or a form) and build specs."""
-    problems = schema_problems(document, PROMPT_FILE_SCHEMA, source)
+    problems = [_naming_rules(problem, document) for problem in schema_problems(document, PROMPT_FILE_SCHEMA, source)]
     if not problems and expected_name is not None and document["name"] != expected_name:
         problems.append(
             f"{source}: name: '{document['name']}' does not match the file name '{expected_name}{PROMPT_FILE_SUFFIX}'"
@@ -64,7 +70,25 @@ def parse_prompt_document(
         raise CatalogValidationError(problems)
     prompt = prompt_from_dict(document)
     version = version_from_content(document, change_note=document.get("change_note", ""))
+    problems = [f"{source}: {problem}" for problem in escalation_problems(version)]
+    if problems:
+        raise CatalogValidationError(problems)
     return prompt, version
+
+
+def _naming_rules(problem: str, document: Any) -> str:
+    """'escalation.2.when: ...' -> "escalation rule 'legal-threat'.when: ...": people know rules by name."""
+    rules = document.get("escalation") if isinstance(document, dict) else None
+    if not isinstance(rules, list):
+        return problem
+
+    def named(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        rule = rules[index] if index < len(rules) else None
+        name = rule.get("name") if isinstance(rule, dict) else None
+        return f"escalation rule '{name}'" if isinstance(name, str) else match.group(0)
+
+    return re.sub(r"escalation\.(\d+)", named, problem, count=1)
 
 
 def load_prompt_text(text: str, source: str = "<prompt>") -> tuple[PromptSpec, VersionSpec]:
@@ -117,6 +141,8 @@ def prompt_document(prompt: PromptSpec, version: VersionSpec) -> dict[str, Any]:
     document["messages"] = content["messages"]
     if content["tools"]:
         document["tools"] = content["tools"]
+    if "escalation" in content:
+        document["escalation"] = content["escalation"]
     return document
 
 

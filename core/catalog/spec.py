@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.catalog.escalation import EscalationRule, rules_content, rules_from_content
+
 TEAMS = ("Support", "Marketing", "Legal", "Data")
 RISK_TIERS = ("low", "medium", "high")
 DATA_CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
@@ -89,6 +91,7 @@ class VersionSpec:
     params: ModelParams = field(default_factory=ModelParams)
     tools: tuple[ToolSpec, ...] = ()
     change_note: str = ""
+    escalation: tuple[EscalationRule, ...] = ()  # core.catalog.escalation
 
     def variable(self, name: str) -> VariableSpec | None:
         return next((v for v in self.variables if v.name == name), None)
@@ -134,7 +137,7 @@ def version_content(version: VersionSpec) -> dict[str, Any]:
         )
         if value is not None
     }
-    return {
+    content: dict[str, Any] = {
         "model": version.model,
         "params": _plain(params),
         "variables": {v.name: {"type": v.type, "description": v.description} for v in version.variables},
@@ -143,6 +146,9 @@ def version_content(version: VersionSpec) -> dict[str, Any]:
             {"name": t.name, "description": t.description, "parameters": _plain(t.parameters)} for t in version.tools
         ],
     }
+    if version.escalation:
+        content["escalation"] = _plain(rules_content(version.escalation))
+    return content
 
 
 def version_from_content(content: Mapping[str, Any], *, change_note: str = "") -> VersionSpec:
@@ -167,13 +173,14 @@ def version_from_content(content: Mapping[str, Any], *, change_note: str = "") -
             ToolSpec(t["name"], t.get("description", ""), t.get("parameters") or {}) for t in content.get("tools") or ()
         ),
         change_note=change_note,
+        escalation=rules_from_content(content.get("escalation")),
     )
 
 
 def content_hash(version: VersionSpec) -> str:
     """SHA-256 hex of the canonical JSON of a version's content.
 
-    Covers messages, variables, model, params and tools; not the change note (nor author
+    Covers messages, variables, model, params, tools and escalation rules; not the change note (nor author
     or time, which are not part of a spec). Keys are sorted and integral floats are
     written as integers, so dict ordering, YAML styling and '1' vs '1.0' do not move it.
     """

@@ -17,11 +17,12 @@ from typing import Any
 from sqlmodel import Session
 
 from core.catalog.render import render_messages
+from core.catalog.spec import VersionSpec
 from core.catalog.store import APPROVED, get_prompt, get_version, version_spec, versions_of
 from core.db import saved_id
 from core.errors import ValidationError
 from core.experiments.gateway_call import result_of
-from core.experiments.runner import Variant, VariantChoice
+from core.experiments.runner import Variant, VariantChoice, escalation_of
 from core.gateway.call_state import Caller
 from core.gateway.pipeline import GatewayRequest
 from core.gateway.wiring import default_gateway
@@ -40,6 +41,8 @@ class Answer:
     latency_ms: float
     request_id: str
     error: str | None = None
+    # What production's escalation rules would do with this answer: (action, rule, ...) or ().
+    escalation: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def _prepare(
     variables: Mapping[str, Any],
     history: Sequence[Mapping[str, str]],
     index: int,
-) -> tuple[str, int, dict[str, Any]]:
+) -> tuple[str, int, dict[str, Any], VersionSpec, dict[str, Any]]:
     version = get_version(session, choice.version_id)
     prompt = get_prompt(session, version.prompt_id)
     require(actor, Permission.PLAYGROUND_RUN)
@@ -122,10 +125,12 @@ def _prepare(
     if variant.openai_tools():
         body["tools"] = variant.openai_tools()
     label = f"#{index + 1} v{version.number} · {variant.model_name}"
-    return label, team_id, body
+    return label, team_id, body, variant.version, dict(variables)
 
 
-def _call(actor: Actor, label: str, team_id: int, body: dict[str, Any]) -> Answer:
+def _call(
+    actor: Actor, label: str, team_id: int, body: dict[str, Any], version: VersionSpec, variables: dict[str, Any]
+) -> Answer:
     started = time.perf_counter()
     try:
         # Never from the response cache: variants side by side (often the same version twice,
@@ -154,4 +159,5 @@ def _call(actor: Actor, label: str, team_id: int, body: dict[str, Any]) -> Answe
         result.cost_micro,
         result.latency_ms,
         response.request_id,
+        escalation=escalation_of(version, variables, result),
     )

@@ -25,6 +25,7 @@ def matrix_rows(
                     "variant": label,
                     "result": entry.label,
                     "reason": entry.reason,
+                    "escalation": entry.escalation,
                     "output": shown_output(entry),
                     "input tokens": round(entry.input_tokens, 1),
                     "output tokens": round(entry.output_tokens, 1),
@@ -33,6 +34,16 @@ def matrix_rows(
                 }
             )
     return rows
+
+
+def failed_cells(run: ExperimentRun) -> list[tuple[str, str]]:
+    """(case, variant) of every case a variant ran and did not always pass."""
+    return [
+        (row.case_id, label)
+        for row in matrix(run)
+        for label, entry in row.entries.items()
+        if entry.runs and entry.passed < entry.runs
+    ]
 
 
 def shown_output(entry: MatrixEntry) -> str:

@@ -36,6 +36,9 @@ class CellResult:
     threshold: float = 1.0
     assertions: tuple[Mapping[str, Any], ...] = ()
     error: str | None = None
+    # The version's escalation rules that fired on this answer (the strongest action first),
+    # as production would have applied them: e.g. ("hold", "low-confidence").
+    escalation: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class MatrixEntry:
     output_tokens: float
     latency_ms: float
     cost_micro: int
+    # What production's escalation rules would do with the first answer a rule fired on:
+    # "hold: low-confidence"; "" when none fired.
+    escalation: str = ""
 
     @property
     def label(self) -> str:
@@ -140,6 +146,14 @@ def matrix(run: ExperimentRun, *, failures_only: bool = False, differing_only: b
                 output_tokens=mean([c.output_tokens for c in cells]),
                 latency_ms=mean([c.latency_ms for c in cells]),
                 cost_micro=sum(c.cost_micro for c in cells),
+                escalation=next(
+                    (
+                        f"{c.escalation[0].replace('_', ' ')}: {', '.join(c.escalation[1:])}"
+                        for c in cells
+                        if c.escalation
+                    ),
+                    "",
+                ),
             )
         row = MatrixRow(case_id, entries)
         if (failures_only and not row.has_failure) or (differing_only and not row.variants_differ):
@@ -229,6 +243,7 @@ def _cell_from_json(data: Mapping[str, Any]) -> CellResult:
             **data,
             "tool_calls": tuple(data.get("tool_calls") or ()),
             "assertions": tuple(data.get("assertions") or ()),
+            "escalation": tuple(data.get("escalation") or ()),
         }
     )
 

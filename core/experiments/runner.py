@@ -26,6 +26,7 @@ from core import clock
 from core.budgets.money import format_micro
 from core.budgets.pricing import PriceBook, worst_case_cost_micro
 from core.budgets.tokens import DEFAULT_MAX_OUTPUT_TOKENS, chat_input_tokens_upper_bound
+from core.catalog.escalation import Answer, compiled_for, response_schema_of
 from core.catalog.render import render_messages
 from core.catalog.spec import VersionSpec, content_hash, version_content
 from core.catalog.testsets import TestCaseSpec, TestSetSpec
@@ -321,7 +322,29 @@ def _run_cell(
         threshold=threshold,
         assertions=tuple(_outcome_json(o) for o in evaluation.outcomes),
         error=evaluation.error,
+        escalation=escalation_of(variant.version, case.variables, result),
     )
+
+
+def escalation_of(version: VersionSpec, variables: Mapping[str, Any], result: CallResult) -> tuple[str, ...]:
+    """The rules production would fire on this answer: (action, rule, ...) or ().
+
+    The playground and experiments run as people, whose calls the gateway never holds, so
+    they show what the version's rules would do instead."""
+    if not version.escalation:
+        return ()
+    rules = compiled_for(
+        ("content", content_hash(version)), version.escalation, response_schema_of(version.params.response_format)
+    )
+    fired = rules.evaluate(
+        Answer(
+            text=result.text,
+            variables=dict(variables),
+            tool_names=[t.name for t in result.tool_calls],
+            output_tokens=result.usage.output_tokens,
+        )
+    )
+    return () if fired is None else (fired.action, *fired.rules)
 
 
 def _outcome_json(outcome: AssertionOutcome) -> dict[str, Any]:

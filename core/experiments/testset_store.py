@@ -119,6 +119,7 @@ def save_testset(
     _check_variables(session, prompt, spec)
     testset = session.exec(select(TestSet).where(TestSet.prompt_id == prompt.id, TestSet.name == name)).first()
     before = None
+    sources: dict[str, tuple[str | None, str | None]] = {}
     with committing(session):
         if testset is None:
             testset = TestSet(prompt_id=saved_id(prompt), team_id=prompt.team_id, name=name, updated_by=actor.ref)
@@ -126,12 +127,24 @@ def save_testset(
             session.flush()
         else:
             before = {"cases": _case_count(session, saved_id(testset))}
+            # A case made from production keeps its link to the call it came from (and so
+            # its retention) through an edit of the set, by its id.
+            sources = {
+                key: (request_id, source)
+                for key, request_id, source in session.exec(
+                    select(TestSetCase.case_key, TestSetCase.source_request_id, TestSetCase.source_json).where(
+                        TestSetCase.testset_id == testset.id, col(TestSetCase.source_json).is_not(None)
+                    )
+                )
+            }
             session.exec(delete(TestSetCase).where(col(TestSetCase.testset_id) == testset.id))
         testset.description, testset.pass_threshold = spec.description, spec.pass_threshold
         testset.updated_by, testset.updated_at = actor.ref, clock.now()
         session.add(testset)
         for position, case in enumerate(spec.cases):
-            session.add(_case_row(saved_id(testset), position, case))
+            row = _case_row(saved_id(testset), position, case)
+            row.source_request_id, row.source_json = sources.get(case.id, (None, None))
+            session.add(row)
         session.flush()
         record(
             session,

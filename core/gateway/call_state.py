@@ -58,3 +58,5 @@ class CallState:
     # output guardrails, moderation, the cache and a stream's settle all apply this one.
     policy: GuardrailPolicy = field(default_factory=GuardrailPolicy)
     gateway_settings: GatewaySettings = field(default_factory=GatewaySettings)
+    # The prompt version's compiled escalation rules and the call's variables (core.gateway.escalation).
+    escalation: Any = None

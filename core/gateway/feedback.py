@@ -1,7 +1,8 @@
 """Feedback on gateway answers: an application rates an answer by the request id it got back.
 
 Stored next to the call log, so live A/B comparisons can put user satisfaction beside
-latency, cost and errors. A team may rate only its own requests.
+latency, cost and errors. A team may rate only its own requests. A low score on a catalog
+prompt's answer queues it for review after delivery (core.gateway.catches).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlmodel import Session, select
 from core import clock
 from core.audit.record import committing, record
 from core.errors import NotFound, ValidationError
+from core.gateway.catches import queue_low_feedback
 from core.guardrails.saved_text import refuse_secrets
 from core.models.experiments import RequestFeedback
 from core.models.gateway import GatewayCall
@@ -60,6 +62,7 @@ def record_feedback(
     )
     with committing(session):
         session.add(row)
+        queued = queue_low_feedback(session, call, row.score)
         session.flush()
         # The comment is the end user's words: it stays out of the audit log.
         record(
@@ -69,6 +72,6 @@ def record_feedback(
             target_type="gateway_request",
             target_id=call.request_id,
             team_id=team_id,
-            after={"feedback_id": row.id, "score": row.score},
+            after={"feedback_id": row.id, "score": row.score, **({"queued_for_review": True} if queued else {})},
         )
     return row

@@ -27,7 +27,7 @@ from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper
 from core.budgets.usage import usage_from_openai
 from core.catalog.render import render_messages
 from core.errors import BudgetExceeded, NotFound, QuorumError, ValidationError
-from core.gateway import cache, moderation, policies, rate_limits, responses, validation
+from core.gateway import cache, escalation, moderation, policies, rate_limits, responses, validation
 from core.gateway.call_state import Caller, CallState
 from core.gateway.errors import (
     GuardrailBlocked,
@@ -249,6 +249,7 @@ class Gateway:
             call.prompt_name, call.prompt_version = resolved.name, resolved.version
             call.prompt_id, call.prompt_version_id = resolved.prompt_id, resolved.version_id
             call.cache_ttl_s = resolved.cache_ttl_s
+            escalation.attach(call, resolved.spec, request.prompt.variables, body)
             body = {
                 **{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
                 **prompt_params(resolved.spec),
@@ -419,11 +420,16 @@ class Gateway:
         usage = usage_from_openai(response.get("usage") or {"prompt_tokens": 0})
         if call.kind == "responses" and isinstance(response.get("id"), str):
             call.response_id = response["id"][:80]
-        hold = None
+        hold = fired = None
         if call.kind in ("chat", "responses"):
             with span("gateway.guardrails.output"):
                 response, hold = self._output_guardrails(call, response)
+                fired = escalation.verdict(call, response, usage) if hold is None else None
+                hold = hold or escalation.hold_for(call, fired, response)
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
+        if (refusal := escalation.blocked(fired)) is not None:
+            self._settle(call, status="blocked", http_status=400, usage=usage, cost=cost, rule=refusal.rule)
+            raise refusal
         ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s
         with span("gateway.settle"):
             response_json = self._settle(
@@ -434,8 +440,8 @@ class Gateway:
                 usage=usage,
                 cost=cost,
                 hold=hold,
-                rule=hold.rule if hold else None,
-                cache_key=None if hold or not call.use_cache else key,
+                rule=hold.rule if hold else escalation.rule_of(fired),
+                cache_key=None if hold or fired or not call.use_cache else key,
                 cache_ttl_s=ttl,
             )
         if hold is not None:

@@ -22,6 +22,7 @@ from core import clock, db
 from core.audit.record import prepare_event
 from core.budgets.usage import Usage
 from core.gateway.call_state import CallState
+from core.gateway.escalation import stored_variables
 from core.gateway.group_commit import GroupCommit
 from core.gateway.ports import BudgetGate, CallOutcome
 from core.gateway.writeback import BudgetSettle, CacheWrite, SettledCall, write_back
@@ -83,7 +84,9 @@ def settle(
     # Serialized once, outside the write lock: the stored payload and the cache entry share it.
     response_json = json.dumps(response) if response is not None else None
     request_json = (
-        _payload(call.sent, call.findings) if call.sent is not None or response is not None or call.findings else None
+        _payload(call.sent, call.findings, stored_variables(call))
+        if call.sent is not None or response is not None or call.findings
+        else None
     )
     settled = SettledCall(
         row=row,
@@ -120,7 +123,8 @@ def settle(
                     latency_ms=round(row["latency_ms"]),
                 ),
             )
-            if call.reservation is not None and status in ("ok", "held")
+            # "blocked" with a reservation: an answer an escalation rule refused, after the model ran.
+            if call.reservation is not None and status in ("ok", "held", "blocked")
             else None
         ),
     )
@@ -163,9 +167,12 @@ def _write(engine_ref: weakref.ref[Engine], calls: Sequence[SettledCall]) -> Non
             raise
 
 
-def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]]) -> str:
+def _payload(sent: dict[str, Any] | None, findings: list[dict[str, Any]], variables: dict[str, Any] | None) -> str:
     # A blocked request is stored as its findings only (masked): its text may hold a secret.
-    return json.dumps({"request": sent, "findings": findings}, default=str)
+    payload: dict[str, Any] = {"request": sent, "findings": findings}
+    if variables is not None:
+        payload["variables"] = variables  # redacted: what a test case made from this call starts from
+    return json.dumps(payload, default=str)
 
 
 def _event(row: dict[str, Any], hold) -> dict[str, Any]:

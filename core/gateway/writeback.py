@@ -25,6 +25,7 @@ from core.audit.record import record_rows
 from core.budgets import rollups
 from core.budgets.usage import Usage
 from core.gateway import cache
+from core.gateway.catches import write_catches
 from core.gateway.ports import BudgetGate, CallOutcome, Reservation
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.retention.payloads import minimized_payload
@@ -165,6 +166,7 @@ WRITERS: list[Writer] = [
     write_calls,
     write_payloads,
     write_holds,
+    write_catches,
     write_cache,
     write_budgets,
     write_rollups,

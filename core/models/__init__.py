@@ -11,6 +11,7 @@ from core.models.budgets import (
     UsageRecord,
 )
 from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptReview, PromptVersion, ReviewEvidence
+from core.models.escalation import EscalationCatch
 from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase, TrafficSplit
 from core.models.gateway import (
     CacheEntry,
@@ -42,6 +43,7 @@ __all__ = [
     "BudgetHold",
     "BudgetPeriod",
     "CacheEntry",
+    "EscalationCatch",
     "GatewayCall",
     "HeldRequest",
     "Membership",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core import clock
@@ -48,6 +48,15 @@ class TestSetCase(SQLModel, table=True):
     variables_json: str = Field(sa_type=Text)
     assertions_json: str = Field(sa_type=Text)
     pass_threshold: float | None = Field(default=None)
+    # A case made from production (a held request, a reviewed answer, feedback): the call it
+    # came from. Deleting that call's stored payload (retention, erasure) deletes the case.
+    source_request_id: str | None = Field(
+        default=None,
+        sa_column=Column(
+            String(40), ForeignKey("stored_payload.request_id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )
+    source_json: str | None = Field(default=None, sa_type=Text)  # {"kind": ..., "ref": ...}
 
 
 class Experiment(SQLModel, table=True):

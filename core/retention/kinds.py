@@ -110,6 +110,21 @@ register(
 )
 register(
     RecordKind(
+        # What an escalation rule or a low score caught, and a reviewer's "should have said":
+        # kept as long as the answers it is about.
+        key="escalation_catch",
+        label="Escalation catches and answer reviews",
+        table="escalation_catch",
+        id_column="id",
+        time_column="created_at",
+        classes=("response_payloads",),
+        team_sql="team_id",
+        person_sql=_CALL_BY_PERSON,
+        prompt_sql=_CALL_BY_PROMPT,
+    )
+)
+register(
+    RecordKind(
         key="gateway_call",
         label="Gateway call log",
         table="gateway_call",

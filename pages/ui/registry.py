@@ -37,6 +37,9 @@ PAGES: list[PageSpec] = [
         "pages/held_requests.py", "Held requests", ":material/front_hand:", "Governance", Permission.REQUEST_REVIEW
     ),
     PageSpec(
+        "pages/answer_review.py", "Answer review", ":material/rate_review:", "Governance", Permission.REQUEST_REVIEW
+    ),
+    PageSpec(
         "pages/retention.py", "Retention & privacy", ":material/auto_delete:", "Governance", Permission.RETENTION_READ
     ),
     PageSpec("pages/audit_log.py", "Audit log", ":material/history:", "Audit", Permission.AUDIT_READ),
