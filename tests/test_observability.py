@@ -267,3 +267,41 @@ def test_a_90_day_view_reads_edge_hours_and_whole_days_and_equals_the_call_log(s
         ["gpt-4.1", "gpt-4o", "gpt-4o-mini"],
         ["support-answer", "ticket-triage"],
     )
+
+
+def test_the_charts_read_well_small_rates_whole_calls_and_named_percentiles(session, directory):
+    """A few calls and a rate under one percent: the rate axis has decimals (not 0%, 0%, 1%),
+    the count axes step by whole calls, the latency legend names the group and percentile."""
+    import json
+
+    support = team_id(session)
+    for index in range(300):
+        failed = index == 0
+        add_call(
+            session,
+            team=support,
+            at=clock.now() - timedelta(days=index % 3, minutes=index),
+            status="upstream_error" if failed else "ok",
+            http_status=502 if failed else 200,
+        )
+    add_call(session, team=support, status="blocked", http_status=400, at=clock.now() - timedelta(days=1))
+    session.commit()
+    from core.identity import people as identity
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["demo_person_id"] = identity.person_by_email(session, "daniel.kim@example.com").id
+    at.run()
+    at.switch_page("pages/observability.py").run()
+    assert not at.exception, at.exception
+    charts = {}
+    for element in at.get("plotly_chart"):
+        figure = json.loads(element.proto.spec)
+        charts[figure["layout"]["title"]["text"]] = figure
+    rates = charts["Error, 429 and cache-hit rates"]["layout"]["yaxis"]
+    assert rates["tickformat"] in (".1%", ".2%")
+    guarded = charts["Blocked and held requests"]["layout"]["yaxis"]
+    assert (guarded["dtick"], guarded["tickformat"]) == (1, ",d")
+    assert charts["Calls per day"]["layout"]["yaxis"]["tickformat"] == ",d"
+    names = {trace["name"] for trace in charts["Latency p50 and p95 (ms)"]["data"]}
+    assert names == {"Support (p50)", "Support (p95)"}
+    assert any("Spend shows the ledger" in caption.value for caption in at.caption)
