@@ -580,3 +580,61 @@ def test_a_month_that_starts_mid_hour_still_sums_exactly(session, directory, mon
     day = reports.breakdown(session, actor=finance, period=november, by="day")
     shown = ledger_pages.calls_page(session, actor=finance, breakdown=day, group="2026-11-13").frame
     assert list(shown["cost_usd"]) == ["0.060000"]
+
+
+def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
+    """An installation with hourly roll-ups gets its daily ones from the migration, hour for hour:
+    calls on both sides of a UTC midnight land on their own days."""
+    from core import migrate
+
+    url = f"sqlite:///{tmp_path / 'before.db'}"
+    migrate.upgrade(url, "0021")
+    engine = db.get_engine(url)
+    midnight = datetime(2026, 11, 20, tzinfo=UTC)
+    rows = [
+        {
+            "created_at": midnight + timedelta(minutes=minutes),
+            "team_id": 1 + index % 2,
+            "key_id": index % 3,
+            "actor": f"key:{index % 3}",
+            "prompt_name": ("", "support-answer")[index % 2],
+            "prompt_version": str(index % 4),
+            "model": ("gpt-4o", "gpt-4o-mini")[index % 2],
+            "status": ("ok", "ok", "blocked", "upstream_error")[index % 4],
+            "http_status": (200, 200, 400, 502)[index % 4],
+            "cache_hit": index % 5 == 0,
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cost_micro": 7,
+            "latency_ms": 50.0 + index * 13,
+        }
+        for index, minutes in enumerate([-61, -1, 0, 1, 59, 60, 23 * 60 + 59, 24 * 60, 3000, -3000, -2, 2])
+    ]
+    groups, latencies = rollups.call_groups(rows)
+    with engine.begin() as connection:
+        rollups.add_groups(connection, CALL, groups)
+        rollups.add_groups(connection, LATENCY, latencies)
+    migrate.upgrade(url)
+    with engine.connect() as connection:
+        daily = {
+            (r.day, r.team_id, r.prompt_name, r.model): [
+                r.calls,
+                r.ok,
+                r.errors,
+                r.rejected_429,
+                r.blocked,
+                r.held,
+                r.cache_hits,
+                r.cost_micro,
+            ]
+            for r in connection.execute(select(DAILY))
+        }
+        histogram = {tuple(r[:5]): r.calls for r in connection.execute(select(DAILY_LATENCY))}
+    hourly = {key: [sums[i] for i in (0, 1, 2, 3, 4, 5, 6, 9)] for key, sums in groups.items()}
+    assert daily == per_day(hourly) and len({key[0] for key in daily}) == 5
+    expected: dict = {}
+    for (hour, team, prompt, _version, model, bucket), (calls,) in latencies.items():
+        key = (hour.replace(hour=0), team, prompt, model, bucket)
+        expected[key] = expected.get(key, 0) + calls
+    assert histogram == expected
+    db.dispose_engines()
