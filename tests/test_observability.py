@@ -302,6 +302,9 @@ def test_the_charts_read_well_small_rates_whole_calls_and_named_percentiles(sess
     guarded = charts["Blocked and held requests"]["layout"]["yaxis"]
     assert (guarded["dtick"], guarded["tickformat"]) == (1, ",d")
     assert charts["Calls per day"]["layout"]["yaxis"]["tickformat"] == ",d"
+    calls = charts["Calls per day"]
+    assert calls["layout"]["xaxis"]["type"] == "date"
+    assert sorted({x for trace in calls["data"] for x in trace["x"]}) == ["2026-11-18", "2026-11-19", "2026-11-20"]
     names = {trace["name"] for trace in charts["Latency p50 and p95 (ms)"]["data"]}
     assert names == {"Support (p50)", "Support (p95)"}
     assert any("Spend shows the ledger" in caption.value for caption in at.caption)
