@@ -279,7 +279,9 @@ def _timed(run) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def time_pages(bench_person: int, split_prompt: int, repeat: int) -> list[tuple[str, str, float, float]]:
+def time_pages(
+    bench_person: int, split_prompt: int, repeat: int, only: tuple[str, ...] = ()
+) -> list[tuple[str, str, float, float]]:
     from streamlit.testing.v1 import AppTest
 
     from core.identity import people
@@ -308,6 +310,8 @@ def time_pages(bench_person: int, split_prompt: int, repeat: int) -> list[tuple[
     with db.session() as session:
         reader = people.actor_for_person(session, bench_person)
     for spec in pages_for(reader):
+        if only and spec.title not in only:
+            continue
         at = fresh()
         first = _timed(lambda at=at, spec=spec: at.switch_page(spec.path).run())
         check(at, spec.title)
@@ -362,6 +366,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--url", default=None, help="Database (default: a fresh SQLite file; it is wiped).")
     parser.add_argument("--reuse", action="store_true", help="Time the pages of a database built before (--url).")
+    parser.add_argument("--only", action="append", default=[], help="Time only this page (by title; repeatable).")
     args = parser.parse_args()
     url = args.url or f"sqlite:///{tempfile.mkdtemp()}/pages.db"
     os.environ["DATABASE_URL"] = url
@@ -387,7 +392,7 @@ def main() -> None:
             f"{PEOPLE} people; setup {built['setup_s']:.0f} s, bulk insert {built['insert_s']:.0f} s, "
             f"`rollups rebuild` {rebuilt:.1f} s into {result.usage_groups:,} + {result.call_groups:,} roll-ups"
         )
-    rows = time_pages(built["bench_person"], built["split_prompt"], args.repeat)
+    rows = time_pages(built["bench_person"], built["split_prompt"], args.repeat, tuple(args.only))
     print(f"\n| page | action | first (ms) | warm, median of {args.repeat} (ms) | target |")
     print("|---|---|---|---|---|")
     for page, action, first, warm in rows:

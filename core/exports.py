@@ -110,13 +110,17 @@ def csv_header(names: Sequence[str]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def csv_line(*columns: Any) -> Any:
+def csv_line(*columns: Any, dialect: str = "") -> Any:
     """A SQL expression for one CSV line of `columns`, built by the database.
 
     Text is always quoted (quotes doubled), numbers are bare, NULL is empty: a reader gets
     back exactly the stored text, commas, quotes and line breaks included. On a million rows
-    this is several times faster than Python's csv writer over fetched tuples.
+    this is several times faster than Python's csv writer over fetched tuples. On SQLite one
+    printf() builds the line (its %w doubles the quotes), which costs the database about a
+    quarter less than a chain of || that allocates a string per operator (bench/exports.py).
     """
+    if dialect == "sqlite":
+        return _sqlite_csv_line(columns)
     fields: list[Any] = []
     for column in columns:
         kind = column.type
@@ -131,6 +135,21 @@ def csv_line(*columns: Any) -> Any:
     for part in fields[1:]:
         line = line + "," + part
     return line
+
+
+def _sqlite_csv_line(columns: Sequence[Any]) -> Any:
+    # printf's %s prints NULL as nothing; a quoted NULL would read as "" (an empty text).
+    arguments: list[Any] = []
+    for column in columns:
+        kind = column.type
+        if isinstance(kind, Boolean):
+            arguments.append(cast(column, Integer))
+        elif isinstance(kind, Integer | Numeric):
+            arguments.append(column)
+        else:
+            text = column if isinstance(kind, String) else cast(column, String)
+            arguments.append(func.iif(text.is_(None), "", func.printf('"%w"', text)))
+    return func.printf(",".join(["%s"] * len(arguments)), *arguments)
 
 
 def utc_text(column: Any, dialect: str) -> Any:
@@ -175,7 +194,7 @@ def table_export(
         with Session(engine) as reading:
             dialect = engine.dialect.name
             if fmt == "csv":
-                line = csv_line(*columns.values())
+                line = csv_line(*columns.values(), dialect=dialect)
                 yield csv_header(header)
             else:
                 line = json_line(columns, dialect)

@@ -70,6 +70,11 @@ second[0].metric("Error rate (5xx)", f"{series.errors / series.calls:.1%}")
 second[1].metric("429 rate (budget)", f"{series.rejected_429 / series.calls:.1%}")
 second[2].metric("Cache hit rate", f"{series.cache_hits / series.calls:.1%}")
 second[3].metric("Blocked / held", f"{series.blocked:,} / {series.held:,}")
+st.caption(
+    f"Cost is the call log's over the last {days} days from now (UTC), by when each call began. "
+    "Spend shows the ledger per budget month in the budget time zone, by when each call was billed: "
+    "over different spans the two totals differ, never for the same calls."
+)
 
 
 def _group_label(bucket) -> str:
@@ -95,23 +100,35 @@ def _frame(buckets, *, timed: bool) -> pd.DataFrame:
         ]
     )
     if timed:  # the whole-period totals have no time
-        hourly = granularity == "hour"
-        frame["time"] = pd.to_datetime(
-            frame["period"] + (":00" if hourly else ""), utc=True, format="%Y-%m-%d %H:%M" if hourly else "%Y-%m-%d"
-        )
+        # ISO text, not datetimes: plotly turns each datetime of an array into text one by one,
+        # seconds for 90 days per hour (bench/pages.py); the date axis reads the text the same.
+        frame["time"] = frame["period"] + (":00" if granularity == "hour" else "")
     return frame
+
+
+def _dated(figure):
+    return figure.update_xaxes(type="date")
 
 
 frame = _frame(series.buckets, timed=True)
 left, right = st.columns(2)
+calls_per_period = frame.groupby("time")["calls"].sum()
 left.plotly_chart(
-    charts.bars(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"), key="calls_chart"
+    _dated(
+        charts.count_axis(
+            charts.bars(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"),
+            calls_per_period.max(),
+        )
+    ),
+    key="calls_chart",
 )
-latency = frame.melt(
-    id_vars=["time", "group"], value_vars=["p50_ms", "p95_ms"], var_name="percentile", value_name="ms"
-).dropna()
+latency = (
+    frame.rename(columns={"p50_ms": "p50", "p95_ms": "p95"})
+    .melt(id_vars=["time", "group"], value_vars=["p50", "p95"], var_name="percentile", value_name="ms")
+    .dropna()
+)
 right.plotly_chart(
-    charts.lines(latency, x="time", y="ms", color="group", dash="percentile", title="Latency p50 and p95 (ms)"),
+    _dated(charts.lines(latency, x="time", y="ms", color="group", dash="percentile", title="Latency p50 and p95 (ms)")),
     key="latency_chart",
 )
 
@@ -125,24 +142,34 @@ rates = pd.DataFrame(
 ).reset_index()
 left, right = st.columns(2)
 left.plotly_chart(
-    charts.lines(
-        rates.melt(id_vars="time", var_name="rate", value_name="share"),
-        x="time",
-        y="share",
-        color="rate",
-        title="Error, 429 and cache-hit rates",
-    ).update_yaxes(tickformat=".0%"),
+    _dated(
+        charts.percent_axis(
+            charts.lines(
+                rates.melt(id_vars="time", var_name="rate", value_name="share"),
+                x="time",
+                y="share",
+                color="rate",
+                title="Error, 429 and cache-hit rates",
+            ),
+            float(rates[["error rate", "429 rate", "cache hit rate"]].max().max()),
+        )
+    ),
     key="rates_chart",
 )
 right.plotly_chart(
-    charts.bars(
-        per_period.reset_index().melt(
-            id_vars="time", value_vars=["blocked", "held"], var_name="outcome", value_name="requests"
-        ),
-        x="time",
-        y="requests",
-        color="outcome",
-        title="Blocked and held requests",
+    _dated(
+        charts.count_axis(
+            charts.bars(
+                per_period.reset_index().melt(
+                    id_vars="time", value_vars=["blocked", "held"], var_name="outcome", value_name="requests"
+                ),
+                x="time",
+                y="requests",
+                color="outcome",
+                title="Blocked and held requests",
+            ),
+            (per_period["blocked"] + per_period["held"]).max(),
+        )
     ),
     key="guarded_chart",
 )

@@ -204,3 +204,107 @@ def test_the_page_shows_totals_and_breaks_down_by_prompt(session, directory):
     at.multiselect(key="obs_by").set_value(["prompt"]).run()
     (table,) = [frame.value for frame in at.dataframe]
     assert dict(zip(table["group"], table["calls"])) == {"support-answer": 4, "(no catalog prompt)": 1}
+
+
+def test_a_90_day_view_reads_edge_hours_and_whole_days_and_equals_the_call_log(session, directory):
+    """The window starts at 15:30 ninety days ago: its first half hour comes from the call log,
+    the hours to midnight from the hourly roll-ups, the days after from the daily ones. Every
+    view equals what the call log says, call for call, with calls on each seam."""
+    support, legal = team_id(session), team_id(session, "Legal")
+    start = NOW - timedelta(days=90)
+    seams = [start - timedelta(minutes=1), start, start + timedelta(minutes=29), start + timedelta(minutes=30)]
+    midnight = (start + timedelta(days=1)).replace(hour=0, minute=0)
+    seams += [midnight - timedelta(microseconds=1), midnight, midnight + timedelta(hours=1), NOW]
+    rng = random.Random(3)
+    instants = seams + [start + timedelta(seconds=rng.uniform(0, 90 * 86400)) for _ in range(300)]
+    calls = []
+    for index, at in enumerate(instants):
+        outcome = [("ok", 200)] * 6 + [("upstream_error", 502), ("budget_exceeded", 429), ("blocked", 400)]
+        status, http_status = outcome[index % len(outcome)]
+        call = {
+            "team": (support, legal)[index % 2],
+            "at": at,
+            "model": ("gpt-4o", "gpt-4o-mini", "gpt-4.1")[index % 3],
+            "prompt": (None, "support-answer", "ticket-triage")[(index // 3) % 3],
+            "status": status,
+            "http_status": http_status,
+            "latency_ms": rng.lognormvariate(math.log(300), 0.7),
+            "cache_hit": index % 7 == 0,
+        }
+        add_call(session, **call)
+        calls.append(call)
+    session.commit()
+    inside = [c for c in calls if c["at"] >= start]
+    for by in [("team",), ("team", "model"), ("prompt",), ()]:
+        for granularity in ("day", "hour", "total"):
+            result = metrics(session, directory, days=90, by=by, granularity=granularity)
+            expected: dict = {}
+            for c in inside:
+                period = {"day": f"{c['at']:%Y-%m-%d}", "hour": f"{c['at']:%Y-%m-%d %H}", "total": "total"}
+                key = (period[granularity], *(c[d] for d in by))
+                sums = expected.setdefault(key, [0, 0, 0, 0, 0, 0])
+                for i, flag in enumerate(
+                    (True, c["status"] == "ok", c["http_status"] >= 500, c["http_status"] == 429, c["cache_hit"])
+                ):
+                    sums[i] += int(flag)
+                sums[5] += 10 if c["status"] == "ok" else 0
+            shown = {
+                (b.period, *({"team": b.team_id, "model": b.model, "prompt": b.prompt}[d] for d in by)): [
+                    b.calls,
+                    b.ok,
+                    b.errors,
+                    b.rejected_429,
+                    b.cache_hits,
+                    b.cost_micro,
+                ]
+                for b in result.buckets
+            }
+            assert shown == expected, (by, granularity)
+            assert result.calls == len(inside)
+            answered = [c["latency_ms"] for c in inside if c["status"] == "ok"]
+            assert abs(result.p95_ms - exact_percentile(answered, 0.95)) / exact_percentile(answered, 0.95) <= 0.025
+    assert filter_options(session, actor=directory.with_role(Role.AUDITOR), days=90) == (
+        ["gpt-4.1", "gpt-4o", "gpt-4o-mini"],
+        ["support-answer", "ticket-triage"],
+    )
+
+
+def test_the_charts_read_well_small_rates_whole_calls_and_named_percentiles(session, directory):
+    """A few calls and a rate under one percent: the rate axis has decimals (not 0%, 0%, 1%),
+    the count axes step by whole calls, the latency legend names the group and percentile."""
+    import json
+
+    support = team_id(session)
+    for index in range(300):
+        failed = index == 0
+        add_call(
+            session,
+            team=support,
+            at=clock.now() - timedelta(days=index % 3, minutes=index),
+            status="upstream_error" if failed else "ok",
+            http_status=502 if failed else 200,
+        )
+    add_call(session, team=support, status="blocked", http_status=400, at=clock.now() - timedelta(days=1))
+    session.commit()
+    from core.identity import people as identity
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["demo_person_id"] = identity.person_by_email(session, "daniel.kim@example.com").id
+    at.run()
+    at.switch_page("pages/observability.py").run()
+    assert not at.exception, at.exception
+    charts = {}
+    for element in at.get("plotly_chart"):
+        figure = json.loads(element.proto.spec)
+        charts[figure["layout"]["title"]["text"]] = figure
+    rates = charts["Error, 429 and cache-hit rates"]["layout"]["yaxis"]
+    assert rates["tickformat"] in (".1%", ".2%")
+    guarded = charts["Blocked and held requests"]["layout"]["yaxis"]
+    assert (guarded["dtick"], guarded["tickformat"]) == (1, ",d")
+    assert charts["Calls per day"]["layout"]["yaxis"]["tickformat"] == ",d"
+    calls = charts["Calls per day"]
+    assert calls["layout"]["xaxis"]["type"] == "date"
+    assert sorted({x for trace in calls["data"] for x in trace["x"]}) == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    names = {trace["name"] for trace in charts["Latency p50 and p95 (ms)"]["data"]}
+    assert names == {"Support (p50)", "Support (p95)"}
+    assert any("Spend shows the ledger" in caption.value for caption in at.caption)

@@ -22,7 +22,7 @@ from core.identity import keys
 from core.identity.people import team_by_name
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
-from core.models.rollups import CallLatencyRollup, CallRollup, UsageRollup
+from core.models.rollups import CallDailyRollup, CallLatencyDailyRollup, CallLatencyRollup, CallRollup, UsageRollup
 from core.permissions import Actor, Role
 from tests.gateway_support import RecordingTransport, make_gateway
 from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
@@ -30,6 +30,7 @@ from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
 ADMIN = Actor.system("test")
 LEDGER, CALLS = UsageRecord.__table__, GatewayCall.__table__
 USAGE, CALL, LATENCY = UsageRollup.__table__, CallRollup.__table__, CallLatencyRollup.__table__
+DAILY, DAILY_LATENCY = CallDailyRollup.__table__, CallLatencyDailyRollup.__table__
 
 
 # ---- what the sources say, computed independently of core/budgets/rollups.py ---------------
@@ -132,12 +133,53 @@ def call_rollups_say(session) -> dict:
     return result
 
 
+def per_day(hourly: dict) -> dict:
+    """Hourly call counts (call_log_says' shape) summed per UTC day, team, prompt and model."""
+    result: dict = {}
+    for (hour, team, _key, _actor, prompt, _version, model), sums in hourly.items():
+        day = hour.replace(hour=0)
+        into = result.setdefault((day, team, prompt, model), [0] * 8)
+        for i, value in enumerate(sums[:8]):
+            into[i] += value
+    return {k: v for k, v in result.items() if v[0]}
+
+
+def daily_rollups_say(session) -> tuple[dict, dict]:
+    """The daily counts, and the daily histogram next to the hourly one summed per day."""
+    session.rollback()
+    counts = {
+        (r.day, r.team_id, r.prompt_name, r.model): [
+            r.calls,
+            r.ok,
+            r.errors,
+            r.rejected_429,
+            r.blocked,
+            r.held,
+            r.cache_hits,
+            r.cost_micro,
+        ]
+        for r in session.execute(select(DAILY))
+    }
+    daily = {
+        (r.day, r.team_id, r.prompt_name, r.model, r.bucket): r.calls for r in session.execute(select(DAILY_LATENCY))
+    }
+    hourly: dict = {}
+    for r in session.execute(select(LATENCY)):
+        key = (r.hour.replace(hour=0), r.team_id, r.prompt_name, r.model, r.bucket)
+        hourly[key] = hourly.get(key, 0) + r.calls
+    return counts, {"daily": daily, "hourly summed per day": hourly}
+
+
 def assert_rollups_match(session) -> None:
     ledger, usage = ledger_says(session), usage_rollups_say(session)
     assert usage == ledger
     calls, rolled = call_log_says(session), call_rollups_say(session)
     # The histogram check above already holds; compare the counts without the last column.
     assert {k: v[:8] for k, v in rolled.items()} == {k: v[:8] for k, v in calls.items()}
+    # Daily = the call log per day = the hourly roll-ups per day, histogram included.
+    daily, histograms = daily_rollups_say(session)
+    assert daily == per_day(calls) == per_day(rolled)
+    assert histograms["daily"] == histograms["hourly summed per day"]
 
 
 # ---- traffic through the real gateway and the simulator ------------------------------------
@@ -260,6 +302,8 @@ def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, ca
         first = s.execute(select(USAGE.c.hour, USAGE.c.team_id).limit(1)).one()
         s.execute(delete(USAGE).where(USAGE.c.hour == first.hour, USAGE.c.team_id == first.team_id))
         s.execute(update(CALL).values(calls=CALL.c.calls + 5))
+        s.execute(update(DAILY).values(held=DAILY.c.held + 1))
+        s.execute(delete(DAILY_LATENCY))
         long_ago = datetime(2020, 1, 6, 9, tzinfo=UTC)
         s.execute(
             insert(USAGE),
@@ -323,6 +367,19 @@ def test_deleting_ledger_rows_rebuilds_their_hours(session, traffic):
         hours = rollups.hours_of(connection, "usage_record", "id", ids)
         connection.execute(delete(LEDGER).where(LEDGER.c.id.in_(ids)))
         rollups.rebuild_hours(connection, "usage_record", hours)
+        s.commit()
+    assert_rollups_match(session)
+
+
+def test_deleting_call_log_rows_rebuilds_their_hours_and_days(session, traffic):
+    traffic(12, threads=3)
+    session.rollback()
+    with db.write_session() as s:
+        connection = s.connection()
+        ids = [r.request_id for r in connection.execute(select(CALLS.c.request_id).limit(4))]
+        hours = rollups.hours_of(connection, "gateway_call", "request_id", ids)
+        connection.execute(delete(CALLS).where(CALLS.c.request_id.in_(ids)))
+        rollups.rebuild_hours(connection, "gateway_call", hours)
         s.commit()
     assert_rollups_match(session)
 
@@ -523,3 +580,61 @@ def test_a_month_that_starts_mid_hour_still_sums_exactly(session, directory, mon
     day = reports.breakdown(session, actor=finance, period=november, by="day")
     shown = ledger_pages.calls_page(session, actor=finance, breakdown=day, group="2026-11-13").frame
     assert list(shown["cost_usd"]) == ["0.060000"]
+
+
+def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
+    """An installation with hourly roll-ups gets its daily ones from the migration, hour for hour:
+    calls on both sides of a UTC midnight land on their own days."""
+    from core import migrate
+
+    url = f"sqlite:///{tmp_path / 'before.db'}"
+    migrate.upgrade(url, "0021")
+    engine = db.get_engine(url)
+    midnight = datetime(2026, 11, 20, tzinfo=UTC)
+    rows = [
+        {
+            "created_at": midnight + timedelta(minutes=minutes),
+            "team_id": 1 + index % 2,
+            "key_id": index % 3,
+            "actor": f"key:{index % 3}",
+            "prompt_name": ("", "support-answer")[index % 2],
+            "prompt_version": str(index % 4),
+            "model": ("gpt-4o", "gpt-4o-mini")[index % 2],
+            "status": ("ok", "ok", "blocked", "upstream_error")[index % 4],
+            "http_status": (200, 200, 400, 502)[index % 4],
+            "cache_hit": index % 5 == 0,
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cost_micro": 7,
+            "latency_ms": 50.0 + index * 13,
+        }
+        for index, minutes in enumerate([-61, -1, 0, 1, 59, 60, 23 * 60 + 59, 24 * 60, 3000, -3000, -2, 2])
+    ]
+    groups, latencies = rollups.call_groups(rows)
+    with engine.begin() as connection:
+        rollups.add_groups(connection, CALL, groups)
+        rollups.add_groups(connection, LATENCY, latencies)
+    migrate.upgrade(url)
+    with engine.connect() as connection:
+        daily = {
+            (r.day, r.team_id, r.prompt_name, r.model): [
+                r.calls,
+                r.ok,
+                r.errors,
+                r.rejected_429,
+                r.blocked,
+                r.held,
+                r.cache_hits,
+                r.cost_micro,
+            ]
+            for r in connection.execute(select(DAILY))
+        }
+        histogram = {tuple(r[:5]): r.calls for r in connection.execute(select(DAILY_LATENCY))}
+    hourly = {key: [sums[i] for i in (0, 1, 2, 3, 4, 5, 6, 9)] for key, sums in groups.items()}
+    assert daily == per_day(hourly) and len({key[0] for key in daily}) == 5
+    expected: dict = {}
+    for (hour, team, prompt, _version, model, bucket), (calls,) in latencies.items():
+        key = (hour.replace(hour=0), team, prompt, model, bucket)
+        expected[key] = expected.get(key, 0) + calls
+    assert histogram == expected
+    db.dispose_engines()

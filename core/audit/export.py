@@ -145,7 +145,7 @@ def _chunks(session: Session, export: Export, filters: AuditFilter, fmt: str) ->
     if fmt == "csv" and when is not None:
         yield csv_header(FIELDS)
         columns = (_T.seq, _T.event_id, when, *(_T[name] for name in FIELDS[3:8]), _T.before_json, _T.after_json)
-        query = select(csv_line(*columns, _T.prev_hash, _T.hash)).where(*where).order_by(_T.seq)
+        query = select(csv_line(*columns, _T.prev_hash, _T.hash, dialect=dialect)).where(*where).order_by(_T.seq)
         yield from line_chunks(export, text_batches(session, query))
         return
     if fmt == "jsonl" and dialect == "postgresql":

@@ -5,7 +5,8 @@ Three tables (core/models/rollups.py): `usage_rollup` sums the ledger per hour o
 `created_at` and `call_latency_rollup` holds the answered calls' latency histogram (what
 Observability and Live A/B read). Each source keeps its own clock, so a call that starts at
 09:59:59 and settles at 10:00:01 counts in hour 09 of the ledger and hour 10 of the call log,
-exactly as the two sources say.
+exactly as the two sources say. The call roll-ups are also summed per UTC day, team, prompt
+and model (`daily_rollups.py`, for Observability's long views), in the same writes.
 
 Why in `budgets/`: it is the lowest context that every writer (the gateway's settle, the
 retention run, the demo seeds) and every reader (Spend and budgets here, the gateway's
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.audit.record import committing, record
+from core.budgets import daily_rollups
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
 from core.models.rollups import CallLatencyRollup, CallRollup, UsageRollup
@@ -216,6 +218,7 @@ def record_settled(connection: Connection, calls: Sequence[Mapping[str, Any]]) -
     add_groups(connection, USAGE, ledger_groups(ledger_rows))
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)
+    daily_rollups.add(connection, *daily_rollups.fold(groups, latencies))
 
 
 def add_ledger_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -228,6 +231,7 @@ def add_call_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> 
     groups, latencies = call_groups(rows)
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)
+    daily_rollups.add(connection, *daily_rollups.fold(groups, latencies))
 
 
 def add_groups(connection: Connection, table: Table, groups: Mapping[tuple, Sequence]) -> None:
@@ -289,7 +293,8 @@ def lock(connection: Connection) -> None:
     write transaction already excludes every other writer). A settle that committed before
     is in what the rebuild reads; one that commits after adds to what the rebuild wrote."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text(f"LOCK TABLE {USAGE.name}, {CALL.name}, {LATENCY.name} IN SHARE ROW EXCLUSIVE MODE"))
+        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, daily_rollups.DAILY, daily_rollups.DAILY_LATENCY))
+        connection.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def rebuild(connection: Connection, *, since: datetime | None = None, step: timedelta = timedelta(days=7)) -> Rebuilt:
@@ -333,6 +338,7 @@ def rebuild(connection: Connection, *, since: datetime | None = None, step: time
                 counts[1] += len(rows)
                 counts[3] += len(calls)
             cursor = upto
+    daily_rollups.rebuild_days(connection, since=start)
     return Rebuilt(
         since=start, ledger_rows=counts[0], call_rows=counts[1], usage_groups=counts[2], call_groups=counts[3]
     )
@@ -356,7 +362,8 @@ def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime])
     """Recompute the roll-ups of one source for these hours from what that source holds now."""
     lock(connection)
     _generation[0] += 1
-    for hour in sorted(set(hours)):
+    ordered = sorted(set(hours))
+    for hour in ordered:
         end = hour + timedelta(hours=1)
         if table == LEDGER.name:
             connection.execute(delete(USAGE).where(USAGE.c.hour == hour))
@@ -372,7 +379,11 @@ def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime])
             rows = connection.execute(
                 select(*(CALLS.c[c] for c in _CALL_COLUMNS)).where(CALLS.c.created_at >= hour, CALLS.c.created_at < end)
             )
-            add_call_rows(connection, [r._mapping for r in rows])
+            groups, latencies = call_groups([r._mapping for r in rows])
+            add_groups(connection, CALL, groups)
+            add_groups(connection, LATENCY, latencies)
+    if table != LEDGER.name and ordered:
+        daily_rollups.rebuild_days(connection, days=ordered)  # from the hours just rebuilt
 
 
 def rebuild_rollups(session: Session, *, actor: Actor, since: datetime | None = None) -> Rebuilt:

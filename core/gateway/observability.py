@@ -1,9 +1,12 @@
 """Gateway health from the call log: latency percentiles, error, 429 and cache-hit rates,
 blocked and held requests, per team, model or prompt, per day or hour.
 
-The whole hours of the window are read from the call log's hourly roll-ups
-(`budgets/rollups.py`: counts, and the answered calls' latency histogram); the window's
-partial first hour is summed by the database from the call log itself, in the same shape.
+The window is read in up to three parts: its partial first hour is summed by the database
+from the call log itself; the whole hours up to the first midnight (UTC) from the call log's
+hourly roll-ups (`budgets/rollups.py`: counts, and the answered calls' latency histogram);
+the whole days from there on from the daily roll-ups (`budgets/daily_rollups.py`: team,
+prompt and model only, which is all this page groups by). A per-hour view reads hours all
+along.
 Nothing per call reaches Python (bench/pages.py measures it over a million calls). The
 histogram's buckets grow by 5 % each, and a percentile is reported as its bucket's
 geometric middle: within 2.5 % of the exact value (answered calls only, since a refusal's
@@ -14,12 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, literal
+from sqlalchemy import Table, case, func, literal
 from sqlmodel import Session, col, select
 
 from core import clock
+from core.budgets.daily_rollups import DAILY, DAILY_LATENCY, day_of
 from core.budgets.ledger_sums import ceil_hour
 from core.budgets.rollups import CALL, LATENCY, LATENCY_FLOOR_MS, LATENCY_GROWTH, bucket_middle_ms, hour_of
 from core.errors import ValidationError
@@ -119,21 +123,25 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     first_hour = ceil_hour(start)
     for row in _raw_rows(session, query, hourly, start, first_hour):
         tally_of(tuple(row[:width])).add(int(row[width]), [int(v or 0) for v in row[width + 1 :]])
-    for row in _rollup_rows(session, query, hourly, first_hour):
-        tally_of(tuple(row[:width])).add(-1, [int(v or 0) for v in row[width:]])
+    sources = _sources(hourly, first_hour)
+    for source in sources:
+        for row in _rollup_rows(session, query, hourly, source):
+            tally_of(tuple(row[:width])).add(-1, [int(v or 0) for v in row[width:]])
     per_group: dict[tuple, _Tally] = {}
     if query.granularity == "total":
-        for row in _latency_rows(session, query, hourly, first_hour):
-            tally_of(tuple(row[:width])).add_latency(int(row[width]), int(row[width + 1]))
+        for source in sources:
+            for row in _latency_rows(session, query, hourly, source):
+                tally_of(tuple(row[:width])).add_latency(int(row[width]), int(row[width + 1]))
     else:
         # A histogram per period and group would be about one row per answered call: the
         # database reads each one's percentiles off it and sends those alone.
-        for row in _percentile_rows(session, query, hourly, start, first_hour):
+        for row in _percentile_rows(session, query, hourly, start, sources):
             tally_of(tuple(row[:width])).fixed = (int(row[width]), int(row[width + 1]), int(row[width + 2]))
-        for row in _latency_rows(session, replace(query, granularity="total"), hourly, first_hour):
-            group = tuple(row[: len(query.by)])
-            tally = per_group.get(group) or per_group.setdefault(group, _Tally())
-            tally.add_latency(int(row[len(query.by)]), int(row[len(query.by) + 1]))
+        for source in sources:
+            for row in _latency_rows(session, replace(query, granularity="total"), hourly, source):
+                group = tuple(row[: len(query.by)])
+                tally = per_group.get(group) or per_group.setdefault(group, _Tally())
+                tally.add_latency(int(row[len(query.by)]), int(row[len(query.by) + 1]))
     # Roll-ups merge the tallies rather than the rows: there are far fewer of them.
     overall = _Tally()
     for group, tally in per_period.items():
@@ -214,31 +222,57 @@ def _raw_rows(session: Session, query: MetricsQuery, hourly: bool, start, end) -
     )
 
 
-_CALL_COLUMNS = {"team": CALL.c.team_id, "model": CALL.c.model, "prompt": CALL.c.prompt_name}
-_LATENCY_COLUMNS = {"team": LATENCY.c.team_id, "model": LATENCY.c.model, "prompt": LATENCY.c.prompt_name}
+@dataclass(frozen=True)
+class _Source:
+    """Roll-up tables (counts, latency histogram) covering [start, end) of the window."""
+
+    counts: Table
+    latency: Table
+    start: datetime
+    end: datetime | None  # None: up to now
+
+    def where(self, table: Table) -> list:
+        time = table.c.day if "day" in table.c else table.c.hour
+        return [time >= self.start] + ([time < self.end] if self.end is not None else [])
+
+    def period(self, session: Session, table: Table, hourly: bool):
+        return _period(session, table.c.day if "day" in table.c else table.c.hour, hourly=hourly)
 
 
-def _rollup_rows(session: Session, query: MetricsQuery, hourly: bool, first_hour) -> list:
-    """The window's whole hours from the roll-ups: (keys..., counts...)."""
-    keys = _keys(query, _CALL_COLUMNS, hourly, _period(session, CALL.c.hour, hourly=hourly))
-    sums = [func.sum(CALL.c[n]) for n in ("calls", "errors", "rejected_429", "cache_hits", "blocked", "held")]
-    where = [CALL.c.hour >= first_hour, *_filters(query, _CALL_COLUMNS)]
-    statement = select(*keys, *sums, func.sum(CALL.c.cost_micro)).where(*where).group_by(*keys)
+def _sources(hourly: bool, first_hour: datetime) -> list[_Source]:
+    """Hours up to the first midnight, days after it; hours all along for a per-hour view."""
+    first_day = day_of(first_hour) if day_of(first_hour) == first_hour else day_of(first_hour) + timedelta(days=1)
+    if hourly:
+        return [_Source(CALL, LATENCY, first_hour, None)]
+    hours = [_Source(CALL, LATENCY, first_hour, first_day)] if first_hour < first_day else []
+    return [*hours, _Source(DAILY, DAILY_LATENCY, first_day, None)]
+
+
+def _columns(table: Table) -> dict:
+    return {"team": table.c.team_id, "model": table.c.model, "prompt": table.c.prompt_name}
+
+
+def _rollup_rows(session: Session, query: MetricsQuery, hourly: bool, source: _Source) -> list:
+    """Whole hours or days of the window from the roll-ups: (keys..., counts...)."""
+    table, columns = source.counts, _columns(source.counts)
+    keys = _keys(query, columns, hourly, source.period(session, table, hourly))
+    sums = [func.sum(table.c[n]) for n in ("calls", "errors", "rejected_429", "cache_hits", "blocked", "held")]
+    where = [*source.where(table), *_filters(query, columns)]
+    statement = select(*keys, *sums, func.sum(table.c.cost_micro)).where(*where).group_by(*keys)
     # Without a key to group by, an empty window is still one row, of NULLs.
     return _named([r for r in session.execute(statement).all() if r[len(keys)] is not None], query)
 
 
-def _latency_rows(session: Session, query: MetricsQuery, hourly: bool, first_hour) -> list:
-    """The window's whole hours' latency histogram: (keys..., bucket, answered calls)."""
-    keys = _keys(query, _LATENCY_COLUMNS, hourly, _period(session, LATENCY.c.hour, hourly=hourly))
-    where = [LATENCY.c.hour >= first_hour, *_filters(query, _LATENCY_COLUMNS)]
-    statement = (
-        select(*keys, LATENCY.c.bucket, func.sum(LATENCY.c.calls)).where(*where).group_by(*keys, LATENCY.c.bucket)
-    )
+def _latency_rows(session: Session, query: MetricsQuery, hourly: bool, source: _Source) -> list:
+    """Whole hours or days of the window's latency histogram: (keys..., bucket, answered calls)."""
+    table, columns = source.latency, _columns(source.latency)
+    keys = _keys(query, columns, hourly, source.period(session, table, hourly))
+    where = [*source.where(table), *_filters(query, columns)]
+    statement = select(*keys, table.c.bucket, func.sum(table.c.calls)).where(*where).group_by(*keys, table.c.bucket)
     return _named(session.execute(statement).all(), query)
 
 
-def _percentile_rows(session: Session, query: MetricsQuery, hourly: bool, start, first_hour) -> list:
+def _percentile_rows(session: Session, query: MetricsQuery, hourly: bool, start, sources: list[_Source]) -> list:
     """Per period and group: the buckets of p50 and p95 and the answered calls, computed by
     the database from the roll-ups' histograms and the partial first hour's answered calls."""
     edge_columns = {
@@ -246,22 +280,25 @@ def _percentile_rows(session: Session, query: MetricsQuery, hourly: bool, start,
         "model": col(GatewayCall.model),
         "prompt": func.coalesce(GatewayCall.prompt_name, ""),
     }
-    rolled = select(
-        *_keys(query, _LATENCY_COLUMNS, hourly, _period(session, LATENCY.c.hour, hourly=hourly)),
-        LATENCY.c.bucket.label("bucket"),
-        LATENCY.c.calls.label("n"),
-    ).where(LATENCY.c.hour >= first_hour, *_filters(query, _LATENCY_COLUMNS))
+    rolled = [
+        select(
+            *_keys(query, _columns(s.latency), hourly, s.period(session, s.latency, hourly)),
+            s.latency.c.bucket.label("bucket"),
+            s.latency.c.calls.label("n"),
+        ).where(*s.where(s.latency), *_filters(query, _columns(s.latency)))
+        for s in sources
+    ]
     edge = select(
         *_keys(query, edge_columns, hourly, _period(session, GatewayCall.created_at, hourly=hourly)),
         _latency_bucket().label("bucket"),
         literal(1).label("n"),
     ).where(
         col(GatewayCall.created_at) >= start,
-        col(GatewayCall.created_at) < first_hour,
+        col(GatewayCall.created_at) < sources[0].start,
         GatewayCall.status == "ok",
         *_filters(query, _COLUMNS),
     )
-    both = rolled.union_all(edge).subquery()
+    both = rolled[0].union_all(*rolled[1:], edge).subquery()
     names = ["period", *query.by]
     grouped = (
         select(*(both.c[n] for n in names), both.c.bucket, func.sum(both.c.n).label("n"))
@@ -318,8 +355,11 @@ def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[s
     require(actor, Permission.OBSERVABILITY_READ)
     query = MetricsQuery(days=days)
     query.check()
-    since = hour_of(clock.now() - timedelta(days=days))
-    pairs = session.execute(select(CALL.c.model, CALL.c.prompt_name).where(CALL.c.hour >= since).distinct()).all()
+    pairs: set[tuple[str, str]] = set()
+    for source in _sources(False, hour_of(clock.now() - timedelta(days=days))):
+        table = source.counts
+        found = select(table.c.model, table.c.prompt_name).where(*source.where(table)).distinct()
+        pairs |= {(m, p) for m, p in session.execute(found)}
     return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
 
 

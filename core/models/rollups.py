@@ -78,3 +78,38 @@ class CallLatencyRollup(SQLModel, table=True):
     model: str = Field(default="", max_length=80, primary_key=True)
     bucket: int = Field(primary_key=True)
     calls: int = Field(default=0, sa_type=BigInteger)
+
+
+class CallDailyRollup(SQLModel, table=True):
+    """The call log counted per UTC day of `created_at`, team, prompt and model: the
+    dimensions Observability groups and filters by, so a 90-day view reads a few thousand
+    rows rather than an hour's row per key, person and version."""
+
+    __tablename__ = "call_daily_rollup"
+
+    day: datetime = Field(sa_type=UtcDateTime, primary_key=True)  # midnight UTC
+    team_id: int = Field(default=0, primary_key=True)
+    prompt_name: str = Field(default="", max_length=80, primary_key=True)
+    model: str = Field(default="", max_length=80, primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)
+    ok: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    rejected_429: int = Field(default=0, sa_type=BigInteger)
+    blocked: int = Field(default=0, sa_type=BigInteger)
+    held: int = Field(default=0, sa_type=BigInteger)
+    cache_hits: int = Field(default=0, sa_type=BigInteger)
+    cost_micro: int = Field(default=0, sa_type=BigInteger)
+
+
+class CallLatencyDailyRollup(SQLModel, table=True):
+    """Answered calls per UTC day, team, prompt, model and latency bucket (the hourly
+    histogram's buckets)."""
+
+    __tablename__ = "call_latency_daily_rollup"
+
+    day: datetime = Field(sa_type=UtcDateTime, primary_key=True)
+    team_id: int = Field(default=0, primary_key=True)
+    prompt_name: str = Field(default="", max_length=80, primary_key=True)
+    model: str = Field(default="", max_length=80, primary_key=True)
+    bucket: int = Field(primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)

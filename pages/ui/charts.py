@@ -31,7 +31,7 @@ def lines(
     traces = []
     for key, part in frame.sort_values(x, kind="stable").groupby(keys, sort=False):
         name, style = (key[0], styles[key[1]]) if dash else (key[0] if isinstance(key, tuple) else key, "solid")
-        label = f"{name}, {key[1]}" if dash else str(name)
+        label = f"{name} ({key[1]})" if dash else str(name)
         traces.append(
             go.Scatter(
                 x=part[x].to_numpy(),
@@ -42,3 +42,18 @@ def lines(
             )
         )
     return go.Figure(data=traces, layout={"title": {"text": title}})
+
+
+def count_axis(figure: go.Figure, largest: float) -> go.Figure:
+    """Whole numbers on the y axis: a step of one while the counts are small (plotly would
+    otherwise step by halves), thousands separated beyond."""
+    if largest <= 10:
+        return figure.update_yaxes(tick0=0, dtick=1, tickformat=",d")
+    return figure.update_yaxes(tickformat=",d")
+
+
+def percent_axis(figure: go.Figure, largest: float) -> go.Figure:
+    """Percentages on the y axis with as many decimals as the shares need: rates of a few
+    tenths of a percent would otherwise all read 0%."""
+    decimals = 0 if largest >= 0.1 else 1 if largest >= 0.01 else 2
+    return figure.update_yaxes(tickformat=f".{decimals}%", rangemode="tozero")
