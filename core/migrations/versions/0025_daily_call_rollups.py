@@ -20,7 +20,7 @@ from alembic import op
 from core.models.types import UtcDateTime
 
 revision = "0025"
-down_revision = "0021"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
