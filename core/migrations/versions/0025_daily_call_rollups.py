@@ -1,7 +1,7 @@
 """daily roll-ups of the gateway call log, for Observability's long views
 
 Revision ID: 0025
-Revises: 0021
+Revises: 0024
 Create Date: 2026-11-27
 
 Observability groups by team, prompt and model only; the hourly roll-ups also keep the key,
