@@ -5,6 +5,7 @@ import streamlit as st
 from core import db
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import verify as audit_verify
+from core.formatting import MISSING
 from pages.ui import layout
 
 actor = layout.page_setup(__file__)
@@ -62,11 +63,11 @@ if checkpoints:
     st.dataframe(
         [
             {
-                "seq": c.seq,
-                "signed (UTC)": c.created_at[:19],
-                "head hash": c.head_hash[:16] + "…",
-                "key": c.key_id,
-                "pruned before": c.pruned_before or "",
+                "Seq": c.seq,
+                "Signed": c.created_at[:19].replace("T", " ") + " UTC",
+                "Head hash": c.head_hash[:16] + "…",
+                "Signing key": c.key_id,
+                "Pruned before": c.pruned_before or MISSING,
             }
             for c in checkpoints
         ],

@@ -131,7 +131,7 @@ with alerts_tab:
                 "Threshold": f"{a.threshold_pct}%",
                 "Spent then": a.spent,
                 "When": when(a.created_at),
-                "Webhook": text_or_missing(a.webhook_status),
+                "Webhook": "no webhook" if a.webhook_status == "none" else a.webhook_status,
                 "Attempts": a.webhook_attempts,
             }
             for a in alert_rows
