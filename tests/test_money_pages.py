@@ -4,15 +4,19 @@ limit, and a budget form that asks only for the chosen scope's target, by name."
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pytest
 from sqlmodel import select
 
 from core import demo
-from core.budgets import reports, views
+from core.budgets import ledger_export, reports, views
+from core.gateway import call_export
 from core.models.budgets import Budget
 from core.models.catalog import Prompt
+from core.models.keys import ApiKey
 from core.permissions import Role
 from tests.conftest import People
 from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
@@ -98,3 +102,17 @@ def test_a_prompt_budget_is_set_by_name_and_listed_by_name(demo_data):
     row = table[table["For"] == prompt.name].iloc[0]
     assert row["Cap"] == "$1,234.50" and row["Scope"] == "prompt"
     assert not any("prompt #" in str(v) for v in table["For"])
+
+
+def test_the_spend_and_call_exports_name_each_team_key(demo_data):
+    people = People(demo_data)
+    month = reports.recent_months(1)[0]
+    spend = ledger_export.prepare(session=demo_data, actor=people.with_role(Role.FINANCE), month=month)
+    calls = call_export.prepare(session=demo_data, actor=people.with_role(Role.ADMIN), days=30)
+    names = {k.id: k.label for k in demo_data.exec(select(ApiKey))}
+    for export in (spend, calls):
+        rows = list(csv.DictReader(io.StringIO(b"".join(export.chunks()).decode(), newline="")))
+        keyed = [r for r in rows if r["key_id"]]
+        assert keyed, "the demo's key calls are in the export"
+        assert all(r["key"] == names[int(r["key_id"])] for r in keyed)
+        assert "Help desk integration" in {r["key"] for r in keyed}
