@@ -1,5 +1,7 @@
 """Verify audit chain: check every link and signed checkpoint, and sign new checkpoints."""
 
+from datetime import datetime
+
 import streamlit as st
 
 from core import db
@@ -7,6 +9,7 @@ from core.audit import checkpoints as audit_checkpoints
 from core.audit import verify as audit_verify
 from core.formatting import MISSING
 from pages.ui import layout
+from pages.ui.shown import when
 
 actor = layout.page_setup(__file__)
 st.title("Verify the audit chain")
@@ -64,7 +67,7 @@ if checkpoints:
         [
             {
                 "Seq": c.seq,
-                "Signed": c.created_at[:19].replace("T", " ") + " UTC",
+                "Signed": when(datetime.fromisoformat(c.created_at), seconds=True),
                 "Head hash": c.head_hash[:16] + "…",
                 "Signing key": c.key_id,
                 "Pruned before": c.pruned_before or MISSING,

@@ -259,3 +259,5 @@ def test_the_verify_page_offers_incremental_verification_after_a_full_one(sessio
         "1 new events verified after the verified checkpoint at 18, last checkpoint at 19"
     ]
     assert any("were verified in full" in c.value for c in at.caption)
+    signed = at.dataframe[-1].value["Signed"]
+    assert all(value.endswith(" UTC") and value[:2] == "20" for value in signed), list(signed)
