@@ -31,6 +31,19 @@ def money(micro: int | None) -> str:
     return f"{sign}${cents:,.2f}"
 
 
+def price(micro: int | None) -> str:
+    """A rate (a price per 1M tokens) exactly, without trailing zeros past the cent:
+    `75_000` -> `$0.075`, `2_500_000` -> `$2.50`; rounding a price would misstate every
+    cost computed from it."""
+    if micro is None:
+        return MISSING
+    sign = "-" if micro < 0 else ""
+    exact = f"{Decimal(abs(micro)).scaleb(-6):,.6f}"
+    whole, fraction = exact.split(".")
+    fraction = fraction.rstrip("0").ljust(2, "0")
+    return f"{sign}${whole}.{fraction}"
+
+
 def dollars(value: float | Decimal | None) -> str:
     """Money already in dollars (a chart's or a forecast's float) read like `money`."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):

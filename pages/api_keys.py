@@ -3,9 +3,11 @@
 import streamlit as st
 
 from core import db
+from core.formatting import text_or_missing
 from core.identity import keys
 from core.identity import people as identity
 from pages.ui import confirm, layout
+from pages.ui.shown import names_of, when
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -27,6 +29,7 @@ with db.session_scope() as session:
     teams = identity.list_teams(session)
     key_views = keys.list_keys(session, actor=actor)
 team_names = {t.id: t.name for t in teams}
+created_by = names_of(k.created_by for k in key_views)
 
 for view in key_views:
     if view.age_warning:
@@ -34,14 +37,14 @@ for view in key_views:
 st.dataframe(
     [
         {
-            "id": k.id,
-            "key": f"{k.prefix}…",
-            "team": team_names.get(k.team_id, "?"),
-            "label": k.label,
-            "status": k.status,
-            "age (days)": k.age_days,
-            "expires": k.expires_at,
-            "last used": k.last_used_at,
+            "Name": text_or_missing(k.label),
+            "Key": f"{k.prefix}…",
+            "Team": team_names.get(k.team_id, "?"),
+            "Status": k.status,
+            "Created by": created_by(k.created_by),
+            "Age (days)": k.age_days,
+            "Expires": when(k.expires_at) if k.expires_at else "never",
+            "Last used": when(k.last_used_at) if k.last_used_at else "never",
             "IP allow-list": ", ".join(k.allowed_cidrs) or "any",
         }
         for k in key_views

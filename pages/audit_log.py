@@ -7,8 +7,10 @@ from core.audit import checkpoints as audit_checkpoints
 from core.audit import export as audit_export
 from core.audit import query as audit_query
 from core.errors import QuorumError
+from core.formatting import MISSING
 from core.identity import people as identity
 from pages.ui import layout
+from pages.ui.shown import when
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -77,12 +79,12 @@ else:
     picked = st.dataframe(
         [
             {
-                "seq": e.seq,
-                "time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-                "actor": actor_label(e.actor),
-                "action": e.action,
-                "target": f"{e.target_type} {e.target_id}",
-                "team": teams.get(e.team_id, e.team_id) if e.team_id is not None else "",
+                "Seq": e.seq,
+                "Time": when(e.occurred_at, seconds=True),
+                "Actor": actor_label(e.actor),
+                "Action": e.action,
+                "Target": f"{e.target_type} {e.target_id}",
+                "Team": teams.get(e.team_id, str(e.team_id)) if e.team_id is not None else MISSING,
             }
             for e in page.events
         ],
@@ -107,7 +109,8 @@ if page.events:
         st.subheader(literal(f"Event {event.seq}: {event.action}"))
         st.caption(
             literal(
-                f"{event.occurred_at:%Y-%m-%d %H:%M:%S.%f} UTC · {actor_label(event.actor)} · "
+                f"{when(event.occurred_at, seconds=True)} ({event.occurred_at:%Y-%m-%d %H:%M:%S.%f} UTC) · "
+                f"{actor_label(event.actor)} · "
                 f"{event.target_type} {event.target_id} · event id {event.event_id} · "
                 f"hash {event.hash[:16]}…"
             )
@@ -117,10 +120,10 @@ if page.events:
             st.dataframe(
                 [
                     {
-                        "field": c.path,
-                        "before": "" if c.before is None else str(c.before),
-                        "after": "" if c.after is None else str(c.after),
-                        "change": c.kind,
+                        "Field": c.path,
+                        "Before": MISSING if c.before is None else str(c.before),
+                        "After": MISSING if c.after is None else str(c.after),
+                        "Change": c.kind,
                     }
                     for c in changes
                 ],

@@ -1,11 +1,15 @@
 """Verify audit chain: check every link and signed checkpoint, and sign new checkpoints."""
 
+from datetime import datetime
+
 import streamlit as st
 
 from core import db
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import verify as audit_verify
+from core.formatting import MISSING
 from pages.ui import layout
+from pages.ui.shown import when
 
 actor = layout.page_setup(__file__)
 st.title("Verify the audit chain")
@@ -62,11 +66,11 @@ if checkpoints:
     st.dataframe(
         [
             {
-                "seq": c.seq,
-                "signed (UTC)": c.created_at[:19],
-                "head hash": c.head_hash[:16] + "…",
-                "key": c.key_id,
-                "pruned before": c.pruned_before or "",
+                "Seq": c.seq,
+                "Signed": when(datetime.fromisoformat(c.created_at), seconds=True),
+                "Head hash": c.head_hash[:16] + "…",
+                "Signing key": c.key_id,
+                "Pruned before": c.pruned_before or MISSING,
             }
             for c in checkpoints
         ],

@@ -4,11 +4,13 @@ import streamlit as st
 
 from core import db
 from core.budgets import alerts, config, periods, prices, views
+from core.formatting import percent, text_or_missing, tokens
 from core.gateway import moderation
 from core.gateway import policies as gateway_policies
 from core.identity import people as identity
 from core.permissions import Permission
 from pages.ui import confirm, layout, rate_limits
+from pages.ui.shown import when
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -28,6 +30,7 @@ with db.session_scope() as session:
     alert_rows = alerts.list_alerts(session)
     teams = {t.id: t.name for t in identity.list_teams(session)}
     people = {p.id: p.display_name for p in identity.list_people(session)} if can_edit else {}
+    prompt_names = views.prompt_choices(session, actor=actor) if can_edit else {}
     models = prices.price_book(session).models()
     price_rows = prices.list_prices(session, actor=actor)
     policies = {t: config.team_policy(session, t) for t in teams}
@@ -40,18 +43,18 @@ with budgets_tab:
     st.dataframe(
         [
             {
-                "scope": r.scope,
-                "for": r.target,
-                "period": r.period_key,
-                "cap": r.cap,
-                "token cap": r.cap_tokens,
-                "spent": r.spent,
-                "reserved": r.reserved,
-                "used %": round(r.percent, 1) if r.percent is not None else None,
-                "enforcement": "hard" if r.hard else "soft",
-                "alerts at %": r.thresholds,
-                "per-request cap": r.per_request_cap,
-                "webhook": r.webhook,
+                "Scope": r.scope,
+                "For": r.target,
+                "Period": r.period_key,
+                "Cap": r.cap,
+                "Token cap": tokens(r.cap_tokens),
+                "Spent": r.spent,
+                "Reserved": r.reserved,
+                "Used": percent(r.percent / 100 if r.percent is not None else None, digits=1),
+                "Enforcement": "hard" if r.hard else "soft",
+                "Alerts at %": text_or_missing(r.thresholds),
+                "Per-request cap": r.per_request_cap,
+                "Webhook": text_or_missing(r.webhook),
             }
             for r in rows
         ],
@@ -62,14 +65,22 @@ with budgets_tab:
     if not can_edit:
         st.caption("Read-only: finance and admins change budgets.")
     else:
+        st.markdown("**Set a budget** (replaces the existing one for the same team, person or prompt)")
+        # Outside the form, so that choosing a scope shows that scope's picker only.
+        scope = st.selectbox("Scope", config.SCOPES, key="budget_scope")
         with st.form("budget_form"):
-            st.markdown("**Set a budget** (replaces the existing one for the same team, person or prompt)")
-            scope = st.selectbox("Scope", config.SCOPES, key="budget_scope")
-            team_pick = st.selectbox("Team (team scope)", list(teams), format_func=teams.get, key="budget_team")
-            person_pick = st.selectbox(
-                "Person (person scope)", list(people), format_func=people.get, key="budget_person"
-            )
-            prompt_pick = st.number_input("Prompt id (prompt scope)", min_value=1, step=1, key="budget_prompt")
+            if scope == "team":
+                target = st.selectbox("Team", list(teams), format_func=teams.get, key="budget_team")
+            elif scope == "person":
+                target = st.selectbox("Person", list(people), format_func=people.get, key="budget_person")
+            else:
+                target = st.selectbox(
+                    "Prompt",
+                    list(prompt_names),
+                    format_func=prompt_names.get,
+                    key="budget_prompt",
+                    placeholder="No prompt in the catalog yet",
+                )
             cap = st.text_input("Cap in USD (empty: none)", key="budget_cap")
             cap_tokens = st.number_input(
                 "Cap in tokens (0: none)", min_value=0, max_value=config.MAX_TOKEN_CAP, step=1000, key="budget_tokens"
@@ -82,7 +93,6 @@ with budgets_tab:
             per_request = st.text_input("Per-request cap in USD (empty: none)", key="budget_per_request")
             webhook = st.text_input("Alert webhook URL (optional)", key="budget_webhook")
             if st.form_submit_button("Save budget", type="primary"):
-                target = {"team": team_pick, "person": person_pick, "prompt": int(prompt_pick)}[scope]
                 data = config.BudgetInput(
                     cap_usd=cap or None,
                     cap_tokens=int(cap_tokens) or None,
@@ -92,8 +102,11 @@ with budgets_tab:
                     max_request_usd=per_request or None,
                     webhook_url=webhook or None,
                 )
-                with db.session_scope(write=True) as session, layout.shows_errors("Budget saved"):
-                    config.set_budget(session=session, actor=actor, scope=scope, target_id=target, data=data)
+                if target is None:
+                    st.error(f"Choose a {scope} for the budget.")
+                else:
+                    with db.session_scope(write=True) as session, layout.shows_errors("Budget saved"):
+                        config.set_budget(session=session, actor=actor, scope=scope, target_id=target, data=data)
         if rows:
             labels = {r.id: f"{r.scope}: {r.target}" for r in rows}
             doomed = st.selectbox("Budget to remove", list(labels), format_func=labels.get, key="budget_delete_pick")
@@ -113,13 +126,13 @@ with alerts_tab:
     st.dataframe(
         [
             {
-                "budget": labels.get(a.budget_id, a.budget_id),
-                "period": a.period_key,
-                "threshold %": a.threshold_pct,
-                "spent then": a.spent,
-                "at (UTC)": a.created_at.strftime("%Y-%m-%d %H:%M"),
-                "webhook": a.webhook_status,
-                "attempts": a.webhook_attempts,
+                "Budget": labels.get(a.budget_id, f"a removed budget (#{a.budget_id})"),
+                "Period": a.period_key,
+                "Threshold": f"{a.threshold_pct}%",
+                "Spent then": a.spent,
+                "When": when(a.created_at),
+                "Webhook": "no webhook" if a.webhook_status == "none" else a.webhook_status,
+                "Attempts": a.webhook_attempts,
             }
             for a in alert_rows
         ],
@@ -134,9 +147,9 @@ with policy_tab:
     st.dataframe(
         [
             {
-                "team": teams[t],
-                "allowed models": ", ".join(p.allowed_models) or "all priced models",
-                "lower max_tokens when tight": p.lower_max_tokens,
+                "Team": teams[t],
+                "Allowed models": ", ".join(p.allowed_models) or "all priced models",
+                "Lower max_tokens when tight": "yes" if p.lower_max_tokens else "no",
             }
             for t, p in policies.items()
         ],
@@ -225,13 +238,13 @@ with prices_tab:
     st.dataframe(
         [
             {
-                "model": p.model,
-                "from (UTC)": p.effective_from.strftime("%Y-%m-%d %H:%M"),
-                "input / 1M": p.input,
-                "cached input / 1M": p.cached_input,
-                "output / 1M": p.output,
-                "source": p.source,
-                "origin": p.origin,
+                "Model": p.model,
+                "From": when(p.effective_from),
+                "Input / 1M tokens": text_or_missing(p.input),
+                "Cached input / 1M tokens": text_or_missing(p.cached_input),
+                "Output / 1M tokens": text_or_missing(p.output),
+                "Source": text_or_missing(p.source),
+                "Origin": text_or_missing(p.origin),
             }
             for p in price_rows
         ],

@@ -8,8 +8,10 @@ from core.catalog import views
 from core.catalog.diff import version_changes
 from core.catalog.spec import RISK_TIERS
 from core.catalog.store import STATES
+from core.formatting import text_or_missing
 from core.identity import people as identity
 from pages.ui import diff_view, layout, production_cases
+from pages.ui.shown import when
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -85,10 +87,10 @@ with versions_tab:
             {
                 "version": v.number,
                 "state": v.state,
-                "labels": ", ".join(v.labels),
+                "labels": ", ".join(v.labels) or "—",
                 "author": v.author,
-                "created (UTC)": v.created_at.strftime("%Y-%m-%d %H:%M"),
-                "change note": v.change_note,
+                "created": when(v.created_at),
+                "change note": text_or_missing(v.change_note),
                 "hash": v.content_hash[:12],
             }
             for v in detail.versions
@@ -123,7 +125,7 @@ with labels_tab:
                     "from": f"v{m.from_version}" if m.from_version else "—",
                     "to": f"v{m.to_version}",
                     "by": m.actor,
-                    "when (UTC)": m.moved_at.strftime("%Y-%m-%d %H:%M"),
+                    "when": when(m.moved_at),
                 }
                 for m in detail.label_moves
             ],
@@ -141,8 +143,8 @@ with reviews_tab:
                     "version": r.version,
                     "reviewer": r.reviewer,
                     "decision": r.decision.replace("_", " "),
-                    "comment": r.comment,
-                    "when (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "comment": text_or_missing(r.comment),
+                    "when": when(r.created_at),
                 }
                 for r in detail.reviews
             ],

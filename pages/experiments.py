@@ -4,12 +4,13 @@ import plotly.express as px
 import streamlit as st
 
 from core import db
-from core.budgets.money import format_micro
 from core.catalog import views
 from core.errors import QuorumError
 from core.experiments import production_cases, report, service, testset_store
 from core.experiments.playground import runnable_versions
+from core.formatting import money
 from pages.ui import layout
+from pages.ui.shown import when
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -90,8 +91,8 @@ with run_tab:
                 }
         plan = st.session_state.get("exp_plan")
         if plan and plan["key"] == (testset_id, tuple(choices), repetitions, judge):
-            left = "no hard budget" if plan["remaining"] is None else f"{format_micro(plan['remaining'])} left"
-            st.info(f"Up to {format_micro(plan['estimate'])} for {plan['calls']} calls ({left}).")
+            left = "no hard budget" if plan["remaining"] is None else f"{money(plan['remaining'])} left"
+            st.info(f"Up to {money(plan['estimate'])} for {plan['calls']:,} calls ({left}).")
             if not plan["fits"]:
                 st.warning("This is more than the team's budget has left: use fewer cases, variants or repetitions.")
             elif st.button("Confirm and run", type="primary", key="exp_confirm"):
@@ -151,9 +152,9 @@ with results_tab:
                     "repetitions": e.repetitions,
                     "status": e.status,
                     "cells": f"{e.finished_cells}/{e.planned_cells}",
-                    "estimate": format_micro(e.estimate_micro),
-                    "billed": format_micro(e.billed_micro),
-                    "started (UTC)": e.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "estimate": money(e.estimate_micro),
+                    "billed": money(e.billed_micro),
+                    "started": when(e.created_at),
                 }
                 for e in past
             ],

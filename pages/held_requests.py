@@ -5,9 +5,10 @@ import streamlit as st
 
 from core import db
 from core.experiments import production_cases as cases
+from core.formatting import text_or_missing
 from core.gateway import held as review_requests
-from core.identity import people as identity
 from pages.ui import layout, paging
+from pages.ui.shown import when
 from pages.ui.text import literal
 
 PENDING_PAGE = 20  # each waiting request is a panel of its own
@@ -25,7 +26,6 @@ with db.session_scope() as session:
         session, actor=actor, decided=False, before=paging.cursor("pending"), limit=PENDING_PAGE
     )
     decided_page = review_requests.held_page(session, actor=actor, decided=True, before=paging.cursor("decided"))
-    team_names = {t.id: t.name for t in identity.list_teams(session)}
 
 pending = pending_page.items
 if not pending_page.total:
@@ -34,7 +34,14 @@ for held in pending:
     with st.container(border=True):
         st.markdown(
             f"**{literal(held.public_id)}** · "
-            + literal(f"{team_names.get(held.team_id, '?')} · {held.kind} · rule {held.rule}")
+            + literal(f"{held.team or '?'} · {held.kind} · rule {held.rule} · held since {when(held.created_at)}")
+        )
+        st.caption(literal(f"Called with {held.caller or 'an unknown key'} ({held.team or 'unknown team'})"))
+        st.text_area(
+            "Request (as stored under the team's payload policy)",
+            value=held.request_text or "(no request text was stored)",
+            disabled=True,
+            key=f"request_{held.public_id}",
         )
         st.dataframe(
             [
@@ -77,12 +84,16 @@ st.subheader("Decided")
 st.dataframe(
     [
         {
-            "id": h.public_id,
-            "team": team_names.get(h.team_id, "?"),
-            "rule": h.rule,
-            "status": h.status,
-            "decided": h.decided_at,
-            "comment": h.comment,
+            "Held": when(h.created_at),
+            "Team": text_or_missing(h.team),
+            "Caller": text_or_missing(h.caller),
+            "Rule": h.rule,
+            "Request": text_or_missing(h.request_text),
+            "Status": h.status,
+            "Decided by": text_or_missing(h.decided_by),
+            "Decided": when(h.decided_at),
+            "Comment": text_or_missing(h.comment),
+            "Id": h.public_id,
         }
         for h in decided_page.items
     ],

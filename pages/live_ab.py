@@ -4,11 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from core import db
-from core.budgets.money import format_micro
 from core.catalog import traffic, views
 from core.experiments import live_ab
+from core.formatting import money
 from core.permissions import Permission
 from pages.ui import charts, layout
+from pages.ui.shown import when
 
 actor = layout.page_setup(__file__)
 st.title("Live A/B")
@@ -28,7 +29,7 @@ if split is None:
     st.caption("No live split: all traffic goes to the production label.")
 else:
     st.write(
-        f"Live split since {split.created_at:%Y-%m-%d %H:%M} UTC: v{split.version_a_number} gets "
+        f"Live split since {when(split.created_at)}: v{split.version_a_number} gets "
         f"{100 - split.percent_b}%, v{split.version_b_number} gets {split.percent_b}% of users."
     )
     rows = [
@@ -39,7 +40,7 @@ else:
             "error rate": round(s.error_rate, 4),
             "mean latency ms": round(s.mean_latency_ms, 1),
             "p95 latency ms": round(s.p95_latency_ms, 1),
-            "cost": format_micro(s.cost_micro),
+            "cost": money(s.cost_micro),
             "feedback": s.feedback_count,
             "mean score": None if s.mean_feedback is None else round(s.mean_feedback, 3),
         }

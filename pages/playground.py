@@ -5,9 +5,9 @@ import json
 import streamlit as st
 
 from core import db
-from core.budgets.money import format_micro
 from core.catalog import views
 from core.experiments import playground
+from core.formatting import milliseconds, money
 from core.identity import people as identity
 from pages.ui import layout
 from pages.ui.text import literal
@@ -135,7 +135,7 @@ if answers:
                 )
             st.caption(
                 f"{answer.input_tokens} in / {answer.output_tokens} out tokens · "
-                f"{format_micro(answer.cost_micro)} · {answer.latency_ms:.0f} ms · {answer.request_id}"
+                f"{money(answer.cost_micro)} · {milliseconds(answer.latency_ms)} · {answer.request_id}"
             )
     st.subheader("Continue the chat")
     keep = st.selectbox(

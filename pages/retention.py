@@ -9,12 +9,14 @@ import streamlit as st
 
 from core import db, exports
 from core.catalog import views
+from core.formatting import text_or_missing
 from core.identity import people as identity
 from core.permissions import Permission
 from core.retention import enforce, holds, privacy, rules
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
 from core.settings import settings
 from pages.ui import confirm, layout, paging
+from pages.ui.shown import names_of, when
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -57,14 +59,14 @@ with classes_tab:
     st.dataframe(
         [
             {
-                "class": c.label,
-                "period": c.period,
-                "at expiry": c.action,
-                "compliance basis": c.basis,
-                "rule from": c.source,
-                "team rules": c.team_rules,
-                "records": c.record_kinds,
-                "note": c.note,
+                "Class": c.label,
+                "Period": text_or_missing(c.period),
+                "At expiry": text_or_missing(c.action),
+                "Compliance basis": text_or_missing(c.basis),
+                "Rule from": text_or_missing(c.source),
+                "Team rules": text_or_missing(c.team_rules),
+                "Records": text_or_missing(c.record_kinds),
+                "Note": text_or_missing(c.note),
             }
             for c in classes
         ],
@@ -78,7 +80,7 @@ with classes_tab:
     )
     st.subheader("Stored payloads per team")
     st.dataframe(
-        [{"team": teams.get(t, t), "request and response text stored": m} for t, m in modes.items()],
+        [{"Team": teams.get(t, t), "Request and response text stored": m} for t, m in modes.items()],
         hide_index=True,
         width="stretch",
         key="retention_payload_modes",
@@ -125,12 +127,12 @@ with holds_tab:
     st.dataframe(
         [
             {
-                "id": h.id,
-                "case": h.case_name,
-                "owner": people.get(h.owner_person_id, h.owner_person_id),
-                "scope": scope(h),
-                "placed": h.created_at,
-                "released": h.released_at,
+                "Hold": h.id,
+                "Case": h.case_name,
+                "Owner": people.get(h.owner_person_id, text_or_missing(h.owner_person_id)),
+                "Scope": scope(h) or "everything",
+                "Placed": when(h.created_at),
+                "Released": when(h.released_at) if h.released_at else "in force",
             }
             for h in all_holds
         ],
@@ -207,14 +209,14 @@ with enforce_tab:
         st.dataframe(
             [
                 {
-                    "class": r.class_key,
-                    "records": r.label,
-                    "rule for": "default" if r.team_id is None else teams.get(r.team_id, r.team_id),
-                    "period": r.period,
-                    "action": r.action,
-                    "older than": r.cutoff,
-                    "would handle": r.count,
-                    "samples": ", ".join(str(s["id"]) for s in r.samples),
+                    "Class": r.class_key,
+                    "Records": r.label,
+                    "Rule for": "default" if r.team_id is None else teams.get(r.team_id, r.team_id),
+                    "Period": text_or_missing(r.period),
+                    "Action": r.action,
+                    "Older than": when(r.cutoff) if isinstance(r.cutoff, datetime) else text_or_missing(r.cutoff),
+                    "Would handle": r.count,
+                    "Samples": ", ".join(str(s["id"]) for s in r.samples) or "—",
                 }
                 for r in preview
             ],
@@ -228,17 +230,19 @@ with enforce_tab:
             with layout.shows_errors("Retention enforced; see past runs"):
                 enforce.enforce(actor=actor)
     st.subheader("Past runs")
+    run_by = names_of(r.actor for r in runs_page.items)
     st.dataframe(
         [
             {
-                "run": r.id,
-                "started": r.started_at,
-                "as of": r.as_of,
-                "status": r.status,
-                "batches": r.batches,
-                "resumed": r.resumed,
-                "actor": r.actor,
-                "handled": {k: v.get("count", 0) for k, v in json.loads(r.progress_json).items()},
+                "Run": r.id,
+                "Started": when(r.started_at),
+                "As of": when(r.as_of),
+                "Status": r.status,
+                "Batches": r.batches,
+                "Resumed": r.resumed,
+                "By": run_by(r.actor),
+                "Handled": ", ".join(f"{k}: {v.get('count', 0):,}" for k, v in json.loads(r.progress_json).items())
+                or "nothing",
             }
             for r in runs_page.items
         ],
@@ -249,15 +253,16 @@ with enforce_tab:
     paging.controls("retention_runs", runs_page)
 
 with requests_tab:
+    request_by = names_of(r.actor for r in requests_page.items)
     st.dataframe(
         [
             {
-                "id": r.id,
-                "kind": r.kind,
-                "subject": r.subject_ref,
-                "by": r.actor,
-                "at": r.created_at,
-                "summary": r.summary_json,
+                "Request": r.id,
+                "Kind": r.kind,
+                "Subject": text_or_missing(r.subject_ref),
+                "By": request_by(r.actor),
+                "When": when(r.created_at),
+                "Summary": text_or_missing(r.summary_json),
             }
             for r in requests_page.items
         ],

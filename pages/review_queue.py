@@ -6,6 +6,7 @@ from core import db
 from core.catalog import labels, views, workflow
 from core.permissions import Permission
 from pages.ui import confirm, diff_view, layout, production_cases
+from pages.ui.shown import when
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -42,7 +43,7 @@ for item in queue:
                         "reference": e.reference_id,
                         "summary": e.summary,
                         "by": e.attached_by,
-                        "when (UTC)": e.attached_at.strftime("%Y-%m-%d %H:%M"),
+                        "when": when(e.attached_at),
                     }
                     for e in item.evidence
                 ],

@@ -5,9 +5,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import db, exports
-from core.budgets import ledger_export, ledger_pages, reports
-from core.budgets.money import format_micro
-from pages.ui import layout
+from core.budgets import ledger_export, ledger_pages, reports, views
+from core.formatting import money
+from pages.ui import charts, layout
 from pages.ui.text import literal
 
 actor = layout.page_setup(__file__)
@@ -16,14 +16,14 @@ layout.show_flash()
 
 with db.session_scope() as session:
     overview = reports.team_overview(session, actor=actor)
-overview_table = reports.overview_frame(overview)
 
 st.subheader("Period to date, per team")
-st.metric("Spent by all teams this period", format_micro(int(overview_table["spent_micro"].sum())))
-st.dataframe(overview_table, hide_index=True, width="stretch", key="overview_table")
+st.metric("Spent by all teams this period", money(sum(row.spent_micro for row in overview)))
+st.dataframe(views.overview_table(overview), hide_index=True, width="stretch", key="overview_table")
+# The CSV keeps exact micro-dollars and stable column names, for reconciling and charge-back.
 st.download_button(
     "Download CSV",
-    reports.csv_bytes(overview_table),
+    reports.csv_bytes(reports.overview_frame(overview)),
     file_name="spend-by-team.csv",
     mime="text/csv",
     key="overview_csv",
@@ -32,23 +32,38 @@ st.download_button(
 teams = {row.team_id: row for row in overview}
 if teams:
     st.subheader("Burn-down")
-    team_id = st.selectbox("Team", list(teams), format_func=lambda t: teams[t].team, key="burndown_team")
+    nearest = views.nearest_its_limit(overview)
+    choices = list(teams)
+    team_id = st.selectbox(
+        "Team",
+        choices,
+        index=choices.index(nearest.team_id) if nearest else 0,
+        format_func=lambda t: teams[t].team,
+        key="burndown_team",
+    )
     chosen = teams[team_id]
     with db.session_scope() as session:
         curve = reports.burndown(session, actor=actor, team_id=team_id)
     figure = go.Figure()
     for kind, dash in (("actual", "solid"), ("forecast", "dot")):
         part = curve[curve["kind"] == kind]
-        figure.add_scatter(x=part["day"], y=part["cumulative_micro"] / 1e6, name=kind, line={"dash": dash})
+        figure.add_scatter(
+            x=part["day"],
+            y=part["cumulative_micro"] / 1e6,
+            name=kind,
+            line={"dash": dash},
+            customdata=part["cumulative_micro"].map(money),
+            hovertemplate="%{x}: %{customdata}<extra>" + kind + "</extra>",
+        )
     if chosen.cap_micro:
         figure.add_hline(y=chosen.cap_micro / 1e6, line_dash="dash", line_color="red", annotation_text="budget")
-    figure.update_layout(yaxis_title="USD, cumulative", height=320, margin={"t": 20, "b": 20})
+    figure.update_layout(yaxis_title="Spent so far", yaxis_tickprefix="$", height=320, margin={"t": 20, "b": 20})
     st.plotly_chart(figure, key="burndown_chart")
     crossing = f", crossing the budget on {chosen.crosses_on.isoformat()}" if chosen.crosses_on else ""
     st.caption(
         literal(
             f"At the run rate so far, {chosen.team} ends {chosen.period.key} at "
-            f"{format_micro(chosen.forecast_micro)}{crossing}."
+            f"{money(chosen.forecast_micro)}{crossing}."
         )
     )
 
@@ -63,8 +78,18 @@ by = right.selectbox("By", ["model", "prompt", "person", "day", "team"], key="br
 with db.session_scope() as session:
     breakdown = reports.breakdown(session, actor=actor, period=month, by=by, team_id=team_filter)
 table = breakdown.frame
-st.metric(f"Total for {month.key}", format_micro(breakdown.total_micro))
-st.dataframe(table, hide_index=True, width="stretch", key="breakdown_table")
+st.metric(f"Total for {month.key}", money(breakdown.total_micro))
+if len(table) and by != "day":
+    top = table.head(15).assign(dollars=table["cost_micro"] / 1e6)
+    chart = charts.bars(top, x=by, y="dollars", color=by, title=f"Cost by {by}, {month.key}")
+    chart.update_layout(showlegend=False, yaxis_tickprefix="$", height=300, margin={"t": 40, "b": 20})
+    st.plotly_chart(chart, key="breakdown_chart")
+elif len(table):
+    daily = table.assign(dollars=table["cost_micro"] / 1e6, series="cost")
+    chart = charts.lines(daily, x="day", y="dollars", color="series", title=f"Cost per day, {month.key}")
+    chart.update_layout(showlegend=False, yaxis_tickprefix="$", height=300, margin={"t": 40, "b": 20})
+    st.plotly_chart(chart, key="breakdown_chart")
+st.dataframe(views.breakdown_table(breakdown), hide_index=True, width="stretch", key="breakdown_table")
 st.download_button(
     "Download CSV",
     reports.csv_bytes(table),

@@ -24,8 +24,8 @@ st.dataframe(
         {
             "name": p.display_name,
             "e-mail": p.email,
-            "roles": ", ".join(ROLE_LABELS[r] for r in p.roles),
-            "teams": ", ".join(team_names.get(t, "?") for t in p.team_ids),
+            "roles": ", ".join(ROLE_LABELS[r] for r in p.roles) or "—",
+            "teams": ", ".join(team_names.get(t, "?") for t in p.team_ids) or "—",
             "active": p.active,
         }
         for p in people
@@ -36,7 +36,10 @@ st.dataframe(
 )
 st.subheader("Teams")
 st.dataframe(
-    [{"team": t.name, "description": t.description, "members": sum(t.id in p.team_ids for p in people)} for t in teams],
+    [
+        {"team": t.name, "description": t.description or "—", "members": sum(t.id in p.team_ids for p in people)}
+        for t in teams
+    ],
     hide_index=True,
     width="stretch",
     key="teams_table",

@@ -195,7 +195,7 @@ def test_the_page_the_cli_export_and_the_file_export_give_the_same_events(sessio
     assert not at.exception and not errors_of(at)
     shown = at.dataframe[0].value
     with_seq = {e.seq: e.event_id for e in search(session, SYSTEM, **case["core"])}
-    assert [with_seq[s] for s in shown["seq"]] == expected
+    assert [with_seq[s] for s in shown["Seq"]] == expected
 
     page_bytes = audit_export.export_bytes(
         session=session, actor=SYSTEM, filters=AuditFilter(**case["core"]), fmt="jsonl"
@@ -208,12 +208,12 @@ def test_the_page_shows_names_and_a_readable_diff_of_the_selected_event(session,
     at.switch_page("pages/audit_log.py").run()
     at.text_input(key="audit_action").input("budget.set").run()
     table = at.dataframe[0].value
-    assert list(table["actor"]) == [f"Amara Okafor ({history['admin'].ref})"] * 2
+    assert list(table["Actor"]) == [f"Amara Okafor ({history['admin'].ref})"] * 2
     at.session_state["audit_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
     diff = at.dataframe[1].value
-    assert list(zip(diff["field"], diff["before"], diff["after"], diff["change"], strict=True)) == [
+    assert list(zip(diff["Field"], diff["Before"], diff["After"], diff["Change"], strict=True)) == [
         ("limit", "100", "250", "changed")
     ]
 
@@ -259,3 +259,5 @@ def test_the_verify_page_offers_incremental_verification_after_a_full_one(sessio
         "1 new events verified after the verified checkpoint at 18, last checkpoint at 19"
     ]
     assert any("were verified in full" in c.value for c in at.caption)
+    signed = at.dataframe[-1].value["Signed"]
+    assert all(value.endswith(" UTC") and value[:2] == "20" for value in signed), list(signed)

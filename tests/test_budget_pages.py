@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 from sqlmodel import func, select
 
-from core import clock
+from core import clock, formatting
 from core.budgets import config, demo_seed, periods, reports
-from core.budgets.money import format_micro
 from core.errors import ValidationError
 from core.models.audit import AuditEvent
 from core.models.budgets import Budget, UsageRecord
@@ -39,14 +38,17 @@ def test_spend_page_totals_and_csv_equal_the_ledger(session, seeded):
     at.switch_page("pages/spend.py").run()
     assert not at.exception and not errors_of(at)
     total = month_ledger_total(session)
-    assert at.metric[0].value == format_micro(total)
+    assert at.metric[0].value == formatting.money(total)
     overview = at.dataframe[0].value
-    assert int(overview["spent_micro"].sum()) == total
+    assert list(overview.columns[:4]) == ["Team", "Period", "Spent", "Budget"]
+    spent = reports.overview_frame(reports.team_overview(session, actor=seeded.with_role(Role.FINANCE)))
+    assert int(spent["spent_micro"].sum()) == total
+    assert list(overview["Spent"]) == [formatting.money(v) for v in spent["spent_micro"]]
     for by in ["model", "person", "day", "prompt", "team"]:
         at.selectbox(key="breakdown_by").select(by).run()
         table = at.dataframe[1].value
-        assert int(table["cost_micro"].sum()) == total, by
-        assert at.metric[1].value == format_micro(total)
+        assert len(table) and all(v.startswith("$") for v in table["Cost"]), by
+        assert at.metric[1].value == formatting.money(total)
     # The CSV is the frame shown, written out: read back, it sums to the same micro-dollars.
     month = periods.period_at("month", clock.now())
     shown = reports.breakdown(session, actor=seeded.with_role(Role.FINANCE), period=month, by="team")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,3 +71,19 @@ def test_stored_field_names_become_column_titles():
     assert fmt.column_title("spent_micro") == "Spent"
     assert fmt.column_title("used_pct") == "Used %"
     assert fmt.column_title("crosses_budget_on") == "Crosses budget on"
+
+
+def test_a_price_keeps_every_digit_it_was_given():
+    assert fmt.price(75_000) == "$0.075"
+    assert fmt.price(2_500_000) == "$2.50"
+    assert fmt.price(150_000) == "$0.15"
+    assert fmt.price(1_234_567_891) == "$1,234.567891"
+    assert fmt.price(0) == "$0.00"
+    assert fmt.price(-10) == "-$0.00001"
+    assert fmt.price(None) == fmt.MISSING
+
+
+@given(st.integers(min_value=-(10**18), max_value=10**18))
+def test_a_price_reads_back_to_the_exact_micro_dollars(micro):
+    text = fmt.price(micro)
+    assert Decimal(text.replace("$", "").replace(",", "")) * 1_000_000 == micro

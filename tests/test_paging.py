@@ -76,14 +76,14 @@ def test_the_held_requests_page_pages_through_every_decided_request(session, dir
     for _ in range(DECIDED // 50 + 1):
         assert not at.exception, at.exception
         table = at.dataframe[-1].value
-        seen += list(table["id"])
+        seen += list(table["Id"])
         if at.button(key="decided_older").disabled:
             break
         at.button(key="decided_older").click().run()
     assert seen == holds["decided"]
     assert f"501–{DECIDED} of {DECIDED}" in [c.value for c in at.caption]
     at.button(key="decided_newer").click().run()
-    assert list(at.dataframe[-1].value["id"]) == holds["decided"][450:500]
+    assert list(at.dataframe[-1].value["Id"]) == holds["decided"][450:500]
     # Waiting requests page too (20 panels at a time).
     assert len([b for b in at.button if b.key and b.key.startswith("release_")]) == 20
     assert f"1–20 of {PENDING}" in [c.value for c in at.caption]

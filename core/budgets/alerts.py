@@ -22,9 +22,9 @@ from sqlalchemy import event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from core import clock
+from core import clock, formatting
 from core.budgets import counters, periods
-from core.budgets.money import format_micro, micro_to_decimal
+from core.budgets.money import micro_to_decimal
 from core.models.budgets import BudgetAlert
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def list_alerts(session: Session, *, current_only: bool = False) -> list[AlertVi
             r.budget_id,
             r.period_key,
             r.threshold_pct,
-            format_micro(r.spent_micro),
+            formatting.money(r.spent_micro),
             r.created_at,
             r.webhook_status,
             r.webhook_attempts,

@@ -19,10 +19,12 @@ from core.exports import Export, table_export, utc_text
 from core.models.budgets import UsageRecord
 from core.models.catalog import Prompt
 from core.models.identity import Person, Team
+from core.models.keys import ApiKey
 from core.permissions import Actor, Permission, require
 
 _L = UsageRecord.__table__.c
 _TEAM, _PERSON, _PROMPT = Team.__table__.alias("t"), Person.__table__.alias("p"), Prompt.__table__.alias("pr")
+_KEY = ApiKey.__table__.alias("k")
 
 
 def _dollars(dialect: str):
@@ -55,6 +57,7 @@ def prepare(
         "team": _TEAM.c.name,
         "person": _PERSON.c.display_name,
         "key_id": _L.key_id,
+        "key": _KEY.c.label,  # the team key's name: a reader tells keys apart by it
         "prompt": _PROMPT.c.name,
         "prompt_version_id": _L.prompt_version_id,
         "model": _L.model,
@@ -72,6 +75,7 @@ def prepare(
         UsageRecord.__table__.outerjoin(_TEAM, _TEAM.c.id == _L.team_id)
         .outerjoin(_PERSON, _PERSON.c.id == _L.person_id)
         .outerjoin(_PROMPT, _PROMPT.c.id == _L.prompt_id)
+        .outerjoin(_KEY, _KEY.c.id == _L.key_id)
     )
     where = []
     if start is not None:

@@ -14,8 +14,9 @@ import pandas as pd
 from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session
 
+from core import formatting
 from core.budgets import periods
-from core.budgets.reports import Breakdown, dollars
+from core.budgets.reports import Breakdown, key_names
 from core.budgets.rollups import LEDGER
 from core.models.catalog import Prompt
 from core.models.identity import Person, Team
@@ -110,7 +111,18 @@ def _group_filter(by: str, keys: list[tuple]):
     )
 
 
-_SHOWN = ["time (UTC)", "team", "who", "model", "prompt", "input", "cached", "output", "cost_usd", "request"]
+_SHOWN = [
+    "Time",
+    "Team",
+    "Who",
+    "Model",
+    "Prompt",
+    "Input tokens",
+    "Cached input tokens",
+    "Output tokens",
+    "Cost",
+    "Request",
+]
 
 
 def _frame(session: Session, rows) -> pd.DataFrame:
@@ -122,6 +134,8 @@ def _frame(session: Session, rows) -> pd.DataFrame:
         if people_ids
         else {}
     )
+    keys = key_names(session, {r.key_id for r in rows if r.key_id and not r.person_id})
+    zone = periods.zone().key
     prompts = (
         dict(session.execute(select(Prompt.id, Prompt.name).where(Prompt.id.in_(prompt_ids))).all())
         if prompt_ids
@@ -130,18 +144,18 @@ def _frame(session: Session, rows) -> pd.DataFrame:
     return pd.DataFrame(
         [
             [
-                r.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                formatting.when(r.occurred_at, zone, seconds=True),
                 teams.get(r.team_id, f"team #{r.team_id}"),
                 people.get(r.person_id, f"person #{r.person_id}")
                 if r.person_id
-                else (f"team key #{r.key_id}" if r.key_id else "-"),
+                else (keys.get(r.key_id, f"team key #{r.key_id}") if r.key_id else formatting.MISSING),
                 r.model,
-                prompts.get(r.prompt_id, f"prompt #{r.prompt_id}") if r.prompt_id else "",
+                prompts.get(r.prompt_id, f"prompt #{r.prompt_id}") if r.prompt_id else formatting.MISSING,
                 r.input_tokens,
                 r.cached_input_tokens,
                 r.output_tokens,
-                dollars(r.cost_micro),
-                r.request_id or "",
+                formatting.money(r.cost_micro),
+                formatting.text_or_missing(r.request_id),
             ]
             for r in rows
         ],

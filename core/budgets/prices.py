@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import clock
+from core import clock, formatting
 from core.audit.record import committing, record
 from core.budgets import hot_cache
-from core.budgets.money import format_micro, micro_to_decimal, parse_dollars_to_micro
+from core.budgets.money import micro_to_decimal, parse_dollars_to_micro
 from core.budgets.pricing import OVERRIDES_ORIGIN, Price, PriceBook
 from core.budgets.pricing_file import parse_price_entries
 from core.db import get_or_not_found
@@ -94,15 +94,12 @@ def list_prices(session: Session, *, actor: Actor) -> list[PriceRow]:
 
 
 def _row(price: Price, override_id: int | None) -> PriceRow:
-    def dollars(micro: int | None) -> str:
-        return "" if micro is None else format_micro(micro)
-
     return PriceRow(
         price.model,
         price.effective_from,
-        dollars(price.input_micro_per_1m),
-        dollars(price.cached_input_micro_per_1m),
-        dollars(price.output_micro_per_1m),
+        formatting.price(price.input_micro_per_1m),
+        formatting.price(price.cached_input_micro_per_1m),
+        formatting.price(price.output_micro_per_1m),
         price.source,
         price.origin,
         override_id,

@@ -25,6 +25,7 @@ from core.budgets.money import micro_to_decimal
 from core.models.budgets import Budget
 from core.models.catalog import Prompt
 from core.models.identity import Person, Team
+from core.models.keys import ApiKey
 from core.permissions import Actor, Permission, require
 
 BREAKDOWNS = {
@@ -124,14 +125,26 @@ def _labeller(session: Session, by: str):
         prompts = dict(session.execute(select(Prompt.id, Prompt.name)).all())
         return lambda key: prompts.get(key[0], f"prompt #{key[0]}") if key[0] else "(no prompt)"
     people = dict(session.execute(select(Person.id, Person.display_name)).all())
+    keys = key_names(session)
 
     def person(key: tuple) -> str:
         person_id, key_id = key
         if person_id:
             return people.get(person_id, f"person #{person_id}")
-        return f"team key #{key_id}" if key_id else "-"
+        return keys.get(key_id, f"team key #{key_id}") if key_id else "(no caller)"
 
     return person
+
+
+def key_names(session: Session, ids: set[int] | None = None) -> dict[int, str]:
+    """Team keys by the name they were given (`Support reporting`), or by their visible
+    prefix when they have none: a reader tells keys apart by these, never by an id."""
+    query = select(ApiKey.id, ApiKey.label, ApiKey.prefix)
+    if ids is not None:
+        if not ids:
+            return {}
+        query = query.where(ApiKey.id.in_(ids))  # type: ignore[union-attr]
+    return {key_id: label or f"API key {prefix}…" for key_id, label, prefix in session.execute(query).all()}
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -1,18 +1,22 @@
-"""What the Budgets page and the Home page show about budgets and their alerts."""
+"""What the Budgets, Spend and Home pages show about budgets, spend and alerts: money to
+the cent, readable column titles and names, never ids (the CSV exports keep the exact
+micro-dollar frames of `reports`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session
+import pandas as pd
+from sqlmodel import Session, select
 
-from core import clock
+from core import clock, formatting
 from core.attention import AttentionItem
 from core.budgets import alerts, counters, periods
 from core.budgets.config import list_budgets
 from core.budgets.ledger_sums import ledger_sums
-from core.budgets.money import format_micro
+from core.budgets.reports import Breakdown, TeamSpend
 from core.models.budgets import Budget
+from core.models.catalog import Prompt
 from core.models.identity import Person, Team
 from core.permissions import Actor, Permission, require
 
@@ -41,7 +45,8 @@ def target_label(session: Session, budget: Budget) -> str:
     if budget.scope == "person":
         person = session.get(Person, budget.person_id)
         return person.display_name if person else f"person #{budget.person_id}"
-    return f"prompt #{budget.prompt_id}"
+    prompt = session.get(Prompt, budget.prompt_id)
+    return prompt.name if prompt else f"prompt #{budget.prompt_id}"
 
 
 def budget_rows(session: Session, *, actor: Actor) -> list[BudgetRow]:
@@ -61,18 +66,84 @@ def budget_rows(session: Session, *, actor: Actor) -> list[BudgetRow]:
                 budget.scope,
                 target_label(session, budget),
                 key,
-                format_micro(budget.cap_micro) if budget.cap_micro is not None else "-",
+                formatting.money(budget.cap_micro),
                 budget.cap_tokens,
-                format_micro(spent),
-                format_micro(reserved),
+                formatting.money(spent),
+                formatting.money(reserved),
                 percent,
                 budget.hard,
                 budget.thresholds,
-                format_micro(budget.max_request_micro) if budget.max_request_micro is not None else "-",
+                formatting.money(budget.max_request_micro),
                 budget.webhook_url or "",
             )
         )
     return rows
+
+
+def prompt_choices(session: Session, *, actor: Actor) -> dict[int, str]:
+    """The prompts a budget can cover, by name (with the owning team), for the budget form."""
+    require(actor, Permission.BUDGET_MANAGE)
+    teams = dict(session.exec(select(Team.id, Team.name)).all())
+    prompts = session.exec(select(Prompt.id, Prompt.name, Prompt.team_id).order_by(Prompt.name)).all()
+    return {pid: f"{name} ({teams.get(team_id, 'no team')})" for pid, name, team_id in prompts if pid is not None}
+
+
+def overview_table(rows: list[TeamSpend]) -> pd.DataFrame:
+    """Each team's period to date as a person reads it (the Spend page's first table)."""
+    return pd.DataFrame(
+        [
+            {
+                "Team": r.team,
+                "Period": r.period.key,
+                "Spent": formatting.money(r.spent_micro),
+                "Budget": formatting.money(r.cap_micro),
+                "Used": formatting.percent(r.percent / 100 if r.percent is not None else None),
+                "Forecast at period end": formatting.money(r.forecast_micro),
+                "Crosses budget on": r.crosses_on.isoformat() if r.crosses_on else formatting.MISSING,
+                "Enforcement": ("hard" if r.hard else "soft") if r.budget_id else "no budget",
+            }
+            for r in rows
+        ],
+        columns=[
+            "Team",
+            "Period",
+            "Spent",
+            "Budget",
+            "Used",
+            "Forecast at period end",
+            "Crosses budget on",
+            "Enforcement",
+        ],
+    )
+
+
+def nearest_its_limit(rows: list[TeamSpend]) -> TeamSpend | None:
+    """The team whose spend is the largest share of its budget (the burn-down opens on it);
+    without any budget, the team that spent most."""
+    if not rows:
+        return None
+    capped = [r for r in rows if r.percent is not None]
+    if capped:
+        return max(capped, key=lambda r: (r.percent or 0.0, r.spent_micro))
+    return max(rows, key=lambda r: r.spent_micro)
+
+
+_BREAKDOWN_TITLES = {
+    "calls": "Calls",
+    "input_tokens": "Input tokens",
+    "cached_input_tokens": "Cached input tokens",
+    "output_tokens": "Output tokens",
+}
+
+
+def breakdown_table(breakdown: Breakdown) -> pd.DataFrame:
+    """A breakdown as a person reads it: the group's name, cost to the cent, token counts."""
+    frame = breakdown.frame
+    shown = pd.DataFrame({formatting.column_title(breakdown.by): frame[breakdown.by].astype(str)})
+    shown["Cost"] = frame["cost_micro"].map(formatting.money)
+    for column, title in _BREAKDOWN_TITLES.items():
+        shown[title] = frame[column].astype("int64")
+    return shown
 
 
 def _ledger_spent(session: Session, budget: Budget, now) -> int:
@@ -105,10 +176,10 @@ def budget_attention(session: Session, actor: Actor) -> list[AttentionItem]:
         if not still:
             continue
         threshold = max(still)
-        cap = format_micro(budget.cap_micro) if budget.cap_micro is not None else f"{budget.cap_tokens:,} tokens"
-        spent = (
-            format_micro(counter.spent_micro) if budget.cap_micro is not None else f"{counter.spent_tokens:,} tokens"
-        )
+        in_money = budget.cap_micro is not None
+        cap = formatting.money(budget.cap_micro) if in_money else f"{formatting.tokens(budget.cap_tokens)} tokens"
+        used = formatting.tokens(counter.spent_tokens)
+        spent = formatting.money(counter.spent_micro) if in_money else f"{used} tokens"
         items.append(
             AttentionItem(
                 title=f"{target_label(session, budget)} ({budget.scope}) passed {threshold}% of its budget",

@@ -17,10 +17,12 @@ from core.errors import ValidationError
 from core.exports import Export, table_export, utc_text
 from core.models.gateway import GatewayCall
 from core.models.identity import Team
+from core.models.keys import ApiKey
 from core.permissions import Actor, Permission, require
 
 _C = GatewayCall.__table__.c
 _TEAM = Team.__table__.alias("t")
+_KEY = ApiKey.__table__.alias("k")
 
 
 def prepare(
@@ -48,6 +50,7 @@ def prepare(
         "request_id": _C.request_id,
         "team": _TEAM.c.name,
         "key_id": _C.key_id,
+        "key": _KEY.c.label,  # the team key's name: a reader tells keys apart by it
         "actor": _C.actor,
         "endpoint": _C.endpoint,
         "model": _C.model,
@@ -80,7 +83,7 @@ def prepare(
     return table_export(
         session,
         columns=columns,
-        source=GatewayCall.__table__.outerjoin(_TEAM, _TEAM.c.id == _C.team_id),
+        source=GatewayCall.__table__.outerjoin(_TEAM, _TEAM.c.id == _C.team_id).outerjoin(_KEY, _KEY.c.id == _C.key_id),
         where=where,
         order_by=(_C.created_at, _C.id),
         fmt=fmt,

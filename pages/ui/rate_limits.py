@@ -11,6 +11,7 @@ from core.gateway.rate_limit_rules import MEASURES, SCOPE_LABELS, SCOPES
 from core.permissions import Actor
 from core.settings import settings
 from pages.ui import layout
+from pages.ui.shown import when
 from pages.ui.text import literal
 
 
@@ -86,7 +87,7 @@ def overview_section(actor: Actor, days: int) -> None:
                 "key": r.key,
                 "on requests": r.requests,
                 "on tokens": r.tokens,
-                "last (UTC)": r.last_at.strftime("%Y-%m-%d %H:%M:%S") if r.last_at else "",
+                "last": when(r.last_at, seconds=True) if r.last_at else "—",
             }
             for r in overview.refusals
         ],
