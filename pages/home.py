@@ -11,6 +11,14 @@ from core.settings import settings
 from pages.ui import home_sections, layout
 from pages.ui.text import literal
 
+
+def _who(ref: str) -> str:
+    """An actor who is not (or no longer) a person in the directory, e.g. `system:seed`."""
+    if ref.startswith("system:"):
+        return f"system ({ref.split(':', 1)[1]})"
+    return "a former member" if ref.startswith("person:") else ref
+
+
 actor = layout.page_setup(__file__)
 st.title("Good to see you, " + literal(actor.display_name.split()[0]))
 layout.show_flash()
@@ -34,7 +42,7 @@ if actor.can(Permission.AUDIT_READ):
             [
                 {
                     "Time": fmt.when(e.occurred_at, zone, seconds=True),
-                    "Who": names.get(e.actor, e.actor),
+                    "Who": names.get(e.actor) or _who(e.actor),
                     "Action": e.action,
                     "Target": f"{e.target_type} {e.target_id}",
                 }
