@@ -5,15 +5,18 @@ the printing share one table however conftest is imported."""
 from __future__ import annotations
 
 # The page counts as usable once, for USABLE_FOR_MS on end, its main content is drawn (a
-# title other than the one shown before the click), no element of the previous run is left
-# (stale) and the "running" indicator is gone.
+# title other than the one shown before the click), the script has finished its run (the
+# state Streamlit's own browser tests read), no element of the previous run is left (stale)
+# and the "running" indicator is gone.
 # The time is taken when that calm began, measured by the browser's own clock.
 USABLE_FOR_MS = 400
 _USABLE_SCRIPT = """([minimum]) => {
     const now = performance.now();
     const title = document.querySelector('[data-testid="stMain"] h1');
+    const app = document.querySelector('[data-testid="stApp"]');
     const calm = title !== null
         && (title !== window.__quorumOldTitle || title.textContent !== window.__quorumOldText)
+        && app !== null && app.getAttribute("data-test-script-state") === "notRunning"
         && document.querySelectorAll('[data-stale="true"]').length === 0
         && document.querySelectorAll('[data-testid="stSkeleton"]').length === 0
         && !Array.from(document.querySelectorAll('[data-testid="stStatusWidget"]'))
