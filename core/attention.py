@@ -53,3 +53,40 @@ def attention_for(session: Session, actor: Actor) -> dict[str, list[AttentionIte
         panel: [item for path in providers for item in _load(path)(session, actor)]
         for panel, providers in PANELS.items()
     }
+
+
+# Open alerts, whoever raises them: a budget past a threshold, an interrupted retention run,
+# a gateway that refuses calls. The alerts context, once it exists, adds its own provider
+# ("core.alerts.views:open_alerts_for") to this list; each provider filters by permission.
+ALERT_PROVIDERS: list[str] = [
+    "core.budgets.views:budget_attention",
+    "core.retention.enforce:retention_attention",
+    "core.gateway.held:pending_attention",
+]
+
+
+def open_alerts(session: Session, actor: Actor) -> list[AttentionItem]:
+    """The open alerts `actor` may act on, most severe first (Home's governance section)."""
+    return _most_severe_first(session, actor, ALERT_PROVIDERS)
+
+
+# Configuration a person setting Quorum up should fix, shown on an admin's Home.
+CONFIGURATION_PROVIDERS: list[str] = [
+    "core.gateway.attention:gateway_attention",
+    "core.budgets.home:teams_without_budget",
+    "core.audit.home:signing_warning",
+    "core.gateway.attention:simulated_upstream",
+]
+
+
+def configuration_warnings(session: Session, actor: Actor) -> list[AttentionItem]:
+    """What is set up in a way that weakens a promise (admins only), most severe first."""
+    return _most_severe_first(session, actor, CONFIGURATION_PROVIDERS)
+
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def _most_severe_first(session: Session, actor: Actor, providers: list[str]) -> list[AttentionItem]:
+    found = [item for path in providers for item in _load(path)(session, actor)]
+    return sorted(found, key=lambda item: _SEVERITY_ORDER.get(item.severity, 3))

@@ -1,54 +1,54 @@
-"""Home: what needs my attention, and what happened lately."""
+"""Home: for each of my roles, what that role came to see first; then what happened lately."""
 
 import streamlit as st
 
-from core import attention, db
+from core import db
+from core import formatting as fmt
 from core.audit import query as audit_query
 from core.audit import record as audit
-from core.identity import people as identity
 from core.permissions import Permission
-from pages.ui import layout
+from core.settings import settings
+from pages.ui import home_sections, layout
 from pages.ui.text import literal
+
+
+def _who(ref: str) -> str:
+    """An actor who is not (or no longer) a person in the directory, e.g. `system:seed`."""
+    if ref.startswith("system:"):
+        return f"system ({ref.split(':', 1)[1]})"
+    return "a former member" if ref.startswith("person:") else ref
+
 
 actor = layout.page_setup(__file__)
 st.title("Good to see you, " + literal(actor.display_name.split()[0]))
+layout.show_flash()
 
-with db.session_scope() as session:
-    panels = attention.attention_for(session, actor)
-    teams = identity.list_teams(session)
-    people = identity.list_people(session)
-    recent = audit.recent_events(session, actor=actor, limit=10) if actor.can(Permission.AUDIT_READ) else []
-    names = audit_query.actor_names(session, [e.actor for e in recent])
+mine = [(role, section) for role, section in home_sections.SECTIONS.items() if role in actor.roles]
+if not mine:
+    st.info("You have no role in Quorum yet: an admin grants roles under Teams & people.")
+for role, (title, draw) in mine:
+    with st.container(border=True, key=f"home_{role.value}"):
+        st.caption(title.upper())
+        draw(actor)
 
-st.subheader("Needs your attention")
-columns = st.columns(len(panels))
-for column, (panel, items) in zip(columns, panels.items(), strict=True):
-    with column.container(border=True):
-        st.markdown(f"**{literal(panel)}**")
-        if not items:
-            st.caption("Nothing waiting.")
-        for item in items:
-            show = {"error": st.error, "warning": st.warning}.get(item.severity, st.info)
-            show(f"**{literal(item.title)}**  \n{literal(item.detail)}" if item.detail else literal(item.title))
-            if item.page:
-                st.page_link(item.page, label="Open", icon=":material/arrow_forward:")
-
-left, right = st.columns(2)
-left.metric("Teams", len(teams))
-right.metric("People", len(people))
-
-if recent:
-    st.subheader("Recent activity")
-    st.dataframe(
-        [
-            {
-                "time (UTC)": e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-                "actor": names.get(e.actor, e.actor),
-                "action": e.action,
-                "target": f"{e.target_type} {e.target_id}",
-            }
-            for e in recent
-        ],
-        hide_index=True,
-        width="stretch",
-    )
+if actor.can(Permission.AUDIT_READ):
+    with db.session_scope() as session:
+        recent = audit.recent_events(session, actor=actor, limit=10)
+        names = audit_query.actor_names(session, [e.actor for e in recent])
+    if recent:
+        st.subheader("Recent activity")
+        zone = settings().timezone
+        st.dataframe(
+            [
+                {
+                    "Time": fmt.when(e.occurred_at, zone, seconds=True),
+                    "Who": names.get(e.actor) or _who(e.actor),
+                    "Action": e.action,
+                    "Target": f"{e.target_type} {e.target_id}",
+                }
+                for e in recent
+            ],
+            hide_index=True,
+            width="stretch",
+            key="home_recent",
+        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
@@ -262,12 +262,20 @@ def progress(session: Session, *, experiment_id: int) -> tuple[int, int, str]:
 
 
 def list_experiments(
-    session: Session, *, actor: Actor, prompt_id: int | None = None, limit: int = 100
+    session: Session,
+    *,
+    actor: Actor,
+    prompt_id: int | None = None,
+    team_ids: Iterable[int] | None = None,
+    limit: int = 100,
 ) -> list[ExperimentView]:
+    """Experiments, newest first; of one prompt, or of the teams in `team_ids` (Home)."""
     require(actor, Permission.CATALOG_READ)
     query = select(ExperimentRow).order_by(col(ExperimentRow.id).desc()).limit(limit)
     if prompt_id is not None:
         query = query.where(ExperimentRow.prompt_id == prompt_id)
+    if team_ids is not None:
+        query = query.where(col(ExperimentRow.team_id).in_(list(team_ids)))
     return [_view(session, row) for row in session.exec(query)]
 
 

@@ -1,14 +1,19 @@
-"""Home's "Gateway" panel for admins: an upstream without moderation, and teams whose calls
-are not moderated at all."""
+"""The gateway's parts of Home: for admins, an upstream without moderation, teams whose calls
+are not moderated at all, and a simulated upstream; for governance leads, the held requests
+waiting for a decision."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, func, select
 
 from core.attention import AttentionItem
-from core.gateway import moderation, policies
+from core.gateway import held, moderation, policies
 from core.identity.people import list_teams
-from core.permissions import Actor, Permission
+from core.models.gateway import HeldRequest
+from core.permissions import Actor, Permission, require
 
 PAGE = "pages/budgets.py"
 
@@ -62,3 +67,34 @@ def gateway_attention(session: Session, actor: Actor) -> list[AttentionItem]:
                 )
             )
     return items
+
+
+def simulated_upstream(session: Session, actor: Actor) -> list[AttentionItem]:
+    """Admins: no OpenAI key is configured, so the built-in simulator answers every call."""
+    from core.settings import settings
+
+    if not actor.can(Permission.TEAM_MANAGE) or not settings().uses_simulator:
+        return []
+    return [
+        AttentionItem(
+            "Model calls are answered by the built-in simulator",
+            "No OPENAI_API_KEY is configured: answers, costs and latencies are simulated, not OpenAI's.",
+            severity="warning",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class HeldWaiting:
+    count: int
+    oldest_since: datetime | None
+
+
+def held_waiting(session: Session, *, actor: Actor) -> HeldWaiting:
+    """How many held requests wait for a decision, and since when the oldest has waited."""
+    require(actor, Permission.REQUEST_REVIEW)
+    pending = HeldRequest.status == held.PENDING
+    count, oldest = session.exec(
+        select(func.count(), func.min(HeldRequest.created_at)).select_from(HeldRequest).where(pending)
+    ).one()
+    return HeldWaiting(int(count), oldest)

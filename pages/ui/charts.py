@@ -10,6 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.formatting import dollars
+
 _DASHES = ("solid", "dot", "dash", "dashdot")
 
 
@@ -57,3 +59,25 @@ def percent_axis(figure: go.Figure, largest: float) -> go.Figure:
     tenths of a percent would otherwise all read 0%."""
     decimals = 0 if largest >= 0.1 else 1 if largest >= 0.01 else 2
     return figure.update_yaxes(tickformat=f".{decimals}%", rangemode="tozero")
+
+
+def spend_against_budget(teams: list[str], spent: list[float], budgets: list[float | None], title: str) -> go.Figure:
+    """Each team's spend (a bar) beside its budget (a bar outlined, empty where there is none),
+    amounts in dollars; hovering reads them as money."""
+    spent_bars = go.Bar(x=teams, y=spent, name="Spent", hovertext=[dollars(v) for v in spent], hoverinfo="x+text+name")
+    budget_bars = go.Bar(
+        x=teams,
+        y=[b or 0 for b in budgets],
+        name="Monthly budget",
+        hovertext=[dollars(b) if b is not None else "no monthly budget" for b in budgets],
+        hoverinfo="x+text+name",
+        marker={"color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#636efa"}},
+    )
+    layout = {
+        "title": {"text": title},
+        "barmode": "group",
+        "yaxis": {"tickprefix": "$", "tickformat": ",.2f", "rangemode": "tozero"},
+        "height": 320,
+        "margin": {"t": 40, "b": 30},
+    }
+    return go.Figure(data=[spent_bars, budget_bars], layout=layout)

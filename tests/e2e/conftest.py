@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from core.settings import PROJECT_ROOT
+from tests.e2e.timing import TIMES_TO_USABLE, record_time_to_usable, start_clock
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(os.environ.get("QUORUM_SCREENSHOTS_DIR") or PROJECT_ROOT / "docs" / "screenshots")
@@ -222,16 +223,21 @@ def sign_in(page, name: str) -> None:
     page.get_by_text("Sign in to Quorum (demo)").wait_for()
     page.get_by_role("combobox").first.click()
     page.get_by_role("option", name=re.compile(f"^{re.escape(name)} ")).click()
+    start_clock(page)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Signed in as").wait_for()
+    record_time_to_usable(page, "Home")
 
 
 def open_page(page, title: str) -> None:
+    """Open a page from the sidebar, as a person would, and record its time to usable."""
     from pages.ui.registry import PAGES
 
     url_path = next(Path(p.path).stem for p in PAGES if p.title == title)
+    start_clock(page)
     page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
     page.wait_for_url(re.compile(f"/{url_path}(\\?.*)?$"))  # a demo session carries ?as=…
+    record_time_to_usable(page, title)
     settle(page)
 
 
@@ -267,3 +273,26 @@ def choose(page, label: str, text: str) -> None:
     box.fill(text)
     box.press("Enter")
     settle(page)
+
+
+def pytest_sessionfinish(session):
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # an xdist worker: hand the times to the controller
+        worker_output["times_to_usable"] = TIMES_TO_USABLE
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    for title, seconds in node.workeroutput.get("times_to_usable", {}).items():
+        TIMES_TO_USABLE.setdefault(title, []).extend(seconds)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not TIMES_TO_USABLE:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("time to usable per page (browser, from the click to a calm page)")
+    write(f"{'page':<24} {'opens':>5} {'median s':>9} {'max s':>7}")
+    for title, seconds in sorted(TIMES_TO_USABLE.items()):
+        ordered = sorted(seconds)
+        write(f"{title:<24} {len(ordered):>5} {ordered[len(ordered) // 2]:>9.2f} {ordered[-1]:>7.2f}")
