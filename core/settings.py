@@ -86,6 +86,15 @@ class Settings:
     # The model that grades llm-rubric assertions when an experiment names none; None: no
     # default judge (such assertions are then error cells that say so).
     judge_model: str | None = DEFAULT_JUDGE_MODEL
+    # Finance: the provider's organization Usage and Costs APIs need an admin key, separate
+    # from the key the gateway calls models with; the provider project(s) Quorum's own
+    # traffic runs under (usage in any other project or key did not pass through Quorum);
+    # how far a day may differ from the provider's bill and still count as matched.
+    openai_admin_key: str | None = field(default=None, repr=False)
+    openai_project_ids: tuple[str, ...] = ()
+    reconcile_tolerance_micro: int = 10_000
+    # Where the built-in simulator keeps what it answered and billed (the demo's provider).
+    simulator_billing_log: Path = DATA_DIR / "simulator_billing.jsonl"
 
     @property
     def auth_configured(self) -> bool:
@@ -213,6 +222,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
         rate_limit_window_s=_positive("QUORUM_RATE_LIMIT_WINDOW_S", pick("QUORUM_RATE_LIMIT_WINDOW_S"), 60, int),
         judge_model=_judge_model(pick("QUORUM_JUDGE_MODEL")),
+        openai_admin_key=pick("QUORUM_OPENAI_ADMIN_KEY"),
+        openai_project_ids=tuple((pick("QUORUM_OPENAI_PROJECT_IDS") or "").replace(",", " ").split()),
+        reconcile_tolerance_micro=_positive(
+            "QUORUM_RECONCILE_TOLERANCE_MICRO", pick("QUORUM_RECONCILE_TOLERANCE_MICRO"), 10_000, int
+        ),
+        simulator_billing_log=Path(pick("QUORUM_SIMULATOR_BILLING_LOG") or DATA_DIR / "simulator_billing.jsonl"),
     )
 
 
