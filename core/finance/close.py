@@ -31,6 +31,7 @@ from core.errors import Conflict, InvalidTransition, NotFound, PermissionDenied,
 from core.guardrails.saved_text import refuse_secrets_in
 from core.models.budgets import Budget, UsageRecord
 from core.models.finance import ClosedMonth, ReopenRequest
+from core.models.identity import Person
 from core.permissions import Actor, Permission, require
 from core.settings import settings
 
@@ -171,13 +172,37 @@ def _pending(session: Session, month: str) -> ReopenRequest | None:
 @dataclass(frozen=True)
 class MonthState:
     month: str
-    closed_by: str
+    closed_by: str  # a name
     closed_at: datetime
-    pending_request: ReopenRequest | None
+    pending_request_id: int | None
+    pending_reason: str
+    pending_requested_by: str  # a name, or ""
 
 
 def closed_months(session: Session, *, actor: Actor) -> list[MonthState]:
     """Every closed month, newest first, with a reopen request waiting for an admin if any."""
     require(actor, Permission.SPEND_READ)
     rows = session.exec(select(ClosedMonth).order_by(col(ClosedMonth.month).desc())).all()
-    return [MonthState(r.month, r.closed_by, r.closed_at, _pending(session, r.month)) for r in rows]
+    states = []
+    for row in rows:
+        pending = _pending(session, row.month)
+        states.append(
+            MonthState(
+                row.month,
+                name_of(session, row.closed_by),
+                row.closed_at,
+                pending.id if pending else None,
+                pending.reason if pending else "",
+                name_of(session, pending.requested_by) if pending else "",
+            )
+        )
+    return states
+
+
+def name_of(session: Session, ref: str) -> str:
+    """A person's name for an actor reference (``person:7``); the system's own label otherwise."""
+    kind, _, rest = ref.partition(":")
+    if kind == "person" and rest.isdigit():
+        person = session.get(Person, int(rest))
+        return person.display_name if person else "a former person"
+    return f"system ({rest})" if kind == "system" else ref
