@@ -109,7 +109,7 @@ def test_a_statement_on_the_page_shows_the_ledgers_total_and_admins_set_the_cost
     at = signed_in(session, EMAIL_BY_ROLE[Role.ADMIN])
     at.switch_page(PAGE).run()
     at.selectbox(key="statement_team").set_value(support).run()
-    total = session.exec(select(func.sum(UsageRecord.cost_micro)).where(UsageRecord.team_id == support)).one()
+    total = int(session.exec(select(func.sum(UsageRecord.cost_micro)).where(UsageRecord.team_id == support)).one())
     assert at.metric[0].value == format_micro(total) == "$1.234656"
     at.text_input(key="cost_center").input("CC-4100").run()
     at.button(key="cost_center_save").click().run()
