@@ -229,3 +229,16 @@ def test_a_ledger_row_changed_behind_quorums_back_shows_on_the_statement(directo
     assert found.ledger_changed_since_close
     rows = statements.statement_export(session, actor=finance, month=MONTH, team_id=support).chunks()
     assert b"the ledger changed after the close" in b"".join(rows)
+
+
+def test_rebuilding_the_roll_ups_after_the_close_leaves_a_statement_as_it_was(directory, session):
+    from core.budgets import rollups
+
+    finance = _finance(directory)
+    support = _seed_month(session, directory)
+    close.close_month(session=session, actor=finance, month=MONTH)
+    before = statements.statement(session, actor=finance, month=MONTH, team_id=support)
+    rollups.rebuild_rollups(session, actor=SYSTEM, since=None)
+    after = statements.statement(session, actor=finance, month=MONTH, team_id=support)
+    assert after.lines == before.lines and after.total_micro == _ledger(session, support)
+    assert not after.ledger_changed_since_close

@@ -305,11 +305,11 @@ def _provider(
         for (project_id, _key), side in sides.items():
             by_project[project_id].append(side)
         for project_id, project_sides in by_project.items():
-            _share(foreign_costs.get((project_id, model), 0), project_sides)
+            share_by_tokens(foreign_costs.get((project_id, model), 0), project_sides)
     return dict(ours), dict(others)
 
 
-def _share(micro: int, sides: list[Side]) -> None:
+def share_by_tokens(micro: int, sides: list[Side]) -> None:
     """Split ``micro`` among ``sides`` by tokens, the remainder to the last, so the parts add up."""
     total = sum(side.tokens.total for side in sides) or 1
     given = 0
