@@ -126,3 +126,18 @@ def test_a_foreign_projects_dollars_are_shared_among_its_keys_without_losing_a_m
     sides = [Side(tokens=Tokens(input=n)) for n in tokens]
     share_by_tokens(micro, sides)
     assert sum(side.micro for side in sides) == micro and all(side.micro >= 0 for side in sides)
+
+
+def test_a_reset_in_another_process_and_a_damaged_line_are_read_correctly(tmp_path):
+    path = tmp_path / "bill.jsonl"
+    reader, resetter = BillingLog(path), BillingLog(path)
+    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
+    reader.add_usage(at=at, kind="completions", model="gpt-4o", input_tokens=1_000)
+    resetter.clear()  # the demo's reset, in another process
+    resetter.add_usage(at=at, kind="completions", model="gpt-4o", input_tokens=3)
+    with path.open("ab") as file:
+        file.write(b'{"type": "usage", "day": "2026-11-10"\n')  # a line cut short by a crash
+    resetter.add_usage(at=at, kind="completions", model="gpt-4o", input_tokens=4)
+    for log in (reader, resetter, BillingLog(path)):
+        [(_key, count)] = list(log.usage("completions", DAY, date(2026, 11, 11)))
+        assert (count.input_tokens, count.requests) == (7, 2)

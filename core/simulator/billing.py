@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class BillingLog:
         self._usage: dict[UsageKey, UsageCount] = defaultdict(UsageCount)
         self._prices: dict[str, list[ListPrice]] = defaultdict(list)
         self._loaded_bytes = 0
+        self._header = b""
         self._refresh()
 
     # ---- writing -------------------------------------------------------------------------
@@ -161,16 +163,23 @@ class BillingLog:
 
     def _write(self, entry: dict[str, Any]) -> None:
         with self._lock:
-            if self.path is not None:
-                self._refresh_locked()
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                line = (json.dumps(entry) + "\n").encode()
-                with self.path.open("ab") as file:
-                    file.write(line)
-                self._loaded_bytes += len(line)
-            self._apply(entry)
+            if self.path is None:
+                self._apply(entry)
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with self.path.open("xb") as file:  # a new file: its header first, by one process only
+                    file.write((json.dumps({"type": "header", "log": uuid.uuid4().hex}) + "\n").encode())
+            except FileExistsError:
+                pass
+            with self.path.open("ab") as file:
+                file.write((json.dumps(entry) + "\n").encode())
+            # Read it back with whatever other processes appended before it, in file order.
+            self._refresh_locked()
 
     def _apply(self, entry: dict[str, Any]) -> None:
+        if entry.get("type") not in ("usage", "price"):
+            return
         if entry.get("type") == "price":
             self._prices[entry["model"]].append(
                 ListPrice(
@@ -194,16 +203,29 @@ class BillingLog:
             self._refresh_locked()
 
     def _refresh_locked(self) -> None:
-        """Read what other processes appended since the last read."""
-        if self.path is None or not self.path.exists():
+        """Read what other processes appended since the last read.
+
+        Each file starts with a header line naming it; another name (the demo's reset removed
+        the file and a new one was started, perhaps on the same inode) is read from its start."""
+        if self.path is None:
             return
-        with self.path.open("rb") as file:
-            file.seek(self._loaded_bytes)
-            data = file.read()
+        try:
+            with self.path.open("rb") as file:
+                header = file.readline()
+                if header != self._header:
+                    self._usage.clear()
+                    self._prices.clear()
+                    self._header, self._loaded_bytes = header, len(header)
+                file.seek(self._loaded_bytes)
+                data = file.read()
+        except FileNotFoundError:
+            return
         complete = data[: data.rfind(b"\n") + 1]  # a line another process is writing is read next time
         for line in complete.splitlines():
-            if line.strip():
+            try:
                 self._apply(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged line (a crash mid-write) costs that line, not the provider
         self._loaded_bytes += len(complete)
 
     def clear(self) -> None:
@@ -211,7 +233,7 @@ class BillingLog:
         with self._lock:
             self._usage.clear()
             self._prices.clear()
-            self._loaded_bytes = 0
+            self._loaded_bytes, self._header = 0, b""
             if self.path is not None and self.path.exists():
                 self.path.unlink()
 
