@@ -242,3 +242,31 @@ def test_rebuilding_the_roll_ups_after_the_close_leaves_a_statement_as_it_was(di
     after = statements.statement(session, actor=finance, month=MONTH, team_id=support)
     assert after.lines == before.lines and after.total_micro == _ledger(session, support)
     assert not after.ledger_changed_since_close
+
+
+def test_the_command_line_closes_a_month_writes_a_statement_and_says_when_a_day_differs(
+    directory, session, tmp_path, capsys
+):
+    from core.cli.main import main
+    from core.settings import settings
+    from core.simulator.billing import shared_log
+
+    support = _seed_month(session, directory)
+    assert main(["finance", "statement", "--month", MONTH, "--team", "Support", "--output", "x.csv"]) == 1
+    assert "not closed" in capsys.readouterr().err
+    assert main(["finance", "close", "--month", MONTH]) == 0
+    out = tmp_path / "statement.csv"
+    assert main(["finance", "statement", "--month", MONTH, "--team", "Support", "--output", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert sum(int(r["cost_micro"]) for r in rows if r["section"] == "model") == _ledger(session, support)
+    # A day with traffic Quorum never sent exits 2 (cron mails it); a closed day is left alone.
+    shared_log(settings().simulator_billing_log).add_usage(
+        at=datetime(2026, 11, 3, 12, tzinfo=UTC), kind="completions", model="gpt-4o", input_tokens=10, project_id="p"
+    )
+    capsys.readouterr()
+    assert main(["finance", "reconcile", "--from", "2026-10-31", "--to", "2026-11-03"]) == 2
+    out_lines = capsys.readouterr().out.splitlines()
+    assert out_lines[0].startswith("2026-10-31  closed") and out_lines[-1].startswith("2026-11-03  differences")
+    assert main(["finance", "reconcile", "--day", "2026-11-02"]) == 0
+    assert main(["finance", "reconcile", "--day", "2026-11-02", "--from", "2026-11-01"]) == 1
+    assert main(["finance", "reconcile", "--day", "yesterday"]) == 1
