@@ -50,6 +50,9 @@ class Permission(StrEnum):
     AUDIT_VERIFY = "audit.verify"
     RETENTION_READ = "retention.read"
     RETENTION_MANAGE = "retention.manage"
+    RECONCILE = "finance.reconcile"  # compare the ledger with the provider's bill
+    MONTH_CLOSE = "finance.close"  # close a month, ask for it to be reopened
+    MONTH_REOPEN_APPROVE = "finance.reopen.approve"  # the second person of a reopening
 
 
 _P = Permission
@@ -69,6 +72,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.KEY_MANAGE,
             _P.OBSERVABILITY_READ,
             _P.AUDIT_READ,
+            _P.RECONCILE,
+            _P.MONTH_REOPEN_APPROVE,
         }
     ),
     Role.GOVERNANCE_LEAD: frozenset(
@@ -90,6 +95,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.CATALOG_READ,
             _P.SPEND_READ,
             _P.BUDGET_MANAGE,
+            _P.RECONCILE,
+            _P.MONTH_CLOSE,
         }
     ),
     Role.PROMPT_ENGINEER: frozenset(

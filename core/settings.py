@@ -94,6 +94,15 @@ class Settings:
     metrics_key_ids: bool = False
     # /readyz: how long an upstream answer counts as recent before readiness asks again.
     ready_upstream_s: float = 300.0
+    # Finance: the provider's organization Usage and Costs APIs need an admin key, separate
+    # from the key the gateway calls models with; the provider project(s) Quorum's own
+    # traffic runs under (usage in any other project or key did not pass through Quorum);
+    # how far a day may differ from the provider's bill and still count as matched.
+    openai_admin_key: str | None = field(default=None, repr=False)
+    openai_project_ids: tuple[str, ...] = ()
+    reconcile_tolerance_micro: int = 10_000
+    # Where the built-in simulator keeps what it answered and billed (the demo's provider).
+    simulator_billing_log: Path = DATA_DIR / "simulator_billing.jsonl"
 
     @property
     def auth_configured(self) -> bool:
@@ -225,6 +234,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=pick("QUORUM_METRICS_TOKEN"),
         metrics_key_ids=(pick("QUORUM_METRICS_KEY_IDS") or "").lower() in _TRUE,
         ready_upstream_s=_positive("QUORUM_READY_UPSTREAM_S", pick("QUORUM_READY_UPSTREAM_S"), 300, float),
+        openai_admin_key=pick("QUORUM_OPENAI_ADMIN_KEY"),
+        openai_project_ids=tuple((pick("QUORUM_OPENAI_PROJECT_IDS") or "").replace(",", " ").split()),
+        reconcile_tolerance_micro=_positive(
+            "QUORUM_RECONCILE_TOLERANCE_MICRO", pick("QUORUM_RECONCILE_TOLERANCE_MICRO"), 10_000, int
+        ),
+        simulator_billing_log=Path(pick("QUORUM_SIMULATOR_BILLING_LOG") or DATA_DIR / "simulator_billing.jsonl"),
     )
 
 

@@ -34,6 +34,7 @@ ORDER = [
     "retention",
     "ops",
     "gateway",
+    "finance",
     "experiments",
     "demo",
 ]

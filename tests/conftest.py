@@ -57,6 +57,8 @@ def _isolated_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("QUORUM_DEMO", "1")
     # Checkpoint files are the test's own: never the project's data/checkpoints/.
     monkeypatch.setenv("QUORUM_AUDIT_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    # The simulated provider's bill is the test's own too.
+    monkeypatch.setenv("QUORUM_SIMULATOR_BILLING_LOG", str(tmp_path / "simulator_billing.jsonl"))
     reset_settings()
     yield
     clock.set_clock(None)

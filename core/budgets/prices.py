@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from core import clock, formatting
 from core.audit.record import committing, record
 from core.budgets import hot_cache
+from core.budgets.frozen import frozen_until
 from core.budgets.money import micro_to_decimal, parse_dollars_to_micro
 from core.budgets.pricing import OVERRIDES_ORIGIN, Price, PriceBook
 from core.budgets.pricing_file import parse_price_entries
@@ -136,6 +137,14 @@ def add_override(
     if problems:
         raise ValidationError("; ".join(problems))
     (price,) = parse_price_entries([raw], origin=OVERRIDES_ORIGIN, list_name="overrides")
+    # A price from a date before the end of a closed month would re-price that month's bill.
+    frozen = frozen_until(session)
+    if frozen is not None and price.effective_from < frozen:
+        raise Conflict(
+            f"Prices are frozen until {frozen:%Y-%m-%d %H:%M} UTC (a closed month): an override for "
+            f"{price.model} from {price.effective_from.date().isoformat()} would change it; date it later "
+            "or ask finance to reopen the month"
+        )
     # The whole book must still be valid (e.g. not an alias name) before anything is stored.
     price_book(session).with_overrides([raw])
     if session.exec(

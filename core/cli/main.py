@@ -11,6 +11,7 @@ from core.cli import (
     db_cmd,
     demo_cmd,
     export_cmd,
+    finance_cmd,
     gateway_cmd,
     keys_cmd,
     limits_cmd,
@@ -39,6 +40,7 @@ COMMAND_MODULES = [
     export_cmd,
     retention_cmd,
     rollups_cmd,
+    finance_cmd,
     simulator_cmd,
 ]
 

@@ -11,7 +11,15 @@ from sqlmodel import Session
 from core.budgets.demo_seed import seed_budgets
 from core.catalog.demo_seed import seed_catalog
 from core.experiments.demo_seed import seed_experiments
+from core.finance.demo_seed import seed_finance
 from core.gateway.demo_seed import seed_gateway
 from core.retention.demo_seed import seed_retention
 
-STEPS: list[Callable[[Session], None]] = [seed_catalog, seed_budgets, seed_gateway, seed_experiments, seed_retention]
+STEPS: list[Callable[[Session], None]] = [
+    seed_catalog,
+    seed_budgets,
+    seed_gateway,
+    seed_experiments,
+    seed_retention,
+    seed_finance,
+]

@@ -29,6 +29,7 @@ from core.gateway.direct_post import DirectPost
 from core.gateway.errors import UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 from core.settings import Settings
 from core.simulator import SIMULATED_HEADER, SimulatorConfig, simulated_client
+from core.simulator.billing import shared_log
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ class Upstream:
         retry = RetryPolicy(max_attempts=settings.upstream_max_attempts)
         breaker_options = {"failure_threshold": settings.breaker_failures, "reset_after_s": settings.breaker_reset_s}
         if settings.uses_simulator:
+            # The simulated provider bills into the shared log that finance reconciles against.
+            simulator = simulator or SimulatorConfig(billing=shared_log(settings.simulator_billing_log))
             client = simulated_client(simulator, max_retries=0, timeout=timeout)
             return cls(client, name="simulator", simulated=True, retry=retry, breaker=CircuitBreaker(**breaker_options))
         client = openai.OpenAI(

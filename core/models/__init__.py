@@ -13,6 +13,7 @@ from core.models.budgets import (
 from core.models.catalog import Prompt, PromptLabel, PromptLabelMove, PromptReview, PromptVersion, ReviewEvidence
 from core.models.escalation import EscalationCatch
 from core.models.experiments import Experiment, RequestFeedback, TestSet, TestSetCase, TrafficSplit
+from core.models.finance import ClosedMonth, FinanceLock, ReconciliationLine, ReconciliationRun, ReopenRequest
 from core.models.gateway import (
     CacheEntry,
     GatewayCall,
@@ -76,4 +77,9 @@ __all__ = [
     "RetentionRun",
     "SubjectRequest",
     "TeamPayloadPolicy",
+    "ClosedMonth",
+    "FinanceLock",
+    "ReconciliationLine",
+    "ReconciliationRun",
+    "ReopenRequest",
 ]

@@ -24,6 +24,8 @@ class Team(SQLModel, table=True):
     # Lower-cased name: team names are unique regardless of case.
     name_key: str = Field(max_length=80)
     description: str = Field(default="", max_length=500)
+    # The code finance charges the team's spend to (chargeback statements); admin-set.
+    cost_center: str = Field(default="", max_length=40)
     created_at: datetime = Field(default_factory=clock.now, sa_type=UtcDateTime)
 
 

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.simulator.api_error import SimulatedAPIError, bad_request, invalid_url, model_not_found
+from core.simulator.billing import BillingLog
 from core.simulator.catalog import list_models, model_kind, model_object
 from core.simulator.chat import SYSTEM_FINGERPRINT, chat_completion, chat_completion_chunks
 from core.simulator.embeddings import embeddings
 from core.simulator.moderation import moderations
+from core.simulator.organization import PATHS as ORGANIZATION_PATHS
+from core.simulator.organization import organization_page
 from core.simulator.responses import ResponseStore, create_response, response_events, retrieve
 
 __all__ = [
@@ -47,10 +50,15 @@ def handle(
     response_id: str | None = None,
     cached_fraction: float = 0.0,
     store: ResponseStore | None = None,
+    query: str = "",
+    billing: BillingLog | None = None,
 ) -> EngineReply:
     """Route one request. ``path`` is the URL path (``/v1/...``); ``body`` the parsed JSON
-    (``None`` for GET). Refusals come back as replies carrying OpenAI's error body."""
+    (``None`` for GET); ``query`` the URL's query string. Refusals come back as replies
+    carrying OpenAI's error body. The organization's usage and costs come from ``billing``."""
     try:
+        if method.upper() == "GET" and path.rstrip("/") in ORGANIZATION_PATHS:
+            return EngineReply(200, organization_page(billing or BillingLog(), path.rstrip("/"), query))
         return _route(
             method.upper(),
             path.rstrip("/"),

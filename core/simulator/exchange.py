@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from core import clock
 from core.simulator import api_error
-from core.simulator.engine import handle
+from core.simulator.chat import chat_completion
+from core.simulator.engine import EngineReply, handle
 from core.simulator.faults import SimulatorConfig
 
 SIMULATED_HEADER = "x-quorum-simulated"
@@ -39,8 +42,17 @@ class PlannedReply:
         return self.headers.get("content-type", "").startswith("text/event-stream")
 
 
-def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes) -> PlannedReply:
-    """Decide the reply to one request: counts the call, applies its fault, asks the engine."""
+def plan_reply(
+    config: SimulatorConfig,
+    method: str,
+    path: str,
+    raw_body: bytes,
+    *,
+    query: str = "",
+    request_headers: Mapping[str, str] | None = None,
+) -> PlannedReply:
+    """Decide the reply to one request: counts the call, applies its fault, asks the engine,
+    and adds an answered model call to the billing log (under the calling key's id)."""
     call = config.next_call()
     request_id = f"req_{uuid.uuid4().hex}"
     headers = {
@@ -78,7 +90,11 @@ def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes)
         response_id=f"chatcmpl-{uuid.uuid4().hex[:29]}",
         cached_fraction=config.cached_prompt_fraction,
         store=config.stored_responses,
+        query=query,
+        billing=config.billing,
     )
+    if reply.status == 200:
+        _bill(config, path, body, reply, request_headers or {}, call.delay_s)
     if reply.chunks is not None:
         headers.update({"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
         parts = [_event(chunk) for chunk in reply.chunks]
@@ -96,6 +112,51 @@ def plan_reply(config: SimulatorConfig, method: str, path: str, raw_body: bytes)
         whole = planned.parts[0]
         return replace(planned, parts=[whole[: len(whole) // 2], whole[len(whole) // 2 :]], drop_after=1)
     return planned
+
+
+_BILLED = {"/v1/chat/completions": "completions", "/v1/responses": "completions", "/v1/embeddings": "embeddings"}
+
+
+def _bill(
+    config: SimulatorConfig, path: str, body: Any, reply: EngineReply, headers: Mapping[str, str], delay_s: float
+) -> None:
+    """Count an answered call as the provider would: on the day its answer is complete."""
+    kind = _BILLED.get(path.rstrip("/"))
+    if kind is None or not isinstance(body, dict):
+        return
+    usage = _usage_of(path.rstrip("/"), body, reply, config.cached_prompt_fraction)
+    if not usage:
+        return
+    input_tokens = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
+    output_tokens = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    authorization = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+    config.billing.add_usage(
+        at=clock.now() + timedelta(seconds=delay_s),
+        kind=kind,
+        model=str(body.get("model")),
+        input_tokens=input_tokens,
+        cached_tokens=details.get("cached_tokens") or 0,
+        output_tokens=output_tokens,
+        project_id={k.lower(): v for k, v in headers.items()}.get("openai-project") or config.project_id,
+        api_key=authorization.removeprefix("Bearer ").strip() or None,
+    )
+
+
+def _usage_of(path: str, body: dict[str, Any], reply: EngineReply, cached_fraction: float) -> dict[str, Any] | None:
+    if reply.body is not None:
+        usage = reply.body.get("usage")
+        return usage if isinstance(usage, dict) else None
+    for chunk in reversed(reply.chunks or []):
+        usage = chunk.get("usage") or (chunk.get("response") or {}).get("usage")
+        if isinstance(usage, dict):
+            return usage
+    if path == "/v1/chat/completions":
+        # A stream without include_usage is billed all the same: the same deterministic answer's usage.
+        unstreamed = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        usage = chat_completion(unstreamed, cached_fraction=cached_fraction).get("usage")
+        return usage if isinstance(usage, dict) else None
+    return None
 
 
 def _is_typed_event(chunk: dict[str, Any]) -> bool:

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.simulator.billing import QUORUM_PROJECT_ID, BillingLog
 from core.simulator.responses import ResponseStore
 
 FAULT_KINDS = ("ok", "429", "500", "timeout", "drop_stream")
@@ -56,6 +57,10 @@ class SimulatorConfig:
     cached_prompt_fraction: float = 0.0
     # False: no /v1/moderations (404), like vLLM, Ollama and most OpenAI-compatible servers.
     serves_moderation: bool = True
+    # What the provider counts and bills (the organization Usage and Costs APIs): every
+    # answered call is added under ``project_id`` and the calling key's id.
+    billing: BillingLog = field(default_factory=BillingLog, repr=False, compare=False)
+    project_id: str = QUORUM_PROJECT_ID
 
     # Responses stored for GET /v1/responses/{id} and previous_response_id (bounded).
     stored_responses: ResponseStore = field(default_factory=ResponseStore, init=False, repr=False, compare=False)

@@ -54,7 +54,14 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
     """
 
     async def endpoint(request: Request) -> Response:
-        planned = plan_reply(request.app.state.simulator_config, request.method, request.url.path, await request.body())
+        planned = plan_reply(
+            request.app.state.simulator_config,
+            request.method,
+            request.url.path,
+            await request.body(),
+            query=request.url.query,
+            request_headers=dict(request.headers),
+        )
         await anyio.sleep(planned.delay_s)
         if planned.hang_s and await _client_left_during(request, planned.hang_s):
             return Response(status_code=499)  # nobody is listening any more

@@ -35,7 +35,14 @@ class SimulatorTransport(httpx.BaseTransport):
         self.config = config or SimulatorConfig()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        planned = plan_reply(self.config, request.method, request.url.path, request.read())
+        planned = plan_reply(
+            self.config,
+            request.method,
+            request.url.path,
+            request.read(),
+            query=request.url.query.decode(),
+            request_headers=dict(request.headers),
+        )
         time.sleep(planned.delay_s)
         wait, times_out = _hang(planned, request)
         time.sleep(wait)
@@ -53,7 +60,14 @@ class AsyncSimulatorTransport(httpx.AsyncBaseTransport):
         self.config = config or SimulatorConfig()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        planned = plan_reply(self.config, request.method, request.url.path, await request.aread())
+        planned = plan_reply(
+            self.config,
+            request.method,
+            request.url.path,
+            await request.aread(),
+            query=request.url.query.decode(),
+            request_headers=dict(request.headers),
+        )
         await anyio.sleep(planned.delay_s)
         wait, times_out = _hang(planned, request)
         await anyio.sleep(wait)

@@ -34,6 +34,9 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/spend.py", "Spend", ":material/payments:", "Finance", Permission.SPEND_READ),
     PageSpec("pages/budgets.py", "Budgets & prices", ":material/savings:", "Finance", Permission.SPEND_READ),
     PageSpec(
+        "pages/reconciliation.py", "Reconciliation & close", ":material/balance:", "Finance", Permission.SPEND_READ
+    ),
+    PageSpec(
         "pages/held_requests.py", "Held requests", ":material/front_hand:", "Governance", Permission.REQUEST_REVIEW
     ),
     PageSpec(

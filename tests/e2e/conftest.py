@@ -107,6 +107,8 @@ def start_server(
         **os.environ,
         "DATABASE_URL": _e2e_database_url(tmp, db_suffix),
         "QUORUM_SECRETS_FILE": str(secrets),
+        # The simulated provider's bill of this server, not the project's data/ file.
+        "QUORUM_SIMULATOR_BILLING_LOG": str(tmp / "simulator_billing.jsonl"),
         **env_overrides,
     }
     subprocess.run(

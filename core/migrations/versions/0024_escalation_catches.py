@@ -1,7 +1,7 @@
 """escalation catches, and test cases that remember the production call they came from
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 Create Date: 2026-11-27
 
 ``escalation_catch`` keeps one row per call a prompt version's escalation rule held,
@@ -15,7 +15,7 @@ from alembic import op
 from core.models.types import UtcDateTime
 
 revision = "0024"
-down_revision = "0021"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
