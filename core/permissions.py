@@ -50,6 +50,9 @@ class Permission(StrEnum):
     AUDIT_VERIFY = "audit.verify"
     RETENTION_READ = "retention.read"
     RETENTION_MANAGE = "retention.manage"
+    ALERT_READ = "alert.read"  # anomaly alerts
+    ALERT_MANAGE = "alert.manage"  # acknowledge, resolve, mute
+    ALERT_CONFIGURE = "alert.configure"  # sensitivity and webhooks
 
 
 _P = Permission
@@ -69,6 +72,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.KEY_MANAGE,
             _P.OBSERVABILITY_READ,
             _P.AUDIT_READ,
+            _P.ALERT_READ,
+            _P.ALERT_MANAGE,
+            _P.ALERT_CONFIGURE,
         }
     ),
     Role.GOVERNANCE_LEAD: frozenset(
@@ -83,6 +89,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.AUDIT_VERIFY,
             _P.RETENTION_READ,
             _P.RETENTION_MANAGE,
+            _P.ALERT_READ,
+            _P.ALERT_MANAGE,
         }
     ),
     Role.FINANCE: frozenset(
@@ -90,6 +98,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.CATALOG_READ,
             _P.SPEND_READ,
             _P.BUDGET_MANAGE,
+            _P.ALERT_READ,
+            _P.ALERT_MANAGE,
         }
     ),
     Role.PROMPT_ENGINEER: frozenset(
@@ -109,6 +119,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.AUDIT_READ,
             _P.AUDIT_VERIFY,
             _P.RETENTION_READ,
+            _P.ALERT_READ,
         }
     ),
 }

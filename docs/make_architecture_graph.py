@@ -33,6 +33,7 @@ ORDER = [
     "budgets",
     "retention",
     "gateway",
+    "anomalies",
     "experiments",
     "demo",
 ]
