@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from core.cli import (
+    alerts_cmd,
     audit_cmd,
     db_cmd,
     demo_cmd,
@@ -36,6 +37,7 @@ COMMAND_MODULES = [
     export_cmd,
     retention_cmd,
     rollups_cmd,
+    alerts_cmd,
     simulator_cmd,
 ]
 
