@@ -96,9 +96,10 @@ def needed_hours(targets: Sequence[datetime]) -> list[datetime]:
     return sorted(hours)
 
 
-def load_usage(session: Session, hours: Sequence[datetime]) -> pd.DataFrame:
-    """Cost, tokens and calls per hour, team, key and prompt for the given hours."""
+def load_usage(session: Session, hours: Sequence[datetime], *, only: tuple[str, int] | None = None) -> pd.DataFrame:
+    """Cost, tokens and calls per hour, team, key and prompt for the given hours (of one series: `only`)."""
     r = USAGE
+    narrow = [] if only is None else [r[f"{only[0]}_id"] == only[1]]
     frames = []
     for start in range(0, len(hours), 400):  # an IN list of bounded length
         chunk = list(hours[start : start + 400])
@@ -112,7 +113,7 @@ def load_usage(session: Session, hours: Sequence[datetime]) -> pd.DataFrame:
                 func.sum(r.input_tokens + r.output_tokens),
                 func.sum(r.calls),
             )
-            .where(r.hour.in_(chunk))
+            .where(r.hour.in_(chunk), *narrow)
             .group_by(r.hour, r.team_id, r.key_id, r.prompt_id)
         ).all()
         frames.append(pd.DataFrame(rows, columns=["hour", "team_id", "key_id", "prompt_id", "cost", "tokens", "calls"]))

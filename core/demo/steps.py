@@ -8,10 +8,18 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from core.anomalies.demo_seed import seed_anomalies
 from core.budgets.demo_seed import seed_budgets
 from core.catalog.demo_seed import seed_catalog
 from core.experiments.demo_seed import seed_experiments
 from core.gateway.demo_seed import seed_gateway
 from core.retention.demo_seed import seed_retention
 
-STEPS: list[Callable[[Session], None]] = [seed_catalog, seed_budgets, seed_gateway, seed_experiments, seed_retention]
+STEPS: list[Callable[[Session], None]] = [
+    seed_catalog,
+    seed_budgets,
+    seed_gateway,
+    seed_experiments,
+    seed_retention,
+    seed_anomalies,
+]
