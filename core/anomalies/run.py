@@ -27,6 +27,7 @@ from core.anomalies.rates import rate_jumps
 from core.anomalies.tuning import load_sensitivity
 from core.anomalies.wording import Names
 from core.db import changed_rows, table_of
+from core.errors import Conflict
 from core.models.anomalies import AnomalyRun
 from core.permissions import Actor, Permission, require
 
@@ -74,23 +75,26 @@ def detect(*, actor: Actor, engine: Engine | None = None, now: datetime | None =
         return RunResult(busy=True)
     result = RunResult()
     try:
-        with db.write_session(engine) as session:
+        with db.session(engine) as reader:
             newest = last_closed_hour(now)
-            last = last_detected(session)
-            first = newest - (FIRST_RUN_HOURS - 1) * HOUR if last is None else last + HOUR
-            first = max(first, newest - (MAX_HOURS - 1) * HOUR)
-            hours = [first + i * HOUR for i in range(int((newest - first) / HOUR) + 1)] if first <= newest else []
-            for start in range(0, len(hours), BATCH_HOURS):
-                batch = hours[start : start + BATCH_HOURS]
-                findings = find(session, batch)
+            last = last_detected(reader)
+        first = newest - (FIRST_RUN_HOURS - 1) * HOUR if last is None else last + HOUR
+        first = max(first, newest - (MAX_HOURS - 1) * HOUR)
+        hours = [first + i * HOUR for i in range(int((newest - first) / HOUR) + 1)] if first <= newest else []
+        for start in range(0, len(hours), BATCH_HOURS):
+            batch = hours[start : start + BATCH_HOURS]
+            # Read without the write lock (on SQLite it would hold up every settle meanwhile).
+            with db.session(engine) as reader:
+                findings = find(reader, batch)
+            with db.write_session(engine) as session:
                 opened = alert_items.record_findings(session, findings, actor=actor)
                 _advance(session, holder, batch[-1])
                 jobs = notify.jobs_for(session, opened)
                 session.commit()
-                notify.enqueue(jobs)  # after the commit: never for alerts that were rolled back
-                result.hours.extend(batch)
-                result.findings += len(findings)
-                result.opened += len(opened)
+            notify.enqueue(jobs)  # after the commit: never for alerts that were rolled back
+            result.hours.extend(batch)
+            result.findings += len(findings)
+            result.opened += len(opened)
     finally:
         _release(engine, holder)
     return result
@@ -151,7 +155,7 @@ def _acquire(engine: Engine, holder: str) -> bool:
 def _advance(session: Session, holder: str, hour: datetime) -> None:
     row = session.get(AnomalyRun, RUN, with_for_update=True)
     if row is None or row.holder != holder:
-        raise RuntimeError("the anomaly detection lease was lost")
+        raise Conflict("The anomaly detection run lost its lease (it expired); the next run resumes")
     row.last_hour = hour
     row.runs += 1
     row.expires_at = clock.now() + LEASE
