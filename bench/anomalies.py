@@ -122,16 +122,21 @@ def build(url: str, rng: np.random.Generator) -> list[Incident]:
                 hour = free_hour(keys[k][0])
                 column[k, index[hour]] = rate
                 incidents.append(Incident(kind, f"{rate:.0%}", keys[k][0], keys[k][1], hour, 1))
-    for _ in range(10):
+    # A model new to the key each time (a second call of the same one is no longer new).
+    for n in range(10):
         k = int(rng.integers(KEYS))
         hour = free_hour(keys[k][0])
-        models[(k, index[hour])] = "gpt-4o"
+        models[(k, index[hour])] = f"new-model-{n}"
         incidents.append(Incident("new_model", "one hour", keys[k][0], keys[k][1], hour, 1))
     office_keys = [k for k in range(KEYS) if keys[k][3]]
-    for _ in range(10):
+    night = [h for h in hours if h >= EVAL_FROM + timedelta(days=1) and h.hour == 3]
+    odd: set[tuple[int, int]] = set()  # (key, weekday): once used there, that hour is no longer new
+    while len(odd) < 10:
         k = office_keys[int(rng.integers(len(office_keys)))]
-        night = [h for h in hours if h >= EVAL_FROM + timedelta(days=1) and h.hour == 3]
         hour = night[int(rng.integers(len(night)))]
+        if (k, hour.weekday()) in odd:
+            continue
+        odd.add((k, hour.weekday()))
         calls[k, index[hour]] = float(rng.integers(20, 60))
         cost[k, index[hour]] = calls[k, index[hour]] * COST_PER_CALL
         incidents.append(Incident("odd_hour", "20-60 calls", keys[k][0], keys[k][1], hour, 1))
@@ -277,6 +282,11 @@ def accuracy(url: str, seed: int) -> None:
     with engine.connect() as conn:
         alerts = conn.execute(text("SELECT detector, series, first_hour FROM anomaly_alert")).all()
     print(f"detected {steps} hours one by one in {elapsed:.1f} s ({elapsed / steps * 1000:.0f} ms per hourly run)")
+    evaluate(incidents, alerts)
+    clock.set_clock(None)
+
+
+def evaluate(incidents: list[Incident], alerts: list) -> None:
     caught: dict[tuple[str, str], list[bool]] = defaultdict(list)
     explained = set()
     for incident in incidents:
@@ -295,13 +305,12 @@ def accuracy(url: str, seed: int) -> None:
     false = [a for i, a in enumerate(alerts) if i not in explained]
     key_weeks = KEYS * (END - EVAL_FROM) / timedelta(weeks=1)
     by_detector: dict[str, int] = defaultdict(int)
-    for detector, _series, _first in false:
+    for detector, _series, _hour in false:
         by_detector[detector] += 1
     print(f"\nfalse alarms: {len(false)} in {key_weeks:.0f} key-weeks = {len(false) / key_weeks:.3f} per key per week")
     for detector in sorted(set(DETECTORS) | set(by_detector)):
         count = by_detector.get(detector, 0)
         print(f"  {detector:<14} {count:>4}  ({count / key_weeks:.3f} per key per week)")
-    clock.set_clock(None)
 
 
 def _first(alert) -> datetime:
