@@ -93,6 +93,7 @@ with st.container(border=True):
         st.session_state["obs_days"] = min(days, 90)
         st.session_state["obs_granularity"] = "hour"
         st.session_state["obs_by"] = ["team"]
+        st.session_state["obs_teams"] = [view.team_id] if view.team_id else []
         st.switch_page("pages/observability.py")
 
     if may_manage and view.state != "resolved":

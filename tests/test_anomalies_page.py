@@ -67,3 +67,17 @@ def test_a_prompt_engineer_cannot_open_the_page(session, directory):
     at = signed_in(session, EMAIL_BY_ROLE[Role.PROMPT_ENGINEER])
     with pytest.raises(ValueError):
         at.switch_page("pages/alerts.py")
+
+
+def test_the_calls_of_that_hour_open_in_observability(session, surge):
+    at = _open_alerts(session, Role.GOVERNANCE_LEAD)
+    at.button(key="to_calls").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["obs_granularity"] == "hour"
+    assert at.session_state["obs_teams"] == [team_id(session, "Support")]
+    assert any(title.value == "Observability" for title in at.title)
+
+
+def test_finance_has_no_observability_jump(session, surge):
+    at = _open_alerts(session, Role.FINANCE)
+    assert not [b for b in at.button if b.label == "Calls of this hour in Observability"]

@@ -174,6 +174,7 @@ class AlertView:
     detector: str
     label: str
     series: str
+    team_id: int  # 0: no team
     team: str
     first_hour: datetime
     last_hour: datetime
@@ -220,6 +221,7 @@ def _view(row: AnomalyAlert, teams: dict[int, str]) -> AlertView:
         detector=row.detector,
         label=spec.label if spec else row.detector,
         series=row.series,
+        team_id=row.team_id,
         team=teams.get(row.team_id, "") if row.team_id else "",
         first_hour=row.first_hour,
         last_hour=row.last_hour,
