@@ -223,3 +223,21 @@ def test_a_run_catches_up_at_most_two_weeks(session):
     assert len(first.hours) == run.FIRST_RUN_HOURS
     clock.set_clock(lambda: NOW + timedelta(days=30))
     assert len(_detect().hours) == run.MAX_HOURS
+
+
+def test_two_runners_at_once_open_each_alert_once(session, support, app_kb):
+    import threading
+
+    usage(
+        session,
+        [*steady(support, app_kb), {"hour": TARGET, "team_id": support, "key_id": app_kb, "cost_micro": 41_000_000}],
+    )
+    at_now()
+    results = []
+    runners = [threading.Thread(target=lambda: results.append(_detect())) for _ in range(3)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    assert sum(not r.busy for r in results) >= 1
+    assert len([a for a in _open(session, "spend_surge") if a.series == f"key:{app_kb}"]) == 1
