@@ -85,15 +85,23 @@ _FAMILIES = ("key", "team", "prompt")
 _SURGES = {"spend_surge": ("cost", "spent"), "token_surge": ("tokens", "used")}
 
 
-def needed_hours(targets: Sequence[datetime]) -> list[datetime]:
-    """The hours a surge check of `targets` reads: each, its same hours of past weeks, the recent ones."""
+def needed_hours(targets: Sequence[datetime], *, recent: bool = True) -> list[datetime]:
+    """The hours a check of `targets` reads: each, its same hours of past weeks (and the hour
+    either side), and with `recent` the previous `FALLBACK_HOURS` (needed only while the data
+    holds fewer than `MIN_WEEKS` weeks)."""
     hours: set[datetime] = set()
     for hour in targets:
         hours.add(hour)
         for week in range(1, baseline.WEEKS + 1):
             hours.update(hour - week * WEEK + step * HOUR for step in (-1, 0, 1))
-        hours.update(hour - step * HOUR for step in range(1, baseline.FALLBACK_HOURS + 1))
+        if recent:
+            hours.update(hour - step * HOUR for step in range(1, baseline.FALLBACK_HOURS + 1))
     return sorted(hours)
+
+
+def young(start: datetime | None, targets: Sequence[datetime]) -> bool:
+    """Whether some target has fewer than `MIN_WEEKS` weeks of data behind it."""
+    return start is None or start > min(targets) - baseline.MIN_WEEKS * WEEK
 
 
 def load_usage(session: Session, hours: Sequence[datetime], *, only: tuple[str, int] | None = None) -> pd.DataFrame:
@@ -182,9 +190,13 @@ def surges(
                 spec = DETECTORS[detector]
                 current = family.at(metric, [hour])[:, 0]
                 base = baseline.seasonal(family.at(metric, weeks), family.at(metric, recent))
+                # Active around this hour of the week (the hours either side): a series that is
+                # usually zero here still has a baseline, zero.
+                around = family.at(metric, [h + s * HOUR for h in weeks for s in (-1, 1)])
+                known = base.known | (np.nansum(around, axis=1) > 0)
                 factor = sensitivity.factors_for(detector, family.teams)
                 fires = (
-                    base.known
+                    known
                     & (current > base.high(baseline.Z * factor))
                     & (current - base.median >= spec.minimum * factor)
                 )

@@ -1,5 +1,6 @@
 """Failure rates jumping per team and per key: upstream errors, 429 refusals, guardrail
-blocks and held calls, each as a share of the hour's calls against the previous week's share.
+blocks and held calls, each as a share of the hour's calls against the usual share: that of
+the previous day and of the same hours of the past weeks (the hour either side too).
 
 A rate fires when the hour has at least the minimum count of such calls, the share is at
 least three times the usual one (and 5 points above it), and the excess is beyond chance:
@@ -16,6 +17,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from core.anomalies import baseline
 from core.anomalies.detectors import DETECTORS, HOUR, WEEK, Finding, Sensitivity
 from core.anomalies.wording import Names, amount, hour_to
 from core.db import table_of
@@ -35,14 +37,15 @@ RATIO = 3.0
 MARGIN = 0.05
 PRIOR_RATE = 0.01  # the usual share assumed for a series with too little history
 MIN_HISTORY_CALLS = 50
+HISTORY_HOURS = 24
 _COUNTS = ["calls", *(column for column, _ in RATES.values())]
 
 
-def _counts(session: Session, start: datetime, end: datetime, *, per_hour: bool) -> pd.DataFrame:
+def _counts(session: Session, hours: Sequence[datetime], *, per_hour: bool) -> pd.DataFrame:
     c = CALLS
     keys = [c.hour, c.team_id, c.key_id] if per_hour else [c.team_id, c.key_id]
     rows = session.execute(
-        select(*keys, *(func.sum(c[name]) for name in _COUNTS)).where(c.hour >= start, c.hour < end).group_by(*keys)
+        select(*keys, *(func.sum(c[name]) for name in _COUNTS)).where(c.hour.in_(list(hours))).group_by(*keys)
     ).all()
     columns = (["hour"] if per_hour else []) + ["team_id", "key_id", *_COUNTS]
     return pd.DataFrame(rows, columns=columns)
@@ -52,11 +55,13 @@ def rate_jumps(session: Session, targets: Sequence[datetime], sensitivity: Sensi
     """Every rate detector, for teams and keys, over the target hours."""
     if not targets:
         return []
-    first, last = min(targets), max(targets)
-    current = _counts(session, first, last + HOUR, per_hour=True)
+    current = _counts(session, targets, per_hour=True)
     if current.empty:
         return []
-    history = _counts(session, first - WEEK, first, per_hour=False)
+    first = min(targets)
+    usual_hours = {first - step * HOUR for step in range(1, HISTORY_HOURS + 1)}
+    usual_hours |= {h - w * WEEK + s * HOUR for h in targets for w in range(1, baseline.WEEKS + 1) for s in (-1, 0, 1)}
+    history = _counts(session, sorted(usual_hours - set(targets)), per_hour=False)
     findings: list[Finding] = []
     for kind, column in (("team", "team_id"), ("key", "key_id")):
         aggregate: dict[str, str] = dict.fromkeys(_COUNTS, "sum")
@@ -106,7 +111,7 @@ def _fire(
         ref, team = int(refs[i]), int(teams[i])
         sentence = (
             f"{names.series(kind, ref)}: {int(count[i]):,} of {int(calls[i]):,} calls {verb} in {hour_to(hour)} "
-            f"({amount(rate[i], 'rate')}); its usual share over the previous week is {amount(usual[i], 'rate')}."
+            f"({amount(rate[i], 'rate')}); its usual share is {amount(usual[i], 'rate')}."
         )
         findings.append(
             Finding(detector, f"{kind}:{ref}", team, hour, float(rate[i]), 0.0, float(band_high[i]), sentence)

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from core import clock, db
 from core.anomalies import alerts as alert_items
 from core.anomalies import notify
-from core.anomalies.detectors import HOUR, Finding, data_start, load_usage, matrices, needed_hours, surges
+from core.anomalies.detectors import HOUR, Finding, data_start, load_usage, matrices, needed_hours, surges, young
 from core.anomalies.drift import answer_drift
 from core.anomalies.key_use import key_use
 from core.anomalies.rates import rate_jumps
@@ -120,7 +120,7 @@ def find(session: Session, hours: list[datetime]) -> list[Finding]:
     names = Names.load(session)
     sensitivity = load_sensitivity(session)
     start = data_start(session)
-    loaded = needed_hours(hours)
+    loaded = needed_hours(hours, recent=young(start, hours))
     families = matrices(load_usage(session, loaded), loaded, start)
     keys = next((family for family in families if family.kind == "key"), None)
     return [
