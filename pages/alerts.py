@@ -6,7 +6,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import db
-from core.anomalies import alerts, history, run
+from core.anomalies import alerts, history, notify, run, tuning
+from core.anomalies.detectors import DETECTORS
+from core.identity import people as identity
 from core.permissions import Permission
 from pages.ui import layout
 from pages.ui.confirm import confirmed
@@ -28,6 +30,39 @@ show_resolved = st.toggle("Show resolved alerts too", key="alerts_show_resolved"
 states = ("open", "acknowledged", "resolved") if show_resolved else alerts.OPEN_STATES
 with db.session_scope() as session:
     views = alerts.list_alerts(session, actor=actor, states=states)
+
+
+def _settings() -> None:
+    """Admins: each detector's sensitivity and the webhooks (shown masked)."""
+    if not actor.can(Permission.ALERT_CONFIGURE):
+        return
+    with st.expander("Sensitivity and webhooks"):
+        with db.session_scope() as session:
+            teams = {t.id: t.name for t in identity.list_teams(session)}
+            hooks = notify.list_webhooks(session, actor=actor)
+        left, middle, right = st.columns(3)
+        detector = left.selectbox(
+            "Detector", list(DETECTORS), format_func=lambda d: DETECTORS[d].label, key="sens_detector"
+        )
+        team = middle.selectbox("Team", [0, *teams], format_func=lambda t: teams.get(t, "Every team"), key="sens_team")
+        factor = right.number_input("Factor (above 1 fires less)", 0.25, 10.0, 1.0, 0.25, key="sens_factor")
+        if st.button("Save sensitivity", key="sens_save"):
+            with db.session_scope(write=True) as session, layout.shows_errors("Sensitivity saved"):
+                tuning.set_sensitivity(session, actor=actor, detector=detector, team_id=team, factor=factor)
+        st.dataframe(
+            [
+                {
+                    "webhook of": f"{h.scope} {teams.get(int(h.ref), h.ref) if h.scope == 'team' else h.ref}",
+                    "URL": h.url_masked,
+                }
+                for h in hooks
+            ],
+            hide_index=True,
+            key="hooks_table",
+        )
+
+
+_settings()
 
 if not views:
     st.info("No alert is open: nothing unusual in the hours detected so far.")

@@ -81,3 +81,22 @@ def test_the_calls_of_that_hour_open_in_observability(session, surge):
 def test_finance_has_no_observability_jump(session, surge):
     at = _open_alerts(session, Role.FINANCE)
     assert not [b for b in at.button if b.label == "Calls of this hour in Observability"]
+
+
+def test_an_admin_sets_a_teams_sensitivity_on_the_page(session, directory):
+    from sqlalchemy import text
+
+    at = _open_alerts(session, Role.ADMIN)
+    at.selectbox(key="sens_detector").set_value("error_rate")
+    at.selectbox(key="sens_team").set_value(team_id(session, "Support"))
+    at.number_input(key="sens_factor").set_value(2.0)
+    at.button(key="sens_save").click().run()
+    assert not errors_of(at) and not at.exception
+    session.rollback()
+    row = session.execute(text("SELECT detector, factor FROM anomaly_sensitivity")).one()
+    assert tuple(row) == ("error_rate", 2.0)
+
+
+def test_finance_sees_no_settings(session, surge):
+    at = _open_alerts(session, Role.FINANCE)
+    assert not [b for b in at.button if b.label == "Save sensitivity"]
