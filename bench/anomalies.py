@@ -13,7 +13,7 @@ start), and false alarms per key per week (alerts matching no incident).
 Speed: 1,000 keys with 6 weeks of history; the time to detect one hour, and one hour
 within a 24-hour catch-up, over all of them.
 
-Run: python bench/anomalies.py [--database-url URL] [--seed 7] [--speed-keys 1000] [--no-speed]
+Run: python bench/anomalies.py [--database-url URL] [--seed 7] [--noise 0.15] [--speed-keys 1000] [--no-speed]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def rhythm(hours: list[datetime], office_only: bool) -> np.ndarray:
     return np.array(out)
 
 
-def build(url: str, rng: np.random.Generator) -> list[Incident]:
+def build(url: str, rng: np.random.Generator, noise: float = 0.15) -> list[Incident]:
     hours = [START + i * HOUR for i in range(int((END - START) / HOUR))]
     index = {hour: i for i, hour in enumerate(hours)}
     keys = []
@@ -87,7 +87,7 @@ def build(url: str, rng: np.random.Generator) -> list[Incident]:
     calls = np.zeros((KEYS, len(hours)))
     for k, (_key, _team, peak, office_only) in enumerate(keys):
         expected = peak * rhythm(hours, office_only)
-        calls[k] = rng.poisson(expected * rng.lognormal(0, 0.15, len(hours)))
+        calls[k] = rng.poisson(expected * rng.lognormal(0, noise, len(hours)))
     cost = calls * COST_PER_CALL * rng.lognormal(0, 0.1, calls.shape)
     errors_rate = np.full(calls.shape, 0.01)
     blocked_rate = np.full(calls.shape, 0.005)
@@ -260,10 +260,10 @@ def _matches(incident: Incident, detector: str, series: str, first_hour: datetim
     return series in (f"key:{incident.key}", f"team:{incident.team}") or series.startswith(f"key:{incident.key}:")
 
 
-def accuracy(url: str, seed: int) -> None:
+def accuracy(url: str, seed: int, noise: float) -> None:
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    incidents = build(url, rng)
+    incidents = build(url, rng, noise)
     print(
         f"built 8 weeks x {KEYS} keys, {PROMPTS} prompts, {len(incidents)} incidents "
         f"in {time.perf_counter() - started:.1f} s"
@@ -405,6 +405,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="Default: a fresh SQLite file in a temporary directory.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speed-keys", type=int, default=1000)
+    parser.add_argument("--noise", type=float, default=0.15, help="Hour-to-hour noise (lognormal sigma).")
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/anomalies.db"
@@ -412,7 +413,7 @@ def main() -> None:
         migrate.recreate(url)
     else:
         migrate.upgrade(url)
-    accuracy(url, args.seed)
+    accuracy(url, args.seed, args.noise)
     if not args.no_speed:
         speed(url, args.speed_keys, args.seed)
 
