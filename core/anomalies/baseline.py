@@ -54,13 +54,24 @@ def robust(history: Matrix) -> Baseline:
     return Baseline(median=median, spread=spread, known=has_any & (np.nansum(filled, axis=1) > 0))
 
 
-def seasonal(same_hour: Matrix, recent: Matrix) -> Baseline:
+def seasonal(same_hour: Matrix, recent: Matrix, around: Matrix | None = None) -> Baseline:
     """The same-hour-of-week baseline where a series has `MIN_WEEKS` of it, else the recent one.
 
     `same_hour`: series x weeks (NaN before the data began); `recent`: series x the
-    previous hours, likewise."""
+    previous hours, likewise. `around`: the hours either side of the same hours; six values
+    estimate a spread poorly (often too small), so the spread is at least the deviation of
+    these eighteen from the median."""
     use_week = np.sum(~np.isnan(same_hour), axis=1) >= MIN_WEEKS
     by_week = robust(same_hour)
+    if around is not None:
+        wide = np.concatenate([same_hour, around], axis=1)
+        has_any = ~np.all(np.isnan(wide), axis=1)
+        deviation = np.abs(np.where(has_any[:, None], wide, 0.0) - by_week.median[:, None])
+        by_week = Baseline(
+            median=by_week.median,
+            spread=np.maximum(by_week.spread, MAD_TO_SIGMA * np.nanmedian(deviation, axis=1)),
+            known=by_week.known,
+        )
     by_recent = robust(recent)
     return Baseline(
         median=np.where(use_week, by_week.median, by_recent.median),

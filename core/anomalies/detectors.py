@@ -189,10 +189,10 @@ def surges(
             for detector, (metric, verb) in _SURGES.items():
                 spec = DETECTORS[detector]
                 current = family.at(metric, [hour])[:, 0]
-                base = baseline.seasonal(family.at(metric, weeks), family.at(metric, recent))
+                around = family.at(metric, [h + s * HOUR for h in weeks for s in (-1, 1)])
+                base = baseline.seasonal(family.at(metric, weeks), family.at(metric, recent), around)
                 # Active around this hour of the week (the hours either side): a series that is
                 # usually zero here still has a baseline, zero.
-                around = family.at(metric, [h + s * HOUR for h in weeks for s in (-1, 1)])
                 known = base.known | (np.nansum(around, axis=1) > 0)
                 factor = sensitivity.factors_for(detector, family.teams)
                 fires = (
