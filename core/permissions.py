@@ -53,6 +53,9 @@ class Permission(StrEnum):
     RECONCILE = "finance.reconcile"  # compare the ledger with the provider's bill
     MONTH_CLOSE = "finance.close"  # close a month, ask for it to be reopened
     MONTH_REOPEN_APPROVE = "finance.reopen.approve"  # the second person of a reopening
+    ALERT_READ = "alert.read"  # anomaly alerts
+    ALERT_MANAGE = "alert.manage"  # acknowledge, resolve, mute
+    ALERT_CONFIGURE = "alert.configure"  # sensitivity and webhooks
 
 
 _P = Permission
@@ -74,6 +77,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.AUDIT_READ,
             _P.RECONCILE,
             _P.MONTH_REOPEN_APPROVE,
+            _P.ALERT_READ,
+            _P.ALERT_MANAGE,
+            _P.ALERT_CONFIGURE,
         }
     ),
     Role.GOVERNANCE_LEAD: frozenset(
@@ -88,6 +94,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.AUDIT_VERIFY,
             _P.RETENTION_READ,
             _P.RETENTION_MANAGE,
+            _P.ALERT_READ,
+            _P.ALERT_MANAGE,
         }
     ),
     Role.FINANCE: frozenset(
@@ -97,6 +105,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.BUDGET_MANAGE,
             _P.RECONCILE,
             _P.MONTH_CLOSE,
+            _P.ALERT_READ,
+            _P.ALERT_MANAGE,
         }
     ),
     Role.PROMPT_ENGINEER: frozenset(
@@ -116,6 +126,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.AUDIT_READ,
             _P.AUDIT_VERIFY,
             _P.RETENTION_READ,
+            _P.ALERT_READ,
         }
     ),
 }

@@ -35,6 +35,7 @@ ORDER = [
     "ops",
     "gateway",
     "finance",
+    "anomalies",
     "experiments",
     "demo",
 ]

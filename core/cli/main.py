@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from core.cli import (
+    alerts_cmd,
     audit_cmd,
     backup_cmd,
     db_cmd,
@@ -41,6 +42,7 @@ COMMAND_MODULES = [
     retention_cmd,
     rollups_cmd,
     finance_cmd,
+    alerts_cmd,
     simulator_cmd,
 ]
 

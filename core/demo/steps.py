@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from core.anomalies.demo_seed import seed_anomalies
 from core.budgets.demo_seed import seed_budgets
 from core.catalog.demo_seed import seed_catalog
 from core.experiments.demo_seed import seed_experiments
@@ -22,4 +23,5 @@ STEPS: list[Callable[[Session], None]] = [
     seed_experiments,
     seed_retention,
     seed_finance,
+    seed_anomalies,
 ]

@@ -1,5 +1,6 @@
 """Every table, imported here so `SQLModel.metadata` is complete for migrations."""
 
+from core.models.anomalies import AlertWebhook, AnomalyAlert, AnomalyMute, AnomalyRun, AnomalySensitivity
 from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
     Budget,
@@ -35,6 +36,11 @@ from core.models.retention import (
 from core.models.rollups import CallLatencyRollup, CallRollup, UsageRollup
 
 __all__ = [
+    "AlertWebhook",
+    "AnomalyAlert",
+    "AnomalyMute",
+    "AnomalyRun",
+    "AnomalySensitivity",
     "ApiKey",
     "AuditCheckpoint",
     "AuditEvent",

@@ -25,6 +25,7 @@ PAGES: list[PageSpec] = [
     PageSpec(
         "pages/observability.py", "Observability", ":material/monitoring:", "Overview", Permission.OBSERVABILITY_READ
     ),
+    PageSpec("pages/alerts.py", "Alerts", ":material/notifications_active:", "Overview", Permission.ALERT_READ),
     PageSpec("pages/catalog.py", "Catalog", ":material/library_books:", "Prompts", Permission.CATALOG_READ),
     PageSpec("pages/prompt_editor.py", "Editor", ":material/edit_note:", "Prompts", Permission.PROMPT_WRITE),
     PageSpec("pages/playground.py", "Playground", ":material/science:", "Prompts", Permission.PLAYGROUND_RUN),

@@ -1,7 +1,7 @@
 """finance: reconciliation with the provider's bill, closed months, team cost centers
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-11-27
 
 Reconciliation runs and their lines, a lease for running it from cron on several
@@ -15,7 +15,7 @@ from alembic import op
 from core.models.types import UtcDateTime
 
 revision = "0023"
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,175 @@
+"""Outgoing webhooks for anomaly alerts: one URL per team and per role.
+
+The body is JSON with a Slack-compatible `text` (the alert's sentence) and ids: what and
+where, never a prompt or an answer. Sending happens after the detection's transaction
+commits, from a background thread with retries and backoff, so a slow or dead receiver
+delays nothing. A URL is not a secret but a token inside one is: it is stored (admins
+only set it, audited with the URL masked) and shown masked everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+from sqlmodel import Session
+
+from core import clock
+from core.anomalies.detectors import DETECTORS
+from core.audit.record import committing, record
+from core.errors import ValidationError
+from core.models.anomalies import AlertWebhook, AnomalyAlert
+from core.models.identity import Team
+from core.permissions import Actor, Permission, parse_role, require
+
+log = logging.getLogger(__name__)
+# Seconds before each retry; tests shorten them.
+RETRY_DELAYS: list[float] = [1.0, 5.0, 30.0]
+TIMEOUT = 5.0
+PAGE = "pages/alerts.py"
+
+
+def mask(url: str) -> str:
+    """Scheme and host only: "https://hooks.slack.com/…" (the path may hold a token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
+
+
+def set_webhook(session: Session, *, actor: Actor, scope: str, ref: str, url: str) -> None:
+    """Set (or with an empty `url`, remove) the webhook of a team (`ref` its id) or a role (`ref` its name)."""
+    require(actor, Permission.ALERT_CONFIGURE)
+    if scope == "team":
+        if not ref.isdigit() or session.get(Team, int(ref)) is None:
+            raise ValidationError(f"No team with id {ref!r}")
+    elif scope == "role":
+        ref = parse_role(ref).value
+    else:
+        raise ValidationError("A webhook belongs to a team or a role")
+    url = url.strip()
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+            raise ValidationError("A webhook URL starts with http:// or https:// and names a host")
+    with committing(session):
+        row = session.get(AlertWebhook, (scope, ref))
+        before = None if row is None else {"url": mask(row.url)}
+        if not url:
+            if row is not None:
+                session.delete(row)
+        elif row is None:
+            session.add(AlertWebhook(scope=scope, ref=ref, url=url, updated_by=actor.ref, updated_at=clock.now()))
+        else:
+            row.url, row.updated_by, row.updated_at = url, actor.ref, clock.now()
+        record(
+            session,
+            actor=actor,
+            action="anomaly.webhook.set",
+            target_type="alert_webhook",
+            target_id=f"{scope}:{ref}",
+            team_id=int(ref) if scope == "team" else None,
+            before=before,
+            after={"url": mask(url)} if url else None,
+        )
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    scope: str
+    ref: str
+    url_masked: str
+
+
+def list_webhooks(session: Session, *, actor: Actor) -> list[WebhookView]:
+    require(actor, Permission.ALERT_READ)
+    rows = session.execute(select(AlertWebhook).order_by(AlertWebhook.scope, AlertWebhook.ref)).scalars()
+    return [WebhookView(row.scope, row.ref, mask(row.url)) for row in rows]
+
+
+Job = tuple[str, dict[str, Any]]
+
+
+def jobs_for(session: Session, alerts: Sequence[AnomalyAlert]) -> list[Job]:
+    """The (url, body) pairs that announce `alerts`: their team's webhook and their role's."""
+    if not alerts:
+        return []
+    hooks = {(row.scope, row.ref): row.url for row in session.execute(select(AlertWebhook)).scalars()}
+    jobs: list[Job] = []
+    for alert in alerts:
+        spec = DETECTORS.get(alert.detector)
+        targets = {hooks.get(("team", str(alert.team_id))), hooks.get(("role", spec.concerns if spec else ""))}
+        body = {
+            "type": "anomaly.alert",
+            "text": f"{spec.label if spec else alert.detector}: {alert.sentence}",
+            "alert_id": alert.id,
+            "detector": alert.detector,
+            "series": alert.series,
+            "team_id": alert.team_id or None,
+            "hour": alert.last_hour.isoformat(),
+            "page": PAGE,
+        }
+        jobs.extend((url, body) for url in sorted(t for t in targets if t))
+    return jobs
+
+
+# ---- delivery --------------------------------------------------------------------------
+
+_queue: queue.Queue[Job] = queue.Queue()
+_worker: threading.Thread | None = None
+_worker_lock = threading.Lock()
+
+
+def enqueue(jobs: Sequence[Job]) -> None:
+    """Hand the jobs to the background sender; returns at once."""
+    global _worker
+    for job in jobs:
+        _queue.put(job)
+    if jobs:
+        with _worker_lock:
+            if _worker is None or not _worker.is_alive():
+                _worker = threading.Thread(target=_work, name="anomaly-webhooks", daemon=True)
+                _worker.start()
+
+
+def _work() -> None:
+    while True:
+        url, body = _queue.get()
+        try:
+            attempts, delivered = deliver(url, body)
+            if not delivered:
+                log.warning("anomaly webhook to %s failed after %d attempts", mask(url), attempts)
+        except Exception:  # noqa: BLE001 - the sender must outlive any one bad job
+            log.exception("anomaly webhook to %s failed", mask(url))
+        finally:
+            _queue.task_done()
+
+
+def deliver(url: str, body: dict[str, Any]) -> tuple[int, bool]:
+    """POST `body` as JSON, retrying with backoff; (attempts made, delivered?)."""
+    attempts = 0
+    for delay in [0.0, *RETRY_DELAYS]:
+        time.sleep(delay)
+        attempts += 1
+        try:
+            if httpx.post(url, json=body, timeout=TIMEOUT).status_code < 300:
+                return attempts, True
+        except httpx.HTTPError:
+            pass
+    return attempts, False
+
+
+def wait_for_webhooks(timeout: float = 30.0) -> bool:
+    """Block until every queued webhook was tried (tests, and a clean shutdown)."""
+    deadline = time.monotonic() + timeout
+    while _queue.unfinished_tasks:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -1,0 +1,96 @@
+"""Anomaly alerts over the hourly roll-ups: the alerts, their settings, mutes, webhooks and
+the detection run's progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, Index, Text
+from sqlmodel import Field, SQLModel
+
+from core.models.types import UtcDateTime
+
+
+class AnomalyAlert(SQLModel, table=True):
+    """One incident of one series: opened when a detector fires, extended while it continues.
+
+    `series` names what was watched ("key:12", "team:3", "prompt:faq"); `team_id` is 0 when
+    the series belongs to no team. Amounts are the detector's own unit (micro-dollars,
+    tokens, a rate in parts per million), said in words in `sentence`."""
+
+    __tablename__ = "anomaly_alert"
+    __table_args__ = (
+        Index("ix_anomaly_alert_series", "detector", "series", "last_hour"),
+        Index("ix_anomaly_alert_state", "state", "last_hour"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    detector: str = Field(max_length=40)
+    series: str = Field(max_length=200)
+    team_id: int = Field(default=0)
+    first_hour: datetime = Field(sa_type=UtcDateTime)
+    last_hour: datetime = Field(sa_type=UtcDateTime)
+    hours: int = Field(default=1)
+    observed: float = Field(default=0.0, sa_type=Float)
+    usual_low: float = Field(default=0.0, sa_type=Float)
+    usual_high: float = Field(default=0.0, sa_type=Float)
+    peak: float = Field(default=0.0, sa_type=Float)
+    sentence: str = Field(sa_type=Text)
+    state: str = Field(default="open", max_length=16)  # open | acknowledged | resolved
+    note: str = Field(default="", sa_type=Text)
+    acknowledged_by: str = Field(default="", max_length=64)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    resolved_by: str = Field(default="", max_length=64)
+    resolved_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AnomalySensitivity(SQLModel, table=True):
+    """How readily a detector fires, for one team or (team 0) for all: a multiplier of its
+    thresholds; 1 is the default, 2 fires only on twice as large a deviation."""
+
+    __tablename__ = "anomaly_sensitivity"
+
+    detector: str = Field(max_length=40, primary_key=True)
+    team_id: int = Field(default=0, primary_key=True)
+    factor: float = Field(default=1.0, sa_type=Float)
+    updated_by: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AnomalyMute(SQLModel, table=True):
+    """A series that raises no alert until `until`."""
+
+    __tablename__ = "anomaly_mute"
+
+    series: str = Field(max_length=200, primary_key=True)
+    until: datetime = Field(sa_type=UtcDateTime)
+    reason: str = Field(default="", sa_type=Text)
+    muted_by: str = Field(default="", max_length=64)
+
+
+class AnomalyRun(SQLModel, table=True):
+    """The detection run's progress and lease: one row. `last_hour` is the newest hour
+    detected; a runner holds the lease until `expires_at`."""
+
+    __tablename__ = "anomaly_run"
+
+    name: str = Field(max_length=40, primary_key=True)
+    last_hour: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    holder: str = Field(default="", max_length=80)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    runs: int = Field(default=0, sa_type=BigInteger)
+
+
+class AlertWebhook(SQLModel, table=True):
+    """Where alerts are sent: one URL per team (`scope` "team", `ref` its id) and per role
+    (`scope` "role", `ref` the role's name)."""
+
+    __tablename__ = "alert_webhook"
+
+    scope: str = Field(max_length=8, primary_key=True)
+    ref: str = Field(max_length=40, primary_key=True)
+    url: str = Field(sa_type=Text)
+    updated_by: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
