@@ -62,6 +62,7 @@ ALERT_PROVIDERS: list[str] = [
     "core.budgets.views:budget_attention",
     "core.retention.enforce:retention_attention",
     "core.gateway.held:pending_attention",
+    "core.anomalies.alerts:behaviour_for",
 ]
 
 

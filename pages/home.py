@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import db
 from core import formatting as fmt
+from core.anomalies import run as anomaly_run
 from core.audit import query as audit_query
 from core.audit import record as audit
 from core.permissions import Permission
@@ -20,6 +21,10 @@ def _who(ref: str) -> str:
 
 
 actor = layout.page_setup(__file__)
+if actor.can(Permission.ALERT_READ):
+    # The first view after an hour closes looks at that hour (cron's `quorum alerts detect` may
+    # already have); otherwise this is one read.
+    anomaly_run.detect_if_due()
 st.title("Good to see you, " + literal(actor.display_name.split()[0]))
 layout.show_flash()
 

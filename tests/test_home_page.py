@@ -113,3 +113,13 @@ def test_a_person_with_two_roles_sees_both_sections(demo_data):
     at = home_as(demo_data, "lena.fischer@example.com")
     assert sections(at) == {"GOVERNANCE", "FINANCE"}
     assert not at.error
+
+
+def test_the_demos_spend_incidents_reach_finances_home_but_not_the_admins_section(demo_data):
+    """Anomaly alerts go to the role concerned: spend surges to finance (with the sentence that
+    explains them), not to an admin's key section."""
+    finance = home_as(demo_data, "priya.raman@example.com")
+    shown = [w.value for w in finance.warning]
+    assert any("Marketing" in text and "$" in text and "usual" in text for text in shown), shown
+    admin = home_as(demo_data, "amara.okafor@example.com")
+    assert not any("usual" in w.value and "spent" in w.value for w in admin.warning)

@@ -251,11 +251,14 @@ def concerned_detectors(actor: Actor) -> set[str]:
     return set().union(*(_CONCERNS.get(role, set()) for role in actor.roles))
 
 
-def open_for(session: Session, actor: Actor) -> list[AttentionItem]:
-    """The open alerts that concern `actor`'s roles, for Home (an attention provider)."""
+def open_for(session: Session, actor: Actor, role: Role | None = None) -> list[AttentionItem]:
+    """The open alerts that concern `actor`'s roles (or only `role`, for that role's section of
+    Home), as attention items."""
     if not actor.can(Permission.ALERT_READ):
         return []
     wanted = concerned_detectors(actor)
+    if role is not None:
+        wanted &= _CONCERNS.get(role, set())
     return [
         AttentionItem(
             title=f"{view.label}{f' ({view.team})' if view.team else ''}",
@@ -266,3 +269,8 @@ def open_for(session: Session, actor: Actor) -> list[AttentionItem]:
         for view in list_alerts(session, actor=actor, states=("open",), limit=50)
         if view.detector in wanted
     ]
+
+
+def behaviour_for(session: Session, actor: Actor) -> list[AttentionItem]:
+    """The open behaviour alerts (rates, drift) a governance lead acts on: Home's alerts provider."""
+    return open_for(session, actor, Role.GOVERNANCE_LEAD)

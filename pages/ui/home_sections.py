@@ -12,6 +12,7 @@ import streamlit as st
 
 from core import attention, db
 from core import formatting as fmt
+from core.anomalies import alerts as anomaly_alerts
 from core.attention import AttentionItem
 from core.audit import home as audit_home
 from core.audit import query as audit_query
@@ -47,6 +48,7 @@ def finance(actor: Actor) -> None:
     with db.session_scope() as session:
         month = budget_home.month_to_date(session, actor=actor)
         alerts = budget_views.budget_attention(session, actor)
+        anomalies = anomaly_alerts.open_for(session, actor, Role.FINANCE)
     st.subheader(f"Spend this month ({month.period_key}, {month.days} days so far)")
     spent, budget = st.columns(2)
     spent.metric("Spent by all teams", fmt.money(month.spent_micro))
@@ -90,7 +92,11 @@ def finance(actor: Actor) -> None:
     else:
         st.caption("No team or key spent more than on the same days of last month.")
     _items(alerts, empty="No budget has passed an alert threshold this period.")
+    st.markdown("**Unusual spend**")
+    _items(anomalies, empty="No open anomaly alert on spend or tokens.")
     st.page_link("pages/spend.py", label="Open Spend", icon=":material/arrow_forward:")
+    if anomalies:
+        st.page_link("pages/alerts.py", label="Open Alerts", icon=":material/arrow_forward:")
 
 
 def governance(actor: Actor) -> None:
@@ -198,6 +204,7 @@ def admin(actor: Actor) -> None:
     with db.session_scope() as session:
         due = key_rotation.keys_due(session, actor=actor)
         warnings = attention.configuration_warnings(session, actor)
+        anomalies = anomaly_alerts.open_for(session, actor, Role.ADMIN)
     st.subheader("Keys due for rotation")
     if due:
         _table(
@@ -216,6 +223,8 @@ def admin(actor: Actor) -> None:
     else:
         st.caption("No key reaches 90 days or its expiry in the next 14 days.")
     st.page_link("pages/api_keys.py", label="Open API keys", icon=":material/arrow_forward:")
+    st.markdown("**Unusual key use**")
+    _items(anomalies, empty="No open anomaly alert on keys.")
     st.markdown("**Configuration warnings**")
     _items(warnings, empty="Nothing to fix in the configuration.")
 
