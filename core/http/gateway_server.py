@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -39,7 +40,7 @@ WORKER_HEALTHCHECK_S = 30
 
 
 @asynccontextmanager
-async def worker_lifespan(_app):
+async def worker_lifespan(_app: object) -> AsyncIterator[dict[str, object]]:
     """A worker's start. The schema is the parent's to migrate, once. No sign-in settings are
     checked: this server has no pages and no sign-in (team keys only), so a gateway host needs
     no OIDC client secret, and is better without one."""
