@@ -65,10 +65,9 @@ def main() -> None:
                     session=session, actor=admin, team_id=team, limits={"key": high, "team": high, "person": high}
                 )
             secret = keys.create_key(session=session, actor=admin, team_id=team, label="bench").secret
-            with db.get_engine().connect() as connection:
-                callers["with limits" if limited else "without"] = Caller.for_key(
-                    keys.authenticate(connection, secret, client_ip="127.0.0.1")
-                )
+            callers["with limits" if limited else "without"] = Caller.for_key(
+                keys.authenticate(secret, client_ip="127.0.0.1")
+            )
 
     client = openai.OpenAI(
         base_url=SIMULATOR_BASE_URL,

@@ -200,3 +200,43 @@ def test_the_sdks_own_http_client_with_the_timeout_from_settings_answers_and_tim
     _Handler.delay_s = 1.0  # longer than the read timeout
     with pytest.raises(UpstreamTimeout, match=r"did not answer in time \(2 attempt\(s\)\)"):
         upstream.chat(dict(BODY))
+
+
+def test_every_call_on_a_reused_request_sends_what_the_sdk_sends_with_its_own_body_and_key():
+    bodies = [BODY, {**BODY, "max_tokens": 12345, "messages": [{"role": "user", "content": "x" * 500}]}, BODY]
+    sent = []
+    for direct in (False, True):
+        provider = Provider((200, {}, OK))
+        client = _upstream(provider, direct=direct, sleeps=[]).client
+        poster = DirectPost.for_client(client)
+        for index, body in enumerate(bodies):
+            if index == 2:
+                client.api_key = "sk-rotated-key"  # a new key is sent at once, not the one first built with
+            if direct:
+                poster.post("/chat/completions", body)
+            else:
+                client.post("/chat/completions", body=body, cast_to=httpx.Response)
+        sent.append(
+            [(r.method, str(r.url), r.content, dict(r.headers), r.extensions.get("timeout")) for r in provider.requests]
+        )
+    assert sent[0] == sent[1]
+    assert [headers["content-length"] for _m, _u, _c, headers, _t in sent[1]] == [
+        str(len(json.dumps(b, ensure_ascii=False, separators=(",", ":")).encode())) for b in bodies
+    ]
+    assert sent[1][2][3]["authorization"] == "Bearer sk-rotated-key"
+
+
+def test_cookies_the_provider_set_are_sent_back_as_the_sdk_sends_them():
+    sent = []
+    for direct in (False, True):
+        provider = Provider((200, {"set-cookie": "__cf_bm=abc; Path=/; Domain=provider.example"}, OK))
+        client = _upstream(provider, direct=direct, sleeps=[]).client
+        poster = DirectPost.for_client(client)
+        for _ in range(3):
+            if direct:
+                poster.post("/chat/completions", BODY)
+            else:
+                client.post("/chat/completions", body=BODY, cast_to=httpx.Response)
+        sent.append([dict(r.headers) for r in provider.requests])
+    assert sent[0] == sent[1]
+    assert sent[1][1].get("cookie") == "__cf_bm=abc"

@@ -200,8 +200,7 @@ def traffic(session, directory):
         data=budget_config.BudgetInput(cap_usd="0.004"),
     )
     key = keys.create_key(session=session, actor=ADMIN, team_id=legal, label="app")
-    with db.session() as s:
-        key_identity = keys.authenticate(s.connection(), key.secret)
+    key_identity = keys.authenticate(key.secret)
     gateway = make_gateway(RecordingTransport())
     engineer = directory.by_email("tom.becker@example.com")
     callers = [

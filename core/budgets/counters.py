@@ -46,19 +46,28 @@ class Counter:
     reserved_tokens: int
 
 
-def begin_write(session: Session) -> None:
-    """On SQLite, start the session's transaction with the write lock (BEGIN IMMEDIATE).
+def begin_write(session: Session | Connection) -> None:
+    """On SQLite, start the transaction with the write lock (BEGIN IMMEDIATE).
 
     A deferred transaction that reads and then writes fails at once when another writer
     committed in between; taking the lock first makes concurrent callers queue instead.
-    Does nothing when the session is already in a transaction or on PostgreSQL.
+    Does nothing when already in a transaction or on PostgreSQL. A plain Connection (the
+    gateway's admission, without an ORM session) starts its transaction on its next statement.
     """
     if session.in_transaction():
+        return
+    if isinstance(session, Connection):
+        session.execution_options(quorum_write=True)
         return
     session.connection(execution_options={"quorum_write": True})
 
 
-def read(session: Session, budget_id: int, key: str) -> Counter | None:
+def connection_of(session: Session | Connection) -> Connection:
+    """The Connection a statement runs on: the session's transaction's, or the Connection itself."""
+    return session if isinstance(session, Connection) else session.connection()
+
+
+def read(session: Session | Connection, budget_id: int, key: str) -> Counter | None:
     row = session.execute(
         select(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens).where(
             PERIOD.c.budget_id == budget_id, PERIOD.c.period_key == key
@@ -67,7 +76,7 @@ def read(session: Session, budget_id: int, key: str) -> Counter | None:
     return Counter(*row) if row else None
 
 
-def ensure(session: Session, budget: Budget, key: str, instant: datetime) -> None:
+def ensure(session: Session | Connection, budget: Budget, key: str, instant: datetime) -> None:
     """Create the period's counter if missing, with the ledger's spend so far in that period."""
     bounds = periods.period_at(budget.period, instant)
     scope_column = {"team": LEDGER.c.team_id, "person": LEDGER.c.person_id, "prompt": LEDGER.c.prompt_id}[budget.scope]
@@ -81,7 +90,7 @@ def ensure(session: Session, budget: Budget, key: str, instant: datetime) -> Non
         func.coalesce(func.sum(LEDGER.c.input_tokens + LEDGER.c.output_tokens), 0),
         cast(literal(0), BigInteger),
     ).where(scope_column == target, LEDGER.c.occurred_at >= bounds.start, LEDGER.c.occurred_at < bounds.end)
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    dialect_insert = postgresql.insert if connection_of(session).dialect.name == "postgresql" else sqlite.insert
     statement = (
         dialect_insert(PERIOD)
         .from_select(
@@ -138,7 +147,7 @@ _TAKE_HOLDS_MANY = (
 _INSERT_HOLD = insert(HOLD)
 
 
-def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: int) -> bool:
+def try_reserve(session: Session | Connection, budget: Budget, key: str, micro: int, tokens: int) -> bool:
     """Add to `reserved` if it still fits under the caps (hard budgets); False when it does not."""
     money_cap = budget.hard and budget.cap_micro is not None
     token_cap = budget.hard and budget.cap_tokens is not None
@@ -148,7 +157,7 @@ def try_reserve(session: Session, budget: Budget, key: str, micro: int, tokens: 
     if token_cap:
         params["b_cap_tokens"] = budget.cap_tokens
     # The transaction's Connection: the ORM's execute path costs more than the UPDATE.
-    return session.connection().execute(_RESERVE[money_cap, token_cap], params).rowcount == 1
+    return connection_of(session).execute(_RESERVE[money_cap, token_cap], params).rowcount == 1
 
 
 def add(
@@ -176,9 +185,9 @@ def add(
     return Counter(*row) if row else None
 
 
-def insert_holds(session: Session, rows: list[dict]) -> None:
+def insert_holds(session: Session | Connection, rows: list[dict]) -> None:
     """Record a reservation's holds (one per budget) with one Core statement."""
-    session.connection().execute(_INSERT_HOLD, rows)
+    connection_of(session).execute(_INSERT_HOLD, rows)
 
 
 def take_holds(session: Session | Connection, reservation_id: str) -> dict[int, tuple[str, int, int]]:
@@ -203,7 +212,7 @@ def take_holds_many(
     return taken
 
 
-def sweep_expired(session: Session, budget_id: int, now: datetime) -> int:
+def sweep_expired(session: Session | Connection, budget_id: int, now: datetime) -> int:
     """Give back the holds of reservations that expired (a crashed caller); returns how many.
 
     The holds are deleted first and the counter moved after, the order in which a settle

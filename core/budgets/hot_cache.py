@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection
 from sqlmodel import Session
+
+from core import db
 
 TTL_S = 5.0
 T = TypeVar("T")
@@ -38,16 +41,24 @@ def _engine(session: Session) -> Any:
         bind = inner
 
 
-def cached(session: Session, key: Hashable, load: Callable[[], T]) -> T:
-    """The value for `key`, loaded with `load()` (which reads through `session`) when missing or old."""
-    engine = _engine(session)
+def cached(session: Session | Connection | None, key: Hashable, load: Callable[[Session], T]) -> T:
+    """The value for `key`, loaded with `load(session)` when missing or old.
+
+    With no session (or a plain Connection, which the loaders cannot read through), the
+    configured database's: a session is opened only when the value must be loaded, so a
+    fresh value costs no database work at all."""
+    engine = _engine(session) if isinstance(session, Session) else (session.engine if session else db.get_engine())
     now = time.monotonic()
     with _lock:
         entry = _entries.get(key)
         generation = _generation
     if entry is not None and entry[0] is engine and entry[1] > now:
         return entry[2]
-    value = load()
+    if isinstance(session, Session):
+        value = load(session)
+    else:
+        with db.session(engine) as own:
+            value = load(own)
     with _lock:
         if generation == _generation:  # not invalidated while loading: safe to keep
             _entries[key] = (engine, now + TTL_S, value)

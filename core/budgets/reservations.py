@@ -75,7 +75,7 @@ class Reservation:
 
 def reserve(
     *,
-    session: Session,
+    session: Session | Connection,
     team_id: int,
     model: str,
     max_tokens: int,
@@ -99,6 +99,9 @@ def reserve(
     along instead of opening transactions of their own); it runs once, also when no budget
     applies, and what it writes commits with the admission; an error it raises refuses the
     call with nothing held.
+    ``session``: an ORM session, or a plain Connection (the gateway's admission: the cached
+    settings are read without either, and the admission's statements are Core statements,
+    so a Connection spares the session's bookkeeping on every call).
     Raises PermissionDenied (model not allowed for the team), NotFound (no price for the
     model: fail closed), BudgetExceeded (does not fit), ValidationError (bad input).
     """
@@ -146,7 +149,7 @@ def reserve(
     reservation_id = str(uuid.uuid4())
     if not budgets and within is not None:
         try:
-            within(session.connection(), granted)
+            within(counters.connection_of(session), granted)
             session.commit()  # what ``within`` wrote (the gateway's rate-limit count) stands
         except BaseException:
             session.rollback()
@@ -200,7 +203,7 @@ def reserve(
 
 
 def _admit(
-    session: Session,
+    session: Session | Connection,
     budgets: list[Budget],
     reservation_id: str,
     now: datetime,
@@ -258,7 +261,7 @@ def _admit(
             else:
                 counters.insert_holds(session, holds)
                 if before_commit is not None:
-                    before_commit(session.connection())
+                    before_commit(counters.connection_of(session))
                 session.commit()
                 return None
         except BaseException:
@@ -271,7 +274,12 @@ _last_sweep: dict[int, datetime] = {}
 
 
 def _sweep_if_due(
-    session: Session, budget_id: int, now: datetime, *, every: timedelta = SWEEP_EVERY, force: bool = False
+    session: Session | Connection,
+    budget_id: int,
+    now: datetime,
+    *,
+    every: timedelta = SWEEP_EVERY,
+    force: bool = False,
 ) -> bool:
     # No hold can expire sooner than its ttl after it was made: a short ttl is swept as often.
     last = _last_sweep.get(budget_id)
@@ -285,20 +293,26 @@ def _sweep_if_due(
 # ---- the settings every call reads, cached (see hot_cache) ----------------------------------
 
 
-def current_team_policy(session: Session, team_id: int) -> TeamPolicy:
-    return hot_cache.cached(session, ("policy", team_id), lambda: team_policy(session, team_id))
+# `session` None (or a plain Connection): the configured database's, read through a session
+# of its own only when the cached value must be loaded.
 
 
-def current_price_book(session: Session) -> PriceBook:
+def current_team_policy(session: Session | Connection | None, team_id: int) -> TeamPolicy:
+    return hot_cache.cached(session, ("policy", team_id), lambda s: team_policy(s, team_id))
+
+
+def current_price_book(session: Session | Connection | None = None) -> PriceBook:
     """The price book with the database overrides (cached for a few seconds)."""
-    return hot_cache.cached(session, ("prices",), lambda: price_book(session))
+    return hot_cache.cached(session, ("prices",), price_book)
 
 
-def current_budgets(session: Session, *, team_id: int, person_id: int | None, prompt_id: int | None) -> list[Budget]:
+def current_budgets(
+    session: Session | Connection | None, *, team_id: int, person_id: int | None, prompt_id: int | None
+) -> list[Budget]:
     return hot_cache.cached(
         session,
         ("budgets", team_id, person_id, prompt_id),
-        lambda: applicable_budgets(session, team_id=team_id, person_id=person_id, prompt_id=prompt_id),
+        lambda s: applicable_budgets(s, team_id=team_id, person_id=person_id, prompt_id=prompt_id),
     )
 
 

@@ -64,9 +64,9 @@ class BudgetsGate:
     def check_model(self, team_id: int, model: str) -> None:
         # Early, before the guardrails and moderation spend any work on a call that cannot
         # run; reservations.reserve checks the allow-list again for its other callers.
-        with db.session() as session:
-            policy = reservations.current_team_policy(session, team_id)
-            book = reservations.current_price_book(session)
+        # The cached settings: a session is opened only when one must be read again.
+        policy = reservations.current_team_policy(None, team_id)
+        book = reservations.current_price_book()
         if policy.allowed_models and book.resolve_model(model) not in {
             book.resolve_model(m) for m in policy.allowed_models
         }:
@@ -82,9 +82,8 @@ class BudgetsGate:
             ) from None
 
     def allowed_models(self, team_id: int) -> list[str]:
-        with db.session() as session:
-            policy = reservations.current_team_policy(session, team_id)
-            book = reservations.current_price_book(session)
+        policy = reservations.current_team_policy(None, team_id)
+        book = reservations.current_price_book()
         return sorted(policy.allowed_models or book.models())
 
     def reserve(self, request: BudgetRequest, *, also: AdmissionRead | None = None) -> Reservation:
@@ -96,9 +95,10 @@ class BudgetsGate:
             None if also is None else (lambda connection, granted: also(connection, None if embeddings else granted))
         )
         try:
-            with db.session() as session:
+            # A pooled Connection, no ORM session: the admission is Core statements only.
+            with db.get_engine().connect() as connection:
                 held = reservations.reserve(
-                    session=session,
+                    session=connection,
                     team_id=request.team_id,
                     model=request.model,
                     max_tokens=max_tokens,
@@ -120,8 +120,7 @@ class BudgetsGate:
     def cost_micro(self, reservation: Reservation | None, model: str, usage: Usage) -> int:
         """The call's cost at the price in effect when it started (what the ledger records)."""
         started = reservation.held.started_at if reservation is not None else clock.now()
-        with db.session() as session:
-            book = reservations.current_price_book(session)
+        book = reservations.current_price_book()
         try:
             return cost_micro(book.price_at(model, started), usage)
         except NotFound:

@@ -12,6 +12,12 @@ errors (`APITimeoutError`, `APIConnectionError`, and the status error the SDK's 
 so `core.gateway.upstream`'s retry loop (backoff, Retry-After, x-should-retry) sees
 exactly what it would see from the SDK.
 
+The request itself is built by the HTTP client once per path (URL merged with the client's,
+headers merged with its defaults, the timeout as it sets it) and then reused with each
+call's body: merging the same headers and URL again on every call cost a third of what
+building the request costs. It is built again when the API key changes, and on every call
+while the client holds cookies (their merge is the client's to do, as the SDK's request would).
+
 It is used only where it is exactly the SDK's request: the plain `openai.OpenAI` client
 with a fixed API key. Anything else (Azure, an API-key provider, workload identity, a
 provider runtime, default query parameters, an SDK whose internals differ) gets no
@@ -60,6 +66,8 @@ class DirectPost:
         if read is not None:
             self._headers["x-stainless-read-timeout"] = str(read)
         self._timeout = _timeout_for(http, timeout)
+        # path -> (API key, the request built for it); see the module's story.
+        self._built: dict[str, tuple[str, Any]] = {}
 
     @classmethod
     def for_client(cls, client: Any) -> DirectPost | None:
@@ -83,10 +91,7 @@ class DirectPost:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         # Serialized as the SDK's openapi_dumps does (httpx's JSON defaults).
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        headers = {**self._headers, "Authorization": f"Bearer {self._client.api_key}"}
-        request = self._http.build_request(
-            "POST", self._base + path, content=content, headers=headers, timeout=self._timeout
-        )
+        request = self._request(path, content)
         try:
             response = self._http.send(request)
         except _TIMEOUTS as error:
@@ -99,6 +104,23 @@ class DirectPost:
             response.read()
             raise self._client._make_status_error_from_response(response) from None
         return response
+
+    def _request(self, path: str, content: bytes) -> Any:
+        api_key = self._client.api_key
+        built = self._built.get(path)
+        if built is not None and built[0] == api_key and not self._http.cookies:
+            model = built[1]
+            # The library's own Request: it copies the headers and sets this body's length.
+            return type(model)("POST", model.url, headers=model.headers, content=content, extensions=model.extensions)
+        headers = {**self._headers, "Authorization": f"Bearer {api_key}"}
+        request = self._http.build_request(
+            "POST", self._base + path, content=content, headers=headers, timeout=self._timeout
+        )
+        if not self._http.cookies:
+            model = type(request)("POST", request.url, headers=request.headers, extensions=dict(request.extensions))
+            del model.headers["content-length"]  # each body sets its own
+            self._built[path] = (api_key, model)
+        return request
 
 
 def _timeout_for(http: Any, timeout: Any) -> Any:

@@ -3,7 +3,8 @@
 permission and model allow-list -> prompt resolution -> rendering -> input guardrails
 (and moderation) -> budget reservation -> response cache -> upstream call -> output
 guardrails -> settle (cost, call log row, budget ledger, audit event, stored payload)
--> response.
+-> response. The stages before the budget (the request's shape, a catalog prompt, the
+secrets check) are in core.gateway.request_stages.
 
 `Gateway.call()` returns a `GatewayResponse`, or a `GatewayStream` for streamed chat, or
 raises a typed error (core.errors / core.gateway.errors). Every outcome after the caller
@@ -23,31 +24,36 @@ from typing import Any
 from sqlalchemy import select
 
 from core import db
-from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.budgets.usage import usage_from_openai
-from core.catalog.render import render_messages
-from core.errors import BudgetExceeded, NotFound, QuorumError, ValidationError
-from core.gateway import cache, escalation, moderation, policies, rate_limits, responses, validation
+from core.errors import BudgetExceeded, NotFound, QuorumError
+from core.gateway import cache, escalation, moderation, policies, rate_limits, responses
 from core.gateway.call_state import Caller, CallState
 from core.gateway.errors import (
     GuardrailBlocked,
     HeldForReview,
-    InvalidRequest,
     ModelNotAllowed,
     ModelNotPriced,
     RateLimited,
     UpstreamFailed,
 )
 from core.gateway.held import RELEASED, new_hold
-from core.gateway.ports import BudgetGate, BudgetRequest, PromptSource
+from core.gateway.ports import BudgetGate, PromptSource
 from core.gateway.redaction import (
-    blocked_reason,
     finding_summary,
     message_texts,
     outcome_findings,
     redacted_response,
 )
-from core.gateway.request_shape import cap_output, check_output_limit, prompt_params
+from core.gateway.request_shape import cap_output, check_output_limit
+from core.gateway.request_stages import (
+    MODERATION_MODEL,
+    GatewayRequest,
+    PromptCall,
+    blocked,
+    budget_request_of,
+    prepared_body,
+    refuse_secrets,
+)
 from core.gateway.settle import settle
 from core.gateway.streaming import GatewayStream
 from core.gateway.telemetry import span
@@ -56,25 +62,8 @@ from core.guardrails import GuardrailPolicy, scan_body, scan_output
 from core.models.gateway import GatewayCall, HeldRequest
 from core.permissions import Permission, require
 
-
-@dataclass(frozen=True)
-class PromptCall:
-    name: str
-    variables: dict[str, Any]
-    label: str | None = None
-    version: int | None = None  # a numbered version: the playground only (people, not keys)
-
-
-@dataclass
-class GatewayRequest:
-    """An OpenAI-shaped request body; for ``prompt`` calls the body adds only delivery options."""
-
-    kind: str  # "chat" | "embeddings" | "responses" | "moderations"
-    body: dict[str, Any]
-    prompt: PromptCall | None = None
-    # False: neither answered from nor stored in the response cache (experiment repetitions
-    # must each reach the model, or they would measure nothing).
-    use_cache: bool = True
+# Importers of the pipeline find the request's types here too.
+__all__ = ["MODERATION_MODEL", "Caller", "Gateway", "GatewayRequest", "GatewayResponse", "GatewayStream", "PromptCall"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +78,6 @@ class GatewayResponse:
     body_json: str | None = field(default=None, repr=False, compare=False)
 
 
-MODERATION_MODEL = moderation.MODERATION_MODEL
 _log = logging.getLogger("quorum.gateway")
 
 
@@ -133,9 +121,9 @@ class Gateway:
         caller = call.caller
         try:
             with span("gateway.guardrails.secrets"):
-                self._refuse_secrets(call, request)
+                refuse_secrets(call, request)
             with span("gateway.prepare"):
-                body = self._prepared_body(call, request)
+                body = prepared_body(call, request, self.prompts)
             with span("gateway.allow_list"):
                 self._check_model(call)
                 check_output_limit(call.kind, call.model, body)
@@ -145,7 +133,7 @@ class Gateway:
             call.use_cache = call.use_cache and cache.cacheable(call.kind, call.gateway_settings.cache, body)
             if call.use_cache and not call.stream:
                 call.cache_read = cache.AdmissionLookup(kind=call.kind, team_id=caller.team_id, body=body)
-            budget_request = self._budget_request(call, body)
+            budget_request = budget_request_of(call, body)
             rate_count = rate_limits.prepare(call, budget_request)  # counted in the reservation's transaction
             with span("gateway.budget.reserve"):
                 call.reservation = self.budget.reserve(
@@ -230,89 +218,11 @@ class Gateway:
 
     # ---- stages ----------------------------------------------------------------------------
 
-    def _prepared_body(self, call: CallState, request: GatewayRequest) -> dict[str, Any]:
-        body = dict(request.body or {})
-        if request.prompt is not None:
-            with span("gateway.prompt.resolve"):
-                # The end user (or the request) picks the side of an A/B split, stably.
-                assignment_key = body.get("user") if isinstance(body.get("user"), str) else call.request_id
-                resolved = self.prompts.resolve(
-                    request.prompt.name,
-                    request.prompt.label,
-                    call.caller.actor,
-                    application=call.caller.key_id is not None,
-                    version=request.prompt.version,
-                    assignment_key=assignment_key,
-                )
-            with span("gateway.prompt.render"):
-                messages = render_messages(resolved.spec, request.prompt.variables)
-            call.prompt_name, call.prompt_version = resolved.name, resolved.version
-            call.prompt_id, call.prompt_version_id = resolved.prompt_id, resolved.version_id
-            call.cache_ttl_s = resolved.cache_ttl_s
-            escalation.attach(call, resolved.spec, request.prompt.variables, body)
-            body = {
-                **{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
-                **prompt_params(resolved.spec),
-                "messages": messages,
-            }
-        if call.kind == "moderations" and body.get("model") is None:
-            body["model"] = MODERATION_MODEL  # optional at OpenAI, which defaults to it
-        # Against the SDK's own request types, before any stage reads the body.
-        if call.kind == "chat":
-            validation.check_chat(body)
-        elif call.kind == "embeddings":
-            validation.check_embeddings(body)
-        elif call.kind not in ("responses", "moderations"):
-            raise ValidationError(f"Unknown call kind {call.kind!r}")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequest("'model' is required", param="model")
-        call.model = model
-        if call.kind == "chat":
-            if not isinstance(body.get("messages"), list) or not body["messages"]:
-                raise InvalidRequest("'messages' must be a non-empty list", param="messages")
-            call.stream = bool(body.get("stream"))
-        elif call.kind == "responses":
-            responses.validate(body)
-            call.stream = bool(body.get("stream"))
-        else:  # embeddings, moderations
-            given = body.get("input")
-            texts = [given] if isinstance(given, str) else given
-            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-                raise InvalidRequest(
-                    "'input' must be text or a list of texts (token arrays cannot be checked by the guardrails)",
-                    param="input",
-                )
-        return body
-
     def _check_model(self, call: CallState) -> None:
         self.budget.check_model(call.caller.team_id, call.model)
 
     def allowed_models(self, team_id: int) -> list[str]:
         return self.budget.allowed_models(team_id)
-
-    def _refuse_secrets(self, call: CallState, request: GatewayRequest) -> None:
-        """Block a credential in what the stages before the input guardrails read.
-
-        A refused model is recorded by name, and a prompt call's name, label and variables
-        are used (and a render error quotes them) before the rendered body is scanned, so
-        these are scanned first. The rest of the body is scanned, whole, by
-        ``_input_guardrails``.
-        """
-        if request.prompt is None:
-            scanned = {"model": request.body.get("model")} if isinstance(request.body, dict) else {}
-        else:
-            prompt = request.prompt
-            scanned = {
-                **(request.body or {}),
-                "prompt": prompt.name,
-                "label": prompt.label,
-                "variables": prompt.variables,
-            }
-        verdict = scan_body(scanned, call.policy, pii=False)
-        if verdict.blocked:
-            call.findings = outcome_findings(verdict)
-            raise _blocked(verdict)
 
     def _input_guardrails(self, call: CallState, body: dict[str, Any], skip_moderation: bool) -> dict[str, Any]:
         """Secrets and personal data in every string of the body, whatever the endpoint."""
@@ -320,7 +230,7 @@ class Gateway:
         verdict = scan_body(body, policy)
         call.findings = outcome_findings(verdict)
         if verdict.blocked:
-            raise _blocked(verdict)
+            raise blocked(verdict)
         body = verdict.body
         # A moderation request is itself the check: it is not moderated again.
         if policy.moderation != "off" and not skip_moderation and call.kind != "moderations":
@@ -361,30 +271,6 @@ class Gateway:
             f"The request was held for review by a governance lead ({rule}); poll its status",
             held_id=hold.public_id,
             request_id=call.request_id,
-        )
-
-    def _budget_request(self, call: CallState, body: dict[str, Any]) -> BudgetRequest:
-        if call.kind == "chat":
-            bound = chat_input_tokens_upper_bound(
-                messages=body["messages"], tools=body.get("tools"), response_format=body.get("response_format")
-            )
-            max_out = body.get("max_completion_tokens") or body.get("max_tokens")
-        elif call.kind == "responses":
-            bound, max_out = responses.input_tokens_upper_bound(body), body.get("max_output_tokens")
-        else:
-            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
-            bound, max_out = sum(text_tokens_upper_bound(t) for t in texts), 0
-        return BudgetRequest(
-            request_id=call.request_id,
-            kind=call.kind,
-            team_id=call.caller.team_id,
-            model=call.model,
-            input_tokens_upper_bound=bound,
-            max_output_tokens=max_out,
-            person_id=call.caller.actor.person_id if call.caller.key_id is None else None,
-            key_id=call.caller.key_id,
-            prompt_id=call.prompt_id,
-            prompt_version_id=call.prompt_version_id,
         )
 
     def _complete(self, call: CallState, body: dict[str, Any]) -> GatewayResponse:
@@ -529,15 +415,3 @@ class Gateway:
 
     def _settle(self, call: CallState, **outcome) -> str | None:
         return settle(call, budget=self.budget, **outcome)
-
-
-# ---- helpers -------------------------------------------------------------------------------
-
-
-def _blocked(verdict) -> GuardrailBlocked:
-    # Names the field, never the text in it: the caller finds the key without it being echoed.
-    return GuardrailBlocked(
-        f"Blocked by the guardrail '{verdict.rule}': the request contains "
-        f"{blocked_reason(verdict.rule)} in {verdict.field}; remove it and try again",
-        rule=verdict.rule,
-    )

@@ -75,7 +75,7 @@ def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
     return getattr(address, "ipv4_mapped", None) or address
 
 
-def _is_trusted(address, trusted: tuple[Network, ...]) -> bool:
+def _is_trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: tuple[Network, ...]) -> bool:
     return any(address.version == network.version and address in network for network in trusted)
 
 

@@ -21,7 +21,7 @@ async def feedback(request: Request) -> Response:
     try:
         body = await json_body(request)
 
-        def work():
+        def work() -> tuple[int | None, str]:
             caller = request_caller(request)
             with db.write_session() as session:
                 row = record_feedback(

@@ -25,14 +25,16 @@ import logging
 import math
 import traceback
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from core import clock, db
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, Unauthenticated, ValidationError
@@ -143,8 +145,9 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
     if isinstance(error, UpstreamFailed):
         type_ = "invalid_request_error" if error.status < 500 else "api_error"
         headers = dict(ids)
-        if getattr(error, "retry_after_s", None) is not None:
-            headers["retry-after"] = str(max(1, round(error.retry_after_s)))
+        retry_after_s: float | None = getattr(error, "retry_after_s", None)
+        if retry_after_s is not None:
+            headers["retry-after"] = str(max(1, round(retry_after_s)))
         elif 400 <= error.status < 500 and error.status not in (408, 409, 429):
             headers.update(NO_RETRY)  # the provider refused the request itself: the same request fails again
         return openai_error(
@@ -201,10 +204,8 @@ def internal_error(error: BaseException, request_id: str | None = None) -> JSONR
 def request_caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     secret = header[7:].strip() if header.lower().startswith("bearer ") else None
-    # A pooled Connection, no ORM session: this read runs before every gateway call.
-    with db.get_engine().connect() as connection:
-        identity = keys.authenticate(connection, secret, client_ip=client_address(request))
-    return Caller.for_key(identity)
+    # From the process's short-lived copy of the key: no database read on most calls.
+    return Caller.for_key(keys.authenticate(secret, client_ip=client_address(request)))
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -219,7 +220,10 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _run(request: Request, make_request) -> Response:
+RequestMaker = Callable[[Request, dict[str, Any]], GatewayRequest]
+
+
+async def _run(request: Request, make_request: RequestMaker) -> Response:
     # The x-ratelimit-* headers of a call that was admitted (or refused) by a rate limit,
     # sent with whatever the call answers.
     limits: dict[str, str] = {}
@@ -227,7 +231,7 @@ async def _run(request: Request, make_request) -> Response:
         body = await json_body(request)
         gateway_request = make_request(request, body)
 
-        def work():
+        def work() -> Any:  # a GatewayResponse, or a GatewayStream for a streamed call
             with rate_limits.headers_into(limits):
                 caller = request_caller(request)
                 return default_gateway().call(caller=caller, request=gateway_request)
@@ -267,8 +271,8 @@ class _SSE(StreamingResponse):
             headers["x-quorum-simulated"] = "true"
         super().__init__(self._events(), media_type="text/event-stream", headers=headers)
 
-    async def _events(self):
-        iterator = iter(self.gateway_stream)
+    async def _events(self) -> AsyncIterator[str]:
+        iterator: Iterator[dict[str, Any]] = iter(self.gateway_stream)
         end = object()
         # The Responses API names each event and ends on its last one; chat ends with [DONE].
         typed = self.gateway_stream.call.kind == "responses"
@@ -277,20 +281,21 @@ class _SSE(StreamingResponse):
                 chunk = await run_in_threadpool(next, iterator, end)
                 if chunk is end:
                     break
-                name = f"event: {chunk.get('type')}\n" if typed else ""
+                event = cast(dict[str, Any], chunk)
+                name = f"event: {event.get('type')}\n" if typed else ""
                 yield f"{name}data: {json.dumps(chunk)}\n\n"
         except QuorumError as error:
-            body = json.loads(error_response(error).body)
+            body = json.loads(bytes(error_response(error).body))
             yield f"{'event: error' + chr(10) if typed else ''}data: {json.dumps(body)}\n\n"
             return
         except Exception as error:  # noqa: BLE001 - the headers are sent: end with an error event
-            body = json.loads(internal_error(error, self.gateway_stream.request_id).body)
+            body = json.loads(bytes(internal_error(error, self.gateway_stream.request_id).body))
             yield f"{'event: error' + chr(10) if typed else ''}data: {json.dumps(body)}\n\n"
             return
         if not typed:
             yield "data: [DONE]\n\n"
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -312,7 +317,7 @@ async def responses_create(request: Request) -> Response:
 
 
 async def responses_retrieve(request: Request) -> Response:
-    def work():
+    def work() -> dict[str, Any]:
         response_id = validation.check_path_text(request.path_params["response_id"], "response_id")
         return default_gateway().retrieve_response(caller=request_caller(request), response_id=response_id)
 
@@ -331,7 +336,7 @@ async def prompt_completions(request: Request) -> Response:
     def make(req: Request, body: dict[str, Any]) -> GatewayRequest:
         validation.check_delivery(body)
         variables = body.get("variables") or {}
-        delivery = {k: body[k] for k in ("stream", "stream_options", "user") if k in body}
+        delivery: dict[str, Any] = {k: body[k] for k in ("stream", "stream_options", "user") if k in body}
         return GatewayRequest(
             kind="chat",
             body=delivery,
@@ -386,7 +391,7 @@ def _model(name: str) -> dict[str, Any]:
 
 
 async def held(request: Request) -> Response:
-    def work():
+    def work() -> tuple[Any, dict[str, Any] | None]:
         public_id = validation.check_path_text(request.path_params["held_id"], "held_id")
         caller = request_caller(request)
         response = default_gateway().answer_released(caller=caller, public_id=public_id)

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -40,7 +41,7 @@ WORKER_HEALTHCHECK_S = 30
 
 
 @asynccontextmanager
-async def worker_lifespan(_app):
+async def worker_lifespan(_app: object) -> AsyncIterator[dict[str, object]]:
     """A worker's start. The schema is the parent's to migrate, once. No sign-in settings are
     checked: this server has no pages and no sign-in (team keys only), so a gateway host needs
     no OIDC client secret, and is better without one."""
@@ -107,7 +108,7 @@ def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> 
             access_log=False,
             log_level=log_level,
             # With JSON logs, uvicorn's own lines go through the same JSON handler (core.ops.logs).
-            **({"log_config": None} if settings().log_format == "json" else {}),
+            log_config=None if settings().log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             backlog=BACKLOG,
             # The worker's lifespan must run (it starts the moderation probe), and fail loudly.
             lifespan="on",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from core import migrate
 from core.gateway import moderation
@@ -92,14 +94,14 @@ def unknown_v1_route(known: list[Route]) -> Route:
     return Route("/v1/{path:path}", unknown, methods=ANY_METHOD)
 
 
-def _methods_for(route: Route, scope) -> set[str]:
+def _methods_for(route: Route, scope: Scope) -> set[str]:
     if not route.path_regex.match(scope["path"]):
         return set()
     return set(route.methods or ()) - {"HEAD"}
 
 
 @asynccontextmanager
-async def lifespan(_app):
+async def lifespan(_app: object) -> AsyncIterator[dict[str, object]]:
     """Refuse unsafe settings and bring the schema up to date before serving anything."""
     settings().check_safe()
     logs.configure()

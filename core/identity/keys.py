@@ -6,8 +6,14 @@ secrets against guessing; a 256-bit random key cannot be guessed, so a fast hash
 nothing, and it lets the gateway find a key with one indexed lookup on every call
 instead of comparing a slow hash against every stored key.
 
-Revocation is a column read on every call, so it is effective at once; rotation issues
-a new key and lets the old one work until its grace period ends.
+The gateway finds the key behind each call in a short-lived in-process copy (hash ->
+key, team and lifetime columns, for ``KEY_CACHE_TTL_S`` seconds), so a busy key costs no
+database read per call. Revoking, rotating or changing a key's allow-list clears that copy
+in the process that made the change, so there it applies to the very next request; other
+processes (more gateway workers, other hosts) read the row again within
+``KEY_CACHE_TTL_S``. Expiry and grace periods are checked against the clock on every call,
+cached or not. Rotation issues a new key and lets the old one work until its grace
+period ends.
 """
 
 from __future__ import annotations
@@ -15,15 +21,17 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, Engine, bindparam, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from core import clock
+from core import clock, db
 from core.audit.record import committing, record
 from core.db import get_or_not_found, saved_id, table_of
 from core.errors import Unauthenticated, ValidationError
@@ -37,6 +45,11 @@ VISIBLE_CHARS = 6  # random characters shown after the prefix, enough to tell ke
 AGE_WARNING_DAYS = 90
 LAST_USE_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often
 MAX_EXPIRY_DAYS = 3650
+# How long a process may serve a key from its copy before reading the row again: the delay
+# with which a revocation made in another process reaches this one.
+KEY_CACHE_TTL_S = 5.0
+# A bound on the copy (a flood of distinct valid keys cannot grow it without limit).
+KEY_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,7 @@ def revoke_key(*, session: Session, actor: Actor, key_id: int) -> None:
             team_id=key.team_id,
             after={"revoked_at": key.revoked_at},
         )
+    forget_keys()  # refused from the next request on, in this process
 
 
 def rotate_key(*, session: Session, actor: Actor, key_id: int, grace_hours: int = 24) -> CreatedKey:
@@ -191,6 +205,7 @@ def rotate_key(*, session: Session, actor: Actor, key_id: int, grace_hours: int 
             team_id=old.team_id,
             after={"new_key_id": created.key_id, "grace_until": old.grace_until},
         )
+    forget_keys()
     return created
 
 
@@ -213,6 +228,7 @@ def set_allowed_cidrs(*, session: Session, actor: Actor, key_id: int, allowed_ci
             before={"allowed_cidrs": before},
             after={"allowed_cidrs": cidrs},
         )
+    forget_keys()
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -227,33 +243,94 @@ def list_keys(session: Session, *, actor: Actor, team_id: int | None = None) -> 
     return [_view(k, now) for k in session.exec(query)]
 
 
-def authenticate(connection: Connection, secret: str | None, *, client_ip: str | None = None) -> KeyIdentity:
-    """The identity behind a presented key, or Unauthenticated (one indexed lookup).
+def authenticate(secret: str | None, *, client_ip: str | None = None, engine: Engine | None = None) -> KeyIdentity:
+    """The identity behind a presented key, or Unauthenticated.
 
-    Reads the committed row on every call (no cache), so a revocation applies to the next
-    request on every server."""
+    Served from the process's copy of the key when it is younger than ``KEY_CACHE_TTL_S``
+    (no database work at all); otherwise one indexed read, which refreshes the copy. A
+    connection is taken from the pool only for that read, or for the throttled write of
+    the key's last use."""
     if not secret or not secret.startswith(KEY_PREFIX):
         raise Unauthenticated("Missing or malformed API key: send 'Authorization: Bearer qk_live_...'")
-    # A Core read of the columns it needs (no ORM object): it runs on every gateway call.
-    key = connection.execute(_BY_HASH, {"h": hash_key(secret)}).first()
-    connection.rollback()  # end the read snapshot
+    engine = engine or db.get_engine()
+    digest = hash_key(secret)
+    known = _known.get(digest)
+    if known is None or known.engine is not engine or time.monotonic() - known.loaded > KEY_CACHE_TTL_S:
+        with engine.connect() as connection:
+            known = _read_key(connection, engine, digest)
     now = clock.now()
-    if key is None:
-        raise Unauthenticated("Incorrect API key provided")
-    status = _status(key, now)
+    status = _status(known, now)
     if status == "revoked":
         raise Unauthenticated("This API key has been revoked")
     if status == "expired":
         raise Unauthenticated("This API key has expired")
-    if key.allowed_cidrs and not _ip_allowed(client_ip, key.allowed_cidrs):
+    if known.networks is not None and not _ip_allowed(client_ip, known.networks):
         raise Unauthenticated(f"This API key may not be used from {client_ip or 'an unknown address'}")
-    if key.last_used_at is None or now - key.last_used_at > LAST_USE_EVERY:
-        # Throttled so that a busy key does not write on every call; its own short write
-        # transaction (write lock first on SQLite), after the read ended.
-        connection.execution_options(quorum_write=True)
-        connection.execute(_TOUCH, {"k_id": key.id, "now": now})
-        connection.commit()
-    return KeyIdentity(key_id=key.id, team_id=key.team_id, prefix=key.prefix)
+    last_used = known.last_used_at
+    if last_used is None or now - last_used > LAST_USE_EVERY:
+        # Throttled so that a busy key does not write on every call: its own short write
+        # transaction (write lock first on SQLite). Noted in the copy first, so that the
+        # calls arriving meanwhile do not write it too.
+        known.last_used_at = now
+        with engine.connect() as connection:
+            connection.execution_options(quorum_write=True)
+            connection.execute(_TOUCH, {"k_id": known.id, "now": now})
+            connection.commit()
+    return known.identity
+
+
+def forget_keys() -> None:
+    """Drop this process's copy of the keys (after a key changed), so the next call reads them."""
+    with _known_lock:
+        _known.clear()
+
+
+class _KnownKey:
+    """A key as read from its row at `loaded` (monotonic), for the gateway's per-call lookup."""
+
+    __slots__ = (
+        "engine",
+        "loaded",
+        "id",
+        "identity",
+        "revoked_at",
+        "expires_at",
+        "grace_until",
+        "networks",
+        "last_used_at",
+    )
+
+    def __init__(self, engine: Engine, row: Any) -> None:
+        self.engine, self.loaded = engine, time.monotonic()
+        self.id: int = row.id
+        self.identity = KeyIdentity(key_id=row.id, team_id=row.team_id, prefix=row.prefix)
+        self.revoked_at: datetime | None = row.revoked_at
+        self.expires_at: datetime | None = row.expires_at
+        self.grace_until: datetime | None = row.grace_until
+        # Parsed once per read, not per call; None: no allow-list.
+        self.networks: tuple[Any, ...] | None = (
+            tuple(ipaddress.ip_network(c) for c in row.allowed_cidrs.split(",") if c) if row.allowed_cidrs else None
+        )
+        self.last_used_at: datetime | None = row.last_used_at
+
+
+_known: dict[str, _KnownKey] = {}
+_known_lock = threading.Lock()
+
+
+def _read_key(connection: Connection, engine: Engine, digest: str) -> _KnownKey:
+    # A Core read of the columns it needs (no ORM object). An unknown key is not kept: a
+    # stream of made-up keys must not fill the copy.
+    row = connection.execute(_BY_HASH, {"h": digest}).first()
+    connection.rollback()  # end the read snapshot
+    if row is None:
+        raise Unauthenticated("Incorrect API key provided")
+    known = _KnownKey(engine, row)
+    with _known_lock:
+        if len(_known) >= KEY_CACHE_MAX:
+            _known.clear()
+        _known[digest] = known
+    return known
 
 
 _KEYS = table_of(ApiKey)
@@ -318,14 +395,14 @@ def _status(key: _Lifetime, now: datetime) -> str:
     return "active"
 
 
-def _ip_allowed(client_ip: str | None, cidrs: str) -> bool:
+def _ip_allowed(client_ip: str | None, networks: tuple[Any, ...]) -> bool:
     if not client_ip:
         return False
     try:
         address = ipaddress.ip_address(client_ip)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(c) for c in cidrs.split(",") if c)
+    return any(address in network for network in networks)
 
 
 def _event_view(key: ApiKey) -> dict[str, Any]:
