@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlmodel import select
 
-from core import db
 from core.catalog import labels, store, workflow
 from core.catalog.escalation import EscalationRule
 from core.catalog.spec import MessageSpec, ModelParams, PromptSpec, VariableSpec, VersionSpec
@@ -62,9 +61,7 @@ def create_prompt(session, directory, rules: tuple[EscalationRule, ...], *, appr
 
 def key_caller(session, team: str = "Support") -> Caller:
     created = keys.create_key(session=session, actor=SYSTEM, team_id=team_by_name(session, team).id)
-    with db.get_engine().connect() as connection:
-        identity = keys.authenticate(connection, created.secret)
-    return Caller.for_key(identity)
+    return Caller.for_key(keys.authenticate(created.secret))
 
 
 def call_prompt(gateway, caller: Caller, variables: dict[str, Any] | None = None, **body):
