@@ -119,6 +119,9 @@ def test_the_databases_range_check_hashes_every_event_and_finds_an_edit_that_kep
     monkeypatch.setattr(audit_ranges, "GROUP", 4)
     monkeypatch.setattr(audit_ranges, "POSTGRES_GROUP", 4)
     add_events(session, 10)
+    # Characters of two, three and four bytes: lengths count characters, hashes the UTF-8 bytes.
+    sql("UPDATE audit_event SET target_id = 'caf\u00e9 \u20ac \U0001f600' WHERE seq = 5")
+    rehash_between(5, 10)
     with db.get_engine().connect() as conn:
         report = audit_ranges._vector_range(conn, 2, 9, {})
         assert report is not None and report.sound
