@@ -239,7 +239,8 @@ def bench_verify(engine, label: str, **options) -> None:
         label += f" ({result.ranges} ranges)"
     print(
         f"{label}: {result.events:,} events in {elapsed * 1000:,.0f} ms = {result.events / elapsed:,.0f} events/s "
-        f"({result.events / (cpu + server):,.0f} events per CPU-second{database}); "
+        f"({result.events / (cpu + server):,.0f} events per CPU-second = {(cpu + server) / result.events * 1e6:.2f} "
+        f"CPU-µs per event{database}); "
         f"load average {os.getloadavg()[0]:.1f}"
     )
 

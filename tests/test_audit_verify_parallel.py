@@ -109,3 +109,24 @@ def test_an_untouched_chain_is_sound_in_every_split(session, env, data):
     env.setattr(audit_ranges, "MIN_RANGE", data.draw(st.integers(1, 9)))
     result = run(session, data.draw(st.integers(2, 5)))
     assert result.ok and result.events == 8, result.lines()
+
+
+def test_the_databases_range_check_hashes_every_event_and_finds_an_edit_that_kept_its_hash(session, monkeypatch):
+    """The vectorized check itself (no fallback): sound on a sound chain; one edited event in a group of many spoils it.
+
+    On PostgreSQL the database hashes each event; an edit that keeps the stored hash must still count.
+    """
+    monkeypatch.setattr(audit_ranges, "GROUP", 4)
+    monkeypatch.setattr(audit_ranges, "POSTGRES_GROUP", 4)
+    add_events(session, 10)
+    # Characters of two, three and four bytes: lengths count characters, hashes the UTF-8 bytes.
+    sql("UPDATE audit_event SET target_id = 'caf\u00e9 \u20ac \U0001f600' WHERE seq = 5")
+    rehash_between(5, 10)
+    with db.get_engine().connect() as conn:
+        report = audit_ranges._vector_range(conn, 2, 9, {})
+        assert report is not None and report.sound
+        assert report.last_hash == conn.exec_driver_sql("SELECT hash FROM audit_event WHERE seq = 9").scalar()
+    sql("UPDATE audit_event SET after_json = '{\"forged\": true}' WHERE seq = 7")
+    with db.get_engine().connect() as conn:
+        assert audit_ranges._vector_range(conn, 2, 9, {}) == audit_ranges.RangeReport(2, 9, False)
+        assert audit_ranges._vector_range(conn, 8, 10, {}).sound  # the events after it are untouched
