@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import column, delete, insert, select, table, update
 
 from core import clock, db
 from core.budgets import config as budget_config
