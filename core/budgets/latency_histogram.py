@@ -12,7 +12,7 @@ loop in Python.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,15 @@ class Histograms:
             self._groups.append(self._of(group))
             self._buckets.append(int(bucket))
             self._counts.append(int(calls))
+
+    def add_rows(self, rows: Iterable[Sequence[Any]], width: int) -> None:
+        """Rows of (group's `width` values..., bucket, calls): an hour's roll-up rows."""
+        index, of = self._index, self._of
+        for row in rows:
+            group = tuple(row[:width])
+            self._groups.append(index[group] if group in index else of(group))
+            self._buckets.append(int(row[width]))
+            self._counts.append(int(row[width + 1]))
 
     def add_packed(self, group: Hashable, packed: bytes | None) -> None:
         if packed:

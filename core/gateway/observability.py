@@ -123,14 +123,14 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
         group = tuple(row[:width])
         tally = per_period.get(group) or per_period.setdefault(group, _Counts())
         tally.add([int(v or 0) for v in row[width:]])
-    for row in parts.raw_latencies(session, query, hourly, start, first_hour):
-        histograms.add(tuple(row[:width]), int(row[width]), int(row[width + 1]))
+    histograms.add_rows(parts.raw_latencies(session, query, hourly, start, first_hour), width)
     for source in sources:
-        for row in parts.rollup_latencies(session, query, hourly, source):
-            if source.latency is None:
+        rows = parts.rollup_latencies(session, query, hourly, source)
+        if source.latency is None:
+            for row in rows:
                 histograms.add_packed(tuple(row[:width]), row[width])
-            else:
-                histograms.add(tuple(row[:width]), int(row[width]), int(row[width + 1]))
+        else:
+            histograms.add_rows(rows, width)
 
     dimensions = width - len(query.by)  # where the grouped dimensions start in a group
     per_group: dict[tuple, _Counts] = {}
