@@ -180,7 +180,7 @@ def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[s
     require(actor, Permission.OBSERVABILITY_READ)
     query = MetricsQuery(days=days)
     query.check()
-    pairs = parts.models_and_prompts(session, days, hour_of(clock.now() - timedelta(days=days)))
+    pairs = parts.models_and_prompts(session, hour_of(clock.now() - timedelta(days=days)))
     return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
 
 

@@ -130,7 +130,8 @@ def rollup_latencies(session: Session, query: MetricsQuery, hourly: bool, source
     return _named(session.execute(statement).all(), query)
 
 
-def models_and_prompts(session: Session, days: int, first_hour: datetime) -> set[tuple[str, str]]:
+def models_and_prompts(session: Session, first_hour: datetime) -> set[tuple[str, str]]:
+    """The (model, prompt) pairs counted from `first_hour` on (the filters' options)."""
     pairs: set[tuple[str, str]] = set()
     for source in sources(False, first_hour):
         table = source.counts
