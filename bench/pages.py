@@ -350,8 +350,9 @@ def _observability_changes(at, check, warm) -> list:
     changes = [
         ("90 days", lambda: at.slider(key="obs_days").set_value(90).run()),
         ("90 days, team x model", lambda: at.multiselect(key="obs_by").set_value(["team", "model"]).run()),
-        ("90 days per hour", lambda: at.radio(key="obs_granularity").set_value("hour").run()),
         ("90 days, by prompt", lambda: at.multiselect(key="obs_by").set_value(["prompt"]).run()),
+        ("90 days per hour, by prompt", lambda: at.radio(key="obs_granularity").set_value("hour").run()),
+        ("90 days per hour, team x model", lambda: at.multiselect(key="obs_by").set_value(["team", "model"]).run()),
     ]
     for label, change in changes:
         took = _timed(change)

@@ -8,11 +8,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import column, delete, insert, select, table, update
 
 from core import clock, db, formatting
 from core.budgets import config as budget_config
 from core.budgets import ledger_pages, periods, reports, rollups
+from core.budgets.latency_histogram import unpack
 from core.budgets.money import format_micro
 from core.cli.main import main as cli
 from core.errors import BudgetExceeded
@@ -22,7 +23,8 @@ from core.identity import keys
 from core.identity.people import team_by_name
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
-from core.models.rollups import CallDailyRollup, CallLatencyDailyRollup, CallLatencyRollup, CallRollup, UsageRollup
+from core.models.rollups import CallDailyRollup, CallLatencyRollup, CallRollup, UsageRollup
+from core.models.types import UtcDateTime
 from core.permissions import Actor, Role
 from tests.gateway_support import RecordingTransport, make_gateway
 from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
@@ -30,7 +32,7 @@ from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
 ADMIN = Actor.system("test")
 LEDGER, CALLS = UsageRecord.__table__, GatewayCall.__table__
 USAGE, CALL, LATENCY = UsageRollup.__table__, CallRollup.__table__, CallLatencyRollup.__table__
-DAILY, DAILY_LATENCY = CallDailyRollup.__table__, CallLatencyDailyRollup.__table__
+DAILY = CallDailyRollup.__table__
 
 
 # ---- what the sources say, computed independently of core/budgets/rollups.py ---------------
@@ -144,6 +146,15 @@ def per_day(hourly: dict) -> dict:
     return {k: v for k, v in result.items() if v[0]}
 
 
+def packed_histograms(rows) -> dict:
+    """{(day, team, prompt, model, bucket): answered calls} of the daily rows' packed histograms."""
+    return {
+        (r.day, r.team_id, r.prompt_name, r.model, bucket): calls
+        for r in rows
+        for bucket, calls in unpack(r.latency_histogram).items()
+    }
+
+
 def daily_rollups_say(session) -> tuple[dict, dict]:
     """The daily counts, and the daily histogram next to the hourly one summed per day."""
     session.rollback()
@@ -160,9 +171,7 @@ def daily_rollups_say(session) -> tuple[dict, dict]:
         ]
         for r in session.execute(select(DAILY))
     }
-    daily = {
-        (r.day, r.team_id, r.prompt_name, r.model, r.bucket): r.calls for r in session.execute(select(DAILY_LATENCY))
-    }
+    daily = packed_histograms(session.execute(select(DAILY)))
     hourly: dict = {}
     for r in session.execute(select(LATENCY)):
         key = (r.hour.replace(hour=0), r.team_id, r.prompt_name, r.model, r.bucket)
@@ -302,7 +311,7 @@ def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, ca
         s.execute(delete(USAGE).where(USAGE.c.hour == first.hour, USAGE.c.team_id == first.team_id))
         s.execute(update(CALL).values(calls=CALL.c.calls + 5))
         s.execute(update(DAILY).values(held=DAILY.c.held + 1))
-        s.execute(delete(DAILY_LATENCY))
+        s.execute(update(DAILY).values(latency_histogram=b""))
         long_ago = datetime(2020, 1, 6, 9, tzinfo=UTC)
         s.execute(
             insert(USAGE),
@@ -629,7 +638,7 @@ def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
             ]
             for r in connection.execute(select(DAILY))
         }
-        histogram = {tuple(r[:5]): r.calls for r in connection.execute(select(DAILY_LATENCY))}
+        histogram = packed_histograms(connection.execute(select(DAILY)))
     hourly = {key: [sums[i] for i in (0, 1, 2, 3, 4, 5, 6, 9)] for key, sums in groups.items()}
     assert daily == per_day(hourly) and len({key[0] for key in daily}) == 5
     expected: dict = {}
@@ -637,4 +646,15 @@ def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
         key = (hour.replace(hour=0), team, prompt, model, bucket)
         expected[key] = expected.get(key, 0) + calls
     assert histogram == expected
+    # Down to 0025 the packed histograms come back a row per bucket, and up again packed.
+    from alembic import command
+
+    command.downgrade(migrate.alembic_config(url), "0025")
+    with engine.connect() as connection:
+        names = ("team_id", "prompt_name", "model", "bucket", "calls")
+        buckets = table("call_latency_daily_rollup", column("day", UtcDateTime()), *(column(n) for n in names))
+        assert {tuple(r[:5]): r[5] for r in connection.execute(select(buckets))} == expected
+    migrate.upgrade(url)
+    with engine.connect() as connection:
+        assert packed_histograms(connection.execute(select(DAILY))) == expected
     db.dispose_engines()

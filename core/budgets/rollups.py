@@ -293,7 +293,7 @@ def lock(connection: Connection) -> None:
     write transaction already excludes every other writer). A settle that committed before
     is in what the rebuild reads; one that commits after adds to what the rebuild wrote."""
     if connection.dialect.name == "postgresql":
-        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, daily_rollups.DAILY, daily_rollups.DAILY_LATENCY))
+        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, daily_rollups.DAILY))
         connection.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index
+from sqlalchemy import BigInteger, Float, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from core.models.types import UtcDateTime
@@ -83,7 +83,9 @@ class CallLatencyRollup(SQLModel, table=True):
 class CallDailyRollup(SQLModel, table=True):
     """The call log counted per UTC day of `created_at`, team, prompt and model: the
     dimensions Observability groups and filters by, so a 90-day view reads a few thousand
-    rows rather than an hour's row per key, person and version."""
+    rows rather than an hour's row per key, person and version. The answered calls' latency
+    histogram (the hourly one's buckets) is packed into the row (budgets/latency_histogram.py),
+    so a view reads one row per day and group rather than one per bucket too."""
 
     __tablename__ = "call_daily_rollup"
 
@@ -99,17 +101,4 @@ class CallDailyRollup(SQLModel, table=True):
     held: int = Field(default=0, sa_type=BigInteger)
     cache_hits: int = Field(default=0, sa_type=BigInteger)
     cost_micro: int = Field(default=0, sa_type=BigInteger)
-
-
-class CallLatencyDailyRollup(SQLModel, table=True):
-    """Answered calls per UTC day, team, prompt, model and latency bucket (the hourly
-    histogram's buckets)."""
-
-    __tablename__ = "call_latency_daily_rollup"
-
-    day: datetime = Field(sa_type=UtcDateTime, primary_key=True)
-    team_id: int = Field(default=0, primary_key=True)
-    prompt_name: str = Field(default="", max_length=80, primary_key=True)
-    model: str = Field(default="", max_length=80, primary_key=True)
-    bucket: int = Field(primary_key=True)
-    calls: int = Field(default=0, sa_type=BigInteger)
+    latency_histogram: bytes = Field(default=b"", sa_type=LargeBinary)

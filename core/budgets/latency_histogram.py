@@ -1,0 +1,165 @@
+"""Latency histograms packed into one value, and their percentiles read in one vectorized pass.
+
+A daily roll-up row keeps its answered calls' histogram (buckets 5 % wide, `rollups.py`) in
+a single bytes column: little-endian int64s, the first the lowest bucket held, then the count
+of every bucket from it up (zeros included, so positions are buckets). Histograms merge by
+adding counts, so any set of days and groups merges exactly; percentiles would not.
+
+`Histograms` gathers packed and single-bucket counts per group and reads every group's
+nearest-rank percentiles with numpy: a 90-day view holds thousands of them, too many for a
+loop in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_WORD = np.dtype("<i8")
+EMPTY = b""
+
+
+def pack(counts: Mapping[int, int]) -> bytes:
+    """The packed form of a {bucket: answered calls} histogram (empty buckets dropped)."""
+    held = {int(b): int(n) for b, n in counts.items() if n}
+    if not held:
+        return EMPTY
+    first, last = min(held), max(held)
+    words = np.zeros(last - first + 2, dtype=_WORD)
+    words[0] = first
+    for bucket, n in held.items():
+        words[bucket - first + 1] = n
+    return words.tobytes()
+
+
+def unpack(packed: bytes | None) -> dict[int, int]:
+    """{bucket: answered calls} of a packed histogram, empty buckets left out."""
+    if not packed:
+        return {}
+    words = np.frombuffer(packed, dtype=_WORD)
+    first = int(words[0])
+    return {first + i: int(n) for i, n in enumerate(words[1:]) if n}
+
+
+def merged(packed: bytes | None, counts: Mapping[int, int]) -> bytes:
+    """A packed histogram with more counts added."""
+    total = unpack(packed)
+    for bucket, n in counts.items():
+        total[int(bucket)] = total.get(int(bucket), 0) + int(n)
+    return pack(total)
+
+
+@dataclass(frozen=True)
+class Read:
+    """One group's answered calls and the bucket of each asked-for percentile."""
+
+    answered: int
+    buckets: tuple[int, ...]
+
+
+class Histograms:
+    """Counts gathered per group (any hashable key); `read` merges and reads them at once."""
+
+    def __init__(self) -> None:
+        self._index: dict[Hashable, int] = {}
+        self._groups: list[int] = []  # per single count
+        self._buckets: list[int] = []
+        self._counts: list[int] = []
+        self._packed: list[bytes] = []
+        self._packed_groups: list[int] = []
+
+    def _of(self, group: Hashable) -> int:
+        index = self._index.get(group)
+        if index is None:
+            index = self._index[group] = len(self._index)
+        return index
+
+    def add(self, group: Hashable, bucket: int, calls: int) -> None:
+        if calls:
+            self._groups.append(self._of(group))
+            self._buckets.append(int(bucket))
+            self._counts.append(int(calls))
+
+    def add_rows(self, rows: Iterable[Sequence[Any]], width: int) -> None:
+        """Rows of (group's `width` values..., bucket, calls): an hour's roll-up rows."""
+        index, of = self._index, self._of
+        for row in rows:
+            group = tuple(row[:width])
+            self._groups.append(index[group] if group in index else of(group))
+            self._buckets.append(int(row[width]))
+            self._counts.append(int(row[width + 1]))
+
+    def add_packed(self, group: Hashable, packed: bytes | None) -> None:
+        if packed:
+            self._packed.append(bytes(packed))
+            self._packed_groups.append(self._of(group))
+
+    def read(self, percents: Iterable[int], regroup: Callable[[Any], Hashable] | None = None) -> dict[Any, Read]:
+        """Each group's nearest-rank percentiles (given in whole percent), or each coarser
+        group's when `regroup` maps a group to the coarser one it merges into."""
+        groups, buckets, counts = self._flat()
+        if not len(counts):
+            return {}
+        names = list(self._index)
+        low = int(buckets.min())
+        width = int(buckets.max()) - low + 1
+        keys, summed = _reduced(groups * width + (buckets - low), counts, len(names) * width)
+        if regroup is not None:
+            coarse: dict[Hashable, int] = {}
+            mapping = np.array([coarse.setdefault(regroup(name), len(coarse)) for name in names], dtype=np.int64)
+            names = list(coarse)
+            keys, summed = _reduced(mapping[keys // width] * width + keys % width, summed, len(names) * width)
+        # Keys are sorted group first, then bucket: one running count serves every group,
+        # each group's part of it starting where the groups before it ended.
+        key_groups = keys // width
+        running = np.cumsum(summed)
+        totals = np.bincount(key_groups, weights=summed, minlength=len(names)).astype(np.int64)
+        before = np.concatenate(([0], np.cumsum(totals)[:-1]))
+        present = np.nonzero(totals)[0]
+        found = []
+        for percent in percents:
+            # rank = ceil(percent % of the total), at least 1; in integers, so no float rounding
+            rank = np.maximum(1, (totals[present] * int(percent) + 99) // 100)
+            at = np.searchsorted(running, before[present] + rank, side="left")
+            found.append(keys[at] % width + low)
+        return {
+            names[g]: Read(int(totals[g]), tuple(int(column[i]) for column in found)) for i, g in enumerate(present)
+        }
+
+    def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        groups = [np.asarray(self._groups, dtype=np.int64)]
+        buckets = [np.asarray(self._buckets, dtype=np.int64)]
+        counts = [np.asarray(self._counts, dtype=np.int64)]
+        if self._packed:
+            words = np.frombuffer(b"".join(self._packed), dtype=_WORD)
+            lengths = np.fromiter((len(p) // _WORD.itemsize for p in self._packed), dtype=np.int64)
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+            firsts = words[starts]
+            # Every word but the headers is a count; its bucket is its header's plus its place.
+            is_count = np.ones(len(words), dtype=bool)
+            is_count[starts] = False
+            owner = np.repeat(np.arange(len(self._packed)), lengths)
+            place = np.arange(len(words)) - starts[owner] - 1
+            groups.append(np.asarray(self._packed_groups, dtype=np.int64)[owner][is_count])
+            buckets.append((firsts[owner] + place)[is_count])
+            counts.append(words[is_count].astype(np.int64))
+        flat_counts = np.concatenate(counts)
+        kept = flat_counts > 0
+        return np.concatenate(groups)[kept], np.concatenate(buckets)[kept], flat_counts[kept]
+
+
+# Above this many (group, bucket) cells a dense count array would take too much memory.
+_DENSE_CELLS = 4_000_000
+
+
+def _reduced(cells: np.ndarray, counts: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts summed per cell, the cells sorted and empty ones left out."""
+    if size <= _DENSE_CELLS:
+        dense = np.bincount(cells, weights=counts, minlength=size)
+        kept = np.flatnonzero(dense)
+        return kept, dense[kept].astype(np.int64)
+    kept, inverse = np.unique(cells, return_inverse=True)
+    return kept, np.bincount(inverse, weights=counts).astype(np.int64)

@@ -1,0 +1,206 @@
+"""Where Observability's figures are read from, part by part of the window.
+
+The window is read in up to three parts: its partial first hour is summed by the database
+from the call log itself; the whole hours up to the first midnight (UTC) from the call log's
+hourly roll-ups (`budgets/rollups.py`: counts, and the answered calls' latency histogram, a
+row per bucket); the whole days from there on from the daily roll-ups
+(`budgets/daily_rollups.py`: team, prompt and model only, which is all the page groups by,
+with each row's histogram packed into it). A per-hour view reads hours all along.
+
+Each reader returns rows of (period, grouped dimensions..., figures...), the period left
+out for a "total" view; "no team" and "no prompt" are None whatever the source says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, case, func, literal
+from sqlmodel import Session, col, select
+
+from core.budgets.daily_rollups import DAILY, day_of
+from core.budgets.rollups import CALL, LATENCY, LATENCY_FLOOR_MS, LATENCY_GROWTH
+from core.models.gateway import GatewayCall
+
+if TYPE_CHECKING:
+    from core.gateway.observability import MetricsQuery
+
+COUNTS = ("calls", "errors", "rejected_429", "cache_hits", "blocked", "held", "cost_micro")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A roll-up table of counts (and its latency histogram) covering [start, end)."""
+
+    counts: Table
+    latency: Table | None  # None: the histogram is packed into the counts' rows
+    start: datetime
+    end: datetime | None  # None: up to now
+
+    def time(self, table: Table):
+        return table.c.day if "day" in table.c else table.c.hour
+
+    def where(self, table: Table) -> list:
+        time = self.time(table)
+        return [time >= self.start] + ([time < self.end] if self.end is not None else [])
+
+
+def sources(hourly: bool, first_hour: datetime) -> list[Source]:
+    """Hours up to the first midnight, days after it; hours all along for a per-hour view."""
+    first_day = day_of(first_hour) if day_of(first_hour) == first_hour else day_of(first_hour) + timedelta(days=1)
+    if hourly:
+        return [Source(CALL, LATENCY, first_hour, None)]
+    hours = [Source(CALL, LATENCY, first_hour, first_day)] if first_hour < first_day else []
+    return [*hours, Source(DAILY, None, first_day, None)]
+
+
+def raw_counts(session: Session, query: MetricsQuery, hourly: bool, start, end) -> list:
+    """The partial first hour of the window, from the call log: (keys..., counts...)."""
+    if start >= end:
+        return []
+    keys = _keys(query, _CALL_LOG, period(session, GatewayCall.created_at, hourly=hourly))
+
+    def count_if(condition):
+        return func.sum(case((condition, 1), else_=0))
+
+    statement = (
+        select(
+            *keys,
+            func.count(),
+            count_if(GatewayCall.http_status >= 500),
+            count_if(GatewayCall.http_status == 429),
+            count_if(col(GatewayCall.cache_hit)),
+            count_if(GatewayCall.status == "blocked"),
+            count_if(GatewayCall.status == "held"),
+            func.sum(GatewayCall.cost_micro),
+        )
+        .where(*_raw_window(query, start, end))
+        .group_by(*keys)
+    )
+    # Without a key to group by, an empty hour is still one row, of no calls.
+    rows = session.exec(statement).all()  # type: ignore[call-overload]
+    return _named([r for r in rows if r[len(keys)]], query)
+
+
+def raw_latencies(session: Session, query: MetricsQuery, hourly: bool, start, end) -> list:
+    """The partial first hour's answered calls: (keys..., latency bucket, calls)."""
+    if start >= end:
+        return []
+    keys = _keys(query, _CALL_LOG, period(session, GatewayCall.created_at, hourly=hourly))
+    bucket = _latency_bucket()
+    statement = (
+        select(*keys, bucket, func.count())
+        .where(*_raw_window(query, start, end), GatewayCall.status == "ok")
+        .group_by(*keys, bucket)
+    )
+    return _named(session.exec(statement).all(), query)  # type: ignore[call-overload]
+
+
+def rollup_counts(session: Session, query: MetricsQuery, hourly: bool, source: Source) -> list:
+    """Whole hours or days of the window from the roll-ups: (keys..., counts...)."""
+    table, columns = source.counts, _columns(source.counts)
+    keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
+    sums = [func.sum(table.c[n]) for n in COUNTS]
+    statement = select(*keys, *sums).where(*source.where(table), *_filters(query, columns)).group_by(*keys)
+    # Without a key to group by, an empty window is still one row, of NULLs.
+    return _named([r for r in session.execute(statement).all() if r[len(keys)] is not None], query)
+
+
+def rollup_latencies(session: Session, query: MetricsQuery, hourly: bool, source: Source) -> list:
+    """Whole hours of the window's latency histogram, a row per bucket: (keys..., bucket,
+    answered calls); or whole days, a row per day and group: (keys..., packed histogram)."""
+    if source.latency is None:
+        table, columns = source.counts, _columns(source.counts)
+        keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
+        # No GROUP BY: packed histograms are merged in Python (observability.py).
+        statement = select(*keys, table.c.latency_histogram).where(
+            *source.where(table), *_filters(query, columns), table.c.ok > 0
+        )
+        return _named(session.execute(statement).all(), query)
+    table, columns = source.latency, _columns(source.latency)
+    keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
+    statement = (
+        select(*keys, table.c.bucket, func.sum(table.c.calls))
+        .where(*source.where(table), *_filters(query, columns))
+        .group_by(*keys, table.c.bucket)
+    )
+    return _named(session.execute(statement).all(), query)
+
+
+def models_and_prompts(session: Session, first_hour: datetime) -> set[tuple[str, str]]:
+    """The (model, prompt) pairs counted from `first_hour` on (the filters' options)."""
+    pairs: set[tuple[str, str]] = set()
+    for source in sources(False, first_hour):
+        table = source.counts
+        found = select(table.c.model, table.c.prompt_name).where(*source.where(table)).distinct()
+        pairs |= {(m, p) for m, p in session.execute(found)}
+    return pairs
+
+
+def period(session: Session, column: Any, *, hourly: bool):
+    """The UTC day (or hour) of a time column as text, the same on both databases."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
+    # SQLite keeps UTC as text, "YYYY-MM-DD HH:MM:SS.ffffff".
+    return func.substr(column, 1, 13 if hourly else 10)
+
+
+_CALL_LOG = {"team": col(GatewayCall.team_id), "model": col(GatewayCall.model), "prompt": col(GatewayCall.prompt_name)}
+
+
+def _columns(table: Table) -> dict:
+    return {"team": table.c.team_id, "model": table.c.model, "prompt": table.c.prompt_name}
+
+
+def _keys(query: MetricsQuery, columns: dict, period_of) -> list:
+    keys = [columns[d].label(d) for d in query.by]
+    if query.granularity != "total":
+        keys.insert(0, period_of.label("period"))
+    return keys
+
+
+def _filters(query: MetricsQuery, columns: dict) -> list:
+    where = []
+    if query.team_ids:
+        where.append(columns["team"].in_(query.team_ids))
+    if query.models:
+        where.append(columns["model"].in_(query.models))
+    if query.prompts:
+        where.append(columns["prompt"].in_(query.prompts))
+    return where
+
+
+def _raw_window(query: MetricsQuery, start, end) -> list:
+    return [col(GatewayCall.created_at) >= start, col(GatewayCall.created_at) < end, *_filters(query, _CALL_LOG)]
+
+
+def _latency_bucket():
+    """The histogram bucket of a call's latency (rollups.latency_bucket, in SQL)."""
+    return func.floor(
+        func.ln(
+            case(
+                (GatewayCall.latency_ms > LATENCY_FLOOR_MS, GatewayCall.latency_ms),
+                else_=literal(LATENCY_FLOOR_MS),
+            )
+            / LATENCY_FLOOR_MS
+        )
+        / math.log(LATENCY_GROWTH)
+    )
+
+
+def _named(rows: Any, query: MetricsQuery) -> list:
+    """Roll-ups say 0 and '' for "none" (a key must not be NULL); the call log says NULL."""
+    offset = query.granularity != "total"
+    positions = [offset + i for i, d in enumerate(query.by) if d in ("team", "prompt")]
+    if not positions:
+        return list(rows)
+    fixed = []
+    for row in rows:
+        values = list(row)
+        for position in positions:
+            values[position] = values[position] or None
+        fixed.append(values)
+    return fixed
