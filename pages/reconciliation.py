@@ -8,9 +8,9 @@ import streamlit as st
 
 from core import clock, db, exports
 from core.budgets import reports
-from core.budgets.money import format_micro
 from core.finance import close, reconcile, statements
 from core.finance.explain import KIND_LABELS
+from core.formatting import money
 from core.identity import cost_centers
 from core.identity import people as identity
 from core.permissions import Permission
@@ -42,10 +42,11 @@ with reconciliation_tab:
         days = reconcile.day_statuses(session, actor=actor, first=yesterday - timedelta(days=29), last=yesterday)
     for day in days:
         if day.bypass_tokens:
-            st.error(
+            # A warning, not an error box: the page worked; what it found needs someone's attention.
+            st.warning(
                 literal(
                     f"Usage that bypassed Quorum on {day.day}: {day.bypass_tokens:,} tokens, "
-                    f"{format_micro(day.bypass_micro)} billed by the provider. See the day's differences below."
+                    f"{money(day.bypass_micro)} billed by the provider. See the day's differences below."
                 ),
                 icon=":material/gpp_bad:",
             )
@@ -65,9 +66,9 @@ with reconciliation_tab:
                 {
                     "day": d.day,
                     "status": d.status,
-                    "Quorum": format_micro(d.quorum_micro),
-                    "provider": format_micro(d.provider_micro),
-                    "difference": format_micro(d.provider_micro - d.quorum_micro),
+                    "Quorum": money(d.quorum_micro),
+                    "provider": money(d.provider_micro),
+                    "difference": money(d.provider_micro - d.quorum_micro),
                     "summary": d.message,
                 }
                 for d in reversed(days)
@@ -92,8 +93,8 @@ with reconciliation_tab:
                     "provider key": line.api_key_id,
                     "Quorum tokens": line.quorum_input_tokens + line.quorum_output_tokens,
                     "provider tokens": line.provider_input_tokens + line.provider_output_tokens,
-                    "Quorum": format_micro(line.quorum_micro),
-                    "provider": format_micro(line.provider_micro),
+                    "Quorum": money(line.quorum_micro),
+                    "provider": money(line.provider_micro),
                     "explanation": line.explanation,
                 }
                 for line in lines
@@ -185,8 +186,8 @@ with statement_tab:
             if found.ledger_changed_since_close:
                 st.error("The ledger of this month changed after it was closed.", icon=":material/report:")
             spent, budget, center = st.columns(3)
-            spent.metric("Spent", format_micro(found.total_micro))
-            budget.metric("Budget", "none" if found.budget_micro is None else format_micro(found.budget_micro))
+            spent.metric("Spent", money(found.total_micro))
+            budget.metric("Budget", "none" if found.budget_micro is None else money(found.budget_micro))
             center.metric("Cost center", found.cost_center or "not set")
             st.caption(literal(f"Reconciliation of the month: {found.reconciliation}"))
             for section in statements.SECTIONS:
@@ -198,7 +199,7 @@ with statement_tab:
                             "calls": line.calls,
                             "input tokens": line.input_tokens,
                             "output tokens": line.output_tokens,
-                            "cost": format_micro(line.cost_micro),
+                            "cost": money(line.cost_micro),
                         }
                         for line in found.section(section)
                     ],

@@ -16,7 +16,7 @@ def test_finance_reconciles_sees_the_bypass_closes_the_month_and_downloads_a_sta
     settle(page)
     page.get_by_text("Reconciled:").wait_for()
     # The demo's day of traffic from a marketing sandbox project, found again.
-    alert = page.locator('[data-testid="stAlertContentError"]', has_text="Usage that bypassed Quorum")
+    alert = page.locator('[data-testid="stAlertContentWarning"]', has_text="Usage that bypassed Quorum")
     alert.first.wait_for()
     assert "2,090,000 tokens" in alert.first.inner_text()
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
