@@ -77,11 +77,13 @@ def _detect(args: Namespace) -> int:
         return 0
     if not result.hours:
         print("no hour closed since the last run")
-        return 0
-    print(
-        f"detected {len(result.hours)} hour(s) to {result.hours[-1]:%Y-%m-%d %H:00} UTC: "
-        f"{result.findings} finding(s), {result.opened} new alert(s), in {time.perf_counter() - started:.2f} s"
-    )
+    else:
+        print(
+            f"detected {len(result.hours)} hour(s) to {result.hours[-1]:%Y-%m-%d %H:00} UTC: "
+            f"{result.findings} finding(s), {result.opened} new alert(s), in {time.perf_counter() - started:.2f} s"
+        )
+    if result.waiting:
+        print(f"announced {result.waiting} review(s) or held request(s) waiting too long")
     return 0
 
 
