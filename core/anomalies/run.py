@@ -22,7 +22,9 @@ from core.anomalies import alerts as alert_items
 from core.anomalies import notify, waiting
 from core.anomalies.detectors import HOUR, Finding, data_start, load_usage, matrices, needed_hours, surges, young
 from core.anomalies.drift import answer_drift
+from core.anomalies.feedback_drift import feedback_drift
 from core.anomalies.key_use import key_use
+from core.anomalies.rare_model import rare_models
 from core.anomalies.rates import rate_jumps
 from core.anomalies.tuning import load_sensitivity
 from core.anomalies.wording import Names
@@ -129,11 +131,15 @@ def find(session: Session, hours: list[datetime]) -> list[Finding]:
     loaded = needed_hours(hours, recent=young(start, hours))
     families = matrices(load_usage(session, loaded), loaded, start)
     keys = next((family for family in families if family.kind == "key"), None)
+    key_findings = key_use(session, keys, hours, sensitivity, names, start)
+    first_uses = {(f.series, f.hour) for f in key_findings if f.detector == "new_model"}
     return [
         *surges(families, hours, sensitivity, names),
         *rate_jumps(session, hours, sensitivity, names),
-        *key_use(session, keys, hours, sensitivity, names, start),
+        *key_findings,
+        *rare_models(session, hours, sensitivity, names, first_uses),
         *answer_drift(session, hours, sensitivity),
+        *feedback_drift(session, hours, sensitivity),
     ]
 
 
