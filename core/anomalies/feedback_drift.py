@@ -38,7 +38,7 @@ def feedback_drift(session: Session, targets: Sequence[datetime], sensitivity: S
     rows = session.execute(
         select(
             CALL.prompt_name,
-            func.coalesce(CALL.prompt_version, ""),
+            CALL.prompt_version,
             CALL.model,
             func.max(CALL.team_id),
             func.min(CALL.created_at),
@@ -48,11 +48,12 @@ def feedback_drift(session: Session, targets: Sequence[datetime], sensitivity: S
         .join(table_of(GatewayCall), CALL.request_id == FEEDBACK.request_id)
         .where(CALL.created_at >= window_start, CALL.created_at < last + HOUR)
         .where(CALL.prompt_name.is_not(None), CALL.prompt_name != "")
-        .group_by(CALL.prompt_name, func.coalesce(CALL.prompt_version, ""), CALL.model)
+        .group_by(CALL.prompt_name, CALL.prompt_version, CALL.model)
     ).all()
     frame = pd.DataFrame(rows, columns=["prompt", "version", "model", "team_id", "first", "ok", "score"])
     if frame.empty:
         return []
+    frame["version"] = frame["version"].fillna("")
     frame["first"] = pd.to_datetime(frame["first"], utc=True)
     teams = {name: team for name, team in session.execute(select(PROMPT.name, PROMPT.team_id))}
     spec = DETECTORS["feedback_drift"]
