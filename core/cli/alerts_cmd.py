@@ -60,7 +60,10 @@ def register(commands: Commands) -> None:
     webhook = sub.add_parser(
         "webhook",
         help="Set or remove the webhook of a team or a role.",
-        description="Where new alerts are posted (JSON with a Slack-compatible 'text'). An empty URL removes it.",
+        description=(
+            "Where new anomaly and budget alerts, and reviews or held requests waiting too long, are posted "
+            "(JSON with a Slack-compatible 'text'). An empty URL removes it."
+        ),
     )
     target = webhook.add_mutually_exclusive_group(required=True)
     target.add_argument("--team", help="The team, by name.")
