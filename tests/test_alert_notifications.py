@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from core import clock
 from core.anomalies import notify, run, waiting
+from core.budgets import alerts as budget_alerts
 from core.budgets import reservations, settlement
 from core.budgets.pricing import Usage
 from core.errors import PermissionDenied
@@ -97,7 +98,7 @@ def test_a_budget_alert_reaches_the_team_and_finance_webhooks(session, directory
     make_budget(session, support, cap="10", thresholds=(50, 100), hard=False)
     _call(session, support, 1_500_000)  # $3: 30 %, nothing crossed
     _call(session, support, 1_500_000)  # $6: 60 %, the 50 % alert
-    assert notify.wait_for_webhooks(10)
+    assert budget_alerts.wait_for_webhooks(10) and notify.wait_for_webhooks(10)
     budget_posts = [body for body in receiver.bodies if body["type"] == "budget.alert"]
     # One post for both webhooks: they are the same URL here, so it is sent once.
     assert len(budget_posts) == 1
@@ -120,7 +121,7 @@ def test_a_budget_alert_waits_for_no_receiver(session, directory, fast, monkeypa
         assert time.monotonic() - started < 1.0
         assert hook.bodies == []  # the receiver still holds the post; the call is done
         hook.release.set()
-        assert notify.wait_for_webhooks(10)
+        assert budget_alerts.wait_for_webhooks(10) and notify.wait_for_webhooks(10)
         assert [body["type"] for body in hook.bodies] == ["budget.alert"]
     finally:
         hook.stop()
@@ -135,7 +136,7 @@ def test_a_budget_alert_rolled_back_is_never_announced(session, directory, fast,
     )
     settlement.settle(session=session, reservation=held, usage=Usage(input_tokens=300_000))
     session.rollback()
-    assert notify.wait_for_webhooks(5)
+    assert budget_alerts.wait_for_webhooks(5) and notify.wait_for_webhooks(5)
     assert receiver.bodies == []
 
 

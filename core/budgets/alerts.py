@@ -140,15 +140,10 @@ def _send_after_commit(session: Session) -> None:
     for job in session.info.pop(_PENDING, []):
         _queue.put(job)
         _ensure_worker()
-    notices = session.info.pop(_NOTICES, [])
-    if notices:
-        try:
-            module, _, name = ANNOUNCE.partition(":")
-            announce = getattr(importlib.import_module(module), name)
-            for db_url, notice in notices:
-                announce(db_url, notice)
-        except Exception:  # noqa: BLE001 - the call that crossed the threshold has committed; never fail it
-            log.exception("announcing budget alerts failed")
+    # Handed to the sender too (url None): importing the announcer is no work for the call.
+    for db_url, notice in session.info.pop(_NOTICES, []):
+        _queue.put((None, notice, notice["alert_id"], db_url))
+        _ensure_worker()
 
 
 @event.listens_for(Session, "after_rollback")
@@ -174,12 +169,20 @@ def _work() -> None:
     while True:
         url, payload, alert_id, db_url = _queue.get()
         try:
+            if url is None:
+                _announce(db_url, payload)
+                continue
             attempts, delivered = deliver(url, payload)
             _record_delivery(db_url, alert_id, attempts, delivered)
         except Exception:  # noqa: BLE001 - the worker must outlive any one bad job
             log.exception("budget alert webhook %s failed", alert_id)
         finally:
             _queue.task_done()
+
+
+def _announce(db_url: str, notice: dict[str, Any]) -> None:
+    module, _, name = ANNOUNCE.partition(":")
+    getattr(importlib.import_module(module), name)(db_url, notice)
 
 
 def deliver(url: str, payload: dict[str, Any]) -> tuple[int, bool]:
