@@ -137,7 +137,8 @@ def build(url: str, rng: np.random.Generator, noise: float = 0.15) -> list[Incid
         k = int(side.integers(KEYS))
         while True:
             hour = free_hour(keys[k][0], side)
-            again = hour + timedelta(days=7)
+            # A week later, a few hours off: not the same hour of the week, which would be a habit.
+            again = hour + timedelta(days=7, hours=2 if hour.hour <= 13 else -3)
             if again < END and all((keys[k][0], again + d * HOUR) not in used for d in range(-3, 6)):
                 used.update((keys[k][0], again + d * HOUR) for d in range(0, 3))
                 break

@@ -24,9 +24,8 @@ def keys(session, support):
     """Two established keys on gpt-4o-mini; `second` tried gpt-4o a little two weeks ago."""
     main, second = add_key(session, support, "app-kb"), add_key(session, support, "triage")
     rows = [*steady(support, main), *steady(support, second)]
-    rows.append(
-        {"hour": TARGET - timedelta(days=14), "team_id": support, "key_id": second, "model": "gpt-4o", "calls": 20}
-    )
+    tried = TARGET - timedelta(days=14, hours=5)
+    rows.append({"hour": tried, "team_id": support, "key_id": second, "model": "gpt-4o", "calls": 20})
     usage(session, rows)
     return main, second
 
@@ -116,3 +115,18 @@ def test_a_young_team_fires_nothing(session, support):
     at_now()
     run.detect(actor=run.SYSTEM)
     assert _open(session, "rare_model") == []  # 240 calls: too few to know the team's mix
+
+
+def test_a_key_in_the_habit_of_a_model_is_not_news(session, support, keys):
+    _main, second = keys
+    usage(
+        session,
+        [
+            {"hour": TARGET - w * timedelta(days=7), "team_id": support, "key_id": second, "model": "o1", "calls": 5}
+            for w in (1, 2, 3)
+        ]
+        + [{"hour": TARGET, "team_id": support, "key_id": second, "model": "o1", "calls": 12}],
+    )
+    at_now()
+    run.detect(actor=run.SYSTEM)
+    assert _open(session, "rare_model") == []

@@ -2,7 +2,8 @@
 over the last `LOOKBACK` is the yardstick, not only the key's history (a key new to a model
 the whole team uses daily is no news; a second key of the team trying `o1` is).
 
-Needs an established team (at least `MIN_TEAM_CALLS` calls in the lookback) so a new
+A key or person using the model around the same hour of past weeks is in a habit of its
+own and is not told about. Needs an established team (at least `MIN_TEAM_CALLS` calls in the lookback) so a new
 team's first days fire nothing. One alert per (key or person, model): the series names it.
 """
 
@@ -14,7 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from core.anomalies.detectors import DETECTORS, USAGE, Finding, Sensitivity
+from core.anomalies import baseline
+from core.anomalies.detectors import DETECTORS, HOUR, USAGE, WEEK, Finding, Sensitivity
 from core.anomalies.wording import Names, hour_to
 from core.db import table_of
 from core.models.identity import Person
@@ -49,6 +51,11 @@ def rare_models(
         for row in used
         if (row[2] or row[3]) and row[5] >= spec.minimum * sensitivity.factor("rare_model", int(row[1]))
     ]
+    if candidates:
+        habits = _habits(session, targets)
+        candidates = [
+            row for row in candidates if not _in_habit(habits.get((int(row[2]), int(row[3]), row[4])), row[0])
+        ]
     if not candidates:
         return []
     first = min(targets)
@@ -81,6 +88,32 @@ def rare_models(
         )
         findings.append(Finding("rare_model", series, int(team), hour, float(count), 0.0, share, sentence))
     return findings
+
+
+def _around(hour: datetime) -> set[datetime]:
+    return {hour - w * WEEK + s * HOUR for w in range(1, baseline.WEEKS + 1) for s in (-1, 0, 1)}
+
+
+def _habits(session: Session, targets: Sequence[datetime]) -> dict[tuple[int, int, str], set[datetime]]:
+    """(key, person, model) -> the hours around the same hours of past weeks it was used in:
+    a habit of its own, whatever the team does (skipping those spares the 28-day read on
+    almost every run)."""
+    r = USAGE
+    past = sorted(set().union(*(_around(hour) for hour in targets)))
+    found: dict[tuple[int, int, str], set[datetime]] = {}
+    for offset in range(0, len(past), 400):
+        rows = session.execute(
+            select(r.key_id, r.person_id, r.model, r.hour)
+            .where(r.hour.in_(past[offset : offset + 400]), r.calls > 0, r.team_id != 0)
+            .distinct()
+        )
+        for key, person, model, hour in rows:
+            found.setdefault((int(key), int(person), model), set()).add(hour)
+    return found
+
+
+def _in_habit(used: set[datetime] | None, hour: datetime) -> bool:
+    return bool(used) and not _around(hour).isdisjoint(used or set())
 
 
 def _people(session: Session, ids: list[int]) -> dict[int, str]:
