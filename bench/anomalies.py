@@ -4,7 +4,8 @@ Accuracy: 8 weeks of hourly roll-ups for 20 keys in 4 teams (a weekly rhythm: bu
 office hours, quiet nights and weekends; multiplicative noise; a few keys used in office
 hours only), written straight into the roll-up tables from a seeded RNG. From week 4 on,
 incidents of several kinds and sizes are injected: spend surges of 2x to 20x, failure-rate
-jumps, a key calling a new model, a key used at 03:00, prompts whose answers change length
+jumps, a key calling a new model, a key calling again a model its team rarely uses, a key
+used at 03:00, prompts whose answers change length
 after a new version. Detection then runs the way cron runs it, once per hour, through
 `core.anomalies.run.detect`. Printed: recall per detector and size (an incident counts as
 caught when an alert of that kind opens for its key, team or prompt within 1 hour of its
@@ -97,9 +98,9 @@ def build(url: str, rng: np.random.Generator, noise: float = 0.15) -> list[Incid
     busy_hours = [h for h in hours if h >= EVAL_FROM + timedelta(days=1) and h.weekday() < 5 and 9 <= h.hour < 17]
     used: set[tuple[int, datetime]] = set()
 
-    def free_hour(key: int) -> datetime:
+    def free_hour(key: int, draw: np.random.Generator = rng) -> datetime:
         while True:
-            hour = busy_hours[int(rng.integers(len(busy_hours)))]
+            hour = busy_hours[int(draw.integers(len(busy_hours)))]
             if all((key, hour + d * HOUR) not in used for d in range(-3, 6)):
                 used.update((key, hour + d * HOUR) for d in range(0, 3))
                 return hour
@@ -128,6 +129,22 @@ def build(url: str, rng: np.random.Generator, noise: float = 0.15) -> list[Incid
         hour = free_hour(keys[k][0])
         models[(k, index[hour])] = f"new-model-{n}"
         incidents.append(Incident("new_model", "one hour", keys[k][0], keys[k][1], hour, 1))
+    # A model one key tried for an hour, used again a week later: the first time it is new to
+    # the key; the second it is no longer new to the key but still rare for its team. Drawn
+    # from a side stream, so the other incidents stay where they were without these.
+    side = np.random.default_rng(int(rng.bit_generator.state["state"]["state"] % 2**32))
+    for n in range(10):
+        k = int(side.integers(KEYS))
+        while True:
+            hour = free_hour(keys[k][0], side)
+            # A week later, a few hours off: not the same hour of the week, which would be a habit.
+            again = hour + timedelta(days=7, hours=2 if hour.hour <= 13 else -3)
+            if again < END and all((keys[k][0], again + d * HOUR) not in used for d in range(-3, 6)):
+                used.update((keys[k][0], again + d * HOUR) for d in range(0, 3))
+                break
+        models[(k, index[hour])] = models[(k, index[again])] = f"rare-model-{n}"
+        incidents.append(Incident("new_model", "tried once", keys[k][0], keys[k][1], hour, 1))
+        incidents.append(Incident("rare_model", "a week later", keys[k][0], keys[k][1], again, 1))
     office_keys = [k for k in range(KEYS) if keys[k][3]]
     night = [h for h in hours if h >= EVAL_FROM + timedelta(days=1) and h.hour == 3]
     odd: set[tuple[int, int]] = set()  # (key, weekday): once used there, that hour is no longer new

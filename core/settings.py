@@ -103,6 +103,10 @@ class Settings:
     reconcile_tolerance_micro: int = 10_000
     # Where the built-in simulator keeps what it answered and billed (the demo's provider).
     simulator_billing_log: Path = DATA_DIR / "simulator_billing.jsonl"
+    # The team and role webhooks announce a version waiting for review longer than this
+    # (hours) and a held request waiting for a decision longer than this (minutes), once each.
+    review_wait_alert_h: float = 24.0
+    held_wait_alert_min: float = 15.0
 
     @property
     def auth_configured(self) -> bool:
@@ -240,6 +244,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "QUORUM_RECONCILE_TOLERANCE_MICRO", pick("QUORUM_RECONCILE_TOLERANCE_MICRO"), 10_000, int
         ),
         simulator_billing_log=Path(pick("QUORUM_SIMULATOR_BILLING_LOG") or DATA_DIR / "simulator_billing.jsonl"),
+        review_wait_alert_h=_positive("QUORUM_REVIEW_WAIT_ALERT_H", pick("QUORUM_REVIEW_WAIT_ALERT_H"), 24, float),
+        held_wait_alert_min=_positive("QUORUM_HELD_WAIT_ALERT_MIN", pick("QUORUM_HELD_WAIT_ALERT_MIN"), 15, float),
     )
 
 

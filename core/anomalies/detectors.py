@@ -43,7 +43,7 @@ class Finding:
 @dataclass(frozen=True)
 class Detector:
     label: str
-    unit: str  # usd | tokens | rate | calls
+    unit: str  # usd | tokens | rate | calls | score
     minimum: float  # the least amount (above the usual) that may fire, in the unit
     concerns: str  # the role whose Home shows it: finance | governance_lead | admin
 
@@ -58,8 +58,10 @@ DETECTORS: dict[str, Detector] = {
     "held_rate": Detector("Calls held for review", "rate", 10, "governance_lead"),
     "new_model": Detector("Model new to the key", "calls", 3, "admin"),
     "odd_hour": Detector("Key used at a new hour", "calls", 10, "admin"),
+    "rare_model": Detector("Model the team rarely uses", "calls", 5, "admin"),
     "answer_drift": Detector("Answer length drift", "tokens", 20, "governance_lead"),
     "cost_drift": Detector("Cost per call drift", "usd", 20, "governance_lead"),
+    "feedback_drift": Detector("Feedback score drift", "score", 20, "governance_lead"),
 }
 
 

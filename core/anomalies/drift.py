@@ -69,7 +69,7 @@ def _compare(
     prompt: str, new: Any, older: pd.DataFrame, team: int, hour: datetime, sensitivity: Sensitivity
 ) -> list[Finding]:
     before = older.loc[older["ok"].idxmax()]
-    change = _change(before, new)
+    change = change_words(before, new)
     old_ok = float(older["ok"].sum())
     results = []
     for detector, column, unit, what in (
@@ -102,7 +102,8 @@ def _per_call(value: float, unit: str) -> str:
     return amount(value, unit)
 
 
-def _change(before: pd.Series, new: Any) -> str:
+def change_words(before: pd.Series, new: Any) -> str:
+    """ "the change of version 3 → 4 and model `a` → `b`": what differs between two pairs."""
     parts = []
     if before["version"] != new.version:
         parts.append(f"version {before['version'] or '(none)'} → {new.version or '(none)'}")

@@ -1,4 +1,5 @@
-"""Outgoing webhooks for anomaly alerts: one URL per team and per role.
+"""Outgoing webhooks for anomaly alerts, budget alerts and work waiting too long: one URL
+per team and per role.
 
 The body is JSON with a Slack-compatible `text` (the alert's sentence) and ids: what and
 where, never a prompt or an answer. Sending happens after the detection's transaction
@@ -22,10 +23,11 @@ import httpx
 from sqlalchemy import select
 from sqlmodel import Session
 
-from core import clock
+from core import clock, db
 from core.anomalies.detectors import DETECTORS
 from core.audit.record import committing, record
 from core.errors import ValidationError
+from core.formatting import money
 from core.models.anomalies import AlertWebhook, AnomalyAlert
 from core.models.identity import Team
 from core.permissions import Actor, Permission, parse_role, require
@@ -96,15 +98,24 @@ def list_webhooks(session: Session, *, actor: Actor) -> list[WebhookView]:
 Job = tuple[str, dict[str, Any]]
 
 
+def load_hooks(session: Session) -> dict[tuple[str, str], str]:
+    return {(row.scope, row.ref): row.url for row in session.execute(select(AlertWebhook)).scalars()}
+
+
+def targets(hooks: dict[tuple[str, str], str], team_id: int | None, role: str) -> list[str]:
+    """The URLs of a team's webhook and a role's, each once."""
+    found = {hooks.get(("team", str(team_id))) if team_id else None, hooks.get(("role", role))}
+    return sorted(url for url in found if url)
+
+
 def jobs_for(session: Session, alerts: Sequence[AnomalyAlert]) -> list[Job]:
     """The (url, body) pairs that announce `alerts`: their team's webhook and their role's."""
     if not alerts:
         return []
-    hooks = {(row.scope, row.ref): row.url for row in session.execute(select(AlertWebhook)).scalars()}
+    hooks = load_hooks(session)
     jobs: list[Job] = []
     for alert in alerts:
         spec = DETECTORS.get(alert.detector)
-        targets = {hooks.get(("team", str(alert.team_id))), hooks.get(("role", spec.concerns if spec else ""))}
         body = {
             "type": "anomaly.alert",
             "text": f"{spec.label if spec else alert.detector}: {alert.sentence}",
@@ -115,40 +126,86 @@ def jobs_for(session: Session, alerts: Sequence[AnomalyAlert]) -> list[Job]:
             "hour": alert.last_hour.isoformat(),
             "page": PAGE,
         }
-        jobs.extend((url, body) for url in sorted(t for t in targets if t))
+        jobs.extend((url, body) for url in targets(hooks, alert.team_id, spec.concerns if spec else ""))
     return jobs
+
+
+# ---- budget alerts ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetNotice:
+    """A budget threshold just recorded; who to tell is looked up by the sender, off the call path."""
+
+    db_url: str
+    notice: dict[str, Any]
+
+
+def announce_budget_alert(db_url: str, notice: dict[str, Any]) -> None:
+    """Called (by name, from `core.budgets.alerts`) after a settle that recorded a budget
+    alert commits: queues it for the team's webhook and finance's, and returns at once."""
+    _put(BudgetNotice(db_url, notice))
+
+
+def budget_jobs(session: Session, notice: dict[str, Any]) -> list[Job]:
+    team_id = notice.get("team_id")
+    team = session.get(Team, team_id) if team_id else None
+    owner = f" of team {team.name}" if team is not None else ""
+    cap = f" of {money(notice['cap_micro'])}" if notice.get("cap_micro") is not None else ""
+    body = {
+        "type": "budget.alert",
+        "text": (
+            f"Budget `{notice['scope']}`{owner} reached {notice['threshold_pct']}% in period "
+            f"{notice['period']}: {money(notice['spent_micro'])} spent{cap}."
+        ),
+        **notice,
+        "team": team.name if team is not None else "",
+        "page": "pages/budgets.py",
+    }
+    return [(url, body) for url in targets(load_hooks(session), team_id, "finance")]
 
 
 # ---- delivery --------------------------------------------------------------------------
 
-_queue: queue.Queue[Job] = queue.Queue()
+_queue: queue.Queue[Job | BudgetNotice] = queue.Queue()
 _worker: threading.Thread | None = None
 _worker_lock = threading.Lock()
 
 
 def enqueue(jobs: Sequence[Job]) -> None:
     """Hand the jobs to the background sender; returns at once."""
-    global _worker
     for job in jobs:
-        _queue.put(job)
-    if jobs:
-        with _worker_lock:
-            if _worker is None or not _worker.is_alive():
-                _worker = threading.Thread(target=_work, name="anomaly-webhooks", daemon=True)
-                _worker.start()
+        _put(job)
+
+
+def _put(item: Job | BudgetNotice) -> None:
+    global _worker
+    _queue.put(item)
+    with _worker_lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_work, name="alert-webhooks", daemon=True)
+            _worker.start()
 
 
 def _work() -> None:
     while True:
-        url, body = _queue.get()
+        item = _queue.get()
         try:
-            attempts, delivered = deliver(url, body)
-            if not delivered:
-                log.warning("anomaly webhook to %s failed after %d attempts", mask(url), attempts)
+            for url, body in _resolve(item):
+                attempts, delivered = deliver(url, body)
+                if not delivered:
+                    log.warning("alert webhook to %s failed after %d attempts", mask(url), attempts)
         except Exception:  # noqa: BLE001 - the sender must outlive any one bad job
-            log.exception("anomaly webhook to %s failed", mask(url))
+            log.exception("alert webhook failed")
         finally:
             _queue.task_done()
+
+
+def _resolve(item: Job | BudgetNotice) -> list[Job]:
+    if not isinstance(item, BudgetNotice):
+        return [item]
+    with db.session(db.get_engine(item.db_url)) as session:
+        return budget_jobs(session, item.notice)
 
 
 def deliver(url: str, body: dict[str, Any]) -> tuple[int, bool]:

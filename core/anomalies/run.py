@@ -19,10 +19,12 @@ from sqlmodel import Session
 
 from core import clock, db
 from core.anomalies import alerts as alert_items
-from core.anomalies import notify
+from core.anomalies import notify, waiting
 from core.anomalies.detectors import HOUR, Finding, data_start, load_usage, matrices, needed_hours, surges, young
 from core.anomalies.drift import answer_drift
+from core.anomalies.feedback_drift import feedback_drift
 from core.anomalies.key_use import key_use
+from core.anomalies.rare_model import rare_models
 from core.anomalies.rates import rate_jumps
 from core.anomalies.tuning import load_sensitivity
 from core.anomalies.wording import Names
@@ -47,6 +49,7 @@ class RunResult:
     opened: int = 0
     findings: int = 0
     busy: bool = False  # another runner holds the lease
+    waiting: int = 0  # reviews and held requests announced for waiting too long
 
 
 def last_closed_hour(now: datetime | None = None) -> datetime:
@@ -95,6 +98,11 @@ def detect(*, actor: Actor, engine: Engine | None = None, now: datetime | None =
             result.hours.extend(batch)
             result.findings += len(findings)
             result.opened += len(opened)
+        with db.write_session(engine) as session:
+            _check_lease(session, holder)
+            result.waiting, jobs = waiting.announce_waiting(session, actor=actor, now=now)
+            session.commit()
+        notify.enqueue(jobs)
     finally:
         _release(engine, holder)
     return result
@@ -123,11 +131,15 @@ def find(session: Session, hours: list[datetime]) -> list[Finding]:
     loaded = needed_hours(hours, recent=young(start, hours))
     families = matrices(load_usage(session, loaded), loaded, start)
     keys = next((family for family in families if family.kind == "key"), None)
+    key_findings = key_use(session, keys, hours, sensitivity, names, start)
+    first_uses = {(f.series, f.hour) for f in key_findings if f.detector == "new_model"}
     return [
         *surges(families, hours, sensitivity, names),
         *rate_jumps(session, hours, sensitivity, names),
-        *key_use(session, keys, hours, sensitivity, names, start),
+        *key_findings,
+        *rare_models(session, hours, sensitivity, names, first_uses),
         *answer_drift(session, hours, sensitivity),
+        *feedback_drift(session, hours, sensitivity),
     ]
 
 
@@ -153,12 +165,18 @@ def _acquire(engine: Engine, holder: str) -> bool:
 
 
 def _advance(session: Session, holder: str, hour: datetime) -> None:
-    row = session.get(AnomalyRun, RUN, with_for_update=True)
-    if row is None or row.holder != holder:
-        raise Conflict("The anomaly detection run lost its lease (it expired); the next run resumes")
+    row = _check_lease(session, holder)
     row.last_hour = hour
     row.runs += 1
     row.expires_at = clock.now() + LEASE
+
+
+def _check_lease(session: Session, holder: str) -> AnomalyRun:
+    """The run's row, locked, if this runner still holds the lease (else nothing is written)."""
+    row = session.get(AnomalyRun, RUN, with_for_update=True)
+    if row is None or row.holder != holder:
+        raise Conflict("The anomaly detection run lost its lease (it expired); the next run resumes")
+    return row
 
 
 def _release(engine: Engine, holder: str) -> None:

@@ -79,6 +79,8 @@ def amount(value: float, unit: str) -> str:
         return f"{value * 100:.1f}%"
     if unit == "tokens":
         return f"{round(value):,} tokens"
+    if unit == "score":
+        return f"{value:.2f}"
     return f"{round(value):,} calls"
 
 

@@ -9,6 +9,7 @@ with retries, so a slow or dead receiver never delays a call.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import queue
 import threading
@@ -30,6 +31,10 @@ from core.models.budgets import BudgetAlert
 log = logging.getLogger(__name__)
 ALERT = BudgetAlert.__table__
 _PENDING = "quorum_budget_webhooks"
+_NOTICES = "quorum_budget_notices"
+# Who else hears of a recorded alert (the team and finance webhooks), named by string: that
+# context sits above budgets, and is handed only a summary after the commit.
+ANNOUNCE = "core.anomalies.notify:announce_budget_alert"
 # Seconds to wait before each retry; tests shorten it.
 RETRY_DELAYS: list[float] = [0.5, 2.0, 8.0]
 WEBHOOK_TIMEOUT = 5.0
@@ -83,11 +88,28 @@ def check(session: Session, budget: Any, key: str, counter: counters.Counter | N
         if alert_id is None:
             continue  # another caller recorded it first
         new.append(threshold)
+        session.info.setdefault(_NOTICES, []).append(_notice(session, budget, key, threshold, counter, alert_id))
         if budget.webhook_url:
             payload = _payload(budget, key, threshold, counter, alert_id)
             url = session.get_bind().url.render_as_string(hide_password=False)
             session.info.setdefault(_PENDING, []).append((budget.webhook_url, payload, alert_id, url))
     return new
+
+
+def _notice(
+    session: Session, budget: Any, key: str, threshold: int, counter: counters.Counter, alert_id: int
+) -> tuple[str, dict[str, Any]]:
+    notice = {
+        "alert_id": alert_id,
+        "budget_id": budget.id,
+        "scope": budget.scope_key,
+        "team_id": budget.team_id,
+        "period": key,
+        "threshold_pct": threshold,
+        "spent_micro": counter.spent_micro,
+        "cap_micro": budget.cap_micro,
+    }
+    return session.get_bind().url.render_as_string(hide_password=False), notice
 
 
 def _payload(budget: Any, key: str, threshold: int, counter: counters.Counter, alert_id: int) -> dict[str, Any]:
@@ -118,11 +140,16 @@ def _send_after_commit(session: Session) -> None:
     for job in session.info.pop(_PENDING, []):
         _queue.put(job)
         _ensure_worker()
+    # Handed to the sender too (url None): importing the announcer is no work for the call.
+    for db_url, notice in session.info.pop(_NOTICES, []):
+        _queue.put((None, notice, notice["alert_id"], db_url))
+        _ensure_worker()
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_NOTICES, None)
 
 
 _queue: queue.Queue = queue.Queue()
@@ -142,12 +169,20 @@ def _work() -> None:
     while True:
         url, payload, alert_id, db_url = _queue.get()
         try:
+            if url is None:
+                _announce(db_url, payload)
+                continue
             attempts, delivered = deliver(url, payload)
             _record_delivery(db_url, alert_id, attempts, delivered)
         except Exception:  # noqa: BLE001 - the worker must outlive any one bad job
             log.exception("budget alert webhook %s failed", alert_id)
         finally:
             _queue.task_done()
+
+
+def _announce(db_url: str, notice: dict[str, Any]) -> None:
+    module, _, name = ANNOUNCE.partition(":")
+    getattr(importlib.import_module(module), name)(db_url, notice)
 
 
 def deliver(url: str, payload: dict[str, Any]) -> tuple[int, bool]:

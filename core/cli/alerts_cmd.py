@@ -60,7 +60,10 @@ def register(commands: Commands) -> None:
     webhook = sub.add_parser(
         "webhook",
         help="Set or remove the webhook of a team or a role.",
-        description="Where new alerts are posted (JSON with a Slack-compatible 'text'). An empty URL removes it.",
+        description=(
+            "Where new anomaly and budget alerts, and reviews or held requests waiting too long, are posted "
+            "(JSON with a Slack-compatible 'text'). An empty URL removes it."
+        ),
     )
     target = webhook.add_mutually_exclusive_group(required=True)
     target.add_argument("--team", help="The team, by name.")
@@ -77,11 +80,13 @@ def _detect(args: Namespace) -> int:
         return 0
     if not result.hours:
         print("no hour closed since the last run")
-        return 0
-    print(
-        f"detected {len(result.hours)} hour(s) to {result.hours[-1]:%Y-%m-%d %H:00} UTC: "
-        f"{result.findings} finding(s), {result.opened} new alert(s), in {time.perf_counter() - started:.2f} s"
-    )
+    else:
+        print(
+            f"detected {len(result.hours)} hour(s) to {result.hours[-1]:%Y-%m-%d %H:00} UTC: "
+            f"{result.findings} finding(s), {result.opened} new alert(s), in {time.perf_counter() - started:.2f} s"
+        )
+    if result.waiting:
+        print(f"announced {result.waiting} review(s) or held request(s) waiting too long")
     return 0
 
 

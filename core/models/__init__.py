@@ -1,6 +1,6 @@
 """Every table, imported here so `SQLModel.metadata` is complete for migrations."""
 
-from core.models.anomalies import AlertWebhook, AnomalyAlert, AnomalyMute, AnomalyRun, AnomalySensitivity
+from core.models.anomalies import AlertWebhook, AnomalyAlert, AnomalyMute, AnomalyRun, AnomalySensitivity, WaitingNotice
 from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
     Budget,
@@ -88,4 +88,5 @@ __all__ = [
     "ReconciliationLine",
     "ReconciliationRun",
     "ReopenRequest",
+    "WaitingNotice",
 ]

@@ -94,3 +94,14 @@ class AlertWebhook(SQLModel, table=True):
     url: str = Field(sa_type=Text)
     updated_by: str = Field(default="", max_length=64)
     updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class WaitingNotice(SQLModel, table=True):
+    """Something announced to the webhooks for waiting too long, so it is announced once:
+    `kind` "review" (`ref` the prompt version's id) or "held" (the held request's id)."""
+
+    __tablename__ = "waiting_notice"
+
+    kind: str = Field(max_length=16, primary_key=True)
+    ref: int = Field(primary_key=True)
+    notified_at: datetime = Field(sa_type=UtcDateTime)
