@@ -18,6 +18,7 @@ from core.budgets.money import format_micro
 from core.cli.main import main as cli
 from core.errors import BudgetExceeded
 from core.gateway import policies, writeback
+from core.gateway.adapters import BudgetsGate
 from core.gateway.pipeline import Caller, GatewayRequest
 from core.identity import keys
 from core.identity.people import team_by_name
@@ -658,3 +659,29 @@ def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
     with engine.connect() as connection:
         assert packed_histograms(connection.execute(select(DAILY))) == expected
     db.dispose_engines()
+
+
+@pytest.mark.parametrize("gate_kind", ["settles call by call", "does not say what it wrote"])
+def test_rollups_equal_the_ledger_when_the_budget_gate_does_not_return_its_ledger_rows(
+    session, traffic, monkeypatch, gate_kind
+):
+    """The roll-ups are summed from the ledger rows the gate returns; a gate that returns none is read back."""
+    if gate_kind == "settles call by call":
+        monkeypatch.setattr(BudgetsGate, "settle_many", None)
+    else:
+        settle_many = BudgetsGate.settle_many
+
+        def silent(self, s, settled):
+            settle_many(self, s, settled)
+            return None
+
+        monkeypatch.setattr(BudgetsGate, "settle_many", silent)
+    outcomes = traffic(18)
+    assert outcomes.get("ok", 0) >= 3, outcomes
+    assert_rollups_match(session)
+    session.rollback()
+    assert (
+        sum(session.execute(select(USAGE.c.cost_micro)).scalars())
+        == sum(session.execute(select(LEDGER.c.cost_micro)).scalars())
+        > 0
+    )

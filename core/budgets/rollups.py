@@ -204,17 +204,25 @@ def call_groups(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple, list], d
 # ---- writing ------------------------------------------------------------------------------
 
 
-def record_settled(connection: Connection, calls: Sequence[Mapping[str, Any]]) -> None:
+def record_settled(
+    connection: Connection,
+    calls: Sequence[Mapping[str, Any]],
+    *,
+    ledger_rows: Iterable[Mapping[str, Any]] | None = None,
+) -> None:
     """Add a batch of settled calls to the roll-ups, in the settle's own transaction.
 
-    `calls` are the call-log rows as the settle inserted them (core/gateway/settle.py); their
-    ledger rows, written earlier in the same transaction, are read back by request id, so the
-    roll-ups hold exactly what the ledger holds (its price, its time, its person and prompt).
+    `calls` are the call-log rows as the settle inserted them (core/gateway/settle.py).
+    `ledger_rows` are the column values of the ledger rows the same transaction inserted
+    for them (core.budgets.settlement.settle_many returns them), so the roll-ups hold exactly
+    what the ledger holds (its price, its time, its person and prompt) without reading it
+    again; when None, the calls' ledger rows are read back by request id.
     """
     if not calls:
         return
     groups, latencies = call_groups(calls)
-    ledger_rows = _ledger_rows_of(connection, [c["request_id"] for c in calls])
+    if ledger_rows is None:
+        ledger_rows = _ledger_rows_of(connection, [c["request_id"] for c in calls])
     add_groups(connection, USAGE, ledger_groups(ledger_rows))
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)

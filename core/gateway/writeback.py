@@ -14,7 +14,7 @@ locks, so two batches (in two processes on PostgreSQL) lock rows in the same ord
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,8 +133,16 @@ def write_cache(session: Session, calls: Sequence[SettledCall]) -> None:
         )
 
 
+# The ledger rows a batch's budget gates wrote, for the roll-ups (session.info, this transaction only).
+_LEDGER_ROWS = "quorum_writeback_ledger_rows"
+
+
 def write_budgets(session: Session, calls: Sequence[SettledCall]) -> None:
-    """Each budget gate settles its calls together: one update per counter row, one ledger INSERT."""
+    """Each budget gate settles its calls together: one update per counter row, one ledger INSERT.
+
+    Keeps the ledger rows the gates say they wrote for `write_rollups`; None when a gate
+    cannot say (the roll-ups then read the batch's ledger rows back)."""
+    written: list[Mapping[str, Any]] | None = []
     by_gate: dict[int, tuple[BudgetGate, list[tuple[Reservation, Usage, CallOutcome]]]] = {}
     for call in calls:
         if call.budget is not None:
@@ -144,16 +152,21 @@ def write_budgets(session: Session, calls: Sequence[SettledCall]) -> None:
             )
     for gate, settled in by_gate.values():
         many = getattr(gate, "settle_many", None)
-        if many is not None:
-            many(session, settled)
-        else:  # a gate of its own (tests, extensions) that settles one call at a time
+        rows = many(session, settled) if many is not None else None
+        if many is None:  # a gate of its own (tests, extensions) that settles one call at a time
             for reservation, usage, outcome in settled:
                 gate.settle(session, reservation, usage, outcome)
+        if rows is None or written is None:
+            written = None
+        else:
+            written.extend(rows)
+    session.info[_LEDGER_ROWS] = written
 
 
 def write_rollups(session: Session, calls: Sequence[SettledCall]) -> None:
-    """The batch's hourly roll-ups: one upsert per hour and group, after the ledger rows they read."""
-    rollups.record_settled(session.connection(), [c.row for c in calls])
+    """The batch's hourly roll-ups: one upsert per hour and group, summed from the rows just written."""
+    ledger_rows = session.info.pop(_LEDGER_ROWS, None)
+    rollups.record_settled(session.connection(), [c.row for c in calls], ledger_rows=ledger_rows)
 
 
 def write_audit(session: Session, calls: Sequence[SettledCall]) -> None:
