@@ -1,7 +1,7 @@
 """what the webhooks announced as waiting too long
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-11-27
 
 A version waiting for review, or a held request waiting for a decision, longer than its
@@ -14,7 +14,7 @@ from alembic import op
 from core.models.types import UtcDateTime
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
