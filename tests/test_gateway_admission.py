@@ -78,3 +78,22 @@ def test_an_admission_reads_changed_settings_through_a_session_of_its_own(sessio
         gate.reserve(_request(team, 2))
     with db.get_engine().connect() as connection:
         assert not connection.in_transaction()  # nothing left open on the pooled connection
+
+
+def test_a_cold_admission_reads_its_settings_through_the_connection_it_holds(db_url, team):
+    """Many admissions that miss the cache at once must not each ask the pool for a second
+    connection while holding their first: with a pool of one, a miss still completes."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import QueuePool
+
+    engine = create_engine(db_url, poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        hot_cache.invalidate()
+        with engine.connect() as connection:  # the pool's only connection
+            loaded = hot_cache.cached(
+                connection, ("probe", db_url), lambda s: s.exec(sqlmodel.text("SELECT 41 + 1")).one()[0]
+            )
+            assert loaded == 42
+            assert connection.execute(text("SELECT 1")).scalar() == 1  # still usable after
+    finally:
+        engine.dispose()

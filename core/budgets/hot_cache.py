@@ -44,9 +44,9 @@ def _engine(session: Session) -> Any:
 def cached(session: Session | Connection | None, key: Hashable, load: Callable[[Session], T]) -> T:
     """The value for `key`, loaded with `load(session)` when missing or old.
 
-    With no session (or a plain Connection, which the loaders cannot read through), the
-    configured database's: a session is opened only when the value must be loaded, so a
-    fresh value costs no database work at all."""
+    With a plain Connection, a session bound to it reads the value; with nothing, a session
+    of the configured database is opened. Either way only when the value must be loaded, so
+    a fresh value costs no database work at all."""
     engine = _engine(session) if isinstance(session, Session) else (session.engine if session else db.get_engine())
     now = time.monotonic()
     with _lock:
@@ -56,6 +56,11 @@ def cached(session: Session | Connection | None, key: Hashable, load: Callable[[
         return entry[2]
     if isinstance(session, Session):
         value = load(session)
+    elif session is not None:
+        # Through the caller's connection: taking a second one from the pool while the caller
+        # holds its first would starve the pool when many admissions miss at once.
+        with Session(bind=session) as borrowed:
+            value = load(borrowed)
     else:
         with db.session(engine) as own:
             value = load(own)
