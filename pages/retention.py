@@ -13,6 +13,7 @@ from core.formatting import text_or_missing
 from core.identity import people as identity
 from core.permissions import Permission
 from core.retention import enforce, holds, privacy, rules
+from core.retention import preview as retention_preview
 from core.retention.classes import ACTIONS, PAYLOAD_MODES
 from core.settings import settings
 from pages.ui import confirm, layout, paging
@@ -205,7 +206,7 @@ with holds_tab:
 with enforce_tab:
     st.subheader("Preview (dry run)")
     with db.session_scope() as session, layout.shows_errors():
-        preview = enforce.preview(session=session, actor=actor)
+        preview = retention_preview.preview(session=session, actor=actor)
         st.dataframe(
             [
                 {

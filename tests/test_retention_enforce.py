@@ -14,6 +14,7 @@ from core.errors import Conflict, PermissionDenied, ValidationError
 from core.identity import people as identity
 from core.permissions import Actor, Role
 from core.retention import enforce, holds, lease, rules
+from core.retention import preview as retention_preview
 from core.retention.classes import Period, parse_config
 from tests.audit_helpers import TEST_KEY, add_events
 from tests.retention_support import T0, Clock, add_payloads, add_usage, count, written
@@ -73,7 +74,7 @@ def test_a_team_rule_beats_the_default(session, directory):
     for class_key in ("request_payloads", "response_payloads"):
         written(rules.set_rule, actor=lead, class_key=class_key, period="90d", action="delete", team_id=support)
     clock.set(T0 + timedelta(days=91))
-    preview = enforce.preview(session=session, actor=lead)
+    preview = retention_preview.preview(session=session, actor=lead)
     by_team = {(r.kind, r.team_id): r.count for r in preview}
     assert by_team[("stored_payload", support)] == 2 and by_team[("stored_payload", None)] == 0
     result = enforce.enforce(actor=lead)
@@ -259,7 +260,7 @@ def test_only_governance_leads_change_retention(session, directory):
         enforce.enforce(actor=auditor)
     with pytest.raises(PermissionDenied):
         written(rules.set_rule, actor=auditor, class_key="usage_rows", period="8y", action="anonymize")
-    assert enforce.preview(session=session, actor=auditor)  # read-only view is allowed
+    assert retention_preview.preview(session=session, actor=auditor)  # read-only view is allowed
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from core.cli import CLI_ACTOR, Commands
 from core.db import saved_id
 from core.identity import people as identity
 from core.retention import enforce, holds, privacy, rules
+from core.retention import preview as retention_preview
 
 
 def register(commands: Commands) -> None:
@@ -121,7 +122,7 @@ def _enforce(args: Namespace) -> int:
         raise ValidationError("--batch-size must be at least 1")
     if args.dry_run:
         with db.session_scope() as session:
-            rows = enforce.preview(session=session, actor=CLI_ACTOR)
+            rows = retention_preview.preview(session=session, actor=CLI_ACTOR)
         for row in rows:
             team = "default" if row.team_id is None else f"team {row.team_id}"
             print(f"{row.class_key:<18} {row.kind:<15} {team:<8} {row.period:>5} {row.action:<9} {row.count:>9}")

@@ -38,162 +38,15 @@ from core.paging import Page, keyset_page
 from core.permissions import Actor, Permission, require
 from core.retention import kinds as registry
 from core.retention import lease
-from core.retention.holds import active_holds, not_held
-from core.retention.rules import Rules, current_rules
+from core.retention.holds import active_holds
+from core.retention.preview import audit_prune_bound
+from core.retention.segments import Segment, plan
 from core.retention.sql import run as run_sql
 
 if TYPE_CHECKING:
     from core.attention import AttentionItem
 
 BATCH_SIZE = 5_000
-SAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One kind's records under one rule: the default, or a team's own."""
-
-    key: str
-    kind: registry.RecordKind
-    class_key: str
-    period: str
-    action: str
-    cutoff: datetime
-    team_id: int | None  # None: every team without a rule of its own
-    other_teams: tuple[int, ...] = ()
-
-    def where(self, holds: list[LegalHold]) -> tuple[str, dict[str, Any]]:
-        kind = self.kind
-        clauses = [f"{kind.time_column} < :cutoff"]
-        params: dict[str, Any] = {"cutoff": self.cutoff}
-        if kind.team_sql and self.team_id is not None:
-            clauses.append(f"{kind.team_sql} = :seg_team")
-            params["seg_team"] = self.team_id
-        elif kind.team_sql and self.other_teams:
-            names = [f"seg_other{n}" for n in range(len(self.other_teams))]
-            clauses.append(f"({kind.team_sql} IS NULL OR {kind.team_sql} NOT IN ({', '.join(':' + n for n in names)}))")
-            params.update(dict(zip(names, self.other_teams, strict=True)))
-        if self.action == "anonymize" and kind.needs_anonymizing_sql:
-            clauses.append(kind.needs_anonymizing_sql)
-        if kind.keep_sql:
-            clauses.append(f"NOT ({kind.keep_sql})")
-        held = not_held(kind, holds)
-        clauses.append(held.sql)
-        params.update(held.params)
-        return " AND ".join(clauses), params
-
-
-def plan(session: Session, as_of: datetime, rules: Rules | None = None) -> list[Segment]:
-    """Every segment to enforce at `as_of`; audit events are planned separately (a chain prefix)."""
-    rules = rules or current_rules(session)
-    segments = []
-    for kind in registry.kinds():
-        if not any(c in rules.defaults for c in kind.classes):
-            continue
-        teams = tuple(rules.override_teams(kind)) if kind.team_sql and kind is not registry.AUDIT_KIND else ()
-        for team in (None, *teams):
-            rule = rules.winning(kind, team)
-            action = (
-                rule.action if (rule.action == "delete" and kind.can_delete) or not kind.can_anonymize else "anonymize"
-            )
-            segments.append(
-                Segment(
-                    key=f"{kind.key}:{'default' if team is None else f'team{team}'}",
-                    kind=kind,
-                    class_key=rule.class_key,
-                    period=str(rule.period),
-                    action=action,
-                    cutoff=rule.period.cutoff(as_of),
-                    team_id=team,
-                    other_teams=teams if team is None else (),
-                )
-            )
-    return segments
-
-
-# ---- preview (dry run) ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PreviewRow:
-    kind: str
-    label: str
-    class_key: str
-    team_id: int | None
-    period: str
-    action: str
-    cutoff: datetime
-    count: int
-    samples: list[dict[str, Any]]
-
-
-def preview(*, session: Session, actor: Actor) -> list[PreviewRow]:
-    """What a run now would delete or anonymize: counts per class and kind, with sample records."""
-    require(actor, Permission.RETENTION_READ)
-    as_of = clock.now()
-    holds = active_holds(session)
-    rows = []
-    for segment in plan(session, as_of):
-        kind = segment.kind
-        if kind is registry.AUDIT_KIND:
-            count, samples = _audit_preview(session, segment, holds)
-        else:
-            where, params = segment.where(holds)
-            count = run_sql(session, f"SELECT COUNT(*) FROM {kind.table} WHERE {where}", params).scalar() or 0
-            samples = (
-                [
-                    {"id": r[0], "time": r[1]}
-                    for r in run_sql(
-                        session,
-                        f"SELECT {kind.id_column}, {kind.time_column} FROM {kind.table} WHERE {where} "
-                        f"ORDER BY {kind.time_column} LIMIT {SAMPLES}",
-                        params,
-                    )
-                ]
-                if count
-                else []
-            )
-        rows.append(
-            PreviewRow(
-                kind.key,
-                kind.label,
-                segment.class_key,
-                segment.team_id,
-                segment.period,
-                segment.action,
-                segment.cutoff,
-                int(count),
-                samples,
-            )
-        )
-    session.rollback()
-    return rows
-
-
-def _audit_prune_bound(session: Session, segment: Segment, holds: list[LegalHold]) -> tuple[int, int] | None:
-    """(S, first seq present): events with seq < S are all past their time and unheld; None: no events."""
-    first = session.execute(text("SELECT MIN(seq), MAX(seq) FROM audit_event")).first()
-    if first is None or first[0] is None:
-        return None
-    where, params = segment.where(holds)
-    keep = run_sql(session, f"SELECT MIN(seq) FROM audit_event WHERE NOT ({where})", params).scalar()
-    bound = int(keep) if keep is not None else int(first[1]) + 1
-    return bound, int(first[0])
-
-
-def _audit_preview(session: Session, segment: Segment, holds: list[LegalHold]) -> tuple[int, list[dict[str, Any]]]:
-    found = _audit_prune_bound(session, segment, holds)
-    if found is None or found[0] <= max(found[1], 2):
-        return 0, []
-    bound, first = found
-    samples = [
-        {"id": r[0], "time": r[1]}
-        for r in session.execute(
-            text("SELECT seq, occurred_at FROM audit_event WHERE seq < :s ORDER BY seq LIMIT :n"),
-            {"s": bound, "n": SAMPLES},
-        )
-    ]
-    return bound - first, samples
 
 
 # ---- enforcement -------------------------------------------------------------------------------
@@ -406,7 +259,7 @@ def _prune_audit(
             )
             return
         with db.write_session(engine) as session:
-            found = _audit_prune_bound(session, segment, holds)
+            found = audit_prune_bound(session, segment, holds)
             if found is None or found[0] <= max(found[1], 2):
                 state["done"] = True
                 _save_progress(session, run, progress)
