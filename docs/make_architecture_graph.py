@@ -19,7 +19,18 @@ DOC = ROOT / "docs" / "architecture.md"
 BEGIN, END = "<!-- context graph: begin (generated) -->", "<!-- context graph: end -->"
 
 # The ground floor: modules every context may use, that use no context.
-GROUND = {"errors", "clock", "settings", "db", "permissions", "attention", "exports", "paging", "formatting"}
+GROUND = {
+    "errors",
+    "clock",
+    "settings",
+    "db",
+    "permissions",
+    "attention",
+    "exports",
+    "paging",
+    "formatting",
+    "background",
+}
 # Lowest first: a context may import only contexts before it in this list.
 ORDER = [
     "ground",

@@ -11,21 +11,18 @@ only set it, audited with the URL masked) and shown masked everywhere.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import select
 from sqlmodel import Session
 
 from core import clock, db
 from core.anomalies.detectors import DETECTORS
 from core.audit.record import committing, record
+from core.background import Sender, post_json
 from core.errors import ValidationError
 from core.formatting import money
 from core.models.anomalies import AlertWebhook, AnomalyAlert
@@ -144,7 +141,7 @@ class BudgetNotice:
 def announce_budget_alert(db_url: str, notice: dict[str, Any]) -> None:
     """Called (by name, from `core.budgets.alerts`) after a settle that recorded a budget
     alert commits: queues it for the team's webhook and finance's, and returns at once."""
-    _put(BudgetNotice(db_url, notice))
+    _sender.put(BudgetNotice(db_url, notice))
 
 
 def budget_jobs(session: Session, notice: dict[str, Any]) -> list[Job]:
@@ -167,38 +164,18 @@ def budget_jobs(session: Session, notice: dict[str, Any]) -> list[Job]:
 
 # ---- delivery --------------------------------------------------------------------------
 
-_queue: queue.Queue[Job | BudgetNotice] = queue.Queue()
-_worker: threading.Thread | None = None
-_worker_lock = threading.Lock()
-
 
 def enqueue(jobs: Sequence[Job]) -> None:
     """Hand the jobs to the background sender; returns at once."""
     for job in jobs:
-        _put(job)
+        _sender.put(job)
 
 
-def _put(item: Job | BudgetNotice) -> None:
-    global _worker
-    _queue.put(item)
-    with _worker_lock:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_work, name="alert-webhooks", daemon=True)
-            _worker.start()
-
-
-def _work() -> None:
-    while True:
-        item = _queue.get()
-        try:
-            for url, body in _resolve(item):
-                attempts, delivered = deliver(url, body)
-                if not delivered:
-                    log.warning("alert webhook to %s failed after %d attempts", mask(url), attempts)
-        except Exception:  # noqa: BLE001 - the sender must outlive any one bad job
-            log.exception("alert webhook failed")
-        finally:
-            _queue.task_done()
+def _send(item: Job | BudgetNotice) -> None:
+    for url, body in _resolve(item):
+        attempts, delivered = deliver(url, body)
+        if not delivered:
+            log.warning("alert webhook to %s failed after %d attempts", mask(url), attempts)
 
 
 def _resolve(item: Job | BudgetNotice) -> list[Job]:
@@ -208,25 +185,14 @@ def _resolve(item: Job | BudgetNotice) -> list[Job]:
         return budget_jobs(session, item.notice)
 
 
+_sender: Sender[Job | BudgetNotice] = Sender("alert-webhooks", _send)
+
+
 def deliver(url: str, body: dict[str, Any]) -> tuple[int, bool]:
     """POST `body` as JSON, retrying with backoff; (attempts made, delivered?)."""
-    attempts = 0
-    for delay in [0.0, *RETRY_DELAYS]:
-        time.sleep(delay)
-        attempts += 1
-        try:
-            if httpx.post(url, json=body, timeout=TIMEOUT).status_code < 300:
-                return attempts, True
-        except httpx.HTTPError:
-            pass
-    return attempts, False
+    return post_json(url, body, delays=RETRY_DELAYS, timeout=TIMEOUT)
 
 
 def wait_for_webhooks(timeout: float = 30.0) -> bool:
     """Block until every queued webhook was tried (tests, and a clean shutdown)."""
-    deadline = time.monotonic() + timeout
-    while _queue.unfinished_tasks:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return _sender.wait(timeout)

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import importlib
 import logging
-import queue
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 from sqlalchemy import event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core import clock, formatting
+from core.background import Sender, post_json
 from core.budgets import counters, periods
 from core.budgets.money import micro_to_decimal
 from core.models.budgets import BudgetAlert
@@ -138,12 +135,10 @@ def _payload(budget: Any, key: str, threshold: int, counter: counters.Counter, a
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
     for job in session.info.pop(_PENDING, []):
-        _queue.put(job)
-        _ensure_worker()
+        _sender.put(job)
     # Handed to the sender too (url None): importing the announcer is no work for the call.
     for db_url, notice in session.info.pop(_NOTICES, []):
-        _queue.put((None, notice, notice["alert_id"], db_url))
-        _ensure_worker()
+        _sender.put((None, notice, notice["alert_id"], db_url))
 
 
 @event.listens_for(Session, "after_rollback")
@@ -152,32 +147,16 @@ def _drop_after_rollback(session: Session) -> None:
     session.info.pop(_NOTICES, None)
 
 
-_queue: queue.Queue = queue.Queue()
-_worker: threading.Thread | None = None
-_worker_lock = threading.Lock()
+def _send(job: tuple[str | None, dict[str, Any], int, str]) -> None:
+    url, payload, alert_id, db_url = job
+    if url is None:
+        _announce(db_url, payload)
+        return
+    attempts, delivered = deliver(url, payload)
+    _record_delivery(db_url, alert_id, attempts, delivered)
 
 
-def _ensure_worker() -> None:
-    global _worker
-    with _worker_lock:
-        if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_work, name="budget-webhooks", daemon=True)
-            _worker.start()
-
-
-def _work() -> None:
-    while True:
-        url, payload, alert_id, db_url = _queue.get()
-        try:
-            if url is None:
-                _announce(db_url, payload)
-                continue
-            attempts, delivered = deliver(url, payload)
-            _record_delivery(db_url, alert_id, attempts, delivered)
-        except Exception:  # noqa: BLE001 - the worker must outlive any one bad job
-            log.exception("budget alert webhook %s failed", alert_id)
-        finally:
-            _queue.task_done()
+_sender: Sender[tuple[str | None, dict[str, Any], int, str]] = Sender("budget-webhooks", _send)
 
 
 def _announce(db_url: str, notice: dict[str, Any]) -> None:
@@ -187,17 +166,7 @@ def _announce(db_url: str, notice: dict[str, Any]) -> None:
 
 def deliver(url: str, payload: dict[str, Any]) -> tuple[int, bool]:
     """POST the payload as JSON, retrying with backoff; (attempts made, delivered?)."""
-    attempts = 0
-    for delay in [0.0, *RETRY_DELAYS]:
-        time.sleep(delay)
-        attempts += 1
-        try:
-            response = httpx.post(url, json=payload, timeout=WEBHOOK_TIMEOUT)
-            if response.status_code < 300:
-                return attempts, True
-        except httpx.HTTPError:
-            pass
-    return attempts, False
+    return post_json(url, payload, delays=RETRY_DELAYS, timeout=WEBHOOK_TIMEOUT)
 
 
 def _record_delivery(db_url: str, alert_id: int, attempts: int, delivered: bool) -> None:
@@ -214,12 +183,7 @@ def _record_delivery(db_url: str, alert_id: int, attempts: int, delivered: bool)
 
 def wait_for_webhooks(timeout: float = 30.0) -> bool:
     """Block until every queued webhook was tried (tests, and a clean shutdown)."""
-    deadline = time.monotonic() + timeout
-    while _queue.unfinished_tasks:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return _sender.wait(timeout)
 
 
 # ---- reading ---------------------------------------------------------------------------
