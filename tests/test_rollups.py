@@ -156,10 +156,9 @@ def packed_histograms(rows) -> dict:
     }
 
 
-def daily_rollups_say(session) -> tuple[dict, dict]:
-    """The daily counts, and the daily histogram next to the hourly one summed per day."""
-    session.rollback()
-    counts = {
+def daily_counts(rows) -> dict:
+    """The daily roll-up's counts per (day, team, prompt, model)."""
+    return {
         (r.day, r.team_id, r.prompt_name, r.model): [
             r.calls,
             r.ok,
@@ -170,8 +169,14 @@ def daily_rollups_say(session) -> tuple[dict, dict]:
             r.cache_hits,
             r.cost_micro,
         ]
-        for r in session.execute(select(DAILY))
+        for r in rows
     }
+
+
+def daily_rollups_say(session) -> tuple[dict, dict]:
+    """The daily counts, and the daily histogram next to the hourly one summed per day."""
+    session.rollback()
+    counts = daily_counts(session.execute(select(DAILY)))
     daily = packed_histograms(session.execute(select(DAILY)))
     hourly: dict = {}
     for r in session.execute(select(LATENCY)):
@@ -626,19 +631,7 @@ def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
         rollups.add_groups(connection, LATENCY, latencies)
     migrate.upgrade(url)
     with engine.connect() as connection:
-        daily = {
-            (r.day, r.team_id, r.prompt_name, r.model): [
-                r.calls,
-                r.ok,
-                r.errors,
-                r.rejected_429,
-                r.blocked,
-                r.held,
-                r.cache_hits,
-                r.cost_micro,
-            ]
-            for r in connection.execute(select(DAILY))
-        }
+        daily = daily_counts(connection.execute(select(DAILY)))
         histogram = packed_histograms(connection.execute(select(DAILY)))
     hourly = {key: [sums[i] for i in (0, 1, 2, 3, 4, 5, 6, 9)] for key, sums in groups.items()}
     assert daily == per_day(hourly) and len({key[0] for key in daily}) == 5
