@@ -9,10 +9,8 @@ pointing at it, exactly as a deployment would configure its identity provider.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from tests.e2e.conftest import (
     settle,
     start_server,
 )
+from tests.node_packages import node_and_npm, npm_ci
 
 OIDC_DIR = Path(__file__).parent / "oidc"
 CLIENT_ID = "quorum-e2e"
@@ -39,27 +38,6 @@ ACCOUNTS = {
     "stranger": {"email": "stranger@example.com", "name": "A Stranger"},
 }
 SIGN_IN_SCREEN = "Sign in with your company account to continue."
-
-
-def _node_and_npm() -> tuple[str, str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not (node and npm):
-        if os.environ.get("CI"):
-            pytest.fail("Node.js and npm are needed for the local OpenID provider (tests/e2e/oidc)")
-        pytest.skip("Node.js and npm are needed for the local OpenID provider (tests/e2e/oidc)")
-    return node, npm
-
-
-def _install_provider(npm: str) -> None:
-    """`npm ci` from the committed lock file, unless the pinned version is already there."""
-    wanted = json.loads((OIDC_DIR / "package.json").read_text())["dependencies"]["oidc-provider"]
-    installed = OIDC_DIR / "node_modules" / "oidc-provider" / "package.json"
-    if installed.exists() and json.loads(installed.read_text())["version"] == wanted:
-        return
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, f"npm ci failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
 
 
 def _wait_for_discovery(issuer: str, process, log_path: Path, seconds: float = 30) -> None:
@@ -80,8 +58,8 @@ def _wait_for_discovery(issuer: str, process, log_path: Path, seconds: float = 3
 def oidc_quorum(tmp_path_factory):
     """(Quorum's base URL, the provider's issuer): both running, wired to each other."""
     require_chromium()
-    node, npm = _node_and_npm()
-    _install_provider(npm)
+    node, npm = node_and_npm("the local OpenID provider (tests/e2e/oidc)")
+    npm_ci(npm, OIDC_DIR, "oidc-provider")
     tmp = tmp_path_factory.mktemp("oidc")
     app_port, provider_port = free_port(), free_port()
     callback = f"http://127.0.0.1:{app_port}/oauth2callback"
