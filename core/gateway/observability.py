@@ -125,12 +125,8 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
         tally.add([int(v or 0) for v in row[width:]])
     histograms.add_rows(parts.raw_latencies(session, query, hourly, start, first_hour), width)
     for source in sources:
-        rows = parts.rollup_latencies(session, query, hourly, source)
-        if source.latency is None:
-            for row in rows:
-                histograms.add_packed(tuple(row[:width]), row[width])
-        else:
-            histograms.add_rows(rows, width)
+        for row in parts.rollup_latencies(session, query, hourly, source):
+            histograms.add_packed(tuple(row[:width]), row[width])
 
     dimensions = width - len(query.by)  # where the grouped dimensions start in a group
     per_group: dict[tuple, _Counts] = {}

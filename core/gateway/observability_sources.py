@@ -2,10 +2,10 @@
 
 The window is read in up to three parts: its partial first hour is summed by the database
 from the call log itself; the whole hours up to the first midnight (UTC) from the call log's
-hourly roll-ups (`budgets/rollups.py`: counts, and the answered calls' latency histogram, a
-row per bucket); the whole days from there on from the daily roll-ups
-(`budgets/daily_rollups.py`: team, prompt and model only, which is all the page groups by,
-with each row's histogram packed into it). A per-hour view reads hours all along.
+hourly roll-ups at Observability's grain; the whole days from there on from the daily ones
+(`budgets/daily_rollups.py`: both per team, prompt and model only, which is all the page
+groups by, with each row's answered calls' latency histogram packed into it). A per-hour
+view reads hours all along.
 
 Each reader returns rows of (period, grouped dimensions..., figures...), the period left
 out for a "total" view; "no team" and "no prompt" are None whatever the source says.
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, case, func, literal
 from sqlmodel import Session, col, select
 
-from core.budgets.daily_rollups import DAILY, day_of
-from core.budgets.rollups import CALL, LATENCY, LATENCY_FLOOR_MS, LATENCY_GROWTH
+from core.budgets.daily_rollups import DAILY, HOURLY, day_of
+from core.budgets.rollups import LATENCY_FLOOR_MS, LATENCY_GROWTH
 from core.models.gateway import GatewayCall
 
 if TYPE_CHECKING:
@@ -33,10 +33,9 @@ COUNTS = ("calls", "errors", "rejected_429", "cache_hits", "blocked", "held", "c
 
 @dataclass(frozen=True)
 class Source:
-    """A roll-up table of counts (and its latency histogram) covering [start, end)."""
+    """A roll-up table of counts and packed latency histograms covering [start, end)."""
 
     counts: Table
-    latency: Table | None  # None: the histogram is packed into the counts' rows
     start: datetime
     end: datetime | None  # None: up to now
 
@@ -52,9 +51,9 @@ def sources(hourly: bool, first_hour: datetime) -> list[Source]:
     """Hours up to the first midnight, days after it; hours all along for a per-hour view."""
     first_day = day_of(first_hour) if day_of(first_hour) == first_hour else day_of(first_hour) + timedelta(days=1)
     if hourly:
-        return [Source(CALL, LATENCY, first_hour, None)]
-    hours = [Source(CALL, LATENCY, first_hour, first_day)] if first_hour < first_day else []
-    return [*hours, Source(DAILY, None, first_day, None)]
+        return [Source(HOURLY, first_hour, None)]
+    hours = [Source(HOURLY, first_hour, first_day)] if first_hour < first_day else []
+    return [*hours, Source(DAILY, first_day, None)]
 
 
 def raw_counts(session: Session, query: MetricsQuery, hourly: bool, start, end) -> list:
@@ -110,22 +109,13 @@ def rollup_counts(session: Session, query: MetricsQuery, hourly: bool, source: S
 
 
 def rollup_latencies(session: Session, query: MetricsQuery, hourly: bool, source: Source) -> list:
-    """Whole hours of the window's latency histogram, a row per bucket: (keys..., bucket,
-    answered calls); or whole days, a row per day and group: (keys..., packed histogram)."""
-    if source.latency is None:
-        table, columns = source.counts, _columns(source.counts)
-        keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
-        # No GROUP BY: packed histograms are merged in Python (observability.py).
-        statement = select(*keys, table.c.latency_histogram).where(
-            *source.where(table), *_filters(query, columns), table.c.ok > 0
-        )
-        return _named(session.execute(statement).all(), query)
-    table, columns = source.latency, _columns(source.latency)
+    """Whole hours or days of the window's latency histograms, a row per period and group as
+    stored: (keys..., packed histogram). No GROUP BY: packed histograms are merged in one
+    vectorized pass (observability.py)."""
+    table, columns = source.counts, _columns(source.counts)
     keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
-    statement = (
-        select(*keys, table.c.bucket, func.sum(table.c.calls))
-        .where(*source.where(table), *_filters(query, columns))
-        .group_by(*keys, table.c.bucket)
+    statement = select(*keys, table.c.latency_histogram).where(
+        *source.where(table), *_filters(query, columns), table.c.ok > 0
     )
     return _named(session.execute(statement).all(), query)
 
