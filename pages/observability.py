@@ -7,13 +7,9 @@ import streamlit as st
 from core import db, exports
 from core.budgets.money import format_micro
 from core.gateway import call_export
-from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
+from core.gateway.observability import CHART_POINTS, MetricsQuery, filter_options, gateway_metrics
 from core.identity import people as identity
 from pages.ui import charts, layout, rate_limits
-
-# A per-hour chart past this many (hour, group) points merges hours (and says so): more
-# than a chart can show legibly, and each point costs the page time to build and send.
-CHART_POINTS = 2500
 
 actor = layout.page_setup(__file__)
 st.title("Observability")

@@ -32,6 +32,9 @@ MAX_DAYS = 366
 # How many hours a per-hour view's point may merge: divisors of a day, so a period never
 # straddles midnight and reads "YYYY-MM-DD HH" like an hour (the first hour it holds).
 HOURS_PER_POINT = (1, 2, 3, 4, 6, 8, 12, 24)
+# What the page asks a per-hour view to fit in: more (hour, group) points than a chart shows
+# legibly, and each point costs the page time to build and send (bench/pages.py).
+CHART_POINTS = 2500
 _PERCENTS = (50, 95)
 
 
