@@ -141,8 +141,7 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
         tally.add([int(v or 0) for v in row[width:]])
     histograms.add_rows(parts.raw_latencies(session, query, read, start, first_hour), width)
     for source in sources:
-        for row in parts.rollup_latencies(session, query, read, source):
-            histograms.add_packed(tuple(row[:width]), row[width])
+        histograms.add_packed_rows(parts.rollup_latencies(session, query, read, source), width)
 
     dimensions = width - len(query.by)  # where the grouped dimensions start in a group
     per_group: dict[tuple, _Counts] = {}
