@@ -102,11 +102,11 @@ def raw_latencies(session: Session, query: MetricsQuery, hours: int, start, end)
 def rollup_counts(session: Session, query: MetricsQuery, hours: int, source: Source) -> list:
     """Whole hours or days of the window from the roll-ups: (keys..., counts...)."""
     table, columns = source.counts, _columns(source.counts)
-    keys = _keys(query, columns, period(session, source.time(table), hours=hours))
+    keys = _keys(query, _none_named(columns), period(session, source.time(table), hours=hours))
     sums = [func.sum(table.c[n]) for n in COUNTS]
     statement = select(*keys, *sums).where(*source.where(table), *_filters(query, columns)).group_by(*keys)
     # Without a key to group by, an empty window is still one row, of NULLs.
-    return _named([r for r in session.execute(statement).all() if r[len(keys)] is not None], query)
+    return [r for r in session.execute(statement).all() if r[len(keys)] is not None]
 
 
 def rollup_latencies(session: Session, query: MetricsQuery, hours: int, source: Source) -> list:
@@ -114,11 +114,11 @@ def rollup_latencies(session: Session, query: MetricsQuery, hours: int, source: 
     stored: (keys..., packed histogram). No GROUP BY: packed histograms are merged in one
     vectorized pass (observability.py)."""
     table, columns = source.counts, _columns(source.counts)
-    keys = _keys(query, columns, period(session, source.time(table), hours=hours))
+    keys = _keys(query, _none_named(columns), period(session, source.time(table), hours=hours))
     statement = select(*keys, table.c.latency_histogram).where(
         *source.where(table), *_filters(query, columns), table.c.ok > 0
     )
-    return _named(session.execute(statement).all(), query)
+    return session.execute(statement).all()  # type: ignore[return-value]
 
 
 def models_and_prompts(session: Session, first_hour: datetime) -> set[tuple[str, str]]:
@@ -182,6 +182,12 @@ _CALL_LOG = {"team": col(GatewayCall.team_id), "model": col(GatewayCall.model), 
 
 def _columns(table: Table) -> dict:
     return {"team": table.c.team_id, "model": table.c.model, "prompt": table.c.prompt_name}
+
+
+def _none_named(columns: dict) -> dict:
+    """Roll-ups say 0 and '' for "none" (a key must not be NULL): NULL, as the call log says,
+    by the database (Python would touch every row of a long view)."""
+    return {**columns, "team": func.nullif(columns["team"], 0), "prompt": func.nullif(columns["prompt"], "")}
 
 
 def _keys(query: MetricsQuery, columns: dict, period_of) -> list:
