@@ -7,7 +7,7 @@ import streamlit as st
 from core import db, exports
 from core.budgets.money import format_micro
 from core.gateway import call_export
-from core.gateway.observability import MetricsQuery, filter_options, gateway_metrics
+from core.gateway.observability import CHART_POINTS, MetricsQuery, filter_options, gateway_metrics
 from core.identity import people as identity
 from pages.ui import charts, layout, rate_limits
 
@@ -47,6 +47,7 @@ query = MetricsQuery(
     team_ids=tuple(team_ids),
     models=tuple(models),
     prompts=tuple(prompts),
+    max_points=CHART_POINTS if granularity == "hour" else None,
 )
 with db.session_scope() as session:
     series = gateway_metrics(session, actor=actor, query=query)
@@ -111,12 +112,21 @@ def _dated(figure):
 
 
 frame = _frame(series.buckets, timed=True)
+period_name = granularity if series.hours_per_point == 1 else f"{series.hours_per_point} hours"
+if series.hours_per_point > 1:
+    st.caption(
+        f"Each point of the charts is {series.hours_per_point} hours (from the first hour it holds): "
+        f"{days} days of single hours per {' × '.join(by) or 'all calls'} would be more than "
+        f"{CHART_POINTS:,} points. Its counts are the hours' sums and its p50/p95 are read from the "
+        "hours' latency histograms merged. Choose fewer days, groups or filters for single hours; "
+        "the breakdown below is the whole period's."
+    )
 left, right = st.columns(2)
 calls_per_period = frame.groupby("time")["calls"].sum()
 left.plotly_chart(
     _dated(
         charts.count_axis(
-            charts.bars(frame, x="time", y="calls", color="group", title=f"Calls per {granularity}"),
+            charts.bars(frame, x="time", y="calls", color="group", title=f"Calls per {period_name}"),
             calls_per_period.max(),
         )
     ),

@@ -308,3 +308,81 @@ def test_the_charts_read_well_small_rates_whole_calls_and_named_percentiles(sess
     names = {trace["name"] for trace in charts["Latency p50 and p95 (ms)"]["data"]}
     assert names == {"Support (p50)", "Support (p95)"}
     assert any("Spend shows the ledger" in caption.value for caption in at.caption)
+
+
+def _merged_by_hand(buckets, hours: int) -> dict:
+    """Per-hour buckets summed per period of `hours` hours (named by its first hour)."""
+    merged: dict = {}
+    for b in buckets:
+        period = f"{b.period[:11]}{int(b.period[11:13]) // hours * hours:02d}"
+        sums = merged.setdefault((period, b.team_id), [0, 0, 0, 0, 0])
+        for i, value in enumerate((b.calls, b.ok, b.errors, b.rejected_429, b.cost_micro)):
+            sums[i] += value
+    return merged
+
+
+@pytest.mark.parametrize("max_points, hours", [(400, 1), (150, 4), (40, 24)])
+def test_a_long_per_hour_view_merges_hours_into_fewer_points_and_loses_no_call(session, directory, max_points, hours):
+    """Ten days per hour by team: within the points asked for, every hour is its own; past
+    them, periods of a few hours (or a day) whose counts are their hours' sums and whose p95
+    is the exact one of their calls, to the histogram's 2.5 %."""
+    support, legal = team_id(session), team_id(session, "Legal")
+    rng = random.Random(5)
+    calls = []
+    for index in range(500):
+        at = NOW - timedelta(seconds=rng.uniform(0, 10 * 86400))
+        call = {"team": (support, legal)[index % 2], "at": at, "latency_ms": rng.lognormvariate(5, 0.6)}
+        call |= {"status": ("ok", "upstream_error")[index % 7 == 0], "http_status": (200, 502)[index % 7 == 0]}
+        add_call(session, **call)
+        calls.append(call)
+    session.commit()
+    every_hour = metrics(session, directory, days=10, by=("team",), granularity="hour")
+    assert len(every_hour.buckets) > 150
+    result = metrics(session, directory, days=10, by=("team",), granularity="hour", max_points=max_points)
+    assert result.hours_per_point == hours and len(result.buckets) <= max_points
+    shown = {(b.period, b.team_id): [b.calls, b.ok, b.errors, b.rejected_429, b.cost_micro] for b in result.buckets}
+    assert shown == _merged_by_hand(every_hour.buckets, hours)
+    assert (result.calls, result.p95_ms) == (every_hour.calls, every_hour.p95_ms) == (500, result.p95_ms)
+    busiest = max(result.buckets, key=lambda b: b.ok)
+    first = datetime.strptime(busiest.period, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    inside = [
+        c["latency_ms"]
+        for c in calls
+        if c["team"] == busiest.team_id and c["status"] == "ok" and first <= c["at"] < first + timedelta(hours=hours)
+    ]
+    exact = exact_percentile(inside, 0.95)
+    assert busiest.ok == len(inside) and abs(busiest.p95_ms - exact) / exact <= 0.025
+
+
+def test_a_bad_number_of_points_is_refused(session, directory):
+    with pytest.raises(ValidationError, match="max_points must be at least 1, not 0"):
+        metrics(session, directory, granularity="hour", max_points=0)
+
+
+def test_the_page_says_when_its_points_merge_hours(session, directory, monkeypatch):
+    """Past the points a chart carries, the page merges hours and says how many per point: 48
+    hours of one team over three days is 48 points, and three days of 6 periods (4 hours)
+    is the fewest hours per point sure to fit in 20."""
+    import json
+
+    from core.gateway import observability
+    from core.identity import people as identity
+
+    support = team_id(session)
+    for hour in range(48):
+        add_call(session, team=support, at=NOW - timedelta(hours=hour, minutes=5))
+    session.commit()
+    monkeypatch.setattr(observability, "CHART_POINTS", 20)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["demo_person_id"] = identity.person_by_email(session, "daniel.kim@example.com").id
+    at.run()
+    at.switch_page("pages/observability.py").run()
+    at.slider(key="obs_days").set_value(3).run()
+    at.radio(key="obs_granularity").set_value("hour").run()
+    assert not at.exception, at.exception
+    assert any("Each point of the charts is 4 hours" in caption.value for caption in at.caption)
+    figures = [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+    calls = next(f for f in figures if f["layout"]["title"]["text"] == "Calls per 4 hours")
+    assert sum(sum(trace["y"]) for trace in calls["data"]) == 48
+    assert {x[11:13] for trace in calls["data"] for x in trace["x"]} <= {"00", "04", "08", "12", "16", "20"}
+    assert {m.label: m.value for m in at.metric}["Calls"] == "48"

@@ -24,7 +24,7 @@ from core.identity import keys
 from core.identity.people import team_by_name
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
-from core.models.rollups import CallDailyRollup, CallLatencyRollup, CallRollup, UsageRollup
+from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup, UsageRollup
 from core.models.types import UtcDateTime
 from core.permissions import Actor, Role
 from tests.gateway_support import RecordingTransport, make_gateway
@@ -33,7 +33,7 @@ from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
 ADMIN = Actor.system("test")
 LEDGER, CALLS = UsageRecord.__table__, GatewayCall.__table__
 USAGE, CALL, LATENCY = UsageRollup.__table__, CallRollup.__table__, CallLatencyRollup.__table__
-DAILY = CallDailyRollup.__table__
+DAILY, HOURLY = CallDailyRollup.__table__, CallHourlyRollup.__table__
 
 
 # ---- what the sources say, computed independently of core/budgets/rollups.py ---------------
@@ -147,19 +147,29 @@ def per_day(hourly: dict) -> dict:
     return {k: v for k, v in result.items() if v[0]}
 
 
+def per_hour(hourly: dict) -> dict:
+    """Hourly call counts (call_log_says' shape) summed per UTC hour, team, prompt and model."""
+    result: dict = {}
+    for (hour, team, _key, _actor, prompt, _version, model), sums in hourly.items():
+        into = result.setdefault((hour, team, prompt, model), [0] * 8)
+        for i, value in enumerate(sums[:8]):
+            into[i] += value
+    return {k: v for k, v in result.items() if v[0]}
+
+
 def packed_histograms(rows) -> dict:
-    """{(day, team, prompt, model, bucket): answered calls} of the daily rows' packed histograms."""
+    """{(day or hour, team, prompt, model, bucket): answered calls} of the rows' packed histograms."""
     return {
-        (r.day, r.team_id, r.prompt_name, r.model, bucket): calls
+        (r[0], r.team_id, r.prompt_name, r.model, bucket): calls
         for r in rows
         for bucket, calls in unpack(r.latency_histogram).items()
     }
 
 
 def daily_counts(rows) -> dict:
-    """The daily roll-up's counts per (day, team, prompt, model)."""
+    """The daily (or hourly) roll-up's counts per (day or hour, team, prompt, model)."""
     return {
-        (r.day, r.team_id, r.prompt_name, r.model): [
+        (r[0], r.team_id, r.prompt_name, r.model): [
             r.calls,
             r.ok,
             r.errors,
@@ -185,6 +195,19 @@ def daily_rollups_say(session) -> tuple[dict, dict]:
     return counts, {"daily": daily, "hourly summed per day": hourly}
 
 
+def hourly_rollups_say(session) -> tuple[dict, dict]:
+    """The counts at Observability's hourly grain, and its histogram next to call_latency_rollup's
+    summed per (hour, team, prompt, model)."""
+    session.rollback()
+    counts = daily_counts(session.execute(select(HOURLY)))
+    packed = packed_histograms(session.execute(select(HOURLY)))
+    per_bucket: dict = {}
+    for r in session.execute(select(LATENCY)):
+        key = (r.hour, r.team_id, r.prompt_name, r.model, r.bucket)
+        per_bucket[key] = per_bucket.get(key, 0) + r.calls
+    return counts, {"packed": packed, "call_latency_rollup": {k: v for k, v in per_bucket.items() if v}}
+
+
 def assert_rollups_match(session) -> None:
     ledger, usage = ledger_says(session), usage_rollups_say(session)
     assert usage == ledger
@@ -195,6 +218,10 @@ def assert_rollups_match(session) -> None:
     daily, histograms = daily_rollups_say(session)
     assert daily == per_day(calls) == per_day(rolled)
     assert histograms["daily"] == histograms["hourly summed per day"]
+    # Observability's hourly grain = the call log per (hour, team, prompt, model), histogram included.
+    hourly, packed = hourly_rollups_say(session)
+    assert hourly == per_hour(calls) == per_hour(rolled)
+    assert packed["packed"] == packed["call_latency_rollup"]
 
 
 # ---- traffic through the real gateway and the simulator ------------------------------------
@@ -318,6 +345,7 @@ def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, ca
         s.execute(update(CALL).values(calls=CALL.c.calls + 5))
         s.execute(update(DAILY).values(held=DAILY.c.held + 1))
         s.execute(update(DAILY).values(latency_histogram=b""))
+        s.execute(update(HOURLY).values(errors=HOURLY.c.errors + 2, latency_histogram=b""))
         long_ago = datetime(2020, 1, 6, 9, tzinfo=UTC)
         s.execute(
             insert(USAGE),

@@ -1,12 +1,13 @@
-"""Daily roll-ups of the gateway call log: the hourly ones summed per UTC day, team, prompt
-and model (core/models/rollups.py says why).
+"""Roll-ups of the gateway call log at Observability's grain: per UTC hour, and per UTC day,
+of team, prompt and model (core/models/rollups.py says why).
 
 They are written wherever the hourly call roll-ups are (`rollups.py`: the settle's batched
 write-back, the seeds, a rebuild, a retention run's rebuilt hours), from the same groups
-folded by day, in the same transaction: a day's row always equals the sum of its hours.
-A rebuild recomputes the days from the hourly roll-ups (already summed, so it is quick).
-Each row's latency histogram is packed into it (`latency_histogram.py`); a write adds to it
-after the counts' upsert has locked the row, so concurrent settles never lose a count.
+folded by hour or day, in the same transaction: an hour's row always equals the sum of its
+call_rollup rows, and a day's the sum of its hours. A rebuild recomputes both from the
+hourly call roll-ups (already summed, so it is quick). Each row's latency histogram is
+packed into it (`latency_histogram.py`); a write adds to it after the counts' upsert has
+locked the row, so concurrent settles never lose a count.
 
 The hourly groups come in `rollups.py`'s shapes: (hour, team, key, actor, prompt, version,
 model) with sums in CALL_SUMS order, and (hour, team, prompt, version, model, bucket) with
@@ -15,7 +16,8 @@ the answered calls. This module does not import `rollups.py` (which imports it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,13 +25,15 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, select, tuple
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets import latency_histogram
-from core.models.rollups import CallDailyRollup, CallLatencyRollup, CallRollup
+from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup
 
 DAILY = CallDailyRollup.__table__
+HOURLY = CallHourlyRollup.__table__
 _HOURLY = CallRollup.__table__
 _HOURLY_LATENCY = CallLatencyRollup.__table__
 
 DAILY_KEYS = ("day", "team_id", "prompt_name", "model")
+HOURLY_KEYS = ("hour", "team_id", "prompt_name", "model")
 DAILY_SUMS = ("calls", "ok", "errors", "rejected_429", "blocked", "held", "cache_hits", "cost_micro")
 # Where each of DAILY_SUMS sits in an hourly group's sums (rollups.CALL_SUMS).
 _FROM_HOURLY = (0, 1, 2, 3, 4, 5, 6, 9)
@@ -44,14 +48,42 @@ def day_of(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def hour_of(instant: datetime) -> datetime:
+    """The UTC hour an instant falls in."""
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Grain:
+    """A roll-up table of (time, team, prompt, model) rows, and the time its rows start at."""
+
+    table: Table
+    keys: tuple[str, ...]
+    start_of: Callable[[datetime], datetime]
+
+
+HOUR = Grain(HOURLY, HOURLY_KEYS, hour_of)
+DAY = Grain(DAILY, DAILY_KEYS, day_of)
+GRAINS = (HOUR, DAY)
+
+
+def add_calls(
+    connection: Connection, hourly: Mapping[tuple, Sequence], latencies: Mapping[tuple, Sequence[int]]
+) -> None:
+    """Add hourly call groups (`rollups.py`'s shapes) to the hourly and daily roll-ups here."""
+    for grain in GRAINS:
+        add(connection, *fold(hourly, latencies, grain), grain=grain)
+
+
 def fold(
-    hourly: Mapping[tuple, Sequence], latencies: Mapping[tuple, Sequence[int]]
+    hourly: Mapping[tuple, Sequence], latencies: Mapping[tuple, Sequence[int]], grain: Grain = DAY
 ) -> tuple[dict[tuple, list[int]], dict[tuple, dict[int, int]]]:
-    """Hourly call groups summed per day, team, prompt and model, and their latency buckets
-    as a {bucket: answered calls} histogram per day group."""
+    """Hourly call groups summed per hour (or day), team, prompt and model, and their latency
+    buckets as a {bucket: answered calls} histogram per such group."""
+    start_of = grain.start_of
     days: dict[tuple, list[int]] = {}
     for (hour, team_id, _key, _actor, prompt, _version, model), sums in hourly.items():
-        key = (day_of(hour), team_id, prompt, model)
+        key = (start_of(hour), team_id, prompt, model)
         into = days.get(key)
         if into is None:
             into = days[key] = [0] * len(DAILY_SUMS)
@@ -59,37 +91,42 @@ def fold(
             into[position] += int(sums[source])
     histograms: dict[tuple, dict[int, int]] = {}
     for (hour, team_id, prompt, _version, model, bucket), (calls, *_rest) in latencies.items():
-        histogram = histograms.setdefault((day_of(hour), team_id, prompt, model), {})
+        histogram = histograms.setdefault((start_of(hour), team_id, prompt, model), {})
         histogram[bucket] = histogram.get(bucket, 0) + int(calls)
     return days, histograms
 
 
 def add(
-    connection: Connection, days: Mapping[tuple, Sequence[int]], histograms: Mapping[tuple, Mapping[int, int]]
+    connection: Connection,
+    groups: Mapping[tuple, Sequence[int]],
+    histograms: Mapping[tuple, Mapping[int, int]],
+    *,
+    grain: Grain = DAY,
 ) -> None:
-    """Add folded groups to the daily roll-ups: one upsert per group, in key order (so two
+    """Add folded groups to a grain's roll-ups: one upsert per group, in key order (so two
     batches on PostgreSQL lock the rows in the same order and never deadlock), then each
     group's histogram merged into its row. The upsert holds the row's lock until the
     transaction ends, so the histogram read after it is the latest and no one else's
     write can slip in between the read and the update. Every histogram's group is among
-    `days` (a latency bucket counts answered calls, which the counts hold too)."""
-    _upsert(connection, DAILY, DAILY_KEYS, DAILY_SUMS, days)
+    `groups` (a latency bucket counts answered calls, which the counts hold too)."""
+    table, names = grain.table, grain.keys
+    _upsert(connection, table, names, DAILY_SUMS, groups)
     wanted = sorted(key for key, histogram in histograms.items() if any(histogram.values()))
     if not wanted:
         return
-    keys = tuple_(*(DAILY.c[k] for k in DAILY_KEYS))
+    keys = tuple_(*(table.c[k] for k in names))
     held: dict[tuple, bytes] = {}
     for start in range(0, len(wanted), _READ_CHUNK):
         chunk = wanted[start : start + _READ_CHUNK]
         rows = connection.execute(
-            select(*(DAILY.c[k] for k in DAILY_KEYS), DAILY.c.latency_histogram).where(keys.in_(chunk))
+            select(*(table.c[k] for k in names), table.c.latency_histogram).where(keys.in_(chunk))
         )
-        held.update({(day_of(day), *rest): packed for day, *rest, packed in rows})
+        held.update({(grain.start_of(time), *rest): packed for time, *rest, packed in rows})
     connection.execute(
-        _HISTOGRAM_UPDATE,
+        _histogram_update(grain),
         [
             {
-                **{f"k_{k}": v for k, v in zip(DAILY_KEYS, key, strict=True)},
+                **{f"k_{k}": v for k, v in zip(names, key, strict=True)},
                 "packed": latency_histogram.merged(held.get(key), histograms[key]),
             }
             for key in wanted
@@ -97,27 +134,35 @@ def add(
     )
 
 
-_HISTOGRAM_UPDATE = (
-    update(DAILY)
-    .where(*(DAILY.c[k] == bindparam(f"k_{k}") for k in DAILY_KEYS))
-    .values(latency_histogram=bindparam("packed"))
-)
+def _histogram_update(grain: Grain):
+    table = grain.table
+    return (
+        update(table)
+        .where(*(table.c[k] == bindparam(f"k_{k}") for k in grain.keys))
+        .values(latency_histogram=bindparam("packed"))
+    )
 
 
-def rebuild_days(connection: Connection, *, since: datetime | None = None, days: Iterable[datetime] = ()) -> None:
-    """Recompute the daily roll-ups from the hourly ones: every day from the day of `since`
-    on (everything when `since` and `days` are both empty), or only the given days. The
-    caller has already rebuilt the hours and holds the roll-up lock."""
-    wanted = sorted({day_of(d) for d in days})
+def rebuild(connection: Connection, *, since: datetime | None = None, hours: Iterable[datetime] = ()) -> None:
+    """Recompute the hourly and daily roll-ups here from the hourly call roll-ups: every hour
+    and day from `since` on (everything when `since` and `hours` are both empty), or only
+    the given hours and their days. The caller has already rebuilt the call roll-ups of
+    those hours and holds the roll-up lock."""
+    wanted = sorted({hour_of(h) for h in hours})
     if wanted:
-        spans = [(day, day + timedelta(days=1)) for day in wanted]
+        spans = [(day, day + timedelta(days=1)) for day in sorted({day_of(h) for h in wanted})]
+        for start, end in spans:
+            connection.execute(delete(DAILY).where(DAILY.c.day >= start, DAILY.c.day < end))
+        for chunk in (wanted[i : i + _READ_CHUNK] for i in range(0, len(wanted), _READ_CHUNK)):
+            connection.execute(delete(HOURLY).where(HOURLY.c.hour.in_(chunk)))
     else:
         first = connection.execute(select(func.min(_HOURLY.c.hour))).scalar()
         start = day_of(since) if since is not None else None
-        statement = delete(DAILY)
-        if start is not None:
-            statement = statement.where(DAILY.c.day >= start)
-        connection.execute(statement)
+        for grain in GRAINS:
+            statement = delete(grain.table)
+            if start is not None:
+                statement = statement.where(grain.table.c[grain.keys[0]] >= start)
+            connection.execute(statement)
         if first is None:
             return
         cursor = max(start, day_of(first)) if start is not None else day_of(first)
@@ -126,26 +171,29 @@ def rebuild_days(connection: Connection, *, since: datetime | None = None, days:
         while cursor <= last:
             spans.append((cursor, cursor + _REBUILD_STEP))
             cursor += _REBUILD_STEP
+    only = set(wanted)
     for start, end in spans:
-        if wanted:
-            connection.execute(delete(DAILY).where(DAILY.c.day >= start, DAILY.c.day < end))
-        add(connection, *_summed_hours(connection, start, end))
+        groups, histograms = _summed_hours(connection, start, end)
+        add(connection, *_regrouped(groups, histograms, day_of), grain=DAY)
+        if only:
+            groups = {k: v for k, v in groups.items() if k[0] in only}
+            histograms = {k: v for k, v in histograms.items() if k[0] in only}
+        add(connection, groups, histograms, grain=HOUR)
 
 
 def _summed_hours(connection: Connection, start: datetime, end: datetime) -> tuple[dict, dict]:
-    """The hourly roll-ups of [start, end) summed by the database per hour, team, prompt and
-    model, then folded by day here (the day of an hour is computed the same way everywhere)."""
+    """The hourly call roll-ups of [start, end) summed by the database per hour, team, prompt
+    and model, with their latency histograms."""
     sums = [func.sum(_HOURLY.c[name]) for name in DAILY_SUMS]
     calls = connection.execute(
         select(_HOURLY.c.hour, _HOURLY.c.team_id, _HOURLY.c.prompt_name, _HOURLY.c.model, *sums)
         .where(_HOURLY.c.hour >= start, _HOURLY.c.hour < end)
         .group_by(_HOURLY.c.hour, _HOURLY.c.team_id, _HOURLY.c.prompt_name, _HOURLY.c.model)
     )
-    days: dict[tuple, list[int]] = {}
-    for hour, team_id, prompt, model, *values in calls:
-        into = days.setdefault((day_of(hour), team_id, prompt, model), [0] * len(DAILY_SUMS))
-        for position, value in enumerate(values):
-            into[position] += int(value or 0)
+    groups: dict[tuple, list[int]] = {
+        (hour_of(hour), team_id, prompt, model): [int(v or 0) for v in values]
+        for hour, team_id, prompt, model, *values in calls
+    }
     latency = _HOURLY_LATENCY.c
     grouping = (latency.hour, latency.team_id, latency.prompt_name, latency.model, latency.bucket)
     histograms: dict[tuple, dict[int, int]] = {}
@@ -153,9 +201,27 @@ def _summed_hours(connection: Connection, start: datetime, end: datetime) -> tup
         select(*grouping, func.sum(latency.calls)).where(latency.hour >= start, latency.hour < end).group_by(*grouping)
     )
     for hour, team_id, prompt, model, bucket, n in rows:
-        histogram = histograms.setdefault((day_of(hour), team_id, prompt, model), {})
-        histogram[bucket] = histogram.get(bucket, 0) + int(n or 0)
-    return days, histograms
+        histograms.setdefault((hour_of(hour), team_id, prompt, model), {})[bucket] = int(n or 0)
+    return groups, histograms
+
+
+def _regrouped(
+    groups: Mapping[tuple, Sequence[int]],
+    histograms: Mapping[tuple, Mapping[int, int]],
+    start_of: Callable[[datetime], datetime],
+) -> tuple[dict[tuple, list[int]], dict[tuple, dict[int, int]]]:
+    """(time, team, prompt, model) groups summed per coarser time (an hour's day)."""
+    summed: dict[tuple, list[int]] = {}
+    for (time, *rest), values in groups.items():
+        into = summed.setdefault((start_of(time), *rest), [0] * len(DAILY_SUMS))
+        for position, value in enumerate(values):
+            into[position] += value
+    merged: dict[tuple, dict[int, int]] = {}
+    for (time, *rest), histogram in histograms.items():
+        into_histogram = merged.setdefault((start_of(time), *rest), {})
+        for bucket, n in histogram.items():
+            into_histogram[bucket] = into_histogram.get(bucket, 0) + n
+    return summed, merged
 
 
 _STATEMENTS: dict[tuple[str, str], Any] = {}

@@ -70,6 +70,9 @@ class Histograms:
         self._counts: list[int] = []
         self._packed: list[bytes] = []
         self._packed_groups: list[int] = []
+        # `read` is called once per grouping (per period, per group, overall): the counts are
+        # unpacked once for all of them, again only after more are added.
+        self._flattened: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _of(self, group: Hashable) -> int:
         index = self._index.get(group)
@@ -78,6 +81,7 @@ class Histograms:
         return index
 
     def add(self, group: Hashable, bucket: int, calls: int) -> None:
+        self._flattened = None
         if calls:
             self._groups.append(self._of(group))
             self._buckets.append(int(bucket))
@@ -85,6 +89,7 @@ class Histograms:
 
     def add_rows(self, rows: Iterable[Sequence[Any]], width: int) -> None:
         """Rows of (group's `width` values..., bucket, calls): an hour's roll-up rows."""
+        self._flattened = None
         index, of = self._index, self._of
         for row in rows:
             group = tuple(row[:width])
@@ -93,9 +98,21 @@ class Histograms:
             self._counts.append(int(row[width + 1]))
 
     def add_packed(self, group: Hashable, packed: bytes | None) -> None:
+        self._flattened = None
         if packed:
             self._packed.append(bytes(packed))
             self._packed_groups.append(self._of(group))
+
+    def add_packed_rows(self, rows: Iterable[Sequence[Any]], width: int) -> None:
+        """Rows of (group's `width` values..., packed histogram): roll-up rows as stored."""
+        self._flattened = None
+        index, of = self._index, self._of
+        for row in rows:
+            packed = row[width]
+            if packed:
+                group = tuple(row[:width])
+                self._packed.append(bytes(packed))
+                self._packed_groups.append(index[group] if group in index else of(group))
 
     def read(self, percents: Iterable[int], regroup: Callable[[Any], Hashable] | None = None) -> dict[Any, Read]:
         """Each group's nearest-rank percentiles (given in whole percent), or each coarser
@@ -130,6 +147,11 @@ class Histograms:
         }
 
     def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._flattened is None:
+            self._flattened = self._unpacked()
+        return self._flattened
+
+    def _unpacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         groups = [np.asarray(self._groups, dtype=np.int64)]
         buckets = [np.asarray(self._buckets, dtype=np.int64)]
         counts = [np.asarray(self._counts, dtype=np.int64)]

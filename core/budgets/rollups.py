@@ -5,8 +5,9 @@ Three tables (core/models/rollups.py): `usage_rollup` sums the ledger per hour o
 `created_at` and `call_latency_rollup` holds the answered calls' latency histogram (what
 Observability and Live A/B read). Each source keeps its own clock, so a call that starts at
 09:59:59 and settles at 10:00:01 counts in hour 09 of the ledger and hour 10 of the call log,
-exactly as the two sources say. The call roll-ups are also summed per UTC day, team, prompt
-and model (`daily_rollups.py`, for Observability's long views), in the same writes.
+exactly as the two sources say. The call roll-ups are also summed per UTC hour and per UTC
+day of team, prompt and model (`daily_rollups.py`, what Observability reads), in the same
+writes.
 
 Why in `budgets/`: it is the lowest context that every writer (the gateway's settle, the
 retention run, the demo seeds) and every reader (Spend and budgets here, the gateway's
@@ -226,7 +227,7 @@ def record_settled(
     add_groups(connection, USAGE, ledger_groups(ledger_rows))
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)
-    daily_rollups.add(connection, *daily_rollups.fold(groups, latencies))
+    daily_rollups.add_calls(connection, groups, latencies)
 
 
 def add_ledger_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -239,7 +240,7 @@ def add_call_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> 
     groups, latencies = call_groups(rows)
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)
-    daily_rollups.add(connection, *daily_rollups.fold(groups, latencies))
+    daily_rollups.add_calls(connection, groups, latencies)
 
 
 def add_groups(connection: Connection, table: Table, groups: Mapping[tuple, Sequence]) -> None:
@@ -301,7 +302,7 @@ def lock(connection: Connection) -> None:
     write transaction already excludes every other writer). A settle that committed before
     is in what the rebuild reads; one that commits after adds to what the rebuild wrote."""
     if connection.dialect.name == "postgresql":
-        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, daily_rollups.DAILY))
+        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, daily_rollups.HOURLY, daily_rollups.DAILY))
         connection.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))
 
 
@@ -346,7 +347,7 @@ def rebuild(connection: Connection, *, since: datetime | None = None, step: time
                 counts[1] += len(rows)
                 counts[3] += len(calls)
             cursor = upto
-    daily_rollups.rebuild_days(connection, since=start)
+    daily_rollups.rebuild(connection, since=start)
     return Rebuilt(
         since=start, ledger_rows=counts[0], call_rows=counts[1], usage_groups=counts[2], call_groups=counts[3]
     )
@@ -391,7 +392,7 @@ def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime])
             add_groups(connection, CALL, groups)
             add_groups(connection, LATENCY, latencies)
     if table != LEDGER.name and ordered:
-        daily_rollups.rebuild_days(connection, days=ordered)  # from the hours just rebuilt
+        daily_rollups.rebuild(connection, hours=ordered)  # from the hours just rebuilt
 
 
 def rebuild_rollups(session: Session, *, actor: Actor, since: datetime | None = None) -> Rebuilt:

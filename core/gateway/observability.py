@@ -29,6 +29,12 @@ from core.permissions import Actor, Permission, require
 DIMENSIONS = ("team", "model", "prompt")
 GRANULARITIES = ("day", "hour", "total")
 MAX_DAYS = 366
+# How many hours a per-hour view's point may merge: divisors of a day, so a period never
+# straddles midnight and reads "YYYY-MM-DD HH" like an hour (the first hour it holds).
+HOURS_PER_POINT = (1, 2, 3, 4, 6, 8, 12, 24)
+# What the page asks a per-hour view to fit in: more (hour, group) points than a chart shows
+# legibly, and each point costs the page time to build and send (bench/pages.py).
+CHART_POINTS = 2500
 _PERCENTS = (50, 95)
 
 
@@ -43,10 +49,15 @@ class MetricsQuery:
     team_ids: tuple[int, ...] = ()
     models: tuple[str, ...] = ()
     prompts: tuple[str, ...] = ()
+    # Per hour, at most this many (period, group) points: hours are then merged into periods
+    # of HOURS_PER_POINT hours, the fewest that fit (None: every hour its own point).
+    max_points: int | None = None
 
     def check(self) -> None:
         if not 1 <= self.days <= MAX_DAYS:
             raise ValidationError(f"days must be between 1 and {MAX_DAYS}, not {self.days}")
+        if self.max_points is not None and self.max_points < 1:
+            raise ValidationError(f"max_points must be at least 1, not {self.max_points}")
         unknown = [d for d in self.by if d not in DIMENSIONS]
         if unknown:
             raise ValidationError(f"Cannot group by {', '.join(unknown)}: choose from {', '.join(DIMENSIONS)}")
@@ -59,7 +70,7 @@ class Bucket:
     """One period and group. team_id / model / prompt are None where not grouped by them
     (prompt is also None for plain chat and embeddings calls)."""
 
-    period: str  # "YYYY-MM-DD", "YYYY-MM-DD HH" (UTC hours), or "total"
+    period: str  # "YYYY-MM-DD", "YYYY-MM-DD HH" (the first UTC hour of the period), or "total"
     team_id: int | None
     model: str | None
     prompt: str | None
@@ -100,6 +111,7 @@ class Metrics:
     blocked: int
     held: int
     cost_micro: int
+    hours_per_point: int = 1  # per hour: how many hours each of `buckets` holds (max_points)
 
 
 def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = MetricsQuery()) -> Metrics:
@@ -107,30 +119,29 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     the window; the latency histograms of all parts merged per period and group here."""
     require(actor, Permission.OBSERVABILITY_READ)
     query.check()
-    hourly = query.granularity == "hour"
+    start = clock.now() - timedelta(days=query.days)
+    first_hour = ceil_hour(start)
+    hours = 0  # per day
+    if query.granularity == "hour":
+        hours = parts.hours_per_point(session, query, first_hour, HOURS_PER_POINT) if query.max_points else 1
+    # A day per point reads as a per-day view, its periods then named by their first hour.
+    read = 0 if hours == 24 else hours
     width = len(query.by) + (query.granularity != "total")
     per_period: dict[tuple, _Counts] = {}
     histograms = Histograms()
 
-    start = clock.now() - timedelta(days=query.days)
-    first_hour = ceil_hour(start)
-    sources = parts.sources(hourly, first_hour)
+    sources = parts.sources(read > 0, first_hour)
     counted = [
-        *parts.raw_counts(session, query, hourly, start, first_hour),
-        *(row for source in sources for row in parts.rollup_counts(session, query, hourly, source)),
+        *parts.raw_counts(session, query, read, start, first_hour),
+        *(row for source in sources for row in parts.rollup_counts(session, query, read, source)),
     ]
     for row in counted:
         group = tuple(row[:width])
         tally = per_period.get(group) or per_period.setdefault(group, _Counts())
         tally.add([int(v or 0) for v in row[width:]])
-    histograms.add_rows(parts.raw_latencies(session, query, hourly, start, first_hour), width)
+    histograms.add_rows(parts.raw_latencies(session, query, read, start, first_hour), width)
     for source in sources:
-        rows = parts.rollup_latencies(session, query, hourly, source)
-        if source.latency is None:
-            for row in rows:
-                histograms.add_packed(tuple(row[:width]), row[width])
-        else:
-            histograms.add_rows(rows, width)
+        histograms.add_packed_rows(parts.rollup_latencies(session, query, read, source), width)
 
     dimensions = width - len(query.by)  # where the grouped dimensions start in a group
     per_group: dict[tuple, _Counts] = {}
@@ -144,7 +155,9 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     overall_latency = histograms.read(_PERCENTS, lambda _g: ()).get(())
 
     def period_of(group: tuple) -> str:
-        return group[0] if dimensions else "total"
+        if not dimensions:
+            return "total"
+        return f"{group[0]} 00" if hours == 24 else group[0]
 
     buckets = sorted(
         (
@@ -172,6 +185,7 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
         blocked=overall.blocked,
         held=overall.held,
         cost_micro=overall.cost_micro,
+        hours_per_point=max(hours, 1),
     )
 
 

@@ -2,10 +2,10 @@
 
 The window is read in up to three parts: its partial first hour is summed by the database
 from the call log itself; the whole hours up to the first midnight (UTC) from the call log's
-hourly roll-ups (`budgets/rollups.py`: counts, and the answered calls' latency histogram, a
-row per bucket); the whole days from there on from the daily roll-ups
-(`budgets/daily_rollups.py`: team, prompt and model only, which is all the page groups by,
-with each row's histogram packed into it). A per-hour view reads hours all along.
+hourly roll-ups at Observability's grain; the whole days from there on from the daily ones
+(`budgets/daily_rollups.py`: both per team, prompt and model only, which is all the page
+groups by, with each row's answered calls' latency histogram packed into it). A per-hour
+view reads hours all along.
 
 Each reader returns rows of (period, grouped dimensions..., figures...), the period left
 out for a "total" view; "no team" and "no prompt" are None whatever the source says.
@@ -14,15 +14,16 @@ out for a "total" view; "no team" and "no prompt" are None whatever the source s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, case, func, literal
+from sqlalchemy import Integer, String, Table, case, cast, func, literal
 from sqlmodel import Session, col, select
 
-from core.budgets.daily_rollups import DAILY, day_of
-from core.budgets.rollups import CALL, LATENCY, LATENCY_FLOOR_MS, LATENCY_GROWTH
+from core.budgets.daily_rollups import DAILY, HOURLY, day_of
+from core.budgets.rollups import LATENCY_FLOOR_MS, LATENCY_GROWTH
 from core.models.gateway import GatewayCall
 
 if TYPE_CHECKING:
@@ -33,10 +34,9 @@ COUNTS = ("calls", "errors", "rejected_429", "cache_hits", "blocked", "held", "c
 
 @dataclass(frozen=True)
 class Source:
-    """A roll-up table of counts (and its latency histogram) covering [start, end)."""
+    """A roll-up table of counts and packed latency histograms covering [start, end)."""
 
     counts: Table
-    latency: Table | None  # None: the histogram is packed into the counts' rows
     start: datetime
     end: datetime | None  # None: up to now
 
@@ -52,16 +52,16 @@ def sources(hourly: bool, first_hour: datetime) -> list[Source]:
     """Hours up to the first midnight, days after it; hours all along for a per-hour view."""
     first_day = day_of(first_hour) if day_of(first_hour) == first_hour else day_of(first_hour) + timedelta(days=1)
     if hourly:
-        return [Source(CALL, LATENCY, first_hour, None)]
-    hours = [Source(CALL, LATENCY, first_hour, first_day)] if first_hour < first_day else []
-    return [*hours, Source(DAILY, None, first_day, None)]
+        return [Source(HOURLY, first_hour, None)]
+    hours = [Source(HOURLY, first_hour, first_day)] if first_hour < first_day else []
+    return [*hours, Source(DAILY, first_day, None)]
 
 
-def raw_counts(session: Session, query: MetricsQuery, hourly: bool, start, end) -> list:
+def raw_counts(session: Session, query: MetricsQuery, hours: int, start, end) -> list:
     """The partial first hour of the window, from the call log: (keys..., counts...)."""
     if start >= end:
         return []
-    keys = _keys(query, _CALL_LOG, period(session, GatewayCall.created_at, hourly=hourly))
+    keys = _keys(query, _CALL_LOG, period(session, GatewayCall.created_at, hours=hours))
 
     def count_if(condition):
         return func.sum(case((condition, 1), else_=0))
@@ -85,11 +85,11 @@ def raw_counts(session: Session, query: MetricsQuery, hourly: bool, start, end) 
     return _named([r for r in rows if r[len(keys)]], query)
 
 
-def raw_latencies(session: Session, query: MetricsQuery, hourly: bool, start, end) -> list:
+def raw_latencies(session: Session, query: MetricsQuery, hours: int, start, end) -> list:
     """The partial first hour's answered calls: (keys..., latency bucket, calls)."""
     if start >= end:
         return []
-    keys = _keys(query, _CALL_LOG, period(session, GatewayCall.created_at, hourly=hourly))
+    keys = _keys(query, _CALL_LOG, period(session, GatewayCall.created_at, hours=hours))
     bucket = _latency_bucket()
     statement = (
         select(*keys, bucket, func.count())
@@ -99,35 +99,26 @@ def raw_latencies(session: Session, query: MetricsQuery, hourly: bool, start, en
     return _named(session.exec(statement).all(), query)  # type: ignore[call-overload]
 
 
-def rollup_counts(session: Session, query: MetricsQuery, hourly: bool, source: Source) -> list:
+def rollup_counts(session: Session, query: MetricsQuery, hours: int, source: Source) -> list:
     """Whole hours or days of the window from the roll-ups: (keys..., counts...)."""
     table, columns = source.counts, _columns(source.counts)
-    keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
+    keys = _keys(query, _none_named(columns), period(session, source.time(table), hours=hours))
     sums = [func.sum(table.c[n]) for n in COUNTS]
     statement = select(*keys, *sums).where(*source.where(table), *_filters(query, columns)).group_by(*keys)
     # Without a key to group by, an empty window is still one row, of NULLs.
-    return _named([r for r in session.execute(statement).all() if r[len(keys)] is not None], query)
+    return [r for r in session.execute(statement).all() if r[len(keys)] is not None]
 
 
-def rollup_latencies(session: Session, query: MetricsQuery, hourly: bool, source: Source) -> list:
-    """Whole hours of the window's latency histogram, a row per bucket: (keys..., bucket,
-    answered calls); or whole days, a row per day and group: (keys..., packed histogram)."""
-    if source.latency is None:
-        table, columns = source.counts, _columns(source.counts)
-        keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
-        # No GROUP BY: packed histograms are merged in Python (observability.py).
-        statement = select(*keys, table.c.latency_histogram).where(
-            *source.where(table), *_filters(query, columns), table.c.ok > 0
-        )
-        return _named(session.execute(statement).all(), query)
-    table, columns = source.latency, _columns(source.latency)
-    keys = _keys(query, columns, period(session, source.time(table), hourly=hourly))
-    statement = (
-        select(*keys, table.c.bucket, func.sum(table.c.calls))
-        .where(*source.where(table), *_filters(query, columns))
-        .group_by(*keys, table.c.bucket)
+def rollup_latencies(session: Session, query: MetricsQuery, hours: int, source: Source) -> list:
+    """Whole hours or days of the window's latency histograms, a row per period and group as
+    stored: (keys..., packed histogram). No GROUP BY: packed histograms are merged in one
+    vectorized pass (observability.py)."""
+    table, columns = source.counts, _columns(source.counts)
+    keys = _keys(query, _none_named(columns), period(session, source.time(table), hours=hours))
+    statement = select(*keys, table.c.latency_histogram).where(
+        *source.where(table), *_filters(query, columns), table.c.ok > 0
     )
-    return _named(session.execute(statement).all(), query)
+    return session.execute(statement).all()  # type: ignore[return-value]
 
 
 def models_and_prompts(session: Session, first_hour: datetime) -> set[tuple[str, str]]:
@@ -140,12 +131,50 @@ def models_and_prompts(session: Session, first_hour: datetime) -> set[tuple[str,
     return pairs
 
 
-def period(session: Session, column: Any, *, hourly: bool):
-    """The UTC day (or hour) of a time column as text, the same on both databases."""
+def period(session: Session, column: Any, *, hours: int):
+    """The UTC day (`hours` 0), hour (1), or period of `hours` hours within a day (as its
+    first hour) of a time column as text, "YYYY-MM-DD[ HH]", the same on both databases."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24" if hourly else "YYYY-MM-DD")
+        utc = func.timezone("UTC", column)
+        if hours <= 1:
+            return func.to_char(utc, "YYYY-MM-DD HH24" if hours else "YYYY-MM-DD")
+        hour = cast(func.extract("hour", utc), Integer)
+        return func.to_char(utc, "YYYY-MM-DD ", type_=String).concat(
+            func.lpad(cast(hour - hour % hours, String), 2, "0")
+        )
     # SQLite keeps UTC as text, "YYYY-MM-DD HH:MM:SS.ffffff".
-    return func.substr(column, 1, 13 if hourly else 10)
+    if hours <= 1:
+        return func.substr(column, 1, 13 if hours else 10)
+    hour = cast(func.substr(column, 12, 2), Integer)
+    return func.substr(column, 1, 11, type_=String).concat(func.printf("%02d", hour - hour % hours))
+
+
+def hours_per_point(session: Session, query: MetricsQuery, first_hour: datetime, choices: Sequence[int]) -> int:
+    """The fewest of `choices` hours per point that keep a per-hour view's (period, group)
+    points within query.max_points: every hour its own when the hourly roll-ups' points
+    fit, else the fewest hours for which each (day, group) the daily roll-ups hold, times
+    the periods of a day, fits (at most that many points, whatever the hours hold); the
+    last choice when none does."""
+    limit = query.max_points or 0
+
+    def points(table: Table, start: datetime) -> int:
+        columns = _columns(table)
+        cells = (
+            select(table.c[table.c.keys()[0]], *(columns[d] for d in query.by))
+            .where(table.c[table.c.keys()[0]] >= start, *_filters(query, columns))
+            .distinct()
+            .subquery()
+        )
+        return int(session.execute(select(func.count()).select_from(cells)).scalar_one())
+
+    hourly = points(HOURLY, first_hour)
+    if hourly <= limit:
+        return choices[0]
+    daily = points(DAILY, day_of(first_hour))
+    for hours in choices[1:-1]:
+        if min(hourly, daily * (24 // hours)) <= limit:
+            return hours
+    return choices[-1]
 
 
 _CALL_LOG = {"team": col(GatewayCall.team_id), "model": col(GatewayCall.model), "prompt": col(GatewayCall.prompt_name)}
@@ -153,6 +182,12 @@ _CALL_LOG = {"team": col(GatewayCall.team_id), "model": col(GatewayCall.model), 
 
 def _columns(table: Table) -> dict:
     return {"team": table.c.team_id, "model": table.c.model, "prompt": table.c.prompt_name}
+
+
+def _none_named(columns: dict) -> dict:
+    """Roll-ups say 0 and '' for "none" (a key must not be NULL): NULL, as the call log says,
+    by the database (Python would touch every row of a long view)."""
+    return {**columns, "team": func.nullif(columns["team"], 0), "prompt": func.nullif(columns["prompt"], "")}
 
 
 def _keys(query: MetricsQuery, columns: dict, period_of) -> list:

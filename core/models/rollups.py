@@ -80,6 +80,29 @@ class CallLatencyRollup(SQLModel, table=True):
     calls: int = Field(default=0, sa_type=BigInteger)
 
 
+class CallHourlyRollup(SQLModel, table=True):
+    """The call log counted per UTC hour of `created_at`, team, prompt and model, each row's
+    answered calls' latency histogram packed into it: what Observability's per-hour views
+    read (call_rollup's hours also keep the key, the caller and the prompt version, so at a
+    few calls an hour they hold about a row per call, and a row per latency bucket besides)."""
+
+    __tablename__ = "call_hourly_rollup"
+
+    hour: datetime = Field(sa_type=UtcDateTime, primary_key=True)
+    team_id: int = Field(default=0, primary_key=True)
+    prompt_name: str = Field(default="", max_length=80, primary_key=True)
+    model: str = Field(default="", max_length=80, primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)
+    ok: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    rejected_429: int = Field(default=0, sa_type=BigInteger)
+    blocked: int = Field(default=0, sa_type=BigInteger)
+    held: int = Field(default=0, sa_type=BigInteger)
+    cache_hits: int = Field(default=0, sa_type=BigInteger)
+    cost_micro: int = Field(default=0, sa_type=BigInteger)
+    latency_histogram: bytes = Field(default=b"", sa_type=LargeBinary)
+
+
 class CallDailyRollup(SQLModel, table=True):
     """The call log counted per UTC day of `created_at`, team, prompt and model: the
     dimensions Observability groups and filters by, so a 90-day view reads a few thousand

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from core.formatting import dollars
 
 _DASHES = ("solid", "dot", "dash", "dashdot")
+WEBGL_POINTS = 2000
 
 
 def bars(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str) -> go.Figure:
@@ -33,15 +34,18 @@ def lines(
     keys = [color] if dash is None else [color, dash]
     styles = {value: _DASHES[i % len(_DASHES)] for i, value in enumerate(frame[dash].unique())} if dash else {}
     traces = []
+    # Past a few thousand points the browser draws SVG lines slowly: WebGL, and no markers.
+    many = len(frame) > WEBGL_POINTS
+    trace = go.Scattergl if many else go.Scatter
     for key, part in frame.sort_values(x, kind="stable").groupby(keys, sort=False):
         name, style = (key[0], styles[key[1]]) if dash else (key[0] if isinstance(key, tuple) else key, "solid")
         label = f"{name} ({key[1]})" if dash else str(name)
         traces.append(
-            go.Scatter(
+            trace(
                 x=part[x].tolist(),
                 y=part[y].tolist(),
                 name=label,
-                mode="lines+markers" if markers else "lines",
+                mode="lines+markers" if markers and not many else "lines",
                 line={"dash": style},
             )
         )
