@@ -28,7 +28,8 @@ from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
 
@@ -48,23 +49,25 @@ class _Compiled:
 class Prebuilt:
     """`statement` run on the driver's cursor; see the module's story for what is kept."""
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         self._statement = statement
         self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
 
     def execute(self, connection: Connection, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
         """Run the statement for one row of parameters or for each of many (one executemany);
         returns the driver's row count (rows changed, for an UPDATE or DELETE)."""
-        return self._run(connection, rows, fetch=False)
+        count: int = self._run(connection, rows, fetch=False)
+        return count
 
     def fetchall(self, connection: Connection, row: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run a statement with RETURNING (or a SELECT) for one row of parameters; the rows it
         returns as the driver gives them (no type conversion: for integer and text columns)."""
-        return self._run(connection, row, fetch=True)
+        found: list[tuple[Any, ...]] = self._run(connection, row, fetch=True)
+        return found
 
     def _run(self, connection: Connection, rows: Any, *, fetch: bool) -> Any:
         many = not isinstance(rows, Mapping)
-        batch: Sequence[Mapping[str, Any]] = rows if many else [rows]  # type: ignore[assignment, list-item]
+        batch: Sequence[Mapping[str, Any]] = rows if many else [rows]
         if not batch:
             return 0
         columns = tuple(batch[0]) if isinstance(self._statement, Insert) else None
@@ -73,7 +76,7 @@ class Prebuilt:
             compiled = self._compiled[connection.dialect.name, columns] = self._compile(connection.dialect, columns)
         if columns is not None and any(len(row) != len(columns) for row in batch):
             raise ValueError("every row of one prebuilt INSERT must name the same columns")
-        parameters = [compiled.parameters(row) for row in batch]
+        parameters: list[Any] = [compiled.parameters(row) for row in batch]
         if not connection.in_transaction():
             connection.begin()
         raw = connection.connection
@@ -102,12 +105,12 @@ class Prebuilt:
 
     def _compile(self, dialect: Dialect, columns: tuple[str, ...] | None) -> _Compiled:
         compiled = self._statement.compile(dialect=dialect, column_keys=list(columns) if columns else None)
-        if (
-            getattr(compiled, "insert_prefetch", None)
-            or getattr(compiled, "update_prefetch", None)
-            or compiled.escaped_bind_names
-        ):
+        if not isinstance(compiled, SQLCompiler):
+            raise ValueError(f"not a SQL statement to prebuild: {compiled}")
+        if compiled.insert_prefetch or compiled.update_prefetch or compiled.escaped_bind_names:
             raise ValueError(f"not a statement to prebuild (Python-side defaults or escaped names): {compiled}")
-        names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
-        processors = {name: proc for name, proc in compiled._bind_processors.items() if callable(proc)}
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+        processors: dict[str, Callable[[Any], Any]] = {
+            name: proc for name, proc in compiled._bind_processors.items() if callable(proc)
+        }
         return _Compiled(compiled.string, names, processors, compiled.positional)
