@@ -34,13 +34,23 @@ from sqlalchemy.sql.dml import Insert
 
 
 class _Compiled:
-    __slots__ = ("sql", "names", "processors", "positional")
+    __slots__ = ("sql", "names", "processors", "positional", "fixed")
 
-    def __init__(self, sql: str, names: tuple[str, ...], processors: dict[str, Callable[[Any], Any]], positional: bool):
+    def __init__(
+        self,
+        sql: str,
+        names: tuple[str, ...],
+        processors: dict[str, Callable[[Any], Any]],
+        positional: bool,
+        fixed: dict[str, Any],
+    ) -> None:
         self.sql, self.names, self.processors, self.positional = sql, names, processors, positional
+        self.fixed = fixed  # the values written into the statement itself (`attempts + 1`)
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         processors = self.processors
+        if self.fixed:
+            row = {**self.fixed, **row}
         if self.positional:
             return tuple(processors[name](row[name]) if name in processors else row[name] for name in self.names)
         return {name: processors[name](row[name]) if name in processors else row[name] for name in self.names}
@@ -113,4 +123,5 @@ class Prebuilt:
         processors: dict[str, Callable[[Any], Any]] = {
             name: proc for name, proc in compiled._bind_processors.items() if callable(proc)
         }
-        return _Compiled(compiled.string, names, processors, compiled.positional)
+        fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required and name in names}
+        return _Compiled(compiled.string, names, processors, compiled.positional, fixed)
