@@ -30,6 +30,7 @@ GROUND = {
     "paging",
     "formatting",
     "background",
+    "prebuilt",
 }
 # Lowest first: a context may import only contexts before it in this list.
 ORDER = [

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, text
 from sqlmodel import Session
 
+from core.prebuilt import Prebuilt
+
 GENESIS_HASH = "0" * 64
 # Names the canonical form; part of every hashed payload so it can evolve.
 FORMAT = "qa1|"
@@ -200,8 +202,12 @@ def row_hash(row: tuple) -> str:
 
 
 # Built once: they run on every audited change (every gateway call).
-_ADVANCE = text("UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, head_hash")
-_SET_HEAD = text("UPDATE audit_head SET head_hash = :h WHERE id = 1")
+_ADVANCE = Prebuilt(text("UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, head_hash"))
+_SET_HEAD = Prebuilt(text("UPDATE audit_head SET head_hash = :h WHERE id = 1"))
+
+
+def _connection(session: Session | Connection) -> Connection:
+    return session.connection() if isinstance(session, Session) else session
 
 
 def advance_head(session: Session | Connection, count: int = 1) -> tuple[int, str]:
@@ -212,15 +218,15 @@ def advance_head(session: Session | Connection, count: int = 1) -> tuple[int, st
     """
     if count < 1:
         raise ValueError("advance_head takes at least one seq")
-    row = session.execute(_ADVANCE, {"n": count}).first()
-    if row is None:
+    rows = _ADVANCE.fetchall(_connection(session), {"n": count})
+    if not rows:
         _create_head(session)
-        row = session.execute(_ADVANCE, {"n": count}).one()
-    return int(row[0]) - count + 1, str(row[1])
+        rows = _ADVANCE.fetchall(_connection(session), {"n": count})
+    return int(rows[0][0]) - count + 1, str(rows[0][1])
 
 
 def set_head_hash(session: Session | Connection, head_hash: str) -> None:
-    session.execute(_SET_HEAD, {"h": head_hash})
+    _SET_HEAD.execute(_connection(session), {"h": head_hash})
 
 
 def _create_head(session: Session | Connection) -> None:

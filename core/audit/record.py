@@ -29,6 +29,7 @@ from core.guardrails.fields import text_fields, with_texts
 from core.guardrails.secrets import find_secrets, mask_secrets
 from core.models.audit import AuditEvent
 from core.permissions import Actor
+from core.prebuilt import Prebuilt
 
 if TYPE_CHECKING:
     from core.audit.query import EventRow
@@ -86,7 +87,7 @@ def record(
     return event
 
 
-_INSERT_EVENT = insert(AuditEvent.__table__)
+_INSERT_EVENTS = Prebuilt(insert(AuditEvent.__table__))  # every gateway batch chains its events with it
 
 
 def record_rows(session: Session, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,7 +106,7 @@ def record_rows(session: Session, events: Sequence[dict[str, Any]]) -> list[dict
         digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
         rows.append({"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields})
         prev_hash = digest
-    connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+    _INSERT_EVENTS.execute(connection, rows)
     audit_chain.set_head_hash(connection, prev_hash)
     audit_checkpoints.note_events(session, first, first + len(rows) - 1)
     for row in rows:

@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from core.budgets import periods
 from core.models.budgets import Budget, BudgetHold, BudgetPeriod, UsageRecord
+from core.prebuilt import Prebuilt
 
 PERIOD = BudgetPeriod.__table__
 HOLD = BudgetHold.__table__
@@ -122,8 +123,9 @@ def _reserve_statement(money_cap: bool, token_cap: bool):
 
 
 # Built once: constructing a statement costs more Python time than SQLite takes to run it.
-_RESERVE = {(m, t): _reserve_statement(m, t) for m in (False, True) for t in (False, True)}
-_ADD = (
+# Prebuilt (core.prebuilt): the admission and the settle run them for every call or batch.
+_RESERVE = {(m, t): Prebuilt(_reserve_statement(m, t)) for m in (False, True) for t in (False, True)}
+_ADD = Prebuilt(
     update(PERIOD)
     .where(PERIOD.c.budget_id == bindparam("b_id"), PERIOD.c.period_key == bindparam("b_key"))
     .values(
@@ -144,7 +146,7 @@ _TAKE_HOLDS_MANY = (
     .where(HOLD.c.reservation_id.in_(bindparam("r_ids", expanding=True)))
     .returning(HOLD.c.reservation_id, HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
 )
-_INSERT_HOLD = insert(HOLD)
+_INSERT_HOLD = Prebuilt(insert(HOLD))
 
 
 def try_reserve(session: Session | Connection, budget: Budget, key: str, micro: int, tokens: int) -> bool:
@@ -157,7 +159,7 @@ def try_reserve(session: Session | Connection, budget: Budget, key: str, micro: 
     if token_cap:
         params["b_cap_tokens"] = budget.cap_tokens
     # The transaction's Connection: the ORM's execute path costs more than the UPDATE.
-    return connection_of(session).execute(_RESERVE[money_cap, token_cap], params).rowcount == 1
+    return _RESERVE[money_cap, token_cap].execute(connection_of(session), params) == 1
 
 
 def add(
@@ -171,8 +173,8 @@ def add(
     spent_tokens: int = 0,
 ) -> Counter | None:
     """Move a counter unconditionally (settling, releasing, sweeping); the counter after, None if no row."""
-    row = session.execute(
-        _ADD,
+    rows = _ADD.fetchall(
+        connection_of(session),
         {
             "b_id": budget_id,
             "b_key": key,
@@ -181,13 +183,13 @@ def add(
             "d_spent_micro": spent_micro,
             "d_spent_tokens": spent_tokens,
         },
-    ).first()
-    return Counter(*row) if row else None
+    )
+    return Counter(*rows[0]) if rows else None
 
 
 def insert_holds(session: Session | Connection, rows: list[dict]) -> None:
     """Record a reservation's holds (one per budget) with one Core statement."""
-    connection_of(session).execute(_INSERT_HOLD, rows)
+    _INSERT_HOLD.execute(connection_of(session), rows)
 
 
 def take_holds(session: Session | Connection, reservation_id: str) -> dict[int, tuple[str, int, int]]:

@@ -20,10 +20,12 @@ from core.budgets.config import BudgetRule as Budget
 from core.budgets.pricing import Usage, cost_micro
 from core.budgets.reservations import Reservation, current_budgets, current_price_book
 from core.models.budgets import UsageRecord
+from core.prebuilt import Prebuilt
 
 LEDGER = UsageRecord.__table__
 _INSERT_LEDGER = insert(LEDGER).returning(LEDGER.c.id)
-_INSERT_LEDGER_PLAIN = insert(LEDGER)  # no RETURNING when the caller has no use for the id
+# No RETURNING when the caller has no use for the id; prebuilt: it runs for every settled batch.
+_INSERT_LEDGER_PLAIN = Prebuilt(insert(LEDGER))
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,8 @@ def settle_many(*, session: Session, settlements: Sequence[Settlement]) -> list[
     _settle_counters(
         session, [(s.reservation, row["cost_micro"], _tokens(s)) for s, row in zip(settlements, rows, strict=True)]
     )
-    # A Core insert on the transaction's Connection: the ORM layers cost more than the write here.
-    session.connection().execute(_INSERT_LEDGER_PLAIN, rows[0] if len(rows) == 1 else rows)
+    # On the transaction's Connection, prebuilt: the ORM's and Core's layers cost more than the write here.
+    _INSERT_LEDGER_PLAIN.execute(session.connection(), rows)
     return rows
 
 

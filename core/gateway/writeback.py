@@ -28,6 +28,7 @@ from core.gateway import cache
 from core.gateway.catches import write_catches
 from core.gateway.ports import BudgetGate, CallOutcome, Reservation
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
+from core.prebuilt import Prebuilt
 from core.retention.payloads import minimized_payload
 from core.retention.rules import payload_storage_mode
 
@@ -69,17 +70,13 @@ class SettledCall:
 
 Writer = Callable[[Session, Sequence[SettledCall]], None]
 
-_INSERT_CALL = insert(GatewayCall.__table__)
-_INSERT_PAYLOAD = insert(StoredPayload.__table__)
-
-
-def _many(rows: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
-    # One row as a plain execute: an executemany of one costs more in the driver.
-    return rows[0] if len(rows) == 1 else rows
+# Prebuilt: run for every batch, where SQLAlchemy's execution layer cost more than the INSERT.
+_INSERT_CALL = Prebuilt(insert(GatewayCall.__table__))
+_INSERT_PAYLOAD = Prebuilt(insert(StoredPayload.__table__))
 
 
 def write_calls(session: Session, calls: Sequence[SettledCall]) -> None:
-    session.connection().execute(_INSERT_CALL, _many([c.row for c in calls]))
+    _INSERT_CALL.execute(session.connection(), [c.row for c in calls])
 
 
 def write_payloads(session: Session, calls: Sequence[SettledCall]) -> None:
@@ -107,7 +104,7 @@ def write_payloads(session: Session, calls: Sequence[SettledCall]) -> None:
                 }
             )
     if rows:
-        connection.execute(_INSERT_PAYLOAD, _many(rows))
+        _INSERT_PAYLOAD.execute(connection, rows)
 
 
 def write_holds(session: Session, calls: Sequence[SettledCall]) -> None:

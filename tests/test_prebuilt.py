@@ -1,0 +1,118 @@
+"""Prebuilt statements (core/prebuilt.py) behave as Connection.execute does, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, event, exc, insert, select, update
+
+from core import db
+from core.models.gateway import GatewayCall
+from core.prebuilt import Prebuilt
+
+CALLS = GatewayCall.__table__
+WHEN = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+
+
+def _row(request_id: str, **changes) -> dict:
+    row = {
+        "request_id": request_id,
+        "created_at": WHEN,
+        "team_id": None,
+        "key_id": 7,
+        "actor": "key:7",
+        "endpoint": "chat",
+        "model": "gpt-4o-mini",
+        "prompt_name": None,
+        "prompt_version": None,
+        "status": "ok",
+        "http_status": 200,
+        "rule": None,
+        "stream": False,
+        "cache_hit": True,
+        "simulated": True,
+        "attempts": 1,
+        "input_tokens": 12,
+        "output_tokens": 30,
+        "usage_estimated": False,
+        "cost_micro": 27,
+        "latency_ms": 7.5,
+        "upstream_ms": 5.25,
+        "response_id": None,
+    }
+    return {**row, **changes}
+
+
+def _stored(request_id: str):
+    with db.get_engine().connect() as connection:
+        return connection.execute(select(GatewayCall).where(CALLS.c.request_id == request_id)).one()
+
+
+def test_rows_written_through_a_prebuilt_insert_read_back_as_those_written_by_core(db_url):
+    prebuilt = Prebuilt(insert(CALLS))
+    with db.get_engine().begin() as connection:
+        prebuilt.execute(connection, _row("one"))
+        prebuilt.execute(connection, [_row("two", team_id=3), _row("three", stream=True, cache_hit=False)])
+        connection.execute(insert(CALLS), _row("core"))
+    fast, core = _stored("one"), _stored("core")
+    # Times, flags, nulls and decimals come back exactly as through SQLAlchemy's own path.
+    assert (fast.created_at, fast.cache_hit, fast.team_id, fast.latency_ms) == (WHEN, True, None, 7.5)
+    assert fast._mapping.keys() == core._mapping.keys()
+    assert {k: v for k, v in fast._mapping.items() if k not in ("id", "request_id")} == {
+        k: v for k, v in core._mapping.items() if k not in ("id", "request_id")
+    }
+    assert (_stored("two").team_id, _stored("three").stream) == (3, True)
+
+
+def test_a_driver_error_is_sqlalchemys_own_and_the_transaction_rolls_back_whole(db_url):
+    prebuilt = Prebuilt(insert(CALLS))
+    with db.get_engine().begin() as connection:
+        prebuilt.execute(connection, _row("taken"))
+    with pytest.raises(exc.IntegrityError), db.get_engine().begin() as connection:
+        prebuilt.execute(connection, _row("new"))
+        prebuilt.execute(connection, _row("taken"))  # request_id is unique
+    with db.get_engine().connect() as connection:
+        assert connection.execute(select(CALLS.c.request_id)).scalars().all() == ["taken"]
+
+
+def test_rows_that_differ_in_columns_or_leave_a_default_to_python_are_refused(db_url):
+    prebuilt = Prebuilt(insert(CALLS))
+    with db.get_engine().begin() as connection:
+        with pytest.raises(ValueError, match="same columns"):
+            prebuilt.execute(connection, [_row("a"), {**_row("b"), "rule": None, "extra": 1}])
+        without_time = {k: v for k, v in _row("c").items() if k != "created_at"}
+        with pytest.raises(ValueError, match="Python-side defaults"):
+            prebuilt.execute(connection, without_time)  # its default (the clock) is SQLAlchemy's to fill
+        assert prebuilt.execute(connection, []) == 0
+
+
+def test_updates_count_their_rows_returning_gives_rows_and_listeners_see_each_statement(db_url):
+    seen: list[str] = []
+    engine = db.get_engine()
+
+    def note(_conn, _cursor, statement, *_rest) -> None:
+        seen.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with engine.begin() as connection:
+            Prebuilt(insert(CALLS)).execute(connection, [_row("a"), _row("b")])
+            bump = Prebuilt(
+                update(CALLS)
+                .where(CALLS.c.request_id == bindparam("r"), CALLS.c.attempts < bindparam("most"))
+                .values(attempts=CALLS.c.attempts + 1)
+            )
+            assert bump.execute(connection, {"r": "a", "most": 5}) == 1
+            assert bump.execute(connection, {"r": "a", "most": 2}) == 0  # the condition no longer holds
+            taken = Prebuilt(
+                update(CALLS)
+                .where(CALLS.c.request_id == bindparam("r"))
+                .values(attempts=CALLS.c.attempts + 1)
+                .returning(CALLS.c.request_id, CALLS.c.attempts)
+            )
+            assert taken.fetchall(connection, {"r": "b"}) == [("b", 2)]
+            assert taken.fetchall(connection, {"r": "missing"}) == []
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert seen == ["INSERT", "UPDATE", "UPDATE", "UPDATE", "UPDATE"]
