@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from core import demo
+from datetime import UTC, datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from core import clock, demo
 from core.anomalies import alerts, run
+from core.db import table_of
+from core.finance import reconcile
+from core.models.budgets import UsageRecord
 
 
 def test_the_demo_opens_true_alerts_on_first_start(session):
@@ -17,3 +24,25 @@ def test_the_demo_opens_true_alerts_on_first_start(session):
     assert all("Team " in v.sentence and "its usual for a" in v.sentence for v in spend)
     # Nothing else in the demo's ordinary traffic pages anyone.
     assert {v.team for v in views} <= {"Marketing", "Legal"}
+
+
+def test_the_demos_incidents_are_on_the_providers_bill_whatever_the_hour(session):
+    """Seeded just after midnight, the incidents fall on yesterday, which the demo reconciles:
+    the provider's simulated bill holds them at the price book's prices, so the day matches."""
+    real_now = datetime.now(UTC)
+    just_after_midnight = datetime.combine(real_now.date(), time(0, 30), tzinfo=UTC)
+    offset = just_after_midnight - real_now
+    clock.set_clock(lambda: datetime.now(UTC) + offset)
+    demo.seed(session)
+    session.rollback()
+    yesterday = just_after_midnight.date() - timedelta(days=1)
+    incidents = session.execute(
+        select(func.count()).where(
+            table_of(UsageRecord).c.model == "gpt-4.1",
+            table_of(UsageRecord).c.occurred_at >= datetime.combine(yesterday, time(20), tzinfo=UTC),
+        )
+    ).scalar()
+    assert incidents > 300  # Marketing's runaway hour is on yesterday's bill
+    [day] = reconcile.reconcile_days(actor=run.SYSTEM, first=yesterday, last=yesterday)
+    assert day.status == "matched", day.message  # to the reconciliation's rounding tolerance
+    assert day.quorum_micro > 30_000_000  # the incident's $38 is in it

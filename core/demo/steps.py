@@ -22,6 +22,7 @@ STEPS: list[Callable[[Session], None]] = [
     seed_gateway,
     seed_experiments,
     seed_retention,
-    seed_finance,
+    # The incidents are ledger rows the provider billed too: finance's bill is made after them.
     seed_anomalies,
+    seed_finance,
 ]
