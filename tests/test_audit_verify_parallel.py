@@ -150,7 +150,9 @@ def test_an_sqlite_files_ranges_are_checked_in_worker_processes_that_find_what_t
     assert parallel.lines() == serial.lines() == ["seq 8: modified: its content does not match its hash"]
 
 
-def test_a_worker_process_that_died_leaves_the_verdict_to_the_serial_walk(session, monkeypatch):
+def test_a_worker_process_that_died_is_replaced_and_one_that_fails_leaves_the_verdict_to_the_serial_walk(
+    session, monkeypatch
+):
     if db.get_engine().dialect.name != "sqlite":
         pytest.skip("only SQLite's ranges are checked in worker processes")
     monkeypatch.setattr(audit_ranges, "MIN_RANGE", 3)
@@ -158,8 +160,15 @@ def test_a_worker_process_that_died_leaves_the_verdict_to_the_serial_walk(sessio
     assert run(session, 2).ok
     for pid in range_processes.worker_pids():
         os.kill(pid, signal.SIGKILL)
-    time.sleep(0.2)  # the pool notices its workers are gone
+    time.sleep(0.2)
     result = run(session, 2)
-    assert result.ok and result.events == 12 and result.ranges == 0  # verified by the serial walk
-    again = run(session, 2)
-    assert again.ok and again.ranges == 4  # a new pool of workers
+    assert result.ok and result.events == 12 and result.ranges == 4  # new workers took the ranges
+
+    def broken(worker, request):
+        raise range_processes.WorkerFailed("the worker ended (exit status -9)")
+
+    sql("UPDATE audit_event SET target_id = 'forged' WHERE seq = 8")
+    monkeypatch.setattr(range_processes, "_ask", broken)
+    failed = run(session, 2)
+    assert failed.ranges == 0  # the serial walk gave the verdict
+    assert failed.lines() == ["seq 8: modified: its content does not match its hash"]

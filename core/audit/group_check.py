@@ -16,8 +16,11 @@ the range row by row, or leaves it to the serial walk.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
+import sys
 from itertools import accumulate
+from typing import IO
 
 SOUND, UNSOUND, REBUILD = "sound", "unsound", "rebuild"
 
@@ -83,3 +86,23 @@ def check_file_range(
     if verdict != SOUND or first_link is None or last_hash is None:
         return verdict, None, None
     return verdict, first_link.decode(), last_hash.decode()
+
+
+def serve(requests: IO[str], replies: IO[str]) -> None:
+    """Answer range checks, one JSON line in, one out, until the input ends (a worker process's loop).
+
+    A request is [path, query, first, last, group, {seq: head hash}]; a reply is
+    [verdict, first link, last hash] or ["error", what went wrong].
+    """
+    for line in requests:
+        try:
+            path, query, first, last, group, checkpoints = json.loads(line)
+            reply = list(check_file_range(path, query, first, last, group, {int(k): v for k, v in checkpoints.items()}))
+        except Exception as error:  # reported to the caller, which leaves the verdict to the serial walk
+            reply = ["error", f"{type(error).__name__}: {error}"]
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin, sys.stdout)

@@ -7,56 +7,88 @@ standard library only) and reads a snapshot of its own, taken after the caller's
 stop at the caller's last seq and the log only grows past its end, so a range sound in a
 worker's snapshot holds the same events as the caller's (core.audit.ranges says more).
 
-The pool is started on first use with the "spawn" method (forking a process that runs threads,
-as the Streamlit server does, can copy a lock some other thread holds) and kept for the life of
-the process, so that only the first verification pays for starting it. A verification never
-has more ranges in flight than its `workers`, whatever the pool's size.
+A worker is a plain `python -m core.audit.group_check` that answers one JSON line per range on
+its standard input and output, not a multiprocessing child: those import the caller's main
+script again (with "spawn") or copy a process whose other threads may hold locks (with "fork"),
+and a script without an `if __name__ == "__main__"` guard would run once more in each of them.
+Workers are started on first use and kept for the life of the process, so that only the first
+verification pays for starting them; a verification uses at most `workers` at once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
+import os
+import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from core.audit.group_check import REBUILD, SOUND, check_file_range
+import core
+from core.audit.group_check import REBUILD, SOUND
 
 log = logging.getLogger(__name__)
 
+_idle: queue.SimpleQueue[subprocess.Popen] = queue.SimpleQueue()
 _lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
-_pool_size = 0
+_started: list[subprocess.Popen] = []
 
 
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    global _pool, _pool_size
+class WorkerFailed(Exception):
+    """A worker process died or answered something other than a verdict."""
+
+
+def _start() -> subprocess.Popen:
+    root = str(Path(core.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "core.audit.group_check"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,
+    )
     with _lock:
-        if _pool is None or _pool_size < workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-            _pool_size = workers
-        return _pool
+        _started[:] = [w for w in _started if w.poll() is None]
+        _started.append(worker)
+    return worker
 
 
-def _forget(pool: ProcessPoolExecutor) -> None:
-    """Drop a pool that broke (a worker killed): the next verification starts a new one."""
-    global _pool, _pool_size
-    with _lock:
-        if _pool is pool:
-            _pool, _pool_size = None, 0
-    pool.shutdown(wait=False, cancel_futures=True)
+def _take() -> subprocess.Popen:
+    while True:
+        try:
+            worker = _idle.get_nowait()
+        except queue.Empty:
+            return _start()
+        if worker.poll() is None:
+            return worker
+
+
+def _ask(worker: subprocess.Popen, request: list) -> list:
+    assert worker.stdin is not None and worker.stdout is not None
+    try:
+        worker.stdin.write(json.dumps(request) + "\n")
+        worker.stdin.flush()
+        reply = worker.stdout.readline()
+    except OSError as error:
+        raise WorkerFailed(f"the worker's pipe broke: {error}") from error
+    if not reply:
+        raise WorkerFailed(f"the worker ended (exit status {worker.wait()})")
+    answer = json.loads(reply)
+    if answer[0] == "error":
+        raise WorkerFailed(answer[1])
+    return answer
 
 
 def worker_pids() -> list[int]:
-    """The worker processes' ids (the benchmark adds up their CPU time)."""
+    """The live worker processes' ids (the benchmark adds up their CPU time)."""
     with _lock:
-        processes = getattr(_pool, "_processes", None) or {}
-        return list(processes)
+        return [worker.pid for worker in _started if worker.poll() is None]
 
 
 # (first, last, sound, first link, last hash); None: the range needs its rows checked one by one.
@@ -76,35 +108,51 @@ def check_in_processes(
     """Check `ranges` of the SQLite file at `path`, at most `workers` at once, in worker processes.
 
     `on_done(first, last, outcome)` runs on the caller's thread as each range finishes and says
-    whether to go on; the first range it stops on (or any failure of the pool) ends the run, and
+    whether to go on; the first range it stops on (or any failure of a worker) ends the run, and
     the ranges not reported are left to the caller, who counts them as unsound.
     """
-    pool = _process_pool(workers)
-    todo = list(reversed(ranges))
-    running: dict[Future, tuple[int, int]] = {}
+    todo: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+    for item in ranges:
+        todo.put(item)
+    finished: queue.SimpleQueue[tuple[int, int, Outcome] | BaseException] = queue.SimpleQueue()
+    stop = threading.Event()
 
-    def submit() -> None:
-        first, last = todo.pop()
-        wanted = {seq: head for seq, head in checkpoints.items() if first <= seq <= last}
-        running[pool.submit(check_file_range, str(path), query, first, last, group, wanted)] = (first, last)
+    def drive() -> None:
+        """One worker process, fed ranges from this thread until none is left or the run stops."""
+        worker = None
+        try:
+            worker = _take()
+            while not stop.is_set():
+                try:
+                    first, last = todo.get_nowait()
+                except queue.Empty:
+                    break
+                wanted = {seq: head for seq, head in checkpoints.items() if first <= seq <= last}
+                verdict, first_link, last_hash = _ask(worker, [str(path), query, first, last, group, wanted])
+                outcome = None if verdict == REBUILD else (first, last, verdict == SOUND, first_link, last_hash)
+                finished.put((first, last, outcome))
+            _idle.put(worker)
+        except Exception as error:
+            if worker is not None:
+                worker.kill()  # its state is unknown: a new one starts next time
+                worker.wait()
+            finished.put(error)
 
-    try:
-        while todo and len(running) < workers:
-            submit()
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                first, last = running.pop(future)
-                verdict, first_link, last_hash = future.result()
-                outcome: Outcome = (
-                    None if verdict == REBUILD else (first, last, verdict == SOUND, first_link, last_hash)
-                )
-                if not on_done(first, last, outcome):
-                    return
-                if todo:
-                    submit()
-    except BrokenProcessPool:  # a worker died (killed, out of memory): the serial walk has the last word
-        log.warning("a worker process of the audit verification died; verifying serially", exc_info=True)
-        _forget(pool)
-    except Exception:  # the serial walk that follows reads the same rows and says what is wrong
-        log.warning("a range check of the audit chain failed in a worker process; verifying serially", exc_info=True)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-verify") as threads:
+        running = [threads.submit(drive) for _ in range(min(workers, len(ranges)))]
+        reported = 0
+        while reported < len(ranges):
+            try:
+                item = finished.get(timeout=0.1)
+            except queue.Empty:
+                if all(f.done() for f in running) and finished.empty():
+                    return  # stopped: the ranges not reported are the caller's to count as unsound
+                continue
+            if isinstance(item, BaseException):
+                # The serial walk that follows reads the same rows and says what is wrong.
+                log.warning("a worker process of the audit verification failed; verifying serially: %s", item)
+                stop.set()
+                continue
+            reported += 1
+            if not stop.is_set() and not on_done(*item):
+                stop.set()
