@@ -41,7 +41,8 @@ def backend_cpu(engine):
     if engine.dialect.name != "postgresql":
         return 0.0
     with engine.connect() as conn:
-        pids = [r[0] for r in conn.exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        pids = [r[0] for r in conn.exec_driver_sql(query)]
     total = 0.0
     for pid in pids:
         try:
