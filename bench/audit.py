@@ -200,13 +200,23 @@ def copy_to_postgres(source: Path, url: str, count: int) -> None:
 
 
 def _backend_cpu(engine) -> float:
-    """CPU seconds used so far by this database's PostgreSQL backends (on this host), 0 elsewhere."""
+    """CPU seconds used so far by this database's PostgreSQL backends (on this host), or by the
+    verifier's worker processes on SQLite."""
     if engine.dialect.name != "postgresql":
-        return 0.0
+        try:
+            from core.audit.range_processes import worker_pids
+        except ImportError:  # before ranges were checked in processes
+            return 0.0
+        return _cpu_of(worker_pids())
     with engine.connect() as conn:
         pids = [
             r[0] for r in conn.exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
         ]
+    return _cpu_of(pids)
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user and system) used so far by the processes `pids`."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
@@ -234,7 +244,8 @@ def bench_verify(engine, label: str, **options) -> None:
         server = _backend_cpu(engine) - server
     assert result.ok, result.lines()[:5]
     # CPU time too: on a shared machine the wall clock also counts other processes' turns.
-    database = f", of which the database {server:.2f} s" if server else ""
+    where = "the database" if engine.dialect.name == "postgresql" else "worker processes"
+    database = f", of which {where} {server:.2f} s" if server else ""
     if getattr(result, "ranges", 0):
         label += f" ({result.ranges} ranges)"
     print(

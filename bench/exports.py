@@ -36,6 +36,24 @@ def rss():
         return int(statm.read().split()[1]) * PAGE
 
 
+def backend_cpu(engine):
+    # PostgreSQL builds the lines on backend processes: their CPU is part of the export's cost.
+    if engine.dialect.name != "postgresql":
+        return 0.0
+    with engine.connect() as conn:
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        pids = [r[0] for r in conn.exec_driver_sql(query)]
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 url, fmt, out = sys.argv[1:4]
 engine = db.get_engine(url)
 actor = Actor.system("bench")
@@ -51,12 +69,14 @@ with db.session(engine) as session:
     sampler = threading.Thread(target=sample, daemon=True)
     before = rss()
     sampler.start()
+    server = backend_cpu(engine)
     wall, cpu = time.perf_counter(), time.process_time()
     rows = exports.write_file(export.prepare(session=session, actor=actor, filters=AuditFilter(), fmt=fmt), out)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    server = backend_cpu(engine) - server
     done.set()
 print(json.dumps({
-    "rows": rows, "wall": wall, "cpu": cpu, "grew_mb": (max(peak) - before) / 2**20,
+    "rows": rows, "wall": wall, "cpu": cpu, "server": server, "grew_mb": (max(peak) - before) / 2**20,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "size_mb": os.path.getsize(out) / 2**20,
 }))
@@ -132,7 +152,10 @@ def main() -> None:
         r = run(url, fmt, path.parent / f"export.{fmt}")
         print(
             f"  {fmt:<5} {r['rows']:,} rows, {r['size_mb']:,.0f} MB: {r['rows'] / r['wall']:,.0f} rows/s "
-            f"({r['rows'] / r['cpu']:,.0f} per CPU-second); peak RSS {r['peak_rss_mb']:.0f} MB, "
+            f"({r['rows'] / (r['cpu'] + r.get('server', 0)):,.0f} per CPU-second = "
+            f"{(r['cpu'] + r.get('server', 0)) / r['rows'] * 1e6:.2f} CPU-µs per row"
+            + (f", of which the database {r['server']:.2f} s" if r.get("server") else "")
+            + f", load average {os.getloadavg()[0]:.1f}); peak RSS {r['peak_rss_mb']:.0f} MB, "
             f"grew {r['grew_mb']:.1f} MB while writing"
         )
 

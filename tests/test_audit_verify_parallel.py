@@ -7,12 +7,17 @@ which no single range can see, are attacked on their own.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from core import db
 from core.audit import chain as audit_chain
+from core.audit import range_processes
 from core.audit import ranges as audit_ranges
 from core.audit import verify as audit_verify
 from core.settings import reset_settings
@@ -130,3 +135,40 @@ def test_the_databases_range_check_hashes_every_event_and_finds_an_edit_that_kep
     with db.get_engine().connect() as conn:
         assert audit_ranges._vector_range(conn, 2, 9, {}) == audit_ranges.RangeReport(2, 9, False)
         assert audit_ranges._vector_range(conn, 8, 10, {}).sound  # the events after it are untouched
+
+
+def test_an_sqlite_files_ranges_are_checked_in_worker_processes_that_find_what_the_walk_finds(session, monkeypatch):
+    if db.get_engine().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's ranges are checked by its own backends, from threads")
+    monkeypatch.setattr(audit_ranges, "MIN_RANGE", 3)
+    add_events(session, 12)
+    assert run(session, 2).ok
+    workers = range_processes.worker_pids()
+    assert workers and os.getpid() not in workers
+    sql("UPDATE audit_event SET target_id = 'forged' WHERE seq = 8")
+    serial, parallel = run(session, 1), run(session, 2)
+    assert parallel.lines() == serial.lines() == ["seq 8: modified: its content does not match its hash"]
+
+
+def test_a_worker_process_that_died_is_replaced_and_one_that_fails_leaves_the_verdict_to_the_serial_walk(
+    session, monkeypatch
+):
+    if db.get_engine().dialect.name != "sqlite":
+        pytest.skip("only SQLite's ranges are checked in worker processes")
+    monkeypatch.setattr(audit_ranges, "MIN_RANGE", 3)
+    add_events(session, 12)
+    assert run(session, 2).ok
+    for pid in range_processes.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    result = run(session, 2)
+    assert result.ok and result.events == 12 and result.ranges == 4  # new workers took the ranges
+
+    def broken(worker, request):
+        raise range_processes.WorkerFailed("the worker ended (exit status -9)")
+
+    sql("UPDATE audit_event SET target_id = 'forged' WHERE seq = 8")
+    monkeypatch.setattr(range_processes, "_ask", broken)
+    failed = run(session, 2)
+    assert failed.ranges == 0  # the serial walk gave the verdict
+    assert failed.lines() == ["seq 8: modified: its content does not match its hash"]

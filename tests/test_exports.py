@@ -108,6 +108,26 @@ def test_a_tampered_payload_that_is_not_json_is_exported_as_the_text_stored(sess
             assert '"not {json"' in last
 
 
+def test_a_payload_that_is_not_json_midway_leaves_every_other_line_as_it_was(session, events, monkeypatch):
+    """In batches of three, the database's lines stop at the tampered event; the rest still follow, once each."""
+    from tests.audit_helpers import sql
+
+    monkeypatch.setattr(exports, "BATCH_ROWS", 3)
+    monkeypatch.setattr(audit_export, "BATCH_ROWS", 3)
+    want = expected_records(session, AuditFilter())
+    middle = want[7]["seq"]
+    sql("UPDATE audit_event SET after_json = 'not {json' WHERE seq = :s", {"s": middle})
+    want[7]["after"] = "not {json"
+    for fmt in ("jsonl", "csv"):
+        data = audit_export.export_bytes(session=session, actor=SYSTEM, filters=AuditFilter(), fmt=fmt)
+        if fmt == "jsonl":
+            assert parsed(data, fmt) == want
+        else:
+            rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+            assert [int(r["seq"]) for r in rows] == [r["seq"] for r in want]
+            assert rows[7]["after"] == "not {json"
+
+
 @pytest.mark.parametrize("role", [Role.FINANCE, Role.PROMPT_ENGINEER])
 def test_a_reader_without_audit_read_is_refused_before_and_when_the_export_runs(session, directory, role):
     outsider = directory.with_role(role)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from typing import IO
 
-from sqlalchemy import JSON, case, cast, func, select
+from sqlalchemy import Text, case, func, literal_column, select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -145,7 +145,11 @@ def _chunks(session: Session, export: Export, filters: AuditFilter, fmt: str) ->
     if fmt == "csv" and when is not None:
         yield csv_header(FIELDS)
         columns = (_T.seq, _T.event_id, when, *(_T[name] for name in FIELDS[3:8]), _T.before_json, _T.after_json)
-        query = select(csv_line(*columns, _T.prev_hash, _T.hash, dialect=dialect)).where(*where).order_by(_T.seq)
+        query = (
+            select(csv_line(*columns, _T.prev_hash, _T.hash, dialect=dialect, single_table=True))
+            .where(*where)
+            .order_by(_T.seq)
+        )
         yield from line_chunks(export, text_batches(session, query))
         return
     if fmt == "jsonl" and dialect == "postgresql":
@@ -165,25 +169,79 @@ def _chunks(session: Session, export: Export, filters: AuditFilter, fmt: str) ->
 
 
 def _postgres_json_batches(session: Session, where: list) -> Iterator[list[str]]:
-    """JSON lines built by PostgreSQL, in keyset batches of BATCH_ROWS.
+    """JSON lines built by PostgreSQL, streamed from one statement in batches of BATCH_ROWS.
 
-    `before`/`after` are cast to json, which fails on text that is not JSON (a tampered
-    row): that batch alone is then built in Python, where such text becomes a string.
+    `before`/`after` are cast to json, which fails on text that is not JSON (a tampered row):
+    the statement then stops there, and the rest is read in keyset batches, each on its own
+    (`_postgres_json_pages`), so that only the batches holding such a row are built in Python.
     """
-    pairs = {name: _T[name] for name in ("action", "actor", "event_id", "hash")}
-    pairs.update(
-        after=cast(_T.after_json, JSON),
-        before=cast(_T.before_json, JSON),
-        occurred_at=utc_text(_T.occurred_at, "postgresql"),
-        prev_hash=_T.prev_hash,
-        seq=_T.seq,
-        target_id=_T.target_id,
-        target_type=_T.target_type,
-        team_id=_T.team_id,
-    )
-    fast = select(json_line(dict(sorted(pairs.items())), "postgresql"), _T.seq)
-    slow = select(*(_T[name] for name in _STORED), _T.seq)
+    query = select(_POSTGRES_JSON_LINE).select_from(AuditEvent.__table__).where(*where).order_by(_T.seq)
     after = None
+    batches = text_batches(session, query)
+    try:
+        with session.begin_nested():
+            try:
+                for lines in batches:
+                    yield lines
+                    # The last line's seq read back from its text: one parse per batch rather than a column per row.
+                    after = json.loads(lines[-1])["seq"]
+            finally:
+                batches.close()  # the cursor closes before its savepoint ends, also when the reader stops early
+        return
+    except DBAPIError:
+        pass
+    yield from _postgres_json_pages(session, where, after)
+
+
+def _json_field(key: str, value: str) -> str:
+    return f"""', "{key}" : ' || {value}"""
+
+
+def _json_text(column: str) -> str:
+    return f"CAST(to_json(audit_event.{column}) AS TEXT)"
+
+
+def _json_value(column: str) -> str:
+    return f"coalesce(CAST(CAST(audit_event.{column} AS JSON) AS TEXT), 'null')"
+
+
+# One line per event, keys sorted, in the very form json_build_object() writes (`{"k" : v, ...}`),
+# built with || instead: json_build_object() costs PostgreSQL about half as much again
+# (bench/exports.py). to_json() quotes and escapes text as json_build_object() does; the time
+# is quoted bare because to_char() with this pattern writes only digits, '-', ':', '.', 'T' and 'Z'.
+_POSTGRES_JSON_LINE = literal_column(
+    f"""'{{"action" : ' || {_json_text("action")} || """
+    + " || ".join(
+        (
+            _json_field("actor", _json_text("actor")),
+            _json_field("after", _json_value("after_json")),
+            _json_field("before", _json_value("before_json")),
+            _json_field("event_id", _json_text("event_id")),
+            _json_field("hash", _json_text("hash")),
+            _json_field(
+                "occurred_at",
+                """'"' || to_char(timezone('UTC', audit_event.occurred_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'""",
+            ),
+            _json_field("prev_hash", _json_text("prev_hash")),
+            _json_field("seq", "CAST(audit_event.seq AS TEXT)"),
+            _json_field("target_id", _json_text("target_id")),
+            _json_field("target_type", _json_text("target_type")),
+            _json_field("team_id", "coalesce(CAST(audit_event.team_id AS TEXT), 'null')"),
+        )
+    )
+    + " || '}'",
+    Text,
+)
+
+
+def _postgres_json_pages(session: Session, where: list, after: int | None) -> Iterator[list[str]]:
+    """JSON lines after seq `after` (from the start when None), in keyset batches of BATCH_ROWS.
+
+    Each batch runs in a savepoint of its own: one holding a `before`/`after` that is not JSON
+    (the cast fails) is built in Python, where such text becomes a string.
+    """
+    fast = select(_POSTGRES_JSON_LINE, _T.seq).select_from(AuditEvent.__table__)
+    slow = select(*(_T[name] for name in _STORED), _T.seq)
     while True:
         page = [*where, _T.seq > after] if after is not None else where
         try:
