@@ -262,3 +262,34 @@ def test_a_refused_key_leaves_no_network(server, gateway, session, monkeypatch):
     with pytest.raises(openai.AuthenticationError):
         client(server, "qk_not_a_key").chat.completions.create(model=MODEL, messages=HELLO)
     assert _rows(session) == []
+
+
+# ---- retention: the networks follow the call log's rule -------------------------------------
+
+
+def test_retention_removes_the_key_from_old_networks_or_deletes_them_as_the_call_log(
+    session, directory, support, app_kb
+):
+    from core.retention import enforce, rules
+    from tests.escalation_support import RAFAEL
+    from tests.retention_support import Clock, written
+
+    marketing = team_id(session, "Marketing")
+    crm = add_key(session, marketing, "crm")
+    _networks(
+        [
+            _seen(app_kb, support, HOME, TARGET - timedelta(days=400), 90, TARGET - timedelta(days=300)),
+            _seen(app_kb, support, STRANGER, TARGET - timedelta(days=5), 10, TARGET - HOUR),
+            _seen(crm, marketing, HOME, TARGET - timedelta(days=90), 40, TARGET - timedelta(days=60)),
+        ]
+    )
+    lead = directory.by_email(RAFAEL)
+    written(rules.set_rule, actor=lead, class_key="usage_rows", period="180d", action="anonymize")
+    written(rules.set_rule, actor=lead, class_key="usage_rows", period="30d", action="delete", team_id=marketing)
+    Clock(TARGET)
+    enforce.enforce(actor=lead)
+    # Dated by their last use: the network used an hour ago stays whole; the one unused for
+    # 300 days loses its key and prefix; Marketing deletes after 30 days, as its call log.
+    assert sorted(_rows(session), key=str) == sorted(
+        [(None, support, "", 90, True), (app_kb, support, STRANGER, 10, True)], key=str
+    )
