@@ -43,8 +43,13 @@ def network_of(address: str | None) -> str | None:
     mapped = getattr(parsed, "ipv4_mapped", None)  # ::ffff:a.b.c.d is an IPv4 caller
     if mapped is not None:
         parsed = mapped
-    prefix = IPV4_PREFIX if parsed.version == 4 else IPV6_PREFIX
-    return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
+    if parsed.version == 4:
+        a, b, c, _ = parsed.packed
+        return f"{a}.{b}.{c}.0/{IPV4_PREFIX}"
+    # The address with its host bits cleared, written as ipaddress writes it (about 3x
+    # cheaper than building an ip_network on every call).
+    host_bits = 128 - IPV6_PREFIX
+    return f"{ipaddress.IPv6Address(int(parsed) >> host_bits << host_bits)}/{IPV6_PREFIX}"
 
 
 def network_rows(calls: Sequence[Any]) -> list[dict[str, Any]]:
