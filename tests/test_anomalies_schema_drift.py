@@ -13,7 +13,7 @@ from openai.types.chat import ChatCompletion
 from sqlalchemy import insert, text
 
 from core import db
-from core.anomalies import alerts, run
+from core.anomalies import alerts, history, run
 from core.catalog import store
 from core.catalog.escalation import EscalationRule
 from core.catalog.spec import MessageSpec, ModelParams, PromptSpec, VariableSpec, VersionSpec
@@ -134,6 +134,11 @@ def test_a_new_version_failing_its_schema_more_often_fires_once_naming_the_chang
         "against 0.3% before, over 30 checked answers up to the hour to 03:00 UTC on Tue 24 Nov."
     )
     assert alerts.DETECTORS["schema_drift"].concerns == "governance_lead"
+    # Its chart: the prompt's failing share hour by hour, the step at the change.
+    past = history.alert_history(session, actor=run.SYSTEM, alert_id=alert.id)
+    by_hour = dict(zip(past.hours, past.values, strict=True))
+    assert past.unit == "rate" and by_hour[TARGET] == pytest.approx(0.3)
+    assert by_hour[TARGET - timedelta(days=1)] == pytest.approx(0.02) and by_hour[TARGET - 3 * HOUR] == 0.0
     # More failing hours of the same version, detected later: the same alert.
     _checks(support, version="v4", start=TARGET + HOUR, hours=2, checked=10, failed=5)
     run.detect(actor=run.SYSTEM, now=NOW + 3 * HOUR)
