@@ -289,3 +289,12 @@ def call_prompt_named(gateway, caller):
     return gateway.call(
         caller=caller, request=GatewayRequest(kind="chat", body={}, prompt=PromptCall(PROMPT, {"ticket": "Refund?"}))
     )
+
+
+def test_a_persons_call_is_not_counted(session, directory, gateway):
+    # A draft tried in the playground is no change of what the prompt answers in production.
+    policies.forget()
+    _prompt(session, directory, max_tokens=4)
+    tom = directory.by_email(TOM)
+    call_prompt_named(gateway, Caller(actor=tom, team_id=team_id(session, "Support")))
+    assert _counts(session) == []

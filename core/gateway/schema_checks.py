@@ -1,9 +1,10 @@
 """Answers checked against their prompt version's JSON schema, counted per hour for the drift
 detector of the schema failure rate (core.anomalies.schema_drift).
 
-A call through a catalog prompt version whose response format is a ``json_schema`` gets
-the version's compiled check when the prompt is resolved (`attach`: compiled once per
-version, the fast subset of core.catalog.answer_schema where it applies, else ``jsonschema``);
+An application's call (with a team key) through a catalog prompt version whose response
+format is a ``json_schema`` gets the version's compiled check when the prompt is resolved
+(`attach`: compiled once per version, the fast subset of core.catalog.answer_schema where
+it applies, else ``jsonschema``);
 the settle reads the answer against it (`outcome`) and the write-back adds the call to the
 (hour, team, prompt, version, model) row of `schema_check_rollup` (`write_schema_checks`).
 A stream the client left before its end is not counted: half an answer is not a failure.
@@ -58,7 +59,10 @@ def compiled_check(version_id: int | None, response_format: Mapping[str, Any] | 
 
 
 def attach(call: CallState, spec: VersionSpec) -> None:
-    call.answer_check = compiled_check(call.prompt_version_id, spec.params.response_format)
+    # Applications' calls only: a draft tried in the playground or an A/B run is no change
+    # of what the prompt answers in production, and must not read as one.
+    if call.caller.key_id is not None:
+        call.answer_check = compiled_check(call.prompt_version_id, spec.params.response_format)
 
 
 def answer_text(kind: str, response: Mapping[str, Any]) -> str | None:
