@@ -95,7 +95,7 @@ def _schema_failures(
         .where(CHECKS.prompt_name == prompt, CHECKS.hour >= hours[0], CHECKS.hour <= hours[-1])
         .group_by(CHECKS.hour)
     ).all()
-    by_hour = {hour: (checked, failed) for hour, checked, failed in rows}
+    by_hour = {hour: (int(checked), int(failed)) for hour, checked, failed in rows}  # PostgreSQL sums are Decimal
     values = [by_hour[h][1] / by_hour[h][0] if by_hour.get(h, (0, 0))[0] else 0.0 for h in hours]
     return History("rate", hours, values, [0.0] * len(hours), [alert.usual_high] * len(hours), marked)
 
