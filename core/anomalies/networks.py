@@ -44,29 +44,33 @@ def new_networks(
         return []
     keys = sorted({int(row.key_id) for row in fresh})
     history = _history_start(session, keys)
-    days = _days_of_calls(session, keys, end)
     spec = DETECTORS["new_network"]
     wanted = set(targets)
-    findings = []
+    candidates = []
+    # The cheap conditions first: the days of calls are read only for what passes them.
     for key, team, network, seen, calls in fresh:
         hour = seen.replace(minute=0, second=0, microsecond=0)
-        if hour not in wanted:
-            continue
         since = history.get(int(key))
-        if since is None or since > hour - NETWORK_HISTORY:
-            continue
-        # Days before the hour's own: a day counts as history once it is over.
-        known_days = sum(1 for day in days.get(int(key), ()) if day < hour.date())
-        if known_days < ESTABLISHED_DAYS:
+        if hour not in wanted or since is None or since > hour - NETWORK_HISTORY:
             continue
         if calls < spec.minimum * sensitivity.factor("new_network", team):
             continue
+        candidates.append((int(key), int(team), network, hour, int(calls)))
+    if not candidates:
+        return []
+    days = _days_of_calls(session, sorted({c[0] for c in candidates}), sorted({c[1] for c in candidates}), end)
+    findings = []
+    for key, team, network, hour, calls in candidates:
+        # Days before the hour's own: a day counts as history once it is over.
+        known_days = sum(1 for day in days.get(key, ()) if day < hour.date())
+        if known_days < ESTABLISHED_DAYS:
+            continue
         sentence = (
-            f"{names.key(int(key))} was used from {network} in {hour_to(hour)} ({calls:,} calls so far), "
+            f"{names.key(key)} was used from {network} in {hour_to(hour)} ({calls:,} calls so far), "
             f"a network it had not used in its {known_days:,} days of calls."
         )
         findings.append(
-            Finding("new_network", f"key:{key}:network:{network}", int(team), hour, float(calls), 0.0, 0.0, sentence)
+            Finding("new_network", f"key:{key}:network:{network}", team, hour, float(calls), 0.0, 0.0, sentence)
         )
     return findings
 
@@ -83,14 +87,22 @@ def _history_start(session: Session, keys: list[int]) -> dict[int, datetime]:
     return found
 
 
-def _days_of_calls(session: Session, keys: list[int], end: datetime) -> dict[int, set[date]]:
-    """key -> the UTC days it made calls on, over `DAYS_LOOKBACK` before `end`."""
+def _days_of_calls(session: Session, keys: list[int], teams: list[int], end: datetime) -> dict[int, set[date]]:
+    """key -> the UTC days it made calls on, over `DAYS_LOOKBACK` before `end`.
+
+    Filtered by the keys' teams too, so the (team, hour) index narrows the scan to them."""
     r = USAGE
     days: dict[int, set[date]] = defaultdict(set)
     for offset in range(0, len(keys), 400):
         rows = session.execute(
             select(r.key_id, r.hour)
-            .where(r.key_id.in_(keys[offset : offset + 400]), r.hour >= end - DAYS_LOOKBACK, r.hour < end, r.calls > 0)
+            .where(
+                r.team_id.in_(teams),
+                r.hour >= end - DAYS_LOOKBACK,
+                r.hour < end,
+                r.key_id.in_(keys[offset : offset + 400]),
+                r.calls > 0,
+            )
             .distinct()
         ).all()
         for key, hour in rows:

@@ -54,13 +54,16 @@ def schema_drift(session: Session, targets: Sequence[datetime], sensitivity: Sen
     frame = pd.DataFrame(rows, columns=["prompt", "version", "model", "team_id", "first", "ok", "failed"])
     if frame.empty:
         return []
+    # A pair first seen in the window's first day may simply be older than the window.
+    frame["fresh"] = (frame["first"] >= last - RECENT) & (frame["first"] > window_start + timedelta(days=1))
+    if not frame["fresh"].any():
+        return []  # the usual hour: no change anywhere, and no loop over every prompt
+    changed = frame[frame["prompt"].isin(set(frame.loc[frame["fresh"], "prompt"]))]
     teams: dict[str, int] = {name: team for name, team in session.execute(select(PROMPT.name, PROMPT.team_id))}
     spec = DETECTORS["schema_drift"]
     findings = []
-    for prompt, pairs in frame.groupby("prompt"):
-        # A pair first seen in the window's first day may simply be older than the window.
-        fresh = pairs[(pairs["first"] >= last - RECENT) & (pairs["first"] > window_start + timedelta(days=1))]
-        for row in fresh.itertuples():
+    for prompt, pairs in changed.groupby("prompt"):
+        for row in pairs[pairs["fresh"]].itertuples():
             older = pairs[pairs["first"] < row.first]
             team = int(teams.get(str(prompt), row.team_id))
             factor = sensitivity.factor("schema_drift", team)
