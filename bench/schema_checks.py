@@ -60,7 +60,7 @@ def checks() -> None:
     print(f"JSON-schema check of a {len(ANSWER)}-byte answer (per call):")
     for label, schema, version in (("fast subset", SCHEMA, 1), ("jsonschema fallback", PATTERNED, 2)):
         response_format = {"type": "json_schema", "json_schema": {"name": "triage", "schema": schema}}
-        call = CallState("req", Caller(actor=Actor.system("bench"), team_id=1), "chat", 0.0)
+        call = CallState("req", Caller(actor=Actor.system("bench"), team_id=1, key_id=1), "chat", 0.0)
         call.prompt_version_id = version
         schema_checks.attach(call, SimpleNamespace(params=SimpleNamespace(response_format=response_format)))
         assert schema_checks.validity(call, response) is True
