@@ -5,7 +5,8 @@ office hours, quiet nights and weekends; multiplicative noise; a few keys used i
 hours only), written straight into the roll-up tables from a seeded RNG. From week 4 on,
 incidents of several kinds and sizes are injected: spend surges of 2x to 20x, failure-rate
 jumps, a key calling a new model, a key calling again a model its team rarely uses, a key
-used at 03:00, prompts whose answers change length
+used at 03:00, a key used from a network it never was (calls from it: 3 to 40, or 1 to 2,
+under the minimum), prompts whose answers change length or fail their JSON schema more often
 after a new version. Detection then runs the way cron runs it, once per hour, through
 `core.anomalies.run.detect`. Printed: recall per detector and size (an incident counts as
 caught when an alert of that kind opens for its key, team or prompt within 1 hour of its
@@ -38,6 +39,7 @@ from core import clock, db, migrate  # noqa: E402
 from core.anomalies import run  # noqa: E402
 from core.anomalies.detectors import DETECTORS  # noqa: E402
 from core.db import table_of  # noqa: E402
+from core.models.anomalies import KeyNetwork, SchemaCheckRollup  # noqa: E402
 from core.models.rollups import CallRollup, UsageRollup  # noqa: E402
 
 HOUR = timedelta(hours=1)
@@ -157,6 +159,7 @@ def build(url: str, rng: np.random.Generator, noise: float = 0.15) -> list[Incid
         calls[k, index[hour]] = float(rng.integers(20, 60))
         cost[k, index[hour]] = calls[k, index[hour]] * COST_PER_CALL
         incidents.append(Incident("odd_hour", "20-60 calls", keys[k][0], keys[k][1], hour, 1))
+    network_rows = _networks(keys, free_hour, incidents, seed_of(rng))
 
     usage_rows, call_rows = [], []
     errors = rng.binomial(calls.astype(int), errors_rate)
@@ -208,19 +211,70 @@ def build(url: str, rng: np.random.Generator, noise: float = 0.15) -> list[Incid
                     ok_latency_ms=0.0,
                 )
             )
-    incidents.extend(_prompts(rng, hours, call_rows))
+    schema_rows: list[dict] = []
+    incidents.extend(_prompts(rng, hours, call_rows, schema_rows, np.random.default_rng(seed_of(rng) + 1)))
     engine = db.get_engine(url)
     with engine.begin() as conn:
-        for table, rows in ((UsageRollup, usage_rows), (CallRollup, call_rows)):
+        tables = (
+            (UsageRollup, usage_rows),
+            (CallRollup, call_rows),
+            (KeyNetwork, network_rows),
+            (SchemaCheckRollup, schema_rows),
+        )
+        for table, rows in tables:
             for offset in range(0, len(rows), 20_000):
                 conn.execute(insert(table_of(table)), rows[offset : offset + 20_000])
     return incidents
 
 
-def _prompts(rng: np.random.Generator, hours: list[datetime], call_rows: list[dict]) -> list[Incident]:
-    """Prompts called all along; each changes version twice, once shifting its answers' length."""
+def seed_of(rng: np.random.Generator) -> int:
+    """A seed for a side stream: what is drawn from it leaves the main stream's incidents where they were."""
+    return int(rng.bit_generator.state["state"]["state"] % 2**32)
+
+
+def _networks(keys: list[tuple], free_hour, incidents: list[Incident], seed: int) -> list[dict]:
+    """Each key's two usual networks, recorded from the start; then keys used from a new one."""
+    side = np.random.default_rng(seed)
+    rows = []
+    for key, team, _peak, _office in keys:
+        for n in range(2):
+            rows.append(
+                dict(
+                    key_id=key,
+                    team_id=team,
+                    network=f"10.{key}.{n}.0/24",
+                    first_seen=START + n * HOUR,
+                    last_seen=END,
+                    calls=1000,
+                )
+            )
+    for n, (low, high, size) in enumerate([(3, 40, "3-40 calls")] * 10 + [(1, 2, "1-2 calls (under the minimum)")] * 5):
+        k = int(side.integers(len(keys)))
+        key, team = keys[k][0], keys[k][1]
+        hour = free_hour(key, side)
+        seen = hour + timedelta(minutes=int(side.integers(0, 50)))
+        calls = int(side.integers(low, high + 1))
+        rows.append(
+            dict(key_id=key, team_id=team, network=f"203.0.{n}.0/24", first_seen=seen, last_seen=seen, calls=calls)
+        )
+        incidents.append(Incident("new_network", size, key, team, hour, 1))
+    return rows
+
+
+def _prompts(
+    rng: np.random.Generator,
+    hours: list[datetime],
+    call_rows: list[dict],
+    schema_rows: list[dict],
+    side: np.random.Generator,
+) -> list[Incident]:
+    """Prompts called all along; each changes version twice, once shifting its answers' length;
+    one of the two changes makes 25 % of its answers fail the JSON schema (1 % before), the
+    other 3 % (not reported)."""
     incidents = []
     for p in range(PROMPTS):
+        failing = [0.25, 0.03] if p % 2 else [0.03, 0.25]
+        failure = 0.01
         name = f"prompt-{p}"
         changes = sorted(
             hours[int(i)] for i in rng.choice(np.arange(len(hours) // 2, len(hours) - 48), 2, replace=False)
@@ -236,6 +290,11 @@ def _prompts(rng: np.random.Generator, hours: list[datetime], call_rows: list[di
                 tokens *= factor
                 if factor >= 1.5:
                     incidents.append(Incident("answer_drift", label, 0, p % TEAMS + 1, hour, 1, prompt=name))
+                failure = failing.pop(0)
+                if failure >= 0.2:
+                    incidents.append(
+                        Incident("schema_drift", "1% -> 25% failing", 0, p % TEAMS + 1, hour, 1, prompt=name)
+                    )
             n = int(rng.poisson(40 * rhythm([hour], False)[0]))
             if n == 0:
                 continue
@@ -260,6 +319,17 @@ def _prompts(rng: np.random.Generator, hours: list[datetime], call_rows: list[di
                     output_tokens=out,
                     cost_micro=n * 2_000,
                     ok_latency_ms=0.0,
+                )
+            )
+            schema_rows.append(
+                dict(
+                    hour=hour,
+                    team_id=p % TEAMS + 1,
+                    prompt_name=name,
+                    prompt_version=str(version),
+                    model=MODEL,
+                    checked=n,
+                    failed=int(side.binomial(n, failure)),
                 )
             )
     return incidents
@@ -345,6 +415,34 @@ def speed(url: str, keys: int, seed: int) -> None:
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM usage_rollup"))
         conn.execute(text("DELETE FROM call_rollup"))
+        conn.execute(text("DELETE FROM key_network"))
+        conn.execute(text("DELETE FROM schema_check_rollup"))
+        # Every key's usual network, and a few keys seen from a new one in the last day.
+        conn.execute(
+            insert(table_of(KeyNetwork)),
+            [
+                dict(
+                    key_id=key + 1,
+                    team_id=key % 40 + 1,
+                    network=f"10.{key // 250}.{key % 250}.0/24",
+                    first_seen=hours[0],
+                    last_seen=END,
+                    calls=5000,
+                )
+                for key in range(keys)
+            ]
+            + [
+                dict(
+                    key_id=key + 1,
+                    team_id=key % 40 + 1,
+                    network=f"203.0.{key % 250}.0/24",
+                    first_seen=END - (key % 24 + 1) * HOUR,
+                    last_seen=END,
+                    calls=10,
+                )
+                for key in range(0, keys, max(keys // 30, 1))
+            ],
+        )
         for offset in range(0, len(hours), 48):
             usage_rows, call_rows = [], []
             for hour in hours[offset : offset + 48]:
@@ -395,6 +493,22 @@ def speed(url: str, keys: int, seed: int) -> None:
             conn.execute(insert(table_of(UsageRollup)), usage_rows)
             if call_rows:
                 conn.execute(insert(table_of(CallRollup)), call_rows)
+                conn.execute(
+                    insert(table_of(SchemaCheckRollup)),
+                    [
+                        dict(
+                            hour=row["hour"],
+                            team_id=row["team_id"],
+                            prompt_name=f"prompt-{row['key_id'] % 200}",
+                            prompt_version="1",
+                            model=MODEL,
+                            checked=row["calls"],
+                            failed=0,
+                        )
+                        for row in call_rows
+                        if row["key_id"] <= 200
+                    ],
+                )
     print(
         f"\nspeed: {keys:,} keys x 6 weeks ({keys * len(hours):,} usage roll-up rows) written in "
         f"{time.perf_counter() - started:.0f} s"

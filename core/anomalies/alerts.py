@@ -29,7 +29,15 @@ from core.permissions import Actor, Permission, Role, require
 ALERT = table_of(AnomalyAlert).c
 TEAM = table_of(Team).c
 CONTINUES = timedelta(hours=2)
-ONCE = {"new_model", "rare_model", "answer_drift", "cost_drift", "feedback_drift"}  # the series names the change itself
+ONCE = {
+    "new_model",
+    "rare_model",
+    "new_network",
+    "answer_drift",
+    "cost_drift",
+    "feedback_drift",
+    "schema_drift",
+}  # the series names the change itself
 OPEN_STATES = ("open", "acknowledged")
 MAX_NOTE = 2000
 PAGE = "pages/alerts.py"

@@ -48,7 +48,8 @@ class Detector:
     concerns: str  # the role whose Home shows it: finance | governance_lead | admin
 
 
-# Minimums are per hour: $2.00 of spend, 200,000 tokens, 10 failed calls, 3 calls of a new model.
+# Minimums are per hour: $2.00 of spend, 200,000 tokens, 10 failed calls, 3 calls of a new model
+# (or from a new network); the drift detectors' are answers since the change.
 DETECTORS: dict[str, Detector] = {
     "spend_surge": Detector("Spend surge", "usd", 2_000_000, "finance"),
     "token_surge": Detector("Token surge", "tokens", 200_000, "finance"),
@@ -62,6 +63,8 @@ DETECTORS: dict[str, Detector] = {
     "answer_drift": Detector("Answer length drift", "tokens", 20, "governance_lead"),
     "cost_drift": Detector("Cost per call drift", "usd", 20, "governance_lead"),
     "feedback_drift": Detector("Feedback score drift", "score", 20, "governance_lead"),
+    "new_network": Detector("Key used from a new network", "calls", 3, "admin"),
+    "schema_drift": Detector("JSON-schema failure drift", "rate", 20, "governance_lead"),
 }
 
 

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from core.anomalies import baseline
 from core.anomalies.detectors import DETECTORS, HOUR, WEEK, data_start, load_usage, matrices, needed_hours
 from core.anomalies.rates import CALLS, RATES
+from core.anomalies.schema_drift import CHECKS
 from core.db import get_or_not_found
 from core.models.anomalies import AnomalyAlert
 from core.permissions import Actor, Permission, require
@@ -45,6 +46,8 @@ def alert_history(session: Session, *, actor: Actor, alert_id: int) -> History:
         return _surge(session, alert.detector, spec.unit, kind, ref_id, hours, marked)
     if alert.detector in RATES and kind in ("key", "team"):
         return _rate(session, alert, kind, ref_id, hours, marked)
+    if alert.detector == "schema_drift":
+        return _schema_failures(session, alert, ref.split(":")[0], hours, marked)
     values = _calls(session, kind, ref_id, hours) if kind in ("key", "team") else [0.0] * len(hours)
     return History("calls", hours, values, [], [], marked)
 
@@ -78,6 +81,21 @@ def _rate(
         .group_by(CALLS.hour)
     ).all()
     by_hour = {hour: (calls, count) for hour, calls, count in rows}
+    values = [by_hour[h][1] / by_hour[h][0] if by_hour.get(h, (0, 0))[0] else 0.0 for h in hours]
+    return History("rate", hours, values, [0.0] * len(hours), [alert.usual_high] * len(hours), marked)
+
+
+def _schema_failures(
+    session: Session, alert: AnomalyAlert, prompt: str, hours: list[datetime], marked: list[datetime]
+) -> History:
+    """The prompt's share of answers failing their schema, hour by hour, all versions together:
+    the change shows as the step."""
+    rows = session.execute(
+        select(CHECKS.hour, func.sum(CHECKS.checked), func.sum(CHECKS.failed))
+        .where(CHECKS.prompt_name == prompt, CHECKS.hour >= hours[0], CHECKS.hour <= hours[-1])
+        .group_by(CHECKS.hour)
+    ).all()
+    by_hour = {hour: (int(checked), int(failed)) for hour, checked, failed in rows}  # PostgreSQL sums are Decimal
     values = [by_hour[h][1] / by_hour[h][0] if by_hour.get(h, (0, 0))[0] else 0.0 for h in hours]
     return History("rate", hours, values, [0.0] * len(hours), [alert.usual_high] * len(hours), marked)
 

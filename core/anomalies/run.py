@@ -24,8 +24,10 @@ from core.anomalies.detectors import HOUR, Finding, data_start, load_usage, matr
 from core.anomalies.drift import answer_drift
 from core.anomalies.feedback_drift import feedback_drift
 from core.anomalies.key_use import key_use
+from core.anomalies.networks import new_networks
 from core.anomalies.rare_model import rare_models
 from core.anomalies.rates import rate_jumps
+from core.anomalies.schema_drift import schema_drift
 from core.anomalies.tuning import load_sensitivity
 from core.anomalies.wording import Names
 from core.db import changed_rows, table_of
@@ -140,6 +142,8 @@ def find(session: Session, hours: list[datetime]) -> list[Finding]:
         *rare_models(session, hours, sensitivity, names, first_uses),
         *answer_drift(session, hours, sensitivity),
         *feedback_drift(session, hours, sensitivity),
+        *new_networks(session, hours, sensitivity, names),
+        *schema_drift(session, hours, sensitivity),
     ]
 
 

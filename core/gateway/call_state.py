@@ -23,10 +23,13 @@ class Caller:
     actor: Actor
     team_id: int
     key_id: int | None = None
+    # The network prefix the call came from (core.gateway.key_networks), never the address;
+    # None in process (playground, A/B runs) or when the address is unknown.
+    network: str | None = None
 
     @classmethod
-    def for_key(cls, identity) -> Caller:
-        return cls(actor=identity.actor, team_id=identity.team_id, key_id=identity.key_id)
+    def for_key(cls, identity, network: str | None = None) -> Caller:
+        return cls(actor=identity.actor, team_id=identity.team_id, key_id=identity.key_id, network=network)
 
 
 @dataclass
@@ -60,3 +63,6 @@ class CallState:
     gateway_settings: GatewaySettings = field(default_factory=GatewaySettings)
     # The prompt version's compiled escalation rules and the call's variables (core.gateway.escalation).
     escalation: Any = None
+    # The version's JSON-schema check of the answer, and its result once read (core.gateway.schema_checks).
+    answer_check: Any = None
+    answer_valid: bool | None = None

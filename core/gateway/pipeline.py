@@ -26,7 +26,7 @@ from sqlalchemy import select
 from core import db
 from core.budgets.usage import usage_from_openai
 from core.errors import BudgetExceeded, NotFound, QuorumError
-from core.gateway import cache, escalation, moderation, policies, rate_limits, responses
+from core.gateway import cache, escalation, moderation, policies, rate_limits, responses, schema_checks
 from core.gateway.call_state import Caller, CallState
 from core.gateway.errors import (
     GuardrailBlocked,
@@ -314,6 +314,7 @@ class Gateway:
                 hold = hold or escalation.hold_for(call, fired, response)
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
         if (refusal := escalation.blocked(fired)) is not None:
+            schema_checks.note(call, response)  # the settle gets no answer: checked here
             self._settle(call, status="blocked", http_status=400, usage=usage, cost=cost, rule=refusal.rule)
             raise refusal
         ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s

@@ -14,7 +14,7 @@ from typing import Any
 from core.budgets.tokens import chat_input_tokens_upper_bound, text_tokens_upper_bound
 from core.catalog.render import render_messages
 from core.errors import ValidationError
-from core.gateway import escalation, moderation, responses, validation
+from core.gateway import escalation, moderation, responses, schema_checks, validation
 from core.gateway.call_state import CallState
 from core.gateway.errors import GuardrailBlocked, InvalidRequest
 from core.gateway.ports import BudgetRequest, PromptSource
@@ -68,6 +68,7 @@ def prepared_body(call: CallState, request: GatewayRequest, prompts: PromptSourc
         call.prompt_id, call.prompt_version_id = resolved.prompt_id, resolved.version_id
         call.cache_ttl_s = resolved.cache_ttl_s
         escalation.attach(call, resolved.spec, request.prompt.variables, body)
+        schema_checks.attach(call, resolved.spec)
         body = {
             **{k: v for k, v in body.items() if k in ("stream", "stream_options", "user")},
             **prompt_params(resolved.spec),

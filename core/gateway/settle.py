@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from core import clock, db
 from core.audit.record import prepare_event
 from core.budgets.usage import Usage
+from core.gateway import schema_checks
 from core.gateway.call_state import CallState
 from core.gateway.escalation import stored_variables
 from core.gateway.group_commit import GroupCommit
@@ -100,6 +101,8 @@ def settle(
         ),
         request_json=request_json,
         response_json=response_json,
+        network=call.caller.network,
+        schema_valid=schema_checks.outcome(call, response),
         hold=hold,
         cache_hit_id=cache_hit_id,
         cache_write=(

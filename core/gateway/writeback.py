@@ -26,7 +26,9 @@ from core.budgets import rollups
 from core.budgets.usage import Usage
 from core.gateway import cache
 from core.gateway.catches import write_catches
+from core.gateway.key_networks import write_key_networks
 from core.gateway.ports import BudgetGate, CallOutcome, Reservation
+from core.gateway.schema_checks import write_schema_checks
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.prebuilt import Prebuilt
 from core.retention.payloads import minimized_payload
@@ -66,6 +68,8 @@ class SettledCall:
     cache_hit_id: int | None = None
     cache_write: CacheWrite | None = None
     budget: BudgetSettle | None = None
+    network: str | None = None  # the caller's network prefix (core.gateway.key_networks)
+    schema_valid: bool | None = None  # the answer against its prompt version's JSON schema
 
 
 Writer = Callable[[Session, Sequence[SettledCall]], None]
@@ -180,6 +184,8 @@ WRITERS: list[Writer] = [
     write_cache,
     write_budgets,
     write_rollups,
+    write_key_networks,
+    write_schema_checks,
     write_audit,
 ]
 

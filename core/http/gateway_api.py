@@ -50,6 +50,7 @@ from core.gateway.errors import (
     UpstreamTimeout,
 )
 from core.gateway.held import held_for_team
+from core.gateway.key_networks import network_of
 from core.gateway.moderation import ModerationUnavailable
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
@@ -205,7 +206,8 @@ def request_caller(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     secret = header[7:].strip() if header.lower().startswith("bearer ") else None
     # From the process's short-lived copy of the key: no database read on most calls.
-    return Caller.for_key(keys.authenticate(secret, client_ip=client_address(request)))
+    address = client_address(request)
+    return Caller.for_key(keys.authenticate(secret, client_ip=address), network=network_of(address))
 
 
 async def json_body(request: Request) -> dict[str, Any]:

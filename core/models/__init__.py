@@ -1,6 +1,15 @@
 """Every table, imported here so `SQLModel.metadata` is complete for migrations."""
 
-from core.models.anomalies import AlertWebhook, AnomalyAlert, AnomalyMute, AnomalyRun, AnomalySensitivity, WaitingNotice
+from core.models.anomalies import (
+    AlertWebhook,
+    AnomalyAlert,
+    AnomalyMute,
+    AnomalyRun,
+    AnomalySensitivity,
+    KeyNetwork,
+    SchemaCheckRollup,
+    WaitingNotice,
+)
 from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
     Budget,
@@ -53,6 +62,7 @@ __all__ = [
     "EscalationCatch",
     "GatewayCall",
     "HeldRequest",
+    "KeyNetwork",
     "Membership",
     "Person",
     "PriceOverride",
@@ -64,6 +74,7 @@ __all__ = [
     "RateLimitWindow",
     "ReviewEvidence",
     "RoleGrant",
+    "SchemaCheckRollup",
     "StoredPayload",
     "Team",
     "TeamBudgetPolicy",

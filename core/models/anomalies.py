@@ -1,11 +1,12 @@
 """Anomaly alerts over the hourly roll-ups: the alerts, their settings, mutes, webhooks and
-the detection run's progress."""
+the detection run's progress; and what the gateway records for the two detectors the
+roll-ups cannot feed (the networks a key was used from, answers checked against their schema)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index, Text
+from sqlalchemy import BigInteger, Float, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.models.types import UtcDateTime
@@ -105,3 +106,46 @@ class WaitingNotice(SQLModel, table=True):
     kind: str = Field(max_length=16, primary_key=True)
     ref: int = Field(primary_key=True)
     notified_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class KeyNetwork(SQLModel, table=True):
+    """A network a team key was used from: IPv4 /24 or IPv6 /48, never the full address.
+
+    Upserted by the gateway's write-back (core.gateway.key_networks) for calls that came
+    over HTTP; read by the detector of keys used from a network they never were. Retention
+    treats it as the call log: past its period the key is removed (`key_id` None, `network`
+    ''), or the row deleted, as the call log's rule says."""
+
+    __tablename__ = "key_network"
+    __table_args__ = (
+        UniqueConstraint("key_id", "network", name="uq_key_network"),
+        Index("ix_key_network_first_seen", "first_seen"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: int | None = Field(default=None)
+    team_id: int = Field(default=0)
+    network: str = Field(max_length=43)  # "203.0.113.0/24", "2001:db8:1::/48"
+    first_seen: datetime = Field(sa_type=UtcDateTime)
+    last_seen: datetime = Field(sa_type=UtcDateTime)
+    calls: int = Field(default=0, sa_type=BigInteger)
+
+
+class SchemaCheckRollup(SQLModel, table=True):
+    """Answers checked against their prompt version's JSON schema, and those that failed it,
+    per hour, team, prompt version and model (core.gateway.schema_checks)."""
+
+    __tablename__ = "schema_check_rollup"
+    __table_args__ = (
+        UniqueConstraint("hour", "team_id", "prompt_name", "prompt_version", "model", name="uq_schema_check_rollup"),
+        Index("ix_schema_check_rollup_prompt_hour", "prompt_name", "hour"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: datetime = Field(sa_type=UtcDateTime)
+    team_id: int = Field(default=0)
+    prompt_name: str = Field(max_length=80)
+    prompt_version: str = Field(default="", max_length=80)
+    model: str = Field(default="", max_length=80)
+    checked: int = Field(default=0, sa_type=BigInteger)
+    failed: int = Field(default=0, sa_type=BigInteger)

@@ -140,6 +140,35 @@ register(
 )
 register(
     RecordKind(
+        # The networks a key was used from (prefixes only): the call log's per-key data, so
+        # it follows the call log's rule, dated by its last use. Anonymizing removes the key
+        # and the network, as it removes the key behind a call.
+        key="key_network",
+        label="Networks each key was used from",
+        table="key_network",
+        id_column="id",
+        time_column="last_seen",
+        classes=("usage_rows",),
+        team_sql="team_id",
+        anonymize_set={"key_id": None, "network": ""},
+        needs_anonymizing_sql="key_id IS NOT NULL",
+    )
+)
+register(
+    RecordKind(
+        # Whether answers met their schema, counted per hour: kept as long as the answers.
+        key="schema_check_rollup",
+        label="JSON-schema checks of answers, per hour",
+        table="schema_check_rollup",
+        id_column="id",
+        time_column="hour",
+        classes=("response_payloads",),
+        team_sql="team_id",
+        prompt_sql="prompt_name = (SELECT p.name FROM prompt p WHERE p.id = :{id})",
+    )
+)
+register(
+    RecordKind(
         key="usage_record",
         label="Usage ledger",
         table="usage_record",
