@@ -1,7 +1,7 @@
 """the networks each key was used from, and answers checked against their JSON schema
 
 Revision ID: 0029
-Revises: 0027
+Revises: 0028
 Create Date: 2026-11-27
 
 Two small tables the gateway's write-back keeps for anomaly detection: a key used from a
@@ -15,7 +15,7 @@ from alembic import op
 from core.models.types import UtcDateTime
 
 revision = "0029"
-down_revision = "0027"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
