@@ -1,6 +1,14 @@
 """Every table, imported here so `SQLModel.metadata` is complete for migrations."""
 
-from core.models.anomalies import AlertWebhook, AnomalyAlert, AnomalyMute, AnomalyRun, AnomalySensitivity, WaitingNotice
+from core.models.anomalies import (
+    AlertWebhook,
+    AnomalyAlert,
+    AnomalyMute,
+    AnomalyRun,
+    AnomalySensitivity,
+    WaitingNotice,
+    WebhookDelivery,
+)
 from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
     Budget,
@@ -89,4 +97,5 @@ __all__ = [
     "ReconciliationRun",
     "ReopenRequest",
     "WaitingNotice",
+    "WebhookDelivery",
 ]
