@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -54,16 +55,35 @@ class Sender(Generic[Item]):
                 self._queue.task_done()
 
 
-def post_json(url: str, body: dict[str, Any], *, delays: Sequence[float], timeout: float) -> tuple[int, bool]:
+@dataclass(frozen=True)
+class Outcome:
+    """How a POST with retries ended: what its delivery record says."""
+
+    attempts: int
+    delivered: bool
+    status: int | None  # the last answer's HTTP status; None when no answer came
+    error: str  # the last attempt's exception class ("ConnectError"); "" when an answer came
+
+
+def post_with_retries(url: str, body: dict[str, Any], *, delays: Sequence[float], timeout: float) -> Outcome:
     """POST `body` as JSON, then again after each of `delays` (seconds) until an answer below
-    300; (attempts made, delivered?). For the sender's thread: it sleeps between attempts."""
-    attempts = 0
+    300. For the sender's thread: it sleeps between attempts. Only the exception's class is
+    kept, never its message: that may quote the URL, and a URL may hold a token."""
+    attempts, status, error = 0, None, ""
     for delay in [0.0, *delays]:
         time.sleep(delay)
         attempts += 1
         try:
-            if httpx.post(url, json=body, timeout=timeout).status_code < 300:
-                return attempts, True
-        except httpx.HTTPError:
-            pass
-    return attempts, False
+            status, error = httpx.post(url, json=body, timeout=timeout).status_code, ""
+        except httpx.HTTPError as exc:
+            status, error = None, type(exc).__name__
+            continue
+        if status < 300:
+            return Outcome(attempts, True, status, "")
+    return Outcome(attempts, False, status, error)
+
+
+def post_json(url: str, body: dict[str, Any], *, delays: Sequence[float], timeout: float) -> tuple[int, bool]:
+    """`post_with_retries`, as (attempts made, delivered?)."""
+    outcome = post_with_retries(url, body, delays=delays, timeout=timeout)
+    return outcome.attempts, outcome.delivered

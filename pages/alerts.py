@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import db
-from core.anomalies import alerts, history, notify, run, tuning
+from core.anomalies import alerts, deliveries, history, notify, run, tuning
 from core.anomalies.detectors import DETECTORS
 from core.identity import people as identity
 from core.permissions import Permission
@@ -33,9 +33,21 @@ with db.session_scope() as session:
 
 
 def _settings() -> None:
-    """Admins: each detector's sensitivity and the webhooks (shown masked)."""
+    """Admins: each detector's sensitivity, the webhooks (shown masked) and how their latest
+    posts ended; a webhook whose newest post failed is also said above, expander closed or not."""
     if not actor.can(Permission.ALERT_CONFIGURE):
         return
+    with db.session_scope() as session:
+        posted = deliveries.list_deliveries(session, actor=actor, per_target=10)
+    for target in posted:
+        if target.failing and target.configured:
+            last = target.deliveries[0]
+            st.warning(
+                f"The webhook of {literal(target.name)} is failing: its last post "
+                f"({literal(last.kind)}, {last.finished_at:%Y-%m-%d %H:%M} UTC) failed after "
+                f"{last.attempts} attempt(s) with {literal(last.detail)}.",
+                icon=":material/webhook:",
+            )
     with st.expander("Sensitivity and webhooks"):
         with db.session_scope() as session:
             teams = {t.id: t.name for t in identity.list_teams(session)}
@@ -59,6 +71,35 @@ def _settings() -> None:
             ],
             hide_index=True,
             key="hooks_table",
+        )
+        _deliveries(posted)
+
+
+def _deliveries(posted: list[deliveries.TargetDeliveries]) -> None:
+    st.markdown("**Latest deliveries**")
+    if not posted:
+        st.caption("No webhook set, nothing posted.")
+    for target in posted:
+        state = " · **failing**" if target.failing else ""
+        removed = " · setting removed" if not target.configured else ""
+        st.caption(f"Webhook of {literal(target.name)}{state}{removed}")
+        if not target.deliveries:
+            st.caption("Nothing posted yet.")
+            continue
+        st.dataframe(
+            [
+                {
+                    "when (UTC)": f"{post.finished_at:%Y-%m-%d %H:%M}",
+                    "what": f"{post.kind}: {post.about}",
+                    "status": f"{post.status} ({post.detail})" if post.detail else post.status,
+                    "attempts": post.attempts,
+                    "to": post.url_masked,
+                }
+                for post in target.deliveries
+            ],
+            hide_index=True,
+            width="stretch",
+            key=f"deliveries_{target.scope}_{target.ref}",
         )
 
 

@@ -4,8 +4,9 @@ per team and per role.
 The body is JSON with a Slack-compatible `text` (the alert's sentence) and ids: what and
 where, never a prompt or an answer. Sending happens after the detection's transaction
 commits, from a background thread with retries and backoff, so a slow or dead receiver
-delays nothing. A URL is not a secret but a token inside one is: it is stored (admins
-only set it, audited with the URL masked) and shown masked everywhere.
+delays nothing; that thread records how each post ended (`deliveries`). A URL is not a
+secret but a token inside one is: it is stored (admins only set it, audited with the URL
+masked) and shown masked everywhere, its delivery records included.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core import clock, db
+from core.anomalies import deliveries
+from core.anomalies.deliveries import Setting
 from core.anomalies.detectors import DETECTORS
 from core.audit.record import committing, record
-from core.background import Sender, post_json
+from core.background import Outcome, Sender, post_with_retries
 from core.errors import ValidationError
 from core.formatting import money
 from core.models.anomalies import AlertWebhook, AnomalyAlert
@@ -92,24 +96,51 @@ def list_webhooks(session: Session, *, actor: Actor) -> list[WebhookView]:
     return [WebhookView(row.scope, row.ref, mask(row.url)) for row in rows]
 
 
-Job = tuple[str, dict[str, Any]]
+@dataclass(frozen=True)
+class Target:
+    """A URL to post to, and the settings ((scope, ref) of `alert_webhook`) that name it."""
+
+    url: str
+    settings: tuple[Setting, ...]
 
 
-def load_hooks(session: Session) -> dict[tuple[str, str], str]:
+@dataclass(frozen=True)
+class Job:
+    """One post for the sender: where, what, which settings its delivery record goes to, and
+    the database that record is written in."""
+
+    target: Target
+    body: dict[str, Any]
+    db_url: str
+
+
+def load_hooks(session: Session) -> dict[Setting, str]:
     return {(row.scope, row.ref): row.url for row in session.execute(select(AlertWebhook)).scalars()}
 
 
-def targets(hooks: dict[tuple[str, str], str], team_id: int | None, role: str) -> list[str]:
-    """The URLs of a team's webhook and a role's, each once."""
-    found = {hooks.get(("team", str(team_id))) if team_id else None, hooks.get(("role", role))}
-    return sorted(url for url in found if url)
+def targets(hooks: dict[Setting, str], team_id: int | None, role: str) -> list[Target]:
+    """A team's webhook and a role's, each URL once (one post serves both when they share it)."""
+    named: dict[str, list[Setting]] = {}
+    for setting in ([("team", str(team_id))] if team_id else []) + [("role", role)]:
+        url = hooks.get(setting)
+        if url:
+            named.setdefault(url, []).append(setting)
+    return [Target(url, tuple(settings)) for url, settings in sorted(named.items())]
+
+
+def database_of(session: Session) -> str:
+    """The database URL the sender records deliveries in (in memory only: it may hold a password)."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return engine.url.render_as_string(hide_password=False)
 
 
 def jobs_for(session: Session, alerts: Sequence[AnomalyAlert]) -> list[Job]:
-    """The (url, body) pairs that announce `alerts`: their team's webhook and their role's."""
+    """The posts that announce `alerts`: to their team's webhook and their role's."""
     if not alerts:
         return []
     hooks = load_hooks(session)
+    database = database_of(session)
     jobs: list[Job] = []
     for alert in alerts:
         spec = DETECTORS.get(alert.detector)
@@ -123,7 +154,9 @@ def jobs_for(session: Session, alerts: Sequence[AnomalyAlert]) -> list[Job]:
             "hour": alert.last_hour.isoformat(),
             "page": PAGE,
         }
-        jobs.extend((url, body) for url in targets(hooks, alert.team_id, spec.concerns if spec else ""))
+        jobs.extend(
+            Job(target, body, database) for target in targets(hooks, alert.team_id, spec.concerns if spec else "")
+        )
     return jobs
 
 
@@ -159,7 +192,8 @@ def budget_jobs(session: Session, notice: dict[str, Any]) -> list[Job]:
         "team": team.name if team is not None else "",
         "page": "pages/budgets.py",
     }
-    return [(url, body) for url in targets(load_hooks(session), team_id, "finance")]
+    database = database_of(session)
+    return [Job(target, body, database) for target in targets(load_hooks(session), team_id, "finance")]
 
 
 # ---- delivery --------------------------------------------------------------------------
@@ -172,10 +206,23 @@ def enqueue(jobs: Sequence[Job]) -> None:
 
 
 def _send(item: Job | BudgetNotice) -> None:
-    for url, body in _resolve(item):
-        attempts, delivered = deliver(url, body)
-        if not delivered:
-            log.warning("alert webhook to %s failed after %d attempts", mask(url), attempts)
+    for job in _resolve(item):
+        started = clock.now()
+        outcome = deliver(job.target.url, job.body)
+        if not outcome.delivered:
+            log.warning("alert webhook to %s failed after %d attempts", mask(job.target.url), outcome.attempts)
+        try:
+            deliveries.record(
+                db.get_engine(job.db_url),
+                settings=job.target.settings,
+                url_masked=mask(job.target.url),
+                body=job.body,
+                outcome=outcome,
+                started_at=started,
+                finished_at=clock.now(),
+            )
+        except Exception:  # noqa: BLE001 - a record that cannot be written must not stop the next post
+            log.exception("recording a webhook delivery to %s failed", mask(job.target.url))
 
 
 def _resolve(item: Job | BudgetNotice) -> list[Job]:
@@ -188,9 +235,9 @@ def _resolve(item: Job | BudgetNotice) -> list[Job]:
 _sender: Sender[Job | BudgetNotice] = Sender("alert-webhooks", _send)
 
 
-def deliver(url: str, body: dict[str, Any]) -> tuple[int, bool]:
-    """POST `body` as JSON, retrying with backoff; (attempts made, delivered?)."""
-    return post_json(url, body, delays=RETRY_DELAYS, timeout=TIMEOUT)
+def deliver(url: str, body: dict[str, Any]) -> Outcome:
+    """POST `body` as JSON, retrying with backoff."""
+    return post_with_retries(url, body, delays=RETRY_DELAYS, timeout=TIMEOUT)
 
 
 def wait_for_webhooks(timeout: float = 30.0) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Row
 from sqlmodel import Session
 
 from core import clock
-from core.anomalies.notify import Job, load_hooks, targets
+from core.anomalies.notify import Job, database_of, load_hooks, targets
 from core.audit.record import record
 from core.catalog.store import IN_REVIEW
 from core.db import table_of
@@ -62,6 +62,7 @@ def announce_waiting(session: Session, *, actor: Actor, now: datetime | None = N
     session.flush()
     teams = {team_id: name for team_id, name in session.execute(select(TEAM.id, TEAM.name))}
     hooks = load_hooks(session)
+    database = database_of(session)
     jobs: list[Job] = []
     for row in reviews:
         hours = (now - row.since).total_seconds() / 3600
@@ -76,7 +77,7 @@ def announce_waiting(session: Session, *, actor: Actor, now: datetime | None = N
             "waiting_hours": round(hours, 1),
             "page": "pages/review_queue.py",
         }
-        jobs.extend((url, body) for url in targets(hooks, row.team_id, ROLE))
+        jobs.extend(Job(target, body, database) for target in targets(hooks, row.team_id, ROLE))
     for hold in held:
         minutes = (now - hold.created_at).total_seconds() / 60
         team = teams.get(hold.team_id, "")
@@ -93,7 +94,7 @@ def announce_waiting(session: Session, *, actor: Actor, now: datetime | None = N
             "waiting_minutes": round(minutes),
             "page": "pages/held_requests.py",
         }
-        jobs.extend((url, body) for url in targets(hooks, hold.team_id, ROLE))
+        jobs.extend(Job(target, body, database) for target in targets(hooks, hold.team_id, ROLE))
     return len(reviews) + len(held), jobs
 
 

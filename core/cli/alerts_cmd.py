@@ -6,7 +6,7 @@ import time
 from argparse import Namespace
 
 from core import db
-from core.anomalies import alerts, notify, run, tuning
+from core.anomalies import alerts, deliveries, notify, run, tuning
 from core.audit.query import parse_time
 from core.cli import CLI_ACTOR, Commands
 from core.errors import ValidationError
@@ -70,6 +70,16 @@ def register(commands: Commands) -> None:
     target.add_argument("--role", help="The role: finance, governance_lead or admin.")
     webhook.add_argument("url", help="The URL ('' removes the webhook).")
     webhook.set_defaults(func=_webhook)
+    delivered = sub.add_parser(
+        "deliveries",
+        help="How the latest posts to each team and role webhook ended.",
+        description=(
+            "For each webhook setting, its newest posts: when, what, delivered or failed (with the HTTP "
+            "status or the error), and the attempts. A setting whose newest post failed is marked FAILING."
+        ),
+    )
+    delivered.add_argument("--limit", type=int, default=10, help="Posts shown per webhook (1-100, default 10).")
+    delivered.set_defaults(func=_deliveries)
 
 
 def _detect(args: Namespace) -> int:
@@ -143,4 +153,25 @@ def _webhook(args: Namespace) -> int:
             scope, ref = "role", args.role
         notify.set_webhook(session, actor=CLI_ACTOR, scope=scope, ref=ref, url=args.url)
     print(f"webhook of {args.team or args.role}: {notify.mask(args.url) if args.url else 'removed'}")
+    return 0
+
+
+def _deliveries(args: Namespace) -> int:
+    if not 1 <= args.limit <= deliveries.KEEP_PER_TARGET:
+        raise ValidationError(f"--limit is between 1 and {deliveries.KEEP_PER_TARGET}")
+    with db.session() as session:
+        found = deliveries.list_deliveries(session, actor=CLI_ACTOR, per_target=args.limit)
+    for target in found:
+        flags = [flag for flag, on in (("FAILING", target.failing), ("removed", not target.configured)) if on]
+        print(f"webhook of {target.name}{''.join(f' [{flag}]' for flag in flags)}")
+        for post in target.deliveries:
+            outcome = f"{post.status} ({post.detail})" if post.detail else post.status
+            print(
+                f"  {post.finished_at:%Y-%m-%d %H:%M:%S} UTC  {post.kind}: {post.about}  {outcome}, "
+                f"{post.attempts} attempt(s), to {post.url_masked}"
+            )
+        if not target.deliveries:
+            print("  nothing posted yet")
+    if not found:
+        print("no webhooks set")
     return 0

@@ -9,6 +9,7 @@ from core.models.anomalies import (
     KeyNetwork,
     SchemaCheckRollup,
     WaitingNotice,
+    WebhookDelivery,
 )
 from core.models.audit import AuditCheckpoint, AuditEvent, AuditHead
 from core.models.budgets import (
@@ -100,4 +101,5 @@ __all__ = [
     "ReconciliationRun",
     "ReopenRequest",
     "WaitingNotice",
+    "WebhookDelivery",
 ]

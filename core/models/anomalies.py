@@ -149,3 +149,27 @@ class SchemaCheckRollup(SQLModel, table=True):
     model: str = Field(default="", max_length=80)
     checked: int = Field(default=0, sa_type=BigInteger)
     failed: int = Field(default=0, sa_type=BigInteger)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One webhook post as it ended, for one setting (`scope` "team" or "role", `ref` as in
+    `alert_webhook`): what kind of notice (`kind`, and `about`: ids, never payload text),
+    the URL masked, the attempts, and "delivered" or "failed" with the last HTTP status
+    (`http_status`) or the exception's class (`error`). Written by the background sender after
+    the last attempt; the newest few per setting are kept."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_target", "scope", "ref", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=8)
+    ref: str = Field(max_length=40)
+    url_masked: str = Field(max_length=300)
+    kind: str = Field(max_length=40)
+    about: str = Field(default="", max_length=200)
+    attempts: int = Field(default=1)
+    status: str = Field(max_length=16)  # delivered | failed
+    http_status: int | None = Field(default=None)
+    error: str = Field(default="", max_length=80)
+    started_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime = Field(sa_type=UtcDateTime)
