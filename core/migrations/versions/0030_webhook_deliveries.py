@@ -1,7 +1,7 @@
 """how each webhook post ended
 
 Revision ID: 0030
-Revises: 0027
+Revises: 0029
 Create Date: 2026-11-27
 
 One row per post to a team's or a role's webhook, written by the background sender after
@@ -15,7 +15,7 @@ from alembic import op
 from core.models.types import UtcDateTime
 
 revision = "0030"
-down_revision = "0027"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 
