@@ -11,6 +11,8 @@ from core.anomalies import alerts, run
 from core.db import table_of
 from core.finance import reconcile
 from core.models.budgets import UsageRecord
+from core.models.catalog import Prompt
+from core.models.identity import Team
 
 
 def test_the_demo_opens_true_alerts_on_first_start(session):
@@ -46,3 +48,16 @@ def test_the_demos_incidents_are_on_the_providers_bill_whatever_the_hour(session
     [day] = reconcile.reconcile_days(actor=run.SYSTEM, first=yesterday, last=yesterday)
     assert day.status == "matched", day.message  # to the reconciliation's rounding tolerance
     assert day.quorum_micro > 30_000_000  # the incident's $38 is in it
+
+
+def test_a_prompts_alert_names_the_team_that_owns_the_prompt(session):
+    """The demo's history calls each prompt from its own team, so an alert about a prompt is
+    shown under that team (and reaches that team's webhook)."""
+    demo.seed(session)
+    session.rollback()
+    owners = dict(session.execute(select(Prompt.name, Team.name).join(Team, Team.id == Prompt.team_id)).all())
+    prompt_alerts = [v for v in alerts.list_alerts(session, actor=run.SYSTEM) if v.series.startswith("prompt:")]
+    assert prompt_alerts
+    for view in prompt_alerts:
+        named = next(name for name in owners if f"`{name}`" in view.sentence)
+        assert view.team == owners[named], view.sentence

@@ -18,6 +18,7 @@ from core.budgets.money import MICRO_PER_DOLLAR, ceil_div
 from core.budgets.prices import price_book
 from core.budgets.pricing import Usage, cost_micro
 from core.models.budgets import UsageRecord
+from core.models.catalog import Prompt
 from core.models.identity import Membership, Team
 from core.permissions import Actor
 
@@ -38,7 +39,6 @@ PROFILES = {
         ],
     ),
 }
-PROMPTS = {"Support": [1, 2], "Marketing": [4], "Legal": [5, 3], "Data": [6]}
 SUPPORT_SHARE_OF_BUDGET = 0.85
 
 
@@ -47,6 +47,10 @@ def seed_budgets(session: Session) -> None:
     now = clock.now()
     book = price_book(session)
     teams = {t.name: t.id for t in session.execute(select(Team)).scalars()}
+    # Each team's history uses its own catalog prompts (and some calls without one).
+    own_prompts: dict[int, list[int | None]] = {}
+    for prompt_id, owner in session.execute(select(Prompt.id, Prompt.team_id).order_by(Prompt.id)):
+        own_prompts.setdefault(owner, []).append(prompt_id)
     members: dict[int, list[int]] = {}
     for m in session.execute(select(Membership)).scalars():
         members.setdefault(m.team_id, []).append(m.person_id)
@@ -78,7 +82,7 @@ def seed_budgets(session: Session) -> None:
                     reasoning_tokens=min(output_tokens, int(reasoning * rng.random())),
                 )
                 people = members.get(team_id) or [None]
-                prompts = PROMPTS[name] + [None]
+                prompts = own_prompts.get(team_id, []) + [None]
                 rows.append(
                     {
                         "occurred_at": at,
