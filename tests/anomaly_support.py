@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select
@@ -88,3 +89,23 @@ def steady(
 
 def at_now():
     clock.set_clock(lambda: NOW)
+
+
+def concurrently(count: int, work) -> None:
+    """`work(index)` in `count` threads released together; any error fails the test."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def one(index: int) -> None:
+        barrier.wait()
+        try:
+            work(index)
+        except BaseException as error:  # noqa: BLE001 - looked at below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []

@@ -4,7 +4,6 @@ its minimum, not for a young key, not while the network history is itself young.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import openai
@@ -19,7 +18,7 @@ from core.gateway import policies
 from core.gateway.key_networks import network_of
 from core.models.anomalies import KeyNetwork
 from core.settings import reset_settings
-from tests.anomaly_support import HOUR, NOW, TARGET, add_key, at_now, team_id, usage
+from tests.anomaly_support import HOUR, NOW, TARGET, add_key, at_now, concurrently, team_id, usage
 from tests.gateway_support import HELLO, MODEL, client, new_key
 
 HOME = "198.51.100.0/24"
@@ -181,25 +180,6 @@ def _rows(session) -> list[tuple]:
     ]
 
 
-def _concurrently(count: int, work) -> None:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def one(index: int) -> None:
-        barrier.wait()
-        try:
-            work(index)
-        except BaseException as error:  # noqa: BLE001 - looked at below
-            errors.append(error)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
-
-
 def _ask(server, key, forwarded: str | None = None):
     headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
     return client(server, key, default_headers=headers).chat.completions.create(model=MODEL, messages=HELLO)
@@ -211,7 +191,7 @@ def test_concurrent_calls_count_per_network_and_store_only_the_prefix(server, ga
     key = new_key(session)
     other = new_key(session)
     forwarded = ["203.0.113.7", "203.0.113.200", "2001:db8:5:6::1", "10.9.9.9, 198.51.100.23"]
-    _concurrently(16, lambda i: _ask(server, other if i % 4 == 3 else key, forwarded[i % 4]))
+    concurrently(16, lambda i: _ask(server, other if i % 4 == 3 else key, forwarded[i % 4]))
     rows = _rows(session)
     assert sorted((r[0], r[2], r[3]) for r in rows) == sorted(
         [

@@ -5,7 +5,6 @@ not for a fall, and not twice."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -23,7 +22,7 @@ from core.gateway.call_state import Caller, CallState
 from core.gateway.errors import GuardrailBlocked
 from core.models.anomalies import SchemaCheckRollup
 from core.permissions import Actor
-from tests.anomaly_support import HOUR, NOW, TARGET, at_now, team_id
+from tests.anomaly_support import HOUR, NOW, TARGET, at_now, concurrently, team_id
 from tests.escalation_support import TOM, approve_and_label, call_prompt, key_caller
 from tests.gateway_support import client, new_key
 
@@ -220,25 +219,6 @@ def _counts(session) -> list[tuple]:
     ]
 
 
-def _concurrently(count: int, work) -> None:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def one(index: int) -> None:
-        barrier.wait()
-        try:
-            work(index)
-        except BaseException as error:  # noqa: BLE001 - looked at below
-            errors.append(error)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
-
-
 def test_concurrent_calls_are_counted_per_version_checked_and_failed(server, gateway, session, directory):
     policies.forget()
     prompt_id = _prompt(session, directory, max_tokens=300)
@@ -253,7 +233,7 @@ def test_concurrent_calls_are_counted_per_version_checked_and_failed(server, gat
         )
         assert answer.choices[0].message.content
 
-    _concurrently(12, ask)
+    concurrently(12, ask)
     # v2 leaves the answer 4 tokens: cut off, never valid JSON.
     v2 = store.create_version(
         session=session,
@@ -262,7 +242,7 @@ def test_concurrent_calls_are_counted_per_version_checked_and_failed(server, gat
         version=_version(max_tokens=4, note="Shorter answers"),
     )
     approve_and_label(session, directory, v2.id)
-    _concurrently(8, ask)
+    concurrently(8, ask)
     assert _counts(session) == [(PROMPT, "v1", "gpt-4o-mini", 12, 0), (PROMPT, "v2", "gpt-4o-mini", 8, 8)]
 
 
