@@ -5,7 +5,7 @@ it; after concurrent settles and a rebuild `tests/test_rollups.py` checks it wit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
@@ -25,6 +25,7 @@ from tests.test_rollups import (  # noqa: F401 - traffic is a fixture
     packed_histograms,
     per_hour,
     traffic,
+    varied_call_rows,
 )
 
 
@@ -73,25 +74,9 @@ def test_the_upgrade_fills_the_hourly_grain_from_the_hourly_rollups_and_round_tr
     config = migrate.alembic_config(db_url)
     engine = db.get_engine(db_url)
     base = datetime(2026, 9, 30, 23, tzinfo=UTC)
-    rows = [
-        {
-            "created_at": base + timedelta(minutes=minutes),
-            "team_id": 1 + index % 2,
-            "key_id": index % 3,
-            "actor": f"key:{index % 3}",
-            "prompt_name": ("", "support-answer")[index % 2],
-            "prompt_version": str(index % 4),
-            "model": ("gpt-4o", "gpt-4o-mini")[index % 2],
-            "status": ("ok", "ok", "blocked", "upstream_error")[index % 4],
-            "http_status": (200, 200, 400, 502)[index % 4],
-            "cache_hit": index % 5 == 0,
-            "input_tokens": 10,
-            "output_tokens": 5,
-            "cost_micro": 7 + index,
-            "latency_ms": 50.0 + index * 13,
-        }
-        for index, minutes in enumerate([-61, -1, 0, 1, 2, 59, 60, 61, 24 * 60, 45 * 24 * 60, 45 * 24 * 60 + 5])
-    ]
+    rows = varied_call_rows(
+        base, [-61, -1, 0, 1, 2, 59, 60, 61, 24 * 60, 45 * 24 * 60, 45 * 24 * 60 + 5], cost=lambda index: 7 + index
+    )
     groups, latencies = rollups.call_groups(rows)
     expected_counts = per_hour({k: [v[i] for i in (0, 1, 2, 3, 4, 5, 6, 9)] for k, v in groups.items()})
     expected_histograms: dict = {}

@@ -625,18 +625,12 @@ def test_a_month_that_starts_mid_hour_still_sums_exactly(session, directory, mon
     assert list(shown["Time"]) == ["2026-11-13 00:10:00 IST"]
 
 
-def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
-    """An installation with hourly roll-ups gets its daily ones from the migration, hour for hour:
-    calls on both sides of a UTC midnight land on their own days."""
-    from core import migrate
-
-    url = f"sqlite:///{tmp_path / 'before.db'}"
-    migrate.upgrade(url, "0021")
-    engine = db.get_engine(url)
-    midnight = datetime(2026, 11, 20, tzinfo=UTC)
-    rows = [
+def varied_call_rows(start: datetime, minutes: list[int], *, cost=lambda index: 7) -> list[dict]:
+    """Call-log rows at `start` + each of `minutes`: two teams, three keys, four outcomes,
+    two models, some cache hits and rising latencies (what the roll-up upgrades fill from)."""
+    return [
         {
-            "created_at": midnight + timedelta(minutes=minutes),
+            "created_at": start + timedelta(minutes=offset),
             "team_id": 1 + index % 2,
             "key_id": index % 3,
             "actor": f"key:{index % 3}",
@@ -648,11 +642,23 @@ def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
             "cache_hit": index % 5 == 0,
             "input_tokens": 10,
             "output_tokens": 5,
-            "cost_micro": 7,
+            "cost_micro": cost(index),
             "latency_ms": 50.0 + index * 13,
         }
-        for index, minutes in enumerate([-61, -1, 0, 1, 59, 60, 23 * 60 + 59, 24 * 60, 3000, -3000, -2, 2])
+        for index, offset in enumerate(minutes)
     ]
+
+
+def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
+    """An installation with hourly roll-ups gets its daily ones from the migration, hour for hour:
+    calls on both sides of a UTC midnight land on their own days."""
+    from core import migrate
+
+    url = f"sqlite:///{tmp_path / 'before.db'}"
+    migrate.upgrade(url, "0021")
+    engine = db.get_engine(url)
+    midnight = datetime(2026, 11, 20, tzinfo=UTC)
+    rows = varied_call_rows(midnight, [-61, -1, 0, 1, 59, 60, 23 * 60 + 59, 24 * 60, 3000, -3000, -2, 2])
     groups, latencies = rollups.call_groups(rows)
     with engine.begin() as connection:
         rollups.add_groups(connection, CALL, groups)
