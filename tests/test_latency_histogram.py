@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,3 +77,28 @@ def test_nothing_answered_reads_as_nothing():
     histograms.add("a", 200, 0)
     histograms.add_packed("b", pack({}))
     assert pack({}) == b"" and unpack(b"") == {} and histograms.read((50, 95)) == {}
+
+
+@settings(max_examples=100, deadline=None)
+@given(groups=st.lists(st.lists(latencies, min_size=1, max_size=4), min_size=1, max_size=5))
+def test_histograms_concatenated_by_the_database_read_as_the_same_histograms_one_by_one(groups):
+    """What a GROUP BY hands over (a group's packed histograms joined, with their byte
+    lengths, empty ones among them) reads the same percentiles and counts as each histogram
+    added on its own."""
+    one_by_one, joined = Histograms(), Histograms()
+    for group, parts in enumerate(groups):
+        packed = [pack(histogram_of(values)) for values in parts] + [pack({})]
+        for histogram in packed:
+            one_by_one.add_packed(group, histogram)
+        joined.add_concatenated(group, b"".join(packed), ",".join(str(len(p)) for p in packed))
+    assert joined.read((50, 95)) == one_by_one.read((50, 95))
+    assert joined.read((50, 99), lambda group: group % 2) == one_by_one.read((50, 99), lambda group: group % 2)
+
+
+def test_lengths_that_do_not_match_the_joined_histograms_are_refused():
+    """A run whose lengths disagree with its bytes would shift every bucket after it: refused."""
+    packed = pack({3: 2, 5: 1})
+    histograms = Histograms()
+    histograms.add_concatenated("a", packed + packed, f"{len(packed)},{len(packed) - 8}")
+    with pytest.raises(ValueError, match="do not match"):
+        histograms.read((50,))

@@ -321,11 +321,20 @@ def _merged_by_hand(buckets, hours: int) -> dict:
     return merged
 
 
-@pytest.mark.parametrize("max_points, hours", [(400, 1), (150, 4), (40, 24)])
-def test_a_long_per_hour_view_merges_hours_into_fewer_points_and_loses_no_call(session, directory, max_points, hours):
+@pytest.mark.parametrize(
+    "max_points, row_budget, hours",
+    [(400, None, 1), (150, None, 4), (90, None, 6), (40, None, 24), (400, 200, 6), (400, 10, 24)],
+)
+def test_a_long_per_hour_view_merges_hours_into_fewer_points_and_loses_no_call(
+    session, directory, monkeypatch, max_points, row_budget, hours
+):
     """Ten days per hour by team: within the points asked for, every hour is its own; past
     them, periods of a few hours (or a day) whose counts are their hours' sums and whose p95
-    is the exact one of their calls, to the histogram's 2.5 %."""
+    is the exact one of their calls, to the histogram's 2.5 %. Points of 6 hours come from
+    the six-hour roll-ups; a view that would read more roll-up rows than its budget merges
+    hours too (200 rows: the hourly ones are too many, the six-hour ones fit)."""
+    from core.gateway import observability
+
     support, legal = team_id(session), team_id(session, "Legal")
     rng = random.Random(5)
     calls = []
@@ -338,6 +347,8 @@ def test_a_long_per_hour_view_merges_hours_into_fewer_points_and_loses_no_call(s
     session.commit()
     every_hour = metrics(session, directory, days=10, by=("team",), granularity="hour")
     assert len(every_hour.buckets) > 150
+    if row_budget is not None:
+        monkeypatch.setattr(observability, "ROW_BUDGET", row_budget)
     result = metrics(session, directory, days=10, by=("team",), granularity="hour", max_points=max_points)
     assert result.hours_per_point == hours and len(result.buckets) <= max_points
     shown = {(b.period, b.team_id): [b.calls, b.ok, b.errors, b.rejected_429, b.cost_micro] for b in result.buckets}

@@ -24,7 +24,14 @@ from core.identity import keys
 from core.identity.people import team_by_name
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
-from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup, UsageRollup
+from core.models.rollups import (
+    CallDailyRollup,
+    CallHourlyRollup,
+    CallLatencyRollup,
+    CallRollup,
+    CallSixHourRollup,
+    UsageRollup,
+)
 from core.models.types import UtcDateTime
 from core.permissions import Actor, Role
 from tests.gateway_support import RecordingTransport, make_gateway
@@ -33,7 +40,7 @@ from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
 ADMIN = Actor.system("test")
 LEDGER, CALLS = UsageRecord.__table__, GatewayCall.__table__
 USAGE, CALL, LATENCY = UsageRollup.__table__, CallRollup.__table__, CallLatencyRollup.__table__
-DAILY, HOURLY = CallDailyRollup.__table__, CallHourlyRollup.__table__
+DAILY, HOURLY, SIX_HOURLY = CallDailyRollup.__table__, CallHourlyRollup.__table__, CallSixHourRollup.__table__
 
 
 # ---- what the sources say, computed independently of core/budgets/rollups.py ---------------
@@ -147,6 +154,17 @@ def per_day(hourly: dict) -> dict:
     return {k: v for k, v in result.items() if v[0]}
 
 
+def per_six_hours(hourly: dict) -> dict:
+    """Hourly call counts (call_log_says' shape) summed per six UTC hours, team, prompt and model."""
+    result: dict = {}
+    for (hour, team, _key, _actor, prompt, _version, model), sums in hourly.items():
+        six = hour.replace(hour=hour.hour - hour.hour % 6)
+        into = result.setdefault((six, team, prompt, model), [0] * 8)
+        for i, value in enumerate(sums[:8]):
+            into[i] += value
+    return {k: v for k, v in result.items() if v[0]}
+
+
 def per_hour(hourly: dict) -> dict:
     """Hourly call counts (call_log_says' shape) summed per UTC hour, team, prompt and model."""
     result: dict = {}
@@ -195,15 +213,17 @@ def daily_rollups_say(session) -> tuple[dict, dict]:
     return counts, {"daily": daily, "hourly summed per day": hourly}
 
 
-def hourly_rollups_say(session) -> tuple[dict, dict]:
-    """The counts at Observability's hourly grain, and its histogram next to call_latency_rollup's
-    summed per (hour, team, prompt, model)."""
+def hourly_rollups_say(session, table=None, start_of=lambda hour: hour) -> tuple[dict, dict]:
+    """The counts at Observability's hourly grain (or another grain of hours: `table`, whose
+    rows start at `start_of` an hour), and its histogram next to call_latency_rollup's summed
+    per (hour, team, prompt, model)."""
     session.rollback()
-    counts = daily_counts(session.execute(select(HOURLY)))
-    packed = packed_histograms(session.execute(select(HOURLY)))
+    table = HOURLY if table is None else table
+    counts = daily_counts(session.execute(select(table)))
+    packed = packed_histograms(session.execute(select(table)))
     per_bucket: dict = {}
     for r in session.execute(select(LATENCY)):
-        key = (r.hour, r.team_id, r.prompt_name, r.model, r.bucket)
+        key = (start_of(r.hour), r.team_id, r.prompt_name, r.model, r.bucket)
         per_bucket[key] = per_bucket.get(key, 0) + r.calls
     return counts, {"packed": packed, "call_latency_rollup": {k: v for k, v in per_bucket.items() if v}}
 
@@ -221,6 +241,10 @@ def assert_rollups_match(session) -> None:
     # Observability's hourly grain = the call log per (hour, team, prompt, model), histogram included.
     hourly, packed = hourly_rollups_say(session)
     assert hourly == per_hour(calls) == per_hour(rolled)
+    assert packed["packed"] == packed["call_latency_rollup"]
+    # The six-hour grain = the call log per six hours, histogram included.
+    six, packed = hourly_rollups_say(session, SIX_HOURLY, lambda h: h.replace(hour=h.hour - h.hour % 6))
+    assert six == per_six_hours(calls) == per_six_hours(rolled)
     assert packed["packed"] == packed["call_latency_rollup"]
 
 
@@ -346,6 +370,7 @@ def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, ca
         s.execute(update(DAILY).values(held=DAILY.c.held + 1))
         s.execute(update(DAILY).values(latency_histogram=b""))
         s.execute(update(HOURLY).values(errors=HOURLY.c.errors + 2, latency_histogram=b""))
+        s.execute(update(SIX_HOURLY).values(cache_hits=SIX_HOURLY.c.cache_hits + 3, latency_histogram=b""))
         long_ago = datetime(2020, 1, 6, 9, tzinfo=UTC)
         s.execute(
             insert(USAGE),

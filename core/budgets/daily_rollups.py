@@ -1,10 +1,10 @@
-"""Roll-ups of the gateway call log at Observability's grain: per UTC hour, and per UTC day,
-of team, prompt and model (core/models/rollups.py says why).
+"""Roll-ups of the gateway call log at Observability's grain: per UTC hour, per six UTC hours
+and per UTC day, of team, prompt and model (core/models/rollups.py says why).
 
 They are written wherever the hourly call roll-ups are (`rollups.py`: the settle's batched
 write-back, the seeds, a rebuild, a retention run's rebuilt hours), from the same groups
-folded by hour or day, in the same transaction: an hour's row always equals the sum of its
-call_rollup rows, and a day's the sum of its hours. A rebuild recomputes both from the
+folded by hour, six hours or day, in the same transaction: an hour's row always equals the
+sum of its call_rollup rows, and six hours' or a day's the sum of their hours. A rebuild recomputes them all from the
 hourly call roll-ups (already summed, so it is quick). Each row's latency histogram is
 packed into it (`latency_histogram.py`); a write adds to it after the counts' upsert has
 locked the row, so concurrent settles never lose a count.
@@ -25,10 +25,11 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, select, tuple
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets import latency_histogram
-from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup
+from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup, CallSixHourRollup
 
 DAILY = CallDailyRollup.__table__
 HOURLY = CallHourlyRollup.__table__
+SIX_HOURLY = CallSixHourRollup.__table__
 _HOURLY = CallRollup.__table__
 _HOURLY_LATENCY = CallLatencyRollup.__table__
 
@@ -53,6 +54,12 @@ def hour_of(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def six_hours_of(instant: datetime) -> datetime:
+    """The first hour of the six UTC hours (from 00, 06, 12 or 18) an instant falls in."""
+    hour = hour_of(instant)
+    return hour.replace(hour=hour.hour - hour.hour % 6)
+
+
 @dataclass(frozen=True)
 class Grain:
     """A roll-up table of (time, team, prompt, model) rows, and the time its rows start at."""
@@ -63,14 +70,15 @@ class Grain:
 
 
 HOUR = Grain(HOURLY, HOURLY_KEYS, hour_of)
+SIX_HOURS = Grain(SIX_HOURLY, HOURLY_KEYS, six_hours_of)
 DAY = Grain(DAILY, DAILY_KEYS, day_of)
-GRAINS = (HOUR, DAY)
+GRAINS = (HOUR, SIX_HOURS, DAY)
 
 
 def add_calls(
     connection: Connection, hourly: Mapping[tuple, Sequence], latencies: Mapping[tuple, Sequence[int]]
 ) -> None:
-    """Add hourly call groups (`rollups.py`'s shapes) to the hourly and daily roll-ups here."""
+    """Add hourly call groups (`rollups.py`'s shapes) to the hourly, six-hour and daily roll-ups."""
     for grain in GRAINS:
         add(connection, *fold(hourly, latencies, grain), grain=grain)
 
@@ -144,17 +152,19 @@ def _histogram_update(grain: Grain):
 
 
 def rebuild(connection: Connection, *, since: datetime | None = None, hours: Iterable[datetime] = ()) -> None:
-    """Recompute the hourly and daily roll-ups here from the hourly call roll-ups: every hour
-    and day from `since` on (everything when `since` and `hours` are both empty), or only
-    the given hours and their days. The caller has already rebuilt the call roll-ups of
-    those hours and holds the roll-up lock."""
+    """Recompute the hourly, six-hour and daily roll-ups here from the hourly call roll-ups:
+    every hour and day from `since` on (everything when `since` and `hours` are both empty),
+    or only the given hours, their six hours and their days. The caller has already rebuilt
+    the call roll-ups of those hours and holds the roll-up lock."""
     wanted = sorted({hour_of(h) for h in hours})
     if wanted:
         spans = [(day, day + timedelta(days=1)) for day in sorted({day_of(h) for h in wanted})]
         for start, end in spans:
             connection.execute(delete(DAILY).where(DAILY.c.day >= start, DAILY.c.day < end))
-        for chunk in (wanted[i : i + _READ_CHUNK] for i in range(0, len(wanted), _READ_CHUNK)):
-            connection.execute(delete(HOURLY).where(HOURLY.c.hour.in_(chunk)))
+        for grain, times in ((HOUR, wanted), (SIX_HOURS, sorted({six_hours_of(h) for h in wanted}))):
+            column = grain.table.c[grain.keys[0]]
+            for chunk in (times[i : i + _READ_CHUNK] for i in range(0, len(times), _READ_CHUNK)):
+                connection.execute(delete(grain.table).where(column.in_(chunk)))
     else:
         first = connection.execute(select(func.min(_HOURLY.c.hour))).scalar()
         start = day_of(since) if since is not None else None
@@ -172,9 +182,14 @@ def rebuild(connection: Connection, *, since: datetime | None = None, hours: Ite
             spans.append((cursor, cursor + _REBUILD_STEP))
             cursor += _REBUILD_STEP
     only = set(wanted)
+    sixes = {six_hours_of(h) for h in wanted}
     for start, end in spans:
         groups, histograms = _summed_hours(connection, start, end)
         add(connection, *_regrouped(groups, histograms, day_of), grain=DAY)
+        if only:  # whole days were read: only the wanted hours' six hours are rewritten
+            groups = {k: v for k, v in groups.items() if six_hours_of(k[0]) in sixes}
+            histograms = {k: v for k, v in histograms.items() if six_hours_of(k[0]) in sixes}
+        add(connection, *_regrouped(groups, histograms, six_hours_of), grain=SIX_HOURS)
         if only:
             groups = {k: v for k, v in groups.items() if k[0] in only}
             histograms = {k: v for k, v in histograms.items() if k[0] in only}
@@ -210,7 +225,7 @@ def _regrouped(
     histograms: Mapping[tuple, Mapping[int, int]],
     start_of: Callable[[datetime], datetime],
 ) -> tuple[dict[tuple, list[int]], dict[tuple, dict[int, int]]]:
-    """(time, team, prompt, model) groups summed per coarser time (an hour's day)."""
+    """(time, team, prompt, model) groups summed per coarser time (an hour's six hours or day)."""
     summed: dict[tuple, list[int]] = {}
     for (time, *rest), values in groups.items():
         into = summed.setdefault((start_of(time), *rest), [0] * len(DAILY_SUMS))

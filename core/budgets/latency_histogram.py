@@ -70,6 +70,11 @@ class Histograms:
         self._counts: list[int] = []
         self._packed: list[bytes] = []
         self._packed_groups: list[int] = []
+        # Packed histograms concatenated by the database, a run per group: the bytes, and the
+        # byte length of each histogram in the run as comma-separated text.
+        self._runs: list[bytes] = []
+        self._run_lengths: list[str] = []
+        self._run_groups: list[int] = []
         # `read` is called once per grouping (per period, per group, overall): the counts are
         # unpacked once for all of them, again only after more are added.
         self._flattened: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -114,6 +119,16 @@ class Histograms:
                 self._packed.append(bytes(packed))
                 self._packed_groups.append(index[group] if group in index else of(group))
 
+    def add_concatenated(self, group: Hashable, packed: bytes | None, lengths: str | None) -> None:
+        """Packed histograms of one group joined end to end, with the byte length of each
+        ("48,0,24": empty ones allowed): what a GROUP BY hands over in two columns, so that the
+        rows merged into a group never reach Python one by one."""
+        self._flattened = None
+        if packed:
+            self._runs.append(bytes(packed))
+            self._run_lengths.append(lengths or "")
+            self._run_groups.append(self._of(group))
+
     def read(self, percents: Iterable[int], regroup: Callable[[Any], Hashable] | None = None) -> dict[Any, Read]:
         """Each group's nearest-rank percentiles (given in whole percent), or each coarser
         group's when `regroup` maps a group to the coarser one it merges into."""
@@ -142,9 +157,10 @@ class Histograms:
             rank = np.maximum(1, (totals[present] * int(percent) + 99) // 100)
             at = np.searchsorted(running, before[present] + rank, side="left")
             found.append(keys[at] % width + low)
-        return {
-            names[g]: Read(int(totals[g]), tuple(int(column[i]) for column in found)) for i, g in enumerate(present)
-        }
+        # Plain lists: reading numpy arrays element by element costs more than the whole pass.
+        answered = totals[present].tolist()
+        percentiles = list(zip(*(column.tolist() for column in found), strict=True))
+        return {names[g]: Read(n, p) for g, n, p in zip(present.tolist(), answered, percentiles, strict=True)}
 
     def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._flattened is None:
@@ -155,22 +171,38 @@ class Histograms:
         groups = [np.asarray(self._groups, dtype=np.int64)]
         buckets = [np.asarray(self._buckets, dtype=np.int64)]
         counts = [np.asarray(self._counts, dtype=np.int64)]
-        if self._packed:
-            words = np.frombuffer(b"".join(self._packed), dtype=_WORD)
-            lengths = np.fromiter((len(p) // _WORD.itemsize for p in self._packed), dtype=np.int64)
-            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-            firsts = words[starts]
-            # Every word but the headers is a count; its bucket is its header's plus its place.
-            is_count = np.ones(len(words), dtype=bool)
-            is_count[starts] = False
-            owner = np.repeat(np.arange(len(self._packed)), lengths)
-            place = np.arange(len(words)) - starts[owner] - 1
-            groups.append(np.asarray(self._packed_groups, dtype=np.int64)[owner][is_count])
-            buckets.append((firsts[owner] + place)[is_count])
-            counts.append(words[is_count].astype(np.int64))
+        if self._packed or self._runs:
+            words = np.frombuffer(b"".join(self._packed) + b"".join(self._runs), dtype=_WORD)
+            owners, lengths = self._entries()
+            starts = np.cumsum(lengths) - lengths
+            # A count's bucket is its histogram's first bucket (the header word) plus its place
+            # after the header: its position in `words` plus an offset per histogram.
+            offsets = words[starts] - starts - 1
+            counted = words > 0
+            counted[starts] = False  # the headers are buckets, not counts
+            groups.append(np.repeat(owners, lengths)[counted])
+            buckets.append((np.arange(len(words), dtype=np.int64) + np.repeat(offsets, lengths))[counted])
+            counts.append(words[counted].astype(np.int64))
         flat_counts = np.concatenate(counts)
         kept = flat_counts > 0
         return np.concatenate(groups)[kept], np.concatenate(buckets)[kept], flat_counts[kept]
+
+    def _entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each packed histogram's group and length in words, single ones first, then the
+        runs' (empty histograms left out: they have no header word)."""
+        single = np.fromiter((len(p) // _WORD.itemsize for p in self._packed), dtype=np.int64)
+        owners = [np.asarray(self._packed_groups, dtype=np.int64)]
+        lengths = [single]
+        if self._runs:
+            in_run = np.fromstring(",".join(self._run_lengths), sep=",", dtype=np.int64) // _WORD.itemsize
+            per_run = [text.count(",") + 1 for text in self._run_lengths]
+            if len(in_run) != sum(per_run) or int(in_run.sum()) * _WORD.itemsize != sum(map(len, self._runs)):
+                raise ValueError("the lengths of concatenated histograms do not match their bytes")
+            owners.append(np.repeat(np.asarray(self._run_groups, dtype=np.int64), per_run))
+            lengths.append(in_run)
+        all_owners, all_lengths = np.concatenate(owners), np.concatenate(lengths)
+        held = all_lengths > 0
+        return all_owners[held], all_lengths[held]
 
 
 # Above this many (group, bucket) cells a dense count array would take too much memory.

@@ -5,9 +5,9 @@ Three tables (core/models/rollups.py): `usage_rollup` sums the ledger per hour o
 `created_at` and `call_latency_rollup` holds the answered calls' latency histogram (what
 Observability and Live A/B read). Each source keeps its own clock, so a call that starts at
 09:59:59 and settles at 10:00:01 counts in hour 09 of the ledger and hour 10 of the call log,
-exactly as the two sources say. The call roll-ups are also summed per UTC hour and per UTC
-day of team, prompt and model (`daily_rollups.py`, what Observability reads), in the same
-writes.
+exactly as the two sources say. The call roll-ups are also summed per UTC hour, per six UTC
+hours and per UTC day of team, prompt and model (`daily_rollups.py`, what Observability
+reads), in the same writes.
 
 Why in `budgets/`: it is the lowest context that every writer (the gateway's settle, the
 retention run, the demo seeds) and every reader (Spend and budgets here, the gateway's
@@ -305,7 +305,8 @@ def lock(connection: Connection) -> None:
     write transaction already excludes every other writer). A settle that committed before
     is in what the rebuild reads; one that commits after adds to what the rebuild wrote."""
     if connection.dialect.name == "postgresql":
-        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, daily_rollups.HOURLY, daily_rollups.DAILY))
+        rolled = (daily_rollups.HOURLY, daily_rollups.SIX_HOURLY, daily_rollups.DAILY)
+        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, *rolled))
         connection.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))
 
 

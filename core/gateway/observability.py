@@ -12,8 +12,9 @@ percentile is reported as its bucket's geometric middle: within 2.5 % of the exa
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from sqlmodel import Session
@@ -35,6 +36,10 @@ HOURS_PER_POINT = (1, 2, 3, 4, 6, 8, 12, 24)
 # What the page asks a per-hour view to fit in: more (hour, group) points than a chart shows
 # legibly, and each point costs the page time to build and send (bench/pages.py).
 CHART_POINTS = 2500
+# How many roll-up rows a per-hour view may read: a row costs a few microseconds to read and
+# merge however few points it ends in, so past this hours are merged from the six-hour or
+# daily roll-ups (about 60 ms of reading on SQLite, bench/pages.py).
+ROW_BUDGET = 20_000
 _PERCENTS = (50, 95)
 
 
@@ -65,7 +70,7 @@ class MetricsQuery:
             raise ValidationError(f"Unknown granularity {self.granularity!r}: choose from {', '.join(GRANULARITIES)}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen one costs thousands of setattr calls per view
 class Bucket:
     """One period and group. team_id / model / prompt are None where not grouped by them
     (prompt is also None for plain chat and embeddings calls)."""
@@ -98,6 +103,9 @@ class Bucket:
         return self.cache_hits / self.calls
 
 
+BUCKET_FIELDS = tuple(f.name for f in fields(Bucket))
+
+
 @dataclass(frozen=True)
 class Metrics:
     buckets: list[Bucket]  # per period and group
@@ -123,33 +131,30 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     first_hour = ceil_hour(start)
     hours = 0  # per day
     if query.granularity == "hour":
-        hours = parts.hours_per_point(session, query, first_hour, HOURS_PER_POINT) if query.max_points else 1
+        hours = 1
+        if query.max_points:
+            hours = parts.hours_per_point(session, query, start, HOURS_PER_POINT, ROW_BUDGET)
     # A day per point reads as a per-day view, its periods then named by their first hour.
     read = 0 if hours == 24 else hours
     width = len(query.by) + (query.granularity != "total")
-    per_period: dict[tuple, _Counts] = {}
+    per_period: dict[tuple, list[int]] = {}
     histograms = Histograms()
 
-    sources = parts.sources(read > 0, first_hour)
-    counted = [
-        *parts.raw_counts(session, query, read, start, first_hour),
-        *(row for source in sources for row in parts.rollup_counts(session, query, read, source)),
-    ]
-    for row in counted:
-        group = tuple(row[:width])
-        tally = per_period.get(group) or per_period.setdefault(group, _Counts())
-        tally.add([int(v or 0) for v in row[width:]])
+    sources = parts.sources(read, first_hour)
+    for row in parts.raw_counts(session, query, read, start, first_hour):
+        _add(per_period, tuple(row[:width]), row[width:])
     histograms.add_rows(parts.raw_latencies(session, query, read, start, first_hour), width)
     for source in sources:
-        histograms.add_packed_rows(parts.rollup_latencies(session, query, read, source), width)
+        for row in parts.rollup_groups(session, query, read, source):
+            group = tuple(row[:width])
+            _add(per_period, group, row[width:-2])
+            histograms.add_concatenated(group, row[-2], row[-1])
 
     dimensions = width - len(query.by)  # where the grouped dimensions start in a group
-    per_group: dict[tuple, _Counts] = {}
-    for group, tally in per_period.items():
-        per_group.setdefault(group[dimensions:], _Counts()).merge(tally)
-    overall = _Counts()
-    for tally in per_group.values():
-        overall.merge(tally)
+    per_group: dict[tuple, list[int]] = {}
+    for group, counts in per_period.items():
+        _add(per_group, group[dimensions:], counts)
+    overall = [sum(column) for column in zip(*per_group.values(), strict=True)] or [0] * len(COUNTED)
     period_latency = histograms.read(_PERCENTS)
     group_latency = period_latency if not dimensions else histograms.read(_PERCENTS, lambda g: g[dimensions:])
     overall_latency = histograms.read(_PERCENTS, lambda _g: ()).get(())
@@ -159,32 +164,31 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
             return "total"
         return f"{group[0]} 00" if hours == 24 else group[0]
 
+    named = [(d, query.by.index(d)) for d in ("team", "model", "prompt") if d in query.by]
     buckets = sorted(
         (
-            tally.bucket(period_of(group), dict(zip(query.by, group[dimensions:])), period_latency.get(group))
-            for group, tally in per_period.items()
+            _bucket(period_of(group), group[dimensions:], named, counts, period_latency.get(group))
+            for group, counts in per_period.items()
         ),
         key=_order,
     )
     totals = sorted(
-        (
-            tally.bucket("total", dict(zip(query.by, group)), group_latency.get(group))
-            for group, tally in per_group.items()
-        ),
+        (_bucket("total", group, named, counts, group_latency.get(group)) for group, counts in per_group.items()),
         key=_order,
     )
+    calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = overall
     return Metrics(
         buckets=buckets,
         totals=totals,
-        calls=overall.calls,
+        calls=calls,
         p50_ms=_middle(overall_latency, 0),
         p95_ms=_middle(overall_latency, 1),
-        errors=overall.errors,
-        rejected_429=overall.rejected_429,
-        cache_hits=overall.cache_hits,
-        blocked=overall.blocked,
-        held=overall.held,
-        cost_micro=overall.cost_micro,
+        errors=errors,
+        rejected_429=rejected_429,
+        cache_hits=cache_hits,
+        blocked=blocked,
+        held=held,
+        cost_micro=cost_micro,
         hours_per_point=max(hours, 1),
     )
 
@@ -198,57 +202,46 @@ def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[s
     return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
 
 
-class _Counts:
-    """The counts of one group (its latency is read from the merged histograms)."""
+# The counts each source gives per group, in this order (observability_sources.COUNTS).
+COUNTED = parts.COUNTS
 
-    def __init__(self) -> None:
-        self.calls = self.errors = self.rejected_429 = self.cache_hits = self.blocked = self.held = 0
-        self.cost_micro = 0
 
-    def add(self, counts: list[int]) -> None:
-        calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = counts
-        self.calls += calls
-        self.errors += errors
-        self.rejected_429 += rejected_429
-        self.cache_hits += cache_hits
-        self.blocked += blocked
-        self.held += held
-        self.cost_micro += cost_micro
+def _add(into: dict[tuple, list[int]], group: tuple, counts) -> None:
+    held = into.get(group)
+    if held is None:
+        into[group] = [int(v or 0) for v in counts]
+    else:
+        into[group] = [a + int(b or 0) for a, b in zip(held, counts, strict=True)]
 
-    def merge(self, other: _Counts) -> None:
-        self.add(
-            [
-                other.calls,
-                other.errors,
-                other.rejected_429,
-                other.cache_hits,
-                other.blocked,
-                other.held,
-                other.cost_micro,
-            ]
-        )
 
-    def bucket(self, period: str, named: dict, latency: Read | None) -> Bucket:
-        return Bucket(
-            period=period,
-            team_id=named.get("team"),
-            model=named.get("model"),
-            prompt=named.get("prompt"),
-            calls=self.calls,
-            ok=latency.answered if latency else 0,
-            p50_ms=_middle(latency, 0),
-            p95_ms=_middle(latency, 1),
-            errors=self.errors,
-            rejected_429=self.rejected_429,
-            cache_hits=self.cache_hits,
-            blocked=self.blocked,
-            held=self.held,
-            cost_micro=self.cost_micro,
-        )
+def _bucket(period: str, group: tuple, named: list[tuple[str, int]], counts: list[int], latency: Read | None) -> Bucket:
+    values = {dimension: group[at] for dimension, at in named}
+    calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = counts
+    return Bucket(
+        period=period,
+        team_id=values.get("team"),
+        model=values.get("model"),
+        prompt=values.get("prompt"),
+        calls=calls,
+        ok=latency.answered if latency else 0,
+        p50_ms=_middle(latency, 0),
+        p95_ms=_middle(latency, 1),
+        errors=errors,
+        rejected_429=rejected_429,
+        cache_hits=cache_hits,
+        blocked=blocked,
+        held=held,
+        cost_micro=cost_micro,
+    )
 
 
 def _middle(latency: Read | None, which: int) -> float | None:
-    return None if latency is None else round(bucket_middle_ms(latency.buckets[which]), 2)
+    return None if latency is None else _middle_of(latency.buckets[which])
+
+
+@functools.lru_cache(maxsize=4096)
+def _middle_of(bucket: int) -> float:
+    return round(bucket_middle_ms(bucket), 2)
 
 
 def _order(bucket: Bucket):

@@ -14,7 +14,7 @@ out for a "total" view; "no team" and "no prompt" are None whatever the source s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, String, Table, case, cast, func, literal
 from sqlmodel import Session, col, select
 
-from core.budgets.daily_rollups import DAILY, HOURLY, day_of
+from core.budgets.daily_rollups import DAILY, HOURLY, SIX_HOURLY, day_of, hour_of, six_hours_of
 from core.budgets.rollups import LATENCY_FLOOR_MS, LATENCY_GROWTH
 from core.models.gateway import GatewayCall
 
@@ -48,13 +48,25 @@ class Source:
         return [time >= self.start] + ([time < self.end] if self.end is not None else [])
 
 
-def sources(hourly: bool, first_hour: datetime) -> list[Source]:
-    """Hours up to the first midnight, days after it; hours all along for a per-hour view."""
-    first_day = day_of(first_hour) if day_of(first_hour) == first_hour else day_of(first_hour) + timedelta(days=1)
-    if hourly:
+def sources(hours: int, first_hour: datetime) -> list[Source]:
+    """Per day (`hours` 0): hours up to the first midnight, days after it. Per `hours` hours:
+    hours all along, or, for points of 6 or 12 hours, hours up to the first six-hour
+    boundary and six-hour rows after it."""
+    if hours == 0:
+        first_day = _next(first_hour, day_of, timedelta(days=1))
+        hours_before = [Source(HOURLY, first_hour, first_day)] if first_hour < first_day else []
+        return [*hours_before, Source(DAILY, first_day, None)]
+    if hours % 6:
         return [Source(HOURLY, first_hour, None)]
-    hours = [Source(HOURLY, first_hour, first_day)] if first_hour < first_day else []
-    return [*hours, Source(DAILY, first_day, None)]
+    first_six = _next(first_hour, six_hours_of, timedelta(hours=6))
+    hours_before = [Source(HOURLY, first_hour, first_six)] if first_hour < first_six else []
+    return [*hours_before, Source(SIX_HOURLY, first_six, None)]
+
+
+def _next(instant: datetime, start_of: Callable[[datetime], datetime], length: timedelta) -> datetime:
+    """`instant` if a period starts there, else the start of the next period."""
+    start = start_of(instant)
+    return start if start == instant else start + length
 
 
 def raw_counts(session: Session, query: MetricsQuery, hours: int, start, end) -> list:
@@ -99,26 +111,55 @@ def raw_latencies(session: Session, query: MetricsQuery, hours: int, start, end)
     return _named(session.exec(statement).all(), query)  # type: ignore[call-overload]
 
 
-def rollup_counts(session: Session, query: MetricsQuery, hours: int, source: Source) -> list:
-    """Whole hours or days of the window from the roll-ups: (keys..., counts...)."""
+def rollup_groups(session: Session, query: MetricsQuery, hours: int, source: Source) -> list:
+    """Whole hours or days of the window from the roll-ups, summed per period and group by
+    the database in one pass: (period, grouped dimensions..., counts..., the group's packed
+    histograms concatenated, their byte lengths as "48,0,24"). However many roll-up rows a
+    group merges (a 6-hour point by prompt holds every team's and model's hours), only one
+    row per period and group reaches Python, and numpy splits the histograms
+    (`latency_histogram.Histograms.add_concatenated`)."""
     table, columns = source.counts, _columns(source.counts)
-    keys = _keys(query, _none_named(columns), period(session, source.time(table), hours=hours))
+    periods, period_text = _period_parts(session, source.time(table), hours)
+    if query.granularity == "total":
+        periods, period_text = [], None
+    dimensions = [_none_named(columns)[d].label(d) for d in query.by]
+    keys = [*periods, *dimensions]
     sums = [func.sum(table.c[n]) for n in COUNTS]
-    statement = select(*keys, *sums).where(*source.where(table), *_filters(query, columns)).group_by(*keys)
-    # Without a key to group by, an empty window is still one row, of NULLs.
-    return [r for r in session.execute(statement).all() if r[len(keys)] is not None]
+    histogram = table.c.latency_histogram
+    if session.get_bind().dialect.name == "postgresql":
+        joined = [func.string_agg(histogram, literal(b"")), func.string_agg(cast(func.length(histogram), String), ",")]
+    else:  # SQLite's group_concat() is text: the bytes go as hex
+        joined = [func.group_concat(func.hex(histogram), ""), func.group_concat(func.length(histogram))]
+    statement = select(*keys, *sums, *joined).where(*source.where(table), *_filters(query, columns))
+    if keys:
+        statement = statement.group_by(*keys)
+    found = []
+    for row in session.execute(statement):
+        values = list(row)
+        if values[len(keys)] is None:  # without a key to group by, an empty window is one row of NULLs
+            continue
+        packed = values[-2]
+        values[-2] = bytes.fromhex(packed) if isinstance(packed, str) else packed
+        if period_text is not None:
+            values[: len(periods)] = [period_text(*values[: len(periods)])]
+        found.append(values)
+    return found
 
 
-def rollup_latencies(session: Session, query: MetricsQuery, hours: int, source: Source) -> list:
-    """Whole hours or days of the window's latency histograms, a row per period and group as
-    stored: (keys..., packed histogram). No GROUP BY: packed histograms are merged in one
-    vectorized pass (observability.py)."""
-    table, columns = source.counts, _columns(source.counts)
-    keys = _keys(query, _none_named(columns), period(session, source.time(table), hours=hours))
-    statement = select(*keys, table.c.latency_histogram).where(
-        *source.where(table), *_filters(query, columns), table.c.ok > 0
-    )
-    return session.execute(statement).all()  # type: ignore[return-value]
+def _period_parts(session: Session, column: Any, hours: int) -> tuple[list, Callable[..., str]]:
+    """What to group a roll-up's time by for `period` (day, hour or `hours`-hour period), and
+    how to name the group in Python: cheaper for the database than building the name on
+    every row it reads, and only a group per period reaches Python."""
+    if hours <= 1:
+        return [period(session, column, hours=hours)], str
+    if session.get_bind().dialect.name == "postgresql":
+        utc = func.timezone("UTC", column)
+        day = func.to_char(utc, "YYYY-MM-DD ")
+        part = cast(func.extract("hour", utc), Integer) // hours
+    else:
+        day = func.substr(column, 1, 11)
+        part = cast(func.substr(column, 12, 2), Integer) // hours
+    return [day, part], lambda day_text, index: f"{day_text}{int(index) * hours:02d}"
 
 
 def models_and_prompts(session: Session, first_hour: datetime) -> set[tuple[str, str]]:
@@ -149,32 +190,49 @@ def period(session: Session, column: Any, *, hours: int):
     return func.substr(column, 1, 11, type_=String).concat(func.printf("%02d", hour - hour % hours))
 
 
-def hours_per_point(session: Session, query: MetricsQuery, first_hour: datetime, choices: Sequence[int]) -> int:
-    """The fewest of `choices` hours per point that keep a per-hour view's (period, group)
-    points within query.max_points: every hour its own when the hourly roll-ups' points
-    fit, else the fewest hours for which each (day, group) the daily roll-ups hold, times
-    the periods of a day, fits (at most that many points, whatever the hours hold); the
-    last choice when none does."""
+def hours_per_point(session: Session, query: MetricsQuery, start: datetime, choices: Sequence[int], rows: int) -> int:
+    """The fewest of `choices` hours per point for a per-hour view from `start`, such that the
+    view's (period, group) points stay within query.max_points and the roll-up rows it reads
+    within `rows`; the last choice (a day, from the daily roll-ups) when none does.
+
+    Points of 6 or 12 hours read the six-hour roll-ups, the others the hourly ones. Points
+    are counted where a table holds a row per point (distinct times and groups from the one
+    holding `start`, so the window's partial first period counts whole) and bounded from the
+    daily roll-ups' (day, group) points times the periods of a day where hours are merged; a
+    table's points are counted only when its rows fit."""
     limit = query.max_points or 0
-
-    def points(table: Table, start: datetime) -> int:
-        columns = _columns(table)
-        cells = (
-            select(table.c[table.c.keys()[0]], *(columns[d] for d in query.by))
-            .where(table.c[table.c.keys()[0]] >= start, *_filters(query, columns))
-            .distinct()
-            .subquery()
-        )
-        return int(session.execute(select(func.count()).select_from(cells)).scalar_one())
-
-    hourly = points(HOURLY, first_hour)
-    if hourly <= limit:
-        return choices[0]
-    daily = points(DAILY, day_of(first_hour))
-    for hours in choices[1:-1]:
-        if min(hourly, daily * (24 // hours)) <= limit:
+    daily = _points(session, query, DAILY, day_of(start))
+    held: dict[str, int] = {}
+    cells: dict[str, int] = {}
+    for hours in choices[:-1]:
+        table, resolution, start_of = (SIX_HOURLY, 6, six_hours_of) if hours % 6 == 0 else (HOURLY, 1, hour_of)
+        if table.name not in held:
+            held[table.name] = _rows(session, query, table, start_of(start))
+        if held[table.name] > rows:
+            continue
+        bound = daily * (24 // hours)
+        if bound <= limit:
+            return hours
+        if table.name not in cells:
+            cells[table.name] = _points(session, query, table, start_of(start))
+        if (cells[table.name] if hours == resolution else min(cells[table.name], bound)) <= limit:
             return hours
     return choices[-1]
+
+
+def _rows(session: Session, query: MetricsQuery, table: Table, start: datetime) -> int:
+    """How many roll-up rows a view of `table` from `start` reads."""
+    columns = _columns(table)
+    counted = select(func.count()).select_from(table).where(table.c.hour >= start, *_filters(query, columns))
+    return int(session.execute(counted).scalar_one())
+
+
+def _points(session: Session, query: MetricsQuery, table: Table, start: datetime) -> int:
+    """The distinct (time, group) cells of `table` from `start`: a view's points at its resolution."""
+    columns = _columns(table)
+    time = table.c[table.c.keys()[0]]
+    cells = select(time, *(columns[d] for d in query.by)).where(time >= start, *_filters(query, columns)).distinct()
+    return int(session.execute(select(func.count()).select_from(cells.subquery())).scalar_one())
 
 
 _CALL_LOG = {"team": col(GatewayCall.team_id), "model": col(GatewayCall.model), "prompt": col(GatewayCall.prompt_name)}

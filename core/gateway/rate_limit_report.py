@@ -7,14 +7,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlmodel import Session
 
 from core import clock
 from core.gateway.policies import RATE_LIMITS
 from core.gateway.rate_limit_rules import SCOPES, RateLimits
 from core.gateway.rate_limits import WINDOWS, window_start
-from core.models.gateway import GatewayCall, TeamGuardrailPolicy
+from core.models.gateway import RATE_LIMITED_SQL, GatewayCall, TeamGuardrailPolicy
 from core.models.identity import Person, Team
 from core.models.keys import ApiKey
 from core.permissions import Actor, Permission, require
@@ -79,7 +79,7 @@ def rate_limit_overview(session: Session, *, actor: Actor, days: int = 1) -> Rat
             func.count().label("refused"),
             func.max(GatewayCall.created_at).label("last_at"),
         )
-        .where(GatewayCall.status == "rate_limited", GatewayCall.created_at >= now - timedelta(days=days))
+        .where(text(RATE_LIMITED_SQL), GatewayCall.created_at >= now - timedelta(days=days))
         .group_by(GatewayCall.team_id, GatewayCall.key_id, GatewayCall.rule)
     ).all()
     key_ids = {s for scope, _t, s in used if scope == "key"} | {c.key_id for c in calls if c.key_id is not None}

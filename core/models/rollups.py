@@ -103,6 +103,30 @@ class CallHourlyRollup(SQLModel, table=True):
     latency_histogram: bytes = Field(default=b"", sa_type=LargeBinary)
 
 
+class CallSixHourRollup(SQLModel, table=True):
+    """The call log counted per six UTC hours (00, 06, 12 and 18: `hour` is the first),
+    team, prompt and model, with the packed latency histogram: what a per-hour view over
+    weeks reads when it shows a point per 6 or 12 hours. At a million calls a year, 90 days
+    hold about 72,000 hourly rows and 17,500 of these; reading a row costs a view a few
+    microseconds however few points it draws."""
+
+    __tablename__ = "call_six_hour_rollup"
+
+    hour: datetime = Field(sa_type=UtcDateTime, primary_key=True)
+    team_id: int = Field(default=0, primary_key=True)
+    prompt_name: str = Field(default="", max_length=80, primary_key=True)
+    model: str = Field(default="", max_length=80, primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)
+    ok: int = Field(default=0, sa_type=BigInteger)
+    errors: int = Field(default=0, sa_type=BigInteger)
+    rejected_429: int = Field(default=0, sa_type=BigInteger)
+    blocked: int = Field(default=0, sa_type=BigInteger)
+    held: int = Field(default=0, sa_type=BigInteger)
+    cache_hits: int = Field(default=0, sa_type=BigInteger)
+    cost_micro: int = Field(default=0, sa_type=BigInteger)
+    latency_histogram: bytes = Field(default=b"", sa_type=LargeBinary)
+
+
 class CallDailyRollup(SQLModel, table=True):
     """The call log counted per UTC day of `created_at`, team, prompt and model: the
     dimensions Observability groups and filters by, so a 90-day view reads a few thousand
