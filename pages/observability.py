@@ -9,7 +9,8 @@ from core.budgets.money import format_micro
 from core.gateway import call_export
 from core.gateway.observability import BUCKET_FIELDS, CHART_POINTS, MetricsQuery, filter_options, gateway_metrics
 from core.identity import people as identity
-from pages.ui import charts, layout, rate_limits
+from pages.ui import layout, rate_limits
+from pages.ui.health_charts import health_figures
 
 actor = layout.page_setup(__file__)
 st.title("Observability")
@@ -78,116 +79,58 @@ st.caption(
 )
 
 
-def _group_labels(frame: pd.DataFrame) -> pd.Series:
-    """Each row's group by name ("Support · gpt-4o"), a column at a time: a 90-day per-hour
-    view has thousands of rows."""
-    named = {
-        "team": lambda: frame["team_id"].map(teams).fillna("(no team)").astype(str),
-        "model": lambda: frame["model"].astype(str),
-        "prompt": lambda: frame["prompt"].fillna("(no catalog prompt)").astype(str),
-    }
-    if not by:
-        return pd.Series("all calls", index=frame.index)
-    labels = named[by[0]]()
-    for dimension in by[1:]:
-        labels = labels + " · " + named[dimension]()
-    return labels
+_labels: dict[tuple, str] = {}
 
 
-def _frame(buckets, *, timed: bool) -> pd.DataFrame:
+def _label(bucket) -> str:
+    """The bucket's group by name ("Support · gpt-4o"): once per group, not per point."""
+    key = (bucket.team_id, bucket.model, bucket.prompt)
+    label = _labels.get(key)
+    if label is None:
+        named = {
+            "team": teams.get(bucket.team_id, "(no team)"),
+            "model": str(bucket.model),
+            "prompt": bucket.prompt or "(no catalog prompt)",
+        }
+        label = _labels[key] = " · ".join(named[d] for d in by) or "all calls"
+    return label
+
+
+def _frame(buckets) -> pd.DataFrame:
     frame = pd.DataFrame({name: [getattr(b, name) for b in buckets] for name in BUCKET_FIELDS})
     if frame.empty:
         return frame
     frame["error_rate"] = frame["errors"] / frame["calls"]
     frame["rate_429"] = frame["rejected_429"] / frame["calls"]
     frame["cache_hit_rate"] = frame["cache_hits"] / frame["calls"]
-    frame["group"] = _group_labels(frame)
-    if timed:  # the whole-period totals have no time
-        # ISO text, not datetimes: plotly turns each datetime of an array into text one by one,
-        # seconds for 90 days per hour (bench/pages.py); the date axis reads the text the same.
-        frame["time"] = frame["period"] + (":00" if granularity == "hour" else "")
+    frame["group"] = [_label(b) for b in buckets]
     return frame
 
 
-def _dated(figure):
-    return figure.update_xaxes(type="date")
-
-
-frame = _frame(series.buckets, timed=True)
 period_name = granularity if series.hours_per_point == 1 else f"{series.hours_per_point} hours"
 if series.hours_per_point > 1:
     st.caption(
         f"Each point of the charts is {series.hours_per_point} hours (from the first hour it holds): "
         f"{days} days of single hours per {' × '.join(by) or 'all calls'} would be more than "
-        f"{CHART_POINTS:,} points. Its counts are the hours' sums and its p50/p95 are read from the "
-        "hours' latency histograms merged. Choose fewer days, groups or filters for single hours; "
-        "the breakdown below is the whole period's."
+        f"{CHART_POINTS:,} points or take too long to read. Its counts are the hours' sums and its "
+        "p50/p95 are read from the hours' latency histograms merged. Choose fewer days, groups or "
+        "filters for single hours; the breakdown below is the whole period's."
     )
+calls_chart, latency_chart, rates_chart, guarded_chart = health_figures(
+    series.buckets,
+    label=_label,
+    time_of=(lambda period: f"{period}:00") if granularity == "hour" else str,
+    period_name=period_name,
+)
 left, right = st.columns(2)
-calls_per_period = frame.groupby("time")["calls"].sum()
-left.plotly_chart(
-    _dated(
-        charts.count_axis(
-            charts.bars(frame, x="time", y="calls", color="group", title=f"Calls per {period_name}"),
-            calls_per_period.max(),
-        )
-    ),
-    key="calls_chart",
-)
-latency = (
-    frame.rename(columns={"p50_ms": "p50", "p95_ms": "p95"})
-    .melt(id_vars=["time", "group"], value_vars=["p50", "p95"], var_name="percentile", value_name="ms")
-    .dropna()
-)
-right.plotly_chart(
-    _dated(charts.lines(latency, x="time", y="ms", color="group", dash="percentile", title="Latency p50 and p95 (ms)")),
-    key="latency_chart",
-)
-
-per_period = frame.groupby("time")[["calls", "errors", "rejected_429", "cache_hits", "blocked", "held"]].sum()
-rates = pd.DataFrame(
-    {
-        "error rate": per_period["errors"] / per_period["calls"],
-        "429 rate": per_period["rejected_429"] / per_period["calls"],
-        "cache hit rate": per_period["cache_hits"] / per_period["calls"],
-    }
-).reset_index()
+left.plotly_chart(calls_chart, key="calls_chart")
+right.plotly_chart(latency_chart, key="latency_chart")
 left, right = st.columns(2)
-left.plotly_chart(
-    _dated(
-        charts.percent_axis(
-            charts.lines(
-                rates.melt(id_vars="time", var_name="rate", value_name="share"),
-                x="time",
-                y="share",
-                color="rate",
-                title="Error, 429 and cache-hit rates",
-            ),
-            float(rates[["error rate", "429 rate", "cache hit rate"]].max().max()),
-        )
-    ),
-    key="rates_chart",
-)
-right.plotly_chart(
-    _dated(
-        charts.count_axis(
-            charts.bars(
-                per_period.reset_index().melt(
-                    id_vars="time", value_vars=["blocked", "held"], var_name="outcome", value_name="requests"
-                ),
-                x="time",
-                y="requests",
-                color="outcome",
-                title="Blocked and held requests",
-            ),
-            (per_period["blocked"] + per_period["held"]).max(),
-        )
-    ),
-    key="guarded_chart",
-)
+left.plotly_chart(rates_chart, key="rates_chart")
+right.plotly_chart(guarded_chart, key="guarded_chart")
 
 st.subheader("Breakdown over the whole period")
-table = _frame(series.totals, timed=False)
+table = _frame(series.totals)
 if not table.empty:
     table["cost"] = table["cost_micro"].map(format_micro)
     st.dataframe(

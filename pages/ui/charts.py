@@ -11,6 +11,8 @@ which took half the time of a per-hour chart's thousands of points.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -22,10 +24,13 @@ WEBGL_POINTS = 2000
 
 def bars(frame: pd.DataFrame, *, x: str, y: str, color: str, title: str) -> go.Figure:
     """Stacked bars of `y` over `x`, one colour per value of `color`."""
-    traces = [
-        {"type": "bar", "x": part[x].tolist(), "y": part[y].tolist(), "name": str(name)}
-        for name, part in frame.groupby(color, sort=False)
-    ]
+    series = {str(name): (part[x].tolist(), part[y].tolist()) for name, part in frame.groupby(color, sort=False)}
+    return bar_figure(series, title=title)
+
+
+def bar_figure(series: Mapping[str, tuple[list, list]], *, title: str) -> go.Figure:
+    """Stacked bars, one colour per named series of (x values, y values)."""
+    traces = [{"type": "bar", "x": xs, "y": ys, "name": name} for name, (xs, ys) in series.items()]
     return _figure(traces, {"title": {"text": title}, "barmode": "relative"})
 
 
@@ -34,19 +39,30 @@ def lines(
 ) -> go.Figure:
     """Lines of `y` over `x`, one per value of `color` (and of `dash`, drawn dashed differently)."""
     keys = [color] if dash is None else [color, dash]
-    styles = {value: _DASHES[i % len(_DASHES)] for i, value in enumerate(frame[dash].unique())} if dash else {}
-    traces = []
-    # Past a few thousand points the browser draws SVG lines slowly: WebGL, and no markers.
-    many = len(frame) > WEBGL_POINTS
-    kind = "scattergl" if many else "scatter"
+    series: dict = {}
     for key, part in frame.sort_values(x, kind="stable").groupby(keys, sort=False):
-        name, style = (key[0], styles[key[1]]) if dash else (key[0] if isinstance(key, tuple) else key, "solid")
-        label = f"{name} ({key[1]})" if dash else str(name)
+        name = (key[0], key[1]) if dash else (key[0] if isinstance(key, tuple) else key)
+        series[name] = (part[x].tolist(), part[y].tolist())
+    return line_figure(series, title=title, markers=markers)
+
+
+def line_figure(series: Mapping, *, title: str, markers: bool = True) -> go.Figure:
+    """Lines, one per named series of (x values, y values); a series named (name, style) is
+    labelled "name (style)" and dashed by its style, each style its own dash."""
+    styles: dict = {}
+    for name in series:
+        if isinstance(name, tuple):
+            styles.setdefault(name[1], _DASHES[len(styles) % len(_DASHES)])
+    # Past a few thousand points the browser draws SVG lines slowly: WebGL, and no markers.
+    many = sum(len(xs) for xs, _ys in series.values()) > WEBGL_POINTS
+    traces = []
+    for name, (xs, ys) in series.items():
+        label, style = (f"{name[0]} ({name[1]})", styles[name[1]]) if isinstance(name, tuple) else (str(name), "solid")
         traces.append(
             {
-                "type": kind,
-                "x": part[x].tolist(),
-                "y": part[y].tolist(),
+                "type": "scattergl" if many else "scatter",
+                "x": xs,
+                "y": ys,
                 "name": label,
                 "mode": "lines+markers" if markers and not many else "lines",
                 "line": {"dash": style},
