@@ -308,7 +308,9 @@ def _team_name(session: Session, team_id: int) -> str:
 
 def _names(session: Session) -> dict[str, str]:
     """Actor reference -> display name, for screens only (never for audit payloads)."""
-    return {f"person:{p.id}": p.display_name for p in session.exec(select(Person))}
+    # Two columns, not Person rows: building every person's ORM object cost most of a page's
+    # catalog read at a few hundred people (bench/pages.py, Live A/B).
+    return {f"person:{i}": name for i, name in session.exec(select(Person.id, Person.display_name))}
 
 
 def version_spec_of(session: Session, *, actor: Actor, version_id: int) -> VersionSpec:
