@@ -168,7 +168,8 @@ def _sqlite_group(widths: dict[str, int]) -> str:
     )
 
 
-# Fast: the widths of event ids and times written into the format; general: every length measured.
+# Fast: the widths of event ids and times written into the format; general: theirs measured row by row
+# (prev_hash's width is proven by the links in both).
 _SQLITE_GROUP = (_sqlite_group(WIDTHS), _sqlite_group({"prev_hash": WIDTHS["prev_hash"]}))
 
 # Schema-qualified throughout, like core.audit.chain.postgres_payload_sql.
