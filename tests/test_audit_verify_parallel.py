@@ -137,6 +137,35 @@ def test_the_databases_range_check_hashes_every_event_and_finds_an_edit_that_kep
         assert audit_ranges._vector_range(conn, 8, 10, {}).sound  # the events after it are untouched
 
 
+def test_sqlites_range_check_measures_an_event_id_or_time_of_another_width_and_rebuilds_one_holding_a_nul(
+    session, monkeypatch
+):
+    """SQLite's check writes the usual widths of event ids and times into each canonical form: a value of
+    another width, rehashed by whoever wrote it, is measured instead (a sound chain stays sound), and a
+    NUL, where printf() would stop short, sends the range to be rebuilt row by row in Python."""
+    if db.get_engine().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL builds and hashes each form itself")
+    monkeypatch.setattr(audit_ranges, "GROUP", 4)
+    add_events(session, 10)
+    sql("UPDATE audit_event SET event_id = 'not-a-uuid' WHERE seq = 3")
+    sql("UPDATE audit_event SET occurred_at = '2026-01-01 00:00:00' WHERE seq = 6")
+    rehash_between(3, 10)
+    with db.get_engine().connect() as conn:
+        report = audit_ranges._vector_range(conn, 1, 10, {})
+    assert report is not None and report.sound
+    sql("UPDATE audit_head SET head_hash = (SELECT hash FROM audit_event WHERE seq = 10)")
+    monkeypatch.setattr(audit_ranges, "MIN_RANGE", 3)
+    parallel = run(session, 3)
+    assert parallel.ok and parallel.ranges == 4 and outcome(parallel) == outcome(run(session, 1))
+    sql("UPDATE audit_event SET event_id = event_id || char(0) || 'x' WHERE seq = 9")
+    with db.get_engine().connect() as conn:
+        assert audit_ranges._vector_range(conn, 1, 10, {}) is None
+        assert audit_ranges._vector_range(conn, 1, 8, {}).sound  # the groups before it are untouched
+    assert (
+        run(session, 3).lines() == run(session, 1).lines() == ["seq 9: modified: its content does not match its hash"]
+    )
+
+
 def test_an_sqlite_files_ranges_are_checked_in_worker_processes_that_find_what_the_walk_finds(session, monkeypatch):
     if db.get_engine().dialect.name != "sqlite":
         pytest.skip("PostgreSQL's ranges are checked by its own backends, from threads")

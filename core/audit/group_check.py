@@ -19,57 +19,84 @@ import hashlib
 import json
 import sqlite3
 import sys
-from itertools import accumulate
+from binascii import hexlify
 from typing import IO
 
 SOUND, UNSOUND, REBUILD = "sound", "unsound", "rebuild"
 
+# The widths the fast query writes into the format instead of measuring them (core.audit.ranges);
+# prev_hash's is proven by the links, which must equal 64-character hashes.
+WIDTHS = {"event_id": 36, "occurred_at": 26, "prev_hash": 64}
+
 _sha256 = hashlib.sha256
-_hexdigest = type(_sha256()).hexdigest
+_digest = type(_sha256()).digest
 
 
 def check_groups(
-    cursor, query: str, first: int, last: int, group: int, checkpoints: dict[int, str]
+    cursor, queries: tuple[str, str], first: int, last: int, group: int, checkpoints: dict[int, str]
 ) -> tuple[str, bytes | None, bytes | None]:
-    """(verdict, first link, last hash) of events first..last, read GROUP events per row by `query`.
+    """(verdict, first link, last hash) of events first..last, read GROUP events per row.
 
-    `query` takes (start, end) and returns seqs (comma-separated text), hashes and links
-    (concatenated, as bytes), each canonical form's length (comma-separated), the forms
-    (concatenated), whether a row must be rebuilt in Python, and how many hashes or links are not
-    64 bytes long. Every hash and link being 64 bytes, equal concatenations mean equal values
-    event by event; the seqs must read first, first+1... in the order of the other columns.
-    `checkpoints` maps a signed seq to its head hash.
+    `queries` (fast, general) take (start, end) and return seqs (comma-separated text); hashes
+    and links (comma-separated, a NULL as nothing); the canonical forms separated by NUL bytes;
+    then each hashed column other than prev_hash as stored (event ids and times comma-separated,
+    the others run together, NULLs left out). The fast query writes WIDTHS into the forms; the
+    general one, run when an event id or time is not of its width, measures every value.
+
+    printf() stops at a NUL, so no form holds one and the NUL separators cut the forms apart;
+    text holding a NUL is found in the stored columns instead (REBUILD). Hashes and links are
+    compared whole, commas included: equal texts holding exactly one comma between events mean
+    equal values event by event. The seqs must read first, first+1... in the order of the other
+    columns. `checkpoints` maps a signed seq to its head hash.
     """
+    fast, general = queries
     first_link: bytes | None = None
     prev_hash: bytes | None = None
     for start in range(first, last + 1, group):
         end = min(start + group - 1, last)
+        count = end - start + 1
         try:
-            seqs, hashes, links, lengths, payloads, flagged, odd = cursor.execute(query, (start, end)).fetchone()
+            seqs, hashes, links, forms, event_ids, times, *stored = cursor.execute(fast, (start, end)).fetchone()
+            if seqs != ",".join(map(str, range(start, end + 1))):
+                return UNSOUND, None, None
+            if any(b"\0" in column for column in (event_ids, times, *stored) if column is not None):
+                return REBUILD, None, None
+            if not (_of_width(event_ids, WIDTHS["event_id"], count) and _of_width(times, WIDTHS["occurred_at"], count)):
+                forms = cursor.execute(general, (start, end)).fetchone()[3]
         except sqlite3.OperationalError:  # text that is not UTF-8 in a seq: the serial walk reads leniently
             return UNSOUND, None, None
-        if flagged:
-            return REBUILD, None, None
-        if odd or seqs != ",".join(map(str, range(start, end + 1))):
+        if hexlify(b"".join(map(_digest, map(_sha256, forms.split(b"\0")))), b",", 32) != hashes:
             return UNSOUND, None, None
-        stops = list(accumulate(map(int, lengths.split(","))))
-        view = memoryview(payloads)
-        parts = map(view.__getitem__, map(slice, [0, *stops[:-1]], stops))
-        if "".join(map(_hexdigest, map(_sha256, parts))).encode() != hashes:
-            return UNSOUND, None, None
-        if links[64:] != hashes[:-64] or (prev_hash is not None and links[:64] != prev_hash):
+        # Links: the first, then the hashes of all events but the last; one comma between each two.
+        if (
+            len(links) != len(hashes)
+            or links.count(b",") != count - 1
+            or links[64:65] not in (b",", b"")
+            or links[65:] != hashes[:-65]
+            or (prev_hash is not None and links[:64] != prev_hash)
+        ):
             return UNSOUND, None, None
         for seq, head_hash in checkpoints.items():
-            if start <= seq <= end and hashes[(seq - start) * 64 : (seq - start + 1) * 64] != head_hash.encode():
+            if start <= seq <= end and hashes[(seq - start) * 65 : (seq - start) * 65 + 64] != head_hash.encode():
                 return UNSOUND, None, None
         if first_link is None:
-            first_link = bytes(links[:64])
-        prev_hash = bytes(hashes[-64:])
+            first_link = links[:64]
+        prev_hash = hashes[-64:]
     return SOUND, first_link, prev_hash
 
 
+def _of_width(values: bytes | None, width: int, count: int) -> bool:
+    """Whether `values` (comma-separated) are `count` ASCII values of `width` characters each."""
+    return (
+        values is not None
+        and len(values) == (width + 1) * count - 1
+        and values.count(b",") == count - 1
+        and values.isascii()
+    )
+
+
 def check_file_range(
-    path: str, query: str, first: int, last: int, group: int, checkpoints: dict[int, str]
+    path: str, queries: tuple[str, str], first: int, last: int, group: int, checkpoints: dict[int, str]
 ) -> tuple[str, str | None, str | None]:
     """`check_groups` on a connection of its own to the SQLite file at `path`, in one read snapshot.
 
@@ -79,7 +106,7 @@ def check_file_range(
     try:
         connection.execute("PRAGMA query_only = 1")
         connection.execute("BEGIN")
-        verdict, first_link, last_hash = check_groups(connection.cursor(), query, first, last, group, checkpoints)
+        verdict, first_link, last_hash = check_groups(connection.cursor(), queries, first, last, group, checkpoints)
         connection.execute("ROLLBACK")
     finally:
         connection.close()
@@ -91,13 +118,14 @@ def check_file_range(
 def serve(requests: IO[str], replies: IO[str]) -> None:
     """Answer range checks, one JSON line in, one out, until the input ends (a worker process's loop).
 
-    A request is [path, query, first, last, group, {seq: head hash}]; a reply is
+    A request is [path, [fast query, general query], first, last, group, {seq: head hash}]; a reply is
     [verdict, first link, last hash] or ["error", what went wrong].
     """
     for line in requests:
         try:
-            path, query, first, last, group, checkpoints = json.loads(line)
-            reply = list(check_file_range(path, query, first, last, group, {int(k): v for k, v in checkpoints.items()}))
+            path, queries, first, last, group, checkpoints = json.loads(line)
+            marks = {int(k): v for k, v in checkpoints.items()}
+            reply = list(check_file_range(path, tuple(queries), first, last, group, marks))
         except Exception as error:  # reported to the caller, which leaves the verdict to the serial walk
             reply = ["error", f"{type(error).__name__}: {error}"]
         replies.write(json.dumps(reply) + "\n")

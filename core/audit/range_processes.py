@@ -97,7 +97,7 @@ Outcome = tuple[int, int, bool, str | None, str | None] | None
 
 def check_in_processes(
     path: Path,
-    query: str,
+    queries: tuple[str, str],
     ranges: list[tuple[int, int]],
     checkpoints: dict[int, str],
     *,
@@ -128,7 +128,7 @@ def check_in_processes(
                 except queue.Empty:
                     break
                 wanted = {seq: head for seq, head in checkpoints.items() if first <= seq <= last}
-                verdict, first_link, last_hash = _ask(worker, [str(path), query, first, last, group, wanted])
+                verdict, first_link, last_hash = _ask(worker, [str(path), list(queries), first, last, group, wanted])
                 outcome = None if verdict == REBUILD else (first, last, verdict == SOUND, first_link, last_hash)
                 finished.put((first, last, outcome))
             _idle.put(worker)

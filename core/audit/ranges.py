@@ -36,10 +36,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from core.audit.chain import canonical_payload_sql, exact_row_sql
+from core.audit.chain import HASHED_COLUMNS, canonical_payload_sql, exact_row_sql, sqlite_payload_sql
 from core.audit.checkpoints import Checkpoint
 from core.audit.findings import Progress
-from core.audit.group_check import REBUILD, UNSOUND, check_groups
+from core.audit.group_check import REBUILD, UNSOUND, WIDTHS, check_groups
 from core.audit.range_processes import Outcome, check_in_processes
 from core.audit.reading import read_events
 from core.audit.walk import batch_sound
@@ -149,13 +149,28 @@ def _vector_range(connection, first: int, last: int, expected: dict[int, Checkpo
     return RangeReport(first, last, True, bytes(first_link).decode(), bytes(prev_hash).decode())
 
 
-_SQLITE_GROUP = (
-    "SELECT group_concat(seq), CAST(group_concat(hash, '') AS BLOB), CAST(group_concat(prev_hash, '') AS BLOB), "
-    "group_concat(length(p)), CAST(group_concat(p, '') AS BLOB), max(f) IS NOT NULL, "
-    "sum(length(CAST(hash AS BLOB)) != 64 OR length(CAST(prev_hash AS BLOB)) != 64) "
-    f"FROM (SELECT seq, hash, prev_hash, CAST({canonical_payload_sql('sqlite')} AS BLOB) AS p, "
-    f"{exact_row_sql('sqlite')} AS f FROM audit_event WHERE seq >= ? AND seq <= ? ORDER BY seq, id)"
-)
+def _sqlite_group(widths: dict[str, int]) -> str:
+    """The SQLite range check's query over events ? to ?, GROUP events per row (core.audit.group_check).
+
+    No ORDER BY: every aggregate takes the rows in the same order, the seq index's, and the
+    check proves that order from the seqs. Each column is read as few times as it can be (SQLite
+    copies a value out of its page at every reference): the canonical form reads the hashed
+    columns, and the stored text is read once more, whole, for the NUL that printf() would stop at.
+    """
+    stored = [c for c in HASHED_COLUMNS if c not in ("event_id", "occurred_at", "prev_hash")]
+    return (
+        "SELECT group_concat(seq), CAST(group_concat(ifnull(hash, '')) AS BLOB), "
+        "CAST(group_concat(ifnull(prev_hash, '')) AS BLOB), "
+        f"CAST(group_concat({sqlite_payload_sql(widths)}, x'00') AS BLOB), "
+        "CAST(group_concat(event_id) AS BLOB), CAST(group_concat(occurred_at) AS BLOB), "
+        + ", ".join(f"CAST(group_concat({column}, '') AS BLOB)" for column in stored)
+        + " FROM audit_event WHERE seq >= ? AND seq <= ?"
+    )
+
+
+# Fast: the widths of event ids and times written into the format; general: theirs measured row by row
+# (prev_hash's width is proven by the links in both).
+_SQLITE_GROUP = (_sqlite_group(WIDTHS), _sqlite_group({"prev_hash": WIDTHS["prev_hash"]}))
 
 # Schema-qualified throughout, like core.audit.chain.postgres_payload_sql.
 _NE = " OPERATOR(pg_catalog.<>) "
