@@ -166,6 +166,19 @@ def test_sqlites_range_check_measures_an_event_id_or_time_of_another_width_and_r
     )
 
 
+@pytest.mark.parametrize("column", ["hash", "prev_hash"])
+def test_a_hash_or_link_stored_as_bytes_is_judged_alike_serially_and_in_parallel(session, monkeypatch, column):
+    """The same 64 characters stored as a BLOB read as text to SQLite's range check but not to the
+    serial walk: the range goes to the row-by-row check, and both report the same fault."""
+    if db.get_engine().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's columns are typed: a hash cannot be stored as bytes")
+    monkeypatch.setattr(audit_ranges, "MIN_RANGE", 3)
+    add_events(session, 12)
+    sql(f"UPDATE audit_event SET {column} = CAST({column} AS BLOB) WHERE seq = 7")
+    serial, parallel = run(session, 1), run(session, 3)
+    assert not serial.ok and parallel.lines() == serial.lines()
+
+
 def test_an_sqlite_files_ranges_are_checked_in_worker_processes_that_find_what_the_walk_finds(session, monkeypatch):
     if db.get_engine().dialect.name != "sqlite":
         pytest.skip("PostgreSQL's ranges are checked by its own backends, from threads")

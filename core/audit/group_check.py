@@ -39,9 +39,11 @@ def check_groups(
 
     `queries` (fast, general) take (start, end) and return seqs (comma-separated text); hashes
     and links (comma-separated, a NULL as nothing); the canonical forms separated by NUL bytes;
-    then each hashed column other than prev_hash as stored (event ids and times comma-separated,
-    the others run together, NULLs left out). The fast query writes WIDTHS into the forms; the
-    general one, run when an event id or time is not of its width, measures every value.
+    then the event ids and times as stored (comma-separated), whether a hash or link is stored
+    as something other than text (bytes, a number: REBUILD, so that it is judged as the serial
+    walk judges it), and each other hashed column as stored (run together, NULLs left out). The
+    fast query writes WIDTHS into the forms; the general one, run when an event id or time is not
+    of its width, measures every value.
 
     printf() stops at a NUL, so no form holds one and the NUL separators cut the forms apart;
     text holding a NUL is found in the stored columns instead (REBUILD). Hashes and links are
@@ -56,10 +58,12 @@ def check_groups(
         end = min(start + group - 1, last)
         count = end - start + 1
         try:
-            seqs, hashes, links, forms, event_ids, times, *stored = cursor.execute(fast, (start, end)).fetchone()
+            seqs, hashes, links, forms, event_ids, times, untyped, *stored = cursor.execute(
+                fast, (start, end)
+            ).fetchone()
             if seqs != ",".join(map(str, range(start, end + 1))):
                 return UNSOUND, None, None
-            if any(b"\0" in column for column in (event_ids, times, *stored) if column is not None):
+            if untyped or any(b"\0" in column for column in (event_ids, times, *stored) if column is not None):
                 return REBUILD, None, None
             if not (_of_width(event_ids, WIDTHS["event_id"], count) and _of_width(times, WIDTHS["occurred_at"], count)):
                 forms = cursor.execute(general, (start, end)).fetchone()[3]

@@ -163,6 +163,8 @@ def _sqlite_group(widths: dict[str, int]) -> str:
         "CAST(group_concat(ifnull(prev_hash, '')) AS BLOB), "
         f"CAST(group_concat({sqlite_payload_sql(widths)}, x'00') AS BLOB), "
         "CAST(group_concat(event_id) AS BLOB), CAST(group_concat(occurred_at) AS BLOB), "
+        # A hash or link stored as bytes reads like text here but not in the serial walk.
+        "max(typeof(hash) != 'text' OR typeof(prev_hash) NOT IN ('text', 'null')), "
         + ", ".join(f"CAST(group_concat({column}, '') AS BLOB)" for column in stored)
         + " FROM audit_event WHERE seq >= ? AND seq <= ?"
     )
