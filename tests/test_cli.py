@@ -30,6 +30,32 @@ def test_every_command_has_help_text():
                 assert action.help, f"quorum {' '.join(command)} {action.option_strings[0]} has no help"
 
 
+def test_each_command_loads_only_its_own_module_and_the_table_says_which():
+    """`quorum audit export` (a stream of a few MB) must not carry pandas, numpy and the OpenAI
+    SDK that the dashboard's commands import; the table of which module registers which
+    command is checked against the modules themselves."""
+    import importlib
+    import subprocess
+    import sys
+
+    from core.cli.main import COMMAND_MODULES, COMMANDS
+
+    registered = {}
+    for name in COMMAND_MODULES:
+        commands = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"core.cli.{name}").register(commands)
+        registered |= dict.fromkeys(commands.choices, name)
+    assert registered == COMMANDS
+    for command in ("audit", "spend", "calls"):
+        probe = (
+            "import sys; from core.cli.main import build_parser; "
+            f"build_parser([{command!r}, '--help']); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'openai', 'plotly', 'streamlit') if m in sys.modules))"
+        )
+        loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        assert loaded.strip() == "[]", f"quorum {command} loads {loaded}"
+
+
 def test_demo_seed_fills_an_empty_database_and_refuses_a_full_one(db_url, capsys, session):
     assert main(["demo", "seed"]) == 0
     assert "seeded 4 teams, 9 people" in capsys.readouterr().out
