@@ -108,17 +108,6 @@ class Histograms:
             self._packed.append(bytes(packed))
             self._packed_groups.append(self._of(group))
 
-    def add_packed_rows(self, rows: Iterable[Sequence[Any]], width: int) -> None:
-        """Rows of (group's `width` values..., packed histogram): roll-up rows as stored."""
-        self._flattened = None
-        index, of = self._index, self._of
-        for row in rows:
-            packed = row[width]
-            if packed:
-                group = tuple(row[:width])
-                self._packed.append(bytes(packed))
-                self._packed_groups.append(index[group] if group in index else of(group))
-
     def add_concatenated(self, group: Hashable, packed: bytes | None, lengths: str | None) -> None:
         """Packed histograms of one group joined end to end, with the byte length of each
         ("48,0,24": empty ones allowed): what a GROUP BY hands over in two columns, so that the

@@ -156,7 +156,7 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     per_group: dict[tuple, list[int]] = {}
     for group, counts in per_period.items():
         _add(per_group, group[dimensions:], counts)
-    overall = [sum(column) for column in zip(*per_group.values(), strict=True)] or [0] * len(COUNTED)
+    overall = [sum(column) for column in zip(*per_group.values(), strict=True)] or [0] * len(parts.COUNTS)
     period_latency = histograms.read(_PERCENTS)
     group_latency = period_latency if not dimensions else histograms.read(_PERCENTS, lambda g: g[dimensions:])
     overall_latency = histograms.read(_PERCENTS, lambda _g: ()).get(())
@@ -178,20 +178,13 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
         (_bucket("total", group, named, counts, group_latency.get(group)) for group, counts in per_group.items()),
         key=_order,
     )
-    calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = overall
     return Metrics(
         buckets=buckets,
         totals=totals,
-        calls=calls,
         p50_ms=_middle(overall_latency, 0),
         p95_ms=_middle(overall_latency, 1),
-        errors=errors,
-        rejected_429=rejected_429,
-        cache_hits=cache_hits,
-        blocked=blocked,
-        held=held,
-        cost_micro=cost_micro,
         hours_per_point=max(hours, 1),
+        **dict(zip(parts.COUNTS, overall, strict=True)),
     )
 
 
@@ -204,10 +197,6 @@ def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[s
     return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
 
 
-# The counts each source gives per group, in this order (observability_sources.COUNTS).
-COUNTED = parts.COUNTS
-
-
 def _add(into: dict[tuple, list[int]], group: tuple, counts) -> None:
     held = into.get(group)
     if held is None:
@@ -218,22 +207,16 @@ def _add(into: dict[tuple, list[int]], group: tuple, counts) -> None:
 
 def _bucket(period: str, group: tuple, named: list[tuple[str, int]], counts: list[int], latency: Read | None) -> Bucket:
     values = {dimension: group[at] for dimension, at in named}
-    calls, errors, rejected_429, cache_hits, blocked, held, cost_micro = counts
     return Bucket(
         period=period,
         team_id=values.get("team"),
         model=values.get("model"),
         prompt=values.get("prompt"),
-        calls=calls,
         ok=latency.answered if latency else 0,
         p50_ms=_middle(latency, 0),
         p95_ms=_middle(latency, 1),
-        errors=errors,
-        rejected_429=rejected_429,
-        cache_hits=cache_hits,
-        blocked=blocked,
-        held=held,
-        cost_micro=cost_micro,
+        # The sources' counts are named as the fields are (observability_sources.COUNTS).
+        **dict(zip(parts.COUNTS, counts, strict=True)),
     )
 
 

@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 from core.gateway.observability import Bucket
 from pages.ui import charts
 
-_RATES = (("error rate", "errors"), ("429 rate", "rejected_429"), ("cache hit rate", "cache_hits"))
+# Each a share of the period's calls: its errors, 429s and cache hits, in that order.
+_RATES = ("error rate", "429 rate", "cache hit rate")
 _GUARDED = ("blocked", "held")
 
 
@@ -41,7 +42,7 @@ def health_figures(
             sums[i] += value
     periods = sorted(per_period)
     totals = [per_period[p] for p in periods]
-    rates = {name: (periods, [t[i + 1] / t[0] for t in totals]) for i, (name, _column) in enumerate(_RATES)}
+    rates = {name: (periods, [t[i + 1] / t[0] for t in totals]) for i, name in enumerate(_RATES)}
     guarded = {name: (periods, [t[4 + i] for t in totals]) for i, name in enumerate(_GUARDED)}
     largest_rate = max((max(ys) for _x, ys in rates.values() if ys), default=0.0)
     return [
