@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic import command
 from sqlalchemy import event, inspect, select, update
 
@@ -127,3 +128,31 @@ def test_observability_counts_rate_limited_calls_through_their_own_index(session
     for statement, parameters in seen:
         plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
         assert any("ix_gateway_call_rate_limited" in str(row) for row in plan), plan
+
+
+@pytest.mark.parametrize("groups_per_batch", [1, 3, 8, 9, 40])
+def test_each_grain_adds_a_batch_to_the_rows_it_already_holds_whatever_its_number_of_groups(
+    db_url, groups_per_batch
+):
+    """A settle's batch folds into a few groups per grain, whose stored histograms are read in
+    one statement; a rebuild's many are read in chunks. Either way a second batch over the same
+    groups (and some new ones) adds its counts and buckets to what the first left."""
+    engine = db.get_engine(db_url)
+    first_hour = datetime(2026, 10, 1, 3, tzinfo=UTC)
+    expected_counts: dict = {}
+    expected_buckets: dict = {}
+    for batch in range(2):
+        groups, histograms = {}, {}
+        for g in range(groups_per_batch + batch):  # the second batch holds one group more
+            key = (first_hour + timedelta(hours=g), 1 + g % 3, f"prompt-{g % 5}", "gpt-4o-mini")
+            groups[key] = [g + batch + 1, g + 1, batch, 0, 0, 0, 1, 10 * g + batch]
+            histograms[key] = {30 + g % 4: batch + 1, 40 + batch: 2}
+            counts = expected_counts.setdefault(key, [0] * len(daily_rollups.DAILY_SUMS))
+            expected_counts[key] = [a + b for a, b in zip(counts, groups[key], strict=True)]
+            for bucket, n in histograms[key].items():
+                expected_buckets[(*key, bucket)] = expected_buckets.get((*key, bucket), 0) + n
+        with engine.begin() as connection:
+            daily_rollups.add(connection, groups, histograms, grain=daily_rollups.HOUR)
+    with engine.connect() as connection:
+        assert daily_counts(connection.execute(select(HOURLY))) == expected_counts
+        assert packed_histograms(connection.execute(select(HOURLY))) == expected_buckets

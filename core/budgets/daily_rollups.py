@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, literal_column, select, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets import latency_histogram
 from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup, CallSixHourRollup
+from core.prebuilt import Prebuilt
 
 DAILY = CallDailyRollup.__table__
 HOURLY = CallHourlyRollup.__table__
@@ -117,11 +117,84 @@ def add(
     transaction ends, so the histogram read after it is the latest and no one else's
     write can slip in between the read and the update. Every histogram's group is among
     `groups` (a latency bucket counts answered calls, which the counts hold too)."""
-    table, names = grain.table, grain.keys
-    _upsert(connection, table, names, DAILY_SUMS, groups)
+    _upsert(connection, grain, groups)
     wanted = sorted(key for key, histogram in histograms.items() if any(histogram.values()))
     if not wanted:
         return
+    held = _held_few(connection, grain, wanted) if len(wanted) <= _FEW else _held_many(connection, grain, wanted)
+    _statements(connection.dialect.name, grain).histogram.execute(
+        connection,
+        [
+            {
+                **{f"k_{k}": v for k, v in zip(grain.keys, key, strict=True)},
+                "packed": latency_histogram.merged(held.get(key), histograms[key]),
+            }
+            for key in wanted
+        ],
+    )
+
+
+# A settled batch folds into a few groups per grain: their histograms are read by one
+# prebuilt statement (a branch per group); a rebuild's thousands are read in chunks.
+_FEW = 8
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """A grain's prebuilt statements, for every settled batch (core/prebuilt.py says why)."""
+
+    upsert: Prebuilt
+    histogram: Prebuilt
+    read_few: tuple[Prebuilt, ...]  # [n - 1]: the histograms of n groups, tagged by position
+
+
+_PREBUILT: dict[tuple[str, str], _Statements] = {}
+
+
+def _statements(dialect: str, grain: Grain) -> _Statements:
+    found = _PREBUILT.get((dialect, grain.table.name))
+    if found is None:
+        table = grain.table
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[table.c[k] for k in grain.keys],
+            set_={name: table.c[name] + insert.excluded[name] for name in DAILY_SUMS},
+        )
+        histogram = (
+            update(table)
+            .where(*(table.c[k] == bindparam(f"k_{k}") for k in grain.keys))
+            .values(latency_histogram=bindparam("packed"))
+        )
+        reads = tuple(
+            Prebuilt(
+                union_all(
+                    *(
+                        select(literal_column(str(i)), table.c.latency_histogram).where(
+                            *(table.c[k] == bindparam(f"k_{k}_{i}") for k in grain.keys)
+                        )
+                        for i in range(n)
+                    )
+                )
+                if n > 1
+                else select(literal_column("0"), table.c.latency_histogram).where(
+                    *(table.c[k] == bindparam(f"k_{k}_0") for k in grain.keys)
+                )
+            )
+            for n in range(1, _FEW + 1)
+        )
+        found = _PREBUILT[(dialect, table.name)] = _Statements(Prebuilt(upsert), Prebuilt(histogram), reads)
+    return found
+
+
+def _held_few(connection: Connection, grain: Grain, wanted: Sequence[tuple]) -> dict[tuple, bytes]:
+    """The stored histograms of a few groups, in one statement."""
+    parameters = {f"k_{k}_{i}": v for i, key in enumerate(wanted) for k, v in zip(grain.keys, key, strict=True)}
+    rows = _statements(connection.dialect.name, grain).read_few[len(wanted) - 1].fetchall(connection, parameters)
+    return {wanted[int(i)]: bytes(packed) for i, packed in rows if packed is not None}
+
+
+def _held_many(connection: Connection, grain: Grain, wanted: Sequence[tuple]) -> dict[tuple, bytes]:
+    table, names = grain.table, grain.keys
     keys = tuple_(*(table.c[k] for k in names))
     held: dict[tuple, bytes] = {}
     for start in range(0, len(wanted), _READ_CHUNK):
@@ -130,25 +203,7 @@ def add(
             select(*(table.c[k] for k in names), table.c.latency_histogram).where(keys.in_(chunk))
         )
         held.update({(grain.start_of(time), *rest): packed for time, *rest, packed in rows})
-    connection.execute(
-        _histogram_update(grain),
-        [
-            {
-                **{f"k_{k}": v for k, v in zip(names, key, strict=True)},
-                "packed": latency_histogram.merged(held.get(key), histograms[key]),
-            }
-            for key in wanted
-        ],
-    )
-
-
-def _histogram_update(grain: Grain):
-    table = grain.table
-    return (
-        update(table)
-        .where(*(table.c[k] == bindparam(f"k_{k}") for k in grain.keys))
-        .values(latency_histogram=bindparam("packed"))
-    )
+    return held
 
 
 def rebuild(connection: Connection, *, since: datetime | None = None, hours: Iterable[datetime] = ()) -> None:
@@ -239,25 +294,12 @@ def _regrouped(
     return summed, merged
 
 
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
-def _upsert(
-    connection: Connection, table: Table, keys: Sequence[str], sums: Sequence[str], groups: Mapping[tuple, Sequence]
-) -> None:
+def _upsert(connection: Connection, grain: Grain, groups: Mapping[tuple, Sequence]) -> None:
     if not groups:
         return
-    dialect = connection.dialect.name
-    statement = _STATEMENTS.get((dialect, table.name))
-    if statement is None:
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c[k] for k in keys],
-            set_={name: table.c[name] + insert.excluded[name] for name in sums},
-        )
-        _STATEMENTS[(dialect, table.name)] = statement
+    keys = grain.keys
     parameters = [
-        {**dict(zip(keys, key, strict=True)), **dict(zip(sums, values, strict=True))}
+        {**dict(zip(keys, key, strict=True)), **dict(zip(DAILY_SUMS, values, strict=True)), "latency_histogram": b""}
         for key, values in sorted(groups.items())
     ]
-    connection.execute(statement, parameters)
+    _statements(connection.dialect.name, grain).upsert.execute(connection, parameters)

@@ -20,6 +20,7 @@ from core.errors import NotFound, ValidationError
 from core.models.identity import Team
 from core.models.retention import RetentionRule, TeamPayloadPolicy
 from core.permissions import Actor, Permission, require
+from core.prebuilt import Prebuilt
 from core.retention import kinds as registry
 from core.retention.classes import ACTIONS, AUDIT_CLASS, PAYLOAD_MODES, Period, RetentionClass, load_config
 
@@ -146,14 +147,18 @@ def clear_rule(*, session: Session, actor: Actor, class_key: str, team_id: int |
 
 def payload_storage_mode(session: Session | Connection, team_id: int | None) -> str:
     """What the gateway stores of a team's request and response text: full, redacted or none."""
-    # A Core point read (every gateway call asks, inside its settle): no ORM identity-map work,
-    # and always the committed setting, so a change applies to the very next call everywhere.
-    mode = session.execute(_MODE, {"t": team_id}).scalar() if team_id is not None else None
+    # A prebuilt point read (every settled batch asks, core/prebuilt.py): no ORM identity-map
+    # work, and always the committed setting, so a change applies to the very next call everywhere.
+    mode = None
+    if team_id is not None:
+        connection = session.connection() if isinstance(session, Session) else session
+        found = _MODE.fetchall(connection, {"t": team_id})
+        mode = found[0][0] if found else None
     return mode if mode is not None else load_config().default_payload_storage
 
 
 _POLICIES = table_of(TeamPayloadPolicy)
-_MODE = sa_select(_POLICIES.c.mode).where(_POLICIES.c.team_id == bindparam("t"))
+_MODE = Prebuilt(sa_select(_POLICIES.c.mode).where(_POLICIES.c.team_id == bindparam("t")))
 
 
 def set_payload_storage_mode(*, session: Session, actor: Actor, team_id: int, mode: str) -> None:
