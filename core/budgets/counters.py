@@ -136,7 +136,7 @@ _ADD = Prebuilt(
     )
     .returning(PERIOD.c.spent_micro, PERIOD.c.reserved_micro, PERIOD.c.spent_tokens, PERIOD.c.reserved_tokens)
 )
-_TAKE_HOLDS = (
+_TAKE_HOLDS = Prebuilt(  # every settled call without a batch-mate runs it
     delete(HOLD)
     .where(HOLD.c.reservation_id == bindparam("r_id"))
     .returning(HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
@@ -198,8 +198,8 @@ def take_holds(session: Session | Connection, reservation_id: str) -> dict[int, 
     Only the transaction whose DELETE removed a row gives its amount back (a sweeper
     racing us for an expired hold gets nothing back from RETURNING).
     """
-    rows = session.execute(_TAKE_HOLDS, {"r_id": reservation_id}).all()
-    return {row.budget_id: (row.period_key, row.amount_micro, row.amount_tokens) for row in rows}
+    rows = _TAKE_HOLDS.fetchall(connection_of(session), {"r_id": reservation_id})
+    return {budget_id: (period_key, micro, tokens) for budget_id, period_key, micro, tokens in rows}
 
 
 def take_holds_many(

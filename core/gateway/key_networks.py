@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from core.db import table_of
 from core.models.anomalies import KeyNetwork
+from core.prebuilt import Prebuilt
 
 TABLE = table_of(KeyNetwork)
 IPV4_PREFIX = 24
@@ -78,15 +79,15 @@ def network_rows(calls: Sequence[Any]) -> list[dict[str, Any]]:
     return [groups[k] for k in sorted(groups)]
 
 
-_UPSERTS: dict[str, Any] = {}
+_UPSERTS: dict[str, Prebuilt] = {}
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str) -> Prebuilt:
     statement = _UPSERTS.get(dialect)
     if statement is None:
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TABLE)
         c = TABLE.c
-        statement = insert.on_conflict_do_update(
+        upsert = insert.on_conflict_do_update(
             index_elements=[c.key_id, c.network],
             set_={
                 "calls": c.calls + insert.excluded.calls,
@@ -99,7 +100,7 @@ def _upsert(dialect: str) -> Any:
                 else func.greatest(c.last_seen, insert.excluded.last_seen),
             },
         )
-        _UPSERTS[dialect] = statement
+        statement = _UPSERTS[dialect] = Prebuilt(upsert)  # every settled batch runs it (core/prebuilt.py)
     return statement
 
 
@@ -107,4 +108,4 @@ def write_key_networks(session: Session, calls: Sequence[Any]) -> None:
     rows = network_rows(calls)
     if rows:
         connection = session.connection()
-        connection.execute(_upsert(connection.dialect.name), rows[0] if len(rows) == 1 else rows)
+        _upsert(connection.dialect.name).execute(connection, rows)
