@@ -118,7 +118,10 @@ def _per_version(session: Session, prompt: str, since: datetime) -> dict[str, _T
     tallies: dict[str, _Tally] = {}
 
     def tally(version: str | None) -> _Tally:
-        return tallies.setdefault(version or "", _Tally())
+        found = tallies.get(version or "")
+        if found is None:
+            found = tallies[version or ""] = _Tally()
+        return found
 
     first = ceil_hour(since)
     midnight = first if first == day_of(first) else day_of(first) + timedelta(days=1)
@@ -152,7 +155,9 @@ def _per_version(session: Session, prompt: str, since: datetime) -> dict[str, _T
         )
     ):
         rows.append((version, *sums))
-        histogram += [(version, bucket, n) for bucket, n in unpack(packed).items()]
+        into = tally(version).latencies
+        for bucket, n in unpack(packed).items():
+            into[bucket] = into.get(bucket, 0) + n
     for version, calls, ok, cost_micro, ok_latency_ms in rows:
         mine = tally(version)
         mine.calls += int(calls)
