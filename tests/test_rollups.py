@@ -19,7 +19,7 @@ from core.cli.main import main as cli
 from core.errors import BudgetExceeded
 from core.gateway import policies, writeback
 from core.gateway.adapters import BudgetsGate
-from core.gateway.pipeline import Caller, GatewayRequest
+from core.gateway.pipeline import Caller, GatewayRequest, PromptCall
 from core.identity import keys
 from core.identity.people import team_by_name
 from core.models.budgets import UsageRecord
@@ -30,6 +30,7 @@ from core.models.rollups import (
     CallLatencyRollup,
     CallRollup,
     CallSixHourRollup,
+    CallVersionDailyRollup,
     UsageRollup,
 )
 from core.models.types import UtcDateTime
@@ -41,6 +42,7 @@ ADMIN = Actor.system("test")
 LEDGER, CALLS = UsageRecord.__table__, GatewayCall.__table__
 USAGE, CALL, LATENCY = UsageRollup.__table__, CallRollup.__table__, CallLatencyRollup.__table__
 DAILY, HOURLY, SIX_HOURLY = CallDailyRollup.__table__, CallHourlyRollup.__table__, CallSixHourRollup.__table__
+VERSIONS = CallVersionDailyRollup.__table__
 
 
 # ---- what the sources say, computed independently of core/budgets/rollups.py ---------------
@@ -228,6 +230,48 @@ def hourly_rollups_say(session, table=None, start_of=lambda hour: hour) -> tuple
     return counts, {"packed": packed, "call_latency_rollup": {k: v for k, v in per_bucket.items() if v}}
 
 
+def call_log_per_version(session) -> tuple[dict, dict]:
+    """The call log's calls naming a prompt, per (UTC day, prompt, version): [calls, answered,
+    cost, answered latency summed], and the answered calls per latency bucket."""
+    session.rollback()
+    counts: dict = {}
+    buckets: dict = {}
+    for r in session.execute(select(CALLS).where(CALLS.c.prompt_name != "")).mappings():
+        key = (_hour(r["created_at"]).replace(hour=0), r["prompt_name"], r["prompt_version"] or "")
+        sums = counts.setdefault(key, [0, 0, 0, 0.0])
+        ok = r["status"] == "ok"
+        sums[0] += 1
+        sums[1] += ok
+        sums[2] += r["cost_micro"]
+        if ok:
+            sums[3] += float(r["latency_ms"])
+            bucket = (*key, rollups.latency_bucket(float(r["latency_ms"])))
+            buckets[bucket] = buckets.get(bucket, 0) + 1
+    return counts, buckets
+
+
+def version_rollups_say(session) -> tuple[dict, dict]:
+    """call_version_daily_rollup's rows in call_log_per_version's shapes."""
+    session.rollback()
+    rows = session.execute(select(VERSIONS)).all()
+    counts = {(r.day, r.prompt_name, r.prompt_version): [r.calls, r.ok, r.cost_micro, r.ok_latency_ms] for r in rows}
+    buckets = {
+        (r.day, r.prompt_name, r.prompt_version, bucket): n
+        for r in rows
+        for bucket, n in unpack(r.latency_histogram).items()
+    }
+    return counts, buckets
+
+
+def assert_versions_match(session) -> None:
+    """The per-version days equal the call log: counts, cost, latency sum (to float rounding)
+    and histogram; no row for calls without a prompt."""
+    (expected, expected_buckets), (found, found_buckets) = call_log_per_version(session), version_rollups_say(session)
+    assert {k: v[:3] for k, v in found.items()} == {k: v[:3] for k, v in expected.items()}
+    assert {k: v[3] for k, v in found.items()} == pytest.approx({k: v[3] for k, v in expected.items()})
+    assert found_buckets == expected_buckets
+
+
 def assert_rollups_match(session) -> None:
     ledger, usage = ledger_says(session), usage_rollups_say(session)
     assert usage == ledger
@@ -246,15 +290,30 @@ def assert_rollups_match(session) -> None:
     six, packed = hourly_rollups_say(session, SIX_HOURLY, lambda h: h.replace(hour=h.hour - h.hour % 6))
     assert six == per_six_hours(calls) == per_six_hours(rolled)
     assert packed["packed"] == packed["call_latency_rollup"]
+    # The per-version days = the call log per (day, prompt, version), histogram included.
+    assert_versions_match(session)
 
 
 # ---- traffic through the real gateway and the simulator ------------------------------------
 
+# support-answer's variables.
+ANSWER = {
+    "customer_name": "Ana",
+    "customer_id": "C-1",
+    "question": "Where is my parcel?",
+    "kb_snippets": [],
+    "channel": "email",
+}
+
 
 @pytest.fixture
 def traffic(session, directory):
-    """Two teams, people and a team key calling at once; Support's budget refuses some (429)."""
+    """Two teams, people and a team key calling at once; Support's budget refuses some (429).
+    Every fourth call runs Support's catalog prompt, version 1 or 2 (the others name none)."""
+    from core.catalog.demo_seed import seed_catalog
+
     policies.forget()
+    seed_catalog(session)
     support, legal = team_by_name(session, "Support").id, team_by_name(session, "Legal").id
     for team in (support, legal):
         policies.set_team_policy(session=session, actor=ADMIN, team_id=team, pii_action="redact", moderation="off")
@@ -292,6 +351,13 @@ def traffic(session, directory):
                     "messages": [{"role": "user", "content": content}],
                 },
             )
+            if index % 4 == 3:
+                caller = callers[0]
+                request = GatewayRequest(
+                    kind="chat",
+                    body={},
+                    prompt=PromptCall(name="support-answer", variables=ANSWER, version=1 + index % 8 // 4),
+                )
             try:
                 gateway.call(caller=caller, request=request)
                 outcome = "ok"
@@ -319,6 +385,8 @@ def test_rollups_equal_the_ledger_and_the_call_log_after_concurrent_settles(sess
     outcomes = traffic(36)
     assert outcomes.get("ok", 0) >= 3 and outcomes.get("refused", 0) >= 1 and len(outcomes) >= 3, outcomes
     assert_rollups_match(session)
+    versions, buckets = version_rollups_say(session)
+    assert {k[2] for k in versions} == {"v1", "v2"} and sum(buckets.values()) >= 2  # the check above was not empty
     session.rollback()
     total = session.execute(select(LEDGER.c.cost_micro)).scalars().all()
     rolled = session.execute(select(USAGE.c.cost_micro)).scalars().all()
@@ -371,6 +439,7 @@ def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, ca
         s.execute(update(DAILY).values(latency_histogram=b""))
         s.execute(update(HOURLY).values(errors=HOURLY.c.errors + 2, latency_histogram=b""))
         s.execute(update(SIX_HOURLY).values(cache_hits=SIX_HOURLY.c.cache_hits + 3, latency_histogram=b""))
+        s.execute(update(VERSIONS).values(ok=VERSIONS.c.ok + 1, latency_histogram=b""))
         long_ago = datetime(2020, 1, 6, 9, tzinfo=UTC)
         s.execute(
             insert(USAGE),

@@ -62,11 +62,14 @@ def six_hours_of(instant: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Grain:
-    """A roll-up table of (time, team, prompt, model) rows, and the time its rows start at."""
+    """A roll-up table of rows keyed by a time and some dimensions (team, prompt and model
+    here; `version_rollups.py` has its own), the time its rows start at, and the sums the
+    upsert adds (each row's packed `latency_histogram` besides)."""
 
     table: Table
     keys: tuple[str, ...]
     start_of: Callable[[datetime], datetime]
+    sums: tuple[str, ...] = DAILY_SUMS
 
 
 HOUR = Grain(HOURLY, HOURLY_KEYS, hour_of)
@@ -158,7 +161,7 @@ def _statements(dialect: str, grain: Grain) -> _Statements:
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
         upsert = insert.on_conflict_do_update(
             index_elements=[table.c[k] for k in grain.keys],
-            set_={name: table.c[name] + insert.excluded[name] for name in DAILY_SUMS},
+            set_={name: table.c[name] + insert.excluded[name] for name in grain.sums},
         )
         histogram = (
             update(table)
@@ -299,7 +302,7 @@ def _upsert(connection: Connection, grain: Grain, groups: Mapping[tuple, Sequenc
         return
     keys = grain.keys
     parameters = [
-        {**dict(zip(keys, key, strict=True)), **dict(zip(DAILY_SUMS, values, strict=True)), "latency_histogram": b""}
+        {**dict(zip(keys, key, strict=True)), **dict(zip(grain.sums, values, strict=True)), "latency_histogram": b""}
         for key, values in sorted(groups.items())
     ]
     _statements(connection.dialect.name, grain).upsert.execute(connection, parameters)

@@ -7,7 +7,8 @@ Observability and Live A/B read). Each source keeps its own clock, so a call tha
 09:59:59 and settles at 10:00:01 counts in hour 09 of the ledger and hour 10 of the call log,
 exactly as the two sources say. The call roll-ups are also summed per UTC hour, per six UTC
 hours and per UTC day of team, prompt and model (`daily_rollups.py`, what Observability
-reads), in the same writes.
+reads), and per UTC day of prompt version (`version_rollups.py`, what Live A/B reads), in
+the same writes.
 
 Why in `budgets/`: it is the lowest context that every writer (the gateway's settle, the
 retention run, the demo seeds) and every reader (Spend and budgets here, the gateway's
@@ -37,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.audit.record import committing, record
-from core.budgets import daily_rollups
+from core.budgets import daily_rollups, version_rollups
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
 from core.models.rollups import CallLatencyRollup, CallRollup, UsageRollup
@@ -229,6 +230,7 @@ def record_settled(
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)
     daily_rollups.add_calls(connection, groups, latencies)
+    version_rollups.add_calls(connection, groups, latencies)
 
 
 def add_ledger_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -242,6 +244,7 @@ def add_call_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> 
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)
     daily_rollups.add_calls(connection, groups, latencies)
+    version_rollups.add_calls(connection, groups, latencies)
 
 
 def add_groups(connection: Connection, table: Table, groups: Mapping[tuple, Sequence]) -> None:
@@ -305,7 +308,7 @@ def lock(connection: Connection) -> None:
     write transaction already excludes every other writer). A settle that committed before
     is in what the rebuild reads; one that commits after adds to what the rebuild wrote."""
     if connection.dialect.name == "postgresql":
-        rolled = (daily_rollups.HOURLY, daily_rollups.SIX_HOURLY, daily_rollups.DAILY)
+        rolled = (daily_rollups.HOURLY, daily_rollups.SIX_HOURLY, daily_rollups.DAILY, version_rollups.VERSION_DAILY)
         tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, *rolled))
         connection.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))
 
@@ -352,6 +355,7 @@ def rebuild(connection: Connection, *, since: datetime | None = None, step: time
                 counts[3] += len(calls)
             cursor = upto
     daily_rollups.rebuild(connection, since=start)
+    version_rollups.rebuild(connection, since=start)
     return Rebuilt(
         since=start, ledger_rows=counts[0], call_rows=counts[1], usage_groups=counts[2], call_groups=counts[3]
     )
@@ -397,6 +401,7 @@ def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime])
             add_groups(connection, LATENCY, latencies)
     if table != LEDGER.name and ordered:
         daily_rollups.rebuild(connection, hours=ordered)  # from the hours just rebuilt
+        version_rollups.rebuild(connection, hours=ordered)
 
 
 def rebuild_rollups(session: Session, *, actor: Actor, since: datetime | None = None) -> Rebuilt:

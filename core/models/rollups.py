@@ -149,3 +149,23 @@ class CallDailyRollup(SQLModel, table=True):
     cache_hits: int = Field(default=0, sa_type=BigInteger)
     cost_micro: int = Field(default=0, sa_type=BigInteger)
     latency_histogram: bytes = Field(default=b"", sa_type=LargeBinary)
+
+
+class CallVersionDailyRollup(SQLModel, table=True):
+    """The call log counted per UTC day of `created_at`, prompt and prompt version (as the call
+    log names it), with the answered calls' packed latency histogram: what Live A/B reads for
+    a split's whole days, a row per version and day however old the split. Only calls that
+    name a prompt have rows, so the settle of the others writes nothing here."""
+
+    __tablename__ = "call_version_daily_rollup"
+    # Live A/B reads one prompt's days since its split began.
+    __table_args__ = (Index("ix_call_version_daily_rollup_prompt_day", "prompt_name", "day"),)
+
+    day: datetime = Field(sa_type=UtcDateTime, primary_key=True)  # midnight UTC
+    prompt_name: str = Field(max_length=80, primary_key=True)
+    prompt_version: str = Field(default="", max_length=80, primary_key=True)
+    calls: int = Field(default=0, sa_type=BigInteger)
+    ok: int = Field(default=0, sa_type=BigInteger)
+    cost_micro: int = Field(default=0, sa_type=BigInteger)
+    ok_latency_ms: float = Field(default=0.0, sa_type=Float)  # sum over answered calls, for the mean
+    latency_histogram: bytes = Field(default=b"", sa_type=LargeBinary)
