@@ -229,9 +229,24 @@ def _admit(
             # Expired holds first, before any counter row is locked: a settle takes its hold and
             # then its counter, and the same order here cannot deadlock with it on PostgreSQL.
             swept = {b.id: _sweep_if_due(session, b.id, now, every=every, force=sweep_all) for b in budgets}
-            holds = []
-            for index, budget in enumerate(budgets):  # id order: every transaction locks counters alike
-                key = periods.period_key(budget.period, now)
+            keys = [periods.period_key(budget.period, now) for budget in budgets]
+            # The holds before the counters: a counter row stays locked from its update to the
+            # commit, and every admission and write-back of the team waits for it (PostgreSQL).
+            counters.insert_holds(
+                session,
+                [
+                    {
+                        "reservation_id": reservation_id,
+                        "budget_id": budget.id,
+                        "period_key": key,
+                        "amount_micro": micro,
+                        "amount_tokens": tokens,
+                        "expires_at": now + ttl,
+                    }
+                    for budget, key in zip(budgets, keys, strict=True)
+                ],
+            )
+            for index, (budget, key) in enumerate(zip(budgets, keys, strict=True)):  # id order: locked alike
                 if not counters.try_reserve(session, budget, key, micro, tokens):
                     # Room held by expired reservations, no row yet (a new period), or one another
                     # caller created after our UPDATE began: sweep, make sure the row exists, and
@@ -248,18 +263,7 @@ def _admit(
                         left = counters.read(session, budget.id, key)
                         session.rollback()
                         return budget, left
-                holds.append(
-                    {
-                        "reservation_id": reservation_id,
-                        "budget_id": budget.id,
-                        "period_key": key,
-                        "amount_micro": micro,
-                        "amount_tokens": tokens,
-                        "expires_at": now + ttl,
-                    }
-                )
             else:
-                counters.insert_holds(session, holds)
                 if before_commit is not None:
                     before_commit(counters.connection_of(session))
                 session.commit()

@@ -15,8 +15,9 @@ retention run, the demo seeds) and every reader (Spend and budgets here, the gat
 Observability, the experiments' Live A/B) may import; it needs only the two tables from
 `core.models`, no module of `gateway/`.
 
-Writes add to the caller's transaction: `record_settled` aggregates a batch of settled calls
-in Python and upserts each (hour, dimensions) group once (ON CONFLICT DO UPDATE on SQLite and
+Writes add to the caller's transaction: `record_settled_calls` and `record_settled_ledger`
+aggregate a batch of settled calls (their call-log rows, then their ledger rows) in Python
+and upsert each (hour, dimensions) group once (ON CONFLICT DO UPDATE on SQLite and
 PostgreSQL), in key order so that concurrent batches never deadlock on PostgreSQL.
 
 After a retention run deletes or anonymizes ledger or call rows, the hours it touched are
@@ -207,30 +208,33 @@ def call_groups(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple, list], d
 # ---- writing ------------------------------------------------------------------------------
 
 
-def record_settled(
+def record_settled_calls(connection: Connection, calls: Sequence[Mapping[str, Any]]) -> None:
+    """The call-log roll-ups of a batch: `calls` are the call-log rows as the settle inserted
+    them (core/gateway/settle.py)."""
+    if not calls:
+        return
+    groups, latencies = call_groups(calls)
+    add_groups(connection, CALL, groups)
+    add_groups(connection, LATENCY, latencies)
+    daily_rollups.add_calls(connection, groups, latencies)
+    version_rollups.add_calls(connection, groups, latencies)
+
+
+def record_settled_ledger(
     connection: Connection,
     calls: Sequence[Mapping[str, Any]],
     *,
     ledger_rows: Iterable[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Add a batch of settled calls to the roll-ups, in the settle's own transaction.
-
-    `calls` are the call-log rows as the settle inserted them (core/gateway/settle.py).
-    `ledger_rows` are the column values of the ledger rows the same transaction inserted
-    for them (core.budgets.settlement.settle_many returns them), so the roll-ups hold exactly
-    what the ledger holds (its price, its time, its person and prompt) without reading it
-    again; when None, the calls' ledger rows are read back by request id.
-    """
+    """The usage roll-ups of a batch's ledger rows. `ledger_rows` are the column values of the
+    rows the transaction inserted for `calls` (core.budgets.settlement.settle_many returns
+    them), so the roll-ups hold exactly what the ledger holds (its price, its time, its person
+    and prompt) without reading it again; when None, they are read back by request id."""
     if not calls:
         return
-    groups, latencies = call_groups(calls)
     if ledger_rows is None:
         ledger_rows = _ledger_rows_of(connection, [c["request_id"] for c in calls])
     add_groups(connection, USAGE, ledger_groups(ledger_rows))
-    add_groups(connection, CALL, groups)
-    add_groups(connection, LATENCY, latencies)
-    daily_rollups.add_calls(connection, groups, latencies)
-    version_rollups.add_calls(connection, groups, latencies)
 
 
 def add_ledger_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:

@@ -82,11 +82,12 @@ def settle_many(*, session: Session, settlements: Sequence[Settlement]) -> list[
         return []
     counters.begin_write(session)
     rows = [_ledger_values(session, s) for s in settlements]
+    # On the transaction's Connection, prebuilt: the ORM's and Core's layers cost more than the
+    # write here. Before the counters: their rows are locked from their update to the commit.
+    _INSERT_LEDGER_PLAIN.execute(session.connection(), rows)
     _settle_counters(
         session, [(s.reservation, row["cost_micro"], _tokens(s)) for s, row in zip(settlements, rows, strict=True)]
     )
-    # On the transaction's Connection, prebuilt: the ORM's and Core's layers cost more than the write here.
-    _INSERT_LEDGER_PLAIN.execute(session.connection(), rows)
     return rows
 
 

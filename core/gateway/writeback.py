@@ -141,7 +141,7 @@ _LEDGER_ROWS = "quorum_writeback_ledger_rows"
 def write_budgets(session: Session, calls: Sequence[SettledCall]) -> None:
     """Each budget gate settles its calls together: one update per counter row, one ledger INSERT.
 
-    Keeps the ledger rows the gates say they wrote for `write_rollups`; None when a gate
+    Keeps the ledger rows the gates say they wrote for `write_usage_rollups`; None when a gate
     cannot say (the roll-ups then read the batch's ledger rows back)."""
     written: list[Mapping[str, Any]] | None = []
     by_gate: dict[int, tuple[BudgetGate, list[tuple[Reservation, Usage, CallOutcome]]]] = {}
@@ -164,10 +164,15 @@ def write_budgets(session: Session, calls: Sequence[SettledCall]) -> None:
     session.info[_LEDGER_ROWS] = written
 
 
-def write_rollups(session: Session, calls: Sequence[SettledCall]) -> None:
-    """The batch's hourly roll-ups: one upsert per hour and group, summed from the rows just written."""
+def write_call_rollups(session: Session, calls: Sequence[SettledCall]) -> None:
+    """The batch's call-log roll-ups: one upsert per hour (or day) and group."""
+    rollups.record_settled_calls(session.connection(), [c.row for c in calls])
+
+
+def write_usage_rollups(session: Session, calls: Sequence[SettledCall]) -> None:
+    """The batch's usage roll-ups, summed from the ledger rows `write_budgets` just wrote."""
     ledger_rows = session.info.pop(_LEDGER_ROWS, None)
-    rollups.record_settled(session.connection(), [c.row for c in calls], ledger_rows=ledger_rows)
+    rollups.record_settled_ledger(session.connection(), [c.row for c in calls], ledger_rows=ledger_rows)
 
 
 def write_audit(session: Session, calls: Sequence[SettledCall]) -> None:
@@ -175,17 +180,21 @@ def write_audit(session: Session, calls: Sequence[SettledCall]) -> None:
     record_rows(session, [c.event for c in calls])
 
 
-# The write-back, in order. The audit head is last: the hottest row is held the shortest.
+# The write-back, in order. The rows every call of a team updates come last, so that they
+# are locked for the fewest statements before the commit: the team's budget counters (which
+# every admission of the team updates too) and then the audit head (every call's). On
+# PostgreSQL an admission waits for a batch that holds its team's counter row.
 WRITERS: list[Writer] = [
     write_calls,
     write_payloads,
     write_holds,
     write_catches,
     write_cache,
-    write_budgets,
-    write_rollups,
+    write_call_rollups,
     write_key_networks,
     write_schema_checks,
+    write_budgets,
+    write_usage_rollups,
     write_audit,
 ]
 
