@@ -44,9 +44,7 @@ CALLERS = 64
 # worst case, 16,000 micro-dollars, and how many calls fit a budget is known in advance.
 WORST = 16_000
 FITS = 96
-# Reservations of the crash test expire this soon: after the checks made before expiry, with
-# room for a loaded machine (at 10 s a suite run once reached them after the sweep).
-TTL_S = 20
+TTL_S = 10  # reservations of the crash test expire this soon (after the checks made before expiry)
 
 
 @pytest.fixture
@@ -145,8 +143,9 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 @pytest.mark.slow
 def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_twice(session, directory, capsys):
     # Calls spend most of their time upstream, holding their reservation, so the kill lands on
-    # admitted calls (at 40 ms a kill now and then found none admitted, and nothing held).
-    upstream = Simulator(latency_ms=300)
+    # admitted calls (at 40 ms a kill now and then found none admitted, and nothing held; at
+    # 300 ms it did once in a loaded full run).
+    upstream = Simulator(latency_ms=1000)
     budget, key = governed_team(session, cap_micro=1_000 * 1_000_000)
     server = GatewayServer(workers=2, simulator=upstream, QUORUM_RESERVATION_TTL_S=str(TTL_S))
     try:
@@ -167,7 +166,7 @@ def test_a_gateway_process_killed_under_load_loses_no_answer_and_bills_nothing_t
         session.rollback()
         holds = session.execute(select(BudgetHold.amount_micro, BudgetHold.expires_at)).all()
         waited = time.monotonic() - killed_at
-        assert holds, f"the killed calls held no reservation {waited:.1f} s after the kill (expiry: {TTL_S} s)"
+        assert holds, f"no held reservation {waited:.1f} s after the kill; {statuses[None]} calls failed with it"
         assert counter_now(session, budget).reserved_micro == sum(amount for amount, _at in holds)
         # Once they have expired, and a sweep is due (a process sweeps a budget at most once
         # per expiry period), the next admission on the budget gives their room back.
