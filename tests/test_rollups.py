@@ -5,6 +5,7 @@ ledger's figures to the micro-dollar."""
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -234,9 +235,16 @@ def call_log_per_version(session) -> tuple[dict, dict]:
     """The call log's calls naming a prompt, per (UTC day, prompt, version): [calls, answered,
     cost, answered latency summed], and the answered calls per latency bucket."""
     session.rollback()
+    return per_version_days(session.execute(select(CALLS).where(CALLS.c.prompt_name != "")).mappings())
+
+
+def per_version_days(rows) -> tuple[dict, dict]:
+    """`call_log_per_version`'s shapes, from call-log rows (mappings); calls naming no prompt are left out."""
     counts: dict = {}
     buckets: dict = {}
-    for r in session.execute(select(CALLS).where(CALLS.c.prompt_name != "")).mappings():
+    for r in rows:
+        if not r["prompt_name"]:
+            continue
         key = (_hour(r["created_at"]).replace(hour=0), r["prompt_name"], r["prompt_version"] or "")
         sums = counts.setdefault(key, [0, 0, 0, 0.0])
         ok = r["status"] == "ok"
@@ -607,7 +615,6 @@ def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prom
     """Calls before the split, in its first partial hour and in whole hours after it: the
     comparison counts exactly the call log's calls since the split began."""
     import random
-    import uuid
 
     from core.catalog import traffic as splits
     from core.catalog import workflow
@@ -635,30 +642,7 @@ def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prom
     clock.set_clock(lambda: datetime(2026, 11, 27, 12, tzinfo=UTC))
     rng = random.Random(3)
     team = prompt.team_id
-    rows = []
-    for minutes in [-50, -5, 1, 7, 19, 25, *range(30, 60 * 24 * 20, 97)]:
-        version = rng.choice([v2, v3])
-        status = rng.choice(["ok", "ok", "ok", "held", "upstream_error"])
-        rows.append(
-            {
-                "request_id": f"req_{uuid.uuid4().hex[:24]}",
-                "created_at": began + timedelta(minutes=minutes, seconds=rng.randint(0, 59)),
-                "team_id": team,
-                "key_id": None,
-                "actor": "key:1",
-                "endpoint": "prompt",
-                "model": "gpt-4o-mini",
-                "prompt_name": prompt.name,
-                "prompt_version": rng.choice([str(version.id), f"v{version.number}"]),
-                "status": status,
-                "http_status": 502 if status == "upstream_error" else 200,
-                "cache_hit": False,
-                "latency_ms": rng.lognormvariate(6, 0.5),
-                "cost_micro": rng.randint(10, 900),
-                "input_tokens": 10,
-                "output_tokens": 20,
-            }
-        )
+    rows = split_call_rows(prompt, (v2, v3), began, [-50, -5, 1, 7, 19, 25, *range(30, 60 * 24 * 20, 97)], rng)
     with db.write_session() as s:
         s.execute(insert(Call.__table__), rows)
         rollups.add_call_rows(s.connection(), rows)
@@ -682,6 +666,36 @@ def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prom
         feedback = [scores[r["request_id"]] for r in mine if r["request_id"] in scores]
         assert shown.feedback_count == len(feedback)
         assert shown.mean_feedback == pytest.approx(sum(feedback) / len(feedback))
+
+
+def split_call_rows(prompt, versions, began, minutes, rng, *, actors=("key:1",), models=("gpt-4o-mini",)) -> list[dict]:
+    """Call-log rows of a prompt under a live split, one per offset in `minutes` from `began`:
+    each names one of `versions` by id or by number, as the prompt source may, and some fail."""
+    rows = []
+    for offset in minutes:
+        version = rng.choice(versions)
+        status = rng.choice(["ok", "ok", "ok", "held", "upstream_error"])
+        rows.append(
+            {
+                "request_id": f"req_{uuid.uuid4().hex[:24]}",
+                "created_at": began + timedelta(minutes=offset, seconds=rng.randint(0, 59)),
+                "team_id": prompt.team_id,
+                "key_id": None,
+                "actor": rng.choice(actors),
+                "endpoint": "prompt",
+                "model": rng.choice(models),
+                "prompt_name": prompt.name,
+                "prompt_version": rng.choice([str(version.id), f"v{version.number}"]),
+                "status": status,
+                "http_status": 502 if status == "upstream_error" else 200,
+                "cache_hit": False,
+                "latency_ms": rng.lognormvariate(6, 0.5),
+                "cost_micro": rng.randint(10, 900),
+                "input_tokens": 10,
+                "output_tokens": 20,
+            }
+        )
+    return rows
 
 
 def test_a_month_that_starts_mid_hour_still_sums_exactly(session, directory, monkeypatch):

@@ -23,7 +23,9 @@ from tests.test_rollups import (  # noqa: F401 - prompts is a fixture
     LATENCY,
     VERSIONS,
     assert_versions_match,
+    per_version_days,
     prompts,
+    split_call_rows,
     varied_call_rows,
     version_rollups_say,
 )
@@ -33,30 +35,6 @@ BASE = datetime(2026, 9, 30, 22, tzinfo=UTC)
 MINUTES = [-61, 0, 59, 60, 119, 120, 121, 24 * 60 + 3, 45 * 24 * 60, 45 * 24 * 60 + 5, 45 * 24 * 60 + 200]
 
 
-def per_version(rows: list[dict]) -> tuple[dict, dict]:
-    """call_log_per_version's shapes, from call-log rows given as dicts."""
-    counts: dict = {}
-    buckets: dict = {}
-    for r in rows:
-        if not r["prompt_name"]:
-            continue
-        key = (
-            r["created_at"].replace(hour=0, minute=0, second=0, microsecond=0),
-            r["prompt_name"],
-            r["prompt_version"],
-        )
-        sums = counts.setdefault(key, [0, 0, 0, 0.0])
-        ok = r["status"] == "ok"
-        sums[0] += 1
-        sums[1] += ok
-        sums[2] += r["cost_micro"]
-        if ok:
-            sums[3] += r["latency_ms"]
-            bucket = (*key, rollups.latency_bucket(r["latency_ms"]))
-            buckets[bucket] = buckets.get(bucket, 0) + 1
-    return counts, buckets
-
-
 def test_the_upgrade_fills_the_version_days_from_the_hourly_rollups_and_round_trips(db_url):
     """An installation at 0031 gets each (day, prompt, version) summed from its hours, the
     downgrade drops the table, the upgrade fills it again; calls without a prompt get no row."""
@@ -64,7 +42,7 @@ def test_the_upgrade_fills_the_version_days_from_the_hourly_rollups_and_round_tr
     engine = db.get_engine(db_url)
     rows = varied_call_rows(BASE, MINUTES, cost=lambda index: 11 + index)
     groups, latencies = rollups.call_groups(rows)
-    expected, expected_buckets = per_version(rows)
+    expected, expected_buckets = per_version_days(rows)
     command.downgrade(config, "0031")
     try:
         assert "call_version_daily_rollup" not in inspect(engine).get_table_names()
@@ -114,7 +92,7 @@ def test_a_retention_rebuild_of_some_hours_resums_their_days_and_leaves_the_othe
         rollups.rebuild_hours(connection, "gateway_call", hours)
         s.commit()
     kept = [r for r in rows if r["request_id"] not in ids]
-    expected, expected_buckets = per_version(kept)
+    expected, expected_buckets = per_version_days(kept)
     found, found_buckets = version_rollups_say(session)
     day = gone_hour.replace(hour=0)
     assert ids and sum(v[0] for k, v in expected.items() if k[0] == day) >= 1  # another hour of that day counts
@@ -185,30 +163,10 @@ def test_live_ab_of_a_split_many_days_old_equals_the_call_log(session, prompts, 
     )
     clock.set_clock(lambda: began + timedelta(days=21))
     rng = random.Random(began.hour)
-    rows = []
-    for minutes in [-50, -5, 0, 1, 7, 19, 25, 31, 59, 61, 200, 800, *range(30, 60 * 24 * 20, 113)]:
-        version = rng.choice([v2, v3])
-        status = rng.choice(["ok", "ok", "ok", "held", "upstream_error"])
-        rows.append(
-            {
-                "request_id": f"req_{uuid.uuid4().hex[:24]}",
-                "created_at": began + timedelta(minutes=minutes, seconds=rng.randint(0, 59)),
-                "team_id": prompt.team_id,
-                "key_id": None,
-                "actor": rng.choice(["key:1", "key:2"]),
-                "endpoint": "prompt",
-                "model": rng.choice(["gpt-4o-mini", "gpt-4o"]),
-                "prompt_name": prompt.name,
-                "prompt_version": rng.choice([str(version.id), f"v{version.number}"]),
-                "status": status,
-                "http_status": 502 if status == "upstream_error" else 200,
-                "cache_hit": False,
-                "latency_ms": rng.lognormvariate(6, 0.5),
-                "cost_micro": rng.randint(10, 900),
-                "input_tokens": 10,
-                "output_tokens": 20,
-            }
-        )
+    minutes = [-50, -5, 0, 1, 7, 19, 25, 31, 59, 61, 200, 800, *range(30, 60 * 24 * 20, 113)]
+    rows = split_call_rows(
+        prompt, (v2, v3), began, minutes, rng, actors=("key:1", "key:2"), models=("gpt-4o-mini", "gpt-4o")
+    )
     with db.write_session() as s:
         s.execute(insert(Call.__table__), rows)
         rollups.add_call_rows(s.connection(), rows)
