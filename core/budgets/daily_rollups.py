@@ -168,22 +168,13 @@ def _statements(dialect: str, grain: Grain) -> _Statements:
             .where(*(table.c[k] == bindparam(f"k_{k}") for k in grain.keys))
             .values(latency_histogram=bindparam("packed"))
         )
+
+        def branch(i: int):  # the i-th group's stored histogram, tagged with i
+            keys = (table.c[k] == bindparam(f"k_{k}_{i}") for k in grain.keys)
+            return select(literal_column(str(i)), table.c.latency_histogram).where(*keys)
+
         reads = tuple(
-            Prebuilt(
-                union_all(
-                    *(
-                        select(literal_column(str(i)), table.c.latency_histogram).where(
-                            *(table.c[k] == bindparam(f"k_{k}_{i}") for k in grain.keys)
-                        )
-                        for i in range(n)
-                    )
-                )
-                if n > 1
-                else select(literal_column("0"), table.c.latency_histogram).where(
-                    *(table.c[k] == bindparam(f"k_{k}_0") for k in grain.keys)
-                )
-            )
-            for n in range(1, _FEW + 1)
+            Prebuilt(union_all(*(branch(i) for i in range(n))) if n > 1 else branch(0)) for n in range(1, _FEW + 1)
         )
         found = _PREBUILT[(dialect, table.name)] = _Statements(Prebuilt(upsert), Prebuilt(histogram), reads)
     return found
