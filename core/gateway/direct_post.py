@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 import openai
 
+from core.gateway.wire import Answer, Wire
+
 try:  # the SDK's own HTTP library (a fork of httpx); its errors are the SDK's too
     import httpx2
 except ImportError:  # an SDK that uses httpx itself
@@ -66,8 +68,10 @@ class DirectPost:
         if read is not None:
             self._headers["x-stainless-read-timeout"] = str(read)
         self._timeout = _timeout_for(http, timeout)
-        # path -> (API key, the request built for it); see the module's story.
-        self._built: dict[str, tuple[str, Any]] = {}
+        # path -> (API key, the request built for it, its head on the wire); see the module's story.
+        self._built: dict[str, tuple[str, Any, bytes]] = {}
+        # Sends the built request on sockets of its own where the library would send it plainly.
+        self._wire = Wire.for_http(http, http.base_url, self._timeout) if hasattr(http, "base_url") else None
 
     @classmethod
     def for_client(cls, client: Any) -> DirectPost | None:
@@ -91,18 +95,42 @@ class DirectPost:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         # Serialized as the SDK's openapi_dumps does (httpx's JSON defaults).
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        wire = self._wire
+        if wire is not None and not self._http.cookies:
+            built = self._built.get(path)
+            if built is None or built[0] != self._client.api_key:
+                self._request(path, content)  # builds this path's request and keeps it
+                built = self._built[path]
+            answer = wire.post(built[1], built[2], content)
+            if 300 <= answer.status_code < 400 and not isinstance(answer, Answer):
+                answer = self._follow(path, content, answer)
+            if answer.status_code >= 400:
+                raise self._client._make_status_error_from_response(answer) from None
+            return answer
         request = self._request(path, content)
+        response = self._send(request, request)
+        if response.status_code >= 400:
+            raise self._client._make_status_error_from_response(response) from None
+        return response
+
+    def _follow(self, path: str, content: bytes, redirect: Any) -> Any:
+        """The library follows a redirect the wire received, as it follows its own."""
+        request = self._request(path, content)
+        redirect.request = request
+        return self._send(self._http._build_redirect_request(request, redirect), request)
+
+    def _send(self, request: Any, named: Any) -> Any:
+        """`request` sent by the library; its failures as the SDK's errors (naming `named`)."""
         try:
             response = self._http.send(request)
         except _TIMEOUTS as error:
-            raise openai.APITimeoutError(request=request) from error
+            raise openai.APITimeoutError(request=named) from error
         except openai.OpenAIError:
             raise
         except _REQUEST_ERRORS as error:
-            raise openai.APIConnectionError(request=request) from error
+            raise openai.APIConnectionError(request=named) from error
         if response.status_code >= 400:
             response.read()
-            raise self._client._make_status_error_from_response(response) from None
         return response
 
     def _request(self, path: str, content: bytes) -> Any:
@@ -119,8 +147,15 @@ class DirectPost:
         if not self._http.cookies:
             model = type(request)("POST", request.url, headers=request.headers, extensions=dict(request.extensions))
             del model.headers["content-length"]  # each body sets its own
-            self._built[path] = (api_key, model)
+            self._built[path] = (api_key, model, _head(model))
         return request
+
+
+def _head(request: Any) -> bytes:
+    """The request line and headers of `request` as the library writes them (HTTP/1.1)."""
+    lines = [b"POST " + request.url.raw_path + b" HTTP/1.1"]
+    lines += [name + b": " + value for name, value in request.headers.raw]
+    return b"\r\n".join(lines) + b"\r\n"
 
 
 def _timeout_for(http: Any, timeout: Any) -> Any:
