@@ -24,6 +24,7 @@ post-process, is refused when it is first compiled (use `Connection.execute` for
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import exc
@@ -34,7 +35,7 @@ from sqlalchemy.sql.dml import Insert
 
 
 class _Compiled:
-    __slots__ = ("sql", "names", "processors", "positional", "fixed")
+    __slots__ = ("sql", "names", "positional", "fixed", "_values", "_converted")
 
     def __init__(
         self,
@@ -44,16 +45,26 @@ class _Compiled:
         positional: bool,
         fixed: dict[str, Any],
     ) -> None:
-        self.sql, self.names, self.processors, self.positional = sql, names, processors, positional
+        self.sql, self.names, self.positional = sql, names, positional
         self.fixed = fixed  # the values written into the statement itself (`attempts + 1`)
+        # The row's values in the statement's order, picked in C (the write-back's INSERTs have
+        # dozens of columns), and the few positions whose values the dialect converts.
+        picks = itemgetter(*names) if names else None
+        self._values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            (lambda row: ()) if picks is None else (lambda row: (picks(row),)) if len(names) == 1 else picks
+        )
+        self._converted = tuple((i, processors[name]) for i, name in enumerate(names) if name in processors)
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        processors = self.processors
         if self.fixed:
             row = {**self.fixed, **row}
-        if self.positional:
-            return tuple(processors[name](row[name]) if name in processors else row[name] for name in self.names)
-        return {name: processors[name](row[name]) if name in processors else row[name] for name in self.names}
+        values = self._values(row)
+        if self._converted:
+            changed = list(values)
+            for index, convert in self._converted:
+                changed[index] = convert(changed[index])
+            values = tuple(changed)
+        return values if self.positional else dict(zip(self.names, values))
 
 
 class Prebuilt:
