@@ -38,7 +38,11 @@ class _Pending(Generic[T]):
 
     def __init__(self, item: T) -> None:
         self.item = item
-        self.ready = threading.Event()
+        # Released once, when the caller may go on (its batch committed, or it leads the next):
+        # a held lock is the cheapest one-shot signal between threads (an Event is a Condition,
+        # Python code and a second lock, and its set() was a tenth of the settle's own CPU).
+        self.ready = threading.Lock()
+        self.ready.acquire()
         self.lead = False  # handed the next batch to write
         self.error: BaseException | None = None
 
@@ -62,7 +66,7 @@ class GroupCommit(Generic[T]):
             leading = not self._writing
             self._writing = True
         if not leading:
-            pending.ready.wait()
+            pending.ready.acquire()
             leading = pending.lead
         if leading:
             self._lead()
@@ -82,13 +86,13 @@ class GroupCommit(Generic[T]):
                 if self._queue:
                     nxt = self._queue[0]
                     nxt.lead = True
-                    nxt.ready.set()
+                    nxt.ready.release()
                 else:
                     self._writing = False
                 self.batches += 1
                 self.largest = max(self.largest, len(batch))
-            for pending in batch:
-                pending.ready.set()
+            for pending in batch[1:]:  # the first is the leader, running here, signalled already
+                pending.ready.release()
 
     def _write_isolated(self, batch: list[_Pending[T]]) -> None:
         try:

@@ -77,16 +77,21 @@ def text_fields(value: Any, path: Path = ()) -> list[TextField]:
     return found
 
 
+# The tuple's own constructor: the named tuple's __new__ is a Python function, called for
+# every string of every body and audit event.
+_field = tuple.__new__
+
+
 def _collect(value: Any, path: Path, key: str | None, found: list[TextField]) -> None:
     # ``key``: the nearest dict key above ``value``, which says what kind of text it is.
     if isinstance(value, str):
         binary = key in _BINARY_KEYS or value.startswith("data:")
-        found.append(TextField(path, value, False, not binary and key not in NOT_FREE_TEXT, binary))
+        found.append(_field(TextField, (path, value, False, not binary and key not in NOT_FREE_TEXT, binary)))
     elif isinstance(value, dict):
         for item_key, item in value.items():
             item_path = path + (item_key,)
             if isinstance(item_key, str):
-                found.append(TextField(item_path, item_key, True, False, False))
+                found.append(_field(TextField, (item_path, item_key, True, False, False)))
                 _collect(item, item_path, item_key, found)
             else:
                 _collect(item, item_path, key, found)
