@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -55,10 +56,10 @@ class Provider:
     A step is bytes to send, or a tuple of actions: bytes (sent as they are), a float (a
     pause), "close" (hang up). It records each request's head, body and connection."""
 
-    def __init__(self, *script):
-        self.script, self.requests, self.connections = list(script), [], 0
+    def __init__(self, *script, tls=None):
+        self.script, self.requests, self.connections, self.tls = list(script), [], 0, tls
         self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/v1"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.getsockname()[1]}/v1"
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -73,6 +74,11 @@ class Provider:
 
     def _serve(self, conn, number):
         buffer = b""
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                return  # the client refused the certificate
         with conn:
             while True:
                 while b"\r\n\r\n" not in buffer:
@@ -102,9 +108,10 @@ class Provider:
         self.server.close()
 
 
-def _upstream(url, *, wire, timeout=5.0, attempts=3):
+def _upstream(url, *, wire, timeout=5.0, attempts=3, http_client=None):
     timeout = httpx.Timeout(timeout, connect=2)
-    client = openai.OpenAI(base_url=url, api_key="sk-test-key", max_retries=0, timeout=timeout)
+    options = {"http_client": http_client} if http_client is not None else {}
+    client = openai.OpenAI(base_url=url, api_key="sk-test-key", max_retries=0, timeout=timeout, **options)
     upstream = Upstream(
         client,
         name=f"wire-test-{url}-{wire}",
@@ -257,3 +264,76 @@ def test_any_answer_cut_into_any_packets_reads_as_sent(text, cuts, framing):
     finally:
         provider.close()
     assert result.body == json.loads(body)
+
+
+def _certificates():
+    """A private CA and a certificate it signed for 127.0.0.1 (no network: made here)."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def certificate(subject, key, issuer, issuer_key, *, ca):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))])
+            builder = builder.add_extension(names, critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("Quorum test CA", ca_key, "Quorum test CA", ca_key, ca=True)
+    server = certificate("127.0.0.1", server_key, "Quorum test CA", ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    key_pem = server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return ca.public_bytes(pem), server.public_bytes(pem), key_pem
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    ca_pem, cert_pem, key_pem = _certificates()
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "server.pem").write_bytes(cert_pem + key_pem)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(folder / "server.pem")
+    client = ssl.create_default_context(cadata=ca_pem.decode())
+    return server, client
+
+
+def test_over_tls_the_wire_checks_the_certificate_with_the_clients_own_context(tls):
+    server, trusting = tls
+    outcomes = []
+    for wire in (False, True):
+        provider = Provider(chunked(gzip.compress(OK_BYTES), headers=["content-encoding: gzip"]), tls=server)
+        try:
+            upstream = _upstream(provider.url, wire=wire, http_client=openai.DefaultHttpxClient(verify=trusting))
+            outcomes.append((_outcome(upstream, calls=3), provider.connections))
+        finally:
+            provider.close()
+    assert outcomes[0] == outcomes[1] == (("ok", OK, 1), 1)
+
+
+def test_over_tls_a_certificate_the_client_does_not_trust_is_refused_as_the_sdk_refuses_it(tls):
+    server, _trusting = tls
+    outcomes = []
+    for wire in (False, True):
+        provider = Provider(answer(), tls=server)
+        try:
+            outcomes.append((_outcome(_upstream(provider.url, wire=wire, attempts=2)), len(provider.requests)))
+        finally:
+            provider.close()
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][0] == "UpstreamFailed" and outcomes[0][1] == 0  # no request was ever read

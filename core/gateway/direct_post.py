@@ -18,6 +18,10 @@ call's body: merging the same headers and URL again on every call cost a third o
 building the request costs. It is built again when the API key changes, and on every call
 while the client holds cookies (their merge is the client's to do, as the SDK's request would).
 
+Where the HTTP client would send it on its plain transport, the built request goes out on
+`core.gateway.wire`'s own kept-alive sockets instead (the same bytes; the answer parsed in
+C); test transports, proxies, event hooks, cookies and redirects keep the HTTP client.
+
 It is used only where it is exactly the SDK's request: the plain `openai.OpenAI` client
 with a fixed API key. Anything else (Azure, an API-key provider, workload identity, a
 provider runtime, default query parameters, an SDK whose internals differ) gets no
@@ -71,7 +75,7 @@ class DirectPost:
         # path -> (API key, the request built for it, its head on the wire); see the module's story.
         self._built: dict[str, tuple[str, Any, bytes]] = {}
         # Sends the built request on sockets of its own where the library would send it plainly.
-        self._wire = Wire.for_http(http, http.base_url, self._timeout) if hasattr(http, "base_url") else None
+        self._wire = Wire.for_http(http, client.base_url, self._timeout)
 
     @classmethod
     def for_client(cls, client: Any) -> DirectPost | None:
