@@ -23,6 +23,7 @@ post-process, is refused when it is first compiled (use `Connection.execute` for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -33,9 +34,18 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
+# Rows sent as one INSERT at most (a write-back batch's; bulk writes keep executemany, whose
+# statement text does not grow with the rows and stays under PostgreSQL's 65,535 parameters).
+ROWS_PER_INSERT = 64
+# A named-parameter INSERT's single VALUES row of plain placeholders, each perhaps cast to its
+# column's type (`%(name)s::VARCHAR`), as SQLAlchemy writes them for psycopg.
+_VALUE = r"%\(\w+\)s(?:::[A-Za-z][A-Za-z0-9_ ]*(?:\([0-9, ]+\))?(?:\[\])?)?"
+_INSERT_ROW = re.compile(rf"(INSERT INTO .+? VALUES )(\({_VALUE}(?:, {_VALUE})*\))(.*)", re.DOTALL)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
 
 class _Compiled:
-    __slots__ = ("sql", "names", "positional", "fixed", "_values", "_converted")
+    __slots__ = ("sql", "names", "positional", "fixed", "_values", "_converted", "_row", "_rows_sql")
 
     def __init__(
         self,
@@ -54,6 +64,20 @@ class _Compiled:
             (lambda row: ()) if picks is None else (lambda row: (picks(row),)) if len(names) == 1 else picks
         )
         self._converted = tuple((i, processors[name]) for i, name in enumerate(names) if name in processors)
+        self._row = _values_row(sql, names) if not positional else None
+        self._rows_sql: dict[int, str] = {}
+
+    def rows_sql(self, count: int) -> str | None:
+        """This INSERT for `count` rows in one statement (`VALUES (...), (...)`), where it is a
+        plain named-parameter INSERT without DO UPDATE (whose rows may not touch one row twice)."""
+        if self._row is None:
+            return None
+        sql = self._rows_sql.get(count)
+        if sql is None:
+            head, row, tail = self._row
+            rows = ", ".join(_PLACEHOLDER.sub(rf"%(\1__{i})s", row) for i in range(count))
+            sql = self._rows_sql[count] = head + rows + tail
+        return sql
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         if self.fixed:
@@ -65,6 +89,15 @@ class _Compiled:
                 changed[index] = convert(changed[index])
             values = tuple(changed)
         return values if self.positional else dict(zip(self.names, values))
+
+
+def _values_row(sql: str, names: tuple[str, ...]) -> tuple[str, str, str] | None:
+    found = _INSERT_ROW.fullmatch(sql)
+    if found is None or "DO UPDATE" in found.group(3):
+        return None
+    if sorted(_PLACEHOLDER.findall(found.group(2))) != sorted(names):
+        return None  # a parameter outside the row (or one twice): keep one statement per row
+    return found.group(1), found.group(2), found.group(3)
 
 
 class Prebuilt:
@@ -103,23 +136,32 @@ class Prebuilt:
         raw = connection.connection
         cursor = raw.cursor()
         dispatch = connection.dispatch
-        sent: Any = parameters if many else parameters[0]
+        sql, sent = compiled.sql, parameters if many else parameters[0]
+        if many and 1 < len(parameters) <= ROWS_PER_INSERT and not fetch:
+            # On PostgreSQL one INSERT of all the rows: psycopg's executemany pipelines a
+            # statement per row, three times the CPU of one statement for two rows.
+            rows_sql = compiled.rows_sql(len(parameters))
+            if rows_sql is not None:
+                sql, many = rows_sql, False
+                sent = {f"{name}__{i}": value for i, row in enumerate(parameters) for name, value in row.items()}
         try:
             if dispatch.before_cursor_execute:
-                dispatch.before_cursor_execute(connection, cursor, compiled.sql, sent, None, many)
+                dispatch.before_cursor_execute(connection, cursor, sql, sent, None, many)
             if many and len(parameters) > 1:
-                cursor.executemany(compiled.sql, parameters)
+                cursor.executemany(sql, parameters)
+            elif many:
+                cursor.execute(sql, parameters[0])
             else:
-                cursor.execute(compiled.sql, parameters[0])
+                cursor.execute(sql, sent)
             found = cursor.fetchall() if fetch else cursor.rowcount
             if dispatch.after_cursor_execute:
-                dispatch.after_cursor_execute(connection, cursor, compiled.sql, sent, None, many)
+                dispatch.after_cursor_execute(connection, cursor, sql, sent, None, many)
             return found
         except connection.dialect.loaded_dbapi.Error as error:
             if connection.dialect.is_disconnect(error, raw.dbapi_connection, cursor):
                 connection.invalidate(error)
             raise exc.DBAPIError.instance(
-                compiled.sql, sent, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
+                sql, sent, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
             ) from error
         finally:
             cursor.close()

@@ -116,3 +116,39 @@ def test_updates_count_their_rows_returning_gives_rows_and_listeners_see_each_st
     finally:
         event.remove(engine, "before_cursor_execute", note)
     assert seen == ["INSERT", "UPDATE", "UPDATE", "UPDATE", "UPDATE"]
+
+
+def test_a_batch_of_rows_reads_back_as_rows_inserted_one_by_one_in_one_statement_on_postgresql(db_url):
+    """PostgreSQL gets one multi-row INSERT (its driver would pipeline a statement per row);
+    SQLite one executemany. Either way the rows are those that single inserts write."""
+    engine, sent = db.get_engine(), []
+
+    def note(_conn, _cursor, statement, parameters, _context, many) -> None:
+        sent.append((statement.count("VALUES ("), statement.count("), ("), many))
+
+    rows = [_row(f"batch-{i}", team_id=i or None, cache_hit=bool(i % 2), prompt_name="déjà vu") for i in range(5)]
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with engine.begin() as connection:
+            assert Prebuilt(insert(CALLS)).execute(connection, rows) == 5
+            for row in rows:
+                Prebuilt(insert(CALLS)).execute(connection, {**row, "request_id": "single-" + row["request_id"]})
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    if engine.dialect.name == "postgresql":
+        assert sent[0] == (1, 4, False)  # one statement, five rows
+    else:
+        assert sent[0] == (1, 0, True)  # one executemany of the single-row statement
+    for i in range(5):
+        batched, single = _stored(f"batch-{i}")._mapping, _stored(f"single-batch-{i}")._mapping
+        assert {k: v for k, v in batched.items() if k not in ("id", "request_id")} == {
+            k: v for k, v in single.items() if k not in ("id", "request_id")
+        }
+
+
+def test_a_batch_that_breaks_a_constraint_fails_whole_as_the_driver_says(db_url):
+    prebuilt = Prebuilt(insert(CALLS))
+    with pytest.raises(exc.IntegrityError), db.get_engine().begin() as connection:
+        prebuilt.execute(connection, [_row("x"), _row("y"), _row("x")])  # request_id is unique
+    with db.get_engine().connect() as connection:
+        assert connection.execute(select(CALLS.c.request_id)).scalars().all() == []
