@@ -54,6 +54,7 @@ class _Compiled:
         processors: dict[str, Callable[[Any], Any]],
         positional: bool,
         fixed: dict[str, Any],
+        distinct_rows: bool = False,
     ) -> None:
         self.sql, self.names, self.positional = sql, names, positional
         self.fixed = fixed  # the values written into the statement itself (`attempts + 1`)
@@ -64,12 +65,13 @@ class _Compiled:
             (lambda row: ()) if picks is None else (lambda row: (picks(row),)) if len(names) == 1 else picks
         )
         self._converted = tuple((i, processors[name]) for i, name in enumerate(names) if name in processors)
-        self._row = _values_row(sql, names) if not positional else None
+        self._row = _values_row(sql, names, distinct_rows) if not positional else None
         self._rows_sql: dict[int, str] = {}
 
     def rows_sql(self, count: int) -> str | None:
         """This INSERT for `count` rows in one statement (`VALUES (...), (...)`), where it is a
-        plain named-parameter INSERT without DO UPDATE (whose rows may not touch one row twice)."""
+        plain named-parameter INSERT, without DO UPDATE unless its callers never send two rows
+        for one key (PostgreSQL refuses a statement that updates one row twice)."""
         if self._row is None:
             return None
         sql = self._rows_sql.get(count)
@@ -91,9 +93,9 @@ class _Compiled:
         return values if self.positional else dict(zip(self.names, values))
 
 
-def _values_row(sql: str, names: tuple[str, ...]) -> tuple[str, str, str] | None:
+def _values_row(sql: str, names: tuple[str, ...], distinct_rows: bool) -> tuple[str, str, str] | None:
     found = _INSERT_ROW.fullmatch(sql)
-    if found is None or "DO UPDATE" in found.group(3):
+    if found is None or ("DO UPDATE" in found.group(3) and not distinct_rows):
         return None
     if sorted(_PLACEHOLDER.findall(found.group(2))) != sorted(names):
         return None  # a parameter outside the row (or one twice): keep one statement per row
@@ -103,8 +105,10 @@ def _values_row(sql: str, names: tuple[str, ...]) -> tuple[str, str, str] | None
 class Prebuilt:
     """`statement` run on the driver's cursor; see the module's story for what is kept."""
 
-    def __init__(self, statement: ClauseElement) -> None:
-        self._statement = statement
+    def __init__(self, statement: ClauseElement, *, distinct_rows: bool = False) -> None:
+        """`distinct_rows`: an upsert whose callers never send two rows with one conflict key
+        in one call (roll-up groups, keyed by it), so its rows may go in one statement."""
+        self._statement, self._distinct_rows = statement, distinct_rows
         self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
 
     def execute(self, connection: Connection, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
@@ -177,4 +181,4 @@ class Prebuilt:
             name: proc for name, proc in compiled._bind_processors.items() if callable(proc)
         }
         fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required and name in names}
-        return _Compiled(compiled.string, names, processors, compiled.positional, fixed)
+        return _Compiled(compiled.string, names, processors, compiled.positional, fixed, self._distinct_rows)

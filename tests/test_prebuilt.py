@@ -152,3 +152,35 @@ def test_a_batch_that_breaks_a_constraint_fails_whole_as_the_driver_says(db_url)
         prebuilt.execute(connection, [_row("x"), _row("y"), _row("x")])  # request_id is unique
     with db.get_engine().connect() as connection:
         assert connection.execute(select(CALLS.c.request_id)).scalars().all() == []
+
+
+def _upsert(dialect: str):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CALLS)
+    return statement.on_conflict_do_update(
+        index_elements=[CALLS.c.request_id], set_={"attempts": CALLS.c.attempts + statement.excluded.attempts}
+    )
+
+
+def test_an_upsert_shares_a_statement_only_when_its_callers_send_one_row_per_key(db_url):
+    engine, sent = db.get_engine(), []
+
+    def note(_conn, _cursor, statement, _parameters, _context, many) -> None:
+        sent.append("executemany" if many else f"{statement.count('), (') + 1} rows")
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with engine.begin() as connection:
+            distinct = Prebuilt(_upsert(engine.dialect.name), distinct_rows=True)
+            distinct.execute(connection, [_row("a", attempts=1), _row("b", attempts=2)])
+            distinct.execute(connection, [_row("a", attempts=10), _row("b", attempts=20)])
+            # Two rows for one key in one call: each must see the other's update.
+            Prebuilt(_upsert(engine.dialect.name)).execute(connection, [_row("c", attempts=1), _row("c", attempts=5)])
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    if engine.dialect.name == "postgresql":
+        assert sent == ["2 rows", "2 rows", "executemany"]
+    else:
+        assert sent == ["executemany"] * 3
+    assert [_stored(r).attempts for r in ("a", "b", "c")] == [11, 22, 6]

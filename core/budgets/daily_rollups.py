@@ -176,7 +176,9 @@ def _statements(dialect: str, grain: Grain) -> _Statements:
         reads = tuple(
             Prebuilt(union_all(*(branch(i) for i in range(n))) if n > 1 else branch(0)) for n in range(1, _FEW + 1)
         )
-        found = _PREBUILT[(dialect, table.name)] = _Statements(Prebuilt(upsert), Prebuilt(histogram), reads)
+        # Groups are keyed by the conflict key: one row each, so the upsert's rows share a statement.
+        upserts = Prebuilt(upsert, distinct_rows=True)
+        found = _PREBUILT[(dialect, table.name)] = _Statements(upserts, Prebuilt(histogram), reads)
     return found
 
 

@@ -282,7 +282,8 @@ def _upsert(dialect: str, table: Table) -> Prebuilt:
             index_elements=[table.c[k] for k in keys],
             set_={name: table.c[name] + insert.excluded[name] for name in sums},
         )
-        statement = _UPSERTS[(dialect, table.name)] = Prebuilt(upsert)
+        # Groups are keyed by the conflict key: one row each, so they may share one statement.
+        statement = _UPSERTS[(dialect, table.name)] = Prebuilt(upsert, distinct_rows=True)
     return statement
 
 
