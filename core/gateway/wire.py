@@ -46,7 +46,7 @@ except ImportError:  # an SDK that uses httpx itself
     httpx2 = None
 
 _PLAIN_TRANSPORTS = tuple(t for t in (httpx.HTTPTransport, getattr(httpx2, "HTTPTransport", None)) if t)
-_MAX_IDLE = 100  # the SDK's own keep-alive limit
+_MAX_IDLE = 100  # idle connections kept when the library's pool names no limit
 _READ = 65536
 
 
@@ -101,6 +101,7 @@ class Wire:
         pool = http._transport._pool
         self._tls: ssl.SSLContext | None = pool._ssl_context if url.scheme == "https" else None
         self._expiry = pool._keepalive_expiry
+        self._max_idle = pool._max_keepalive_connections or _MAX_IDLE
         self._connect_s, self._read_s, self._write_s = _seconds(timeout)
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
@@ -129,10 +130,9 @@ class Wire:
         message = b"%scontent-length: %d\r\n\r\n%s" % (head, len(content), content)
         connection = self._take()
         try:
-            reused = connection is not None
             if connection is None:
                 connection = self._connect()
-            status, raw_headers, body, keep = self._exchange(connection.sock, message, reused)
+            status, raw_headers, body, keep = self._exchange(connection.sock, message)
         except TimeoutError as error:
             _close(connection)
             raise openai.APITimeoutError(request=request) from error
@@ -181,7 +181,7 @@ class Wire:
     def _give_back(self, connection: _Connection) -> None:
         connection.idle_since = time.monotonic()
         with self._lock:
-            if len(self._idle) < _MAX_IDLE:
+            if len(self._idle) < self._max_idle:
                 self._idle.append(connection)
                 return
         _close(connection)
@@ -197,9 +197,7 @@ class Wire:
             raise
         return _Connection(sock)
 
-    def _exchange(
-        self, sock: socket.socket, message: bytes, reused: bool
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
+    def _exchange(self, sock: socket.socket, message: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
         sock.settimeout(self._write_s)
         sock.sendall(message)
         sock.settimeout(self._read_s)
