@@ -616,29 +616,12 @@ def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prom
     comparison counts exactly the call log's calls since the split began."""
     import random
 
-    from core.catalog import traffic as splits
-    from core.catalog import workflow
     from core.experiments import live_ab
     from core.models.experiments import RequestFeedback
     from core.models.gateway import GatewayCall as Call
-    from tests.test_experiment_service import TOM, _approved_pair
 
-    directory = prompts
-    prompt, v2, v3 = _approved_pair(session, prompts)
-    workflow.submit(session=session, actor=directory.by_email(TOM), version_id=v3.id)
-    workflow.approve(
-        session=session, actor=directory.by_email("rafael.gomez@example.com"), version_id=v3.id, comment="fine"
-    )
     began = datetime(2026, 11, 3, 10, 40, tzinfo=UTC)
-    clock.set_clock(lambda: began)
-    splits.approve_split(
-        session=session,
-        actor=directory.by_email("lena.fischer@example.com"),
-        prompt_id=prompt.id,
-        version_a_id=v2.id,
-        version_b_id=v3.id,
-        percent_b=30,
-    )
+    prompt, v2, v3 = start_split(session, prompts, began, percent_b=30)
     clock.set_clock(lambda: datetime(2026, 11, 27, 12, tzinfo=UTC))
     rng = random.Random(3)
     team = prompt.team_id
@@ -650,7 +633,7 @@ def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prom
             s.add(RequestFeedback(request_id=row["request_id"], team_id=team, score=rng.choice([0.0, 1.0])))
         s.commit()
     session.rollback()
-    stats = {s.version_id: s for s in live_ab.compare_live(session, actor=directory.admin, prompt_id=prompt.id)}
+    stats = {s.version_id: s for s in live_ab.compare_live(session, actor=prompts.admin, prompt_id=prompt.id)}
     scores = {f.request_id: f.score for f in session.execute(select(RequestFeedback)).scalars()}
     for version in (v2, v3):
         names = live_ab.version_keys(version)
@@ -666,6 +649,29 @@ def test_live_ab_equals_the_call_log_whatever_the_age_of_the_split(session, prom
         feedback = [scores[r["request_id"]] for r in mine if r["request_id"] in scores]
         assert shown.feedback_count == len(feedback)
         assert shown.mean_feedback == pytest.approx(sum(feedback) / len(feedback))
+
+
+def start_split(session, directory, began, *, percent_b):
+    """A catalog prompt with two approved versions (v2, v3) under a live split begun at `began`."""
+    from core.catalog import traffic as splits
+    from core.catalog import workflow
+    from tests.test_experiment_service import TOM, _approved_pair
+
+    prompt, v2, v3 = _approved_pair(session, directory)
+    workflow.submit(session=session, actor=directory.by_email(TOM), version_id=v3.id)
+    workflow.approve(
+        session=session, actor=directory.by_email("rafael.gomez@example.com"), version_id=v3.id, comment="fine"
+    )
+    clock.set_clock(lambda: began)
+    splits.approve_split(
+        session=session,
+        actor=directory.by_email("lena.fischer@example.com"),
+        prompt_id=prompt.id,
+        version_a_id=v2.id,
+        version_b_id=v3.id,
+        percent_b=percent_b,
+    )
+    return prompt, v2, v3
 
 
 def split_call_rows(prompt, versions, began, minutes, rng, *, actors=("key:1",), models=("gpt-4o-mini",)) -> list[dict]:

@@ -26,6 +26,7 @@ from tests.test_rollups import (  # noqa: F401 - prompts is a fixture
     per_version_days,
     prompts,
     split_call_rows,
+    start_split,
     varied_call_rows,
     version_rollups_say,
 )
@@ -140,27 +141,10 @@ def test_live_ab_of_a_split_many_days_old_equals_the_call_log(session, prompts, 
     days: Live A/B shows the call log's counts, cost and error rate, the mean latency, and the
     p95 the call log's latency buckets give. With the hourly roll-ups of the whole days
     deleted the figures stay the same: the days are read from the per-version table."""
-    from core.catalog import traffic as splits
-    from core.catalog import workflow
     from core.experiments import live_ab
     from core.models.gateway import GatewayCall as Call
-    from tests.test_experiment_service import TOM, _approved_pair
 
-    directory = prompts
-    prompt, v2, v3 = _approved_pair(session, prompts)
-    workflow.submit(session=session, actor=directory.by_email(TOM), version_id=v3.id)
-    workflow.approve(
-        session=session, actor=directory.by_email("rafael.gomez@example.com"), version_id=v3.id, comment="fine"
-    )
-    clock.set_clock(lambda: began)
-    splits.approve_split(
-        session=session,
-        actor=directory.by_email("lena.fischer@example.com"),
-        prompt_id=prompt.id,
-        version_a_id=v2.id,
-        version_b_id=v3.id,
-        percent_b=40,
-    )
+    prompt, v2, v3 = start_split(session, prompts, began, percent_b=40)
     clock.set_clock(lambda: began + timedelta(days=21))
     rng = random.Random(began.hour)
     minutes = [-50, -5, 0, 1, 7, 19, 25, 31, 59, 61, 200, 800, *range(30, 60 * 24 * 20, 113)]
@@ -193,7 +177,7 @@ def test_live_ab_of_a_split_many_days_old_equals_the_call_log(session, prompts, 
 
     def shown() -> dict:
         session.rollback()
-        stats = live_ab.compare_live(session, actor=directory.admin, prompt_id=prompt.id)
+        stats = live_ab.compare_live(session, actor=prompts.admin, prompt_id=prompt.id)
         return {
             s.version_id: (s.calls, s.cost_micro, pytest.approx(s.error_rate), s.mean_latency_ms, s.p95_latency_ms)
             for s in stats
