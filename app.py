@@ -11,9 +11,9 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 if get_script_run_ctx(suppress_warning=True) is None:
     # Imported by the ASGI server: build the app with its HTTP routes.
-    from core.http.routes import http_routes, lifespan
+    from core.http.routes import http_middleware, http_routes, lifespan
 
-    app = st.App("app.py", routes=http_routes(), lifespan=lifespan)
+    app = st.App("app.py", routes=http_routes(), middleware=http_middleware(), lifespan=lifespan)
 else:
     # A browser session's run: sign in, then show the pages this person may use.
     from core import migrate

@@ -16,7 +16,7 @@ from core.gateway.adapters import BudgetsGate, CatalogPromptSource
 from core.gateway.pipeline import Gateway
 from core.gateway.upstream import CircuitBreaker, RetryPolicy, Upstream
 from core.gateway.wiring import set_gateway
-from core.http.routes import http_routes
+from core.http.routes import http_middleware, http_routes
 from core.identity import keys
 from core.identity.people import team_by_name
 from core.models.gateway import GatewayCall
@@ -68,7 +68,7 @@ class Server:
             self.port = s.getsockname()[1]
         # proxy_headers off, as `quorum run` serves (pages.ui.server): Quorum reads forwarding headers itself.
         config = uvicorn.Config(
-            Starlette(routes=[*http_routes(), *extra_routes]),
+            Starlette(routes=[*http_routes(), *extra_routes], middleware=http_middleware()),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

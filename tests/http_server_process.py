@@ -12,12 +12,12 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
-from core.http.routes import http_routes
+from core.http.routes import http_middleware, http_routes
 
 
 def main() -> None:
     uvicorn.run(
-        Starlette(routes=http_routes()),
+        Starlette(routes=http_routes(), middleware=http_middleware()),
         host="127.0.0.1",
         port=int(sys.argv[1]),
         log_level="warning",

@@ -20,12 +20,15 @@ open circuit breaker) carries ``retry-after`` instead. A defect in the gateway i
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 import math
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, cast
 
@@ -224,6 +227,18 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 RequestMaker = Callable[[Request, dict[str, Any]], GatewayRequest]
 
+# The threads calls run in: as many as anyio lends Starlette by default, of the gateway's own.
+# A call's hop to one costs less than through anyio (no task-group or capacity-limiter
+# bookkeeping on the event loop), and the call's context goes with it, as anyio's does.
+CALL_THREADS = 40
+_call_threads = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="quorum-call")
+
+
+async def in_call_thread(work: Callable[[], Any]) -> Any:
+    """`work()` run in one of the gateway's call threads, with this task's context variables."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_call_threads, context.run, work)
+
 
 async def _run(request: Request, make_request: RequestMaker) -> Response:
     # The x-ratelimit-* headers of a call that was admitted (or refused) by a rate limit,
@@ -238,7 +253,7 @@ async def _run(request: Request, make_request: RequestMaker) -> Response:
                 caller = request_caller(request)
                 return default_gateway().call(caller=caller, request=gateway_request)
 
-        result = await run_in_threadpool(work)
+        result = await in_call_thread(work)
     except QuorumError as error:
         return _with(error_response(error), limits)
     except Exception as error:  # noqa: BLE001 - a defect still answers in OpenAI's shape
@@ -306,16 +321,22 @@ class _SSE(StreamingResponse):
                 await run_in_threadpool(self.gateway_stream.close)
 
 
+async def answer_call(request: Request, kind: str) -> Response:
+    """The answer to a call of this kind ("chat", "responses", "embeddings", "moderations")
+    whose body is the request's (core.http.call_path serves these before the router)."""
+    return await _run(request, lambda _r, body: GatewayRequest(kind=kind, body=body))
+
+
 async def chat_completions(request: Request) -> Response:
-    return await _run(request, lambda _r, body: GatewayRequest(kind="chat", body=body))
+    return await answer_call(request, "chat")
 
 
 async def embeddings(request: Request) -> Response:
-    return await _run(request, lambda _r, body: GatewayRequest(kind="embeddings", body=body))
+    return await answer_call(request, "embeddings")
 
 
 async def responses_create(request: Request) -> Response:
-    return await _run(request, lambda _r, body: GatewayRequest(kind="responses", body=body))
+    return await answer_call(request, "responses")
 
 
 async def responses_retrieve(request: Request) -> Response:
@@ -331,7 +352,7 @@ async def responses_retrieve(request: Request) -> Response:
 
 
 async def moderations(request: Request) -> Response:
-    return await _run(request, lambda _r, body: GatewayRequest(kind="moderations", body=body))
+    return await answer_call(request, "moderations")
 
 
 async def prompt_completions(request: Request) -> Response:

@@ -30,7 +30,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from core import db, migrate
 from core.errors import ValidationError
-from core.http.routes import http_routes, start_moderation_probe
+from core.http.routes import http_middleware, http_routes, start_moderation_probe
 from core.ops import logs, metrics
 from core.settings import settings
 
@@ -52,7 +52,7 @@ async def worker_lifespan(_app: object) -> AsyncIterator[dict[str, object]]:
 
 def gateway_app() -> Starlette:
     """The ASGI app of one gateway process (uvicorn builds it in each worker: a factory)."""
-    return Starlette(routes=http_routes(), lifespan=worker_lifespan)
+    return Starlette(routes=http_routes(), middleware=http_middleware(), lifespan=worker_lifespan)
 
 
 def check_options(*, host: str, port: int, workers: int) -> None:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from starlette.types import Scope
 from core import migrate
 from core.gateway import moderation
 from core.gateway.wiring import default_gateway
+from core.http.call_path import CallPath
 from core.http.export_api import export_routes
 from core.http.feedback_api import feedback_routes
 from core.http.gateway_api import gateway_routes
@@ -37,6 +39,12 @@ async def healthz(_request: Request) -> JSONResponse:
             f"moderation are refused with 503 until {moderation.HOW_TO_CHANGE.removeprefix('an ')}"
         )
     return JSONResponse(body)
+
+
+def http_middleware() -> list[Middleware]:
+    """What wraps the server's app, outside its own middleware: the gateway's calls answered
+    before the router (core.http.call_path says why)."""
+    return [Middleware(CallPath)]
 
 
 def http_routes() -> list[Route]:
