@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.budgets.latency_histogram import Histograms, merged, pack, unpack
+from core.budgets.latency_histogram import Histograms, added, merged, pack, unpack
 from core.budgets.rollups import bucket_middle_ms, latency_bucket
 
 latencies = st.lists(st.floats(min_value=0.0, max_value=600_000.0, allow_nan=False), min_size=1, max_size=400)
@@ -70,6 +70,19 @@ def test_packing_keeps_every_count_and_merging_adds_them(counts, more):
     assert unpack(pack(counts)) == {b: n for b, n in counts.items() if n}
     both = {b: counts.get(b, 0) + more.get(b, 0) for b in {*counts, *more}}
     assert unpack(merged(pack(counts), more)) == {b: n for b, n in both.items() if n}
+
+
+@given(
+    st.none() | st.dictionaries(st.integers(0, 400), st.integers(0, 10**12), max_size=60),
+    st.none() | st.dictionaries(st.integers(0, 400), st.integers(0, 10**6), max_size=60),
+)
+def test_two_packed_histograms_added_hold_every_count_of_both(stored, batch):
+    # What SQLite's upsert does with a row's histogram (None for a row written before any
+    # answered call) and a batch's.
+    as_stored = None if stored is None else pack(stored)
+    as_sent = None if batch is None else pack(batch)
+    both = {b: (stored or {}).get(b, 0) + (batch or {}).get(b, 0) for b in {*(stored or {}), *(batch or {})}}
+    assert unpack(added(as_stored, as_sent)) == {b: n for b, n in both.items() if n}
 
 
 def test_nothing_answered_reads_as_nothing():

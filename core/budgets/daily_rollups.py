@@ -115,12 +115,21 @@ def add(
     grain: Grain = DAY,
 ) -> None:
     """Add folded groups to a grain's roll-ups: one upsert per group, in key order (so two
-    batches on PostgreSQL lock the rows in the same order and never deadlock), then each
-    group's histogram merged into its row. The upsert holds the row's lock until the
-    transaction ends, so the histogram read after it is the latest and no one else's
-    write can slip in between the read and the update. Every histogram's group is among
-    `groups` (a latency bucket counts answered calls, which the counts hold too)."""
-    _upsert(connection, grain, groups)
+    batches on PostgreSQL lock the rows in the same order and never deadlock), each row's
+    histogram merged with the group's. Every histogram's group is among `groups` (a
+    latency bucket counts answered calls, which the counts hold too).
+
+    On SQLite the upsert merges the histograms itself, through a function of ours
+    (`HISTOGRAM_ADD`) that SQLite calls in this process: one statement per grain. On
+    PostgreSQL, where such a function would run in the server's PL/pgSQL, the upsert is
+    followed by a read of the rows' histograms and their update: the upsert holds each
+    row's lock until the transaction ends, so the histogram read after it is the latest and
+    no one else's write can slip in between the read and the update."""
+    if connection.dialect.name == "sqlite":
+        _with_histogram_add(connection)
+        _upsert(connection, grain, groups, histograms)
+        return
+    _upsert(connection, grain, groups, {})
     wanted = sorted(key for key, histogram in histograms.items() if any(histogram.values()))
     if not wanted:
         return
@@ -135,6 +144,17 @@ def add(
             for key in wanted
         ],
     )
+
+
+# SQLite's name for latency_histogram.added, registered on each connection that upserts.
+HISTOGRAM_ADD = "quorum_histogram_add"
+
+
+def _with_histogram_add(connection: Connection) -> None:
+    raw = connection.connection
+    if HISTOGRAM_ADD not in raw.info:  # kept with the driver's connection, across checkouts
+        raw.driver_connection.create_function(HISTOGRAM_ADD, 2, latency_histogram.added, deterministic=True)
+        raw.info[HISTOGRAM_ADD] = True
 
 
 # A settled batch folds into a few groups per grain: their histograms are read by one
@@ -159,10 +179,12 @@ def _statements(dialect: str, grain: Grain) -> _Statements:
     if found is None:
         table = grain.table
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[table.c[k] for k in grain.keys],
-            set_={name: table.c[name] + insert.excluded[name] for name in grain.sums},
-        )
+        sums = {name: table.c[name] + insert.excluded[name] for name in grain.sums}
+        if dialect == "sqlite":
+            histogram_column = table.c.latency_histogram
+            merge = getattr(func, HISTOGRAM_ADD)
+            sums["latency_histogram"] = merge(histogram_column, insert.excluded.latency_histogram)
+        upsert = insert.on_conflict_do_update(index_elements=[table.c[k] for k in grain.keys], set_=sums)
         histogram = (
             update(table)
             .where(*(table.c[k] == bindparam(f"k_{k}") for k in grain.keys))
@@ -290,12 +312,22 @@ def _regrouped(
     return summed, merged
 
 
-def _upsert(connection: Connection, grain: Grain, groups: Mapping[tuple, Sequence]) -> None:
+def _upsert(
+    connection: Connection,
+    grain: Grain,
+    groups: Mapping[tuple, Sequence],
+    histograms: Mapping[tuple, Mapping[int, int]],
+) -> None:
+    """The groups' upsert; a new row starts with its group's histogram (empty when none given)."""
     if not groups:
         return
-    keys = grain.keys
+    keys, pack = grain.keys, latency_histogram.pack
     parameters = [
-        {**dict(zip(keys, key, strict=True)), **dict(zip(grain.sums, values, strict=True)), "latency_histogram": b""}
+        {
+            **dict(zip(keys, key, strict=True)),
+            **dict(zip(grain.sums, values, strict=True)),
+            "latency_histogram": pack(histograms[key]) if key in histograms else latency_histogram.EMPTY,
+        }
         for key, values in sorted(groups.items())
     ]
     _statements(connection.dialect.name, grain).upsert.execute(connection, parameters)

@@ -63,6 +63,15 @@ def merged(packed: bytes | None, counts: Mapping[int, int]) -> bytes:
     return pack(total)
 
 
+def added(packed: bytes | None, more: bytes | None) -> bytes:
+    """Two packed histograms as one (SQLite's upsert merges a row's with a batch's by it)."""
+    if not more:
+        return bytes(packed) if packed else EMPTY
+    if not packed:
+        return bytes(more)
+    return merged(packed, unpack(more))
+
+
 @dataclass(frozen=True)
 class Read:
     """One group's answered calls and the bucket of each asked-for percentile."""
