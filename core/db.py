@@ -6,20 +6,18 @@ event (see `core.audit.record.committing`). Pages and the command line open sess
 
 from __future__ import annotations
 
-import math
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import Connection, CursorResult, Engine, Result
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlmodel import Session, SQLModel, create_engine
 
+from core import sqlite_engine
 from core.errors import NotFound
 from core.settings import settings
 
@@ -41,41 +39,10 @@ def make_engine(url: str) -> Engine:
         file = sqlite_file(url)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        _tune_sqlite(engine)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": sqlite_engine.BUSY_TIMEOUT_S})
+        sqlite_engine.tune(engine, str(file.resolve()) if file is not None else url)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
-
-
-def _tune_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
-        # Only SQLite engines listen here, so the driver connection is pysqlite's.
-        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own implicit
-        # transactions would defer it past our choice of lock mode).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        try:
-            cursor.execute("SELECT ln(1), floor(1.5)")
-        except sqlite3.OperationalError:
-            # An SQLite built without its math functions: the observability histogram needs these two.
-            dbapi_connection.create_function("ln", 1, math.log, deterministic=True)
-            dbapi_connection.create_function("floor", 1, math.floor, deterministic=True)
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # A write transaction takes the write lock up front: a deferred transaction that
-        # reads and then writes fails at once (SQLITE_BUSY) when another writer got in
-        # between, whereas BEGIN IMMEDIATE simply waits its turn.
-        # On the driver's connection: through exec_driver_sql this BEGIN cost as much CPU as the
-        # INSERT it opens for (every gateway call begins a transaction or two).
-        write = conn.get_execution_options().get("quorum_write")
-        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")  # type: ignore[union-attr]
 
 
 def get_engine(url: str | None = None) -> Engine:

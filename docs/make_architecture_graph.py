@@ -24,6 +24,7 @@ GROUND = {
     "clock",
     "settings",
     "db",
+    "sqlite_engine",
     "permissions",
     "attention",
     "exports",
