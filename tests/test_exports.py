@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -253,7 +254,7 @@ def test_the_spend_export_is_every_ledger_row_of_the_month_with_exact_dollars(se
     want = sorted(
         (
             r
-            for r in session.query(UsageRecord).all()
+            for r in session.exec(select(UsageRecord)).all()
             if r.team_id == traffic["support"].id and march.start <= r.occurred_at < march.end
         ),
         key=lambda r: r.occurred_at,
@@ -274,9 +275,8 @@ def test_the_call_export_is_every_call_in_the_range(session, directory, traffic,
     since, until = datetime(2026, 2, 25, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC)
     export = call_export.prepare(session=session, actor=engineer, since=since, until=until, fmt=fmt)
     got = rows_of(b"".join(export.chunks()), fmt)
-    want = sorted(
-        (c for c in session.query(GatewayCall).all() if since <= c.created_at < until), key=lambda c: c.created_at
-    )
+    in_range = [c for c in session.exec(select(GatewayCall)).all() if since <= c.created_at < until]
+    want = sorted(in_range, key=lambda c: c.created_at)
     assert [r["request_id"] for r in got] == [c.request_id for c in want] and len(want) > 5
     for row, call in zip(got, want, strict=True):
         assert (row["rule"] or None) == call.rule
@@ -307,14 +307,15 @@ def test_the_spend_and_observability_pages_link_to_their_exports(session, direct
     assert not at.exception, at.exception
     month = at.selectbox(key="breakdown_month").value
     ledger = rows_of(client.get(at.link_button(key="ledger_export").proto.url).content, "csv")
-    assert len(ledger) == len([r for r in session.query(UsageRecord).all() if month.start <= r.occurred_at < month.end])
+    in_month = [r for r in session.exec(select(UsageRecord)).all() if month.start <= r.occurred_at < month.end]
+    assert len(ledger) == len(in_month)
     at.switch_page("pages/observability.py").run()
     assert not at.exception, at.exception
     answer = client.get(at.link_button(key="obs_calls_export").proto.url)
     assert answer.status_code == 200 and answer.text.startswith("created_at,request_id,team,")
     since = datetime(2026, 3, 5, tzinfo=UTC) - timedelta(days=14)
     assert len(rows_of(answer.content, "csv")) == len(
-        [c for c in session.query(GatewayCall).all() if c.created_at >= since]
+        [c for c in session.exec(select(GatewayCall)).all() if c.created_at >= since]
     )
 
 
