@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import exc, text
@@ -144,8 +145,9 @@ def test_however_a_write_ends_the_next_writer_begins_at_once(engine, monkeypatch
     assert _count(engine) == (2 if end is _end_by_commit else 1)
 
 
-def test_a_writer_that_waits_past_the_busy_timeout_is_told_the_database_is_locked(engine, monkeypatch):
-    monkeypatch.setattr(sqlite_engine, "BUSY_TIMEOUT_S", 0.3)
+@contextmanager
+def _another_writer_holding(engine):
+    """A write transaction left open in another thread for the duration of the block."""
     holding, done = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -158,31 +160,23 @@ def test_a_writer_that_waits_past_the_busy_timeout_is_told_the_database_is_locke
     holder.start()
     try:
         holding.wait(5)
-        with pytest.raises(exc.OperationalError, match="database is locked"), _writer(engine) as connection:
-            connection.begin()
+        yield
     finally:
         done.set()
         holder.join(10)
+
+
+def test_a_writer_that_waits_past_the_busy_timeout_is_told_the_database_is_locked(engine, monkeypatch):
+    monkeypatch.setattr(sqlite_engine, "BUSY_TIMEOUT_S", 0.3)
+    with _another_writer_holding(engine):
+        with pytest.raises(exc.OperationalError, match="database is locked"), _writer(engine) as connection:
+            connection.begin()
     _end_by_commit(engine)  # and the lock is free again once the holder is done
     assert _count(engine) == 2
 
 
 def test_readers_do_not_queue_behind_a_writer(engine):
-    holding, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with _writer(engine) as connection, connection.begin():
-            connection.execute(text("UPDATE counter SET n = n + 1"))
-            holding.set()
-            done.wait(10)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        holding.wait(5)
+    with _another_writer_holding(engine):
         started = time.perf_counter()
         assert _count(engine) == 0  # WAL: the committed value, at once
         assert time.perf_counter() - started < 1
-    finally:
-        done.set()
-        holder.join(10)
