@@ -20,15 +20,12 @@ open circuit breaker) carries ``retry-after`` instead. A defect in the gateway i
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import json
 import logging
 import math
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, cast
 
@@ -57,6 +54,7 @@ from core.gateway.key_networks import network_of
 from core.gateway.moderation import ModerationUnavailable
 from core.gateway.pipeline import Caller, GatewayRequest, GatewayStream, PromptCall
 from core.gateway.wiring import default_gateway
+from core.http.call_threads import in_call_thread
 from core.http.client_address import client_address
 from core.identity import keys
 
@@ -226,18 +224,6 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 RequestMaker = Callable[[Request, dict[str, Any]], GatewayRequest]
-
-# The threads calls run in: as many as anyio lends Starlette by default, of the gateway's own.
-# A call's hop to one costs less than through anyio (no task-group or capacity-limiter
-# bookkeeping on the event loop), and the call's context goes with it, as anyio's does.
-CALL_THREADS = 40
-_call_threads = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="quorum-call")
-
-
-async def in_call_thread(work: Callable[[], Any]) -> Any:
-    """`work()` run in one of the gateway's call threads, with this task's context variables."""
-    context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_call_threads, context.run, work)
 
 
 async def _run(request: Request, make_request: RequestMaker) -> Response:
