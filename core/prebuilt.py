@@ -8,7 +8,8 @@ wrapping the cursor in a result; for a one-row INSERT that is several times what
 driver itself spends. A `Prebuilt` compiles its statement once per dialect (and set of
 columns, for an INSERT), keeps the SQL text, the order of its parameters and the type
 conversions the dialect asks for (SQLite stores times as text), and hands the rows
-straight to the DBAPI cursor of the connection's transaction.
+straight to the DBAPI cursor of the connection's transaction (with psycopg, a raw cursor
+and the statement in PostgreSQL's own `$1` placeholders, which psycopg sends as they are).
 
 What stays the same as `Connection.execute`: the statement runs in the caller's
 transaction (begun first if it is not); `before_cursor_execute` and `after_cursor_execute`
@@ -45,7 +46,17 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 class _Compiled:
-    __slots__ = ("sql", "names", "positional", "fixed", "_values", "_converted", "_row", "_rows_sql")
+    __slots__ = (
+        "sql",
+        "names",
+        "positional",
+        "fixed",
+        "numbered",
+        "_values",
+        "_converted",
+        "_row",
+        "_rows_sql",
+    )
 
     def __init__(
         self,
@@ -55,9 +66,16 @@ class _Compiled:
         positional: bool,
         fixed: dict[str, Any],
         distinct_rows: bool = False,
+        numbered: bool = False,
     ) -> None:
         self.sql, self.names, self.positional = sql, names, positional
         self.fixed = fixed  # the values written into the statement itself (`attempts + 1`)
+        # psycopg: the statement with PostgreSQL's own `$1` placeholders and its values as a
+        # tuple, for a raw cursor, which sends them as they are. Through named placeholders
+        # psycopg parsed the statement for them on every execution (its cache keeps only
+        # short statements, and hashing the text to look it up cost as much): a tenth of a
+        # gateway process's time on PostgreSQL.
+        self.numbered = numbered
         # The row's values in the statement's order, picked in C (the write-back's INSERTs have
         # dozens of columns), and the few positions whose values the dialect converts.
         picks = itemgetter(*names) if names else None
@@ -67,6 +85,8 @@ class _Compiled:
         self._converted = tuple((i, processors[name]) for i, name in enumerate(names) if name in processors)
         self._row = _values_row(sql, names, distinct_rows) if not positional else None
         self._rows_sql: dict[int, str] = {}
+        if numbered:
+            self.sql = _numbered(sql, names, 0)
 
     def rows_sql(self, count: int) -> str | None:
         """This INSERT for `count` rows in one statement (`VALUES (...), (...)`), where it is a
@@ -77,9 +97,20 @@ class _Compiled:
         sql = self._rows_sql.get(count)
         if sql is None:
             head, row, tail = self._row
-            rows = ", ".join(_PLACEHOLDER.sub(rf"%(\1__{i})s", row) for i in range(count))
+            if self.numbered:
+                width = len(self.names)
+                rows = ", ".join(_numbered(row, self.names, i * width) for i in range(count))
+                head, tail = _numbered(head, (), 0), _numbered(tail, (), 0)
+            else:
+                rows = ", ".join(_PLACEHOLDER.sub(rf"%(\1__{i})s", row) for i in range(count))
             sql = self._rows_sql[count] = head + rows + tail
         return sql
+
+    def rows_parameters(self, rows: list[Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """The values of `rows` (each from `parameters`) for `rows_sql(len(rows))`."""
+        if self.numbered:
+            return tuple(value for row in rows for value in row)
+        return {f"{name}__{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         if self.fixed:
@@ -90,7 +121,17 @@ class _Compiled:
             for index, convert in self._converted:
                 changed[index] = convert(changed[index])
             values = tuple(changed)
-        return values if self.positional else dict(zip(self.names, values))
+        return values if self.positional or self.numbered else dict(zip(self.names, values))
+
+
+_NAMED_OR_PERCENT = re.compile(r"%%|%\((\w+)\)s")
+
+
+def _numbered(sql: str, names: tuple[str, ...], offset: int) -> str:
+    """`sql` with each `%(name)s` as `$n` (n: the name's place in `names`, after `offset`) and
+    each `%%` as the `%` it stands for."""
+    where = {name: offset + i + 1 for i, name in enumerate(names)}
+    return _NAMED_OR_PERCENT.sub(lambda m: "%" if m.group(1) is None else f"${where[m.group(1)]}", sql)
 
 
 def _values_row(sql: str, names: tuple[str, ...], distinct_rows: bool) -> tuple[str, str, str] | None:
@@ -138,7 +179,7 @@ class Prebuilt:
         if not connection.in_transaction():
             connection.begin()
         raw = connection.connection
-        cursor = raw.cursor()
+        cursor = _raw_cursor(raw.dbapi_connection) if compiled.numbered else raw.cursor()
         dispatch = connection.dispatch
         sql, sent = compiled.sql, parameters if many else parameters[0]
         if many and 1 < len(parameters) <= ROWS_PER_INSERT and not fetch:
@@ -147,7 +188,7 @@ class Prebuilt:
             rows_sql = compiled.rows_sql(len(parameters))
             if rows_sql is not None:
                 sql, many = rows_sql, False
-                sent = {f"{name}__{i}": value for i, row in enumerate(parameters) for name, value in row.items()}
+                sent = compiled.rows_parameters(parameters)
         try:
             if dispatch.before_cursor_execute:
                 dispatch.before_cursor_execute(connection, cursor, sql, sent, None, many)
@@ -181,4 +222,11 @@ class Prebuilt:
             name: proc for name, proc in compiled._bind_processors.items() if callable(proc)
         }
         fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required and name in names}
-        return _Compiled(compiled.string, names, processors, compiled.positional, fixed, self._distinct_rows)
+        numbered = dialect.driver == "psycopg" and not compiled.positional
+        return _Compiled(compiled.string, names, processors, compiled.positional, fixed, self._distinct_rows, numbered)
+
+
+def _raw_cursor(dbapi_connection: Any) -> Any:
+    from psycopg import RawCursor  # only where PostgreSQL is used through psycopg
+
+    return RawCursor(dbapi_connection)

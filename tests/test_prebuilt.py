@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, event, exc, insert, select, update
+from sqlalchemy import bindparam, event, exc, insert, literal_column, select, update
 
 from core import db
 from core.models.gateway import GatewayCall
@@ -184,3 +184,18 @@ def test_an_upsert_shares_a_statement_only_when_its_callers_send_one_row_per_key
     else:
         assert sent == ["executemany"] * 3
     assert [_stored(r).attempts for r in ("a", "b", "c")] == [11, 22, 6]
+
+
+def test_a_literal_percent_and_a_value_named_twice_reach_the_database_as_written(db_url):
+    # On PostgreSQL the statement goes out with `$n` placeholders: a `%` of the SQL itself
+    # (escaped as `%%` for psycopg's named placeholders) and a value used in two places
+    # must come out as the statement means them.
+    with db.get_engine().begin() as connection:
+        Prebuilt(insert(CALLS)).execute(connection, [_row("50%-off", attempts=3), _row("plain", attempts=3)])
+        query = Prebuilt(
+            select(CALLS.c.request_id, literal_column("'100%'"))
+            .where(CALLS.c.request_id.like(literal_column("'%\\%%'"), escape="\\"))
+            .where(CALLS.c.attempts >= bindparam("n"), CALLS.c.attempts <= bindparam("n"))
+        )
+        assert query.fetchall(connection, {"n": 3}) == [("50%-off", "100%")]
+        assert query.fetchall(connection, {"n": 4}) == []
