@@ -51,7 +51,7 @@ class _Compiled:
         "names",
         "positional",
         "fixed",
-        "numbered",
+        "raw_cursor",
         "_values",
         "_converted",
         "_row",
@@ -66,7 +66,7 @@ class _Compiled:
         positional: bool,
         fixed: dict[str, Any],
         distinct_rows: bool = False,
-        numbered: bool = False,
+        raw_cursor: Callable[[Any], Any] | None = None,
     ) -> None:
         self.sql, self.names, self.positional = sql, names, positional
         self.fixed = fixed  # the values written into the statement itself (`attempts + 1`)
@@ -75,7 +75,7 @@ class _Compiled:
         # psycopg parsed the statement for them on every execution (its cache keeps only
         # short statements, and hashing the text to look it up cost as much): a tenth of a
         # gateway process's time on PostgreSQL.
-        self.numbered = numbered
+        self.raw_cursor = raw_cursor
         # The row's values in the statement's order, picked in C (the write-back's INSERTs have
         # dozens of columns), and the few positions whose values the dialect converts.
         picks = itemgetter(*names) if names else None
@@ -83,9 +83,10 @@ class _Compiled:
             (lambda row: ()) if picks is None else (lambda row: (picks(row),)) if len(names) == 1 else picks
         )
         self._converted = tuple((i, processors[name]) for i, name in enumerate(names) if name in processors)
-        self._row = _values_row(sql, names, distinct_rows) if not positional else None
+        # Several rows in one INSERT only where they pay (psycopg pipelines executemany).
+        self._row = _values_row(sql, names, distinct_rows) if raw_cursor is not None else None
         self._rows_sql: dict[int, str] = {}
-        if numbered:
+        if raw_cursor is not None:
             self.sql = _numbered(sql, names, 0)
 
     def rows_sql(self, count: int) -> str | None:
@@ -97,20 +98,15 @@ class _Compiled:
         sql = self._rows_sql.get(count)
         if sql is None:
             head, row, tail = self._row
-            if self.numbered:
-                width = len(self.names)
-                rows = ", ".join(_numbered(row, self.names, i * width) for i in range(count))
-                head, tail = _numbered(head, (), 0), _numbered(tail, (), 0)
-            else:
-                rows = ", ".join(_PLACEHOLDER.sub(rf"%(\1__{i})s", row) for i in range(count))
-            sql = self._rows_sql[count] = head + rows + tail
+            width = len(self.names)
+            rows = ", ".join(_numbered(row, self.names, i * width) for i in range(count))
+            sql = self._rows_sql[count] = _numbered(head, (), 0) + rows + _numbered(tail, (), 0)
         return sql
 
-    def rows_parameters(self, rows: list[Any]) -> dict[str, Any] | tuple[Any, ...]:
+    @staticmethod
+    def rows_parameters(rows: list[Any]) -> tuple[Any, ...]:
         """The values of `rows` (each from `parameters`) for `rows_sql(len(rows))`."""
-        if self.numbered:
-            return tuple(value for row in rows for value in row)
-        return {f"{name}__{i}": value for i, row in enumerate(rows) for name, value in row.items()}
+        return tuple(value for row in rows for value in row)
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         if self.fixed:
@@ -121,7 +117,7 @@ class _Compiled:
             for index, convert in self._converted:
                 changed[index] = convert(changed[index])
             values = tuple(changed)
-        return values if self.positional or self.numbered else dict(zip(self.names, values))
+        return values if self.positional or self.raw_cursor is not None else dict(zip(self.names, values))
 
 
 _NAMED_OR_PERCENT = re.compile(r"%%|%\((\w+)\)s")
@@ -179,7 +175,7 @@ class Prebuilt:
         if not connection.in_transaction():
             connection.begin()
         raw = connection.connection
-        cursor = _raw_cursor(raw.dbapi_connection) if compiled.numbered else raw.cursor()
+        cursor = compiled.raw_cursor(raw.dbapi_connection) if compiled.raw_cursor is not None else raw.cursor()
         dispatch = connection.dispatch
         sql, sent = compiled.sql, parameters if many else parameters[0]
         if many and 1 < len(parameters) <= ROWS_PER_INSERT and not fetch:
@@ -222,11 +218,11 @@ class Prebuilt:
             name: proc for name, proc in compiled._bind_processors.items() if callable(proc)
         }
         fixed = {name: bind.value for name, bind in compiled.binds.items() if not bind.required and name in names}
-        numbered = dialect.driver == "psycopg" and not compiled.positional
-        return _Compiled(compiled.string, names, processors, compiled.positional, fixed, self._distinct_rows, numbered)
+        raw_cursor = None
+        if dialect.driver == "psycopg" and not compiled.positional:
+            from psycopg import RawCursor  # only where PostgreSQL is used through psycopg
 
-
-def _raw_cursor(dbapi_connection: Any) -> Any:
-    from psycopg import RawCursor  # only where PostgreSQL is used through psycopg
-
-    return RawCursor(dbapi_connection)
+            raw_cursor = RawCursor
+        return _Compiled(
+            compiled.string, names, processors, compiled.positional, fixed, self._distinct_rows, raw_cursor
+        )
