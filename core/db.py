@@ -17,7 +17,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlmodel import Session, SQLModel, create_engine
 
-from core import sqlite_engine
+from core import postgres_engine, sqlite_engine
 from core.errors import NotFound
 from core.settings import settings
 
@@ -47,7 +47,9 @@ def make_engine(url: str) -> Engine:
         )
         sqlite_engine.tune(engine, str(file.resolve()) if file is not None else url)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    engine = create_engine(url, pool_size=10, max_overflow=30)
+    postgres_engine.tune(engine)  # its own check at checkout, for what pool_pre_ping cost
+    return engine
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -25,6 +25,7 @@ GROUND = {
     "settings",
     "db",
     "sqlite_engine",
+    "postgres_engine",
     "permissions",
     "attention",
     "exports",
