@@ -16,6 +16,7 @@ from core.budgets.reservations import BudgetExceeded
 from core.errors import NotFound, PermissionDenied, ValidationError
 from core.models.budgets import BudgetAlert, BudgetHold, UsageRecord
 from tests.budget_support import SYSTEM, counter, ledger_total, make_budget, spend, team_id
+from tests.conftest import ON_POSTGRES
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 # gpt-4o-mini: $0.15 in, $0.60 out per 1M -> 1,000 in + 1,000 out costs 150 + 600 micro-dollars.
@@ -30,8 +31,17 @@ def fixed_clock():
     return NOW
 
 
-def reserve(session, team, **extra):
+def reserve(session, team, *, through="session", **extra):
+    """Admit a call through an ORM session, or as the gateway does ("connection": a plain
+    pooled Connection, which on PostgreSQL admits one budget with a single statement)."""
+    if through == "connection":
+        session.commit()  # the session's read snapshot ends, as the gateway's own work never spans one
+        with db.get_engine().connect() as connection:
+            return reservations.reserve(session=connection, team_id=team, **{**CALL, **extra})
     return reservations.reserve(session=session, team_id=team, **{**CALL, **extra})
+
+
+THROUGH = pytest.mark.parametrize("through", ["session", "connection"])
 
 
 def settle(session, held, usage=FULL_USAGE):
@@ -40,8 +50,11 @@ def settle(session, held, usage=FULL_USAGE):
     return record
 
 
+@THROUGH
 @pytest.mark.parametrize("callers,fits", [(32, 12), (40, 31)])
-def test_concurrent_callers_near_the_limit_get_exactly_what_fits(session, directory, fixed_clock, callers, fits):
+def test_concurrent_callers_near_the_limit_get_exactly_what_fits(
+    session, directory, fixed_clock, callers, fits, through
+):
     support = team_id(session)
     budget = make_budget(session, support, cap="1")  # $1 = 1,000,000 micro
     spend(session, support, 1_000_000 - fits * WORST, NOW - timedelta(days=3))
@@ -52,7 +65,7 @@ def test_concurrent_callers_near_the_limit_get_exactly_what_fits(session, direct
         own = db.session()
         try:
             barrier.wait()
-            held = reserve(own, support)
+            held = reserve(own, support, through=through)
             settle(own, held)
             admitted.append(held.id)
         except BudgetExceeded as refusal:
@@ -77,16 +90,18 @@ def test_concurrent_callers_near_the_limit_get_exactly_what_fits(session, direct
     assert sorted(alerts) == [50, 80, 100]
 
 
-def test_reservations_hold_until_settled_and_a_release_gives_them_back(session, directory, fixed_clock):
+@THROUGH
+def test_reservations_hold_until_settled_and_a_release_gives_them_back(session, directory, fixed_clock, through):
     support = team_id(session)
     budget = make_budget(session, support, cap="0.0015")  # exactly two worst cases
-    first, second = reserve(session, support), reserve(session, support)
+    first, second = reserve(session, support, through=through), reserve(session, support, through=through)
     with pytest.raises(BudgetExceeded):
-        reserve(session, support)
+        reserve(session, support, through=through)
+    assert session.exec(select(func.count()).select_from(BudgetHold)).one() == 2  # the refused one holds nothing
     settlement.release(session=session, reservation=second)
     session.commit()
     assert counter(session, budget.id, NOW).reserved_micro == WORST
-    third = reserve(session, support)
+    third = reserve(session, support, through=through)
     # Settling for less than the worst case frees the difference at once.
     settle(session, first, Usage(input_tokens=100, output_tokens=10))
     row = counter(session, budget.id, NOW)
@@ -95,16 +110,17 @@ def test_reservations_hold_until_settled_and_a_release_gives_them_back(session, 
     assert ledger_total(session) == 21 + WORST
 
 
-def test_a_crashed_callers_reservation_expires_and_stops_counting(session, directory):
+@THROUGH
+def test_a_crashed_callers_reservation_expires_and_stops_counting(session, directory, through):
     moment = [NOW]
     clock.set_clock(lambda: moment[0])
     support = team_id(session)
     budget = make_budget(session, support, cap="0.00075")  # one worst case
-    reserve(session, support, ttl=timedelta(minutes=5))  # never settled: the process "crashed"
+    reserve(session, support, ttl=timedelta(minutes=5), through=through)  # never settled: the process "crashed"
     with pytest.raises(BudgetExceeded):
-        reserve(session, support)
+        reserve(session, support, through=through)
     moment[0] = NOW + timedelta(minutes=6)
-    held = reserve(session, support)
+    held = reserve(session, support, through=through)
     assert counter(session, budget.id, NOW).reserved_micro == WORST
     assert session.exec(select(func.count()).select_from(BudgetHold)).one() == 1
     settle(session, held)
@@ -196,13 +212,53 @@ def test_the_prompt_budget_counts_calls_of_that_prompt_only(session, directory, 
     reserve(session, support, prompt_id=7)
 
 
-def test_token_caps_are_enforced_like_money(session, directory, fixed_clock):
+@THROUGH
+def test_token_caps_are_enforced_like_money(session, directory, fixed_clock, through):
     support = team_id(session)
     make_budget(session, support, cap=None, cap_tokens=5000)
-    settle(session, reserve(session, support))
-    settle(session, reserve(session, support))
+    settle(session, reserve(session, support, through=through))
+    settle(session, reserve(session, support, through=through))
     with pytest.raises(BudgetExceeded, match="1,000 tokens left of 5,000"):
-        reserve(session, support)
+        reserve(session, support, through=through)
+
+
+@THROUGH
+def test_each_new_period_starts_its_counter_at_its_first_admission(session, directory, through):
+    moment = [NOW]
+    clock.set_clock(lambda: moment[0])
+    support = team_id(session)
+    budget = make_budget(session, support, cap="0.0015")
+    settle(session, reserve(session, support, through=through))
+    settle(session, reserve(session, support, through=through))
+    with pytest.raises(BudgetExceeded):
+        reserve(session, support, through=through)
+    moment[0] = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)  # a month budget: the next period
+    held = reserve(session, support, through=through)
+    assert held.budget_periods == ((budget.id, "2026-12"),)
+    assert counter(session, budget.id, moment[0]).reserved_micro == WORST
+    assert counter(session, budget.id, NOW).spent_micro == 2 * WORST
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's single-statement admission")
+def test_the_gateways_admission_of_one_budget_is_one_statement_on_postgresql(session, directory, fixed_clock):
+    support = team_id(session)
+    budget = make_budget(session, support, cap="1")
+    reserve(session, support, through="connection")  # the first one sweeps expired holds first
+    sent = []
+    engine = db.get_engine()
+
+    def record(_connection, _cursor, statement, *_rest):
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        held = reserve(session, support, through="connection")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(sent) == 1 and "budget_hold" in sent[0] and "budget_period" in sent[0]
+    holds = session.exec(select(BudgetHold).where(BudgetHold.reservation_id == held.id)).all()
+    assert [(h.budget_id, h.amount_micro) for h in holds] == [(budget.id, WORST)]
+    assert counter(session, budget.id, NOW).reserved_micro == 2 * WORST
 
 
 def test_max_tokens_is_lowered_when_the_team_allows_it(session, directory, fixed_clock):

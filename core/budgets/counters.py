@@ -4,7 +4,9 @@ Every admission is one conditional UPDATE (`... WHERE spent + reserved + x <= ca
 is atomic on PostgreSQL (row lock, condition re-checked on the latest row version) and on
 SQLite (one writer at a time) alike, and stays correct across several Quorum servers.
 A period's row is created on first use, race-safe (INSERT ... ON CONFLICT DO NOTHING),
-starting from what the ledger already holds for that period.
+starting from what the ledger already holds for that period. On PostgreSQL, the gateway's
+admission of a call under one budget sends the UPDATE and the hold's INSERT as one statement
+(`try_reserve_with_hold`): the hold is written only if the counter moved.
 """
 
 from __future__ import annotations
@@ -147,6 +149,27 @@ _TAKE_HOLDS_MANY = (
     .returning(HOLD.c.reservation_id, HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
 )
 _INSERT_HOLD = Prebuilt(insert(HOLD))
+_HOLD_COLUMNS = ("reservation_id", "budget_id", "period_key", "amount_micro", "amount_tokens", "expires_at")
+
+
+def _reserve_with_hold_statement(money_cap: bool, token_cap: bool):
+    """The counter's conditional UPDATE and, only for the row it moved, the hold's INSERT."""
+    reserved = _reserve_statement(money_cap, token_cap).returning(PERIOD.c.budget_id, PERIOD.c.period_key)
+    moved = reserved.cte("reserved")
+    hold = select(
+        bindparam("h_reservation_id", type_=HOLD.c.reservation_id.type),
+        moved.c.budget_id,
+        moved.c.period_key,
+        bindparam("h_micro", type_=BigInteger),
+        bindparam("h_tokens", type_=BigInteger),
+        bindparam("h_expires_at", type_=HOLD.c.expires_at.type),
+    )
+    return insert(HOLD).from_select(list(_HOLD_COLUMNS), hold)
+
+
+_RESERVE_WITH_HOLD = {
+    (m, t): Prebuilt(_reserve_with_hold_statement(m, t)) for m in (False, True) for t in (False, True)
+}
 
 
 def try_reserve(session: Session | Connection, budget: Budget, key: str, micro: int, tokens: int) -> bool:
@@ -160,6 +183,38 @@ def try_reserve(session: Session | Connection, budget: Budget, key: str, micro: 
         params["b_cap_tokens"] = budget.cap_tokens
     # The transaction's Connection: the ORM's execute path costs more than the UPDATE.
     return _RESERVE[money_cap, token_cap].execute(connection_of(session), params) == 1
+
+
+def try_reserve_with_hold(
+    connection: Connection, budget: Budget, key: str, micro: int, tokens: int, reservation_id: str, expires_at: datetime
+) -> bool:
+    """PostgreSQL, on a Connection outside a transaction: `try_reserve` and the reservation's
+    hold as one statement that commits on its own, one round trip instead of four (BEGIN, the
+    hold, the counter, COMMIT). The counter row stays locked only while the server runs it.
+    False, with nothing written, when the row does not exist yet or the call does not fit."""
+    money_cap = budget.hard and budget.cap_micro is not None
+    token_cap = budget.hard and budget.cap_tokens is not None
+    params = {
+        "b_id": budget.id,
+        "b_key": key,
+        "b_micro": micro,
+        "b_tokens": tokens,
+        "h_reservation_id": reservation_id,
+        "h_micro": micro,
+        "h_tokens": tokens,
+        "h_expires_at": expires_at,
+    }
+    if money_cap:
+        params["b_cap_micro"] = budget.cap_micro
+    if token_cap:
+        params["b_cap_tokens"] = budget.cap_tokens
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        admitted = _RESERVE_WITH_HOLD[money_cap, token_cap].execute(connection, params) == 1
+        connection.commit()  # SQLAlchemy's transaction; the server committed the statement already
+    finally:
+        connection.execution_options(isolation_level=connection.default_isolation_level)
+    return admitted
 
 
 def add(

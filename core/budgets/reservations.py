@@ -215,13 +215,17 @@ def _admit(
     """One transaction: hold `micro`/`tokens` in every budget, or in none (returns the refusing one).
 
     The common case is one conditional UPDATE per budget and one INSERT of the holds, then
-    `before_commit` (a read on the transaction's connection) once all budgets admitted.
+    `before_commit` (a read on the transaction's connection) once all budgets admitted; the
+    gateway's commonest one on PostgreSQL (one budget, nothing else to write) is a single
+    statement that commits on its own (`_one_statement_admits`).
     Expired holds only make admission stricter, so they are swept when an admission is
     refused and otherwise at most every `SWEEP_EVERY` (or `ttl`, when shorter) per budget.
     """
     if not budgets:
         return None
     every = min(SWEEP_EVERY, ttl)
+    if _one_statement_admits(session, budgets, reservation_id, now, every, ttl, micro, tokens, before_commit):
+        return None
     sweep_all = False
     while True:
         try:
@@ -271,6 +275,32 @@ def _admit(
         except BaseException:
             session.rollback()
             raise
+
+
+def _one_statement_admits(
+    session: Session | Connection,
+    budgets: list[Budget],
+    reservation_id: str,
+    now: datetime,
+    every: timedelta,
+    ttl: timedelta,
+    micro: int,
+    tokens: int,
+    before_commit: Callable[[Connection], None] | None,
+) -> bool:
+    """The gateway's common case on PostgreSQL in one statement (`counters.try_reserve_with_hold`):
+    one budget, nothing else to write with it, no sweep due. False when that case does not
+    apply or the statement did not admit; nothing was written then, and `_admit` decides."""
+    if len(budgets) != 1 or before_commit is not None or not isinstance(session, Connection):
+        return False
+    if session.dialect.name != "postgresql" or session.in_transaction():
+        return False
+    budget = budgets[0]
+    last = _last_sweep.get(budget.id)
+    if last is None or not last <= now < last + every:
+        return False  # a sweep is due: `_admit` sweeps first
+    key = periods.period_key(budget.period, now)
+    return counters.try_reserve_with_hold(session, budget, key, micro, tokens, reservation_id, now + ttl)
 
 
 SWEEP_EVERY = timedelta(seconds=30)
