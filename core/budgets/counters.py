@@ -174,6 +174,13 @@ _RESERVE_WITH_HOLD = {
 
 def try_reserve(session: Session | Connection, budget: Budget, key: str, micro: int, tokens: int) -> bool:
     """Add to `reserved` if it still fits under the caps (hard budgets); False when it does not."""
+    caps, params = _reserve_parameters(budget, key, micro, tokens)
+    # The transaction's Connection: the ORM's execute path costs more than the UPDATE.
+    return _RESERVE[caps].execute(connection_of(session), params) == 1
+
+
+def _reserve_parameters(budget: Budget, key: str, micro: int, tokens: int) -> tuple[tuple[bool, bool], dict]:
+    """Which caps the conditional UPDATE checks (hard budgets only), and its parameters."""
     money_cap = budget.hard and budget.cap_micro is not None
     token_cap = budget.hard and budget.cap_tokens is not None
     params = {"b_id": budget.id, "b_key": key, "b_micro": micro, "b_tokens": tokens}
@@ -181,8 +188,7 @@ def try_reserve(session: Session | Connection, budget: Budget, key: str, micro: 
         params["b_cap_micro"] = budget.cap_micro
     if token_cap:
         params["b_cap_tokens"] = budget.cap_tokens
-    # The transaction's Connection: the ORM's execute path costs more than the UPDATE.
-    return _RESERVE[money_cap, token_cap].execute(connection_of(session), params) == 1
+    return (money_cap, token_cap), params
 
 
 def try_reserve_with_hold(
@@ -192,25 +198,11 @@ def try_reserve_with_hold(
     hold as one statement that commits on its own, one round trip instead of four (BEGIN, the
     hold, the counter, COMMIT). The counter row stays locked only while the server runs it.
     False, with nothing written, when the row does not exist yet or the call does not fit."""
-    money_cap = budget.hard and budget.cap_micro is not None
-    token_cap = budget.hard and budget.cap_tokens is not None
-    params = {
-        "b_id": budget.id,
-        "b_key": key,
-        "b_micro": micro,
-        "b_tokens": tokens,
-        "h_reservation_id": reservation_id,
-        "h_micro": micro,
-        "h_tokens": tokens,
-        "h_expires_at": expires_at,
-    }
-    if money_cap:
-        params["b_cap_micro"] = budget.cap_micro
-    if token_cap:
-        params["b_cap_tokens"] = budget.cap_tokens
+    caps, params = _reserve_parameters(budget, key, micro, tokens)
+    params.update(h_reservation_id=reservation_id, h_micro=micro, h_tokens=tokens, h_expires_at=expires_at)
     connection.execution_options(isolation_level="AUTOCOMMIT")
     try:
-        admitted = _RESERVE_WITH_HOLD[money_cap, token_cap].execute(connection, params) == 1
+        admitted = _RESERVE_WITH_HOLD[caps].execute(connection, params) == 1
         connection.commit()  # SQLAlchemy's transaction; the server committed the statement already
     finally:
         connection.execution_options(isolation_level=connection.default_isolation_level)
