@@ -116,6 +116,13 @@ class GatewayServer:
                 pids.append(int(entry.name))
         return sorted(pids)
 
+    def busiest_worker(self) -> int:
+        """The worker process holding the most client connections: the operating system hands
+        each new connection to whichever worker accepts first, so under load one worker may
+        hold them all, and killing the other would cut no call."""
+        held = {pid: len(_socket_inodes(pid) & _established_on(self.port)) for pid in self.worker_pids()}
+        return max(held, key=lambda pid: held[pid])
+
     def wait_for_workers(self, count: int) -> None:
         """Until `count` worker processes exist and the server answers /healthz."""
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -227,3 +234,32 @@ def audit_verify(capsys) -> tuple[int, str]:
     code = main(["audit", "verify", "--no-checkpoint"])
     printed = capsys.readouterr()
     return code, printed.out + printed.err
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of a process's open sockets."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def _established_on(port: int) -> set[str]:
+    """The inodes of the established TCP connections whose local port is `port`."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
