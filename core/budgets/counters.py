@@ -204,8 +204,12 @@ def try_reserve_with_hold(
     try:
         admitted = _RESERVE_WITH_HOLD[caps].execute(connection, params) == 1
         connection.commit()  # SQLAlchemy's transaction; the server committed the statement already
-    finally:
-        connection.execution_options(isolation_level=connection.default_isolation_level)
+    except BaseException:
+        # The statement's own error goes up; closing the connection restores its isolation.
+        connection.rollback()
+        raise
+    # Back to transactions: `_admit` may go on with this connection.
+    connection.execution_options(isolation_level=connection.default_isolation_level)
     return admitted
 
 
