@@ -154,10 +154,13 @@ class Prebuilt:
         count: int = self._run(connection, rows, fetch=False)
         return count
 
-    def fetchall(self, connection: Connection, row: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run a statement with RETURNING (or a SELECT) for one row of parameters; the rows it
+    def fetchall(
+        self, connection: Connection, rows: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        """Run a statement with RETURNING (or a SELECT) for one row of parameters, or an INSERT
+        ... RETURNING for several where they go as one statement (`rows_sql`); the rows it
         returns as the driver gives them (no type conversion: for integer and text columns)."""
-        found: list[tuple[Any, ...]] = self._run(connection, row, fetch=True)
+        found: list[tuple[Any, ...]] = self._run(connection, rows, fetch=True)
         return found
 
     def _run(self, connection: Connection, rows: Any, *, fetch: bool) -> Any:
@@ -172,19 +175,21 @@ class Prebuilt:
         if columns is not None and any(len(row) != len(columns) for row in batch):
             raise ValueError("every row of one prebuilt INSERT must name the same columns")
         parameters: list[Any] = [compiled.parameters(row) for row in batch]
-        if not connection.in_transaction():
-            connection.begin()
-        raw = connection.connection
-        cursor = compiled.raw_cursor(raw.dbapi_connection) if compiled.raw_cursor is not None else raw.cursor()
-        dispatch = connection.dispatch
         sql, sent = compiled.sql, parameters if many else parameters[0]
-        if many and 1 < len(parameters) <= ROWS_PER_INSERT and not fetch:
+        if many and 1 < len(parameters) <= ROWS_PER_INSERT:
             # On PostgreSQL one INSERT of all the rows: psycopg's executemany pipelines a
             # statement per row, three times the CPU of one statement for two rows.
             rows_sql = compiled.rows_sql(len(parameters))
             if rows_sql is not None:
                 sql, many = rows_sql, False
                 sent = compiled.rows_parameters(parameters)
+        if fetch and many and len(parameters) > 1:
+            raise ValueError("rows are returned for one row of parameters, or for one multi-row INSERT")
+        if not connection.in_transaction():
+            connection.begin()
+        raw = connection.connection
+        cursor = compiled.raw_cursor(raw.dbapi_connection) if compiled.raw_cursor is not None else raw.cursor()
+        dispatch = connection.dispatch
         try:
             if dispatch.before_cursor_execute:
                 dispatch.before_cursor_execute(connection, cursor, sql, sent, None, many)

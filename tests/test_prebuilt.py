@@ -186,6 +186,20 @@ def test_an_upsert_shares_a_statement_only_when_its_callers_send_one_row_per_key
     assert [_stored(r).attempts for r in ("a", "b", "c")] == [11, 22, 6]
 
 
+def test_an_upsert_of_several_rows_returns_every_row_on_postgresql_and_is_refused_where_it_cannot(db_url):
+    engine = db.get_engine()
+    upsert = Prebuilt(_upsert(engine.dialect.name).returning(CALLS.c.request_id, CALLS.c.attempts), distinct_rows=True)
+    with engine.begin() as connection:
+        upsert.execute(connection, [_row("a", attempts=1)])
+        rows = [_row("a", attempts=10), _row("b", attempts=2), _row("c", attempts=3)]
+        if engine.dialect.name == "postgresql":  # one multi-row INSERT ... RETURNING
+            assert sorted(upsert.fetchall(connection, rows)) == [("a", 11), ("b", 2), ("c", 3)]
+        else:  # executemany keeps only its last statement's rows: refused, not half an answer
+            with pytest.raises(ValueError, match="one multi-row INSERT"):
+                upsert.fetchall(connection, rows)
+        assert upsert.fetchall(connection, [_row("d", attempts=4)]) == [("d", 4)]
+
+
 def test_a_literal_percent_and_a_value_named_twice_reach_the_database_as_written(db_url):
     # On PostgreSQL the statement goes out with `$n` placeholders: a `%` of the SQL itself
     # (escaped as `%%` for psycopg's named placeholders) and a value used in two places

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets import latency_histogram
 from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup, CallSixHourRollup
-from core.prebuilt import Prebuilt
+from core.prebuilt import ROWS_PER_INSERT, Prebuilt
 
 DAILY = CallDailyRollup.__table__
 HOURLY = CallHourlyRollup.__table__
@@ -121,19 +121,24 @@ def add(
 
     On SQLite the upsert merges the histograms itself, through a function of ours
     (`HISTOGRAM_ADD`) that SQLite calls in this process: one statement per grain. On
-    PostgreSQL, where such a function would run in the server's PL/pgSQL, the upsert is
-    followed by a read of the rows' histograms and their update: the upsert holds each
-    row's lock until the transaction ends, so the histogram read after it is the latest and
-    no one else's write can slip in between the read and the update."""
+    PostgreSQL, where such a function would have to be written in the server's PL/pgSQL,
+    the upsert returns the rows' stored histograms and an update writes them merged: the
+    upsert holds each row's lock until the transaction ends, so the histogram it returns is
+    the latest and no one else's write can slip in between. Two statements per grain; more
+    groups than one INSERT takes (a rebuild's) are upserted first and their histograms read
+    back in chunks."""
     if connection.dialect.name == "sqlite":
         _with_histogram_add(connection)
         _upsert(connection, grain, groups, histograms)
         return
-    _upsert(connection, grain, groups, {})
     wanted = sorted(key for key, histogram in histograms.items() if any(histogram.values()))
+    if len(groups) <= ROWS_PER_INSERT:
+        held = _upsert_returning(connection, grain, groups)
+    else:
+        _upsert(connection, grain, groups, {})
+        held = _held_few(connection, grain, wanted) if len(wanted) <= _FEW else _held_many(connection, grain, wanted)
     if not wanted:
         return
-    held = _held_few(connection, grain, wanted) if len(wanted) <= _FEW else _held_many(connection, grain, wanted)
     _statements(connection.dialect.name, grain).histogram.execute(
         connection,
         [
@@ -167,6 +172,7 @@ class _Statements:
     """A grain's prebuilt statements, for every settled batch (core/prebuilt.py says why)."""
 
     upsert: Prebuilt
+    upsert_returning: Prebuilt  # PostgreSQL: the upsert, returning each row's key and stored histogram
     histogram: Prebuilt
     read_few: tuple[Prebuilt, ...]  # [n - 1]: the histograms of n groups, tagged by position
 
@@ -200,7 +206,10 @@ def _statements(dialect: str, grain: Grain) -> _Statements:
         )
         # Groups are keyed by the conflict key: one row each, so the upsert's rows share a statement.
         upserts = Prebuilt(upsert, distinct_rows=True)
-        found = _PREBUILT[(dialect, table.name)] = _Statements(upserts, Prebuilt(histogram), reads)
+        returning = Prebuilt(
+            upsert.returning(*(table.c[k] for k in grain.keys), table.c.latency_histogram), distinct_rows=True
+        )
+        found = _PREBUILT[(dialect, table.name)] = _Statements(upserts, returning, Prebuilt(histogram), reads)
     return found
 
 
@@ -312,6 +321,17 @@ def _regrouped(
     return summed, merged
 
 
+def _upsert_returning(connection: Connection, grain: Grain, groups: Mapping[tuple, Sequence]) -> dict[tuple, bytes]:
+    """PostgreSQL: the groups' upsert (new rows start with an empty histogram), and the
+    histogram each row holds after it, by group."""
+    if not groups:
+        return {}
+    rows = _statements(connection.dialect.name, grain).upsert_returning.fetchall(
+        connection, _upsert_parameters(grain, groups, {})
+    )
+    return {(grain.start_of(time), *rest): bytes(packed) for time, *rest, packed in rows if packed}
+
+
 def _upsert(
     connection: Connection,
     grain: Grain,
@@ -321,8 +341,17 @@ def _upsert(
     """The groups' upsert; a new row starts with its group's histogram (empty when none given)."""
     if not groups:
         return
+    _statements(connection.dialect.name, grain).upsert.execute(
+        connection, _upsert_parameters(grain, groups, histograms)
+    )
+
+
+def _upsert_parameters(
+    grain: Grain, groups: Mapping[tuple, Sequence], histograms: Mapping[tuple, Mapping[int, int]]
+) -> list[dict]:
+    """The upsert's rows, in key order (two batches lock the rows in the same order)."""
     keys, pack = grain.keys, latency_histogram.pack
-    parameters = [
+    return [
         {
             **dict(zip(keys, key, strict=True)),
             **dict(zip(grain.sums, values, strict=True)),
@@ -330,4 +359,3 @@ def _upsert(
         }
         for key, values in sorted(groups.items())
     ]
-    _statements(connection.dialect.name, grain).upsert.execute(connection, parameters)
