@@ -132,10 +132,10 @@ def test_observability_counts_rate_limited_calls_through_their_own_index(session
 
 @pytest.mark.parametrize("groups_per_batch", [1, 3, 8, 9, 40, 70])
 def test_each_grain_adds_a_batch_to_the_rows_it_already_holds_whatever_its_number_of_groups(db_url, groups_per_batch):
-    """A settle's batch folds into a few groups per grain, whose stored histograms are read in
-    one statement (on PostgreSQL, returned by the upsert of up to 64); a rebuild's many are
-    read in chunks. Either way a second batch over the same groups (and some new ones) adds
-    its counts and buckets to what the first left."""
+    """A settle's batch folds into a few groups per grain, whose stored histograms (on
+    PostgreSQL) the upsert of up to 64 returns; a rebuild's many are read in chunks. Either
+    way a second batch over the same groups (and some new ones) adds its counts and buckets
+    to what the first left."""
     engine = db.get_engine(db_url)
     first_hour = datetime(2026, 10, 1, 3, tzinfo=UTC)
     expected_counts: dict = {}

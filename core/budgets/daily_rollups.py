@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, literal_column, select, tuple_, union_all, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets import latency_histogram
@@ -136,7 +136,7 @@ def add(
         held = _upsert_returning(connection, grain, groups)
     else:
         _upsert(connection, grain, groups, {})
-        held = _held_few(connection, grain, wanted) if len(wanted) <= _FEW else _held_many(connection, grain, wanted)
+        held = _held(connection, grain, wanted)
     if not wanted:
         return
     _statements(connection.dialect.name, grain).histogram.execute(
@@ -162,11 +162,6 @@ def _with_histogram_add(connection: Connection) -> None:
         raw.info[HISTOGRAM_ADD] = True
 
 
-# A settled batch folds into a few groups per grain: their histograms are read by one
-# prebuilt statement (a branch per group); a rebuild's thousands are read in chunks.
-_FEW = 8
-
-
 @dataclass(frozen=True)
 class _Statements:
     """A grain's prebuilt statements, for every settled batch (core/prebuilt.py says why)."""
@@ -174,7 +169,6 @@ class _Statements:
     upsert: Prebuilt
     upsert_returning: Prebuilt  # PostgreSQL: the upsert, returning each row's key and stored histogram
     histogram: Prebuilt
-    read_few: tuple[Prebuilt, ...]  # [n - 1]: the histograms of n groups, tagged by position
 
 
 _PREBUILT: dict[tuple[str, str], _Statements] = {}
@@ -196,31 +190,17 @@ def _statements(dialect: str, grain: Grain) -> _Statements:
             .where(*(table.c[k] == bindparam(f"k_{k}") for k in grain.keys))
             .values(latency_histogram=bindparam("packed"))
         )
-
-        def branch(i: int):  # the i-th group's stored histogram, tagged with i
-            keys = (table.c[k] == bindparam(f"k_{k}_{i}") for k in grain.keys)
-            return select(literal_column(str(i)), table.c.latency_histogram).where(*keys)
-
-        reads = tuple(
-            Prebuilt(union_all(*(branch(i) for i in range(n))) if n > 1 else branch(0)) for n in range(1, _FEW + 1)
-        )
         # Groups are keyed by the conflict key: one row each, so the upsert's rows share a statement.
         upserts = Prebuilt(upsert, distinct_rows=True)
         returning = Prebuilt(
             upsert.returning(*(table.c[k] for k in grain.keys), table.c.latency_histogram), distinct_rows=True
         )
-        found = _PREBUILT[(dialect, table.name)] = _Statements(upserts, returning, Prebuilt(histogram), reads)
+        found = _PREBUILT[(dialect, table.name)] = _Statements(upserts, returning, Prebuilt(histogram))
     return found
 
 
-def _held_few(connection: Connection, grain: Grain, wanted: Sequence[tuple]) -> dict[tuple, bytes]:
-    """The stored histograms of a few groups, in one statement."""
-    parameters = {f"k_{k}_{i}": v for i, key in enumerate(wanted) for k, v in zip(grain.keys, key, strict=True)}
-    rows = _statements(connection.dialect.name, grain).read_few[len(wanted) - 1].fetchall(connection, parameters)
-    return {wanted[int(i)]: bytes(packed) for i, packed in rows if packed is not None}
-
-
-def _held_many(connection: Connection, grain: Grain, wanted: Sequence[tuple]) -> dict[tuple, bytes]:
+def _held(connection: Connection, grain: Grain, wanted: Sequence[tuple]) -> dict[tuple, bytes]:
+    """The stored histograms of these groups, read in chunks (a rebuild's thousands)."""
     table, names = grain.table, grain.keys
     keys = tuple_(*(table.c[k] for k in names))
     held: dict[tuple, bytes] = {}
