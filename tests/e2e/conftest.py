@@ -179,6 +179,7 @@ def browser():
     # Module scope: Playwright's sync API keeps an event loop running while it is open.
     from playwright.sync_api import sync_playwright
 
+    require_chromium()  # before the launch: a module whose own fixtures come later skips too
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         yield instance
