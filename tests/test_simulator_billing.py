@@ -141,3 +141,24 @@ def test_a_reset_in_another_process_and_a_damaged_line_are_read_correctly(tmp_pa
     for log in (reader, resetter, BillingLog(path)):
         [(_key, count)] = list(log.usage("completions", DAY, date(2026, 11, 11)))
         assert (count.input_tokens, count.requests) == (7, 2)
+
+
+def test_many_usages_in_one_append_bill_as_the_same_usages_one_by_one_or_not_at_all(tmp_path):
+    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
+    usages = [
+        {"at": at, "kind": "completions", "model": "gpt-4o", "input_tokens": n, "output_tokens": 2 * n}
+        for n in range(1, 40)
+    ]
+    one_by_one, together = BillingLog(tmp_path / "one.jsonl"), BillingLog(tmp_path / "together.jsonl")
+    for usage in usages:
+        one_by_one.add_usage(**usage)
+    together.add_usages(usages)
+    for log in (together, BillingLog(tmp_path / "together.jsonl")):  # and as another process reads it
+        [(_key, count)] = list(log.usage("completions", DAY, date(2026, 11, 11)))
+        [(_key, expected)] = list(one_by_one.usage("completions", DAY, date(2026, 11, 11)))
+        assert count == expected and count.requests == 39
+    # One bad usage (an endpoint the provider has not) refuses the whole batch before a line is written.
+    with pytest.raises(ValueError, match="Unknown usage kind"):
+        together.add_usages([*usages, {"at": at, "kind": "images", "model": "dall-e-3", "input_tokens": 1}])
+    [(_key, count)] = list(BillingLog(tmp_path / "together.jsonl").usage("completions", DAY, date(2026, 11, 11)))
+    assert count.requests == 39

@@ -26,7 +26,7 @@ import json
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -102,6 +102,37 @@ def list_prices() -> tuple[dict[str, list[ListPrice]], dict[str, str]]:
     return dict(table), dict(raw.get("aliases") or {})
 
 
+def usage_entry(
+    *,
+    at: datetime,
+    kind: str,
+    model: str,
+    input_tokens: int,
+    cached_tokens: int = 0,
+    output_tokens: int = 0,
+    requests: int = 1,
+    project_id: str = QUORUM_PROJECT_ID,
+    api_key: str | None = None,
+    key_id: str | None = None,
+) -> dict[str, Any]:
+    """One usage line, counted on the UTC day of ``at``; ``key_id`` names a key without its secret."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown usage kind {kind!r}; expected one of {KINDS}")
+    entry = {
+        "type": "usage",
+        "day": at.astimezone(UTC).date().isoformat(),
+        "kind": kind,
+        "model": model,
+        "project_id": project_id,
+        "api_key_id": key_id or api_key_id(api_key),
+        "input_tokens": int(input_tokens),
+        "cached_tokens": int(cached_tokens),
+        "output_tokens": int(output_tokens),
+        "requests": int(requests),
+    }
+    return entry
+
+
 class BillingLog:
     """Usage per (day, endpoint, model, project, key) and the provider's price changes."""
 
@@ -116,36 +147,14 @@ class BillingLog:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def add_usage(
-        self,
-        *,
-        at: datetime,
-        kind: str,
-        model: str,
-        input_tokens: int,
-        cached_tokens: int = 0,
-        output_tokens: int = 0,
-        requests: int = 1,
-        project_id: str = QUORUM_PROJECT_ID,
-        api_key: str | None = None,
-        key_id: str | None = None,
-    ) -> None:
-        """Count usage on the UTC day of ``at``; ``key_id`` names a key without its secret."""
-        if kind not in KINDS:
-            raise ValueError(f"Unknown usage kind {kind!r}; expected one of {KINDS}")
-        entry = {
-            "type": "usage",
-            "day": at.astimezone(UTC).date().isoformat(),
-            "kind": kind,
-            "model": model,
-            "project_id": project_id,
-            "api_key_id": key_id or api_key_id(api_key),
-            "input_tokens": int(input_tokens),
-            "cached_tokens": int(cached_tokens),
-            "output_tokens": int(output_tokens),
-            "requests": int(requests),
-        }
-        self._write(entry)
+    def add_usage(self, **usage: Any) -> None:
+        """Count usage on the UTC day of ``at`` (the keywords of ``usage_entry``)."""
+        self._write([usage_entry(**usage)])
+
+    def add_usages(self, usages: Iterable[Mapping[str, Any]]) -> None:
+        """Several usages in one append (each the keywords of ``usage_entry``): the demo's
+        history is thousands of them, and each append reads the file back."""
+        self._write([usage_entry(**usage) for usage in usages])
 
     def set_price(
         self, *, model: str, effective_from: date, input: str, output: str = "0", cached_input: str | None = None
@@ -159,12 +168,13 @@ class BillingLog:
             "cached_input": cached_input,
             "output": output,
         }
-        self._write(entry)
+        self._write([entry])
 
-    def _write(self, entry: dict[str, Any]) -> None:
+    def _write(self, entries: list[dict[str, Any]]) -> None:
         with self._lock:
             if self.path is None:
-                self._apply(entry)
+                for entry in entries:
+                    self._apply(entry)
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -173,7 +183,7 @@ class BillingLog:
             except FileExistsError:
                 pass
             with self.path.open("ab") as file:
-                file.write((json.dumps(entry) + "\n").encode())
+                file.write("".join(json.dumps(entry) + "\n" for entry in entries).encode())
             # Read it back with whatever other processes appended before it, in file order.
             self._refresh_locked()
 
