@@ -1,11 +1,9 @@
 """Alerts: anomalies the detectors found over the hourly roll-ups, as work items."""
 
-from datetime import UTC, datetime
-
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import db
+from core import clock, db
 from core.anomalies import alerts, deliveries, history, notify, run, tuning
 from core.anomalies.detectors import DETECTORS
 from core.identity import people as identity
@@ -165,7 +163,7 @@ with st.container(border=True):
     st.plotly_chart(figure, key=f"alert_chart_{view.id}")
 
     if actor.can(Permission.OBSERVABILITY_READ) and st.button("Calls of this hour in Observability", key="to_calls"):
-        days = max(1, (datetime.now(UTC) - view.first_hour).days + 1)
+        days = max(1, (clock.now() - view.first_hour).days + 1)
         st.session_state["obs_days"] = min(days, 90)
         st.session_state["obs_granularity"] = "hour"
         st.session_state["obs_by"] = ["team"]
