@@ -159,6 +159,14 @@ def session(db_url):
 
 
 @pytest.fixture
+def demo_data(session):
+    """The full demo in this test's database (tests/demo_snapshot.py: seeded once per worker)."""
+    from tests.demo_snapshot import seeded_demo
+
+    return seeded_demo(session)
+
+
+@pytest.fixture
 def directory(session):
     """The demo teams and people; returns a lookup of actors by role (first person with it)."""
     demo.seed_directory(session)

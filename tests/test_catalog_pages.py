@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from core import demo
 from core.catalog import labels, store
 from core.catalog.resolve import resolve
 from core.catalog.spec import PromptSpec
@@ -76,8 +75,8 @@ def test_a_lead_who_wrote_a_version_sees_no_approve_button_for_it(session, direc
     assert f"approve_{vid}" in {b.key for b in at.button}
 
 
-def test_catalog_pages_render_the_full_demo_for_every_role(session):
-    demo.seed(session)
+def test_catalog_pages_render_the_full_demo_for_every_role(demo_data):
+    session = demo_data
     from core.permissions import Role
     from tests.test_pages import EMAIL_BY_ROLE
 

@@ -26,9 +26,9 @@ def the_demo_hold(session) -> HeldRequest:
     return session.exec(select(HeldRequest).where(HeldRequest.status == held.PENDING)).one()
 
 
-def test_a_pending_hold_shows_its_text_time_key_and_team(session, monkeypatch):
+def test_a_pending_hold_shows_its_text_time_key_and_team(demo_data, monkeypatch):
+    session = demo_data
     in_berlin(monkeypatch)
-    demo.seed(session)
     hold = the_demo_hold(session)
     at = signed_in(session, LEAD)
     at.switch_page("pages/held_requests.py").run()
@@ -40,9 +40,9 @@ def test_a_pending_hold_shows_its_text_time_key_and_team(session, monkeypatch):
     assert any("Called with Help desk integration (Support)" in c.value for c in at.caption)
 
 
-def test_a_decided_hold_names_who_decided_and_when(session, monkeypatch):
+def test_a_decided_hold_names_who_decided_and_when(demo_data, monkeypatch):
+    session = demo_data
     in_berlin(monkeypatch)
-    demo.seed(session)
     hold = the_demo_hold(session)
     at = signed_in(session, LEAD)
     at.switch_page("pages/held_requests.py").run()

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import demo
 from core.identity import people as identity
 from core.permissions import Actor
 from tests.conftest import APP
 
 MONEY = re.compile(r"^-?\$\d{1,3}(,\d{3})*\.\d{2}\d*$")
 SECTION_TITLES = {"GOVERNANCE", "FINANCE", "PROMPT ENGINEERING", "AUDIT", "ADMINISTRATION"}
-
-
-@pytest.fixture
-def demo_data(session):
-    demo.seed(session)
-    return session
 
 
 def home_as(session, email: str) -> AppTest:

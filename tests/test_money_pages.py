@@ -8,10 +8,8 @@ import csv
 import io
 import re
 
-import pytest
 from sqlmodel import select
 
-from core import demo
 from core.budgets import ledger_export, reports, views
 from core.gateway import call_export
 from core.models.budgets import Budget
@@ -24,12 +22,6 @@ from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
 FINANCE = EMAIL_BY_ROLE[Role.FINANCE]
 MONEY = re.compile(r"^-?\$\d{1,3}(,\d{3})*\.\d{2}$|^\$0\.00\d+$|^—$")
 RAW_NAMES = ("_micro", "_pct", "_usd", "crosses_budget_on", "prompt #", "team key #", "person #")
-
-
-@pytest.fixture
-def demo_data(session):
-    demo.seed(session)
-    return session
 
 
 def test_spend_shows_money_to_the_cent_and_readable_titles(demo_data):

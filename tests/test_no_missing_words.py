@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core import demo
 from core.permissions import Role
 from pages.ui.registry import pages_for
 from tests.conftest import People
@@ -27,8 +26,8 @@ def bad_cells(frame: pd.DataFrame) -> list[tuple[str, object]]:
 
 
 @pytest.mark.parametrize("role", list(Role))
-def test_no_table_shows_none_for_any_role(session, role):
-    demo.seed(session)
+def test_no_table_shows_none_for_any_role(demo_data, role):
+    session = demo_data
     actor = People(session).with_role(role)
     problems = {}
     for spec in pages_for(actor):

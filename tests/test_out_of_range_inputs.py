@@ -38,12 +38,6 @@ def role_for(path: str) -> Role:
     )
 
 
-@pytest.fixture
-def demo_data(session):
-    demo.seed(session)
-    return session
-
-
 def opened(session, path: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["demo_person_id"] = identity.person_by_email(session, EMAIL_BY_ROLE[role_for(path)]).id
