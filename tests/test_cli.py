@@ -76,9 +76,7 @@ def test_reset_is_refused_outside_demo_mode(db_url, capsys, monkeypatch):
     assert "QUORUM_DEMO=1" in capsys.readouterr().err
 
 
-def test_people_add_and_grant(db_url, capsys, session):
-    main(["demo", "seed"])
-    capsys.readouterr()
+def test_people_add_and_grant(db_url, capsys, session, directory):  # the demo's teams and people
     assert (
         main(
             [
@@ -124,9 +122,7 @@ def test_people_add_and_grant(db_url, capsys, session):
         ),
     ],
 )
-def test_bad_input_exits_non_zero_with_one_line(db_url, capsys, argv, message, session):
-    main(["demo", "seed"])
-    capsys.readouterr()
+def test_bad_input_exits_non_zero_with_one_line(db_url, capsys, argv, message, session, directory):
     people_before = len(identity.list_people(session))
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -156,9 +152,9 @@ def test_run_refuses_unsafe_settings_before_starting_anything(db_url, capsys, mo
     assert capsys.readouterr().err.startswith("error: Unsafe configuration: no [auth] section")
 
 
-def test_a_key_name_holding_a_token_is_refused_with_exit_1_and_the_token_is_not_echoed(db_url, capsys, session):
-    main(["demo", "seed"])
-    capsys.readouterr()
+def test_a_key_name_holding_a_token_is_refused_with_exit_1_and_the_token_is_not_echoed(
+    db_url, capsys, session, directory
+):
     token = "ghp_" + "Zq9w" * 9  # built at run time: no key-shaped literal in the repository
     assert main(["keys", "create", "--team", "Support", "--name", f"ci {token}"]) == 1
     captured = capsys.readouterr()
