@@ -78,9 +78,7 @@ def _take(session: Session) -> _Snapshot:
 def _restore(session: Session, snapshot: _Snapshot) -> None:
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
-    if postgres:  # the rows' own foreign keys hold; the order of the copy does not matter then
-        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
-    for table in SQLModel.metadata.sorted_tables:
+    for table in SQLModel.metadata.sorted_tables:  # parents first, so every foreign key finds its row
         rows = snapshot.rows.get(table.name)
         if rows:
             connection.execute(insert(table), rows)
