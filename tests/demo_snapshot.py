@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, text
@@ -94,5 +93,5 @@ def _restore(session: Session, snapshot: _Snapshot) -> None:
             target = config.simulator_billing_log
         else:
             target = config.audit_checkpoint_dir / name.removeprefix("checkpoint/")
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_bytes(data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)

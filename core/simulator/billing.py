@@ -118,7 +118,7 @@ def usage_entry(
     """One usage line, counted on the UTC day of ``at``; ``key_id`` names a key without its secret."""
     if kind not in KINDS:
         raise ValueError(f"Unknown usage kind {kind!r}; expected one of {KINDS}")
-    entry = {
+    return {
         "type": "usage",
         "day": at.astimezone(UTC).date().isoformat(),
         "kind": kind,
@@ -130,7 +130,6 @@ def usage_entry(
         "output_tokens": int(output_tokens),
         "requests": int(requests),
     }
-    return entry
 
 
 class BillingLog:
