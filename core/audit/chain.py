@@ -30,6 +30,7 @@ from sqlalchemy import Connection, text
 from sqlmodel import Session
 
 from core.prebuilt import Prebuilt
+from core.together import Part
 
 GENESIS_HASH = "0" * 64
 # Names the canonical form; part of every hashed payload so it can evolve.
@@ -252,6 +253,12 @@ def advance_head(session: Session | Connection, count: int = 1) -> tuple[int, st
 
 def set_head_hash(session: Session | Connection, head_hash: str) -> None:
     _SET_HEAD.execute(_connection(session), {"h": head_hash})
+
+
+def head_hash_update(head_hash: str) -> Part:
+    """`set_head_hash` as a part of a statement run with others (core.together): the head row is
+    the transaction's own once `advance_head` locked it."""
+    return (_SET_HEAD, {"h": head_hash})
 
 
 def _create_head(session: Session | Connection) -> None:

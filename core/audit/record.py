@@ -30,6 +30,7 @@ from core.guardrails.secrets import find_secrets, mask_secrets
 from core.models.audit import AuditEvent
 from core.permissions import Actor
 from core.prebuilt import Prebuilt
+from core.together import run_together
 
 if TYPE_CHECKING:
     from core.audit.query import EventRow
@@ -106,8 +107,9 @@ def record_rows(session: Session, events: Sequence[dict[str, Any]]) -> list[dict
         digest = audit_chain.event_hash(prev_hash=prev_hash, **fields)
         rows.append({"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields})
         prev_hash = digest
-    _INSERT_EVENTS.execute(connection, rows)
-    audit_chain.set_head_hash(connection, prev_hash)
+    # The events and the head's new hash in one statement on PostgreSQL: the head is locked by
+    # this transaction's advance above, and every batch waits for it until the commit.
+    run_together(connection, [(_INSERT_EVENTS, rows), audit_chain.head_hash_update(prev_hash)])
     audit_checkpoints.note_events(session, first, first + len(rows) - 1)
     for row in rows:
         if row["action"] != "gateway.call":  # a call has its own line (core.ops.logs)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     String,
+    any_,
     bindparam,
     cast,
     delete,
@@ -34,6 +35,7 @@ from sqlmodel import Session
 from core.budgets import periods
 from core.models.budgets import Budget, BudgetHold, BudgetPeriod, UsageRecord
 from core.prebuilt import Prebuilt
+from core.together import Part, run_together
 
 PERIOD = BudgetPeriod.__table__
 HOLD = BudgetHold.__table__
@@ -148,6 +150,13 @@ _TAKE_HOLDS_MANY = (
     .where(HOLD.c.reservation_id.in_(bindparam("r_ids", expanding=True)))
     .returning(HOLD.c.reservation_id, HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
 )
+# PostgreSQL's form of _TAKE_HOLDS_MANY: one array parameter, so the statement's text (and the
+# server's prepared plan) does not change with the number of calls settled.
+_TAKE_HOLDS_ANY = Prebuilt(
+    delete(HOLD)
+    .where(HOLD.c.reservation_id == any_(bindparam("r_ids", type_=postgresql.ARRAY(String))))
+    .returning(HOLD.c.reservation_id, HOLD.c.budget_id, HOLD.c.period_key, HOLD.c.amount_micro, HOLD.c.amount_tokens)
+)
 _INSERT_HOLD = Prebuilt(insert(HOLD))
 _HOLD_COLUMNS = ("reservation_id", "budget_id", "period_key", "amount_micro", "amount_tokens", "expires_at")
 
@@ -254,14 +263,25 @@ def take_holds(session: Session | Connection, reservation_id: str) -> dict[int, 
 
 
 def take_holds_many(
-    session: Session | Connection, reservation_ids: list[str]
+    connection: Connection, reservation_ids: list[str], *, after: Part | None = None
 ) -> dict[str, dict[int, tuple[str, int, int]]]:
-    """`take_holds` for several reservations with one DELETE: {reservation id: {budget id: (period, micro, tokens)}}."""
-    if len(reservation_ids) == 1:
-        return {reservation_ids[0]: take_holds(session, reservation_ids[0])}
+    """`take_holds` for several reservations with one DELETE: {reservation id: {budget id: (period, micro, tokens)}}.
+
+    `after`: a statement to run first, in the same statement on PostgreSQL (core.together: the
+    settle's ledger INSERT, new rows nobody else knows of; the holds are the calls' own)."""
+    before = [after] if after is not None else []
     taken: dict[str, dict[int, tuple[str, int, int]]] = {}
-    for row in session.execute(_TAKE_HOLDS_MANY, {"r_ids": reservation_ids}):
-        taken.setdefault(row.reservation_id, {})[row.budget_id] = (row.period_key, row.amount_micro, row.amount_tokens)
+    if len(reservation_ids) == 1:
+        rows = run_together(connection, [*before, (_TAKE_HOLDS, {"r_id": reservation_ids[0]})], fetch=True)
+        taken[reservation_ids[0]] = {budget_id: (key, micro, tokens) for budget_id, key, micro, tokens in rows}
+        return taken
+    if connection.dialect.name == "postgresql":
+        rows = run_together(connection, [*before, (_TAKE_HOLDS_ANY, {"r_ids": reservation_ids})], fetch=True)
+    else:
+        run_together(connection, before)
+        rows = connection.execute(_TAKE_HOLDS_MANY, {"r_ids": reservation_ids}).all()
+    for reservation_id, budget_id, key, micro, tokens in rows:
+        taken.setdefault(reservation_id, {})[budget_id] = (key, micro, tokens)
     return taken
 
 

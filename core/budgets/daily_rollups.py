@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.budgets import latency_histogram
 from core.models.rollups import CallDailyRollup, CallHourlyRollup, CallLatencyRollup, CallRollup, CallSixHourRollup
 from core.prebuilt import ROWS_PER_INSERT, Prebuilt
+from core.together import Part, run_together
 
 DAILY = CallDailyRollup.__table__
 HOURLY = CallHourlyRollup.__table__
@@ -81,9 +82,12 @@ GRAINS = (HOUR, SIX_HOURS, DAY)
 def add_calls(
     connection: Connection, hourly: Mapping[tuple, Sequence], latencies: Mapping[tuple, Sequence[int]]
 ) -> None:
-    """Add hourly call groups (`rollups.py`'s shapes) to the hourly, six-hour and daily roll-ups."""
-    for grain in GRAINS:
-        add(connection, *fold(hourly, latencies, grain), grain=grain)
+    """Add hourly call groups (`rollups.py`'s shapes) to the hourly, six-hour and daily roll-ups.
+
+    On PostgreSQL every grain's rows are upserted (and locked) first, in the grains' order,
+    and then their merged histograms are written with one statement (core.together)."""
+    updates = [_upserted(connection, *fold(hourly, latencies, grain), grain=grain) for grain in GRAINS]
+    run_together(connection, [update for update in updates if update is not None])
 
 
 def fold(
@@ -127,10 +131,23 @@ def add(
     the latest and no one else's write can slip in between. Two statements per grain; more
     groups than one INSERT takes (a rebuild's) are upserted first and their histograms read
     back in chunks."""
+    update = _upserted(connection, groups, histograms, grain=grain)
+    if update is not None:
+        run_together(connection, [update])
+
+
+def _upserted(
+    connection: Connection,
+    groups: Mapping[tuple, Sequence[int]],
+    histograms: Mapping[tuple, Mapping[int, int]],
+    *,
+    grain: Grain,
+) -> Part | None:
+    """`add`'s upsert; on PostgreSQL, the update of the rows' merged histograms, still to run."""
     if connection.dialect.name == "sqlite":
         _with_histogram_add(connection)
         _upsert(connection, grain, groups, histograms)
-        return
+        return None
     wanted = sorted(key for key, histogram in histograms.items() if any(histogram.values()))
     if len(groups) <= ROWS_PER_INSERT:
         held = _upsert_returning(connection, grain, groups)
@@ -138,9 +155,9 @@ def add(
         _upsert(connection, grain, groups, {})
         held = _held(connection, grain, wanted)
     if not wanted:
-        return
-    _statements(connection.dialect.name, grain).histogram.execute(
-        connection,
+        return None
+    return (
+        _statements(connection.dialect.name, grain).histogram,
         [
             {
                 **{f"k_{k}": v for k, v in zip(grain.keys, key, strict=True)},

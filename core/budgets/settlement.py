@@ -21,6 +21,7 @@ from core.budgets.pricing import Usage, cost_micro
 from core.budgets.reservations import Reservation, current_budgets, current_price_book
 from core.models.budgets import UsageRecord
 from core.prebuilt import Prebuilt
+from core.together import Part
 
 LEDGER = UsageRecord.__table__
 _INSERT_LEDGER = insert(LEDGER).returning(LEDGER.c.id)
@@ -83,10 +84,12 @@ def settle_many(*, session: Session, settlements: Sequence[Settlement]) -> list[
     counters.begin_write(session)
     rows = [_ledger_values(session, s) for s in settlements]
     # On the transaction's Connection, prebuilt: the ORM's and Core's layers cost more than the
-    # write here. Before the counters: their rows are locked from their update to the commit.
-    _INSERT_LEDGER_PLAIN.execute(session.connection(), rows)
+    # write here. Before the counters (their rows are locked from their update to the commit),
+    # in one statement with the DELETE of the calls' holds on PostgreSQL (core.together).
     _settle_counters(
-        session, [(s.reservation, row["cost_micro"], _tokens(s)) for s, row in zip(settlements, rows, strict=True)]
+        session,
+        [(s.reservation, row["cost_micro"], _tokens(s)) for s, row in zip(settlements, rows, strict=True)],
+        after=(_INSERT_LEDGER_PLAIN, rows),
     )
     return rows
 
@@ -128,14 +131,18 @@ def release(*, session: Session, reservation: Reservation) -> None:
     _settle_counters(session, [(reservation, 0, 0)])
 
 
-def _settle_counters(session: Session, spent: Sequence[tuple[Reservation, int, int]]) -> None:
+def _settle_counters(
+    session: Session, spent: Sequence[tuple[Reservation, int, int]], *, after: Part | None = None
+) -> None:
     """Give back each reservation's holds and count what its call spent: one UPDATE per counter row.
 
     `spent`: (reservation, micro, tokens) per call. The moves of every call on one
     (budget, period) row are summed first, then applied in (budget, period) order, the
     order admissions lock them in.
     """
-    taken = counters.take_holds_many(session.connection(), [reservation.id for reservation, _m, _t in spent])
+    taken = counters.take_holds_many(
+        session.connection(), [reservation.id for reservation, _m, _t in spent], after=after
+    )
     moves: dict[tuple[int, str], list[int]] = {}  # reserved micro, reserved tokens, spent micro, spent tokens
     late: dict[tuple[int, str], Reservation] = {}  # rows counted without a hold: may have to be created
     for reservation, spent_micro, spent_tokens in spent:

@@ -32,7 +32,8 @@ from core.gateway.schema_checks import write_schema_checks
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
 from core.prebuilt import Prebuilt
 from core.retention.payloads import minimized_payload
-from core.retention.rules import payload_storage_mode
+from core.retention.rules import payload_mode_of, payload_mode_read, payload_storage_mode
+from core.together import run_together
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,29 @@ _INSERT_CALL = Prebuilt(insert(GatewayCall.__table__))
 _INSERT_PAYLOAD = Prebuilt(insert(StoredPayload.__table__))
 
 
+# The payload modes `write_calls` read for `write_payloads` (session.info, this transaction only).
+_PAYLOAD_MODES = "quorum_writeback_payload_modes"
+
+
 def write_calls(session: Session, calls: Sequence[SettledCall]) -> None:
-    _INSERT_CALL.execute(session.connection(), [c.row for c in calls])
+    """The call-log rows; and when the batch's payloads are all one team's (as they mostly are),
+    that team's payload mode read in the same statement (core.together: a read of a row this
+    transaction does not write) for `write_payloads`."""
+    connection = session.connection()
+    inserts = (_INSERT_CALL, [c.row for c in calls])
+    teams = {c.row["team_id"] for c in calls if c.request_json is not None}
+    if len(teams) != 1 or None in teams:
+        run_together(connection, [inserts])
+        return
+    (team_id,) = teams
+    found = run_together(connection, [inserts, payload_mode_read(team_id)], fetch=True)
+    session.info[_PAYLOAD_MODES] = {team_id: payload_mode_of(found)}
 
 
 def write_payloads(session: Session, calls: Sequence[SettledCall]) -> None:
     """The stored payloads, minimized as each team's retention says (read once per team, committed value)."""
     connection = session.connection()
-    modes: dict[int | None, str] = {}
+    modes: dict[int | None, str] = session.info.pop(_PAYLOAD_MODES, None) or {}
     rows = []
     for call in calls:
         if call.request_json is None:

@@ -7,7 +7,9 @@ its action with it); a legal hold (core.retention.holds) wins over both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, bindparam
 from sqlalchemy import select as sa_select
@@ -23,6 +25,7 @@ from core.permissions import Actor, Permission, require
 from core.prebuilt import Prebuilt
 from core.retention import kinds as registry
 from core.retention.classes import ACTIONS, AUDIT_CLASS, PAYLOAD_MODES, Period, RetentionClass, load_config
+from core.together import Part
 
 
 @dataclass(frozen=True)
@@ -149,11 +152,21 @@ def payload_storage_mode(session: Session | Connection, team_id: int | None) -> 
     """What the gateway stores of a team's request and response text: full, redacted or none."""
     # A prebuilt point read (every settled batch asks, core/prebuilt.py): no ORM identity-map
     # work, and always the committed setting, so a change applies to the very next call everywhere.
-    mode = None
-    if team_id is not None:
-        connection = session.connection() if isinstance(session, Session) else session
-        found = _MODE.fetchall(connection, {"t": team_id})
-        mode = found[0][0] if found else None
+    if team_id is None:
+        return payload_mode_of([])
+    connection = session.connection() if isinstance(session, Session) else session
+    return payload_mode_of(_MODE.fetchall(connection, {"t": team_id}))
+
+
+def payload_mode_read(team_id: int) -> Part:
+    """The point read of `payload_storage_mode`, to run with other statements (core.together);
+    `payload_mode_of` reads its rows."""
+    return (_MODE, {"t": team_id})
+
+
+def payload_mode_of(rows: Sequence[tuple[Any, ...]]) -> str:
+    """The mode a team's policy row says (`payload_mode_read`'s rows), or the default without one."""
+    mode = rows[0][0] if rows else None
     return mode if mode is not None else load_config().default_payload_storage
 
 
