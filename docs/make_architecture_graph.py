@@ -33,6 +33,7 @@ GROUND = {
     "formatting",
     "background",
     "prebuilt",
+    "together",
 }
 # Lowest first: a context may import only contexts before it in this list.
 ORDER = [
