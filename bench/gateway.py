@@ -22,10 +22,13 @@ Sequential latency: the paths are called in turn, call by call, so the machine's
 on all of them alike; "added" is the median of each call's difference to the direct call
 made just before it. Throughput: the paths run in alternating rounds of `n` calls each.
 CPU per call: user+system time of the server's processes over the throughput rounds, beside
-the simulator's own. The gateway is the real one: catalog, budgets (a team budget, so every
-call reserves and settles against it), guardrails, the ledger and the audit chain. The
-team's moderation is off (a moderation call is a second upstream call, not gateway
-overhead); distinct prompts per call, so the cache never answers (a hit would flatter us).
+the simulator's own; and the whole machine's, by part (this benchmark's client, the
+upstream, the gateway, and PostgreSQL's processes when it runs on this machine), since on a
+small machine their sum bounds the calls per second of every path. The gateway is the real
+one: catalog, budgets (a team budget, so every call reserves and settles against it),
+guardrails, the ledger and the audit chain. The team's moderation is off (a moderation call
+is a second upstream call, not gateway overhead); distinct prompts per call, so the cache
+never answers (a hit would flatter us).
 """
 
 from __future__ import annotations
@@ -167,23 +170,54 @@ def _server(kind: str, port: int, env: dict[str, str], workers: int) -> subproce
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
-def _throughput(paths: dict, n: int, callers: int, cpu_of: dict) -> tuple[dict, dict]:
+def _throughput(paths: dict, n: int, callers: int, cpu_of: dict, machine: dict) -> tuple[dict, dict, dict]:
     """Calls/s of each path with `callers` at once, in alternating rounds; CPU ms per call of
-    the processes in `cpu_of` (by path) over its rounds."""
+    the processes in `cpu_of` (by path) over its rounds; and of each part of the machine in
+    `machine` ({part: pid, or None for this process, the client}) over each path's rounds."""
     took = {name: 0.0 for name in paths}
     cpu = {name: 0.0 for name in paths}
+    parts = {name: dict.fromkeys(machine, 0.0) for name in paths}
+
+    def part_seconds() -> dict:
+        return {part: time.process_time() if pid is None else _cpu_seconds(pid) for part, pid in machine.items()}
+
     with ThreadPoolExecutor(callers) as pool:
         for name, call in paths.items():  # warm-up: every worker connected, caches filled
             list(pool.map(lambda i: call(f"warm-parallel-{name}-{i}"), range(callers * 4)))
         for round_ in range(ROUNDS):
             for name, call in paths.items():
-                before = _cpu_seconds(cpu_of[name])
+                before, parts_before = _cpu_seconds(cpu_of[name]), part_seconds()
                 started = time.perf_counter()
                 list(pool.map(lambda i: call(f"parallel-{round_}-{name}-{i}"), range(n)))
                 took[name] += time.perf_counter() - started
                 cpu[name] += _cpu_seconds(cpu_of[name]) - before
+                for part, seconds in part_seconds().items():
+                    parts[name][part] += seconds - parts_before[part]
     calls = n * ROUNDS
-    return {name: calls / took[name] for name in paths}, {name: 1000 * cpu[name] / calls for name in paths}
+    return (
+        {name: calls / took[name] for name in paths},
+        {name: 1000 * cpu[name] / calls for name in paths},
+        {name: {part: 1000 * seconds / calls for part, seconds in found.items()} for name, found in parts.items()},
+    )
+
+
+def _database_pid(url: str) -> int | None:
+    """PostgreSQL's main process when it runs on this machine (its processes' CPU is read from
+    /proc), else None. SQLite runs inside the gateway's processes."""
+    if not url.startswith("postgresql"):
+        return None
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        parent = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return None  # another host's server: its CPU is not this machine's
+    finally:
+        engine.dispose()
+    return parent
 
 
 def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, sequential: bool) -> dict:
@@ -194,6 +228,7 @@ def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, seque
     from core.identity import keys
 
     port = _free_port()
+    database_pid = _database_pid(setup.url)
     env = {**os.environ, "DATABASE_URL": setup.url, "OPENAI_API_KEY": "sk-sim", "OPENAI_BASE_URL": sim_url}
     server = _server(kind, port, env, args.workers)
     try:
@@ -237,8 +272,10 @@ def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, seque
             found["sequential"] = samples
             found["scraped"] = _while_scraped(port, {"direct": paths["direct"], "http": paths["http"]}, args.n)
         for callers in args.callers:
-            rate, cpu = _throughput(paths, args.n, callers, {"direct": sim_pid, "http": server.pid})
-            found[callers] = (rate, cpu)
+            machine = {"client": None, "upstream": sim_pid, "gateway": server.pid}
+            if database_pid is not None:
+                machine["database"] = database_pid
+            found[callers] = _throughput(paths, args.n, callers, {"direct": sim_pid, "http": server.pid}, machine)
         return found
     finally:
         server.terminate()
@@ -396,7 +433,7 @@ def _print_table(results: dict, args) -> None:
 
     for (database, kind), found in results.items():
         for callers in args.callers:
-            rate, _cpu = found[callers]
+            rate, _cpu, _machine = found[callers]
             line(f"{database}, {names[kind]}, {callers} callers (calls/s)", rate["http"], rate["direct"])
     sequential = results["SQLite", "run"].get("sequential")
     if sequential:
@@ -420,13 +457,28 @@ def _print_table(results: dict, args) -> None:
         )
     for (database, kind), found in results.items():
         for callers in args.callers:
-            _rate, cpu = found[callers]
+            _rate, cpu, _machine = found[callers]
             line(
                 f"CPU per call, {names[kind]} processes, {database}, {callers} callers (ms)",
                 cpu["http"],
                 cpu["direct"],
                 "direct: the simulator's own",
             )
+    # The whole machine's CPU per call, by part: on 2 cores the client, the upstream and the
+    # database share the cores with the gateway, so calls/s is bounded by their sum.
+    for (database, kind), found in results.items():
+        for callers in args.callers:
+            machine = found[callers][2]
+            line(
+                f"CPU per call, whole machine, {names[kind]}, {database}, {callers} callers (ms)",
+                sum(machine["http"].values()),
+                sum(machine["direct"].values()),
+                "Quorum: " + _parts(machine["http"]) + "; direct: " + _parts(machine["direct"]),
+            )
+
+
+def _parts(found: dict) -> str:
+    return ", ".join(f"{part} {ms:.2f}" for part, ms in found.items() if ms >= 0.005)
 
 
 if __name__ == "__main__":
