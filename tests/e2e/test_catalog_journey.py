@@ -65,7 +65,7 @@ def test_write_submit_approve_promote(page, server):
         # On a loaded machine the selection's rerun can start after `choose` saw the page
         # settle; a click that lands before it asks about the old selection, and the page
         # then drops that question (a changed selection changes nothing). Ask again.
-        page.get_by_role("button", name="Move label here").click()
+        page.get_by_role("button", name="Move label here", exact=True).click()
         try:
             question.wait_for(timeout=15_000)
             break
