@@ -258,8 +258,7 @@ def take_holds(session: Session | Connection, reservation_id: str) -> dict[int, 
     Only the transaction whose DELETE removed a row gives its amount back (a sweeper
     racing us for an expired hold gets nothing back from RETURNING).
     """
-    rows = _TAKE_HOLDS.fetchall(connection_of(session), {"r_id": reservation_id})
-    return {budget_id: (period_key, micro, tokens) for budget_id, period_key, micro, tokens in rows}
+    return take_holds_many(connection_of(session), [reservation_id])[reservation_id]
 
 
 def take_holds_many(
