@@ -7,7 +7,7 @@ event (see `core.audit.record.committing`). Pages and the command line open sess
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -63,12 +63,23 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def dispose_engines() -> None:
-    """Close every pooled connection (tests, and forks of the server process)."""
+    """Close every pooled connection (tests, and forks of the server process), and tell
+    whatever works on an engine in the background to stop (`on_dispose`)."""
     with _lock:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
         _write_engines.clear()
+    for callback in _on_dispose:
+        callback()
+
+
+_on_dispose: list[Callable[[], None]] = []
+
+
+def on_dispose(callback: Callable[[], None]) -> None:
+    """Call `callback` whenever `dispose_engines` runs (a background thread's owner stops it)."""
+    _on_dispose.append(callback)
 
 
 def session(engine: Engine | None = None) -> Session:

@@ -34,6 +34,8 @@ BUSY_TIMEOUT_S = 30
 _WILL_WRITE = "quorum_sqlite_will_write"
 # The writer lock a connection holds, in its pool entry's info (kept with the driver connection).
 _HOLDS = "quorum_sqlite_writer_lock"
+# The driver connection's total_changes when its read transaction began (renew_snapshot).
+_CHANGES_AT_BEGIN = "quorum_sqlite_changes_at_begin"
 
 _writer_locks: dict[str, threading.Lock] = {}
 _writer_locks_lock = threading.Lock()
@@ -43,6 +45,26 @@ def writer_lock(database: str) -> threading.Lock:
     """The lock this process's write transactions on `database` (a file's path) queue on."""
     with _writer_locks_lock:
         return _writer_locks.setdefault(database, threading.Lock())
+
+
+def holds_writer_lock(connection: Connection) -> bool:
+    """Whether this connection's transaction holds the writer lock (always False off SQLite)."""
+    return connection.dialect.name == "sqlite" and _HOLDS in connection.connection.info
+
+
+def renew_snapshot(connection: Connection) -> bool:
+    """End this connection's read transaction and begin another, so that its next read sees
+    what other connections committed since its first one (an SQLite transaction reads one
+    snapshot throughout). Only a transaction that has written nothing: True if renewed."""
+    if connection.dialect.name != "sqlite" or holds_writer_lock(connection):
+        return False
+    raw = connection.connection
+    driver = raw.driver_connection
+    if driver is None or not driver.in_transaction or raw.info.get(_CHANGES_AT_BEGIN) != driver.total_changes:
+        return False
+    driver.execute("COMMIT")  # of a transaction that only read: ends its snapshot, nothing else
+    driver.execute("BEGIN DEFERRED")
+    return True
 
 
 def tune(engine: Engine, database: str) -> None:
@@ -82,7 +104,9 @@ def tune(engine: Engine, database: str) -> None:
         # the INSERT it opens for (every gateway call begins a transaction or two).
         info = connection.info
         if not info.pop(_WILL_WRITE, False):
-            connection.dbapi_connection.execute("BEGIN DEFERRED")
+            driver = connection.dbapi_connection
+            info[_CHANGES_AT_BEGIN] = driver.total_changes
+            driver.execute("BEGIN DEFERRED")
             return
         if not lock.acquire(timeout=BUSY_TIMEOUT_S):
             raise sqlite3.OperationalError("database is locked")

@@ -239,7 +239,7 @@ def test_many_threads_at_a_hard_limit_never_overspend_nor_refuse_a_call_that_fit
 
 def test_a_lone_call_is_written_at_once_not_after_a_wait(directory, session):
     gateway, caller, _team, _budget = _setup(session, directory, cap_usd="1000")
-    batcher = settle._group_commit()
+    batcher = settle._group_commit(db.get_engine())
     before = batcher.batches
     started = time.perf_counter()
     answer = gateway.call(caller=caller, request=_request(1))

@@ -13,12 +13,12 @@ from sqlalchemy import column, delete, insert, select, table, update
 
 from core import clock, db, formatting
 from core.budgets import config as budget_config
-from core.budgets import ledger_pages, periods, reports, rollups
+from core.budgets import ledger_pages, pending_rollups, periods, reports, rollups
 from core.budgets.latency_histogram import unpack
 from core.budgets.money import format_micro
 from core.cli.main import main as cli
 from core.errors import BudgetExceeded
-from core.gateway import policies, writeback
+from core.gateway import policies, rollup_folder, writeback
 from core.gateway.adapters import BudgetsGate
 from core.gateway.pipeline import Caller, GatewayRequest, PromptCall
 from core.identity import keys
@@ -32,6 +32,7 @@ from core.models.rollups import (
     CallRollup,
     CallSixHourRollup,
     CallVersionDailyRollup,
+    RollupPending,
     UsageRollup,
 )
 from core.models.types import UtcDateTime
@@ -44,6 +45,7 @@ LEDGER, CALLS = UsageRecord.__table__, GatewayCall.__table__
 USAGE, CALL, LATENCY = UsageRollup.__table__, CallRollup.__table__, CallLatencyRollup.__table__
 DAILY, HOURLY, SIX_HOURLY = CallDailyRollup.__table__, CallHourlyRollup.__table__, CallSixHourRollup.__table__
 VERSIONS = CallVersionDailyRollup.__table__
+PENDING = RollupPending.__table__
 
 
 # ---- what the sources say, computed independently of core/budgets/rollups.py ---------------
@@ -53,10 +55,19 @@ def _hour(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def ledger_says(session) -> dict:
+def source_rows(table, folded_only: bool):
+    """A source's rows: all of them, or only those whose call is in the roll-ups already (the
+    others wait in rollup_pending for a fold)."""
+    query = select(table)
+    if folded_only:
+        query = query.where(~table.c.request_id.in_(select(PENDING.c.request_id)) | table.c.request_id.is_(None))
+    return query
+
+
+def ledger_says(session, folded_only: bool = False) -> dict:
     session.rollback()
     result: dict = {}
-    for r in session.execute(select(LEDGER)).mappings():
+    for r in session.execute(source_rows(LEDGER, folded_only)).mappings():
         key = (_hour(r["occurred_at"]), r["team_id"], r["person_id"] or 0, r["key_id"] or 0, r["prompt_id"] or 0)
         key += (r["model"],)
         sums = result.setdefault(key, [0] * 7)
@@ -91,10 +102,10 @@ def usage_rollups_say(session) -> dict:
     }
 
 
-def call_log_says(session) -> dict:
+def call_log_says(session, folded_only: bool = False) -> dict:
     session.rollback()
     result: dict = {}
-    for r in session.execute(select(CALLS)).mappings():
+    for r in session.execute(source_rows(CALLS, folded_only)).mappings():
         key = (_hour(r["created_at"]), r["team_id"] or 0, r["key_id"] or 0, r["actor"], r["prompt_name"] or "")
         key += (r["prompt_version"] or "", r["model"])
         sums = result.setdefault(key, [0] * 9)
@@ -231,11 +242,12 @@ def hourly_rollups_say(session, table=None, start_of=lambda hour: hour) -> tuple
     return counts, {"packed": packed, "call_latency_rollup": {k: v for k, v in per_bucket.items() if v}}
 
 
-def call_log_per_version(session) -> tuple[dict, dict]:
+def call_log_per_version(session, folded_only: bool = False) -> tuple[dict, dict]:
     """The call log's calls naming a prompt, per (UTC day, prompt, version): [calls, answered,
     cost, answered latency summed], and the answered calls per latency bucket."""
     session.rollback()
-    return per_version_days(session.execute(select(CALLS).where(CALLS.c.prompt_name != "")).mappings())
+    rows = session.execute(source_rows(CALLS, folded_only).where(CALLS.c.prompt_name != "")).mappings()
+    return per_version_days(rows)
 
 
 def per_version_days(rows) -> tuple[dict, dict]:
@@ -271,19 +283,32 @@ def version_rollups_say(session) -> tuple[dict, dict]:
     return counts, buckets
 
 
-def assert_versions_match(session) -> None:
+def assert_versions_match(session, folded_only: bool = False) -> None:
     """The per-version days equal the call log: counts, cost, latency sum (to float rounding)
     and histogram; no row for calls without a prompt."""
-    (expected, expected_buckets), (found, found_buckets) = call_log_per_version(session), version_rollups_say(session)
+    expected, expected_buckets = call_log_per_version(session, folded_only)
+    found, found_buckets = version_rollups_say(session)
     assert {k: v[:3] for k, v in found.items()} == {k: v[:3] for k, v in expected.items()}
     assert {k: v[3] for k, v in found.items()} == pytest.approx({k: v[3] for k, v in expected.items()})
     assert found_buckets == expected_buckets
 
 
 def assert_rollups_match(session) -> None:
-    ledger, usage = ledger_says(session), usage_rollups_say(session)
+    """Every roll-up equals its sources' rows of the calls already folded, whatever is still
+    waiting; and once a reader catches up, nothing waits and they equal all the rows."""
+    session.rollback()
+    _assert_rollups_match(session, folded_only=True)
+    session.rollback()
+    pending_rollups.catch_up(session.connection())
+    session.rollback()
+    assert session.execute(select(PENDING)).first() is None
+    _assert_rollups_match(session, folded_only=False)
+
+
+def _assert_rollups_match(session, folded_only: bool) -> None:
+    ledger, usage = ledger_says(session, folded_only), usage_rollups_say(session)
     assert usage == ledger
-    calls, rolled = call_log_says(session), call_rollups_say(session)
+    calls, rolled = call_log_says(session, folded_only), call_rollups_say(session)
     # The histogram check above already holds; compare the counts without the last column.
     assert {k: v[:8] for k, v in rolled.items()} == {k: v[:8] for k, v in calls.items()}
     # Daily = the call log per day = the hourly roll-ups per day, histogram included.
@@ -299,7 +324,7 @@ def assert_rollups_match(session) -> None:
     assert six == per_six_hours(calls) == per_six_hours(rolled)
     assert packed["packed"] == packed["call_latency_rollup"]
     # The per-version days = the call log per (day, prompt, version), histogram included.
-    assert_versions_match(session)
+    assert_versions_match(session, folded_only)
 
 
 # ---- traffic through the real gateway and the simulator ------------------------------------
@@ -403,41 +428,69 @@ def test_rollups_equal_the_ledger_and_the_call_log_after_concurrent_settles(sess
     assert {"ok", "budget_exceeded", "blocked"} <= statuses
 
 
-def test_a_crash_inside_the_settle_leaves_nothing_half_applied(session, traffic, monkeypatch):
+def waiting_calls(session) -> int:
+    session.rollback()
+    return len(session.execute(select(PENDING)).all())
+
+
+def fold_once(session) -> int:
+    """One fold transaction, as the background folder or a reader runs it."""
+    with db.write_session() as writer:
+        claimed = pending_rollups.fold(writer.connection())
+        writer.commit()
+    return claimed
+
+
+def test_a_crash_inside_a_settle_or_a_fold_leaves_nothing_half_applied(session, traffic, monkeypatch):
+    # Only this test folds: no background fold, no reader's catch-up in between.
+    monkeypatch.setattr(pending_rollups, "fold_all", lambda engine=None: 0)
     traffic(6, threads=1)
-    before = (ledger_says(session), usage_rollups_say(session), call_rollups_say(session))
-    real_add = rollups.add_groups
-    crashes = []
-
-    def crash_after_the_ledger_rollup(connection, table, groups):
-        real_add(connection, table, groups)
-        if table.name == "call_rollup" and not crashes:
-            crashes.append(table.name)
-            raise RuntimeError("the process died here")
-
-    monkeypatch.setattr(rollups, "add_groups", crash_after_the_ledger_rollup)
+    fold_once(session)
+    folded = usage_rollups_say(session)
     real_record = writeback.record_rows
     audit_crashes = []
 
     def crash_in_the_audit_write(*args, **kwargs):
-        if not audit_crashes and crashes:
+        if not audit_crashes:
             audit_crashes.append(1)
             raise RuntimeError("the audit write failed")
         return real_record(*args, **kwargs)
 
     monkeypatch.setattr(writeback, "record_rows", crash_in_the_audit_write)
     traffic(6, threads=1)
-    assert crashes and audit_crashes
-    assert_rollups_match(session)
-    # The crashed settles left no roll-up of a ledger row that was never committed.
-    after = usage_rollups_say(session)
-    assert sum(v[0] for v in after.values()) == sum(v[0] for v in ledger_says(session).values())
-    assert sum(v[0] for v in after.values()) >= sum(v[0] for v in before[1].values())
+    assert audit_crashes
+    # A settle that failed after its call and pending rows left neither: every waiting call has its rows.
+    session.rollback()
+    waiting = {r for (r,) in session.execute(select(PENDING.c.request_id))}
+    logged = {r for (r,) in session.execute(select(CALLS.c.request_id))}
+    assert waiting and waiting <= logged
+    assert usage_rollups_say(session) == folded  # nothing folded yet
+
+    real_add = rollups.add_groups
+    crashes = []
+
+    def crash_after_the_call_rollup(connection, table, groups):
+        real_add(connection, table, groups)
+        if table.name == "call_rollup" and not crashes:
+            crashes.append(table.name)
+            raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(rollups, "add_groups", crash_after_the_call_rollup)
+    with pytest.raises(RuntimeError, match="died here"):
+        fold_once(session)
+    # The fold that died is rolled back whole: its calls still wait, no roll-up counts them.
+    assert waiting_calls(session) == len(waiting)
+    _assert_rollups_match(session, folded_only=True)
+    assert fold_once(session) == len(waiting)
+    assert waiting_calls(session) == 0
+    _assert_rollups_match(session, folded_only=False)
 
 
-def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, capsys):
+def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, capsys, monkeypatch):
+    monkeypatch.setattr(rollup_folder, "settled", lambda engine: None)  # this test folds
     traffic(12, threads=3)
     session.rollback()
+    pending_rollups.catch_up(session.connection())
     # Damage: a roll-up lost, one inflated, one invented long before.
     with db.write_session() as s:
         first = s.execute(select(USAGE.c.hour, USAGE.c.team_id).limit(1)).one()
@@ -463,8 +516,12 @@ def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, ca
             },
         )
         s.commit()
+    # And calls that wait for their fold while the rebuild runs: it leaves them to it.
+    traffic(6, threads=2)
+    waiting = waiting_calls(session)
+    assert waiting > 0
     with pytest.raises(AssertionError):
-        assert_rollups_match(session)
+        _assert_rollups_match(session, folded_only=True)
 
     assert cli(["rollups", "rebuild", "--from", "2021-01-01"]) == 0
     assert "rebuilt from 2021-01-01 00:00 UTC" in capsys.readouterr().out
@@ -472,7 +529,8 @@ def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, ca
     kept = usage_rollups_say(session).pop((long_ago, first.team_id, 0, 0, 0, "gpt-4o"))
     assert kept[5] == 999  # before --from: untouched
     assert cli(["rollups", "rebuild"]) == 0
-    assert_rollups_match(session)
+    assert waiting_calls(session) == waiting
+    assert_rollups_match(session)  # the rebuild's roll-ups leave out exactly the waiting calls
     assert session.execute(select(USAGE).where(USAGE.c.hour == long_ago)).first() is None
 
 

@@ -14,6 +14,7 @@ from core.anomalies import baseline
 from core.anomalies.detectors import DETECTORS, HOUR, WEEK, data_start, load_usage, matrices, needed_hours
 from core.anomalies.rates import CALLS, RATES
 from core.anomalies.schema_drift import CHECKS
+from core.budgets import pending_rollups
 from core.db import get_or_not_found
 from core.models.anomalies import AnomalyAlert
 from core.permissions import Actor, Permission, require
@@ -35,6 +36,7 @@ class History:
 
 def alert_history(session: Session, *, actor: Actor, alert_id: int) -> History:
     require(actor, Permission.ALERT_READ)
+    pending_rollups.catch_up(session.connection())  # before the session's first read (SQLite's snapshot)
     alert = get_or_not_found(session, AnomalyAlert, alert_id, "Anomaly alert")
     spec = DETECTORS[alert.detector]
     first = alert.first_hour - BEFORE

@@ -30,6 +30,7 @@ from core.anomalies.rates import rate_jumps
 from core.anomalies.schema_drift import schema_drift
 from core.anomalies.tuning import load_sensitivity
 from core.anomalies.wording import Names
+from core.budgets import pending_rollups
 from core.db import changed_rows, table_of
 from core.errors import Conflict
 from core.models.anomalies import AnomalyRun
@@ -126,7 +127,9 @@ def detect_if_due(*, engine: Engine | None = None) -> RunResult | None:
 
 
 def find(session: Session, hours: list[datetime]) -> list[Finding]:
-    """Every detector over `hours` (no writes)."""
+    """Every detector over `hours` (no writes of its own; the calls still waiting for the
+    roll-ups are folded first, so an hour is read whole)."""
+    pending_rollups.catch_up(session.connection())
     names = Names.load(session)
     sensitivity = load_sensitivity(session)
     start = data_start(session)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, literal, select
 
-from core.budgets import rollups
+from core.budgets import pending_rollups, rollups
 from core.budgets.rollups import LEDGER, USAGE, USAGE_SUMS, hour_of
 
 DIMENSIONS = ("hour", "team_id", "person_id", "key_id", "prompt_id", "model")
@@ -41,11 +41,13 @@ def ledger_sums(
     """`read_ledger_sums`, cached per (range, grouping, team) until the ledger changes.
 
     A new ledger row (a settle, in any process) raises the ledger's highest id, which every
-    read checks first (one index probe); a rebuild in this process starts afresh. What no
-    probe sees (a retention run in another process, or on PostgreSQL a call committed out of
-    its id order) shows after at most `CACHE_SECONDS`. The result is shared: do not change it.
+    read checks first (one index probe), with whether any settled call waits for the roll-ups
+    (a result read while one waited is read again once it is folded); a rebuild in this
+    process starts afresh. What no probe sees (a retention run in another process, or on
+    PostgreSQL a call committed out of its id order) shows after at most `CACHE_SECONDS`.
+    The result is shared: do not change it.
     """
-    probe = (connection.execute(_LAST_LEDGER_ID).scalar(), rollups.generation())
+    probe = (*connection.execute(_PROBE).one(), rollups.generation())
     key = (start, end, tuple(by), team_id, connection.engine.url.render_as_string())
     now = time.monotonic()
     with _lock:
@@ -53,7 +55,8 @@ def ledger_sums(
         if hit is not None and hit[0] == probe and now - hit[1] < CACHE_SECONDS:
             _cache.move_to_end(key)
             return hit[2]
-    result = read_ledger_sums(connection, start=start, end=end, by=by, team_id=team_id)
+    pending_rollups.catch_up(connection)
+    result = _read(connection, start=start, end=end, by=by, team_id=team_id)
     with _lock:
         _cache[key] = (probe, now, result)
         while len(_cache) > CACHE_ENTRIES:
@@ -65,7 +68,10 @@ CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 256
 _cache: OrderedDict[tuple, tuple[Any, float, dict[tuple, dict[str, int]]]] = OrderedDict()
 _lock = threading.Lock()
-_LAST_LEDGER_ID = select(func.max(LEDGER.c.id))
+_PROBE = select(
+    select(func.max(LEDGER.c.id)).scalar_subquery(),
+    select(rollups.PENDING.c.request_id).limit(1).scalar_subquery(),
+)
 
 
 def clear_cache() -> None:
@@ -83,7 +89,15 @@ def read_ledger_sums(
 ) -> dict[tuple, dict[str, int]]:
     """The ledger's rows in [start, end), summed per `by` (any of DIMENSIONS; a missing person,
     key or prompt is 0): {(values of by...): {"calls": n, "cost_micro": ..., ...}}. An "hour"
-    is the start of what was summed: the hour, or the start of a partial hour at either end."""
+    is the start of what was summed: the hour, or the start of a partial hour at either end.
+    Settled calls waiting for the roll-ups are folded first (pending_rollups.catch_up)."""
+    pending_rollups.catch_up(connection)
+    return _read(connection, start=start, end=end, by=by, team_id=team_id)
+
+
+def _read(
+    connection: Connection, *, start: datetime, end: datetime, by: Sequence[str], team_id: int | None
+) -> dict[tuple, dict[str, int]]:
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown:
         raise ValueError(f"cannot sum the ledger by {unknown}")

@@ -1,4 +1,4 @@
-"""Hourly roll-ups of the usage ledger and the gateway call log: written with each settle, rebuilt on demand.
+"""Hourly roll-ups of the usage ledger and the gateway call log: folded from settled calls, rebuilt on demand.
 
 Three tables (core/models/rollups.py): `usage_rollup` sums the ledger per hour of
 `occurred_at` (what Spend and budgets read), `call_rollup` counts the call log per hour of
@@ -10,15 +10,17 @@ hours and per UTC day of team, prompt and model (`daily_rollups.py`, what Observ
 reads), and per UTC day of prompt version (`version_rollups.py`, what Live A/B reads), in
 the same writes.
 
-Why in `budgets/`: it is the lowest context that every writer (the gateway's settle, the
+Why in `budgets/`: it is the lowest context that every writer (the fold of settled calls, the
 retention run, the demo seeds) and every reader (Spend and budgets here, the gateway's
 Observability, the experiments' Live A/B) may import; it needs only the two tables from
 `core.models`, no module of `gateway/`.
 
-Writes add to the caller's transaction: `record_settled_calls` and `record_settled_ledger`
-aggregate a batch of settled calls (their call-log rows, then their ledger rows) in Python
-and upsert each (hour, dimensions) group once (ON CONFLICT DO UPDATE on SQLite and
-PostgreSQL), in key order so that concurrent batches never deadlock on PostgreSQL.
+Writes add to the caller's transaction: `add_call_rows` and `add_ledger_rows` aggregate
+call-log or ledger rows in Python and upsert each (hour, dimensions) group once (ON
+CONFLICT DO UPDATE on SQLite and PostgreSQL), in key order so that concurrent writers
+never deadlock on PostgreSQL. The gateway's settled calls come through a fold of many calls
+at once (`pending_rollups.py`), not with each settle; a rebuild leaves out the calls still
+waiting for it.
 
 After a retention run deletes or anonymizes ledger or call rows, the hours it touched are
 rebuilt from what remains (`rebuild_hours`): the roll-ups always say what the sources say, so
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, select, text
+from sqlalchemy import Connection, Table, delete, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -42,7 +44,7 @@ from core.audit.record import committing, record
 from core.budgets import daily_rollups, version_rollups
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
-from core.models.rollups import CallLatencyRollup, CallRollup, UsageRollup
+from core.models.rollups import CallLatencyRollup, CallRollup, RollupPending, UsageRollup
 from core.permissions import Actor, Permission, require
 from core.prebuilt import Prebuilt
 
@@ -51,6 +53,7 @@ CALLS = GatewayCall.__table__
 USAGE = UsageRollup.__table__
 CALL = CallRollup.__table__
 LATENCY = CallLatencyRollup.__table__
+PENDING = RollupPending.__table__
 
 # The latency histogram's buckets grow by 5 %: a percentile read as its bucket's geometric
 # middle is within 2.5 % of the exact value.
@@ -85,7 +88,7 @@ LATENCY_KEYS = ("hour", "team_id", "prompt_name", "prompt_version", "model", "bu
 LATENCY_SUMS = ("calls",)
 
 # What a rebuild reads of each source (the same names as the settle's row dicts).
-_LEDGER_COLUMNS = (
+LEDGER_COLUMNS = (
     "occurred_at",
     "team_id",
     "person_id",
@@ -99,7 +102,7 @@ _LEDGER_COLUMNS = (
     "cost_micro",
     "cache_hit",
 )
-_CALL_COLUMNS = (
+CALL_COLUMNS = (
     "created_at",
     "team_id",
     "key_id",
@@ -208,42 +211,13 @@ def call_groups(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple, list], d
 # ---- writing ------------------------------------------------------------------------------
 
 
-def record_settled_calls(connection: Connection, calls: Sequence[Mapping[str, Any]]) -> None:
-    """The call-log roll-ups of a batch: `calls` are the call-log rows as the settle inserted
-    them (core/gateway/settle.py)."""
-    if not calls:
-        return
-    groups, latencies = call_groups(calls)
-    add_groups(connection, CALL, groups)
-    add_groups(connection, LATENCY, latencies)
-    daily_rollups.add_calls(connection, groups, latencies)
-    version_rollups.add_calls(connection, groups, latencies)
-
-
-def record_settled_ledger(
-    connection: Connection,
-    calls: Sequence[Mapping[str, Any]],
-    *,
-    ledger_rows: Iterable[Mapping[str, Any]] | None = None,
-) -> None:
-    """The usage roll-ups of a batch's ledger rows. `ledger_rows` are the column values of the
-    rows the transaction inserted for `calls` (core.budgets.settlement.settle_many returns
-    them), so the roll-ups hold exactly what the ledger holds (its price, its time, its person
-    and prompt) without reading it again; when None, they are read back by request id."""
-    if not calls:
-        return
-    if ledger_rows is None:
-        ledger_rows = _ledger_rows_of(connection, [c["request_id"] for c in calls])
-    add_groups(connection, USAGE, ledger_groups(ledger_rows))
-
-
 def add_ledger_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """For a writer of ledger rows other than the gateway's settle (the demo seed)."""
+    """The usage roll-ups of these ledger rows (`LEDGER_COLUMNS`' values), added to what they hold."""
     add_groups(connection, USAGE, ledger_groups(rows))
 
 
 def add_call_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """For a writer of call-log rows other than the gateway's settle."""
+    """Every call roll-up of these call-log rows (`CALL_COLUMNS`' values), added to what they hold."""
     groups, latencies = call_groups(rows)
     add_groups(connection, CALL, groups)
     add_groups(connection, LATENCY, latencies)
@@ -287,15 +261,6 @@ def _upsert(dialect: str, table: Table) -> Prebuilt:
     return statement
 
 
-_LEDGER_BY_REQUEST = select(*(LEDGER.c[c] for c in _LEDGER_COLUMNS)).where(
-    LEDGER.c.request_id.in_(bindparam("ids", expanding=True))
-)
-
-
-def _ledger_rows_of(connection: Connection, request_ids: list[str]) -> list[Mapping[str, Any]]:
-    return [row._mapping for row in connection.execute(_LEDGER_BY_REQUEST, {"ids": request_ids})]
-
-
 # ---- rebuilding ---------------------------------------------------------------------------
 
 
@@ -308,14 +273,35 @@ class Rebuilt:
     call_groups: int
 
 
+# Every roll-up table, in the order every transaction that locks them whole locks them.
+LOCKED_TABLES = ", ".join(
+    t.name
+    for t in (
+        USAGE,
+        CALL,
+        LATENCY,
+        daily_rollups.HOURLY,
+        daily_rollups.SIX_HOURLY,
+        daily_rollups.DAILY,
+        version_rollups.VERSION_DAILY,
+    )
+)
+
+
 def lock(connection: Connection) -> None:
-    """Hold off every settle's roll-up write until this transaction ends (PostgreSQL; SQLite's
-    write transaction already excludes every other writer). A settle that committed before
-    is in what the rebuild reads; one that commits after adds to what the rebuild wrote."""
+    """Hold off every fold of waiting calls (core/budgets/pending_rollups.py) until this
+    transaction ends (PostgreSQL; SQLite's write transaction already excludes every other
+    writer). A fold that committed before is in what the rebuild reads; the calls still
+    waiting are left out of it, and added by their fold."""
     if connection.dialect.name == "postgresql":
-        rolled = (daily_rollups.HOURLY, daily_rollups.SIX_HOURLY, daily_rollups.DAILY, version_rollups.VERSION_DAILY)
-        tables = ", ".join(t.name for t in (USAGE, CALL, LATENCY, *rolled))
-        connection.execute(text(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE"))
+        connection.execute(text(f"LOCK TABLE {LOCKED_TABLES} IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def not_pending(source: Table) -> Any:
+    """A condition on ledger or call-log rows: their call is in the roll-ups, not waiting for a
+    fold (a row with no request id never waits). In the statement that reads the rows, so that
+    a call committed meanwhile is seen with its pending row or not at all."""
+    return ~exists().where(PENDING.c.request_id == source.c.request_id)
 
 
 def rebuild(connection: Connection, *, since: datetime | None = None, step: timedelta = timedelta(days=7)) -> Rebuilt:
@@ -331,8 +317,8 @@ def rebuild(connection: Connection, *, since: datetime | None = None, step: time
         connection.execute(statement)
     counts = [0, 0, 0, 0]
     for source, time_column, columns in (
-        (LEDGER, "occurred_at", _LEDGER_COLUMNS),
-        (CALLS, "created_at", _CALL_COLUMNS),
+        (LEDGER, "occurred_at", LEDGER_COLUMNS),
+        (CALLS, "created_at", CALL_COLUMNS),
     ):
         column = source.c[time_column]
         bounds = connection.execute(select(func.min(column), func.max(column))).one()
@@ -344,7 +330,7 @@ def rebuild(connection: Connection, *, since: datetime | None = None, step: time
             rows = [
                 r._mapping
                 for r in connection.execute(
-                    select(*(source.c[c] for c in columns)).where(column >= cursor, column < upto)
+                    select(*(source.c[c] for c in columns)).where(column >= cursor, column < upto, not_pending(source))
                 )
             ]
             if source is LEDGER:
@@ -390,8 +376,8 @@ def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime])
         if table == LEDGER.name:
             connection.execute(delete(USAGE).where(USAGE.c.hour == hour))
             rows = connection.execute(
-                select(*(LEDGER.c[c] for c in _LEDGER_COLUMNS)).where(
-                    LEDGER.c.occurred_at >= hour, LEDGER.c.occurred_at < end
+                select(*(LEDGER.c[c] for c in LEDGER_COLUMNS)).where(
+                    LEDGER.c.occurred_at >= hour, LEDGER.c.occurred_at < end, not_pending(LEDGER)
                 )
             )
             add_groups(connection, USAGE, ledger_groups(r._mapping for r in rows))
@@ -399,7 +385,9 @@ def rebuild_hours(connection: Connection, table: str, hours: Iterable[datetime])
             connection.execute(delete(CALL).where(CALL.c.hour == hour))
             connection.execute(delete(LATENCY).where(LATENCY.c.hour == hour))
             rows = connection.execute(
-                select(*(CALLS.c[c] for c in _CALL_COLUMNS)).where(CALLS.c.created_at >= hour, CALLS.c.created_at < end)
+                select(*(CALLS.c[c] for c in CALL_COLUMNS)).where(
+                    CALLS.c.created_at >= hour, CALLS.c.created_at < end, not_pending(CALLS)
+                )
             )
             groups, latencies = call_groups([r._mapping for r in rows])
             add_groups(connection, CALL, groups)

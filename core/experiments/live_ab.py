@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from core.budgets import rollups
+from core.budgets import pending_rollups, rollups
 from core.budgets.daily_rollups import day_of
 from core.budgets.latency_histogram import unpack
 from core.budgets.ledger_sums import ceil_hour
@@ -62,6 +62,7 @@ def version_keys(version: PromptVersion) -> set[str]:
 def compare_live(session: Session, *, actor: Actor, prompt_id: int) -> list[LiveVersionStats]:
     """Stats since the active split began, for versions A and B (empty without a split)."""
     require(actor, Permission.OBSERVABILITY_READ)
+    pending_rollups.catch_up(session.connection())  # before the session's first read (SQLite's snapshot)
     split = traffic.active_split(session, prompt_id)
     if split is None:
         return []

@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from core import clock
+from core.budgets import pending_rollups
 from core.budgets.latency_histogram import Histograms, Read
 from core.budgets.ledger_sums import ceil_hour
 from core.budgets.rollups import bucket_middle_ms, hour_of
@@ -129,6 +130,7 @@ def gateway_metrics(session: Session, *, actor: Actor, query: MetricsQuery = Met
     the window; the latency histograms of all parts merged per period and group here."""
     require(actor, Permission.OBSERVABILITY_READ)
     query.check()
+    pending_rollups.catch_up(session.connection())
     start = clock.now() - timedelta(days=query.days)
     first_hour = ceil_hour(start)
     hours = 0  # per day
@@ -193,6 +195,7 @@ def filter_options(session: Session, *, actor: Actor, days: int) -> tuple[list[s
     require(actor, Permission.OBSERVABILITY_READ)
     query = MetricsQuery(days=days)
     query.check()
+    pending_rollups.catch_up(session.connection())
     pairs = parts.models_and_prompts(session, hour_of(clock.now() - timedelta(days=days)))
     return sorted({m for m, _ in pairs if m}), sorted({p for _, p in pairs if p})
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from core import clock, db
 from core.audit.record import prepare_event
 from core.budgets.usage import Usage
-from core.gateway import schema_checks
+from core.gateway import rollup_folder, schema_checks
 from core.gateway.call_state import CallState
 from core.gateway.escalation import stored_variables
 from core.gateway.group_commit import GroupCommit
@@ -131,7 +131,9 @@ def settle(
             else None
         ),
     )
-    _group_commit().submit(settled)  # returns once this call's rows are committed
+    engine = db.get_engine()
+    _group_commit(engine).submit(settled)  # returns once this call's rows are committed
+    rollup_folder.settled(engine)
     call.settled = True
     # Counted and logged once committed: /metrics and the log never show a call the call log lacks.
     observe_call(row)
@@ -144,9 +146,8 @@ _batchers: weakref.WeakKeyDictionary[Engine, GroupCommit[SettledCall]] = weakref
 _batchers_lock = threading.Lock()
 
 
-def _group_commit() -> GroupCommit[SettledCall]:
+def _group_commit(engine: Engine) -> GroupCommit[SettledCall]:
     """The batcher of the configured database (one per engine: a batch is one transaction)."""
-    engine = db.get_engine()
     batcher = _batchers.get(engine)
     if batcher is None:
         with _batchers_lock:

@@ -14,7 +14,7 @@ locks, so two batches (in two processes on PostgreSQL) lock rows in the same ord
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from core.audit.record import record_rows
-from core.budgets import rollups
+from core.budgets import pending_rollups
 from core.budgets.usage import Usage
 from core.gateway import cache
 from core.gateway.catches import write_catches
@@ -85,17 +85,19 @@ _PAYLOAD_MODES = "quorum_writeback_payload_modes"
 
 
 def write_calls(session: Session, calls: Sequence[SettledCall]) -> None:
-    """The call-log rows; and when the batch's payloads are all one team's (as they mostly are),
-    that team's payload mode read in the same statement (core.together: a read of a row this
-    transaction does not write) for `write_payloads`."""
+    """The call-log rows and the calls' pending roll-up rows (core/budgets/pending_rollups.py:
+    a fold adds the calls to the roll-ups later, many at once); and when the batch's payloads
+    are all one team's (as they mostly are), that team's payload mode read in the same
+    statement (core.together: a read of a row this transaction does not write) for
+    `write_payloads`."""
     connection = session.connection()
-    inserts = (_INSERT_CALL, [c.row for c in calls])
+    inserts = [(_INSERT_CALL, [c.row for c in calls]), pending_rollups.pend([c.row["request_id"] for c in calls])]
     teams = {c.row["team_id"] for c in calls if c.request_json is not None}
     if len(teams) != 1 or None in teams:
-        run_together(connection, [inserts])
+        run_together(connection, inserts)
         return
     (team_id,) = teams
-    found = run_together(connection, [inserts, payload_mode_read(team_id)], fetch=True)
+    found = run_together(connection, [*inserts, payload_mode_read(team_id)], fetch=True)
     session.info[_PAYLOAD_MODES] = {team_id: payload_mode_of(found)}
 
 
@@ -150,16 +152,8 @@ def write_cache(session: Session, calls: Sequence[SettledCall]) -> None:
         )
 
 
-# The ledger rows a batch's budget gates wrote, for the roll-ups (session.info, this transaction only).
-_LEDGER_ROWS = "quorum_writeback_ledger_rows"
-
-
 def write_budgets(session: Session, calls: Sequence[SettledCall]) -> None:
-    """Each budget gate settles its calls together: one update per counter row, one ledger INSERT.
-
-    Keeps the ledger rows the gates say they wrote for `write_usage_rollups`; None when a gate
-    cannot say (the roll-ups then read the batch's ledger rows back)."""
-    written: list[Mapping[str, Any]] | None = []
+    """Each budget gate settles its calls together: one update per counter row, one ledger INSERT."""
     by_gate: dict[int, tuple[BudgetGate, list[tuple[Reservation, Usage, CallOutcome]]]] = {}
     for call in calls:
         if call.budget is not None:
@@ -169,26 +163,11 @@ def write_budgets(session: Session, calls: Sequence[SettledCall]) -> None:
             )
     for gate, settled in by_gate.values():
         many = getattr(gate, "settle_many", None)
-        rows = many(session, settled) if many is not None else None
-        if many is None:  # a gate of its own (tests, extensions) that settles one call at a time
+        if many is not None:
+            many(session, settled)
+        else:  # a gate of its own (tests, extensions) that settles one call at a time
             for reservation, usage, outcome in settled:
                 gate.settle(session, reservation, usage, outcome)
-        if rows is None or written is None:
-            written = None
-        else:
-            written.extend(rows)
-    session.info[_LEDGER_ROWS] = written
-
-
-def write_call_rollups(session: Session, calls: Sequence[SettledCall]) -> None:
-    """The batch's call-log roll-ups: one upsert per hour (or day) and group."""
-    rollups.record_settled_calls(session.connection(), [c.row for c in calls])
-
-
-def write_usage_rollups(session: Session, calls: Sequence[SettledCall]) -> None:
-    """The batch's usage roll-ups, summed from the ledger rows `write_budgets` just wrote."""
-    ledger_rows = session.info.pop(_LEDGER_ROWS, None)
-    rollups.record_settled_ledger(session.connection(), [c.row for c in calls], ledger_rows=ledger_rows)
 
 
 def write_audit(session: Session, calls: Sequence[SettledCall]) -> None:
@@ -206,11 +185,9 @@ WRITERS: list[Writer] = [
     write_holds,
     write_catches,
     write_cache,
-    write_call_rollups,
     write_key_networks,
     write_schema_checks,
     write_budgets,
-    write_usage_rollups,
     write_audit,
 ]
 

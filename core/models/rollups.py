@@ -169,3 +169,15 @@ class CallVersionDailyRollup(SQLModel, table=True):
     cost_micro: int = Field(default=0, sa_type=BigInteger)
     ok_latency_ms: float = Field(default=0.0, sa_type=Float)  # sum over answered calls, for the mean
     latency_histogram: bytes = Field(default=b"", sa_type=LargeBinary)
+
+
+class RollupPending(SQLModel, table=True):
+    """A settled gateway call whose call-log row and ledger row are not yet in the roll-ups.
+
+    The settle writes one per call (same transaction as the call's rows); a fold
+    (core/budgets/pending_rollups.py) adds the call to every roll-up and deletes this row in
+    one transaction. So a call is in the roll-ups exactly when it has no row here."""
+
+    __tablename__ = "rollup_pending"
+
+    request_id: str = Field(max_length=64, primary_key=True)
