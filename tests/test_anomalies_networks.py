@@ -13,6 +13,7 @@ from sqlalchemy import insert, text
 from core import db
 from core.anomalies import alerts, run
 from core.anomalies.tuning import set_sensitivity
+from core.budgets import pending_rollups
 from core.db import table_of
 from core.gateway import policies
 from core.gateway.key_networks import network_of
@@ -172,6 +173,7 @@ def _trust(monkeypatch, proxies: str | None) -> None:
 
 def _rows(session) -> list[tuple]:
     session.rollback()
+    pending_rollups.catch_up(session.connection())  # as the detector reads them: every call folded
     return [
         tuple(r)
         for r in session.execute(
@@ -201,12 +203,29 @@ def test_concurrent_calls_count_per_network_and_store_only_the_prefix(server, ga
         ]
     )
     assert all(r[4] for r in rows)
-    # Nowhere is the full address kept: not in this table, the call log or the audit log.
+    # Nowhere is the full address kept: not in this table, the call log, the calls waiting
+    # for their fold (whose prefixes are kept there meanwhile) or the audit log.
     with db.get_engine().connect() as connection:
-        for table in ("key_network", "gateway_call", "audit_event"):
+        for table in ("key_network", "gateway_call", "rollup_pending", "audit_event"):
             dump = " ".join(str(v) for row in connection.execute(text(f"SELECT * FROM {table}")) for v in row)
             for address in ("203.0.113.7", "203.0.113.200", "2001:db8:5:6::1", "198.51.100.23"):
                 assert address not in dump, (table, address)
+
+
+def test_a_network_waits_with_its_call_for_the_fold_as_a_prefix(server, gateway, session, monkeypatch):
+    from core.gateway import rollup_folder
+
+    monkeypatch.setattr(rollup_folder, "settled", lambda engine: None)  # only the read below folds
+    policies.forget()
+    _trust(monkeypatch, "127.0.0.1/32")
+    key = new_key(session)
+    _ask(server, key, "203.0.113.9")
+    session.rollback()
+    waiting = session.execute(text("SELECT network FROM rollup_pending")).scalars().all()
+    assert waiting == ["203.0.113.0/24"]
+    assert session.execute(text("SELECT count(*) FROM key_network")).scalar() == 0
+    assert [(r[0], r[2], r[3]) for r in _rows(session)] == [(key.key_id, "203.0.113.0/24", 1)]
+    assert session.execute(text("SELECT count(*) FROM rollup_pending")).scalar() == 0
 
 
 def test_without_trusted_proxies_the_socket_address_counts(server, gateway, session, monkeypatch):

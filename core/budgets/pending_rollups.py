@@ -4,9 +4,10 @@ The roll-ups (`rollups.py`, `daily_rollups.py`, `version_rollups.py`) hold rows 
 call of a team adds to: the team's hour, six hours and day. Written by every settled batch,
 they were the gateway's hottest rows: on PostgreSQL two processes' batches took turns on
 them from their first roll-up upsert to their commit, and they were about a third of a
-batch's statements. So the settle writes only a row of `rollup_pending` per call (in the
-call's own transaction, with its call-log and ledger rows), and `fold` adds the calls those
-rows name to every roll-up and deletes the rows, in one transaction: a call is in the
+batch's statements; and so was a key's network row (`key_networks.py`). So the settle writes
+only a row of `rollup_pending` per call (in the call's own transaction, with its call-log and
+ledger rows, and the network prefix of a team key's call), and `fold` adds the calls those
+rows name to every roll-up and to their keys' networks and deletes the rows, in one transaction: a call is in the
 roll-ups exactly when it has no pending row, whatever crashed when.
 
 Who folds: each process that settles calls, in the background, about every
@@ -29,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, text
 
 from core import db, sqlite_engine
-from core.budgets import rollups
+from core.budgets import key_networks, rollups
 from core.prebuilt import Prebuilt
 from core.together import Part
 
@@ -41,7 +42,7 @@ FOLD_CHUNK = 500
 
 _INSERT = Prebuilt(insert(PENDING))
 _ANY = select(PENDING.c.request_id).limit(1)
-_CALLS = select(*(rollups.CALLS.c[c] for c in rollups.CALL_COLUMNS)).where(
+_CALLS = select(rollups.CALLS.c.request_id, *(rollups.CALLS.c[c] for c in rollups.CALL_COLUMNS)).where(
     rollups.CALLS.c.request_id.in_(bindparam("ids", expanding=True))
 )
 _LEDGER = select(*(rollups.LEDGER.c[c] for c in rollups.LEDGER_COLUMNS)).where(
@@ -51,19 +52,20 @@ _CLAIM = {
     # One statement: the rows another fold holds are skipped, not waited for.
     "postgresql": text(
         "DELETE FROM rollup_pending WHERE request_id IN "
-        "(SELECT request_id FROM rollup_pending LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING request_id"
+        "(SELECT request_id FROM rollup_pending LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING request_id, network"
     ),
     # SQLite's write transaction excludes every other writer: nothing to skip.
     "sqlite": text(
         "DELETE FROM rollup_pending WHERE request_id IN "
-        "(SELECT request_id FROM rollup_pending LIMIT :n) RETURNING request_id"
+        "(SELECT request_id FROM rollup_pending LIMIT :n) RETURNING request_id, network"
     ),
 }
 
 
-def pend(request_ids: Sequence[str]) -> Part:
-    """The settle's part (core.together): these calls wait for the roll-ups."""
-    return (_INSERT, [{"request_id": r} for r in request_ids])
+def pend(calls: Sequence[tuple[str, str | None]]) -> Part:
+    """The settle's part (core.together): these calls, (request id, the network prefix of a
+    team key's call or None), wait for the roll-ups."""
+    return (_INSERT, [{"request_id": r, "network": n} for r, n in calls])
 
 
 def fold(connection: Connection, *, limit: int = FOLD_CHUNK) -> int:
@@ -71,14 +73,25 @@ def fold(connection: Connection, *, limit: int = FOLD_CHUNK) -> int:
     how many were claimed (0: none waits, as this transaction sees it)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text(f"LOCK TABLE {rollups.LOCKED_TABLES} IN ROW EXCLUSIVE MODE"))
-    ids = [r for (r,) in connection.execute(_CLAIM[connection.dialect.name], {"n": limit})]
-    if not ids:
+    claimed = connection.execute(_CLAIM[connection.dialect.name], {"n": limit}).all()
+    if not claimed:
         return 0
+    ids = [request_id for request_id, _network in claimed]
     calls = [r._mapping for r in connection.execute(_CALLS, {"ids": ids})]
     ledger = [r._mapping for r in connection.execute(_LEDGER, {"ids": ids})]
     rollups.add_call_rows(connection, calls)
     rollups.add_ledger_rows(connection, ledger)
-    return len(ids)
+    networks = {request_id: network for request_id, network in claimed if network is not None}
+    if networks:
+        key_networks.add(
+            connection,
+            [
+                (c["key_id"], c["team_id"], networks[c["request_id"]], c["created_at"])
+                for c in calls
+                if c["request_id"] in networks and c["key_id"] is not None
+            ],
+        )
+    return len(claimed)
 
 
 def fold_all(engine: Any = None) -> int:

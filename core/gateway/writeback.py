@@ -26,7 +26,6 @@ from core.budgets import pending_rollups
 from core.budgets.usage import Usage
 from core.gateway import cache
 from core.gateway.catches import write_catches
-from core.gateway.key_networks import write_key_networks
 from core.gateway.ports import BudgetGate, CallOutcome, Reservation
 from core.gateway.schema_checks import write_schema_checks
 from core.models.gateway import GatewayCall, HeldRequest, StoredPayload
@@ -86,12 +85,17 @@ _PAYLOAD_MODES = "quorum_writeback_payload_modes"
 
 def write_calls(session: Session, calls: Sequence[SettledCall]) -> None:
     """The call-log rows and the calls' pending roll-up rows (core/budgets/pending_rollups.py:
-    a fold adds the calls to the roll-ups later, many at once); and when the batch's payloads
+    a fold adds the calls to the roll-ups and their keys' networks later, many at once); and when the batch's payloads
     are all one team's (as they mostly are), that team's payload mode read in the same
     statement (core.together: a read of a row this transaction does not write) for
     `write_payloads`."""
     connection = session.connection()
-    inserts = [(_INSERT_CALL, [c.row for c in calls]), pending_rollups.pend([c.row["request_id"] for c in calls])]
+    inserts = [
+        (_INSERT_CALL, [c.row for c in calls]),
+        pending_rollups.pend(
+            [(c.row["request_id"], c.network if c.row["key_id"] is not None else None) for c in calls]
+        ),
+    ]
     teams = {c.row["team_id"] for c in calls if c.request_json is not None}
     if len(teams) != 1 or None in teams:
         run_together(connection, inserts)
@@ -185,7 +189,6 @@ WRITERS: list[Writer] = [
     write_holds,
     write_catches,
     write_cache,
-    write_key_networks,
     write_schema_checks,
     write_budgets,
     write_audit,

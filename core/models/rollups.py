@@ -181,3 +181,5 @@ class RollupPending(SQLModel, table=True):
     __tablename__ = "rollup_pending"
 
     request_id: str = Field(max_length=64, primary_key=True)
+    # The network prefix a team key's call came from (core.budgets.key_networks), else None.
+    network: str | None = Field(default=None, max_length=64)

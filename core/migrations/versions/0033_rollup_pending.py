@@ -4,8 +4,8 @@ Revision ID: 0033
 Revises: 0032
 Create Date: 2026-11-28
 
-The settle updated every roll-up (hourly, six-hour, daily, per version, usage) for every
-batch of calls: rows that every batch of a team updates, so that on PostgreSQL two gateway
+The settle updated every roll-up (hourly, six-hour, daily, per version, usage) and its key's
+network row for every batch of calls: rows that every batch of a team updates, so that on PostgreSQL two gateway
 processes' batches took turns on them. The settle now writes one row here per call, in the
 call's own transaction, and a fold adds many calls to the roll-ups at once. The table starts
 empty: every call already settled is in the roll-ups.
@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "rollup_pending",
         sa.Column("request_id", sa.String(length=64), nullable=False),
+        sa.Column("network", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("request_id"),
     )
 
