@@ -105,7 +105,7 @@ def seed_budgets(session: Session) -> None:
                 )
     if rows:
         session.execute(insert(UsageRecord.__table__), rows)
-        rollups.add_ledger_rows(session.connection(), rows)  # as each settle would have
+        rollups.add_ledger_rows(session.connection(), rows)  # as a fold of these calls would have
         session.commit()
 
     month = periods.period_at("month", now)

@@ -1,14 +1,15 @@
 """Settled calls waiting for the roll-ups, and the fold that adds them, many calls at once.
 
 The roll-ups (`rollups.py`, `daily_rollups.py`, `version_rollups.py`) hold rows that every
-call of a team adds to: the team's hour, six hours and day. Written by every settled batch,
+call of a team adds to: the team's hour, six hours and day; a key's network row
+(`key_networks.py`) is one every call of the key adds to. Written by every settled batch,
 they were the gateway's hottest rows: on PostgreSQL two processes' batches took turns on
 them from their first roll-up upsert to their commit, and they were about a third of a
-batch's statements; and so was a key's network row (`key_networks.py`). So the settle writes
-only a row of `rollup_pending` per call (in the call's own transaction, with its call-log and
-ledger rows, and the network prefix of a team key's call), and `fold` adds the calls those
-rows name to every roll-up and to their keys' networks and deletes the rows, in one transaction: a call is in the
-roll-ups exactly when it has no pending row, whatever crashed when.
+batch's statements. So the settle writes only a row of `rollup_pending` per call (in the
+call's own transaction, with its call-log and ledger rows; with the network prefix of a team
+key's call), and `fold` adds the calls those rows name to every roll-up and to their keys'
+networks and deletes the rows, in one transaction: a call is in the roll-ups exactly when it
+has no pending row, whatever crashed when.
 
 Who folds: each process that settles calls, in the background, about every
 `gateway.rollup_folder.FOLD_EVERY_S` (core/gateway/rollup_folder.py); and every reader of the

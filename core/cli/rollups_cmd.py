@@ -15,14 +15,16 @@ def register(commands: Commands) -> None:
     group = commands.add_parser(
         "rollups",
         help="Hourly roll-ups of the usage ledger and the call log.",
-        description="Hourly roll-ups of the usage ledger and the call log (written with every call).",
+        description="Hourly roll-ups of the usage ledger and the call log (settled calls are folded in "
+        "about once a second, and before any page reads them).",
     )
     sub = group.add_subparsers(title="rollups commands", metavar="COMMAND", required=True)
     rebuild = sub.add_parser(
         "rebuild",
         help="Recompute the roll-ups exactly from the ledger and the call log.",
         description="Recompute the roll-ups from the usage ledger and the gateway call log, in one "
-        "transaction (settles wait for it): all of them, or from the hour of --from on.",
+        "transaction (folds of settled calls wait for it; the calls still waiting are left to their fold): "
+        "all of them, or from the hour of --from on.",
     )
     rebuild.add_argument("--from", dest="since", help="Rebuild from this UTC date or time on (e.g. 2026-11-01).")
     rebuild.set_defaults(func=_rebuild)
