@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
 from core import clock, db, sqlite_engine
-from core.budgets import pending_rollups, periods, rollups
+from core.budgets import daily_rollups, pending_rollups, periods, rollups, version_rollups
 from core.budgets.ledger_sums import read_ledger_sums
 from core.gateway import rollup_folder
+from core.identity.people import team_by_name
 from core.models.rollups import RollupPending
 from tests.test_rollups import (  # noqa: F401 - `traffic` is a fixture
     CALLS,
@@ -23,10 +29,20 @@ from tests.test_rollups import (  # noqa: F401 - `traffic` is a fixture
     assert_rollups_match,
     fold_once,
     traffic,
+    varied_call_rows,
     waiting_calls,
 )
 
 PENDING = RollupPending.__table__
+ROLLUP_TABLES = [
+    rollups.USAGE,
+    rollups.CALL,
+    rollups.LATENCY,
+    daily_rollups.HOURLY,
+    daily_rollups.SIX_HOURLY,
+    daily_rollups.DAILY,
+    version_rollups.VERSION_DAILY,
+]
 
 
 @pytest.fixture
@@ -195,3 +211,92 @@ def test_a_fold_waits_for_a_rebuild_and_neither_counts_a_call_twice(session, set
     thread.join(30)
     assert done.is_set() and isinstance(results[0], int) and results[0] > 0, results
     assert_rollups_match(session)
+
+
+# ---- any interleaving of settles, folds, rebuilds and retention deletes ----------------------
+
+Operation = tuple[str, int]
+OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("settle"), st.integers(1, 6)),
+        st.tuples(st.just("fold"), st.integers(1, 5)),  # a fold of at most this many calls
+        st.just(("rebuild", 0)),
+        st.tuples(st.just("delete"), st.integers(1, 3)),  # a retention run deletes calls
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def settle_directly(teams: list[int], count: int, seed: int) -> None:
+    """What a settled batch writes for the roll-ups: call rows, ledger rows for the answered
+    calls, and a pending row per call, in one transaction (no gateway: many examples run)."""
+    start = clock.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    rows = varied_call_rows(start, [(seed * 997 + i * 331) % (3 * 24 * 60) for i in range(count)])
+    with db.write_session() as writer:
+        for row in rows:
+            row["request_id"] = f"req_{uuid.uuid4().hex}"
+            row["team_id"] = teams[row["team_id"] % len(teams)]
+            row["endpoint"] = "chat"
+        writer.execute(insert(CALLS), rows)
+        ledger = [
+            {
+                "occurred_at": r["created_at"],
+                "team_id": r["team_id"],
+                "key_id": r["key_id"],
+                "model": r["model"],
+                "input_tokens": r["input_tokens"],
+                "output_tokens": r["output_tokens"],
+                "cost_micro": r["cost_micro"],
+                "cache_hit": r["cache_hit"],
+                "request_id": r["request_id"],
+            }
+            for r in rows
+            if r["status"] == "ok"
+        ]
+        if ledger:
+            writer.execute(insert(LEDGER), ledger)
+        writer.execute(insert(PENDING), [{"request_id": r["request_id"], "network": None} for r in rows])
+        writer.commit()
+
+
+def delete_calls(session, count: int) -> None:
+    """A retention run's batch: the oldest calls and their ledger rows deleted, their hours rebuilt."""
+    session.rollback()
+    ids = [r for (r,) in session.execute(select(CALLS.c.request_id).order_by(CALLS.c.id).limit(count))]
+    if not ids:
+        return
+    with db.write_session() as writer:
+        connection = writer.connection()
+        for table, name in ((LEDGER, "usage_record"), (CALLS, "gateway_call")):
+            hours = rollups.hours_of(connection, name, "request_id", ids)
+            connection.execute(delete(table).where(table.c.request_id.in_(ids)))
+            rollups.rebuild_hours(connection, name, hours)
+        writer.commit()
+
+
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=OPERATIONS)
+def test_any_interleaving_keeps_the_rollups_equal_to_the_folded_calls(
+    session, directory, no_background_fold, operations: list[Operation]
+):
+    teams = [team_by_name(session, name).id for name in ("Support", "Legal")]
+    with db.write_session() as writer:  # each example from nothing: its failure replays alike
+        for table in (PENDING, CALLS, LEDGER, *ROLLUP_TABLES):
+            writer.execute(delete(table))
+        writer.commit()
+    for step, (operation, size) in enumerate(operations):
+        if operation == "settle":
+            settle_directly(teams, size, step)
+        elif operation == "fold":
+            with db.write_session() as writer:
+                pending_rollups.fold(writer.connection(), limit=size)
+                writer.commit()
+        elif operation == "rebuild":
+            with db.write_session() as writer:
+                rollups.rebuild(writer.connection())
+                writer.commit()
+        else:
+            delete_calls(session, size)
+        _assert_rollups_match(session, folded_only=True)
+    assert_rollups_match(session)  # and once a reader catches up, every call counts
