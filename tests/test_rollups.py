@@ -864,7 +864,8 @@ def test_the_upgrade_fills_the_daily_rollups_from_the_hourly_ones(tmp_path):
 def test_rollups_equal_the_ledger_when_the_budget_gate_does_not_return_its_ledger_rows(
     session, traffic, monkeypatch, gate_kind
 ):
-    """The roll-ups are summed from the ledger rows the gate returns; a gate that returns none is read back."""
+    """A gate of its own, settling call by call or saying nothing of what it wrote: the fold reads
+    the ledger rows themselves, so the roll-ups still hold exactly what the ledger holds."""
     if gate_kind == "settles call by call":
         monkeypatch.setattr(BudgetsGate, "settle_many", None)
     else:

@@ -116,8 +116,8 @@ class BudgetGate(Protocol):
     ) -> Sequence[Mapping[str, Any]] | None:
         """`settle` for calls written back together (group commit): one update per counter row for all.
 
-        Returns the ledger rows' column values it wrote (the hourly roll-ups are summed from
-        them, with no read-back), or None when it cannot say (the roll-ups then read them)."""
+        May return the ledger rows' column values it wrote (or None); the gateway does not need
+        them (the roll-ups are folded from the ledger later, core/budgets/pending_rollups.py)."""
 
     def release(self, reservation: Reservation, reason: str) -> None:
         """Drop the hold: the call was refused or failed upstream."""

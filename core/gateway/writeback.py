@@ -85,10 +85,10 @@ _PAYLOAD_MODES = "quorum_writeback_payload_modes"
 
 def write_calls(session: Session, calls: Sequence[SettledCall]) -> None:
     """The call-log rows and the calls' pending roll-up rows (core/budgets/pending_rollups.py:
-    a fold adds the calls to the roll-ups and their keys' networks later, many at once); and when the batch's payloads
-    are all one team's (as they mostly are), that team's payload mode read in the same
-    statement (core.together: a read of a row this transaction does not write) for
-    `write_payloads`."""
+    a fold adds the calls to the roll-ups and their keys' networks later, many at once); and
+    when the batch's payloads are all one team's (as they mostly are), that team's payload
+    mode read in the same statement (core.together: a read of a row this transaction does
+    not write) for `write_payloads`."""
     connection = session.connection()
     inserts = [
         (_INSERT_CALL, [c.row for c in calls]),
