@@ -12,8 +12,8 @@ the same writes.
 
 Why in `budgets/`: it is the lowest context that every writer (the fold of settled calls, the
 retention run, the demo seeds) and every reader (Spend and budgets here, the gateway's
-Observability, the experiments' Live A/B) may import; it needs only the two tables from
-`core.models`, no module of `gateway/`.
+Observability, the experiments' Live A/B) may import; it needs only tables from `core.models`,
+no module of `gateway/`.
 
 Writes add to the caller's transaction: `add_call_rows` and `add_ledger_rows` aggregate
 call-log or ledger rows in Python and upsert each (hour, dimensions) group once (ON
@@ -87,7 +87,7 @@ CALL_SUMS = (
 LATENCY_KEYS = ("hour", "team_id", "prompt_name", "prompt_version", "model", "bucket")
 LATENCY_SUMS = ("calls",)
 
-# What a rebuild reads of each source (the same names as the settle's row dicts).
+# What a fold and a rebuild read of each source (the names of the call log's and the ledger's columns).
 LEDGER_COLUMNS = (
     "occurred_at",
     "team_id",
