@@ -65,6 +65,18 @@ def _isolated_environment(monkeypatch, tmp_path):
     reset_settings()
 
 
+@pytest.fixture(autouse=True)
+def _folds_when_read(request, monkeypatch):
+    """In this process, settled calls are folded into the roll-ups by their readers only, unless
+    a test is marked `background_fold`: a fold that commits in the background between a test's
+    own read and write (SQLite's deferred transaction of the `session` fixture) would fail that
+    write at random. Servers the tests start in processes of their own fold as deployed."""
+    if request.node.get_closest_marker("background_fold") is None:
+        from core.gateway import rollup_folder
+
+        monkeypatch.setattr(rollup_folder, "settled", lambda engine: None)
+
+
 @pytest.fixture(scope="session")
 def _template_db(tmp_path_factory) -> str:
     if ON_POSTGRES:

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import insert, select, text
 from sqlmodel import Session, SQLModel
 
-from core import clock, demo
+from core import clock, db, demo
 from core.settings import settings
 
 # The per-test paths (tests/conftest.py's `_isolated_environment`): not part of what the demo is.
@@ -41,13 +41,22 @@ class _Snapshot:
 _snapshots: dict[tuple[tuple[str, str], ...], _Snapshot] = {}
 
 
+def seed_demo() -> None:
+    """The demo seeded as `quorum run --demo` seeds it: in a write session, whose transactions
+    take SQLite's write lock at their first statement (a deferred one that read first cannot
+    write once another connection, the gateway's background fold, committed meanwhile)."""
+    with db.write_session() as writer:
+        demo.seed(writer)
+        writer.commit()
+
+
 def seeded_demo(session: Session) -> Session:
     """`session`'s empty database with the full demo in it, and the demo's files."""
     environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("QUORUM_") and k not in _PER_TEST))
     snapshot = _snapshots.get(environment)
     if snapshot is None:
-        demo.seed(session)
-        session.commit()
+        seed_demo()
+        session.rollback()
         _snapshots[environment] = _take(session)
         return session
     _restore(session, snapshot)

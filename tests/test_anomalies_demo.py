@@ -6,17 +6,18 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
-from core import clock, demo
+from core import clock
 from core.anomalies import alerts, run
 from core.db import table_of
 from core.finance import reconcile
 from core.models.budgets import UsageRecord
 from core.models.catalog import Prompt
 from core.models.identity import Team
+from tests.demo_snapshot import seed_demo
 
 
 def test_the_demo_opens_true_alerts_on_first_start(session):
-    demo.seed(session)
+    seed_demo()
     session.rollback()
     views = alerts.list_alerts(session, actor=run.SYSTEM)
     spend = [v for v in views if v.detector == "spend_surge" and v.series.startswith("team:")]
@@ -35,7 +36,7 @@ def test_the_demos_incidents_are_on_the_providers_bill_whatever_the_hour(session
     just_after_midnight = datetime.combine(real_now.date(), time(0, 30), tzinfo=UTC)
     offset = just_after_midnight - real_now
     clock.set_clock(lambda: datetime.now(UTC) + offset)
-    demo.seed(session)
+    seed_demo()
     session.rollback()
     yesterday = just_after_midnight.date() - timedelta(days=1)
     incidents = session.execute(
@@ -53,7 +54,7 @@ def test_the_demos_incidents_are_on_the_providers_bill_whatever_the_hour(session
 def test_a_prompts_alert_names_the_team_that_owns_the_prompt(session):
     """The demo's history calls each prompt from its own team, so an alert about a prompt is
     shown under that team (and reaches that team's webhook)."""
-    demo.seed(session)
+    seed_demo()
     session.rollback()
     owners = dict(session.execute(select(Prompt.name, Team.name).join(Team, Team.id == Prompt.team_id)).all())
     prompt_alerts = [v for v in alerts.list_alerts(session, actor=run.SYSTEM) if v.series.startswith("prompt:")]

@@ -213,9 +213,6 @@ def test_concurrent_calls_count_per_network_and_store_only_the_prefix(server, ga
 
 
 def test_a_network_waits_with_its_call_for_the_fold_as_a_prefix(server, gateway, session, monkeypatch):
-    from core.gateway import rollup_folder
-
-    monkeypatch.setattr(rollup_folder, "settled", lambda engine: None)  # only the read below folds
     policies.forget()
     _trust(monkeypatch, "127.0.0.1/32")
     key = new_key(session)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import demo
 from core.demo.experiment_check import run_testsets
 from core.gateway.wiring import set_gateway
+from tests.demo_snapshot import seed_demo
 from tests.experiment_support import use_simulated_gateway
 
 LOWEST_SET_RATE = 0.70  # every set passes at least this share of its cases
@@ -23,7 +23,8 @@ OVERALL_BAND = (0.75, 0.97)  # and not all of them: some plausible failures keep
 def seeded(session):
     use_simulated_gateway()
     try:
-        demo.seed(session)
+        seed_demo()
+        session.rollback()
         yield session
     finally:
         set_gateway(None)

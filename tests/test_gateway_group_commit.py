@@ -243,6 +243,8 @@ def test_a_lone_call_is_written_at_once_not_after_a_wait(directory, session):
     before = batcher.batches
     started = time.perf_counter()
     answer = gateway.call(caller=caller, request=_request(1))
-    assert time.perf_counter() - started < 2.0
+    # A batch driven by a timer would wait for it; this one waits for nothing (the bound is
+    # loose for a machine busy with other work).
+    assert time.perf_counter() - started < 5.0
     assert _rows_of(answer.request_id) == (1, 1, 1)
     assert batcher.batches == before + 1

@@ -14,7 +14,6 @@ from sqlalchemy.exc import OperationalError
 
 from core import db, migrate
 from core.budgets import latency_histogram, rollups
-from core.gateway import rollup_folder
 from core.gateway.observability import MetricsQuery, gateway_metrics
 from core.permissions import Role
 from tests.test_rollups import (  # noqa: F401 - traffic is a fixture
@@ -37,7 +36,6 @@ def test_a_crash_inside_the_hourly_grain_write_leaves_nothing_half_applied(sessi
     """A fold dies after the hourly grain's counts are upserted and before its histogram is
     merged: the whole fold rolls back, so its calls still wait and no roll-up counts them, and
     the next fold counts each of them once."""
-    monkeypatch.setattr(rollup_folder, "settled", lambda engine: None)  # only this test folds
     traffic(6, threads=1)
     fold_once(session)
     traffic(6, threads=1)  # into the same hours' rows: their histograms are merged

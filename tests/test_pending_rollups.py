@@ -51,12 +51,6 @@ def settle(traffic):  # noqa: F811 - the imported fixture
     return traffic
 
 
-@pytest.fixture
-def no_background_fold(monkeypatch):
-    """Settles flag no folder: calls wait until the test (or a reader) folds them."""
-    monkeypatch.setattr(rollup_folder, "settled", lambda engine: None)
-
-
 def month_spend(connection) -> int:
     month = periods.period_at("month", clock.now())
     return read_ledger_sums(connection, start=month.start, end=month.end).get((), {}).get("cost_micro", 0)
@@ -67,6 +61,7 @@ def ledger_cost(session) -> int:
     return sum(session.execute(select(LEDGER.c.cost_micro)).scalars())
 
 
+@pytest.mark.background_fold
 def test_a_settled_call_waits_for_its_fold_and_the_background_folds_it(session, settle):
     settle(6, threads=2)
     # Within about FOLD_EVERY_S the settling process's own thread has folded every call.
@@ -77,7 +72,7 @@ def test_a_settled_call_waits_for_its_fold_and_the_background_folds_it(session, 
     _assert_rollups_match(session, folded_only=False)
 
 
-def test_a_reader_shows_every_call_settled_before_it_even_before_any_fold(session, settle, no_background_fold):
+def test_a_reader_shows_every_call_settled_before_it_even_before_any_fold(session, settle):
     settle(9, threads=3)
     assert waiting_calls(session) > 0
     expected = ledger_cost(session)
@@ -89,7 +84,7 @@ def test_a_reader_shows_every_call_settled_before_it_even_before_any_fold(sessio
     assert waiting_calls(session) == 0
 
 
-def test_a_reader_inside_a_write_transaction_commits_nothing_of_it(session, settle, no_background_fold):
+def test_a_reader_inside_a_write_transaction_commits_nothing_of_it(session, settle):
     """SQLite: a transaction that holds the write lock folds in itself (another would wait for
     it), so its rollback undoes the fold too and the calls wait again. PostgreSQL folds in a
     transaction of its own, which cannot see the uncommitted row. Either way the reader
@@ -106,7 +101,7 @@ def test_a_reader_inside_a_write_transaction_commits_nothing_of_it(session, sett
     assert_rollups_match(session)
 
 
-def test_a_read_only_session_renewed_by_a_reader_keeps_nothing_it_wrote(session, settle, no_background_fold):
+def test_a_read_only_session_renewed_by_a_reader_keeps_nothing_it_wrote(session, settle):
     """A plain session (no write lock asked) that wrote and then reads the roll-ups: its write
     stays uncommitted; only a session that has written nothing gets a fresh snapshot."""
     settle(6, threads=2)
@@ -125,7 +120,7 @@ def test_a_read_only_session_renewed_by_a_reader_keeps_nothing_it_wrote(session,
     assert session.execute(select(PENDING).where(PENDING.c.request_id == "not-a-call-2")).first() is None
 
 
-def test_folds_racing_settles_and_each_other_count_every_call_once(session, settle, no_background_fold):
+def test_folds_racing_settles_and_each_other_count_every_call_once(session, settle):
     stop = threading.Event()
     errors: list[BaseException] = []
     folded = [0]
@@ -157,7 +152,7 @@ def test_folds_racing_settles_and_each_other_count_every_call_once(session, sett
     )
 
 
-def test_a_pending_row_with_no_call_is_dropped_and_counts_nothing(session, settle, no_background_fold):
+def test_a_pending_row_with_no_call_is_dropped_and_counts_nothing(session, settle):
     """Written by hand (or left by a call whose rows a retention run deleted before its fold)."""
     settle(6, threads=2)
     with db.write_session() as writer:
@@ -167,7 +162,7 @@ def test_a_pending_row_with_no_call_is_dropped_and_counts_nothing(session, settl
     assert waiting_calls(session) == 0
 
 
-def test_a_retention_delete_of_waiting_calls_leaves_them_out_of_every_rollup(session, settle, no_background_fold):
+def test_a_retention_delete_of_waiting_calls_leaves_them_out_of_every_rollup(session, settle):
     settle(9, threads=3)
     session.rollback()
     waiting = [r for (r,) in session.execute(select(PENDING.c.request_id))]
@@ -185,7 +180,7 @@ def test_a_retention_delete_of_waiting_calls_leaves_them_out_of_every_rollup(ses
     assert rolled == len(session.execute(select(CALLS.c.id)).all())
 
 
-def test_a_fold_waits_for_a_rebuild_and_neither_counts_a_call_twice(session, settle, no_background_fold):
+def test_a_fold_waits_for_a_rebuild_and_neither_counts_a_call_twice(session, settle):
     """PostgreSQL: the rebuild locks the roll-ups first, the fold waits for its commit (no
     deadlock, nothing counted twice); on SQLite the write lock orders them the same way."""
     settle(9, threads=3)
@@ -277,9 +272,7 @@ def delete_calls(session, count: int) -> None:
 
 @hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=OPERATIONS)
-def test_any_interleaving_keeps_the_rollups_equal_to_the_folded_calls(
-    session, directory, no_background_fold, operations: list[Operation]
-):
+def test_any_interleaving_keeps_the_rollups_equal_to_the_folded_calls(session, directory, operations: list[Operation]):
     teams = [team_by_name(session, name).id for name in ("Support", "Legal")]
     with db.write_session() as writer:  # each example from nothing: its failure replays alike
         for table in (PENDING, CALLS, LEDGER, *ROLLUP_TABLES):

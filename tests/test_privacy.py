@@ -21,6 +21,7 @@ from core.models.gateway import GatewayCall, StoredPayload
 from core.permissions import Actor, Role
 from core.retention import holds, privacy, rules
 from tests.audit_helpers import TEST_KEY
+from tests.demo_snapshot import seed_demo
 from tests.gateway_support import RecordingTransport, make_gateway
 from tests.retention_support import T0, add_payloads, written
 
@@ -61,7 +62,8 @@ def mentions_anywhere(needles: list[str]) -> list[str]:
 def _seeded_with_tom_everywhere(session) -> Actor:
     from core.identity.people import actor_for_email
 
-    demo.seed(session)
+    seed_demo()
+    session.rollback()
     tom = actor_for_email(session, EMAIL)
     _decide_reviews_of(session, tom)
     session.rollback()

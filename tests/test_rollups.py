@@ -19,7 +19,7 @@ from core.budgets.latency_histogram import unpack
 from core.budgets.money import format_micro
 from core.cli.main import main as cli
 from core.errors import BudgetExceeded
-from core.gateway import policies, rollup_folder, writeback
+from core.gateway import policies, writeback
 from core.gateway.adapters import BudgetsGate
 from core.gateway.pipeline import Caller, GatewayRequest, PromptCall
 from core.identity import keys
@@ -501,7 +501,6 @@ def test_a_crash_inside_a_settle_or_a_fold_leaves_nothing_half_applied(session, 
 
 
 def test_rebuild_recomputes_exactly_and_from_a_date_on_only(session, traffic, capsys, monkeypatch):
-    monkeypatch.setattr(rollup_folder, "settled", lambda engine: None)  # this test folds
     traffic(12, threads=3)
     session.rollback()
     pending_rollups.catch_up(session.connection())
