@@ -36,7 +36,7 @@ class History:
 
 def alert_history(session: Session, *, actor: Actor, alert_id: int) -> History:
     require(actor, Permission.ALERT_READ)
-    pending_rollups.catch_up(session.connection())  # before the session's first read (SQLite's snapshot)
+    pending_rollups.catch_up(session.connection())  # every call settled so far, folded first
     alert = get_or_not_found(session, AnomalyAlert, alert_id, "Anomaly alert")
     spec = DETECTORS[alert.detector]
     first = alert.first_hour - BEFORE

@@ -62,7 +62,7 @@ def version_keys(version: PromptVersion) -> set[str]:
 def compare_live(session: Session, *, actor: Actor, prompt_id: int) -> list[LiveVersionStats]:
     """Stats since the active split began, for versions A and B (empty without a split)."""
     require(actor, Permission.OBSERVABILITY_READ)
-    pending_rollups.catch_up(session.connection())  # before the session's first read (SQLite's snapshot)
+    pending_rollups.catch_up(session.connection())  # every call settled so far, folded first
     split = traffic.active_split(session, prompt_id)
     if split is None:
         return []

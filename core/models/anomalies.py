@@ -112,9 +112,9 @@ class KeyNetwork(SQLModel, table=True):
     """A network a team key was used from: IPv4 /24 or IPv6 /48, never the full address.
 
     Upserted by the fold of settled calls (core.budgets.key_networks) for calls that came
-    over HTTP with a team key; read by the detector of keys used from a network they never were. Retention
-    treats it as the call log: past its period the key is removed (`key_id` None, `network`
-    ''), or the row deleted, as the call log's rule says."""
+    over HTTP with a team key; read by the detector of keys used from a network they never
+    were. Retention treats it as the call log: past its period the key is removed (`key_id`
+    None, `network` ''), or the row deleted, as the call log's rule says."""
 
     __tablename__ = "key_network"
     __table_args__ = (

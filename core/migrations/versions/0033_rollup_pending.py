@@ -4,11 +4,11 @@ Revision ID: 0033
 Revises: 0032
 Create Date: 2026-11-28
 
-The settle updated every roll-up (hourly, six-hour, daily, per version, usage) and its key's
-network row for every batch of calls: rows that every batch of a team updates, so that on PostgreSQL two gateway
-processes' batches took turns on them. The settle now writes one row here per call, in the
-call's own transaction, and a fold adds many calls to the roll-ups at once. The table starts
-empty: every call already settled is in the roll-ups.
+The settle updated every roll-up (hourly, six-hour, daily, per version, usage) and the key's
+network row for every batch of calls: rows that every batch of a team updates, so that on
+PostgreSQL two gateway processes' batches took turns on them. The settle now writes one row
+here per call, in the call's own transaction, and a fold adds many calls to the roll-ups at
+once. The table starts empty: every call already settled is in the roll-ups.
 """
 
 import sqlalchemy as sa
