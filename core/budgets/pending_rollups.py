@@ -26,9 +26,8 @@ claim different pending rows (SKIP LOCKED) and upsert roll-up rows in key order,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text
 
 from core import db, sqlite_engine
 from core.budgets import key_networks, rollups
@@ -95,7 +94,7 @@ def fold(connection: Connection, *, limit: int = FOLD_CHUNK) -> int:
     return len(claimed)
 
 
-def fold_all(engine: Any = None) -> int:
+def fold_all(engine: Engine | None = None) -> int:
     """Fold until nothing waits, a chunk per committed transaction; how many calls were folded."""
     folded = 0
     while True:

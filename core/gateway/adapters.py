@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlmodel import Session
 
@@ -139,10 +138,8 @@ class BudgetsGate:
             as_record=False,
         )
 
-    def settle_many(
-        self, session: Session, settled: Sequence[tuple[Reservation, Usage, CallOutcome]]
-    ) -> list[dict[str, Any]]:
-        return settlement.settle_many(
+    def settle_many(self, session: Session, settled: Sequence[tuple[Reservation, Usage, CallOutcome]]) -> None:
+        settlement.settle_many(
             session=session,
             settlements=[
                 settlement.Settlement(

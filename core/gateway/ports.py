@@ -7,7 +7,7 @@ the team's model allow-list and the price book with its overrides).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -111,13 +111,8 @@ class BudgetGate(Protocol):
     def settle(self, session: Session, reservation: Reservation, usage: Usage, outcome: CallOutcome) -> None:
         """Replace the hold by the real cost and write the ledger row into ``session`` (the gateway commits)."""
 
-    def settle_many(
-        self, session: Session, settled: Sequence[tuple[Reservation, Usage, CallOutcome]]
-    ) -> Sequence[Mapping[str, Any]] | None:
-        """`settle` for calls written back together (group commit): one update per counter row for all.
-
-        May return the ledger rows' column values it wrote (or None); the gateway does not need
-        them (the roll-ups are folded from the ledger later, core/budgets/pending_rollups.py)."""
+    def settle_many(self, session: Session, settled: Sequence[tuple[Reservation, Usage, CallOutcome]]) -> None:
+        """`settle` for calls written back together (group commit): one update per counter row for all."""
 
     def release(self, reservation: Reservation, reason: str) -> None:
         """Drop the hold: the call was refused or failed upstream."""

@@ -30,8 +30,7 @@ class _Folder:
         # batch (a threading.Event's set() takes a lock).
         self.settled = False
         self.stopped = False  # the engines were disposed (tests, a forked worker)
-        self._thread = threading.Thread(target=self._run, name="quorum-rollup-folder", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="quorum-rollup-folder", daemon=True).start()
 
     def _run(self) -> None:
         while True:
