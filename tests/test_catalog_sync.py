@@ -110,3 +110,22 @@ def test_cli_import_export_and_errors(session, directory, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in PROMPTS_DIR.glob("*.yaml"))
     assert main(["prompts", "import", str(tmp_path / "missing")]) == 1
     assert "not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("number", [".nan", ".inf", "-.Inf", "1.0e+999"])
+def test_a_number_no_json_can_hold_is_refused_by_line_not_a_traceback(session, directory, tmp_path, capsys, number):
+    """A hostile (or careless) prompt file: YAML reads `.nan` and `.inf` as floats, which no
+    JSON can hold, and the import failed with a traceback while hashing the version."""
+    copy = tmp_path / "prompts"
+    copy.mkdir()
+    lines = (PROMPTS_DIR / "support-answer.yaml").read_text().splitlines(keepends=True)
+    (line,) = [n for n, text in enumerate(lines, start=1) if text.strip().startswith("temperature:")]
+    lines[line - 1] = f"  temperature: {number}\n"
+    (copy / "support-answer.yaml").write_text("".join(lines))
+    events = count(session, AuditEvent)
+    assert main(["prompts", "import", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert f"support-answer.yaml: line {line}" in err and f"{number} is not a number JSON can hold" in err
+    assert "Traceback" not in err
+    session.rollback()
+    assert count(session, Prompt) == 0 and count(session, AuditEvent) == events

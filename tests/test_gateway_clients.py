@@ -7,6 +7,7 @@ cannot fix is not retried by the SDK; every /v1 path answers JSON in OpenAI's sh
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -94,6 +95,41 @@ def test_a_lone_surrogate_in_content_is_a_400_not_a_500(server, gateway, session
     assert "surrogate" in error["message"]
     assert holds(session) == 0 and sim.bodies("/chat/completions") == []
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "named"),
+    [
+        ("/chat/completions", b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+         b'"temperature": NaN}', "NaN"),
+        ("/chat/completions", b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+         b'"metadata": {"score": -Infinity}}', "-Infinity"),
+        ("/chat/completions", b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+         b'"top_p": 1e400}', "1e400"),
+        ("/responses", b'{"model": "gpt-4o-mini", "input": "hi", "temperature": Infinity}', "Infinity"),
+        ("/embeddings", b'{"model": "text-embedding-3-small", "input": "hi", "x": NaN}', "NaN"),
+        ("/moderations", b'{"input": "hi", "x": -1e999}', "-1e999"),
+    ],
+    ids=["nan", "infinity-in-metadata", "beyond-a-float", "responses", "embeddings", "moderations"],
+)  # fmt: skip
+def test_a_number_json_does_not_allow_is_a_400_not_a_500(server, gateway, session, sim, capfd, path, raw, named):
+    """NaN and Infinity are what Python's json.dumps writes for such floats, so a Python client
+    sends them; the parser here took them, and the call failed with a 500 when it was sent on."""
+    moderation_off(session)
+    response = post(server, new_key(session), path, content=raw)
+    error = assert_openai_error(response, 400, code="invalid_request")
+    assert error["message"].startswith("The request body is not valid JSON") and named in error["message"]
+    assert holds(session) == 0 and ledger(session) == [] and sim.bodies(path) == []
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_float_that_json_allows_still_passes(server, gateway, session, sim):
+    moderation_off(session)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": 0.25, "top_p": 1e-3}
+    response = post(server, new_key(session), "/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    sent = json.loads(sim.bodies("/chat/completions")[0])
+    assert sent["temperature"] == 0.25 and sent["top_p"] == 1e-3
 
 
 def test_the_sdk_sees_a_bad_request_naming_the_message_not_an_internal_error(server, gateway, session):

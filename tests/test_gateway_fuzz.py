@@ -2,7 +2,7 @@
 
 Bodies start valid and are then mutated: a parameter the openai SDK's request types name
 (so the fuzzer follows the SDK as it grows) gets a wrong type, null, a huge number, a lone
-surrogate or deep nesting; messages get the same treatment. Each is POSTed with raw httpx
+surrogate, NaN or infinity, or deep nesting; messages get the same treatment. Each is POSTed with raw httpx
 to the real test server. Whatever comes back: never a 5xx, every error in OpenAI's shape,
 no traceback in the server's output, and no budget reservation left behind.
 """
@@ -32,7 +32,8 @@ scalars = st.one_of(
     st.booleans(),
     st.integers(),
     st.integers(min_value=10**18, max_value=10**40),
-    st.floats(allow_nan=False, allow_infinity=False),
+    # NaN and infinities too: json.dumps below writes them as a Python client would (NaN, Infinity).
+    st.floats(),
     st.text(max_size=20),
     st.sampled_from(["\ud800", "a\udfffb", "json", "", "user", "text", "auto", "gpt-4o-mini", "\x00"]),
 )

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -275,6 +276,18 @@ def test_unreadable_and_malformed_files_refused(tmp_path):
         PriceBook.from_yaml(write_pricing(tmp_path, "prices: [\n"))
     with pytest.raises(ValidationError, match="'prices' is a required property"):
         PriceBook.from_yaml(write_pricing(tmp_path, "aliases: {}\n"))
+
+
+@pytest.mark.parametrize("number", [".nan", ".inf", "-.inf", "1:30.5"])
+def test_a_price_yaml_reads_as_a_float_but_no_decimal_holds_is_refused_by_line(tmp_path, number):
+    """`.nan`, `.inf` and YAML 1.1's sexagesimal `1:30.5` are floats to YAML; read as Decimals
+    they failed with decimal's own exception instead of a message naming the file."""
+    text = "prices:" + GOOD_ENTRY.replace("input: 1.00", f"input: {number}")
+    line = text.splitlines().index(f"    input: {number}") + 1
+    path = write_pricing(tmp_path, text)
+    with pytest.raises(ValidationError, match=f"not valid YAML.*{re.escape(number)} is not a finite decimal") as caught:
+        PriceBook.from_yaml(path)
+    assert str(path) in str(caught.value) and f"line {line}," in str(caught.value)
 
 
 def test_prices_in_yaml_never_pass_through_float(tmp_path):

@@ -74,6 +74,9 @@ def test_csv_round_trip_keeps_cases_and_types(prompts, testsets):
         (("type: icontains", "type: fuzzy-match"), "cases.0.assertions.0.type: 'fuzzy-match' is not one of"),
         (("type: icontains, value: '08:00'", "type: regex, value: '(['"), "invalid regex"),
         (("id: hours", "id: Hours Case"), "cases.0.id"),
+        # YAML's floats that no JSON can hold: a case's variables are stored and sent as JSON.
+        (("{question: 'When are you open?'}", "{question: 'When?', limit: .nan}"), ".nan is not a number JSON"),
+        (("{question: 'When are you open?'}", "{question: 'When?', limit: -.inf}"), "-.inf is not a number JSON"),
         (
             ("cases:\n", "cases:\n  - id: hours\n    variables: {}\n    assertions: [{type: is-json}]\n"),
             "id is used by an earlier case",

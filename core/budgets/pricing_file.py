@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,20 @@ class _ExactYamlLoader(yaml.SafeLoader):
     """
 
 
-_ExactYamlLoader.add_constructor(
-    "tag:yaml.org,2002:float", lambda loader, node: Decimal(loader.construct_scalar(node).replace("_", ""))
-)
+def _exact_number(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    """A YAML float as a Decimal; what YAML reads as a float but no price can be (``.nan``,
+    ``.inf``, the sexagesimal ``1:30.5``) is an error naming its line."""
+    text = str(loader.construct_scalar(node))
+    try:
+        value = Decimal(text.replace("_", ""))
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise yaml.constructor.ConstructorError(None, None, f"{text} is not a finite decimal number", node.start_mark)
+    return value
+
+
+_ExactYamlLoader.add_constructor("tag:yaml.org,2002:float", _exact_number)
 _ExactYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 
 

@@ -1,9 +1,11 @@
 """YAML reading and writing shared by the prompt and test-set file formats.
 
-Reading is strict in the two ways PyYAML is not by default: a key written twice is an
-error (PyYAML silently keeps the last one, so a duplicated variable would vanish), and
-dates stay strings (a contract date in a test case is text for a template, not a
-``datetime``). Every problem names the file, and for syntax errors the line.
+Reading is strict in three ways PyYAML is not by default: a key written twice is an
+error (PyYAML silently keeps the last one, so a duplicated variable would vanish), dates
+stay strings (a contract date in a test case is text for a template, not a
+``datetime``), and ``.nan`` and ``.inf`` are refused (no JSON can hold them, so a version
+or a test case with one could be neither hashed, stored nor sent). Every problem names
+the file, and for syntax errors the line.
 
 Files come from uploads and pull requests, so reading is also bounded: a file larger than
 ``MAX_FILE_BYTES`` is refused before it is parsed, and so is one that uses more than
@@ -17,6 +19,7 @@ anything is constructed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -92,7 +95,16 @@ class _StrictLoader(yaml.SafeLoader):
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_finite_float(self, node: yaml.ScalarNode) -> float:
+        value: float = self.construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value} is not a number JSON can hold (NaN or infinite)", node.start_mark
+            )
+        return value
 
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_finite_float)
 _StrictLoader.yaml_implicit_resolvers = {
     first_char: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first_char, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()

@@ -11,13 +11,17 @@ checked. The validated copy is thrown away: the body goes on exactly as the clie
 Two things pydantic does not check on its own are added: the SDK types ``messages`` and
 friends as ``Iterable``, which pydantic validates lazily (so every such iterator is
 drained here), and a lone UTF-16 surrogate (``"\\ud800"``), which is valid JSON but
-cannot be encoded to send upstream or store.
+cannot be encoded to send upstream or store. Before all of it, `parse_body` refuses what
+Python's JSON parser takes but JSON does not allow: ``NaN``, ``Infinity`` and a number too
+large for a float.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import pydantic
 from openai.types.chat import ChatCompletionMessageParam
@@ -146,6 +150,42 @@ def _param(path: list) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying what is wrong with it.
+
+    Python's parser also takes ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's own
+    ``json.dumps`` writes, so a Python client may well send them) and reads a number beyond a
+    float's range (``1e400``) as infinity. None of them is JSON: the body could not be sent on
+    to the upstream as it was sent here, and OpenAI refuses it. So they are refused as it
+    would, before anything is reserved; the parser calls these hooks only when a body holds
+    such a constant or a number with a fraction or exponent."""
+    try:
+        body = json.loads(raw, parse_constant=_not_a_number, parse_float=_finite)
+    except _NotFinite as error:
+        raise InvalidRequest(f"The request body is not valid JSON: {error}") from None
+    except (ValueError, RecursionError):
+        raise InvalidRequest("The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object")
+    check_raw_text(raw, body)
+    return body
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _not_a_number(name: str) -> NoReturn:
+    raise _NotFinite(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(f"the number {text[:40]} is too large")
+    return value
 
 
 def check_raw_text(raw: bytes, body: Any) -> None:

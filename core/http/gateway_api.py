@@ -42,7 +42,6 @@ from core.gateway import rate_limits, validation
 from core.gateway.errors import (
     GuardrailBlocked,
     HeldForReview,
-    InvalidRequest,
     ModelNotAllowed,
     ModelNotPriced,
     RateLimited,
@@ -212,15 +211,7 @@ def request_caller(request: Request) -> Caller:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body() or b"{}"
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise InvalidRequest("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object")
-    validation.check_raw_text(raw, body)
-    return body
+    return validation.parse_body(await request.body() or b"{}")
 
 
 RequestMaker = Callable[[Request, dict[str, Any]], GatewayRequest]
