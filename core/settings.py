@@ -83,6 +83,9 @@ class Settings:
     otel_endpoint: str | None = None
     # The length of a rate-limit window: teams' limits are requests and tokens per window.
     rate_limit_window_s: int = 60
+    # The largest request body the gateway reads (bytes): room for a long context and a few
+    # base64 images, and a bound on what one request can make a server hold in memory.
+    max_request_bytes: int = 50_000_000
     # The model that grades llm-rubric assertions when an experiment names none; None: no
     # default judge (such assertions are then error cells that say so).
     judge_model: str | None = DEFAULT_JUDGE_MODEL
@@ -233,6 +236,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reservation_ttl_s=_positive("QUORUM_RESERVATION_TTL_S", pick("QUORUM_RESERVATION_TTL_S"), 600, float),
         otel_endpoint=pick("OTEL_EXPORTER_OTLP_ENDPOINT"),
         rate_limit_window_s=_positive("QUORUM_RATE_LIMIT_WINDOW_S", pick("QUORUM_RATE_LIMIT_WINDOW_S"), 60, int),
+        max_request_bytes=_positive(
+            "QUORUM_MAX_REQUEST_BYTES", pick("QUORUM_MAX_REQUEST_BYTES"), Settings.max_request_bytes, int
+        ),
         judge_model=_judge_model(pick("QUORUM_JUDGE_MODEL")),
         log_format=_log_format(pick("QUORUM_LOG_FORMAT")),
         metrics_token=pick("QUORUM_METRICS_TOKEN"),

@@ -57,6 +57,8 @@ def test_bad_time_zone_and_bad_toml_are_named(tmp_path):
         ("QUORUM_UPSTREAM_MAX_ATTEMPTS", "2.5", "QUORUM_UPSTREAM_MAX_ATTEMPTS: '2.5' is not a positive whole number"),
         ("QUORUM_BREAKER_FAILURES", "0", "QUORUM_BREAKER_FAILURES: '0' is not a positive whole number"),
         ("QUORUM_BREAKER_RESET_S", "nan", "QUORUM_BREAKER_RESET_S: 'nan' is not a positive number"),
+        ("QUORUM_MAX_REQUEST_BYTES", "50MB", "QUORUM_MAX_REQUEST_BYTES: '50MB' is not a positive whole number"),
+        ("QUORUM_MAX_REQUEST_BYTES", "-1", "QUORUM_MAX_REQUEST_BYTES: '-1' is not a positive whole number"),
     ],
 )
 def test_a_bad_upstream_setting_is_refused_by_name(name, value, message):

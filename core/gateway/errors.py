@@ -79,3 +79,14 @@ class RateLimited(QuorumError):
         self.retry_after_s = retry_after_s
         self.headers = headers
         self.request_id = ""
+
+
+class RequestTooLarge(InvalidRequest):
+    """A request body above the configured size (HTTP 413), refused before it is read whole."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The request body is larger than this gateway accepts ({limit:,} bytes); send less text, "
+            "or fewer or smaller images",
+            code="request_too_large",
+        )

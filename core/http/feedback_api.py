@@ -14,15 +14,15 @@ from starlette.routing import Route
 from core import db
 from core.errors import QuorumError
 from core.gateway.feedback import record_feedback
-from core.http.gateway_api import error_response, json_body, request_caller
+from core.http.gateway_api import caller_before_body, error_response, json_body
 
 
 async def feedback(request: Request) -> Response:
     try:
+        caller = await caller_before_body(request)
         body = await json_body(request)
 
         def work() -> tuple[int | None, str]:
-            caller = request_caller(request)
             with db.write_session() as session:
                 row = record_feedback(
                     session=session,

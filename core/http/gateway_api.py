@@ -45,6 +45,7 @@ from core.gateway.errors import (
     ModelNotAllowed,
     ModelNotPriced,
     RateLimited,
+    RequestTooLarge,
     UpstreamFailed,
     UpstreamTimeout,
 )
@@ -56,6 +57,7 @@ from core.gateway.wiring import default_gateway
 from core.http.call_threads import in_call_thread
 from core.http.client_address import client_address
 from core.identity import keys
+from core.settings import settings
 
 _log = logging.getLogger("quorum.http")
 
@@ -130,6 +132,8 @@ def error_response(error: Exception, request_id: str | None = None) -> Response:
         )
     if isinstance(error, NotFound):
         return openai_error(404, str(error), type_="invalid_request_error", code="not_found", headers=final)
+    if isinstance(error, RequestTooLarge):
+        return openai_error(413, str(error), type_="invalid_request_error", code=error.code, headers=final)
     if isinstance(error, ValidationError):
         return openai_error(
             400,
@@ -203,15 +207,49 @@ def internal_error(error: BaseException, request_id: str | None = None) -> JSONR
 
 
 def request_caller(request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
-    secret = header[7:].strip() if header.lower().startswith("bearer ") else None
+    """The caller behind the request's key (in a call thread: it may read the database)."""
     # From the process's short-lived copy of the key: no database read on most calls.
     address = client_address(request)
-    return Caller.for_key(keys.authenticate(secret, client_ip=address), network=network_of(address))
+    return Caller.for_key(keys.authenticate(_secret(request), client_ip=address), network=network_of(address))
+
+
+async def caller_before_body(request: Request) -> Caller:
+    """The caller behind the request's key, known before the body is read: a client without a
+    valid key cannot make a server read, parse and hold a body (the cap below bounds what a
+    key holder can send). From the process's copy of the key in the event loop, which costs
+    no thread; a key not in the copy is read in a call thread."""
+    address = client_address(request)
+    secret = _secret(request)
+    identity = keys.known_identity(secret, client_ip=address)
+    if identity is None:
+        identity = await in_call_thread(lambda: keys.authenticate(secret, client_ip=address))
+    return Caller.for_key(identity, network=network_of(address))
+
+
+def _secret(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    return validation.parse_body(await request.body() or b"{}")
+    return validation.parse_body(await _capped_body(request) or b"{}")
+
+
+async def _capped_body(request: Request) -> bytes:
+    """The request's body, refused (413) as soon as it is known to pass QUORUM_MAX_REQUEST_BYTES:
+    by its Content-Length before anything is read, or while it streams in (chunked)."""
+    limit = settings().max_request_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 RequestMaker = Callable[[Request, dict[str, Any]], GatewayRequest]
@@ -222,12 +260,12 @@ async def _run(request: Request, make_request: RequestMaker) -> Response:
     # sent with whatever the call answers.
     limits: dict[str, str] = {}
     try:
+        caller = await caller_before_body(request)
         body = await json_body(request)
         gateway_request = make_request(request, body)
 
         def work() -> Any:  # a GatewayResponse, or a GatewayStream for a streamed call
             with rate_limits.headers_into(limits):
-                caller = request_caller(request)
                 return default_gateway().call(caller=caller, request=gateway_request)
 
         result = await in_call_thread(work)

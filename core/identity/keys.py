@@ -250,24 +250,15 @@ def authenticate(secret: str | None, *, client_ip: str | None = None, engine: En
     (no database work at all); otherwise one indexed read, which refreshes the copy. A
     connection is taken from the pool only for that read, or for the throttled write of
     the key's last use."""
-    if not secret or not secret.startswith(KEY_PREFIX):
-        raise Unauthenticated("Missing or malformed API key: send 'Authorization: Bearer qk_live_...'")
     engine = engine or db.get_engine()
-    digest = hash_key(secret)
-    known = _known.get(digest)
-    if known is None or known.engine is not engine or time.monotonic() - known.loaded > KEY_CACHE_TTL_S:
+    digest = _digest(secret)
+    known = _fresh(digest, engine)
+    if known is None:
         with engine.connect() as connection:
             known = _read_key(connection, engine, digest)
     now = clock.now()
-    status = _status(known, now)
-    if status == "revoked":
-        raise Unauthenticated("This API key has been revoked")
-    if status == "expired":
-        raise Unauthenticated("This API key has expired")
-    if known.networks is not None and not _ip_allowed(client_ip, known.networks):
-        raise Unauthenticated(f"This API key may not be used from {client_ip or 'an unknown address'}")
-    last_used = known.last_used_at
-    if last_used is None or now - last_used > LAST_USE_EVERY:
+    _check(known, now, client_ip)
+    if _touch_due(known, now):
         # Throttled so that a busy key does not write on every call: its own short write
         # transaction (write lock first on SQLite). Noted in the copy first, so that the
         # calls arriving meanwhile do not write it too.
@@ -277,6 +268,49 @@ def authenticate(secret: str | None, *, client_ip: str | None = None, engine: En
             connection.execute(_TOUCH, {"k_id": known.id, "now": now})
             connection.commit()
     return known.identity
+
+
+def known_identity(secret: str | None, *, client_ip: str | None = None) -> KeyIdentity | None:
+    """`authenticate`'s answer when it needs no database work at all, else None (call it then).
+
+    For a server's event loop, which must not block: it refuses a malformed, revoked or
+    expired key, or an address off the key's allow-list, from the process's copy alone, and
+    so before the request's body is read. None for a key not in the copy, a stale copy, or
+    a key whose last use is due to be written."""
+    digest = _digest(secret)
+    known = _fresh(digest, db.get_engine())
+    if known is None:
+        return None
+    now = clock.now()
+    _check(known, now, client_ip)
+    return None if _touch_due(known, now) else known.identity
+
+
+def _digest(secret: str | None) -> str:
+    if not secret or not secret.startswith(KEY_PREFIX):
+        raise Unauthenticated("Missing or malformed API key: send 'Authorization: Bearer qk_live_...'")
+    return hash_key(secret)
+
+
+def _fresh(digest: str, engine: Engine) -> _KnownKey | None:
+    known = _known.get(digest)
+    if known is None or known.engine is not engine or time.monotonic() - known.loaded > KEY_CACHE_TTL_S:
+        return None
+    return known
+
+
+def _check(known: _KnownKey, now: datetime, client_ip: str | None) -> None:
+    status = _status(known, now)
+    if status == "revoked":
+        raise Unauthenticated("This API key has been revoked")
+    if status == "expired":
+        raise Unauthenticated("This API key has expired")
+    if known.networks is not None and not _ip_allowed(client_ip, known.networks):
+        raise Unauthenticated(f"This API key may not be used from {client_ip or 'an unknown address'}")
+
+
+def _touch_due(known: _KnownKey, now: datetime) -> bool:
+    return known.last_used_at is None or now - known.last_used_at > LAST_USE_EVERY
 
 
 def forget_keys() -> None:
