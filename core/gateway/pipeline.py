@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import select
 
 from core import db
-from core.budgets.usage import usage_from_openai
 from core.errors import BudgetExceeded, NotFound, QuorumError
 from core.gateway import cache, escalation, moderation, policies, rate_limits, responses, schema_checks
+from core.gateway.billed_usage import billed_usage
 from core.gateway.call_state import Caller, CallState
 from core.gateway.errors import (
     GuardrailBlocked,
@@ -291,7 +291,7 @@ class Gateway:
                 response=cached[1],
                 cache_hit=True,
                 cache_hit_id=cached[0],
-                usage=usage_from_openai(cached[1].get("usage") or {"prompt_tokens": 0}),
+                usage=billed_usage(call.kind, body, cached[1])[0],
             )
             return GatewayResponse(call.request_id, cached[1], True, False, 0, 0, body_json=entry.response_json)
         try:
@@ -302,8 +302,8 @@ class Gateway:
             raise self._refused(call, "upstream_error", error.status, error) from None
         call.attempts, call.simulated, call.upstream_ms = result.attempts, result.simulated, result.elapsed_ms
         response = result.body
-        # Moderations report no usage: they are free, and billed at 0.
-        usage = usage_from_openai(response.get("usage") or {"prompt_tokens": 0})
+        # The upstream's usage report, or an estimate where it sent none a call can have.
+        usage, usage_estimated = billed_usage(call.kind, body, response)
         if call.kind == "responses" and isinstance(response.get("id"), str):
             call.response_id = response["id"][:80]
         hold = fired = None
@@ -315,7 +315,15 @@ class Gateway:
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
         if (refusal := escalation.blocked(fired)) is not None:
             schema_checks.note(call, response)  # the settle gets no answer: checked here
-            self._settle(call, status="blocked", http_status=400, usage=usage, cost=cost, rule=refusal.rule)
+            self._settle(
+                call,
+                status="blocked",
+                http_status=400,
+                usage=usage,
+                cost=cost,
+                rule=refusal.rule,
+                usage_estimated=usage_estimated,
+            )
             raise refusal
         ttl = call.cache_ttl_s if call.cache_ttl_s is not None else self.default_cache_ttl_s
         with span("gateway.settle"):
@@ -330,6 +338,7 @@ class Gateway:
                 rule=hold.rule if hold else escalation.rule_of(fired),
                 cache_key=None if hold or fired or not call.use_cache else key,
                 cache_ttl_s=ttl,
+                usage_estimated=usage_estimated,
             )
         if hold is not None:
             raise HeldForReview(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from core import clock, db
 from core.audit.record import prepare_event
 from core.budgets.usage import Usage
-from core.gateway import rollup_folder, schema_checks
+from core.gateway import answer_json, rollup_folder, schema_checks
 from core.gateway.call_state import CallState
 from core.gateway.escalation import stored_variables
 from core.gateway.group_commit import GroupCommit
@@ -83,7 +83,7 @@ def settle(
         "response_id": call.response_id,
     }
     # Serialized once, outside the write lock: the stored payload and the cache entry share it.
-    response_json = json.dumps(response) if response is not None else None
+    response_json = answer_json.dumps(response) if response is not None else None
     request_json = (
         _payload(call.sent, call.findings, stored_variables(call))
         if call.sent is not None or response is not None or call.findings

@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from core import clock, db
 from core.errors import BudgetExceeded, NotFound, PermissionDenied, QuorumError, Unauthenticated, ValidationError
-from core.gateway import rate_limits, validation
+from core.gateway import answer_json, rate_limits, validation
 from core.gateway.errors import (
     GuardrailBlocked,
     HeldForReview,
@@ -315,7 +315,7 @@ class _SSE(StreamingResponse):
                     break
                 event = cast(dict[str, Any], chunk)
                 name = f"event: {event.get('type')}\n" if typed else ""
-                yield f"{name}data: {json.dumps(chunk)}\n\n"
+                yield f"{name}data: {answer_json.dumps(chunk)}\n\n"
         except QuorumError as error:
             body = json.loads(bytes(error_response(error).body))
             yield f"{'event: error' + chr(10) if typed else ''}data: {json.dumps(body)}\n\n"
