@@ -5,8 +5,10 @@ counts that are negative, fractional, text, or cached above the input). Such an 
 billed at 0 tokens (every call through that upstream passed any budget), or refused with a
 400 after the model ran; it is now billed at an estimate. A server written in Python may
 answer NaN or Infinity (a logprob it would never sample), which was passed on as it came:
-not JSON, so a JavaScript client could not read the answer; it is now null. The upstream
-here is the simulator with its answers rewritten on the way back, as such a server sends them.
+not JSON, so a JavaScript client could not read the answer; it is now null. And a body that
+is no answer at all (a proxy's page sent with 200, JSON of another shape) was a 500 "defect
+of the gateway"; it is the upstream's failure, a 502 `upstream_malformed`. The upstream here
+is the simulator with its answers rewritten on the way back, as such a server sends them.
 """
 
 from __future__ import annotations
@@ -231,3 +233,125 @@ def test_nan_in_a_streamed_answer_reaches_the_client_as_null(server, nan_upstrea
 
 def _auth(key) -> dict[str, str]:
     return {"authorization": f"Bearer {key.secret}"}
+
+
+class Replaced(RecordingTransport):
+    """The simulator, its answers (not the moderation check's) replaced by `content`."""
+
+    def __init__(self, content: bytes, content_type: str = "application/json") -> None:
+        super().__init__()
+        self.content, self.content_type = content, content_type
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handle_request(request)
+        if request.url.path.endswith("/moderations"):
+            return answer
+        return httpx.Response(200, content=self.content, headers={"content-type": self.content_type})
+
+
+NO_ANSWER = {
+    "a proxy's page": (b"<html><body>Sign in to the proxy</body></html>", "text/html"),
+    "empty": (b"", "application/json"),
+    "a list": (b"[1, 2]", "application/json"),
+    "a string": (b'"ok"', "application/json"),
+    "choices not a list": (b'{"choices": "x"}', "application/json"),
+    "a null choice": (b'{"choices": [null]}', "application/json"),
+    "a null message": (b'{"choices": [{"message": null}]}', "application/json"),
+    "content a number": (b'{"choices": [{"message": {"content": 5}}]}', "application/json"),
+    "tool calls not calls": (
+        b'{"choices": [{"message": {"content": null, "tool_calls": [{"function": 3}]}}]}', "application/json"
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "content_type"), list(NO_ANSWER.values()), ids=list(NO_ANSWER))
+def test_a_body_that_is_no_answer_is_the_upstreams_failure_not_a_defect(session, caller, content, content_type):
+    from core.gateway.errors import UpstreamFailed
+
+    gateway = make_gateway(Replaced(content, content_type), attempts=2)
+    with pytest.raises(UpstreamFailed) as failed:
+        gateway.call(
+            caller=caller,
+            request=GatewayRequest(kind="chat", body={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    assert failed.value.status == 502 and failed.value.code == "upstream_malformed"
+    assert "2 attempt(s)" in str(failed.value)  # retried, as a 5xx is
+    session.rollback()
+    [row] = session.exec(select(GatewayCall)).all()
+    assert row.status == "upstream_error" and row.cost_micro == 0
+    assert session.exec(select(BudgetHold)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "content"),
+    [
+        ("responses", {"model": MODEL, "input": "hi"}, b'{"output": [{"type": "message", "content": [{"text": 7}]}]}'),
+        ("responses", {"model": MODEL, "input": "hi"}, b'{"output": {"type": "message"}}'),
+        ("embeddings", {"model": "text-embedding-3-small", "input": "hi"}, b'{"data": [[0.1, 0.2]]}'),
+    ],
+)
+def test_the_responses_api_and_embeddings_are_checked_too(session, caller, kind, body, content):
+    from core.gateway.errors import UpstreamFailed
+
+    with pytest.raises(UpstreamFailed) as failed:
+        make_gateway(Replaced(content), attempts=1).call(caller=caller, request=GatewayRequest(kind=kind, body=body))
+    assert failed.value.code == "upstream_malformed"
+
+
+def test_over_http_a_proxys_page_is_a_502_in_openais_shape(server, session, directory):
+    from core.gateway.wiring import set_gateway
+    from tests.test_gateway_http import moderation_off
+
+    moderation_off(session)
+    set_gateway(make_gateway(Replaced(*NO_ANSWER["a proxy's page"]), attempts=1))
+    answer = httpx.post(
+        server.base_url + "/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        headers=_auth(new_key(session)),
+    )
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    assert error["code"] == "upstream_malformed" and "not JSON" in error["message"]
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+PATHS = [
+    ("choices",),
+    ("choices", 0),
+    ("choices", 0, "message"),
+    ("choices", 0, "message", "content"),
+    ("choices", 0, "message", "tool_calls"),
+    ("choices", 0, "finish_reason"),
+    ("usage",),
+    ("id",),
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(PATHS), value=values)
+def test_whatever_an_answer_holds_the_call_is_answered_or_an_upstream_failure(session, caller, path, value):
+    """A valid answer with one place replaced by anything: answered, or a 502; never a defect."""
+    from core.gateway.errors import UpstreamFailed
+
+    answer = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Open 9 to 5."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4},
+    }
+    place = answer
+    for step in path[:-1]:
+        place = place[step]
+    place[path[-1]] = value
+    gateway = make_gateway(Replaced(json.dumps(answer).encode()), attempts=1)
+    try:
+        gateway.call(
+            caller=caller,
+            request=GatewayRequest(kind="chat", body={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    except UpstreamFailed as failed:
+        assert failed.code == "upstream_malformed"

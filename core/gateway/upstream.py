@@ -14,7 +14,6 @@ it took. Only failed attempts are retried, and a failed attempt produced no answ
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 import openai
 
+from core.gateway import answer_shape
 from core.gateway.direct_post import DirectPost
 from core.gateway.errors import UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 from core.settings import Settings
@@ -209,7 +209,7 @@ class Upstream:
 
         def attempt():
             response = self.client.get(f"/responses/{response_id}", cast_to=httpx.Response)
-            return json.loads(response.content), _is_simulated(response.headers, self.simulated)
+            return answer_shape.parse(response.content, "/responses"), _is_simulated(response.headers, self.simulated)
 
         (body, simulated), attempts, elapsed = self._with_retries(attempt)
         return UpstreamResult(body=body, attempts=attempts, simulated=simulated, elapsed_ms=elapsed)
@@ -233,7 +233,7 @@ class Upstream:
                 response = direct.post(path, body)
             else:
                 response = self.client.post(path, body=body, cast_to=httpx.Response)
-            return json.loads(response.content), _is_simulated(response.headers, self.simulated)
+            return answer_shape.parse(response.content, path), _is_simulated(response.headers, self.simulated)
 
         (body, simulated), attempts, elapsed = self._with_retries(attempt)
         return UpstreamResult(body=body, attempts=attempts, simulated=simulated, elapsed_ms=elapsed)
@@ -274,6 +274,15 @@ class Upstream:
                     None,
                     UpstreamTimeout(
                         f"The model provider did not answer in time ({attempt} attempt(s))", code="upstream_timeout"
+                    ),
+                )
+            except answer_shape.MalformedAnswer as error:
+                # Not an answer of its kind (a proxy's page sent with 200): the upstream's failure.
+                self.breaker.record_failure()
+                wait, failure = (
+                    None,
+                    UpstreamFailed(
+                        f"The model provider answered with {error} ({attempt} attempt(s))", code="upstream_malformed"
                     ),
                 )
             except openai.APIConnectionError as error:
