@@ -355,3 +355,23 @@ def test_whatever_an_answer_holds_the_call_is_answered_or_an_upstream_failure(se
         )
     except UpstreamFailed as failed:
         assert failed.code == "upstream_malformed"
+
+
+class NegativeStreamUsage(RecordingTransport):
+    """The simulator, reporting a negative prompt token count in its answers (streams too)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handle_request(request)
+        if answer.status_code != 200 or request.url.path.endswith("/moderations"):
+            return answer
+        text = answer.read().decode().replace('"prompt_tokens": ', '"prompt_tokens": -')
+        return httpx.Response(200, content=text.encode(), headers={"content-type": answer.headers["content-type"]})
+
+
+def test_a_stream_whose_usage_no_call_has_ends_normally_billed_at_an_estimate(session, caller):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "stream": True}
+    stream = make_gateway(NegativeStreamUsage()).call(caller=caller, request=GatewayRequest(kind="chat", body=body))
+    chunks = list(stream)  # no error at the end: the whole answer arrived
+    assert any(chunk.get("choices") for chunk in chunks)
+    row, ledger = _only_call(session)
+    assert row.status == "ok" and row.usage_estimated and row.input_tokens > 0 and ledger.cost_micro > 0

@@ -28,29 +28,42 @@ def billed_usage(kind: str, sent: Mapping[str, Any], answer: Mapping[str, Any]) 
     """The usage to bill `answer` (to the request `sent`) at, and whether it is an estimate."""
     if kind == "moderations":
         return FREE, False
-    reported = answer.get("usage")
-    if isinstance(reported, Mapping):
-        try:
-            return usage_from_openai(reported), False
-        except (ValidationError, AttributeError, KeyError, TypeError):
-            pass  # counts no call has: estimated below, as if there were none
+    reported = reported_usage(answer.get("usage"))
+    if reported is not None:
+        return reported, False
     return estimated_usage(kind, sent, answer), True
+
+
+def reported_usage(reported: Any) -> Usage | None:
+    """The usage an upstream reported, or None where it reported none a call can have (a
+    stream's last chunk too: such a stream is then billed at its estimate)."""
+    if not isinstance(reported, Mapping):
+        return None
+    try:
+        return usage_from_openai(reported)
+    except (ValidationError, AttributeError, KeyError, TypeError):
+        return None
 
 
 def estimated_usage(kind: str, sent: Mapping[str, Any], answer: Mapping[str, Any]) -> Usage:
     if kind == "embeddings":
+        return Usage(input_tokens=estimated_input_tokens(kind, sent))
+    texts = responses.output_texts(dict(answer)) if kind == "responses" else _chat_texts(answer)
+    return Usage(
+        input_tokens=estimated_input_tokens(kind, sent),
+        output_tokens=sum(text_tokens_estimate(text) for text in texts),
+    )
+
+
+def estimated_input_tokens(kind: str, sent: Mapping[str, Any]) -> int:
+    """The input tokens of the request as sent, estimated offline (no usage came back)."""
+    if kind == "embeddings":
         given = sent.get("input")
         texts = [given] if isinstance(given, str) else [t for t in given or () if isinstance(t, str)]
-        return Usage(input_tokens=sum(text_tokens_estimate(text) for text in texts))
+        return sum(text_tokens_estimate(text) for text in texts)
     if kind == "responses":
-        return Usage(
-            input_tokens=responses.input_tokens_estimate(dict(sent)),
-            output_tokens=sum(text_tokens_estimate(text) for text in responses.output_texts(dict(answer))),
-        )
-    return Usage(
-        input_tokens=chat_input_tokens_estimate(messages=sent.get("messages") or ()),
-        output_tokens=sum(text_tokens_estimate(text) for text in _chat_texts(answer)),
-    )
+        return responses.input_tokens_estimate(dict(sent))
+    return chat_input_tokens_estimate(messages=sent.get("messages") or ())
 
 
 def _chat_texts(answer: Mapping[str, Any]) -> list[str]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from core.budgets.tokens import chat_input_tokens_estimate, text_tokens_estimate
-from core.budgets.usage import Usage, usage_from_openai
+from core.budgets.tokens import text_tokens_estimate
+from core.budgets.usage import Usage
 from core.gateway import responses
+from core.gateway.billed_usage import estimated_input_tokens, reported_usage
 from core.gateway.call_state import CallState
 from core.gateway.errors import UpstreamFailed
 from core.gateway.held import new_hold
@@ -54,7 +55,7 @@ class GatewayStream:
                         if arguments:
                             self._texts.setdefault(choice.get("index", 0), []).append(arguments)
                 if chunk.get("usage"):
-                    self._usage = usage_from_openai(chunk["usage"])
+                    self._usage = reported_usage(chunk["usage"])
                     if not self.wants_usage:
                         continue  # we asked for it; the caller did not
                 yield chunk
@@ -77,7 +78,7 @@ class GatewayStream:
             if isinstance(response_id, str):
                 self.call.response_id = response_id[:80]
         elif kind in responses.FINAL_EVENTS and (event.get("response") or {}).get("usage"):
-            self._usage = usage_from_openai(event["response"]["usage"])
+            self._usage = reported_usage(event["response"]["usage"])
 
     def close(self) -> None:
         """Stop early (the client left): close the upstream and settle with what was received."""
@@ -96,12 +97,10 @@ class GatewayStream:
         text = "".join("".join(parts) for parts in self._texts.values())
         estimated = self._usage is None
         if estimated:
-            input_tokens = (
-                responses.input_tokens_estimate(call.sent)
-                if call.kind == "responses"
-                else chat_input_tokens_estimate(messages=call.sent["messages"])
+            usage = Usage(
+                input_tokens=estimated_input_tokens(call.kind, call.sent or {}),
+                output_tokens=max(text_tokens_estimate(text), self._chunks),
             )
-            usage = Usage(input_tokens=input_tokens, output_tokens=max(text_tokens_estimate(text), self._chunks))
         else:
             usage = self._usage
         cost = self.budget.cost_micro(call.reservation, call.model, usage)
