@@ -160,3 +160,23 @@ def test_a_key_name_holding_a_token_is_refused_with_exit_1_and_the_token_is_not_
     captured = capsys.readouterr()
     assert captured.err.strip() == "error: The key's name contains a GitHub token; remove it before saving"
     assert token not in captured.out + captured.err
+
+
+def test_keys_are_shown_by_team_name_and_their_secret_once_and_never_stored(db_url, capsys, session, directory):
+    from sqlalchemy import text
+
+    assert main(["keys", "create", "--team", "Legal", "--name", "contracts bot"]) == 0
+    heading, secret, warning = capsys.readouterr().out.splitlines()
+    assert heading.endswith("for team Legal:") and "team id" not in heading
+    assert secret.startswith("qk_live_") and heading.split("(")[1].startswith(secret[:14])
+    assert "cannot show it again" in warning
+    assert main(["keys", "list"]) == 0
+    [line] = [row for row in capsys.readouterr().out.splitlines() if "contracts bot" in row]
+    assert " Legal " in line and "active" in line and secret not in line
+    key_id = line.split()[0]
+    assert main(["keys", "rotate", "--id", key_id]) == 0
+    rotated = capsys.readouterr().out.splitlines()[1]
+    assert rotated.startswith("qk_live_") and rotated != secret
+    session.rollback()
+    stored = " ".join(str(value) for row in session.execute(text("SELECT * FROM api_key")) for value in row)
+    assert secret not in stored and rotated not in stored

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from argparse import Namespace
 
+from sqlmodel import Session
+
 from core import db
 from core.cli import CLI_ACTOR, Commands
 from core.db import saved_id
@@ -49,8 +51,9 @@ def register(commands: Commands) -> None:
     rotate.set_defaults(func=_rotate)
 
 
-def _print_secret(created: keys.CreatedKey) -> None:
-    print(f"key id {created.key_id} for team id {created.team_id}:")
+def _print_secret(session: Session, created: keys.CreatedKey) -> None:
+    team = identity.get_team(session, created.team_id).name
+    print(f"key {created.key_id} ({created.prefix}…) for team {team}:")
     print(created.secret)
     print("Store it now: Quorum keeps only its hash and cannot show it again.")
 
@@ -59,6 +62,7 @@ def _create(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
         team = identity.team_by_name(session, args.team)
         _print_secret(
+            session,
             keys.create_key(
                 session=session,
                 actor=CLI_ACTOR,
@@ -66,16 +70,17 @@ def _create(args: Namespace) -> int:
                 label=args.name,
                 expires_days=args.expires_days,
                 allowed_cidrs=args.allow_ip,
-            )
+            ),
         )
     return 0
 
 
 def _list(_args: Namespace) -> int:
     with db.session_scope() as session:
+        teams = {saved_id(team): team.name for team in identity.list_teams(session)}
         for k in keys.list_keys(session, actor=CLI_ACTOR):
             warning = f"  ! {k.age_warning}" if k.age_warning else ""
-            print(f"{k.id:>4}  {k.prefix}…  team {k.team_id}  {k.status:<8} {k.label}{warning}")
+            print(f"{k.id:>4}  {k.prefix}…  {teams.get(k.team_id, k.team_id):<12} {k.status:<8} {k.label}{warning}")
     return 0
 
 
@@ -88,5 +93,7 @@ def _revoke(args: Namespace) -> int:
 
 def _rotate(args: Namespace) -> int:
     with db.session_scope(write=True) as session:
-        _print_secret(keys.rotate_key(session=session, actor=CLI_ACTOR, key_id=args.id, grace_hours=args.grace_hours))
+        _print_secret(
+            session, keys.rotate_key(session=session, actor=CLI_ACTOR, key_id=args.id, grace_hours=args.grace_hours)
+        )
     return 0
