@@ -375,3 +375,23 @@ def test_a_stream_whose_usage_no_call_has_ends_normally_billed_at_an_estimate(se
     assert any(chunk.get("choices") for chunk in chunks)
     row, ledger = _only_call(session)
     assert row.status == "ok" and row.usage_estimated and row.input_tokens > 0 and ledger.cost_micro > 0
+
+
+class LongerThanAsked(RecordingTransport):
+    """The simulator, answering far more text than max_tokens allows, and no usage."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handle_request(request)
+        if answer.status_code != 200 or request.url.path.endswith("/moderations"):
+            return answer
+        body = json.loads(answer.read())
+        body.pop("usage", None)
+        body["choices"][0]["message"]["content"] = "many words " * 400
+        return httpx.Response(200, json=body)
+
+
+def test_an_estimate_never_bills_more_output_than_the_budget_held_room_for(session, caller):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 10}
+    make_gateway(LongerThanAsked()).call(caller=caller, request=GatewayRequest(kind="chat", body=body))
+    row, ledger = _only_call(session)
+    assert row.usage_estimated and row.output_tokens == 10 == ledger.output_tokens

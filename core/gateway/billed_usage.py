@@ -24,14 +24,19 @@ from core.gateway import responses
 FREE = Usage(input_tokens=0)
 
 
-def billed_usage(kind: str, sent: Mapping[str, Any], answer: Mapping[str, Any]) -> tuple[Usage, bool]:
-    """The usage to bill `answer` (to the request `sent`) at, and whether it is an estimate."""
+def billed_usage(
+    kind: str, sent: Mapping[str, Any], answer: Mapping[str, Any], *, max_output_tokens: int | None = None
+) -> tuple[Usage, bool]:
+    """The usage to bill `answer` (to the request `sent`) at, and whether it is an estimate.
+
+    An estimate bills at most `max_output_tokens` of output (what the budget held room for,
+    and what the model was capped to): an estimate is no reason to spend past a hard limit."""
     if kind == "moderations":
         return FREE, False
     reported = reported_usage(answer.get("usage"))
     if reported is not None:
         return reported, False
-    return estimated_usage(kind, sent, answer), True
+    return estimated_usage(kind, sent, answer, max_output_tokens=max_output_tokens), True
 
 
 def reported_usage(reported: Any) -> Usage | None:
@@ -45,14 +50,20 @@ def reported_usage(reported: Any) -> Usage | None:
         return None
 
 
-def estimated_usage(kind: str, sent: Mapping[str, Any], answer: Mapping[str, Any]) -> Usage:
+def estimated_usage(
+    kind: str, sent: Mapping[str, Any], answer: Mapping[str, Any], *, max_output_tokens: int | None = None
+) -> Usage:
     if kind == "embeddings":
         return Usage(input_tokens=estimated_input_tokens(kind, sent))
     texts = responses.output_texts(dict(answer)) if kind == "responses" else _chat_texts(answer)
     return Usage(
         input_tokens=estimated_input_tokens(kind, sent),
-        output_tokens=sum(text_tokens_estimate(text) for text in texts),
+        output_tokens=capped(sum(text_tokens_estimate(text) for text in texts), max_output_tokens),
     )
+
+
+def capped(estimate: int, max_output_tokens: int | None) -> int:
+    return estimate if max_output_tokens is None else min(estimate, max_output_tokens)
 
 
 def estimated_input_tokens(kind: str, sent: Mapping[str, Any]) -> int:

@@ -303,7 +303,8 @@ class Gateway:
         call.attempts, call.simulated, call.upstream_ms = result.attempts, result.simulated, result.elapsed_ms
         response = result.body
         # The upstream's usage report, or an estimate where it sent none a call can have.
-        usage, usage_estimated = billed_usage(call.kind, body, response)
+        granted = call.reservation.granted_max_tokens if call.reservation is not None else None
+        usage, usage_estimated = billed_usage(call.kind, body, response, max_output_tokens=granted)
         if call.kind == "responses" and isinstance(response.get("id"), str):
             call.response_id = response["id"][:80]
         hold = fired = None

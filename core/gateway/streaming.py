@@ -7,7 +7,7 @@ import threading
 from core.budgets.tokens import text_tokens_estimate
 from core.budgets.usage import Usage
 from core.gateway import responses
-from core.gateway.billed_usage import estimated_input_tokens, reported_usage
+from core.gateway.billed_usage import capped, estimated_input_tokens, reported_usage
 from core.gateway.call_state import CallState
 from core.gateway.errors import UpstreamFailed
 from core.gateway.held import new_hold
@@ -99,7 +99,10 @@ class GatewayStream:
         if estimated:
             usage = Usage(
                 input_tokens=estimated_input_tokens(call.kind, call.sent or {}),
-                output_tokens=max(text_tokens_estimate(text), self._chunks),
+                output_tokens=capped(
+                    max(text_tokens_estimate(text), self._chunks),
+                    call.reservation.granted_max_tokens if call.reservation is not None else None,
+                ),
             )
         else:
             usage = self._usage
