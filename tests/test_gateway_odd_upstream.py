@@ -33,27 +33,56 @@ QUESTION = "What are your opening hours on public holidays, and can I return an 
 LEFT_OUT = object()
 
 
-class RewrittenUsage(RecordingTransport):
-    """The simulator, with `usage` of every JSON answer replaced (LEFT_OUT: removed)."""
+class Rewritten(RecordingTransport):
+    """The simulator, each answer it gives a call (not the moderation check) rewritten."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handle_request(request)
+        if answer.status_code != 200 or request.url.path.endswith("/moderations"):
+            return answer
+        return self.rewrite(answer)
+
+    def rewrite(self, answer: httpx.Response) -> httpx.Response:
+        raise NotImplementedError
+
+
+class RewrittenUsage(Rewritten):
+    """Its `usage` replaced (LEFT_OUT: removed)."""
 
     def __init__(self, usage) -> None:
         super().__init__()
         self.usage = usage
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = super().handle_request(request)
-        if (
-            answer.status_code != 200
-            or "json" not in answer.headers.get("content-type", "")
-            or request.url.path.endswith("/moderations")  # the input check before the call
-        ):
-            return answer
+    def rewrite(self, answer: httpx.Response) -> httpx.Response:
         body = json.loads(answer.read())
         body.pop("usage", None)
         if self.usage is not LEFT_OUT:
             body["usage"] = self.usage
         # As a Python server writes it: NaN and Infinity included, which JSON does not allow.
         return httpx.Response(200, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+class TextReplaced(Rewritten):
+    """`old` replaced by `new` in its text, streams included."""
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__()
+        self.old, self.new = old, new
+
+    def rewrite(self, answer: httpx.Response) -> httpx.Response:
+        text = answer.read().decode().replace(self.old, self.new)
+        return httpx.Response(200, content=text.encode(), headers={"content-type": answer.headers["content-type"]})
+
+
+class Replaced(Rewritten):
+    """Replaced whole by `content`."""
+
+    def __init__(self, content: bytes, content_type: str = "application/json") -> None:
+        super().__init__()
+        self.content, self.content_type = content, content_type
+
+    def rewrite(self, answer: httpx.Response) -> httpx.Response:
+        return httpx.Response(200, content=self.content, headers={"content-type": self.content_type})
 
 
 @pytest.fixture
@@ -177,17 +206,6 @@ def test_whatever_usage_an_upstream_reports_the_call_is_answered_and_billed_at_0
     assert row.status == "ok" and row.cost_micro >= 0 and row.input_tokens >= 0 and row.output_tokens >= 0
 
 
-class NotANumber(RecordingTransport):
-    """The simulator, answering NaN and -Infinity where it answers `"logprobs": null`."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = super().handle_request(request)
-        if answer.status_code != 200 or request.url.path.endswith("/moderations"):
-            return answer
-        text = answer.read().decode().replace('"logprobs": null', '"logprobs": {"nan": NaN, "least": -Infinity}')
-        return httpx.Response(200, content=text.encode(), headers={"content-type": answer.headers["content-type"]})
-
-
 def _strict(text: str):
     def refuse(name: str):
         raise AssertionError(f"{name} in an answer: not JSON")
@@ -201,7 +219,7 @@ def nan_upstream(session, directory):
     from tests.test_gateway_http import moderation_off
 
     moderation_off(session)
-    transport = NotANumber()
+    transport = TextReplaced('"logprobs": null', '"logprobs": {"nan": NaN, "least": -Infinity}')
     set_gateway(make_gateway(transport))
     return transport
 
@@ -233,20 +251,6 @@ def test_nan_in_a_streamed_answer_reaches_the_client_as_null(server, nan_upstrea
 
 def _auth(key) -> dict[str, str]:
     return {"authorization": f"Bearer {key.secret}"}
-
-
-class Replaced(RecordingTransport):
-    """The simulator, its answers (not the moderation check's) replaced by `content`."""
-
-    def __init__(self, content: bytes, content_type: str = "application/json") -> None:
-        super().__init__()
-        self.content, self.content_type = content, content_type
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = super().handle_request(request)
-        if request.url.path.endswith("/moderations"):
-            return answer
-        return httpx.Response(200, content=self.content, headers={"content-type": self.content_type})
 
 
 NO_ANSWER = {
@@ -357,33 +361,21 @@ def test_whatever_an_answer_holds_the_call_is_answered_or_an_upstream_failure(se
         assert failed.code == "upstream_malformed"
 
 
-class NegativeStreamUsage(RecordingTransport):
-    """The simulator, reporting a negative prompt token count in its answers (streams too)."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = super().handle_request(request)
-        if answer.status_code != 200 or request.url.path.endswith("/moderations"):
-            return answer
-        text = answer.read().decode().replace('"prompt_tokens": ', '"prompt_tokens": -')
-        return httpx.Response(200, content=text.encode(), headers={"content-type": answer.headers["content-type"]})
-
-
 def test_a_stream_whose_usage_no_call_has_ends_normally_billed_at_an_estimate(session, caller):
     body = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "stream": True}
-    stream = make_gateway(NegativeStreamUsage()).call(caller=caller, request=GatewayRequest(kind="chat", body=body))
+    stream = make_gateway(TextReplaced('"prompt_tokens": ', '"prompt_tokens": -')).call(
+        caller=caller, request=GatewayRequest(kind="chat", body=body)
+    )
     chunks = list(stream)  # no error at the end: the whole answer arrived
     assert any(chunk.get("choices") for chunk in chunks)
     row, ledger = _only_call(session)
     assert row.status == "ok" and row.usage_estimated and row.input_tokens > 0 and ledger.cost_micro > 0
 
 
-class LongerThanAsked(RecordingTransport):
-    """The simulator, answering far more text than max_tokens allows, and no usage."""
+class LongerThanAsked(Rewritten):
+    """Far more text than max_tokens allows, and no usage."""
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = super().handle_request(request)
-        if answer.status_code != 200 or request.url.path.endswith("/moderations"):
-            return answer
+    def rewrite(self, answer: httpx.Response) -> httpx.Response:
         body = json.loads(answer.read())
         body.pop("usage", None)
         body["choices"][0]["message"]["content"] = "many words " * 400

@@ -268,31 +268,9 @@ class Upstream:
                 if status == 429:
                     # The provider's rate limit: the caller may come back when it says.
                     failure.retry_after_s = wait if wait is not None else self.retry.backoff(attempt, self._rng)
-            except openai.APITimeoutError:
+            except (openai.APIConnectionError, answer_shape.MalformedAnswer) as error:  # timeouts included
                 self.breaker.record_failure()
-                wait, failure = (
-                    None,
-                    UpstreamTimeout(
-                        f"The model provider did not answer in time ({attempt} attempt(s))", code="upstream_timeout"
-                    ),
-                )
-            except answer_shape.MalformedAnswer as error:
-                # Not an answer of its kind (a proxy's page sent with 200): the upstream's failure.
-                self.breaker.record_failure()
-                wait, failure = (
-                    None,
-                    UpstreamFailed(
-                        f"The model provider answered with {error} ({attempt} attempt(s))", code="upstream_malformed"
-                    ),
-                )
-            except openai.APIConnectionError as error:
-                self.breaker.record_failure()
-                wait, failure = (
-                    None,
-                    UpstreamFailed(
-                        f"Could not reach the model provider ({attempt} attempt(s)): {error}", code="upstream_error"
-                    ),
-                )
+                wait, failure = None, _failure(error, attempt)
             else:
                 self.breaker.record_success()
                 return value, attempt, (time.perf_counter() - started) * 1000
@@ -301,6 +279,20 @@ class Upstream:
             if wait is not None and wait > self.retry.max_retry_after_s:
                 raise failure
             self._sleep(max(wait or 0.0, self.retry.backoff(attempt, self._rng)))
+
+
+def _failure(error: Exception, attempt: int) -> UpstreamFailed:
+    """What the caller is told of an attempt that got no answer (retried first, as a 5xx is)."""
+    if isinstance(error, openai.APITimeoutError):
+        return UpstreamTimeout(
+            f"The model provider did not answer in time ({attempt} attempt(s))", code="upstream_timeout"
+        )
+    if isinstance(error, answer_shape.MalformedAnswer):
+        # Not an answer of its kind (a proxy's page sent with 200): the upstream's failure.
+        return UpstreamFailed(
+            f"The model provider answered with {error} ({attempt} attempt(s))", code="upstream_malformed"
+        )
+    return UpstreamFailed(f"Could not reach the model provider ({attempt} attempt(s)): {error}", code="upstream_error")
 
 
 _PATHS = {
