@@ -53,7 +53,8 @@ def register(commands: Commands) -> None:
 
 def _print_secret(session: Session, created: keys.CreatedKey) -> None:
     team = identity.get_team(session, created.team_id).name
-    print(f"key {created.key_id} ({created.prefix}…) for team {team}:")
+    # Nothing key-shaped on this line: scripts take the first qk_… word of the output.
+    print(f"key {created.key_id} for team {team}:")
     print(created.secret)
     print("Store it now: Quorum keeps only its hash and cannot show it again.")
 
