@@ -16,6 +16,7 @@ from core.gateway.adapters import BudgetsGate, CatalogPromptSource
 from core.gateway.pipeline import Gateway
 from core.gateway.upstream import CircuitBreaker, RetryPolicy, Upstream
 from core.gateway.wiring import set_gateway
+from core.http.bounded_head import BoundedHeadProtocol
 from core.http.routes import http_middleware, http_routes
 from core.identity import keys
 from core.identity.people import team_by_name
@@ -74,6 +75,7 @@ class Server:
             log_level="warning",
             lifespan="off",
             proxy_headers=proxy_headers,
+            http=BoundedHeadProtocol,  # as both of Quorum's servers read requests
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -74,6 +74,14 @@ def test_quorum_run_tells_uvicorn_to_leave_the_client_address_alone(restore_bind
     assert starlette_server._get_uvicorn_config_kwargs()["proxy_headers"] is False
 
 
+def test_quorum_run_reads_requests_with_the_bounded_head_protocol(restore_bind):
+    from core.http.bounded_head import BoundedHeadProtocol
+
+    assert "http" not in starlette_server._get_uvicorn_config_kwargs()  # httptools, unbounded
+    server.install()
+    assert starlette_server._get_uvicorn_config_kwargs()["http"] is BoundedHeadProtocol
+
+
 def test_install_refuses_a_streamlit_that_binds_otherwise(monkeypatch):
     monkeypatch.delattr(starlette_server, "_bind_socket")
     with pytest.raises(RuntimeError, match="_bind_socket is gone"):

@@ -30,6 +30,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from core import db, migrate
 from core.errors import ValidationError
+from core.http.bounded_head import BoundedHeadProtocol
 from core.http.routes import http_middleware, http_routes, start_moderation_probe
 from core.ops import logs, metrics
 from core.settings import settings
@@ -104,6 +105,8 @@ def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> 
             workers=workers,
             # Quorum decides whom to believe about the client's address (core.http.client_address).
             proxy_headers=False,
+            # httptools, with a bound on a request's headers (core.http.bounded_head).
+            http=BoundedHeadProtocol,
             # Every call is in the call log already; a line per request would only cost CPU.
             access_log=False,
             log_level=log_level,

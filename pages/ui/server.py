@@ -9,10 +9,12 @@ OpenAI SDK client of the gateway) the body waited for the client's delayed ACK: 
 40 ms added to every call. Accepted connections inherit TCP_NODELAY from the listening
 socket, so setting it there once covers them all.
 
-And one fix to its uvicorn options: uvicorn believes ``X-Forwarded-For`` from any caller
+And two to its uvicorn options: uvicorn believes ``X-Forwarded-For`` from any caller
 on loopback and replaces the client's address with it before Quorum sees the request;
 Quorum decides whom to believe itself (core.http.client_address, QUORUM_TRUSTED_PROXIES),
-so the server is told to pass the connecting address through untouched.
+so the server is told to pass the connecting address through untouched. And its HTTP
+protocol bounds a request's headers, which httptools reads at any length
+(core.http.bounded_head).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ def no_delay(bind: Callable[..., socket.socket]) -> Callable[..., socket.socket]
 
 
 def without_proxy_headers(options: Callable[[], dict]) -> Callable[[], dict]:
-    """uvicorn options with its own X-Forwarded-For handling turned off."""
+    """uvicorn options with its own X-Forwarded-For handling turned off, and its HTTP protocol
+    bounding a request's headers (core.http.bounded_head)."""
+    from core.http.bounded_head import BoundedHeadProtocol
 
     def options_without_proxy_headers() -> dict:
-        return {**options(), "proxy_headers": False}
+        return {**options(), "proxy_headers": False, "http": BoundedHeadProtocol}
 
     setattr(options_without_proxy_headers, _NO_PROXY_HEADERS, True)
     return options_without_proxy_headers
