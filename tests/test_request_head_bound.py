@@ -11,6 +11,7 @@ import re
 import socket
 import time
 
+import httpx
 import pytest
 
 from core.http.bounded_head import MAX_HEAD_BYTES
@@ -95,3 +96,38 @@ def test_quorum_gateway_serve_bounds_the_head_too(db_url):
     finally:
         gateway.stop()
         upstream.stop()
+
+
+@pytest.fixture
+def quick_head_timeout(monkeypatch):
+    from core.http import bounded_head
+
+    monkeypatch.setattr(bounded_head, "HEAD_TIMEOUT_S", 0.5)
+    return 0.5
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: quo"], ids=["nothing", "half a head"])
+def test_a_head_not_finished_in_time_is_a_408_and_the_connection_closed(server, quick_head_timeout, sent):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_WITHIN_S) as connection:
+        started = time.monotonic()
+        connection.sendall(sent)
+        answer = connection.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408 ") and connection.recv(4096) == b""  # then closed
+    assert quick_head_timeout <= time.monotonic() - started < ANSWER_WITHIN_S
+
+
+def test_an_answer_slower_than_the_head_timeout_is_not_cut_and_the_connection_serves_on(
+    server, session, directory, quick_head_timeout
+):
+    """The next head's time starts when an answer is out, not when its request arrived."""
+    from core.gateway.wiring import set_gateway
+    from core.simulator import SimulatorConfig
+    from tests.gateway_support import MODEL, RecordingTransport, make_gateway, new_key
+    from tests.test_gateway_http import moderation_off
+
+    moderation_off(session)
+    set_gateway(make_gateway(RecordingTransport(SimulatorConfig(latency_ms=3 * quick_head_timeout * 1000))))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(base_url=server.base_url, headers={"authorization": f"Bearer {new_key(session).secret}"}) as http:
+        for _ in range(2):  # one kept-alive connection
+            assert http.post("/chat/completions", json=body, timeout=ANSWER_WITHIN_S).status_code == 200
