@@ -387,3 +387,16 @@ def test_an_estimate_never_bills_more_output_than_the_budget_held_room_for(sessi
     make_gateway(LongerThanAsked()).call(caller=caller, request=GatewayRequest(kind="chat", body=body))
     row, ledger = _only_call(session)
     assert row.usage_estimated and row.output_tokens == 10 == ledger.output_tokens
+
+
+def test_a_playground_or_ab_call_shows_the_answer_when_the_upstream_reports_odd_usage(session, caller):
+    """The playground and A/B runs read the gateway's answer: odd usage made their cell an error."""
+    from core.experiments.gateway_call import gateway_call
+    from core.gateway.wiring import set_gateway
+
+    set_gateway(make_gateway(RewrittenUsage({"prompt_tokens": -5, "completion_tokens": 3})))
+    call = gateway_call(actor=caller.actor, team_id=caller.team_id)
+    result = call([{"role": "user", "content": QUESTION}], MODEL, {}, None)
+    assert result.text and result.cost_micro > 0
+    row, _ledger = _only_call(session)
+    assert row.usage_estimated and row.cost_micro == result.cost_micro

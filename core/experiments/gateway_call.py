@@ -17,9 +17,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.budgets.usage import Usage, usage_from_openai
+from core.budgets.usage import Usage
 from core.errors import BudgetExceeded
 from core.experiments.calls import Call, CallResult, Message, RateLimited, ToolCall
+from core.gateway.billed_usage import reported_usage
 from core.gateway.call_state import Caller
 from core.gateway.errors import UpstreamFailed
 from core.gateway.pipeline import GatewayRequest
@@ -73,7 +74,8 @@ def result_of(body: dict[str, Any], *, latency_ms: float, cost_micro: int) -> Ca
     """A chat completion body (as the gateway returns it) as the engine's CallResult."""
     choices = body.get("choices") or [{}]
     message = choices[0].get("message") or {}
-    usage = usage_from_openai(body["usage"]) if body.get("usage") else Usage(input_tokens=0)
+    # An upstream may report no usage a call can have; the gateway billed an estimate then.
+    usage = reported_usage(body.get("usage")) or Usage(input_tokens=0)
     tool_calls = tuple(
         ToolCall((c.get("function") or {}).get("name", ""), (c.get("function") or {}).get("arguments", ""))
         for c in message.get("tool_calls") or ()
