@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 
 _PATCHED = "_quorum_no_delay"
-_NO_PROXY_HEADERS = "_quorum_no_proxy_headers"
+_OWN_OPTIONS = "_quorum_own_options"
 
 
 def no_delay(bind: Callable[..., socket.socket]) -> Callable[..., socket.socket]:
@@ -40,16 +40,16 @@ def no_delay(bind: Callable[..., socket.socket]) -> Callable[..., socket.socket]
     return bind_without_nagle
 
 
-def without_proxy_headers(options: Callable[[], dict]) -> Callable[[], dict]:
+def with_quorum_options(options: Callable[[], dict]) -> Callable[[], dict]:
     """uvicorn options with its own X-Forwarded-For handling turned off, and its HTTP protocol
     bounding a request's headers (core.http.bounded_head)."""
     from core.http.bounded_head import BoundedHeadProtocol
 
-    def options_without_proxy_headers() -> dict:
+    def quorum_options() -> dict:
         return {**options(), "proxy_headers": False, "http": BoundedHeadProtocol}
 
-    setattr(options_without_proxy_headers, _NO_PROXY_HEADERS, True)
-    return options_without_proxy_headers
+    setattr(quorum_options, _OWN_OPTIONS, True)
+    return quorum_options
 
 
 def install() -> None:
@@ -66,8 +66,8 @@ def install() -> None:
     bind, options = starlette_server._bind_socket, starlette_server._get_uvicorn_config_kwargs
     if not getattr(bind, _PATCHED, False):
         starlette_server._bind_socket = no_delay(bind)
-    if not getattr(options, _NO_PROXY_HEADERS, False):
-        starlette_server._get_uvicorn_config_kwargs = without_proxy_headers(options)
+    if not getattr(options, _OWN_OPTIONS, False):
+        starlette_server._get_uvicorn_config_kwargs = with_quorum_options(options)
 
 
 def main() -> None:
