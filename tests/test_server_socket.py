@@ -82,6 +82,12 @@ def test_quorum_run_reads_requests_with_the_bounded_head_protocol(restore_bind):
     assert starlette_server._get_uvicorn_config_kwargs()["http"] is BoundedHeadProtocol
 
 
+def test_quorum_run_bounds_what_a_browser_sends_in_one_message(restore_bind):
+    assert starlette_server._get_uvicorn_config_kwargs()["ws_max_size"] == 200_000_000  # Streamlit's
+    server.install()
+    assert starlette_server._get_uvicorn_config_kwargs()["ws_max_size"] == server.BROWSER_MESSAGE_BYTES
+
+
 def test_install_refuses_a_streamlit_that_binds_otherwise(monkeypatch):
     monkeypatch.delattr(starlette_server, "_bind_socket")
     with pytest.raises(RuntimeError, match="_bind_socket is gone"):

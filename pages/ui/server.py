@@ -9,12 +9,13 @@ OpenAI SDK client of the gateway) the body waited for the client's delayed ACK: 
 40 ms added to every call. Accepted connections inherit TCP_NODELAY from the listening
 socket, so setting it there once covers them all.
 
-And two to its uvicorn options: uvicorn believes ``X-Forwarded-For`` from any caller
+And three to its uvicorn options: uvicorn believes ``X-Forwarded-For`` from any caller
 on loopback and replaces the client's address with it before Quorum sees the request;
 Quorum decides whom to believe itself (core.http.client_address, QUORUM_TRUSTED_PROXIES),
 so the server is told to pass the connecting address through untouched. And its HTTP
 protocol bounds a request's headers, which httptools reads at any length
-(core.http.bounded_head).
+(core.http.bounded_head), and a browser's websocket messages are bounded well below the
+200 MB Streamlit allows (BROWSER_MESSAGE_BYTES).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ import sys
 from collections.abc import Callable
 
 _PATCHED = "_quorum_no_delay"
+# What a browser sends the dashboard in one websocket message: widget values (a prompt or a
+# pasted test set is at most 1 MB, core.catalog.yaml_io); files go by HTTP upload instead.
+# Streamlit lets a message be as large as the largest it sends (server.maxMessageSize, 200 MB),
+# and the socket is open before anyone signs in: a 150 MB message from a stranger grew the
+# server by 290 MB before it was refused. This bound is read from the frame's header, so a
+# larger message is refused before its body is read. (What the server sends is not bounded here.)
+BROWSER_MESSAGE_BYTES = 8_000_000
 _OWN_OPTIONS = "_quorum_own_options"
 
 
@@ -41,12 +49,19 @@ def no_delay(bind: Callable[..., socket.socket]) -> Callable[..., socket.socket]
 
 
 def with_quorum_options(options: Callable[[], dict]) -> Callable[[], dict]:
-    """uvicorn options with its own X-Forwarded-For handling turned off, and its HTTP protocol
-    bounding a request's headers (core.http.bounded_head)."""
+    """uvicorn options with its own X-Forwarded-For handling turned off, its HTTP protocol
+    bounding a request's headers (core.http.bounded_head), and a smaller bound on what a
+    browser may send in one websocket message (BROWSER_MESSAGE_BYTES)."""
     from core.http.bounded_head import BoundedHeadProtocol
 
     def quorum_options() -> dict:
-        return {**options(), "proxy_headers": False, "http": BoundedHeadProtocol}
+        given = options()
+        return {
+            **given,
+            "proxy_headers": False,
+            "http": BoundedHeadProtocol,
+            "ws_max_size": min(given.get("ws_max_size") or BROWSER_MESSAGE_BYTES, BROWSER_MESSAGE_BYTES),
+        }
 
     setattr(quorum_options, _OWN_OPTIONS, True)
     return quorum_options
