@@ -108,12 +108,13 @@ def quick_head_timeout(monkeypatch):
 
 @pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: quo"], ids=["nothing", "half a head"])
 def test_a_head_not_finished_in_time_is_a_408_and_the_connection_closed(server, quick_head_timeout, sent):
+    started = time.monotonic()  # before the connection: the server's clock starts when it accepts
     with socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_WITHIN_S) as connection:
-        started = time.monotonic()
         connection.sendall(sent)
         answer = connection.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408 ") and connection.recv(4096) == b""  # then closed
-    assert quick_head_timeout <= time.monotonic() - started < ANSWER_WITHIN_S
+    # Not at once, and not long after (the event loop's timer may fire a little early).
+    assert 0.8 * quick_head_timeout <= time.monotonic() - started < ANSWER_WITHIN_S
 
 
 def test_an_answer_slower_than_the_head_timeout_is_not_cut_and_the_connection_serves_on(
