@@ -225,7 +225,7 @@ def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, seque
     import openai
 
     from core.gateway.pipeline import Caller, GatewayRequest
-    from core.identity import keys
+    from core.identity import key_auth
 
     port = _free_port()
     database_pid = _database_pid(setup.url)
@@ -254,7 +254,7 @@ def _measure(setup: Setup, *, kind: str, args, sim_url: str, sim_pid: int, seque
         found: dict = {}
         if sequential:
             gateway = _gateway(sim_url)
-            identity = keys.KeyIdentity(key_id=setup.key.key_id, team_id=setup.team, prefix=setup.key.prefix)
+            identity = key_auth.KeyIdentity(key_id=setup.key.key_id, team_id=setup.team, prefix=setup.key.prefix)
             caller = Caller.for_key(identity)
             in_process = {
                 "in-process": lambda i: gateway.call(caller=caller, request=GatewayRequest(kind=args.api, body=body(i)))

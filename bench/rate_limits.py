@@ -43,7 +43,7 @@ def main() -> None:
     from core.gateway.adapters import BudgetsGate, CatalogPromptSource
     from core.gateway.pipeline import Caller, Gateway, GatewayRequest
     from core.gateway.upstream import CircuitBreaker, Upstream
-    from core.identity import keys
+    from core.identity import key_auth, keys
     from core.identity.people import team_by_name
     from core.permissions import Actor
     from core.simulator import SIMULATOR_API_KEY, SIMULATOR_BASE_URL, SimulatorTransport
@@ -66,7 +66,7 @@ def main() -> None:
                 )
             secret = keys.create_key(session=session, actor=admin, team_id=team, label="bench").secret
             callers["with limits" if limited else "without"] = Caller.for_key(
-                keys.authenticate(secret, client_ip="127.0.0.1")
+                key_auth.authenticate(secret, client_ip="127.0.0.1")
             )
 
     client = openai.OpenAI(

@@ -12,7 +12,7 @@ from core.catalog.escalation import EscalationRule
 from core.catalog.spec import MessageSpec, ModelParams, PromptSpec, VariableSpec, VersionSpec
 from core.gateway.call_state import Caller
 from core.gateway.pipeline import GatewayRequest, PromptCall
-from core.identity import keys
+from core.identity import key_auth, keys
 from core.identity.people import team_by_name
 from core.models.catalog import PromptVersion
 from core.permissions import Actor
@@ -61,7 +61,7 @@ def create_prompt(session, directory, rules: tuple[EscalationRule, ...], *, appr
 
 def key_caller(session, team: str = "Support") -> Caller:
     created = keys.create_key(session=session, actor=SYSTEM, team_id=team_by_name(session, team).id)
-    return Caller.for_key(keys.authenticate(created.secret))
+    return Caller.for_key(key_auth.authenticate(created.secret))
 
 
 def call_prompt(gateway, caller: Caller, variables: dict[str, Any] | None = None, **body):

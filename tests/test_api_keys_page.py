@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from core.identity import keys
+from core.identity import key_auth
 from core.models.keys import ApiKey
 from core.permissions import Role
 from tests.test_pages import EMAIL_BY_ROLE, errors_of, signed_in
@@ -31,7 +31,7 @@ def test_the_new_secret_survives_other_clicks_until_it_is_marked_copied(session,
     [secret] = _shown_secrets(at)
     session.rollback()
     stored = session.exec(select(ApiKey)).one()
-    assert keys.hash_key(secret) == stored.key_hash  # what is shown is the key that works
+    assert key_auth.hash_key(secret) == stored.key_hash  # what is shown is the key that works
 
     # Anything else the admin does first (here: asking to revoke, then cancelling) keeps it.
     at.button(key="revoke_key").click().run()

@@ -41,7 +41,7 @@ from core.experiments import testset_store
 from core.experiments.runner import VariantChoice
 from core.gateway import policies
 from core.gateway.held import decide
-from core.identity import keys
+from core.identity import key_auth, keys
 from core.identity import people as identity
 from core.retention import holds
 from core.settings import reset_settings
@@ -752,15 +752,15 @@ def test_a_secret_anywhere_in_any_json_body_never_reaches_upstream_or_storage(ga
     assert raw_copies_in_database([canary.needle]) == []
 
 
-_keys: dict[int, keys.KeyIdentity] = {}
+_keys: dict[int, key_auth.KeyIdentity] = {}
 
 
-def _key_for(session) -> keys.KeyIdentity:
+def _key_for(session) -> key_auth.KeyIdentity:
     """One team key per test (Hypothesis runs the body many times with the same fixtures)."""
     if id(session) not in _keys:
         created = new_key(session)
         _keys.clear()
-        _keys[id(session)] = keys.KeyIdentity(key_id=created.key_id, team_id=team_id(session), prefix="qk")
+        _keys[id(session)] = key_auth.KeyIdentity(key_id=created.key_id, team_id=team_id(session), prefix="qk")
     return _keys[id(session)]
 
 

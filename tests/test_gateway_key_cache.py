@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, update
 
 from core import clock, db
-from core.identity import keys
+from core.identity import key_auth, keys
 from core.models.keys import ApiKey
 from tests.gateway_support import ADMIN, HELLO, MODEL, client, new_key
 from tests.scale_out_support import GatewayServer, Simulator
@@ -22,9 +22,9 @@ from tests.test_scale_out import governed_team
 
 @pytest.fixture(autouse=True)
 def _fresh_copy():
-    keys.forget_keys()
+    key_auth.forget_keys()
     yield
-    keys.forget_keys()
+    key_auth.forget_keys()
 
 
 def _key_reads(engine) -> list[str]:
@@ -79,7 +79,7 @@ def test_a_rotated_key_expires_after_its_grace_although_it_was_kept(server, gate
 
 def test_a_revocation_made_elsewhere_applies_within_the_ttl(server, gateway, session, monkeypatch):
     # Another process revokes: this one's copy is not cleared, so the row must be read again.
-    monkeypatch.setattr(keys, "KEY_CACHE_TTL_S", 0.3)
+    monkeypatch.setattr(key_auth, "KEY_CACHE_TTL_S", 0.3)
     key = new_key(session)
     c = client(server, key)
     c.chat.completions.create(model=MODEL, messages=HELLO)
@@ -93,11 +93,11 @@ def test_a_revocation_made_elsewhere_applies_within_the_ttl(server, gateway, ses
 
 def test_made_up_keys_are_not_kept(server, gateway, session):
     new_key(session)
-    before = len(keys._known)
+    before = len(key_auth._known)
     for i in range(20):
         answer = httpx.get(f"{server.base_url}/models", headers={"authorization": f"Bearer qk_live_{i:043d}"})
         assert answer.status_code == 401
-    assert len(keys._known) == before
+    assert len(key_auth._known) == before
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_a_gateway_process_refuses_a_key_revoked_from_the_dashboard_within_the_t
         keys.revoke_key(session=session, actor=ADMIN, key_id=key_id)  # this process: another one
         revoked = time.monotonic()
         while status() == 200:
-            assert time.monotonic() - revoked < keys.KEY_CACHE_TTL_S + 2, "the revoked key was still accepted"
+            assert time.monotonic() - revoked < key_auth.KEY_CACHE_TTL_S + 2, "the revoked key was still accepted"
             time.sleep(0.1)
         assert [status() for _ in range(3)] == [401, 401, 401]
     finally:

@@ -48,12 +48,12 @@ def test_connections_the_server_ended_are_replaced_at_checkout(db_url):
 
 def test_a_gateway_call_after_the_server_ended_every_connection_succeeds(db_url, gateway, directory, session):
     from core.gateway.pipeline import Caller, GatewayRequest
-    from core.identity import keys
+    from core.identity import key_auth, keys
     from core.identity.people import team_by_name
 
     support = team_by_name(session, "Support").id
     key = keys.create_key(session=session, actor=directory.admin, team_id=support, label="app")
-    caller = Caller.for_key(keys.authenticate(key.secret))
+    caller = Caller.for_key(key_auth.authenticate(key.secret))
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
     request = GatewayRequest(kind="chat", body=body)
     gateway.call(caller=caller, request=request)  # the pool now holds connections to the server

@@ -22,7 +22,7 @@ from core.errors import BudgetExceeded
 from core.gateway import policies, writeback
 from core.gateway.adapters import BudgetsGate
 from core.gateway.pipeline import Caller, GatewayRequest, PromptCall
-from core.identity import keys
+from core.identity import key_auth, keys
 from core.identity.people import team_by_name
 from core.models.budgets import UsageRecord
 from core.models.gateway import GatewayCall
@@ -372,7 +372,7 @@ def traffic(session, directory):
         data=budget_config.BudgetInput(cap_usd="0.004"),
     )
     key = keys.create_key(session=session, actor=ADMIN, team_id=legal, label="app")
-    key_identity = keys.authenticate(key.secret)
+    key_identity = key_auth.authenticate(key.secret)
     gateway = make_gateway(RecordingTransport())
     engineer = directory.by_email("tom.becker@example.com")
     callers = [

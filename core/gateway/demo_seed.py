@@ -20,7 +20,7 @@ from core.gateway import policies
 from core.gateway.adapters import BudgetsGate, CatalogPromptSource
 from core.gateway.pipeline import Caller, Gateway, GatewayRequest, PromptCall
 from core.gateway.upstream import CircuitBreaker, Upstream
-from core.identity import keys
+from core.identity import key_auth, keys
 from core.identity import people as identity
 from core.permissions import Actor
 from core.simulator import SimulatorConfig
@@ -42,7 +42,7 @@ def seed_gateway(session: Session) -> None:
     key = keys.create_key(session=session, actor=SYSTEM, team_id=support, label="Help desk integration")
     # Flagged requests wait for a governance lead rather than being refused outright.
     policies.set_team_policy(session=session, actor=SYSTEM, team_id=support, pii_action="redact", moderation="hold")
-    app = Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=support, prefix=key.prefix))
+    app = Caller.for_key(key_auth.KeyIdentity(key_id=key.key_id, team_id=support, prefix=key.prefix))
     others = {name: _team_key(session, name) for name in ("Data", "Marketing")}
     tom = identity.actor_for_email(session, "tom.becker@example.com")
     gateway = Gateway(
@@ -183,7 +183,7 @@ def seed_gateway(session: Session) -> None:
 def _team_key(session: Session, team_name: str) -> Caller:
     team = identity.team_by_name(session, team_name).id
     key = keys.create_key(session=session, actor=SYSTEM, team_id=team, label=f"{team_name} reporting")
-    return Caller.for_key(keys.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
+    return Caller.for_key(key_auth.KeyIdentity(key_id=key.key_id, team_id=team, prefix=key.prefix))
 
 
 def _call(gateway: Gateway, caller: Caller, request: GatewayRequest) -> None:

@@ -1,5 +1,5 @@
 """The gateway's refusals, each mapped to one HTTP status by core.http (`error_response` in
-core/http/gateway_api.py). A missing or bad key is `core.errors.Unauthenticated`: identity
+core/http/openai_errors.py). A missing or bad key is `core.errors.Unauthenticated`: identity
 raises it, below the gateway."""
 
 from __future__ import annotations

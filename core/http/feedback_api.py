@@ -14,7 +14,8 @@ from starlette.routing import Route
 from core import db
 from core.errors import QuorumError
 from core.gateway.feedback import record_feedback
-from core.http.gateway_api import caller_before_body, error_response, json_body
+from core.http.call_input import caller_before_body, json_body
+from core.http.openai_errors import error_response
 
 
 async def feedback(request: Request) -> Response:
